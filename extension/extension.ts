@@ -1,0 +1,3 @@
+// placeholder until the extension lands
+export function activate(): void {}
+export function deactivate(): void {}

@@ -1,0 +1,25 @@
+// Interfaces between the imaging engine and the filesystem / partition-table readers.
+
+/** Random access to a byte range (a whole disk, or one partition with positions relative to its start). */
+export interface ByteReader {
+  readonly size: number;
+  /** Reads exactly `length` bytes at `position` (zero-filled past the end). */
+  read(position: number, length: number): Promise<Buffer>;
+}
+
+/** What a filesystem reader found: which blocks of the partition hold data and must be imaged. */
+export interface UsedBlocks {
+  fs: 'ext2' | 'ext3' | 'ext4' | 'vfat' | 'ntfs';
+  label?: string;
+  uuid?: string;
+  /** Bytes per bitmap bit (the filesystem block or cluster size, or the sector size for FAT's reserved area granularity). */
+  blockSize: number;
+  /** Bytes in use according to the filesystem (blocks set in `bitmap` × blockSize). */
+  usedBytes: number;
+  /**
+   * Bit i (LSB first: byte i>>3, bit i&7) set = bytes [i*blockSize, (i+1)*blockSize) of the partition must be imaged.
+   * Covers the whole partition (ceil(partitionSize / blockSize) bits); anything the filesystem does not
+   * describe (boot sectors, the area past the last block, NTFS's backup boot sector) is marked used.
+   */
+  bitmap: Uint8Array;
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages devsnap's tests, demo and benchmarks use, when any is missing.
+# Needs root (CI runs as root); on a machine that already has them it does nothing.
+set -euo pipefail
+pkgs=(fdisk gdisk dosfstools mtools e2fsprogs ntfs-3g attr zstd util-linux chromium libkrb5-dev)
+[ "${1:-}" = "--bench" ] && pkgs+=(partclone restic borgbackup pv)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "devsnap: missing Debian packages: ${missing[*]}. Install them with: sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+echo "devsnap: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null

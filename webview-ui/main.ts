@@ -1,0 +1,2 @@
+// placeholder until the panel lands
+export {};
