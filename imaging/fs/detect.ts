@@ -1,0 +1,17 @@
+// Picks the filesystem reader for a partition. ext first (strongest magic), FAT last (loosest check).
+
+import { readExt } from './ext';
+import { readFat } from './fat';
+import { readNtfs } from './ntfs';
+import type { ByteReader, UsedBlocks } from './types';
+
+const READERS = [readExt, readNtfs, readFat];
+
+/** The used blocks of the filesystem on `p`, or null when no supported filesystem is found. */
+export async function detectFilesystem(p: ByteReader): Promise<UsedBlocks | null> {
+  for (const read of READERS) {
+    const found = await read(p);
+    if (found) return found;
+  }
+  return null;
+}
