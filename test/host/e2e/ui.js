@@ -1,0 +1,96 @@
+// Workbench helpers for the Playwright e2e tests (selectors of VS Code's DOM, as of code-server 4.139
+// / VS Code 1.10x). bind(page) returns them with the page filled in.
+'use strict';
+
+const QUICK_INPUT = '.quick-input-widget';
+
+/** Opens the workbench and waits until it is interactive. */
+async function open(page, url, timeout = 60000) {
+  await page.goto(url);
+  await page.locator('.monaco-workbench').waitFor({ timeout });
+  // The status bar appears once the workbench has restored its parts.
+  await page.locator('.part.statusbar').waitFor({ timeout });
+}
+
+/** F1, type the command title, pick the matching row. */
+async function runCommand(page, title, timeout = 20000) {
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('F1');
+  const input = page.locator(`${QUICK_INPUT} input`);
+  await input.waitFor({ state: 'visible', timeout });
+  await input.fill(`>${title}`);
+  const row = page.locator(`${QUICK_INPUT} .quick-input-list .monaco-list-row`, { hasText: title }).first();
+  await row.waitFor({ timeout });
+  await row.click();
+}
+
+/** Waits for the quick pick to show a row containing `text` and picks it. */
+async function pick(page, text, timeout = 30000) {
+  const row = page.locator(`${QUICK_INPUT} .quick-input-list .monaco-list-row`, { hasText: text }).first();
+  await row.waitFor({ timeout });
+  await row.click();
+}
+
+/** Waits for an input box (quick input without a list), replaces its value and presses Enter. */
+async function inputBox(page, value, timeout = 20000) {
+  const input = page.locator(`${QUICK_INPUT} input`);
+  await input.waitFor({ state: 'visible', timeout });
+  await input.fill(value);
+  await page.keyboard.press('Enter');
+}
+
+/** Clicks the activity-bar entry whose label starts with `label` (opens its view container). */
+async function openViewContainer(page, label, timeout = 20000) {
+  const item = page.locator(`.activitybar .action-item a[aria-label^="${label}"], .activitybar li.action-item[aria-label^="${label}"]`).first();
+  await item.waitFor({ timeout });
+  const container = page.locator('.part.sidebar');
+  // Clicking an already open container closes it.
+  const open = await container.isVisible() && (await page.locator(`.part.sidebar .composite.title h2, .part.sidebar .title-label h2`).first().textContent().catch(() => ''))?.toLowerCase().includes(label.toLowerCase());
+  if (!open) await item.click();
+  await container.waitFor({ state: 'visible', timeout });
+}
+
+/** A row of a tree/list in the side bar, by text. */
+function treeRow(page, text) {
+  return page.locator('.part.sidebar .monaco-list-row', { hasText: text }).first();
+}
+
+/** Right-clicks `locator` and chooses `item` from the context menu. */
+async function contextMenu(page, locator, item, timeout = 10000) {
+  await locator.click({ button: 'right' });
+  const menu = page.locator('.context-view .monaco-menu, .monaco-menu-container .monaco-menu').first();
+  await menu.waitFor({ timeout });
+  const entry = menu.locator('.action-item .action-label', { hasText: item }).first();
+  await entry.waitFor({ timeout });
+  await entry.click();
+}
+
+/** Opens the Notifications center and waits for a notification containing `text`. */
+async function notification(page, text, timeout = 30000) {
+  const center = page.locator('.notifications-center');
+  if (!(await center.isVisible().catch(() => false))) await runCommand(page, 'Notifications: Show Notifications');
+  await center.locator('.notification-list-item', { hasText: text }).first().waitFor({ timeout });
+}
+
+/** Closes the Notifications center (if open). */
+async function hideNotifications(page) {
+  if (await page.locator('.notifications-center.visible, .notifications-center:visible').count()) {
+    await runCommand(page, 'Notifications: Hide Notifications').catch(() => page.keyboard.press('Escape'));
+  }
+}
+
+function bind(page) {
+  return {
+    open: (url, timeout) => open(page, url, timeout),
+    runCommand: (title, timeout) => runCommand(page, title, timeout),
+    pick: (text, timeout) => pick(page, text, timeout),
+    inputBox: (value, timeout) => inputBox(page, value, timeout),
+    openViewContainer: (label, timeout) => openViewContainer(page, label, timeout),
+    treeRow: (text) => treeRow(page, text),
+    contextMenu: (locator, item, timeout) => contextMenu(page, locator, item, timeout),
+    notification: (text, timeout) => notification(page, text, timeout),
+    hideNotifications: () => hideNotifications(page),
+  };
+}
+
+module.exports = { bind, open, runCommand, pick, inputBox, openViewContainer, treeRow, contextMenu, notification, hideNotifications };
