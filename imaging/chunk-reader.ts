@@ -1,0 +1,38 @@
+// Reads chunks back from the repository: stored bytes -> (decrypt) -> decompress in a worker ->
+// check the content address. Every byte devsnap restores, exports or verifies passes through here.
+import { DevsnapError } from './errors';
+import { Repository } from './repo/repository';
+import { WorkerPool } from './worker-pool';
+
+export class ChunkDamage extends DevsnapError {
+  constructor(readonly chunkId: string, detail: string) {
+    super('DAMAGED', `Chunk ${chunkId.slice(0, 12)}… is damaged: ${detail}.`, 'Run `devsnap verify` to see which snapshots and byte ranges are affected; restore from another snapshot.');
+  }
+}
+
+export class ChunkReader {
+  constructor(private readonly repo: Repository, private readonly pool: WorkerPool) {}
+
+  async read(id: string): Promise<Buffer> {
+    let frame: Buffer;
+    let rawLength: number;
+    try {
+      const s = await this.repo.readStored(id);
+      frame = s.frame;
+      rawLength = s.loc.rawLength;
+    } catch (err) {
+      if (err instanceof DevsnapError && err.code === 'DAMAGED') throw new ChunkDamage(id, err.message.replace(/\.$/, ''));
+      throw err;
+    }
+    let raw: Buffer;
+    let hash: string;
+    try {
+      ({ raw, hash } = await this.pool.decompress(frame, rawLength));
+    } catch {
+      throw new ChunkDamage(id, 'its compressed data is corrupt');
+    }
+    const actual = this.repo.cipher.encrypted ? this.repo.cipher.chunkId(raw) : hash;
+    if (actual !== id) throw new ChunkDamage(id, 'its content does not match its hash');
+    return raw;
+  }
+}

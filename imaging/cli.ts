@@ -1,0 +1,396 @@
+// The `devsnap` command line. Every command that reports takes --json (one JSON object on stdout;
+// errors as {"error": ErrorInfo} with the exit codes in errors.ts). See README "CLI".
+import * as fs from 'fs';
+import * as readline from 'readline';
+import { Command, Option } from 'commander';
+import { DevsnapError, EXIT_CODES, toDevsnapError } from './errors';
+import { Repository, DEFAULT_CHUNK_SIZE } from './repo/repository';
+import { Manifest, summarize } from './repo/manifest';
+import { breakLocks } from './repo/lock';
+import { takeSnapshot } from './snapshot';
+import { restoreSnapshot, planRestore } from './restore';
+import { verifySnapshots, recordVerification } from './verify';
+import { checkRepository } from './check';
+import { applyPolicy, forgetSnapshots, prune } from './retention';
+import { listDisks } from './disks';
+import { diffSnapshots } from './diff';
+import { exportSnapshot, importSnapshot } from './export';
+import { chooseProgressMode, ProgressPrinter } from './cli-output';
+import { formatBytes, formatDuration } from './format';
+import type { ProgressEvent } from './protocol';
+
+interface GlobalOpts {
+  repo?: string;
+  passwordFile?: string;
+  json?: boolean;
+  progress?: string;
+}
+
+const program = new Command();
+const abort = new AbortController();
+let printer: ProgressPrinter | null = null;
+
+function globals(cmd: Command): GlobalOpts {
+  return cmd.optsWithGlobals() as GlobalOpts;
+}
+
+const log = (msg: string) => process.stderr.write(`devsnap: ${msg}\n`);
+
+function password(g: GlobalOpts): string | undefined {
+  if (g.passwordFile) {
+    try {
+      return fs.readFileSync(g.passwordFile, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw toDevsnapError(err, `the password file ${g.passwordFile}`);
+    }
+  }
+  return process.env.DEVSNAP_PASSWORD || undefined;
+}
+
+function repoDir(g: GlobalOpts): string {
+  const dir = g.repo ?? process.env.DEVSNAP_REPO;
+  if (!dir) throw new DevsnapError('USAGE', 'No repository given.', 'Pass --repo DIR or set DEVSNAP_REPO.');
+  return dir;
+}
+
+/** Opens the repository, takes its lock, loads the index, runs `fn`, and always releases. */
+async function withRepo<T>(g: GlobalOpts, exclusive: boolean, purpose: string, fn: (repo: Repository) => Promise<T>, create = false): Promise<T> {
+  const dir = repoDir(g);
+  const repo = create ? await Repository.openOrInit(dir, { password: password(g) }, log) : await Repository.open(dir, { password: password(g) }, log);
+  const lock = await repo.lock(exclusive, purpose);
+  try {
+    await repo.loadIndex();
+    return await fn(repo);
+  } finally {
+    await repo.close();
+    await lock.release();
+  }
+}
+
+function progressSink(g: GlobalOpts): (e: ProgressEvent) => void {
+  printer = new ProgressPrinter(chooseProgressMode(g.progress, !!g.json));
+  return printer.sink;
+}
+
+/** Prints the result: JSON, or the human text. */
+function report(g: GlobalOpts, json: unknown, human: () => string): void {
+  printer?.stop();
+  if (g.json) process.stdout.write(JSON.stringify(json, null, 2) + '\n');
+  else {
+    const text = human();
+    if (text) process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+  }
+}
+
+const table = (rows: string[][]) => {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+};
+
+async function confirm(question: string): Promise<boolean> {
+  const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
+  const answer = await new Promise<string>((resolve) => rl.question(question, resolve));
+  rl.close();
+  return answer.trim().toLowerCase() === 'yes';
+}
+
+function resolveMany(repo: Repository, ids: string[]): Promise<Manifest[]> {
+  return Promise.all(ids.map(async (id) => repo.readManifest(await repo.resolveId(id))));
+}
+
+const intArg = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new DevsnapError('USAGE', `${name} must be a whole number, got "${v}".`);
+  return n;
+};
+
+program
+  .name('devsnap')
+  .description('Deduplicated, incremental images of whole disks (partition table, boot areas, used blocks of every filesystem), verified on restore.')
+  .version('0.1.0')
+  .option('-r, --repo <dir>', 'repository folder (default: $DEVSNAP_REPO)')
+  .option('--password-file <file>', 'file holding the repository password (default: $DEVSNAP_PASSWORD)')
+  .option('--json', 'print the result as one JSON object on stdout')
+  .addOption(new Option('--progress <mode>', 'progress display').choices(['bar', 'plain', 'json', 'none']))
+  .showHelpAfterError();
+
+program
+  .command('init')
+  .description('create an empty repository (snapshot creates one too when the folder is new)')
+  .addOption(new Option('--chunk-size <bytes>', 'chunk size').argParser(intArg('--chunk-size')).default(DEFAULT_CHUNK_SIZE))
+  .addOption(new Option('--compression <level>', 'zstd level 1-19').argParser(intArg('--compression')).default(3))
+  .option('--encrypt', 'encrypt with the password from --password-file / $DEVSNAP_PASSWORD')
+  .action(async (o, cmd) => {
+    const g = globals(cmd);
+    if (o.encrypt && !password(g)) throw new DevsnapError('USAGE', '--encrypt needs a password.', 'Set DEVSNAP_PASSWORD or pass --password-file FILE.');
+    const repo = await Repository.init(repoDir(g), { chunkSize: o.chunkSize, level: o.compression, password: o.encrypt ? password(g) : undefined }, log);
+    report(g, { repository: repo.dir, config: { ...repo.config, encryption: repo.config.encryption ? 'scrypt+aes-256-gcm' : null } }, () => `Created repository ${repo.dir}${repo.cipher.encrypted ? ' (encrypted)' : ''}.`);
+  });
+
+program
+  .command('disks')
+  .description('list disks and partitions (the disk of the running system is marked)')
+  .action(async (_o, cmd) => {
+    const g = globals(cmd);
+    const disks = await listDisks();
+    report(g, { disks }, () =>
+      table([
+        ['DISK', 'SIZE', 'TABLE', 'MODEL', 'NOTE'],
+        ...disks.flatMap((d) => [
+          [d.path, formatBytes(d.size), d.table ?? '', d.model ?? '', d.isSystem ? 'running system' : ''],
+          ...d.partitions.map((p) => [`  ${p.path ?? `#${p.index}`}`, formatBytes(p.size), p.fs ?? '', p.label ?? '', [p.usedBytes !== undefined ? `${formatBytes(p.usedBytes)} used` : '', ...(p.mountpoints ?? [])].filter(Boolean).join(' ')]),
+        ]),
+      ]),
+    );
+  });
+
+program
+  .command('snapshot <source>')
+  .description('image a disk (block device or disk image file) into the repository')
+  .option('-l, --label <text>', 'a label, e.g. "before upgrade"')
+  .addOption(new Option('--compression <level>', 'zstd level 1-19 (default: the repository setting)').argParser(intArg('--compression')))
+  .action(async (source: string, o, cmd) => {
+    const g = globals(cmd);
+    const m = await withRepo(g, true, `snapshot of ${source}`, (repo) => takeSnapshot(repo, { source, label: o.label, level: o.compression, signal: abort.signal, onProgress: progressSink(g), log }), true);
+    const s = m.stats;
+    report(g, { id: m.id, snapshot: summarize(m), warnings: m.warnings }, () =>
+      `Snapshot ${m.id} "${m.label}" of ${source}: ${formatBytes(s.bytesLogical)} disk, ${formatBytes(s.bytesUsed)} used, ${formatBytes(s.bytesAdded)} added (${s.chunksNew} new chunks, ${s.chunksReused} reused) in ${formatDuration(s.durationSeconds)}.`);
+  });
+
+program
+  .command('list')
+  .description('list snapshots, oldest first')
+  .action(async (_o, cmd) => {
+    const g = globals(cmd);
+    const ms = await withRepo(g, false, 'list', (repo) => repo.readAllManifests());
+    report(g, { snapshots: ms.map(summarize) }, () =>
+      ms.length
+        ? table([
+            ['ID', 'CREATED', 'LABEL', 'SOURCE', 'SIZE', 'ADDED', 'STATE'],
+            ...ms.map((m) => [m.id, m.created.slice(0, 16).replace('T', ' '), m.label, m.source.path, formatBytes(m.stats.bytesLogical), formatBytes(m.stats.bytesAdded), `${m.state}${m.pinned ? ', pinned' : ''}`]),
+          ])
+        : 'No snapshots yet.',
+    );
+  });
+
+program
+  .command('show <id>')
+  .description('show a snapshot: source, partitions, stats (id, unique prefix or "latest")')
+  .action(async (id: string, _o, cmd) => {
+    const g = globals(cmd);
+    const m = await withRepo(g, false, 'show', async (repo) => repo.readManifest(await repo.resolveId(id)));
+    report(g, { snapshot: summarize(m), warnings: m.warnings }, () =>
+      [
+        `Snapshot ${m.id} "${m.label}"`,
+        `  created ${m.created} on ${m.host}; ${m.consistency}; ${m.state}${m.pinned ? '; pinned' : ''}${m.parent ? `; parent ${m.parent}` : ''}`,
+        `  source ${m.source.path}, ${formatBytes(m.source.size)}, ${m.source.table} table`,
+        ...m.partitions.map((p) => `  partition ${p.index}: ${formatBytes(p.size)} at ${p.start}, ${p.fs ?? 'unknown content (imaged in full)'}${p.label ? ` "${p.label}"` : ''}${p.usedBytes !== undefined ? `, ${formatBytes(p.usedBytes)} used` : ''}`),
+        `  read ${formatBytes(m.stats.bytesRead)}, added ${formatBytes(m.stats.bytesAdded)} in ${formatDuration(m.stats.durationSeconds)}`,
+        ...m.warnings.map((w) => `  warning: ${w}`),
+      ].join('\n'),
+    );
+  });
+
+program
+  .command('restore <id> <target>')
+  .description('write a snapshot (or one partition) to a device or image file, verifying every chunk')
+  .addOption(new Option('-p, --partition <n>', 'restore only this partition').argParser(intArg('--partition')))
+  .option('-n, --dry-run', 'say what would be written, write nothing')
+  .option('-y, --yes', 'do not ask before overwriting a device')
+  .action(async (id: string, target: string, o, cmd) => {
+    const g = globals(cmd);
+    const r = await withRepo(g, false, `restore to ${target}`, async (repo) => {
+      const full = await repo.resolveId(id);
+      if (!o.dryRun && !o.yes) {
+        const { plan } = await planRestore(await repo.readManifest(full), target, o.partition);
+        if (plan.targetKind === 'block') {
+          if (!process.stdin.isTTY) throw new DevsnapError('USAGE', `Restoring overwrites the device ${target}.`, 'Pass --yes to confirm.');
+          if (!(await confirm(`This overwrites ${target} (${formatBytes(plan.targetSize)}) with snapshot ${full}. Type "yes" to continue: `))) throw new DevsnapError('CANCELLED', 'Restore cancelled; nothing was written.');
+        }
+      }
+      return restoreSnapshot(repo, { id: full, target, partition: o.partition, dryRun: o.dryRun, signal: abort.signal, onProgress: progressSink(g), log });
+    });
+    report(g, r, () =>
+      r.dryRun
+        ? [`Would write ${formatBytes(r.bytesToWrite)} of snapshot ${r.snapshot} to ${r.target} (${r.targetKind}):`, ...r.areas.map((a) => `  ${a.kind === 'partition' ? `partition ${a.partition}` : 'raw area'} at ${a.offset}, ${formatBytes(a.size)} (${a.mode})`)].join('\n')
+        : `Restored snapshot ${r.snapshot} to ${r.target}: ${formatBytes(r.bytesWritten)} written, every chunk verified${r.gptRelocated ? '; GPT backup moved to the end of the larger disk' : ''}.`,
+    );
+  });
+
+program
+  .command('verify [id]')
+  .description('read back every chunk of a snapshot (default: all snapshots) and check its hash')
+  .action(async (id: string | undefined, _o, cmd) => {
+    const g = globals(cmd);
+    const r = await withRepo(g, false, 'verify', async (repo) => {
+      const ms = id ? await resolveMany(repo, [id]) : await repo.readAllManifests();
+      const result = await verifySnapshots(repo, ms, { onProgress: progressSink(g), signal: abort.signal });
+      await recordVerification(repo, ms, result);
+      return result;
+    });
+    report(g, r, () =>
+      [
+        `Checked ${r.chunksChecked} chunks (${formatBytes(r.bytesChecked)}).`,
+        ...r.snapshots.map((s) => (s.ok ? `  ${s.id} "${s.label}": ok` : `  ${s.id} "${s.label}": DAMAGED\n${s.damage.map((d) => `    ${d.partition === null ? 'raw area' : `partition ${d.partition}`}, bytes ${d.offset}-${d.offset + d.length}: ${d.message}`).join('\n')}`)),
+      ].join('\n'),
+    );
+    if (!r.ok) process.exitCode = EXIT_CODES.DAMAGED;
+  });
+
+program
+  .command('check')
+  .description("check the repository's structure (add --read-data to also verify every chunk)")
+  .option('--read-data', 'also read and verify every chunk')
+  .action(async (o, cmd) => {
+    const g = globals(cmd);
+    const r = await withRepo(g, false, 'check', async (repo) => {
+      const report = await checkRepository(repo);
+      if (o.readData) {
+        const v = await verifySnapshots(repo, await repo.readAllManifests(() => undefined), { onProgress: progressSink(g), signal: abort.signal });
+        for (const s of v.snapshots) for (const d of s.damage) report.errors.push(`snapshot ${s.id}: ${d.partition === null ? 'raw area' : `partition ${d.partition}`}, bytes ${d.offset}-${d.offset + d.length}: ${d.message}`);
+        report.ok = report.errors.length === 0;
+      }
+      return report;
+    });
+    report(g, r, () => [`${r.snapshots} snapshots, ${r.packs} packs, ${r.chunks} chunks.`, ...r.errors.map((e) => `error: ${e}`), ...r.warnings.map((w) => `note: ${w}`), r.ok ? 'No errors found.' : 'Errors found.'].join('\n'));
+    if (!r.ok) process.exitCode = EXIT_CODES.DAMAGED;
+  });
+
+program
+  .command('diff <a> <b>')
+  .description('which byte ranges of each partition changed between two snapshots')
+  .action(async (a: string, b: string, _o, cmd) => {
+    const g = globals(cmd);
+    const r = await withRepo(g, false, 'diff', async (repo) => {
+      const [ma, mb] = await resolveMany(repo, [a, b]);
+      return diffSnapshots(ma, mb);
+    });
+    report(g, r, () => [...r.partitions.map((p) => `${p.index === null ? 'raw areas' : `partition ${p.index}`}${p.fs ? ` (${p.fs})` : ''}: ${formatBytes(p.changedBytes)} changed in ${p.ranges.length} range(s)`), `total: ${formatBytes(r.totalChangedBytes)} changed`].join('\n'));
+  });
+
+program
+  .command('forget [ids...]')
+  .description('remove snapshots by id, or by a retention policy (pinned snapshots are always kept)')
+  .addOption(new Option('--keep-last <n>').argParser(intArg('--keep-last')))
+  .addOption(new Option('--keep-daily <n>').argParser(intArg('--keep-daily')))
+  .addOption(new Option('--keep-weekly <n>').argParser(intArg('--keep-weekly')))
+  .addOption(new Option('--keep-monthly <n>').argParser(intArg('--keep-monthly')))
+  .option('-n, --dry-run', 'only say what would be removed')
+  .option('--prune', 'prune right after')
+  .action(async (ids: string[], o, cmd) => {
+    const g = globals(cmd);
+    const r = await withRepo(g, true, 'forget', async (repo) => {
+      const all = await repo.readAllManifests();
+      let remove: Manifest[];
+      if (ids.length) {
+        const chosen = await resolveMany(repo, ids);
+        const pinned = chosen.filter((m) => m.pinned);
+        if (pinned.length) throw new DevsnapError('USAGE', `Snapshot ${pinned.map((m) => m.id).join(', ')} is pinned.`, 'Unpin it first (`devsnap unpin ID`).');
+        remove = chosen;
+      } else remove = applyPolicy(all, { keepLast: o.keepLast, keepDaily: o.keepDaily, keepWeekly: o.keepWeekly, keepMonthly: o.keepMonthly }).remove;
+      if (!o.dryRun) await forgetSnapshots(repo, remove);
+      const pruned = o.prune && !o.dryRun ? await prune(repo, { onProgress: progressSink(g) }) : undefined;
+      return { removed: remove.map((m) => m.id), kept: all.filter((m) => !remove.includes(m)).map((m) => m.id), dryRun: !!o.dryRun, ...(pruned ? { prune: pruned } : {}) };
+    });
+    report(g, r, () => `${r.dryRun ? 'Would remove' : 'Removed'} ${r.removed.length} snapshot(s)${r.removed.length ? `: ${r.removed.join(', ')}` : ''}; ${r.kept.length} kept.${r.prune ? ` Pruned ${formatBytes(r.prune.bytesFreed)}.` : ''}`);
+  });
+
+program
+  .command('prune')
+  .description('reclaim the space of data no snapshot uses (and leftovers of interrupted snapshots)')
+  .option('-n, --dry-run', 'only say what would be freed')
+  .action(async (o, cmd) => {
+    const g = globals(cmd);
+    const r = await withRepo(g, true, 'prune', (repo) => prune(repo, { dryRun: o.dryRun, onProgress: progressSink(g) }));
+    report(g, r, () => `${r.dryRun ? 'Would free' : 'Freed'} ${formatBytes(r.bytesFreed)}: ${r.packsRemoved} pack(s) removed (${r.packsRewritten} rewritten), ${r.tempFilesRemoved} leftover file(s).`);
+  });
+
+for (const [name, pinned] of [['pin', true], ['unpin', false]] as const) {
+  program
+    .command(`${name} <id>`)
+    .description(pinned ? 'pin a snapshot: retention never removes it' : 'unpin a snapshot')
+    .action(async (id: string, _o, cmd) => {
+      const g = globals(cmd);
+      const m = await withRepo(g, true, name, async (repo) => {
+        const m = { ...(await repo.readManifest(await repo.resolveId(id))), pinned };
+        await repo.writeManifest(m);
+        return m;
+      });
+      report(g, { snapshot: summarize(m) }, () => `Snapshot ${m.id} ${pinned ? 'pinned' : 'unpinned'}.`);
+    });
+}
+
+program
+  .command('label <id> <text>')
+  .description('rename a snapshot')
+  .action(async (id: string, text: string, _o, cmd) => {
+    const g = globals(cmd);
+    if (!text.trim()) throw new DevsnapError('USAGE', 'The label is empty.');
+    const m = await withRepo(g, true, 'label', async (repo) => {
+      const m = { ...(await repo.readManifest(await repo.resolveId(id))), label: text.trim() };
+      await repo.writeManifest(m);
+      return m;
+    });
+    report(g, { snapshot: summarize(m) }, () => `Snapshot ${m.id} is now "${m.label}".`);
+  });
+
+program
+  .command('export <id> <file>')
+  .description('write a snapshot as a .tar.zst that plain tar and dd can restore')
+  .action(async (id: string, file: string, _o, cmd) => {
+    const g = globals(cmd);
+    const r = await withRepo(g, false, 'export', async (repo) => exportSnapshot(repo, await repo.resolveId(id), file, { onProgress: progressSink(g), signal: abort.signal, log }));
+    report(g, r, () => `Exported snapshot ${id} to ${file}.`);
+  });
+
+program
+  .command('import <file>')
+  .description('read a snapshot exported with `devsnap export` into the repository')
+  .action(async (file: string, _o, cmd) => {
+    const g = globals(cmd);
+    const r = await withRepo(g, true, 'import', (repo) => importSnapshot(repo, file, { onProgress: progressSink(g), signal: abort.signal, log }), true);
+    report(g, r, () => `Imported ${file}.`);
+  });
+
+program
+  .command('unlock')
+  .description("remove stale locks (of processes no longer running); --all removes every lock")
+  .option('--all', 'remove all locks, also of other hosts (make sure no devsnap uses the repository)')
+  .action(async (o, cmd) => {
+    const g = globals(cmd);
+    const removed = await breakLocks(repoDir(g), !!o.all);
+    report(g, { removed }, () => `Removed ${removed} lock(s).`);
+  });
+
+function fail(err: unknown): never {
+  printer?.stop();
+  const e = toDevsnapError(err);
+  const json = process.argv.includes('--json');
+  if (json) process.stdout.write(JSON.stringify({ error: e.toInfo() }, null, 2) + '\n');
+  process.stderr.write(`devsnap: error: ${e.message}${e.hint ? `\n  ${e.hint}` : ''}\n`);
+  if (e.code === 'INTERNAL' && process.env.DEVSNAP_DEBUG) process.stderr.write(`${(err as Error)?.stack}\n`);
+  process.exit(EXIT_CODES[e.code]);
+}
+
+// Ctrl-C / SIGTERM: stop at a safe point (the snapshot is abandoned, the repository left as it was).
+let signals = 0;
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    if (++signals > 1) process.exit(EXIT_CODES.CANCELLED);
+    log('stopping at a safe point… (again to quit now)');
+    abort.abort();
+  });
+}
+
+program.exitOverride();
+program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+program.parseAsync(process.argv).then(
+  () => process.exit(process.exitCode ?? 0),
+  (err: unknown) => {
+    const ce = err as { code?: string; exitCode?: number };
+    if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) {
+      process.exit(ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version' ? 0 : EXIT_CODES.USAGE);
+    }
+    fail(err);
+  },
+);

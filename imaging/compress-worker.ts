@@ -1,0 +1,27 @@
+// Worker thread: compresses chunks, and decompresses + hashes them, off the main thread so imaging
+// and restore use every core. Messages are the WorkerRequest/WorkerReply shapes in worker-pool.ts.
+import { parentPort } from 'worker_threads';
+import * as crypto from 'crypto';
+import { loadZstd } from './zstd';
+import type { WorkerRequest, WorkerReply } from './worker-pool';
+
+const codecReady = loadZstd();
+
+parentPort!.on('message', async (req: WorkerRequest) => {
+  const codec = await codecReady;
+  let reply: WorkerReply;
+  try {
+    const input = Buffer.from(req.data);
+    if (req.op === 'compress') {
+      const out = codec.compress(input, req.level);
+      reply = { id: req.id, data: out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength) as ArrayBuffer };
+    } else {
+      const raw = codec.decompress(input, req.rawLength);
+      const hash = crypto.createHash('sha256').update(raw).digest('hex');
+      reply = { id: req.id, data: raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength) as ArrayBuffer, hash };
+    }
+  } catch (err) {
+    reply = { id: req.id, error: (err as Error).message };
+  }
+  parentPort!.postMessage(reply, 'data' in reply && reply.data ? [reply.data] : []);
+});

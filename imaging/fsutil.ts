@@ -1,0 +1,75 @@
+// Durable file operations: every file the repository commits is written to a temporary name,
+// fsync'd, renamed into place and its directory fsync'd, so a crash leaves either the old state or
+// the new one, never a torn file.
+import * as fs from 'fs';
+import * as path from 'path';
+import * as crypto from 'crypto';
+
+export const FILE_MODE = 0o600; // repository files are readable only by their owner
+export const DIR_MODE = 0o700;
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fs.promises.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export function tempName(target: string): string {
+  return `${target}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
+}
+
+/** Writes `data` to `target` atomically and durably. */
+export async function writeFileAtomic(target: string, data: Buffer | string): Promise<void> {
+  const tmp = tempName(target);
+  const fh = await fs.promises.open(tmp, 'wx', FILE_MODE);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await fs.promises.rm(tmp, { force: true });
+    throw err;
+  }
+  await fh.close();
+  await fs.promises.rename(tmp, target);
+  await fsyncDir(path.dirname(target));
+}
+
+export async function mkdirPrivate(dir: string): Promise<void> {
+  await fs.promises.mkdir(dir, { recursive: true, mode: DIR_MODE });
+}
+
+export async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.promises.access(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads exactly length bytes at position, zero-filling past end-of-file. */
+export async function readFully(fh: fs.promises.FileHandle, position: number, length: number, into?: Buffer): Promise<Buffer> {
+  const buf = into ?? Buffer.alloc(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await fh.read(buf, done, length - done, position + done);
+    if (bytesRead === 0) {
+      buf.fill(0, done, length);
+      break;
+    }
+    done += bytesRead;
+  }
+  return buf;
+}
+
+export async function writeFully(fh: fs.promises.FileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
+    done += bytesWritten;
+  }
+}

@@ -1,0 +1,66 @@
+// Pack files: chunks as consecutive independent zstd frames (sealed with AES-GCM in encrypted
+// repositories), closed by a zstd *skippable* frame that lists the pack's chunks. `zstd -dc PACK`
+// therefore decompresses a whole pack of an unencrypted repository, and a lost index can be
+// rebuilt from the packs themselves. Entry layout is shared with index files.
+import * as fs from 'fs';
+
+export const ENTRY_SIZE = 48; // id (32) | offset u64 | stored length u32 | raw length u32
+const TRAILER_MAGIC = Buffer.from('DSPKIDX1');
+const SKIPPABLE_MAGIC = 0x184d2a5d;
+
+export interface PackEntry {
+  id: string;      // hex
+  offset: number;
+  length: number;  // stored bytes
+  rawLength: number;
+}
+
+export function encodeEntries(entries: PackEntry[]): Buffer {
+  const buf = Buffer.alloc(entries.length * ENTRY_SIZE);
+  entries.forEach((e, i) => {
+    const o = i * ENTRY_SIZE;
+    buf.write(e.id, o, 32, 'hex');
+    buf.writeBigUInt64LE(BigInt(e.offset), o + 32);
+    buf.writeUInt32LE(e.length, o + 40);
+    buf.writeUInt32LE(e.rawLength, o + 44);
+  });
+  return buf;
+}
+
+export function decodeEntries(buf: Buffer): PackEntry[] {
+  const out: PackEntry[] = [];
+  for (let o = 0; o + ENTRY_SIZE <= buf.length; o += ENTRY_SIZE) {
+    out.push({ id: buf.toString('hex', o, o + 32), offset: Number(buf.readBigUInt64LE(o + 32)), length: buf.readUInt32LE(o + 40), rawLength: buf.readUInt32LE(o + 44) });
+  }
+  return out;
+}
+
+/** The closing skippable frame: magic, size, entries, count u32, "DSPKIDX1". */
+export function packTrailer(entries: PackEntry[]): Buffer {
+  const body = Buffer.concat([encodeEntries(entries), Buffer.alloc(4), TRAILER_MAGIC]);
+  body.writeUInt32LE(entries.length, body.length - 12);
+  const head = Buffer.alloc(8);
+  head.writeUInt32LE(SKIPPABLE_MAGIC, 0);
+  head.writeUInt32LE(body.length, 4);
+  return Buffer.concat([head, body]);
+}
+
+/** Reads a pack's own list of chunks from its trailer (null when the pack has none: torn write). */
+export async function readPackTrailer(file: string): Promise<PackEntry[] | null> {
+  const fh = await fs.promises.open(file, 'r');
+  try {
+    const { size } = await fh.stat();
+    if (size < 20) return null;
+    const tail = Buffer.alloc(12);
+    await fh.read(tail, 0, 12, size - 12);
+    if (!tail.subarray(4).equals(TRAILER_MAGIC)) return null;
+    const count = tail.readUInt32LE(0);
+    const bodyLen = count * ENTRY_SIZE + 12;
+    if (bodyLen + 8 > size) return null;
+    const body = Buffer.alloc(count * ENTRY_SIZE);
+    await fh.read(body, 0, body.length, size - bodyLen);
+    return decodeEntries(body);
+  } finally {
+    await fh.close();
+  }
+}

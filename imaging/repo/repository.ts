@@ -1,0 +1,418 @@
+// A devsnap repository on disk (see imaging/FORMAT.md):
+//   config.json            format, version, chunk size, compression, encryption
+//   data/XX/<pack>.pack    packs of compressed chunks, each closed by its own chunk list
+//   index/<run>.idx        chunk -> pack, offset, length for the packs a run wrote
+//   snapshots/<id>.json    manifests (committed last, by atomic rename)
+//   locks/                 lock files
+import * as fs from 'fs';
+import * as path from 'path';
+import * as crypto from 'crypto';
+import { DevsnapError, toDevsnapError } from '../errors';
+import { FILE_MODE, exists, fsyncDir, mkdirPrivate, readFully, tempName, writeFileAtomic, writeFully } from '../fsutil';
+import { EncryptionConfig, RepoCipher } from './crypto';
+import { acquireLock, Lock } from './lock';
+import { Manifest, parseManifest, serializeManifest } from './manifest';
+import { PackEntry, decodeEntries, encodeEntries, packTrailer, readPackTrailer, ENTRY_SIZE } from './pack';
+
+export interface RepoConfig {
+  format: 'devsnap-repo';
+  version: 1;
+  id: string;
+  created: string;
+  chunkSize: number;
+  packSize: number;
+  compression: { algorithm: 'zstd'; level: number };
+  chunkHash: 'sha256' | 'hmac-sha256';
+  encryption: EncryptionConfig | null;
+}
+
+export interface ChunkLocation {
+  pack: string;
+  offset: number;
+  length: number;
+  rawLength: number;
+}
+
+export interface InitOptions {
+  chunkSize?: number;
+  packSize?: number;
+  level?: number;
+  password?: string;
+}
+
+export type Logger = (message: string) => void;
+
+const INDEX_MAGIC = Buffer.from('DSIDX1\0\0');
+const ENCRYPTED_MAGIC = Buffer.from('DSENC1\n');
+export const DEFAULT_CHUNK_SIZE = 1 << 20;
+
+export class Repository {
+  /** Every chunk the repository holds: from index files, plus packs no index lists yet (an interrupted run). */
+  readonly index = new Map<string, ChunkLocation>();
+  /** Packs listed by index files, and the index files themselves. */
+  readonly indexedPacks = new Set<string>();
+  readonly indexFiles: string[] = [];
+  private packHandles = new Map<string, Promise<fs.promises.FileHandle>>();
+
+  private constructor(readonly dir: string, readonly config: RepoConfig, readonly cipher: RepoCipher, readonly log: Logger) {}
+
+  static async init(dir: string, opts: InitOptions, log: Logger): Promise<Repository> {
+    dir = path.resolve(dir);
+    if (await exists(path.join(dir, 'config.json'))) throw new DevsnapError('REPO_EXISTS', `${dir} already holds a devsnap repository.`);
+    if ((await exists(dir)) && (await fs.promises.readdir(dir)).length > 0) {
+      throw new DevsnapError('USAGE', `${dir} is not empty and is not a devsnap repository.`, 'Choose an empty or new folder for the repository.');
+    }
+    const enc = opts.password ? RepoCipher.create(opts.password) : null;
+    const config: RepoConfig = {
+      format: 'devsnap-repo',
+      version: 1,
+      id: crypto.randomBytes(16).toString('hex'),
+      created: new Date().toISOString(),
+      chunkSize: opts.chunkSize ?? DEFAULT_CHUNK_SIZE,
+      packSize: opts.packSize ?? 32 << 20,
+      compression: { algorithm: 'zstd', level: opts.level ?? 3 },
+      chunkHash: enc ? 'hmac-sha256' : 'sha256',
+      encryption: enc?.config ?? null,
+    };
+    try {
+      for (const sub of ['', 'data', 'index', 'snapshots', 'locks']) await mkdirPrivate(path.join(dir, sub));
+      await fs.promises.chmod(dir, 0o700);
+      await writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+    } catch (err) {
+      throw toDevsnapError(err, `the repository folder ${dir}`);
+    }
+    return new Repository(dir, config, enc?.cipher ?? RepoCipher.plain(), log);
+  }
+
+  static async open(dir: string, opts: { password?: string }, log: Logger): Promise<Repository> {
+    dir = path.resolve(dir);
+    let text: string;
+    try {
+      text = await fs.promises.readFile(path.join(dir, 'config.json'), 'utf8');
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'ENOENT') {
+        throw new DevsnapError('NO_REPO', `${dir} is not a devsnap repository (no config.json).`, 'Check --repo / DEVSNAP_REPO, or take a first snapshot there to create one.');
+      }
+      throw toDevsnapError(err, `the repository ${dir}`);
+    }
+    let config: RepoConfig;
+    try {
+      config = JSON.parse(text);
+    } catch {
+      throw new DevsnapError('DAMAGED', `The repository's config.json in ${dir} is corrupt.`);
+    }
+    if (config.format !== 'devsnap-repo') throw new DevsnapError('NO_REPO', `${dir} is not a devsnap repository.`);
+    if (config.version !== 1) throw new DevsnapError('NO_REPO', `Repository format version ${config.version} is not supported by this devsnap.`, 'Update devsnap.');
+    const cipher = config.encryption ? RepoCipher.open(config.encryption, opts.password) : RepoCipher.plain();
+    return new Repository(dir, config, cipher, log);
+  }
+
+  static async openOrInit(dir: string, opts: InitOptions, log: Logger): Promise<Repository> {
+    if (await exists(path.join(dir, 'config.json'))) return Repository.open(dir, opts, log);
+    const repo = await Repository.init(dir, opts, log);
+    log(`Created a new repository in ${repo.dir}.`);
+    return repo;
+  }
+
+  lock(exclusive: boolean, purpose: string): Promise<Lock> {
+    return acquireLock(this.dir, exclusive, purpose, this.log);
+  }
+
+  // ---- paths
+
+  packPath(pack: string): string {
+    return path.join(this.dir, 'data', pack.slice(0, 2), `${pack}.pack`);
+  }
+
+  manifestPath(id: string): string {
+    return path.join(this.dir, 'snapshots', `${id}.json`);
+  }
+
+  // ---- index
+
+  async loadIndex(): Promise<void> {
+    this.index.clear();
+    this.indexedPacks.clear();
+    this.indexFiles.length = 0;
+    const indexDir = path.join(this.dir, 'index');
+    for (const name of (await fs.promises.readdir(indexDir)).filter((n) => n.endsWith('.idx')).sort()) {
+      const file = path.join(indexDir, name);
+      const packs = parseIndexFile(await fs.promises.readFile(file));
+      if (!packs) {
+        this.log(`Index file index/${name} is damaged; using the packs' own chunk lists instead. Run \`devsnap check\`.`);
+        continue;
+      }
+      this.indexFiles.push(file);
+      for (const [pack, entries] of packs) this.addPack(pack, entries);
+    }
+    for (const pack of await this.listPacks()) {
+      if (this.indexedPacks.has(pack)) continue;
+      const entries = await readPackTrailer(this.packPath(pack)).catch(() => null);
+      if (entries) for (const e of entries) if (!this.index.has(e.id)) this.index.set(e.id, { pack, ...e });
+    }
+  }
+
+  private addPack(pack: string, entries: PackEntry[]): void {
+    this.indexedPacks.add(pack);
+    for (const e of entries) this.index.set(e.id, { pack, offset: e.offset, length: e.length, rawLength: e.rawLength });
+  }
+
+  /** Every finished pack file's id (temporary files of an interrupted write are not listed). */
+  async listPacks(): Promise<string[]> {
+    const out: string[] = [];
+    const dataDir = path.join(this.dir, 'data');
+    for (const sub of await fs.promises.readdir(dataDir)) {
+      let names: string[] = [];
+      try {
+        names = await fs.promises.readdir(path.join(dataDir, sub));
+      } catch {
+        continue;
+      }
+      for (const n of names) if (/^[0-9a-f]{32}\.pack$/.test(n)) out.push(n.slice(0, -5));
+    }
+    return out;
+  }
+
+  /** Leftovers of interrupted writes: temporary files anywhere in the repository. */
+  async listTempFiles(): Promise<string[]> {
+    const out: string[] = [];
+    const walk = async (d: string) => {
+      for (const e of await fs.promises.readdir(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) await walk(p);
+        else if (e.name.endsWith('.tmp')) out.push(p);
+      }
+    };
+    await walk(this.dir);
+    return out;
+  }
+
+  /** Writes an index file for packs (atomically); returns its path. */
+  async writeIndex(packs: Map<string, PackEntry[]>): Promise<string> {
+    const parts: Buffer[] = [INDEX_MAGIC];
+    for (const [pack, entries] of packs) {
+      const head = Buffer.alloc(20);
+      head.write(pack, 0, 16, 'hex');
+      head.writeUInt32LE(entries.length, 16);
+      parts.push(head, encodeEntries(entries));
+    }
+    const body = Buffer.concat(parts);
+    const file = path.join(this.dir, 'index', `${crypto.randomBytes(16).toString('hex')}.idx`);
+    await writeFileAtomic(file, Buffer.concat([body, crypto.createHash('sha256').update(body).digest()]));
+    for (const [pack, entries] of packs) this.addPack(pack, entries);
+    this.indexFiles.push(file);
+    return file;
+  }
+
+  // ---- chunks
+
+  /** The stored bytes of a chunk, opened (decrypted) but still compressed. */
+  async readStored(id: string): Promise<{ frame: Buffer; loc: ChunkLocation }> {
+    const loc = this.index.get(id);
+    if (!loc) throw new DevsnapError('DAMAGED', `Chunk ${id.slice(0, 12)}… is missing from the repository.`, 'Run `devsnap check`; snapshots that use this chunk cannot be fully restored.');
+    const fh = await this.packHandle(loc.pack);
+    const stored = await readFully(fh, loc.offset, loc.length);
+    try {
+      return { frame: this.cipher.open(stored), loc };
+    } catch {
+      throw new DevsnapError('DAMAGED', `Chunk ${id.slice(0, 12)}… in pack ${loc.pack} at offset ${loc.offset} failed authentication (corrupt or tampered).`, 'Run `devsnap verify` to see which snapshots are affected.');
+    }
+  }
+
+  /** Open pack files are cached (at most 64); the promise is cached so concurrent readers share one handle. */
+  private packHandle(pack: string): Promise<fs.promises.FileHandle> {
+    let h = this.packHandles.get(pack);
+    if (!h) {
+      if (this.packHandles.size >= 64) {
+        const [oldest, old] = this.packHandles.entries().next().value as [string, Promise<fs.promises.FileHandle>];
+        this.packHandles.delete(oldest);
+        // Reads already started on it (a few ms each) finish first; then it is closed.
+        old.then((o) => setTimeout(() => o.close().catch(() => undefined), 1000), () => undefined);
+      }
+      h = fs.promises.open(this.packPath(pack), 'r').catch((err) => {
+        this.packHandles.delete(pack);
+        throw new DevsnapError('DAMAGED', `Pack ${pack} is missing or unreadable (${(err as NodeJS.ErrnoException).code}).`, 'Run `devsnap check`.');
+      });
+      this.packHandles.set(pack, h);
+    }
+    return h;
+  }
+
+  async close(): Promise<void> {
+    for (const h of this.packHandles.values()) await h.then((fh) => fh.close()).catch(() => undefined);
+    this.packHandles.clear();
+  }
+
+  // ---- snapshots
+
+  async listSnapshotIds(): Promise<string[]> {
+    const names = await fs.promises.readdir(path.join(this.dir, 'snapshots'));
+    return names.filter((n) => /^[0-9a-f]{16}\.json$/.test(n)).map((n) => n.slice(0, -5));
+  }
+
+  /** Resolves a full id or a unique prefix (as `git` does), or 'latest'. */
+  async resolveId(idOrPrefix: string): Promise<string> {
+    const ids = await this.listSnapshotIds();
+    if (idOrPrefix === 'latest') {
+      const all = await this.readAllManifests();
+      if (!all.length) throw new DevsnapError('NOT_FOUND', 'The repository has no snapshots yet.');
+      return all[all.length - 1].id;
+    }
+    const hits = ids.filter((id) => id.startsWith(idOrPrefix.toLowerCase()));
+    if (hits.length === 1) return hits[0];
+    if (hits.length > 1) throw new DevsnapError('USAGE', `Snapshot id ${idOrPrefix} is ambiguous (${hits.length} snapshots start with it).`, 'Give more characters of the id.');
+    throw new DevsnapError('NOT_FOUND', `No snapshot ${idOrPrefix} in ${this.dir}.`, 'Run `devsnap list` to see the snapshots.');
+  }
+
+  async readManifest(id: string): Promise<Manifest> {
+    let bytes: Buffer;
+    try {
+      bytes = await fs.promises.readFile(this.manifestPath(id));
+    } catch (err) {
+      throw toDevsnapError(err, `snapshot ${id}`);
+    }
+    if (bytes.subarray(0, ENCRYPTED_MAGIC.length).equals(ENCRYPTED_MAGIC)) {
+      try {
+        bytes = this.cipher.open(bytes.subarray(ENCRYPTED_MAGIC.length));
+      } catch {
+        throw new DevsnapError('DAMAGED', `The manifest of snapshot ${id} is corrupt or was tampered with.`);
+      }
+    }
+    return parseManifest(bytes, id);
+  }
+
+  /** All readable manifests, oldest first; damaged ones are reported through the logger. */
+  async readAllManifests(onDamaged?: (id: string, err: DevsnapError) => void): Promise<Manifest[]> {
+    const out: Manifest[] = [];
+    for (const id of await this.listSnapshotIds()) {
+      try {
+        out.push(await this.readManifest(id));
+      } catch (err) {
+        if (!(err instanceof DevsnapError) || err.code !== 'DAMAGED') throw err;
+        (onDamaged ?? ((i, e) => this.log(`Snapshot ${i}: ${e.message}`)))(id, err);
+      }
+    }
+    return out.sort((a, b) => a.created.localeCompare(b.created) || a.id.localeCompare(b.id));
+  }
+
+  /** Commits a manifest: the last, atomic step of a snapshot (and of label/pin changes). */
+  async writeManifest(m: Manifest): Promise<void> {
+    const plain = serializeManifest(m);
+    const bytes = this.cipher.encrypted ? Buffer.concat([ENCRYPTED_MAGIC, this.cipher.seal(plain)]) : plain;
+    await writeFileAtomic(this.manifestPath(m.id), bytes);
+  }
+
+  async deleteManifest(id: string): Promise<void> {
+    await fs.promises.rm(this.manifestPath(id));
+    await fsyncDir(path.dirname(this.manifestPath(id)));
+  }
+
+  newPackWriter(): PackWriter {
+    return new PackWriter(this);
+  }
+}
+
+function parseIndexFile(buf: Buffer): Map<string, PackEntry[]> | null {
+  if (buf.length < INDEX_MAGIC.length + 32 || !buf.subarray(0, INDEX_MAGIC.length).equals(INDEX_MAGIC)) return null;
+  const body = buf.subarray(0, buf.length - 32);
+  if (!crypto.createHash('sha256').update(body).digest().equals(buf.subarray(buf.length - 32))) return null;
+  const out = new Map<string, PackEntry[]>();
+  let o = INDEX_MAGIC.length;
+  while (o + 20 <= body.length) {
+    const pack = body.toString('hex', o, o + 16);
+    const count = body.readUInt32LE(o + 16);
+    o += 20;
+    out.set(pack, decodeEntries(body.subarray(o, o + count * ENTRY_SIZE)));
+    o += count * ENTRY_SIZE;
+  }
+  return o === body.length ? out : null;
+}
+
+/**
+ * Appends stored chunks to pack files. A pack is written under a temporary name, closed with its
+ * trailer, fsync'd and renamed; `finish()` then writes one index file for all packs of the run.
+ * Chunks become visible to the repository's index only when their pack is complete.
+ */
+export class PackWriter {
+  private current: { id: string; tmp: string; fh: fs.promises.FileHandle; size: number; entries: PackEntry[] } | null = null;
+  private pendingIds = new Set<string>();
+  readonly written = new Map<string, PackEntry[]>();
+  bytesWritten = 0;
+
+  constructor(private readonly repo: Repository) {}
+
+  /** True when the chunk is stored already or queued in this run. */
+  has(id: string): boolean {
+    return this.repo.index.has(id) || this.pendingIds.has(id);
+  }
+
+  /** Marks a chunk as being stored (so a duplicate in the same run is not stored twice). */
+  reserve(id: string): void {
+    this.pendingIds.add(id);
+  }
+
+  private queue: Promise<void> = Promise.resolve();
+
+  /** Appends a compressed chunk. Calls are serialized, so callers may run compressions concurrently. */
+  add(id: string, frame: Buffer, rawLength: number): Promise<void> {
+    const run = this.queue.then(() => this.append(id, frame, rawLength));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async append(id: string, frame: Buffer, rawLength: number): Promise<void> {
+    const stored = this.repo.cipher.seal(frame);
+    if (!this.current) {
+      const packId = crypto.randomBytes(16).toString('hex');
+      const final = this.repo.packPath(packId);
+      await mkdirPrivate(path.dirname(final));
+      const tmp = tempName(final);
+      this.current = { id: packId, tmp, fh: await fs.promises.open(tmp, 'wx', FILE_MODE), size: 0, entries: [] };
+    }
+    const c = this.current;
+    await writeFully(c.fh, stored, c.size);
+    c.entries.push({ id, offset: c.size, length: stored.length, rawLength });
+    c.size += stored.length;
+    this.bytesWritten += stored.length;
+    if (c.size >= this.repo.config.packSize) await this.closePack();
+  }
+
+  private async closePack(): Promise<void> {
+    const c = this.current;
+    if (!c) return;
+    this.current = null;
+    await c.fh.write(packTrailer(c.entries), 0, undefined, c.size);
+    await c.fh.sync();
+    await c.fh.close();
+    const final = this.repo.packPath(c.id);
+    await fs.promises.rename(c.tmp, final);
+    await fsyncDir(path.dirname(final));
+    this.written.set(c.id, c.entries);
+    for (const e of c.entries) this.repo.index.set(e.id, { pack: c.id, offset: e.offset, length: e.length, rawLength: e.rawLength });
+  }
+
+  /** Completes the last pack and writes the run's index. Call before committing a manifest. */
+  async finish(): Promise<void> {
+    await this.queue;
+    await this.closePack();
+    if (this.written.size) await this.repo.writeIndex(this.written);
+    this.pendingIds.clear();
+  }
+
+  /** Cancel: removes everything this run wrote, leaving the repository as it was. */
+  async abandon(): Promise<void> {
+    await this.queue;
+    const c = this.current;
+    this.current = null;
+    if (c) {
+      await c.fh.close().catch(() => undefined);
+      await fs.promises.rm(c.tmp, { force: true });
+    }
+    for (const [pack, entries] of this.written) {
+      await fs.promises.rm(this.repo.packPath(pack), { force: true });
+      for (const e of entries) if (this.repo.index.get(e.id)?.pack === pack) this.repo.index.delete(e.id);
+    }
+    this.written.clear();
+  }
+}

@@ -1,0 +1,172 @@
+// Restores a snapshot (the whole disk, or one partition) onto a block device or an image file.
+// Every chunk is checked against its hash before it is written. A new image file is written under
+// a temporary name and renamed only when complete, so a failed restore never leaves a half-written
+// file behind; a device that fails mid-way is reported as incomplete.
+import * as fs from 'fs';
+import * as path from 'path';
+import { DevsnapError, toDevsnapError } from './errors';
+import { inspectPath, DeviceInfo } from './device';
+import { relocateGptBackup } from './partitions';
+import { Area, FREE, Manifest, ZERO, partitionOf } from './repo/manifest';
+import { Logger, Repository } from './repo/repository';
+import { ChunkReader } from './chunk-reader';
+import { WorkerPool } from './worker-pool';
+import { ProgressMeter, ProgressSink } from './progress';
+import { tempName, writeFully } from './fsutil';
+
+export interface RestoreOptions {
+  id: string;
+  target: string;
+  partition?: number;
+  dryRun?: boolean;
+  signal?: AbortSignal;
+  onProgress?: ProgressSink;
+  log: Logger;
+}
+
+export interface RestorePlan {
+  snapshot: string;
+  target: string;
+  targetKind: 'block' | 'file' | 'new-file';
+  targetSize: number;
+  bytesNeeded: number;        // size of the disk or partition being restored
+  bytesToWrite: number;       // data + zero ranges (free space is skipped)
+  areas: { kind: Area['kind']; partition?: number; offset: number; size: number; mode: Area['mode'] }[];
+}
+
+export interface RestoreResult extends RestorePlan {
+  ok: true;
+  dryRun: boolean;
+  bytesWritten: number;
+  gptRelocated: boolean;
+}
+
+const fmtGiB = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
+
+async function checkTarget(target: string, needed: number, what: string): Promise<{ info: DeviceInfo | null }> {
+  if (!fs.existsSync(target)) {
+    const dir = path.dirname(path.resolve(target));
+    if (!fs.existsSync(dir)) throw new DevsnapError('BAD_TARGET', `The folder ${dir} for the new image file ${target} does not exist.`);
+    return { info: null }; // a new image file
+  }
+  const info = await inspectPath(target, 'target');
+  if (info.isSystem) {
+    throw new DevsnapError('BAD_TARGET', `${target} holds the running system; it cannot be overwritten while the system runs from it.`,
+      'Boot a recovery environment (a live USB), then run the same `devsnap restore` command there.');
+  }
+  if (info.mounts.length) {
+    throw new DevsnapError('BAD_TARGET', `${target} has mounted filesystems (${info.mounts.map((m) => m.mountpoint).join(', ')}); restoring would corrupt them.`, 'Unmount them first (umount), then try again.');
+  }
+  if (info.kind === 'block' && info.size < needed) {
+    throw new DevsnapError('BAD_TARGET', `${target} is too small: it has ${fmtGiB(info.size)} (${info.size} bytes), ${what} needs ${fmtGiB(needed)} (${needed} bytes).`, 'Choose a target at least as large as the source.');
+  }
+  return { info };
+}
+
+export async function planRestore(m: Manifest, target: string, partition?: number): Promise<{ plan: RestorePlan; areas: Area[]; base: number; info: DeviceInfo | null }> {
+  const areas = partition === undefined ? m.areas : m.areas.filter((a) => a.kind === 'partition' && a.partition === partitionOf(m, partition).index);
+  if (!areas.length) throw new DevsnapError('NOT_FOUND', `Snapshot ${m.id} holds no data for partition ${partition}.`);
+  const base = partition === undefined ? 0 : areas[0].start; // partition restores write at the target's start
+  const needed = partition === undefined ? m.source.size : areas[0].size;
+  const what = partition === undefined ? `snapshot ${m.id} of ${m.source.path}` : `partition ${partition} of snapshot ${m.id}`;
+  const { info } = await checkTarget(target, needed, what);
+  const bytesToWrite = areas.reduce((n, a) => n + a.extents.reduce((k, e) => k + (e[2] === FREE ? 0 : e[1]), 0), 0);
+  return {
+    plan: {
+      snapshot: m.id,
+      target,
+      targetKind: info ? info.kind : 'new-file',
+      targetSize: info ? Math.max(info.size, info.kind === 'file' ? needed : 0) : needed,
+      bytesNeeded: needed,
+      bytesToWrite,
+      areas: areas.map((a) => ({ kind: a.kind, ...(a.partition !== undefined ? { partition: a.partition } : {}), offset: a.start - base, size: a.size, mode: a.mode })),
+    },
+    areas,
+    base,
+    info,
+  };
+}
+
+export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): Promise<RestoreResult> {
+  const m = await repo.readManifest(opts.id);
+  const { plan, areas, base, info } = await planRestore(m, opts.target, opts.partition);
+  if (opts.dryRun) return { ...plan, ok: true, dryRun: true, bytesWritten: 0, gptRelocated: false };
+
+  // Fail before writing a byte when a chunk is missing altogether.
+  for (const a of areas) for (const e of a.extents) {
+    if (e[2] !== ZERO && e[2] !== FREE && !repo.index.has(e[2])) {
+      throw new DevsnapError('DAMAGED', `Snapshot ${m.id} needs chunk ${e[2].slice(0, 12)}… (${a.kind === 'partition' ? `partition ${a.partition}` : 'raw area'}, bytes ${a.start + e[0]}-${a.start + e[0] + e[1]}), which is missing from the repository. Nothing was written.`, 'Run `devsnap check`; restore another snapshot.');
+    }
+  }
+
+  const fresh = info === null; // a new file: write it aside, rename when complete; zero ranges stay holes
+  const writePath = fresh ? tempName(path.resolve(opts.target)) : opts.target;
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(writePath, fresh ? 'wx' : 'r+', 0o600);
+  } catch (err) {
+    throw toDevsnapError(err, `the target ${opts.target}`);
+  }
+  const pool = new WorkerPool();
+  const reader = new ChunkReader(repo, pool);
+  const meter = new ProgressMeter('restore', plan.bytesToWrite, opts.onProgress);
+  const zeros = Buffer.alloc(m.chunkSize);
+  const inFlight = new Set<Promise<void>>();
+  let failure: unknown = null;
+  let bytesWritten = 0;
+  let gptRelocated = false;
+  try {
+    if (fresh) await fh.truncate(plan.bytesNeeded);
+    else if (info?.kind === 'file' && info.size < plan.bytesNeeded) await fh.truncate(plan.bytesNeeded);
+    for (const a of areas) {
+      meter.setMessage(a.kind === 'partition' ? `partition ${a.partition}` : 'partition table and boot areas');
+      for (const [off, len, ref] of a.extents) {
+        if (opts.signal?.aborted) throw new DevsnapError('CANCELLED', 'Restore cancelled.');
+        if (failure) throw failure;
+        const pos = a.start - base + off;
+        if (ref === FREE) continue;
+        if (ref === ZERO) {
+          if (!fresh) for (let o = 0; o < len; o += zeros.length) await writeFully(fh, zeros.subarray(0, Math.min(zeros.length, len - o)), pos + o);
+          bytesWritten += len;
+          meter.add(len);
+          continue;
+        }
+        const job: Promise<void> = reader
+          .read(ref)
+          .then(async (raw) => {
+            if (raw.length !== len) throw new DevsnapError('DAMAGED', `Chunk ${ref.slice(0, 12)}… has ${raw.length} bytes where the manifest expects ${len}.`);
+            await writeFully(fh, raw, pos);
+            bytesWritten += len;
+            meter.add(len);
+          })
+          .catch((err) => {
+            failure ??= err;
+          })
+          .finally(() => inFlight.delete(job));
+        inFlight.add(job);
+        if (inFlight.size >= pool.size * 3) await Promise.race(inFlight);
+      }
+    }
+    await Promise.all(inFlight);
+    if (failure) throw failure;
+    if (opts.partition === undefined && m.table.type === 'gpt' && plan.targetSize > m.source.size) {
+      await relocateGptBackup({ read: async (p, l) => { const b = Buffer.alloc(l); await fh.read(b, 0, l, p); return b; }, write: (b, p) => writeFully(fh, b, p) }, plan.targetSize);
+      gptRelocated = true;
+    }
+    await fh.sync();
+    await fh.close();
+    if (fresh) await fs.promises.rename(writePath, opts.target);
+    meter.finish();
+    return { ...plan, ok: true, dryRun: false, bytesWritten, gptRelocated };
+  } catch (err) {
+    await Promise.allSettled(inFlight);
+    await fh.close().catch(() => undefined);
+    if (fresh) await fs.promises.rm(writePath, { force: true });
+    const e = toDevsnapError(err, `the target ${opts.target}`);
+    if (!fresh && e.code !== 'CANCELLED') e.message += ` The target ${opts.target} is now incomplete.`;
+    if (!fresh && e.code === 'CANCELLED') e.message = `Restore cancelled; the target ${opts.target} is incomplete.`;
+    throw e;
+  } finally {
+    await pool.close();
+  }
+}

@@ -1,0 +1,139 @@
+// forget (which snapshots to keep, by policy as restic/borg do) and prune (reclaim the space of
+// chunks no snapshot uses). Pinned snapshots are always kept.
+import * as fs from 'fs';
+import * as path from 'path';
+import { DevsnapError } from './errors';
+import { chunkRefs, Manifest } from './repo/manifest';
+import { Repository } from './repo/repository';
+import { PackEntry } from './repo/pack';
+import { ProgressMeter, ProgressSink } from './progress';
+
+export interface RetentionPolicy {
+  keepLast?: number;
+  keepDaily?: number;
+  keepWeekly?: number;
+  keepMonthly?: number;
+}
+
+const dayKey = (d: Date) => d.toISOString().slice(0, 10);
+const monthKey = (d: Date) => d.toISOString().slice(0, 7);
+function weekKey(d: Date): string {
+  // ISO week: the Thursday of the week decides the year.
+  const t = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()));
+  t.setUTCDate(t.getUTCDate() + 3 - ((t.getUTCDay() + 6) % 7));
+  const firstThursday = new Date(Date.UTC(t.getUTCFullYear(), 0, 4));
+  const week = 1 + Math.round(((t.getTime() - firstThursday.getTime()) / 86400000 - 3 + ((firstThursday.getUTCDay() + 6) % 7)) / 7);
+  return `${t.getUTCFullYear()}-W${week}`;
+}
+
+/** Decides per source disk which snapshots a policy keeps; returns ids to keep and to remove. */
+export function applyPolicy(manifests: Manifest[], policy: RetentionPolicy): { keep: Manifest[]; remove: Manifest[] } {
+  if (!policy.keepLast && !policy.keepDaily && !policy.keepWeekly && !policy.keepMonthly) {
+    throw new DevsnapError('USAGE', 'No retention policy given: nothing would be kept.', 'Give at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly.');
+  }
+  const keep = new Set<string>();
+  const bySource = new Map<string, Manifest[]>();
+  for (const m of manifests) {
+    const key = m.source.diskId ?? m.source.path;
+    bySource.set(key, [...(bySource.get(key) ?? []), m]);
+  }
+  for (const group of bySource.values()) {
+    const newestFirst = [...group].sort((a, b) => b.created.localeCompare(a.created));
+    newestFirst.filter((m) => m.pinned).forEach((m) => keep.add(m.id));
+    newestFirst.slice(0, policy.keepLast ?? 0).forEach((m) => keep.add(m.id));
+    const buckets: [number | undefined, (d: Date) => string][] = [[policy.keepDaily, dayKey], [policy.keepWeekly, weekKey], [policy.keepMonthly, monthKey]];
+    for (const [count, key] of buckets) {
+      if (!count) continue;
+      const seen = new Set<string>();
+      for (const m of newestFirst) {
+        const k = key(new Date(m.created));
+        if (seen.has(k)) continue;
+        seen.add(k);
+        keep.add(m.id); // the newest snapshot of each period
+        if (seen.size >= count) break;
+      }
+    }
+  }
+  return { keep: manifests.filter((m) => keep.has(m.id)), remove: manifests.filter((m) => !keep.has(m.id)) };
+}
+
+export async function forgetSnapshots(repo: Repository, remove: Manifest[]): Promise<void> {
+  for (const m of remove) await repo.deleteManifest(m.id);
+}
+
+export interface PruneResult {
+  packsRemoved: number;
+  packsRewritten: number;
+  bytesFreed: number;
+  tempFilesRemoved: number;
+  dryRun: boolean;
+}
+
+/**
+ * Reclaims space. Order matters for crash safety: (1) packs that hold some used chunks are
+ * rewritten into new packs, and a new index covering every surviving pack is written; (2) only
+ * then are the old index files removed; (3) then unused packs. A crash at any point leaves every
+ * snapshot restorable; leftovers are cleaned by the next prune.
+ */
+export async function prune(repo: Repository, opts: { dryRun?: boolean; onProgress?: ProgressSink }): Promise<PruneResult> {
+  const damaged: string[] = [];
+  const manifests = await repo.readAllManifests((id) => damaged.push(id));
+  if (damaged.length) {
+    throw new DevsnapError('DAMAGED', `Snapshot(s) ${damaged.join(', ')} have damaged manifests; prune would delete data they might still need.`, 'Remove them with `devsnap forget ID` first (or repair them), then prune.');
+  }
+  const used = new Set<string>();
+  for (const m of manifests) for (const id of chunkRefs(m as Manifest)) used.add(id);
+
+  const packs = await repo.listPacks();
+  const packEntries = new Map<string, PackEntry[]>();
+  for (const [id, loc] of repo.index) {
+    const list = packEntries.get(loc.pack) ?? [];
+    list.push({ id, offset: loc.offset, length: loc.length, rawLength: loc.rawLength });
+    packEntries.set(loc.pack, list);
+  }
+  const unused: string[] = [];
+  const partial: string[] = [];
+  const keepWhole: string[] = [];
+  for (const p of packs) {
+    const entries = packEntries.get(p) ?? [];
+    const live = entries.filter((e) => used.has(e.id) && repo.index.get(e.id)?.pack === p);
+    if (!live.length) unused.push(p);
+    else if (live.length < entries.length) partial.push(p);
+    else keepWhole.push(p);
+  }
+  const temps = await repo.listTempFiles();
+  const sizeOf = async (p: string) => (await fs.promises.stat(repo.packPath(p))).size;
+  let bytesFreed = 0;
+  for (const p of [...unused, ...partial]) bytesFreed += await sizeOf(p);
+  if (opts.dryRun) return { packsRemoved: unused.length, packsRewritten: partial.length, bytesFreed, tempFilesRemoved: temps.length, dryRun: true };
+
+  // (1) copy the live chunks of partly used packs (stored bytes verbatim: no recompression).
+  const writer = repo.newPackWriter();
+  const meter = new ProgressMeter('prune', partial.length, opts.onProgress);
+  for (const p of partial) {
+    for (const e of packEntries.get(p)!) {
+      if (!used.has(e.id) || repo.index.get(e.id)?.pack !== p) continue;
+      const { frame } = await repo.readStored(e.id);
+      await writer.add(e.id, frame, e.rawLength);
+    }
+    meter.add(1);
+  }
+  await writer.finish();
+  for (const p of writer.written.keys()) bytesFreed -= await sizeOf(p);
+  // A fresh index of every surviving pack, then the old index files go.
+  const surviving = new Map<string, PackEntry[]>([...keepWhole, ...writer.written.keys()].map((p) => [p, []]));
+  for (const [id, l] of repo.index) surviving.get(l.pack)?.push({ id, offset: l.offset, length: l.length, rawLength: l.rawLength });
+  const oldIndexFiles = [...repo.indexFiles];
+  const fresh = await repo.writeIndex(surviving);
+  for (const f of oldIndexFiles) if (f !== fresh) await fs.promises.rm(f, { force: true });
+  // (3) the packs nothing needs any more, and leftovers of interrupted writes.
+  await repo.close();
+  for (const p of [...unused, ...partial]) await fs.promises.rm(repo.packPath(p), { force: true });
+  for (const t of temps) await fs.promises.rm(t, { force: true });
+  for (const dir of await fs.promises.readdir(path.join(repo.dir, 'data'))) {
+    await fs.promises.rmdir(path.join(repo.dir, 'data', dir)).catch(() => undefined); // only empty ones go
+  }
+  meter.finish();
+  await repo.loadIndex();
+  return { packsRemoved: unused.length + partial.length, packsRewritten: partial.length, bytesFreed, tempFilesRemoved: temps.length, dryRun: false };
+}

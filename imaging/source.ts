@@ -1,0 +1,12 @@
+// Byte access to a source disk and to one of its partitions.
+import * as fs from 'fs';
+import type { ByteReader } from './fs/types';
+import { readFully } from './fsutil';
+
+export function fileReader(fh: fs.promises.FileHandle, size: number): ByteReader {
+  return { size, read: (position, length) => readFully(fh, position, length) };
+}
+
+export function sliceReader(base: ByteReader, start: number, size: number): ByteReader {
+  return { size, read: (position, length) => base.read(start + position, length) };
+}

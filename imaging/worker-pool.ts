@@ -1,0 +1,101 @@
+// A small pool of compression workers (one per core, at most 4) with a bounded number of jobs in
+// flight, so memory stays bounded whatever the disk size.
+import { Worker } from 'worker_threads';
+import * as os from 'os';
+import * as fs from 'fs';
+import * as path from 'path';
+
+export type WorkerRequest =
+  | { id: number; op: 'compress'; data: ArrayBuffer; level: number }
+  | { id: number; op: 'decompress'; data: ArrayBuffer; rawLength: number };
+export type WorkerReply = { id: number; data?: ArrayBuffer; hash?: string; error?: string };
+
+function workerScript(): string {
+  // Beside this file both in tsc's out/imaging and in webpack's dist/.
+  for (const name of ['compress-worker.js']) {
+    const p = path.join(__dirname, name);
+    if (fs.existsSync(p)) return p;
+  }
+  throw new Error(`compress-worker.js not found beside ${__dirname}; run npm run build`);
+}
+
+export class WorkerPool {
+  private workers: Worker[] = [];
+  private idle: Worker[] = [];
+  private queue: { req: WorkerRequest; resolve: (r: WorkerReply) => void; reject: (e: Error) => void }[] = [];
+  private pending = new Map<number, { worker: Worker; resolve: (r: WorkerReply) => void; reject: (e: Error) => void }>();
+  private nextId = 1;
+  private failure: Error | null = null;
+
+  constructor(size = Math.max(1, Math.min(4, os.availableParallelism?.() ?? os.cpus().length))) {
+    const script = workerScript();
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(script);
+      w.on('message', (reply: WorkerReply) => this.onReply(w, reply));
+      w.on('error', (err) => this.fail(err));
+      w.on('exit', (code) => code !== 0 && this.fail(new Error(`compression worker exited with code ${code}`)));
+      this.workers.push(w);
+      this.idle.push(w);
+    }
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  compress(raw: Buffer, level: number): Promise<Buffer> {
+    return this.run({ id: 0, op: 'compress', data: toTransferable(raw), level }).then((r) => Buffer.from(r.data!));
+  }
+
+  /** Decompresses a frame and returns the raw bytes with their sha256 (hex). */
+  decompress(frame: Buffer, rawLength: number): Promise<{ raw: Buffer; hash: string }> {
+    return this.run({ id: 0, op: 'decompress', data: toTransferable(frame), rawLength }).then((r) => ({ raw: Buffer.from(r.data!), hash: r.hash! }));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers = [];
+  }
+
+  private run(req: WorkerRequest): Promise<WorkerReply> {
+    if (this.failure) return Promise.reject(this.failure);
+    req.id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.queue.push({ req, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    while (this.idle.length && this.queue.length) {
+      const w = this.idle.pop()!;
+      const job = this.queue.shift()!;
+      this.pending.set(job.req.id, { worker: w, resolve: job.resolve, reject: job.reject });
+      w.postMessage(job.req, [job.req.data]);
+    }
+  }
+
+  private onReply(w: Worker, reply: WorkerReply): void {
+    const p = this.pending.get(reply.id);
+    this.pending.delete(reply.id);
+    this.idle.push(w);
+    if (p) {
+      if (reply.error) p.reject(new Error(reply.error));
+      else p.resolve(reply);
+    }
+    this.dispatch();
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    for (const j of this.queue) j.reject(err);
+    this.queue = [];
+  }
+}
+
+/** A standalone copy of the bytes that can be moved to a worker without copying again. */
+function toTransferable(b: Buffer): ArrayBuffer {
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+}
