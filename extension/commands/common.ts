@@ -1,0 +1,180 @@
+// What every command shares: the context it runs in, argument resolution (tree items, ids,
+// argument objects), the repository check, progress notifications and error reporting.
+import * as fs from 'fs';
+import * as vscode from 'vscode';
+import type { ProgressEvent, SnapshotSummary } from '../../imaging/protocol';
+import type { DevsnapConfig } from '../config';
+import { CancellationLike, Engine, EngineError } from '../engine';
+import { formatBytes, formatRelativeDate, formatTimestamp, ProgressTracker } from '../format';
+import { compareNewestFirst, sourceLabel } from '../snapshotModel';
+import { SnapshotNode, SnapshotTreeNode, SnapshotTreeProvider } from '../snapshotTree';
+import * as ui from '../ui';
+
+export interface CommandContext {
+  engine(): Engine;
+  config(): DevsnapConfig;
+  tree: SnapshotTreeProvider;
+  treeView: vscode.TreeView<SnapshotTreeNode>;
+  output: vscode.OutputChannel;
+  log(line: string): void;
+}
+
+export const CHOOSE_REPOSITORY = 'Choose Repository';
+export const SHOW_OUTPUT = 'Show Output';
+export const OPEN_SETTINGS = 'Open Settings';
+
+/** A snapshot given to a command: a tree item, an id, or an object with `id`/`snapshot`. */
+export type SnapshotRef = SnapshotNode | string | { id?: string; snapshot?: SnapshotSummary } | undefined;
+
+/** The id a command argument refers to, if any. */
+export function refId(ref: unknown): string | undefined {
+  if (!ref) return undefined;
+  if (typeof ref === 'string') return ref;
+  if (ref instanceof SnapshotNode) return ref.snapshot.id;
+  if (typeof ref === 'object') {
+    const o = ref as { id?: unknown; snapshot?: { id?: unknown } };
+    if (typeof o.id === 'string') return o.id;
+    if (o.snapshot && typeof o.snapshot.id === 'string') return o.snapshot.id;
+  }
+  return undefined;
+}
+
+/**
+ * The repository to work on. When none is configured, says so with a "Choose Repository"
+ * action and returns the chosen folder (or undefined). With `mustExist`, a configured folder
+ * that does not exist is an error naming it.
+ */
+export async function requireRepository(ctx: CommandContext, mustExist: boolean): Promise<string | undefined> {
+  const cfg = ctx.config();
+  if (!cfg.repository) {
+    const choice = await ui.warn('No snapshot repository is configured. Choose a folder (ideally on another drive) to keep snapshots in.', CHOOSE_REPOSITORY);
+    if (choice !== CHOOSE_REPOSITORY) return undefined;
+    const chosen = await vscode.commands.executeCommand<string | undefined>('devsnap.selectRepository');
+    return chosen ?? undefined;
+  }
+  if (mustExist && !fs.existsSync(cfg.repository)) {
+    throw new EngineError('NO_REPO', `The snapshot repository ${cfg.repository} does not exist.`, 'Take a snapshot to create it, or choose another folder in the devsnap.repository setting.');
+  }
+  return cfg.repository;
+}
+
+/** Loads the snapshots if the tree has not yet. */
+export async function currentSnapshots(ctx: CommandContext): Promise<readonly SnapshotSummary[]> {
+  if (!ctx.tree.snapshots.length) await ctx.tree.refresh();
+  return ctx.tree.snapshots;
+}
+
+export interface SnapshotPickItem extends vscode.QuickPickItem {
+  snapshot?: SnapshotSummary;
+}
+
+export function snapshotPickItems(snapshots: readonly SnapshotSummary[], now = new Date()): SnapshotPickItem[] {
+  return [...snapshots].sort(compareNewestFirst).map((s) => ({
+    label: `$(${s.state === 'damaged' ? 'error' : s.pinned ? 'pinned' : s.state === 'verified' ? 'pass' : 'circle-large-outline'}) ${s.label || '(no label)'}`,
+    description: `${formatRelativeDate(s.created, now)} · ${formatTimestamp(new Date(s.created))}`,
+    detail: `${sourceLabel(s.source)} · ${formatBytes(s.stats?.bytesLogical ?? s.source.size)} · +${formatBytes(s.stats?.bytesAdded ?? 0)} · ${s.state}${s.pinned ? ' · pinned' : ''}`,
+    snapshot: s,
+  }));
+}
+
+/**
+ * The snapshot a command works on: the one the argument names (looked up in the repository),
+ * else one the user picks. Undefined when the user dismissed the pick.
+ */
+export async function resolveSnapshot(ctx: CommandContext, ref: unknown, placeHolder: string, repo: string): Promise<SnapshotSummary | undefined> {
+  const id = refId(ref);
+  if (id) {
+    const known = ctx.tree.find(id);
+    if (known) return known;
+    const list = await ctx.engine().listSnapshots(repo);
+    const found = list.find((s) => s.id === id || s.id.startsWith(id));
+    if (!found) throw new EngineError('NOT_FOUND', `There is no snapshot ${id} in ${repo}.`, 'Refresh the Snapshots view and try again.');
+    return found;
+  }
+  const snapshots = await currentSnapshots(ctx);
+  if (!snapshots.length) {
+    void ui.info(`There are no snapshots in ${repo} yet.`);
+    return undefined;
+  }
+  const picked = await ui.pick(snapshotPickItems(snapshots), { placeHolder, title: 'devsnap' });
+  return picked?.snapshot;
+}
+
+/**
+ * Runs engine work in a progress notification: each ProgressEvent becomes the message
+ * (phase · percent · MB/s · time left); `primary` phases move the bar.
+ */
+export function withEngineProgress<T>(
+  title: string,
+  primary: string[],
+  cancellable: boolean,
+  work: (onProgress: (ev: ProgressEvent) => void, token: CancellationLike) => Promise<T>,
+): Thenable<T> {
+  return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable }, async (progress, token) => {
+    const tracker = new ProgressTracker(primary);
+    progress.report({ message: 'starting…' });
+    return work((ev) => progress.report(tracker.next(ev)), token);
+  });
+}
+
+/** Checks that a source or target path exists and can be opened; throws an error naming it. */
+export async function checkAccessible(p: string, what: string, write: boolean, settingHint?: string): Promise<void> {
+  try {
+    const st = await fs.promises.stat(p);
+    if (st.isDirectory()) throw new EngineError(what.includes('image') ? 'BAD_SOURCE' : 'BAD_TARGET', `${capitalize(what)} ${p} is a folder, not a disk or disk image.`, settingHint);
+    await fs.promises.access(p, write ? fs.constants.R_OK | fs.constants.W_OK : fs.constants.R_OK);
+  } catch (err) {
+    if (err instanceof EngineError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new EngineError('NOT_FOUND', `${capitalize(what)} ${p} does not exist.`, settingHint ?? 'Check the path and try again.');
+    }
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new EngineError('PERMISSION', `No permission to ${write ? 'write to' : 'read'} ${what} ${p}.`, p.startsWith('/dev/')
+        ? 'Reading and writing disk devices needs root rights: until devsnap can elevate, give your user access to the device (e.g. the "disk" group) or use a disk image file.'
+        : 'Check the file\'s permissions.');
+    }
+    throw new EngineError('INTERNAL', `Cannot access ${what} ${p}: ${(err as Error).message}`);
+  }
+}
+
+function capitalize(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+/** Reports a failed command to the user; never throws. Cancellation is reported quietly. */
+export async function reportError(ctx: CommandContext, err: unknown, what: string, cancelledText?: string): Promise<void> {
+  if (err instanceof EngineError) {
+    if (err.cancelled) {
+      ctx.log(`${what}: cancelled`);
+      void ui.info(cancelledText ?? `${what} cancelled.`);
+      return;
+    }
+    ctx.log(`${what} failed: [${err.code}] ${err.toUserMessage()}`);
+    const actions: string[] = [];
+    if (err.code === 'NO_REPO') actions.push(CHOOSE_REPOSITORY);
+    if (err.code === 'NOT_FOUND' || err.code === 'BAD_SOURCE') actions.push(OPEN_SETTINGS);
+    actions.push(SHOW_OUTPUT);
+    const choice = await ui.error(`${what} failed: ${err.toUserMessage()}`, ...actions);
+    followErrorAction(ctx, choice);
+    return;
+  }
+  const e = err as Error;
+  ctx.log(`${what} failed unexpectedly: ${e?.stack ?? String(err)}`);
+  const choice = await ui.error(`${what} failed: ${e?.message ?? String(err)}`, SHOW_OUTPUT);
+  followErrorAction(ctx, choice);
+}
+
+function followErrorAction(ctx: CommandContext, choice: string | undefined): void {
+  if (choice === SHOW_OUTPUT) ctx.output.show(true);
+  else if (choice === CHOOSE_REPOSITORY) void vscode.commands.executeCommand('devsnap.selectRepository');
+  else if (choice === OPEN_SETTINGS) void vscode.commands.executeCommand('workbench.action.openSettings', 'devsnap');
+}
+
+/** Reveals a snapshot in the Snapshots view (after a refresh if it is not shown yet). */
+export async function revealSnapshot(ctx: CommandContext, id: string): Promise<void> {
+  if (!ctx.tree.nodeFor(id)) await ctx.tree.refresh();
+  const node = ctx.tree.nodeFor(id);
+  if (node) await ctx.treeView.reveal(node, { select: true, focus: true, expand: false });
+  else await vscode.commands.executeCommand('devsnap.snapshots.focus');
+}

@@ -1,0 +1,53 @@
+// Registers every devsnap command.
+//
+// Every command can run without prompts when given an argument object, so in-host tests, the
+// harness and other extensions can drive them (vscode.commands.executeCommand(id, args)).
+// From the Snapshots view's context menus VS Code passes the tree item (a SnapshotNode) instead.
+// Every command resolves with its result (or undefined when dismissed, cancelled or failed —
+// failures are shown to the user and recorded in the API's `messages`, never thrown):
+//
+//   devsnap.takeSnapshot      { source?: string, label?: string }            → SnapshotSummary
+//   devsnap.restoreSnapshot   { id, target, partition?: number, dryRun?: boolean, confirm: true }
+//                                                                           → { ok, bytesWritten, target }
+//   devsnap.verifySnapshot    { id } | { all: true } | item                  → { ok, snapshots: [{ id, ok, damage }] }
+//   devsnap.deleteSnapshot    { id } | { ids: string[] }, plus confirm: true, prune?: boolean
+//                                                                           → { removed, kept, packsRemoved?, bytesFreed? }
+//   devsnap.labelSnapshot     { id, label }                                  → SnapshotSummary
+//   devsnap.pinSnapshot       { id, pinned?: boolean } (toggles without pinned) → SnapshotSummary
+//   devsnap.unpinSnapshot     { id }                                         → SnapshotSummary
+//   devsnap.compareSnapshots  { a, b } (older, newer) | { b } | item (= with previous)
+//                                                                           → { a, b, diff }
+//   devsnap.compareWithPrevious  item | { id }  (the context-menu entry)     → { a, b, diff }
+//   devsnap.applyRetention    { confirm: true }                              → { removed, kept, ... }
+//   devsnap.selectRepository  { path: string, target?: 'global' | 'workspace' } → the path
+//   devsnap.refresh, devsnap.openPanel, devsnap.showOutput                   (no arguments)
+//
+// An `id` may also be passed as a plain string, or as an unambiguous prefix of the id.
+import * as vscode from 'vscode';
+import type { CommandContext } from './common';
+import { compareSnapshots, openPanel } from './compare';
+import { applyRetention, deleteSnapshot, labelSnapshot, pinSnapshot } from './manage';
+import { refresh, selectRepository } from './repository';
+import { restoreSnapshot } from './restore';
+import { takeSnapshot } from './takeSnapshot';
+import { verifySnapshot } from './verify';
+
+export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
+  const reg = (id: string, fn: (...args: any[]) => unknown) => vscode.commands.registerCommand(id, fn);
+  return [
+    reg('devsnap.takeSnapshot', (args?) => takeSnapshot(ctx, args && typeof args === 'object' ? args : {})),
+    reg('devsnap.restoreSnapshot', (arg?) => restoreSnapshot(ctx, arg)),
+    reg('devsnap.verifySnapshot', (arg?) => verifySnapshot(ctx, arg)),
+    reg('devsnap.deleteSnapshot', (arg?, selection?) => deleteSnapshot(ctx, arg, selection)),
+    reg('devsnap.labelSnapshot', (arg?) => labelSnapshot(ctx, arg)),
+    reg('devsnap.pinSnapshot', (arg?) => pinSnapshot(ctx, arg)),
+    reg('devsnap.unpinSnapshot', (arg?) => pinSnapshot(ctx, arg, false)),
+    reg('devsnap.compareSnapshots', (arg?) => compareSnapshots(ctx, arg)),
+    reg('devsnap.compareWithPrevious', (arg?) => compareSnapshots(ctx, arg && typeof arg === 'object' && !('a' in arg) && 'id' in arg ? { b: arg.id } : arg)),
+    reg('devsnap.applyRetention', (arg?) => applyRetention(ctx, arg)),
+    reg('devsnap.openPanel', () => openPanel(ctx)),
+    reg('devsnap.refresh', () => refresh(ctx)),
+    reg('devsnap.selectRepository', (args?) => selectRepository(ctx, args && typeof args === 'object' ? args : {})),
+    reg('devsnap.showOutput', () => ctx.output.show(true)),
+  ];
+}

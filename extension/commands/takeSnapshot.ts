@@ -1,0 +1,156 @@
+// devsnap.takeSnapshot: pick a source (the engine's disks, system drive first, plus the
+// configured disk image files), a label, then snapshot it in a cancellable progress
+// notification. Arguments `{ source?, label? }` skip the prompts.
+import * as fs from 'fs';
+import * as path from 'path';
+import * as vscode from 'vscode';
+import type { DiskInfo, SnapshotSummary } from '../../imaging/protocol';
+import { EngineError, retentionEnabled } from '../engine';
+import { defaultSnapshotLabel, formatBytes } from '../format';
+import { diskDescription, previousSnapshot, snapshotDoneMessage, sortDisks } from '../snapshotModel';
+import * as ui from '../ui';
+import { checkAccessible, CommandContext, OPEN_SETTINGS, reportError, requireRepository, revealSnapshot, withEngineProgress } from './common';
+
+export interface TakeSnapshotArgs {
+  /** Block device or disk image file to snapshot. */
+  source?: string;
+  /** Label of the new snapshot. */
+  label?: string;
+}
+
+interface SourceItem extends vscode.QuickPickItem {
+  source?: string;
+  fromSetting?: boolean;
+}
+
+const COMPARE_PREVIOUS = 'Compare with previous';
+const SHOW = 'Show';
+
+/** Resolves with the new snapshot, or undefined when dismissed, cancelled or failed (the user was told). */
+export async function takeSnapshot(ctx: CommandContext, args: TakeSnapshotArgs = {}): Promise<SnapshotSummary | undefined> {
+  try {
+    const repo = await requireRepository(ctx, false);
+    if (!repo) return undefined;
+    const cfg = ctx.config();
+    let source = args.source;
+    let fromSetting = false;
+    if (!source) {
+      const picked = await pickSource(ctx);
+      if (!picked?.source) return undefined;
+      source = picked.source;
+      fromSetting = !!picked.fromSetting;
+    } else {
+      fromSetting = cfg.diskImages.includes(source) || cfg.defaultSource === source;
+    }
+    const isDevice = source.startsWith('/dev/');
+    await checkAccessible(source, isDevice ? 'disk' : 'disk image', false, fromSetting ? 'Check the devsnap.diskImages and devsnap.defaultSource settings.' : undefined);
+
+    let label = args.label;
+    if (label === undefined) {
+      label = await ui.input({
+        title: 'devsnap: Take Snapshot',
+        prompt: `Label for the snapshot of ${source}`,
+        value: defaultSnapshotLabel(),
+        validateInput: (v) => (v.trim() ? undefined : 'Enter a label, e.g. what you are about to change.'),
+      });
+      if (label === undefined) return undefined;
+    }
+    label = label.trim() || defaultSnapshotLabel();
+
+    ctx.log(`Taking a snapshot of ${source} into ${repo} (label "${label}", zstd level ${cfg.compressionLevel})`);
+    const result = await withEngineProgress(`devsnap: Snapshot of ${path.basename(source)}`, ['image'], true, (onProgress, token) =>
+      ctx.engine().snapshot({ repo, source: source!, label: label!, compressionLevel: cfg.compressionLevel }, onProgress, token),
+    );
+    const snap = result.snapshot;
+    await ctx.tree.refresh();
+    if (retentionEnabled(cfg.retention)) await applyRetentionQuietly(ctx, repo);
+
+    // Not awaited: the command resolves now; the actions run when clicked.
+    const prev = previousSnapshot(ctx.tree.snapshots, snap);
+    const actions = prev ? [COMPARE_PREVIOUS, SHOW] : [SHOW];
+    void ui.info(snapshotDoneMessage(snap), ...actions).then((choice) => {
+      if (choice === SHOW) void revealSnapshot(ctx, snap.id);
+      else if (choice === COMPARE_PREVIOUS && prev) void vscode.commands.executeCommand('devsnap.compareSnapshots', { a: prev.id, b: snap.id });
+    });
+    return snap;
+  } catch (err) {
+    await reportError(ctx, err, 'Snapshot', 'Snapshot cancelled; the repository is unchanged.');
+    return undefined;
+  }
+}
+
+/** Forgets what the retention settings do not keep (pinned snapshots stay) and frees the space. */
+async function applyRetentionQuietly(ctx: CommandContext, repo: string): Promise<void> {
+  const policy = ctx.config().retention;
+  try {
+    await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'devsnap: applying retention' }, async () => {
+      const r = await ctx.engine().forget({ repo, policy });
+      ctx.log(`Retention: removed ${r.removed.length} snapshot(s), kept ${r.kept.length}`);
+      if (r.removed.length) {
+        const p = await ctx.engine().prune(repo);
+        ctx.log(`Prune: removed ${p.packsRemoved} pack(s), freed ${formatBytes(p.bytesFreed)}`);
+      }
+    });
+  } catch (err) {
+    await reportError(ctx, err, 'Applying the retention settings');
+  }
+  await ctx.tree.refresh();
+}
+
+/** The quick pick of sources: engine disks (system drive first and marked) and image files. */
+async function pickSource(ctx: CommandContext): Promise<SourceItem | undefined> {
+  const cfg = ctx.config();
+  const load = async (): Promise<SourceItem[]> => {
+    let disks: DiskInfo[] = [];
+    try {
+      disks = sortDisks(await ctx.engine().listDisks());
+    } catch (err) {
+      const msg = err instanceof EngineError ? err.toUserMessage() : (err as Error).message;
+      ctx.log(`Could not list disks: ${msg}`);
+      void ui.warn(`Could not list the disks: ${msg}`);
+    }
+    const items: SourceItem[] = [];
+    const seen = new Set<string>();
+    const diskItems = disks.filter((d) => d.kind !== 'file');
+    if (diskItems.length) items.push({ label: 'Disks', kind: vscode.QuickPickItemKind.Separator });
+    for (const d of diskItems) {
+      seen.add(d.path);
+      const isDefault = cfg.defaultSource === d.path;
+      items.push({
+        label: `$(${d.isSystem ? 'device-desktop' : 'server'}) ${d.path}${d.model ? ` — ${d.model}` : ''}`,
+        description: [d.isSystem ? 'System drive' : '', isDefault ? 'default' : ''].filter(Boolean).join(' · ') || undefined,
+        detail: diskDescription(d) + (d.mountpoints.length || d.partitions.some((p) => p.mountpoints?.length)
+          ? ` · mounted at ${[...d.mountpoints, ...d.partitions.flatMap((p) => p.mountpoints ?? [])].join(', ')}` : ''),
+        source: d.path,
+      });
+    }
+    const images = [...new Set([...disks.filter((d) => d.kind === 'file').map((d) => d.path), ...cfg.diskImages,
+      ...(cfg.defaultSource && !cfg.defaultSource.startsWith('/dev/') ? [cfg.defaultSource] : [])])].filter((p) => !seen.has(p));
+    if (images.length) items.push({ label: 'Disk images', kind: vscode.QuickPickItemKind.Separator });
+    for (const p of images) {
+      let detail: string;
+      try {
+        const st = fs.statSync(p);
+        detail = st.isFile() ? `${formatBytes(st.size)} disk image` : 'not a file';
+      } catch {
+        detail = '$(warning) does not exist — check the devsnap.diskImages setting';
+      }
+      items.push({ label: `$(file-binary) ${path.basename(p)}`, description: [path.dirname(p), cfg.defaultSource === p ? 'default' : ''].filter(Boolean).join(' · '), detail, source: p, fromSetting: true });
+    }
+    // The configured default source on top, in its own section.
+    const di = items.findIndex((i) => i.source && i.source === cfg.defaultSource);
+    if (di >= 0) {
+      const [d] = items.splice(di, 1);
+      items.unshift({ label: 'Default source', kind: vscode.QuickPickItemKind.Separator }, d);
+    }
+    // Drop separators left without items.
+    return items.filter((it, i) => it.kind !== vscode.QuickPickItemKind.Separator || (items[i + 1] && items[i + 1].kind !== vscode.QuickPickItemKind.Separator));
+  };
+  const items = await load();
+  if (!items.some((i) => i.source)) {
+    const choice = await ui.error('devsnap found no disk to snapshot. Add disk image files in the devsnap.diskImages setting, or check the output for why the disks could not be listed.', OPEN_SETTINGS);
+    if (choice === OPEN_SETTINGS) void vscode.commands.executeCommand('workbench.action.openSettings', 'devsnap.diskImages');
+    return undefined;
+  }
+  return ui.pick(items, { title: 'devsnap: Take Snapshot', placeHolder: 'Which disk do you want to snapshot?' });
+}

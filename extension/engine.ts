@@ -1,0 +1,404 @@
+// THE one module that runs the imaging engine. Everything else in the extension talks to the
+// `Engine` interface below; the elevated helper (a later issue) replaces only this module's
+// `CliEngine` with one that runs the same commands with root rights.
+//
+// The CLI contract: `node dist/devsnap.js <command> [args] --json [--progress json]`.
+// stdout carries exactly one JSON object: the result, or `{ "error": ErrorInfo }` with a non-zero
+// exit code (130 = cancelled). With `--progress json`, stderr carries one ProgressEvent JSON
+// object per line; other stderr lines are diagnostics for the output channel. Cancel = SIGINT:
+// the engine stops at a safe point, leaves the repository as before and exits 130.
+//
+// No `vscode` import here: the unit tests run this module under plain node, and the cancellation
+// token is the structural subset of vscode.CancellationToken that we need.
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import type { DiskInfo, ErrorCode, ErrorInfo, ProgressEvent, SnapshotSummary } from '../imaging/protocol';
+
+/** What we need of vscode.CancellationToken (which satisfies it). */
+export interface CancellationLike {
+  readonly isCancellationRequested: boolean;
+  onCancellationRequested(listener: (e: unknown) => unknown): { dispose(): unknown };
+}
+
+export type ProgressListener = (ev: ProgressEvent) => void;
+
+export interface SnapshotOptions {
+  repo: string;
+  source: string;
+  label: string;
+  compressionLevel?: number;
+}
+export interface SnapshotResult {
+  id: string;
+  snapshot: SnapshotSummary;
+}
+export interface VerifyOptions {
+  repo: string;
+  /** Verify one snapshot; all of them when omitted. */
+  id?: string;
+}
+export interface Damage {
+  partition: number | null;
+  offset: number;
+  length: number;
+  message: string;
+}
+export interface VerifyResult {
+  ok: boolean;
+  snapshots: { id: string; ok: boolean; damage: Damage[] }[];
+}
+export interface RestoreOptions {
+  repo: string;
+  id: string;
+  target: string;
+  partition?: number;
+  dryRun?: boolean;
+}
+export interface RestoreResult {
+  ok: boolean;
+  bytesWritten: number;
+  target: string;
+}
+export interface RetentionPolicy {
+  keepLast?: number;
+  keepDaily?: number;
+  keepWeekly?: number;
+  keepMonthly?: number;
+}
+export type ForgetOptions = { repo: string; ids: string[] } | { repo: string; policy: RetentionPolicy };
+export interface ForgetResult {
+  removed: string[];
+  kept: string[];
+}
+export interface PruneResult {
+  packsRemoved: number;
+  bytesFreed: number;
+}
+export interface DiffResult {
+  partitions: { index: number | null; changedBytes: number; ranges: [number, number][] }[];
+}
+
+/** The operations the extension performs on disks and repositories. */
+export interface Engine {
+  listDisks(token?: CancellationLike): Promise<DiskInfo[]>;
+  listSnapshots(repo: string, token?: CancellationLike): Promise<SnapshotSummary[]>;
+  showSnapshot(repo: string, id: string): Promise<SnapshotSummary>;
+  snapshot(opts: SnapshotOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<SnapshotResult>;
+  verify(opts: VerifyOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<VerifyResult>;
+  restore(opts: RestoreOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<RestoreResult>;
+  forget(opts: ForgetOptions): Promise<ForgetResult>;
+  prune(repo: string, onProgress?: ProgressListener, token?: CancellationLike): Promise<PruneResult>;
+  label(repo: string, id: string, text: string): Promise<SnapshotSummary>;
+  pin(repo: string, id: string, pinned: boolean): Promise<SnapshotSummary>;
+  diff(repo: string, a: string, b: string, token?: CancellationLike): Promise<DiffResult>;
+}
+
+/** An engine failure meant for the user (the engine's ErrorInfo), plus the exit code. */
+export class EngineError extends Error {
+  constructor(
+    public readonly code: ErrorCode,
+    message: string,
+    public readonly hint?: string,
+    public readonly exitCode?: number | null,
+  ) {
+    super(message);
+    this.name = 'EngineError';
+  }
+  get cancelled(): boolean {
+    return this.code === 'CANCELLED';
+  }
+  /** "message hint" for a notification. */
+  toUserMessage(): string {
+    return this.hint ? `${this.message} ${this.hint}` : this.message;
+  }
+}
+
+/** Parses one stderr line: a ProgressEvent, or null for a plain diagnostic line. */
+export function parseProgressLine(line: string): ProgressEvent | null {
+  const text = line.trim();
+  if (!text.startsWith('{') || !text.endsWith('}')) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!v || typeof v !== 'object') return null;
+  const o = v as Record<string, unknown>;
+  if (o.type !== 'progress' || typeof o.phase !== 'string') return null;
+  const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : 0);
+  const ev: ProgressEvent = {
+    type: 'progress',
+    phase: o.phase,
+    bytesDone: num(o.bytesDone),
+    bytesTotal: num(o.bytesTotal),
+    rate: num(o.rate),
+    etaSeconds: typeof o.etaSeconds === 'number' && Number.isFinite(o.etaSeconds) ? o.etaSeconds : null,
+  };
+  if (typeof o.message === 'string') ev.message = o.message;
+  return ev;
+}
+
+/**
+ * Splits a byte stream into lines, calling `onLine` per complete line; `flush()` delivers a
+ * trailing line without a newline.
+ */
+export class LineSplitter {
+  private rest = '';
+  constructor(private readonly onLine: (line: string) => void) {}
+  push(chunk: string): void {
+    const text = this.rest + chunk;
+    const lines = text.split(/\r?\n/);
+    this.rest = lines.pop() ?? '';
+    for (const line of lines) if (line.length) this.onLine(line);
+  }
+  flush(): void {
+    if (this.rest.length) this.onLine(this.rest);
+    this.rest = '';
+  }
+}
+
+const ERROR_CODES: readonly ErrorCode[] = [
+  'USAGE', 'NO_REPO', 'REPO_EXISTS', 'BAD_PASSWORD', 'LOCKED', 'NOT_FOUND', 'PERMISSION',
+  'BAD_SOURCE', 'BAD_TARGET', 'DAMAGED', 'NO_SPACE', 'CANCELLED', 'INTERNAL',
+];
+
+/**
+ * Interprets a finished CLI run: its stdout, exit code (null when killed by a signal) and the
+ * last stderr lines. Returns the result object or throws an EngineError.
+ * `okExitCodes` are the exit codes that still carry a result (verify exits 8 when damaged).
+ */
+export function interpretResult<T>(stdout: string, exitCode: number | null, stderrTail: string[], okExitCodes: readonly number[] = [0]): T {
+  const text = stdout.trim();
+  let parsed: unknown;
+  if (text) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // Tolerate diagnostics before the JSON object: take the last line that parses.
+      const lines = text.split(/\r?\n/).reverse();
+      for (const line of lines) {
+        try {
+          parsed = JSON.parse(line);
+          break;
+        } catch {
+          /* keep looking */
+        }
+      }
+    }
+  }
+  const obj = parsed && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : undefined;
+  if (obj && obj.error && typeof obj.error === 'object') {
+    const info = obj.error as Partial<ErrorInfo>;
+    const code = ERROR_CODES.includes(info.code as ErrorCode) ? (info.code as ErrorCode) : 'INTERNAL';
+    throw new EngineError(code, String(info.message ?? 'The engine reported an error.'), info.hint, exitCode);
+  }
+  if (exitCode === 130) throw new EngineError('CANCELLED', 'Cancelled.', 'Nothing was changed.', exitCode);
+  if (obj && exitCode !== null && okExitCodes.includes(exitCode)) return obj as T;
+  const tail = stderrTail.filter((l) => l.trim()).slice(-3).join(' | ');
+  if (exitCode === null) {
+    throw new EngineError('INTERNAL', 'The devsnap engine was stopped before it finished.', tail || undefined, exitCode);
+  }
+  if (!obj) {
+    throw new EngineError('INTERNAL', `The devsnap engine exited with code ${exitCode} without a result.`, tail ? `It said: ${tail}` : 'See the devsnap output channel.', exitCode);
+  }
+  throw new EngineError('INTERNAL', `The devsnap engine exited with code ${exitCode}.`, tail ? `It said: ${tail}` : undefined, exitCode);
+}
+
+/** Builds the argument list of `forget`. */
+export function forgetArgs(opts: ForgetOptions): string[] {
+  if ('ids' in opts) return ['forget', ...opts.ids, '--repo', opts.repo];
+  const p = opts.policy;
+  const args = ['forget'];
+  const add = (flag: string, n: number | undefined) => {
+    if (n && n > 0) args.push(flag, String(Math.floor(n)));
+  };
+  add('--keep-last', p.keepLast);
+  add('--keep-daily', p.keepDaily);
+  add('--keep-weekly', p.keepWeekly);
+  add('--keep-monthly', p.keepMonthly);
+  args.push('--repo', opts.repo);
+  return args;
+}
+
+/** True when a policy keeps a bounded number of snapshots (i.e. retention is switched on). */
+export function retentionEnabled(p: RetentionPolicy): boolean {
+  return [p.keepLast, p.keepDaily, p.keepWeekly, p.keepMonthly].some((n) => (n ?? 0) > 0);
+}
+
+export interface CliEngineOptions {
+  /** Path of the CLI bundle, e.g. <extensionPath>/dist/devsnap.js. */
+  cliPath: string;
+  /** The node to run it with: process.execPath (with ELECTRON_RUN_AS_NODE=1 in VS Code desktop). */
+  nodePath?: string;
+  /** Where every invocation, its diagnostics and exit code are logged (the output channel). */
+  log?: (line: string) => void;
+  env?: NodeJS.ProcessEnv;
+}
+
+interface RunOptions {
+  progress?: ProgressListener;
+  token?: CancellationLike;
+  okExitCodes?: readonly number[];
+}
+
+/** Runs the engine's CLI as a child process, as the current user. */
+export class CliEngine implements Engine {
+  constructor(private readonly opts: CliEngineOptions) {}
+
+  private log(line: string): void {
+    this.opts.log?.(line);
+  }
+
+  /** Runs one CLI command and resolves with its JSON result (see interpretResult). */
+  run<T>(args: string[], ro: RunOptions = {}): Promise<T> {
+    const cli = this.opts.cliPath;
+    const fullArgs = [...args, '--json', ...(ro.progress ? ['--progress', 'json'] : [])];
+    if (!fs.existsSync(cli)) {
+      return Promise.reject(new EngineError('INTERNAL', `The devsnap engine is missing: ${cli} does not exist.`, 'Reinstall the extension, or run `npm run build` in a development checkout.'));
+    }
+    if (ro.token?.isCancellationRequested) return Promise.reject(new EngineError('CANCELLED', 'Cancelled.', 'Nothing was changed.'));
+    const node = this.opts.nodePath ?? process.execPath;
+    const started = Date.now();
+    this.log(`$ devsnap ${fullArgs.map(quoteArg).join(' ')}`);
+    return new Promise<T>((resolve, reject) => {
+      let child;
+      try {
+        child = spawn(node, [cli, ...fullArgs], {
+          env: { ...process.env, ...this.opts.env, ELECTRON_RUN_AS_NODE: '1' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+          windowsHide: true,
+        });
+      } catch (err) {
+        reject(new EngineError('INTERNAL', `Could not start the devsnap engine: ${(err as Error).message}`));
+        return;
+      }
+      let stdout = '';
+      const stderrTail: string[] = [];
+      let lastPhase = '';
+      const stderr = new LineSplitter((line) => {
+        const ev = parseProgressLine(line);
+        if (ev) {
+          if (ev.phase !== lastPhase) {
+            lastPhase = ev.phase;
+            this.log(`  [${ev.phase}]${ev.message ? ' ' + ev.message : ''}`);
+          }
+          try {
+            ro.progress?.(ev);
+          } catch (err) {
+            this.log(`  (progress listener failed: ${(err as Error).message})`);
+          }
+          return;
+        }
+        stderrTail.push(line);
+        if (stderrTail.length > 20) stderrTail.shift();
+        this.log(`  ${line}`);
+      });
+      child.stdout.setEncoding('utf8');
+      child.stderr.setEncoding('utf8');
+      child.stdout.on('data', (d: string) => (stdout += d));
+      child.stderr.on('data', (d: string) => stderr.push(d));
+      let cancelled = false;
+      const sub = ro.token?.onCancellationRequested(() => {
+        if (cancelled || child.exitCode !== null) return;
+        cancelled = true;
+        this.log(`  cancel requested: sending SIGINT to ${child.pid}`);
+        child.kill('SIGINT');
+      });
+      let settled = false;
+      child.on('error', (err: NodeJS.ErrnoException) => {
+        if (settled) return;
+        settled = true;
+        sub?.dispose();
+        this.log(`  could not start ${node}: ${err.message}`);
+        reject(new EngineError('INTERNAL', `Could not start the devsnap engine (${node}): ${err.message}`));
+      });
+      child.on('close', (code: number | null, signal: NodeJS.Signals | null) => {
+        if (settled) return;
+        settled = true;
+        sub?.dispose();
+        stderr.flush();
+        const secs = ((Date.now() - started) / 1000).toFixed(1);
+        this.log(`  exit ${code ?? signal} after ${secs} s`);
+        // Killed by our SIGINT without a chance to answer: still a cancellation.
+        const exit = code === null && signal === 'SIGINT' && cancelled ? 130 : code;
+        try {
+          const result = interpretResult<T>(stdout, exit, stderrTail, ro.okExitCodes);
+          resolve(result);
+        } catch (err) {
+          if (err instanceof EngineError) this.log(`  error ${err.code}: ${err.toUserMessage()}`);
+          reject(err);
+        }
+      });
+    });
+  }
+
+  async listDisks(token?: CancellationLike): Promise<DiskInfo[]> {
+    const r = await this.run<{ disks: DiskInfo[] }>(['disks'], { token });
+    return Array.isArray(r.disks) ? r.disks : [];
+  }
+
+  async listSnapshots(repo: string, token?: CancellationLike): Promise<SnapshotSummary[]> {
+    const r = await this.run<{ snapshots: SnapshotSummary[] }>(['list', '--repo', repo], { token });
+    return Array.isArray(r.snapshots) ? r.snapshots : [];
+  }
+
+  async showSnapshot(repo: string, id: string): Promise<SnapshotSummary> {
+    return (await this.run<{ snapshot: SnapshotSummary }>(['show', id, '--repo', repo])).snapshot;
+  }
+
+  snapshot(opts: SnapshotOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<SnapshotResult> {
+    const args = ['snapshot', opts.source, '--repo', opts.repo, '--label', opts.label];
+    if (opts.compressionLevel) args.push('--compression', String(opts.compressionLevel));
+    return this.run<SnapshotResult>(args, { progress: onProgress ?? noop, token });
+  }
+
+  async verify(opts: VerifyOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<VerifyResult> {
+    const args = ['verify', ...(opts.id ? [opts.id] : []), '--repo', opts.repo];
+    try {
+      const r = await this.run<VerifyResult>(args, { progress: onProgress ?? noop, token, okExitCodes: [0, 8] });
+      return { ok: !!r.ok, snapshots: Array.isArray(r.snapshots) ? r.snapshots : [] };
+    } catch (err) {
+      // An engine that reports damage as an error instead of a result: turn it into one.
+      if (err instanceof EngineError && err.code === 'DAMAGED') {
+        return { ok: false, snapshots: [{ id: opts.id ?? '', ok: false, damage: [{ partition: null, offset: 0, length: 0, message: err.message }] }] };
+      }
+      throw err;
+    }
+  }
+
+  restore(opts: RestoreOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<RestoreResult> {
+    const args = ['restore', opts.id, opts.target, '--repo', opts.repo];
+    if (opts.partition !== undefined) args.push('--partition', String(opts.partition));
+    if (opts.dryRun) args.push('--dry-run');
+    args.push('--yes');
+    return this.run<RestoreResult>(args, { progress: onProgress ?? noop, token });
+  }
+
+  forget(opts: ForgetOptions): Promise<ForgetResult> {
+    return this.run<ForgetResult>(forgetArgs(opts));
+  }
+
+  prune(repo: string, onProgress?: ProgressListener, token?: CancellationLike): Promise<PruneResult> {
+    return this.run<PruneResult>(['prune', '--repo', repo], { progress: onProgress ?? noop, token });
+  }
+
+  async label(repo: string, id: string, text: string): Promise<SnapshotSummary> {
+    return (await this.run<{ snapshot: SnapshotSummary }>(['label', id, text, '--repo', repo])).snapshot;
+  }
+
+  async pin(repo: string, id: string, pinned: boolean): Promise<SnapshotSummary> {
+    return (await this.run<{ snapshot: SnapshotSummary }>([pinned ? 'pin' : 'unpin', id, '--repo', repo])).snapshot;
+  }
+
+  diff(repo: string, a: string, b: string, token?: CancellationLike): Promise<DiffResult> {
+    return this.run<DiffResult>(['diff', a, b, '--repo', repo], { token });
+  }
+}
+
+function noop(): void {}
+
+/** Quotes an argument for the log line the way a shell would need it. */
+export function quoteArg(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}

@@ -1,0 +1,180 @@
+// Pure logic behind the Snapshots tree and the pickers: grouping by source disk, ordering,
+// and the texts shown for disks, snapshots and partitions. No `vscode` import (unit-tested in
+// test/unit/extension-model.test.ts).
+import type { DiskInfo, PartitionInfo, SnapshotSummary } from '../imaging/protocol';
+import { formatBytes, formatRelativeDate, formatTimestamp } from './format';
+
+export interface DiskGroup {
+  /** Stable key of the source disk: its disk id when known, else its path. */
+  key: string;
+  /** "Samsung SSD 970 (/dev/nvme0n1)" or the image file's path. */
+  label: string;
+  /** "512 GB · 3 snapshots". */
+  description: string;
+  source: SnapshotSummary['source'];
+  /** Newest first. */
+  snapshots: SnapshotSummary[];
+}
+
+export function sourceKey(s: SnapshotSummary): string {
+  return s.source.diskId ? `id:${s.source.diskId}` : `path:${s.source.path}`;
+}
+
+function time(s: SnapshotSummary): number {
+  const t = Date.parse(s.created);
+  return Number.isNaN(t) ? 0 : t;
+}
+
+/** Newest first; equal times keep a stable order by id. */
+export function compareNewestFirst(a: SnapshotSummary, b: SnapshotSummary): number {
+  return time(b) - time(a) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/** Groups snapshots by source disk; groups ordered by their newest snapshot, newest first. */
+export function groupSnapshots(snapshots: readonly SnapshotSummary[]): DiskGroup[] {
+  const groups = new Map<string, DiskGroup>();
+  for (const s of [...snapshots].sort(compareNewestFirst)) {
+    const key = sourceKey(s);
+    let g = groups.get(key);
+    if (!g) {
+      g = { key, label: sourceLabel(s.source), description: '', source: s.source, snapshots: [] };
+      groups.set(key, g);
+    }
+    g.snapshots.push(s);
+  }
+  const list = [...groups.values()];
+  for (const g of list) {
+    const n = g.snapshots.length;
+    g.description = `${formatBytes(g.source.size)} · ${n} snapshot${n === 1 ? '' : 's'}`;
+  }
+  return list; // already ordered: groups were created in newest-first order of their first snapshot
+}
+
+export function sourceLabel(src: { path: string; model?: string }): string {
+  return src.model ? `${src.model} (${src.path})` : src.path;
+}
+
+/** The snapshot taken of the same source just before `s`, if any. */
+export function previousSnapshot(all: readonly SnapshotSummary[], s: SnapshotSummary): SnapshotSummary | undefined {
+  const key = sourceKey(s);
+  return [...all]
+    .filter((o) => o.id !== s.id && sourceKey(o) === key && compareNewestFirst(o, s) > 0)
+    .sort(compareNewestFirst)[0];
+}
+
+/** "2 hours ago · +1.2 GB / 64 GB" */
+export function snapshotDescription(s: SnapshotSummary, now: Date = new Date()): string {
+  return `${formatRelativeDate(s.created, now)} · +${formatBytes(s.stats?.bytesAdded ?? 0)} / ${formatBytes(s.stats?.bytesLogical ?? s.source.size)}`;
+}
+
+export type SnapshotIconKind = 'damaged' | 'pinned' | 'verified' | 'not-verified';
+
+/** Which state the item's icon shows: damage wins over pinned, pinned over verification. */
+export function snapshotIconKind(s: SnapshotSummary): SnapshotIconKind {
+  if (s.state === 'damaged') return 'damaged';
+  if (s.pinned) return 'pinned';
+  return s.state === 'verified' ? 'verified' : 'not-verified';
+}
+
+export function stateText(s: SnapshotSummary): string {
+  switch (s.state) {
+    case 'verified':
+      return s.verifiedAt ? `verified ${formatTimestamp(new Date(s.verifiedAt))}` : 'verified';
+    case 'damaged':
+      return 'damaged — run Verify for details';
+    default:
+      return 'not verified yet';
+  }
+}
+
+/** contextValue of a snapshot item, used by the `when` clauses of its menus. */
+export function snapshotContextValue(s: SnapshotSummary): 'snapshot' | 'snapshot.pinned' {
+  return s.pinned ? 'snapshot.pinned' : 'snapshot';
+}
+
+function escapeMd(text: string): string {
+  return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, '\\$&');
+}
+
+/** The Markdown of a snapshot item's tooltip. */
+export function snapshotTooltipMarkdown(s: SnapshotSummary, now: Date = new Date()): string {
+  const st = s.stats;
+  const lines = [
+    `**${escapeMd(s.label || '(no label)')}**${s.pinned ? ' $(pinned) pinned' : ''}`,
+    '',
+    `Taken ${escapeMd(formatTimestamp(new Date(s.created)))} (${escapeMd(formatRelativeDate(s.created, now))}) on ${escapeMd(s.host)}`,
+    '',
+    `| | |`,
+    `|---|---|`,
+    `| Source | ${escapeMd(sourceLabel(s.source))} |`,
+    `| Disk size | ${formatBytes(s.source.size)} (${s.source.table.toUpperCase()}) |`,
+    `| Data | ${formatBytes(st?.bytesUsed ?? 0)} used |`,
+    `| Added to repository | ${formatBytes(st?.bytesAdded ?? 0)} |`,
+    `| Chunks | ${st?.chunksNew ?? 0} new, ${st?.chunksReused ?? 0} reused |`,
+    `| Consistency | ${s.consistency} |`,
+    `| State | ${escapeMd(stateText(s))} |`,
+    `| Id | \`${s.id}\` |`,
+  ];
+  return lines.join('\n');
+}
+
+/** "2 · ext4 “root”" */
+export function partitionLabel(p: PartitionInfo): string {
+  const what = p.fs ?? p.typeName ?? 'unknown';
+  const name = p.label || p.name;
+  return `${p.index} · ${what}${name ? ` “${name}”` : ''}`;
+}
+
+/** "12 GB used of 40 GB" or "40 GB". */
+export function partitionDescription(p: PartitionInfo): string {
+  return p.usedBytes !== undefined ? `${formatBytes(p.usedBytes)} used of ${formatBytes(p.size)}` : formatBytes(p.size);
+}
+
+export function partitionTooltip(p: PartitionInfo): string {
+  const lines = [`Partition ${p.index}${p.name ? ` (${p.name})` : ''}`];
+  lines.push(`Type: ${p.typeName ?? p.type}`);
+  if (p.fs) lines.push(`Filesystem: ${p.fs}${p.label ? ` “${p.label}”` : ''}${p.fsUuid ? `, UUID ${p.fsUuid}` : ''}`);
+  lines.push(`Size: ${formatBytes(p.size)} at offset ${formatBytes(p.start)}`);
+  if (p.usedBytes !== undefined) lines.push(`Used: ${formatBytes(p.usedBytes)}`);
+  return lines.join('\n');
+}
+
+/** Bytes in use on a disk, summed over partitions whose filesystem reports it. */
+export function diskUsedBytes(d: DiskInfo): number | undefined {
+  const used = d.partitions.map((p) => p.usedBytes).filter((n): n is number => typeof n === 'number');
+  return used.length ? used.reduce((a, b) => a + b, 0) : undefined;
+}
+
+/** System drive first, then by path. */
+export function sortDisks(disks: readonly DiskInfo[]): DiskInfo[] {
+  return [...disks].sort((a, b) => Number(b.isSystem) - Number(a.isSystem) || a.path.localeCompare(b.path));
+}
+
+/** "512 GB · 120 GB used · GPT, 3 partitions" */
+export function diskDescription(d: DiskInfo): string {
+  const parts = [formatBytes(d.size)];
+  const used = diskUsedBytes(d);
+  if (used !== undefined) parts.push(`${formatBytes(used)} used`);
+  const n = d.partitions.length;
+  parts.push(`${d.table && d.table !== 'none' ? d.table.toUpperCase() + ', ' : ''}${n} partition${n === 1 ? '' : 's'}`);
+  return parts.join(' · ');
+}
+
+/** What a restore onto `target` overwrites, for the confirmation: "partitions 1 (vfat “EFI”), 2 (ext4 “root”)". */
+export function overwriteSummary(target: DiskInfo | undefined, partition?: number): string {
+  if (!target) return partition !== undefined ? `partition ${partition}` : 'everything on it';
+  const parts = target.partitions.filter((p) => partition === undefined || p.index === partition);
+  if (!parts.length) return partition !== undefined ? `partition ${partition}` : 'all of its contents';
+  const one = (p: DiskInfo['partitions'][number]) => `${p.index} (${[p.fs ?? p.typeName ?? 'unknown', p.label ? `“${p.label}”` : '', p.mountpoints?.length ? `mounted at ${p.mountpoints.join(', ')}` : ''].filter(Boolean).join(' ')})`;
+  return `${parts.length === 1 ? 'partition' : 'partitions'} ${parts.map(one).join(', ')}`;
+}
+
+/** "Snapshot 'before upgrade' added 1.2 GB (64 GB logical)" */
+export function snapshotDoneMessage(s: SnapshotSummary): string {
+  return `Snapshot '${s.label}' added ${formatBytes(s.stats?.bytesAdded ?? 0)} (${formatBytes(s.stats?.bytesLogical ?? s.source.size)} logical)`;
+}
+
+/** "'label' (2026-11-25 14:03)" — how a snapshot is named in messages. */
+export function snapshotName(s: SnapshotSummary): string {
+  return `'${s.label || s.id}' (${formatTimestamp(new Date(s.created))})`;
+}

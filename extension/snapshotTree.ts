@@ -1,0 +1,232 @@
+// The Snapshots view (`devsnap.snapshots`): snapshots grouped by source disk, newest first;
+// expanding a snapshot shows its partitions. Reloads from the engine on refresh(), when the
+// repository's snapshots/ folder changes (FileSystemWatcher) and after every command.
+// Sets the context key `devsnap.repositoryState` (none | missing | empty | ok | error) that the
+// view's welcome content (package.json "viewsWelcome") depends on.
+import * as fs from 'fs';
+import * as vscode from 'vscode';
+import type { PartitionInfo, SnapshotSummary } from '../imaging/protocol';
+import type { DevsnapConfig } from './config';
+import { Engine, EngineError } from './engine';
+import {
+  DiskGroup, groupSnapshots, partitionDescription, partitionLabel, partitionTooltip, snapshotContextValue,
+  snapshotDescription, snapshotIconKind, snapshotTooltipMarkdown,
+} from './snapshotModel';
+
+export type RepositoryState = 'none' | 'missing' | 'empty' | 'ok' | 'error';
+
+export class DiskGroupNode {
+  readonly kind = 'group';
+  constructor(readonly group: DiskGroup) {}
+}
+export class SnapshotNode {
+  readonly kind = 'snapshot';
+  constructor(readonly snapshot: SnapshotSummary, readonly parent: DiskGroupNode) {}
+  get id(): string {
+    return this.snapshot.id;
+  }
+}
+export class PartitionNode {
+  readonly kind = 'partition';
+  constructor(readonly partition: PartitionInfo, readonly parent: SnapshotNode) {}
+}
+export type SnapshotTreeNode = DiskGroupNode | SnapshotNode | PartitionNode;
+
+export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTreeNode>, vscode.Disposable {
+  private readonly changeEmitter = new vscode.EventEmitter<SnapshotTreeNode | undefined | void>();
+  readonly onDidChangeTreeData = this.changeEmitter.event;
+  private readonly loadedEmitter = new vscode.EventEmitter<readonly SnapshotSummary[]>();
+  /** Fires after every reload with the snapshots now shown. */
+  readonly onDidLoad = this.loadedEmitter.event;
+
+  private groups: DiskGroupNode[] = [];
+  private snapshotNodes = new Map<string, SnapshotNode>();
+  private list: SnapshotSummary[] = [];
+  private _state: RepositoryState = 'none';
+  private _lastError: EngineError | Error | undefined;
+  private watcher: vscode.Disposable | undefined;
+  private watchedRepo: string | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  private loading: Promise<void> | undefined;
+  private again = false;
+
+  constructor(
+    private readonly getEngine: () => Engine,
+    private readonly getConfig: () => DevsnapConfig,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** The snapshots last loaded (newest last, as the engine lists them). */
+  get snapshots(): readonly SnapshotSummary[] {
+    return this.list;
+  }
+  get state(): RepositoryState {
+    return this._state;
+  }
+  get lastError(): Error | undefined {
+    return this._lastError;
+  }
+
+  /** Reloads from the engine. Concurrent calls share one load (plus one more if asked meanwhile). */
+  refresh(): Promise<void> {
+    if (this.loading) {
+      this.again = true;
+      return this.loading;
+    }
+    this.loading = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.load();
+        } while (this.again);
+      } finally {
+        this.loading = undefined;
+      }
+    })();
+    return this.loading;
+  }
+
+  /** Refresh soon, coalescing bursts of file events. */
+  scheduleRefresh(delayMs = 400): void {
+    if (this.debounce) clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => {
+      this.debounce = undefined;
+      void this.refresh();
+    }, delayMs);
+  }
+
+  private async load(): Promise<void> {
+    const repo = this.getConfig().repository;
+    this.updateWatcher(repo);
+    let snapshots: SnapshotSummary[] = [];
+    let state: RepositoryState;
+    this._lastError = undefined;
+    if (!repo) {
+      state = 'none';
+    } else if (!fs.existsSync(repo)) {
+      state = 'missing';
+    } else {
+      try {
+        snapshots = await this.getEngine().listSnapshots(repo);
+        state = snapshots.length ? 'ok' : 'empty';
+      } catch (err) {
+        if (err instanceof EngineError && err.code === 'NO_REPO' && isEmptyDir(repo)) {
+          state = 'missing'; // an empty folder: the first snapshot makes it a repository
+        } else {
+          state = 'error';
+          this._lastError = err as Error;
+          this.log(`Could not list the snapshots in ${repo}: ${err instanceof EngineError ? err.toUserMessage() : (err as Error).message}`);
+        }
+      }
+    }
+    this.setData(snapshots, state);
+  }
+
+  private setData(snapshots: SnapshotSummary[], state: RepositoryState): void {
+    this.list = snapshots;
+    this._state = state;
+    this.groups = groupSnapshots(snapshots).map((g) => new DiskGroupNode(g));
+    this.snapshotNodes.clear();
+    for (const g of this.groups) for (const s of g.group.snapshots) this.snapshotNodes.set(s.id, new SnapshotNode(s, g));
+    void vscode.commands.executeCommand('setContext', 'devsnap.repositoryState', state);
+    void vscode.commands.executeCommand('setContext', 'devsnap.hasSnapshots', snapshots.length > 0);
+    this.changeEmitter.fire();
+    this.loadedEmitter.fire(snapshots);
+  }
+
+  private updateWatcher(repo: string | undefined): void {
+    if (repo === this.watchedRepo) return;
+    this.watcher?.dispose();
+    this.watcher = undefined;
+    this.watchedRepo = repo;
+    if (!repo) return;
+    try {
+      const w = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(repo), 'snapshots/**'));
+      const on = () => this.scheduleRefresh();
+      this.watcher = vscode.Disposable.from(w, w.onDidCreate(on), w.onDidChange(on), w.onDidDelete(on));
+    } catch (err) {
+      this.log(`Could not watch ${repo}: ${(err as Error).message}`);
+    }
+  }
+
+  /** The tree node of a snapshot (for reveal), if it is shown. */
+  nodeFor(id: string): SnapshotNode | undefined {
+    return this.snapshotNodes.get(id);
+  }
+  find(id: string): SnapshotSummary | undefined {
+    return this.snapshotNodes.get(id)?.snapshot ?? this.list.find((s) => s.id === id);
+  }
+
+  getChildren(element?: SnapshotTreeNode): SnapshotTreeNode[] {
+    if (!element) return this.groups;
+    if (element instanceof DiskGroupNode) return element.group.snapshots.map((s) => this.snapshotNodes.get(s.id)!).filter(Boolean);
+    if (element instanceof SnapshotNode) return [...(element.snapshot.partitions ?? [])].sort((a, b) => a.index - b.index).map((p) => new PartitionNode(p, element));
+    return [];
+  }
+
+  getParent(element: SnapshotTreeNode): SnapshotTreeNode | undefined {
+    if (element instanceof DiskGroupNode) return undefined;
+    return element.parent;
+  }
+
+  getTreeItem(element: SnapshotTreeNode): vscode.TreeItem {
+    if (element instanceof DiskGroupNode) {
+      const g = element.group;
+      const item = new vscode.TreeItem(g.label, vscode.TreeItemCollapsibleState.Expanded);
+      item.id = `disk:${g.key}`;
+      item.description = g.description;
+      item.iconPath = new vscode.ThemeIcon(g.source.path.startsWith('/dev/') ? 'server' : 'file-binary');
+      item.tooltip = `${g.source.path}${g.source.model ? `\n${g.source.model}` : ''}\n${g.description}`;
+      item.contextValue = 'disk';
+      return item;
+    }
+    if (element instanceof SnapshotNode) {
+      const s = element.snapshot;
+      const item = new vscode.TreeItem(s.label || '(no label)', s.partitions?.length ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None);
+      item.id = `snapshot:${s.id}`;
+      item.description = snapshotDescription(s);
+      const md = new vscode.MarkdownString(snapshotTooltipMarkdown(s), true);
+      item.tooltip = md;
+      item.contextValue = snapshotContextValue(s);
+      item.iconPath = snapshotIcon(snapshotIconKind(s));
+      item.accessibilityInformation = { label: `Snapshot ${s.label}, ${item.description}, ${s.state}${s.pinned ? ', pinned' : ''}` };
+      return item;
+    }
+    const p = element.partition;
+    const item = new vscode.TreeItem(partitionLabel(p), vscode.TreeItemCollapsibleState.None);
+    item.id = `partition:${element.parent.snapshot.id}:${p.index}`;
+    item.description = partitionDescription(p);
+    item.tooltip = partitionTooltip(p);
+    item.iconPath = new vscode.ThemeIcon('layers');
+    item.contextValue = 'partition';
+    return item;
+  }
+
+  dispose(): void {
+    if (this.debounce) clearTimeout(this.debounce);
+    this.watcher?.dispose();
+    this.changeEmitter.dispose();
+    this.loadedEmitter.dispose();
+  }
+}
+
+function snapshotIcon(kind: ReturnType<typeof snapshotIconKind>): vscode.ThemeIcon {
+  switch (kind) {
+    case 'damaged':
+      return new vscode.ThemeIcon('error', new vscode.ThemeColor('list.errorForeground'));
+    case 'pinned':
+      return new vscode.ThemeIcon('pinned');
+    case 'verified':
+      return new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed'));
+    default:
+      return new vscode.ThemeIcon('circle-large-outline');
+  }
+}
+
+function isEmptyDir(dir: string): boolean {
+  try {
+    return fs.readdirSync(dir).length === 0;
+  } catch {
+    return false;
+  }
+}
