@@ -1,11 +1,10 @@
-// The extension loads in a real extension host and contributes its commands.
+// The extension loads in a real extension host, returns its API and registers its commands.
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
-import { describe, it, hostContext } from './context';
-
-const EXTENSION_ID = 'devsnap.devsnap';
+import { describe, hostContext, it } from './context';
+import { api, EXTENSION_ID } from './util';
 
 describe('activation', () => {
   it('the extension is present and activates', async () => {
@@ -13,6 +12,13 @@ describe('activation', () => {
     assert.ok(ext, `${EXTENSION_ID} is not loaded`);
     await ext.activate();
     assert.strictEqual(ext.isActive, true);
+  });
+
+  it('activate() returns the API with the tree provider', async () => {
+    const a = await api();
+    assert.ok(a, 'activate() returned nothing');
+    assert.strictEqual(typeof a.refresh, 'function');
+    assert.ok(a.treeProvider, 'no treeProvider');
   });
 
   it('every contributed command is registered', async () => {
