@@ -15,7 +15,8 @@ export async function readFat(p: ByteReader): Promise<UsedBlocks | null> {
   const numFats = bs[0x10];
   const rootEntries = bs.readUInt16LE(0x11);
   const totalSectors = bs.readUInt16LE(0x13) || bs.readUInt32LE(0x20);
-  const fatSectors = bs.readUInt16LE(0x16) || bs.readUInt32LE(0x24);
+  const fat16Sectors = bs.readUInt16LE(0x16);
+  const fatSectors = fat16Sectors || bs.readUInt32LE(0x24);
   const sane =
     (bs[0] === 0xeb || bs[0] === 0xe9) && [512, 1024, 2048, 4096].includes(bps) && spc > 0 && (spc & (spc - 1)) === 0 &&
     reserved > 0 && numFats > 0 && numFats <= 4 && totalSectors > 0 && fatSectors > 0 && bs.readUInt16LE(510) === 0xaa55;
@@ -27,9 +28,10 @@ export async function readFat(p: ByteReader): Promise<UsedBlocks | null> {
   const fsBytes = Math.min(totalSectors * bps, p.size);
   if (dataStart >= fsBytes) return null;
   const clusterCount = Math.floor((fsBytes - dataStart) / clusterBytes);
-  // The FAT type is decided by the cluster count alone (fatgen103), using the BPB's sector count.
+  // Like Linux (and unlike fatgen103's count-only rule): a zero 16-bit FAT size means FAT32, whatever the
+  // cluster count (mkfs.vfat -F 32 makes such small FAT32s); otherwise the count picks FAT12 or FAT16.
   const declaredClusters = Math.floor((totalSectors * bps - dataStart) / clusterBytes);
-  const bits = declaredClusters < 4085 ? 12 : declaredClusters < 65525 ? 16 : 32;
+  const bits = fat16Sectors === 0 ? 32 : declaredClusters < 4085 ? 12 : 16;
   if (bits === 32 && rootEntries !== 0) return null;
 
   const ext = bits === 32 ? 0x40 : 0x24; // extended BPB: drive number, 0x29 signature, serial, label
