@@ -46,13 +46,15 @@ export async function deleteSnapshot(ctx: CommandContext, arg?: unknown, selecti
       const title = snaps.length === 1 ? `Delete snapshot ${snapshotName(snaps[0])}?` : `Delete ${snaps.length} snapshots?`;
       const detail = [
         snaps.length > 1 ? snaps.map(snapshotName).join(', ') + '.' : '',
-        pinned.length ? `${pinned.length === 1 && snaps.length === 1 ? 'It is' : `${pinned.length} of them are`} pinned.` : '',
+        pinned.length ? `${pinned.length === 1 && snaps.length === 1 ? 'It is pinned and will be unpinned' : `${pinned.length} of them are pinned and will be unpinned`} first.` : '',
         `Data that no other snapshot uses is removed from the repository ${repo} and its space freed. You can no longer restore ${snaps.length === 1 ? 'this snapshot' : 'these snapshots'}. This cannot be undone.`,
       ].filter(Boolean).join(' ');
       if (!(await ui.confirm(title, detail, 'Delete'))) return undefined;
     }
 
     const result = await withEngineProgress<ForgetResult & Partial<PruneResult>>(`devsnap: Deleting ${snaps.length === 1 ? `'${snaps[0].label}'` : `${snaps.length} snapshots`}`, ['prune'], false, async (onProgress, token) => {
+      // The engine refuses to forget pinned snapshots: the user confirmed, so unpin them first.
+      for (const s of snaps.filter((x) => x.pinned)) await ctx.engine().pin(repo, s.id, false);
       const f = await ctx.engine().forget({ repo, ids: snaps.map((s) => s.id) });
       if (args.prune === false) return f;
       const p = await ctx.engine().prune(repo, onProgress, token);
