@@ -96,6 +96,7 @@ export async function takeSnapshot(repo: Repository, opts: SnapshotOptions): Pro
   const repoSubject = `the repository ${repo.dir}`;
   const pool = new WorkerPool();
   const writer = repo.newPackWriter();
+  const inFlight = new Set<Promise<void>>(); // compressions under way: settled before the writer is abandoned
   try {
     const disk = fileReader(fh, info.size);
     const table = await readPartitionTable(disk);
@@ -123,7 +124,6 @@ export async function takeSnapshot(repo: Repository, opts: SnapshotOptions): Pro
     const meter = new ProgressMeter('image', toRead, opts.onProgress);
     const level = opts.level ?? repo.config.compression.level;
     const maxInFlight = pool.size * 3;
-    const inFlight = new Set<Promise<void>>();
     let failure: unknown = null;
     const stats = { bytesRead: 0, bytesUsed: 0, chunksNew: 0, chunksReused: 0 };
     const zeros = Buffer.alloc(chunkSize);
@@ -216,6 +216,7 @@ export async function takeSnapshot(repo: Repository, opts: SnapshotOptions): Pro
     await repo.writeManifest(manifest).catch((err) => Promise.reject(toDevsnapError(err, repoSubject)));
     return manifest;
   } catch (err) {
+    await Promise.allSettled(inFlight);
     await writer.abandon().catch(() => undefined);
     throw toDevsnapError(err, `the source ${opts.source}`);
   } finally {

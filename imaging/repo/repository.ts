@@ -353,9 +353,11 @@ export class PackWriter {
   }
 
   private queue: Promise<void> = Promise.resolve();
+  private abandoned = false;
 
   /** Appends a compressed chunk. Calls are serialized, so callers may run compressions concurrently. */
   add(id: string, frame: Buffer, rawLength: number): Promise<void> {
+    if (this.abandoned) return Promise.reject(new Error('pack writer was abandoned'));
     const run = this.queue.then(() => this.append(id, frame, rawLength));
     this.queue = run.catch(() => undefined);
     return run;
@@ -402,6 +404,7 @@ export class PackWriter {
 
   /** Cancel: removes everything this run wrote, leaving the repository as it was. */
   async abandon(): Promise<void> {
+    this.abandoned = true;
     await this.queue;
     const c = this.current;
     this.current = null;

@@ -1,0 +1,38 @@
+// Runs the real `devsnap` CLI (tsc output) as a child process, as users and the extension do.
+import { spawn, spawnSync } from 'child_process';
+import * as path from 'path';
+
+export const CLI = path.join(__dirname, '..', '..', 'imaging', 'cli.js');
+
+export interface CliResult {
+  status: number;
+  stdout: string;
+  stderr: string;
+  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+function parse(stdout: string): unknown {
+  try {
+    return JSON.parse(stdout);
+  } catch {
+    return undefined;
+  }
+}
+
+export function devsnap(args: string[], env: NodeJS.ProcessEnv = {}): CliResult {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 1 << 28 });
+  return { status: r.status ?? 128, stdout: r.stdout, stderr: r.stderr, json: parse(r.stdout) };
+}
+
+/** Starts the CLI for tests that interrupt it; `exited` resolves with the exit code (or signal). */
+export function devsnapChild(args: string[]) {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
+  return { child, exited };
+}
