@@ -8,7 +8,7 @@ import * as path from 'path';
 import { readExt } from '../../imaging/fs/ext';
 import { detectFilesystem } from '../../imaging/fs/detect';
 import type { UsedBlocks } from '../../imaging/fs/types';
-import { cleanup, fileReader, makeFsImage, makeWorkstationTree, sh, tmpDir, type FsImageOptions } from '../helpers/disks';
+import { cleanup, diffDigests, ext4TreeDigest, fileReader, fsck, isRoot, makeFsImage, makeWorkstationTree, sh, simulateUpgrade, tmpDir, treeDigest, type FsImageOptions } from '../helpers/disks';
 
 const work = tmpDir('devsnap-ext-');
 const tree = path.join(work, 'tree');
@@ -140,4 +140,22 @@ test('not ext: returns null', async () => {
   assert.equal(await readExt(fileReader(img)), null);
   await makeFsImage(img, { fs: 'vfat', size: 4 * MiB });
   assert.equal(await readExt(fileReader(img)), null);
+});
+
+test('fixture check: an ext4 made from the workstation tree digests like the tree; an upgrade changes it', { skip: !isRoot && 'needs root (mounts a loop device)' }, async () => {
+  const img = await build('digest.img', { fs: 'ext4', size: 24 * MiB, fromDir: tree });
+  assert.equal(fsck('ext4', img).ok, true);
+  const src = treeDigest(tree);
+  assert.match(src, /\tl\t.*-> tool\t/);
+  assert.match(src, /usr\/bin\/tool-2.1\t.*hl=usr\/bin\/tool\b/);
+  assert.match(src, /x\{user\.comment=0x/);
+  const restored = await ext4TreeDigest(img);
+  assert.equal(diffDigests(src, restored), '');
+  assert.equal(restored, src);
+
+  const copy = path.join(work, 'upgraded');
+  sh('cp', ['-a', tree, copy]);
+  const changes = simulateUpgrade(copy, 0.2);
+  assert.ok(changes.modified > 0 && changes.added > 0 && changes.removed > 0);
+  assert.notEqual(treeDigest(copy), src);
 });

@@ -8,7 +8,7 @@ import * as path from 'path';
 import { readFat } from '../../imaging/fs/fat';
 import { detectFilesystem } from '../../imaging/fs/detect';
 import type { UsedBlocks } from '../../imaging/fs/types';
-import { cleanup, fileReader, makeFsImage, seededBytes, sh, tmpDir } from '../helpers/disks';
+import { cleanup, diffDigests, fileReader, fsck, makeFsImage, seededBytes, sh, tmpDir, treeDigest, vfatTreeDigest } from '../helpers/disks';
 
 const work = tmpDir('devsnap-fat-');
 after(cleanup);
@@ -107,4 +107,13 @@ test('not FAT: returns null', async () => {
   assert.equal(await readFat(fileReader(img)), null);
   await makeFsImage(img, { fs: 'ext4', size: 4 * MiB });
   assert.equal(await readFat(fileReader(img)), null);
+});
+
+test('fixture check: a FAT image filled by makeFsImage digests like its source', async () => {
+  const src = path.join(work, 'digest-src');
+  fatTree(src, 12, 20_000);
+  const img = path.join(work, 'digest.img');
+  await makeFsImage(img, { fs: 'vfat', size: 8 * MiB, fromDir: src });
+  assert.equal(fsck('vfat', img).ok, true);
+  assert.equal(diffDigests(treeDigest(src, { fields: [] }), vfatTreeDigest(img, { fields: [] })), '');
 });
