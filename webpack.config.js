@@ -30,6 +30,9 @@ module.exports = (_env, argv) => [
     // The CLI and the worker thread it spawns for compression.
     entry: { devsnap: './imaging/cli.ts', 'compress-worker': './imaging/compress-worker.ts' },
     output: { ...common(argv.mode).output, libraryTarget: 'commonjs2' },
+    node: { __dirname: false }, // the worker pool finds compress-worker.js beside the bundle
+    optimization: { minimize: false }, // zstd-codec's inlined WASM makes minifying slow and saves little
+    plugins: [new (require('webpack').BannerPlugin)({ banner: '#!/usr/bin/env node', raw: true, include: /^devsnap\.js$/ })],
   },
   {
     ...common(argv.mode),

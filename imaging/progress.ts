@@ -27,6 +27,7 @@ export class ProgressMeter {
 
   finish(): void {
     this.total = Math.max(this.total, this.done);
+    this.message = undefined;
     this.emit(Date.now());
   }
 

@@ -6,6 +6,7 @@
 // blocks) find every unchanged block of an upgraded filesystem without content-defined chunking's
 // cost; see bench/ for the chunk size figures.
 import * as fs from 'fs';
+import * as path from 'path';
 import * as os from 'os';
 import * as crypto from 'crypto';
 import { DevsnapError, toDevsnapError } from './errors';
@@ -79,8 +80,9 @@ function planAreas(table: PartitionTable, diskSize: number, fsOf: Map<number, Us
   return areas;
 }
 
-export async function takeSnapshot(repo: Repository, opts: SnapshotOptions): Promise<Manifest> {
+export async function takeSnapshot(repo: Repository, options: SnapshotOptions): Promise<Manifest> {
   const started = Date.now();
+  const opts = { ...options, source: path.resolve(options.source) }; // manifests name sources absolutely
   const info = await inspectPath(opts.source, 'source');
   let fh: fs.promises.FileHandle;
   try {
