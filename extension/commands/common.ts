@@ -122,6 +122,7 @@ export async function checkAccessible(p: string, what: string, write: boolean, s
   try {
     const st = await fs.promises.stat(p);
     if (st.isDirectory()) throw new EngineError(what.includes('image') ? 'BAD_SOURCE' : 'BAD_TARGET', `${capitalize(what)} ${p} is a folder, not a disk or disk image.`, settingHint);
+    if (!write && st.isFile() && st.size === 0) throw new EngineError('BAD_SOURCE', `${capitalize(what)} ${p} is empty (0 bytes): it holds no disk to snapshot.`, settingHint);
     await fs.promises.access(p, write ? fs.constants.R_OK | fs.constants.W_OK : fs.constants.R_OK);
   } catch (err) {
     if (err instanceof EngineError) throw err;
@@ -142,7 +143,7 @@ function capitalize(s: string): string {
   return s.charAt(0).toUpperCase() + s.slice(1);
 }
 
-/** Reports a failed command to the user; never throws. Cancellation is reported quietly. */
+/** Reports a failed command to the user (without waiting for the message to close); never throws. */
 export async function reportError(ctx: CommandContext, err: unknown, what: string, cancelledText?: string): Promise<void> {
   if (err instanceof EngineError) {
     if (err.cancelled) {
@@ -155,14 +156,13 @@ export async function reportError(ctx: CommandContext, err: unknown, what: strin
     if (err.code === 'NO_REPO') actions.push(CHOOSE_REPOSITORY);
     if (err.code === 'NOT_FOUND' || err.code === 'BAD_SOURCE') actions.push(OPEN_SETTINGS);
     actions.push(SHOW_OUTPUT);
-    const choice = await ui.error(`${what} failed: ${err.toUserMessage()}`, ...actions);
-    followErrorAction(ctx, choice);
+    // Not awaited: the command finishes now; the action runs if the user clicks it.
+    void ui.error(`${what} failed: ${err.toUserMessage()}`, ...actions).then((choice) => followErrorAction(ctx, choice));
     return;
   }
   const e = err as Error;
   ctx.log(`${what} failed unexpectedly: ${e?.stack ?? String(err)}`);
-  const choice = await ui.error(`${what} failed: ${e?.message ?? String(err)}`, SHOW_OUTPUT);
-  followErrorAction(ctx, choice);
+  void ui.error(`${what} failed: ${e?.message ?? String(err)}`, SHOW_OUTPUT).then((choice) => followErrorAction(ctx, choice));
 }
 
 function followErrorAction(ctx: CommandContext, choice: string | undefined): void {

@@ -136,8 +136,9 @@ export async function applyRetention(ctx: CommandContext, arg?: { confirm?: bool
     if (!repo) return undefined;
     const policy = ctx.config().retention;
     if (!retentionEnabled(policy)) {
-      const choice = await ui.info('No retention is configured: set devsnap.retention.keepLast (or keepDaily, keepWeekly, keepMonthly) first.', 'Open Settings');
-      if (choice) void vscode.commands.executeCommand('workbench.action.openSettings', 'devsnap.retention');
+      void ui.info('No retention is configured: set devsnap.retention.keepLast (or keepDaily, keepWeekly, keepMonthly) first.', 'Open Settings').then((choice) => {
+        if (choice) void vscode.commands.executeCommand('workbench.action.openSettings', 'devsnap.retention');
+      });
       return undefined;
     }
     const rules = Object.entries(policy).filter(([, n]) => n > 0).map(([k, n]) => `${k.replace(/^keep/, 'keep ').toLowerCase()} ${n}`).join(', ');

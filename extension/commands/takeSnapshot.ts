@@ -148,8 +148,9 @@ async function pickSource(ctx: CommandContext): Promise<SourceItem | undefined> 
   };
   const items = await load();
   if (!items.some((i) => i.source)) {
-    const choice = await ui.error('devsnap found no disk to snapshot. Add disk image files in the devsnap.diskImages setting, or check the output for why the disks could not be listed.', OPEN_SETTINGS);
-    if (choice === OPEN_SETTINGS) void vscode.commands.executeCommand('workbench.action.openSettings', 'devsnap.diskImages');
+    void ui.error('devsnap found no disk to snapshot. Add disk image files in the devsnap.diskImages setting, or check the output for why the disks could not be listed.', OPEN_SETTINGS).then((choice) => {
+      if (choice === OPEN_SETTINGS) void vscode.commands.executeCommand('workbench.action.openSettings', 'devsnap.diskImages');
+    });
     return undefined;
   }
   return ui.pick(items, { title: 'devsnap: Take Snapshot', placeHolder: 'Which disk do you want to snapshot?' });
