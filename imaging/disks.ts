@@ -1,0 +1,277 @@
+// `devsnap disks`: the disks and partitions of this machine, from util-linux's lsblk (JSON output),
+// and the same description for a raw disk image file.
+//
+// lsblk takes filesystem types, labels and partition tables from udev, or probes them itself when
+// it may. Where it cannot (no udev, no partition scanning on loop devices, as in containers and
+// recovery shells), the gaps are filled by reading the device with the engine's own partition-table
+// and filesystem readers — the same ones a snapshot uses — when the device is readable.
+import { execFile } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { DevsnapError, toDevsnapError } from './errors';
+import { inspectPath, readMounts } from './device';
+import { describePartitionType, readPartitionTable } from './partitions';
+import { detectFilesystem } from './fs/detect';
+import type { ByteReader } from './fs/types';
+import { fileReader, sliceReader } from './source';
+import type { DiskInfo, PartitionInfo } from './protocol';
+
+/** A listed disk; loop devices also name the image file they are attached to. */
+export type ListedDisk = DiskInfo & { backingFile?: string };
+export type ListedPartition = DiskInfo['partitions'][number];
+
+/** One lsblk device (the columns of `--output-all` that we use; older util-linux lacks some). */
+interface LsblkDevice {
+  name: string;
+  kname?: string;
+  path?: string;
+  type: string;
+  size: number | string | null;
+  model?: string | null;
+  pttype?: string | null;
+  ro?: boolean | string | null;
+  mountpoint?: string | null;
+  mountpoints?: (string | null)[];
+  fstype?: string | null;
+  label?: string | null;
+  uuid?: string | null;
+  parttype?: string | null;
+  parttypename?: string | null;
+  partlabel?: string | null;
+  partuuid?: string | null;
+  partn?: number | string | null;
+  start?: number | string | null;
+  fsused?: number | string | null;
+  'back-file'?: string | null;
+  'maj:min'?: string;
+  children?: LsblkDevice[];
+}
+
+export interface ListDisksOptions {
+  /** Fill what lsblk could not tell by reading the devices (default true; needs read access). */
+  probe?: boolean;
+}
+
+function runLsblk(): Promise<{ blockdevices: LsblkDevice[] }> {
+  return new Promise((resolve, reject) => {
+    execFile('lsblk', ['--json', '--bytes', '--output-all'], { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      if (err) {
+        const e = err as NodeJS.ErrnoException;
+        if (e.code === 'ENOENT') {
+          reject(new DevsnapError('INTERNAL', 'lsblk is not installed, so the disks cannot be listed.', 'Install util-linux (e.g. `apt install util-linux`), or give the device path directly.'));
+        } else {
+          reject(new DevsnapError('INTERNAL', `lsblk failed: ${(stderr || e.message).trim()}`, 'Check that /sys and /dev are available.'));
+        }
+        return;
+      }
+      try {
+        resolve(JSON.parse(stdout));
+      } catch {
+        reject(new DevsnapError('INTERNAL', 'lsblk printed output devsnap cannot read.', 'Update util-linux (lsblk 2.33 or later is needed for --json).'));
+      }
+    });
+  });
+}
+
+const num = (v: number | string | null | undefined): number | undefined => {
+  if (v === null || v === undefined || v === '') return undefined;
+  const n = typeof v === 'number' ? v : Number(v);
+  return Number.isFinite(n) ? n : undefined;
+};
+const str = (v: string | null | undefined): string | undefined => (v === null || v === undefined || v === '' ? undefined : v);
+const bool = (v: boolean | string | null | undefined): boolean => v === true || v === '1' || v === 'true';
+
+function readSys(p: string): string | undefined {
+  try {
+    return fs.readFileSync(p, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+function mountpointsOf(d: LsblkDevice): string[] {
+  const list = d.mountpoints ?? (d.mountpoint !== undefined ? [d.mountpoint] : []);
+  return list.filter((m): m is string => typeof m === 'string' && m !== '');
+}
+
+/** Mount points of the device and everything below it (partitions, LVM volumes, LUKS mappings). */
+function allMountpoints(d: LsblkDevice): string[] {
+  return [...new Set([...mountpointsOf(d), ...(d.children ?? []).flatMap(allMountpoints)])];
+}
+
+function allDevnos(d: LsblkDevice): string[] {
+  return [...(d['maj:min'] ? [d['maj:min']] : []), ...(d.children ?? []).flatMap(allDevnos)];
+}
+
+function partIndex(p: LsblkDevice): number | undefined {
+  const n = num(p.partn);
+  if (n !== undefined) return n;
+  const sys = num(readSys(`/sys/class/block/${p.kname ?? p.name}/partition`));
+  if (sys !== undefined) return sys;
+  const m = /(\d+)$/.exec(p.name);
+  return m ? Number(m[1]) : undefined;
+}
+
+function partStart(p: LsblkDevice): number | undefined {
+  const sectors = num(p.start) ?? num(readSys(`/sys/class/block/${p.kname ?? p.name}/start`));
+  return sectors === undefined ? undefined : sectors * 512;
+}
+
+function tableType(pttype: string | null | undefined): DiskInfo['table'] | undefined {
+  if (!pttype) return undefined;
+  if (pttype === 'gpt') return 'gpt';
+  if (pttype === 'dos') return 'mbr';
+  return undefined; // bsd, sun, atari…: not tables devsnap reads
+}
+
+function fromLsblk(d: LsblkDevice): ListedDisk {
+  const devPath = d.path ?? `/dev/${d.name}`;
+  const kname = d.kname ?? d.name;
+  const disk: ListedDisk = {
+    path: devPath,
+    kind: d.type === 'loop' ? 'loop' : 'disk',
+    size: num(d.size) ?? 0,
+    isSystem: false,
+    mountpoints: allMountpoints(d),
+    partitions: [],
+  };
+  const model = str(d.model)?.trim();
+  if (model) disk.model = model;
+  const table = tableType(d.pttype);
+  if (table) disk.table = table;
+  if (d.ro !== undefined && d.ro !== null) disk.readOnly = bool(d.ro);
+  if (d.type === 'loop') {
+    const backing = str(d['back-file']) ?? readSys(`/sys/block/${kname}/loop/backing_file`);
+    if (backing) disk.backingFile = backing.replace(/ \(deleted\)$/, '');
+  }
+  for (const c of d.children ?? []) {
+    if (c.type !== 'part') continue;
+    const index = partIndex(c);
+    const start = partStart(c);
+    if (index === undefined || start === undefined) continue;
+    const p: ListedPartition = { index, start, size: num(c.size) ?? 0, type: str(c.parttype) ?? '', path: c.path ?? `/dev/${c.name}`, mountpoints: allMountpoints(c) };
+    const typeName = str(c.parttypename) ?? (p.type ? describePartitionType(p.type) : undefined);
+    if (typeName) p.typeName = typeName;
+    if (str(c.partlabel)) p.name = c.partlabel!;
+    if (str(c.partuuid)) p.uuid = c.partuuid!;
+    if (str(c.fstype)) p.fs = c.fstype!;
+    if (str(c.label)) p.label = c.label!;
+    if (str(c.uuid)) p.fsUuid = c.uuid!;
+    const used = num(c.fsused);
+    if (used !== undefined && mountpointsOf(c).length) p.usedBytes = used;
+    disk.partitions.push(p);
+  }
+  disk.partitions.sort((x, y) => x.index - y.index);
+  return disk;
+}
+
+function isListed(d: LsblkDevice): boolean {
+  if (d.type !== 'disk' && d.type !== 'loop') return false;
+  if (/^(z?ram|zram)\d*$/.test(d.name) || d.name.startsWith('ram')) return false;
+  if (!(num(d.size) ?? 0)) return false; // empty loop devices, card readers without a card
+  if (d.type === 'loop') {
+    const kname = d.kname ?? d.name;
+    if (!str(d['back-file']) && !readSys(`/sys/block/${kname}/loop/backing_file`)) return false;
+  }
+  return true;
+}
+
+/** What a readable disk's own bytes say: partition table and filesystems (used space included). */
+async function describeBytes(disk: ByteReader): Promise<{ table: DiskInfo['table']; partitions: PartitionInfo[] }> {
+  const table = await readPartitionTable(disk);
+  const partitions: PartitionInfo[] = [];
+  for (const p of table.partitions) {
+    const info: PartitionInfo = { ...p };
+    const used = await detectFilesystem(sliceReader(disk, p.start, p.size)).catch(() => null);
+    if (used) {
+      info.fs = used.fs;
+      if (used.label) info.label = used.label;
+      if (used.uuid) info.fsUuid = used.uuid;
+      info.usedBytes = used.usedBytes;
+    }
+    partitions.push(info);
+  }
+  return { table: table.type, partitions };
+}
+
+/** Completes a disk lsblk described partly, by reading it (errors — no permission, a failing drive — leave it as it is). */
+async function probe(disk: ListedDisk): Promise<void> {
+  const needsTable = !disk.table;
+  const needsFs = disk.partitions.some((p) => !p.fs || (p.usedBytes === undefined && !p.mountpoints?.length));
+  if (!needsTable && !needsFs) return;
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(disk.path, 'r');
+  } catch {
+    return;
+  }
+  try {
+    const reader = fileReader(fh, disk.size);
+    if (!disk.partitions.length) {
+      const found = await describeBytes(reader);
+      disk.table = found.table;
+      // Partitions the kernel did not scan (a loop device without -P): no /dev node of their own.
+      disk.partitions = found.partitions.map((p) => ({ ...p, mountpoints: [] }));
+      return;
+    }
+    if (needsTable) disk.table = (await readPartitionTable(reader)).type;
+    for (const p of disk.partitions) {
+      if (p.fs && (p.usedBytes !== undefined || p.mountpoints?.length)) continue;
+      const used = await detectFilesystem(sliceReader(reader, p.start, p.size)).catch(() => null);
+      if (!used) continue;
+      p.fs ??= used.fs;
+      if (!p.label && used.label) p.label = used.label;
+      if (!p.fsUuid && used.uuid) p.fsUuid = used.uuid;
+      if (!p.mountpoints?.length) p.usedBytes = used.usedBytes;
+    }
+  } catch {
+    // A table devsnap cannot read: keep what lsblk said.
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * The machine's whole disks and attached loop devices (not ram/zram, not empty loops), each with
+ * its partitions. The disk holding the running system's root filesystem is marked and listed first.
+ */
+export async function listDisks(opts: ListDisksOptions = {}): Promise<ListedDisk[]> {
+  const { blockdevices } = await runLsblk();
+  const rootDevno = readMounts().find((m) => m.mountpoint === '/')?.devno;
+  const out: ListedDisk[] = [];
+  for (const d of blockdevices ?? []) {
+    if (!isListed(d)) continue;
+    const disk = fromLsblk(d);
+    disk.isSystem = allMountpoints(d).includes('/') || (rootDevno !== undefined && allDevnos(d).includes(rootDevno));
+    if (opts.probe !== false) await probe(disk);
+    out.push(disk);
+  }
+  // Stable: the system disk first, the rest in lsblk's order.
+  return out.map((d, i) => [d, i] as const).sort((x, y) => Number(y[0].isSystem) - Number(x[0].isSystem) || x[1] - y[1]).map(([d]) => d);
+}
+
+/** The DiskInfo of a raw disk image file: its partition table and each partition's filesystem. */
+export async function describeImageFile(file: string): Promise<DiskInfo> {
+  const info = await inspectPath(file, 'source');
+  if (info.kind !== 'file') throw new DevsnapError('BAD_SOURCE', `${file} is a device, not an image file.`, 'Use `devsnap disks` to describe devices.');
+  let fh: fs.promises.FileHandle;
+  try {
+    fh = await fs.promises.open(file, 'r');
+  } catch (err) {
+    throw toDevsnapError(err, `the image file ${file}`);
+  }
+  try {
+    const { table, partitions } = await describeBytes(fileReader(fh, info.size));
+    return {
+      path: path.resolve(file),
+      kind: 'file',
+      size: info.size,
+      table,
+      isSystem: false,
+      mountpoints: info.mounts.map((m) => m.mountpoint),
+      partitions,
+    };
+  } finally {
+    await fh.close();
+  }
+}
