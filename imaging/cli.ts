@@ -149,9 +149,10 @@ program
   .description('image a disk (block device or disk image file) into the repository')
   .option('-l, --label <text>', 'a label, e.g. "before upgrade"')
   .addOption(new Option('--compression <level>', 'zstd level 1-19 (default: the repository setting)').argParser(intArg('--compression')))
+  .option('--freeze', "freeze the source's mounted filesystems (fsfreeze) while imaging, for a consistent image")
   .action(async (source: string, o, cmd) => {
     const g = globals(cmd);
-    const m = await withRepo(g, true, `snapshot of ${source}`, (repo) => takeSnapshot(repo, { source, label: o.label, level: o.compression, signal: abort.signal, onProgress: progressSink(g), log }), true);
+    const m = await withRepo(g, true, `snapshot of ${source}`, (repo) => takeSnapshot(repo, { source, label: o.label, level: o.compression, freeze: o.freeze, signal: abort.signal, onProgress: progressSink(g), log }), true);
     const s = m.stats;
     report(g, { id: m.id, snapshot: summarize(m), warnings: m.warnings }, () =>
       `Snapshot ${m.id} "${m.label}" of ${source}: ${formatBytes(s.bytesLogical)} disk, ${formatBytes(s.bytesUsed)} used, ${formatBytes(s.bytesAdded)} added (${s.chunksNew} new chunks, ${s.chunksReused} reused) in ${formatDuration(s.durationSeconds)}.`);

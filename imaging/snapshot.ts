@@ -19,6 +19,7 @@ import { Area, Extent, FREE, Manifest, ZERO } from './repo/manifest';
 import { Logger, Repository } from './repo/repository';
 import { WorkerPool } from './worker-pool';
 import { ProgressMeter, ProgressSink } from './progress';
+import { freezeMounts, Frozen } from './freeze';
 import type { PartitionInfo } from './protocol';
 
 export interface SnapshotOptions {
@@ -28,6 +29,8 @@ export interface SnapshotOptions {
   signal?: AbortSignal;
   onProgress?: ProgressSink;
   log: Logger;
+  /** Freeze the source's read-write mounted filesystems (fsfreeze) while imaging. */
+  freeze?: boolean;
 }
 
 interface PlannedArea {
@@ -99,7 +102,18 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
   const pool = new WorkerPool();
   const writer = repo.newPackWriter();
   const inFlight = new Set<Promise<void>>(); // compressions under way: settled before the writer is abandoned
+  let frozen: Frozen | null = null;
   try {
+    const rw = info.mounts.filter((m) => !m.readOnly);
+    let consistency: Manifest['consistency'] = rw.length ? 'crash-consistent' : 'offline';
+    if (rw.length && opts.freeze) {
+      frozen = freezeMounts(rw, repo.dir);
+      consistency = 'frozen';
+      opts.log(`Froze ${frozen.mountpoints.join(', ')} while imaging.`);
+    } else if (rw.length) {
+      warn(`${opts.source} is mounted read-write (${rw.map((m) => m.mountpoint).join(', ')}): the image is only crash-consistent. For a consistent image, use --freeze, snapshot from a recovery environment, or unmount the filesystems first.`);
+    }
+    // Read the table and the filesystems' bitmaps only now: after a freeze they are consistent.
     const disk = fileReader(fh, info.size);
     const table = await readPartitionTable(disk);
     const fsOf = new Map<number, UsedBlocks | null>();
@@ -114,12 +128,6 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
       fsOf.set(p.index, used);
       partitions.push({ ...p, ...(used ? { fs: used.fs, label: used.label, fsUuid: used.uuid, usedBytes: used.usedBytes } : {}) });
     }
-    const rw = info.mounts.filter((m) => !m.readOnly);
-    const consistency = rw.length ? 'crash-consistent' : 'offline';
-    if (rw.length) {
-      warn(`${opts.source} is mounted read-write (${rw.map((m) => m.mountpoint).join(', ')}): the image is only crash-consistent. For a consistent image, snapshot from a recovery environment or with the filesystems unmounted.`);
-    }
-
     const areas = planAreas(table, info.size, fsOf);
     const chunkSize = repo.config.chunkSize;
     const toRead = areas.reduce((n, a) => n + (a.used ? a.used.usedBytes : a.size), 0);
@@ -222,6 +230,7 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
     await writer.abandon().catch(() => undefined);
     throw toDevsnapError(err, `the source ${opts.source}`);
   } finally {
+    frozen?.thaw();
     await pool.close();
     await fh.close();
   }

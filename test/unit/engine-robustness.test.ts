@@ -289,3 +289,31 @@ test('retention: forget by policy keeps pinned snapshots; prune reclaims space a
   assert.equal(devsnap(['check', '--repo', repo, '--json']).json.warnings.length, 0);
   assert.equal(devsnap(['forget', ids[0], '--repo', repo, '--json']).json.error.code, 'USAGE', 'a pinned snapshot is not forgotten');
 });
+
+test('a source mounted read-write: a warning without --freeze; with --freeze the image is consistent and the filesystem is thawed after', { skip: !isRoot && 'needs root (mount, fsfreeze)' }, async () => {
+  const dir = tmpDir();
+  const repo = path.join(dir, 'repo');
+  const disk = await smallDisk(dir);
+  const layout = sh('sfdisk', ['-J', disk]).stdout;
+  const p1 = JSON.parse(layout).partitiontable.partitions[0];
+  await withLoop(disk, { offset: p1.start * 512, sizeLimit: p1.size * 512 }, (dev) =>
+    withMount(dev, 'ext', {}, (mnt) => {
+      fs.writeFileSync(path.join(mnt, 'fresh.txt'), 'written just before the snapshot\n');
+      const plain = devsnap(['snapshot', disk, '--repo', repo, '--json']);
+      assert.equal(plain.status, 0, plain.stderr);
+      assert.equal(plain.json.snapshot.consistency, 'crash-consistent');
+      assert.match(plain.json.warnings.join('\n'), /mounted read-write.*crash-consistent/);
+      const frozen = devsnap(['snapshot', disk, '--repo', repo, '--freeze', '--json']);
+      assert.equal(frozen.status, 0, frozen.stderr);
+      assert.equal(frozen.json.snapshot.consistency, 'frozen');
+      fs.writeFileSync(path.join(mnt, 'after.txt'), 'the filesystem is writable again\n'); // would hang if still frozen
+      const out = path.join(dir, 'out.img');
+      assert.equal(devsnap(['restore', frozen.json.id, out, '--repo', repo]).status, 0);
+      return withLoop(out, { offset: p1.start * 512, sizeLimit: p1.size * 512, readOnly: true }, (rdev) =>
+        withMount(rdev, 'ext', { readOnly: true }, (rmnt) => {
+          assert.equal(fs.readFileSync(path.join(rmnt, 'fresh.txt'), 'utf8'), 'written just before the snapshot\n');
+        }),
+      );
+    }),
+  );
+});
