@@ -72,11 +72,33 @@ async function notification(page, text, timeout = 30000) {
   await center.locator('.notification-list-item', { hasText: text }).first().waitFor({ timeout });
 }
 
-/** Closes the Notifications center (if open). */
-async function hideNotifications(page) {
-  if (await page.locator('.notifications-center.visible, .notifications-center:visible').count()) {
-    await runCommand(page, 'Notifications: Hide Notifications').catch(() => page.keyboard.press('Escape'));
+/**
+ * Waits until `locator` is visible, failing early (with the message) if an error notification
+ * appears meanwhile. Opens the Notifications center to see them (toasts are hidden under the
+ * smoke-test driver).
+ */
+async function waitUnlessError(page, locator, timeout = 90000) {
+  const center = page.locator('.notifications-center');
+  if (!(await center.isVisible().catch(() => false))) await runCommand(page, 'Notifications: Show Notifications');
+  const errors = center.locator('.notification-list-item:has(.codicon-error)');
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    if (await locator.isVisible().catch(() => false)) return;
+    if (await errors.count()) {
+      const text = (await errors.first().innerText().catch(() => '')).replace(/\s+/g, ' ').trim();
+      throw new Error(`error notification: ${text}`);
+    }
+    await page.waitForTimeout(250);
   }
+  throw new Error(`timed out after ${timeout} ms waiting for ${locator}`);
+}
+
+/** Closes the Notifications center (if open) with its header's Hide button. */
+async function hideNotifications(page) {
+  const center = page.locator('.notifications-center');
+  if (!(await center.isVisible().catch(() => false))) return;
+  await center.locator('.notifications-center-header .codicon-notifications-hide').first().click();
+  await center.waitFor({ state: 'hidden', timeout: 5000 });
 }
 
 function bind(page) {
@@ -90,7 +112,8 @@ function bind(page) {
     contextMenu: (locator, item, timeout) => contextMenu(page, locator, item, timeout),
     notification: (text, timeout) => notification(page, text, timeout),
     hideNotifications: () => hideNotifications(page),
+    waitUnlessError: (locator, timeout) => waitUnlessError(page, locator, timeout),
   };
 }
 
-module.exports = { bind, open, runCommand, pick, inputBox, openViewContainer, treeRow, contextMenu, notification, hideNotifications };
+module.exports = { bind, open, runCommand, pick, inputBox, openViewContainer, treeRow, contextMenu, notification, hideNotifications, waitUnlessError };
