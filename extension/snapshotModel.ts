@@ -37,7 +37,7 @@ export function groupSnapshots(snapshots: readonly SnapshotSummary[]): DiskGroup
     const key = sourceKey(s);
     let g = groups.get(key);
     if (!g) {
-      g = { key, label: sourceLabel(s.source), description: '', source: s.source, snapshots: [] };
+      g = { key, label: groupLabel(s.source), description: '', source: s.source, snapshots: [] };
       groups.set(key, g);
     }
     g.snapshots.push(s);
@@ -48,6 +48,12 @@ export function groupSnapshots(snapshots: readonly SnapshotSummary[]): DiskGroup
     g.description = `${formatBytes(g.source.size)} · ${n} snapshot${n === 1 ? '' : 's'}`;
   }
   return list; // already ordered: groups were created in newest-first order of their first snapshot
+}
+
+/** A disk group's name: "Model (/dev/sda)", "/dev/sda", or an image file's name (its folder is in the tooltip). */
+export function groupLabel(src: { path: string; model?: string }): string {
+  if (!src.path.startsWith('/dev/') && !src.model) return src.path.split(/[\\/]/).pop() || src.path;
+  return sourceLabel(src);
 }
 
 export function sourceLabel(src: { path: string; model?: string }): string {
