@@ -410,10 +410,13 @@ async function tarEntry(pack: tar.Pack, header: Partial<tar.Header> & { name: st
   finished.catch(() => undefined);
   const size = Buffer.isBuffer(body) ? body.length : header.size;
   const entry = pack.entry({ ...header, size }, (err) => (err ? failed(err) : done()));
+  // A destroyed archive stream (the other side failed) must wake this side, not leave it waiting.
+  entry.on('error', (err: Error) => failed(err));
+  entry.on('close', () => failed(new DevsnapError('INTERNAL', 'The archive stream was closed early.')));
   const chunks: AsyncIterable<Buffer> | Iterable<Buffer> = Buffer.isBuffer(body) ? [body] : body;
   for await (const b of chunks) {
     onChunk?.(b);
-    if (!entry.write(b)) await once(entry as unknown as NodeJS.EventEmitter, 'drain');
+    if (!entry.write(b)) await Promise.race([once(entry as unknown as NodeJS.EventEmitter, 'drain'), finished]);
   }
   (entry as unknown as { end(): void }).end();
   await finished;
@@ -449,6 +452,7 @@ export async function exportSnapshot(repo: Repository, id: string, outFile: stri
   const frames = new FrameWriter(fh, pool, opts.level ?? 3);
   const meter = new ProgressMeter('export', pieces.reduce((n, p) => n + p.size, 0), opts.onProgress);
   const pack = tar.pack();
+  pack.on('error', () => undefined); // reported through the iteration below
   const mtime = new Date(m.created);
   const sums: string[] = [];
   const consume = (async () => {
@@ -601,6 +605,7 @@ export async function importSnapshot(repo: Repository, file: string, opts: Impor
   const pool = new WorkerPool();
   const writer = repo.newPackWriter();
   const extract = tar.extract();
+  extract.on('error', () => undefined); // reported through the iteration in consume()
   const level = opts.level ?? repo.config.compression.level;
   const damaged = (why: string) => new DevsnapError('DAMAGED', `${file} ${why}.`, 'The archive is incomplete or damaged; export the snapshot again, or copy the file again.');
   const meter = new ProgressMeter('import', st.size, opts.onProgress);
@@ -685,6 +690,7 @@ export async function importSnapshot(repo: Repository, file: string, opts: Impor
 
   const consume = async () => {
     for await (const entry of extract as AsyncIterable<TarEntry>) {
+      (entry as unknown as NodeJS.EventEmitter).on('error', () => undefined); // surfaces through its iteration
       const name = entry.header.name.replace(/^\.\//, '');
       if (name === 'manifest.json') {
         const bytes = await readSmall(entry as AsyncIterable<Buffer>, name, file);

@@ -75,6 +75,14 @@ test('export, restore by hand with tar + dd, zstd -t, import, restore, truncated
     assert.ok(events.length > 0);
     assert.deepEqual(fs.readdirSync(dir).filter((n) => n.endsWith('.tmp')), [], 'no temporary file left');
 
+    // Cancelled: CANCELLED, no file and no temporary file left.
+    const ac = new AbortController();
+    ac.abort();
+    const cancelledFile = path.join(dir, 'cancelled.tar.zst');
+    await assert.rejects(exportSnapshot(repo, snap.id, cancelledFile, { log, signal: ac.signal }), (e: unknown) => e instanceof DevsnapError && e.code === 'CANCELLED');
+    assert.equal(fs.existsSync(cancelledFile), false);
+    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.endsWith('.tmp')), []);
+
     // Refuses to overwrite.
     await assert.rejects(exportSnapshot(repo, snap.id, archive, { log }), (e: unknown) => e instanceof DevsnapError && e.code === 'BAD_TARGET');
 
@@ -190,6 +198,44 @@ test('export, restore by hand with tar + dd, zstd -t, import, restore, truncated
     const repo5 = await Repository.init(path.join(dir, 'repo5'), {}, log);
     await assert.rejects(importSnapshot(repo5, junk, { log }), (e: unknown) => e instanceof DevsnapError && e.code === 'DAMAGED' && /not a zstd file/.test(e.message));
     await assert.rejects(importSnapshot(repo5, path.join(dir, 'missing.tar.zst'), { log }), (e: unknown) => e instanceof DevsnapError && e.code === 'NOT_FOUND');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('encrypted repositories: export decrypts, import re-keys chunk ids, restores are byte-identical', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'devsnap-export-enc-'));
+  try {
+    const img = makeDisk(dir);
+    const enc = await Repository.init(path.join(dir, 'enc'), { password: 'secret one' }, log);
+    await enc.loadIndex();
+    const snap = await takeSnapshot(enc, { source: img, log });
+    const archive = path.join(dir, 'enc.tar.zst');
+    const notes: string[] = [];
+    await exportSnapshot(enc, snap.id, archive, { log: (m) => notes.push(m) });
+    await enc.close();
+    assert.ok(notes.some((n) => /not encrypted/.test(n)), notes.join('\n'));
+
+    // Into a plain repository: chunk ids become sha256 ids; the data is the same.
+    const plain = await Repository.init(path.join(dir, 'plain'), {}, log);
+    await plain.loadIndex();
+    await importSnapshot(plain, archive, { log });
+    const mp = await plain.readManifest(snap.id);
+    assert.notDeepEqual(mp.areas, snap.areas);
+    const out1 = path.join(dir, 'out1.img');
+    await restoreSnapshot(plain, { id: snap.id, target: out1, log });
+    sameBytes(img, out1);
+    // Plain -> another encrypted repository (a different key).
+    const archive2 = path.join(dir, 'plain.tar.zst');
+    await exportSnapshot(plain, snap.id, archive2, { log });
+    await plain.close();
+    const enc2 = await Repository.init(path.join(dir, 'enc2'), { password: 'secret two' }, log);
+    await enc2.loadIndex();
+    await importSnapshot(enc2, archive2, { log });
+    const out2 = path.join(dir, 'out2.img');
+    await restoreSnapshot(enc2, { id: snap.id, target: out2, log });
+    sameBytes(img, out2);
+    await enc2.close();
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
