@@ -4,6 +4,7 @@
 // Sets the context key `devsnap.repositoryState` (none | missing | empty | ok | error) that the
 // view's welcome content (package.json "viewsWelcome") depends on.
 import * as fs from 'fs';
+import * as path from 'path';
 import * as vscode from 'vscode';
 import type { PartitionInfo, SnapshotSummary } from '../imaging/protocol';
 import type { DevsnapConfig } from './config';
@@ -46,6 +47,7 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
   private _lastError: EngineError | Error | undefined;
   private watcher: vscode.Disposable | undefined;
   private watchedRepo: string | undefined;
+  private watchedExists = false;
   private debounce: NodeJS.Timeout | undefined;
   private loading: Promise<void> | undefined;
   private again = false;
@@ -135,10 +137,13 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
   }
 
   private updateWatcher(repo: string | undefined): void {
-    if (repo === this.watchedRepo) return;
+    // Watch again once the folder exists: a watcher on a missing folder may never fire.
+    const exists = !!repo && fs.existsSync(path.join(repo, 'snapshots'));
+    if (repo === this.watchedRepo && exists === this.watchedExists) return;
     this.watcher?.dispose();
     this.watcher = undefined;
     this.watchedRepo = repo;
+    this.watchedExists = exists;
     if (!repo) return;
     try {
       const w = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(repo), 'snapshots/**'));
