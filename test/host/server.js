@@ -10,7 +10,7 @@
 // (code-server, its extension hosts, pty host, watchers) and removes the temp dir. Servers still
 // running when this process exits, or gets SIGINT/SIGTERM/SIGHUP, are killed too.
 'use strict';
-const { spawn } = require('child_process');
+const { spawn, spawnSync } = require('child_process');
 const fs = require('fs');
 const http = require('http');
 const net = require('net');
@@ -113,6 +113,9 @@ function installExitHandlers() {
  *   the `payload` URL parameter: extensionDevelopmentPath / extensionTestsPath); default true
  * @param {string[]} [opts.args]           extra code-server arguments
  * @param {string[]} [opts.installExtensions] VSIX files to install before starting
+ * @param {string[]} [opts.linkExtensions] extension folders (with a package.json) to symlink into the
+ *   extensions dir as installed extensions: loaded like a VSIX install, without the smoke-test
+ *   driver (so notification toasts show) and reflecting rebuilds after a window reload
  * @param {number} [opts.port]             fixed port instead of a free one
  * @param {string} [opts.host]             bind address, default 127.0.0.1
  * @param {boolean} [opts.keepDir]         keep the temp dir (logs) after stop()
@@ -151,8 +154,11 @@ async function startServer(opts = {}) {
   delete env.NODE_OPTIONS;
 
   const common = ['--user-data-dir', userDir, '--extensions-dir', extDir];
+  for (const folder of opts.linkExtensions || []) {
+    const m = JSON.parse(fs.readFileSync(path.join(folder, 'package.json'), 'utf8'));
+    fs.symlinkSync(path.resolve(folder), path.join(extDir, `${m.publisher}.${m.name}-${m.version}`), 'dir');
+  }
   for (const vsix of opts.installExtensions || []) {
-    const { spawnSync } = require('child_process');
     const r = spawnSync(tools.node, [tools.codeServerEntry, ...common, '--install-extension', vsix, '--force'], { env, encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`installing ${vsix} into code-server failed:\n${r.stdout}${r.stderr}`);
   }

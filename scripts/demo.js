@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+// `npm start`: devsnap in a browser-hosted VS Code (code-server) against a built-in demo.
+//   1. npm run build                                  (skip with --no-build)
+//   2. scripts/host-setup.js: Debian packages, Node 24, code-server (cached in .cache/host/)
+//   3. the demo under .cache/demo/: disk.img (GPT: EFI vfat + ext4 root with a workstation tree),
+//      repo/ (created by the first snapshot) and workspace/ whose settings point devsnap at both;
+//      reused when present (--fresh makes a new one)
+//   4. code-server with the extension installed (this checkout, linked into a fresh extensions
+//      folder; --vsix uses the packaged devsnap-<version>.vsix instead), printing the URL
+//   5. runs until Ctrl-C, then stops code-server (its whole process group)
+// Options: --port N (default: a free port), --host ADDR (default 127.0.0.1), --no-build, --fresh, --vsix
+'use strict';
+const { spawnSync } = require('child_process');
+const fs = require('fs');
+const path = require('path');
+
+const ROOT = path.join(__dirname, '..');
+const DEMO_DIR = path.join(ROOT, '.cache', 'demo');
+const argv = process.argv.slice(2);
+const has = (f) => argv.includes(f);
+const opt = (f) => (has(f) ? argv[argv.indexOf(f) + 1] : undefined);
+const say = (m) => console.log(`demo: ${m}`);
+
+function fail(msg) {
+  console.error(`demo: ${msg}`);
+  process.exit(1);
+}
+
+async function main() {
+  if (!has('--no-build')) {
+    say('building (npm run build)...');
+    const r = spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
+    if (r.status !== 0) fail('the build failed (see above)');
+  }
+  for (const f of ['dist/extension.js', 'dist/devsnap.js']) {
+    if (!fs.existsSync(path.join(ROOT, f))) fail(`${f} is missing: the build did not produce it`);
+  }
+
+  const { setup, SetupError } = require('./host-setup');
+  try {
+    setup();
+  } catch (e) {
+    fail(e instanceof SetupError ? e.message : e.stack);
+  }
+
+  const { prepareDemo } = require('../test/host/fixture');
+  if (has('--fresh')) fs.rmSync(DEMO_DIR, { recursive: true, force: true });
+  const reused = fs.existsSync(path.join(DEMO_DIR, 'disk.img'));
+  const demo = await prepareDemo(DEMO_DIR, { reuse: true });
+  say(`${reused ? 'reusing' : 'made'} the demo disk ${path.relative(ROOT, demo.disk)}; repository ${path.relative(ROOT, demo.repo)}`);
+
+  let install = {};
+  if (has('--vsix')) {
+    const { version, name } = require('../package.json');
+    const vsix = path.join(ROOT, `${name}-${version}.vsix`);
+    if (!fs.existsSync(vsix)) fail(`${path.basename(vsix)} is missing: run \`npm run package\` first`);
+    install = { installExtensions: [vsix] };
+  } else {
+    install = { linkExtensions: [ROOT] };
+  }
+
+  const { startServer } = require('../test/host/server');
+  const port = opt('--port') ? Number(opt('--port')) : Number(process.env.PORT) || undefined;
+  const server = await startServer({
+    workspace: demo.workspace,
+    host: opt('--host') || '127.0.0.1',
+    port,
+    smokeTestDriver: false,
+    userSettings: { 'workbench.startupEditor': 'none' },
+    ...install,
+  });
+  const url = `${server.url}/?folder=${encodeURIComponent(demo.workspace)}`;
+  const line = '─'.repeat(Math.max(40, url.length + 4));
+  console.log(`\n${line}\n  devsnap demo is running. Open in a browser:\n\n  ${url}\n\n  The Snapshots view is in the activity bar; try "devsnap: Take Snapshot…" (F1).\n  Ctrl-C stops it. (code-server pid ${server.pid}, log ${server.logFile})\n${line}\n`);
+  // server.js stops the server on SIGINT/SIGTERM/SIGHUP and on exit; also notice if it dies.
+  const timer = setInterval(() => {
+    try {
+      process.kill(server.pid, 0);
+    } catch {
+      clearInterval(timer);
+      fail('code-server exited unexpectedly');
+    }
+  }, 2000);
+}
+
+main().catch((e) => fail(e.stack || e.message));
