@@ -63,8 +63,8 @@ export function openFolder(title: string, openLabel: string, defaultUri?: vscode
   return vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, canSelectMany: false, title, openLabel, defaultUri });
 }
 
-export function openFile(title: string, openLabel: string, defaultUri?: vscode.Uri): Thenable<vscode.Uri[] | undefined> {
-  return vscode.window.showOpenDialog({ canSelectFolders: false, canSelectFiles: true, canSelectMany: false, title, openLabel, defaultUri });
+export function saveFile(title: string, saveLabel: string, defaultUri?: vscode.Uri): Thenable<vscode.Uri | undefined> {
+  return vscode.window.showSaveDialog({ title, saveLabel, defaultUri });
 }
 
 export function disposeUi(): void {

@@ -2,10 +2,11 @@
 // partition) after a modal confirmation that names the target and what gets overwritten.
 // Arguments `{ id, target, partition?, dryRun?, confirm: true }` skip every prompt.
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { DiskInfo, SnapshotSummary } from '../../imaging/protocol';
-import type { RestoreResult } from '../engine';
+import { EngineError, RestoreResult } from '../engine';
 import { formatBytes } from '../format';
 import { diskDescription, overwriteSummary, snapshotName, sortDisks, sourceLabel } from '../snapshotModel';
 import { SnapshotNode } from '../snapshotTree';
@@ -16,7 +17,8 @@ export interface RestoreArgs {
   id?: string;
   /** Block device or disk image file to write to. */
   target?: string;
-  /** Restore only this partition (1-based); the whole disk when omitted. */
+  /** Restore only this partition (1-based) — written at the START of `target`, so `target` must
+   *  be a partition device (e.g. /dev/sdb2) or an image file of that partition. Whole disk when omitted. */
   partition?: number;
   /** Check everything and report what would be written, without writing. */
   dryRun?: boolean;
@@ -43,26 +45,38 @@ export async function restoreSnapshot(ctx: CommandContext, arg?: SnapshotRef | R
     } catch (err) {
       ctx.log(`Could not list disks: ${(err as Error).message}`);
     }
-    const interactive = args.target === undefined;
-    const target = args.target ?? (await pickTarget(ctx, snap, disks));
-    if (!target) return undefined;
-    await checkAccessible(target, target.startsWith('/dev/') ? 'disk' : 'disk image', !args.dryRun);
-    const targetDisk = disks.find((d) => d.path === target);
-
+    // Scope first: a partition restore writes the partition at the start of its target, so its
+    // target is a partition (e.g. /dev/sdb2) or an image file of that partition alone.
     let partition = args.partition;
-    if (partition === undefined && interactive && (snap.partitions?.length ?? 0) > 1) {
+    if (partition === undefined && args.target === undefined && (snap.partitions?.length ?? 0) > 1) {
       const choice = await pickPartition(snap);
       if (choice === undefined) return undefined;
       partition = choice === 'all' ? undefined : choice;
     }
+    const target = args.target ?? (await pickTarget(ctx, snap, disks, partition));
+    if (!target) return undefined;
+    // A disk image file that does not exist yet is created by the restore.
+    const newFile = !target.startsWith('/dev/') && !fs.existsSync(target);
+    if (newFile) {
+      if (!fs.existsSync(path.dirname(target))) throw new EngineError('NOT_FOUND', `The folder ${path.dirname(target)} does not exist.`, 'Choose an existing folder for the new disk image.');
+    } else {
+      await checkAccessible(target, target.startsWith('/dev/') ? (partition !== undefined ? 'partition' : 'disk') : 'disk image', !args.dryRun);
+    }
 
     if (args.confirm !== true && !args.dryRun) {
-      const what = overwriteSummary(targetDisk, partition);
-      const targetText = targetDisk ? `${target} (${targetDisk.model ? targetDisk.model + ', ' : ''}${formatBytes(targetDisk.size)})` : target;
+      const targetDisk = disks.find((d) => d.path === target);
+      const targetPart = disks.flatMap((d) => d.partitions).find((p) => p.path === target);
+      const size = targetDisk?.size ?? targetPart?.size ?? (newFile ? undefined : fs.statSync(target).size);
+      const targetText = `${target}${size !== undefined ? ` (${targetDisk?.model ? targetDisk.model + ', ' : ''}${formatBytes(size)})` : ''}`;
+      const source = partition !== undefined ? `partition ${partition} of the snapshot` : 'the whole disk of the snapshot';
+      let detail: string;
+      if (newFile) detail = `This creates the image file ${target} from ${source}.`;
+      else if (targetDisk) detail = `This overwrites ${overwriteSummary(targetDisk)} on ${targetText}, and its partition table, with ${source}.`;
+      else if (targetPart) detail = `This overwrites ${targetText}${targetPart.fs ? ` (${targetPart.fs}${targetPart.label ? ` “${targetPart.label}”` : ''})` : ''} with ${source}.`;
+      else detail = `This overwrites all of ${targetText} with ${source}.`;
       const ok = await ui.confirm(
         `Restore snapshot ${snapshotName(snap)} onto ${target}?`,
-        `This overwrites ${what} on ${targetText} with the snapshot's ${partition !== undefined ? `partition ${partition}` : 'whole disk'}. ` +
-          `Anything written there since the snapshot is lost. This cannot be undone.`,
+        newFile ? detail : `${detail} Anything written there since is lost. This cannot be undone.`,
         'Restore',
       );
       if (!ok) return undefined;
@@ -82,7 +96,8 @@ export async function restoreSnapshot(ctx: CommandContext, arg?: SnapshotRef | R
   }
 }
 
-async function pickTarget(ctx: CommandContext, snap: SnapshotSummary, disks: DiskInfo[]): Promise<string | undefined> {
+async function pickTarget(ctx: CommandContext, snap: SnapshotSummary, disks: DiskInfo[], partition?: number): Promise<string | undefined> {
+  if (partition !== undefined) return pickPartitionTarget(snap, disks, partition);
   const cfg = ctx.config();
   const items: TargetItem[] = [];
   const seen = new Set<string>();
@@ -110,17 +125,45 @@ async function pickTarget(ctx: CommandContext, snap: SnapshotSummary, disks: Dis
     }
     items.push({ label: `$(file-binary) ${path.basename(p)}`, description: [path.dirname(p), p === snap.source.path ? 'snapshot source' : ''].filter(Boolean).join(' · '), detail, target: p });
   }
-  items.push({ label: '', kind: vscode.QuickPickItemKind.Separator }, { label: '$(folder-opened) Browse for a disk image file…', browse: true });
+  items.push({ label: '', kind: vscode.QuickPickItemKind.Separator }, { label: '$(folder-opened) Restore into a disk image file…', description: 'an existing or a new file', browse: true });
   const hidden = disks.filter((d) => d.isSystem).map((d) => d.path);
   const picked = await ui.pick(items, {
     title: `devsnap: Restore '${snap.label}' (${sourceLabel(snap.source)}, ${formatBytes(snap.source.size)})`,
-    placeHolder: `Which disk should be overwritten?${hidden.length ? ` (the system drive ${hidden.join(', ')} is not offered: it cannot be restored while it runs)` : ''}`,
+    placeHolder: `Which disk should be overwritten?${hidden.length ? ' The running system\'s drive is not offered.' : ''}`,
   });
   if (!picked) return undefined;
-  if (picked.browse) {
-    const uris = await ui.openFile('Restore onto which disk image file?', 'Restore Here');
-    return uris?.[0]?.fsPath;
+  if (picked.browse) return browseImageFile(snap, `${snap.label}.img`);
+  return picked.target;
+}
+
+function browseImageFile(snap: SnapshotSummary, name: string): Thenable<string | undefined> {
+  const dir = snap.source.path.startsWith('/dev/') ? os.homedir() : path.dirname(snap.source.path);
+  return ui.saveFile('Restore into which image file?', 'Restore Here', vscode.Uri.file(path.join(dir, name.replace(/[^\w.-]+/g, '-')))).then((uri) => uri?.fsPath);
+}
+
+/** Targets for one partition: partitions of other disks at least as large, or an image file. */
+async function pickPartitionTarget(snap: SnapshotSummary, disks: DiskInfo[], partition: number): Promise<string | undefined> {
+  const part = snap.partitions.find((p) => p.index === partition);
+  const needed = part?.size ?? 0;
+  const items: TargetItem[] = [];
+  for (const d of sortDisks(disks).filter((x) => !x.isSystem)) {
+    for (const p of d.partitions.filter((x) => x.path)) {
+      items.push({
+        label: `$(layers) ${p.path}`,
+        description: [p.fs ?? p.typeName, p.label ? `“${p.label}”` : '', formatBytes(p.size), p.size < needed ? 'too small' : '', p.mountpoints?.length ? `mounted at ${p.mountpoints.join(', ')}` : ''].filter(Boolean).join(' · '),
+        detail: `partition ${p.index} of ${d.path}${d.model ? ` (${d.model})` : ''}`,
+        target: p.path,
+      });
+    }
   }
+  if (items.length) items.unshift({ label: 'Partitions', kind: vscode.QuickPickItemKind.Separator });
+  items.push({ label: '', kind: vscode.QuickPickItemKind.Separator }, { label: '$(folder-opened) Restore into an image file of the partition…', description: 'an existing or a new file', browse: true });
+  const picked = await ui.pick(items, {
+    title: `devsnap: Restore partition ${partition} of '${snap.label}' (${formatBytes(needed)})`,
+    placeHolder: 'Which partition should be overwritten? (partitions of the system drive are not offered)',
+  });
+  if (!picked) return undefined;
+  if (picked.browse) return browseImageFile(snap, `${snap.label}-partition${partition}.img`);
   return picked.target;
 }
 
