@@ -291,7 +291,7 @@ program
       } else remove = applyPolicy(all, { keepLast: o.keepLast, keepDaily: o.keepDaily, keepWeekly: o.keepWeekly, keepMonthly: o.keepMonthly }).remove;
       if (!o.dryRun) await forgetSnapshots(repo, remove);
       const pruned = o.prune && !o.dryRun ? await prune(repo, { onProgress: progressSink(g) }) : undefined;
-      return { removed: remove.map((m) => m.id), kept: all.filter((m) => !remove.includes(m)).map((m) => m.id), dryRun: !!o.dryRun, ...(pruned ? { prune: pruned } : {}) };
+      return { removed: remove.map((m) => m.id), kept: all.filter((m) => !remove.some((r) => r.id === m.id)).map((m) => m.id), dryRun: !!o.dryRun, ...(pruned ? { prune: pruned } : {}) };
     });
     report(g, r, () => `${r.dryRun ? 'Would remove' : 'Removed'} ${r.removed.length} snapshot(s)${r.removed.length ? `: ${r.removed.join(', ')}` : ''}; ${r.kept.length} kept.${r.prune ? ` Pruned ${formatBytes(r.prune.bytesFreed)}.` : ''}`);
   });

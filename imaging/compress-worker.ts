@@ -3,7 +3,7 @@
 import { parentPort } from 'worker_threads';
 import * as crypto from 'crypto';
 import { loadZstd } from './zstd';
-import type { WorkerRequest, WorkerReply } from './worker-pool';
+import { toTransferable, type WorkerRequest, type WorkerReply } from './worker-pool';
 
 const codecReady = loadZstd();
 
@@ -14,11 +14,11 @@ parentPort!.on('message', async (req: WorkerRequest) => {
     const input = Buffer.from(req.data);
     if (req.op === 'compress') {
       const out = codec.compress(input, req.level);
-      reply = { id: req.id, data: out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength) as ArrayBuffer };
+      reply = { id: req.id, data: toTransferable(out) };
     } else {
       const raw = codec.decompress(input, req.rawLength);
       const hash = crypto.createHash('sha256').update(raw).digest('hex');
-      reply = { id: req.id, data: raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength) as ArrayBuffer, hash };
+      reply = { id: req.id, data: toTransferable(raw), hash };
     }
   } catch (err) {
     reply = { id: req.id, error: (err as Error).message };

@@ -87,6 +87,7 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
   const started = Date.now();
   const opts = { ...options, source: path.resolve(options.source) }; // manifests name sources absolutely
   const info = await inspectPath(opts.source, 'source');
+  if (info.size === 0) throw new DevsnapError('BAD_SOURCE', `${opts.source} is empty (0 bytes): there is nothing to image.`, 'Choose a disk or a disk image file.');
   let fh: fs.promises.FileHandle;
   try {
     fh = await fs.promises.open(opts.source, 'r');
@@ -116,6 +117,10 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
     // Read the table and the filesystems' bitmaps only now: after a freeze they are consistent.
     const disk = fileReader(fh, info.size);
     const table = await readPartitionTable(disk);
+    if (table.type === 'none') {
+      // A filesystem on the whole device (a partition device such as /dev/sda2, or a bare filesystem image).
+      table.partitions = [{ index: 1, start: 0, size: info.size, type: 'none', typeName: 'whole device' }];
+    }
     const fsOf = new Map<number, UsedBlocks | null>();
     const partitions: PartitionInfo[] = [];
     for (const p of table.partitions) {

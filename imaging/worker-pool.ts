@@ -43,11 +43,12 @@ export class WorkerPool {
     return this.workers.length;
   }
 
+  /** Compresses (and takes over) `raw`. */
   compress(raw: Buffer, level: number): Promise<Buffer> {
     return this.run({ id: 0, op: 'compress', data: toTransferable(raw), level }).then((r) => Buffer.from(r.data!));
   }
 
-  /** Decompresses a frame and returns the raw bytes with their sha256 (hex). */
+  /** Decompresses (and takes over) a frame; returns the raw bytes with their sha256 (hex). */
   decompress(frame: Buffer, rawLength: number): Promise<{ raw: Buffer; hash: string }> {
     return this.run({ id: 0, op: 'decompress', data: toTransferable(frame), rawLength }).then((r) => ({ raw: Buffer.from(r.data!), hash: r.hash! }));
   }
@@ -95,7 +96,11 @@ export class WorkerPool {
   }
 }
 
-/** A standalone copy of the bytes that can be moved to a worker without copying again. */
-function toTransferable(b: Buffer): ArrayBuffer {
+/**
+ * The bytes as an ArrayBuffer to move to a worker. A buffer that owns its whole ArrayBuffer (as
+ * Buffer.alloc of a chunk does) is moved as is, without a copy: the caller must not use it after.
+ */
+export function toTransferable(b: Uint8Array): ArrayBuffer {
+  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) return b.buffer;
   return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
 }

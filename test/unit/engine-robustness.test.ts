@@ -230,6 +230,11 @@ test('dangerous or wrong targets are refused before anything is written', { skip
   assert.match(r.json.error.message, /does not exist/);
   const d = devsnap(['snapshot', dir, '--repo', repo, '--json']);
   assert.equal(d.json.error.code, 'BAD_SOURCE');
+  const empty = path.join(dir, 'empty.img');
+  fs.writeFileSync(empty, '');
+  const e = devsnap(['snapshot', empty, '--repo', repo, '--json']);
+  assert.equal(e.json.error.code, 'BAD_SOURCE');
+  assert.match(e.json.error.message, /is empty/);
 });
 
 test('bad command lines and repositories give messages, not stack traces', () => {
@@ -282,6 +287,9 @@ test('retention: forget by policy keeps pinned snapshots; prune reclaims space a
   assert.equal(f.status, 0, f.stderr);
   assert.deepEqual(f.json.removed.sort(), [ids[1], ids[2]].sort());
   assert.deepEqual(f.json.kept.sort(), [ids[0], ids[3]].sort());
+  const byId = devsnap(['forget', ids[3], '--dry-run', '--repo', repo, '--json']);
+  assert.deepEqual(byId.json.removed, [ids[3]]);
+  assert.deepEqual(byId.json.kept, [ids[0]]);
   const p = devsnap(['prune', '--repo', repo, '--json']);
   assert.equal(p.status, 0, p.stderr);
   assert.ok(p.json.bytesFreed > 0);
