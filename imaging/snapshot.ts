@@ -189,7 +189,7 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
         writer.reserve(id);
         stats.chunksNew++;
         const job: Promise<void> = pool
-          .compress(buf, level)
+          .compress(buf, level, { take: true }) // buf is not used after this
           .then((frame) => writer.add(id, frame, len))
           .catch((err) => {
             failure ??= toDevsnapError(err, repoSubject);

@@ -43,14 +43,17 @@ export class WorkerPool {
     return this.workers.length;
   }
 
-  /** Compresses (and takes over) `raw`. */
-  compress(raw: Buffer, level: number): Promise<Buffer> {
-    return this.run({ id: 0, op: 'compress', data: toTransferable(raw), level }).then((r) => Buffer.from(r.data!));
+  /**
+   * Compresses `raw`. With `take`, a buffer that owns its memory moves to the worker without a copy
+   * and is unusable afterwards (the imaging hot path); without, the bytes are copied.
+   */
+  compress(raw: Buffer, level: number, opts: { take?: boolean } = {}): Promise<Buffer> {
+    return this.run({ id: 0, op: 'compress', data: opts.take ? toTransferable(raw) : copyOf(raw), level }).then((r) => Buffer.from(r.data!));
   }
 
-  /** Decompresses (and takes over) a frame; returns the raw bytes with their sha256 (hex). */
+  /** Decompresses a frame (copied to the worker); returns the raw bytes with their sha256 (hex). */
   decompress(frame: Buffer, rawLength: number): Promise<{ raw: Buffer; hash: string }> {
-    return this.run({ id: 0, op: 'decompress', data: toTransferable(frame), rawLength }).then((r) => ({ raw: Buffer.from(r.data!), hash: r.hash! }));
+    return this.run({ id: 0, op: 'decompress', data: copyOf(frame), rawLength }).then((r) => ({ raw: Buffer.from(r.data!), hash: r.hash! }));
   }
 
   async close(): Promise<void> {
@@ -96,11 +99,15 @@ export class WorkerPool {
   }
 }
 
+function copyOf(b: Uint8Array): ArrayBuffer {
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+}
+
 /**
  * The bytes as an ArrayBuffer to move to a worker. A buffer that owns its whole ArrayBuffer (as
  * Buffer.alloc of a chunk does) is moved as is, without a copy: the caller must not use it after.
  */
 export function toTransferable(b: Uint8Array): ArrayBuffer {
   if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) return b.buffer;
-  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+  return copyOf(b);
 }
