@@ -87,9 +87,23 @@ export async function planRestore(m: Manifest, target: string, partition?: numbe
   };
 }
 
+/** An image file target must fit on its filesystem: refuse before writing rather than fail half-way. */
+async function checkFreeSpace(target: string, areas: Area[], fresh: boolean): Promise<void> {
+  const writes = areas.reduce((n, a) => n + a.extents.reduce((k, e) => k + (e[2] === FREE || (fresh && e[2] === ZERO) ? 0 : e[1]), 0), 0);
+  const allocated = fresh ? 0 : (await fs.promises.stat(target)).blocks * 512; // overwritten in place
+  const needed = Math.max(0, writes - allocated);
+  const dir = path.dirname(path.resolve(target));
+  const st = await fs.promises.statfs(dir);
+  const free = st.bavail * st.bsize;
+  if (free < needed) {
+    throw new DevsnapError('NO_SPACE', `Not enough space for ${target}: it needs ${fmtGiB(needed)} (${needed} bytes), ${dir} has ${fmtGiB(free)} free. Nothing was written.`, 'Free some space or choose another folder.');
+  }
+}
+
 export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): Promise<RestoreResult> {
   const m = await repo.readManifest(opts.id);
   const { plan, areas, base, info } = await planRestore(m, opts.target, opts.partition);
+  if (info?.kind !== 'block') await checkFreeSpace(opts.target, areas, info === null);
   if (opts.dryRun) return { ...plan, ok: true, dryRun: true, bytesWritten: 0, gptRelocated: false };
 
   // Fail before writing a byte when a chunk is missing altogether.

@@ -94,7 +94,9 @@ test('kill -9 at random points during a snapshot: earlier snapshots intact, chec
   const fd = fs.openSync(disk, 'r+');
   fs.writeSync(fd, seededBytes(99, 100 * MiB), 0, 100 * MiB, 42 * MiB);
   fs.closeSync(fd);
-  for (const delay of [150, 400, 700, 1100]) {
+  const delays = Array.from({ length: 5 }, () => 100 + Math.floor(Math.random() * 1200));
+  console.log(`kill -9 after ${delays.join(', ')} ms`); // random points, printed so a failure can be replayed
+  for (const delay of delays) {
     const { child, exited } = devsnapChild(['snapshot', disk, '--repo', repo, '--json']);
     await new Promise((r) => setTimeout(r, delay));
     child.kill('SIGKILL');
@@ -152,6 +154,18 @@ test('locks: a second writer is refused while one runs; a stale lock of a dead p
   } finally {
     await held.release();
   }
+  // two real writers at once: the second is refused while the first runs, the first completes
+  const fd = fs.openSync(disk, 'r+');
+  fs.writeSync(fd, seededBytes(5, 4 * MiB), 0, 4 * MiB, 30 * MiB);
+  fs.closeSync(fd);
+  const bigDisk = await smallDisk(tmpDir(), { size: 120 * MiB, random: true });
+  const first = devsnapChild(['snapshot', bigDisk, '--repo', repo, '--json']);
+  await new Promise((r) => setTimeout(r, 300));
+  const second = devsnap(['snapshot', disk, '--repo', repo, '--json']);
+  const firstDone = await first.exited;
+  assert.equal(firstDone.code, 0, firstDone.stderr);
+  assert.equal(second.status, 4, 'the second writer is refused while the first holds the lock');
+  assert.equal(second.json.error.code, 'LOCKED');
   fs.writeFileSync(path.join(repo, 'locks', '999999-dead.lock'), JSON.stringify({ pid: 999999, host: require('os').hostname(), exclusive: true, purpose: 'snapshot', created: '2026-01-01T00:00:00Z' }));
   const r = devsnap(['snapshot', disk, '--repo', repo]);
   assert.equal(r.status, 0, r.stderr);
@@ -180,6 +194,16 @@ test('a full repository disk: clear error, nothing committed, earlier snapshots 
       assert.deepEqual(list.json.snapshots.map((s: { id: string }) => s.id), [first.json.id]);
       assert.equal(devsnap(['check', '--repo', repo]).status, 0);
       assert.equal(devsnap(['verify', '--repo', repo]).status, 0);
+      // restoring into an image file on the full filesystem: a clear error, no partial file left behind
+      fs.writeFileSync(path.join(mnt, 'filler'), Buffer.alloc(0));
+      const snapDisk = devsnap(['snapshot', tiny, '--repo', path.join(dir, 'repo2'), '--json']);
+      const fill = sh('bash', ['-c', `dd if=/dev/zero of=${path.join(mnt, 'filler')} bs=1M status=none || true`]);
+      assert.ok(fill);
+      const r2 = devsnap(['restore', snapDisk.json.id, path.join(mnt, 'restored.img'), '--repo', path.join(dir, 'repo2'), '--json']);
+      assert.equal(r2.status, 9, r2.stdout);
+      assert.equal(r2.json.error.code, 'NO_SPACE');
+      assert.match(r2.json.error.message, /Nothing was written/);
+      assert.deepEqual(fs.readdirSync(mnt).filter((n) => n.startsWith('restored')), []);
     }),
   );
 });
