@@ -1,0 +1,517 @@
+// Read-only ext2/3/4 reader: superblock, group descriptors, inodes (128/256+ bytes, nanosecond times),
+// extent trees of any depth, classic block maps (direct, indirect, double, triple), inline data,
+// fast symlinks, linear directory scans (htree directories too) and xattrs (in-inode, xattr block,
+// EA inodes). Layout reference: https://www.kernel.org/doc/html/latest/filesystems/ext4/
+import { DevsnapError } from '../errors';
+import { cString, uuidString } from '../fs/bitmap';
+import type { ByteReader } from '../fs/types';
+import { BaseImageFs, ChildEntry } from './base';
+import type { ImageFileType, ImageStat } from './types';
+
+const SB_OFFSET = 1024;
+const EXT_MAGIC = 0xef53;
+const ROOT_INO = 2;
+
+const INCOMPAT_FILETYPE = 0x2;
+const INCOMPAT_META_BG = 0x10;
+const INCOMPAT_64BIT = 0x80;
+const COMPAT_HAS_JOURNAL = 0x4;
+const RO_COMPAT_SPARSE_SUPER = 0x1;
+const EXT3_RO_COMPAT = RO_COMPAT_SPARSE_SUPER | 0x2 | 0x4;
+const EXT3_INCOMPAT = 0x2 | 0x4 | INCOMPAT_META_BG;
+
+const FL_EXTENTS = 0x80000;
+const FL_EA_INODE = 0x200000;
+const FL_INLINE_DATA = 0x10000000;
+
+const EXTENT_MAGIC = 0xf30a;
+const XATTR_MAGIC = 0xea020000;
+
+const XATTR_PREFIX: Record<number, string> = {
+  1: 'user.',
+  2: 'system.posix_acl_access',
+  3: 'system.posix_acl_default',
+  4: 'trusted.',
+  6: 'security.',
+  7: 'system.',
+  8: 'system.richacl',
+};
+
+interface Inode {
+  ino: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  atime: number;
+  ctime: number;
+  mtime: number;
+  crtime?: number;
+  links: number;
+  flags: number;
+  block: Buffer; // i_block, 60 bytes
+  fileAcl: number;
+  raw: Buffer; // the whole on-disk inode (for in-inode xattrs)
+  extraIsize: number;
+}
+
+/** A mapped run of a file: logical block, count, physical block (0 = hole), uninitialized (reads as zeros). */
+type Run = { lblk: number; len: number; pblk: number; uninit: boolean };
+
+const MAX_INODE_CACHE = 2048;
+
+function typeOf(mode: number): ImageFileType {
+  switch (mode & 0xf000) {
+    case 0x8000:
+      return 'file';
+    case 0x4000:
+      return 'dir';
+    case 0xa000:
+      return 'symlink';
+    default:
+      return 'other';
+  }
+}
+
+function specialOf(mode: number): ImageStat['special'] {
+  switch (mode & 0xf000) {
+    case 0x1000:
+      return 'fifo';
+    case 0x2000:
+      return 'chardev';
+    case 0x6000:
+      return 'blockdev';
+    case 0xc000:
+      return 'socket';
+    default:
+      return 'unknown';
+  }
+}
+
+/** Seconds (signed 32-bit) + the extra field's epoch bits and nanoseconds -> milliseconds. */
+function extTime(lo: number, extra: number | undefined): number {
+  let sec = lo | 0;
+  let ns = 0;
+  if (extra !== undefined) {
+    sec += (extra & 3) * 2 ** 32;
+    ns = extra >>> 2;
+  }
+  return sec * 1000 + ns / 1e6;
+}
+
+/** ext4's on-disk POSIX ACL (version 1, short entries) -> the xattr format userspace sees (version 2). */
+export function extAclToXattr(v: Buffer): Buffer {
+  if (v.length < 4 || v.readUInt32LE(0) !== 1) return v;
+  const out: Buffer[] = [];
+  const head = Buffer.alloc(4);
+  head.writeUInt32LE(2, 0);
+  out.push(head);
+  for (let o = 4; o + 4 <= v.length; ) {
+    const tag = v.readUInt16LE(o);
+    const perm = v.readUInt16LE(o + 2);
+    let id = 0xffffffff;
+    if (tag === 0x02 || tag === 0x08) {
+      id = v.readUInt32LE(o + 4);
+      o += 8;
+    } else o += 4;
+    const e = Buffer.alloc(8);
+    e.writeUInt16LE(tag, 0);
+    e.writeUInt16LE(perm, 2);
+    e.writeUInt32LE(id, 4);
+    out.push(e);
+  }
+  return Buffer.concat(out);
+}
+
+export class ExtImageFs extends BaseImageFs<number> {
+  readonly fs: 'ext2' | 'ext3' | 'ext4';
+  readonly blockSize: number;
+  private readonly inodeSize: number;
+  private readonly inodesPerGroup: number;
+  private readonly descSize: number;
+  private readonly incompat: number;
+  private readonly groupDescs: Buffer;
+  private readonly firstMetaBg: number;
+  private readonly firstDataBlock: number;
+  private readonly blocksPerGroup: number;
+  private readonly inodeCache = new Map<number, Inode>();
+  private readonly runCache = new Map<number, Run[]>();
+
+  private constructor(private readonly p: ByteReader, sb: Buffer, gdt: Buffer) {
+    super();
+    this.blockSize = 1024 << sb.readUInt32LE(0x18);
+    this.inodesPerGroup = sb.readUInt32LE(0x28);
+    this.inodeSize = sb.readUInt32LE(0x4c) === 0 ? 128 : sb.readUInt16LE(0x58);
+    this.incompat = sb.readUInt32LE(0x60);
+    this.descSize = this.incompat & INCOMPAT_64BIT ? Math.max(32, sb.readUInt16LE(0xfe)) : 32;
+    this.firstMetaBg = sb.readUInt32LE(0x104);
+    this.firstDataBlock = sb.readUInt32LE(0x14);
+    this.blocksPerGroup = sb.readUInt32LE(0x20);
+    this.groupDescs = gdt;
+    const compat = sb.readUInt32LE(0x5c);
+    const roCompat = sb.readUInt32LE(0x64);
+    this.fs = (this.incompat & ~EXT3_INCOMPAT) !== 0 || (roCompat & ~EXT3_RO_COMPAT) !== 0 ? 'ext4' : compat & COMPAT_HAS_JOURNAL ? 'ext3' : 'ext2';
+    this.label = cString(sb.subarray(0x78, 0x88), 'utf8') || undefined;
+    this.uuid = uuidString(sb.subarray(0x68, 0x78));
+  }
+
+  /** The ext filesystem on `p`, or null when there is none. */
+  static async open(p: ByteReader): Promise<ExtImageFs | null> {
+    if (p.size < SB_OFFSET + 1024) return null;
+    const sb = await p.read(SB_OFFSET, 1024);
+    if (sb.readUInt16LE(0x38) !== EXT_MAGIC) return null;
+    const logBlock = sb.readUInt32LE(0x18);
+    const blocksPerGroup = sb.readUInt32LE(0x20);
+    const inodesPerGroup = sb.readUInt32LE(0x28);
+    if (logBlock > 6 || blocksPerGroup === 0 || inodesPerGroup === 0) return null;
+    const blockSize = 1024 << logBlock;
+    const incompat = sb.readUInt32LE(0x60);
+    const is64 = (incompat & INCOMPAT_64BIT) !== 0;
+    const blocksCount = sb.readUInt32LE(0x04) + (is64 ? sb.readUInt32LE(0x150) * 2 ** 32 : 0);
+    const firstDataBlock = sb.readUInt32LE(0x14);
+    const groupCount = Math.ceil((blocksCount - firstDataBlock) / blocksPerGroup);
+    const descSize = is64 ? Math.max(32, sb.readUInt16LE(0xfe)) : 32;
+    const perBlock = blockSize / descSize;
+    const gdtBlocks = Math.ceil((groupCount * descSize) / blockSize);
+    let gdt: Buffer;
+    if (incompat & INCOMPAT_META_BG) {
+      // meta_bg: descriptor block i (from s_first_meta_bg on) lives in the first group of its meta group.
+      const firstMetaBg = sb.readUInt32LE(0x104);
+      const parts: Buffer[] = [];
+      for (let i = 0; i < gdtBlocks; i++) {
+        let blk: number;
+        if (i < firstMetaBg) blk = firstDataBlock + 1 + i;
+        else {
+          const g = i * perBlock;
+          blk = firstDataBlock + g * blocksPerGroup + (hasSuper(sb, g) ? 1 : 0);
+        }
+        parts.push(await p.read(blk * blockSize, blockSize));
+      }
+      gdt = Buffer.concat(parts);
+    } else {
+      gdt = await p.read((firstDataBlock + 1) * blockSize, gdtBlocks * blockSize);
+    }
+    return new ExtImageFs(p, sb, gdt);
+  }
+
+  private async readBlocks(block: number, count: number): Promise<Buffer> {
+    return this.p.read(block * this.blockSize, count * this.blockSize);
+  }
+
+  // ---- inodes
+
+  private async inode(ino: number): Promise<Inode> {
+    const hit = this.inodeCache.get(ino);
+    if (hit) return hit;
+    if (ino < 1) throw new DevsnapError('DAMAGED', `Inode ${ino} is out of range.`);
+    const group = Math.floor((ino - 1) / this.inodesPerGroup);
+    const index = (ino - 1) % this.inodesPerGroup;
+    const d = group * this.descSize;
+    if (d + this.descSize > this.groupDescs.length) throw new DevsnapError('DAMAGED', `Inode ${ino} is past the last block group.`);
+    const table = this.groupDescs.readUInt32LE(d + 8) + (this.descSize >= 64 ? this.groupDescs.readUInt32LE(d + 0x28) * 2 ** 32 : 0);
+    const raw = await this.p.read(table * this.blockSize + index * this.inodeSize, this.inodeSize);
+    const extraIsize = this.inodeSize > 128 ? raw.readUInt16LE(0x80) : 0;
+    const has = (off: number) => this.inodeSize > 128 && 128 + extraIsize >= off + 4;
+    const mode = raw.readUInt16LE(0);
+    const ind: Inode = {
+      ino,
+      mode,
+      uid: raw.readUInt16LE(0x2) | (raw.readUInt16LE(0x78) << 16),
+      gid: raw.readUInt16LE(0x18) | (raw.readUInt16LE(0x7a) << 16),
+      size: raw.readUInt32LE(0x4) + raw.readUInt32LE(0x6c) * 2 ** 32,
+      atime: extTime(raw.readUInt32LE(0x8), has(0x8c) ? raw.readUInt32LE(0x8c) : undefined),
+      ctime: extTime(raw.readUInt32LE(0xc), has(0x84) ? raw.readUInt32LE(0x84) : undefined),
+      mtime: extTime(raw.readUInt32LE(0x10), has(0x88) ? raw.readUInt32LE(0x88) : undefined),
+      ...(has(0x90) ? { crtime: extTime(raw.readUInt32LE(0x90), has(0x94) ? raw.readUInt32LE(0x94) : undefined) } : {}),
+      links: raw.readUInt16LE(0x1a),
+      flags: raw.readUInt32LE(0x20),
+      block: raw.subarray(0x28, 0x28 + 60),
+      fileAcl: raw.readUInt32LE(0x68) + raw.readUInt16LE(0x76) * 2 ** 32,
+      raw,
+      extraIsize,
+    };
+    this.inodeCache.set(ino, ind);
+    if (this.inodeCache.size > MAX_INODE_CACHE) {
+      const old = this.inodeCache.keys().next().value as number;
+      this.inodeCache.delete(old);
+      this.runCache.delete(old);
+    }
+    return ind;
+  }
+
+  // ---- block mapping
+
+  private async runs(ind: Inode): Promise<Run[]> {
+    const hit = this.runCache.get(ind.ino);
+    if (hit) return hit;
+    const runs: Run[] = [];
+    if (ind.flags & FL_EXTENTS) await this.extentRuns(ind.block, runs, 0);
+    else await this.blockMapRuns(ind, runs);
+    runs.sort((a, b) => a.lblk - b.lblk);
+    this.runCache.set(ind.ino, runs);
+    return runs;
+  }
+
+  private async extentRuns(node: Buffer, out: Run[], level: number): Promise<void> {
+    if (level > 8 || node.readUInt16LE(0) !== EXTENT_MAGIC) throw new DevsnapError('DAMAGED', 'An extent tree node is corrupt (bad magic).');
+    const entries = node.readUInt16LE(2);
+    const depth = node.readUInt16LE(6);
+    for (let i = 0; i < entries; i++) {
+      const e = 12 + i * 12;
+      if (e + 12 > node.length) break;
+      if (depth === 0) {
+        let len = node.readUInt16LE(e + 4);
+        const uninit = len > 32768;
+        if (uninit) len -= 32768;
+        out.push({ lblk: node.readUInt32LE(e), len, pblk: node.readUInt16LE(e + 6) * 2 ** 32 + node.readUInt32LE(e + 8), uninit });
+      } else {
+        const leaf = node.readUInt32LE(e + 4) + node.readUInt16LE(e + 8) * 2 ** 32;
+        await this.extentRuns(await this.readBlocks(leaf, 1), out, level + 1);
+      }
+    }
+  }
+
+  private async blockMapRuns(ind: Inode, out: Run[]): Promise<void> {
+    const bs = this.blockSize;
+    const per = bs / 4;
+    const total = Math.ceil(ind.size / bs);
+    const push = (lblk: number, pblk: number) => {
+      if (!pblk) return;
+      const last = out[out.length - 1];
+      if (last && last.lblk + last.len === lblk && last.pblk + last.len === pblk && last.len < 65535) last.len++;
+      else out.push({ lblk, len: 1, pblk, uninit: false });
+    };
+    let l = 0;
+    for (let i = 0; i < 12 && l < total; i++, l++) push(l, ind.block.readUInt32LE(i * 4));
+    // level 1: indirect, 2: double, 3: triple
+    const walk = async (blk: number, level: number, first: number): Promise<void> => {
+      const span = per ** (level - 1);
+      if (!blk) return; // a hole covering the whole span
+      const b = await this.readBlocks(blk, 1);
+      for (let k = 0; k < per; k++) {
+        const start = first + k * span;
+        if (start >= total) return;
+        const ptr = b.readUInt32LE(k * 4);
+        if (level === 1) push(start, ptr);
+        else await walk(ptr, level - 1, start);
+      }
+    };
+    let first = 12;
+    for (let level = 1; level <= 3 && first < total; level++) {
+      await walk(ind.block.readUInt32LE((11 + level) * 4), level, first);
+      first += per ** level;
+    }
+  }
+
+  /** Bytes [pos, pos+len) of an inode's data (clipped to its size); holes and uninitialized extents are zeros. */
+  private async readData(ind: Inode, pos: number, len: number): Promise<Buffer> {
+    const end = Math.min(pos + len, ind.size);
+    if (end <= pos) return Buffer.alloc(0);
+    const out = Buffer.alloc(end - pos);
+    if (ind.flags & FL_INLINE_DATA) {
+      const inline = await this.inlineData(ind);
+      inline.copy(out, 0, pos, Math.min(end, inline.length));
+      return out;
+    }
+    const bs = this.blockSize;
+    const runs = await this.runs(ind);
+    const firstBlk = Math.floor(pos / bs);
+    const lastBlk = Math.ceil(end / bs); // exclusive
+    // binary search for the first run that may cover firstBlk
+    let lo = 0;
+    let hi = runs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (runs[mid].lblk + runs[mid].len <= firstBlk) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < runs.length && runs[i].lblk < lastBlk; i++) {
+      const r = runs[i];
+      if (r.uninit || !r.pblk) continue;
+      const from = Math.max(r.lblk, firstBlk);
+      const to = Math.min(r.lblk + r.len, lastBlk);
+      if (to <= from) continue;
+      const data = await this.readBlocks(r.pblk + (from - r.lblk), to - from);
+      const byteFrom = from * bs;
+      const s = Math.max(pos, byteFrom);
+      const e = Math.min(end, to * bs);
+      data.copy(out, s - pos, s - byteFrom, e - byteFrom);
+    }
+    return out;
+  }
+
+  /** Inline data: the 60 bytes of i_block followed by the value of the system.data xattr. */
+  private async inlineData(ind: Inode): Promise<Buffer> {
+    const more = (await this.rawXattrs(ind, true)).get('system.data');
+    return more && more.length ? Buffer.concat([ind.block, more]) : ind.block;
+  }
+
+  // ---- xattrs
+
+  private parseXattrEntries(buf: Buffer, entriesStart: number, valueBase: number, end: number, out: Map<string, Buffer>, eaInodes: [string, number, number][]): void {
+    let o = entriesStart;
+    while (o + 16 <= end) {
+      if (buf.readUInt32LE(o) === 0) break; // the 4 zero bytes that end the list
+      const nameLen = buf[o];
+      const index = buf[o + 1];
+      const valueOffs = buf.readUInt16LE(o + 2);
+      const valueInum = buf.readUInt32LE(o + 4);
+      const valueSize = buf.readUInt32LE(o + 8);
+      const full = (XATTR_PREFIX[index] ?? `unknown${index}.`) + buf.toString('latin1', o + 16, o + 16 + nameLen);
+      if (valueInum) eaInodes.push([full, valueInum, valueSize]);
+      else out.set(full, buf.subarray(valueBase + valueOffs, valueBase + valueOffs + valueSize));
+      o += (16 + nameLen + 3) & ~3;
+    }
+  }
+
+  /** Every xattr as stored (internal ones such as system.data included). */
+  private async rawXattrs(ind: Inode, inlineOnly = false): Promise<Map<string, Buffer>> {
+    const out = new Map<string, Buffer>();
+    const eaInodes: [string, number, number][] = [];
+    const start = 128 + ind.extraIsize;
+    if (this.inodeSize > 128 && start + 4 <= this.inodeSize && ind.raw.readUInt32LE(start) === XATTR_MAGIC) {
+      this.parseXattrEntries(ind.raw, start + 4, start + 4, this.inodeSize, out, eaInodes);
+    }
+    if (!inlineOnly && ind.fileAcl) {
+      const b = await this.readBlocks(ind.fileAcl, 1);
+      if (b.readUInt32LE(0) === XATTR_MAGIC) this.parseXattrEntries(b, 32, 0, b.length, out, eaInodes);
+    }
+    for (const [name, inum, size] of eaInodes) {
+      const ea = await this.inode(inum);
+      out.set(name, (await this.readData(ea, 0, size)).subarray(0, size));
+    }
+    return out;
+  }
+
+  private async xattrs(ind: Inode): Promise<Record<string, Buffer>> {
+    const out: Record<string, Buffer> = {};
+    if (!ind.fileAcl && (this.inodeSize <= 128 || ind.raw.readUInt32LE(Math.min(128 + ind.extraIsize, this.inodeSize - 4)) !== XATTR_MAGIC)) return out;
+    const raw = await this.rawXattrs(ind);
+    for (const [k, v] of [...raw].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+      if (k === 'system.data') continue; // inline data, not an attribute users see
+      out[k] = k.startsWith('system.posix_acl_') ? extAclToXattr(v) : Buffer.from(v);
+    }
+    return out;
+  }
+
+  // ---- BaseImageFs
+
+  protected async rootNode(): Promise<number> {
+    return ROOT_INO;
+  }
+
+  protected nodeIno(node: number): number {
+    return node;
+  }
+
+  protected async nodeType(node: number): Promise<ImageFileType> {
+    return typeOf((await this.inode(node)).mode);
+  }
+
+  protected async nodeSize(node: number): Promise<number> {
+    return (await this.inode(node)).size;
+  }
+
+  protected async readNode(node: number, pos: number, len: number): Promise<Buffer> {
+    return this.readData(await this.inode(node), pos, len);
+  }
+
+  protected async readlinkNode(node: number): Promise<string> {
+    const ind = await this.inode(node);
+    let bytes: Buffer;
+    if (!(ind.flags & (FL_INLINE_DATA | FL_EA_INODE)) && ind.size < 60 && this.blockCountOf(ind) === 0) {
+      bytes = ind.block.subarray(0, ind.size); // fast symlink
+    } else bytes = await this.readData(ind, 0, ind.size);
+    return bytes.toString('utf8');
+  }
+
+  /** i_blocks minus the xattr block: 0 for a fast symlink. */
+  private blockCountOf(ind: Inode): number {
+    const blocks = ind.raw.readUInt32LE(0x1c) + ind.raw.readUInt16LE(0x74) * 2 ** 32;
+    return ind.fileAcl ? Math.max(0, blocks - this.blockSize / 512) : blocks;
+  }
+
+  protected async children(dir: number): Promise<ChildEntry<number>[]> {
+    const ind = await this.inode(dir);
+    const out: ChildEntry<number>[] = [];
+    if (ind.flags & FL_INLINE_DATA) {
+      // i_block: 4-byte parent inode, then dirents; then more dirents in system.data.
+      this.parseDirents(ind.block.subarray(4), out);
+      const more = (await this.rawXattrs(ind, true)).get('system.data');
+      if (more && more.length) this.parseDirents(more, out);
+      return out;
+    }
+    const bs = this.blockSize;
+    const blocks = Math.ceil(ind.size / bs);
+    for (let b = 0; b < blocks; b += 64) {
+      const data = await this.readData(ind, b * bs, Math.min(64, blocks - b) * bs);
+      for (let o = 0; o < data.length; o += bs) this.parseDirents(data.subarray(o, o + bs), out);
+    }
+    return out;
+  }
+
+  private parseDirents(buf: Buffer, out: ChildEntry<number>[]): void {
+    const hasType = (this.incompat & INCOMPAT_FILETYPE) !== 0;
+    for (let o = 0; o + 8 <= buf.length; ) {
+      const ino = buf.readUInt32LE(o);
+      let rec = buf.readUInt16LE(o + 4);
+      if (rec === 0 || rec === 65535) rec = Math.max(buf.length - o, 8); // 64 KiB blocks encode their size this way
+      if (rec < 8) break; // corrupt: stop this block
+      const nameLen = hasType ? buf[o + 6] : buf.readUInt16LE(o + 6);
+      if (ino && nameLen && o + 8 + nameLen <= buf.length) {
+        const name = buf.toString('utf8', o + 8, o + 8 + nameLen);
+        if (name !== '.' && name !== '..') {
+          const ft = hasType ? buf[o + 7] : 0;
+          const type: ImageFileType | undefined = ft === 1 ? 'file' : ft === 2 ? 'dir' : ft === 7 ? 'symlink' : ft >= 3 && ft <= 6 ? 'other' : undefined;
+          out.push({ name, ino, node: ino, ...(type ? { type } : {}) });
+        }
+      }
+      o += rec;
+    }
+  }
+
+  protected async statNode(node: number, path: string, name: string): Promise<ImageStat> {
+    const ind = await this.inode(node);
+    const type = typeOf(ind.mode);
+    const st: ImageStat = {
+      path,
+      name,
+      type,
+      size: ind.size,
+      mode: ind.mode & 0o7777,
+      uid: ind.uid,
+      gid: ind.gid,
+      mtime: ind.mtime,
+      atime: ind.atime,
+      ctime: ind.ctime,
+      ...(ind.crtime !== undefined ? { birthtime: ind.crtime } : {}),
+      nlink: ind.links,
+      ino: ind.ino,
+      xattrs: await this.xattrs(ind),
+    };
+    if (type === 'symlink') st.target = await this.readlinkNode(node);
+    if (type === 'other') {
+      st.special = specialOf(ind.mode);
+      if (st.special === 'chardev' || st.special === 'blockdev') {
+        const old = ind.block.readUInt32LE(0);
+        if (old) st.rdev = [(old >> 8) & 0xff, old & 0xff];
+        else {
+          const n = ind.block.readUInt32LE(4);
+          st.rdev = [(n & 0xfff00) >> 8, (n & 0xff) | ((n >> 12) & 0xfff00)];
+        }
+      }
+    }
+    return st;
+  }
+}
+
+function hasSuper(sb: Buffer, g: number): boolean {
+  if (g <= 1) return true;
+  if (!(sb.readUInt32LE(0x64) & RO_COMPAT_SPARSE_SUPER)) return true;
+  for (const base of [3, 5, 7]) {
+    let v = base;
+    while (v < g) v *= base;
+    if (v === g) return true;
+  }
+  return false;
+}

@@ -1,0 +1,279 @@
+// Read-only FAT12/16/32 reader: BPB, cluster chains, directories with long file names (VFAT LFN,
+// UTF-16) and the lowercase flags of short names, DOS dates (read as local time, as Linux's vfat
+// does by default). Reference: Microsoft "FAT: General Overview of On-Disk Format" (fatgen103).
+import { DevsnapError } from '../errors';
+import { cString } from '../fs/bitmap';
+import type { ByteReader } from '../fs/types';
+import { BaseImageFs, ChildEntry } from './base';
+import type { ImageFileType, ImageStat } from './types';
+
+interface FatNode {
+  /** Unique id: byte offset of the short entry on the partition / 32 (root: 1). */
+  id: number;
+  dir: boolean;
+  root?: boolean;
+  cluster: number;
+  size: number;
+  attr: number;
+  mtime: number;
+  atime: number;
+  ctime: number;
+}
+
+const PAGE = 4096;
+const MAX_PAGES = 256;
+
+function dosTime(date: number, time: number, tenths = 0): number {
+  if (!date) return 0;
+  const d = new Date(1980 + (date >> 9), ((date >> 5) & 0xf) - 1, date & 0x1f, time >> 11, (time >> 5) & 0x3f, (time & 0x1f) * 2);
+  return d.getTime() + tenths * 10;
+}
+
+function lfnChecksum(short: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i < 11; i++) sum = (((sum & 1) << 7) | (sum >> 1)) + short[i], (sum &= 0xff);
+  return sum;
+}
+
+export class FatImageFs extends BaseImageFs<FatNode> {
+  readonly fs = 'vfat' as const;
+  private readonly pages = new Map<number, Promise<Buffer>>();
+  private readonly rootNodeValue: FatNode;
+
+  private constructor(
+    private readonly p: ByteReader,
+    private readonly bits: 12 | 16 | 32,
+    private readonly bps: number,
+    private readonly clusterBytes: number,
+    private readonly fatStart: number,
+    private readonly rootDirStart: number,
+    private readonly rootDirBytes: number,
+    private readonly dataStart: number,
+    private readonly clusterCount: number,
+    rootCluster: number,
+  ) {
+    super();
+    this.rootNodeValue = { id: 1, dir: true, root: true, cluster: rootCluster, size: 0, attr: 0x10, mtime: 0, atime: 0, ctime: 0 };
+  }
+
+  static async open(p: ByteReader): Promise<FatImageFs | null> {
+    if (p.size < 512) return null;
+    const bs = await p.read(0, 512);
+    const bps = bs.readUInt16LE(0x0b);
+    const spc = bs[0x0d];
+    const reserved = bs.readUInt16LE(0x0e);
+    const numFats = bs[0x10];
+    const rootEntries = bs.readUInt16LE(0x11);
+    const totalSectors = bs.readUInt16LE(0x13) || bs.readUInt32LE(0x20);
+    const fat16Sectors = bs.readUInt16LE(0x16);
+    const fatSectors = fat16Sectors || bs.readUInt32LE(0x24);
+    // The same sanity rules as imaging/fs/fat.ts (readFat), which decides what a snapshot calls vfat.
+    const sane =
+      (bs[0] === 0xeb || bs[0] === 0xe9) && [512, 1024, 2048, 4096].includes(bps) && spc > 0 && (spc & (spc - 1)) === 0 &&
+      reserved > 0 && numFats > 0 && numFats <= 4 && totalSectors > 0 && fatSectors > 0 && bs.readUInt16LE(510) === 0xaa55;
+    if (!sane) return null;
+    const clusterBytes = spc * bps;
+    const rootDirSectors = Math.ceil((rootEntries * 32) / bps);
+    const dataStart = (reserved + numFats * fatSectors + rootDirSectors) * bps;
+    const declaredClusters = Math.floor((totalSectors * bps - dataStart) / clusterBytes);
+    const bits = fat16Sectors === 0 ? 32 : declaredClusters < 4085 ? 12 : 16;
+    const extFlags = bits === 32 ? bs.readUInt16LE(0x28) : 0;
+    const activeFat = extFlags & 0x80 ? extFlags & 0x0f : 0;
+    const fs = new FatImageFs(
+      p, bits, bps, clusterBytes, (reserved + activeFat * fatSectors) * bps, (reserved + numFats * fatSectors) * bps, rootDirSectors * bps, dataStart,
+      declaredClusters, bits === 32 ? bs.readUInt32LE(0x2c) : 0,
+    );
+    const ext = bits === 32 ? 0x40 : 0x24;
+    if (bs[ext + 2] === 0x29) {
+      const label = cString(bs.subarray(ext + 7, ext + 18));
+      if (label && label !== 'NO NAME') fs.label = label;
+      const serial = bs.readUInt32LE(ext + 3);
+      fs.uuid = `${(serial >>> 16).toString(16).toUpperCase().padStart(4, '0')}-${(serial & 0xffff).toString(16).toUpperCase().padStart(4, '0')}`;
+    }
+    return fs;
+  }
+
+  private page(n: number): Promise<Buffer> {
+    let pg = this.pages.get(n);
+    if (!pg) {
+      pg = this.p.read(this.fatStart + n * PAGE, PAGE);
+      this.pages.set(n, pg);
+      if (this.pages.size > MAX_PAGES) this.pages.delete(this.pages.keys().next().value as number);
+    }
+    return pg;
+  }
+
+  private async fatBytes(off: number, len: number): Promise<Buffer> {
+    const first = Math.floor(off / PAGE);
+    const a = await this.page(first);
+    if (off % PAGE + len <= PAGE) return a.subarray(off % PAGE, off % PAGE + len);
+    return Buffer.concat([a, await this.page(first + 1)]).subarray(off % PAGE, off % PAGE + len);
+  }
+
+  private async next(cluster: number): Promise<number | null> {
+    let v: number;
+    if (this.bits === 12) {
+      const off = (cluster * 3) >> 1;
+      const w = (await this.fatBytes(off, 2)).readUInt16LE(0);
+      v = cluster & 1 ? w >> 4 : w & 0xfff;
+      return v >= 0xff8 || v < 2 ? null : v;
+    }
+    if (this.bits === 16) {
+      v = (await this.fatBytes(cluster * 2, 2)).readUInt16LE(0);
+      return v >= 0xfff8 || v < 2 ? null : v;
+    }
+    v = (await this.fatBytes(cluster * 4, 4)).readUInt32LE(0) & 0x0fffffff;
+    return v >= 0x0ffffff8 || v < 2 ? null : v;
+  }
+
+  private async chain(first: number, maxClusters = Infinity): Promise<number[]> {
+    const out: number[] = [];
+    for (let c: number | null = first; c !== null && c >= 2 && out.length < maxClusters; c = await this.next(c)) {
+      if (out.length > this.clusterCount + 2) throw new DevsnapError('DAMAGED', 'A FAT cluster chain loops.');
+      out.push(c);
+    }
+    return out;
+  }
+
+  private clusterPos(c: number): number {
+    return this.dataStart + (c - 2) * this.clusterBytes;
+  }
+
+  /** Reads [pos, pos+len) of a chain, coalescing consecutive clusters. */
+  private async readChain(first: number, pos: number, len: number): Promise<Buffer> {
+    const out = Buffer.alloc(len);
+    if (len === 0 || first < 2) return out;
+    const cb = this.clusterBytes;
+    const clusters = await this.chain(first, Math.ceil((pos + len) / cb));
+    let done = 0;
+    let idx = Math.floor(pos / cb);
+    while (done < len && idx < clusters.length) {
+      let n = 1;
+      while (idx + n < clusters.length && clusters[idx + n] === clusters[idx] + n && (idx + n) * cb < pos + len) n++;
+      const runStart = idx * cb;
+      const s = Math.max(pos, runStart);
+      const e = Math.min(pos + len, runStart + n * cb);
+      const data = await this.p.read(this.clusterPos(clusters[idx]) + (s - runStart), e - s);
+      data.copy(out, s - pos);
+      done += e - s;
+      idx += n;
+    }
+    return out;
+  }
+
+  private async dirBytes(node: FatNode): Promise<{ data: Buffer; base: (o: number) => number }> {
+    if (node.root && this.bits !== 32) {
+      return { data: await this.p.read(this.rootDirStart, this.rootDirBytes), base: (o) => this.rootDirStart + o };
+    }
+    const clusters = await this.chain(node.cluster);
+    const parts: Buffer[] = [];
+    for (const c of clusters) parts.push(await this.p.read(this.clusterPos(c), this.clusterBytes));
+    return { data: Buffer.concat(parts), base: (o) => this.clusterPos(clusters[Math.floor(o / this.clusterBytes)]) + (o % this.clusterBytes) };
+  }
+
+  protected async rootNode(): Promise<FatNode> {
+    return this.rootNodeValue;
+  }
+
+  protected nodeIno(node: FatNode): number {
+    return node.id;
+  }
+
+  protected async nodeType(node: FatNode): Promise<ImageFileType> {
+    return node.dir ? 'dir' : 'file';
+  }
+
+  protected async nodeSize(node: FatNode): Promise<number> {
+    return node.size;
+  }
+
+  protected async readNode(node: FatNode, pos: number, len: number): Promise<Buffer> {
+    const end = Math.min(pos + len, node.size);
+    if (end <= pos) return Buffer.alloc(0);
+    return this.readChain(node.cluster, pos, end - pos);
+  }
+
+  protected async readlinkNode(): Promise<string> {
+    throw new DevsnapError('USAGE', 'FAT has no symbolic links.');
+  }
+
+  protected async children(dir: FatNode): Promise<ChildEntry<FatNode>[]> {
+    const { data, base } = await this.dirBytes(dir);
+    const out: ChildEntry<FatNode>[] = [];
+    let lfn: string[] = [];
+    let lfnSum = -1;
+    for (let o = 0; o + 32 <= data.length; o += 32) {
+      const first = data[o];
+      if (first === 0x00) break;
+      if (first === 0xe5) {
+        lfn = [];
+        continue;
+      }
+      const attr = data[o + 0x0b];
+      if ((attr & 0x3f) === 0x0f) {
+        const seq = first & 0x1f;
+        if (first & 0x40) {
+          lfn = [];
+          lfnSum = data[o + 0x0d];
+        }
+        const parts = [data.subarray(o + 1, o + 11), data.subarray(o + 14, o + 26), data.subarray(o + 28, o + 32)];
+        let s = Buffer.concat(parts).toString('utf16le');
+        const nul = s.indexOf('\0');
+        if (nul >= 0) s = s.slice(0, nul);
+        lfn[seq - 1] = s;
+        continue;
+      }
+      if (attr & 0x08) {
+        lfn = [];
+        continue; // volume label
+      }
+      const short = data.subarray(o, o + 11);
+      let name: string;
+      if (lfn.length && lfnSum === lfnChecksum(short)) name = lfn.join('');
+      else {
+        const nt = data[o + 0x0c];
+        let b = cString(short.subarray(0, 8), 'latin1') ?? '';
+        if (short[0] === 0x05) b = '\xe5' + b.slice(1);
+        let e = cString(short.subarray(8, 11), 'latin1') ?? '';
+        if (nt & 0x08) b = b.toLowerCase();
+        if (nt & 0x10) e = e.toLowerCase();
+        name = e ? `${b}.${e}` : b;
+      }
+      lfn = [];
+      if (name === '.' || name === '..') continue;
+      const isDir = (attr & 0x10) !== 0;
+      const cluster = data.readUInt16LE(o + 0x1a) + (this.bits === 32 ? data.readUInt16LE(o + 0x14) * 65536 : 0);
+      const node: FatNode = {
+        id: Math.floor(base(o) / 32),
+        dir: isDir,
+        cluster,
+        size: isDir ? 0 : data.readUInt32LE(o + 0x1c),
+        attr,
+        mtime: dosTime(data.readUInt16LE(o + 0x18), data.readUInt16LE(o + 0x16)),
+        atime: dosTime(data.readUInt16LE(o + 0x12), 0),
+        ctime: dosTime(data.readUInt16LE(o + 0x10), data.readUInt16LE(o + 0x0e), data[o + 0x0d]),
+      };
+      out.push({ name, ino: node.id, type: isDir ? 'dir' : 'file', node });
+    }
+    return out;
+  }
+
+  protected async statNode(node: FatNode, path: string, name: string): Promise<ImageStat> {
+    return {
+      path,
+      name,
+      type: node.dir ? 'dir' : 'file',
+      size: node.size,
+      mode: node.dir ? 0o755 : node.attr & 0x01 ? 0o444 : 0o644,
+      uid: 0,
+      gid: 0,
+      mtime: node.mtime,
+      atime: node.atime,
+      ctime: node.ctime,
+      birthtime: node.ctime,
+      nlink: 1,
+      ino: node.id,
+      xattrs: {},
+    };
+  }
+}

@@ -1,0 +1,115 @@
+// A ByteReader over a snapshot's disk (or one of its partitions), read from the repository's chunks
+// on demand. Chunks are cached in a small LRU, so memory stays bounded whatever the disk size.
+import { DevsnapError } from '../errors';
+import type { ByteReader } from '../fs/types';
+import { FREE, Manifest, ZERO, partitionOf } from '../repo/manifest';
+
+/** Anything that returns a chunk's verified raw bytes by id (a ChunkReader). */
+export interface ChunkSource {
+  read(id: string): Promise<Buffer>;
+}
+
+export interface SnapshotDiskOptions {
+  /** Chunks kept in memory (default 32: 32 MiB with the default 1 MiB chunks). */
+  cacheChunks?: number;
+}
+
+/** A run of the disk: [diskOffset, length, ref]. */
+type Run = [number, number, string];
+
+export class SnapshotDisk implements ByteReader {
+  readonly size: number;
+  private readonly runs: Run[];
+  private readonly cache = new Map<string, Promise<Buffer>>();
+  private readonly maxCache: number;
+  /** Counters (tests and diagnostics). */
+  chunkReads = 0;
+  cacheHits = 0;
+
+  /**
+   * The whole disk of `manifest`, or (with `partition`) the byte range of that partition, with
+   * positions relative to its start.
+   */
+  constructor(private readonly chunks: ChunkSource, manifest: Manifest, partition?: number, opts: SnapshotDiskOptions = {}) {
+    this.maxCache = Math.max(2, opts.cacheChunks ?? 32);
+    let start = 0;
+    let size = manifest.source.size;
+    if (partition !== undefined) {
+      const p = partitionOf(manifest, partition);
+      start = p.start;
+      size = p.size;
+    }
+    this.size = size;
+    const end = start + size;
+    const runs: Run[] = [];
+    for (const a of [...manifest.areas].sort((x, y) => x.start - y.start)) {
+      if (a.start + a.size <= start || a.start >= end) continue;
+      for (const [off, len, ref] of a.extents) {
+        const from = Math.max(a.start + off, start);
+        const to = Math.min(a.start + off + len, end);
+        if (to <= from) continue;
+        // A chunk that starts before the range: keep the chunk's own start so offsets into it stay right.
+        runs.push([a.start + off - start, len, ref]);
+      }
+    }
+    runs.sort((x, y) => x[0] - y[0]);
+    this.runs = runs;
+  }
+
+  /** Index of the last run starting at or before pos (-1 if none). */
+  private find(pos: number): number {
+    let lo = 0;
+    let hi = this.runs.length - 1;
+    let ans = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.runs[mid][0] <= pos) {
+        ans = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return ans;
+  }
+
+  private chunk(id: string): Promise<Buffer> {
+    const hit = this.cache.get(id);
+    if (hit) {
+      this.cacheHits++;
+      this.cache.delete(id);
+      this.cache.set(id, hit); // most recently used last
+      return hit;
+    }
+    this.chunkReads++;
+    const p = this.chunks.read(id);
+    this.cache.set(id, p);
+    p.catch(() => this.cache.delete(id));
+    while (this.cache.size > this.maxCache) this.cache.delete(this.cache.keys().next().value as string);
+    return p;
+  }
+
+  async read(position: number, length: number): Promise<Buffer> {
+    if (position < 0 || length < 0 || !Number.isFinite(position)) throw new DevsnapError('INTERNAL', `Bad read of ${length} bytes at ${position}.`);
+    const out = Buffer.alloc(length);
+    const end = Math.min(position + length, this.size);
+    let pos = position;
+    let i = this.find(pos);
+    if (i < 0) i = 0;
+    while (pos < end && i < this.runs.length) {
+      const [rs, rl, ref] = this.runs[i];
+      if (rs + rl <= pos) {
+        i++;
+        continue;
+      }
+      if (rs > pos) pos = rs; // a gap no area covers: zeros
+      if (pos >= end) break;
+      const to = Math.min(rs + rl, end);
+      if (ref !== ZERO && ref !== FREE) {
+        const data = await this.chunk(ref);
+        data.copy(out, pos - position, pos - rs, to - rs);
+      }
+      pos = to;
+      i++;
+    }
+    return out;
+  }
+}
