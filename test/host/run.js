@@ -93,32 +93,40 @@ async function runInHost({ server, browserApi, demo, scratch }) {
   }
 }
 
-/** Phase 5: UI end to end. Each e2e file exports `tests: { title, run(t) }[]`, run in order in one page. */
+/**
+ * Phase 5: UI end to end. Each e2e file exports `tests: { title, run(t) }[]`, run in order in one
+ * page (a failing step skips the rest of its file). A file exporting `installed: true` gets a
+ * server of its own without the smoke-test driver and with the extension installed (linked) rather
+ * than loaded through the payload: notification toasts show there, as users see them.
+ */
 async function runE2e({ server, browserApi, scratch, fixture }) {
   const { launchBrowser, workbenchUrl } = browserApi;
+  const { startServer } = require('./server');
   const files = fs.existsSync(E2E_DIR) ? fs.readdirSync(E2E_DIR).filter((f) => f.endsWith('.e2e.js')).sort() : [];
-  if (!files.length) return;
-  // A workspace and repository of their own, so the in-host tests' snapshots don't show up here.
-  const demo = await fixture.prepareDemo(path.join(scratch, 'e2e'));
   const ui = require('./e2e/ui');
   for (const file of files) {
     const mod = require(path.join(E2E_DIR, file));
     const tests = (mod.tests || []).filter((t) => !grep || t.title.includes(grep));
     if (!tests.length) continue;
+    // A workspace and repository per file, so other tests' snapshots don't show up.
+    const demo = await fixture.prepareDemo(path.join(scratch, `e2e-${slug(file)}`));
+    let own = null;
+    if (mod.installed) own = await startServer({ workspace: demo.workspace, smokeTestDriver: false, linkExtensions: [ROOT] });
+    const srv = own || server;
     const browser = await launchBrowser();
     const page = browser.page;
     const consoleErrors = [];
     page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text().slice(0, 300)); });
     const t = {
       page,
-      server,
+      server: srv,
       demo,
       ui: ui.bind(page),
       log: (m) => log(`  ${m}`),
       shot: (name) => shot(page, name),
-      url: workbenchUrl(server, { folder: demo.workspace, extensionDevelopmentPath: ROOT }),
+      url: own ? workbenchUrl(srv, { folder: demo.workspace }) : workbenchUrl(srv, { folder: demo.workspace, extensionDevelopmentPath: ROOT }),
     };
-    log(`e2e ${file}`);
+    log(`e2e ${file}${own ? ` (own code-server ${own.url}, extension installed)` : ''}`);
     let broken = false;
     try {
       for (const test of tests) {
@@ -139,6 +147,10 @@ async function runE2e({ server, browserApi, scratch, fixture }) {
       }
     } finally {
       await browser.close();
+      if (own) {
+        if (broken) { try { fs.copyFileSync(own.logFile, path.join(ARTIFACTS, `code-server-${slug(file)}.log`)); } catch { /* none */ } }
+        await own.stop();
+      }
     }
   }
 }

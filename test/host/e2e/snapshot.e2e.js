@@ -15,7 +15,7 @@ async function takeSnapshot(t, label) {
   await ui.pick('disk.img');
   await ui.inputBox(label);
   // The progress notification shows in the Notifications center while the snapshot runs.
-  await ui.runCommand('Notifications: Show Notifications');
+  await ui.showNotifications();
   await page.waitForTimeout(200);
   await t.shot(`progress-${label}`);
   await ui.waitUnlessError(ui.treeRow(label), 90000);

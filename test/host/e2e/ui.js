@@ -14,7 +14,6 @@ async function open(page, url, timeout = 60000) {
 
 /** F1, type the command title, pick the matching row. */
 async function runCommand(page, title, timeout = 20000) {
-  await page.keyboard.press('Escape');
   await page.keyboard.press('F1');
   const input = page.locator(`${QUICK_INPUT} input`);
   await input.waitFor({ state: 'visible', timeout });
@@ -31,12 +30,23 @@ async function pick(page, text, timeout = 30000) {
   await row.click();
 }
 
-/** Waits for an input box (quick input without a list), replaces its value and presses Enter. */
+/**
+ * Waits for an input box (the quick input widget without its list: after a quick pick the same
+ * widget is reused, so waiting for the input alone would type into the closing pick), replaces its
+ * value and presses Enter.
+ */
 async function inputBox(page, value, timeout = 20000) {
   const input = page.locator(`${QUICK_INPUT} input`);
   await input.waitFor({ state: 'visible', timeout });
+  await page.locator(`${QUICK_INPUT} .quick-input-list`).waitFor({ state: 'hidden', timeout });
+  await page.waitForFunction((sel) => {
+    const el = document.querySelector(sel);
+    return !!el && el.value !== '';
+  }, `${QUICK_INPUT} input`, { timeout }).catch(() => { /* no default value */ });
   await input.fill(value);
   await page.keyboard.press('Enter');
+  // Accepted only once the widget closes; opening another quick input before would cancel it.
+  await page.locator(QUICK_INPUT).waitFor({ state: 'hidden', timeout });
 }
 
 /** Clicks the activity-bar entry whose label starts with `label` (opens its view container). */
@@ -62,13 +72,32 @@ async function contextMenu(page, locator, item, timeout = 10000) {
   await menu.waitFor({ timeout });
   const entry = menu.locator('.action-item .action-label', { hasText: item }).first();
   await entry.waitFor({ timeout });
+  // Menus ignore a click that comes too soon after opening; hover (focuses the entry), click,
+  // and if the menu is still open, accept the focused entry with Enter.
+  await entry.hover();
+  await page.waitForTimeout(150);
   await entry.click();
+  if (await menu.isVisible().catch(() => false)) {
+    await page.waitForTimeout(300);
+    if (await menu.isVisible().catch(() => false)) await page.keyboard.press('Enter');
+  }
+  await menu.waitFor({ state: 'hidden', timeout });
+}
+
+/** Opens the Notifications center (with the status bar's bell, which needs no focus). */
+async function showNotifications(page, timeout = 10000) {
+  const center = page.locator('.notifications-center');
+  if (await center.isVisible().catch(() => false)) return;
+  const bell = page.locator('.part.statusbar [id="status.notifications"]').first();
+  if (await bell.isVisible().catch(() => false)) await bell.click();
+  else await runCommand(page, 'Notifications: Show Notifications');
+  await center.waitFor({ state: 'visible', timeout });
 }
 
 /** Opens the Notifications center and waits for a notification containing `text`. */
 async function notification(page, text, timeout = 30000) {
   const center = page.locator('.notifications-center');
-  if (!(await center.isVisible().catch(() => false))) await runCommand(page, 'Notifications: Show Notifications');
+  await showNotifications(page);
   await center.locator('.notification-list-item', { hasText: text }).first().waitFor({ timeout });
 }
 
@@ -79,7 +108,7 @@ async function notification(page, text, timeout = 30000) {
  */
 async function waitUnlessError(page, locator, timeout = 90000) {
   const center = page.locator('.notifications-center');
-  if (!(await center.isVisible().catch(() => false))) await runCommand(page, 'Notifications: Show Notifications');
+  await showNotifications(page);
   const errors = center.locator('.notification-list-item:has(.codicon-error)');
   const deadline = Date.now() + timeout;
   while (Date.now() < deadline) {
@@ -113,7 +142,8 @@ function bind(page) {
     notification: (text, timeout) => notification(page, text, timeout),
     hideNotifications: () => hideNotifications(page),
     waitUnlessError: (locator, timeout) => waitUnlessError(page, locator, timeout),
+    showNotifications: (timeout) => showNotifications(page, timeout),
   };
 }
 
-module.exports = { bind, open, runCommand, pick, inputBox, openViewContainer, treeRow, contextMenu, notification, hideNotifications, waitUnlessError };
+module.exports = { bind, open, runCommand, pick, inputBox, openViewContainer, treeRow, contextMenu, notification, showNotifications, hideNotifications, waitUnlessError };
