@@ -5,19 +5,13 @@ import * as readline from 'readline';
 import { Command, Option } from 'commander';
 import { DevsnapError, EXIT_CODES, toDevsnapError } from './errors';
 import { Repository, DEFAULT_CHUNK_SIZE } from './repo/repository';
-import { Manifest, summarize } from './repo/manifest';
 import { breakLocks } from './repo/lock';
-import { takeSnapshot } from './snapshot';
-import { restoreSnapshot, planRestore } from './restore';
-import { verifySnapshots, recordVerification } from './verify';
-import { checkRepository } from './check';
-import { applyPolicy, forgetSnapshots, prune } from './retention';
-import { listDisks } from './disks';
-import { diffSnapshots } from './diff';
 import { exportSnapshot, importSnapshot } from './export';
+import * as ops from './operations';
+import { runHelperCommand } from './helper/server';
 import { chooseProgressMode, ProgressPrinter } from './cli-output';
 import { formatBytes, formatDuration } from './format';
-import type { ProgressEvent } from './protocol';
+import type { ProgressEvent, RepoRequest } from './protocol';
 
 interface GlobalOpts {
   repo?: string;
@@ -54,17 +48,19 @@ function repoDir(g: GlobalOpts): string {
 }
 
 /** Opens the repository, takes its lock, loads the index, runs `fn`, and always releases. */
-async function withRepo<T>(g: GlobalOpts, exclusive: boolean, purpose: string, fn: (repo: Repository) => Promise<T>, create = false): Promise<T> {
-  const dir = repoDir(g);
-  const repo = create ? await Repository.openOrInit(dir, { password: password(g) }, log) : await Repository.open(dir, { password: password(g) }, log);
-  const lock = await repo.lock(exclusive, purpose);
-  try {
-    await repo.loadIndex();
-    return await fn(repo);
-  } finally {
-    await repo.close();
-    await lock.release();
-  }
+function withRepo<T>(g: GlobalOpts, exclusive: boolean, purpose: string, fn: (repo: Repository) => Promise<T>, create = false): Promise<T> {
+  return ops.withRepository(repoReq(g), { log }, exclusive, purpose, fn, create);
+}
+
+/** The repository part of every operation request. */
+function repoReq(g: GlobalOpts): RepoRequest {
+  const pw = password(g);
+  return { repo: repoDir(g), ...(pw !== undefined ? { password: pw } : {}) };
+}
+
+/** The context of an operation: cancellation by signal, progress as --progress says, log on stderr. */
+function opCtx(g: GlobalOpts, progress = true): ops.OpContext {
+  return { signal: abort.signal, log, ...(progress ? { onProgress: progressSink(g) } : {}) };
 }
 
 function progressSink(g: GlobalOpts): (e: ProgressEvent) => void {
@@ -92,10 +88,6 @@ async function confirm(question: string): Promise<boolean> {
   const answer = await new Promise<string>((resolve) => rl.question(question, resolve));
   rl.close();
   return answer.trim().toLowerCase() === 'yes';
-}
-
-function resolveMany(repo: Repository, ids: string[]): Promise<Manifest[]> {
-  return Promise.all(ids.map(async (id) => repo.readManifest(await repo.resolveId(id))));
 }
 
 const intArg = (name: string) => (v: string) => {
@@ -132,7 +124,7 @@ program
   .description('list disks and partitions (the disk of the running system is marked)')
   .action(async (_o, cmd) => {
     const g = globals(cmd);
-    const disks = await listDisks();
+    const { disks } = await ops.disksOp();
     report(g, { disks }, () =>
       table([
         ['DISK', 'SIZE', 'TABLE', 'MODEL', 'NOTE'],
@@ -152,9 +144,10 @@ program
   .option('--freeze', "freeze the source's mounted filesystems (fsfreeze) while imaging, for a consistent image")
   .action(async (source: string, o, cmd) => {
     const g = globals(cmd);
-    const m = await withRepo(g, true, `snapshot of ${source}`, (repo) => takeSnapshot(repo, { source, label: o.label, level: o.compression, freeze: o.freeze, signal: abort.signal, onProgress: progressSink(g), log }), true);
+    const r = await ops.snapshotOp({ ...repoReq(g), source, label: o.label, compressionLevel: o.compression, freeze: o.freeze }, opCtx(g));
+    const m = r.snapshot;
     const s = m.stats;
-    report(g, { id: m.id, snapshot: summarize(m), warnings: m.warnings }, () =>
+    report(g, r, () =>
       `Snapshot ${m.id} "${m.label}" of ${source}: ${formatBytes(s.bytesLogical)} disk, ${formatBytes(s.bytesUsed)} used, ${formatBytes(s.bytesAdded)} added (${s.chunksNew} new chunks, ${s.chunksReused} reused) in ${formatDuration(s.durationSeconds)}.`);
   });
 
@@ -163,8 +156,9 @@ program
   .description('list snapshots, oldest first')
   .action(async (_o, cmd) => {
     const g = globals(cmd);
-    const ms = await withRepo(g, false, 'list', (repo) => repo.readAllManifests());
-    report(g, { snapshots: ms.map(summarize) }, () =>
+    const r = await ops.listOp(repoReq(g), opCtx(g, false));
+    const ms = r.snapshots;
+    report(g, r, () =>
       ms.length
         ? table([
             ['ID', 'CREATED', 'LABEL', 'SOURCE', 'SIZE', 'ADDED', 'STATE'],
@@ -179,8 +173,9 @@ program
   .description('show a snapshot: source, partitions, stats (id, unique prefix or "latest")')
   .action(async (id: string, _o, cmd) => {
     const g = globals(cmd);
-    const m = await withRepo(g, false, 'show', async (repo) => repo.readManifest(await repo.resolveId(id)));
-    report(g, { snapshot: summarize(m), warnings: m.warnings }, () =>
+    const r = await ops.showOp({ ...repoReq(g), snapshot: id }, opCtx(g, false));
+    const m = { ...r.snapshot, warnings: r.warnings };
+    report(g, r, () =>
       [
         `Snapshot ${m.id} "${m.label}"`,
         `  created ${m.created} on ${m.host}; ${m.consistency}; ${m.state}${m.pinned ? '; pinned' : ''}${m.parent ? `; parent ${m.parent}` : ''}`,
@@ -200,16 +195,13 @@ program
   .option('-y, --yes', 'do not ask before overwriting a device')
   .action(async (id: string, target: string, o, cmd) => {
     const g = globals(cmd);
-    const r = await withRepo(g, false, `restore to ${target}`, async (repo) => {
-      const full = await repo.resolveId(id);
-      if (!o.dryRun && !o.yes) {
-        const { plan } = await planRestore(await repo.readManifest(full), target, o.partition);
-        if (plan.targetKind === 'block') {
-          if (!process.stdin.isTTY) throw new DevsnapError('USAGE', `Restoring overwrites the device ${target}.`, 'Pass --yes to confirm.');
-          if (!(await confirm(`This overwrites ${target} (${formatBytes(plan.targetSize)}) with snapshot ${full}. Type "yes" to continue: `))) throw new DevsnapError('CANCELLED', 'Restore cancelled; nothing was written.');
-        }
-      }
-      return restoreSnapshot(repo, { id: full, target, partition: o.partition, dryRun: o.dryRun, signal: abort.signal, onProgress: progressSink(g), log });
+    const r = await ops.restoreOp({ ...repoReq(g), snapshot: id, target, partition: o.partition, dryRun: o.dryRun }, {
+      ...opCtx(g),
+      confirmRestore: o.yes ? undefined : async (plan, full) => {
+        if (plan.targetKind !== 'block') return;
+        if (!process.stdin.isTTY) throw new DevsnapError('USAGE', `Restoring overwrites the device ${target}.`, 'Pass --yes to confirm.');
+        if (!(await confirm(`This overwrites ${target} (${formatBytes(plan.targetSize)}) with snapshot ${full}. Type "yes" to continue: `))) throw new DevsnapError('CANCELLED', 'Restore cancelled; nothing was written.');
+      },
     });
     report(g, r, () =>
       r.dryRun
@@ -223,12 +215,7 @@ program
   .description('read back every chunk of a snapshot (default: all snapshots) and check its hash')
   .action(async (id: string | undefined, _o, cmd) => {
     const g = globals(cmd);
-    const r = await withRepo(g, false, 'verify', async (repo) => {
-      const ms = id ? await resolveMany(repo, [id]) : await repo.readAllManifests();
-      const result = await verifySnapshots(repo, ms, { onProgress: progressSink(g), signal: abort.signal });
-      await recordVerification(repo, ms, result);
-      return result;
-    });
+    const r = await ops.verifyOp({ ...repoReq(g), ...(id ? { snapshot: id } : {}) }, opCtx(g));
     report(g, r, () =>
       [
         `Checked ${r.chunksChecked} chunks (${formatBytes(r.bytesChecked)}).`,
@@ -244,15 +231,7 @@ program
   .option('--read-data', 'also read and verify every chunk')
   .action(async (o, cmd) => {
     const g = globals(cmd);
-    const r = await withRepo(g, false, 'check', async (repo) => {
-      const report = await checkRepository(repo);
-      if (o.readData) {
-        const v = await verifySnapshots(repo, await repo.readAllManifests(() => undefined), { onProgress: progressSink(g), signal: abort.signal });
-        for (const s of v.snapshots) for (const d of s.damage) report.errors.push(`snapshot ${s.id}: ${d.partition === null ? 'raw area' : `partition ${d.partition}`}, bytes ${d.offset}-${d.offset + d.length}: ${d.message}`);
-        report.ok = report.errors.length === 0;
-      }
-      return report;
-    });
+    const r = await ops.checkOp({ ...repoReq(g), readData: !!o.readData }, opCtx(g, !!o.readData));
     report(g, r, () => [`${r.snapshots} snapshots, ${r.packs} packs, ${r.chunks} chunks.`, ...r.errors.map((e) => `error: ${e}`), ...r.warnings.map((w) => `note: ${w}`), r.ok ? 'No errors found.' : 'Errors found.'].join('\n'));
     if (!r.ok) process.exitCode = EXIT_CODES.DAMAGED;
   });
@@ -262,10 +241,7 @@ program
   .description('which byte ranges of each partition changed between two snapshots')
   .action(async (a: string, b: string, _o, cmd) => {
     const g = globals(cmd);
-    const r = await withRepo(g, false, 'diff', async (repo) => {
-      const [ma, mb] = await resolveMany(repo, [a, b]);
-      return diffSnapshots(ma, mb);
-    });
+    const r = await ops.diffOp({ ...repoReq(g), a, b }, opCtx(g, false));
     report(g, r, () => [...r.partitions.map((p) => `${p.index === null ? 'raw areas' : `partition ${p.index}`}${p.fs ? ` (${p.fs})` : ''}: ${formatBytes(p.changedBytes)} changed in ${p.ranges.length} range(s)`), `total: ${formatBytes(r.totalChangedBytes)} changed`].join('\n'));
   });
 
@@ -280,19 +256,13 @@ program
   .option('--prune', 'prune right after')
   .action(async (ids: string[], o, cmd) => {
     const g = globals(cmd);
-    const r = await withRepo(g, true, 'forget', async (repo) => {
-      const all = await repo.readAllManifests();
-      let remove: Manifest[];
-      if (ids.length) {
-        const chosen = await resolveMany(repo, ids);
-        const pinned = chosen.filter((m) => m.pinned);
-        if (pinned.length) throw new DevsnapError('USAGE', `Snapshot ${pinned.map((m) => m.id).join(', ')} is pinned.`, 'Unpin it first (`devsnap unpin ID`).');
-        remove = chosen;
-      } else remove = applyPolicy(all, { keepLast: o.keepLast, keepDaily: o.keepDaily, keepWeekly: o.keepWeekly, keepMonthly: o.keepMonthly }).remove;
-      if (!o.dryRun) await forgetSnapshots(repo, remove);
-      const pruned = o.prune && !o.dryRun ? await prune(repo, { onProgress: progressSink(g) }) : undefined;
-      return { removed: remove.map((m) => m.id), kept: all.filter((m) => !remove.some((r) => r.id === m.id)).map((m) => m.id), dryRun: !!o.dryRun, ...(pruned ? { prune: pruned } : {}) };
-    });
+    const r = await ops.forgetOp({
+      ...repoReq(g),
+      ids,
+      policy: { keepLast: o.keepLast, keepDaily: o.keepDaily, keepWeekly: o.keepWeekly, keepMonthly: o.keepMonthly },
+      dryRun: !!o.dryRun,
+      prune: !!o.prune,
+    }, opCtx(g, !!o.prune && !o.dryRun));
     report(g, r, () => `${r.dryRun ? 'Would remove' : 'Removed'} ${r.removed.length} snapshot(s)${r.removed.length ? `: ${r.removed.join(', ')}` : ''}; ${r.kept.length} kept.${r.prune ? ` Pruned ${formatBytes(r.prune.bytesFreed)}.` : ''}`);
   });
 
@@ -302,7 +272,7 @@ program
   .option('-n, --dry-run', 'only say what would be freed')
   .action(async (o, cmd) => {
     const g = globals(cmd);
-    const r = await withRepo(g, true, 'prune', (repo) => prune(repo, { dryRun: o.dryRun, onProgress: progressSink(g) }));
+    const r = await ops.pruneOp({ ...repoReq(g), dryRun: o.dryRun }, opCtx(g));
     report(g, r, () => `${r.dryRun ? 'Would free' : 'Freed'} ${formatBytes(r.bytesFreed)}: ${r.packsRemoved} pack(s) removed (${r.packsRewritten} rewritten), ${r.tempFilesRemoved} leftover file(s).`);
   });
 
@@ -312,12 +282,8 @@ for (const [name, pinned] of [['pin', true], ['unpin', false]] as const) {
     .description(pinned ? 'pin a snapshot: retention never removes it' : 'unpin a snapshot')
     .action(async (id: string, _o, cmd) => {
       const g = globals(cmd);
-      const m = await withRepo(g, true, name, async (repo) => {
-        const m = { ...(await repo.readManifest(await repo.resolveId(id))), pinned };
-        await repo.writeManifest(m);
-        return m;
-      });
-      report(g, { snapshot: summarize(m) }, () => `Snapshot ${m.id} ${pinned ? 'pinned' : 'unpinned'}.`);
+      const r = await ops.pinOp({ ...repoReq(g), snapshot: id, pinned }, opCtx(g, false));
+      report(g, r, () => `Snapshot ${r.snapshot.id} ${pinned ? 'pinned' : 'unpinned'}.`);
     });
 }
 
@@ -326,13 +292,8 @@ program
   .description('rename a snapshot')
   .action(async (id: string, text: string, _o, cmd) => {
     const g = globals(cmd);
-    if (!text.trim()) throw new DevsnapError('USAGE', 'The label is empty.');
-    const m = await withRepo(g, true, 'label', async (repo) => {
-      const m = { ...(await repo.readManifest(await repo.resolveId(id))), label: text.trim() };
-      await repo.writeManifest(m);
-      return m;
-    });
-    report(g, { snapshot: summarize(m) }, () => `Snapshot ${m.id} is now "${m.label}".`);
+    const r = await ops.labelOp({ ...repoReq(g), snapshot: id, label: text }, opCtx(g, false));
+    report(g, r, () => `Snapshot ${r.snapshot.id} is now "${r.snapshot.label}".`);
   });
 
 program
@@ -363,6 +324,18 @@ program
     report(g, { removed }, () => `Removed ${removed} lock(s).`);
   });
 
+// The elevated helper (imaging/helper/README.md): started by the extension, as root, never by hand.
+program
+  .command('helper', { hidden: true })
+  .description('serve the extension over its authenticated socket (started by the extension)')
+  .requiredOption('--socket <path>', "the extension's Unix socket to connect to")
+  .requiredOption('--secret-file <file>', 'file holding the one-time secret (deleted once read)')
+  .option('--uid <uid>', 'uid of the user the helper works for (default: $PKEXEC_UID, $SUDO_UID or our own)')
+  .option('--idle-timeout <seconds>', 'exit after this long without a request', '600')
+  .action(async (o) => {
+    process.exitCode = await runHelperCommand({ socket: o.socket, secretFile: o.secretFile, uid: o.uid, idleTimeout: o.idleTimeout });
+  });
+
 function fail(err: unknown): never {
   printer?.stop();
   const e = toDevsnapError(err);
@@ -375,7 +348,7 @@ function fail(err: unknown): never {
 
 // Ctrl-C / SIGTERM: stop at a safe point (the snapshot is abandoned, the repository left as it was).
 let signals = 0;
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+if (process.argv[2] !== 'helper') for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(sig, () => {
     if (++signals > 1) process.exit(EXIT_CODES.CANCELLED);
     log('stopping at a safe point… (again to quit now)');

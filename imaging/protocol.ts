@@ -90,3 +90,191 @@ export interface SnapshotSummary {
   stats: SnapshotStats;
   partitions: PartitionInfo[];
 }
+
+// ---------------------------------------------------------------------------------------------
+// Operations (imaging/operations.ts): one typed request and one typed result per engine command,
+// shared by the CLI (which parses arguments into a request and prints the result) and the
+// elevated helper (which receives the request over its channel and sends the result back).
+
+export interface RepoRequest {
+  repo: string;
+  /** Password of an encrypted repository. */
+  password?: string;
+}
+export interface SnapshotRequest extends RepoRequest {
+  source: string;
+  label?: string;
+  compressionLevel?: number;
+  freeze?: boolean;
+}
+export interface RestoreRequest extends RepoRequest {
+  snapshot: string;       // id, unique prefix or 'latest'
+  target: string;
+  partition?: number;
+  dryRun?: boolean;
+}
+export interface VerifyRequest extends RepoRequest {
+  snapshot?: string;      // all snapshots when omitted
+}
+export interface CheckRequest extends RepoRequest {
+  readData?: boolean;
+}
+export interface ShowRequest extends RepoRequest {
+  snapshot: string;
+}
+export interface DiffRequest extends RepoRequest {
+  a: string;
+  b: string;
+}
+export interface RetentionRules {
+  keepLast?: number;
+  keepDaily?: number;
+  keepWeekly?: number;
+  keepMonthly?: number;
+}
+export interface ForgetRequest extends RepoRequest {
+  /** Snapshots to remove; when empty or omitted, `policy` decides. */
+  ids?: string[];
+  policy?: RetentionRules;
+  dryRun?: boolean;
+  prune?: boolean;
+}
+export interface PruneRequest extends RepoRequest {
+  dryRun?: boolean;
+}
+export interface LabelRequest extends RepoRequest {
+  snapshot: string;
+  label: string;
+}
+export interface PinRequest extends RepoRequest {
+  snapshot: string;
+  pinned: boolean;
+}
+
+export interface DisksResult { disks: DiskInfo[] }
+export interface SnapshotOpResult { id: string; snapshot: SnapshotSummary; warnings: string[] }
+export interface ListResult { snapshots: SnapshotSummary[] }
+export interface ShowResult { snapshot: SnapshotSummary; warnings: string[] }
+export interface SnapshotRefResult { snapshot: SnapshotSummary }
+export interface RestoreOpResult {
+  ok: true;
+  dryRun: boolean;
+  snapshot: string;
+  target: string;
+  targetKind: 'block' | 'file' | 'new-file';
+  targetSize: number;
+  bytesNeeded: number;
+  bytesToWrite: number;
+  bytesWritten: number;
+  gptRelocated: boolean;
+  areas: { kind: 'raw' | 'partition'; partition?: number; offset: number; size: number; mode: 'raw' | 'used-blocks' | 'full' }[];
+}
+export interface DamageInfo {
+  partition: number | null;
+  offset: number;
+  length: number;
+  chunk: string;
+  message: string;
+}
+export interface VerifyOpResult {
+  ok: boolean;
+  chunksChecked: number;
+  bytesChecked: number;
+  snapshots: { id: string; label: string; ok: boolean; damage: DamageInfo[] }[];
+}
+export interface CheckOpResult {
+  ok: boolean;
+  snapshots: number;
+  packs: number;
+  chunks: number;
+  errors: string[];
+  warnings: string[];
+  unreferencedChunks: number;
+  unreferencedBytes: number;
+}
+export interface DiffOpResult {
+  a: string;
+  b: string;
+  partitions: { index: number | null; fs?: string; changedBytes: number; ranges: [number, number][] }[];
+  totalChangedBytes: number;
+}
+export interface PruneOpResult {
+  packsRemoved: number;
+  packsRewritten: number;
+  bytesFreed: number;
+  tempFilesRemoved: number;
+  dryRun: boolean;
+}
+export interface ForgetOpResult {
+  removed: string[];
+  kept: string[];
+  dryRun: boolean;
+  prune?: PruneOpResult;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The elevated helper's channel (imaging/helper/, extension/helperClient.ts; security model in
+// imaging/helper/README.md). Frames: a 4-byte big-endian length, then that many bytes of UTF-8
+// JSON, at most HELPER_MAX_MESSAGE. Every message carries `v: PROTOCOL_VERSION`.
+//
+// Handshake (the extension listens, the helper connects; `secret` is the one-time secret):
+//   helper    → { v, type: 'hello', nonce: Nh, pid, uid }
+//   extension → { v, type: 'challenge', nonce: Ne, mac: HMAC(secret, 'devsnap-extension\0' Nh '\0' Ne) }
+//   helper    → { v, type: 'auth', mac: HMAC(secret, 'devsnap-helper\0' Ne '\0' Nh) }   (after checking mac)
+//   extension → { v, type: 'ready' }                                                        (after checking mac)
+// Neither side sends the secret. Then the extension sends requests; the helper answers each with
+// 'progress' events, 'log' lines and finally one 'result' or 'error' carrying the request's id.
+
+export const HELPER_MAX_MESSAGE = 1 << 20;
+
+/** Extra safety switches the helper honours (see imaging/helper/README.md). */
+export interface HelperRepoOptions {
+  /** Accept a repository folder owned by root (default: only folders the requesting user owns). */
+  allowRootRepository?: boolean;
+}
+
+/** Every request the helper serves: its parameters and its result. */
+export interface HelperOps {
+  listDisks: { params: Record<string, never>; result: DisksResult };
+  listSnapshots: { params: RepoRequest & HelperRepoOptions; result: ListResult };
+  show: { params: ShowRequest & HelperRepoOptions; result: ShowResult };
+  snapshot: { params: SnapshotRequest & HelperRepoOptions; result: SnapshotOpResult };
+  restore: {
+    params: RestoreRequest & HelperRepoOptions & {
+      /** The user confirmed overwriting the target (required unless dryRun). */
+      confirmed?: boolean;
+      /** Asked explicitly to overwrite the running system's disk: still refused while it runs. */
+      allowSystemDisk?: boolean;
+    };
+    result: RestoreOpResult;
+  };
+  verify: { params: VerifyRequest & HelperRepoOptions; result: VerifyOpResult };
+  check: { params: CheckRequest & HelperRepoOptions; result: CheckOpResult };
+  diff: { params: DiffRequest & HelperRepoOptions; result: DiffOpResult };
+  forget: { params: ForgetRequest & HelperRepoOptions; result: ForgetOpResult };
+  prune: { params: PruneRequest & HelperRepoOptions; result: PruneOpResult };
+  label: { params: LabelRequest & HelperRepoOptions; result: SnapshotRefResult };
+  pin: { params: PinRequest & HelperRepoOptions; result: SnapshotRefResult };
+}
+export type HelperOpName = keyof HelperOps;
+export type HelperOpRequest = { [K in HelperOpName]: { v: number; id: string; type: K } & HelperOps[K]['params'] }[HelperOpName];
+/** Stop the request `target` at a safe point (it then ends with a CANCELLED error). */
+export interface HelperCancel { v: number; id: string; type: 'cancel'; target: string }
+/** Stop everything at a safe point and exit. */
+export interface HelperShutdown { v: number; id: string; type: 'shutdown' }
+export type HelperRequest = HelperOpRequest | HelperCancel | HelperShutdown;
+
+export type HelperHandshake =
+  | { v: number; type: 'hello'; nonce: string; pid: number; uid: number }
+  | { v: number; type: 'challenge'; nonce: string; mac: string }
+  | { v: number; type: 'auth'; mac: string }
+  | { v: number; type: 'ready' };
+
+export type HelperEvent =
+  | { v: number; type: 'progress'; id: string; event: ProgressEvent }
+  | { v: number; type: 'log'; id?: string; message: string }
+  | { v: number; type: 'result'; id: string; result: unknown }
+  /** id null: a message that could not be tied to a request (malformed, oversized, ...). */
+  | { v: number; type: 'error'; id: string | null; error: ErrorInfo }
+  /** The helper is about to exit (idle, shutdown, client gone). */
+  | { v: number; type: 'bye'; reason: string };

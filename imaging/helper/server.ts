@@ -1,0 +1,287 @@
+// The elevated helper: `node dist/devsnap.js helper --socket PATH --secret-file FILE [--uid UID]`,
+// started by the extension (extension/helperClient.ts) through pkexec / sudo / UAC / osascript, or
+// directly when the extension already runs as root. It connects to the extension's socket,
+// authenticates both ways with the one-time secret, then serves typed requests (protocol.ts,
+// HelperOps) until the extension goes away, asks it to stop, or it has been idle too long.
+// Security model: README.md beside this file.
+import * as net from 'net';
+import { DevsnapError, toDevsnapError } from '../errors';
+import * as ops from '../operations';
+import { inspectPath } from '../device';
+import { ErrorInfo, HelperEvent, HelperOpRequest, HelperRequest, PROTOCOL_VERSION, ProgressEvent } from '../protocol';
+import { FrameDecoder, encodeFrame } from './framing';
+import { macEquals, macFor, newNonce } from './auth';
+import { validateRequest } from './validate';
+import { checkSocketPath, chownTree, readSecretFile, resolveDiskPath, resolveRepository } from './checks';
+
+export interface HelperCommandOptions {
+  socket: string;
+  secretFile: string;
+  uid?: string;
+  idleTimeout?: string;
+}
+
+const HANDSHAKE_TIMEOUT_MS = 15000;
+
+const say = (msg: string) => {
+  try {
+    process.stderr.write(`devsnap-helper[${process.pid}]: ${msg}\n`);
+  } catch {
+    /* stderr gone with the client */
+  }
+};
+
+function requestingUid(given: string | undefined): number {
+  const fromEnv = process.env.PKEXEC_UID ?? process.env.SUDO_UID;
+  const text = given ?? fromEnv ?? String(process.getuid?.() ?? 0);
+  if (!/^\d+$/.test(text)) throw new DevsnapError('USAGE', `--uid must be a number, got "${text}".`);
+  const uid = Number(text);
+  // pkexec and sudo tell us who asked: a --uid naming someone else is refused.
+  if (fromEnv !== undefined && /^\d+$/.test(fromEnv) && Number(fromEnv) !== uid) {
+    throw new DevsnapError('PERMISSION', `Refused: --uid ${uid} is not the user who asked for elevation (uid ${fromEnv}).`);
+  }
+  return uid;
+}
+
+/** Runs the helper; resolves with the process exit code. */
+export async function runHelperCommand(o: HelperCommandOptions): Promise<number> {
+  process.stderr.on('error', () => undefined); // the client (our stderr's reader) may be gone
+  let uid: number;
+  let secret: string;
+  let gid: number;
+  try {
+    uid = requestingUid(o.uid);
+    ({ secret, gid } = readSecretFile(o.secretFile, uid));
+    checkSocketPath(o.socket, uid);
+  } catch (err) {
+    say(`error: ${toDevsnapError(err).message}`);
+    return 6;
+  }
+  const idleMs = Math.max(1, Number(o.idleTimeout ?? 600) || 600) * 1000;
+  const socket = net.connect(o.socket);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+  } catch (err) {
+    say(`error: cannot connect to ${o.socket}: ${(err as Error).message}`);
+    return 6;
+  }
+  return new HelperSession(socket, secret, uid, gid, idleMs).run();
+}
+
+interface Running {
+  abort: AbortController;
+  done: Promise<void>;
+}
+
+class HelperSession {
+  private authed = false;
+  private readonly nonce = newNonce();
+  private peerNonce = '';
+  private readonly running = new Map<string, Running>();
+  private idleTimer: NodeJS.Timeout | null = null;
+  private stopping: Promise<void> | null = null;
+  private finish!: (code: number) => void;
+
+  constructor(private readonly socket: net.Socket, private readonly secret: string, private readonly uid: number, private readonly gid: number, private readonly idleMs: number) {}
+
+  run(): Promise<number> {
+    const done = new Promise<number>((resolve) => (this.finish = resolve));
+    const decoder = new FrameDecoder(
+      (m) => this.onMessage(m),
+      (p) => {
+        if (!this.authed) return void this.stop(`unauthenticated peer sent a ${p.kind} frame`, 6, false);
+        this.send({ v: PROTOCOL_VERSION, type: 'error', id: null, error: p.kind === 'oversized'
+          ? { code: 'USAGE', message: `Refused a message of ${p.length} bytes: the limit is 1 MiB.` }
+          : { code: 'USAGE', message: `Refused a malformed message (not JSON: ${p.reason}).` } });
+      },
+    );
+    this.socket.on('data', (d: Buffer) => decoder.push(d));
+    this.socket.on('error', (err) => say(`socket error: ${err.message}`));
+    this.socket.on('close', () => void this.stop('the extension closed the channel', 0, false));
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void this.stop(`${sig} received`, 0, true));
+    const handshakeTimer = setTimeout(() => {
+      if (!this.authed) void this.stop('no authentication within the time allowed', 6, false);
+    }, HANDSHAKE_TIMEOUT_MS);
+    handshakeTimer.unref();
+    this.write({ v: PROTOCOL_VERSION, type: 'hello', nonce: this.nonce, pid: process.pid, uid: this.uid });
+    say(`connected; authenticating (serving uid ${this.uid})`);
+    return done;
+  }
+
+  private write(msg: unknown): void {
+    if (this.socket.writable) this.socket.write(encodeFrame(msg));
+  }
+
+  private send(ev: HelperEvent): void {
+    this.write(ev);
+  }
+
+  private armIdle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.running.size) this.armIdle();
+      else void this.stop(`idle for ${Math.round(this.idleMs / 1000)} s`, 0, true);
+    }, this.idleMs);
+  }
+
+  private onMessage(msg: unknown): void {
+    if (this.stopping) return;
+    if (!this.authed) return this.onHandshake(msg);
+    this.armIdle();
+    const v = validateRequest(msg);
+    if (!v.ok) {
+      say(`refused a request: ${v.error.message}`);
+      this.send({ v: PROTOCOL_VERSION, type: 'error', id: v.id, error: v.error });
+      return;
+    }
+    this.onRequest(v.request);
+  }
+
+  private onHandshake(msg: unknown): void {
+    const o = (msg && typeof msg === 'object' ? msg : {}) as Record<string, unknown>;
+    if (o.v !== PROTOCOL_VERSION) return void this.stop(`the extension speaks protocol version ${JSON.stringify(o.v)}, not ${PROTOCOL_VERSION}`, 6, false);
+    if (!this.peerNonce) {
+      if (o.type !== 'challenge' || typeof o.nonce !== 'string' || !/^[0-9a-f]{64}$/.test(o.nonce)) return void this.stop('expected the extension\'s challenge', 6, false);
+      if (!macEquals(o.mac, macFor('extension', this.secret, this.nonce, o.nonce))) {
+        return void this.stop('authentication failed: the peer does not know the secret; refusing to serve it', 6, false);
+      }
+      this.peerNonce = o.nonce;
+      this.write({ v: PROTOCOL_VERSION, type: 'auth', mac: macFor('helper', this.secret, this.peerNonce, this.nonce) });
+      return;
+    }
+    if (o.type !== 'ready') return void this.stop('the extension did not accept our authentication', 6, false);
+    this.authed = true;
+    say('authenticated; serving requests');
+    this.armIdle();
+  }
+
+  private onRequest(req: HelperRequest): void {
+    if (req.type === 'cancel') {
+      const r = this.running.get(req.target);
+      r?.abort.abort();
+      this.send({ v: PROTOCOL_VERSION, type: 'result', id: req.id, result: { cancelled: !!r } });
+      return;
+    }
+    if (req.type === 'shutdown') {
+      this.send({ v: PROTOCOL_VERSION, type: 'result', id: req.id, result: { stopping: true } });
+      void this.stop('asked to shut down', 0, true);
+      return;
+    }
+    if (this.running.has(req.id)) {
+      this.send({ v: PROTOCOL_VERSION, type: 'error', id: req.id, error: { code: 'USAGE', message: `Refused: a request with id ${req.id} is already running.` } });
+      return;
+    }
+    const abort = new AbortController();
+    const done = this.execute(req, abort.signal).then(
+      (result) => this.send({ v: PROTOCOL_VERSION, type: 'result', id: req.id, result }),
+      (err) => {
+        const info: ErrorInfo = toDevsnapError(err).toInfo();
+        if (info.code === 'INTERNAL') say(`request ${req.id} (${req.type}) failed: ${(err as Error)?.stack ?? err}`);
+        this.send({ v: PROTOCOL_VERSION, type: 'error', id: req.id, error: info });
+      },
+    ).finally(() => this.running.delete(req.id));
+    this.running.set(req.id, { abort, done });
+  }
+
+  /** Checks a request on the helper's side, then runs it through the shared operations. */
+  private async execute(req: HelperOpRequest, signal: AbortSignal): Promise<unknown> {
+    say(`request ${req.id}: ${req.type}`);
+    const log = (message: string) => {
+      say(`  ${message}`);
+      this.send({ v: PROTOCOL_VERSION, type: 'log', id: req.id, message });
+    };
+    const onProgress = (event: ProgressEvent) => this.send({ v: PROTOCOL_VERSION, type: 'progress', id: req.id, event });
+    if (req.type === 'listDisks') return ops.disksOp();
+
+    const mayCreate = req.type === 'snapshot';
+    const repo = resolveRepository(req.repo, this.uid, !!req.allowRootRepository, mayCreate);
+    // Files the helper writes into a user's repository are handed to that user, so the user can
+    // still read their snapshots without root (also the leftovers of an interrupted run).
+    const handOver = () => {
+      if (repo.uid !== 0) chownTree(repo.path, repo.uid, this.gid);
+    };
+    const ctx: ops.OpContext = { signal, onProgress, log, onRepositoryOpened: async () => handOver() };
+    const base = { repo: repo.path, ...(req.password !== undefined ? { password: req.password } : {}) };
+    try {
+      switch (req.type) {
+        case 'listSnapshots':
+          return await ops.listOp(base, ctx);
+        case 'show':
+          return await ops.showOp({ ...base, snapshot: req.snapshot }, ctx);
+        case 'verify':
+          return await ops.verifyOp({ ...base, ...(req.snapshot ? { snapshot: req.snapshot } : {}) }, ctx);
+        case 'check':
+          return await ops.checkOp({ ...base, readData: req.readData }, ctx);
+        case 'diff':
+          return await ops.diffOp({ ...base, a: req.a, b: req.b }, ctx);
+        case 'forget':
+          return await ops.forgetOp({ ...base, ids: req.ids, policy: req.policy, dryRun: req.dryRun, prune: req.prune }, ctx);
+        case 'prune':
+          return await ops.pruneOp({ ...base, dryRun: req.dryRun }, ctx);
+        case 'label':
+          return await ops.labelOp({ ...base, snapshot: req.snapshot, label: req.label }, ctx);
+        case 'pin':
+          return await ops.pinOp({ ...base, snapshot: req.snapshot, pinned: req.pinned }, ctx);
+        case 'snapshot': {
+          const src = resolveDiskPath(req.source, 'source', this.uid);
+          if (req.freeze) {
+            const info = await inspectPath(src.path, 'source');
+            if (info.isSystem) throw new DevsnapError('BAD_SOURCE', `Refused: the helper does not freeze the running system's filesystems (${src.path}): if it were stopped while they are frozen, the system would hang.`, 'Snapshot without freeze, or from a recovery environment.');
+          }
+          return await ops.snapshotOp({ ...base, source: src.path, label: req.label, compressionLevel: req.compressionLevel, freeze: req.freeze }, ctx);
+        }
+        case 'restore': {
+          const dst = resolveDiskPath(req.target, 'target', this.uid);
+          if (dst.kind === 'block') await this.checkRestoreDevice(dst.path, !!req.allowSystemDisk);
+          if (!req.dryRun && !req.confirmed) throw new DevsnapError('USAGE', `Refused: restoring onto ${dst.path} overwrites it, and the request does not say the user confirmed it.`, 'Ask the user, then send the request with confirmed: true.');
+          try {
+            return await ops.restoreOp({ ...base, snapshot: req.snapshot, target: dst.path, partition: req.partition, dryRun: req.dryRun }, ctx);
+          } finally {
+            if (dst.kind === 'new-file') chownTree(dst.path, this.uid, this.gid);
+          }
+        }
+      }
+    } finally {
+      handOver();
+    }
+  }
+
+  /** A device restore target: not mounted, not the running system's disk (explicit or not). */
+  private async checkRestoreDevice(dev: string, allowSystemDisk: boolean): Promise<void> {
+    const info = await inspectPath(dev, 'target');
+    if (info.isSystem) {
+      throw new DevsnapError('BAD_TARGET', allowSystemDisk
+        ? `Refused: ${dev} holds the running system. Even with allowSystemDisk the helper does not overwrite it while that system runs: the kernel has its root filesystem mounted from it and would keep writing to it (and crash) while the restore overwrites it underneath.`
+        : `Refused: ${dev} holds the running system.`,
+      'Boot a recovery environment (a live USB) and restore from there.');
+    }
+    if (info.mounts.length) {
+      throw new DevsnapError('BAD_TARGET', `Refused: ${dev} has mounted filesystems (${info.mounts.map((m) => m.mountpoint).join(', ')}); restoring would corrupt them.`, 'Unmount them first, then try again.');
+    }
+  }
+
+  /** Stops every running request at a safe point (cancellation), then closes and exits. */
+  private stop(reason: string, code: number, polite: boolean): Promise<void> {
+    if (this.stopping) return this.stopping;
+    say(`stopping: ${reason}`);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.stopping = (async () => {
+      for (const r of this.running.values()) r.abort.abort();
+      if (this.running.size) say(`cancelling ${this.running.size} running request(s) at a safe point`);
+      await Promise.allSettled([...this.running.values()].map((r) => r.done));
+      if (polite) this.send({ v: PROTOCOL_VERSION, type: 'bye', reason });
+      await new Promise<void>((resolve) => {
+        if (this.socket.destroyed) return resolve();
+        this.socket.end(() => resolve());
+        setTimeout(resolve, 1000).unref();
+      });
+      this.socket.destroy();
+      say('exiting');
+      this.finish(code);
+    })();
+    return this.stopping;
+  }
+}

@@ -1,0 +1,150 @@
+// The engine's commands as functions: a typed request in (protocol.ts), a typed result out. The CLI
+// (imaging/cli.ts) parses its arguments into these requests and prints the results; the elevated
+// helper (imaging/helper/server.ts) receives the same requests over its channel. One
+// implementation, so the two cannot drift apart.
+import * as fs from 'fs';
+import * as path from 'path';
+import { DevsnapError } from './errors';
+import { Repository } from './repo/repository';
+import { Manifest, summarize } from './repo/manifest';
+import { takeSnapshot } from './snapshot';
+import { planRestore, restoreSnapshot, RestorePlan } from './restore';
+import { recordVerification, verifySnapshots } from './verify';
+import { checkRepository } from './check';
+import { applyPolicy, forgetSnapshots, prune } from './retention';
+import { listDisks } from './disks';
+import { diffSnapshots } from './diff';
+import type { ProgressSink } from './progress';
+import type {
+  CheckOpResult, CheckRequest, DiffOpResult, DiffRequest, DisksResult, ForgetOpResult, ForgetRequest, LabelRequest, ListResult,
+  PinRequest, PruneOpResult, PruneRequest, RepoRequest, RestoreOpResult, RestoreRequest, ShowRequest, ShowResult, SnapshotOpResult,
+  SnapshotRefResult, SnapshotRequest, VerifyOpResult, VerifyRequest,
+} from './protocol';
+
+export interface OpContext {
+  signal?: AbortSignal;
+  onProgress?: ProgressSink;
+  log: (message: string) => void;
+  /** Called with the plan of a real (not dry-run) restore before anything is written; throw to stop. */
+  confirmRestore?: (plan: RestorePlan, snapshotId: string) => Promise<void>;
+  /** Called after the repository was opened (or created) and before the operation runs. */
+  onRepositoryOpened?: (repo: Repository, created: boolean) => Promise<void>;
+}
+
+/** Opens the repository, takes its lock, loads the index, runs `fn`, and always releases. */
+export async function withRepository<T>(req: RepoRequest, ctx: OpContext, exclusive: boolean, purpose: string, fn: (repo: Repository) => Promise<T>, create = false): Promise<T> {
+  if (!req.repo) throw new DevsnapError('USAGE', 'No repository given.', 'Pass --repo DIR or set DEVSNAP_REPO.');
+  const created = create && !fs.existsSync(path.join(req.repo, 'config.json'));
+  const repo = create ? await Repository.openOrInit(req.repo, { password: req.password }, ctx.log) : await Repository.open(req.repo, { password: req.password }, ctx.log);
+  await ctx.onRepositoryOpened?.(repo, created);
+  const lock = await repo.lock(exclusive, purpose);
+  try {
+    await repo.loadIndex();
+    return await fn(repo);
+  } finally {
+    await repo.close();
+    await lock.release();
+  }
+}
+
+function resolveMany(repo: Repository, ids: string[]): Promise<Manifest[]> {
+  return Promise.all(ids.map(async (id) => repo.readManifest(await repo.resolveId(id))));
+}
+
+export async function disksOp(): Promise<DisksResult> {
+  return { disks: await listDisks() };
+}
+
+export async function snapshotOp(req: SnapshotRequest, ctx: OpContext): Promise<SnapshotOpResult> {
+  const m = await withRepository(req, ctx, true, `snapshot of ${req.source}`, (repo) =>
+    takeSnapshot(repo, { source: req.source, label: req.label, level: req.compressionLevel, freeze: req.freeze, signal: ctx.signal, onProgress: ctx.onProgress, log: ctx.log }), true);
+  return { id: m.id, snapshot: summarize(m), warnings: m.warnings };
+}
+
+export async function listOp(req: RepoRequest, ctx: OpContext): Promise<ListResult> {
+  const ms = await withRepository(req, ctx, false, 'list', (repo) => repo.readAllManifests());
+  return { snapshots: ms.map(summarize) };
+}
+
+export async function showOp(req: ShowRequest, ctx: OpContext): Promise<ShowResult> {
+  const m = await withRepository(req, ctx, false, 'show', async (repo) => repo.readManifest(await repo.resolveId(req.snapshot)));
+  return { snapshot: summarize(m), warnings: m.warnings };
+}
+
+export async function restoreOp(req: RestoreRequest, ctx: OpContext): Promise<RestoreOpResult> {
+  return withRepository(req, ctx, false, `restore to ${req.target}`, async (repo) => {
+    const full = await repo.resolveId(req.snapshot);
+    if (!req.dryRun && ctx.confirmRestore) {
+      const { plan } = await planRestore(await repo.readManifest(full), req.target, req.partition);
+      await ctx.confirmRestore(plan, full);
+    }
+    return restoreSnapshot(repo, { id: full, target: req.target, partition: req.partition, dryRun: req.dryRun, signal: ctx.signal, onProgress: ctx.onProgress, log: ctx.log });
+  });
+}
+
+export async function verifyOp(req: VerifyRequest, ctx: OpContext): Promise<VerifyOpResult> {
+  return withRepository(req, ctx, false, 'verify', async (repo) => {
+    const ms = req.snapshot ? await resolveMany(repo, [req.snapshot]) : await repo.readAllManifests();
+    const result = await verifySnapshots(repo, ms, { onProgress: ctx.onProgress, signal: ctx.signal });
+    await recordVerification(repo, ms, result);
+    return result;
+  });
+}
+
+export async function checkOp(req: CheckRequest, ctx: OpContext): Promise<CheckOpResult> {
+  return withRepository(req, ctx, false, 'check', async (repo) => {
+    const report = await checkRepository(repo);
+    if (req.readData) {
+      const v = await verifySnapshots(repo, await repo.readAllManifests(() => undefined), { onProgress: ctx.onProgress, signal: ctx.signal });
+      for (const s of v.snapshots) for (const d of s.damage) report.errors.push(`snapshot ${s.id}: ${d.partition === null ? 'raw area' : `partition ${d.partition}`}, bytes ${d.offset}-${d.offset + d.length}: ${d.message}`);
+      report.ok = report.errors.length === 0;
+    }
+    return report;
+  });
+}
+
+export async function diffOp(req: DiffRequest, ctx: OpContext): Promise<DiffOpResult> {
+  return withRepository(req, ctx, false, 'diff', async (repo) => {
+    const [ma, mb] = await resolveMany(repo, [req.a, req.b]);
+    return diffSnapshots(ma, mb);
+  });
+}
+
+export async function forgetOp(req: ForgetRequest, ctx: OpContext): Promise<ForgetOpResult> {
+  return withRepository(req, ctx, true, 'forget', async (repo) => {
+    const all = await repo.readAllManifests();
+    let remove: Manifest[];
+    if (req.ids?.length) {
+      const chosen = await resolveMany(repo, req.ids);
+      const pinned = chosen.filter((m) => m.pinned);
+      if (pinned.length) throw new DevsnapError('USAGE', `Snapshot ${pinned.map((m) => m.id).join(', ')} is pinned.`, 'Unpin it first (`devsnap unpin ID`).');
+      remove = chosen;
+    } else remove = applyPolicy(all, req.policy ?? {}).remove;
+    if (!req.dryRun) await forgetSnapshots(repo, remove);
+    const pruned = req.prune && !req.dryRun ? await prune(repo, { onProgress: ctx.onProgress }) : undefined;
+    return { removed: remove.map((m) => m.id), kept: all.filter((m) => !remove.some((r) => r.id === m.id)).map((m) => m.id), dryRun: !!req.dryRun, ...(pruned ? { prune: pruned } : {}) };
+  });
+}
+
+export async function pruneOp(req: PruneRequest, ctx: OpContext): Promise<PruneOpResult> {
+  return withRepository(req, ctx, true, 'prune', (repo) => prune(repo, { dryRun: req.dryRun, onProgress: ctx.onProgress }));
+}
+
+export async function pinOp(req: PinRequest, ctx: OpContext): Promise<SnapshotRefResult> {
+  const m = await withRepository(req, ctx, true, req.pinned ? 'pin' : 'unpin', async (repo) => {
+    const m = { ...(await repo.readManifest(await repo.resolveId(req.snapshot))), pinned: req.pinned };
+    await repo.writeManifest(m);
+    return m;
+  });
+  return { snapshot: summarize(m) };
+}
+
+export async function labelOp(req: LabelRequest, ctx: OpContext): Promise<SnapshotRefResult> {
+  if (!req.label.trim()) throw new DevsnapError('USAGE', 'The label is empty.');
+  const m = await withRepository(req, ctx, true, 'label', async (repo) => {
+    const m = { ...(await repo.readManifest(await repo.resolveId(req.snapshot))), label: req.label.trim() };
+    await repo.writeManifest(m);
+    return m;
+  });
+  return { snapshot: summarize(m) };
+}
