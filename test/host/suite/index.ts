@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { repoRoot } from './context';
 
-interface TestResult { title: string; state: 'passed' | 'failed'; durationMs?: number; error?: string }
+interface TestResult { title: string; state: 'passed' | 'failed' | 'skipped'; durationMs?: number; error?: string }
 
 function loadMocha(): any {
   const tools = process.env.DEVSNAP_HOST_TOOLS
@@ -55,6 +55,7 @@ export function run(): Promise<void> {
       return;
     }
     runner.on('pass', (t: any) => results.push({ title: t.fullTitle(), state: 'passed', durationMs: t.duration }));
+    runner.on('pending', (t: any) => results.push({ title: t.fullTitle(), state: 'skipped' }));
     runner.on('fail', (t: any, err: Error) => results.push({ title: t.fullTitle(), state: 'failed', error: String(err && (err.stack || err.message) || err) }));
   });
 }
