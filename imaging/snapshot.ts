@@ -13,7 +13,9 @@ import { DevsnapError, toDevsnapError } from './errors';
 import { inspectPath } from './device';
 import { readPartitionTable, PartitionTable } from './partitions';
 import { detectFilesystem } from './fs/detect';
-import type { UsedBlocks } from './fs/types';
+import type { ByteReader, UsedBlocks } from './fs/types';
+import { bootModeFromPartitions, collectInventory, type Inventory } from './inventory';
+import { openImageFs } from './image-fs';
 import { fileReader, sliceReader } from './source';
 import { Area, Extent, FREE, Manifest, ZERO } from './repo/manifest';
 import { Logger, Repository } from './repo/repository';
@@ -81,6 +83,27 @@ function planAreas(table: PartitionTable, diskSize: number, fsOf: Map<number, Us
   }
   if (pos < diskSize) areas.push({ kind: 'raw', start: pos, size: diskSize - pos, used: null });
   return areas;
+}
+
+/**
+ * The environment inventory (OS, packages, toolchains, VS Code extensions) stored with the snapshot:
+ * of the running system when it is the source, else read from the source's root filesystem.
+ */
+async function takeInventory(isSystem: boolean, disk: ByteReader, partitions: PartitionInfo[], warn: (m: string) => void): Promise<Inventory | null> {
+  try {
+    let inv: Inventory | null = null;
+    if (isSystem) inv = await collectInventory('live');
+    else {
+      const root = partitions.filter((p) => p.fs?.startsWith('ext')).sort((a, b) => b.size - a.size)[0];
+      const ifs = root && (await openImageFs(sliceReader(disk, root.start, root.size)));
+      if (ifs) inv = await collectInventory(ifs);
+    }
+    if (inv) inv.bootMode ??= bootModeFromPartitions(partitions);
+    return inv;
+  } catch (err) {
+    warn(`The environment inventory could not be read (${(err as Error).message}); compare shows files and partitions only.`);
+    return null;
+  }
 }
 
 export async function takeSnapshot(repo: Repository, options: SnapshotOptions): Promise<Manifest> {
@@ -206,6 +229,7 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
     await writer.finish().catch((err) => Promise.reject(toDevsnapError(err, repoSubject)));
     meter.finish();
 
+    const inventory = await takeInventory(info.isSystem, disk, partitions, warn);
     const previous = (await repo.readAllManifests()).filter((m) => (table.diskId && m.source.diskId === table.diskId) || m.source.path === opts.source);
     const created = new Date().toISOString();
     const manifest: Manifest = {
@@ -225,7 +249,7 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
       chunkSize,
       table,
       areas: resultAreas,
-      inventory: null,
+      inventory,
       warnings,
     };
     await repo.writeManifest(manifest).catch((err) => Promise.reject(toDevsnapError(err, repoSubject)));
