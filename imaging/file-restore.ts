@@ -69,6 +69,7 @@ interface Planned extends RestoreEntry {
 
 const BLOCK = 1 << 20;
 const XATTR_BATCH = 256;
+const SPARSE_PIECE = 64 << 10;
 const isRoot = process.getuid?.() === 0;
 
 function sameTime(ms: number, st: fs.Stats): boolean {
@@ -280,9 +281,12 @@ export async function restoreFiles(ifs: ImageFs, paths: string[], targetRoot: st
             cancelled();
             const n = Math.min(BLOCK, st.size - pos);
             const buf = await ifs.read(st.path, pos, n);
-            if (!isZero(buf)) {
+            // Only the non-zero 64 KiB pieces are written, so holes stay holes.
+            for (let off = 0; off < n; off += SPARSE_PIECE) {
+              const piece = buf.subarray(off, Math.min(n, off + SPARSE_PIECE));
+              if (isZero(piece)) continue;
               let done = 0;
-              while (done < n) done += (await fh.write(buf, done, n - done, pos + done)).bytesWritten;
+              while (done < piece.length) done += (await fh.write(piece, done, piece.length - done, pos + off + done)).bytesWritten;
             }
             bytesWritten += n;
             meter.add(n);
@@ -317,12 +321,9 @@ export async function restoreFiles(ifs: ImageFs, paths: string[], targetRoot: st
   return { dryRun: false, targetRoot: root, inPlace, entries: entries(), totals, bytesToWrite, bytesWritten, warnings };
 }
 
+const ZEROS = Buffer.alloc(SPARSE_PIECE);
 function isZero(b: Buffer): boolean {
-  for (let i = 0; i < b.length; i += 8192) {
-    const end = Math.min(b.length, i + 8192);
-    for (let j = i; j < end; j++) if (b[j]) return false;
-  }
-  return true;
+  return b.equals(ZEROS.subarray(0, b.length));
 }
 
 async function sameContent(ifs: ImageFs, st: ImageStat, file: string): Promise<boolean> {
