@@ -1,6 +1,7 @@
 // THE one module that runs the imaging engine. Everything else in the extension talks to the
-// `Engine` interface below; the elevated helper (a later issue) replaces only this module's
-// `CliEngine` with one that runs the same commands with root rights.
+// `Engine` interface below. Two implementations: `CliEngine` (one CLI process per command, as the
+// current user) and `HelperEngine` (extension/helperClient.ts: the elevated helper, one per window).
+// `RoutingEngine` picks between them per operation: see its comment for the rule.
 //
 // The CLI contract: `node dist/devsnap.js <command> [args] --json [--progress json]`.
 // stdout carries exactly one JSON object: the result, or `{ "error": ErrorInfo }` with a non-zero
@@ -12,6 +13,7 @@
 // token is the structural subset of vscode.CancellationToken that we need.
 import { spawn } from 'child_process';
 import * as fs from 'fs';
+import * as path from 'path';
 import type { DiskInfo, ErrorCode, ErrorInfo, ProgressEvent, SnapshotSummary } from '../imaging/protocol';
 
 /** What we need of vscode.CancellationToken (which satisfies it). */
@@ -401,4 +403,87 @@ function noop(): void {}
 /** Quotes an argument for the log line the way a shell would need it. */
 export function quoteArg(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Whether a path needs the elevated helper to be read ('read') or written ('write'). */
+export type ElevationProbe = (p: string, mode: 'read' | 'write' | 'repository') => boolean;
+
+/**
+ * The default probe: block devices always go through the helper (reading or writing a whole disk
+ * is what the helper is for, and a device the user happens to access, e.g. via the `disk` group,
+ * still must pass the helper's mounted / system-disk checks); image files and repositories only
+ * when the user cannot access them. A path that does not exist yet needs no elevation if its
+ * folder is writable.
+ */
+export function needsElevation(p: string, mode: 'read' | 'write' | 'repository'): boolean {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(p);
+  } catch {
+    try {
+      fs.accessSync(path.dirname(p), fs.constants.W_OK | fs.constants.X_OK);
+      return false;
+    } catch {
+      return true;
+    }
+  }
+  if (st.isBlockDevice()) return mode !== 'repository';
+  const want = mode === 'read' ? fs.constants.R_OK : mode === 'write' ? fs.constants.W_OK : fs.constants.R_OK | fs.constants.W_OK | fs.constants.X_OK;
+  try {
+    fs.accessSync(p, want);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Routes each operation: to `elevated` (the helper) when it touches a block device or a file or
+ * repository the user cannot access, else to `user` (the CLI as the current user). So opening the
+ * Snapshots view or snapshotting an image file never asks for a password; snapshotting or
+ * restoring a disk does (once per window: the helper stays for the next request). The disk list
+ * comes from the CLI (lsblk and the partition tables the user can read need no root).
+ */
+export class RoutingEngine implements Engine {
+  constructor(private readonly user: Engine, private readonly elevated: Engine, private readonly probe: ElevationProbe = needsElevation, private readonly log?: (line: string) => void) {}
+
+  private pick(what: string, ...checks: [string, 'read' | 'write' | 'repository'][]): Engine {
+    const hit = checks.find(([p, m]) => this.probe(p, m));
+    if (hit) this.log?.(`${what}: through the elevated helper (${hit[0]} needs root)`);
+    return hit ? this.elevated : this.user;
+  }
+
+  listDisks(token?: CancellationLike): Promise<DiskInfo[]> {
+    return this.user.listDisks(token);
+  }
+  listSnapshots(repo: string, token?: CancellationLike): Promise<SnapshotSummary[]> {
+    return this.pick('list', [repo, 'repository']).listSnapshots(repo, token);
+  }
+  showSnapshot(repo: string, id: string): Promise<SnapshotSummary> {
+    return this.pick('show', [repo, 'repository']).showSnapshot(repo, id);
+  }
+  snapshot(opts: SnapshotOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<SnapshotResult> {
+    return this.pick('snapshot', [opts.source, 'read'], [opts.repo, 'repository']).snapshot(opts, onProgress, token);
+  }
+  verify(opts: VerifyOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<VerifyResult> {
+    return this.pick('verify', [opts.repo, 'repository']).verify(opts, onProgress, token);
+  }
+  restore(opts: RestoreOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<RestoreResult> {
+    return this.pick('restore', [opts.target, 'write'], [opts.repo, 'repository']).restore(opts, onProgress, token);
+  }
+  forget(opts: ForgetOptions): Promise<ForgetResult> {
+    return this.pick('forget', [opts.repo, 'repository']).forget(opts);
+  }
+  prune(repo: string, onProgress?: ProgressListener, token?: CancellationLike): Promise<PruneResult> {
+    return this.pick('prune', [repo, 'repository']).prune(repo, onProgress, token);
+  }
+  label(repo: string, id: string, text: string): Promise<SnapshotSummary> {
+    return this.pick('label', [repo, 'repository']).label(repo, id, text);
+  }
+  pin(repo: string, id: string, pinned: boolean): Promise<SnapshotSummary> {
+    return this.pick('pin', [repo, 'repository']).pin(repo, id, pinned);
+  }
+  diff(repo: string, a: string, b: string, token?: CancellationLike): Promise<DiffResult> {
+    return this.pick('diff', [repo, 'repository']).diff(repo, a, b, token);
+  }
 }
