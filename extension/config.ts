@@ -20,6 +20,8 @@ export interface DevsnapConfig {
   compressionLevel: number;
   retention: Required<RetentionPolicy>;
   elevation: Elevation;
+  /** Minutes the elevated helper stays without a request before it exits. */
+  helperIdleMinutes: number;
 }
 
 export const SECTION = 'devsnap';
@@ -52,6 +54,7 @@ export function readConfig(): DevsnapConfig {
       keepMonthly: nonNegativeInt(c.get('retention.keepMonthly')),
     },
     elevation: (['auto', 'pkexec', 'sudo', 'none'] as const).includes(elevation as Elevation) ? (elevation as Elevation) : 'auto',
+    helperIdleMinutes: Math.max(1, nonNegativeInt(c.get('helper.idleMinutes', 10)) || 10),
   };
 }
 

@@ -1,21 +1,26 @@
 // devsnap's VS Code extension: the Snapshots view, the commands and the settings around the
 // imaging engine. activate() wires the pieces together and returns the API below, which the
 // in-host tests use (vscode.extensions.getExtension('devsnap.devsnap').exports).
+import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { SnapshotSummary } from '../imaging/protocol';
 import { registerCommands } from './commands';
 import type { CommandContext } from './commands/common';
 import { DevsnapConfig, readConfig, SECTION } from './config';
-import { CliEngine, Engine } from './engine';
+import { CliEngine, Engine, RoutingEngine } from './engine';
+import { chooseMethod } from './elevation';
+import { HelperEngine } from './helperClient';
 import { SnapshotTreeNode, SnapshotTreeProvider } from './snapshotTree';
 import * as ui from './ui';
 
 export interface DevsnapApi {
-  /** The engine the commands use (the CLI, run as the current user). */
+  /** The engine the commands use: the CLI as the current user, routed to the elevated helper for disks (see RoutingEngine). */
   readonly engine: Engine;
-  /** Replaces the engine (tests, the elevated helper); `undefined` restores the CLI engine. */
+  /** Replaces the engine (tests); `undefined` restores the default one. */
   setEngine(engine: Engine | undefined): void;
+  /** The elevated helper's engine of this window (undefined when devsnap.elevation is "none"). */
+  readonly helper: HelperEngine | undefined;
   readonly treeProvider: SnapshotTreeProvider;
   readonly treeView: vscode.TreeView<SnapshotTreeNode>;
   /** The settings as the commands see them now. */
@@ -35,8 +40,31 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
   const log = (line: string) => output.appendLine(`[${new Date().toLocaleTimeString()}] ${line}`);
   const cliPath = context.asAbsolutePath(path.join('dist', 'devsnap.js'));
   const cliEngine = new CliEngine({ cliPath, nodePath: process.execPath, log });
-  let engine: Engine = cliEngine;
-  const getEngine = () => engine;
+  // The elevated helper: one per window, started on first need (see extension/helperClient.ts).
+  let helper: HelperEngine | undefined;
+  let defaultEngine: Engine = cliEngine;
+  const setUpElevation = () => {
+    const cfg = readConfig();
+    const method = chooseMethod(cfg.elevation, { platform: process.platform, uid: process.getuid?.(), pkexecUsable: pkexecUsable() });
+    void helper?.dispose();
+    helper = method ? new HelperEngine({
+      cliPath,
+      nodePath: process.execPath,
+      method,
+      idleTimeoutSeconds: cfg.helperIdleMinutes * 60,
+      log,
+      askPassword: (prompt) => Promise.resolve(vscode.window.showInputBox({ title: 'devsnap needs administrator rights', prompt, password: true, ignoreFocusOut: true })),
+      onCrash: (err, failedRequests) => {
+        // A failed request reports the error itself; a helper that died between requests is reported here.
+        if (!failedRequests) void ui.warn(`${err.message} ${err.hint ?? ''} The next disk operation starts a new one.`);
+      },
+    }) : undefined;
+    defaultEngine = helper ? new RoutingEngine(cliEngine, helper, undefined, log) : cliEngine;
+    log(method ? `Elevation: ${method} (the helper starts on the first disk operation)` : 'Elevation: none (the engine runs as the current user)');
+  };
+  setUpElevation();
+  let engine: Engine | undefined;
+  const getEngine = () => engine ?? defaultEngine;
 
   const treeProvider = new SnapshotTreeProvider(getEngine, readConfig, log);
   const treeView = vscode.window.createTreeView('devsnap.snapshots', { treeDataProvider: treeProvider, showCollapseAll: true, canSelectMany: true });
@@ -54,23 +82,25 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
       if (!e.affectsConfiguration(SECTION)) return;
       const cfg = readConfig();
       log(`Settings changed: repository=${cfg.repository ?? '(none)'}, compression=${cfg.compressionLevel}, elevation=${cfg.elevation}`);
-      if (e.affectsConfiguration(`${SECTION}.elevation`) && cfg.elevation !== 'none') {
-        log('Note: elevation is not available yet; the engine runs as the current user.');
-      }
+      if (e.affectsConfiguration(`${SECTION}.elevation`) || e.affectsConfiguration(`${SECTION}.helper`)) setUpElevation();
       if (e.affectsConfiguration(`${SECTION}.repository`)) void treeProvider.refresh();
     }),
   );
 
+  context.subscriptions.push({ dispose: () => void helper?.dispose() });
   log(`devsnap activated (engine ${cliPath}, node ${process.execPath})`);
   void treeProvider.refresh();
 
   return {
     get engine() {
-      return engine;
+      return getEngine();
     },
     setEngine(e: Engine | undefined) {
-      engine = e ?? cliEngine;
+      engine = e;
       void treeProvider.refresh();
+    },
+    get helper() {
+      return helper;
     },
     treeProvider,
     treeView,
@@ -87,3 +117,9 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
 }
 
 export function deactivate(): void {}
+
+/** pkexec is installed and there is a graphical session for polkit's dialog. */
+function pkexecUsable(): boolean {
+  if (process.platform !== 'linux' || !(process.env.DISPLAY || process.env.WAYLAND_DISPLAY)) return false;
+  return (process.env.PATH ?? '').split(path.delimiter).some((d) => d && fs.existsSync(path.join(d, 'pkexec')));
+}

@@ -119,8 +119,11 @@ export class HelperClient {
   private byeReason: string | null = null;
   /** The helper's process id (from its hello). */
   helperPid: number | undefined;
-  /** Called once when the channel closes: `crash` is an error when it was not a normal exit. */
-  onClose: ((crash: EngineError | null) => void) | undefined;
+  /**
+   * Called once when the channel closes: `crash` is an error when it was not a normal exit;
+   * `failedRequests` tells how many running requests were rejected with it (and so reported).
+   */
+  onClose: ((crash: EngineError | null, failedRequests: number) => void) | undefined;
 
   private constructor(private readonly opts: HelperClientOptions) {}
 
@@ -299,10 +302,11 @@ export class HelperClient {
       crash = new EngineError('INTERNAL', `The devsnap helper stopped unexpectedly (${status}).`, said ? `Its last messages: ${said}` : 'It printed nothing; see the devsnap output channel.');
       this.log(`${crash.message} ${crash.hint ?? ''}`);
     }
+    const failed = this.pending.size;
     for (const p of this.pending.values()) p.reject(crash ?? new EngineError('INTERNAL', 'The devsnap helper stopped.', this.byeReason ?? undefined));
     this.pending.clear();
     this.cleanup();
-    this.onClose?.(normal ? null : crash);
+    this.onClose?.(normal ? null : crash, failed);
   }
 
   /** Sends one request; resolves with its result, rejects with an EngineError. */
@@ -387,8 +391,11 @@ export class HelperClient {
 }
 
 export interface HelperEngineOptions extends HelperClientOptions {
-  /** Told when a helper died on its own (not idle, not asked to stop), with its last messages. */
-  onCrash?: (err: EngineError) => void;
+  /**
+   * Told when a helper died on its own (not idle, not asked to stop), with its last messages;
+   * `failedRequests` > 0 when running requests were rejected with that error (their callers report it).
+   */
+  onCrash?: (err: EngineError, failedRequests: number) => void;
 }
 
 /** The `Engine` backed by the elevated helper. */
@@ -412,9 +419,9 @@ export class HelperEngine implements Engine {
         (c) => {
           this.client = c;
           this.starting = null;
-          c.onClose = (crash) => {
+          c.onClose = (crash, failed) => {
             if (this.client === c) this.client = null;
-            if (crash) this.opts.onCrash?.(crash);
+            if (crash) this.opts.onCrash?.(crash, failed);
           };
           return c;
         },

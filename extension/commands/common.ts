@@ -118,7 +118,7 @@ export function withEngineProgress<T>(
 }
 
 /** Checks that a source or target path exists and can be opened; throws an error naming it. */
-export async function checkAccessible(p: string, what: string, write: boolean, settingHint?: string): Promise<void> {
+export async function checkAccessible(p: string, what: string, write: boolean, settingHint?: string, elevated = false): Promise<void> {
   try {
     const st = await fs.promises.stat(p);
     if (st.isDirectory()) throw new EngineError(what.includes('image') ? 'BAD_SOURCE' : 'BAD_TARGET', `${capitalize(what)} ${p} is a folder, not a disk or disk image.`, settingHint);
@@ -131,8 +131,9 @@ export async function checkAccessible(p: string, what: string, write: boolean, s
       throw new EngineError('NOT_FOUND', `${capitalize(what)} ${p} does not exist.`, settingHint ?? 'Check the path and try again.');
     }
     if (code === 'EACCES' || code === 'EPERM') {
+      if (elevated) return; // the elevated helper will access it (and check it on its side)
       throw new EngineError('PERMISSION', `No permission to ${write ? 'write to' : 'read'} ${what} ${p}.`, p.startsWith('/dev/')
-        ? 'Reading and writing disk devices needs root rights: until devsnap can elevate, give your user access to the device (e.g. the "disk" group) or use a disk image file.'
+        ? 'Reading and writing disk devices needs root rights: set devsnap.elevation to "auto" (or pkexec / sudo), give your user access to the device (e.g. the "disk" group), or use a disk image file.'
         : 'Check the file\'s permissions.');
     }
     throw new EngineError('INTERNAL', `Cannot access ${what} ${p}: ${(err as Error).message}`);

@@ -60,7 +60,7 @@ export async function restoreSnapshot(ctx: CommandContext, arg?: SnapshotRef | R
     if (newFile) {
       if (!fs.existsSync(path.dirname(target))) throw new EngineError('NOT_FOUND', `The folder ${path.dirname(target)} does not exist.`, 'Choose an existing folder for the new disk image.');
     } else {
-      await checkAccessible(target, target.startsWith('/dev/') ? (partition !== undefined ? 'partition' : 'disk') : 'disk image', !args.dryRun);
+      await checkAccessible(target, target.startsWith('/dev/') ? (partition !== undefined ? 'partition' : 'disk') : 'disk image', !args.dryRun, undefined, ctx.config().elevation !== 'none');
     }
 
     if (args.confirm !== true && !args.dryRun) {

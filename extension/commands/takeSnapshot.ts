@@ -43,7 +43,7 @@ export async function takeSnapshot(ctx: CommandContext, args: TakeSnapshotArgs =
       fromSetting = cfg.diskImages.includes(source) || cfg.defaultSource === source;
     }
     const isDevice = source.startsWith('/dev/');
-    await checkAccessible(source, isDevice ? 'disk' : 'disk image', false, fromSetting ? 'Check the devsnap.diskImages and devsnap.defaultSource settings.' : undefined);
+    await checkAccessible(source, isDevice ? 'disk' : 'disk image', false, fromSetting ? 'Check the devsnap.diskImages and devsnap.defaultSource settings.' : undefined, cfg.elevation !== 'none');
 
     let label = args.label;
     if (label === undefined) {
