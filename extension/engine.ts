@@ -15,6 +15,10 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { DiskInfo, ErrorCode, ErrorInfo, ProgressEvent, SnapshotSummary } from '../imaging/protocol';
+import type { DiffPage, DirectorySummary } from '../imaging/file-diff';
+import type { RestoreFilesResult } from '../imaging/file-restore';
+import type { Inventory, InventoryDiff } from '../imaging/inventory';
+import type { ImageStat } from '../imaging/image-fs/types';
 
 /** What we need of vscode.CancellationToken (which satisfies it). */
 export interface CancellationLike {
@@ -93,6 +97,63 @@ export interface Engine {
   label(repo: string, id: string, text: string): Promise<SnapshotSummary>;
   pin(repo: string, id: string, pinned: boolean): Promise<SnapshotSummary>;
   diff(repo: string, a: string, b: string, token?: CancellationLike): Promise<DiffResult>;
+}
+
+export interface ChangesOptions {
+  repo: string;
+  a: string;
+  b: string;
+  /** The partition to compare (default: the root, the largest ext partition). */
+  partition?: number;
+  /** Only this directory (or file). */
+  path?: string;
+  offset?: number;
+  limit?: number;
+}
+/** `devsnap changes A B --json`: the inventory diff, one page of file changes, per-directory totals. */
+export interface ChangesResult {
+  a: string;
+  b: string;
+  partition: number;
+  inventory: InventoryDiff;
+  files: DiffPage;
+  directories: DirectorySummary[];
+}
+export interface ListDirResult {
+  partition: number;
+  fs: string;
+  path: string;
+  /** Like ImageStat, xattr values base64. */
+  entries: (Omit<ImageStat, 'xattrs'> & { xattrs: Record<string, string> })[];
+}
+export interface RestoreFilesOptions {
+  repo: string;
+  id: string;
+  paths: string[];
+  /** Destination folder; '/' (or inPlace) puts each path back at its full path below it. */
+  to: string;
+  inPlace?: boolean;
+  partition?: number;
+  dryRun?: boolean;
+}
+
+/**
+ * Looking inside snapshots and restoring files from them (the CLI's inventory, changes, ls, cat and
+ * restore-files). Separate from Engine: only engines that can read a repository's chunks as the
+ * current user implement it (CliEngine, and RoutingEngine through its user engine).
+ */
+export interface SnapshotFilesEngine {
+  inventory(repo: string, id: string, partition?: number, token?: CancellationLike): Promise<Inventory>;
+  changes(opts: ChangesOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<ChangesResult>;
+  listDir(repo: string, id: string, dir: string, partition?: number, token?: CancellationLike): Promise<ListDirResult>;
+  /** A file's content; rejects with BAD_SOURCE past `maxBytes` (default 64 MiB). */
+  readFile(repo: string, id: string, file: string, opts?: { partition?: number; maxBytes?: number }, token?: CancellationLike): Promise<Buffer>;
+  restoreFiles(opts: RestoreFilesOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<RestoreFilesResult>;
+}
+
+export function hasSnapshotFiles(e: unknown): e is SnapshotFilesEngine {
+  const o = e as Partial<SnapshotFilesEngine> | null;
+  return !!o && typeof o.changes === 'function' && typeof o.readFile === 'function' && typeof o.restoreFiles === 'function';
 }
 
 /** An engine failure meant for the user (the engine's ErrorInfo), plus the exit code. */
@@ -245,7 +306,7 @@ interface RunOptions {
 }
 
 /** Runs the engine's CLI as a child process, as the current user. */
-export class CliEngine implements Engine {
+export class CliEngine implements Engine, SnapshotFilesEngine {
   constructor(private readonly opts: CliEngineOptions) {}
 
   private log(line: string): void {
@@ -396,7 +457,71 @@ export class CliEngine implements Engine {
   diff(repo: string, a: string, b: string, token?: CancellationLike): Promise<DiffResult> {
     return this.run<DiffResult>(['diff', a, b, '--repo', repo], { token });
   }
+
+  inventory(repo: string, id: string, partition?: number, token?: CancellationLike): Promise<Inventory> {
+    return this.run<Inventory>(['inventory', id, '--repo', repo, ...partArgs(partition)], { token });
+  }
+
+  changes(opts: ChangesOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<ChangesResult> {
+    const args = ['changes', opts.a, opts.b, '--repo', opts.repo, ...partArgs(opts.partition)];
+    if (opts.path) args.push('--path', opts.path);
+    if (opts.offset !== undefined) args.push('--offset', String(opts.offset));
+    if (opts.limit !== undefined) args.push('--limit', String(opts.limit));
+    return this.run<ChangesResult>(args, { progress: onProgress ?? noop, token });
+  }
+
+  listDir(repo: string, id: string, dir: string, partition?: number, token?: CancellationLike): Promise<ListDirResult> {
+    return this.run<ListDirResult>(['ls', id, dir, '--repo', repo, ...partArgs(partition)], { token });
+  }
+
+  readFile(repo: string, id: string, file: string, opts: { partition?: number; maxBytes?: number } = {}, token?: CancellationLike): Promise<Buffer> {
+    const max = opts.maxBytes ?? 64 << 20;
+    const args = ['cat', id, file, '--repo', repo, ...partArgs(opts.partition), '--json'];
+    const node = this.opts.nodePath ?? process.execPath;
+    this.log(`$ devsnap ${args.map(quoteArg).join(' ')}`);
+    return new Promise<Buffer>((resolve, reject) => {
+      const child = spawn(node, [this.opts.cliPath, ...args], { env: { ...process.env, ...this.opts.env, ELECTRON_RUN_AS_NODE: '1' }, stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let tooLarge = false;
+      const tail: string[] = [];
+      child.stdout.on('data', (d: Buffer) => {
+        size += d.length;
+        if (size > max) {
+          if (!tooLarge) child.kill('SIGTERM');
+          tooLarge = true;
+          return;
+        }
+        chunks.push(d);
+      });
+      child.stderr.setEncoding('utf8');
+      child.stderr.on('data', (d: string) => tail.push(...d.split('\n').filter(Boolean)));
+      const sub = token?.onCancellationRequested(() => child.kill('SIGINT'));
+      child.on('error', (err) => reject(new EngineError('INTERNAL', `Could not start the devsnap engine: ${err.message}`)));
+      child.on('close', (code) => {
+        sub?.dispose();
+        if (tooLarge) return reject(new EngineError('BAD_SOURCE', `${file} is larger than ${Math.round(max / (1 << 20))} MiB.`));
+        const out = Buffer.concat(chunks);
+        if (code === 0) return resolve(out);
+        try {
+          interpretResult(out.toString('utf8'), code, tail.slice(-20));
+          reject(new EngineError('INTERNAL', `Reading ${file} failed (exit ${code}).`));
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+  }
+
+  restoreFiles(opts: RestoreFilesOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<RestoreFilesResult> {
+    const args = ['restore-files', opts.id, ...opts.paths, '--to', opts.to, '--repo', opts.repo, ...partArgs(opts.partition)];
+    if (opts.inPlace) args.push('--in-place');
+    if (opts.dryRun) args.push('--dry-run');
+    return this.run<RestoreFilesResult>(args, { progress: onProgress ?? noop, token });
+  }
 }
+
+const partArgs = (p: number | undefined) => (p !== undefined ? ['--partition', String(p)] : []);
 
 function noop(): void {}
 
@@ -444,7 +569,7 @@ export function needsElevation(p: string, mode: 'read' | 'write' | 'repository')
  * restoring a disk does (once per window: the helper stays for the next request). The disk list
  * comes from the CLI (lsblk and the partition tables the user can read need no root).
  */
-export class RoutingEngine implements Engine {
+export class RoutingEngine implements Engine, SnapshotFilesEngine {
   constructor(private readonly user: Engine, private readonly elevated: Engine, private readonly probe: ElevationProbe = needsElevation, private readonly log?: (line: string) => void) {}
 
   private pick(what: string, ...checks: [string, 'read' | 'write' | 'repository'][]): Engine {
@@ -485,5 +610,25 @@ export class RoutingEngine implements Engine {
   }
   diff(repo: string, a: string, b: string, token?: CancellationLike): Promise<DiffResult> {
     return this.pick('diff', [repo, 'repository']).diff(repo, a, b, token);
+  }
+  // Looking inside snapshots and restoring files: as the current user (the helper does not serve these yet).
+  private files(): SnapshotFilesEngine {
+    if (!hasSnapshotFiles(this.user)) throw new EngineError('INTERNAL', 'This engine cannot look inside snapshots.');
+    return this.user;
+  }
+  inventory(repo: string, id: string, partition?: number, token?: CancellationLike): Promise<Inventory> {
+    return this.files().inventory(repo, id, partition, token);
+  }
+  changes(opts: ChangesOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<ChangesResult> {
+    return this.files().changes(opts, onProgress, token);
+  }
+  listDir(repo: string, id: string, dir: string, partition?: number, token?: CancellationLike): Promise<ListDirResult> {
+    return this.files().listDir(repo, id, dir, partition, token);
+  }
+  readFile(repo: string, id: string, file: string, opts?: { partition?: number; maxBytes?: number }, token?: CancellationLike): Promise<Buffer> {
+    return this.files().readFile(repo, id, file, opts, token);
+  }
+  restoreFiles(opts: RestoreFilesOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<RestoreFilesResult> {
+    return this.files().restoreFiles(opts, onProgress, token);
   }
 }

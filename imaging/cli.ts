@@ -9,6 +9,7 @@ import { breakLocks } from './repo/lock';
 import { exportSnapshot, importSnapshot } from './export';
 import * as ops from './operations';
 import { runHelperCommand } from './helper/server';
+import { registerFileCommands } from './cli-files';
 import { chooseProgressMode, ProgressPrinter } from './cli-output';
 import { formatBytes, formatDuration } from './format';
 import type { ProgressEvent, RepoRequest } from './protocol';
@@ -323,6 +324,9 @@ program
     const removed = await breakLocks(repoDir(g), !!o.all);
     report(g, { removed }, () => `Removed ${removed} lock(s).`);
   });
+
+// Looking inside snapshots: ls, cat, inventory, changes, restore-files (imaging/cli-files.ts).
+registerFileCommands(program, { withRepo, report, globals, progressSink, log, signal: abort.signal });
 
 // The elevated helper (imaging/helper/README.md): started by the extension, as root, never by hand.
 program
