@@ -159,14 +159,15 @@ export class HelperClient {
     const secret = newSecret();
     const secretFile = path.join(this.dir, 'secret');
     fs.writeFileSync(secretFile, secret + '\n', { mode: 0o600, flag: 'wx' });
-    this.socketPath = path.join(this.dir, 'helper.sock');
+    // Windows: a named pipe (not exercised end to end yet, see imaging/helper/README.md).
+    this.socketPath = process.platform === 'win32' ? `\\\\.\\pipe\\devsnap-helper-${path.basename(this.dir).replace(/[^\w-]/g, '')}` : path.join(this.dir, 'helper.sock');
     const server = net.createServer();
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.socketPath, () => resolve());
     });
-    fs.chmodSync(this.socketPath, 0o600);
+    if (process.platform !== 'win32') fs.chmodSync(this.socketPath, 0o600);
 
     let askpass: string | undefined;
     if (this.opts.method === 'sudo') askpass = await this.startAskpass();
@@ -177,7 +178,7 @@ export class HelperClient {
 
     const connected = acceptAuthenticatedPeer(server, secret, (m) => this.log(m)).then(({ sock, pid }) => {
       this.helperPid = pid;
-      fs.rmSync(this.socketPath, { force: true }); // nobody else may connect now
+      if (process.platform !== 'win32') fs.rmSync(this.socketPath, { force: true }); // nobody else may connect now
       return sock;
     });
     const child = spawn(cmd.command, cmd.args, { env: { ...process.env, ...cmd.env }, stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });

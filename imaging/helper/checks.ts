@@ -12,6 +12,8 @@ export class HelperRefusal extends DevsnapError {}
 const refuse = (code: 'USAGE' | 'PERMISSION' | 'BAD_SOURCE' | 'BAD_TARGET', message: string, hint?: string) => new HelperRefusal(code, message, hint);
 
 const FORBIDDEN_TREES = ['/proc', '/sys'];
+/** Owners and mode bits mean nothing on Windows (ACLs do): those checks are POSIX only (README.md, limitations). */
+const POSIX = process.platform !== 'win32';
 const inTree = (p: string, root: string) => p === root || p.startsWith(root + '/');
 
 function lstatOrNull(p: string): fs.Stats | null {
@@ -26,6 +28,7 @@ function lstatOrNull(p: string): fs.Stats | null {
 export function checkPrivateDir(dir: string, uid: number, what: string): fs.Stats {
   const st = lstatOrNull(dir);
   if (!st || !st.isDirectory()) throw refuse('PERMISSION', `Refused: the ${what} folder ${dir} is not a directory (or is a symbolic link).`);
+  if (!POSIX) return st;
   if (st.uid !== uid) throw refuse('PERMISSION', `Refused: the ${what} folder ${dir} belongs to uid ${st.uid}, not to the requesting user (uid ${uid}).`);
   if (st.mode & 0o077) throw refuse('PERMISSION', `Refused: the ${what} folder ${dir} can be entered by other users (mode ${(st.mode & 0o777).toString(8)}); it must be 0700.`);
   return st;
@@ -41,11 +44,11 @@ export function readSecretFile(file: string, uid: number): { secret: string; gid
   checkPrivateDir(path.dirname(file), uid, 'secret file');
   const st = lstatOrNull(file);
   if (!st || !st.isFile()) throw refuse('PERMISSION', `Refused: the secret file ${file} is missing, not a regular file, or a symbolic link.`);
-  if (st.uid !== uid) throw refuse('PERMISSION', `Refused: the secret file ${file} belongs to uid ${st.uid}, not to the requesting user (uid ${uid}).`);
-  if (st.mode & 0o177) throw refuse('PERMISSION', `Refused: the secret file ${file} has mode ${(st.mode & 0o777).toString(8)}; it must be readable by its owner only (0600).`);
+  if (POSIX && st.uid !== uid) throw refuse('PERMISSION', `Refused: the secret file ${file} belongs to uid ${st.uid}, not to the requesting user (uid ${uid}).`);
+  if (POSIX && st.mode & 0o177) throw refuse('PERMISSION', `Refused: the secret file ${file} has mode ${(st.mode & 0o777).toString(8)}; it must be readable by its owner only (0600).`);
   if (st.nlink !== 1) throw refuse('PERMISSION', `Refused: the secret file ${file} has other hard links.`);
   let secret: string;
-  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW ?? 0));
   try {
     const fst = fs.fstatSync(fd);
     if (fst.ino !== st.ino || fst.dev !== st.dev) throw refuse('PERMISSION', `Refused: the secret file ${file} was replaced while being read.`);
@@ -66,6 +69,11 @@ export function readSecretFile(file: string, uid: number): { secret: string; gid
  * knows the secret.
  */
 export function checkSocketPath(socket: string, uid: number): void {
+  if (!POSIX) {
+    // A named pipe (\\.\pipe\...): only its name can be checked here.
+    if (!/^\\\\[.?]\\pipe\\devsnap-helper-[\w-]+$/.test(socket)) throw refuse('USAGE', `Refused: ${socket} is not a devsnap helper pipe.`);
+    return;
+  }
   if (!path.isAbsolute(socket)) throw refuse('USAGE', `Refused: the socket path ${socket} is not absolute.`);
   checkPrivateDir(path.dirname(socket), uid, 'socket');
   const st = lstatOrNull(socket);
