@@ -1,14 +1,17 @@
-// devsnap.compareSnapshots and devsnap.openPanel. Until the compare panel (a later issue) lands,
-// Compare runs the engine's diff and reports a summary (details in the output channel), and
-// Open Panel focuses the Snapshots view.
-import * as vscode from 'vscode';
+// devsnap.compareSnapshots, devsnap.compareWithPrevious, devsnap.compareWith and devsnap.openPanel:
+// all open the compare & restore panel (extension/panel/comparePanel.ts), on the pair they name.
+//   compareSnapshots   { a, b } (older, newer) | { b } | item (= with previous) | nothing (the newest
+//                      snapshot and the one before it of the same disk)
+//   compareWithPrevious item | { id }
+//   compareWith        item | { id }: asks which snapshot to compare it with
+//   openPanel          reveals the panel (a new one shows the newest pair)
 import type { SnapshotSummary } from '../../imaging/protocol';
-import type { DiffResult } from '../engine';
-import { formatBytes } from '../format';
+import { ComparePanel } from '../panel/comparePanel';
 import { compareNewestFirst, previousSnapshot, snapshotName } from '../snapshotModel';
 import { SnapshotNode } from '../snapshotTree';
 import * as ui from '../ui';
-import { CommandContext, currentSnapshots, reportError, requireRepository, resolveSnapshot, SHOW_OUTPUT, snapshotPickItems } from './common';
+import type { SnapshotDocumentProvider } from '../virtualDocs';
+import { CommandContext, currentSnapshots, refId, reportError, requireRepository, resolveSnapshot, snapshotPickItems } from './common';
 
 export interface CompareArgs {
   /** The older snapshot. */
@@ -20,18 +23,28 @@ export interface CompareArgs {
 export interface CompareResult {
   a: SnapshotSummary;
   b: SnapshotSummary;
-  diff: DiffResult;
+  panel: ComparePanel;
 }
 
-/** A tree item compares with its previous snapshot; `{ a, b }` compares those; else asks. */
-export async function compareSnapshots(ctx: CommandContext, arg?: unknown): Promise<CompareResult | undefined> {
+/** The pair a new panel shows: the newest snapshot and the one before it (of the same disk if there is one). */
+export function defaultPair(all: readonly SnapshotSummary[]): { a: SnapshotSummary; b: SnapshotSummary } | undefined {
+  const sorted = [...all].sort(compareNewestFirst);
+  const b = sorted[0];
+  if (!b) return undefined;
+  const a = previousSnapshot(all, b) ?? sorted[1];
+  return a ? { a, b } : undefined;
+}
+
+const older = (x: SnapshotSummary, y: SnapshotSummary) => ([x, y].sort(compareNewestFirst).reverse() as [SnapshotSummary, SnapshotSummary]);
+
+export async function compareSnapshots(ctx: CommandContext, docs: SnapshotDocumentProvider, arg?: unknown): Promise<CompareResult | undefined> {
   try {
     const repo = await requireRepository(ctx, true);
     if (!repo) return undefined;
+    const all = await currentSnapshots(ctx);
+    const args = arg && typeof arg === 'object' && !(arg instanceof SnapshotNode) ? (arg as CompareArgs) : {};
     let a: SnapshotSummary | undefined;
     let b: SnapshotSummary | undefined;
-    const args = arg && typeof arg === 'object' && !(arg instanceof SnapshotNode) ? (arg as CompareArgs) : {};
-    const all = await currentSnapshots(ctx);
     if (arg instanceof SnapshotNode || typeof arg === 'string' || (args.b && !args.a)) {
       b = await resolveSnapshot(ctx, arg instanceof SnapshotNode || typeof arg === 'string' ? arg : args.b, '', repo);
       if (!b) return undefined;
@@ -44,47 +57,55 @@ export async function compareSnapshots(ctx: CommandContext, arg?: unknown): Prom
       a = await resolveSnapshot(ctx, args.a, '', repo);
       b = await resolveSnapshot(ctx, args.b, '', repo);
     } else {
-      if (all.length < 2) {
+      const pair = defaultPair(all);
+      if (!pair) {
         void ui.info('Comparing needs at least two snapshots.');
         return undefined;
       }
-      const first = await ui.pick(snapshotPickItems(all), { title: 'devsnap: Compare Snapshots (1/2)', placeHolder: 'Compare which snapshot…' });
-      if (!first?.snapshot) return undefined;
-      const prev = previousSnapshot(all, first.snapshot);
-      const others = snapshotPickItems(all.filter((s) => s.id !== first.snapshot!.id));
-      if (prev) others.sort((x, y) => Number(y.snapshot?.id === prev.id) - Number(x.snapshot?.id === prev.id));
-      const second = await ui.pick(others, { title: 'devsnap: Compare Snapshots (2/2)', placeHolder: `…with which snapshot?${prev ? ' (the previous one of the same disk is first)' : ''}` });
-      if (!second?.snapshot) return undefined;
-      [a, b] = [first.snapshot, second.snapshot].sort(compareNewestFirst).reverse();
+      ({ a, b } = pair);
     }
     if (!a || !b) return undefined;
-    const older = a;
-    const newer = b;
-    const diff = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `devsnap: Comparing '${older.label}' with '${newer.label}'`, cancellable: true }, (_p, token) =>
-      ctx.engine().diff(repo, older.id, newer.id, token),
-    );
-    const parts = diff.partitions ?? [];
-    const changed = parts.filter((p) => p.changedBytes > 0);
-    const total = parts.reduce((n, p) => n + p.changedBytes, 0);
-    ctx.log(`Compare ${older.id} (${older.label}) → ${newer.id} (${newer.label}):`);
-    for (const p of parts) {
-      ctx.log(`  ${p.index === null ? 'outside partitions' : `partition ${p.index}`}: ${formatBytes(p.changedBytes)} changed in ${p.ranges.length} range(s)`);
-    }
-    const summary = total === 0
-      ? `No changes between ${snapshotName(older)} and ${snapshotName(newer)}.`
-      : `${formatBytes(total)} changed between ${snapshotName(older)} and ${snapshotName(newer)}, in ${changed.length} of ${parts.length} areas (${changed.map((p) => (p.index === null ? 'outside partitions' : `partition ${p.index}`)).join(', ')}).`;
-    void ui.info(summary, SHOW_OUTPUT).then((c) => {
-      if (c === SHOW_OUTPUT) ctx.output.show(true);
-    });
-    return { a: older, b: newer, diff };
+    const panel = ComparePanel.show(ctx, docs, { a: a.id, b: b.id });
+    return { a, b, panel };
   } catch (err) {
-    await reportError(ctx, err, 'Compare', 'Compare cancelled.');
+    await reportError(ctx, err, 'Compare');
     return undefined;
   }
 }
 
-export async function openPanel(ctx: CommandContext): Promise<void> {
-  await vscode.commands.executeCommand('devsnap.snapshots.focus');
-  void ui.info('The snapshots panel with its visual comparison is coming with the compare panel. Meanwhile, use the Snapshots view and "devsnap: Compare Snapshots…".');
-  void ctx;
+/** "Compare with…": the snapshot the item names, and one the user picks. */
+export async function compareWith(ctx: CommandContext, docs: SnapshotDocumentProvider, arg?: unknown): Promise<CompareResult | undefined> {
+  try {
+    const repo = await requireRepository(ctx, true);
+    if (!repo) return undefined;
+    const first = await resolveSnapshot(ctx, refId(arg) ?? arg, 'Compare which snapshot…', repo);
+    if (!first) return undefined;
+    const all = await currentSnapshots(ctx);
+    const prev = previousSnapshot(all, first);
+    const others = snapshotPickItems(all.filter((s) => s.id !== first.id));
+    if (!others.length) {
+      void ui.info('Comparing needs at least two snapshots.');
+      return undefined;
+    }
+    if (prev) others.sort((x, y) => Number(y.snapshot?.id === prev.id) - Number(x.snapshot?.id === prev.id));
+    const second = await ui.pick(others, { title: `devsnap: Compare '${first.label}' with…`, placeHolder: `Which snapshot?${prev ? ' (the previous one of the same disk is first)' : ''}` });
+    if (!second?.snapshot) return undefined;
+    const [a, b] = older(first, second.snapshot);
+    return { a, b, panel: ComparePanel.show(ctx, docs, { a: a.id, b: b.id }) };
+  } catch (err) {
+    await reportError(ctx, err, 'Compare');
+    return undefined;
+  }
+}
+
+export async function openPanel(ctx: CommandContext, docs: SnapshotDocumentProvider): Promise<ComparePanel | undefined> {
+  try {
+    if (ComparePanel.current) return ComparePanel.show(ctx, docs);
+    const repo = ctx.config().repository;
+    const pair = repo ? defaultPair(await currentSnapshots(ctx).catch(() => [])) : undefined;
+    return ComparePanel.show(ctx, docs, pair ? { a: pair.a.id, b: pair.b.id } : undefined);
+  } catch (err) {
+    await reportError(ctx, err, 'Open Snapshots Panel');
+    return undefined;
+  }
 }

@@ -15,17 +15,20 @@
 //   devsnap.labelSnapshot     { id, label }                                  → SnapshotSummary
 //   devsnap.pinSnapshot       { id, pinned?: boolean } (toggles without pinned) → SnapshotSummary
 //   devsnap.unpinSnapshot     { id }                                         → SnapshotSummary
-//   devsnap.compareSnapshots  { a, b } (older, newer) | { b } | item (= with previous)
-//                                                                           → { a, b, diff }
-//   devsnap.compareWithPrevious  item | { id }  (the context-menu entry)     → { a, b, diff }
+//   devsnap.compareSnapshots  { a, b } (older, newer) | { b } | item (= with previous) | nothing
+//                             (the newest pair): opens the compare panel     → { a, b, panel }
+//   devsnap.compareWithPrevious  item | { id }  (the context-menu entry)     → { a, b, panel }
+//   devsnap.compareWith       item | { id }: asks for the other snapshot     → { a, b, panel }
 //   devsnap.applyRetention    { confirm: true }                              → { removed, kept, ... }
 //   devsnap.selectRepository  { path: string, target?: 'global' | 'workspace' } → the path
-//   devsnap.refresh, devsnap.openPanel, devsnap.showOutput                   (no arguments)
+//   devsnap.openPanel                                                        → the ComparePanel
+//   devsnap.refresh, devsnap.showOutput                                      (no arguments)
 //
 // An `id` may also be passed as a plain string, or as an unambiguous prefix of the id.
 import * as vscode from 'vscode';
 import type { CommandContext } from './common';
-import { compareSnapshots, openPanel } from './compare';
+import { registerPanel } from '../panel/comparePanel';
+import { compareSnapshots, compareWith, openPanel } from './compare';
 import { applyRetention, deleteSnapshot, labelSnapshot, pinSnapshot } from './manage';
 import { refresh, selectRepository } from './repository';
 import { restoreSnapshot } from './restore';
@@ -34,7 +37,9 @@ import { verifySnapshot } from './verify';
 
 export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
   const reg = (id: string, fn: (...args: any[]) => unknown) => vscode.commands.registerCommand(id, fn);
+  const { docs, disposables } = registerPanel(ctx);
   return [
+    ...disposables,
     reg('devsnap.takeSnapshot', (args?) => takeSnapshot(ctx, args && typeof args === 'object' ? args : {})),
     reg('devsnap.restoreSnapshot', (arg?) => restoreSnapshot(ctx, arg)),
     reg('devsnap.verifySnapshot', (arg?) => verifySnapshot(ctx, arg)),
@@ -42,10 +47,11 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     reg('devsnap.labelSnapshot', (arg?) => labelSnapshot(ctx, arg)),
     reg('devsnap.pinSnapshot', (arg?) => pinSnapshot(ctx, arg)),
     reg('devsnap.unpinSnapshot', (arg?) => pinSnapshot(ctx, arg, false)),
-    reg('devsnap.compareSnapshots', (arg?) => compareSnapshots(ctx, arg)),
-    reg('devsnap.compareWithPrevious', (arg?) => compareSnapshots(ctx, arg && typeof arg === 'object' && !('a' in arg) && 'id' in arg ? { b: arg.id } : arg)),
+    reg('devsnap.compareSnapshots', (arg?) => compareSnapshots(ctx, docs, arg)),
+    reg('devsnap.compareWithPrevious', (arg?) => compareSnapshots(ctx, docs, arg && typeof arg === 'object' && !('a' in arg) && 'id' in arg ? { b: arg.id } : arg)),
+    reg('devsnap.compareWith', (arg?) => compareWith(ctx, docs, arg)),
     reg('devsnap.applyRetention', (arg?) => applyRetention(ctx, arg)),
-    reg('devsnap.openPanel', () => openPanel(ctx)),
+    reg('devsnap.openPanel', () => openPanel(ctx, docs)),
     reg('devsnap.refresh', () => refresh(ctx)),
     reg('devsnap.selectRepository', (args?) => selectRepository(ctx, args && typeof args === 'object' ? args : {})),
     reg('devsnap.showOutput', () => ctx.output.show(true)),
