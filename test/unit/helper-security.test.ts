@@ -10,8 +10,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { PROTOCOL_VERSION } from '../../imaging/protocol';
-import { encodeFrame } from '../../imaging/helper/framing';
+import { HELPER_MAX_MESSAGE, PROTOCOL_VERSION } from '../../imaging/protocol';
+import { encodeFrame, FrameDecoder } from '../../imaging/helper/framing';
 import { validateRequest } from '../../imaging/helper/validate';
 import { cleanup, isRoot, sh, tmpDir, withLoop, withMount } from '../helpers/disks';
 import { CLI, ensureUser, launchHelper } from './helper-harness';
@@ -49,6 +49,28 @@ describe('helper validation (unit)', () => {
       assert.equal(r.ok, false, JSON.stringify(msg));
       if (!r.ok) assert.match(r.error.message, re);
     }
+  });
+});
+
+describe('helper framing (unit)', () => {
+  it('splits frames across and within chunks, skips oversized frames unread and reports bad JSON', () => {
+    const got: unknown[] = [];
+    const problems: string[] = [];
+    const d = new FrameDecoder((m) => got.push(m), (p) => problems.push(p.kind === 'oversized' ? `oversized ${p.length}` : 'malformed'), 64);
+    const a = encodeFrame({ a: 1 });
+    const b = encodeFrame({ b: 'two' });
+    const all = Buffer.concat([a, b]);
+    for (let i = 0; i < all.length; i++) d.push(all.subarray(i, i + 1)); // byte by byte
+    assert.deepEqual(got, [{ a: 1 }, { b: 'two' }]);
+    const big = Buffer.alloc(4 + 100, 0x41);
+    big.writeUInt32BE(100, 0);
+    const bad = Buffer.from([0, 0, 0, 3, 0x7b, 0x7b, 0x7d]);
+    const c = encodeFrame({ c: true });
+    d.push(Buffer.concat([big.subarray(0, 30)]));
+    d.push(Buffer.concat([big.subarray(30), bad, c]));
+    assert.deepEqual(problems, ['oversized 100', 'malformed']);
+    assert.deepEqual(got[2], { c: true });
+    assert.throws(() => encodeFrame('x'.repeat(HELPER_MAX_MESSAGE)), /exceeds/);
   });
 });
 
@@ -294,6 +316,3 @@ describe('helper security (real helper process)', { skip }, () => {
     }
   });
 });
-
-// Keep the import used when the suite is skipped.
-void encodeFrame;
