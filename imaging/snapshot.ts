@@ -71,6 +71,64 @@ export function usedRuns(used: UsedBlocks, cellStart: number, cellEnd: number): 
   return runs;
 }
 
+interface Cell {
+  area: PlannedArea;
+  off: number;
+  len: number;
+  buf: Buffer | null; // null: free space, nothing read
+  bytesRead: number;
+}
+
+/** Reads one chunk-sized cell: only its used blocks (runs closer than 64 KiB joined into one read); free gaps are zero. */
+async function readCell(fh: fs.promises.FileHandle, a: PlannedArea, off: number, len: number, source: string): Promise<Cell> {
+  const runs: [number, number][] = a.used ? usedRuns(a.used, off, off + len) : [[off, off + len]];
+  if (!runs.length) return { area: a, off, len, buf: null, bytesRead: 0 };
+  const buf = Buffer.allocUnsafe(len);
+  let bytesRead = 0;
+  let filled = off; // bytes of the cell before this position are set
+  for (let i = 0; i < runs.length; ) {
+    let j = i;
+    while (j + 1 < runs.length && runs[j + 1][0] - runs[j][1] < 64 * 1024) j++;
+    const [from, to] = [runs[i][0], runs[j][1]];
+    buf.fill(0, filled - off, from - off);
+    const { bytesRead: n } = await fh.read(buf, from - off, to - from, a.start + from);
+    if (n < to - from) throw new DevsnapError('BAD_SOURCE', `${source} ended early at byte ${a.start + from + n}.`, 'Was the drive removed? Check it and try again.');
+    for (let k = i; k < j; k++) buf.fill(0, runs[k][1] - off, runs[k + 1][0] - off);
+    for (let k = i; k <= j; k++) bytesRead += runs[k][1] - runs[k][0];
+    filled = to;
+    i = j + 1;
+  }
+  buf.fill(0, filled - off, len);
+  return { area: a, off, len, buf, bytesRead };
+}
+
+/**
+ * The cells of every area in disk order, with `ahead` reads in flight: the disk keeps reading while
+ * the previous chunks are hashed and compressed (a sequential await per chunk left it idle).
+ */
+async function* readCells(fh: fs.promises.FileHandle, areas: PlannedArea[], chunkSize: number, source: string, ahead = 8): AsyncGenerator<Cell> {
+  function* plan() {
+    for (const a of areas) for (let off = 0; off < a.size; off += chunkSize) yield { a, off, len: Math.min(chunkSize, a.size - off) };
+  }
+  const cells = plan();
+  const queue: Promise<Cell>[] = [];
+  const refill = () => {
+    while (queue.length < ahead) {
+      const n = cells.next();
+      if (n.done) return;
+      const p = readCell(fh, n.value.a, n.value.off, n.value.len, source);
+      p.catch(() => undefined); // awaited in order below; this only marks it handled meanwhile
+      queue.push(p);
+    }
+  };
+  refill();
+  while (queue.length) {
+    const cell = await queue.shift()!;
+    refill();
+    yield cell;
+  }
+}
+
 function planAreas(table: PartitionTable, diskSize: number, fsOf: Map<number, UsedBlocks | null>): PlannedArea[] {
   const areas: PlannedArea[] = [];
   let pos = 0;
@@ -167,61 +225,48 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
     const zeros = Buffer.alloc(chunkSize);
     const resultAreas: Area[] = [];
 
-    for (const a of areas) {
-      const extents: Extent[] = [];
-      meter.setMessage(a.kind === 'partition' ? `partition ${a.partition}${a.used ? ` (${a.used.fs})` : ''}` : 'partition table and boot areas');
-      for (let off = 0; off < a.size; off += chunkSize) {
-        if (opts.signal?.aborted) throw new DevsnapError('CANCELLED', 'Snapshot cancelled; the repository is unchanged.');
-        if (failure) throw failure;
-        const len = Math.min(chunkSize, a.size - off);
-        const buf = Buffer.alloc(len);
-        if (a.used) {
-          // Read only the used blocks (joining runs separated by small gaps into one read); free gaps stay zero.
-          const runs = usedRuns(a.used, off, off + len);
-          if (!runs.length) {
-            pushExtent(extents, off, len, FREE);
-            continue;
-          }
-          for (let i = 0; i < runs.length; ) {
-            let j = i;
-            while (j + 1 < runs.length && runs[j + 1][0] - runs[j][1] < 64 * 1024) j++;
-            const [from, to] = [runs[i][0], runs[j][1]];
-            await fh.read(buf, from - off, to - from, a.start + from);
-            for (let k = i; k < j; k++) buf.fill(0, runs[k][1] - off, runs[k + 1][0] - off);
-            stats.bytesRead += to - from;
-            i = j + 1;
-          }
-          meter.add(runs.reduce((n, r) => n + r[1] - r[0], 0));
-        } else {
-          const { bytesRead } = await fh.read(buf, 0, len, a.start + off);
-          if (bytesRead < len) throw new DevsnapError('BAD_SOURCE', `${opts.source} ended early at byte ${a.start + off + bytesRead} (expected ${info.size} bytes).`, 'Was the drive removed? Check it and try again.');
-          stats.bytesRead += len;
-          meter.add(len);
-        }
-        if (buf.equals(zeros.subarray(0, len))) {
-          pushExtent(extents, off, len, ZERO);
-          continue;
-        }
-        stats.bytesUsed += len;
-        const id = repo.cipher.chunkId(buf);
-        pushExtent(extents, off, len, id);
-        if (writer.has(id)) {
-          stats.chunksReused++;
-          continue;
-        }
-        writer.reserve(id);
-        stats.chunksNew++;
-        const job: Promise<void> = pool
-          .compress(buf, level, { take: true }) // buf is not used after this
-          .then((frame) => writer.add(id, frame, len))
-          .catch((err) => {
-            failure ??= toDevsnapError(err, repoSubject);
-          })
-          .finally(() => inFlight.delete(job));
-        inFlight.add(job);
-        if (inFlight.size >= maxInFlight) await Promise.race(inFlight);
+    const extentsOf = new Map<PlannedArea, Extent[]>(areas.map((a) => [a, []]));
+    let currentArea: PlannedArea | null = null;
+    for await (const cell of readCells(fh, areas, chunkSize, opts.source)) {
+      if (opts.signal?.aborted) throw new DevsnapError('CANCELLED', 'Snapshot cancelled; the repository is unchanged.');
+      if (failure) throw failure;
+      const { area: a, off, len, buf } = cell;
+      if (a !== currentArea) {
+        currentArea = a;
+        meter.setMessage(a.kind === 'partition' ? `partition ${a.partition}${a.used ? ` (${a.used.fs})` : ''}` : 'partition table and boot areas');
       }
-      resultAreas.push({ kind: a.kind, ...(a.partition !== undefined ? { partition: a.partition } : {}), start: a.start, size: a.size, mode: a.kind === 'raw' ? 'raw' : a.used ? 'used-blocks' : 'full', extents });
+      const extents = extentsOf.get(a)!;
+      stats.bytesRead += cell.bytesRead;
+      meter.add(cell.bytesRead);
+      if (!buf) {
+        pushExtent(extents, off, len, FREE);
+        continue;
+      }
+      if (buf.equals(zeros.subarray(0, len))) {
+        pushExtent(extents, off, len, ZERO);
+        continue;
+      }
+      stats.bytesUsed += len;
+      const id = repo.cipher.chunkId(buf);
+      pushExtent(extents, off, len, id);
+      if (writer.has(id)) {
+        stats.chunksReused++;
+        continue;
+      }
+      writer.reserve(id);
+      stats.chunksNew++;
+      const job: Promise<void> = pool
+        .compress(buf, level, { take: true }) // buf is not used after this
+        .then((frame) => writer.add(id, frame, len))
+        .catch((err) => {
+          failure ??= toDevsnapError(err, repoSubject);
+        })
+        .finally(() => inFlight.delete(job));
+      inFlight.add(job);
+      if (inFlight.size >= maxInFlight) await Promise.race(inFlight);
+    }
+    for (const a of areas) {
+      resultAreas.push({ kind: a.kind, ...(a.partition !== undefined ? { partition: a.partition } : {}), start: a.start, size: a.size, mode: a.kind === 'raw' ? 'raw' : a.used ? 'used-blocks' : 'full', extents: extentsOf.get(a)! });
     }
     await Promise.all(inFlight);
     if (failure) throw failure;
