@@ -90,10 +90,20 @@ describe('helper security (real helper process)', { skip }, () => {
       const r = await h.call('listSnapshots', { repo });
       assert.equal(r.type, 'result', JSON.stringify(r));
       assert.deepEqual(r.result.snapshots, []);
+      const check = await h.call('check', { repo });
+      assert.equal(check.result.ok, true, JSON.stringify(check));
+      const disks = await h.call('listDisks');
+      assert.ok(Array.isArray(disks.result.disks), JSON.stringify(disks));
+      const cancel = await h.call('cancel', { target: 'nothing-running' });
+      assert.deepEqual(cancel.result, { cancelled: false });
       assert.equal(fs.existsSync(h.secretFile), false, 'the secret file was not deleted');
       // Only the extension listens: no process can connect to the helper.
       const ss = spawnSync('ss', ['-xlpn'], { encoding: 'utf8' }).stdout;
       assert.ok(!ss.includes(`pid=${h.helper.pid},`), `the helper listens on a socket:\n${ss}`);
+      // shutdown: answered, then 'bye', then a clean exit.
+      assert.deepEqual((await h.call('shutdown')).result, { stopping: true });
+      assert.match((await h.next((m) => m.type === 'bye')).reason, /shut down/);
+      assert.equal((await h.exited).code, 0);
     } finally {
       await h.close();
     }
