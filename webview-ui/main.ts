@@ -489,6 +489,15 @@ rowsEl.addEventListener('click', (e) => {
   renderTree();
 });
 
+// A press on a row focuses that row: done at mousedown, before the tree takes focus (a focus
+// handler that re-rendered the rows would swallow the click).
+rowsEl.addEventListener('mousedown', (e) => {
+  const rowEl = (e.target as HTMLElement).closest<HTMLElement>('.row');
+  if (rowEl && rows[Number(rowEl.dataset.index)]) {
+    focusIndex = Number(rowEl.dataset.index);
+    state.focused = rows[focusIndex].node.path;
+  }
+});
 treeEl.addEventListener('focus', () => {
   if (focusIndex < 0 && rows.length) setFocus(0);
 });

@@ -1,0 +1,250 @@
+// UI end to end: the compare & restore panel. Setup: two snapshots of the demo disk taken with the
+// CLI, the second after a simulated upgrade of its ext4 root (debugfs on a copy of the partition:
+// OS 12 → 13, kernel, node, dpkg versions bumped / one package removed / one added, files added,
+// removed and modified). Then, in the workbench: open the panel from the command palette, see the
+// summary, filter the file tree, open a text diff, restore one file into a folder and find it on
+// disk. Screenshots in dark, light and high-contrast themes: .test-artifacts/host/panel-*.png.
+'use strict';
+const { execFileSync } = require('child_process');
+const fs = require('fs');
+const path = require('path');
+const { writeWorkspaceSettings } = require('../fixture');
+
+const ROOT = path.join(__dirname, '..', '..', '..');
+const CLI = path.join(ROOT, 'dist', 'devsnap.js');
+const BEFORE = 'before upgrade';
+const AFTER = 'after upgrade';
+
+function run(cmd, args, opts = {}) {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 26, ...opts });
+  } catch (e) {
+    throw new Error(`${cmd} ${args.join(' ')} failed: ${(e.stderr || e.message || '').toString().trim()}`);
+  }
+}
+
+/** Edits the last (ext4 root) partition of a disk image with debugfs, on a copy of the partition: no root needed. */
+function editRoot(disk, fn) {
+  const t = JSON.parse(run('sfdisk', ['-J', disk])).partitiontable;
+  const p = t.partitions[t.partitions.length - 1];
+  const offset = p.start * t.sectorsize;
+  const size = p.size * t.sectorsize;
+  const dir = fs.mkdtempSync(path.join(path.dirname(disk), 'edit-'));
+  const part = path.join(dir, 'root.img');
+  try {
+    run('dd', [`if=${disk}`, `of=${part}`, 'bs=1M', `skip=${offset}`, `count=${size}`, 'iflag=skip_bytes,count_bytes', 'status=none']);
+    const cmds = [];
+    const fsApi = {
+      cat: (f) => run('debugfs', ['-R', `cat ${f}`, part]),
+      write: (f, content) => {
+        const local = path.join(dir, `f${cmds.length}`);
+        fs.writeFileSync(local, content);
+        cmds.push(`rm ${f}`, `write ${local} ${f}`);
+      },
+      rm: (f) => cmds.push(`rm ${f}`),
+      mkdir: (d) => cmds.push(`mkdir ${d}`),
+    };
+    fn(fsApi);
+    fs.writeFileSync(path.join(dir, 'cmds'), cmds.join('\n') + '\n');
+    run('debugfs', ['-w', '-f', path.join(dir, 'cmds'), part]);
+    run('dd', [`if=${part}`, `of=${disk}`, 'bs=1M', `seek=${offset}`, 'oflag=seek_bytes', 'conv=notrunc', 'status=none']);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function snapshot(demo, label) {
+  const out = JSON.parse(run(process.execPath, [CLI, 'snapshot', demo.disk, '--repo', demo.repo, '--label', label, '--json']));
+  return out.snapshot;
+}
+
+/** Two snapshots: before and after a simulated upgrade of the demo disk's root. */
+function makeUpgradePair(demo) {
+  editRoot(demo.disk, (f) => {
+    f.mkdir('/boot');
+    f.write('/boot/vmlinuz-6.1.0-18-amd64', 'kernel 18');
+    f.mkdir('/usr/include');
+    f.mkdir('/usr/include/node');
+    f.write('/usr/include/node/node_version.h', '#define NODE_MAJOR_VERSION 20\n#define NODE_MINOR_VERSION 11\n#define NODE_PATCH_VERSION 1\n');
+  });
+  const before = snapshot(demo, BEFORE);
+  editRoot(demo.disk, (f) => {
+    let n = 0;
+    const paras = f.cat('/var/lib/dpkg/status').split('\n\n').filter((x) => x.trim())
+      .map((para) => (n++ % 4 === 0 ? para.replace(/^Version: (.*)-(\d+)$/m, (_m, v, r) => `Version: ${v}-${Number(r) + 1}`) : para));
+    paras.shift(); // one package removed
+    paras.push('Package: newtool\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0-1\nDescription: a new tool');
+    f.write('/var/lib/dpkg/status', paras.join('\n\n') + '\n');
+    f.write('/etc/os-release', 'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nNAME="Debian GNU/Linux"\nVERSION_ID="13"\nID=debian\n');
+    f.write('/etc/hostname', 'devbox-upgraded\n');
+    f.write('/boot/vmlinuz-6.1.0-20-amd64', 'kernel 20');
+    f.write('/usr/include/node/node_version.h', '#define NODE_MAJOR_VERSION 20\n#define NODE_MINOR_VERSION 12\n#define NODE_PATCH_VERSION 0\n');
+    f.rm('/etc/conf.d/service-3.conf');
+    f.write('/etc/conf.d/service-new.conf', 'enabled = true\n');
+    f.mkdir('/opt');
+    f.mkdir('/opt/newtool');
+    for (let i = 0; i < 25; i++) f.write(`/opt/newtool/plugin-${String(i).padStart(2, '0')}.conf`, `plugin ${i}\n`.repeat(i + 1));
+    f.mkdir('/opt/newtool/lib');
+    f.write('/opt/newtool/lib/libnewtool.so', Buffer.alloc(30000, 7));
+  });
+  const after = snapshot(demo, AFTER);
+  return { before, after };
+}
+
+/** The panel's webview document. */
+function panel(page) {
+  return page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+}
+
+async function setTheme(t, theme) {
+  writeWorkspaceSettings(t.demo.workspace, { 'workbench.colorTheme': theme });
+  // The workbench picks the settings file change up and re-themes the webview too.
+  await t.page.waitForFunction((want) => {
+    const b = document.querySelector('.monaco-workbench');
+    return !!b && (want === 'light' ? b.classList.contains('vs') : want === 'hc' ? b.classList.contains('hc-black') : b.classList.contains('vs-dark'));
+  }, /Light/.test(theme) ? 'light' : /High Contrast/.test(theme) ? 'hc' : 'dark', { timeout: 15000 });
+  await t.page.waitForTimeout(800);
+}
+
+let pair = null;
+let restoreDir = null;
+
+exports.tests = [
+  {
+    title: 'panel: two snapshots before and after a simulated upgrade (CLI)',
+    async run(t) {
+      pair = makeUpgradePair(t.demo);
+      t.log(`snapshots ${pair.before.id} → ${pair.after.id}`);
+      await t.ui.open(t.url);
+      await setTheme(t, 'Default Dark Modern');
+      await t.ui.openViewContainer('Snapshots');
+      await t.ui.treeRow(AFTER).waitFor({ timeout: 30000 });
+    },
+  },
+  {
+    title: 'panel: Compare Snapshots… from the command palette shows the upgrade summary',
+    async run(t) {
+      await t.ui.runCommand('devsnap: Compare Snapshots');
+      const w = panel(t.page);
+      await w.locator('#card-os', { hasText: 'Debian GNU/Linux 13 (trixie)' }).waitFor({ timeout: 60000 });
+      const os = await w.locator('#card-os').innerText();
+      if (!/Debian GNU\/Linux 12/.test(os) || !/6\.1\.0-18-amd64/.test(os) || !/6\.1\.0-20-amd64/.test(os)) throw new Error(`OS card: ${os}`);
+      const pk = (await w.locator('#card-packages').innerText()).replace(/\s+/g, ' ');
+      if (!/1 added/.test(pk) || !/1 removed/.test(pk) || !/\d+ upgraded/.test(pk)) throw new Error(`packages card: ${pk}`);
+      const tc = (await w.locator('#card-toolchains').innerText()).replace(/\s+/g, ' ');
+      if (!/node 20\.11\.1 20\.12\.0/.test(tc)) throw new Error(`toolchains card: ${tc}`);
+      // The file tree fills in: the new folder with its files.
+      await w.locator('.row', { hasText: 'newtool' }).first().waitFor({ timeout: 30000 });
+      await w.locator('#file-totals', { hasText: 'changes' }).waitFor();
+      await t.page.waitForTimeout(500);
+      await t.shot('panel-dark');
+    },
+  },
+  {
+    title: 'panel: the packages and partitions tabs',
+    async run(t) {
+      const w = panel(t.page);
+      await w.locator('#tab-packages').click();
+      await w.locator('#package-rows tr', { hasText: 'newtool' }).waitFor({ timeout: 10000 });
+      await w.locator('#package-filter').fill('kind:removed');
+      await t.page.waitForTimeout(400);
+      const n = await w.locator('#package-rows tr').count();
+      if (n !== 1) throw new Error(`expected 1 removed package row, got ${n}`);
+      await t.shot('panel-packages-dark');
+      await w.locator('#tab-partitions').click();
+      await w.locator('#partition-rows tr', { hasText: 'Partition 2' }).waitFor({ timeout: 30000 });
+      await w.locator('#tab-files').click();
+    },
+  },
+  {
+    title: 'panel: filtering the file tree',
+    async run(t) {
+      const w = panel(t.page);
+      await w.locator('#file-filter').fill('hostname');
+      await w.locator('#file-totals', { hasText: /^1 of \d+ changes/ }).waitFor({ timeout: 10000 });
+      const names = (await w.locator('.row .name').allInnerTexts()).map((s) => s.trim());
+      if (JSON.stringify(names) !== JSON.stringify(['etc/', 'hostname'])) throw new Error(`rows after filtering: ${JSON.stringify(names)}`);
+      // Kind toggles: only added entries.
+      await w.locator('#file-filter').fill('');
+      for (const k of ['removed', 'modified', 'metadata']) await w.locator(`.kind-${k}`).click();
+      await t.page.waitForTimeout(300);
+      const added = (await w.locator('.row:not(.context) .name').allInnerTexts()).map((s) => s.trim());
+      if (added.some((n) => n === 'hostname' || n === 'service-3.conf')) throw new Error(`"added" filter shows ${JSON.stringify(added)}`);
+      for (const k of ['removed', 'modified', 'metadata']) await w.locator(`.kind-${k}`).click();
+      // Keyboard: the tree takes focus, arrows move, and the filter comes back.
+      await w.locator('#file-filter').fill('hostname');
+      await w.locator('#file-totals', { hasText: /^1 of/ }).waitFor();
+      await t.shot('panel-filtered-dark');
+    },
+  },
+  {
+    title: 'panel: clicking a text file opens the diff editor of its two versions',
+    async run(t) {
+      const w = panel(t.page);
+      await w.locator('.row', { hasText: 'hostname' }).locator('.name').click();
+      const tab = t.page.locator('.tabs-container .tab', { hasText: 'hostname' }).first();
+      await tab.waitFor({ timeout: 30000 });
+      const diff = t.page.locator('.monaco-diff-editor').first();
+      await diff.waitFor({ timeout: 20000 });
+      await t.page.locator('.monaco-diff-editor .view-lines', { hasText: 'devbox-upgraded' }).first().waitFor({ timeout: 20000 });
+      await t.page.waitForTimeout(500);
+      await t.shot('panel-text-diff');
+    },
+  },
+  {
+    title: 'panel: restoring one file into a folder (dry run, then restore) puts it on disk',
+    async run(t) {
+      const { page } = t;
+      restoreDir = path.join(t.demo.dir, 'restored');
+      fs.mkdirSync(restoreDir, { recursive: true });
+      // Back to the panel: it is rebuilt from its saved state (filter, selection, section).
+      await page.locator('.tabs-container .tab', { hasText: 'Compare Snapshots' }).first().click();
+      const w = panel(page);
+      await w.locator('.row', { hasText: 'hostname' }).first().waitFor({ timeout: 30000 });
+      const filter = await w.locator('#file-filter').inputValue();
+      if (filter !== 'hostname') throw new Error(`the filter was not kept across hide/show: "${filter}"`);
+      await w.locator('.row', { hasText: 'hostname' }).locator('.check').click();
+      await w.locator('#selection-text', { hasText: '1 selected' }).waitFor();
+      await w.locator('#restore-from').selectOption('a');
+      await w.locator('#restore-folder').click();
+      // VS Code's own folder dialog (the simple one in the browser): type the folder, accept.
+      const input = page.locator('.quick-input-widget input');
+      await input.waitFor({ state: 'visible', timeout: 20000 });
+      await input.fill(restoreDir + '/');
+      await page.waitForTimeout(500);
+      await page.keyboard.press('Enter');
+      const ok = page.locator('.quick-input-widget .monaco-button', { hasText: 'Restore Here' }).first();
+      // Enter on a folder path accepts it; if the dialog is still open, its OK button does.
+      await page.waitForTimeout(800);
+      if (await page.locator('.quick-input-widget').isVisible().catch(() => false)) await ok.click({ timeout: 3000 }).catch(() => {});
+      await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 20000 });
+      await w.locator('#plan .plan-head', { hasText: 'Dry run' }).waitFor({ timeout: 30000 });
+      const planText = (await w.locator('#plan').innerText()).replace(/\s+/g, ' ');
+      if (!planText.includes(path.join(restoreDir, 'hostname')) || !/create 1/.test(planText)) throw new Error(`plan: ${planText}`);
+      if (fs.existsSync(path.join(restoreDir, 'hostname'))) throw new Error('the dry run wrote the file');
+      await t.shot('panel-restore-plan-dark');
+      await w.locator('#plan-confirm').click();
+      await w.locator('.restore-status.done', { hasText: 'Restored' }).waitFor({ timeout: 60000 });
+      const content = fs.readFileSync(path.join(restoreDir, 'hostname'), 'utf8');
+      if (content !== 'devbox\n') throw new Error(`restored hostname holds ${JSON.stringify(content)}`);
+      await t.shot('panel-restored-dark');
+    },
+  },
+  {
+    title: 'panel: light and high-contrast themes',
+    async run(t) {
+      const w = panel(t.page);
+      await w.locator('#file-filter').fill('');
+      await w.locator('#clear-selection').click().catch(() => {});
+      await setTheme(t, 'Default Light Modern');
+      await w.locator('.row', { hasText: 'newtool' }).first().waitFor({ timeout: 20000 });
+      await t.shot('panel-light');
+      await w.locator('#tab-restore').click();
+      await t.shot('panel-restore-tab-light');
+      await w.locator('#tab-files').click();
+      await setTheme(t, 'Default High Contrast');
+      await t.shot('panel-high-contrast');
+      await setTheme(t, 'Default Dark Modern');
+    },
+  },
+];
