@@ -1,55 +1,28 @@
 // FAT12/16/32 used-block reader: BPB, then every cluster whose FAT entry is non-zero.
 // Reference: Microsoft "FAT: General Overview of On-Disk Format" (fatgen103).
 
-import { BlockBitmap, cString } from './bitmap';
+import { BlockBitmap } from './bitmap';
+import { parseFatBootSector } from './fat-bootsector';
 import type { ByteReader, UsedBlocks } from './types';
 
 const FAT_CHUNK = 4 << 20; // bytes of FAT read at a time (FAT32 on big disks has FATs of 100+ MiB)
 
 export async function readFat(p: ByteReader): Promise<UsedBlocks | null> {
   if (p.size < 512) return null;
-  const bs = await p.read(0, 512);
-  const bps = bs.readUInt16LE(0x0b);
-  const spc = bs[0x0d];
-  const reserved = bs.readUInt16LE(0x0e);
-  const numFats = bs[0x10];
-  const rootEntries = bs.readUInt16LE(0x11);
-  const totalSectors = bs.readUInt16LE(0x13) || bs.readUInt32LE(0x20);
-  const fat16Sectors = bs.readUInt16LE(0x16);
-  const fatSectors = fat16Sectors || bs.readUInt32LE(0x24);
-  const sane =
-    (bs[0] === 0xeb || bs[0] === 0xe9) && [512, 1024, 2048, 4096].includes(bps) && spc > 0 && (spc & (spc - 1)) === 0 &&
-    reserved > 0 && numFats > 0 && numFats <= 4 && totalSectors > 0 && fatSectors > 0 && bs.readUInt16LE(510) === 0xaa55;
-  if (!sane) return null;
-
-  const clusterBytes = spc * bps;
-  const rootDirSectors = Math.ceil((rootEntries * 32) / bps);
-  const dataStart = (reserved + numFats * fatSectors + rootDirSectors) * bps;
-  const fsBytes = Math.min(totalSectors * bps, p.size);
-  if (dataStart >= fsBytes) return null;
-  const clusterCount = Math.floor((fsBytes - dataStart) / clusterBytes);
-  // Like Linux (and unlike fatgen103's count-only rule): a zero 16-bit FAT size means FAT32, whatever the
-  // cluster count (mkfs.vfat -F 32 makes such small FAT32s); otherwise the count picks FAT12 or FAT16.
-  const declaredClusters = Math.floor((totalSectors * bps - dataStart) / clusterBytes);
-  const bits = fat16Sectors === 0 ? 32 : declaredClusters < 4085 ? 12 : 16;
-  if (bits === 32 && rootEntries !== 0) return null;
-
-  const ext = bits === 32 ? 0x40 : 0x24; // extended BPB: drive number, 0x29 signature, serial, label
-  const hasExtBpb = bs[ext + 2] === 0x29;
-  const serial = hasExtBpb ? bs.readUInt32LE(ext + 3) : undefined;
-  const rawLabel = hasExtBpb ? cString(bs.subarray(ext + 7, ext + 18)) : undefined;
-  const label = rawLabel === 'NO NAME' ? undefined : rawLabel;
-  const uuid = serial === undefined ? undefined : `${hex4(serial >>> 16)}-${hex4(serial & 0xffff)}`;
+  const g = parseFatBootSector(await p.read(0, 512), p.size);
+  if (!g) return null;
+  const { bits, clusterBytes, dataStart, clusterCount, fatStart } = g;
+  // Stricter than the file reader (image-fs/fat-reader.ts), which has always opened these: a data area
+  // outside the partition leaves no clusters to map, and a FAT32 with a fixed root directory is malformed.
+  // A null here leaves the partition unrecognised rather than mapped from numbers that make no sense.
+  if (dataStart >= g.fsBytes) return null;
+  if (bits === 32 && g.rootEntries !== 0) return null;
 
   // One bit per gcd(cluster, data offset) so cluster boundaries fall on bit boundaries.
   const bm = new BlockBitmap(gcd(clusterBytes, dataStart), p.size);
   bm.setBytes(0, dataStart); // boot sector, reserved sectors, every FAT copy, FAT12/16 root directory
   bm.setBytes(dataStart + clusterCount * clusterBytes, p.size); // tail the clusters do not cover
 
-  // With FAT32 mirroring disabled only the active FAT is current.
-  const extFlags = bits === 32 ? bs.readUInt16LE(0x28) : 0;
-  const activeFat = extFlags & 0x80 ? extFlags & 0x0f : 0;
-  const fatStart = (reserved + activeFat * fatSectors) * bps;
   const perCluster = clusterBytes / bm.blockSize;
   const firstDataBit = dataStart / bm.blockSize;
   const markCluster = (c: number): void => bm.setRange(firstDataBit + (c - 2) * perCluster, perCluster);
@@ -75,11 +48,7 @@ export async function readFat(p: ByteReader): Promise<UsedBlocks | null> {
       }
     }
   }
-  return bm.result('vfat', label, uuid);
-}
-
-function hex4(n: number): string {
-  return n.toString(16).toUpperCase().padStart(4, '0');
+  return bm.result('vfat', g.label, g.uuid);
 }
 
 function gcd(a: number, b: number): number {

@@ -3,22 +3,14 @@
 // fast symlinks, linear directory scans (htree directories too) and xattrs (in-inode, xattr block,
 // EA inodes). Layout reference: https://www.kernel.org/doc/html/latest/filesystems/ext4/
 import { DevsnapError } from '../errors';
-import { cString, uuidString } from '../fs/bitmap';
+import { EXT_SB_OFFSET, EXT_SB_SIZE, parseExtSuperblock, readDescriptorTable, type ExtSuperblock } from '../fs/ext-superblock';
 import type { ByteReader } from '../fs/types';
 import { BaseImageFs, ChildEntry } from './base';
 import type { ImageFileType, ImageStat } from './types';
 
-const SB_OFFSET = 1024;
-const EXT_MAGIC = 0xef53;
 const ROOT_INO = 2;
 
 const INCOMPAT_FILETYPE = 0x2;
-const INCOMPAT_META_BG = 0x10;
-const INCOMPAT_64BIT = 0x80;
-const COMPAT_HAS_JOURNAL = 0x4;
-const RO_COMPAT_SPARSE_SUPER = 0x1;
-const EXT3_RO_COMPAT = RO_COMPAT_SPARSE_SUPER | 0x2 | 0x4;
-const EXT3_INCOMPAT = 0x2 | 0x4 | INCOMPAT_META_BG;
 
 const FL_EXTENTS = 0x80000;
 const FL_EA_INODE = 0x200000;
@@ -131,67 +123,28 @@ export class ExtImageFs extends BaseImageFs<number> {
   private readonly descSize: number;
   private readonly incompat: number;
   private readonly groupDescs: Buffer;
-  private readonly firstMetaBg: number;
-  private readonly firstDataBlock: number;
-  private readonly blocksPerGroup: number;
   private readonly inodeCache = new Map<number, Inode>();
   private readonly runCache = new Map<number, Run[]>();
 
-  private constructor(private readonly p: ByteReader, sb: Buffer, gdt: Buffer) {
+  private constructor(private readonly p: ByteReader, sb: ExtSuperblock, gdt: Buffer) {
     super();
-    this.blockSize = 1024 << sb.readUInt32LE(0x18);
-    this.inodesPerGroup = sb.readUInt32LE(0x28);
-    this.inodeSize = sb.readUInt32LE(0x4c) === 0 ? 128 : sb.readUInt16LE(0x58);
-    this.incompat = sb.readUInt32LE(0x60);
-    this.descSize = this.incompat & INCOMPAT_64BIT ? Math.max(32, sb.readUInt16LE(0xfe)) : 32;
-    this.firstMetaBg = sb.readUInt32LE(0x104);
-    this.firstDataBlock = sb.readUInt32LE(0x14);
-    this.blocksPerGroup = sb.readUInt32LE(0x20);
+    this.fs = sb.fs;
+    this.blockSize = sb.blockSize;
+    this.inodesPerGroup = sb.inodesPerGroup;
+    this.inodeSize = sb.inodeSize;
+    this.incompat = sb.incompat;
+    this.descSize = sb.descSize;
     this.groupDescs = gdt;
-    const compat = sb.readUInt32LE(0x5c);
-    const roCompat = sb.readUInt32LE(0x64);
-    this.fs = (this.incompat & ~EXT3_INCOMPAT) !== 0 || (roCompat & ~EXT3_RO_COMPAT) !== 0 ? 'ext4' : compat & COMPAT_HAS_JOURNAL ? 'ext3' : 'ext2';
-    this.label = cString(sb.subarray(0x78, 0x88), 'utf8') || undefined;
-    this.uuid = uuidString(sb.subarray(0x68, 0x78));
+    this.label = sb.label;
+    this.uuid = sb.uuid;
   }
 
   /** The ext filesystem on `p`, or null when there is none. */
   static async open(p: ByteReader): Promise<ExtImageFs | null> {
-    if (p.size < SB_OFFSET + 1024) return null;
-    const sb = await p.read(SB_OFFSET, 1024);
-    if (sb.readUInt16LE(0x38) !== EXT_MAGIC) return null;
-    const logBlock = sb.readUInt32LE(0x18);
-    const blocksPerGroup = sb.readUInt32LE(0x20);
-    const inodesPerGroup = sb.readUInt32LE(0x28);
-    if (logBlock > 6 || blocksPerGroup === 0 || inodesPerGroup === 0) return null;
-    const blockSize = 1024 << logBlock;
-    const incompat = sb.readUInt32LE(0x60);
-    const is64 = (incompat & INCOMPAT_64BIT) !== 0;
-    const blocksCount = sb.readUInt32LE(0x04) + (is64 ? sb.readUInt32LE(0x150) * 2 ** 32 : 0);
-    const firstDataBlock = sb.readUInt32LE(0x14);
-    const groupCount = Math.ceil((blocksCount - firstDataBlock) / blocksPerGroup);
-    const descSize = is64 ? Math.max(32, sb.readUInt16LE(0xfe)) : 32;
-    const perBlock = blockSize / descSize;
-    const gdtBlocks = Math.ceil((groupCount * descSize) / blockSize);
-    let gdt: Buffer;
-    if (incompat & INCOMPAT_META_BG) {
-      // meta_bg: descriptor block i (from s_first_meta_bg on) lives in the first group of its meta group.
-      const firstMetaBg = sb.readUInt32LE(0x104);
-      const parts: Buffer[] = [];
-      for (let i = 0; i < gdtBlocks; i++) {
-        let blk: number;
-        if (i < firstMetaBg) blk = firstDataBlock + 1 + i;
-        else {
-          const g = i * perBlock;
-          blk = firstDataBlock + g * blocksPerGroup + (hasSuper(sb, g) ? 1 : 0);
-        }
-        parts.push(await p.read(blk * blockSize, blockSize));
-      }
-      gdt = Buffer.concat(parts);
-    } else {
-      gdt = await p.read((firstDataBlock + 1) * blockSize, gdtBlocks * blockSize);
-    }
-    return new ExtImageFs(p, sb, gdt);
+    if (p.size < EXT_SB_OFFSET + EXT_SB_SIZE) return null;
+    const sb = parseExtSuperblock(await p.read(EXT_SB_OFFSET, EXT_SB_SIZE));
+    if (!sb) return null;
+    return new ExtImageFs(p, sb, await readDescriptorTable(p, sb));
   }
 
   private async readBlocks(block: number, count: number): Promise<Buffer> {
@@ -503,15 +456,4 @@ export class ExtImageFs extends BaseImageFs<number> {
     }
     return st;
   }
-}
-
-function hasSuper(sb: Buffer, g: number): boolean {
-  if (g <= 1) return true;
-  if (!(sb.readUInt32LE(0x64) & RO_COMPAT_SPARSE_SUPER)) return true;
-  for (const base of [3, 5, 7]) {
-    let v = base;
-    while (v < g) v *= base;
-    if (v === g) return true;
-  }
-  return false;
 }

@@ -3,6 +3,7 @@
 // does by default). Reference: Microsoft "FAT: General Overview of On-Disk Format" (fatgen103).
 import { DevsnapError } from '../errors';
 import { cString } from '../fs/bitmap';
+import { parseFatBootSector, type FatGeometry } from '../fs/fat-bootsector';
 import type { ByteReader } from '../fs/types';
 import { BaseImageFs, ChildEntry } from './base';
 import type { ImageFileType, ImageStat } from './types';
@@ -40,63 +41,28 @@ export class FatImageFs extends BaseImageFs<FatNode> {
   private readonly pages = new Map<number, Promise<Buffer>>();
   private readonly rootNodeValue: FatNode;
 
-  private constructor(
-    private readonly p: ByteReader,
-    private readonly bits: 12 | 16 | 32,
-    private readonly bps: number,
-    private readonly clusterBytes: number,
-    private readonly fatStart: number,
-    private readonly rootDirStart: number,
-    private readonly rootDirBytes: number,
-    private readonly dataStart: number,
-    private readonly clusterCount: number,
-    rootCluster: number,
-  ) {
+  private constructor(private readonly p: ByteReader, private readonly g: FatGeometry) {
     super();
-    this.rootNodeValue = { id: 1, dir: true, root: true, cluster: rootCluster, size: 0, attr: 0x10, mtime: 0, atime: 0, ctime: 0 };
+    this.rootNodeValue = { id: 1, dir: true, root: true, cluster: g.rootCluster, size: 0, attr: 0x10, mtime: 0, atime: 0, ctime: 0 };
+    if (g.label) this.label = g.label;
+    if (g.uuid) this.uuid = g.uuid;
   }
 
+  /**
+   * The FAT filesystem on `p`, or null when there is none. Looser than fs/fat.ts's readFat, which
+   * also rejects a data area past the partition end and FAT32 with root entries: this reader has
+   * always opened those (it reads lazily, so whatever files are reachable can still be read).
+   */
   static async open(p: ByteReader): Promise<FatImageFs | null> {
     if (p.size < 512) return null;
-    const bs = await p.read(0, 512);
-    const bps = bs.readUInt16LE(0x0b);
-    const spc = bs[0x0d];
-    const reserved = bs.readUInt16LE(0x0e);
-    const numFats = bs[0x10];
-    const rootEntries = bs.readUInt16LE(0x11);
-    const totalSectors = bs.readUInt16LE(0x13) || bs.readUInt32LE(0x20);
-    const fat16Sectors = bs.readUInt16LE(0x16);
-    const fatSectors = fat16Sectors || bs.readUInt32LE(0x24);
-    // The same sanity rules as imaging/fs/fat.ts (readFat), which decides what a snapshot calls vfat.
-    const sane =
-      (bs[0] === 0xeb || bs[0] === 0xe9) && [512, 1024, 2048, 4096].includes(bps) && spc > 0 && (spc & (spc - 1)) === 0 &&
-      reserved > 0 && numFats > 0 && numFats <= 4 && totalSectors > 0 && fatSectors > 0 && bs.readUInt16LE(510) === 0xaa55;
-    if (!sane) return null;
-    const clusterBytes = spc * bps;
-    const rootDirSectors = Math.ceil((rootEntries * 32) / bps);
-    const dataStart = (reserved + numFats * fatSectors + rootDirSectors) * bps;
-    const declaredClusters = Math.floor((totalSectors * bps - dataStart) / clusterBytes);
-    const bits = fat16Sectors === 0 ? 32 : declaredClusters < 4085 ? 12 : 16;
-    const extFlags = bits === 32 ? bs.readUInt16LE(0x28) : 0;
-    const activeFat = extFlags & 0x80 ? extFlags & 0x0f : 0;
-    const fs = new FatImageFs(
-      p, bits, bps, clusterBytes, (reserved + activeFat * fatSectors) * bps, (reserved + numFats * fatSectors) * bps, rootDirSectors * bps, dataStart,
-      declaredClusters, bits === 32 ? bs.readUInt32LE(0x2c) : 0,
-    );
-    const ext = bits === 32 ? 0x40 : 0x24;
-    if (bs[ext + 2] === 0x29) {
-      const label = cString(bs.subarray(ext + 7, ext + 18));
-      if (label && label !== 'NO NAME') fs.label = label;
-      const serial = bs.readUInt32LE(ext + 3);
-      fs.uuid = `${(serial >>> 16).toString(16).toUpperCase().padStart(4, '0')}-${(serial & 0xffff).toString(16).toUpperCase().padStart(4, '0')}`;
-    }
-    return fs;
+    const g = parseFatBootSector(await p.read(0, 512), p.size);
+    return g && new FatImageFs(p, g);
   }
 
   private page(n: number): Promise<Buffer> {
     let pg = this.pages.get(n);
     if (!pg) {
-      pg = this.p.read(this.fatStart + n * PAGE, PAGE);
+      pg = this.p.read(this.g.fatStart + n * PAGE, PAGE);
       this.pages.set(n, pg);
       if (this.pages.size > MAX_PAGES) this.pages.delete(this.pages.keys().next().value as number);
     }
@@ -112,13 +78,13 @@ export class FatImageFs extends BaseImageFs<FatNode> {
 
   private async next(cluster: number): Promise<number | null> {
     let v: number;
-    if (this.bits === 12) {
+    if (this.g.bits === 12) {
       const off = (cluster * 3) >> 1;
       const w = (await this.fatBytes(off, 2)).readUInt16LE(0);
       v = cluster & 1 ? w >> 4 : w & 0xfff;
       return v >= 0xff8 || v < 2 ? null : v;
     }
-    if (this.bits === 16) {
+    if (this.g.bits === 16) {
       v = (await this.fatBytes(cluster * 2, 2)).readUInt16LE(0);
       return v >= 0xfff8 || v < 2 ? null : v;
     }
@@ -129,21 +95,21 @@ export class FatImageFs extends BaseImageFs<FatNode> {
   private async chain(first: number, maxClusters = Infinity): Promise<number[]> {
     const out: number[] = [];
     for (let c: number | null = first; c !== null && c >= 2 && out.length < maxClusters; c = await this.next(c)) {
-      if (out.length > this.clusterCount + 2) throw new DevsnapError('DAMAGED', 'A FAT cluster chain loops.');
+      if (out.length > this.g.declaredClusters + 2) throw new DevsnapError('DAMAGED', 'A FAT cluster chain loops.');
       out.push(c);
     }
     return out;
   }
 
   private clusterPos(c: number): number {
-    return this.dataStart + (c - 2) * this.clusterBytes;
+    return this.g.dataStart + (c - 2) * this.g.clusterBytes;
   }
 
   /** Reads [pos, pos+len) of a chain, coalescing consecutive clusters. */
   private async readChain(first: number, pos: number, len: number): Promise<Buffer> {
     const out = Buffer.alloc(len);
     if (len === 0 || first < 2) return out;
-    const cb = this.clusterBytes;
+    const cb = this.g.clusterBytes;
     const clusters = await this.chain(first, Math.ceil((pos + len) / cb));
     let done = 0;
     let idx = Math.floor(pos / cb);
@@ -162,13 +128,13 @@ export class FatImageFs extends BaseImageFs<FatNode> {
   }
 
   private async dirBytes(node: FatNode): Promise<{ data: Buffer; base: (o: number) => number }> {
-    if (node.root && this.bits !== 32) {
-      return { data: await this.p.read(this.rootDirStart, this.rootDirBytes), base: (o) => this.rootDirStart + o };
+    if (node.root && this.g.bits !== 32) {
+      return { data: await this.p.read(this.g.rootDirStart, this.g.rootDirBytes), base: (o) => this.g.rootDirStart + o };
     }
     const clusters = await this.chain(node.cluster);
     const parts: Buffer[] = [];
-    for (const c of clusters) parts.push(await this.p.read(this.clusterPos(c), this.clusterBytes));
-    return { data: Buffer.concat(parts), base: (o) => this.clusterPos(clusters[Math.floor(o / this.clusterBytes)]) + (o % this.clusterBytes) };
+    for (const c of clusters) parts.push(await this.p.read(this.clusterPos(c), this.g.clusterBytes));
+    return { data: Buffer.concat(parts), base: (o) => this.clusterPos(clusters[Math.floor(o / this.g.clusterBytes)]) + (o % this.g.clusterBytes) };
   }
 
   protected async rootNode(): Promise<FatNode> {
@@ -242,7 +208,7 @@ export class FatImageFs extends BaseImageFs<FatNode> {
       lfn = [];
       if (name === '.' || name === '..') continue;
       const isDir = (attr & 0x10) !== 0;
-      const cluster = data.readUInt16LE(o + 0x1a) + (this.bits === 32 ? data.readUInt16LE(o + 0x14) * 65536 : 0);
+      const cluster = data.readUInt16LE(o + 0x1a) + (this.g.bits === 32 ? data.readUInt16LE(o + 0x14) * 65536 : 0);
       const node: FatNode = {
         id: Math.floor(base(o) / 32),
         dir: isDir,

@@ -1,0 +1,133 @@
+// The ext2/3/4 superblock and the group descriptor table's location, parsed in one place for the
+// used-block reader (fs/ext.ts) and the file reader (image-fs/ext-reader.ts): what a snapshot calls
+// ext and what devsnap reads files from must never drift apart.
+// Layout reference: https://www.kernel.org/doc/html/latest/filesystems/ext4/ (on-disk format).
+
+import { cString, uuidString } from './bitmap';
+import type { ByteReader } from './types';
+
+/** The primary superblock sits 1024 bytes into the partition, whatever the block size. */
+export const EXT_SB_OFFSET = 1024;
+export const EXT_SB_SIZE = 1024;
+const EXT_MAGIC = 0xef53;
+
+const COMPAT_HAS_JOURNAL = 0x4;
+const COMPAT_SPARSE_SUPER2 = 0x200;
+const RO_COMPAT_SPARSE_SUPER = 0x1;
+export const INCOMPAT_META_BG = 0x10;
+export const INCOMPAT_64BIT = 0x80;
+/** Features ext3 knows; anything else makes it ext4 (the same rule blkid uses). */
+const EXT3_RO_COMPAT = RO_COMPAT_SPARSE_SUPER | 0x2 /* large_file */ | 0x4 /* btree_dir */;
+const EXT3_INCOMPAT = 0x2 /* filetype */ | 0x4 /* recover */ | INCOMPAT_META_BG;
+
+export interface ExtSuperblock {
+  fs: 'ext2' | 'ext3' | 'ext4';
+  blockSize: number;
+  /** 64-bit with the 64bit feature (s_blocks_count_hi). */
+  blocksCount: number;
+  /** 1 with 1 KiB blocks (block 0 is the boot block), else 0. */
+  firstDataBlock: number;
+  blocksPerGroup: number;
+  inodesPerGroup: number;
+  inodeSize: number;
+  groupCount: number;
+  /** Bytes per group descriptor: 32, or s_desc_size (at least 32) with the 64bit feature. */
+  descSize: number;
+  /** Blocks the whole descriptor table takes. */
+  gdtBlocks: number;
+  reservedGdtBlocks: number;
+  compat: number;
+  incompat: number;
+  roCompat: number;
+  /** meta_bg: descriptor blocks from this one on live in their meta group, not after the superblock. */
+  firstMetaBg: number;
+  /** sparse_super2: the only two groups (besides 0) with superblock backups. */
+  backupBgs: [number, number];
+  label?: string;
+  uuid: string;
+}
+
+/** The superblock read at EXT_SB_OFFSET (EXT_SB_SIZE bytes), or null when it is not a sane ext superblock. */
+export function parseExtSuperblock(sb: Buffer): ExtSuperblock | null {
+  if (sb.length < EXT_SB_SIZE || sb.readUInt16LE(0x38) !== EXT_MAGIC) return null;
+  const logBlock = sb.readUInt32LE(0x18);
+  const blocksPerGroup = sb.readUInt32LE(0x20);
+  const inodesPerGroup = sb.readUInt32LE(0x28);
+  // The magic alone is 2 bytes: these keep random data (and divisions by zero) out.
+  if (logBlock > 6 || blocksPerGroup === 0 || inodesPerGroup === 0) return null;
+
+  const blockSize = 1024 << logBlock;
+  const compat = sb.readUInt32LE(0x5c);
+  const incompat = sb.readUInt32LE(0x60);
+  const roCompat = sb.readUInt32LE(0x64);
+  const is64 = (incompat & INCOMPAT_64BIT) !== 0;
+  const blocksCount = sb.readUInt32LE(0x04) + (is64 ? sb.readUInt32LE(0x150) * 2 ** 32 : 0);
+  const firstDataBlock = sb.readUInt32LE(0x14);
+  const groupCount = Math.ceil((blocksCount - firstDataBlock) / blocksPerGroup);
+  const descSize = is64 ? Math.max(32, sb.readUInt16LE(0xfe)) : 32;
+  const ext4 = (incompat & ~EXT3_INCOMPAT) !== 0 || (roCompat & ~EXT3_RO_COMPAT) !== 0;
+  return {
+    fs: ext4 ? 'ext4' : compat & COMPAT_HAS_JOURNAL ? 'ext3' : 'ext2',
+    blockSize,
+    blocksCount,
+    firstDataBlock,
+    blocksPerGroup,
+    inodesPerGroup,
+    // Revision 0 filesystems have no s_inode_size: their inodes are 128 bytes.
+    inodeSize: sb.readUInt32LE(0x4c) === 0 ? 128 : sb.readUInt16LE(0x58),
+    groupCount,
+    descSize,
+    gdtBlocks: Math.ceil((groupCount * descSize) / blockSize),
+    reservedGdtBlocks: sb.readUInt16LE(0xce),
+    compat,
+    incompat,
+    roCompat,
+    firstMetaBg: sb.readUInt32LE(0x104),
+    backupBgs: [sb.readUInt32LE(0x24c), sb.readUInt32LE(0x250)],
+    label: cString(sb.subarray(0x78, 0x88), 'utf8'),
+    uuid: uuidString(sb.subarray(0x68, 0x78)),
+  };
+}
+
+/** Whether group g holds a superblock + GDT backup (sparse_super, sparse_super2 or neither), as ext2fs_bg_has_super. */
+export function hasSuperBackup(s: ExtSuperblock, g: number): boolean {
+  if (g === 0) return true;
+  if (s.compat & COMPAT_SPARSE_SUPER2) return g === s.backupBgs[0] || g === s.backupBgs[1];
+  if (!(s.roCompat & RO_COMPAT_SPARSE_SUPER)) return true;
+  return g === 1 || isPowerOf(g, 3) || isPowerOf(g, 5) || isPowerOf(g, 7);
+}
+
+function isPowerOf(n: number, base: number): boolean {
+  let v = base;
+  while (v < n) v *= base;
+  return v === n;
+}
+
+/**
+ * The whole group descriptor table (gdtBlocks blocks). Normally it follows the superblock; with
+ * meta_bg, descriptor block i (from s_first_meta_bg on) lives in the first group of meta group i,
+ * right after that group's superblock backup if it has one.
+ */
+export async function readDescriptorTable(p: ByteReader, s: ExtSuperblock): Promise<Buffer> {
+  const { blockSize, firstDataBlock } = s;
+  if (!(s.incompat & INCOMPAT_META_BG)) return p.read((firstDataBlock + 1) * blockSize, s.gdtBlocks * blockSize);
+  const perBlock = blockSize / s.descSize;
+  const parts: Buffer[] = [];
+  for (let i = 0; i < s.gdtBlocks; i++) {
+    let blk: number;
+    if (i < s.firstMetaBg) blk = firstDataBlock + 1 + i;
+    else {
+      const g = i * perBlock;
+      blk = firstDataBlock + g * s.blocksPerGroup + (hasSuperIgnoringSparseSuper2(s, g) ? 1 : 0);
+    }
+    parts.push(await p.read(blk * blockSize, blockSize));
+  }
+  return Buffer.concat(parts);
+}
+
+/** The file reader's historical rule for meta_bg descriptor blocks (sparse_super2 not considered). */
+function hasSuperIgnoringSparseSuper2(s: ExtSuperblock, g: number): boolean {
+  if (g <= 1) return true;
+  if (!(s.roCompat & RO_COMPAT_SPARSE_SUPER)) return true;
+  return isPowerOf(g, 3) || isPowerOf(g, 5) || isPowerOf(g, 7);
+}
