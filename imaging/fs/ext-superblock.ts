@@ -106,7 +106,8 @@ function isPowerOf(n: number, base: number): boolean {
 /**
  * The whole group descriptor table (gdtBlocks blocks). Normally it follows the superblock; with
  * meta_bg, descriptor block i (from s_first_meta_bg on) lives in the first group of meta group i,
- * right after that group's superblock backup if it has one.
+ * right after that group's superblock backup if it has one (sparse_super2 included, as in the
+ * kernel's descriptor_loc and libext2fs's ext2fs_descriptor_block_loc2).
  */
 export async function readDescriptorTable(p: ByteReader, s: ExtSuperblock): Promise<Buffer> {
   const { blockSize, firstDataBlock } = s;
@@ -118,16 +119,10 @@ export async function readDescriptorTable(p: ByteReader, s: ExtSuperblock): Prom
     if (i < s.firstMetaBg) blk = firstDataBlock + 1 + i;
     else {
       const g = i * perBlock;
-      blk = firstDataBlock + g * s.blocksPerGroup + (hasSuperIgnoringSparseSuper2(s, g) ? 1 : 0);
+      blk = firstDataBlock + g * s.blocksPerGroup + (hasSuperBackup(s, g) ? 1 : 0);
     }
     parts.push(await p.read(blk * blockSize, blockSize));
   }
   return Buffer.concat(parts);
 }
 
-/** The file reader's historical rule for meta_bg descriptor blocks (sparse_super2 not considered). */
-function hasSuperIgnoringSparseSuper2(s: ExtSuperblock, g: number): boolean {
-  if (g <= 1) return true;
-  if (!(s.roCompat & RO_COMPAT_SPARSE_SUPER)) return true;
-  return isPowerOf(g, 3) || isPowerOf(g, 5) || isPowerOf(g, 7);
-}
