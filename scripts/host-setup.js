@@ -51,8 +51,11 @@ function say(msg) {
 }
 
 function npmEnv(extra) {
+  // Under `npm test` the parent npm exports npm_* variables (npm_config_user_agent names Node 20, and
+  // code-server's postinstall checks the Node version in it): the nested npm must not inherit them.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
   return {
-    ...process.env,
+    ...inherited,
     npm_config_audit: 'false',
     npm_config_fund: 'false',
     npm_config_update_notifier: 'false',
