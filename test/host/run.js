@@ -97,10 +97,24 @@ async function runInHost({ server, browserApi, demo, scratch }) {
 }
 
 /**
+ * The VSIX users install (`npm run package`), made once per run: the "installed" e2e files run
+ * against it, so what ships (and only what .vscodeignore lets through) is what is tested.
+ */
+function packageVsix(scratch) {
+  const vsix = path.join(scratch, 'devsnap.vsix');
+  if (fs.existsSync(vsix)) return vsix;
+  log('packaging the VSIX (npm run package)...');
+  const { spawnSync } = require('child_process');
+  const r = spawnSync('npm', ['run', '--silent', 'package', '--', '--out', vsix], { cwd: ROOT, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`npm run package failed:\n${(r.stdout || '') + (r.stderr || '')}`.slice(0, 4000));
+  return vsix;
+}
+
+/**
  * Phase 5: UI end to end. Each e2e file exports `tests: { title, run(t) }[]`, run in order in one
  * page (a failing step skips the rest of its file). A file exporting `installed: true` gets a
- * server of its own without the smoke-test driver and with the extension installed (linked) rather
- * than loaded through the payload: notification toasts show there, as users see them.
+ * server of its own without the smoke-test driver and with the extension installed from the VSIX
+ * rather than loaded through the payload: notification toasts show there, as users see them.
  */
 async function runE2e({ server, browserApi, scratch, fixture }) {
   const { launchBrowser, workbenchUrl } = browserApi;
@@ -114,7 +128,7 @@ async function runE2e({ server, browserApi, scratch, fixture }) {
     // A workspace and repository per file, so other tests' snapshots don't show up.
     const demo = await fixture.prepareDemo(path.join(scratch, `e2e-${slug(file)}`));
     let own = null;
-    if (mod.installed) own = await startServer({ workspace: demo.workspace, smokeTestDriver: false, linkExtensions: [ROOT] });
+    if (mod.installed) own = await startServer({ workspace: demo.workspace, smokeTestDriver: false, installExtensions: [packageVsix(scratch)] });
     const srv = own || server;
     const browser = await launchBrowser();
     const page = browser.page;

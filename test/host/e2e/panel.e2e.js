@@ -206,20 +206,29 @@ exports.tests = [
       await w.locator('.row', { hasText: 'hostname' }).locator('.check').click();
       await w.locator('#selection-text', { hasText: '1 selected' }).waitFor();
       await w.locator('#restore-from').selectOption('a');
-      await w.locator('#restore-folder').click();
-      // VS Code's own folder dialog (the simple one in the browser): type the folder, accept.
-      const input = page.locator('.quick-input-widget input');
-      await input.waitFor({ state: 'visible', timeout: 20000 });
-      await input.fill(restoreDir + '/');
-      await page.waitForTimeout(500);
-      await page.keyboard.press('Enter');
-      const ok = page.locator('.quick-input-widget .monaco-button', { hasText: 'Restore Here' }).first();
-      // Enter on a folder path accepts it; if the dialog is still open, its OK button does.
-      await page.waitForTimeout(800);
-      if (await page.locator('.quick-input-widget').isVisible().catch(() => false)) await ok.click({ timeout: 3000 }).catch(() => {});
-      await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 20000 });
-      await w.locator('#plan .plan-head', { hasText: 'Dry run' }).waitFor({ timeout: 30000 });
-      const planText = (await w.locator('#plan').innerText()).replace(/\s+/g, ' ');
+      // VS Code's own folder dialog (the simple one in the browser): type the folder, accept. The
+      // dialog navigates asynchronously after typing; an Enter that comes first accepts the folder it
+      // was showing, so a plan for the wrong folder is cancelled and the pick is tried again.
+      let planText = '';
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        await w.locator('#restore-folder').click();
+        const input = page.locator('.quick-input-widget input');
+        await input.waitFor({ state: 'visible', timeout: 20000 });
+        await input.fill(restoreDir + '/');
+        await page.waitForFunction((want) => document.querySelector('.quick-input-widget input')?.value === want, restoreDir + '/', { timeout: 5000 }).catch(() => {});
+        await page.waitForTimeout(1000 * attempt);
+        await page.keyboard.press('Enter');
+        const ok = page.locator('.quick-input-widget .monaco-button', { hasText: 'Restore Here' }).first();
+        // Enter on a folder path accepts it; if the dialog is still open, its OK button does.
+        await page.waitForTimeout(800);
+        if (await page.locator('.quick-input-widget').isVisible().catch(() => false)) await ok.click({ timeout: 3000 }).catch(() => {});
+        await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 20000 });
+        await w.locator('#plan .plan-head', { hasText: 'Dry run' }).waitFor({ timeout: 30000 });
+        planText = (await w.locator('#plan').innerText()).replace(/\s+/g, ' ');
+        if (planText.includes(path.join(restoreDir, 'hostname'))) break;
+        t.log(`attempt ${attempt}: the folder dialog returned another folder (${planText.slice(0, 160)}); trying again`);
+        await w.locator('#plan-cancel').click();
+      }
       if (!planText.includes(path.join(restoreDir, 'hostname')) || !/create 1/.test(planText)) throw new Error(`plan: ${planText}`);
       if (fs.existsSync(path.join(restoreDir, 'hostname'))) throw new Error('the dry run wrote the file');
       await t.shot('panel-restore-plan-dark');
