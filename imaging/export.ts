@@ -25,6 +25,7 @@ import { Area, FREE, Manifest, ZERO, parseManifest, serializeManifest } from './
 import { Logger, Repository } from './repo/repository';
 import { ChunkReader } from './chunk-reader';
 import { WorkerPool } from './worker-pool';
+import { ChunkSaver } from './chunk-saver';
 import { ProgressMeter, ProgressSink } from './progress';
 import { exists, fsyncDir, tempName, writeFully } from './fsutil';
 import { loadZstd } from './zstd';
@@ -632,30 +633,10 @@ export async function importSnapshot(repo: Repository, file: string, opts: Impor
   const byName = new Map<string, Area>();
   const seen = new Map<string, string>(); // piece -> sha256
   let sums: Map<string, string> | null = null;
-  const stats = { chunksNew: 0, chunksReused: 0 };
-  const inFlight = new Set<Promise<void>>();
-  let failure: unknown = null;
+  const saver = new ChunkSaver(writer, pool, level, repo.dir);
+  const stats = saver.stats;
   const newAreas: Area[] = [];
-
   let stopped = false;
-  const storeChunk = async (id: string, raw: Buffer): Promise<void> => {
-    if (stopped) throw cancelled('Import');
-    if (writer.has(id)) {
-      stats.chunksReused++;
-      return;
-    }
-    writer.reserve(id);
-    stats.chunksNew++;
-    const job: Promise<void> = pool
-      .compress(raw, level)
-      .then((frame) => (stopped ? undefined : writer.add(id, frame, raw.length)))
-      .catch((err) => {
-        failure ??= toDevsnapError(err, `the repository ${repo.dir}`);
-      })
-      .finally(() => inFlight.delete(job));
-    inFlight.add(job);
-    if (inFlight.size >= pool.size * 3) await Promise.race(inFlight);
-  };
 
   const importPiece = async (name: string, a: Area, entry: TarEntry): Promise<void> => {
     if (entry.header.size !== a.size) throw damaged(`holds ${name} with ${entry.header.size} bytes, but the manifest says ${a.size}`);
@@ -665,7 +646,7 @@ export async function importSnapshot(repo: Repository, file: string, opts: Impor
     const verifyIds = info!.chunkHash === 'sha256';
     for (const [off, len, ref] of a.extents) {
       if (opts.signal?.aborted) throw cancelled('Import');
-      if (failure) throw failure;
+      saver.check();
       if (ref === FREE) {
         await taker.each(len, () => undefined);
         extents.push([off, len, ref]);
@@ -680,7 +661,8 @@ export async function importSnapshot(repo: Repository, file: string, opts: Impor
         if (verifyIds && sha !== ref) throw damaged(`holds bytes in ${name} at ${a.start + off}-${a.start + off + len} that do not match the snapshot (chunk ${ref.slice(0, 12)}…)`);
         const id = repo.cipher.encrypted ? repo.cipher.chunkId(raw) : sha;
         extents.push([off, len, id]);
-        await storeChunk(id, raw);
+        if (stopped) throw cancelled('Import');
+        await saver.save(id, raw);
       }
     }
     await taker.drain();
@@ -736,8 +718,7 @@ export async function importSnapshot(repo: Repository, file: string, opts: Impor
     const consuming = consume();
     consuming.catch(() => undefined);
     await Promise.all([feeding, consuming]);
-    await Promise.all(inFlight);
-    if (failure) throw failure;
+    await saver.drain();
     if (opts.signal?.aborted) throw cancelled('Import');
     const m = manifest as Manifest | null;
     if (!m) throw damaged('holds no manifest.json: it is empty or not an archive written by devsnap export');
@@ -767,7 +748,7 @@ export async function importSnapshot(repo: Repository, file: string, opts: Impor
     stopped = true;
     input.destroy();
     extract.destroy();
-    await Promise.allSettled(inFlight);
+    await saver.settle();
     await writer.abandon().catch(() => undefined);
     if (err instanceof DevsnapError) throw err;
     const e = err as NodeJS.ErrnoException;

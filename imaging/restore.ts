@@ -13,6 +13,7 @@ import { ChunkReader } from './chunk-reader';
 import { WorkerPool } from './worker-pool';
 import { ProgressMeter, ProgressSink } from './progress';
 import { tempName, writeFully } from './fsutil';
+import { JobQueue } from './job-queue';
 
 export interface RestoreOptions {
   id: string;
@@ -125,8 +126,7 @@ export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): P
   const reader = new ChunkReader(repo, pool);
   const meter = new ProgressMeter('restore', plan.bytesToWrite, opts.onProgress);
   const zeros = Buffer.alloc(m.chunkSize);
-  const inFlight = new Set<Promise<void>>();
-  let failure: unknown = null;
+  const jobs = new JobQueue(pool.size * 3);
   let bytesWritten = 0;
   let gptRelocated = false;
   try {
@@ -136,7 +136,7 @@ export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): P
       meter.setMessage(a.kind === 'partition' ? `partition ${a.partition}` : 'partition table and boot areas');
       for (const [off, len, ref] of a.extents) {
         if (opts.signal?.aborted) throw new DevsnapError('CANCELLED', 'Restore cancelled.');
-        if (failure) throw failure;
+        jobs.check();
         const pos = a.start - base + off;
         if (ref === FREE) continue;
         if (ref === ZERO) {
@@ -145,24 +145,16 @@ export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): P
           meter.add(len);
           continue;
         }
-        const job: Promise<void> = reader
-          .read(ref)
-          .then(async (raw) => {
-            if (raw.length !== len) throw new DevsnapError('DAMAGED', `Chunk ${ref.slice(0, 12)}… has ${raw.length} bytes where the manifest expects ${len}.`);
-            await writeFully(fh, raw, pos);
-            bytesWritten += len;
-            meter.add(len);
-          })
-          .catch((err) => {
-            failure ??= err;
-          })
-          .finally(() => inFlight.delete(job));
-        inFlight.add(job);
-        if (inFlight.size >= pool.size * 3) await Promise.race(inFlight);
+        await jobs.add(async () => {
+          const raw = await reader.read(ref);
+          if (raw.length !== len) throw new DevsnapError('DAMAGED', `Chunk ${ref.slice(0, 12)}… has ${raw.length} bytes where the manifest expects ${len}.`);
+          await writeFully(fh, raw, pos);
+          bytesWritten += len;
+          meter.add(len);
+        });
       }
     }
-    await Promise.all(inFlight);
-    if (failure) throw failure;
+    await jobs.drain();
     if (opts.partition === undefined && m.table.type === 'gpt' && plan.targetSize > m.source.size) {
       await relocateGptBackup({ read: async (p, l) => { const b = Buffer.alloc(l); await fh.read(b, 0, l, p); return b; }, write: (b, p) => writeFully(fh, b, p) }, plan.targetSize);
       gptRelocated = true;
@@ -173,7 +165,7 @@ export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): P
     meter.finish();
     return { ...plan, ok: true, dryRun: false, bytesWritten, gptRelocated };
   } catch (err) {
-    await Promise.allSettled(inFlight);
+    await jobs.settle();
     await fh.close().catch(() => undefined);
     if (fresh) await fs.promises.rm(writePath, { force: true });
     const e = toDevsnapError(err, `the target ${opts.target}`);

@@ -22,6 +22,7 @@ import { Logger, Repository } from './repo/repository';
 import { WorkerPool } from './worker-pool';
 import { ProgressMeter, ProgressSink } from './progress';
 import { freezeMounts, Frozen } from './freeze';
+import { ChunkSaver } from './chunk-saver';
 import type { PartitionInfo } from './protocol';
 
 export interface SnapshotOptions {
@@ -183,7 +184,7 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
   const repoSubject = `the repository ${repo.dir}`;
   const pool = new WorkerPool();
   const writer = repo.newPackWriter();
-  const inFlight = new Set<Promise<void>>(); // compressions under way: settled before the writer is abandoned
+  const saver = new ChunkSaver(writer, pool, options.level ?? repo.config.compression.level, repo.dir);
   let frozen: Frozen | null = null;
   try {
     const rw = info.mounts.filter((m) => !m.readOnly);
@@ -218,10 +219,7 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
     const chunkSize = repo.config.chunkSize;
     const toRead = areas.reduce((n, a) => n + (a.used ? a.used.usedBytes : a.size), 0);
     const meter = new ProgressMeter('image', toRead, opts.onProgress);
-    const level = opts.level ?? repo.config.compression.level;
-    const maxInFlight = pool.size * 3;
-    let failure: unknown = null;
-    const stats = { bytesRead: 0, bytesUsed: 0, chunksNew: 0, chunksReused: 0 };
+    const stats = { bytesRead: 0, bytesUsed: 0 };
     const zeros = Buffer.alloc(chunkSize);
     const resultAreas: Area[] = [];
 
@@ -229,7 +227,7 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
     let currentArea: PlannedArea | null = null;
     for await (const cell of readCells(fh, areas, chunkSize, opts.source)) {
       if (opts.signal?.aborted) throw new DevsnapError('CANCELLED', 'Snapshot cancelled; the repository is unchanged.');
-      if (failure) throw failure;
+      saver.check();
       const { area: a, off, len, buf } = cell;
       if (a !== currentArea) {
         currentArea = a;
@@ -249,27 +247,12 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
       stats.bytesUsed += len;
       const id = repo.cipher.chunkId(buf);
       pushExtent(extents, off, len, id);
-      if (writer.has(id)) {
-        stats.chunksReused++;
-        continue;
-      }
-      writer.reserve(id);
-      stats.chunksNew++;
-      const job: Promise<void> = pool
-        .compress(buf, level, { take: true }) // buf is not used after this
-        .then((frame) => writer.add(id, frame, len))
-        .catch((err) => {
-          failure ??= toDevsnapError(err, repoSubject);
-        })
-        .finally(() => inFlight.delete(job));
-      inFlight.add(job);
-      if (inFlight.size >= maxInFlight) await Promise.race(inFlight);
+      await saver.save(id, buf, true); // buf is not used after this
     }
     for (const a of areas) {
       resultAreas.push({ kind: a.kind, ...(a.partition !== undefined ? { partition: a.partition } : {}), start: a.start, size: a.size, mode: a.kind === 'raw' ? 'raw' : a.used ? 'used-blocks' : 'full', extents: extentsOf.get(a)! });
     }
-    await Promise.all(inFlight);
-    if (failure) throw failure;
+    await saver.drain();
     if (opts.signal?.aborted) throw new DevsnapError('CANCELLED', 'Snapshot cancelled; the repository is unchanged.');
     await writer.finish().catch((err) => Promise.reject(toDevsnapError(err, repoSubject)));
     meter.finish();
@@ -289,7 +272,7 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
       ...(previous.length ? { parent: previous[previous.length - 1].id } : {}),
       pinned: false,
       state: 'not-verified',
-      stats: { ...stats, bytesLogical: info.size, bytesAdded: writer.bytesWritten, durationSeconds: (Date.now() - started) / 1000 },
+      stats: { ...stats, ...saver.stats, bytesLogical: info.size, bytesAdded: writer.bytesWritten, durationSeconds: (Date.now() - started) / 1000 },
       partitions,
       chunkSize,
       table,
@@ -300,7 +283,7 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
     await repo.writeManifest(manifest).catch((err) => Promise.reject(toDevsnapError(err, repoSubject)));
     return manifest;
   } catch (err) {
-    await Promise.allSettled(inFlight);
+    await saver.settle();
     await writer.abandon().catch(() => undefined);
     throw toDevsnapError(err, `the source ${opts.source}`);
   } finally {

@@ -7,6 +7,7 @@ import { FREE, Manifest, ZERO } from './repo/manifest';
 import { Repository } from './repo/repository';
 import { WorkerPool } from './worker-pool';
 import { ProgressMeter, ProgressSink } from './progress';
+import { JobQueue } from './job-queue';
 
 export interface Damage {
   partition: number | null;   // null: the partition table / raw areas
@@ -30,27 +31,25 @@ export async function verifySnapshots(repo: Repository, manifests: Manifest[], o
   const bad = new Map<string, string>();
   const pool = new WorkerPool();
   const reader = new ChunkReader(repo, pool);
-  const inFlight = new Set<Promise<void>>();
+  const jobs = new JobQueue(pool.size * 3);
   let bytesChecked = 0;
   try {
     for (const [id, len] of unique) {
       if (opts.signal?.aborted) throw new DevsnapError('CANCELLED', 'Verify cancelled.');
-      const job: Promise<void> = reader
-        .read(id)
-        .then(() => undefined, (err) => {
-          if (!(err instanceof ChunkDamage)) throw err;
+      await jobs.add(async () => {
+        try {
+          await reader.read(id);
+        } catch (err) {
+          if (!(err instanceof ChunkDamage)) throw err; // damage is a finding; anything else stops verify
           bad.set(id, err.message);
-        })
-        .then(() => {
-          bytesChecked += len;
-          meter.add(len);
-        })
-        .finally(() => inFlight.delete(job));
-      inFlight.add(job);
-      if (inFlight.size >= pool.size * 3) await Promise.race(inFlight);
+        }
+        bytesChecked += len;
+        meter.add(len);
+      });
     }
-    await Promise.all(inFlight);
+    await jobs.drain();
   } finally {
+    await jobs.settle();
     await pool.close();
   }
   meter.finish();

@@ -1,0 +1,46 @@
+// Stores chunks in the repository once: a chunk the repository (or this run) already has is only
+// referenced; a new one is compressed on the worker pool and appended to a pack. Used by snapshot
+// and import, which both turn a stream of raw chunks into stored ones.
+import { toDevsnapError } from './errors';
+import { JobQueue } from './job-queue';
+import type { PackWriter } from './repo/repository';
+import type { WorkerPool } from './worker-pool';
+
+export class ChunkSaver {
+  readonly stats = { chunksNew: 0, chunksReused: 0 };
+  private readonly jobs: JobQueue;
+
+  constructor(private readonly writer: PackWriter, private readonly pool: WorkerPool, private readonly level: number, repoDir: string) {
+    this.jobs = new JobQueue(pool.size * 3, (err) => toDevsnapError(err, `the repository ${repoDir}`));
+  }
+
+  /**
+   * Saves `raw` under `id` unless it is stored already. With `take`, the buffer is handed to the
+   * worker without a copy and must not be used afterwards.
+   */
+  async save(id: string, raw: Buffer, take = false): Promise<void> {
+    if (this.writer.has(id)) {
+      this.stats.chunksReused++;
+      return;
+    }
+    this.writer.reserve(id);
+    this.stats.chunksNew++;
+    const length = raw.length;
+    await this.jobs.add(() => this.pool.compress(raw, this.level, { take }).then((frame) => this.writer.add(id, frame, length)));
+  }
+
+  /** Throws when a save failed (the producer stops early). */
+  check(): void {
+    this.jobs.check();
+  }
+
+  /** Waits until every chunk is written to its pack; throws the first failure. */
+  drain(): Promise<void> {
+    return this.jobs.drain();
+  }
+
+  /** Waits for saves under way, ignoring failures: call before abandoning the writer. */
+  settle(): Promise<void> {
+    return this.jobs.settle();
+  }
+}
