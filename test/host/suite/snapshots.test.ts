@@ -1,6 +1,8 @@
 // Snapshots through the extension, against the demo disk image and a real repository.
 import * as assert from 'assert';
 import * as fs from 'fs';
+import * as crypto from 'crypto';
+import * as path from 'path';
 import type { SnapshotSummary } from '../../../imaging/protocol';
 import type { VerifyResult } from '../../../extension/engine';
 import { before, describe, hostContext, it } from './context';
@@ -77,9 +79,18 @@ describe('snapshots', function () {
       };
       return real.snapshot.call(real, opts, (ev: any) => { onProgress?.(ev); if (ev.bytesDone > 0) cancel(); }, ourToken);
     };
+    // A source big enough that the snapshot is still running when Cancel arrives (the demo disk
+    // images in well under a second): 768 MiB of distinct random chunks, which neither dedup nor
+    // compress away.
+    const big = path.join(c.scratch, 'big-random.img');
+    if (!fs.existsSync(big)) {
+      const fd = fs.openSync(big, 'w');
+      for (let i = 0; i < 768; i++) fs.writeSync(fd, crypto.randomBytes(1 << 20));
+      fs.closeSync(fd);
+    }
     a.setEngine(cancelling);
     try {
-      const { result, messages } = await runCommand<SnapshotSummary>('devsnap.takeSnapshot', { source: c.disk, label: 'cancelled' });
+      const { result, messages } = await runCommand<SnapshotSummary>('devsnap.takeSnapshot', { source: big, label: 'cancelled' });
       assert.ok(cancelledAt, 'the snapshot finished before it could be cancelled (no progress reported?)');
       assert.strictEqual(result, undefined, 'the command returned a snapshot although it was cancelled');
       assert.ok(!messages.some((m) => m.level === 'error'), `an error was shown: ${JSON.stringify(messages)}`);
