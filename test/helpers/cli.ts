@@ -34,5 +34,5 @@ export function devsnapChild(args: string[]) {
   const exited = new Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }>((resolve) =>
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
   );
-  return { child, exited };
+  return { child, exited, output: () => ({ stdout, stderr }) };
 }

@@ -129,8 +129,9 @@ test('cancel (SIGINT) leaves the repository exactly as before', async () => {
   fs.writeSync(fd, seededBytes(7, 100 * MiB), 0, 100 * MiB, 42 * MiB);
   fs.closeSync(fd);
   const before = sh('find', [repo, '-type', 'f', '-not', '-path', '*/locks/*']).stdout.split('\n').sort().join('\n');
-  const { child, exited } = devsnapChild(['snapshot', disk, '--repo', repo, '--json']);
-  await new Promise((r) => setTimeout(r, 500));
+  const { child, exited, output } = devsnapChild(['snapshot', disk, '--repo', repo, '--json', '--progress', 'json']);
+  // Cancel as soon as imaging has started (its first progress event), as a user's Ctrl-C would.
+  while (!output().stderr.includes('"type":"progress"') && child.exitCode === null) await new Promise((r) => setTimeout(r, 10));
   child.kill('SIGINT');
   const { code, stdout } = await exited;
   assert.equal(code, 130, 'the snapshot was still running when cancelled');
