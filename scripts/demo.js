@@ -3,7 +3,8 @@
 //   1. npm run build                                  (skip with --no-build)
 //   2. scripts/host-setup.js: Debian packages, Node 24, code-server (cached in .cache/host/)
 //   3. the demo under .cache/demo/: disk.img (GPT: EFI vfat + ext4 root with a workstation tree),
-//      repo/ (created by the first snapshot) and workspace/ whose settings point devsnap at both;
+//      repo/ with two snapshots (before and after a simulated upgrade of the disk) and workspace/
+//      whose settings point devsnap at both;
 //      reused when present (--fresh makes a new one)
 //   4. code-server with the extension installed (this checkout, linked into a fresh extensions
 //      folder; --vsix uses the packaged devsnap-<version>.vsix instead), printing the URL
@@ -43,11 +44,17 @@ async function main() {
     fail(e instanceof SetupError ? e.message : e.stack);
   }
 
-  const { prepareDemo } = require('../test/host/fixture');
+  const { prepareDemo, makeUpgradePair } = require('../test/host/fixture');
   if (has('--fresh')) fs.rmSync(DEMO_DIR, { recursive: true, force: true });
   const reused = fs.existsSync(path.join(DEMO_DIR, 'disk.img'));
   const demo = await prepareDemo(DEMO_DIR, { reuse: true });
   say(`${reused ? 'reusing' : 'made'} the demo disk ${path.relative(ROOT, demo.disk)}; repository ${path.relative(ROOT, demo.repo)}`);
+  if (!fs.existsSync(path.join(demo.repo, 'snapshots'))) {
+    // Something to compare from the first minute: a snapshot, a simulated OS upgrade of the demo
+    // disk, and a second snapshot.
+    say('taking two demo snapshots, before and after a simulated upgrade...');
+    makeUpgradePair(demo);
+  }
 
   let install = {};
   if (has('--vsix')) {
@@ -71,7 +78,7 @@ async function main() {
   });
   const url = `${server.url}/?folder=${encodeURIComponent(demo.workspace)}`;
   const line = '─'.repeat(Math.max(40, url.length + 4));
-  console.log(`\n${line}\n  devsnap demo is running. Open in a browser:\n\n  ${url}\n\n  The Snapshots view is in the activity bar; try "devsnap: Take Snapshot…" (F1).\n  Ctrl-C stops it. (code-server pid ${server.pid}, log ${server.logFile})\n${line}\n`);
+  console.log(`\n${line}\n  devsnap demo is running. Open in a browser:\n\n  ${url}\n\n  The Snapshots view (activity bar) holds two snapshots of the demo disk, before and after a\n  simulated upgrade: right-click one and "Compare with Previous", or F1 "devsnap: Take Snapshot…".\n  Ctrl-C stops it. (code-server pid ${server.pid}, log ${server.logFile})\n${line}\n`);
   // server.js stops the server on SIGINT/SIGTERM/SIGHUP and on exit; also notice if it dies.
   const timer = setInterval(() => {
     try {

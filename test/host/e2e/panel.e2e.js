@@ -5,91 +5,10 @@
 // summary, filter the file tree, open a text diff, restore one file into a folder and find it on
 // disk. Screenshots in dark, light and high-contrast themes: .test-artifacts/host/panel-*.png.
 'use strict';
-const { execFileSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
-const { writeWorkspaceSettings } = require('../fixture');
+const { writeWorkspaceSettings, makeUpgradePair, BEFORE, AFTER } = require('../fixture');
 
-const ROOT = path.join(__dirname, '..', '..', '..');
-const CLI = path.join(ROOT, 'dist', 'devsnap.js');
-const BEFORE = 'before upgrade';
-const AFTER = 'after upgrade';
-
-function run(cmd, args, opts = {}) {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 26, ...opts });
-  } catch (e) {
-    throw new Error(`${cmd} ${args.join(' ')} failed: ${(e.stderr || e.message || '').toString().trim()}`);
-  }
-}
-
-/** Edits the last (ext4 root) partition of a disk image with debugfs, on a copy of the partition: no root needed. */
-function editRoot(disk, fn) {
-  const t = JSON.parse(run('sfdisk', ['-J', disk])).partitiontable;
-  const p = t.partitions[t.partitions.length - 1];
-  const offset = p.start * t.sectorsize;
-  const size = p.size * t.sectorsize;
-  const dir = fs.mkdtempSync(path.join(path.dirname(disk), 'edit-'));
-  const part = path.join(dir, 'root.img');
-  try {
-    run('dd', [`if=${disk}`, `of=${part}`, 'bs=1M', `skip=${offset}`, `count=${size}`, 'iflag=skip_bytes,count_bytes', 'status=none']);
-    const cmds = [];
-    const fsApi = {
-      cat: (f) => run('debugfs', ['-R', `cat ${f}`, part]),
-      write: (f, content) => {
-        const local = path.join(dir, `f${cmds.length}`);
-        fs.writeFileSync(local, content);
-        cmds.push(`rm ${f}`, `write ${local} ${f}`);
-      },
-      rm: (f) => cmds.push(`rm ${f}`),
-      mkdir: (d) => cmds.push(`mkdir ${d}`),
-    };
-    fn(fsApi);
-    fs.writeFileSync(path.join(dir, 'cmds'), cmds.join('\n') + '\n');
-    run('debugfs', ['-w', '-f', path.join(dir, 'cmds'), part]);
-    run('dd', [`if=${part}`, `of=${disk}`, 'bs=1M', `seek=${offset}`, 'oflag=seek_bytes', 'conv=notrunc', 'status=none']);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-function snapshot(demo, label) {
-  const out = JSON.parse(run(process.execPath, [CLI, 'snapshot', demo.disk, '--repo', demo.repo, '--label', label, '--json']));
-  return out.snapshot;
-}
-
-/** Two snapshots: before and after a simulated upgrade of the demo disk's root. */
-function makeUpgradePair(demo) {
-  editRoot(demo.disk, (f) => {
-    f.mkdir('/boot');
-    f.write('/boot/vmlinuz-6.1.0-18-amd64', 'kernel 18');
-    f.mkdir('/usr/include');
-    f.mkdir('/usr/include/node');
-    f.write('/usr/include/node/node_version.h', '#define NODE_MAJOR_VERSION 20\n#define NODE_MINOR_VERSION 11\n#define NODE_PATCH_VERSION 1\n');
-  });
-  const before = snapshot(demo, BEFORE);
-  editRoot(demo.disk, (f) => {
-    let n = 0;
-    const paras = f.cat('/var/lib/dpkg/status').split('\n\n').filter((x) => x.trim())
-      .map((para) => (n++ % 4 === 0 ? para.replace(/^Version: (.*)-(\d+)$/m, (_m, v, r) => `Version: ${v}-${Number(r) + 1}`) : para));
-    paras.shift(); // one package removed
-    paras.push('Package: newtool\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0-1\nDescription: a new tool');
-    f.write('/var/lib/dpkg/status', paras.join('\n\n') + '\n');
-    f.write('/etc/os-release', 'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nNAME="Debian GNU/Linux"\nVERSION_ID="13"\nID=debian\n');
-    f.write('/etc/hostname', 'devbox-upgraded\n');
-    f.write('/boot/vmlinuz-6.1.0-20-amd64', 'kernel 20');
-    f.write('/usr/include/node/node_version.h', '#define NODE_MAJOR_VERSION 20\n#define NODE_MINOR_VERSION 12\n#define NODE_PATCH_VERSION 0\n');
-    f.rm('/etc/conf.d/service-3.conf');
-    f.write('/etc/conf.d/service-new.conf', 'enabled = true\n');
-    f.mkdir('/opt');
-    f.mkdir('/opt/newtool');
-    for (let i = 0; i < 25; i++) f.write(`/opt/newtool/plugin-${String(i).padStart(2, '0')}.conf`, `plugin ${i}\n`.repeat(i + 1));
-    f.mkdir('/opt/newtool/lib');
-    f.write('/opt/newtool/lib/libnewtool.so', Buffer.alloc(30000, 7));
-  });
-  const after = snapshot(demo, AFTER);
-  return { before, after };
-}
 
 /** The panel's webview document. */
 function panel(page) {
