@@ -14,9 +14,8 @@
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import type { DiskInfo, ErrorCode, ErrorInfo, ProgressEvent, SnapshotSummary } from '../imaging/protocol';
+import type { DiskInfo, ErrorCode, ErrorInfo, ProgressEvent, RestoreFilesResult, SnapshotSummary } from '../imaging/protocol';
 import type { DiffPage, DirectorySummary } from '../imaging/file-diff';
-import type { RestoreFilesResult } from '../imaging/file-restore';
 import type { Inventory, InventoryDiff } from '../imaging/inventory';
 import type { ImageStat } from '../imaging/image-fs/types';
 
@@ -149,6 +148,11 @@ export interface SnapshotFilesEngine {
   /** A file's content; rejects with BAD_SOURCE past `maxBytes` (default 64 MiB). */
   readFile(repo: string, id: string, file: string, opts?: { partition?: number; maxBytes?: number }, token?: CancellationLike): Promise<Buffer>;
   restoreFiles(opts: RestoreFilesOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<RestoreFilesResult>;
+}
+
+/** An engine that can restore files (CliEngine, and HelperEngine as root). */
+export function canRestoreFiles(e: unknown): e is Pick<SnapshotFilesEngine, 'restoreFiles'> {
+  return !!e && typeof (e as Partial<SnapshotFilesEngine>).restoreFiles === 'function';
 }
 
 export function hasSnapshotFiles(e: unknown): e is SnapshotFilesEngine {
@@ -611,7 +615,7 @@ export class RoutingEngine implements Engine, SnapshotFilesEngine {
   diff(repo: string, a: string, b: string, token?: CancellationLike): Promise<DiffResult> {
     return this.pick('diff', [repo, 'repository']).diff(repo, a, b, token);
   }
-  // Looking inside snapshots and restoring files: as the current user (the helper does not serve these yet).
+  // Looking inside snapshots: as the current user. Restoring files: see restoreFiles.
   private files(): SnapshotFilesEngine {
     if (!hasSnapshotFiles(this.user)) throw new EngineError('INTERNAL', 'This engine cannot look inside snapshots.');
     return this.user;
@@ -628,7 +632,42 @@ export class RoutingEngine implements Engine, SnapshotFilesEngine {
   readFile(repo: string, id: string, file: string, opts?: { partition?: number; maxBytes?: number }, token?: CancellationLike): Promise<Buffer> {
     return this.files().readFile(repo, id, file, opts, token);
   }
+  /**
+   * Through the helper when the user could not write the result: the target folder, or (in place)
+   * the nearest existing folder of a destination and an existing destination folder itself (e.g.
+   * /usr/lib when restoring /usr/lib/x in place under '/'), or when the repository needs root; else
+   * as the current user, as before.
+   */
   restoreFiles(opts: RestoreFilesOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<RestoreFilesResult> {
+    if (canRestoreFiles(this.elevated)) {
+      const root = path.resolve(opts.to);
+      const checks: [string, 'read' | 'write' | 'repository'][] = [[opts.repo, 'repository']];
+      if (!(opts.inPlace ?? root === '/')) checks.push([root, 'write']);
+      else {
+        for (const p of opts.paths) {
+          const dest = path.join(root, path.posix.normalize('/' + p));
+          checks.push([existingFolder(path.dirname(dest)), 'write']);
+          if (isDirectory(dest)) checks.push([dest, 'write']);
+        }
+      }
+      const e = this.pick('restore files', ...checks);
+      if (e === this.elevated) return this.elevated.restoreFiles(opts, onProgress, token);
+    }
     return this.files().restoreFiles(opts, onProgress, token);
+  }
+}
+
+/** `dir`, or its nearest ancestor that exists (what a restore creating `dir` writes into). */
+function existingFolder(dir: string): string {
+  for (let d = dir; ; d = path.dirname(d)) {
+    if (fs.existsSync(d) || d === path.dirname(d)) return d;
+  }
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return fs.lstatSync(p).isDirectory();
+  } catch {
+    return false;
   }
 }

@@ -14,11 +14,11 @@ import * as path from 'path';
 import { encodeFrame, FrameDecoder } from '../imaging/helper/framing';
 import { macEquals, macFor, newNonce, newSecret } from '../imaging/helper/auth';
 import {
-  DiskInfo, ErrorCode, HelperEvent, HelperOpName, HelperOps, PROTOCOL_VERSION, SnapshotSummary,
+  DiskInfo, ErrorCode, HelperEvent, HelperOpName, HelperOps, PROTOCOL_VERSION, RestoreFilesResult, SnapshotSummary,
 } from '../imaging/protocol';
 import { askpassScript, buildLaunch, ElevationMethod, LaunchCommand } from './elevation';
 import type {
-  CancellationLike, DiffResult, Engine, ForgetOptions, ForgetResult, ProgressListener, PruneResult, RestoreOptions, RestoreResult,
+  CancellationLike, DiffResult, Engine, ForgetOptions, ForgetResult, ProgressListener, PruneResult, RestoreFilesOptions, RestoreOptions, RestoreResult,
   SnapshotOptions, SnapshotResult, VerifyOptions, VerifyResult,
 } from './engine';
 import { EngineError } from './engine';
@@ -488,6 +488,15 @@ export class HelperEngine implements Engine {
   }
   async diff(repo: string, a: string, b: string, token?: CancellationLike): Promise<DiffResult> {
     return this.call('diff', { ...this.repo(repo), a, b }, undefined, token);
+  }
+  /** Restores files as root (e.g. to their original place under '/'); the only file-level operation the helper serves. */
+  async restoreFiles(opts: RestoreFilesOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<RestoreFilesResult> {
+    // The compare panel shows the dry run's plan and (in place) asks in a modal before the real run.
+    return this.call('restoreFiles', {
+      ...this.repo(opts.repo), snapshot: opts.id, paths: opts.paths, target: opts.to,
+      ...(opts.inPlace !== undefined ? { inPlace: opts.inPlace } : {}), ...(opts.partition !== undefined ? { partition: opts.partition } : {}),
+      ...(opts.dryRun ? { dryRun: true } : { confirmed: true }),
+    }, onProgress, token);
   }
 
   /** Stops the helper (at a safe point) if one runs. */

@@ -5,16 +5,18 @@ import { DevsnapError } from './errors';
 import { formatBytes } from './format';
 import { collectInventory, bootModeFromPartitions, describeInventoryDiff, diffInventory, Inventory } from './inventory';
 import { diffPage, FileChange, summarizeByDirectory, DirectorySummary } from './file-diff';
-import { restoreFiles } from './file-restore';
+import { restoreFilesOp } from './operations';
 import { openSnapshotFs, OpenedSnapshotFs } from './image-fs/open';
 import type { ImageStat } from './image-fs/types';
 import type { Manifest } from './repo/manifest';
 import type { Repository } from './repo/repository';
-import type { ProgressEvent } from './protocol';
+import type { ProgressEvent, RepoRequest } from './protocol';
 import { WorkerPool } from './worker-pool';
 
 export interface CliContext {
   withRepo<T>(g: any, exclusive: boolean, purpose: string, fn: (repo: Repository) => Promise<T>): Promise<T>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** The repository part of an operation request (repository folder, password). */
+  repoReq(g: any): RepoRequest; // eslint-disable-line @typescript-eslint/no-explicit-any
   report(g: any, json: unknown, human: () => string): void; // eslint-disable-line @typescript-eslint/no-explicit-any
   globals(cmd: Command): any; // eslint-disable-line @typescript-eslint/no-explicit-any
   progressSink(g: any): (e: ProgressEvent) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -184,10 +186,10 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .option('--deep', 'compare contents to decide that an existing file is unchanged')
     .action(async (id: string, paths: string[], o, cmd) => {
       const g = ctx.globals(cmd);
-      const r = await ctx.withRepo(g, false, `restore-files to ${o.to}`, (repo) =>
-        withSnapshotFs(repo, id, o.partition, (s) =>
-          restoreFiles(s.fs, paths, o.to, { dryRun: !!o.dryRun, inPlace: o.inPlace ? true : undefined, deep: !!o.deep, signal: ctx.signal, onProgress: ctx.progressSink(g), log: ctx.log }),
-        ),
+      // The same operation the elevated helper runs (imaging/operations.ts).
+      const r = await restoreFilesOp(
+        { ...ctx.repoReq(g), snapshot: id, paths, target: o.to, partition: o.partition, inPlace: o.inPlace ? true : undefined, dryRun: !!o.dryRun, deep: !!o.deep },
+        { signal: ctx.signal, onProgress: ctx.progressSink(g), log: ctx.log },
       );
       const t = r.totals;
       ctx.report(g, r, () =>

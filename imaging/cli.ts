@@ -326,7 +326,7 @@ program
   });
 
 // Looking inside snapshots: ls, cat, inventory, changes, restore-files (imaging/cli-files.ts).
-registerFileCommands(program, { withRepo, report, globals, progressSink, log, signal: abort.signal });
+registerFileCommands(program, { withRepo, repoReq, report, globals, progressSink, log, signal: abort.signal });
 
 // The elevated helper (imaging/helper/README.md): started by the extension, as root, never by hand.
 program

@@ -17,20 +17,9 @@ import { DevsnapError, toDevsnapError } from './errors';
 import { normalizePath } from './image-fs/base';
 import type { ImageFileType, ImageFs, ImageStat } from './image-fs/types';
 import { ProgressMeter, ProgressSink } from './progress';
+import type { RestoreAction, RestoreEntry, RestoreFilesResult } from './protocol';
 
-export type RestoreAction = 'create' | 'replace' | 'unchanged' | 'conflict' | 'skip';
-
-export interface RestoreEntry {
-  /** Path in the snapshot. */
-  path: string;
-  /** Where it goes. */
-  dest: string;
-  type: ImageFileType;
-  action: RestoreAction;
-  size: number;
-  /** Why for 'conflict' and 'skip'; what differs for 'replace' of an existing entry of the same type. */
-  reason?: string;
-}
+export type { RestoreAction, RestoreEntry, RestoreFilesResult } from './protocol';
 
 export interface RestoreFilesOptions {
   dryRun?: boolean;
@@ -43,21 +32,17 @@ export interface RestoreFilesOptions {
   deep?: boolean;
   /** fsync each file before renaming it into place (default true). */
   fsync?: boolean;
+  /**
+   * Running as root: give everything written to this owner instead of the snapshot's owners, and
+   * leave out the trusted.* and security.* xattrs (file capabilities among them), as if that user
+   * had restored the files (the elevated helper restoring into a user's folder).
+   */
+  owner?: { uid: number; gid: number };
+  /** Called with the plan (dry run or not) before anything is written; throw to refuse it. */
+  checkPlan?: (entries: RestoreEntry[]) => void | Promise<void>;
   signal?: AbortSignal;
   onProgress?: ProgressSink;
   log?: (msg: string) => void;
-}
-
-export interface RestoreFilesResult {
-  dryRun: boolean;
-  targetRoot: string;
-  inPlace: boolean;
-  entries: RestoreEntry[];
-  totals: Record<RestoreAction, number>;
-  /** Bytes of file content to write (create + replace). */
-  bytesToWrite: number;
-  bytesWritten: number;
-  warnings: string[];
 }
 
 interface Planned extends RestoreEntry {
@@ -129,6 +114,10 @@ export async function restoreFiles(ifs: ImageFs, paths: string[], targetRoot: st
   if (!paths.length) throw new DevsnapError('USAGE', 'No paths to restore were given.');
   const root = path.resolve(targetRoot);
   const inPlace = opts.inPlace ?? root === '/';
+  const owner = opts.owner;
+  /** Who an entry should belong to: the snapshot's owner, or `opts.owner`. */
+  const own = (st: { uid: number; gid: number }) => owner ?? st;
+  const keepXattr = (k: string) => !owner || !(k.startsWith('trusted.') || k.startsWith('security.'));
   const warnings: string[] = [];
   const warn = (m: string) => {
     warnings.push(m);
@@ -164,7 +153,7 @@ export async function restoreFiles(ifs: ImageFs, paths: string[], targetRoot: st
         e.reason = `${st.special ?? 'special'} files are not restored`;
       } else if (existing) {
         const et = fsType(existing);
-        const metaSame = (existing.mode & 0o7777) === st.mode && (!isRoot || (existing.uid === st.uid && existing.gid === st.gid));
+        const metaSame = (existing.mode & 0o7777) === st.mode && (!isRoot || (existing.uid === own(st).uid && existing.gid === own(st).gid));
         if (st.type === 'dir' ? et !== 'dir' : et === 'dir') {
           e.action = 'conflict';
           e.reason = st.type === 'dir' ? `a ${et} is in the way of the directory` : 'a directory is in the way';
@@ -172,7 +161,7 @@ export async function restoreFiles(ifs: ImageFs, paths: string[], targetRoot: st
           e.action = metaSame && sameTime(st.mtime, existing) ? 'unchanged' : 'replace';
           if (e.action === 'replace') e.reason = 'metadata';
         } else if (st.type === 'symlink') {
-          const same = et === 'symlink' && (await fs.promises.readlink(d)) === st.target && (!isRoot || (existing.uid === st.uid && existing.gid === st.gid));
+          const same = et === 'symlink' && (await fs.promises.readlink(d)) === st.target && (!isRoot || (existing.uid === own(st).uid && existing.gid === own(st).gid));
           e.action = same ? 'unchanged' : 'replace';
         } else if (et === 'file' && existing.size === st.size && metaSame && sameTime(st.mtime, existing) && (!opts.deep || (await sameContent(ifs, st, d)))) {
           e.action = 'unchanged';
@@ -199,8 +188,9 @@ export async function restoreFiles(ifs: ImageFs, paths: string[], targetRoot: st
     if ((e.action === 'create' || e.action === 'replace') && e.type === 'file' && !e.linkTo) bytesToWrite += e.size;
   }
   const entries = (): RestoreEntry[] => plan.map(({ stat: _s, existing: _e, linkTo: _l, ...rest }) => rest);
+  await opts.checkPlan?.(entries());
   if (opts.dryRun) return { dryRun: true, targetRoot: root, inPlace, entries: entries(), totals, bytesToWrite, bytesWritten: 0, warnings };
-  if (!isRoot && plan.some((e) => e.stat.uid !== process.getuid?.() && e.action !== 'unchanged')) warn('not running as root: owners are not restored (files belong to you)');
+  if (!isRoot && !owner && plan.some((e) => e.stat.uid !== process.getuid?.() && e.action !== 'unchanged')) warn('not running as root: owners are not restored (files belong to you)');
 
   // ---- execute
   const meter = new ProgressMeter('restore-files', bytesToWrite, opts.onProgress);
@@ -211,7 +201,7 @@ export async function restoreFiles(ifs: ImageFs, paths: string[], targetRoot: st
 
   const flush = async () => {
     if (!pending.length) return;
-    for (const w of await setXattrs(pending.map((p) => ({ path: p.tmp, xattrs: p.st.xattrs })))) warn(w);
+    for (const w of await setXattrs(pending.map((p) => ({ path: p.tmp, xattrs: owned(p.st.xattrs) })))) warn(w);
     for (const p of pending) {
       const at = p.st.atime / 1000;
       const mt = p.st.mtime / 1000;
@@ -238,11 +228,14 @@ export async function restoreFiles(ifs: ImageFs, paths: string[], targetRoot: st
       await fs.promises.mkdir(m.dir);
       const st = inPlace ? await ifs.tryStat(m.image) : null;
       if (st?.type === 'dir') {
-        if (isRoot) await fs.promises.chown(m.dir, st.uid, st.gid);
+        if (isRoot) await fs.promises.chown(m.dir, own(st).uid, own(st).gid);
         await fs.promises.chmod(m.dir, st.mode);
-      }
+      } else if (isRoot && owner) await fs.promises.chown(m.dir, owner.uid, owner.gid);
     }
   };
+
+  /** The xattrs to set: all of them, or (for `opts.owner`) those a user may set. */
+  const owned = (x: Record<string, Buffer>) => (owner ? Object.fromEntries(Object.entries(x).filter(([k]) => keepXattr(k))) : x);
 
   const tmpFiles = new Set<string>();
   try {
@@ -270,7 +263,7 @@ export async function restoreFiles(ifs: ImageFs, paths: string[], targetRoot: st
       }
       if (st.type === 'symlink') {
         await fs.promises.symlink(st.target ?? '', tmp);
-        if (isRoot) await fs.promises.lchown(tmp, st.uid, st.gid);
+        if (isRoot) await fs.promises.lchown(tmp, own(st).uid, own(st).gid);
         // Only trusted.* and security.* xattrs can be set on a symlink.
         const xattrs = Object.fromEntries(Object.entries(st.xattrs).filter(([k]) => k.startsWith('trusted.') || k.startsWith('security.')));
         pending.push({ tmp, dest: e.dest, st: { ...st, xattrs }, symlink: true });
@@ -292,7 +285,7 @@ export async function restoreFiles(ifs: ImageFs, paths: string[], targetRoot: st
             meter.add(n);
           }
           await fh.truncate(st.size); // sparse: holes stay holes
-          if (isRoot) await fh.chown(st.uid, st.gid);
+          if (isRoot) await fh.chown(own(st).uid, own(st).gid);
           await fh.chmod(st.mode); // after chown, which clears setuid/setgid
           if (opts.fsync !== false) await fh.sync();
         } finally {
@@ -307,10 +300,10 @@ export async function restoreFiles(ifs: ImageFs, paths: string[], targetRoot: st
     tmpFiles.clear();
     // Directories last, deepest first: their times would change while their contents were written.
     for (const d of dirsToFinish) {
-      if (isRoot) await fs.promises.chown(d.dest, d.st.uid, d.st.gid);
+      if (isRoot) await fs.promises.chown(d.dest, own(d.st).uid, own(d.st).gid);
       await fs.promises.chmod(d.dest, d.st.mode);
     }
-    for (let i = 0; i < dirsToFinish.length; i += XATTR_BATCH) for (const w of await setXattrs(dirsToFinish.slice(i, i + XATTR_BATCH).map((d) => ({ path: d.dest, xattrs: d.st.xattrs })))) warn(w);
+    for (let i = 0; i < dirsToFinish.length; i += XATTR_BATCH) for (const w of await setXattrs(dirsToFinish.slice(i, i + XATTR_BATCH).map((d) => ({ path: d.dest, xattrs: owned(d.st.xattrs) })))) warn(w);
     for (const d of [...dirsToFinish].reverse()) await fs.promises.utimes(d.dest, d.st.atime / 1000, d.st.mtime / 1000);
     meter.finish();
   } catch (err) {

@@ -14,11 +14,13 @@ import { checkRepository } from './check';
 import { applyPolicy, forgetSnapshots, prune } from './retention';
 import { listDisks } from './disks';
 import { diffSnapshots } from './diff';
+import { restoreFiles } from './file-restore';
+import { openSnapshotFs } from './image-fs/open';
 import type { ProgressSink } from './progress';
 import type {
   CheckOpResult, CheckRequest, DiffOpResult, DiffRequest, DisksResult, ForgetOpResult, ForgetRequest, LabelRequest, ListResult,
-  PinRequest, PruneOpResult, PruneRequest, RepoRequest, RestoreOpResult, RestoreRequest, ShowRequest, ShowResult, SnapshotOpResult,
-  SnapshotRefResult, SnapshotRequest, VerifyOpResult, VerifyRequest,
+  PinRequest, PruneOpResult, PruneRequest, RepoRequest, RestoreEntry, RestoreFilesRequest, RestoreFilesResult, RestoreOpResult, RestoreRequest,
+  ShowRequest, ShowResult, SnapshotOpResult, SnapshotRefResult, SnapshotRequest, VerifyOpResult, VerifyRequest,
 } from './protocol';
 
 export interface OpContext {
@@ -29,6 +31,10 @@ export interface OpContext {
   confirmRestore?: (plan: RestorePlan, snapshotId: string) => Promise<void>;
   /** Called after the repository was opened (or created) and before the operation runs. */
   onRepositoryOpened?: (repo: Repository, created: boolean) => Promise<void>;
+  /** restoreFiles: called with the plan (dry run or not) before anything is written; throw to refuse it. */
+  checkRestoreFiles?: (entries: RestoreEntry[]) => void | Promise<void>;
+  /** restoreFiles as root: give what is written to this owner instead of the snapshot's owners (see RestoreFilesOptions.owner). */
+  restoreFilesOwner?: { uid: number; gid: number };
 }
 
 /** Opens the repository, takes its lock, loads the index, runs `fn`, and always releases. */
@@ -79,6 +85,33 @@ export async function restoreOp(req: RestoreRequest, ctx: OpContext): Promise<Re
       await ctx.confirmRestore(plan, full);
     }
     return restoreSnapshot(repo, { id: full, target: req.target, partition: req.partition, dryRun: req.dryRun, signal: ctx.signal, onProgress: ctx.onProgress, log: ctx.log });
+  });
+}
+
+/** A path inside a snapshot's filesystem as restoreFiles takes it: absolute or relative to its root, never through '..'. */
+export function checkSnapshotPath(p: string): string | null {
+  if (typeof p !== 'string' || !p.length) return 'an empty path';
+  if (p.includes('\0')) return `a path with a NUL byte`;
+  if (p.split('/').includes('..')) return `${JSON.stringify(p)}: '..' is not allowed (give the path from the snapshot's root)`;
+  return null;
+}
+
+export async function restoreFilesOp(req: RestoreFilesRequest, ctx: OpContext): Promise<RestoreFilesResult> {
+  for (const p of req.paths) {
+    const problem = checkSnapshotPath(p);
+    if (problem) throw new DevsnapError('USAGE', `Cannot restore ${problem}.`);
+  }
+  return withRepository(req, ctx, false, `restore-files to ${req.target}`, async (repo) => {
+    const m = await repo.readManifest(await repo.resolveId(req.snapshot));
+    const o = await openSnapshotFs(repo, m, req.partition);
+    try {
+      return await restoreFiles(o.fs, req.paths, req.target, {
+        dryRun: !!req.dryRun, inPlace: req.inPlace, deep: !!req.deep, owner: ctx.restoreFilesOwner, checkPlan: ctx.checkRestoreFiles,
+        signal: ctx.signal, onProgress: ctx.onProgress, log: ctx.log,
+      });
+    } finally {
+      await o.close();
+    }
   });
 }
 

@@ -212,6 +212,45 @@ export interface ForgetOpResult {
   prune?: PruneOpResult;
 }
 
+/** Restoring selected files and folders of a snapshot's filesystem (imaging/file-restore.ts). */
+export interface RestoreFilesRequest extends RepoRequest {
+  snapshot: string;       // id, unique prefix or 'latest'
+  /** The partition whose filesystem is read (default: the root, the largest ext partition). */
+  partition?: number;
+  /** Paths inside the snapshot's filesystem: absolute, or relative to its root; no '..'. */
+  paths: string[];
+  /** The folder to restore into; with inPlace each path goes below it at its full path ('/' = the original place). */
+  target: string;
+  /** Default: true when target is '/'. */
+  inPlace?: boolean;
+  dryRun?: boolean;
+  /** Compare contents (not only size and mtime) to decide that an existing file is unchanged. */
+  deep?: boolean;
+}
+export type RestoreAction = 'create' | 'replace' | 'unchanged' | 'conflict' | 'skip';
+export interface RestoreEntry {
+  /** Path in the snapshot. */
+  path: string;
+  /** Where it goes. */
+  dest: string;
+  type: 'file' | 'dir' | 'symlink' | 'other';
+  action: RestoreAction;
+  size: number;
+  /** Why for 'conflict' and 'skip'; what differs for 'replace' of an existing entry of the same type. */
+  reason?: string;
+}
+export interface RestoreFilesResult {
+  dryRun: boolean;
+  targetRoot: string;
+  inPlace: boolean;
+  entries: RestoreEntry[];
+  totals: Record<RestoreAction, number>;
+  /** Bytes of file content to write (create + replace). */
+  bytesToWrite: number;
+  bytesWritten: number;
+  warnings: string[];
+}
+
 // ---------------------------------------------------------------------------------------------
 // The elevated helper's channel (imaging/helper/, extension/helperClient.ts; security model in
 // imaging/helper/README.md). Frames: a 4-byte big-endian length, then that many bytes of UTF-8
@@ -255,6 +294,19 @@ export interface HelperOps {
   prune: { params: PruneRequest & HelperRepoOptions; result: PruneOpResult };
   label: { params: LabelRequest & HelperRepoOptions; result: SnapshotRefResult };
   pin: { params: PinRequest & HelperRepoOptions; result: SnapshotRefResult };
+  /**
+   * Restores files of a snapshot into a folder of the user, or in place (inPlace) below a folder
+   * such as '/': a folder the user does not own is accepted only for an in-place restore, and a
+   * real (not dry-run) one only with `confirmed` (imaging/helper/README.md). Without `deep`: the
+   * helper compares by size, mode and mtime only, so it never reads root's files for the user.
+   */
+  restoreFiles: {
+    params: Omit<RestoreFilesRequest, 'deep'> & HelperRepoOptions & {
+      /** The user confirmed restoring in place (required for a real in-place restore into a folder the user does not own). */
+      confirmed?: boolean;
+    };
+    result: RestoreFilesResult;
+  };
 }
 export type HelperOpName = keyof HelperOps;
 export type HelperOpRequest = { [K in HelperOpName]: { v: number; id: string; type: K } & HelperOps[K]['params'] }[HelperOpName];

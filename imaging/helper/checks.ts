@@ -206,3 +206,101 @@ export function chownTree(dir: string, uid: number, gid: number): number {
   walk(dir);
   return changed;
 }
+
+/** Folders a file restore never writes into, even in place: kernel interfaces and device nodes. */
+const NO_FILES_TREES = ['/proc', '/sys', '/dev'];
+const within = (p: string, root: string) => root === '/' || inTree(p, root);
+
+export interface ResolvedFilesTarget {
+  /** The real path of the folder restored into. */
+  path: string;
+  /** 'user': the requesting user's own folder; 'root': a root-owned folder, only in place (e.g. '/'). */
+  owner: 'user' | 'root';
+}
+
+/**
+ * The folder of a file restore (restoreFiles): resolved, an existing directory, not a kernel
+ * interface or device folder, and either owned by the requesting user (no flag needed), or owned
+ * by root for an in-place restore (putting files back where they were: '/', or a mounted
+ * partition's folder) that the user confirmed (`confirmed`; a dry run writes nothing and needs
+ * no confirmation). Folders of other users are refused.
+ */
+export function resolveFilesTarget(p: string, uid: number, o: { inPlace: boolean; confirmed: boolean; dryRun: boolean }): ResolvedFilesTarget {
+  let real: string;
+  try {
+    real = fs.realpathSync(p);
+  } catch {
+    throw refuse('BAD_TARGET', `Refused: the folder ${p} to restore files into does not exist.`);
+  }
+  const forbidden = NO_FILES_TREES.find((t) => inTree(real, t));
+  if (forbidden) throw refuse('BAD_TARGET', `Refused: ${p}${real !== p ? ` (${real})` : ''} is under ${forbidden}, which holds kernel interfaces or device nodes, not files to restore.`);
+  const st = fs.statSync(real);
+  if (!st.isDirectory()) throw refuse('BAD_TARGET', `Refused: ${real} is not a folder; files are restored into a folder.`);
+  if (!POSIX || st.uid === uid) return { path: real, owner: 'user' };
+  if (st.uid !== 0) {
+    throw refuse('PERMISSION', `Refused: the folder ${real} belongs to uid ${st.uid}, not to the requesting user (uid ${uid}); the helper restores files only into your own folders or, in place, into the system's.`, 'Choose a folder of your own.');
+  }
+  if (!o.inPlace) {
+    throw refuse('PERMISSION', `Refused: the folder ${real} belongs to root; the helper restores files into a root-owned folder only in place (back to their original place).`, 'Choose a folder of your own, or restore the files to their original place.');
+  }
+  if (!o.dryRun && !o.confirmed) {
+    throw refuse('USAGE', `Refused: restoring files in place under ${real} replaces system files, and the request does not say the user confirmed it.`, 'Ask the user, then send the request with confirmed: true.');
+  }
+  return { path: real, owner: 'root' };
+}
+
+/**
+ * The destinations of a file restore's plan, before anything is written: each must lie below the
+ * target, and every existing folder on the way that is a symbolic link must stay inside a user's
+ * target folder (so a link the user planted cannot lead root's writes elsewhere) or, in a
+ * root-owned target, be root's own (the system's links, such as /lib → usr/lib on merged-/usr
+ * systems). Nothing may end up under /proc, /sys or /dev.
+ */
+export function checkFileDestinations(dests: Iterable<string>, t: ResolvedFilesTarget): void {
+  const checked = new Set<string>();
+  const resolvedDirs = new Map<string, string>();
+  /** Where `dir` really is: the real path of its nearest existing ancestor plus the rest. */
+  const resolveDir = (dir: string): string => {
+    const have = resolvedDirs.get(dir);
+    if (have !== undefined) return have;
+    let r: string;
+    try {
+      r = fs.realpathSync(dir);
+    } catch {
+      const up = path.dirname(dir);
+      r = up === dir ? dir : path.join(resolveDir(up), path.basename(dir));
+    }
+    resolvedDirs.set(dir, r);
+    return r;
+  };
+  for (const dest of dests) {
+    const rel = path.relative(t.path, dest);
+    if (rel === '..' || rel.startsWith('../') || path.isAbsolute(rel)) throw refuse('BAD_TARGET', `Refused: ${dest} is not inside ${t.path}.`);
+    const parts = rel ? rel.split('/') : [];
+    let cur = t.path;
+    for (const part of parts.slice(0, -1)) {
+      cur = path.join(cur, part);
+      if (checked.has(cur)) continue;
+      const st = lstatOrNull(cur);
+      if (!st) break; // created by the restore from here on
+      if (st.isSymbolicLink()) {
+        let real: string;
+        try {
+          real = fs.realpathSync(cur);
+        } catch {
+          throw refuse('BAD_TARGET', `Refused: ${cur} is a dangling symbolic link on the way to ${dest}.`);
+        }
+        if (t.owner === 'user' && !within(real, t.path)) {
+          throw refuse('PERMISSION', `Refused: ${cur} is a symbolic link to ${real}, outside ${t.path}; the helper does not follow it to restore ${dest}.`, 'Remove or rename the link, or restore into another folder.');
+        }
+        if (t.owner === 'root' && POSIX && st.uid !== 0) {
+          throw refuse('PERMISSION', `Refused: ${cur} is a symbolic link of uid ${st.uid} (to ${real}); restoring in place, the helper follows only root's links.`, 'Restore the files behind it separately, as yourself.');
+        }
+      }
+      checked.add(cur);
+    }
+    const where = path.join(resolveDir(path.dirname(dest)), path.basename(dest));
+    const forbidden = NO_FILES_TREES.find((f) => inTree(where, f));
+    if (forbidden) throw refuse('BAD_TARGET', `Refused: ${dest}${where !== dest ? ` (${where})` : ''} is under ${forbidden}; the helper does not restore files into kernel interfaces or device folders.`, 'Leave it out of the selection.');
+  }
+}

@@ -5,6 +5,7 @@
 // HelperOps) until the extension goes away, asks it to stop, or it has been idle too long.
 // Security model: README.md beside this file.
 import * as net from 'net';
+import * as path from 'path';
 import { DevsnapError, toDevsnapError } from '../errors';
 import * as ops from '../operations';
 import { inspectPath } from '../device';
@@ -12,7 +13,7 @@ import { ErrorInfo, HelperEvent, HelperOpRequest, HelperRequest, PROTOCOL_VERSIO
 import { FrameDecoder, encodeFrame } from './framing';
 import { macEquals, macFor, newNonce } from './auth';
 import { validateRequest } from './validate';
-import { checkSocketPath, chownTree, readSecretFile, resolveDiskPath, resolveRepository } from './checks';
+import { checkFileDestinations, checkSocketPath, chownTree, readSecretFile, resolveDiskPath, resolveFilesTarget, resolveRepository } from './checks';
 
 export interface HelperCommandOptions {
   socket: string;
@@ -232,6 +233,23 @@ class HelperSession {
             if (info.isSystem) throw new DevsnapError('BAD_SOURCE', `Refused: the helper does not freeze the running system's filesystems (${src.path}): if it were stopped while they are frozen, the system would hang.`, 'Snapshot without freeze, or from a recovery environment.');
           }
           return await ops.snapshotOp({ ...base, source: src.path, label: req.label, compressionLevel: req.compressionLevel, freeze: req.freeze }, ctx);
+        }
+        case 'restoreFiles': {
+          // In place as restoreFiles decides it ('/' defaults to in place), so the checks and the restore agree.
+          const inPlace = req.inPlace ?? path.resolve(req.target) === '/';
+          const target = resolveFilesTarget(req.target, this.uid, { inPlace, confirmed: !!req.confirmed, dryRun: !!req.dryRun });
+          // Only a confirmed in-place restore puts back the snapshot's owners (root's files in /usr, ...);
+          // everything else the helper writes is the requesting user's, as if they had restored it themselves.
+          // An in-place dry run plans with the snapshot's owners, as the confirmed run after it will write.
+          const keepOwners = inPlace && (!!req.confirmed || !!req.dryRun);
+          return await ops.restoreFilesOp({
+            ...base, snapshot: req.snapshot, paths: req.paths, target: target.path, inPlace, dryRun: req.dryRun,
+            ...(req.partition !== undefined ? { partition: req.partition } : {}),
+          }, {
+            ...ctx,
+            ...(keepOwners ? {} : { restoreFilesOwner: { uid: this.uid, gid: this.gid } }),
+            checkRestoreFiles: (entries) => checkFileDestinations(entries.map((e) => e.dest), target),
+          });
         }
         case 'restore': {
           const dst = resolveDiskPath(req.target, 'target', this.uid);

@@ -3,8 +3,9 @@
 // (`allowSystemdisk`) cannot silently fall back to the default. Nothing here touches the disk;
 // the checks of paths (devices, files, repositories) are in checks.ts.
 import { ErrorInfo, HelperOpName, HelperRequest, PROTOCOL_VERSION } from '../protocol';
+import { checkSnapshotPath } from '../operations';
 
-type FieldType = 'path' | 'string' | 'text' | 'id' | 'int' | 'level' | 'bool' | 'ids' | 'policy';
+type FieldType = 'path' | 'string' | 'text' | 'id' | 'int' | 'level' | 'bool' | 'ids' | 'policy' | 'snapshotPaths';
 interface Field { type: FieldType; required?: boolean }
 type Schema = Record<string, Field>;
 
@@ -26,11 +27,18 @@ export const SCHEMAS: Record<HelperOpName | 'cancel' | 'shutdown', Schema> = {
   prune: { ...repo, dryRun: { type: 'bool' } },
   label: { ...repo, snapshot: { type: 'id', required: true }, label: { type: 'text', required: true } },
   pin: { ...repo, snapshot: { type: 'id', required: true }, pinned: { type: 'bool', required: true } },
+  // `target` must also be an existing folder the rules allow: checked on disk by checks.ts (resolveFilesTarget).
+  restoreFiles: {
+    ...repo, snapshot: { type: 'id', required: true }, partition: { type: 'int' }, paths: { type: 'snapshotPaths', required: true },
+    target: { type: 'path', required: true }, inPlace: { type: 'bool' }, dryRun: { type: 'bool' }, confirmed: { type: 'bool' },
+  },
   cancel: { target: { type: 'id', required: true } },
   shutdown: {},
 };
 
 const MAX_TEXT = 4096;
+/** restoreFiles: at most this many paths per request, each at most MAX_TEXT characters. */
+export const MAX_RESTORE_PATHS = 10000;
 const isId = (v: unknown): v is string => typeof v === 'string' && /^[A-Za-z0-9_.:-]{1,128}$/.test(v);
 
 function checkField(name: string, f: Field, v: unknown): string | null {
@@ -52,6 +60,16 @@ function checkField(name: string, f: Field, v: unknown): string | null {
       return typeof v === 'boolean' ? null : `"${name}" must be true or false`;
     case 'ids':
       return Array.isArray(v) && v.length <= 10000 && v.every(isId) ? null : `"${name}" must be a list of snapshot ids`;
+    case 'snapshotPaths': {
+      if (!Array.isArray(v) || !v.length || v.length > MAX_RESTORE_PATHS) return `"${name}" must be a list of 1 to ${MAX_RESTORE_PATHS} paths`;
+      for (let i = 0; i < v.length; i++) {
+        const p = v[i] as unknown;
+        if (typeof p !== 'string' || p.length > MAX_TEXT) return `"${name}[${i}]" must be a path inside the snapshot of at most ${MAX_TEXT} characters`;
+        const problem = checkSnapshotPath(p);
+        if (problem) return `"${name}[${i}]" is ${problem}`;
+      }
+      return null;
+    }
     case 'policy': {
       if (!v || typeof v !== 'object' || Array.isArray(v)) return `"${name}" must be an object`;
       for (const [k, n] of Object.entries(v)) {

@@ -252,4 +252,27 @@ describe('elevation: which operations go through the helper', () => {
     await e.verify({ repo: '/repo' });
     assert.deepEqual(calls, ['user:listDisks', 'user:listSnapshots', 'helper:snapshot', 'user:snapshot', 'helper:restore', 'user:verify']);
   });
+
+  it('RoutingEngine restores files through the helper only where the user cannot write', async () => {
+    const calls: string[] = [];
+    const fake = (who: string): Engine => new Proxy({}, { get: (_t, op: string) => async () => { calls.push(`${who}:${op}`); return {}; } }) as Engine;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'devsnap-route-'));
+    try {
+      fs.mkdirSync(path.join(dir, 'root', 'etc'), { recursive: true });
+      fs.mkdirSync(path.join(dir, 'mine'));
+      const locked = path.join(dir, 'root', 'etc');
+      const probe = (p: string, mode: string) => mode === 'write' && (p === locked || p.startsWith(locked + '/'));
+      const e = new RoutingEngine(fake('user'), fake('helper'), probe);
+      const base = { repo: '/repo', id: 'a' };
+      await e.restoreFiles({ ...base, paths: ['/home/x'], to: path.join(dir, 'mine') });
+      await e.restoreFiles({ ...base, paths: ['/etc/hostname'], to: path.join(dir, 'root'), inPlace: true }); // its folder, etc, is locked
+      await e.restoreFiles({ ...base, paths: ['/etc'], to: path.join(dir, 'root'), inPlace: true }); // an existing locked folder
+      await e.restoreFiles({ ...base, paths: ['/etc/new/deep/file'], to: path.join(dir, 'root'), inPlace: true }); // nearest existing: etc
+      await e.restoreFiles({ ...base, paths: ['/home/x'], to: path.join(dir, 'root'), inPlace: true });
+      await e.restoreFiles({ ...base, paths: ['/x'], to: locked });
+      assert.deepEqual(calls, ['user:restoreFiles', 'helper:restoreFiles', 'helper:restoreFiles', 'helper:restoreFiles', 'user:restoreFiles', 'helper:restoreFiles']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -129,6 +129,7 @@ test('CLI: ls, cat, inventory, restore-files --dry-run and changes through regis
         await repo.close();
       }
     },
+    repoReq: (g) => ({ repo: g.repo }),
     report: (_g, json, human) => outputs.push({ json, human: human() }),
     globals: (cmd) => cmd.optsWithGlobals(),
     progressSink: () => () => undefined,
