@@ -6,7 +6,7 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import type { DiskInfo, SnapshotSummary } from '../../imaging/protocol';
 import { EngineError, retentionEnabled } from '../engine';
-import { defaultSnapshotLabel, formatBytes } from '../format';
+import { defaultSnapshotLabel, formatBytes } from '../../imaging/format';
 import { diskDescription, previousSnapshot, snapshotDoneMessage, sortDisks } from '../snapshotModel';
 import * as ui from '../ui';
 import { checkAccessible, CommandContext, OPEN_SETTINGS, reportError, requireRepository, revealSnapshot, withEngineProgress } from './common';

@@ -6,7 +6,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { CancellationLike, CliEngine, EngineError, forgetArgs, interpretResult, LineSplitter, parseProgressLine, quoteArg, retentionEnabled } from '../../extension/engine';
+import { CliEngine, EngineError, forgetArgs, interpretResult, LineSplitter, parseProgressLine, quoteArg, retentionEnabled } from '../../extension/engine';
+import { Token } from '../helpers/token';
 import type { ProgressEvent } from '../../imaging/protocol';
 
 describe('extension engine: parsing', () => {
@@ -87,18 +88,6 @@ else if (cmd === 'crash') { process.stderr.write('TypeError: boom\n'); process.e
 else { out({ error: { code: 'NOT_FOUND', message: 'No snapshot ' + args[1] + '.', hint: 'Run list.' } }); process.exit(5); }
 `;
 
-class Token implements CancellationLike {
-  isCancellationRequested = false;
-  private listeners: ((e: unknown) => unknown)[] = [];
-  onCancellationRequested(l: (e: unknown) => unknown) {
-    this.listeners.push(l);
-    return { dispose: () => (this.listeners = this.listeners.filter((x) => x !== l)) };
-  }
-  cancel() {
-    this.isCancellationRequested = true;
-    for (const l of this.listeners) l(undefined);
-  }
-}
 
 describe('extension engine: CliEngine with a fake CLI', () => {
   let dir: string;

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { EngineError } from '../../extension/engine';
-import type { CancellationLike } from '../../extension/engine';
+import { Token } from '../helpers/token';
 import { HelperEngine, HelperEngineOptions } from '../../extension/helperClient';
 import type { ProgressEvent } from '../../imaging/protocol';
 import { cleanup, isRoot, makeDisk, tmpDir, withLoop } from '../helpers/disks';
@@ -34,18 +34,6 @@ function devsnapJson(args: string[]): any {
   return { status: r.status, json: JSON.parse(r.stdout), stderr: r.stderr };
 }
 
-class Token implements CancellationLike {
-  isCancellationRequested = false;
-  private listeners: ((e: unknown) => unknown)[] = [];
-  onCancellationRequested(l: (e: unknown) => unknown) {
-    this.listeners.push(l);
-    return { dispose: () => (this.listeners = this.listeners.filter((x) => x !== l)) };
-  }
-  cancel() {
-    this.isCancellationRequested = true;
-    for (const l of this.listeners) l(undefined);
-  }
-}
 
 describe('helper lifecycle', { skip }, () => {
   let work: string;
