@@ -52,7 +52,8 @@ export class Repository {
   /** Packs listed by index files, and the index files themselves. */
   readonly indexedPacks = new Set<string>();
   readonly indexFiles: string[] = [];
-  private packHandles = new Map<string, Promise<fs.promises.FileHandle>>();
+  /** Open pack files, most recently used last; `users` counts reads in progress on each. */
+  private packHandles = new Map<string, { fh: Promise<fs.promises.FileHandle>; users: number }>();
 
   private constructor(readonly dir: string, readonly config: RepoConfig, readonly cipher: RepoCipher, readonly log: Logger) {}
 
@@ -211,8 +212,7 @@ export class Repository {
   async readStored(id: string): Promise<{ frame: Buffer; loc: ChunkLocation }> {
     const loc = this.index.get(id);
     if (!loc) throw new DevsnapError('DAMAGED', `Chunk ${id.slice(0, 12)}… is missing from the repository.`, 'Run `devsnap check`; snapshots that use this chunk cannot be fully restored.');
-    const fh = await this.packHandle(loc.pack);
-    const stored = await readFully(fh, loc.offset, loc.length);
+    const stored = await this.readPack(loc.pack, loc.offset, loc.length);
     try {
       return { frame: this.cipher.open(stored), loc };
     } catch {
@@ -220,27 +220,43 @@ export class Repository {
     }
   }
 
-  /** Open pack files are cached (at most 64); the promise is cached so concurrent readers share one handle. */
-  private packHandle(pack: string): Promise<fs.promises.FileHandle> {
-    let h = this.packHandles.get(pack);
-    if (!h) {
-      if (this.packHandles.size >= 64) {
-        const [oldest, old] = this.packHandles.entries().next().value as [string, Promise<fs.promises.FileHandle>];
-        this.packHandles.delete(oldest);
-        // Reads already started on it (a few ms each) finish first; then it is closed.
-        old.then((o) => setTimeout(() => o.close().catch(() => undefined), 1000), () => undefined);
-      }
-      h = fs.promises.open(this.packPath(pack), 'r').catch((err) => {
-        this.packHandles.delete(pack);
+  /**
+   * Reads from a pack through a small cache of open files (at most 64 idle ones): a file is closed
+   * only when no read uses it, and concurrent readers of one pack share its handle.
+   */
+  private async readPack(pack: string, offset: number, length: number): Promise<Buffer> {
+    let entry = this.packHandles.get(pack);
+    if (entry) this.packHandles.delete(pack); // re-inserted below as the most recently used
+    else {
+      const fh = fs.promises.open(this.packPath(pack), 'r');
+      fh.catch(() => undefined); // awaited below
+      entry = { fh, users: 0 };
+    }
+    this.packHandles.set(pack, entry);
+    entry.users++;
+    try {
+      const fh = await entry.fh.catch((err) => {
+        if (this.packHandles.get(pack) === entry) this.packHandles.delete(pack); // nothing to cache: try again next time
         throw new DevsnapError('DAMAGED', `Pack ${pack} is missing or unreadable (${(err as NodeJS.ErrnoException).code}).`, 'Run `devsnap check`.');
       });
-      this.packHandles.set(pack, h);
+      return await readFully(fh, offset, length);
+    } finally {
+      entry.users--;
+      this.closeIdlePacks();
     }
-    return h;
+  }
+
+  private closeIdlePacks(): void {
+    for (const [pack, e] of this.packHandles) {
+      if (this.packHandles.size <= 64) break;
+      if (e.users > 0) continue;
+      this.packHandles.delete(pack);
+      e.fh.then((fh) => fh.close()).catch(() => undefined);
+    }
   }
 
   async close(): Promise<void> {
-    for (const h of this.packHandles.values()) await h.then((fh) => fh.close()).catch(() => undefined);
+    for (const e of this.packHandles.values()) await e.fh.then((fh) => fh.close()).catch(() => undefined);
     this.packHandles.clear();
   }
 
