@@ -43,10 +43,11 @@ export class ProgressPrinter {
         hideCursor: true,
         stream: process.stderr,
       });
-      this.bar.start(e.bytesTotal, 0);
     }
+    const payload = { done: formatBytes(e.bytesDone), all: formatBytes(e.bytesTotal), rate: formatRate(e.rate), eta_text: eta, message: e.message ?? '' };
+    if (!this.bar.isActive) this.bar.start(e.bytesTotal, e.bytesDone, payload);
     this.bar.setTotal(e.bytesTotal);
-    this.bar.update(e.bytesDone, { done: formatBytes(e.bytesDone), all: formatBytes(e.bytesTotal), rate: formatRate(e.rate), eta_text: eta, message: e.message ?? '' });
+    this.bar.update(e.bytesDone, payload);
   };
 
   stop(): void {
