@@ -26,6 +26,14 @@ export class ProgressPrinter {
       return;
     }
     const eta = e.etaSeconds === null ? '?' : formatDuration(e.etaSeconds);
+    if (e.bytesTotal <= 0) {
+      // Work of unknown size (e.g. comparing file trees): a line now and then, no bar, no bytes.
+      const now = Date.now();
+      if (now - this.lastPlain < (this.mode === 'bar' ? 1000 : 5000)) return;
+      this.lastPlain = now;
+      process.stderr.write(`${e.phase}: ${e.message ?? formatBytes(e.bytesDone)}\n`);
+      return;
+    }
     if (this.mode === 'plain') {
       const now = Date.now();
       if (now - this.lastPlain < 5000 && e.bytesDone < e.bytesTotal) return;

@@ -275,10 +275,13 @@ export class Repository {
       if (!all.length) throw new DevsnapError('NOT_FOUND', 'The repository has no snapshots yet.');
       return all[all.length - 1].id;
     }
-    const hits = ids.filter((id) => id.startsWith(idOrPrefix.toLowerCase()));
+    const hits = /^[0-9a-f]+$/i.test(idOrPrefix) ? ids.filter((id) => id.startsWith(idOrPrefix.toLowerCase())) : [];
     if (hits.length === 1) return hits[0];
     if (hits.length > 1) throw new DevsnapError('USAGE', `Snapshot id ${idOrPrefix} is ambiguous (${hits.length} snapshots start with it).`, 'Give more characters of the id.');
-    throw new DevsnapError('NOT_FOUND', `No snapshot ${idOrPrefix} in ${this.dir}.`, 'Run `devsnap list` to see the snapshots.');
+    // A label, as the sidebar shows it: the newest snapshot with exactly that label.
+    const labelled = (await this.readAllManifests(() => undefined)).filter((m) => m.label === idOrPrefix);
+    if (labelled.length) return labelled[labelled.length - 1].id;
+    throw new DevsnapError('NOT_FOUND', `No snapshot ${idOrPrefix} in ${this.dir}.`, 'Give an id, a unique prefix of one, a label, or "latest"; `devsnap list` shows them.');
   }
 
   async readManifest(id: string): Promise<Manifest> {

@@ -308,6 +308,8 @@ test('retention: forget by policy keeps pinned snapshots; prune reclaims space a
   }
   assert.equal(devsnap(['pin', ids[0], '--repo', repo]).status, 0);
   assert.equal(devsnap(['label', ids[1], 'renamed', '--repo', repo, '--json']).json.snapshot.label, 'renamed');
+  assert.equal(devsnap(['show', 'renamed', '--repo', repo, '--json']).json.snapshot.id, ids[1], 'a snapshot can be named by its label');
+  assert.equal(devsnap(['show', 'no such label', '--repo', repo, '--json']).json.error.code, 'NOT_FOUND');
   const f = devsnap(['forget', '--keep-last', '1', '--repo', repo, '--json']);
   assert.equal(f.status, 0, f.stderr);
   assert.deepEqual(f.json.removed.sort(), [ids[1], ids[2]].sort());
