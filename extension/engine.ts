@@ -14,7 +14,11 @@
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import type { DiskInfo, ErrorCode, ErrorInfo, ProgressEvent, RestoreFilesResult, SnapshotSummary } from '../imaging/protocol';
+import type {
+  DamageInfo, DiffOpResult, DiskInfo, ErrorCode, ErrorInfo, ForgetOpResult, ProgressEvent, PruneOpResult, RestoreFilesResult, RestoreOpResult, SnapshotOpResult,
+  SnapshotSummary, VerifyOpResult,
+} from '../imaging/protocol';
+import type { RetentionPolicy } from '../imaging/retention';
 import type { DiffPage, DirectorySummary } from '../imaging/file-diff';
 import type { Inventory, InventoryDiff } from '../imaging/inventory';
 import type { ImageStat } from '../imaging/image-fs/types';
@@ -33,25 +37,15 @@ export interface SnapshotOptions {
   label: string;
   compressionLevel?: number;
 }
-export interface SnapshotResult {
-  id: string;
-  snapshot: SnapshotSummary;
-}
+// Results are the engine's own protocol types (imaging/protocol.ts), whichever engine produced them.
+export type SnapshotResult = SnapshotOpResult;
 export interface VerifyOptions {
   repo: string;
   /** Verify one snapshot; all of them when omitted. */
   id?: string;
 }
-export interface Damage {
-  partition: number | null;
-  offset: number;
-  length: number;
-  message: string;
-}
-export interface VerifyResult {
-  ok: boolean;
-  snapshots: { id: string; ok: boolean; damage: Damage[] }[];
-}
+export type Damage = DamageInfo;
+export type VerifyResult = VerifyOpResult;
 export interface RestoreOptions {
   repo: string;
   id: string;
@@ -59,29 +53,12 @@ export interface RestoreOptions {
   partition?: number;
   dryRun?: boolean;
 }
-export interface RestoreResult {
-  ok: boolean;
-  bytesWritten: number;
-  target: string;
-}
-export interface RetentionPolicy {
-  keepLast?: number;
-  keepDaily?: number;
-  keepWeekly?: number;
-  keepMonthly?: number;
-}
+export type RestoreResult = RestoreOpResult;
+export type { RetentionPolicy };
 export type ForgetOptions = { repo: string; ids: string[] } | { repo: string; policy: RetentionPolicy };
-export interface ForgetResult {
-  removed: string[];
-  kept: string[];
-}
-export interface PruneResult {
-  packsRemoved: number;
-  bytesFreed: number;
-}
-export interface DiffResult {
-  partitions: { index: number | null; changedBytes: number; ranges: [number, number][] }[];
-}
+export type ForgetResult = ForgetOpResult;
+export type PruneResult = PruneOpResult;
+export type DiffResult = DiffOpResult;
 
 /** The operations the extension performs on disks and repositories. */
 export interface Engine {
@@ -423,12 +400,11 @@ export class CliEngine implements Engine, SnapshotFilesEngine {
   async verify(opts: VerifyOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<VerifyResult> {
     const args = ['verify', ...(opts.id ? [opts.id] : []), '--repo', opts.repo];
     try {
-      const r = await this.run<VerifyResult>(args, { progress: onProgress ?? noop, token, okExitCodes: [0, 8] });
-      return { ok: !!r.ok, snapshots: Array.isArray(r.snapshots) ? r.snapshots : [] };
+      return await this.run<VerifyResult>(args, { progress: onProgress ?? noop, token, okExitCodes: [0, 8] });
     } catch (err) {
       // An engine that reports damage as an error instead of a result: turn it into one.
       if (err instanceof EngineError && err.code === 'DAMAGED') {
-        return { ok: false, snapshots: [{ id: opts.id ?? '', ok: false, damage: [{ partition: null, offset: 0, length: 0, message: err.message }] }] };
+        return { ok: false, chunksChecked: 0, bytesChecked: 0, snapshots: [{ id: opts.id ?? '', label: '', ok: false, damage: [{ partition: null, offset: 0, length: 0, chunk: '', message: err.message }] }] };
       }
       throw err;
     }

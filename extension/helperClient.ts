@@ -461,8 +461,7 @@ export class HelperEngine implements Engine {
     return (await this.call('show', { ...this.repo(repo), snapshot: id })).snapshot;
   }
   async snapshot(opts: SnapshotOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<SnapshotResult> {
-    const r = await this.call('snapshot', { ...this.repo(opts.repo), source: opts.source, label: opts.label, ...(opts.compressionLevel ? { compressionLevel: opts.compressionLevel } : {}) }, onProgress, token);
-    return { id: r.id, snapshot: r.snapshot };
+    return this.call('snapshot', { ...this.repo(opts.repo), source: opts.source, label: opts.label, ...(opts.compressionLevel ? { compressionLevel: opts.compressionLevel } : {}) }, onProgress, token);
   }
   async verify(opts: VerifyOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<VerifyResult> {
     return this.call('verify', { ...this.repo(opts.repo), ...(opts.id ? { snapshot: opts.id } : {}) }, onProgress, token);

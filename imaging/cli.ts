@@ -19,6 +19,7 @@ interface GlobalOpts {
   passwordFile?: string;
   json?: boolean;
   progress?: string;
+  lockWait?: string;
 }
 
 const program = new Command();
@@ -50,7 +51,7 @@ function repoDir(g: GlobalOpts): string {
 
 /** Opens the repository, takes its lock, loads the index, runs `fn`, and always releases. */
 function withRepo<T>(g: GlobalOpts, exclusive: boolean, purpose: string, fn: (repo: Repository) => Promise<T>, create = false): Promise<T> {
-  return ops.withRepository(repoReq(g), { log }, exclusive, purpose, fn, create);
+  return ops.withRepository(repoReq(g), { log, ...lockWait(g) }, exclusive, purpose, fn, create);
 }
 
 /** The repository part of every operation request. */
@@ -61,7 +62,14 @@ function repoReq(g: GlobalOpts): RepoRequest {
 
 /** The context of an operation: cancellation by signal, progress as --progress says, log on stderr. */
 function opCtx(g: GlobalOpts, progress = true): ops.OpContext {
-  return { signal: abort.signal, log, ...(progress ? { onProgress: progressSink(g) } : {}) };
+  return { signal: abort.signal, log, ...lockWait(g), ...(progress ? { onProgress: progressSink(g) } : {}) };
+}
+
+function lockWait(g: GlobalOpts): { lockWaitMs?: number } {
+  if (g.lockWait === undefined) return {};
+  const s = Number(g.lockWait);
+  if (!Number.isFinite(s) || s < 0) throw new DevsnapError('USAGE', `--lock-wait must be a number of seconds, got "${g.lockWait}".`);
+  return { lockWaitMs: s * 1000 };
 }
 
 function progressSink(g: GlobalOpts): (e: ProgressEvent) => void {
@@ -105,6 +113,7 @@ program
   .option('--password-file <file>', 'file holding the repository password (default: $DEVSNAP_PASSWORD)')
   .option('--json', 'print the result as one JSON object on stdout')
   .addOption(new Option('--progress <mode>', 'progress display').choices(['bar', 'plain', 'json', 'none']))
+  .option('--lock-wait <seconds>', 'how long to wait for another devsnap holding the repository lock (default: 10)')
   .showHelpAfterError();
 
 program

@@ -35,6 +35,8 @@ export interface OpContext {
   checkRestoreFiles?: (entries: RestoreEntry[]) => void | Promise<void>;
   /** restoreFiles as root: give what is written to this owner instead of the snapshot's owners (see RestoreFilesOptions.owner). */
   restoreFilesOwner?: { uid: number; gid: number };
+  /** How long to wait for another process's conflicting lock (default: DEFAULT_LOCK_WAIT_MS). */
+  lockWaitMs?: number;
 }
 
 /** Opens the repository, takes its lock, loads the index, runs `fn`, and always releases. */
@@ -43,7 +45,7 @@ export async function withRepository<T>(req: RepoRequest, ctx: OpContext, exclus
   const created = create && !fs.existsSync(path.join(req.repo, 'config.json'));
   const repo = create ? await Repository.openOrInit(req.repo, { password: req.password }, ctx.log) : await Repository.open(req.repo, { password: req.password }, ctx.log);
   await ctx.onRepositoryOpened?.(repo, created);
-  const lock = await repo.lock(exclusive, purpose);
+  const lock = await repo.lock(exclusive, purpose, ctx.lockWaitMs);
   try {
     await repo.loadIndex();
     return await fn(repo);

@@ -56,7 +56,26 @@ async function readLocks(dir: string): Promise<{ file: string; info: LockInfo | 
   return out;
 }
 
-export async function acquireLock(repoDir: string, exclusive: boolean, purpose: string, warn: (msg: string) => void): Promise<Lock> {
+/** Default time to wait for another process's lock (a sidebar refresh, a verify) before giving up. */
+export const DEFAULT_LOCK_WAIT_MS = 10_000;
+
+/**
+ * Takes the lock, waiting up to `waitMs` while other live processes hold conflicting locks (most are
+ * short: a `list` behind a sidebar refresh); then fails with LOCKED naming the holder.
+ */
+export async function acquireLock(repoDir: string, exclusive: boolean, purpose: string, warn: (msg: string) => void, waitMs = DEFAULT_LOCK_WAIT_MS): Promise<Lock> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      return await tryLock(repoDir, exclusive, purpose, warn);
+    } catch (err) {
+      if (!(err instanceof DevsnapError) || err.code !== 'LOCKED' || Date.now() >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+async function tryLock(repoDir: string, exclusive: boolean, purpose: string, warn: (msg: string) => void): Promise<Lock> {
   const dir = path.join(repoDir, 'locks');
   await mkdirPrivate(dir);
   const info: LockInfo = { pid: process.pid, host: os.hostname(), exclusive, purpose, created: new Date().toISOString(), startTime: processStartTime(process.pid) };
@@ -75,8 +94,8 @@ export async function acquireLock(repoDir: string, exclusive: boolean, purpose: 
       await release();
       const who = o ? `process ${o.pid} on ${o.host} (${o.purpose}, since ${o.created})` : 'another process';
       throw new DevsnapError('LOCKED', `The repository is locked by ${who}.`, o && o.host !== os.hostname()
-        ? 'Wait for it to finish. If that process is gone, run `devsnap unlock --all` to break the lock.'
-        : 'Wait for it to finish and try again.');
+        ? 'Wait for it to finish (or give --lock-wait SECONDS). If that process is gone, run `devsnap unlock --all` to break the lock.'
+        : 'Wait for it to finish and try again, or give --lock-wait SECONDS to wait longer.');
     }
   }
   return { release };

@@ -116,8 +116,8 @@ export class Repository {
     return repo;
   }
 
-  lock(exclusive: boolean, purpose: string): Promise<Lock> {
-    return acquireLock(this.dir, exclusive, purpose, this.log);
+  lock(exclusive: boolean, purpose: string, waitMs?: number): Promise<Lock> {
+    return acquireLock(this.dir, exclusive, purpose, this.log, waitMs);
   }
 
   // ---- paths

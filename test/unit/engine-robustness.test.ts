@@ -147,14 +147,19 @@ test('locks: a second writer is refused while one runs; a stale lock of a dead p
   assert.equal(devsnap(['snapshot', disk, '--repo', repo]).status, 0);
   const held = await acquireLock(repo, true, 'snapshot of /dev/test', () => undefined);
   try {
-    const r = devsnap(['snapshot', disk, '--repo', repo, '--json']);
+    const r = devsnap(['snapshot', disk, '--repo', repo, '--json', '--lock-wait', '0.5']);
     assert.equal(r.status, 4);
     assert.equal(r.json.error.code, 'LOCKED');
     assert.match(r.json.error.message, new RegExp(`locked by process ${process.pid}`));
-    assert.equal(devsnap(['list', '--repo', repo]).status, 4, 'readers wait for an exclusive lock too');
+    assert.equal(devsnap(['list', '--repo', repo, '--lock-wait', '0']).status, 4, 'readers are refused by an exclusive lock too');
   } finally {
     await held.release();
   }
+  // By default a command waits for a short-lived lock (a sidebar's list, a verify) instead of failing.
+  const briefly = await acquireLock(repo, true, 'snapshot of /dev/test', () => undefined);
+  setTimeout(() => void briefly.release(), 1500);
+  const waited = await devsnapChild(['list', '--repo', repo, '--json']).exited;
+  assert.equal(waited.code, 0, waited.stdout);
   // two real writers at once: the second is refused while the first runs, the first completes
   const fd = fs.openSync(disk, 'r+');
   fs.writeSync(fd, seededBytes(5, 4 * MiB), 0, 4 * MiB, 30 * MiB);
@@ -162,7 +167,7 @@ test('locks: a second writer is refused while one runs; a stale lock of a dead p
   const bigDisk = await smallDisk(tmpDir(), { size: 120 * MiB, random: true });
   const first = devsnapChild(['snapshot', bigDisk, '--repo', repo, '--json']);
   await new Promise((r) => setTimeout(r, 300));
-  const second = devsnap(['snapshot', disk, '--repo', repo, '--json']);
+  const second = devsnap(['snapshot', disk, '--repo', repo, '--json', '--lock-wait', '0']);
   const firstDone = await first.exited;
   assert.equal(firstDone.code, 0, firstDone.stderr);
   assert.equal(second.status, 4, 'the second writer is refused while the first holds the lock');

@@ -91,7 +91,7 @@ describe('snapshots', function () {
     a.setEngine(cancelling);
     try {
       const { result, messages } = await runCommand<SnapshotSummary>('devsnap.takeSnapshot', { source: big, label: 'cancelled' });
-      assert.ok(cancelledAt, 'the snapshot finished before it could be cancelled (no progress reported?)');
+      assert.ok(cancelledAt, `the snapshot finished before it could be cancelled (no progress reported?); result: ${JSON.stringify(result)}; messages: ${JSON.stringify(messages)}`);
       assert.strictEqual(result, undefined, 'the command returned a snapshot although it was cancelled');
       assert.ok(!messages.some((m) => m.level === 'error'), `an error was shown: ${JSON.stringify(messages)}`);
     } finally {
