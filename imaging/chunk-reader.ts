@@ -2,11 +2,21 @@
 // check the content address. Every byte devsnap restores, exports or verifies passes through here.
 import { DevsnapError } from './errors';
 import { Repository } from './repo/repository';
+import { Area, FREE, Manifest, ZERO } from './repo/manifest';
 import { WorkerPool } from './worker-pool';
 
 export class ChunkDamage extends DevsnapError {
   constructor(readonly chunkId: string, detail: string) {
     super('DAMAGED', `Chunk ${chunkId.slice(0, 12)}… is damaged: ${detail}.`, 'Run `devsnap verify` to see which snapshots and byte ranges are affected; restore from another snapshot.');
+  }
+}
+
+/** Fails before a byte is written when a chunk the areas need is missing from the repository altogether. */
+export function assertChunksStored(repo: Repository, m: Manifest, areas: Area[], action: 'restore' | 'export'): void {
+  for (const a of areas) for (const e of a.extents) {
+    if (e[2] !== ZERO && e[2] !== FREE && !repo.index.has(e[2])) {
+      throw new DevsnapError('DAMAGED', `Snapshot ${m.id} needs chunk ${e[2].slice(0, 12)}… (${a.kind === 'partition' ? `partition ${a.partition}` : 'raw area'}, bytes ${a.start + e[0]}-${a.start + e[0] + e[1]}), which is missing from the repository. Nothing was written.`, `Run \`devsnap check\`; ${action} another snapshot.`);
+    }
   }
 }
 

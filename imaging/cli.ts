@@ -8,6 +8,7 @@ import { Repository, DEFAULT_CHUNK_SIZE } from './repo/repository';
 import { breakLocks } from './repo/lock';
 import { exportSnapshot, importSnapshot } from './export';
 import * as ops from './operations';
+import { describeDamage } from './verify';
 import { runHelperCommand } from './helper/server';
 import { registerFileCommands } from './cli-files';
 import { chooseProgressMode, ProgressPrinter } from './cli-output';
@@ -229,7 +230,7 @@ program
     report(g, r, () =>
       [
         `Checked ${r.chunksChecked} chunks (${formatBytes(r.bytesChecked)}).`,
-        ...r.snapshots.map((s) => (s.ok ? `  ${s.id} "${s.label}": ok` : `  ${s.id} "${s.label}": DAMAGED\n${s.damage.map((d) => `    ${d.partition === null ? 'raw area' : `partition ${d.partition}`}, bytes ${d.offset}-${d.offset + d.length}: ${d.message}`).join('\n')}`)),
+        ...r.snapshots.map((s) => (s.ok ? `  ${s.id} "${s.label}": ok` : `  ${s.id} "${s.label}": DAMAGED\n${s.damage.map((d) => `    ${describeDamage(d)}`).join('\n')}`)),
       ].join('\n'),
     );
     if (!r.ok) process.exitCode = EXIT_CODES.DAMAGED;

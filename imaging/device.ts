@@ -19,6 +19,9 @@ export interface DeviceInfo {
 const major = (rdev: number) => Math.floor(rdev / 256) & 0xfff; // glibc's gnu_dev_major, low bits
 const minor = (rdev: number) => (rdev & 0xff) | ((Math.floor(rdev / 4096)) & ~0xff);
 
+/** "major:minor" of a device number, as /proc/self/mountinfo and /sys/dev/block name devices. */
+export const devnoString = (dev: number): string => `${major(dev)}:${minor(dev)}`;
+
 function readSys(p: string): string | undefined {
   try {
     return fs.readFileSync(p, 'utf8').trim();
@@ -91,7 +94,7 @@ export async function inspectPath(p: string, what: 'source' | 'target'): Promise
   const mounts = readMounts();
   const rootDevno = mounts.find((m) => m.mountpoint === '/')?.devno;
   if (st.isBlockDevice()) {
-    const devno = `${major(st.rdev)}:${minor(st.rdev)}`;
+    const devno = devnoString(st.rdev);
     const sectors = Number(readSys(`/sys/dev/block/${devno}/size`) ?? 'NaN');
     if (!Number.isFinite(sectors)) throw new DevsnapError('BAD_SOURCE', `Cannot tell the size of ${p}.`, 'Is the device still attached?');
     // A partition's parent disk: the system check looks at the whole disk.

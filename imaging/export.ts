@@ -23,12 +23,13 @@ import * as tar from 'tar-stream';
 import { DevsnapError, toDevsnapError } from './errors';
 import { Area, FREE, Manifest, ZERO, parseManifest, serializeManifest } from './repo/manifest';
 import { Logger, Repository } from './repo/repository';
-import { ChunkReader } from './chunk-reader';
+import { assertChunksStored, ChunkReader } from './chunk-reader';
 import { WorkerPool } from './worker-pool';
 import { ChunkSaver } from './chunk-saver';
 import { ProgressMeter, ProgressSink } from './progress';
 import { exists, fsyncDir, tempName, writeFully } from './fsutil';
 import { loadZstd } from './zstd';
+import { isZero } from './bytes';
 
 type TarEntry = AsyncIterable<Buffer> & { header: tar.Header };
 
@@ -87,6 +88,7 @@ export interface ImportResult {
 }
 
 const FRAME_INPUT = 1 << 20;            // tar bytes per zstd frame
+const ZEROS = Buffer.alloc(FRAME_INPUT); // free and zero extents, streamed into the tar
 const MAX_FRAME = 64 << 20;             // larger frames are not from devsnap export: refuse rather than buffer them
 const META_LIMIT = 256 << 20;           // manifest.json and the small files
 
@@ -240,15 +242,6 @@ class FrameWriter {
     await Promise.allSettled(this.pending);
     this.pending = [];
   }
-}
-
-const ZEROS = Buffer.alloc(FRAME_INPUT);
-function isZero(b: Buffer): boolean {
-  for (let o = 0; o < b.length; o += ZEROS.length) {
-    const n = Math.min(ZEROS.length, b.length - o);
-    if (!b.subarray(o, o + n).equals(ZEROS.subarray(0, n))) return false;
-  }
-  return true;
 }
 
 export interface Frame {
@@ -431,11 +424,7 @@ export async function exportSnapshot(repo: Repository, id: string, outFile: stri
     throw new DevsnapError('BAD_TARGET', `${outFile} already exists.`, 'Choose another file name, or delete the file first.');
   }
   if (!(await exists(path.dirname(target)))) throw new DevsnapError('BAD_TARGET', `The folder ${path.dirname(target)} does not exist.`);
-  for (const a of m.areas) for (const e of a.extents) {
-    if (e[2] !== ZERO && e[2] !== FREE && !repo.index.has(e[2])) {
-      throw new DevsnapError('DAMAGED', `Snapshot ${m.id} needs chunk ${e[2].slice(0, 12)}… (${a.kind === 'partition' ? `partition ${a.partition}` : 'raw area'}, bytes ${a.start + e[0]}-${a.start + e[0] + e[1]}), which is missing from the repository. Nothing was written.`, 'Run `devsnap check`; export another snapshot.');
-    }
-  }
+  assertChunksStored(repo, m, m.areas, 'export');
   if (repo.cipher.encrypted) opts.log(`note: the archive is not encrypted; snapshot ${m.id}'s data is readable by whoever has the file.`);
 
   const pieces = piecesOf(m);

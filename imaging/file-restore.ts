@@ -17,6 +17,8 @@ import { DevsnapError, toDevsnapError } from './errors';
 import { normalizePath } from './image-fs/base';
 import type { ImageFileType, ImageFs, ImageStat } from './image-fs/types';
 import { ProgressMeter, ProgressSink } from './progress';
+import { isZero } from './bytes';
+import { writeFully } from './fsutil';
 import type { RestoreAction, RestoreEntry, RestoreFilesResult } from './protocol';
 
 export type { RestoreAction, RestoreEntry, RestoreFilesResult } from './protocol';
@@ -278,8 +280,7 @@ export async function restoreFiles(ifs: ImageFs, paths: string[], targetRoot: st
             for (let off = 0; off < n; off += SPARSE_PIECE) {
               const piece = buf.subarray(off, Math.min(n, off + SPARSE_PIECE));
               if (isZero(piece)) continue;
-              let done = 0;
-              while (done < piece.length) done += (await fh.write(piece, done, piece.length - done, pos + off + done)).bytesWritten;
+              await writeFully(fh, piece, pos + off);
             }
             bytesWritten += n;
             meter.add(n);
@@ -312,11 +313,6 @@ export async function restoreFiles(ifs: ImageFs, paths: string[], targetRoot: st
     throw toDevsnapError(err, 'the restore target');
   }
   return { dryRun: false, targetRoot: root, inPlace, entries: entries(), totals, bytesToWrite, bytesWritten, warnings };
-}
-
-const ZEROS = Buffer.alloc(SPARSE_PIECE);
-function isZero(b: Buffer): boolean {
-  return b.equals(ZEROS.subarray(0, b.length));
 }
 
 async function sameContent(ifs: ImageFs, st: ImageStat, file: string): Promise<boolean> {

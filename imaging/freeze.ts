@@ -5,19 +5,15 @@
 import * as fs from 'fs';
 import { spawnSync } from 'child_process';
 import { DevsnapError } from './errors';
+import { devnoString } from './device';
 
 export interface Frozen {
   mountpoints: string[];
   thaw(): void;
 }
 
-function devnoOf(p: string): string {
-  const st = fs.statSync(p);
-  return `${Math.floor(st.dev / 256) & 0xfff}:${(st.dev & 0xff) | (Math.floor(st.dev / 4096) & ~0xff)}`;
-}
-
 export function freezeMounts(mounts: { mountpoint: string; devno: string }[], repoDir: string): Frozen {
-  const repoDev = devnoOf(repoDir);
+  const repoDev = devnoString(fs.statSync(repoDir).dev);
   const clash = mounts.find((m) => m.devno === repoDev);
   if (clash) {
     throw new DevsnapError('USAGE', `The repository ${repoDir} is on ${clash.mountpoint}, which --freeze would freeze.`, 'Keep the repository on another drive (which is wiser anyway), or snapshot without --freeze.');

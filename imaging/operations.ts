@@ -9,7 +9,7 @@ import { Repository } from './repo/repository';
 import { Manifest, summarize } from './repo/manifest';
 import { takeSnapshot } from './snapshot';
 import { planRestore, restoreSnapshot, RestorePlan } from './restore';
-import { recordVerification, verifySnapshots } from './verify';
+import { describeDamage, recordVerification, verifySnapshots } from './verify';
 import { checkRepository } from './check';
 import { applyPolicy, forgetSnapshots, prune } from './retention';
 import { listDisks } from './disks';
@@ -131,7 +131,7 @@ export async function checkOp(req: CheckRequest, ctx: OpContext): Promise<CheckO
     const report = await checkRepository(repo);
     if (req.readData) {
       const v = await verifySnapshots(repo, await repo.readAllManifests(() => undefined), { onProgress: ctx.onProgress, signal: ctx.signal });
-      for (const s of v.snapshots) for (const d of s.damage) report.errors.push(`snapshot ${s.id}: ${d.partition === null ? 'raw area' : `partition ${d.partition}`}, bytes ${d.offset}-${d.offset + d.length}: ${d.message}`);
+      for (const s of v.snapshots) for (const d of s.damage) report.errors.push(`snapshot ${s.id}: ${describeDamage(d)}`);
       report.ok = report.errors.length === 0;
     }
     return report;

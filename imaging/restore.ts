@@ -9,7 +9,7 @@ import { inspectPath, DeviceInfo } from './device';
 import { relocateGptBackup } from './partitions';
 import { Area, FREE, Manifest, ZERO, partitionOf } from './repo/manifest';
 import { Logger, Repository } from './repo/repository';
-import { ChunkReader } from './chunk-reader';
+import { assertChunksStored, ChunkReader } from './chunk-reader';
 import { WorkerPool } from './worker-pool';
 import { ProgressMeter, ProgressSink } from './progress';
 import { tempName, writeFully } from './fsutil';
@@ -107,12 +107,7 @@ export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): P
   if (info?.kind !== 'block') await checkFreeSpace(opts.target, areas, info === null);
   if (opts.dryRun) return { ...plan, ok: true, dryRun: true, bytesWritten: 0, gptRelocated: false };
 
-  // Fail before writing a byte when a chunk is missing altogether.
-  for (const a of areas) for (const e of a.extents) {
-    if (e[2] !== ZERO && e[2] !== FREE && !repo.index.has(e[2])) {
-      throw new DevsnapError('DAMAGED', `Snapshot ${m.id} needs chunk ${e[2].slice(0, 12)}… (${a.kind === 'partition' ? `partition ${a.partition}` : 'raw area'}, bytes ${a.start + e[0]}-${a.start + e[0] + e[1]}), which is missing from the repository. Nothing was written.`, 'Run `devsnap check`; restore another snapshot.');
-    }
-  }
+  assertChunksStored(repo, m, areas, 'restore');
 
   const fresh = info === null; // a new file: write it aside, rename when complete; zero ranges stay holes
   const writePath = fresh ? tempName(path.resolve(opts.target)) : opts.target;

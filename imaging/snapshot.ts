@@ -23,6 +23,7 @@ import { WorkerPool } from './worker-pool';
 import { ProgressMeter, ProgressSink } from './progress';
 import { freezeMounts, Frozen } from './freeze';
 import { ChunkSaver } from './chunk-saver';
+import { isZero } from './bytes';
 import type { PartitionInfo } from './protocol';
 
 export interface SnapshotOptions {
@@ -220,7 +221,6 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
     const toRead = areas.reduce((n, a) => n + (a.used ? a.used.usedBytes : a.size), 0);
     const meter = new ProgressMeter('image', toRead, opts.onProgress);
     const stats = { bytesRead: 0, bytesUsed: 0 };
-    const zeros = Buffer.alloc(chunkSize);
     const resultAreas: Area[] = [];
 
     const extentsOf = new Map<PlannedArea, Extent[]>(areas.map((a) => [a, []]));
@@ -240,7 +240,7 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
         pushExtent(extents, off, len, FREE);
         continue;
       }
-      if (buf.equals(zeros.subarray(0, len))) {
+      if (isZero(buf)) {
         pushExtent(extents, off, len, ZERO);
         continue;
       }

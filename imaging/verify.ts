@@ -17,6 +17,11 @@ export interface Damage {
   message: string;
 }
 
+/** "partition 2, bytes 1048576-2097152: <what is wrong>": where damage is, for people. */
+export function describeDamage(d: Damage): string {
+  return `${d.partition === null ? 'raw area' : `partition ${d.partition}`}, bytes ${d.offset}-${d.offset + d.length}: ${d.message}`;
+}
+
 export interface VerifyResult {
   ok: boolean;
   chunksChecked: number;
