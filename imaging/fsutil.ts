@@ -21,13 +21,18 @@ export function tempName(target: string): string {
   return `${target}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
 }
 
-/** Writes `data` to `target` atomically and durably. */
-export async function writeFileAtomic(target: string, data: Buffer | string): Promise<void> {
+/**
+ * Writes `data` to `target` atomically and durably. `beforeRename` runs on the complete, synced
+ * temporary file just before it takes the target's place (the rename keeps its size, mtime and
+ * inode); if it throws, nothing is renamed.
+ */
+export async function writeFileAtomic(target: string, data: Buffer | string, beforeRename?: (fh: fs.promises.FileHandle) => Promise<void>): Promise<void> {
   const tmp = tempName(target);
   const fh = await fs.promises.open(tmp, 'wx', FILE_MODE);
   try {
     await fh.writeFile(data);
     await fh.sync();
+    await beforeRename?.(fh);
   } catch (err) {
     await fh.close().catch(() => undefined);
     await fs.promises.rm(tmp, { force: true });
