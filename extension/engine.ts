@@ -15,7 +15,7 @@ import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import type {
-  DamageInfo, DiffOpResult, DiskInfo, ErrorCode, ErrorInfo, ForgetOpResult, ProgressEvent, PruneOpResult, RestoreFilesResult, RestoreOpResult, SnapshotOpResult,
+  DamageInfo, DiffOpResult, DiskInfo, ErrorCode, ErrorInfo, ForgetOpResult, ListResult, ProgressEvent, PruneOpResult, RestoreFilesResult, RestoreOpResult, SnapshotOpResult,
   SnapshotSummary, VerifyOpResult,
 } from '../imaging/protocol';
 import type { RetentionPolicy } from '../imaging/retention';
@@ -64,6 +64,8 @@ export type DiffResult = DiffOpResult;
 export interface Engine {
   listDisks(token?: CancellationLike): Promise<DiskInfo[]>;
   listSnapshots(repo: string, token?: CancellationLike): Promise<SnapshotSummary[]>;
+  /** The snapshots and, listed apart, those whose manifest is damaged (the Snapshots view shows both). */
+  listRepository(repo: string, token?: CancellationLike): Promise<ListResult>;
   showSnapshot(repo: string, id: string): Promise<SnapshotSummary>;
   snapshot(opts: SnapshotOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<SnapshotResult>;
   verify(opts: VerifyOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<VerifyResult>;
@@ -383,8 +385,13 @@ export class CliEngine implements Engine, SnapshotFilesEngine {
   }
 
   async listSnapshots(repo: string, token?: CancellationLike): Promise<SnapshotSummary[]> {
-    const r = await this.run<{ snapshots: SnapshotSummary[] }>(['list', '--repo', repo], { token });
-    return Array.isArray(r.snapshots) ? r.snapshots : [];
+    return (await this.listRepository(repo, token)).snapshots;
+  }
+
+  async listRepository(repo: string, token?: CancellationLike): Promise<ListResult> {
+    // `list` exits 8 (DAMAGED) when a manifest is damaged, and still answers.
+    const r = await this.run<Partial<ListResult>>(['list', '--repo', repo], { token, okExitCodes: [0, 8] });
+    return { snapshots: Array.isArray(r.snapshots) ? r.snapshots : [], damaged: Array.isArray(r.damaged) ? r.damaged : [] };
   }
 
   async showSnapshot(repo: string, id: string): Promise<SnapshotSummary> {
@@ -563,6 +570,9 @@ export class RoutingEngine implements Engine, SnapshotFilesEngine {
   }
   listSnapshots(repo: string, token?: CancellationLike): Promise<SnapshotSummary[]> {
     return this.pick('list', [repo, 'repository']).listSnapshots(repo, token);
+  }
+  listRepository(repo: string, token?: CancellationLike): Promise<ListResult> {
+    return this.pick('list', [repo, 'repository']).listRepository(repo, token);
   }
   showSnapshot(repo: string, id: string): Promise<SnapshotSummary> {
     return this.pick('show', [repo, 'repository']).showSnapshot(repo, id);

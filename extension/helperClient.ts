@@ -14,7 +14,7 @@ import * as path from 'path';
 import { encodeFrame, FrameDecoder } from '../imaging/helper/framing';
 import { macEquals, macFor, newNonce, newSecret } from '../imaging/helper/auth';
 import {
-  DiskInfo, ErrorCode, HelperEvent, HelperOpName, HelperOps, PROTOCOL_VERSION, RestoreFilesResult, SnapshotSummary,
+  DiskInfo, ErrorCode, HelperEvent, HelperOpName, HelperOps, ListResult, PROTOCOL_VERSION, RestoreFilesResult, SnapshotSummary,
 } from '../imaging/protocol';
 import { askpassScript, buildLaunch, ElevationMethod, LaunchCommand } from './elevation';
 import type {
@@ -455,7 +455,11 @@ export class HelperEngine implements Engine {
     return (await this.call('listDisks', {}, undefined, token)).disks;
   }
   async listSnapshots(repo: string, token?: CancellationLike): Promise<SnapshotSummary[]> {
-    return (await this.call('listSnapshots', this.repo(repo), undefined, token)).snapshots;
+    return (await this.listRepository(repo, token)).snapshots;
+  }
+  async listRepository(repo: string, token?: CancellationLike): Promise<ListResult> {
+    const r = await this.call('listSnapshots', this.repo(repo), undefined, token);
+    return { snapshots: r.snapshots, damaged: r.damaged ?? [] };
   }
   async showSnapshot(repo: string, id: string): Promise<SnapshotSummary> {
     return (await this.call('show', { ...this.repo(repo), snapshot: id })).snapshot;

@@ -1,7 +1,7 @@
 // Pure logic behind the Snapshots tree and the pickers: grouping by source disk, ordering,
 // and the texts shown for disks, snapshots and partitions. No `vscode` import (unit-tested in
 // test/unit/extension-model.test.ts).
-import type { DiskInfo, PartitionInfo, SnapshotSummary } from '../imaging/protocol';
+import type { DamagedSnapshot, DiskInfo, PartitionInfo, SnapshotSummary } from '../imaging/protocol';
 import { formatBytes, formatRelativeDate, formatTimestamp } from '../imaging/format';
 
 export interface DiskGroup {
@@ -183,4 +183,24 @@ export function snapshotDoneMessage(s: SnapshotSummary): string {
 /** "'label' (2026-11-25 14:03)" — how a snapshot is named in messages. */
 export function snapshotName(s: SnapshotSummary): string {
   return `'${s.label || s.id}' (${formatTimestamp(new Date(s.created))})`;
+}
+
+/** The tree's group of snapshots whose manifest is damaged: "Damaged snapshots", "2 cannot be used". */
+export function damagedGroupText(n: number): { label: string; description: string } {
+  return { label: 'Damaged snapshots', description: `${n} cannot be used` };
+}
+
+/** A damaged snapshot's item: its last known label (or its id) and what is wrong. */
+export function damagedItemText(d: DamagedSnapshot): { label: string; description: string; tooltip: string } {
+  const known = d.label !== undefined ? `'${d.label}'${d.created ? ` (${formatTimestamp(new Date(d.created))})` : ''}` : '';
+  return {
+    label: d.label || d.id,
+    description: d.message,
+    tooltip: [
+      `Snapshot ${d.id}${known ? `, last known as ${known}` : ''}: its manifest is damaged, so it cannot be restored or compared.`,
+      d.message,
+      ...(d.hint ? [d.hint] : []),
+      `Restore from another snapshot; \`devsnap check\` tells more, and \`devsnap forget id:${d.id}\` removes this one.`,
+    ].join('\n'),
+  };
 }

@@ -1,16 +1,17 @@
 // The Snapshots view (`devsnap.snapshots`): snapshots grouped by source disk, newest first;
-// expanding a snapshot shows its partitions. Reloads from the engine on refresh(), when the
+// expanding a snapshot shows its partitions. Snapshots whose manifest is damaged come first, in a
+// group of their own with an error icon and the engine's message (never left out). Reloads from the engine on refresh(), when the
 // repository's snapshots/ folder changes (FileSystemWatcher) and after every command.
 // Sets the context key `devsnap.repositoryState` (none | missing | empty | ok | error) that the
 // view's welcome content (package.json "viewsWelcome") depends on.
 import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
-import type { PartitionInfo, SnapshotSummary } from '../imaging/protocol';
+import type { DamagedSnapshot, PartitionInfo, SnapshotSummary } from '../imaging/protocol';
 import type { DevsnapConfig } from './config';
 import { Engine, EngineError } from './engine';
 import {
-  DiskGroup, groupSnapshots, partitionDescription, partitionLabel, partitionTooltip, snapshotContextValue,
+  damagedGroupText, damagedItemText, DiskGroup, groupSnapshots, partitionDescription, partitionLabel, partitionTooltip, snapshotContextValue,
   snapshotDescription, snapshotIconKind, snapshotTooltipMarkdown,
 } from './snapshotModel';
 
@@ -31,7 +32,15 @@ export class PartitionNode {
   readonly kind = 'partition';
   constructor(readonly partition: PartitionInfo, readonly parent: SnapshotNode) {}
 }
-export type SnapshotTreeNode = DiskGroupNode | SnapshotNode | PartitionNode;
+export class DamagedGroupNode {
+  readonly kind = 'damagedGroup';
+  constructor(readonly damaged: readonly DamagedSnapshot[]) {}
+}
+export class DamagedNode {
+  readonly kind = 'damaged';
+  constructor(readonly damaged: DamagedSnapshot, readonly parent: DamagedGroupNode) {}
+}
+export type SnapshotTreeNode = DiskGroupNode | SnapshotNode | PartitionNode | DamagedGroupNode | DamagedNode;
 
 export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTreeNode>, vscode.Disposable {
   private readonly changeEmitter = new vscode.EventEmitter<SnapshotTreeNode | undefined | void>();
@@ -41,6 +50,7 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
   readonly onDidLoad = this.loadedEmitter.event;
 
   private groups: DiskGroupNode[] = [];
+  private damagedGroup: DamagedGroupNode | undefined;
   private snapshotNodes = new Map<string, SnapshotNode>();
   private list: SnapshotSummary[] = [];
   private _state: RepositoryState = 'none';
@@ -61,6 +71,10 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
   /** The snapshots last loaded (newest last, as the engine lists them). */
   get snapshots(): readonly SnapshotSummary[] {
     return this.list;
+  }
+  /** Snapshots whose manifest is damaged, as last loaded. */
+  get damaged(): readonly DamagedSnapshot[] {
+    return this.damagedGroup?.damaged ?? [];
   }
   get state(): RepositoryState {
     return this._state;
@@ -101,6 +115,7 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
     const repo = this.getConfig().repository;
     this.updateWatcher(repo);
     let snapshots: SnapshotSummary[] = [];
+    let damaged: DamagedSnapshot[] = [];
     let state: RepositoryState;
     this._lastError = undefined;
     if (!repo) {
@@ -109,8 +124,9 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
       state = 'missing';
     } else {
       try {
-        snapshots = await this.getEngine().listSnapshots(repo);
-        state = snapshots.length ? 'ok' : 'empty';
+        ({ snapshots, damaged } = await this.getEngine().listRepository(repo));
+        state = snapshots.length || damaged.length ? 'ok' : 'empty';
+        for (const d of damaged) this.log(`Snapshot ${d.id} in ${repo} cannot be used: ${d.message}`);
       } catch (err) {
         if (err instanceof EngineError && err.code === 'NO_REPO' && isEmptyDir(repo)) {
           state = 'missing'; // an empty folder: the first snapshot makes it a repository
@@ -121,11 +137,12 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
         }
       }
     }
-    this.setData(snapshots, state);
+    this.setData(snapshots, damaged, state);
   }
 
-  private setData(snapshots: SnapshotSummary[], state: RepositoryState): void {
+  private setData(snapshots: SnapshotSummary[], damaged: DamagedSnapshot[], state: RepositoryState): void {
     this.list = snapshots;
+    this.damagedGroup = damaged.length ? new DamagedGroupNode(damaged) : undefined;
     this._state = state;
     this.groups = groupSnapshots(snapshots).map((g) => new DiskGroupNode(g));
     this.snapshotNodes.clear();
@@ -146,7 +163,8 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
     this.watchedExists = exists;
     if (!repo) return;
     try {
-      const w = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(repo), 'snapshots/**'));
+      // Manifests only: their summaries follow them, and a listing that rebuilds a summary must not refresh again.
+      const w = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(repo), 'snapshots/*.json'));
       const on = () => this.scheduleRefresh();
       this.watcher = vscode.Disposable.from(w, w.onDidCreate(on), w.onDidChange(on), w.onDidDelete(on));
     } catch (err) {
@@ -163,18 +181,39 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
   }
 
   getChildren(element?: SnapshotTreeNode): SnapshotTreeNode[] {
-    if (!element) return this.groups;
+    if (!element) return this.damagedGroup ? [this.damagedGroup, ...this.groups] : this.groups;
+    if (element instanceof DamagedGroupNode) return element.damaged.map((d) => new DamagedNode(d, element));
     if (element instanceof DiskGroupNode) return element.group.snapshots.map((s) => this.snapshotNodes.get(s.id)!).filter(Boolean);
     if (element instanceof SnapshotNode) return [...(element.snapshot.partitions ?? [])].sort((a, b) => a.index - b.index).map((p) => new PartitionNode(p, element));
     return [];
   }
 
   getParent(element: SnapshotTreeNode): SnapshotTreeNode | undefined {
-    if (element instanceof DiskGroupNode) return undefined;
+    if (element instanceof DiskGroupNode || element instanceof DamagedGroupNode) return undefined;
     return element.parent;
   }
 
   getTreeItem(element: SnapshotTreeNode): vscode.TreeItem {
+    if (element instanceof DamagedGroupNode) {
+      const t = damagedGroupText(element.damaged.length);
+      const item = new vscode.TreeItem(t.label, vscode.TreeItemCollapsibleState.Expanded);
+      item.id = 'damaged';
+      item.description = t.description;
+      item.iconPath = new vscode.ThemeIcon('error', new vscode.ThemeColor('list.errorForeground'));
+      item.contextValue = 'damagedGroup';
+      return item;
+    }
+    if (element instanceof DamagedNode) {
+      const t = damagedItemText(element.damaged);
+      const item = new vscode.TreeItem(t.label, vscode.TreeItemCollapsibleState.None);
+      item.id = `damaged:${element.damaged.id}`;
+      item.description = t.description;
+      item.tooltip = t.tooltip;
+      item.iconPath = new vscode.ThemeIcon('error', new vscode.ThemeColor('list.errorForeground'));
+      item.contextValue = 'damagedSnapshot'; // no snapshot command applies to it
+      item.accessibilityInformation = { label: `Damaged snapshot ${t.label}: ${t.description}` };
+      return item;
+    }
     if (element instanceof DiskGroupNode) {
       const g = element.group;
       const item = new vscode.TreeItem(g.label, vscode.TreeItemCollapsibleState.Expanded);

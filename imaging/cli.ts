@@ -11,7 +11,7 @@ import * as ops from './operations';
 import { describeDamage } from './verify';
 import { runHelperCommand } from './helper/server';
 import { registerFileCommands } from './cli-files';
-import { chooseProgressMode, ProgressPrinter } from './cli-output';
+import { chooseProgressMode, listText, ProgressPrinter, table } from './cli-output';
 import { formatBytes, formatDuration } from './format';
 import type { ProgressEvent, RepoRequest } from './protocol';
 
@@ -88,11 +88,6 @@ function report(g: GlobalOpts, json: unknown, human: () => string): void {
   }
 }
 
-const table = (rows: string[][]) => {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
-};
-
 async function confirm(question: string): Promise<boolean> {
   const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
   const answer = await new Promise<string>((resolve) => rl.question(question, resolve));
@@ -115,6 +110,7 @@ program
   .option('--json', 'print the result as one JSON object on stdout')
   .addOption(new Option('--progress <mode>', 'progress display').choices(['bar', 'plain', 'json', 'none']))
   .option('--lock-wait <seconds>', 'how long to wait for another devsnap holding the repository lock (default: 10)')
+  .addHelpText('after', '\nNaming a snapshot (ID): its full id, a prefix of it, its label, or "latest"; id:PREFIX names by id only and\nlabel:TEXT by label only. A name that fits more than one snapshot is refused with the candidates, never guessed.')
   .showHelpAfterError();
 
 program
@@ -168,20 +164,13 @@ program
   .action(async (_o, cmd) => {
     const g = globals(cmd);
     const r = await ops.listOp(repoReq(g), opCtx(g, false));
-    const ms = r.snapshots;
-    report(g, r, () =>
-      ms.length
-        ? table([
-            ['ID', 'CREATED', 'LABEL', 'SOURCE', 'SIZE', 'ADDED', 'STATE'],
-            ...ms.map((m) => [m.id, m.created.slice(0, 16).replace('T', ' '), m.label, m.source.path, formatBytes(m.stats.bytesLogical), formatBytes(m.stats.bytesAdded), `${m.state}${m.pinned ? ', pinned' : ''}`]),
-          ])
-        : 'No snapshots yet.',
-    );
+    report(g, r, () => listText(r));
+    if (r.damaged.length) process.exitCode = EXIT_CODES.DAMAGED;
   });
 
 program
   .command('show <id>')
-  .description('show a snapshot: source, partitions, stats (id, unique prefix or "latest")')
+  .description('show a snapshot: source, partitions, stats (ID: id, id prefix, label, "latest", id:PREFIX or label:TEXT)')
   .action(async (id: string, _o, cmd) => {
     const g = globals(cmd);
     const r = await ops.showOp({ ...repoReq(g), snapshot: id }, opCtx(g, false));
@@ -230,7 +219,10 @@ program
     report(g, r, () =>
       [
         `Checked ${r.chunksChecked} chunks (${formatBytes(r.bytesChecked)}).`,
-        ...r.snapshots.map((s) => (s.ok ? `  ${s.id} "${s.label}": ok` : `  ${s.id} "${s.label}": DAMAGED\n${s.damage.map((d) => `    ${describeDamage(d)}`).join('\n')}`)),
+        ...r.snapshots.map((s) =>
+          s.ok ? `  ${s.id} "${s.label}": ok`
+          : s.error ? `  ${s.id} "${s.label}": DAMAGED manifest: ${s.error}`
+          : `  ${s.id} "${s.label}": DAMAGED\n${s.damage.map((d) => `    ${describeDamage(d)}`).join('\n')}`),
       ].join('\n'),
     );
     if (!r.ok) process.exitCode = EXIT_CODES.DAMAGED;
@@ -274,6 +266,7 @@ program
       dryRun: !!o.dryRun,
       prune: !!o.prune,
     }, opCtx(g, !!o.prune && !o.dryRun));
+    for (const d of r.damaged ?? []) log(`warning: snapshot ${d.id} has a damaged manifest and was left alone (${d.message}); forget it by id once you are sure.`);
     report(g, r, () => `${r.dryRun ? 'Would remove' : 'Removed'} ${r.removed.length} snapshot(s)${r.removed.length ? `: ${r.removed.join(', ')}` : ''}; ${r.kept.length} kept.${r.prune ? ` Pruned ${formatBytes(r.prune.bytesFreed)}.` : ''}`);
   });
 

@@ -7,11 +7,12 @@ import * as path from 'path';
 import { DevsnapError } from './errors';
 import { Repository } from './repo/repository';
 import { Manifest, summarize } from './repo/manifest';
+import { lastKnown, resolveName } from './repo/catalog';
 import { takeSnapshot } from './snapshot';
 import { planRestore, restoreSnapshot, RestorePlan } from './restore';
 import { describeDamage, recordVerification, verifySnapshots } from './verify';
 import { checkRepository } from './check';
-import { applyPolicy, forgetSnapshots, prune } from './retention';
+import { applyPolicy, prune } from './retention';
 import { listDisks } from './disks';
 import { diffSnapshots } from './diff';
 import { restoreFiles } from './file-restore';
@@ -39,15 +40,18 @@ export interface OpContext {
   lockWaitMs?: number;
 }
 
-/** Opens the repository, takes its lock, loads the index, runs `fn`, and always releases. */
-export async function withRepository<T>(req: RepoRequest, ctx: OpContext, exclusive: boolean, purpose: string, fn: (repo: Repository) => Promise<T>, create = false): Promise<T> {
+/**
+ * Opens the repository, takes its lock, loads the index (unless `index` is false: listing, naming
+ * and labelling need none, and a large repository's index is tens of MB), runs `fn`, and always releases.
+ */
+export async function withRepository<T>(req: RepoRequest, ctx: OpContext, exclusive: boolean, purpose: string, fn: (repo: Repository) => Promise<T>, create = false, index = true): Promise<T> {
   if (!req.repo) throw new DevsnapError('USAGE', 'No repository given.', 'Pass --repo DIR or set DEVSNAP_REPO.');
   const created = create && !fs.existsSync(path.join(req.repo, 'config.json'));
   const repo = create ? await Repository.openOrInit(req.repo, { password: req.password }, ctx.log) : await Repository.open(req.repo, { password: req.password }, ctx.log);
   await ctx.onRepositoryOpened?.(repo, created);
   const lock = await repo.lock(exclusive, purpose, ctx.lockWaitMs);
   try {
-    await repo.loadIndex();
+    if (index) await repo.loadIndex();
     return await fn(repo);
   } finally {
     await repo.close();
@@ -55,8 +59,10 @@ export async function withRepository<T>(req: RepoRequest, ctx: OpContext, exclus
   }
 }
 
-function resolveMany(repo: Repository, ids: string[]): Promise<Manifest[]> {
-  return Promise.all(ids.map(async (id) => repo.readManifest(await repo.resolveId(id))));
+/** Resolves several names against one listing. */
+async function resolveMany(repo: Repository, names: string[]): Promise<Manifest[]> {
+  const cat = await repo.listSnapshots();
+  return Promise.all(names.map((n) => repo.readManifest(resolveName(cat, n, repo.dir))));
 }
 
 export async function disksOp(): Promise<DisksResult> {
@@ -69,13 +75,13 @@ export async function snapshotOp(req: SnapshotRequest, ctx: OpContext): Promise<
   return { id: m.id, snapshot: summarize(m), warnings: m.warnings };
 }
 
+/** Every snapshot from its summary; damaged manifests as `damaged` entries (the CLI then exits non-zero). */
 export async function listOp(req: RepoRequest, ctx: OpContext): Promise<ListResult> {
-  const ms = await withRepository(req, ctx, false, 'list', (repo) => repo.readAllManifests());
-  return { snapshots: ms.map(summarize) };
+  return withRepository(req, ctx, false, 'list', (repo) => repo.listSnapshots(), false, false);
 }
 
 export async function showOp(req: ShowRequest, ctx: OpContext): Promise<ShowResult> {
-  const m = await withRepository(req, ctx, false, 'show', async (repo) => repo.readManifest(await repo.resolveId(req.snapshot)));
+  const m = await withRepository(req, ctx, false, 'show', async (repo) => repo.readManifest(await repo.resolveId(req.snapshot)), false, false);
   return { snapshot: summarize(m), warnings: m.warnings };
 }
 
@@ -119,10 +125,14 @@ export async function restoreFilesOp(req: RestoreFilesRequest, ctx: OpContext): 
 
 export async function verifyOp(req: VerifyRequest, ctx: OpContext): Promise<VerifyOpResult> {
   return withRepository(req, ctx, false, 'verify', async (repo) => {
-    const ms = req.snapshot ? await resolveMany(repo, [req.snapshot]) : await repo.readAllManifests();
-    const result = await verifySnapshots(repo, ms, { onProgress: ctx.onProgress, signal: ctx.signal });
+    const broken: { id: string; error: string }[] = [];
+    const ms = req.snapshot ? await resolveMany(repo, [req.snapshot]) : await repo.readAllManifests((id, err) => broken.push({ id, error: err.message }));
+    const result: VerifyOpResult = await verifySnapshots(repo, ms, { onProgress: ctx.onProgress, signal: ctx.signal });
     await recordVerification(repo, ms, result);
-    return result;
+    if (!broken.length) return result;
+    // A manifest that cannot be read is damage too: named, and verify fails.
+    const unreadable = await Promise.all(broken.map(async (b) => ({ id: b.id, label: (await lastKnown(repo, b.id)).label ?? '', ok: false, damage: [], error: b.error })));
+    return { ...result, ok: false, snapshots: [...result.snapshots, ...unreadable] };
   });
 }
 
@@ -146,19 +156,28 @@ export async function diffOp(req: DiffRequest, ctx: OpContext): Promise<DiffOpRe
 }
 
 export async function forgetOp(req: ForgetRequest, ctx: OpContext): Promise<ForgetOpResult> {
+  const pruning = !!req.prune && !req.dryRun;
   return withRepository(req, ctx, true, 'forget', async (repo) => {
-    const all = await repo.readAllManifests();
-    let remove: Manifest[];
+    // Summaries are enough to choose. Removal goes by file name, so forgetting a manifest copied
+    // under another id never removes the snapshot it is a copy of.
+    const cat = await repo.listSnapshots();
+    let remove: string[];
     if (req.ids?.length) {
-      const chosen = await resolveMany(repo, req.ids);
-      const pinned = chosen.filter((m) => m.pinned);
-      if (pinned.length) throw new DevsnapError('USAGE', `Snapshot ${pinned.map((m) => m.id).join(', ')} is pinned.`, 'Unpin it first (`devsnap unpin ID`).');
-      remove = chosen;
-    } else remove = applyPolicy(all, req.policy ?? {}).remove;
-    if (!req.dryRun) await forgetSnapshots(repo, remove);
-    const pruned = req.prune && !req.dryRun ? await prune(repo, { onProgress: ctx.onProgress }) : undefined;
-    return { removed: remove.map((m) => m.id), kept: all.filter((m) => !remove.some((r) => r.id === m.id)).map((m) => m.id), dryRun: !!req.dryRun, ...(pruned ? { prune: pruned } : {}) };
-  });
+      remove = [...new Set(req.ids.map((n) => resolveName(cat, n, repo.dir)))];
+      const pinned = cat.snapshots.filter((s) => s.pinned && remove.includes(s.id));
+      if (pinned.length) throw new DevsnapError('USAGE', `Snapshot ${pinned.map((s) => s.id).join(', ')} is pinned.`, 'Unpin it first (`devsnap unpin ID`).');
+    } else remove = applyPolicy(cat.snapshots, req.policy ?? {}).remove.map((s) => s.id);
+    if (!req.dryRun) for (const id of remove) await repo.deleteManifest(id);
+    const pruned = pruning ? await prune(repo, { onProgress: ctx.onProgress }) : undefined;
+    const damaged = req.ids?.length ? [] : cat.damaged; // a policy cannot judge them: they stay, and are named
+    return {
+      removed: remove,
+      kept: cat.snapshots.filter((s) => !remove.includes(s.id)).map((s) => s.id),
+      dryRun: !!req.dryRun,
+      ...(damaged.length ? { damaged } : {}),
+      ...(pruned ? { prune: pruned } : {}),
+    };
+  }, false, pruning);
 }
 
 export async function pruneOp(req: PruneRequest, ctx: OpContext): Promise<PruneOpResult> {
@@ -170,7 +189,7 @@ export async function pinOp(req: PinRequest, ctx: OpContext): Promise<SnapshotRe
     const m = { ...(await repo.readManifest(await repo.resolveId(req.snapshot))), pinned: req.pinned };
     await repo.writeManifest(m);
     return m;
-  });
+  }, false, false);
   return { snapshot: summarize(m) };
 }
 
@@ -180,6 +199,6 @@ export async function labelOp(req: LabelRequest, ctx: OpContext): Promise<Snapsh
     const m = { ...(await repo.readManifest(await repo.resolveId(req.snapshot))), label: req.label.trim() };
     await repo.writeManifest(m);
     return m;
-  });
+  }, false, false);
   return { snapshot: summarize(m) };
 }

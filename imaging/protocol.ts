@@ -153,7 +153,23 @@ export interface PinRequest extends RepoRequest {
 
 export interface DisksResult { disks: DiskInfo[] }
 export interface SnapshotOpResult { id: string; snapshot: SnapshotSummary; warnings: string[] }
-export interface ListResult { snapshots: SnapshotSummary[] }
+/** A snapshot as `list` shows it: its summary, and how many warnings its manifest holds. */
+export interface ListedSnapshot extends SnapshotSummary {
+  warningCount: number;
+}
+/** A snapshot whose manifest cannot be used (corrupt, truncated, tampered with, or another snapshot's copied under this id). */
+export interface DamagedSnapshot {
+  id: string;             // its file name in snapshots/: how to name it (e.g. to forget it)
+  message: string;
+  hint?: string;
+  label?: string;         // what its last summary said, when there was one
+  created?: string;
+}
+export interface ListResult {
+  snapshots: ListedSnapshot[];
+  /** Listed, never left out: `list` exits with DAMAGED's code when there is any. */
+  damaged: DamagedSnapshot[];
+}
 export interface ShowResult { snapshot: SnapshotSummary; warnings: string[] }
 export interface SnapshotRefResult { snapshot: SnapshotSummary }
 export interface RestoreOpResult {
@@ -180,7 +196,8 @@ export interface VerifyOpResult {
   ok: boolean;
   chunksChecked: number;
   bytesChecked: number;
-  snapshots: { id: string; label: string; ok: boolean; damage: DamageInfo[] }[];
+  /** `error`: the snapshot's manifest itself is damaged (its chunks could not be checked). */
+  snapshots: { id: string; label: string; ok: boolean; damage: DamageInfo[]; error?: string }[];
 }
 export interface CheckOpResult {
   ok: boolean;
@@ -208,6 +225,8 @@ export interface PruneOpResult {
 export interface ForgetOpResult {
   removed: string[];
   kept: string[];
+  /** Snapshots with damaged manifests that a policy left alone (forget them by id). */
+  damaged?: DamagedSnapshot[];
   dryRun: boolean;
   prune?: PruneOpResult;
 }

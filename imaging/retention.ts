@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { DevsnapError } from './errors';
 import { chunkRefs, Manifest } from './repo/manifest';
+import type { SnapshotSummary } from './protocol';
 import { Repository } from './repo/repository';
 import { PackEntry } from './repo/pack';
 import { ProgressMeter, ProgressSink } from './progress';
@@ -26,13 +27,13 @@ function weekKey(d: Date): string {
   return `${t.getUTCFullYear()}-W${week}`;
 }
 
-/** Decides per source disk which snapshots a policy keeps; returns ids to keep and to remove. */
-export function applyPolicy(manifests: Manifest[], policy: RetentionPolicy): { keep: Manifest[]; remove: Manifest[] } {
+/** Decides per source disk which snapshots a policy keeps (from summaries or manifests). */
+export function applyPolicy<T extends SnapshotSummary>(manifests: T[], policy: RetentionPolicy): { keep: T[]; remove: T[] } {
   if (!policy.keepLast && !policy.keepDaily && !policy.keepWeekly && !policy.keepMonthly) {
     throw new DevsnapError('USAGE', 'No retention policy given: nothing would be kept.', 'Give at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly.');
   }
   const keep = new Set<string>();
-  const bySource = new Map<string, Manifest[]>();
+  const bySource = new Map<string, T[]>();
   for (const m of manifests) {
     const key = m.source.diskId ?? m.source.path;
     bySource.set(key, [...(bySource.get(key) ?? []), m]);
@@ -55,10 +56,6 @@ export function applyPolicy(manifests: Manifest[], policy: RetentionPolicy): { k
     }
   }
   return { keep: manifests.filter((m) => keep.has(m.id)), remove: manifests.filter((m) => !keep.has(m.id)) };
-}
-
-export async function forgetSnapshots(repo: Repository, remove: Manifest[]): Promise<void> {
-  for (const m of remove) await repo.deleteManifest(m.id);
 }
 
 export interface PruneResult {

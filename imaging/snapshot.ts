@@ -258,7 +258,7 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
     meter.finish();
 
     const inventory = await takeInventory(info.isSystem, disk, partitions, warn);
-    const previous = (await repo.readAllManifests()).filter((m) => (table.diskId && m.source.diskId === table.diskId) || m.source.path === opts.source);
+    const previous = (await repo.listSnapshots()).snapshots.filter((m) => (table.diskId && m.source.diskId === table.diskId) || m.source.path === opts.source);
     const created = new Date().toISOString();
     const manifest: Manifest = {
       format: 'devsnap-snapshot',

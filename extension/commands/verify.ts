@@ -54,8 +54,9 @@ export async function verifySnapshot(ctx: CommandContext, arg?: unknown): Promis
       const firstSnap = first ? ctx.tree.find(first.id) : undefined;
       const total = damaged.reduce((n, s) => n + s.damage.length, 0);
       for (const s of damaged) for (const d of s.damage) ctx.log(`  damaged: snapshot ${s.id}: ${describeDamage(d)}`);
+      for (const s of damaged) if (s.error) ctx.log(`  damaged: snapshot ${s.id}: ${s.error}`);
       const whose = firstSnap ? `Snapshot ${snapshotName(firstSnap)}` : first?.id ? `Snapshot ${first.id}` : 'The repository';
-      const detail = first?.damage[0] ? `: ${describeDamage(first.damage[0])}` : '.';
+      const detail = first?.damage[0] ? `: ${describeDamage(first.damage[0])}` : first?.error ? `: ${first.error}` : '.';
       const more = total > 1 ? ` (${total - 1} more damaged range${total > 2 ? 's' : ''}${damaged.length > 1 ? ` in ${damaged.length} snapshots` : ''}; see the output)` : '';
       void ui.error(`${whose} is damaged${detail}${more}`, SHOW_OUTPUT).then((c) => {
         if (c === SHOW_OUTPUT) ctx.output.show(true);

@@ -12,6 +12,7 @@ import { FILE_MODE, exists, fsyncDir, mkdirPrivate, readFully, tempName, writeFi
 import { EncryptionConfig, RepoCipher } from './crypto';
 import { acquireLock, Lock } from './lock';
 import { Manifest, parseManifest, serializeManifest } from './manifest';
+import { Catalog, fileStamp, healSummary, listCatalog, resolveName, summaryPath, writeSummary } from './catalog';
 import { PackEntry, decodeEntries, encodeEntries, packTrailer, readPackTrailer, ENTRY_SIZE } from './pack';
 
 export interface RepoConfig {
@@ -267,38 +268,42 @@ export class Repository {
     return names.filter((n) => /^[0-9a-f]{16}\.json$/.test(n)).map((n) => n.slice(0, -5));
   }
 
-  /** Resolves a full id or a unique prefix (as `git` does), or 'latest'. */
-  async resolveId(idOrPrefix: string): Promise<string> {
-    const ids = await this.listSnapshotIds();
-    if (idOrPrefix === 'latest') {
-      const all = await this.readAllManifests();
-      if (!all.length) throw new DevsnapError('NOT_FOUND', 'The repository has no snapshots yet.');
-      return all[all.length - 1].id;
-    }
-    const hits = /^[0-9a-f]+$/i.test(idOrPrefix) ? ids.filter((id) => id.startsWith(idOrPrefix.toLowerCase())) : [];
-    if (hits.length === 1) return hits[0];
-    if (hits.length > 1) throw new DevsnapError('USAGE', `Snapshot id ${idOrPrefix} is ambiguous (${hits.length} snapshots start with it).`, 'Give more characters of the id.');
-    // A label, as the sidebar shows it: the newest snapshot with exactly that label.
-    const labelled = (await this.readAllManifests(() => undefined)).filter((m) => m.label === idOrPrefix);
-    if (labelled.length) return labelled[labelled.length - 1].id;
-    throw new DevsnapError('NOT_FOUND', `No snapshot ${idOrPrefix} in ${this.dir}.`, 'Give an id, a unique prefix of one, a label, or "latest"; `devsnap list` shows them.');
+  /** Every snapshot from its summary (manifests are read only where a summary does not match): see catalog.ts. */
+  listSnapshots(): Promise<Catalog> {
+    return listCatalog(this);
+  }
+
+  /** Resolves a snapshot name (full id, id prefix, label, "latest", id:PREFIX, label:TEXT); refuses an ambiguous one. */
+  async resolveId(name: string): Promise<string> {
+    return resolveName(await this.listSnapshots(), name, this.dir);
   }
 
   async readManifest(id: string): Promise<Manifest> {
     let bytes: Buffer;
+    let file: { size: number; mtimeNs: string } | null;
     try {
-      bytes = await fs.promises.readFile(this.manifestPath(id));
+      const fh = await fs.promises.open(this.manifestPath(id), 'r');
+      try {
+        const before = fileStamp(await fh.stat({ bigint: true }));
+        bytes = await fh.readFile();
+        const after = fileStamp(await fh.stat({ bigint: true }));
+        // The summary may describe these bytes only if the file did not change while they were read.
+        file = before.size === after.size && before.mtimeNs === after.mtimeNs && after.size === bytes.length ? after : null;
+      } finally {
+        await fh.close();
+      }
     } catch (err) {
       throw toDevsnapError(err, `snapshot ${id}`);
     }
-    if (bytes.subarray(0, ENCRYPTED_MAGIC.length).equals(ENCRYPTED_MAGIC)) {
-      try {
-        bytes = this.cipher.open(bytes.subarray(ENCRYPTED_MAGIC.length));
-      } catch {
-        throw new DevsnapError('DAMAGED', `The manifest of snapshot ${id} is corrupt or was tampered with.`);
-      }
+    let plain: Buffer;
+    try {
+      plain = this.openSealedFile(bytes);
+    } catch {
+      throw new DevsnapError('DAMAGED', `The manifest of snapshot ${id} is corrupt or was tampered with.`, 'This snapshot cannot be used; restore from another snapshot and run `devsnap check`.');
     }
-    return parseManifest(bytes, id);
+    const m = parseManifest(plain, id); // also refuses a manifest copied under another id
+    await healSummary(this, id, m, plain, file);
+    return m;
   }
 
   /** All readable manifests, oldest first; damaged ones are reported through the logger. */
@@ -318,12 +323,30 @@ export class Repository {
   /** Commits a manifest: the last, atomic step of a snapshot (and of label/pin changes). */
   async writeManifest(m: Manifest): Promise<void> {
     const plain = serializeManifest(m);
-    const bytes = this.cipher.encrypted ? Buffer.concat([ENCRYPTED_MAGIC, this.cipher.seal(plain)]) : plain;
-    await writeFileAtomic(this.manifestPath(m.id), bytes);
+    // Its summary first, stamped with the finished temporary file that the rename puts in place:
+    // a crash in between leaves a summary that no longer matches, and listing reads the manifest.
+    await writeFileAtomic(this.manifestPath(m.id), this.sealFile(plain), async (fh) => writeSummary(this, m.id, m, plain, fileStamp(await fh.stat({ bigint: true }))));
   }
 
+  /** How manifests and summaries are stored: sealed with the repository's key, behind a magic, when it is encrypted. */
+  sealFile(plain: Buffer): Buffer {
+    return this.cipher.encrypted ? Buffer.concat([ENCRYPTED_MAGIC, this.cipher.seal(plain)]) : plain;
+  }
+
+  /**
+   * The plain bytes of a sealFile() file; throws when its seal does not open (damaged or tampered
+   * with), and in an encrypted repository when it is not sealed at all (planted in plain text).
+   */
+  openSealedFile(bytes: Buffer): Buffer {
+    const sealed = bytes.subarray(0, ENCRYPTED_MAGIC.length).equals(ENCRYPTED_MAGIC);
+    if (sealed !== this.cipher.encrypted) throw new Error(sealed ? 'sealed in a repository without encryption' : 'not sealed in an encrypted repository');
+    return sealed ? this.cipher.open(bytes.subarray(ENCRYPTED_MAGIC.length)) : bytes;
+  }
+
+  /** Removes snapshots/<id>.json (by file name: never the id written inside it), then its summary. */
   async deleteManifest(id: string): Promise<void> {
     await fs.promises.rm(this.manifestPath(id));
+    await fs.promises.rm(summaryPath(this, id), { force: true });
     await fsyncDir(path.dirname(this.manifestPath(id)));
   }
 
