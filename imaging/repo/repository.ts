@@ -17,7 +17,8 @@ import { PackEntry, decodeEntries, encodeEntries, packTrailer, readPackTrailer, 
 
 export interface RepoConfig {
   format: 'devsnap-repo';
-  version: 1;
+  /** 1: unencrypted, or encrypted by a devsnap before sealed settings; 2: encrypted with sealed settings. */
+  version: 1 | 2;
   id: string;
   created: string;
   chunkSize: number;
@@ -25,6 +26,8 @@ export interface RepoConfig {
   compression: { algorithm: 'zstd'; level: number };
   chunkHash: 'sha256' | 'hmac-sha256';
   encryption: EncryptionConfig | null;
+  /** Encrypted repositories: every other setting (see sealedSettings), sealed under the repository key. */
+  sealed?: string;
 }
 
 export interface ChunkLocation {
@@ -46,6 +49,89 @@ export type Logger = (message: string) => void;
 const INDEX_MAGIC = Buffer.from('DSIDX1\0\0');
 const ENCRYPTED_MAGIC = Buffer.from('DSENC1\n');
 export const DEFAULT_CHUNK_SIZE = 1 << 20;
+const CONFIG_HINT = 'Put back config.json from another copy of this repository (a second backup drive, a sync); if you did not change it, someone or something with write access to the repository did. Do not write to the repository until then.';
+
+/** Why a config's plain settings are implausible (named by field), or null. Checked on init and on every open. */
+function settingsProblem(c: RepoConfig): string | null {
+  const int = (v: unknown, lo: number, hi: number) => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
+  if (typeof c.id !== 'string' || !/^[0-9a-f]{32}$/.test(c.id)) return `id is ${JSON.stringify(c.id)} (expected 32 hex digits)`;
+  if (!int(c.chunkSize, 512, 256 << 20)) return `chunkSize is ${JSON.stringify(c.chunkSize)} (expected 512 bytes to 256 MiB)`;
+  if (!int(c.packSize, 64 << 10, 2 ** 32)) return `packSize is ${JSON.stringify(c.packSize)} (expected 64 KiB to 4 GiB)`;
+  if (!c.compression || c.compression.algorithm !== 'zstd' || !int(c.compression.level, -7, 22)) return `compression is ${JSON.stringify(c.compression)} (expected zstd, level -7 to 22)`;
+  if (c.chunkHash !== (c.encryption ? 'hmac-sha256' : 'sha256')) return `chunkHash is ${JSON.stringify(c.chunkHash)}, but the repository is ${c.encryption ? '' : 'not '}encrypted`;
+  return null;
+}
+
+/** JSON with object keys sorted: one text for one value, whatever order a writer used. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v).sort().filter((k) => (v as Record<string, unknown>)[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/**
+ * What `sealed` authenticates: every setting except the seal itself and the key copies, which
+ * their own checksums and AES-GCM tags protect (a damaged key copy is then repaired, not "tampered").
+ */
+function sealedSettings(c: RepoConfig): Record<string, unknown> {
+  const { sealed: _sealed, encryption, ...rest } = c;
+  return { ...rest, encryption: encryption ? { kdf: encryption.kdf } : null };
+}
+
+/** The settings that differ from their sealed copy, for the user: `chunkSize is 4096 in config.json but 1048576 sealed`. */
+function settingsChanges(c: RepoConfig, cipher: RepoCipher): string[] {
+  if (typeof c.sealed !== 'string') return ['its sealed copy of the settings is missing'];
+  const plain = cipher.openConfig(c.sealed);
+  let sealed: Record<string, unknown>;
+  try {
+    if (!plain) throw new Error('unauthenticated');
+    sealed = JSON.parse(plain.toString('utf8'));
+  } catch {
+    return ['its sealed copy of the settings does not authenticate'];
+  }
+  const now = sealedSettings(c) as Record<string, unknown>;
+  return [...new Set([...Object.keys(sealed), ...Object.keys(now)])]
+    .filter((k) => canonical(sealed[k]) !== canonical(now[k]))
+    .map((k) => `${k} is ${now[k] === undefined ? 'missing' : canonical(now[k])} in config.json but ${sealed[k] === undefined ? 'absent' : canonical(sealed[k])} sealed`);
+}
+
+/**
+ * Signs of an encrypted repository in one whose config.json says it is not: config.json was edited
+ * (a downgrade to plaintext by anyone who can write the repository), and writing to it would store
+ * the owner's data unencrypted.
+ */
+async function encryptionMarkers(dir: string, c: RepoConfig): Promise<string[]> {
+  const out: string[] = [];
+  if (c.version === 2) out.push('its format version 2 is that of encrypted repositories');
+  if (c.sealed !== undefined) out.push('it carries sealed settings');
+  if (c.chunkHash === 'hmac-sha256') out.push('its chunk ids are keyed (hmac-sha256)');
+  let names: string[] = [];
+  try {
+    names = (await fs.promises.readdir(path.join(dir, 'snapshots'))).filter((n) => /^[0-9a-f]{16}\.(json|summary)$/.test(n));
+  } catch {
+    /* no snapshots folder: nothing to look at; later steps report it */
+  }
+  for (const n of names) {
+    let head: Buffer;
+    try {
+      const fh = await fs.promises.open(path.join(dir, 'snapshots', n), 'r');
+      try {
+        head = await readFully(fh, 0, ENCRYPTED_MAGIC.length);
+      } finally {
+        await fh.close();
+      }
+    } catch {
+      continue; // unreadable or short: listing reports it
+    }
+    if (head.equals(ENCRYPTED_MAGIC)) {
+      out.push(`snapshots/${n} is sealed (encrypted)`);
+      break;
+    }
+  }
+  return out;
+}
 
 export class Repository {
   /** Every chunk the repository holds: from index files, plus packs no index lists yet (an interrupted run). */
@@ -55,6 +141,9 @@ export class Repository {
   readonly indexFiles: string[] = [];
   /** Open pack files, most recently used last; `users` counts reads in progress on each. */
   private packHandles = new Map<string, { fh: Promise<fs.promises.FileHandle>; users: number }>();
+
+  /** config.json to be rewritten under the next exclusive lock: an older format to upgrade, or a damaged key copy to repair. */
+  private configRewrite: 'upgrade' | 'repair' | null = null;
 
   private constructor(readonly dir: string, readonly config: RepoConfig, readonly cipher: RepoCipher, readonly log: Logger) {}
 
@@ -67,7 +156,7 @@ export class Repository {
     const enc = opts.password ? RepoCipher.create(opts.password) : null;
     const config: RepoConfig = {
       format: 'devsnap-repo',
-      version: 1,
+      version: enc ? 2 : 1,
       id: crypto.randomBytes(16).toString('hex'),
       created: new Date().toISOString(),
       chunkSize: opts.chunkSize ?? DEFAULT_CHUNK_SIZE,
@@ -76,6 +165,9 @@ export class Repository {
       chunkHash: enc ? 'hmac-sha256' : 'sha256',
       encryption: enc?.config ?? null,
     };
+    const problem = settingsProblem(config);
+    if (problem) throw new DevsnapError('USAGE', `Cannot create a repository: ${problem}.`);
+    if (enc) config.sealed = enc.cipher.sealConfig(Buffer.from(canonical(sealedSettings(config))));
     try {
       for (const sub of ['', 'data', 'index', 'snapshots', 'locks']) await mkdirPrivate(path.join(dir, sub));
       await fs.promises.chmod(dir, 0o700);
@@ -102,12 +194,61 @@ export class Repository {
     try {
       config = JSON.parse(text);
     } catch {
-      throw new DevsnapError('DAMAGED', `The repository's config.json in ${dir} is corrupt.`);
+      throw new DevsnapError('DAMAGED', `The repository's config.json in ${dir} is corrupt.`, CONFIG_HINT);
     }
-    if (config.format !== 'devsnap-repo') throw new DevsnapError('NO_REPO', `${dir} is not a devsnap repository.`);
-    if (config.version !== 1) throw new DevsnapError('NO_REPO', `Repository format version ${config.version} is not supported by this devsnap.`, 'Update devsnap.');
-    const cipher = config.encryption ? RepoCipher.open(config.encryption, opts.password) : RepoCipher.plain();
-    return new Repository(dir, config, cipher, log);
+    if (!config || typeof config !== 'object' || config.format !== 'devsnap-repo') throw new DevsnapError('NO_REPO', `${dir} is not a devsnap repository.`);
+    if (config.version !== 1 && config.version !== 2) throw new DevsnapError('NO_REPO', `Repository format version ${config.version} is not supported by this devsnap.`, 'Update devsnap.');
+    const where = path.join(dir, 'config.json');
+    const problem = settingsProblem(config);
+    if (!config.encryption) {
+      // Nothing to authenticate with: refuse what only a downgraded encrypted repository shows, and a
+      // password, which says the user expects encryption. Plaintext is never written where it was not.
+      const markers = await encryptionMarkers(dir, config);
+      if (markers.length) {
+        throw new DevsnapError('DAMAGED', `${where} says the repository is not encrypted, but ${markers.join('; ')}: config.json was changed (tampered with or damaged). devsnap will neither read nor write it as unencrypted.`, CONFIG_HINT);
+      }
+      if (opts.password !== undefined) {
+        throw new DevsnapError('USAGE', `The repository ${dir} is not encrypted, but a password was given (DEVSNAP_PASSWORD or --password-file); devsnap refuses rather than store snapshots unencrypted.`,
+          'If this repository was created without --encrypt, run without a password. If it was encrypted, someone changed its config.json: do not use it; put back config.json from another copy of the repository.');
+      }
+      if (problem) throw new DevsnapError('DAMAGED', `${where} is damaged: ${problem}.`, CONFIG_HINT);
+      return new Repository(dir, config, RepoCipher.plain(), log);
+    }
+    const belongs = (c: RepoCipher) => typeof config.sealed === 'string' && c.openConfig(config.sealed) !== null;
+    const { cipher, legacy, damaged } = RepoCipher.open(config.encryption, opts.password, where, belongs);
+    // A key of the sealed format, or a seal present, means the settings must match it; only a
+    // repository of an earlier devsnap (bare key, version 1, no seal) has nothing to compare with.
+    const changes = !legacy || config.version !== 1 || config.sealed !== undefined ? settingsChanges(config, cipher) : [];
+    if (changes.length) {
+      throw new DevsnapError('DAMAGED', `${where} was changed after devsnap wrote it (tampered with or damaged): ${changes.join('; ')}. devsnap will not use the repository with these settings.`,
+        'If you did not change it, someone or something with write access to the repository did. Set those values back as sealed (or put back config.json from another copy of the repository), then run `devsnap check`.');
+    }
+    if (problem) throw new DevsnapError('DAMAGED', `${where} is damaged: ${problem}.`, CONFIG_HINT);
+    const repo = new Repository(dir, config, cipher, log);
+    if (damaged.length) {
+      log(`The repository key in ${where} has a damaged copy (${damaged.join('; ')}); the intact copy was used. The next command that writes to the repository (snapshot, label, pin, forget, prune) repairs it.`);
+      repo.configRewrite = 'repair';
+    } else if (legacy) {
+      log(`${where} is from an earlier devsnap: its settings are not yet authenticated and its key has no second copy. The next command that writes to the repository (snapshot, label, pin, forget, prune) upgrades it.`);
+      repo.configRewrite = 'upgrade';
+    }
+    return repo;
+  }
+
+  /** Writes config.json anew: fresh key copies with checksums, and the settings sealed (format version 2). */
+  private async rewriteConfig(): Promise<void> {
+    const why = this.configRewrite;
+    const next: RepoConfig = { ...this.config, version: 2, encryption: this.cipher.wrapKey(), sealed: undefined };
+    next.sealed = this.cipher.sealConfig(Buffer.from(canonical(sealedSettings(next))));
+    try {
+      await writeFileAtomic(path.join(this.dir, 'config.json'), JSON.stringify(next, null, 2) + '\n');
+    } catch (err) {
+      this.log(`Could not rewrite config.json (${toDevsnapError(err, 'config.json').message}); it keeps working as it is and is rewritten next time.`);
+      return;
+    }
+    Object.assign(this.config, next);
+    this.configRewrite = null;
+    this.log(why === 'repair' ? 'Repaired the damaged copy of the repository key in config.json.' : 'Upgraded config.json: its settings are now authenticated and its key is stored twice.');
   }
 
   static async openOrInit(dir: string, opts: InitOptions, log: Logger): Promise<Repository> {
@@ -117,8 +258,10 @@ export class Repository {
     return repo;
   }
 
-  lock(exclusive: boolean, purpose: string, waitMs?: number): Promise<Lock> {
-    return acquireLock(this.dir, exclusive, purpose, this.log, waitMs);
+  async lock(exclusive: boolean, purpose: string, waitMs?: number): Promise<Lock> {
+    const lock = await acquireLock(this.dir, exclusive, purpose, this.log, waitMs);
+    if (exclusive && this.configRewrite) await this.rewriteConfig(); // only a writer may rewrite config.json
+    return lock;
   }
 
   // ---- paths

@@ -19,8 +19,9 @@ function parse(stdout: string): unknown {
   }
 }
 
-export function devsnap(args: string[], env: NodeJS.ProcessEnv = {}): CliResult {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 1 << 28 });
+/** `timeoutMs`: kill the CLI after that long (status 128), for tests of what must not hang. */
+export function devsnap(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs?: number): CliResult {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 1 << 28, timeout: timeoutMs });
   return { status: r.status ?? 128, stdout: r.stdout, stderr: r.stderr, json: parse(r.stdout) };
 }
 
