@@ -28,6 +28,8 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   INTERNAL: 1,
 };
 
+const isRoot = () => process.getuid?.() === 0;
+
 /** Turns any thrown value into a user-facing error, translating the common system errors. */
 export function toDevsnapError(err: unknown, what?: string): DevsnapError {
   if (err instanceof DevsnapError) return err;
@@ -38,15 +40,49 @@ export function toDevsnapError(err: unknown, what?: string): DevsnapError {
       return new DevsnapError('NOT_FOUND', `${subject} does not exist.`, 'Check the path and try again.');
     case 'EACCES':
     case 'EPERM':
+      if (isRoot()) {
+        // Root is refused only by the object itself or a policy: "run as root" would not help.
+        return new DevsnapError('PERMISSION', `The system refused access to ${subject} (${e.code}), although devsnap runs as root.`, e.code === 'EPERM'
+          ? 'The file may be immutable or append-only (see `lsattr`; `chattr -i` clears it), or a security policy (SELinux, AppArmor, a lockdown) forbids the access.'
+          : 'The device may be locked, write-protected or claimed exclusively by another program, or a security policy (SELinux, AppArmor) forbids the access; `dmesg` may say more.');
+      }
       return new DevsnapError('PERMISSION', `No permission to access ${subject}.`, 'Run devsnap as root (sudo) or as the owner of the repository.');
     case 'ENOSPC':
-      return new DevsnapError('NO_SPACE', `No space left on the device holding ${subject}.`, 'Free some space (or run `devsnap prune`) and try again; nothing was committed.');
+    case 'EDQUOT':
+      return new DevsnapError('NO_SPACE', `No space left${e.code === 'EDQUOT' ? ' in your disk quota' : ''} on the device holding ${subject}.`, 'Free some space (or run `devsnap prune`) and try again; nothing was committed.');
+    case 'EFBIG':
+      return new DevsnapError('NO_SPACE', `${subject} would grow larger than its filesystem allows (a FAT-formatted drive holds files of at most 4 GiB).`, 'Choose a location on a filesystem such as ext4, NTFS or exFAT.');
     case 'EROFS':
       return new DevsnapError('PERMISSION', `${subject} is on a read-only filesystem.`, 'Choose a writable location.');
     case 'EIO':
       return new DevsnapError('DAMAGED', `I/O error reading or writing ${subject}: the device may have been removed or is failing.`, 'Check the drive and its cable, then run `devsnap check`.');
+    case 'ENXIO':
+    case 'ENODEV':
+    case 'ENOMEDIUM':
+      return new DevsnapError('NOT_FOUND', `${subject} is not available: the device is gone, or holds no medium.`, 'Check that the drive is attached (and a card or disc inserted), then try again.');
     case 'EBUSY':
       return new DevsnapError('BAD_TARGET', `${subject} is busy (in use by the system).`, 'Unmount it or close programs using it.');
+    case 'ENOTDIR':
+      return new DevsnapError('NOT_FOUND', `${subject} does not exist: part of its path is a file, not a folder.`, 'Check the path and try again.');
+    case 'EISDIR':
+      return new DevsnapError('USAGE', `${subject} is a folder, not a file or device.`, 'Give the path of a file or device.');
+    case 'ELOOP':
+      return new DevsnapError('USAGE', `${subject} is a symbolic link that devsnap does not follow (or a loop of links).`, 'Give the real path (see `realpath`).');
+    case 'ENAMETOOLONG':
+      return new DevsnapError('USAGE', `The path of ${subject} is too long.`, 'Use a shorter path.');
+    case 'EMFILE':
+    case 'ENFILE':
+      return new DevsnapError('INTERNAL', `Too many open files while working on ${subject}.`, 'Raise the limit (`ulimit -n 4096`) and try again.');
+    case 'ENOMEM':
+      return new DevsnapError('INTERNAL', `Out of memory while working on ${subject}.`, 'Close other programs and try again.');
+    case 'ETXTBSY':
+      return new DevsnapError('BAD_TARGET', `${subject} is in use by a running program.`, 'Stop the program using it and try again.');
+    case 'EINVAL':
+      return new DevsnapError('USAGE', `The system rejected the operation on ${subject} (EINVAL): it is not a kind of file or device devsnap can use this way.`, 'Give a block device or a regular disk image file.');
+  }
+  // Node's own argument checks (ERR_INVALID_ARG_VALUE for a path with a NUL byte, and the like).
+  if (typeof e?.code === 'string' && e.code.startsWith('ERR_INVALID_ARG')) {
+    return new DevsnapError('USAGE', `${what ? `${what}: ` : ''}an invalid path or value was given.`, 'Check the arguments (paths must not contain NUL bytes).');
   }
   const message = e?.message ?? String(err);
   return new DevsnapError('INTERNAL', `Unexpected error: ${message}`, 'Please report this with the output of the command.');

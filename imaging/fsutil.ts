@@ -78,3 +78,45 @@ export async function writeFully(fh: fs.promises.FileHandle, buf: Buffer, positi
     done += bytesWritten;
   }
 }
+
+/** True while a process with this pid exists on this machine (EPERM: it exists, it is someone else's). */
+export function pidRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the temporary files tempName(target) made for `target` by processes that no longer run
+ * (a restore or export killed with -9 leaves one as large as the disk); returns their paths. Only
+ * regular files of exactly that name pattern are touched, and never one of a running process.
+ */
+export async function removeDeadTemps(target: string): Promise<string[]> {
+  const abs = path.resolve(target);
+  const dir = path.dirname(abs);
+  const base = path.basename(abs);
+  let names: string[];
+  try {
+    names = await fs.promises.readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const n of names) {
+    if (!n.startsWith(`${base}.`)) continue;
+    const m = /^\.(\d+)\.[0-9a-f]{8}\.tmp$/.exec(n.slice(base.length));
+    if (!m || Number(m[1]) === process.pid || pidRunning(Number(m[1]))) continue;
+    const file = path.join(dir, n);
+    try {
+      if (!(await fs.promises.lstat(file)).isFile()) continue;
+      await fs.promises.rm(file);
+      removed.push(file);
+    } catch {
+      // gone already, or not ours to remove: leave it
+    }
+  }
+  return removed;
+}

@@ -12,7 +12,7 @@ import { Logger, Repository } from './repo/repository';
 import { assertChunksStored, ChunkReader } from './chunk-reader';
 import { WorkerPool } from './worker-pool';
 import { ProgressMeter, ProgressSink } from './progress';
-import { tempName, writeFully } from './fsutil';
+import { removeDeadTemps, tempName, writeFully } from './fsutil';
 import { JobQueue } from './job-queue';
 
 export interface RestoreOptions {
@@ -104,6 +104,10 @@ async function checkFreeSpace(target: string, areas: Area[], fresh: boolean): Pr
 export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): Promise<RestoreResult> {
   const m = await repo.readManifest(opts.id);
   const { plan, areas, base, info } = await planRestore(m, opts.target, opts.partition);
+  if (info?.kind !== 'block' && !opts.dryRun) {
+    // A restore to a new file killed with -9 leaves its temporary file, as large as the disk.
+    for (const f of await removeDeadTemps(opts.target)) opts.log(`Removed ${f}, left by a restore that was killed.`);
+  }
   if (info?.kind !== 'block') await checkFreeSpace(opts.target, areas, info === null);
   if (opts.dryRun) return { ...plan, ok: true, dryRun: true, bytesWritten: 0, gptRelocated: false };
 

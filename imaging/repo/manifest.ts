@@ -1,6 +1,12 @@
 // The snapshot manifest: everything needed to restore a disk, as one JSON document
 // (snapshots/<id>.json). See imaging/FORMAT.md.
+//
+// A manifest is untrusted input: it may come from an imported archive, a repository on a shared
+// drive, or a damaged disk, and its numbers end up in dd commands, file offsets and buffer sizes.
+// parseManifest therefore checks every field (types with valibot schemas, then the geometry against
+// the disk size by hand, in one pass over the extents) before anything uses it.
 import * as crypto from 'crypto';
+import * as v from 'valibot';
 import type { PartitionInfo, SnapshotSummary } from '../protocol';
 import type { PartitionTable } from '../partitions';
 import { DevsnapError } from '../errors';
@@ -33,6 +39,170 @@ export interface Manifest extends SnapshotSummary {
   digest?: string;                        // sha256 of the manifest without this field
 }
 
+/** Largest chunk size a manifest may state: import and restore hold whole chunks in memory. */
+export const MAX_CHUNK_SIZE = 64 << 20;
+
+// ------------------------------------------------------------------------------------------------
+// Schemas. Objects are loose (unknown fields are kept, for manifests of a later devsnap that added
+// some); the caller gets the parsed JSON itself, so re-serializing never drops a field.
+
+const SNAPSHOT_ID = /^[0-9a-f]{16}$/;
+const CHUNK_ID = /^[0-9a-f]{64}$/;
+
+export const count = v.pipe(v.number('is not a number'), v.safeInteger('is not a whole number'), v.minValue(0, 'is negative'));
+const text = v.string('is not a string');
+const timestamp = v.pipe(text, v.isoTimestamp('is not an ISO 8601 time'));
+export const snapshotId = v.pipe(text, v.regex(SNAPSHOT_ID, 'is not a snapshot id (16 hex digits)'));
+
+export const PartitionSchema = v.looseObject({
+  index: v.pipe(count, v.minValue(1, 'is not a partition number (1 or more)')),
+  start: count,
+  size: count,
+  type: text,
+  typeName: v.optional(text),
+  name: v.optional(text),
+  uuid: v.optional(text),
+  fs: v.optional(text),
+  label: v.optional(text),
+  fsUuid: v.optional(text),
+  usedBytes: v.optional(count),
+});
+
+const tableType = v.picklist(['gpt', 'mbr', 'none'], 'is not "gpt", "mbr" or "none"');
+
+export const StatsSchema = v.looseObject({
+  bytesRead: count,
+  bytesLogical: count,
+  bytesUsed: count,
+  bytesAdded: count,
+  chunksNew: count,
+  chunksReused: count,
+  durationSeconds: v.pipe(v.number('is not a number'), v.finite('is not a finite number'), v.minValue(0, 'is negative')),
+});
+
+/** What `list` shows of a snapshot (SnapshotSummary in protocol.ts). */
+export const SummarySchema = v.looseObject({
+  id: snapshotId,
+  label: text,
+  created: timestamp,
+  host: text,
+  source: v.looseObject({ path: text, size: count, model: v.optional(text), table: tableType, diskId: v.optional(text) }),
+  consistency: v.picklist(['offline', 'frozen', 'crash-consistent'], 'is not "offline", "frozen" or "crash-consistent"'),
+  parent: v.optional(snapshotId),
+  pinned: v.boolean('is not true or false'),
+  state: v.picklist(['verified', 'not-verified', 'damaged'], 'is not "verified", "not-verified" or "damaged"'),
+  verifiedAt: v.optional(timestamp),
+  stats: StatsSchema,
+  partitions: v.array(PartitionSchema, 'is not a list'),
+});
+
+const AreaSchema = v.looseObject({
+  kind: v.picklist(['raw', 'partition'], 'is not "raw" or "partition"'),
+  partition: v.optional(PartitionSchema.entries.index),
+  start: count,
+  size: count,
+  mode: v.picklist(['raw', 'used-blocks', 'full'], 'is not "raw", "used-blocks" or "full"'),
+  // Checked by hand in checkGeometry: millions of extents, and each depends on the one before.
+  extents: v.custom<Extent[]>(Array.isArray, 'is not a list'),
+});
+
+export const ManifestSchema = v.looseObject({
+  ...SummarySchema.entries,
+  format: v.literal('devsnap-snapshot'),
+  version: v.literal(1),
+  chunkSize: v.pipe(count, v.minValue(1, 'is zero'), v.maxValue(MAX_CHUNK_SIZE, `is larger than ${MAX_CHUNK_SIZE} bytes`)),
+  table: v.looseObject({
+    type: tableType,
+    sectorSize: v.literal(512, 'is not 512'),
+    diskId: v.optional(text),
+    partitions: v.array(PartitionSchema, 'is not a list'),
+    gpt: v.optional(v.looseObject({
+      headerLba: count, backupLba: count, entriesLba: count, entryCount: count, entrySize: count, firstUsableLba: count, lastUsableLba: count,
+    })),
+  }),
+  areas: v.array(AreaSchema, 'is not a list'),
+  inventory: v.nullable(v.looseObject({}, 'is not an object or null')),
+  warnings: v.array(text, 'is not a list'),
+  digest: v.pipe(text, v.regex(CHUNK_ID, 'is not a sha256 digest')),
+});
+
+// The schema describes the Manifest type: a change to one that the other does not follow fails to compile.
+const _schemaMatchesType = (x: v.InferOutput<typeof ManifestSchema>): Manifest => x;
+void _schemaMatchesType;
+
+/** `areas[3].extents[7]` from a valibot issue path. */
+function fieldName(issue: v.BaseIssue<unknown>): string {
+  let out = '';
+  for (const item of issue.path ?? []) {
+    const key = (item as { key: unknown }).key;
+    out += typeof key === 'number' ? `[${key}]` : `${out ? '.' : ''}${String(key)}`;
+  }
+  return out || 'the manifest';
+}
+
+/** A value for a message: JSON (no raw control characters from hostile input), shortened. */
+export function shown(x: unknown): string {
+  let s: string;
+  try {
+    s = x === undefined ? 'missing' : JSON.stringify(x) ?? String(x);
+  } catch {
+    s = String(x);
+  }
+  return s.length > 60 ? `${s.slice(0, 57)}…` : s;
+}
+
+/** Everything the schema cannot say: ids, geometry against the disk size, and the extent maps. */
+function checkGeometry(m: Manifest, fileId: string | null): string | null {
+  if (fileId !== null && m.id !== fileId) return `id is ${m.id}, but the file is snapshots/${fileId}.json (a copy of another snapshot's manifest?)`;
+  const disk = m.source.size;
+  if (m.table.type !== m.source.table) return `table.type ${shown(m.table.type)} differs from source.table ${shown(m.source.table)}`;
+  const inDisk = (list: PartitionInfo[], name: string): string | null => {
+    const seen = new Set<number>();
+    for (const [i, p] of list.entries()) {
+      if (p.start + p.size > disk) return `${name}[${i}] (partition ${p.index}) ends at byte ${p.start + p.size}, past the end of the ${disk}-byte disk`;
+      if (seen.has(p.index)) return `${name} lists partition ${p.index} twice`;
+      seen.add(p.index);
+    }
+    return null;
+  };
+  const why = inDisk(m.partitions, 'partitions') ?? inDisk(m.table.partitions, 'table.partitions');
+  if (why) return why;
+  const chunk = m.chunkSize;
+  let end = 0; // areas are in disk order and never overlap: restore and export write each byte once
+  const imaged = new Set<number>();
+  for (const [i, a] of m.areas.entries()) {
+    const name = `areas[${i}]`;
+    if (a.start < end) return `${name} starts at byte ${a.start}, inside the area before it (which ends at ${end})`;
+    end = a.start + a.size;
+    if (end > disk) return `${name} ends at byte ${end}, past the end of the ${disk}-byte disk`;
+    if ((a.kind === 'partition') !== (a.partition !== undefined)) return `${name} is of kind ${a.kind} ${a.partition === undefined ? 'without' : 'with'} a partition number`;
+    if (a.partition !== undefined) {
+      const p = m.partitions.find((x) => x.index === a.partition);
+      if (!p) return `${name} is partition ${a.partition}, which partitions does not list`;
+      if (a.start < p.start || end > p.start + p.size) return `${name} (bytes ${a.start}-${end}) lies outside partition ${p.index} (bytes ${p.start}-${p.start + p.size})`;
+      if (imaged.has(a.partition)) return `partition ${a.partition} has two areas`;
+      imaged.add(a.partition);
+    }
+    const ex = a.extents;
+    let pos = 0;
+    for (let j = 0; j < ex.length; j++) {
+      const e = ex[j];
+      if (!Array.isArray(e) || e.length !== 3) return `${name}.extents[${j}] is not [offset, length, chunk]: ${shown(e)}`;
+      const [off, len, ref] = e;
+      if (off !== pos) return `${name}.extents[${j}] starts at ${shown(off)}, not at ${pos} where the extent before it ends (a gap, an overlap or out of order)`;
+      if (!Number.isSafeInteger(len) || len <= 0) return `${name}.extents[${j}] has the length ${shown(len)}, not a positive whole number`;
+      if (ref !== ZERO && ref !== FREE) {
+        if (typeof ref !== 'string' || !CHUNK_ID.test(ref)) return `${name}.extents[${j}] refers to ${shown(ref)}, which is not a chunk id (64 hex digits), "z" or "f"`;
+        if (len > chunk) return `${name}.extents[${j}] is a chunk of ${len} bytes, longer than the chunk size (${chunk})`;
+      }
+      pos += len;
+      if (pos > a.size) return `${name}.extents[${j}] ends at byte ${pos} of the area, past its size (${a.size})`;
+    }
+    if (pos !== a.size) return `${name}.extents cover ${pos} of the area's ${a.size} bytes`;
+  }
+  return null;
+}
+
 function digestOf(m: Manifest): string {
   const { digest: _omit, ...rest } = m;
   return crypto.createHash('sha256').update(JSON.stringify(rest)).digest('hex');
@@ -44,16 +214,27 @@ export function serializeManifest(m: Manifest): Buffer {
   return Buffer.from(JSON.stringify(withDigest));
 }
 
-export function parseManifest(bytes: Buffer, id: string): Manifest {
+/**
+ * Parses and validates a manifest. `fileId` is the id in its file name (snapshots/<id>.json), which
+ * the manifest's own id must equal; null for a manifest that has no file yet (one being imported,
+ * `subject` then names where it comes from). Anything invalid is DAMAGED, naming the field.
+ */
+export function parseManifest(bytes: Buffer, fileId: string | null, subject = `snapshot ${fileId}`): Manifest {
+  const hint = fileId === null
+    ? 'The archive is damaged or was not written by `devsnap export`; export the snapshot again.'
+    : 'This snapshot cannot be used: restore from another snapshot, and run `devsnap check`.';
   let m: Manifest;
   try {
     m = JSON.parse(bytes.toString('utf8'));
   } catch {
-    throw new DevsnapError('DAMAGED', `The manifest of snapshot ${id} is truncated or corrupt.`, 'This snapshot cannot be used; restore from another snapshot and run `devsnap check`.');
+    throw new DevsnapError('DAMAGED', `The manifest of ${subject} is truncated or corrupt.`, hint);
   }
-  if (m?.format !== 'devsnap-snapshot') throw new DevsnapError('DAMAGED', `snapshots/${id}.json is not a devsnap snapshot manifest.`);
-  if (m.version !== 1) throw new DevsnapError('DAMAGED', `Snapshot ${id} has manifest version ${m.version}, which this devsnap does not know.`, 'Update devsnap.');
-  if (m.digest !== digestOf(m)) throw new DevsnapError('DAMAGED', `The manifest of snapshot ${id} is corrupt (its checksum does not match).`, 'Restore from another snapshot and run `devsnap check`.');
+  if (m === null || typeof m !== 'object' || m.format !== 'devsnap-snapshot') throw new DevsnapError('DAMAGED', `The manifest of ${subject} is not a devsnap snapshot manifest.`, hint);
+  if (m.version !== 1) throw new DevsnapError('DAMAGED', `Snapshot ${fileId ?? shown(m.id)} has manifest version ${shown(m.version)}, which this devsnap does not know.`, 'Update devsnap.');
+  if (m.digest !== digestOf(m)) throw new DevsnapError('DAMAGED', `The manifest of ${subject} is corrupt (its checksum does not match).`, hint);
+  const r = v.safeParse(ManifestSchema, m, { abortEarly: true });
+  const why = r.success ? checkGeometry(m, fileId) : `${fieldName(r.issues[0])} ${r.issues[0].message} (it is ${shown(r.issues[0].input)})`;
+  if (why) throw new DevsnapError('DAMAGED', `The manifest of ${subject} is invalid: ${why}.`, hint);
   return m;
 }
 
