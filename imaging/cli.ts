@@ -122,6 +122,8 @@ program
   .action(async (o, cmd) => {
     const g = globals(cmd);
     if (o.encrypt && !password(g)) throw new DevsnapError('USAGE', '--encrypt needs a password.', 'Set DEVSNAP_PASSWORD or pass --password-file FILE.');
+    // An unencrypted repository refuses every command given a password: do not create one that way.
+    if (!o.encrypt && password(g)) throw new DevsnapError('USAGE', 'A password is given (DEVSNAP_PASSWORD or --password-file) but not --encrypt.', 'Add --encrypt for an encrypted repository, or unset the password for an unencrypted one.');
     const repo = await Repository.init(repoDir(g), { chunkSize: o.chunkSize, level: o.compression, password: o.encrypt ? password(g) : undefined }, log);
     report(g, { repository: repo.dir, config: { ...repo.config, encryption: repo.config.encryption ? 'scrypt+aes-256-gcm' : null } }, () => `Created repository ${repo.dir}${repo.cipher.encrypted ? ' (encrypted)' : ''}.`);
   });

@@ -56,7 +56,7 @@ function settingsProblem(c: RepoConfig): string | null {
   const int = (v: unknown, lo: number, hi: number) => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
   if (typeof c.id !== 'string' || !/^[0-9a-f]{32}$/.test(c.id)) return `id is ${JSON.stringify(c.id)} (expected 32 hex digits)`;
   if (!int(c.chunkSize, 512, 256 << 20)) return `chunkSize is ${JSON.stringify(c.chunkSize)} (expected 512 bytes to 256 MiB)`;
-  if (!int(c.packSize, 64 << 10, 2 ** 32)) return `packSize is ${JSON.stringify(c.packSize)} (expected 64 KiB to 4 GiB)`;
+  if (!int(c.packSize, 4 << 10, 2 ** 34)) return `packSize is ${JSON.stringify(c.packSize)} (expected 4 KiB to 16 GiB)`;
   if (!c.compression || c.compression.algorithm !== 'zstd' || !int(c.compression.level, -7, 22)) return `compression is ${JSON.stringify(c.compression)} (expected zstd, level -7 to 22)`;
   if (c.chunkHash !== (c.encryption ? 'hmac-sha256' : 'sha256')) return `chunkHash is ${JSON.stringify(c.chunkHash)}, but the repository is ${c.encryption ? '' : 'not '}encrypted`;
   return null;

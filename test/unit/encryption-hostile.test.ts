@@ -89,6 +89,9 @@ test('an unencrypted repository works as before without a password, and is refus
   const dir = tmpDir();
   const src = source(dir);
   const repo = path.join(dir, 'plain');
+  // A password without --encrypt would make a repository every later command (given it) refuses.
+  expectError(devsnap(['init', '--repo', repo, '--json'], PW), 'USAGE', /not --encrypt/);
+  assert.ok(!fs.existsSync(repo));
   assert.equal(devsnap(['init', '--repo', repo], NO_PW).status, 0);
   const snap = devsnap(['snapshot', src, '--repo', repo, '--json'], NO_PW);
   assert.equal(snap.status, 0, snap.stderr);
