@@ -16,6 +16,7 @@ export interface SyntheticOptions {
   chunks?: number;            // used chunks in the partition (default 4): the manifest grows ~90 bytes per chunk
   source?: string;
   pinned?: boolean;
+  seed?: string;              // chunk ids derive from it (default: the id); equal seeds share chunks, as snapshots of one disk do
 }
 
 export function chunkRef(seed: string, i: number): string {
@@ -28,13 +29,14 @@ export function syntheticManifest(o: SyntheticOptions): Manifest {
   const partStart = MiB;
   const partSize = size - 2 * MiB;
   if (2 * chunks * MiB > partSize) throw new Error(`${chunks} chunks do not fit a disk of ${size} bytes`);
+  const seed = o.seed ?? o.id;
   const extents: Extent[] = [];
-  for (let i = 0; i < chunks; i++) extents.push([2 * i * MiB, MiB, chunkRef(o.id, i)], [(2 * i + 1) * MiB, MiB, 'f']);
+  for (let i = 0; i < chunks; i++) extents.push([2 * i * MiB, MiB, chunkRef(seed, i)], [(2 * i + 1) * MiB, MiB, 'f']);
   if (2 * chunks * MiB < partSize) extents.push([2 * chunks * MiB, partSize - 2 * chunks * MiB, 'f']);
   const areas: Area[] = [
-    { kind: 'raw', start: 0, size: MiB, mode: 'raw', extents: [[0, MiB, chunkRef(o.id, -1)]] },
+    { kind: 'raw', start: 0, size: MiB, mode: 'raw', extents: [[0, MiB, chunkRef(seed, -1)]] },
     { kind: 'partition', partition: 1, start: partStart, size: partSize, mode: 'used-blocks', extents },
-    { kind: 'raw', start: size - MiB, size: MiB, mode: 'raw', extents: [[0, MiB, chunkRef(o.id, -2)]] },
+    { kind: 'raw', start: size - MiB, size: MiB, mode: 'raw', extents: [[0, MiB, chunkRef(seed, -2)]] },
   ];
   const partitions = [{ index: 1, start: partStart, size: partSize, type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4', typeName: 'Linux filesystem', fs: 'ext4', label: 'root', usedBytes: chunks * MiB }];
   const created = o.created ?? new Date(Date.UTC(2026, 0, 1)).toISOString();

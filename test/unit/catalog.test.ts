@@ -14,6 +14,7 @@ import { hexId, syntheticManifest } from '../helpers/manifests';
 import { Repository } from '../../imaging/repo/repository';
 import { forgetOp, listOp } from '../../imaging/operations';
 import { DevsnapError } from '../../imaging/errors';
+import { damagedGroupText, damagedItemText } from '../../extension/snapshotModel';
 
 after(cleanup);
 const quiet = { log: () => undefined };
@@ -225,4 +226,16 @@ test('damaged manifests are listed as damaged: list and verify exit 8 naming eac
   assert.equal(list.status, 0);
   assert.deepEqual(ids(list.json), [idC]);
   assert.equal(devsnap(['verify', idC, '--repo', repo], env).status, 0);
+});
+
+test('the Snapshots view names a damaged snapshot by its last known label, says what is wrong and how to remove it', () => {
+  const d = { id: 'abcdef0123456789', message: 'The manifest of snapshot abcdef0123456789 is corrupt or was tampered with.', hint: 'Restore from another snapshot.', label: 'before upgrade', created: '2026-11-20T10:00:00.000Z' };
+  const t = damagedItemText(d);
+  assert.equal(t.label, 'before upgrade');
+  assert.equal(t.description, d.message);
+  assert.match(t.tooltip, /abcdef0123456789, last known as 'before upgrade'/);
+  assert.match(t.tooltip, /Restore from another snapshot\./);
+  assert.match(t.tooltip, /devsnap forget id:abcdef0123456789/);
+  assert.equal(damagedItemText({ id: d.id, message: 'x' }).label, d.id, 'no summary: named by id');
+  assert.deepEqual(damagedGroupText(2), { label: 'Damaged snapshots', description: '2 cannot be used' });
 });
