@@ -12,7 +12,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as crypto from 'crypto';
-import { DevsnapError } from '../errors';
+import { DevsnapError, toDevsnapError } from '../errors';
 import { writeFileAtomic } from '../fsutil';
 import { JobQueue } from '../job-queue';
 import type { DamagedSnapshot, ListedSnapshot, SnapshotSummary } from '../protocol';
@@ -124,7 +124,7 @@ export async function listCatalog(repo: Repository): Promise<Catalog> {
       const [st, s] = await Promise.all([
         fs.promises.stat(repo.manifestPath(id), { bigint: true }).catch((err: NodeJS.ErrnoException) => {
           if (err.code === 'ENOENT') return null; // forgotten meanwhile
-          throw err;
+          throw toDevsnapError(err, `the manifest of snapshot ${id}`);
         }),
         readSummary(repo, id),
       ]);
