@@ -211,7 +211,7 @@ export class Repository {
       if (markers.length) {
         throw new DevsnapError('DAMAGED', `${where} says the repository is not encrypted, but ${markers.join('; ')}: config.json was changed (tampered with or damaged). devsnap will neither read nor write it as unencrypted.`, CONFIG_HINT);
       }
-      if (opts.password !== undefined) {
+      if (opts.password) { // an empty one is none, as for encrypted repositories
         throw new DevsnapError('USAGE', `The repository ${dir} is not encrypted, but a password was given (DEVSNAP_PASSWORD or --password-file); devsnap refuses rather than store snapshots unencrypted.`,
           'If this repository was created without --encrypt, run without a password. If it was encrypted, someone changed its config.json: do not use it; put back config.json from another copy of the repository.');
       }
