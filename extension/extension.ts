@@ -70,7 +70,10 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
   const treeView = vscode.window.createTreeView('devsnap.snapshots', { treeDataProvider: treeProvider, showCollapseAll: true, canSelectMany: true });
   const updateViewMessage = () => {
     const err = treeProvider.lastError;
-    treeView.message = treeProvider.state === 'error' && err ? `Could not read the repository: ${err.message}` : undefined;
+    const damaged = treeProvider.damaged.length;
+    treeView.message = treeProvider.state === 'error' && err ? `Could not read the repository: ${err.message}`
+      : damaged ? `${damaged} snapshot${damaged === 1 ? ' has a damaged manifest' : 's have damaged manifests'} and cannot be used (listed first).`
+      : undefined;
   };
   treeProvider.onDidLoad(updateViewMessage);
 
