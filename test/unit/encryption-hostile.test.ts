@@ -15,6 +15,8 @@ const PW = { DEVSNAP_PASSWORD: 'correct horse battery staple' };
 const NO_PW = { DEVSNAP_PASSWORD: '' };
 /** The CLI gives up on these after this long: without the KDF bounds, raised parameters ran for hours. */
 const HANG_MS = 60_000;
+/** What devsnap says of a repository whose key or config.json needs rewriting. */
+const KEY_WARNINGS = /damaged copy|earlier devsnap|config\.json/;
 
 /** A small source image: random data and zeros (a few chunks of the default size's worth of work, in 256 KiB). */
 function source(dir: string): string {
@@ -132,7 +134,7 @@ test('any changed setting of an encrypted config.json is reported as tampered, n
   const list = devsnap(['list', '--repo', repo, '--json'], PW);
   assert.equal(list.status, 0, list.stderr);
   assert.equal(list.json.snapshots.length, 1);
-  assert.equal(list.stderr, '', 'no warning on an intact repository');
+  assert.doesNotMatch(list.stderr, KEY_WARNINGS, 'no warning on an intact repository');
 });
 
 test('implausible scrypt parameters are refused before scrypt runs, naming the field; one bad copy falls back to the other', () => {
@@ -166,7 +168,7 @@ test('implausible scrypt parameters are refused before scrypt runs, naming the f
   assert.equal(readConfig(repo).encryption.N, 2 ** 15, 'repaired');
   const again = devsnap(['list', '--repo', repo, '--json'], PW);
   assert.equal(again.json.snapshots.length, 2);
-  assert.equal(again.stderr, '');
+  assert.doesNotMatch(again.stderr, KEY_WARNINGS);
 });
 
 test('a damaged wrapped key is told apart from a wrong password: the other copy is used and repaired; both damaged is DAMAGED', () => {
@@ -197,7 +199,7 @@ test('a damaged wrapped key is told apart from a wrong password: the other copy 
     assert.equal(label.status, 0, label.stderr);
     assert.match(label.stderr, /Repaired/);
     const after = devsnap(['list', '--repo', repo, '--json'], PW);
-    assert.equal(after.stderr, '', `${what}: repaired, no more warning`);
+    assert.doesNotMatch(after.stderr, KEY_WARNINGS, `${what}: repaired, no more warning`);
   }
 
   // Both copies damaged: the key is lost, and the user is told that (not "wrong password").
@@ -257,7 +259,7 @@ test('a repository of the previous devsnap opens with a warning, is upgraded by 
   assert.equal(c.version, 2);
   assert.ok(c.sealed && c.encryption.copy && c.encryption.checksum);
   const quiet = devsnap(['list', '--repo', repo, '--json'], pw);
-  assert.equal(quiet.stderr, '');
+  assert.doesNotMatch(quiet.stderr, KEY_WARNINGS);
   const out = path.join(dir, 'out.img');
   assert.equal(devsnap(['restore', '88442920a0427261', out, '--repo', repo], pw).status, 0);
   sh('cmp', [src, out]);
