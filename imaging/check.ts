@@ -1,55 +1,101 @@
 // check: the repository's structure without reading chunk data (verify does that): config,
-// manifests, index files, packs, and what is missing, unreferenced or left over by an
-// interrupted write.
+// manifests, index files, packs and their own chunk lists, and what is missing, unreferenced or left
+// over by an interrupted write.
 import * as fs from 'fs';
 import * as path from 'path';
-import { chunkRefs, Manifest } from './repo/manifest';
+import { FREE, Manifest, ZERO } from './repo/manifest';
 import { Repository } from './repo/repository';
-import { readPackTrailer } from './repo/pack';
+import { PackEntry, readPackTrailer } from './repo/pack';
 
 export interface CheckReport {
   ok: boolean;                 // no errors (warnings allowed)
   snapshots: number;
   packs: number;
   chunks: number;
-  errors: string[];            // damage: something a snapshot needs is missing or corrupt
+  errors: string[];            // damage: something a snapshot needs (or the index's redundancy) is missing or corrupt
   warnings: string[];          // harmless leftovers that `prune` cleans up
   unreferencedChunks: number;
   unreferencedBytes: number;
 }
 
-export async function checkRepository(repo: Repository): Promise<CheckReport> {
-  const errors: string[] = [];
+/** What check found, and which of its errors `prune` repairs (it rewrites the index and packs). */
+export interface CheckFindings extends CheckReport {
+  /** Errors that prune does not repair: while there are any, prune refuses to delete anything. */
+  blocking: string[];
+  /** Packs whose own chunk list is damaged but whose chunks the index still locates: prune rewrites them. */
+  damagedTrailers: Set<string>;
+}
+
+const sameEntry = (a: PackEntry, b: PackEntry | undefined) => !!b && a.offset === b.offset && a.length === b.length && a.rawLength === b.rawLength;
+
+export async function checkRepository(repo: Repository): Promise<CheckFindings> {
+  const blocking: string[] = [];
+  const repairable: string[] = [];
   const warnings: string[] = [];
-  const manifests: Manifest[] = await repo.readAllManifests((id, err) => errors.push(`snapshot ${id}: ${err.message}`));
-  const packs = new Set(await repo.listPacks());
+  const damagedTrailers = new Set<string>();
+  const manifests: Manifest[] = await repo.readAllManifests((id, err) => blocking.push(`snapshot ${id}: ${err.message}`));
+  const { placed, misplaced } = await repo.scanPacks();
+  const packs = new Set(placed);
 
-  // Index entries must point into existing packs, within their size.
-  const packSizes = new Map<string, number>();
-  for (const p of packs) packSizes.set(p, (await fs.promises.stat(repo.packPath(p))).size);
-  const missingPacks = new Set<string>();
-  for (const [id, loc] of repo.index) {
-    const size = packSizes.get(loc.pack);
-    if (size === undefined) missingPacks.add(loc.pack);
-    else if (loc.offset + loc.length > size) errors.push(`chunk ${id.slice(0, 12)}…: index points past the end of pack ${loc.pack} (truncated pack).`);
+  for (const f of repo.damagedIndexFiles) {
+    repairable.push(`index file ${path.relative(repo.dir, f)} is damaged (checksum mismatch); the packs' own chunk lists are used instead. \`devsnap prune\` writes a new index.`);
   }
-  for (const p of missingPacks) errors.push(`pack ${p} is listed in the index but missing from data/.`);
+  for (const p of repo.missingPacks) {
+    warnings.push(`pack ${p} is listed in the index but missing from data/; its chunks are not used (a snapshot that needs them is reported below).`);
+  }
+  for (const m of misplaced) {
+    warnings.push(`${m} is not in the folder its name belongs in (data/${path.basename(m).slice(0, 2)}/); it is not used. Move it there if it came from this repository.`);
+  }
 
+  // Each pack's own chunk list: the redundancy that rebuilds a lost index. It must agree with the index.
+  const indexed = new Map<string, PackEntry[]>();
+  for (const [id, loc] of repo.index) {
+    const list = indexed.get(loc.pack) ?? [];
+    list.push({ id, offset: loc.offset, length: loc.length, rawLength: loc.rawLength });
+    indexed.set(loc.pack, list);
+  }
   for (const p of packs) {
-    if (repo.indexedPacks.has(p)) continue;
+    const size = (await fs.promises.stat(repo.packPath(p))).size;
     const trailer = await readPackTrailer(repo.packPath(p)).catch(() => null);
-    warnings.push(trailer ? `pack ${p} is not in any index (left by an interrupted snapshot); its chunks will be reused or removed by prune.` : `pack ${p} has no chunk list (torn write); prune removes it.`);
+    if (!repo.indexedPacks.has(p)) {
+      if (trailer) warnings.push(`pack ${p} is not in any index (left by an interrupted snapshot); its chunks will be reused or removed by prune.`);
+      else warnings.push(`pack ${p} has no readable chunk list and no index lists it (a torn write, or damage); devsnap does not use it and prune keeps it. Move it out of the repository once \`devsnap check\` shows no errors.`);
+      continue;
+    }
+    const fromIndex = (indexed.get(p) ?? []).sort((a, b) => a.offset - b.offset);
+    for (const e of fromIndex) {
+      if (e.offset + e.length > size) blocking.push(`chunk ${e.id.slice(0, 12)}…: the index points past the end of pack ${p} (truncated pack).`);
+    }
+    if (!trailer) {
+      damagedTrailers.add(p);
+      repairable.push(`pack ${p}: its own chunk list is damaged (the index still locates its chunks, but a lost index could not be rebuilt from this pack). \`devsnap prune\` rewrites the pack.`);
+    } else {
+      // Every chunk the index places in this pack must be listed there identically. (The trailer may
+      // list more: a chunk stored twice, which the index locates in another pack.)
+      const own = new Map(trailer.map((t) => [t.id, t]));
+      if (!fromIndex.every((e) => sameEntry(e, own.get(e.id)))) {
+        damagedTrailers.add(p);
+        repairable.push(`pack ${p}: its own chunk list disagrees with the index. \`devsnap prune\` rewrites the pack.`);
+      }
+    }
   }
   for (const t of await repo.listTempFiles()) warnings.push(`leftover temporary file ${path.relative(repo.dir, t)} (interrupted write); prune removes it.`);
 
   const referenced = new Set<string>();
   for (const m of manifests) {
     let missing = 0;
-    for (const id of chunkRefs(m)) {
-      referenced.add(id);
-      if (!repo.index.has(id)) missing++;
+    let wrongLength = 0;
+    for (const a of m.areas) {
+      for (const [, len, ref] of a.extents) {
+        if (ref === ZERO || ref === FREE) continue;
+        referenced.add(ref);
+        const loc = repo.index.get(ref);
+        if (!loc) missing++;
+        else if (loc.rawLength !== len) wrongLength++;
+      }
     }
-    if (missing) errors.push(`snapshot ${m.id} (${m.label}): ${missing} chunk(s) are missing from the repository.`);
+    if (missing) blocking.push(`snapshot ${m.id} (${m.label}): ${missing} chunk(s) are missing from the repository.`);
+    if (wrongLength) blocking.push(`snapshot ${m.id} (${m.label}): ${wrongLength} extent(s) do not have the length of the chunk they name (damaged manifest).`);
   }
   let unreferencedChunks = 0;
   let unreferencedBytes = 0;
@@ -60,5 +106,6 @@ export async function checkRepository(repo: Repository): Promise<CheckReport> {
     }
   }
   if (unreferencedChunks) warnings.push(`${unreferencedChunks} chunk(s) (${unreferencedBytes} bytes) are not used by any snapshot; \`devsnap prune\` reclaims them.`);
-  return { ok: errors.length === 0, snapshots: manifests.length, packs: packs.size, chunks: repo.index.size, errors, warnings, unreferencedChunks, unreferencedBytes };
+  const errors = [...blocking, ...repairable];
+  return { ok: errors.length === 0, snapshots: manifests.length, packs: packs.size, chunks: repo.index.size, errors, warnings, unreferencedChunks, unreferencedBytes, blocking, damagedTrailers };
 }

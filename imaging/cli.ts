@@ -118,13 +118,14 @@ program
   .description('create an empty repository (snapshot creates one too when the folder is new)')
   .addOption(new Option('--chunk-size <bytes>', 'chunk size').argParser(intArg('--chunk-size')).default(DEFAULT_CHUNK_SIZE))
   .addOption(new Option('--compression <level>', 'zstd level 1-19').argParser(intArg('--compression')).default(3))
+  .addOption(new Option('--pack-size <bytes>', 'target size of pack files').argParser(intArg('--pack-size')).default(32 << 20))
   .option('--encrypt', 'encrypt with the password from --password-file / $DEVSNAP_PASSWORD')
   .action(async (o, cmd) => {
     const g = globals(cmd);
     if (o.encrypt && !password(g)) throw new DevsnapError('USAGE', '--encrypt needs a password.', 'Set DEVSNAP_PASSWORD or pass --password-file FILE.');
     // An unencrypted repository refuses every command given a password: do not create one that way.
     if (!o.encrypt && password(g)) throw new DevsnapError('USAGE', 'A password is given (DEVSNAP_PASSWORD or --password-file) but not --encrypt.', 'Add --encrypt for an encrypted repository, or unset the password for an unencrypted one.');
-    const repo = await Repository.init(repoDir(g), { chunkSize: o.chunkSize, level: o.compression, password: o.encrypt ? password(g) : undefined }, log);
+    const repo = await Repository.init(repoDir(g), { chunkSize: o.chunkSize, packSize: o.packSize, level: o.compression, password: o.encrypt ? password(g) : undefined }, log);
     report(g, { repository: repo.dir, config: { ...repo.config, encryption: repo.config.encryption ? 'scrypt+aes-256-gcm' : null } }, () => `Created repository ${repo.dir}${repo.cipher.encrypted ? ' (encrypted)' : ''}.`);
   });
 

@@ -8,6 +8,7 @@ import type { SnapshotSummary } from './protocol';
 import { Repository } from './repo/repository';
 import { PackEntry } from './repo/pack';
 import { ProgressMeter, ProgressSink } from './progress';
+import { checkRepository } from './check';
 
 export interface RetentionPolicy {
   keepLast?: number;
@@ -73,11 +74,16 @@ export interface PruneResult {
  * snapshot restorable; leftovers are cleaned by the next prune.
  */
 export async function prune(repo: Repository, opts: { dryRun?: boolean; onProgress?: ProgressSink }): Promise<PruneResult> {
-  const damaged: string[] = [];
-  const manifests = await repo.readAllManifests((id) => damaged.push(id));
-  if (damaged.length) {
-    throw new DevsnapError('DAMAGED', `Snapshot(s) ${damaged.join(', ')} have damaged manifests; prune would delete data they might still need.`, 'Remove them with `devsnap forget ID` first (or repair them), then prune.');
+  // Prune deletes: it runs only on a repository whose every snapshot finds all its chunks. (What it
+  // repairs itself, a damaged index file or pack chunk list, does not stop it.)
+  const found = await checkRepository(repo);
+  if (found.blocking.length) {
+    const shown = found.blocking.slice(0, 5).join('\n  ');
+    const more = found.blocking.length > 5 ? `\n  … and ${found.blocking.length - 5} more` : '';
+    throw new DevsnapError('DAMAGED', `The repository is damaged, so prune deleted nothing (it could delete data a snapshot still needs):\n  ${shown}${more}`,
+      'Run `devsnap check` for the whole list. Restore what you need from undamaged snapshots, remove damaged ones with `devsnap forget ID`, then prune.');
   }
+  const manifests = await repo.readAllManifests();
   const used = new Set<string>();
   for (const m of manifests) for (const id of chunkRefs(m as Manifest)) used.add(id);
 
@@ -93,9 +99,12 @@ export async function prune(repo: Repository, opts: { dryRun?: boolean; onProgre
   const keepWhole: string[] = [];
   for (const p of packs) {
     const entries = packEntries.get(p) ?? [];
+    // A finished pack whose contents nothing can list (no index entry, no readable chunk list) is
+    // never deleted: it may hold the only copy of chunks a lost index would have named.
+    if (!repo.indexedPacks.has(p) && !repo.listedPacks.has(p)) continue;
     const live = entries.filter((e) => used.has(e.id) && repo.index.get(e.id)?.pack === p);
     if (!live.length) unused.push(p);
-    else if (live.length < entries.length) partial.push(p);
+    else if (live.length < entries.length || found.damagedTrailers.has(p)) partial.push(p); // rewritten with a sound chunk list
     else keepWhole.push(p);
   }
   const temps = await repo.listTempFiles();
@@ -120,7 +129,7 @@ export async function prune(repo: Repository, opts: { dryRun?: boolean; onProgre
   // A fresh index of every surviving pack, then the old index files go.
   const surviving = new Map<string, PackEntry[]>([...keepWhole, ...writer.written.keys()].map((p) => [p, []]));
   for (const [id, l] of repo.index) surviving.get(l.pack)?.push({ id, offset: l.offset, length: l.length, rawLength: l.rawLength });
-  const oldIndexFiles = [...repo.indexFiles];
+  const oldIndexFiles = [...repo.indexFiles, ...repo.damagedIndexFiles];
   const fresh = await repo.writeIndex(surviving);
   for (const f of oldIndexFiles) if (f !== fresh) await fs.promises.rm(f, { force: true });
   // (3) the packs nothing needs any more, and leftovers of interrupted writes.

@@ -185,6 +185,7 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
   const repoSubject = `the repository ${repo.dir}`;
   const pool = new WorkerPool();
   const writer = repo.newPackWriter();
+  let commitId: string | undefined; // set once the manifest's commit starts
   const saver = new ChunkSaver(writer, pool, options.level ?? repo.config.compression.level, repo.dir);
   let frozen: Frozen | null = null;
   try {
@@ -280,11 +281,12 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
       inventory,
       warnings,
     };
-    await repo.writeManifest(manifest).catch((err) => Promise.reject(toDevsnapError(err, repoSubject)));
+    commitId = manifest.id;
+    await repo.commitManifest(manifest).catch((err) => Promise.reject(toDevsnapError(err, repoSubject)));
     return manifest;
   } catch (err) {
     await saver.settle();
-    await writer.abandon().catch(() => undefined);
+    await writer.abandonUnlessCommitted(commitId).catch(() => undefined);
     throw toDevsnapError(err, `the source ${opts.source}`);
   } finally {
     frozen?.thaw();

@@ -61,12 +61,14 @@ export async function verifySnapshots(repo: Repository, manifests: Manifest[], o
   const snapshots = manifests.map((m) => {
     const damage: Damage[] = [];
     for (const a of m.areas) for (const [off, len, ref] of a.extents) {
-      const msg = bad.get(ref);
+      const raw = ref === ZERO || ref === FREE ? len : repo.index.get(ref)?.rawLength;
+      // A chunk that checks out but is shorter or longer than its extent cannot restore it.
+      const msg = bad.get(ref) ?? (raw !== undefined && raw !== len ? `the extent is ${len} bytes but its chunk holds ${raw} (damaged manifest)` : undefined);
       if (msg) damage.push({ partition: a.partition ?? null, offset: a.start + off, length: len, chunk: ref, message: msg });
     }
     return { id: m.id, label: m.label, ok: damage.length === 0, damage };
   });
-  return { ok: bad.size === 0, chunksChecked: unique.size, bytesChecked, snapshots };
+  return { ok: snapshots.every((s) => s.ok), chunksChecked: unique.size, bytesChecked, snapshots };
 }
 
 /** Records the outcome in each manifest (state + verifiedAt), so the sidebar can show it. */
@@ -75,6 +77,14 @@ export async function recordVerification(repo: Repository, manifests: Manifest[]
   for (const m of manifests) {
     const r = result.snapshots.find((s) => s.id === m.id);
     if (!r) continue;
-    await repo.writeManifest({ ...m, state: r.ok ? 'verified' : 'damaged', verifiedAt: now });
+    try {
+      await repo.writeManifest({ ...m, state: r.ok ? 'verified' : 'damaged', verifiedAt: now });
+    } catch (err) {
+      // Verifying a repository on read-only media is a read: its outcome stands, it is just not kept.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EROFS' && code !== 'EACCES' && code !== 'EPERM') throw err;
+      repo.log(`The repository is read-only (${code}): the outcome was not recorded in the snapshots.`);
+      return;
+    }
   }
 }

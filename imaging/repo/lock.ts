@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as crypto from 'crypto';
-import { DevsnapError } from '../errors';
+import { DevsnapError, toDevsnapError } from '../errors';
 import { FILE_MODE, mkdirPrivate } from '../fsutil';
 
 interface LockInfo {
@@ -31,26 +31,45 @@ function processStartTime(pid: number): string | undefined {
   }
 }
 
+/** A lock file's content, or null when it is not one (empty, garbage, wrong types). */
+function parseLockInfo(text: string): LockInfo | null {
+  try {
+    const o = JSON.parse(text);
+    const ok = o && Number.isSafeInteger(o.pid) && o.pid > 0 && typeof o.host === 'string' && typeof o.exclusive === 'boolean' && typeof o.purpose === 'string' && typeof o.created === 'string';
+    return ok ? (o as LockInfo) : null;
+  } catch {
+    return null;
+  }
+}
+
 function isStale(l: LockInfo): boolean {
   if (l.host !== os.hostname()) return false;
   const start = processStartTime(l.pid);
   return start === undefined || (l.startTime !== undefined && start !== l.startTime);
 }
 
-async function readLocks(dir: string): Promise<{ file: string; info: LockInfo | null }[]> {
+interface LockFile {
+  file: string;
+  info: LockInfo | 'garbage' | 'unreadable';
+  code?: string;
+}
+
+async function readLocks(dir: string): Promise<LockFile[]> {
   let names: string[];
   try {
     names = await fs.promises.readdir(dir);
   } catch {
     return [];
   }
-  const out: { file: string; info: LockInfo | null }[] = [];
+  const out: LockFile[] = [];
   for (const n of names.filter((n) => n.endsWith('.lock'))) {
     const file = path.join(dir, n);
     try {
-      out.push({ file, info: JSON.parse(await fs.promises.readFile(file, 'utf8')) });
-    } catch {
-      out.push({ file, info: null }); // being written right now, or garbage: treat as a live lock
+      // Content that does not parse is garbage: lock files are renamed into place whole.
+      out.push({ file, info: parseLockInfo(await fs.promises.readFile(file, 'utf8')) ?? 'garbage' });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') out.push({ file, info: 'unreadable', code }); // e.g. the helper's lock, owned by root: live
     }
   }
   return out;
@@ -75,25 +94,57 @@ export async function acquireLock(repoDir: string, exclusive: boolean, purpose: 
   }
 }
 
+/** Errors that mean "this repository cannot be written here" (write-protected media, a read-only mount, a folder not ours). */
+const READ_ONLY_CODES = new Set(['EROFS', 'EACCES', 'EPERM']);
+
 async function tryLock(repoDir: string, exclusive: boolean, purpose: string, warn: (msg: string) => void): Promise<Lock> {
   const dir = path.join(repoDir, 'locks');
-  await mkdirPrivate(dir);
   const info: LockInfo = { pid: process.pid, host: os.hostname(), exclusive, purpose, created: new Date().toISOString(), startTime: processStartTime(process.pid) };
   const own = path.join(dir, `${process.pid}-${crypto.randomBytes(4).toString('hex')}.lock`);
-  await fs.promises.writeFile(own, JSON.stringify(info), { mode: FILE_MODE, flag: 'wx' });
-  const release = () => fs.promises.rm(own, { force: true });
+  let release = async () => {
+    await fs.promises.rm(own, { force: true });
+  };
+  try {
+    await mkdirPrivate(dir);
+    // Written under a temporary name and renamed, so a lock file is never seen half-written: one
+    // that does not parse is damage (a crash or a full disk in an older devsnap), never a live lock.
+    const tmp = `${own}.tmp`;
+    await fs.promises.writeFile(tmp, JSON.stringify(info), { mode: FILE_MODE, flag: 'wx' });
+    await fs.promises.rename(tmp, own).catch(async (err) => {
+      await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
+      throw err;
+    });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (exclusive || !READ_ONLY_CODES.has(code)) throw toDevsnapError(err, `the repository's lock folder ${dir}`);
+    // A reader on read-only media (a write-protected backup disk, the backup drive mounted read-only
+    // in a recovery system) cannot leave a lock, and nothing here can write either: read without one.
+    warn(`The repository ${repoDir} is read-only here (${code}); reading it without a lock.`);
+    release = async () => undefined;
+  }
   for (const other of await readLocks(dir)) {
     if (other.file === own) continue;
     const o = other.info;
-    if (o && isStale(o)) {
-      warn(`Removed a stale lock of process ${o.pid} (${o.purpose}, started ${o.created}), which is no longer running.`);
-      await fs.promises.rm(other.file, { force: true });
+    if (o === 'unreadable') {
+      if (!exclusive) continue; // someone we cannot see into: wait only when we write
+      await release();
+      throw new DevsnapError('LOCKED', `The repository is locked by another user's process (its lock file locks/${path.basename(other.file)} cannot be read: ${other.code}).`,
+        'Wait for it to finish (the elevated helper, for example, holds such locks while it works) and try again.');
+    }
+    if (o === 'garbage' || isStale(o)) {
+      const what = o !== 'garbage' ? `a stale lock of process ${o.pid} (${o.purpose}, started ${o.created}), which is no longer running` : `an unreadable lock file locks/${path.basename(other.file)} (empty or garbage, left by a crash or a full disk)`;
+      try {
+        await fs.promises.rm(other.file, { force: true });
+        warn(`Removed ${what}.`);
+      } catch {
+        warn(`Ignored ${what}; it could not be removed (read-only repository).`);
+      }
       continue;
     }
-    if (exclusive || !o || o.exclusive) {
+    if (exclusive || o.exclusive) {
       await release();
-      const who = o ? `process ${o.pid} on ${o.host} (${o.purpose}, since ${o.created})` : 'another process';
-      throw new DevsnapError('LOCKED', `The repository is locked by ${who}.`, o && o.host !== os.hostname()
+      const who = `process ${o.pid} on ${o.host} (${o.purpose}, since ${o.created})`;
+      throw new DevsnapError('LOCKED', `The repository is locked by ${who}.`, o.host !== os.hostname()
         ? 'Wait for it to finish (or give --lock-wait SECONDS). If that process is gone, run `devsnap unlock --all` to break the lock.'
         : 'Wait for it to finish and try again, or give --lock-wait SECONDS to wait longer.');
     }
@@ -105,7 +156,7 @@ async function tryLock(repoDir: string, exclusive: boolean, purpose: string, war
 export async function breakLocks(repoDir: string, all: boolean): Promise<number> {
   let removed = 0;
   for (const l of await readLocks(path.join(repoDir, 'locks'))) {
-    if (all || !l.info || isStale(l.info)) {
+    if (all || l.info === 'garbage' || (l.info !== 'unreadable' && isStale(l.info))) {
       await fs.promises.rm(l.file, { force: true });
       removed++;
     }

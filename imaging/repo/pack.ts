@@ -45,7 +45,20 @@ export function packTrailer(entries: PackEntry[]): Buffer {
   return Buffer.concat([head, body]);
 }
 
-/** Reads a pack's own list of chunks from its trailer (null when the pack has none: torn write). */
+/**
+ * A writer lays chunks end to end from offset 0 up to the trailer: a list that does not (a flipped
+ * byte, a trailer of another pack) is damaged, not a list to trust.
+ */
+function entriesFitPack(entries: PackEntry[], dataEnd: number): boolean {
+  let next = 0;
+  for (const e of entries) {
+    if (e.offset !== next || e.length <= 0) return false;
+    next += e.length;
+  }
+  return next === dataEnd;
+}
+
+/** Reads a pack's own list of chunks from its trailer (null when it has none or it is damaged). */
 export async function readPackTrailer(file: string): Promise<PackEntry[] | null> {
   const fh = await fs.promises.open(file, 'r');
   try {
@@ -59,7 +72,8 @@ export async function readPackTrailer(file: string): Promise<PackEntry[] | null>
     if (bodyLen + 8 > size) return null;
     const body = Buffer.alloc(count * ENTRY_SIZE);
     await fh.read(body, 0, body.length, size - bodyLen);
-    return decodeEntries(body);
+    const entries = decodeEntries(body);
+    return entriesFitPack(entries, size - bodyLen - 8) ? entries : null;
   } finally {
     await fh.close();
   }

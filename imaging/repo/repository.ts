@@ -143,6 +143,12 @@ export class Repository {
   /** Packs listed by index files, and the index files themselves. */
   readonly indexedPacks = new Set<string>();
   readonly indexFiles: string[] = [];
+  /** Index files that failed their checksum (their packs were read through their own chunk lists). */
+  readonly damagedIndexFiles: string[] = [];
+  /** Packs no index lists but whose own chunk list was read (left by an interrupted run). */
+  readonly listedPacks = new Set<string>();
+  /** Packs an index lists that are not in data/: their chunks are left out of `index` (see loadIndex). */
+  readonly missingPacks = new Set<string>();
   /** Open pack files, most recently used last; `users` counts reads in progress on each. */
   private packHandles = new Map<string, { fh: Promise<fs.promises.FileHandle>; users: number }>();
 
@@ -284,21 +290,33 @@ export class Repository {
     this.index.clear();
     this.indexedPacks.clear();
     this.indexFiles.length = 0;
+    this.damagedIndexFiles.length = 0;
+    this.missingPacks.clear();
+    this.listedPacks.clear();
+    const present = new Set(await this.listPacks());
     const indexDir = path.join(this.dir, 'index');
     for (const name of (await fs.promises.readdir(indexDir)).filter((n) => n.endsWith('.idx')).sort()) {
       const file = path.join(indexDir, name);
       const packs = parseIndexFile(await fs.promises.readFile(file));
       if (!packs) {
         this.log(`Index file index/${name} is damaged; using the packs' own chunk lists instead. Run \`devsnap check\`.`);
+        this.damagedIndexFiles.push(file);
         continue;
       }
       this.indexFiles.push(file);
-      for (const [pack, entries] of packs) this.addPack(pack, entries);
+      for (const [pack, entries] of packs) {
+        // An index that outlived its packs (a failed commit whose clean-up failed too) must not make
+        // a later snapshot dedup against chunks that are gone: such entries are not chunks we hold.
+        if (present.has(pack)) this.addPack(pack, entries);
+        else this.missingPacks.add(pack);
+      }
     }
-    for (const pack of await this.listPacks()) {
+    for (const pack of present) {
       if (this.indexedPacks.has(pack)) continue;
       const entries = await readPackTrailer(this.packPath(pack)).catch(() => null);
-      if (entries) for (const e of entries) if (!this.index.has(e.id)) this.index.set(e.id, { pack, ...e });
+      if (!entries) continue;
+      this.listedPacks.add(pack);
+      for (const e of entries) if (!this.index.has(e.id)) this.index.set(e.id, { pack, ...e });
     }
   }
 
@@ -309,7 +327,16 @@ export class Repository {
 
   /** Every finished pack file's id (temporary files of an interrupted write are not listed). */
   async listPacks(): Promise<string[]> {
-    const out: string[] = [];
+    return (await this.scanPacks()).placed;
+  }
+
+  /**
+   * Pack files in data/XX/: `placed` where packPath() finds them, `misplaced` (a valid pack name in
+   * another folder: moved by hand or by a sync tool) as paths relative to the repository.
+   */
+  async scanPacks(): Promise<{ placed: string[]; misplaced: string[] }> {
+    const placed: string[] = [];
+    const misplaced: string[] = [];
     const dataDir = path.join(this.dir, 'data');
     for (const sub of await fs.promises.readdir(dataDir)) {
       let names: string[] = [];
@@ -318,9 +345,13 @@ export class Repository {
       } catch {
         continue;
       }
-      for (const n of names) if (/^[0-9a-f]{32}\.pack$/.test(n)) out.push(n.slice(0, -5));
+      for (const n of names) {
+        if (!/^[0-9a-f]{32}\.pack$/.test(n)) continue;
+        if (n.startsWith(sub)) placed.push(n.slice(0, -5));
+        else misplaced.push(path.join('data', sub, n));
+      }
     }
-    return out;
+    return { placed, misplaced };
   }
 
   /** Leftovers of interrupted writes: temporary files anywhere in the repository. */
@@ -329,6 +360,7 @@ export class Repository {
     const walk = async (d: string) => {
       for (const e of await fs.promises.readdir(d, { withFileTypes: true })) {
         const p = path.join(d, e.name);
+        if (e.isDirectory() && p === path.join(this.dir, 'locks')) continue; // lock files are written by live readers too
         if (e.isDirectory()) await walk(p);
         else if (e.name.endsWith('.tmp')) out.push(p);
       }
@@ -490,6 +522,20 @@ export class Repository {
     return sealed ? this.cipher.open(bytes.subarray(ENCRYPTED_MAGIC.length)) : bytes;
   }
 
+  /**
+   * Commits a new snapshot's manifest. A failure after the rename (the directory's fsync) would leave
+   * a manifest the caller is about to abandon the data of: take it back first. Pair with
+   * PackWriter.abandonUnlessCommitted, which keeps the data if even that fails.
+   */
+  async commitManifest(m: Manifest): Promise<void> {
+    try {
+      await this.writeManifest(m);
+    } catch (err) {
+      await fs.promises.rm(this.manifestPath(m.id), { force: true }).catch(() => undefined);
+      throw err;
+    }
+  }
+
   /** Removes snapshots/<id>.json (by file name: never the id written inside it), then its summary. */
   async deleteManifest(id: string): Promise<void> {
     await fs.promises.rm(this.manifestPath(id));
@@ -502,7 +548,7 @@ export class Repository {
   }
 }
 
-function parseIndexFile(buf: Buffer): Map<string, PackEntry[]> | null {
+export function parseIndexFile(buf: Buffer): Map<string, PackEntry[]> | null {
   if (buf.length < INDEX_MAGIC.length + 32 || !buf.subarray(0, INDEX_MAGIC.length).equals(INDEX_MAGIC)) return null;
   const body = buf.subarray(0, buf.length - 32);
   if (!crypto.createHash('sha256').update(body).digest().equals(buf.subarray(buf.length - 32))) return null;
@@ -527,6 +573,8 @@ export class PackWriter {
   private current: { id: string; tmp: string; fh: fs.promises.FileHandle; size: number; entries: PackEntry[] } | null = null;
   private pendingIds = new Set<string>();
   readonly written = new Map<string, PackEntry[]>();
+  /** The index file finish() wrote: abandon() removes it before the packs it lists. */
+  private indexFile: string | null = null;
   bytesWritten = 0;
 
   constructor(private readonly repo: Repository) {}
@@ -587,8 +635,21 @@ export class PackWriter {
   async finish(): Promise<void> {
     await this.queue;
     await this.closePack();
-    if (this.written.size) await this.repo.writeIndex(this.written);
+    if (this.written.size) this.indexFile = await this.repo.writeIndex(this.written);
     this.pendingIds.clear();
+  }
+
+  /**
+   * A failed run: abandon() unless the manifest `id` may be on disk (its commit failed after the
+   * rename and could not be taken back, or the disk cannot even tell): then the data it names stays,
+   * and `check`/`prune` deal with it as with any interrupted run.
+   */
+  async abandonUnlessCommitted(id: string | undefined): Promise<void> {
+    if (id !== undefined) {
+      const present = await fs.promises.access(this.repo.manifestPath(id)).then(() => true, (err) => (err as NodeJS.ErrnoException).code !== 'ENOENT');
+      if (present) return;
+    }
+    await this.abandon();
   }
 
   /** Cancel: removes everything this run wrote, leaving the repository as it was. */
@@ -600,6 +661,14 @@ export class PackWriter {
     if (c) {
       await c.fh.close().catch(() => undefined);
       await fs.promises.rm(c.tmp, { force: true });
+    }
+    // The index first: an index naming deleted packs would let the next run dedup against chunks
+    // that are gone. (Should this removal fail too, loadIndex ignores entries of missing packs.)
+    if (this.indexFile) {
+      await fs.promises.rm(this.indexFile, { force: true });
+      const i = this.repo.indexFiles.indexOf(this.indexFile);
+      if (i >= 0) this.repo.indexFiles.splice(i, 1);
+      this.indexFile = null;
     }
     for (const [pack, entries] of this.written) {
       await fs.promises.rm(this.repo.packPath(pack), { force: true });
