@@ -4,6 +4,7 @@
 // Layout reference: https://www.kernel.org/doc/html/latest/filesystems/ext4/ (on-disk format).
 
 import { cString, uuidString } from './bitmap';
+import { crc32cRaw } from './checksums';
 import type { ByteReader } from './types';
 
 /** The primary superblock sits 1024 bytes into the partition, whatever the block size. */
@@ -14,8 +15,15 @@ const EXT_MAGIC = 0xef53;
 const COMPAT_HAS_JOURNAL = 0x4;
 const COMPAT_SPARSE_SUPER2 = 0x200;
 const RO_COMPAT_SPARSE_SUPER = 0x1;
+export const RO_COMPAT_GDT_CSUM = 0x10;
+export const RO_COMPAT_BIGALLOC = 0x200;
+export const RO_COMPAT_METADATA_CSUM = 0x400;
 export const INCOMPAT_META_BG = 0x10;
 export const INCOMPAT_64BIT = 0x80;
+const INCOMPAT_FLEX_BG = 0x200;
+const INCOMPAT_CSUM_SEED = 0x2000;
+/** Where s_checksum sits: the superblock checksum covers every byte before it. */
+const SB_CHECKSUM_OFFSET = 0x3fc;
 /** Features ext3 knows; anything else makes it ext4 (the same rule blkid uses). */
 const EXT3_RO_COMPAT = RO_COMPAT_SPARSE_SUPER | 0x2 /* large_file */ | 0x4 /* btree_dir */;
 const EXT3_INCOMPAT = 0x2 /* filetype */ | 0x4 /* recover */ | INCOMPAT_META_BG;
@@ -45,6 +53,17 @@ export interface ExtSuperblock {
   backupBgs: [number, number];
   label?: string;
   uuid: string;
+  /** The raw 16-byte s_uuid (seeds the descriptor checksums). */
+  uuidBytes: Buffer;
+  inodesCount: number;
+  /** 0 for revision 0 filesystems (fixed 128-byte inodes). */
+  revLevel: number;
+  /** log2 of the groups per flex group (only meaningful with flex_bg). */
+  logGroupsPerFlex: number;
+  /** metadata_csum: crc32c seed of every metadata checksum (s_checksum_seed or crc32c of the UUID). */
+  csumSeed: number;
+  /** metadata_csum: s_checksum_type is crc32c and s_checksum matches the superblock's bytes. Null without metadata_csum. */
+  checksumOk: boolean | null;
 }
 
 /** The superblock read at EXT_SB_OFFSET (EXT_SB_SIZE bytes), or null when it is not a sane ext superblock. */
@@ -64,7 +83,10 @@ export function parseExtSuperblock(sb: Buffer): ExtSuperblock | null {
   const blocksCount = sb.readUInt32LE(0x04) + (is64 ? sb.readUInt32LE(0x150) * 2 ** 32 : 0);
   const firstDataBlock = sb.readUInt32LE(0x14);
   const groupCount = Math.ceil((blocksCount - firstDataBlock) / blocksPerGroup);
-  const descSize = is64 ? Math.max(32, sb.readUInt16LE(0xfe)) : 32;
+  // The raw s_desc_size with 64bit (extGeometryProblems refuses anything but 64..512), else the fixed 32.
+  const descSize = is64 ? sb.readUInt16LE(0xfe) : 32;
+  const metadataCsum = (roCompat & RO_COMPAT_METADATA_CSUM) !== 0;
+  const uuidBytes = Buffer.from(sb.subarray(0x68, 0x78));
   const ext4 = (incompat & ~EXT3_INCOMPAT) !== 0 || (roCompat & ~EXT3_RO_COMPAT) !== 0;
   return {
     fs: ext4 ? 'ext4' : compat & COMPAT_HAS_JOURNAL ? 'ext3' : 'ext2',
@@ -77,7 +99,7 @@ export function parseExtSuperblock(sb: Buffer): ExtSuperblock | null {
     inodeSize: sb.readUInt32LE(0x4c) === 0 ? 128 : sb.readUInt16LE(0x58),
     groupCount,
     descSize,
-    gdtBlocks: Math.ceil((groupCount * descSize) / blockSize),
+    gdtBlocks: descSize ? Math.ceil((groupCount * descSize) / blockSize) : 0,
     reservedGdtBlocks: sb.readUInt16LE(0xce),
     compat,
     incompat,
@@ -85,8 +107,52 @@ export function parseExtSuperblock(sb: Buffer): ExtSuperblock | null {
     firstMetaBg: sb.readUInt32LE(0x104),
     backupBgs: [sb.readUInt32LE(0x24c), sb.readUInt32LE(0x250)],
     label: cString(sb.subarray(0x78, 0x88), 'utf8'),
-    uuid: uuidString(sb.subarray(0x68, 0x78)),
+    uuid: uuidString(uuidBytes),
+    uuidBytes,
+    inodesCount: sb.readUInt32LE(0x00),
+    revLevel: sb.readUInt32LE(0x4c),
+    logGroupsPerFlex: sb[0x174],
+    csumSeed: incompat & INCOMPAT_CSUM_SEED ? sb.readUInt32LE(0x270) : crc32cRaw(0xffffffff, uuidBytes),
+    // s_checksum_type 1 is crc32c, the only one defined.
+    checksumOk: metadataCsum ? sb[0x175] === 1 && crc32cRaw(0xffffffff, sb.subarray(0, SB_CHECKSUM_OFFSET)) === sb.readUInt32LE(SB_CHECKSUM_OFFSET) : null,
   };
+}
+
+/**
+ * What makes this superblock implausible for a partition of `partitionSize` bytes (empty: it holds),
+ * after the kernel's ext4_fill_super and libext2fs's ext2fs_open checks. A superblock that fails any of
+ * them cannot locate its groups' bitmaps: nothing read through it may decide what is free.
+ */
+export function extGeometryProblems(s: ExtSuperblock, partitionSize: number): string[] {
+  const out: string[] = [];
+  const pow2 = (n: number) => n > 0 && (n & (n - 1)) === 0;
+  const bigalloc = (s.roCompat & RO_COMPAT_BIGALLOC) !== 0;
+  if (s.checksumOk === false) out.push('the superblock fails its checksum (metadata_csum)');
+  // Bigalloc counts groups in clusters, not blocks; its reader images everything anyway.
+  if (!bigalloc && (s.blocksPerGroup > 8 * s.blockSize || s.blocksPerGroup % 8 !== 0)) {
+    out.push(`${s.blocksPerGroup} blocks per group (at most 8 × the ${s.blockSize}-byte block size, and a multiple of 8)`);
+  }
+  if (s.inodesPerGroup > 8 * s.blockSize) out.push(`${s.inodesPerGroup} inodes per group (at most ${8 * s.blockSize})`);
+  if (s.revLevel > 0 && (!pow2(s.inodeSize) || s.inodeSize < 128 || s.inodeSize > s.blockSize)) out.push(`an inode size of ${s.inodeSize} bytes`);
+  if (s.incompat & INCOMPAT_64BIT && (!pow2(s.descSize) || s.descSize < 64 || s.descSize > 512)) {
+    out.push(`a group descriptor size of ${s.descSize} bytes (64bit filesystems use 64)`);
+  }
+  const firstData = s.blockSize === 1024 && !bigalloc ? 1 : 0;
+  if (s.firstDataBlock !== firstData) out.push(`first data block ${s.firstDataBlock} (expected ${firstData} with ${s.blockSize}-byte blocks)`);
+  if (s.blocksCount <= s.firstDataBlock || s.groupCount <= 0) out.push(`a block count of ${s.blocksCount}`);
+  else if (s.blocksCount * s.blockSize > partitionSize) {
+    out.push(`${s.blocksCount} blocks of ${s.blockSize} bytes, more than the ${partitionSize}-byte partition holds`);
+  }
+  if (s.groupCount > 0 && s.inodesCount !== s.groupCount * s.inodesPerGroup) {
+    out.push(`${s.inodesCount} inodes, not ${s.groupCount} groups × ${s.inodesPerGroup} inodes per group`);
+  }
+  if (s.reservedGdtBlocks > s.blockSize / 4) out.push(`${s.reservedGdtBlocks} reserved descriptor blocks`);
+  if (!(s.incompat & INCOMPAT_META_BG) && 1 + s.gdtBlocks + s.reservedGdtBlocks > s.blocksPerGroup) {
+    out.push(`a descriptor table (${s.gdtBlocks} + ${s.reservedGdtBlocks} reserved blocks) larger than a group`);
+  }
+  if (s.incompat & INCOMPAT_META_BG && s.firstMetaBg > s.gdtBlocks) out.push(`first meta block group ${s.firstMetaBg} past the descriptor table`);
+  if (s.incompat & INCOMPAT_FLEX_BG && s.logGroupsPerFlex > 31) out.push(`2^${s.logGroupsPerFlex} groups per flex group`);
+  return out;
 }
 
 /** Whether group g holds a superblock + GDT backup (sparse_super, sparse_super2 or neither), as ext2fs_bg_has_super. */

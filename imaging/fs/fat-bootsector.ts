@@ -12,6 +12,15 @@ export interface FatGeometry {
   rootEntries: number;
   /** The FAT that is current: the first, or with FAT32 mirroring disabled the active one. */
   fatStart: number;
+  /** Where each copy of the FAT starts that should hold the current map (all of them while mirroring is on). */
+  fatCopies: number[];
+  /** Bytes of one FAT. */
+  fatBytes: number;
+  numFats: number;
+  /** The BPB's media descriptor, which the low byte of FAT entry 0 repeats. */
+  media: number;
+  /** FAT32's active FAT index when mirroring is disabled (may be out of range on a damaged BPB). */
+  activeFat: number;
   /** FAT12/16's fixed root directory (empty on FAT32, whose root is a cluster chain). */
   rootDirStart: number;
   rootDirBytes: number;
@@ -21,6 +30,8 @@ export interface FatGeometry {
   dataStart: number;
   /** Bytes the BPB says the filesystem spans, clipped to the partition. */
   fsBytes: number;
+  /** Bytes the BPB says the filesystem spans (total sectors × sector size). */
+  declaredBytes: number;
   /** Clusters the BPB declares (from its sector count; decides FAT12 vs FAT16). */
   declaredClusters: number;
   /** Clusters that fit in fsBytes (the partition may be smaller than the BPB says). */
@@ -71,17 +82,40 @@ export function parseFatBootSector(bs: Buffer, partitionSize: number): FatGeomet
     clusterBytes,
     rootEntries,
     fatStart: (reserved + activeFat * fatSectors) * bps,
+    fatCopies: extFlags & 0x80 ? [(reserved + activeFat * fatSectors) * bps] : Array.from({ length: numFats }, (_, k) => (reserved + k * fatSectors) * bps),
+    fatBytes: fatSectors * bps,
+    numFats,
+    media: bs[0x15],
+    activeFat,
     rootDirStart: (reserved + numFats * fatSectors) * bps,
     rootDirBytes: rootDirSectors * bps,
     rootCluster: bits === 32 ? bs.readUInt32LE(0x2c) : 0,
     dataStart,
     fsBytes,
+    declaredBytes: totalSectors * bps,
     declaredClusters,
     clusterCount: Math.floor((fsBytes - dataStart) / clusterBytes),
     // mkfs.vfat writes "NO NAME" when there is no label; blkid reports none.
     label: rawLabel === 'NO NAME' ? undefined : rawLabel,
     uuid: serial === undefined ? undefined : `${hex4(serial >>> 16)}-${hex4(serial & 0xffff)}`,
   };
+}
+
+/**
+ * What makes a sane-looking BPB's geometry implausible for the used-block map (empty: it holds): a map
+ * read from a FAT that cannot describe every cluster, or from outside the partition, would call data free.
+ */
+export function fatGeometryProblems(g: FatGeometry, partitionSize: number): string[] {
+  const out: string[] = [];
+  if (g.declaredBytes > partitionSize) out.push(`${g.declaredBytes} bytes, more than the ${partitionSize}-byte partition holds`);
+  if (g.dataStart >= g.fsBytes) out.push(`a data area starting at byte ${g.dataStart}, past the filesystem's end`);
+  else if (Math.floor((g.fatBytes * 8) / g.bits) < g.clusterCount + 2) out.push(`a FAT of ${g.fatBytes} bytes, too small for ${g.clusterCount} clusters`);
+  if (g.bits === 32 && g.rootEntries !== 0) out.push(`${g.rootEntries} fixed root directory entries on FAT32`);
+  if (g.bits !== 32 && g.rootEntries === 0) out.push(`no root directory entries on FAT${g.bits}`);
+  if (g.bits === 32 && (g.rootCluster < 2 || g.rootCluster >= g.clusterCount + 2)) out.push(`root directory cluster ${g.rootCluster}`);
+  if (g.bits === 32 && g.clusterCount > 0x0ffffff5) out.push(`${g.clusterCount} clusters`);
+  if (g.activeFat >= g.numFats) out.push(`active FAT ${g.activeFat} of ${g.numFats}`);
+  return out;
 }
 
 function hex4(n: number): string {

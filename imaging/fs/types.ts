@@ -22,4 +22,12 @@ export interface UsedBlocks {
    * describe (boot sectors, the area past the last block, NTFS's backup boot sector) is marked used.
    */
   bitmap: Uint8Array;
+  /**
+   * The metadata could not be trusted as a whole (implausible geometry, a failed superblock checksum, an
+   * unreadable cluster map) or is laid out in a way this reader does not follow: every bit is set and
+   * the partition is imaged in full (area mode "full").
+   */
+  full?: boolean;
+  /** What did not hold and what was imaged in full because of it, for the manifest's warnings and the output. */
+  warnings?: string[];
 }

@@ -3,7 +3,7 @@
 // fast symlinks, linear directory scans (htree directories too) and xattrs (in-inode, xattr block,
 // EA inodes). Layout reference: https://www.kernel.org/doc/html/latest/filesystems/ext4/
 import { DevsnapError } from '../errors';
-import { EXT_SB_OFFSET, EXT_SB_SIZE, parseExtSuperblock, readDescriptorTable, type ExtSuperblock } from '../fs/ext-superblock';
+import { EXT_SB_OFFSET, EXT_SB_SIZE, extGeometryProblems, parseExtSuperblock, readDescriptorTable, type ExtSuperblock } from '../fs/ext-superblock';
 import type { ByteReader } from '../fs/types';
 import { BaseImageFs, ChildEntry } from './base';
 import type { ImageFileType, ImageStat } from './types';
@@ -144,6 +144,12 @@ export class ExtImageFs extends BaseImageFs<number> {
     if (p.size < EXT_SB_OFFSET + EXT_SB_SIZE) return null;
     const sb = parseExtSuperblock(await p.read(EXT_SB_OFFSET, EXT_SB_SIZE));
     if (!sb) return null;
+    // The same checks as the used-block reader: sizes and offsets from a superblock that fails them are not followed.
+    const problems = extGeometryProblems(sb, p.size);
+    if (problems.length) {
+      throw new DevsnapError('DAMAGED', `The ${sb.fs} filesystem's superblock is implausible (${problems.join('; ')}): devsnap cannot read files from it.`,
+        'Restore the partition and run e2fsck on it (with -b and a backup superblock if it cannot open the primary one).');
+    }
     return new ExtImageFs(p, sb, await readDescriptorTable(p, sb));
   }
 
