@@ -10,6 +10,7 @@ import type { PartitionInfo } from './protocol';
 const SECTOR = 512;
 const GPT_SIGNATURE = 'EFI PART';
 const MBR_PROTECTIVE = 0xee;
+const MAX_GPT_ENTRIES_BYTES = 1 << 20; // 16 KiB in practice (128 entries of 128 bytes)
 
 export interface GptLayout {
   headerLba: number;      // LBA the header in use was read from (1, or the backup's LBA)
@@ -105,7 +106,6 @@ export async function readPartitionTable(disk: ByteReader): Promise<PartitionTab
     if (typeName) info.typeName = typeName;
     partitions.push(info);
   }
-  checkBounds(partitions, disk.size, 'MBR');
   return { type: 'mbr', sectorSize: SECTOR, diskId: '0x' + mbr.readUInt32LE(440).toString(16).padStart(8, '0'), partitions };
 }
 
@@ -126,16 +126,26 @@ function mbrEntries(mbr: Buffer): MbrEntry[] | null {
   return entries;
 }
 
-function checkBounds(partitions: PartitionInfo[], diskSize: number, what: string): void {
+/**
+ * What is wrong with where each partition lies: past the end of the disk, or overlapping another
+ * partition (one table entry written over another, or a hand-edited table). A partition's filesystem
+ * describes only its own blocks, so a partition with any of these is imaged in full, never through a
+ * free-block map. Keyed by partition index; partitions without problems are absent.
+ */
+export function layoutProblems(partitions: PartitionInfo[], diskSize: number): Map<number, string> {
+  const out = new Map<number, string[]>();
+  const add = (i: number, why: string) => out.set(i, [...(out.get(i) ?? []), why]);
   for (const p of partitions) {
-    if (p.start + p.size > diskSize) {
-      throw new DevsnapError(
-        'BAD_SOURCE',
-        `${what} partition ${p.index} ends at byte ${p.start + p.size}, past the end of the disk (${diskSize} bytes).`,
-        'The partition table does not match this disk (was the image truncated?). Repair the table with fdisk/gdisk, or image it as a raw disk.',
-      );
+    if (p.size <= 0) add(p.index, 'has no bytes (its last sector is before its first)');
+    else if (p.start >= diskSize) add(p.index, `starts at byte ${p.start}, past the end of the disk (${diskSize} bytes)`);
+    else if (p.start + p.size > diskSize) add(p.index, `ends at byte ${p.start + p.size}, past the end of the disk (${diskSize} bytes)`);
+    for (const q of partitions) {
+      if (q !== p && p.start < q.start + q.size && q.start < p.start + p.size && p.size > 0 && q.size > 0) {
+        add(p.index, `overlaps partition ${q.index} (bytes ${Math.max(p.start, q.start)}–${Math.min(p.start + p.size, q.start + q.size) - 1})`);
+      }
     }
   }
+  return new Map([...out].map(([i, list]) => [i, list.join('; ')]));
 }
 
 async function hasGptSignature(disk: ByteReader, lba: number): Promise<boolean> {
@@ -159,7 +169,9 @@ function parseGptHeader(sector: Buffer, lba: number): GptHeader | null {
     entryCount: sector.readUInt32LE(80),
     entrySize: sector.readUInt32LE(84),
   };
-  if (layout.headerLba !== lba || layout.entrySize < 128 || layout.entrySize % 8 !== 0 || layout.entryCount > 65536) return null;
+  // Entries are 128 × 2^n bytes (UEFI 5.3.3); the array is bounded so a crafted header cannot make us allocate gigabytes.
+  const { entrySize, entryCount } = layout;
+  if (layout.headerLba !== lba || entrySize < 128 || entrySize > 4096 || (entrySize & (entrySize - 1)) !== 0 || entryCount * entrySize > MAX_GPT_ENTRIES_BYTES) return null;
   return { layout, diskGuid: guidString(sector.subarray(56, 72)), entriesCrc: sector.readUInt32LE(88), raw: sector };
 }
 
@@ -197,14 +209,14 @@ async function readGpt(disk: ByteReader): Promise<PartitionTable> {
     const first = Number(e.readBigUInt64LE(32));
     const last = Number(e.readBigUInt64LE(40));
     const type = guidString(e.subarray(0, 16));
-    const info: PartitionInfo = { index: i + 1, start: first * SECTOR, size: (last - first + 1) * SECTOR, type, uuid: guidString(e.subarray(16, 32)) };
+    // An entry that ends before it starts has no bytes (layoutProblems reports it).
+    const info: PartitionInfo = { index: i + 1, start: first * SECTOR, size: Math.max(0, last - first + 1) * SECTOR, type, uuid: guidString(e.subarray(16, 32)) };
     const typeName = GPT_TYPES[type];
     if (typeName) info.typeName = typeName;
     const name = utf16z(e.subarray(56, 128));
     if (name) info.name = name;
     partitions.push(info);
   }
-  checkBounds(partitions, disk.size, 'GPT');
   return { type: 'gpt', sectorSize: SECTOR, diskId: header.diskGuid, partitions, gpt: header.layout };
 }
 

@@ -65,9 +65,18 @@ async function checkTarget(target: string, needed: number, what: string): Promis
 }
 
 export async function planRestore(m: Manifest, target: string, partition?: number): Promise<{ plan: RestorePlan; areas: Area[]; base: number; info: DeviceInfo | null }> {
-  const areas = partition === undefined ? m.areas : m.areas.filter((a) => a.kind === 'partition' && a.partition === partitionOf(m, partition).index);
+  const part = partition === undefined ? undefined : partitionOf(m, partition);
+  const areas = part ? m.areas.filter((a) => a.kind === 'partition' && a.partition === part.index) : m.areas;
+  // A partition restore writes the partition's first byte at the target's start. A partition that starts
+  // inside an earlier one has its first bytes in that one's area: restored alone it would land shifted.
+  if (part && part.size > 0 && part.start < m.source.size && areas[0]?.start !== part.start) {
+    const other = m.areas.find((a) => a.start <= part.start && part.start < a.start + a.size);
+    throw new DevsnapError('BAD_SOURCE',
+      `Partition ${part.index} of snapshot ${m.id} overlaps ${other?.partition !== undefined ? `partition ${other.partition}` : 'another partition'} on the source disk: its first bytes are stored with that one, so it cannot be restored on its own without being shifted.`,
+      `Restore the whole disk (without --partition), e.g. to an image file, and copy the partition out of it (it starts at byte ${part.start}).`);
+  }
   if (!areas.length) throw new DevsnapError('NOT_FOUND', `Snapshot ${m.id} holds no data for partition ${partition}.`);
-  const base = partition === undefined ? 0 : areas[0].start; // partition restores write at the target's start
+  const base = part ? part.start : 0; // partition restores write at the target's start
   const needed = partition === undefined ? m.source.size : areas[0].size;
   const what = partition === undefined ? `snapshot ${m.id} of ${m.source.path}` : `partition ${partition} of snapshot ${m.id}`;
   const { info } = await checkTarget(target, needed, what);

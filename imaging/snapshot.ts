@@ -11,7 +11,7 @@ import * as os from 'os';
 import * as crypto from 'crypto';
 import { DevsnapError, toDevsnapError } from './errors';
 import { inspectPath } from './device';
-import { readPartitionTable, PartitionTable } from './partitions';
+import { layoutProblems, readPartitionTable, PartitionTable } from './partitions';
 import { detectFilesystem } from './fs/detect';
 import type { ByteReader, UsedBlocks } from './fs/types';
 import { bootModeFromPartitions, collectInventory, type Inventory } from './inventory';
@@ -131,13 +131,20 @@ async function* readCells(fh: fs.promises.FileHandle, areas: PlannedArea[], chun
   }
 }
 
+/**
+ * Cuts the disk into areas: raw gaps and one area per partition, clipped to the disk. Areas never
+ * overlap (no byte is imaged twice): a partition that starts inside an earlier one gets an area for
+ * its remaining bytes only. fsOf holds a used-block map only for partitions it may be trusted on
+ * (snapshot leaves out overlapping ones: another partition's filesystem could call their data free).
+ */
 function planAreas(table: PartitionTable, diskSize: number, fsOf: Map<number, UsedBlocks | null>): PlannedArea[] {
   const areas: PlannedArea[] = [];
   let pos = 0;
   for (const p of [...table.partitions].sort((a, b) => a.start - b.start)) {
+    if (p.start >= diskSize) continue;
     if (p.start > pos) areas.push({ kind: 'raw', start: pos, size: p.start - pos, used: null });
-    const start = Math.max(p.start, pos); // overlapping partitions: never image a byte twice
-    const end = p.start + p.size;
+    const start = Math.max(p.start, pos);
+    const end = Math.min(p.start + p.size, diskSize);
     if (end > start) areas.push({ kind: 'partition', partition: p.index, start, size: end - start, used: start === p.start ? fsOf.get(p.index) ?? null : null });
     pos = Math.max(pos, end);
   }
@@ -207,15 +214,21 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
     }
     const fsOf = new Map<number, UsedBlocks | null>();
     const partitions: PartitionInfo[] = [];
+    const misplaced = layoutProblems(table.partitions, info.size);
     for (const p of table.partitions) {
+      const name = table.type === 'none' ? 'The whole-device filesystem' : `Partition ${p.index}`;
+      const bad = misplaced.get(p.index);
+      if (bad) warn(`${name} ${bad}: it is imaged in full (every byte of it on the disk), not through its filesystem's free-block map.`);
       let used: UsedBlocks | null = null;
       try {
-        used = await detectFilesystem(sliceReader(disk, p.start, p.size));
+        used = await detectFilesystem(sliceReader(disk, p.start, Math.max(0, Math.min(p.size, info.size - p.start))));
       } catch (err) {
-        warn(`Partition ${p.index}: its filesystem could not be read (${(err as Error).message}); imaging it in full.`);
+        warn(`${name}: its filesystem could not be read (${(err as Error).message}); imaging it in full.`);
       }
-      fsOf.set(p.index, used);
-      partitions.push({ ...p, ...(used ? { fs: used.fs, label: used.label, fsUuid: used.uuid, usedBytes: used.usedBytes } : {}) });
+      for (const w of used?.warnings ?? []) warn(`${name}: ${w}`);
+      // A map of everything (damaged or unfollowed metadata) or a misplaced partition: mode "full".
+      fsOf.set(p.index, used && !used.full && !bad ? used : null);
+      partitions.push({ ...p, ...(used ? { fs: used.fs, label: used.label, fsUuid: used.uuid, ...(used.full ? {} : { usedBytes: used.usedBytes }) } : {}) });
     }
     const areas = planAreas(table, info.size, fsOf);
     const chunkSize = repo.config.chunkSize;

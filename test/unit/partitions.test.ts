@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { readPartitionTable, relocateGptBackup } from '../../imaging/partitions';
+import { layoutProblems, readPartitionTable, relocateGptBackup } from '../../imaging/partitions';
 import { DevsnapError } from '../../imaging/errors';
 import { cleanup, fileDevice, fileReader, makeDisk, makeFsImage, postMbrGap, readLayout, sh, tmpDir } from '../helpers/disks';
 
@@ -84,9 +84,18 @@ test('GPT with damaged partition entries (entries CRC) falls back to the backup 
   assert.deepEqual((await table(img)).partitions, good.partitions);
 });
 
-test('partition past the end of the disk is a BAD_SOURCE error', async () => {
+test('partition past the end of the disk: listed as the table says, and layoutProblems names it (snapshot images it in full)', async () => {
   const img = await gptDisk('gpt-short.img');
-  await assert.rejects(table(img, 60 * MiB), (e: unknown) => e instanceof DevsnapError && e.code === 'BAD_SOURCE' && /past the end of the disk/.test(e.message));
+  const t = await table(img, 60 * MiB);
+  assert.deepEqual(t.partitions, (await table(img)).partitions);
+  const problems = layoutProblems(t.partitions, 60 * MiB);
+  assert.ok(problems.size > 0);
+  for (const [i, why] of problems) {
+    const p = t.partitions.find((x) => x.index === i)!;
+    assert.ok(p.start + p.size > 60 * MiB);
+    assert.match(why, /past the end of the disk \(62914560 bytes\)/);
+  }
+  assert.equal(layoutProblems(t.partitions, fs.statSync(img).size).size, 0);
 });
 
 test('MBR written by sfdisk: primaries, types, disk id; extended reported whole, logicals skipped', async () => {
