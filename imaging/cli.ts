@@ -139,7 +139,7 @@ program
       table([
         ['DISK', 'SIZE', 'TABLE', 'MODEL', 'NOTE'],
         ...disks.flatMap((d) => [
-          [d.path, formatBytes(d.size), d.table ?? '', d.model ?? '', d.isSystem ? 'running system' : ''],
+          [d.path, formatBytes(d.size), d.table ?? '', d.model ?? '', [d.isSystem ? 'running system' : '', ...(d.notes ?? [])].filter(Boolean).join('; ')],
           ...d.partitions.map((p) => [`  ${p.path ?? `#${p.index}`}`, formatBytes(p.size), p.fs ?? '', p.label ?? '', [p.usedBytes !== undefined ? `${formatBytes(p.usedBytes)} used` : '', ...(p.mountpoints ?? [])].filter(Boolean).join(' ')]),
         ]),
       ]),

@@ -10,9 +10,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { DevsnapError, toDevsnapError } from './errors';
 import { inspectPath, readMounts } from './device';
-import { describePartitionType, readPartitionTable } from './partitions';
+import { describePartitionType, layoutProblems, readPartitionTable } from './partitions';
 import { detectFilesystem } from './fs/detect';
-import type { ByteReader } from './fs/types';
+import type { ByteReader, UsedBlocks } from './fs/types';
 import { fileReader, sliceReader } from './source';
 import type { DiskInfo, PartitionInfo } from './protocol';
 
@@ -176,23 +176,41 @@ function isListed(d: LsblkDevice): boolean {
   return true;
 }
 
+/**
+ * The filesystem on partition `p` of `disk`, or null. A filesystem that cannot be read or trusted adds
+ * a note instead of failing: one hostile or damaged disk must never break the listing.
+ */
+async function probeFilesystem(disk: ByteReader, p: PartitionInfo, notes: string[]): Promise<UsedBlocks | null> {
+  const used = await detectFilesystem(sliceReader(disk, p.start, Math.max(0, Math.min(p.size, disk.size - p.start)))).catch((err: Error) => {
+    notes.push(`partition ${p.index}: its filesystem could not be read (${err.message})`);
+    return null;
+  });
+  for (const w of used?.warnings ?? []) notes.push(`partition ${p.index}: ${w}`);
+  return used;
+}
+
 /** What a readable disk's own bytes say: partition table and filesystems (used space included). */
-async function describeBytes(disk: ByteReader): Promise<{ table: DiskInfo['table']; partitions: PartitionInfo[] }> {
+async function describeBytes(disk: ByteReader): Promise<{ table: DiskInfo['table']; partitions: PartitionInfo[]; notes: string[] }> {
   const table = await readPartitionTable(disk);
+  const notes = [...layoutProblems(table.partitions, disk.size)].map(([i, why]) => `partition ${i} ${why}`);
   const partitions: PartitionInfo[] = [];
   for (const p of table.partitions) {
     const info: PartitionInfo = { ...p };
-    const used = await detectFilesystem(sliceReader(disk, p.start, p.size)).catch(() => null);
+    const used = await probeFilesystem(disk, p, notes);
     if (used) {
       info.fs = used.fs;
       if (used.label) info.label = used.label;
       if (used.uuid) info.fsUuid = used.uuid;
-      info.usedBytes = used.usedBytes;
+      if (!used.full) info.usedBytes = used.usedBytes;
     }
     partitions.push(info);
   }
-  return { table: table.type, partitions };
+  return { table: table.type, partitions, notes };
 }
+
+const noteOn = (disk: DiskInfo, notes: string[]): void => {
+  if (notes.length) disk.notes = [...(disk.notes ?? []), ...notes];
+};
 
 /** Completes a disk lsblk described partly, by reading it (errors — no permission, a failing drive — leave it as it is). */
 async function probe(disk: ListedDisk): Promise<void> {
@@ -210,22 +228,26 @@ async function probe(disk: ListedDisk): Promise<void> {
     if (!disk.partitions.length) {
       const found = await describeBytes(reader);
       disk.table = found.table;
+      noteOn(disk, found.notes);
       // Partitions the kernel did not scan (a loop device without -P): no /dev node of their own.
       disk.partitions = found.partitions.map((p) => ({ ...p, mountpoints: [] }));
       return;
     }
     if (needsTable) disk.table = (await readPartitionTable(reader)).type;
+    const notes: string[] = [];
     for (const p of disk.partitions) {
       if (p.fs && (p.usedBytes !== undefined || p.mountpoints?.length)) continue;
-      const used = await detectFilesystem(sliceReader(reader, p.start, p.size)).catch(() => null);
+      const used = await probeFilesystem(reader, p, notes);
       if (!used) continue;
       p.fs ??= used.fs;
       if (!p.label && used.label) p.label = used.label;
       if (!p.fsUuid && used.uuid) p.fsUuid = used.uuid;
-      if (!p.mountpoints?.length) p.usedBytes = used.usedBytes;
+      if (!p.mountpoints?.length && !used.full) p.usedBytes = used.usedBytes;
     }
-  } catch {
-    // A table devsnap cannot read: keep what lsblk said.
+    noteOn(disk, notes);
+  } catch (err) {
+    // A table devsnap cannot read: keep what lsblk said, and say why.
+    noteOn(disk, [`its partition table could not be read (${(err as Error).message})`]);
   } finally {
     await fh.close();
   }
@@ -261,7 +283,7 @@ export async function describeImageFile(file: string): Promise<DiskInfo> {
     throw toDevsnapError(err, `the image file ${file}`);
   }
   try {
-    const { table, partitions } = await describeBytes(fileReader(fh, info.size));
+    const { table, partitions, notes } = await describeBytes(fileReader(fh, info.size));
     return {
       path: path.resolve(file),
       kind: 'file',
@@ -270,6 +292,7 @@ export async function describeImageFile(file: string): Promise<DiskInfo> {
       isSystem: false,
       mountpoints: info.mounts.map((m) => m.mountpoint),
       partitions,
+      ...(notes.length ? { notes } : {}),
     };
   } finally {
     await fh.close();

@@ -61,6 +61,8 @@ export interface DiskInfo {
   readOnly?: boolean;
   mountpoints: string[];
   partitions: (PartitionInfo & { path?: string; mountpoints?: string[] })[];
+  /** What could not be read or trusted on this disk (a damaged table, a hostile or damaged filesystem): listed, never an abort. */
+  notes?: string[];
 }
 
 export interface SnapshotStats {
