@@ -42,9 +42,8 @@ export function toDevsnapError(err: unknown, what?: string): DevsnapError {
     case 'EPERM':
       if (isRoot()) {
         // Root is refused only by the object itself or a policy: "run as root" would not help.
-        return new DevsnapError('PERMISSION', `The system refused access to ${subject} (${e.code}), although devsnap runs as root.`, e.code === 'EPERM'
-          ? 'The file may be immutable or append-only (see `lsattr`; `chattr -i` clears it), or a security policy (SELinux, AppArmor, a lockdown) forbids the access.'
-          : 'The device may be locked, write-protected or claimed exclusively by another program, or a security policy (SELinux, AppArmor) forbids the access; `dmesg` may say more.');
+        return new DevsnapError('PERMISSION', `The system refused access to ${subject} (${e.code}), although devsnap runs as root.`,
+          'The device may be read-only or write-protected (`blockdev --getro DEVICE`; `blockdev --setrw DEVICE` clears it), locked or claimed by another program; a file may be immutable (`lsattr`; `chattr -i FILE` clears it); or a security policy (SELinux, AppArmor, lockdown) forbids the access. `dmesg` may say more.');
       }
       return new DevsnapError('PERMISSION', `No permission to access ${subject}.`, 'Run devsnap as root (sudo) or as the owner of the repository.');
     case 'ENOSPC':

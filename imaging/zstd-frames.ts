@@ -11,7 +11,9 @@ import { writeFully } from './fsutil';
 import { isZero } from './bytes';
 
 export const FRAME_INPUT = 1 << 20;     // tar bytes per zstd frame
-const MAX_FRAME = 64 << 20;             // larger frames are not from devsnap export: refuse rather than buffer them
+// devsnap export's frames hold FRAME_INPUT bytes; larger ones (compressed, or stated decompressed) are
+// refused rather than buffered (the portable codec cannot decompress frames of more than ~10 MB anyway).
+const MAX_FRAME = 8 << 20;
 
 export function notWrittenByExport(file: string, why: string): DevsnapError {
   return new DevsnapError('DAMAGED', `${file} was not written by \`devsnap export\` (${why}).`, 'Unpack it with `tar --zstd -xf` and restore it by hand (see its README.txt), or export the snapshot again with devsnap.');
