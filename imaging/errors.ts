@@ -62,7 +62,7 @@ export function toDevsnapError(err: unknown, what?: string): DevsnapError {
     case 'EBUSY':
       return new DevsnapError('BAD_TARGET', `${subject} is busy (in use by the system).`, 'Unmount it or close programs using it.');
     case 'ENOTDIR':
-      return new DevsnapError('NOT_FOUND', `${subject} does not exist: part of its path is a file, not a folder.`, 'Check the path and try again.');
+      return new DevsnapError('NOT_FOUND', `${subject} cannot be reached: a part of its path is a file, not a folder.`, 'Check the path and try again.');
     case 'EISDIR':
       return new DevsnapError('USAGE', `${subject} is a folder, not a file or device.`, 'Give the path of a file or device.');
     case 'ELOOP':

@@ -127,13 +127,15 @@ function describeTarError(why: string, readBytes: number, size: number): string 
  */
 export async function importSnapshot(repo: Repository, file: string, opts: ImportOptions): Promise<ImportResult> {
   let input: fs.ReadStream;
+  let st: fs.Stats;
   try {
     await fs.promises.access(file, fs.constants.R_OK);
+    st = await fs.promises.stat(file);
+    if (st.isDirectory()) throw new DevsnapError('BAD_SOURCE', `${file} is a folder, not an archive.`, 'Give the .tar.zst file that `devsnap export` wrote.');
     input = fs.createReadStream(file, { highWaterMark: 1 << 20 });
   } catch (err) {
     throw toDevsnapError(err, `the archive ${file}`);
   }
-  const st = await fs.promises.stat(file);
   const pool = new WorkerPool();
   const writer = repo.newPackWriter();
   let commitId: string | undefined; // set once the manifest's commit starts
