@@ -346,14 +346,22 @@ program
     process.exitCode = await runHelperCommand({ socket: o.socket, secretFile: o.secretFile, uid: o.uid, idleTimeout: o.idleTimeout });
   });
 
-function fail(err: unknown): never {
+/**
+ * Exits once stdout and stderr have taken everything: process.exit() drops what a pipe has not
+ * accepted yet (a `list --json` of 1,000 snapshots reached the extension cut at 64 KiB).
+ */
+function exit(code: number): void {
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
+function fail(err: unknown): void {
   printer?.stop();
   const e = toDevsnapError(err);
   const json = process.argv.includes('--json');
   if (json) process.stdout.write(JSON.stringify({ error: e.toInfo() }, null, 2) + '\n');
   process.stderr.write(`devsnap: error: ${e.message}${e.hint ? `\n  ${e.hint}` : ''}\n`);
   if (e.code === 'INTERNAL' && process.env.DEVSNAP_DEBUG) process.stderr.write(`${(err as Error)?.stack}\n`);
-  process.exit(EXIT_CODES[e.code]);
+  exit(EXIT_CODES[e.code]);
 }
 
 // Ctrl-C / SIGTERM: stop at a safe point (the snapshot is abandoned, the repository left as it was).
@@ -369,11 +377,11 @@ if (process.argv[2] !== 'helper') for (const sig of ['SIGINT', 'SIGTERM', 'SIGHU
 program.exitOverride();
 program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
 program.parseAsync(process.argv).then(
-  () => process.exit(process.exitCode ?? 0),
+  () => exit(Number(process.exitCode ?? 0)),
   (err: unknown) => {
     const ce = err as { code?: string; exitCode?: number };
     if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) {
-      process.exit(ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version' ? 0 : EXIT_CODES.USAGE);
+      return exit(ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version' ? 0 : EXIT_CODES.USAGE);
     }
     fail(err);
   },
