@@ -86,7 +86,7 @@ function parseBootSector(bs: Buffer, partitionSize: number): Omit<Volume, 'p'> |
   const rs = bs.readInt8(0x40);
   const recordSize = rs < 0 ? (rs >= -16 ? 2 ** -rs : 0) : rs * clusterSize;
   if (recordSize < FIXUP_STRIDE || recordSize > MAX_RECORD || (recordSize & (recordSize - 1)) !== 0) {
-    return `MFT record size byte 0x${bs[0x40].toString(16)} (${recordSize} bytes)`;
+    return `MFT record size byte 0x${bs[0x40].toString(16)} (${rs < 0 ? `2^${-rs}` : recordSize} bytes)`;
   }
   const mftLcn = Number(bs.readBigUInt64LE(0x30));
   const mftOffset = mftLcn * clusterSize;
