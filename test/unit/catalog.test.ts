@@ -9,7 +9,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { cleanup, seededBytes, sh, tmpDir } from '../helpers/disks';
-import { devsnap } from '../helpers/cli';
+import { CLI, devsnap } from '../helpers/cli';
 import { hexId, syntheticManifest } from '../helpers/manifests';
 import { Repository } from '../../imaging/repo/repository';
 import { forgetOp, listOp } from '../../imaging/operations';
@@ -104,6 +104,16 @@ test('listing reads summaries, not manifests: a manifest damaged in place (size 
   const show = devsnap(['show', victim, '--repo', dir, '--json']);
   assert.equal(show.status, 8);
   assert.equal(devsnap(['check', '--repo', dir, '--json']).status, 8);
+});
+
+test('a long list --json reaches a pipe whole (the extension reads it through one)', async () => {
+  const { dir, repo } = await syntheticRepo();
+  for (let i = 1; i <= 300; i++) await repo.writeManifest(syntheticManifest({ id: hexId(i, 'f'), created: new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString() }));
+  // A reader that starts late (as a busy extension host does): the pipe fills at 64 KiB and the CLI
+  // must wait for it instead of exiting with the rest unwritten.
+  const r = sh('sh', ['-c', `"${process.execPath}" "${CLI}" list --repo "${dir}" --json | (sleep 0.5; cat)`]);
+  assert.ok(r.stdout.length > 256 * 1024, `${r.stdout.length} bytes: more than a pipe takes at once`);
+  assert.equal(JSON.parse(r.stdout).snapshots.length, 300);
 });
 
 test('a summary that does not match its manifest is rebuilt from it: missing, tampered with, stale after a crash', async () => {
