@@ -54,10 +54,14 @@ const text = v.string('is not a string');
 const timestamp = v.pipe(text, v.isoTimestamp('is not an ISO 8601 time'));
 export const snapshotId = v.pipe(text, v.regex(SNAPSHOT_ID, 'is not a snapshot id (16 hex digits)'));
 
+const integer = v.pipe(v.number('is not a number'), v.safeInteger('is not a whole number'));
+
+// A partition table may be wrong (an entry past the disk's end, or ending before it starts): the
+// manifest records it as found, and only its areas (clamped to the disk) are imaged and restored.
 export const PartitionSchema = v.looseObject({
   index: v.pipe(count, v.minValue(1, 'is not a partition number (1 or more)')),
   start: count,
-  size: count,
+  size: integer,
   type: text,
   typeName: v.optional(text),
   name: v.optional(text),
@@ -156,16 +160,15 @@ function checkGeometry(m: Manifest, fileId: string | null): string | null {
   if (fileId !== null && m.id !== fileId) return `id is ${m.id}, but the file is snapshots/${fileId}.json (a copy of another snapshot's manifest?)`;
   const disk = m.source.size;
   if (m.table.type !== m.source.table) return `table.type ${shown(m.table.type)} differs from source.table ${shown(m.source.table)}`;
-  const inDisk = (list: PartitionInfo[], name: string): string | null => {
+  const unique = (list: PartitionInfo[], name: string): string | null => {
     const seen = new Set<number>();
-    for (const [i, p] of list.entries()) {
-      if (p.start + p.size > disk) return `${name}[${i}] (partition ${p.index}) ends at byte ${p.start + p.size}, past the end of the ${disk}-byte disk`;
+    for (const p of list) {
       if (seen.has(p.index)) return `${name} lists partition ${p.index} twice`;
       seen.add(p.index);
     }
     return null;
   };
-  const why = inDisk(m.partitions, 'partitions') ?? inDisk(m.table.partitions, 'table.partitions');
+  const why = unique(m.partitions, 'partitions') ?? unique(m.table.partitions, 'table.partitions');
   if (why) return why;
   const chunk = m.chunkSize;
   let end = 0; // areas are in disk order and never overlap: restore and export write each byte once
