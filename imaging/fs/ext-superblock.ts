@@ -18,6 +18,7 @@ const RO_COMPAT_SPARSE_SUPER = 0x1;
 export const RO_COMPAT_GDT_CSUM = 0x10;
 export const RO_COMPAT_BIGALLOC = 0x200;
 export const RO_COMPAT_METADATA_CSUM = 0x400;
+const INCOMPAT_RECOVER = 0x4;
 export const INCOMPAT_META_BG = 0x10;
 export const INCOMPAT_64BIT = 0x80;
 const INCOMPAT_FLEX_BG = 0x200;
@@ -60,6 +61,10 @@ export interface ExtSuperblock {
   revLevel: number;
   /** log2 of the groups per flex group (only meaningful with flex_bg). */
   logGroupsPerFlex: number;
+  /** needs_recovery: the journal holds transactions not yet written to their home blocks. */
+  needsRecovery: boolean;
+  /** s_journal_inum (0 with an external journal device). */
+  journalInode: number;
   /** metadata_csum: crc32c seed of every metadata checksum (s_checksum_seed or crc32c of the UUID). */
   csumSeed: number;
   /** metadata_csum: s_checksum_type is crc32c and s_checksum matches the superblock's bytes. Null without metadata_csum. */
@@ -112,6 +117,8 @@ export function parseExtSuperblock(sb: Buffer): ExtSuperblock | null {
     inodesCount: sb.readUInt32LE(0x00),
     revLevel: sb.readUInt32LE(0x4c),
     logGroupsPerFlex: sb[0x174],
+    needsRecovery: (incompat & INCOMPAT_RECOVER) !== 0,
+    journalInode: sb.readUInt32LE(0xe0),
     csumSeed: incompat & INCOMPAT_CSUM_SEED ? sb.readUInt32LE(0x270) : crc32cRaw(0xffffffff, uuidBytes),
     // s_checksum_type 1 is crc32c, the only one defined.
     checksumOk: metadataCsum ? sb[0x175] === 1 && crc32cRaw(0xffffffff, sb.subarray(0, SB_CHECKSUM_OFFSET)) === sb.readUInt32LE(SB_CHECKSUM_OFFSET) : null,

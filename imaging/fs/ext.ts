@@ -10,6 +10,7 @@ import {
   EXT_SB_OFFSET, EXT_SB_SIZE, INCOMPAT_64BIT, RO_COMPAT_BIGALLOC, RO_COMPAT_GDT_CSUM, RO_COMPAT_METADATA_CSUM,
   extGeometryProblems, hasSuperBackup, parseExtSuperblock, readDescriptorTable, type ExtSuperblock,
 } from './ext-superblock';
+import { journalledBlocks } from './ext-journal';
 import type { ByteReader, UsedBlocks } from './types';
 
 /**
@@ -51,7 +52,14 @@ export async function readExt(p: ByteReader): Promise<UsedBlocks | null> {
   const groups = parseDescriptors(s, await readDescriptorTable(p, s));
   const outside = pointerProblem(s, groups);
   if (outside) return wholePartition(bm, s, outside);
-  const untrusted = await markGroups(p, s, groups, bm);
+  // A filesystem that needs recovery (mounted, or not cleanly unmounted) has newer bitmaps in its journal.
+  let logged = new Set<number>();
+  if (s.needsRecovery) {
+    const found = await journalledBlocks(p, s, s.journalInode);
+    if (typeof found === 'string') return wholePartition(bm, s, `it needs journal recovery, but its journal cannot be followed (${found}); no block bitmap can be trusted`);
+    logged = found;
+  }
+  const untrusted = await markGroups(p, s, groups, bm, logged);
   const out = bm.result(s.fs, s.label, s.uuid);
   if (untrusted.length) out.warnings = [describeUntrusted(s, untrusted)];
   return out;
@@ -144,7 +152,7 @@ function pointerProblem(s: ExtSuperblock, groups: GroupDesc[]): string | null {
 interface Untrusted { g: number; why: string }
 
 /** Marks every used block; returns the groups imaged in full because their descriptor or bitmap did not hold. */
-async function markGroups(p: ByteReader, s: ExtSuperblock, groups: GroupDesc[], bm: BlockBitmap): Promise<Untrusted[]> {
+async function markGroups(p: ByteReader, s: ExtSuperblock, groups: GroupDesc[], bm: BlockBitmap, journalled: Set<number>): Promise<Untrusted[]> {
   const { blockSize, blocksPerGroup, firstDataBlock, gdtBlocks } = s;
   const inodeTableBlocks = Math.ceil((s.inodesPerGroup * s.inodeSize) / blockSize);
   const metadataCsum = (s.roCompat & RO_COMPAT_METADATA_CSUM) !== 0;
@@ -161,9 +169,12 @@ async function markGroups(p: ByteReader, s: ExtSuperblock, groups: GroupDesc[], 
   for (let g = 0; g < s.groupCount; g++) {
     if (hasSuperBackup(s, g)) bm.setRange(groupStart(g), 1 + gdtBlocks + s.reservedGdtBlocks);
     const gd = groups[g];
+    // Every change of a group's allocation logs its block bitmap (with the descriptor, whose block is
+    // shared by many groups and logged for inode changes too): the bitmap is what tells.
+    if (!gd.bad && journalled.has(gd.blockBitmap)) gd.bad = 'journal';
     if (gd.bad) {
       distrust(g, gd.bad);
-      continue;
+      if (gd.bad === 'descriptor checksum') continue;
     }
     bm.set(gd.blockBitmap);
     bm.set(gd.inodeBitmap);
@@ -204,6 +215,7 @@ const WHY: Record<string, string> = {
   'descriptor checksum': 'descriptor fails its checksum',
   'block bitmap checksum': 'block bitmap fails its checksum',
   'free block count': "block bitmap disagrees with its descriptor's free block count",
+  journal: 'block bitmap has a newer copy in the journal, not yet written back (the filesystem needs recovery)',
 };
 
 function describeUntrusted(s: ExtSuperblock, list: Untrusted[]): string {
@@ -215,5 +227,7 @@ function describeUntrusted(s: ExtSuperblock, list: Untrusted[]): string {
   });
   const mib = (list.length * s.blocksPerGroup * s.blockSize) / 2 ** 20;
   return `${s.fs}: ${parts.join('; ')}. ${list.length === 1 ? 'That group is' : `Those ${list.length} groups are`} imaged in full ` +
-    `(up to ${mib.toFixed(mib < 10 ? 1 : 0)} MiB) instead of trusting ${list.length === 1 ? 'its' : 'their'} free-block map. Run e2fsck on the source.`;
+    `(up to ${mib.toFixed(mib < 10 ? 1 : 0)} MiB) instead of trusting ${list.length === 1 ? 'its' : 'their'} free-block map.` +
+    // A journal not yet written back is what every mounted filesystem has; anything else is damage.
+    (list.some((u) => u.why !== 'journal') ? ' Run e2fsck on the source.' : '');
 }

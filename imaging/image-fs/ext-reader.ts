@@ -262,6 +262,11 @@ export class ExtImageFs extends BaseImageFs<number> {
     }
   }
 
+  /** Bytes [pos, pos+len) of inode `ino`'s data, for files no path reaches (fs/ext-journal reads the journal inode). */
+  async readInodeData(ino: number, pos: number, len: number): Promise<Buffer> {
+    return this.readData(await this.inode(ino), pos, len);
+  }
+
   /** Bytes [pos, pos+len) of an inode's data (clipped to its size); holes and uninitialized extents are zeros. */
   private async readData(ind: Inode, pos: number, len: number): Promise<Buffer> {
     const end = Math.min(pos + len, ind.size);
