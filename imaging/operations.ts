@@ -36,6 +36,8 @@ export interface OpContext {
   checkRestoreFiles?: (entries: RestoreEntry[]) => void | Promise<void>;
   /** restoreFiles as root: give what is written to this owner instead of the snapshot's owners (see RestoreFilesOptions.owner). */
   restoreFilesOwner?: { uid: number; gid: number };
+  /** restoreFiles: runs the restoring itself (the writes) with root's rights (the helper, which otherwise works with the user's; helper/README.md). */
+  asRoot?: <T>(fn: () => Promise<T>) => Promise<T>;
   /** How long to wait for another process's conflicting lock (default: DEFAULT_LOCK_WAIT_MS). */
   lockWaitMs?: number;
 }
@@ -113,10 +115,11 @@ export async function restoreFilesOp(req: RestoreFilesRequest, ctx: OpContext): 
     const m = await repo.readManifest(await repo.resolveId(req.snapshot));
     const o = await openSnapshotFs(repo, m, req.partition);
     try {
-      return await restoreFiles(o.fs, req.paths, req.target, {
+      const run = () => restoreFiles(o.fs, req.paths, req.target, {
         dryRun: !!req.dryRun, inPlace: req.inPlace, deep: !!req.deep, owner: ctx.restoreFilesOwner, checkPlan: ctx.checkRestoreFiles,
         signal: ctx.signal, onProgress: ctx.onProgress, log: ctx.log,
       });
+      return await (ctx.asRoot ? ctx.asRoot(run) : run());
     } finally {
       await o.close();
     }

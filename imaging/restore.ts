@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { DevsnapError, toDevsnapError } from './errors';
 import { inspectPath, DeviceInfo } from './device';
+import { openDisk } from './privilege';
 import { relocateGptBackup } from './partitions';
 import { Area, FREE, Manifest, ZERO, partitionOf } from './repo/manifest';
 import { Logger, Repository } from './repo/repository';
@@ -126,7 +127,7 @@ export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): P
   const writePath = fresh ? tempName(path.resolve(opts.target)) : opts.target;
   let fh: fs.promises.FileHandle;
   try {
-    fh = await fs.promises.open(writePath, fresh ? 'wx' : 'r+', 0o600);
+    fh = await openDisk(writePath, fresh ? 'wx' : 'r+', 0o600); // as root only in the helper (privilege.ts)
   } catch (err) {
     throw toDevsnapError(err, `the target ${opts.target}`);
   }

@@ -11,6 +11,7 @@ import * as os from 'os';
 import * as crypto from 'crypto';
 import { DevsnapError, toDevsnapError } from './errors';
 import { inspectPath } from './device';
+import { openDisk } from './privilege';
 import { layoutProblems, readPartitionTable, PartitionTable } from './partitions';
 import { detectFilesystem } from './fs/detect';
 import type { ByteReader, UsedBlocks } from './fs/types';
@@ -180,7 +181,7 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
   if (info.size === 0) throw new DevsnapError('BAD_SOURCE', `${opts.source} is empty (0 bytes): there is nothing to image.`, 'Choose a disk or a disk image file.');
   let fh: fs.promises.FileHandle;
   try {
-    fh = await fs.promises.open(opts.source, 'r');
+    fh = await openDisk(opts.source, 'r'); // as root only in the helper (privilege.ts)
   } catch (err) {
     throw toDevsnapError(err, `the source ${opts.source}`);
   }

@@ -134,15 +134,74 @@ export function resolveDiskPath(p: string, role: 'source' | 'target', uid: numbe
 export interface ResolvedRepo {
   path: string;
   exists: boolean;
-  /** The owner of the repository (and of the files the helper writes into it). */
+  /**
+   * The owner of the repository: the requesting user (the helper works in it with the user's
+   * rights), or root (a root-owned repository nobody else can change: the helper works in it as root).
+   */
   uid: number;
+}
+
+/** How `uid` could change a folder (so that root's later use of a path through it goes elsewhere), or null. */
+function changeableBy(st: fs.Stats, uid: number, stickyHelps: boolean): string | null {
+  if (st.uid === uid) return `belongs to uid ${uid}`;
+  // Group-writable counts even when uid may not be in the group: the helper does not resolve group membership.
+  if (st.mode & 0o022 && !(stickyHelps && st.mode & 0o1000)) return `is writable by its group or others (mode ${(st.mode & 0o7777).toString(8)})`;
+  return null;
+}
+
+/**
+ * Refuses `dir` when the requesting user could change the way to it: a folder on the way that
+ * belongs to the user or that others may write to. A sticky folder (/tmp) is fine on the way: in
+ * it, nobody but their owner (here root, or the system) can rename or remove entries.
+ */
+function checkWayTo(dir: string, uid: number, fail: (p: string, why: string) => Error): void {
+  for (let d = path.dirname(dir); ; d = path.dirname(d)) {
+    const st = fs.lstatSync(d);
+    const why = changeableBy(st, uid, true);
+    if (why) throw fail(d, why);
+    if (d === path.dirname(d)) return;
+  }
+}
+
+/**
+ * A root-owned repository is used as root only where the requesting user cannot change it: the way
+ * to it (checkWayTo), the repository folder and the folders in it (data, data/00 … ff, index,
+ * snapshots, locks) must be root's, writable by root only, and not symbolic links. Files in them
+ * then cannot be replaced by anyone but root either.
+ */
+function checkRootOnlyRepository(real: string, exists: boolean, uid: number): void {
+  const fail = (p: string, why: string) => refuse('PERMISSION',
+    `Refused: ${p} ${why}, so the requesting user (uid ${uid}) could change the root-owned repository ${real}; the helper works as root only in a repository that nobody but root can change.`,
+    `Make the repository yours (sudo chown -R ${uid} ${exists ? real : path.dirname(real)}): the helper then works in it with your rights. Or make ${p} root's and writable by root only.`);
+  checkWayTo(real, uid, fail);
+  if (!exists) {
+    // The new repository's own parent: nobody else may create the name before root does.
+    const st = fs.statSync(path.dirname(real));
+    const why = st.uid !== 0 ? `belongs to uid ${st.uid}` : changeableBy(st, uid, false);
+    if (why) throw fail(path.dirname(real), why);
+    return;
+  }
+  const dirs = [real, ...['data', 'index', 'snapshots', 'locks'].map((e) => path.join(real, e))];
+  const data = path.join(real, 'data');
+  try {
+    dirs.push(...fs.readdirSync(data).map((n) => path.join(data, n)));
+  } catch {
+    /* no data folder yet */
+  }
+  for (const d of dirs) {
+    const st = lstatOrNull(d);
+    if (!st) continue; // created by root when needed
+    if (!st.isDirectory()) throw fail(d, st.isSymbolicLink() ? 'is a symbolic link' : 'is not a folder');
+    const why = st.uid !== 0 ? `belongs to uid ${st.uid}` : changeableBy(st, uid, false);
+    if (why) throw fail(d, why);
+  }
 }
 
 /**
  * A repository folder: resolved; an existing one must be a directory owned by the requesting
- * user, or by root when the request says allowRootRepository; its top-level entries must not be
- * symbolic links (root must not be led to write elsewhere). A new one (snapshot only) is created
- * in a folder the user owns (or root's, with allowRootRepository) and handed to the user.
+ * user, or by root when the request says allowRootRepository (and then only where nobody but root
+ * can change it). A new one (snapshot only) is created in a folder the user owns (by the user), or
+ * in root's with allowRootRepository (by root).
  */
 export function resolveRepository(p: string, uid: number, allowRoot: boolean, mayCreate: boolean): ResolvedRepo {
   const okOwner = (o: number) => o === uid || (allowRoot && o === 0);
@@ -164,47 +223,19 @@ export function resolveRepository(p: string, uid: number, allowRoot: boolean, ma
     if (!st.isDirectory() || !okOwner(st.uid)) {
       throw refuse('PERMISSION', `Refused: the new repository ${p} would be created in ${parent}, which belongs to uid ${st.uid}, not to ${ownerText}.`, allowRoot ? undefined : 'Create the repository folder yourself first, or choose a folder of your own.');
     }
-    return { path: real2, exists: false, uid }; // created for, and handed to, the requesting user
+    const owner = POSIX && st.uid !== uid ? 0 : uid;
+    if (owner === 0 && uid !== 0) checkRootOnlyRepository(real2, false, uid);
+    return { path: real2, exists: false, uid: owner };
   }
   if (FORBIDDEN_TREES.some((t) => inTree(real, t))) throw refuse('USAGE', `Refused: the repository ${p} resolves to ${real}, under a kernel interface folder.`);
   const st = fs.statSync(real);
   if (!st.isDirectory()) throw refuse('USAGE', `Refused: the repository ${p} is not a folder.`);
+  if (!POSIX) return { path: real, exists: true, uid };
   if (!okOwner(st.uid)) {
     throw refuse('PERMISSION', `Refused: the repository ${real} belongs to uid ${st.uid}, not to ${ownerText}.`, st.uid === 0 ? 'A repository owned by root must be named explicitly (allowRootRepository).' : undefined);
   }
-  for (const e of ['config.json', 'data', 'index', 'snapshots', 'locks']) {
-    const est = lstatOrNull(path.join(real, e));
-    if (est?.isSymbolicLink()) throw refuse('PERMISSION', `Refused: ${path.join(real, e)} in the repository is a symbolic link.`);
-  }
+  if (st.uid === 0 && uid !== 0) checkRootOnlyRepository(real, true, uid);
   return { path: real, exists: true, uid: st.uid };
-}
-
-/** Gives every entry under `dir` (and dir) that is not owned by uid to uid:gid, without following symlinks. */
-export function chownTree(dir: string, uid: number, gid: number): number {
-  let changed = 0;
-  const walk = (p: string): void => {
-    const st = lstatOrNull(p);
-    if (!st) return;
-    if (st.uid !== uid) {
-      try {
-        fs.lchownSync(p, uid, gid);
-        changed++;
-      } catch {
-        /* vanished or not ours to change: left as it is */
-      }
-    }
-    if (st.isDirectory()) {
-      let names: string[] = [];
-      try {
-        names = fs.readdirSync(p);
-      } catch {
-        return;
-      }
-      for (const n of names) walk(path.join(p, n));
-    }
-  };
-  walk(dir);
-  return changed;
 }
 
 /** Folders a file restore never writes into, even in place: kernel interfaces and device nodes. */
@@ -216,6 +247,8 @@ export interface ResolvedFilesTarget {
   path: string;
   /** 'user': the requesting user's own folder; 'root': a root-owned folder, only in place (e.g. '/'). */
   owner: 'user' | 'root';
+  /** The requesting user. */
+  uid: number;
 }
 
 /**
@@ -236,7 +269,7 @@ export function resolveFilesTarget(p: string, uid: number, o: { inPlace: boolean
   if (forbidden) throw refuse('BAD_TARGET', `Refused: ${p}${real !== p ? ` (${real})` : ''} is under ${forbidden}, which holds kernel interfaces or device nodes, not files to restore.`);
   const st = fs.statSync(real);
   if (!st.isDirectory()) throw refuse('BAD_TARGET', `Refused: ${real} is not a folder; files are restored into a folder.`);
-  if (!POSIX || st.uid === uid) return { path: real, owner: 'user' };
+  if (!POSIX || st.uid === uid) return { path: real, owner: 'user', uid };
   if (st.uid !== 0) {
     throw refuse('PERMISSION', `Refused: the folder ${real} belongs to uid ${st.uid}, not to the requesting user (uid ${uid}); the helper restores files only into your own folders or, in place, into the system's.`, 'Choose a folder of your own.');
   }
@@ -246,7 +279,7 @@ export function resolveFilesTarget(p: string, uid: number, o: { inPlace: boolean
   if (!o.dryRun && !o.confirmed) {
     throw refuse('USAGE', `Refused: restoring files in place under ${real} replaces system files, and the request does not say the user confirmed it.`, 'Ask the user, then send the request with confirmed: true.');
   }
-  return { path: real, owner: 'root' };
+  return { path: real, owner: 'root', uid };
 }
 
 /**
@@ -255,8 +288,28 @@ export function resolveFilesTarget(p: string, uid: number, o: { inPlace: boolean
  * target folder (so a link the user planted cannot lead root's writes elsewhere) or, in a
  * root-owned target, be root's own (the system's links, such as /lib → usr/lib on merged-/usr
  * systems). Nothing may end up under /proc, /sys or /dev.
+ *
+ * In a root-owned target the helper writes as root, so every existing folder on the way (the
+ * target and its parents included, after resolving links) must be one the requesting user cannot
+ * change (checkWayTo's rule): then nothing the check saw can be swapped before the writes. In a
+ * user's folder the helper writes with the user's rights, so a swap there reaches only what the
+ * user could write anyway; the check is an early, clear refusal.
  */
 export function checkFileDestinations(dests: Iterable<string>, t: ResolvedFilesTarget): void {
+  const unchangeable = new Set<string>();
+  /** In a root-owned target: `dir` (resolved) and every folder above it must be out of the user's reach. */
+  const checkRootWay = (dir: string, dest: string): void => {
+    if (t.owner !== 'root' || !POSIX) return;
+    for (let d = fs.realpathSync(dir); !unchangeable.has(d); d = path.dirname(d)) {
+      const why = changeableBy(fs.statSync(d), t.uid, true);
+      if (why) {
+        throw refuse('PERMISSION', `Refused: ${d} ${why}; restoring ${dest} in place, the helper writes as root only through folders that the requesting user (uid ${t.uid}) cannot change.`,
+          'Restore the files under it separately, as yourself (without the helper).');
+      }
+      unchangeable.add(d);
+      if (d === path.dirname(d)) break;
+    }
+  };
   const checked = new Set<string>();
   const resolvedDirs = new Map<string, string>();
   /** Where `dir` really is: the real path of its nearest existing ancestor plus the rest. */
@@ -278,6 +331,7 @@ export function checkFileDestinations(dests: Iterable<string>, t: ResolvedFilesT
     if (rel === '..' || rel.startsWith('../') || path.isAbsolute(rel)) throw refuse('BAD_TARGET', `Refused: ${dest} is not inside ${t.path}.`);
     const parts = rel ? rel.split('/') : [];
     let cur = t.path;
+    checkRootWay(cur, dest);
     for (const part of parts.slice(0, -1)) {
       cur = path.join(cur, part);
       if (checked.has(cur)) continue;
@@ -297,6 +351,7 @@ export function checkFileDestinations(dests: Iterable<string>, t: ResolvedFilesT
           throw refuse('PERMISSION', `Refused: ${cur} is a symbolic link of uid ${st.uid} (to ${real}); restoring in place, the helper follows only root's links.`, 'Restore the files behind it separately, as yourself.');
         }
       }
+      checkRootWay(cur, dest);
       checked.add(cur);
     }
     const where = path.join(resolveDir(path.dirname(dest)), path.basename(dest));

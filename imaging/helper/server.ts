@@ -4,16 +4,19 @@
 // authenticates both ways with the one-time secret, then serves typed requests (protocol.ts,
 // HelperOps) until the extension goes away, asks it to stop, or it has been idle too long.
 // Security model: README.md beside this file.
+import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import { DevsnapError, toDevsnapError } from '../errors';
 import * as ops from '../operations';
 import { inspectPath } from '../device';
+import { PrivilegePolicy, setPrivilegePolicy } from '../privilege';
 import { ErrorInfo, HelperEvent, HelperOpRequest, HelperRequest, PROTOCOL_VERSION, ProgressEvent } from '../protocol';
 import { FrameDecoder, encodeFrame } from './framing';
 import { macEquals, macFor, newNonce } from './auth';
 import { validateRequest } from './validate';
-import { checkFileDestinations, checkSocketPath, chownTree, readSecretFile, resolveDiskPath, resolveFilesTarget, resolveRepository } from './checks';
+import { checkFileDestinations, checkSocketPath, HelperRefusal, readSecretFile, resolveDiskPath, resolveFilesTarget, resolveRepository } from './checks';
+import { canSwitch, Identity, ROOT, withIdentity, withIdentitySync } from './identity';
 
 export interface HelperCommandOptions {
   socket: string;
@@ -82,11 +85,16 @@ class HelperSession {
   private readonly nonce = newNonce();
   private peerNonce = '';
   private readonly running = new Map<string, Running>();
+  private queue: Promise<void> = Promise.resolve();
+  /** The requesting user's identity, taken on for the repository side of requests (null: the user is root, or the helper is not). */
+  private readonly user: Identity | null;
   private idleTimer: NodeJS.Timeout | null = null;
   private stopping: Promise<void> | null = null;
   private finish!: (code: number) => void;
 
-  constructor(private readonly socket: net.Socket, private readonly secret: string, private readonly uid: number, private readonly gid: number, private readonly idleMs: number) {}
+  constructor(private readonly socket: net.Socket, private readonly secret: string, private readonly uid: number, private readonly gid: number, private readonly idleMs: number) {
+    this.user = canSwitch && uid !== 0 ? { uid, gid, groups: [gid] } : null;
+  }
 
   run(): Promise<number> {
     const done = new Promise<number>((resolve) => (this.finish = resolve));
@@ -176,7 +184,14 @@ class HelperSession {
       return;
     }
     const abort = new AbortController();
-    const done = this.execute(req, abort.signal).then(
+    // One request at a time: a request's identity (root or the user, identity.ts) is the whole
+    // process's, so another request's file I/O must never run while it is in effect.
+    const turn = this.queue.then(() => {
+      if (abort.signal.aborted) throw new DevsnapError('CANCELLED', `Request ${req.id} (${req.type}) was cancelled before it started; nothing was changed.`);
+      return this.execute(req, abort.signal);
+    });
+    this.queue = turn.then(() => undefined, () => undefined);
+    const done = turn.then(
       (result) => this.send({ v: PROTOCOL_VERSION, type: 'result', id: req.id, result }),
       (err) => {
         const info: ErrorInfo = toDevsnapError(err).toInfo();
@@ -187,7 +202,13 @@ class HelperSession {
     this.running.set(req.id, { abort, done });
   }
 
-  /** Checks a request on the helper's side, then runs it through the shared operations. */
+  /**
+   * Checks a request on the helper's side (as root: paths are resolved and devices inspected), then
+   * runs it through the shared operations with the rights it needs (README.md, "Whose rights"): in a
+   * repository of the user's, everything with the user's identity except opening the request's
+   * block device and fsfreeze (privilege.ts), and the writing of an in-place file restore; in a
+   * root-owned repository nobody else can change, as root, except opening the user's image files.
+   */
   private async execute(req: HelperOpRequest, signal: AbortSignal): Promise<unknown> {
     say(`request ${req.id}: ${req.type}`);
     const log = (message: string) => {
@@ -199,72 +220,121 @@ class HelperSession {
 
     const mayCreate = req.type === 'snapshot';
     const repo = resolveRepository(req.repo, this.uid, !!req.allowRootRepository, mayCreate);
-    // Files the helper writes into a user's repository are handed to that user, so the user can
-    // still read their snapshots without root (also the leftovers of an interrupted run).
-    const handOver = () => {
-      if (repo.uid !== 0) chownTree(repo.path, repo.uid, this.gid);
-    };
-    const ctx: ops.OpContext = { signal, onProgress, log, onRepositoryOpened: async () => handOver() };
+    const user = this.user;
+    const asUser = user !== null && repo.uid !== 0;
+    /** The one block device this request may open as root, as the checks saw it. */
+    let device: { path: string; rdev: number } | null = null;
+    const approve = (p: string) => (device = { path: p, rdev: fs.statSync(p).rdev });
+    const ctx: ops.OpContext = { signal, onProgress, log };
     const base = { repo: repo.path, ...(req.password !== undefined ? { password: req.password } : {}) };
-    try {
-      switch (req.type) {
-        case 'listSnapshots':
-          return await ops.listOp(base, ctx);
-        case 'show':
-          return await ops.showOp({ ...base, snapshot: req.snapshot }, ctx);
-        case 'verify':
-          return await ops.verifyOp({ ...base, ...(req.snapshot ? { snapshot: req.snapshot } : {}) }, ctx);
-        case 'check':
-          return await ops.checkOp({ ...base, readData: req.readData }, ctx);
-        case 'diff':
-          return await ops.diffOp({ ...base, a: req.a, b: req.b }, ctx);
-        case 'forget':
-          return await ops.forgetOp({ ...base, ids: req.ids, policy: req.policy, dryRun: req.dryRun, prune: req.prune }, ctx);
-        case 'prune':
-          return await ops.pruneOp({ ...base, dryRun: req.dryRun }, ctx);
-        case 'label':
-          return await ops.labelOp({ ...base, snapshot: req.snapshot, label: req.label }, ctx);
-        case 'pin':
-          return await ops.pinOp({ ...base, snapshot: req.snapshot, pinned: req.pinned }, ctx);
-        case 'snapshot': {
-          const src = resolveDiskPath(req.source, 'source', this.uid);
-          if (req.freeze) {
-            const info = await inspectPath(src.path, 'source');
-            if (info.isSystem) throw new DevsnapError('BAD_SOURCE', `Refused: the helper does not freeze the running system's filesystems (${src.path}): if it were stopped while they are frozen, the system would hang.`, 'Snapshot without freeze, or from a recovery environment.');
-          }
-          return await ops.snapshotOp({ ...base, source: src.path, label: req.label, compressionLevel: req.compressionLevel, freeze: req.freeze }, ctx);
+    let run: () => Promise<unknown>;
+    switch (req.type) {
+      case 'listSnapshots':
+        run = () => ops.listOp(base, ctx);
+        break;
+      case 'show':
+        run = () => ops.showOp({ ...base, snapshot: req.snapshot }, ctx);
+        break;
+      case 'verify':
+        run = () => ops.verifyOp({ ...base, ...(req.snapshot ? { snapshot: req.snapshot } : {}) }, ctx);
+        break;
+      case 'check':
+        run = () => ops.checkOp({ ...base, readData: req.readData }, ctx);
+        break;
+      case 'diff':
+        run = () => ops.diffOp({ ...base, a: req.a, b: req.b }, ctx);
+        break;
+      case 'forget':
+        run = () => ops.forgetOp({ ...base, ids: req.ids, policy: req.policy, dryRun: req.dryRun, prune: req.prune }, ctx);
+        break;
+      case 'prune':
+        run = () => ops.pruneOp({ ...base, dryRun: req.dryRun }, ctx);
+        break;
+      case 'label':
+        run = () => ops.labelOp({ ...base, snapshot: req.snapshot, label: req.label }, ctx);
+        break;
+      case 'pin':
+        run = () => ops.pinOp({ ...base, snapshot: req.snapshot, pinned: req.pinned }, ctx);
+        break;
+      case 'snapshot': {
+        const src = resolveDiskPath(req.source, 'source', this.uid);
+        if (src.kind === 'block') approve(src.path);
+        if (req.freeze) {
+          const info = await inspectPath(src.path, 'source');
+          if (info.isSystem) throw new DevsnapError('BAD_SOURCE', `Refused: the helper does not freeze the running system's filesystems (${src.path}): if it were stopped while they are frozen, the system would hang.`, 'Snapshot without freeze, or from a recovery environment.');
         }
-        case 'restoreFiles': {
-          // In place as restoreFiles decides it ('/' defaults to in place), so the checks and the restore agree.
-          const inPlace = req.inPlace ?? path.resolve(req.target) === '/';
-          const target = resolveFilesTarget(req.target, this.uid, { inPlace, confirmed: !!req.confirmed, dryRun: !!req.dryRun });
-          // Only a confirmed in-place restore puts back the snapshot's owners (root's files in /usr, ...);
-          // everything else the helper writes is the requesting user's, as if they had restored it themselves.
-          // An in-place dry run plans with the snapshot's owners, as the confirmed run after it will write.
-          const keepOwners = inPlace && (!!req.confirmed || !!req.dryRun);
-          return await ops.restoreFilesOp({
-            ...base, snapshot: req.snapshot, paths: req.paths, target: target.path, inPlace, dryRun: req.dryRun,
-            ...(req.partition !== undefined ? { partition: req.partition } : {}),
-          }, {
-            ...ctx,
-            ...(keepOwners ? {} : { restoreFilesOwner: { uid: this.uid, gid: this.gid } }),
-            checkRestoreFiles: (entries) => checkFileDestinations(entries.map((e) => e.dest), target),
-          });
-        }
-        case 'restore': {
-          const dst = resolveDiskPath(req.target, 'target', this.uid);
-          if (dst.kind === 'block') await this.checkRestoreDevice(dst.path, !!req.allowSystemDisk);
-          if (!req.dryRun && !req.confirmed) throw new DevsnapError('USAGE', `Refused: restoring onto ${dst.path} overwrites it, and the request does not say the user confirmed it.`, 'Ask the user, then send the request with confirmed: true.');
-          try {
-            return await ops.restoreOp({ ...base, snapshot: req.snapshot, target: dst.path, partition: req.partition, dryRun: req.dryRun }, ctx);
-          } finally {
-            if (dst.kind === 'new-file') chownTree(dst.path, this.uid, this.gid);
-          }
-        }
+        run = () => ops.snapshotOp({ ...base, source: src.path, label: req.label, compressionLevel: req.compressionLevel, freeze: req.freeze }, ctx);
+        break;
       }
-    } finally {
-      handOver();
+      case 'restoreFiles': {
+        // In place as restoreFiles decides it ('/' defaults to in place), so the checks and the restore agree.
+        const inPlace = req.inPlace ?? path.resolve(req.target) === '/';
+        const target = resolveFilesTarget(req.target, this.uid, { inPlace, confirmed: !!req.confirmed, dryRun: !!req.dryRun });
+        if (target.owner === 'user' && user && !asUser) {
+          // Reading root's repository needs root, writing the user's folder must not have it.
+          throw new HelperRefusal('PERMISSION', `Refused: the helper restores files from the root-owned repository ${repo.path} only in place, not into a folder of yours (${target.path}): it would have to write there as root.`,
+            `Make the repository yours (sudo chown -R ${this.uid} ${repo.path}), or restore the files as root.`);
+        }
+        // Only a confirmed in-place restore puts back the snapshot's owners (root's files in /usr, ...);
+        // everything else the helper writes is the requesting user's, as if they had restored it themselves.
+        // An in-place dry run plans with the snapshot's owners, as the confirmed run after it will write.
+        const keepOwners = inPlace && (!!req.confirmed || !!req.dryRun);
+        run = () => ops.restoreFilesOp({
+          ...base, snapshot: req.snapshot, paths: req.paths, target: target.path, inPlace, dryRun: req.dryRun,
+          ...(req.partition !== undefined ? { partition: req.partition } : {}),
+        }, {
+          ...ctx,
+          ...(keepOwners ? {} : { restoreFilesOwner: { uid: this.uid, gid: this.gid } }),
+          checkRestoreFiles: (entries) => checkFileDestinations(entries.map((e) => e.dest), target),
+          // Into root's folders: the writing (and the reading of packs it needs) as root, through
+          // folders checkFileDestinations found out of the user's reach.
+          ...(asUser && target.owner === 'root' ? { asRoot: <T>(fn: () => Promise<T>) => withIdentity(ROOT, fn) } : {}),
+        });
+        break;
+      }
+      case 'restore': {
+        const dst = resolveDiskPath(req.target, 'target', this.uid);
+        if (dst.kind === 'block') {
+          await this.checkRestoreDevice(dst.path, !!req.allowSystemDisk);
+          approve(dst.path);
+        }
+        if (!req.dryRun && !req.confirmed) throw new DevsnapError('USAGE', `Refused: restoring onto ${dst.path} overwrites it, and the request does not say the user confirmed it.`, 'Ask the user, then send the request with confirmed: true.');
+        run = () => ops.restoreOp({ ...base, snapshot: req.snapshot, target: dst.path, partition: req.partition, dryRun: req.dryRun }, ctx);
+        break;
+      }
     }
+    if (!user) return run();
+    setPrivilegePolicy(this.policy(user, () => device));
+    try {
+      return await (asUser ? withIdentity(user, run) : run());
+    } finally {
+      setPrivilegePolicy(null);
+    }
+  }
+
+  /**
+   * Where a request of a non-root user needs other rights than its own: the approved block device
+   * is opened as root (and must still be that device), image files are opened as the user, fsfreeze
+   * runs as root.
+   */
+  private policy(user: Identity, device: () => { path: string; rdev: number } | null): PrivilegePolicy {
+    const NOFOLLOW = fs.constants.O_NOFOLLOW;
+    return {
+      openDisk: async (p, flags, mode) => {
+        const dev = device();
+        if (!dev || p !== dev.path) return withIdentity(user, () => fs.promises.open(p, flags, mode));
+        return withIdentity(ROOT, async () => {
+          const fh = await fs.promises.open(p, (flags === 'r' ? fs.constants.O_RDONLY : fs.constants.O_RDWR) | NOFOLLOW);
+          const st = await fh.stat();
+          if (!st.isBlockDevice() || st.rdev !== dev.rdev) {
+            await fh.close();
+            throw new HelperRefusal('PERMISSION', `Refused: ${p} was replaced while the request ran; it is no longer the device that was checked.`);
+          }
+          return fh;
+        });
+      },
+      asRootSync: (fn) => withIdentitySync(ROOT, fn),
+    };
   }
 
   /** A device restore target: not mounted, not the running system's disk (explicit or not). */

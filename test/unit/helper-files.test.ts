@@ -53,6 +53,8 @@ describe('helper restoreFiles (real helper process)', { skip }, () => {
   let work: string;
   let tree: string;
   let repo: string;
+  /** The same repository, owned by the test user (the helper works in it with the user's rights). */
+  let userRepo: string;
   let snap: string;
   let uid: number;
   let h: HelperRun;
@@ -84,6 +86,9 @@ describe('helper restoreFiles (real helper process)', { skip }, () => {
     const s = devsnap(['snapshot', disk, '--repo', repo, '--json']);
     assert.equal(s.status, 0, s.stderr);
     snap = s.json.id;
+    userRepo = path.join(work, 'user-repo');
+    sh('cp', ['-a', repo, userRepo]);
+    sh('chown', ['-R', `${uid}:${uid}`, userRepo]);
     h = await launchHelper();
     other = await launchHelper({ uid, prepare: (p) => { fs.chownSync(p.dir, uid, uid); fs.chownSync(p.secretFile, uid, uid); fs.chownSync(p.socketPath, uid, uid); } });
     assert.ok(h.sock, h.stderr());
@@ -105,7 +110,7 @@ describe('helper restoreFiles (real helper process)', { skip }, () => {
 
   it("into a user's folder: a dry run writes nothing; the real run restores content and modes, owned by the user, without root's xattrs", async () => {
     const out = folder('user-out', uid);
-    const base = { repo, allowRootRepository: true, snapshot: snap, paths: ['/usr/bin', 'etc/hostname'], target: out };
+    const base = { repo: userRepo, snapshot: snap, paths: ['/usr/bin', 'etc/hostname'], target: out };
     const dry = await other.call('restoreFiles', { ...base, dryRun: true });
     assert.equal(dry.type, 'result', JSON.stringify(dry));
     assert.equal(dry.result.dryRun, true);
@@ -148,6 +153,11 @@ describe('helper restoreFiles (real helper process)', { skip }, () => {
     assert.match(m.error.message, /does not exist/);
     m = await other.call('restoreFiles', { ...base, target: '/proc/self', dryRun: true });
     assert.match(m.error.message, /under \/proc/);
+    // From a root-owned repository into the user's folder: the helper would have to write there as root.
+    m = await other.call('restoreFiles', { ...base, repo, allowRootRepository: true, target: folder('user-out-2', uid), dryRun: true });
+    assert.equal(m.error?.code, 'PERMISSION', JSON.stringify(m));
+    assert.match(m.error.message, /from the root-owned repository .* only in place, not into a folder of yours/);
+    assert.match(m.error.hint, /chown -R/);
   });
 
   it("in place into a root-owned folder standing in for '/': refused without confirmed, then restored with the snapshot's owners", async () => {
@@ -196,10 +206,10 @@ describe('helper restoreFiles (real helper process)', { skip }, () => {
     const elsewhere = folder('elsewhere', 0);
     fs.symlinkSync(elsewhere, path.join(out, 'usr'));
     fs.lchownSync(path.join(out, 'usr'), uid, uid);
-    let m = await other.call('restoreFiles', { repo, allowRootRepository: true, snapshot: snap, paths: ['/usr/bin/tool'], target: out, inPlace: true, dryRun: true });
+    let m = await other.call('restoreFiles', { repo: userRepo, snapshot: snap, paths: ['/usr/bin/tool'], target: out, inPlace: true, dryRun: true });
     assert.equal(m.error?.code, 'PERMISSION', JSON.stringify(m));
     assert.match(m.error.message, /symbolic link to .*elsewhere, outside/);
-    m = await other.call('restoreFiles', { repo, allowRootRepository: true, snapshot: snap, paths: ['/usr/bin/tool'], target: out, inPlace: true });
+    m = await other.call('restoreFiles', { repo: userRepo, snapshot: snap, paths: ['/usr/bin/tool'], target: out, inPlace: true });
     assert.match(m.error.message, /symbolic link/);
     assert.deepEqual(fs.readdirSync(elsewhere), [], 'nothing written through the link');
 
@@ -211,6 +221,34 @@ describe('helper restoreFiles (real helper process)', { skip }, () => {
     assert.equal(m.error?.code, 'PERMISSION', JSON.stringify(m));
     assert.match(m.error.message, new RegExp(`symbolic link of uid ${uid}`));
     assert.deepEqual(fs.readdirSync(elsewhere), []);
+  });
+
+  it('in place, writes as root only through folders the user cannot change (no race with a swapped folder)', async () => {
+    // The user's own folder inside the system's tree (their home): they could swap it for a link to
+    // /etc between the helper's check and its writes, so the helper does not write through it.
+    const root = folder('fake-root-3', 0);
+    const home = path.join(root, 'home', 'dev');
+    fs.mkdirSync(home, { recursive: true });
+    fs.chownSync(home, uid, uid);
+    const req = { repo: userRepo, snapshot: snap, paths: ['/home/dev/notes.txt'], target: root, inPlace: true, confirmed: true };
+    let m = await other.call('restoreFiles', req);
+    assert.equal(m.error?.code, 'PERMISSION', JSON.stringify(m));
+    assert.match(m.error.message, new RegExp(`${home} belongs to uid ${uid}; restoring .* in place, the helper writes as root only through folders`));
+    assert.match(m.error.hint, /as yourself/);
+    // A folder anyone may write to (not sticky): the same.
+    fs.chownSync(home, 0, 0);
+    fs.chmodSync(home, 0o777);
+    m = await other.call('restoreFiles', req);
+    assert.equal(m.error?.code, 'PERMISSION', JSON.stringify(m));
+    assert.match(m.error.message, /writable by its group or others \(mode 777\)/);
+    assert.deepEqual(fs.readdirSync(home), []);
+    // Sticky (as /tmp): others cannot rename root's entries in it. The writing runs as root (the
+    // snapshot's owner is kept), while the repository, the user's, is opened with the user's rights.
+    fs.chmodSync(home, 0o1777);
+    m = await other.call('restoreFiles', req);
+    assert.equal(m.type, 'result', JSON.stringify(m));
+    assert.equal(fs.statSync(path.join(home, 'notes.txt')).uid, 1000);
+    assert.equal(fs.readFileSync(path.join(home, 'notes.txt'), 'utf8'), 'private notes\n');
   });
 
   it("through the extension's engines: RoutingEngine sends an in-place restore under a folder the user cannot write to HelperEngine", async () => {

@@ -131,6 +131,8 @@ export async function launchHelper(o: LaunchOptions = {}): Promise<HelperRun> {
   return run;
 }
 
+const createdUsers = new Set<string>();
+
 /** Creates the system user `name` unless it exists; returns its uid. */
 export function ensureUser(name: string): number {
   const { spawnSync } = require('child_process') as typeof import('child_process');
@@ -138,7 +140,15 @@ export function ensureUser(name: string): number {
   if (r.status !== 0) {
     const add = spawnSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', name], { encoding: 'utf8' });
     if (add.status !== 0 && !/already exists/.test(add.stderr)) throw new Error(`useradd ${name} failed: ${add.stderr}`);
+    if (add.status === 0) createdUsers.add(name);
     r = spawnSync('id', ['-u', name], { encoding: 'utf8' });
   }
   return Number(r.stdout.trim());
+}
+
+/** Removes the users ensureUser created in this process (those that existed before are left). */
+export function removeCreatedUsers(): void {
+  const { spawnSync } = require('child_process') as typeof import('child_process');
+  for (const name of createdUsers) spawnSync('userdel', [name]);
+  createdUsers.clear();
 }
