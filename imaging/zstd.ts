@@ -2,11 +2,18 @@
 // else the portable WASM build from `zstd-codec`. Both produce and read standard, independent zstd
 // frames (RFC 8878) that the `zstd` CLI decompresses, so repositories do not depend on which was used.
 import * as zlib from 'zlib';
+import { DevsnapError } from './errors';
 
 export interface ZstdCodec {
   readonly name: string;
   compress(raw: Uint8Array, level: number): Buffer;
+  /** Throws DevsnapError DAMAGED for a frame that does not decompress (to `rawLength` bytes, with the WASM codec). */
   decompress(frame: Uint8Array, rawLength: number): Buffer;
+}
+
+/** A corrupt frame, whatever the codec threw (the WASM build throws strings such as "abort(OOM)" for hostile sizes). */
+function corrupt(detail = 'it does not decompress'): DevsnapError {
+  return new DevsnapError('DAMAGED', `A zstd frame is corrupt: ${detail}.`, 'Run `devsnap verify` to see which snapshots are affected.');
 }
 
 type NativeZlib = typeof zlib & {
@@ -22,7 +29,13 @@ function nativeCodec(): ZstdCodec | null {
   return {
     name: 'node:zlib',
     compress: (raw, level) => z.zstdCompressSync!(raw, { params: { [levelKey]: level } }),
-    decompress: (frame) => z.zstdDecompressSync!(frame),
+    decompress: (frame) => {
+      try {
+        return z.zstdDecompressSync!(frame);
+      } catch {
+        throw corrupt();
+      }
+    },
   };
 }
 
@@ -41,8 +54,13 @@ function wasmCodec(): Promise<ZstdCodec> {
           return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
         },
         decompress(frame, rawLength) {
-          const out = simple.decompress(frame);
-          if (!out || out.byteLength !== rawLength) throw new Error('zstd frame is corrupt');
+          let out: Uint8Array | null;
+          try {
+            out = simple.decompress(frame);
+          } catch {
+            throw corrupt();
+          }
+          if (!out || out.byteLength !== rawLength) throw corrupt(out ? `it decompresses to ${out.byteLength} bytes, not ${rawLength}` : undefined);
           return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
         },
       });
