@@ -47,6 +47,10 @@ export abstract class BaseImageFs<N> implements ImageFs {
   /** Bytes [pos, pos+len) of a file, clipped to its size. */
   protected abstract readNode(node: N, pos: number, len: number): Promise<Buffer>;
   protected abstract readlinkNode(node: N): Promise<string>;
+  /** What identifies a directory's content (two entries with one key list the same children). */
+  protected dirKey(node: N): number | string {
+    return this.nodeIno(node);
+  }
 
   private async childMap(dir: N): Promise<Map<string, ChildEntry<N>>> {
     const ino = this.nodeIno(dir);
@@ -182,14 +186,22 @@ export abstract class BaseImageFs<N> implements ImageFs {
     const { node, path, name } = await this.lookup(root);
     const st = await this.statNode(node, path, name);
     yield st;
-    if (st.type === 'dir') yield* this.walkDir(node, path);
+    if (st.type === 'dir') yield* this.walkDir(node, path, new Set([this.dirKey(node)]));
   }
 
-  private async *walkDir(dir: N, dirPath: string): AsyncGenerator<ImageStat> {
+  private async *walkDir(dir: N, dirPath: string, walked: Set<number | string>): AsyncGenerator<ImageStat> {
     // Only this directory's listing is held while its subtrees are walked (memory ~ depth x dir size).
     for (const { stat, node } of await this.listNode(dir, dirPath)) {
       yield stat;
-      if (stat.type === 'dir') yield* this.walkDir(node, stat.path);
+      if (stat.type !== 'dir') continue;
+      // A damaged (or hostile) filesystem can link a directory twice, even into its own subtree:
+      // walking it again would never end (or overflow the stack).
+      const key = this.dirKey(node);
+      if (walked.has(key)) {
+        throw new DevsnapError('DAMAGED', `${stat.path} is a directory the filesystem links from two places (a loop in its directory tree): the filesystem is damaged.`, 'Restore the partition and run fsck on it.');
+      }
+      walked.add(key);
+      yield* this.walkDir(node, stat.path, walked);
     }
   }
 }

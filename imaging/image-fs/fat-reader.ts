@@ -145,6 +145,11 @@ export class FatImageFs extends BaseImageFs<FatNode> {
     return node.id;
   }
 
+  /** A directory is its cluster chain (cluster 0 in a directory entry means the root, as in a ".." entry). */
+  protected dirKey(node: FatNode): number {
+    return node.root || node.cluster === 0 || node.cluster === this.g.rootCluster ? 0 : node.cluster;
+  }
+
   protected async nodeType(node: FatNode): Promise<ImageFileType> {
     return node.dir ? 'dir' : 'file';
   }
