@@ -59,20 +59,27 @@ function ddLine(p: ExportPiece, target = '"$TARGET"'): string {
   return `dd if=${file} of=${target} bs=1M seek=${int(p.offset)} oflag=seek_bytes conv=notrunc,fsync status=progress`;
 }
 
+/** A file name for a command line in README.txt that users copy: quoted when the shell would read it otherwise. */
+const shArg = (s: string) => (/^[A-Za-z0-9._/+:@%=-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+/** Text from the manifest for README.txt: one line, no control characters (a `cat` of it cannot drive the terminal). */
+const plain = (s: string) => s.replace(/[\x00-\x1f\x7f-\x9f]/g, '?');
+
 function readmeText(m: Manifest, pieces: ExportPiece[], archiveName: string): string {
   const parts = m.partitions
-    .map((p) => `  partition ${p.index}: ${p.size} bytes at byte ${p.start}${p.fs ? `, ${p.fs}` : ''}${p.label ? ` "${p.label}"` : ''}${p.name ? ` (${p.name})` : ''}`)
+    .map((p) => `  partition ${p.index}: ${p.size} bytes at byte ${p.start}${p.fs ? `, ${plain(p.fs)}` : ''}${p.label ? ` "${plain(p.label)}"` : ''}${p.name ? ` (${plain(p.name)})` : ''}`)
     .join('\n');
-  return `devsnap snapshot ${m.id} — ${m.label}
-Taken ${m.created} on ${m.host} from ${m.source.path} (${m.source.size} bytes, ${m.source.table.toUpperCase()} partition table).
+  const archive = shArg(plain(archiveName));
+  return `devsnap snapshot ${m.id} — ${plain(m.label)}
+Taken ${m.created} on ${plain(m.host)} from ${plain(m.source.path)} (${m.source.size} bytes, ${m.source.table.toUpperCase()} partition table).
 ${parts ? `Partitions:\n${parts}\n` : ''}
 This archive holds the whole disk as plain pieces; each piece is the exact bytes of the disk
 starting at its offset. Free space of the filesystems was not imaged and is stored as zeros.
 
 RESTORE WITHOUT DEVSNAP
   1. Unpack (GNU tar 1.31+ or bsdtar; or zstd -d then tar -x):
-       mkdir snapshot && tar --zstd -xf ${archiveName} -C snapshot && cd snapshot
-       (or: zstd -dc ${archiveName} | tar -x)
+       mkdir snapshot && tar --zstd -xf ${archive} -C snapshot && cd snapshot
+       (or: zstd -dc ${archive} | tar -x)
   2. Check the pieces:      sha256sum -c SHA256SUMS
   3. Write them to the target disk (ALL DATA ON IT IS OVERWRITTEN; make sure nothing on it is mounted,
      and that it is not the disk you are running from — use a live USB to restore a system disk):
@@ -88,7 +95,7 @@ A single partition can be restored onto a partition of the same size or larger:
        dd if=partitions/pN.img of=/dev/sdXN bs=1M conv=fsync
 
 RESTORE WITH DEVSNAP
-       devsnap import ${archiveName} --repo DIR
+       devsnap import ${archive} --repo DIR
        devsnap restore ${m.id} /dev/sdX --repo DIR
 `;
 }

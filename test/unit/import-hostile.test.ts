@@ -169,7 +169,7 @@ test('item 7: a manifest whose source.size is shell text is refused by import, a
 });
 
 test('restore.sh holds no label text and takes its numbers from the manifest only', async () => {
-  const { dir, disk, archive } = await fixture(`it's "fine"; $(touch PWNED) \`id\`\n rm -rf /tmp/x`);
+  const { dir, disk, archive, snap, repoDir } = await fixture(`it's "fine"; $(touch PWNED) \`id\`\n rm -rf /tmp/x`);
   const out = path.join(dir, 'unpacked');
   fs.mkdirSync(out);
   sh('tar', ['--zstd', '-xf', archive, '-C', out]);
@@ -183,6 +183,22 @@ test('restore.sh holds no label text and takes its numbers from the manifest onl
   sh('sh', [path.join(out, 'restore.sh'), target], { cwd: dir });
   sh('cmp', [disk, target]);
   assert.equal(fs.existsSync(path.join(dir, 'PWNED')) || fs.existsSync(path.join(out, 'PWNED')), false);
+
+  // README.txt: the label on one line without control characters; its commands quote an odd archive name.
+  const readme = fs.readFileSync(path.join(out, 'README.txt'), 'utf8');
+  assert.ok(readme.startsWith(`devsnap snapshot ${snap.id} — it's "fine"; $(touch PWNED) \`id\`? rm -rf /tmp/x\n`), readme.split('\n')[0]);
+  const repo = await Repository.open(repoDir, {}, log);
+  await repo.loadIndex();
+  const odd = path.join(dir, "it's mine $(touch PWNED).tar.zst");
+  await exportSnapshot(repo, snap.id, odd, { log });
+  await repo.close();
+  const out2 = path.join(dir, 'unpacked2');
+  fs.mkdirSync(out2);
+  sh('tar', ['--zstd', '-xf', odd, '-C', out2]);
+  const untar = fs.readFileSync(path.join(out2, 'README.txt'), 'utf8').split('\n').find((l) => l.includes('tar --zstd -xf'))!.trim();
+  sh('sh', ['-c', untar], { cwd: dir }); // as a user would paste it, next to the archive
+  assert.ok(fs.existsSync(path.join(dir, 'snapshot', 'restore.sh')), untar);
+  assert.equal(fs.existsSync(path.join(dir, 'PWNED')), false, untar);
 });
 
 test('hostile archives: traversal, links, duplicates, wrong sizes, huge headers and frames, contradictions, corrupt headers', async () => {
