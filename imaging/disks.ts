@@ -182,7 +182,7 @@ function isListed(d: LsblkDevice): boolean {
  */
 async function probeFilesystem(disk: ByteReader, p: PartitionInfo, notes: string[]): Promise<UsedBlocks | null> {
   const used = await detectFilesystem(sliceReader(disk, p.start, Math.max(0, Math.min(p.size, disk.size - p.start)))).catch((err: Error) => {
-    notes.push(`partition ${p.index}: its filesystem could not be read (${err.message})`);
+    notes.push(`partition ${p.index}: its filesystem could not be read (${whyUnreadable(err)})`);
     return null;
   });
   for (const w of used?.warnings ?? []) notes.push(`partition ${p.index}: ${w}`);
@@ -208,6 +208,9 @@ async function describeBytes(disk: ByteReader): Promise<{ table: DiskInfo['table
   return { table: table.type, partitions, notes };
 }
 
+/** Why a device could not be read, in devsnap's words (never a raw "EIO: i/o error, read"). */
+const whyUnreadable = (err: unknown): string => toDevsnapError(err, 'the device').message.replace(/\.$/, '');
+
 const noteOn = (disk: DiskInfo, notes: string[]): void => {
   if (notes.length) disk.notes = [...(disk.notes ?? []), ...notes];
 };
@@ -220,7 +223,9 @@ async function probe(disk: ListedDisk): Promise<void> {
   let fh: fs.promises.FileHandle;
   try {
     fh = await fs.promises.open(disk.path, 'r');
-  } catch {
+  } catch (err) {
+    // As a user, unreadable devices are the rule; as root, the kernel refusing one is worth a note.
+    if (process.getuid?.() === 0) noteOn(disk, [`it could not be read (${whyUnreadable(err)})`]);
     return;
   }
   try {
@@ -247,7 +252,7 @@ async function probe(disk: ListedDisk): Promise<void> {
     noteOn(disk, notes);
   } catch (err) {
     // A table devsnap cannot read: keep what lsblk said, and say why.
-    noteOn(disk, [`its partition table could not be read (${(err as Error).message})`]);
+    noteOn(disk, [`its partition table could not be read (${whyUnreadable(err)})`]);
   } finally {
     await fh.close();
   }
