@@ -25,6 +25,7 @@ const INCOMPAT_FLEX_BG = 0x200;
 const INCOMPAT_CSUM_SEED = 0x2000;
 /** Where s_checksum sits: the superblock checksum covers every byte before it. */
 const SB_CHECKSUM_OFFSET = 0x3fc;
+const MAX_DESCRIPTOR_TABLE = 256 << 20;
 /** Features ext3 knows; anything else makes it ext4 (the same rule blkid uses). */
 const EXT3_RO_COMPAT = RO_COMPAT_SPARSE_SUPER | 0x2 /* large_file */ | 0x4 /* btree_dir */;
 const EXT3_INCOMPAT = 0x2 /* filetype */ | 0x4 /* recover */ | INCOMPAT_META_BG;
@@ -157,6 +158,8 @@ export function extGeometryProblems(s: ExtSuperblock, partitionSize: number): st
   if (!(s.incompat & INCOMPAT_META_BG) && 1 + s.gdtBlocks + s.reservedGdtBlocks > s.blocksPerGroup) {
     out.push(`a descriptor table (${s.gdtBlocks} + ${s.reservedGdtBlocks} reserved blocks) larger than a group`);
   }
+  // Read whole by readDescriptorTable: 256 MiB describes 4 million groups (512 TiB of 4 KiB blocks).
+  if (s.gdtBlocks * s.blockSize > MAX_DESCRIPTOR_TABLE) out.push(`a descriptor table of ${Math.round((s.gdtBlocks * s.blockSize) / 2 ** 20)} MiB`);
   if (s.incompat & INCOMPAT_META_BG && s.firstMetaBg > s.gdtBlocks) out.push(`first meta block group ${s.firstMetaBg} past the descriptor table`);
   if (s.incompat & INCOMPAT_FLEX_BG && s.logGroupsPerFlex > 31) out.push(`2^${s.logGroupsPerFlex} groups per flex group`);
   return out;
