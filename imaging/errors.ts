@@ -66,7 +66,7 @@ export function toDevsnapError(err: unknown, what?: string): DevsnapError {
     case 'EISDIR':
       return new DevsnapError('USAGE', `${subject} is a folder, not a file or device.`, 'Give the path of a file or device.');
     case 'ELOOP':
-      return new DevsnapError('USAGE', `${subject} is a symbolic link that devsnap does not follow (or a loop of links).`, 'Give the real path (see `realpath`).');
+      return new DevsnapError('USAGE', `${subject} is a symbolic link that devsnap does not follow here, or a loop of links.`, 'Give the real path (see `realpath`).');
     case 'ENAMETOOLONG':
       return new DevsnapError('USAGE', `The path of ${subject} is too long.`, 'Use a shorter path.');
     case 'EMFILE':

@@ -1,0 +1,43 @@
+// Bad paths on the command line get devsnap's own messages, never Node internals ("Unexpected
+// error: …", "ENOTDIR: not a directory, open …", ERR_… codes) nor exit code 1 (INTERNAL): a target
+// or repository reached through a file, a folder given as an archive or password file, a loop of
+// symbolic links, a path too long for the system.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as path from 'path';
+import { cleanup, makeDisk, tmpDir } from '../helpers/disks';
+import { devsnap } from '../helpers/cli';
+
+after(cleanup);
+const MiB = 1 << 20;
+
+test('bad paths: devsnap messages, documented exit codes', async () => {
+  const dir = tmpDir('devsnap-messages-');
+  const disk = path.join(dir, 'disk.img');
+  await makeDisk(disk, { table: 'gpt', size: 4 * MiB, partitions: [{ fs: 'none' }] });
+  const repo = path.join(dir, 'repo');
+  const snap = devsnap(['snapshot', disk, '--repo', repo, '--json']);
+  assert.equal(snap.status, 0, snap.stderr);
+  const id = snap.json.id as string;
+  const loop = path.join(dir, 'loop');
+  fs.symlinkSync(loop, loop);
+  const cases: [string[], number, RegExp][] = [
+    [['restore', id, path.join(disk, 'x.img'), '--repo', repo], 5, /a part of its path is a file, not a folder/],
+    [['list', '--repo', path.join(disk, 'repo')], 5, /a part of its path is a file, not a folder/],
+    [['import', dir, '--repo', repo], 7, /is a folder, not an archive/],
+    [['import', loop, '--repo', repo], 2, /symbolic link .* or a loop of links/],
+    [['list', '--repo', repo, '--password-file', dir], 2, /the password file .* is a folder, not a file/],
+    [['import', path.join(dir, 'x'.repeat(300)), '--repo', repo], 2, /is too long/],
+  ];
+  for (const [args, status, expected] of cases) {
+    const r = devsnap([...args, '--json']);
+    const what = args.join(' ');
+    assert.equal(r.status, status, `${what}: ${r.stderr}`);
+    const e = r.json?.error;
+    assert.ok(e, `${what}: a JSON error: ${r.stdout}`);
+    assert.match(e.message, expected, what);
+    assert.doesNotMatch(`${e.message} ${e.hint ?? ''}`, /Unexpected error|ERR_[A-Z_]+|\bE[A-Z]{3,}: |\bat .*\.js:\d+/, `${what}: no Node internals`);
+    assert.ok(!r.stderr.includes('    at '), `${what}: no stack trace`);
+  }
+});
