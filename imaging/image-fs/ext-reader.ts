@@ -406,6 +406,11 @@ export class ExtImageFs extends BaseImageFs<number> {
       return out;
     }
     const bs = this.blockSize;
+    // A damaged inode can give a directory terabytes of holes, which would take hours to scan:
+    // no directory is larger than the filesystem that holds it.
+    if (ind.size > this.p.size) {
+      throw new DevsnapError('DAMAGED', `Directory inode ${dir} claims ${ind.size} bytes, more than the whole ${this.p.size}-byte filesystem: the filesystem is damaged.`, 'Restore the partition and run e2fsck on it.');
+    }
     const blocks = Math.ceil(ind.size / bs);
     for (let b = 0; b < blocks; b += 64) {
       const data = await this.readData(ind, b * bs, Math.min(64, blocks - b) * bs);
