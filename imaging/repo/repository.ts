@@ -354,9 +354,14 @@ export class Repository {
     return { placed, misplaced };
   }
 
-  /** Leftovers of interrupted writes: temporary files anywhere in the repository. */
+  /**
+   * Leftovers of interrupted writes: temporary files anywhere in the repository, and summaries whose
+   * manifest was never committed (a crash between the two renames).
+   */
   async listTempFiles(): Promise<string[]> {
-    const out: string[] = [];
+    const snapshots = path.join(this.dir, 'snapshots');
+    const names = new Set(await fs.promises.readdir(snapshots));
+    const out = [...names].filter((n) => /^[0-9a-f]{16}\.summary$/.test(n) && !names.has(n.replace(/summary$/, 'json'))).map((n) => path.join(snapshots, n));
     const walk = async (d: string) => {
       for (const e of await fs.promises.readdir(d, { withFileTypes: true })) {
         const p = path.join(d, e.name);
@@ -532,6 +537,7 @@ export class Repository {
       await this.writeManifest(m);
     } catch (err) {
       await fs.promises.rm(this.manifestPath(m.id), { force: true }).catch(() => undefined);
+      await fs.promises.rm(summaryPath(this, m.id), { force: true }).catch(() => undefined);
       throw err;
     }
   }
