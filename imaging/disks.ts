@@ -9,7 +9,7 @@ import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DevsnapError, toDevsnapError } from './errors';
-import { inspectPath, readMounts } from './device';
+import { BlockLayer, inspectPath } from './device';
 import { describePartitionType, layoutProblems, readPartitionTable } from './partitions';
 import { detectFilesystem } from './fs/detect';
 import type { ByteReader, UsedBlocks } from './fs/types';
@@ -97,10 +97,6 @@ function mountpointsOf(d: LsblkDevice): string[] {
 /** Mount points of the device and everything below it (partitions, LVM volumes, LUKS mappings). */
 function allMountpoints(d: LsblkDevice): string[] {
   return [...new Set([...mountpointsOf(d), ...(d.children ?? []).flatMap(allMountpoints)])];
-}
-
-function allDevnos(d: LsblkDevice): string[] {
-  return [...(d['maj:min'] ? [d['maj:min']] : []), ...(d.children ?? []).flatMap(allDevnos)];
 }
 
 function partIndex(p: LsblkDevice): number | undefined {
@@ -264,12 +260,13 @@ async function probe(disk: ListedDisk): Promise<void> {
  */
 export async function listDisks(opts: ListDisksOptions = {}): Promise<ListedDisk[]> {
   const { blockdevices } = await runLsblk();
-  const rootDevno = readMounts().find((m) => m.mountpoint === '/')?.devno;
+  // The disks the running system's root lives on, traced down through LVM, LUKS, md RAID and loop devices.
+  const system = new BlockLayer().systemDevices();
   const out: ListedDisk[] = [];
   for (const d of blockdevices ?? []) {
     if (!isListed(d)) continue;
     const disk = fromLsblk(d);
-    disk.isSystem = allMountpoints(d).includes('/') || (rootDevno !== undefined && allDevnos(d).includes(rootDevno));
+    disk.isSystem = allMountpoints(d).includes('/') || (d['maj:min'] !== undefined && system.has(d['maj:min'].trim()));
     if (opts.probe !== false) await probe(disk);
     out.push(disk);
   }

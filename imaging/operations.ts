@@ -91,7 +91,7 @@ export async function restoreOp(req: RestoreRequest, ctx: OpContext): Promise<Re
   return withRepository(req, ctx, false, `restore to ${req.target}`, async (repo) => {
     const full = await repo.resolveId(req.snapshot);
     if (!req.dryRun && ctx.confirmRestore) {
-      const { plan } = await planRestore(await repo.readManifest(full), req.target, req.partition);
+      const { plan } = await planRestore(await repo.readManifest(full), req.target, req.partition, repo.dir);
       await ctx.confirmRestore(plan, full);
     }
     return restoreSnapshot(repo, { id: full, target: req.target, partition: req.partition, dryRun: req.dryRun, signal: ctx.signal, onProgress: ctx.onProgress, log: ctx.log });

@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { DevsnapError, toDevsnapError } from './errors';
-import { inspectPath, DeviceInfo } from './device';
+import { assertNotInRepository, assertNotInUse, inspectPath, DeviceInfo } from './device';
 import { openDisk } from './privilege';
 import { relocateGptBackup } from './partitions';
 import { Area, FREE, Manifest, ZERO, partitionOf } from './repo/manifest';
@@ -45,7 +45,8 @@ export interface RestoreResult extends RestorePlan {
 
 const fmtGiB = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
 
-async function checkTarget(target: string, needed: number, what: string): Promise<{ info: DeviceInfo | null }> {
+async function checkTarget(target: string, needed: number, what: string, repoDir?: string): Promise<{ info: DeviceInfo | null }> {
+  if (repoDir) assertNotInRepository(target, repoDir);
   if (!fs.existsSync(target)) {
     const dir = path.dirname(path.resolve(target));
     if (!fs.existsSync(dir)) throw new DevsnapError('BAD_TARGET', `The folder ${dir} for the new image file ${target} does not exist.`);
@@ -56,16 +57,14 @@ async function checkTarget(target: string, needed: number, what: string): Promis
     throw new DevsnapError('BAD_TARGET', `${target} holds the running system; it cannot be overwritten while the system runs from it.`,
       'Boot a recovery environment (a live USB), then run the same `devsnap restore` command there.');
   }
-  if (info.mounts.length) {
-    throw new DevsnapError('BAD_TARGET', `${target} has mounted filesystems (${info.mounts.map((m) => m.mountpoint).join(', ')}); restoring would corrupt them.`, 'Unmount them first (umount), then try again.');
-  }
+  assertNotInUse(info, target);
   if (info.kind === 'block' && info.size < needed) {
     throw new DevsnapError('BAD_TARGET', `${target} is too small: it has ${fmtGiB(info.size)} (${info.size} bytes), ${what} needs ${fmtGiB(needed)} (${needed} bytes).`, 'Choose a target at least as large as the source.');
   }
   return { info };
 }
 
-export async function planRestore(m: Manifest, target: string, partition?: number): Promise<{ plan: RestorePlan; areas: Area[]; base: number; info: DeviceInfo | null }> {
+export async function planRestore(m: Manifest, target: string, partition?: number, repoDir?: string): Promise<{ plan: RestorePlan; areas: Area[]; base: number; info: DeviceInfo | null }> {
   const part = partition === undefined ? undefined : partitionOf(m, partition);
   const areas = part ? m.areas.filter((a) => a.kind === 'partition' && a.partition === part.index) : m.areas;
   // A partition restore writes the partition's first byte at the target's start. A partition that starts
@@ -80,7 +79,7 @@ export async function planRestore(m: Manifest, target: string, partition?: numbe
   const base = part ? part.start : 0; // partition restores write at the target's start
   const needed = partition === undefined ? m.source.size : areas[0].size;
   const what = partition === undefined ? `snapshot ${m.id} of ${m.source.path}` : `partition ${partition} of snapshot ${m.id}`;
-  const { info } = await checkTarget(target, needed, what);
+  const { info } = await checkTarget(target, needed, what, repoDir);
   const bytesToWrite = areas.reduce((n, a) => n + a.extents.reduce((k, e) => k + (e[2] === FREE ? 0 : e[1]), 0), 0);
   return {
     plan: {
@@ -113,7 +112,7 @@ async function checkFreeSpace(target: string, areas: Area[], fresh: boolean): Pr
 
 export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): Promise<RestoreResult> {
   const m = await repo.readManifest(opts.id);
-  const { plan, areas, base, info } = await planRestore(m, opts.target, opts.partition);
+  const { plan, areas, base, info } = await planRestore(m, opts.target, opts.partition, repo.dir);
   if (info?.kind !== 'block' && !opts.dryRun) {
     // A restore to a new file killed with -9 leaves its temporary file, as large as the disk.
     for (const f of await removeDeadTemps(opts.target)) opts.log(`Removed ${f}, left by a restore that was killed.`);

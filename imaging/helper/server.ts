@@ -9,7 +9,7 @@ import * as net from 'net';
 import * as path from 'path';
 import { DevsnapError, toDevsnapError } from '../errors';
 import * as ops from '../operations';
-import { inspectPath } from '../device';
+import { assertNotInUse, inspectPath } from '../device';
 import { PrivilegePolicy, setPrivilegePolicy } from '../privilege';
 import { ErrorInfo, HelperEvent, HelperOpRequest, HelperRequest, PROTOCOL_VERSION, ProgressEvent } from '../protocol';
 import { FrameDecoder, encodeFrame } from './framing';
@@ -346,9 +346,7 @@ class HelperSession {
         : `Refused: ${dev} holds the running system.`,
       'Boot a recovery environment (a live USB) and restore from there.');
     }
-    if (info.mounts.length) {
-      throw new DevsnapError('BAD_TARGET', `Refused: ${dev} has mounted filesystems (${info.mounts.map((m) => m.mountpoint).join(', ')}); restoring would corrupt them.`, 'Unmount them first, then try again.');
-    }
+    assertNotInUse(info, dev);
   }
 
   /** Stops every running request at a safe point (cancellation), then closes and exits. */
