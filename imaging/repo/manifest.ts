@@ -235,10 +235,24 @@ export function parseManifest(bytes: Buffer, fileId: string | null, subject = `s
   if (m === null || typeof m !== 'object' || m.format !== 'devsnap-snapshot') throw new DevsnapError('DAMAGED', `The manifest of ${subject} is not a devsnap snapshot manifest.`, hint);
   if (m.version !== 1) throw new DevsnapError('DAMAGED', `Snapshot ${fileId ?? shown(m.id)} has manifest version ${shown(m.version)}, which this devsnap does not know.`, 'Update devsnap.');
   if (m.digest !== digestOf(m)) throw new DevsnapError('DAMAGED', `The manifest of ${subject} is corrupt (its checksum does not match).`, hint);
-  const r = v.safeParse(ManifestSchema, m, { abortEarly: true });
-  const why = r.success ? checkGeometry(m, fileId) : `${fieldName(r.issues[0])} ${r.issues[0].message} (it is ${shown(r.issues[0].input)})`;
+  const why = invalidity(m, fileId);
   if (why) throw new DevsnapError('DAMAGED', `The manifest of ${subject} is invalid: ${why}.`, hint);
   return m;
+}
+
+/** What is wrong with a manifest (the first thing found), or null. */
+function invalidity(m: Manifest, fileId: string | null): string | null {
+  const r = v.safeParse(ManifestSchema, m, { abortEarly: true });
+  return r.success ? checkGeometry(m, fileId) : `${fieldName(r.issues[0])} ${r.issues[0].message} (it is ${shown(r.issues[0].input)})`;
+}
+
+/**
+ * Refuses to commit a manifest that readers would refuse: a snapshot, import or label change must
+ * fail with nothing written rather than commit a snapshot that cannot be read back.
+ */
+export function checkManifest(m: Manifest): void {
+  const why = invalidity({ ...m, digest: '0'.repeat(64) }, m.id);
+  if (why) throw new DevsnapError('INTERNAL', `devsnap built an invalid manifest for snapshot ${m.id} (${why}); nothing was committed.`, 'Please report this with the output of the command.');
 }
 
 /** The summary the extension and `list --json` show: the manifest without its extent maps. */

@@ -11,7 +11,7 @@ import { DevsnapError, toDevsnapError } from '../errors';
 import { FILE_MODE, exists, fsyncDir, mkdirPrivate, readFully, tempName, writeFileAtomic, writeFully } from '../fsutil';
 import { EncryptionConfig, RepoCipher } from './crypto';
 import { acquireLock, Lock } from './lock';
-import { Manifest, parseManifest, serializeManifest } from './manifest';
+import { checkManifest, Manifest, parseManifest, serializeManifest } from './manifest';
 import { Catalog, fileStamp, healSummary, listCatalog, resolveName, summaryPath, writeSummary } from './catalog';
 import { PackEntry, decodeEntries, encodeEntries, packTrailer, readPackTrailer, ENTRY_SIZE } from './pack';
 
@@ -506,6 +506,7 @@ export class Repository {
 
   /** Commits a manifest: the last, atomic step of a snapshot (and of label/pin changes). */
   async writeManifest(m: Manifest): Promise<void> {
+    checkManifest(m);
     const plain = serializeManifest(m);
     // Its summary first, stamped with the finished temporary file that the rename puts in place:
     // a crash in between leaves a summary that no longer matches, and listing reads the manifest.

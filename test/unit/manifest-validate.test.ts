@@ -140,3 +140,23 @@ test('a manifest copied under another id is damaged, and forget of the copy leav
   const r = devsnap(['restore', snap.id, restored, '--repo', repoDir]);
   assert.equal(r.status, 0, r.stderr);
 });
+
+test('a manifest that readers would refuse is never committed', async () => {
+  const { repoDir, snap } = await fixture();
+  const repo = await Repository.open(repoDir, {}, log);
+  try {
+    const before = fs.readdirSync(path.join(repoDir, 'snapshots')).sort();
+    const bad = { ...snap, id: '0123456789abcdef', source: { ...snap.source, size: 'a lot' } } as unknown as Manifest;
+    await assert.rejects(repo.writeManifest(bad), (e: unknown) => {
+      assert.ok(e instanceof DevsnapError);
+      assert.equal(e.code, 'INTERNAL');
+      assert.match(e.message, /invalid manifest for snapshot 0123456789abcdef \(source\.size is not a number .*\); nothing was committed/);
+      return true;
+    });
+    assert.deepEqual(fs.readdirSync(path.join(repoDir, 'snapshots')).sort(), before, 'no manifest, summary or temporary file');
+    await repo.writeManifest({ ...snap, label: 'relabelled' }); // a valid change still commits
+    assert.equal((await readBack(repoDir, snap.id)).label, 'relabelled');
+  } finally {
+    await repo.close();
+  }
+});
