@@ -11,7 +11,7 @@ import { DevsnapError, toDevsnapError } from '../errors';
 import { FILE_MODE, exists, fsyncDir, mkdirPrivate, readFully, tempName, writeFileAtomic, writeFully } from '../fsutil';
 import { EncryptionConfig, RepoCipher } from './crypto';
 import { acquireLock, Lock } from './lock';
-import { checkManifest, Manifest, parseManifest, serializeManifest } from './manifest';
+import { checkManifest, Manifest, MAX_CHUNK_SIZE, parseManifest, serializeManifest } from './manifest';
 import { Catalog, fileStamp, healSummary, listCatalog, resolveName, summaryPath, writeSummary } from './catalog';
 import { PackEntry, decodeEntries, encodeEntries, packTrailer, readPackTrailer, ENTRY_SIZE } from './pack';
 
@@ -55,7 +55,7 @@ const CONFIG_HINT = 'Put back config.json from another copy of this repository (
 function settingsProblem(c: RepoConfig): string | null {
   const int = (v: unknown, lo: number, hi: number) => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
   if (typeof c.id !== 'string' || !/^[0-9a-f]{32}$/.test(c.id)) return `id is ${JSON.stringify(c.id)} (expected 32 hex digits)`;
-  if (!int(c.chunkSize, 512, 256 << 20)) return `chunkSize is ${JSON.stringify(c.chunkSize)} (expected 512 bytes to 256 MiB)`;
+  if (!int(c.chunkSize, 512, MAX_CHUNK_SIZE)) return `chunkSize is ${JSON.stringify(c.chunkSize)} (expected 512 bytes to ${MAX_CHUNK_SIZE >> 20} MiB)`;
   if (!int(c.packSize, 4 << 10, 2 ** 34)) return `packSize is ${JSON.stringify(c.packSize)} (expected 4 KiB to 16 GiB)`;
   if (!c.compression || c.compression.algorithm !== 'zstd' || !int(c.compression.level, -7, 22)) return `compression is ${JSON.stringify(c.compression)} (expected zstd, level -7 to 22)`;
   if (c.chunkHash !== (c.encryption ? 'hmac-sha256' : 'sha256')) return `chunkHash is ${JSON.stringify(c.chunkHash)}, but the repository is ${c.encryption ? '' : 'not '}encrypted`;
