@@ -28,7 +28,8 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   INTERNAL: 1,
 };
 
-const isRoot = () => process.getuid?.() === 0;
+// Effective: the elevated helper works in a user's repository with the user's rights (helper/identity.ts).
+const isRoot = () => process.geteuid?.() === 0;
 
 /** Turns any thrown value into a user-facing error, translating the common system errors. */
 export function toDevsnapError(err: unknown, what?: string): DevsnapError {

@@ -306,7 +306,19 @@ class HelperSession {
     if (!user) return run();
     setPrivilegePolicy(this.policy(user, () => device));
     try {
-      return await (asUser ? withIdentity(user, run) : run());
+      if (!asUser) return await run();
+      return await withIdentity(user, async () => {
+        try {
+          return await run();
+        } catch (err) {
+          // Converted here, with the user's identity in effect (the message depends on who was refused).
+          const e = toDevsnapError(err);
+          if (e.code !== 'PERMISSION' || err instanceof HelperRefusal) throw e;
+          // The kernel refused the user's own rights somewhere in their repository (a root-owned file, a link to root's folder).
+          throw new DevsnapError('PERMISSION', `${e.message} The helper works in your repository ${repo.path} with your own rights (uid ${this.uid}).`,
+            `Everything in the repository, and wherever links in it lead, must be yours to read and write: \`sudo chown -R ${this.uid} ${repo.path}\` makes it so.`);
+        }
+      });
     } finally {
       setPrivilegePolicy(null);
     }
