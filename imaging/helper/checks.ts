@@ -1,8 +1,10 @@
 // The helper's own checks of everything it is handed: the secret file and the socket it was
 // pointed at (owned by the requesting user, in a folder only that user can enter), and every path
 // in a request: disks must be real block devices or the user's own regular image files, never
-// anything under /proc or /sys; repositories must be folders the user owns (or root's, when the
-// request says so). See README.md beside this file for why each check exists.
+// anything under /proc or /sys; repositories must be folders the user owns (used with the user's
+// rights) or root's, when the request says so, where the user cannot change them; in-place file
+// restores write as root only through folders the user cannot change. See README.md beside this
+// file for why each check exists.
 import * as fs from 'fs';
 import * as path from 'path';
 import { DevsnapError } from '../errors';
