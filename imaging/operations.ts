@@ -2,8 +2,6 @@
 // (imaging/cli.ts) parses its arguments into these requests and prints the results; the elevated
 // helper (imaging/helper/server.ts) receives the same requests over its channel. One
 // implementation, so the two cannot drift apart.
-import * as fs from 'fs';
-import * as path from 'path';
 import { DevsnapError } from './errors';
 import { Repository } from './repo/repository';
 import { Manifest, summarize } from './repo/manifest';
@@ -30,8 +28,6 @@ export interface OpContext {
   log: (message: string) => void;
   /** Called with the plan of a real (not dry-run) restore before anything is written; throw to stop. */
   confirmRestore?: (plan: RestorePlan, snapshotId: string) => Promise<void>;
-  /** Called after the repository was opened (or created) and before the operation runs. */
-  onRepositoryOpened?: (repo: Repository, created: boolean) => Promise<void>;
   /** restoreFiles: called with the plan (dry run or not) before anything is written; throw to refuse it. */
   checkRestoreFiles?: (entries: RestoreEntry[]) => void | Promise<void>;
   /** restoreFiles as root: give what is written to this owner instead of the snapshot's owners (see RestoreFilesOptions.owner). */
@@ -48,9 +44,7 @@ export interface OpContext {
  */
 export async function withRepository<T>(req: RepoRequest, ctx: OpContext, exclusive: boolean, purpose: string, fn: (repo: Repository) => Promise<T>, create = false, index = true): Promise<T> {
   if (!req.repo) throw new DevsnapError('USAGE', 'No repository given.', 'Pass --repo DIR or set DEVSNAP_REPO.');
-  const created = create && !fs.existsSync(path.join(req.repo, 'config.json'));
   const repo = create ? await Repository.openOrInit(req.repo, { password: req.password }, ctx.log) : await Repository.open(req.repo, { password: req.password }, ctx.log);
-  await ctx.onRepositoryOpened?.(repo, created);
   const lock = await repo.lock(exclusive, purpose, ctx.lockWaitMs);
   try {
     if (index) await repo.loadIndex();
