@@ -65,6 +65,15 @@ export class ProgressPrinter {
 }
 
 /** Columns padded to their widest cell. */
+/**
+ * Text for a terminal: control characters (other than newline and tab) shown as \xNN. Labels, host
+ * names and file names come from repositories and archives anyone may have written: printed raw,
+ * an escape sequence could rewrite what the terminal shows.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 export function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');

@@ -11,7 +11,7 @@ import * as ops from './operations';
 import { describeDamage } from './verify';
 import { runHelperCommand } from './helper/server';
 import { registerFileCommands } from './cli-files';
-import { chooseProgressMode, listText, ProgressPrinter, table } from './cli-output';
+import { chooseProgressMode, listText, ProgressPrinter, table, terminalSafe } from './cli-output';
 import { formatBytes, formatDuration } from './format';
 import type { ProgressEvent, RepoRequest } from './protocol';
 
@@ -31,7 +31,7 @@ function globals(cmd: Command): GlobalOpts {
   return cmd.optsWithGlobals() as GlobalOpts;
 }
 
-const log = (msg: string) => process.stderr.write(`devsnap: ${msg}\n`);
+const log = (msg: string) => process.stderr.write(`devsnap: ${terminalSafe(msg)}\n`);
 
 function password(g: GlobalOpts): string | undefined {
   if (g.passwordFile) {
@@ -83,7 +83,7 @@ function report(g: GlobalOpts, json: unknown, human: () => string): void {
   printer?.stop();
   if (g.json) process.stdout.write(JSON.stringify(json, null, 2) + '\n');
   else {
-    const text = human();
+    const text = terminalSafe(human());
     if (text) process.stdout.write(text.endsWith('\n') ? text : text + '\n');
   }
 }
@@ -359,7 +359,7 @@ function fail(err: unknown): void {
   const e = toDevsnapError(err);
   const json = process.argv.includes('--json');
   if (json) process.stdout.write(JSON.stringify({ error: e.toInfo() }, null, 2) + '\n');
-  process.stderr.write(`devsnap: error: ${e.message}${e.hint ? `\n  ${e.hint}` : ''}\n`);
+  process.stderr.write(terminalSafe(`devsnap: error: ${e.message}${e.hint ? `\n  ${e.hint}` : ''}`) + '\n');
   if (e.code === 'INTERNAL' && process.env.DEVSNAP_DEBUG) process.stderr.write(`${(err as Error)?.stack}\n`);
   exit(EXIT_CODES[e.code]);
 }

@@ -41,3 +41,19 @@ test('bad paths: devsnap messages, documented exit codes', async () => {
     assert.ok(!r.stderr.includes('    at '), `${what}: no stack trace`);
   }
 });
+
+test('labels with terminal escape sequences are shown escaped, never sent raw to the terminal', async () => {
+  const dir = tmpDir('devsnap-messages-');
+  const disk = path.join(dir, 'disk.img');
+  fs.writeFileSync(disk, Buffer.alloc(MiB, 1));
+  const repo = path.join(dir, 'repo');
+  const evil = 'evil\u001b[2J\u001b]0;owned\u0007';
+  const snap = devsnap(['snapshot', disk, '--repo', repo, '--label', evil]);
+  assert.equal(snap.status, 0, snap.stderr);
+  for (const args of [['list'], ['show', 'latest'], ['show', 'nothing-like-this']]) {
+    const r = devsnap([...args, '--repo', repo]);
+    assert.doesNotMatch(r.stdout + r.stderr, /[\u001b\u0007]/, `${args.join(' ')} prints no control characters`);
+  }
+  assert.match(devsnap(['list', '--repo', repo]).stdout, /evil\\x1b\[2J\\x1b\]0;owned\\x07/);
+  assert.equal(devsnap(['list', '--repo', repo, '--json']).json.snapshots[0].label, evil, 'JSON keeps the label as it is');
+});
