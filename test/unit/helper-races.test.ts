@@ -247,6 +247,13 @@ describe('helper: the repository side runs with the user\'s rights (real helper,
     assert.equal(res.type, 'result', JSON.stringify(res));
     assert.equal(fs.statSync(img).uid, uid);
     assert.deepEqual(notOwnedBy(out, uid), []);
+    // Onto a block device: opened as root (the one root step), the repository read with the user's rights.
+    const targetImg = path.join(work, 'target-disk.img');
+    fs.writeFileSync(targetImg, Buffer.alloc(2 * MiB));
+    const target = attachLoop(targetImg);
+    const dev = await h.call('restore', { repo, snapshot: r.result.id, target, confirmed: true });
+    assert.equal(dev.type, 'result', JSON.stringify(dev));
+    assert.ok(fs.readFileSync(targetImg).equals(fs.readFileSync(img)), 'the device holds the snapshot');
   });
 
   it('the root-needing steps still work for the user: fsfreeze of a mounted source, whose snapshot is the user\'s', async () => {
