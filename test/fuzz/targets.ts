@@ -58,7 +58,7 @@ export interface FuzzTarget {
   /** The seeds, made from the real tools into `dir` (called once; the cache keeps the result). */
   seeds(dir: string): Promise<Buffer[]>;
   run(input: Buffer, ctx: RunContext): Promise<unknown>;
-  /** Wall-clock bound of one case in milliseconds (longer: a hang). */
+  /** Wall-clock bound of one case in milliseconds (longer: a hang). Generous: a busy machine must not turn a slow case into a "hang". */
   timeoutMs: number;
   /** Random cases the smoke test runs (a few seconds' worth). */
   smokeExecs: number;
@@ -253,7 +253,7 @@ export const TARGETS: FuzzTarget[] = [
   {
     name: 'partitions',
     what: 'MBR and GPT partition tables (imaging/partitions.ts readPartitionTable)',
-    timeoutMs: 5000,
+    timeoutMs: 15000,
     smokeExecs: 1000,
     hot: true,
     dictionary: ['EFI PART', 'NTFS    ', 'FAT32', '\x55\xaa', '\xee', '\x05', '\x0f'],
@@ -280,7 +280,7 @@ export const TARGETS: FuzzTarget[] = [
   {
     name: 'ext',
     what: 'ext2/3/4 superblock, group descriptors and block bitmaps (imaging/fs/ext-superblock.ts, fs/ext.ts readExt)',
-    timeoutMs: 5000,
+    timeoutMs: 15000,
     smokeExecs: 600,
     hot: true,
     dictionary: ['\x53\xef', '\x0a\xf3'],
@@ -291,7 +291,7 @@ export const TARGETS: FuzzTarget[] = [
   {
     name: 'ext-files',
     what: 'ext2/3/4 inodes, extent trees, block maps, directories, xattrs, symlinks (imaging/image-fs/ext-reader.ts)',
-    timeoutMs: 10000,
+    timeoutMs: 30000,
     smokeExecs: 150,
     hot: true,
     dictionary: ['\x53\xef', '\x0a\xf3', '\x00\x00\x02\xea'],
@@ -306,7 +306,7 @@ export const TARGETS: FuzzTarget[] = [
   {
     name: 'fat',
     what: 'FAT12/16/32 boot sector and FAT (imaging/fs/fat-bootsector.ts, fs/fat.ts readFat)',
-    timeoutMs: 5000,
+    timeoutMs: 15000,
     smokeExecs: 600,
     hot: true,
     dictionary: ['\xeb\x3c\x90', 'FAT12   ', 'FAT32   ', '\x55\xaa', '\x29'],
@@ -316,7 +316,7 @@ export const TARGETS: FuzzTarget[] = [
   {
     name: 'fat-files',
     what: 'FAT directories, long names and cluster chains (imaging/image-fs/fat-reader.ts)',
-    timeoutMs: 10000,
+    timeoutMs: 30000,
     smokeExecs: 100,
     hot: true,
     dictionary: ['\x0f', '\xe5', '\xff\xff\xff\x0f', '\xf8\xff'],
@@ -330,7 +330,7 @@ export const TARGETS: FuzzTarget[] = [
   {
     name: 'ntfs',
     what: 'NTFS boot sector, MFT records, run lists and $Bitmap (imaging/fs/ntfs.ts readNtfs)',
-    timeoutMs: 5000,
+    timeoutMs: 15000,
     smokeExecs: 400,
     hot: true,
     dictionary: ['NTFS    ', 'FILE', '\xe0', '\xf6', '\x80\x00\x00\x00', '\x60\x00\x00\x00', '\xff\xff\xff\xff'],
@@ -344,7 +344,7 @@ export const TARGETS: FuzzTarget[] = [
   {
     name: 'disk',
     what: 'a whole disk image as `devsnap disks` and snapshot planning see it: table, then every partition\'s filesystem (imaging/disks.ts describeImageFile)',
-    timeoutMs: 10000,
+    timeoutMs: 30000,
     smokeExecs: 200,
     hot: true,
     dictionary: ['EFI PART', 'NTFS    ', 'FAT12   ', '\x53\xef', '\xe0'],
@@ -368,7 +368,7 @@ export const TARGETS: FuzzTarget[] = [
   {
     name: 'manifest',
     what: 'snapshot manifests (imaging/repo/manifest.ts parseManifest, then summarize and chunkRefs)',
-    timeoutMs: 5000,
+    timeoutMs: 15000,
     smokeExecs: 600,
     dictionary: ['"areas"', '"extents"', '"partitions"', '"digest"', '"source"', 'null', '1e309', '-1', '"z"', '"f"'],
     async seeds(dir) {
@@ -399,7 +399,7 @@ export const TARGETS: FuzzTarget[] = [
   {
     name: 'index',
     what: 'index files (imaging/repo/repository.ts parseIndexFile)',
-    timeoutMs: 5000,
+    timeoutMs: 15000,
     smokeExecs: 600,
     dictionary: ['DSIDX1\0\0', '\xff\xff\xff\xff'],
     async seeds(dir) {
@@ -415,7 +415,7 @@ export const TARGETS: FuzzTarget[] = [
   {
     name: 'pack',
     what: 'pack trailers, the chunk lists that rebuild a lost index (imaging/repo/pack.ts readPackTrailer)',
-    timeoutMs: 5000,
+    timeoutMs: 15000,
     smokeExecs: 1000,
     dictionary: ['DSPKIDX1', '\x5d\x2a\x4d\x18', '\xff\xff\xff\xff'],
     async seeds(dir) {
@@ -437,7 +437,7 @@ export const TARGETS: FuzzTarget[] = [
   {
     name: 'zstd',
     what: 'zstd frames of stored chunks (imaging/zstd.ts decompress); input: raw length (u32 LE) + frame',
-    timeoutMs: 10000,
+    timeoutMs: 30000,
     smokeExecs: 600,
     dictionary: ['\x28\xb5\x2f\xfd', '\x50\x2a\x4d\x18'],
     async seeds(dir) {
@@ -471,7 +471,7 @@ export const TARGETS: FuzzTarget[] = [
   {
     name: 'import',
     what: 'export archives: zstd frames, tar, manifest and pieces (imaging/export.ts importSnapshot into a scratch repository)',
-    timeoutMs: 30000,
+    timeoutMs: 60000,
     smokeExecs: 30,
     dictionary: ['manifest.json', 'devsnap-export.json', 'SHA256SUMS', 'partitions/p1.img', '../', 'ustar'],
     async seeds(dir) {
@@ -552,7 +552,7 @@ export const TARGETS: FuzzTarget[] = [
   {
     name: 'helper-frames',
     what: 'elevated helper channel: length-prefixed frames and requests (imaging/helper/framing.ts FrameDecoder, helper/validate.ts validateRequest)',
-    timeoutMs: 5000,
+    timeoutMs: 15000,
     smokeExecs: 800,
     dictionary: ['{"v":1,', '"type":"restore"', '"id":"r1"', '"target":"/dev/sda"', '"paths":["/etc"]', '\xff\xff\xff\xff', '\x00\x10\x00\x01'],
     async seeds() {
