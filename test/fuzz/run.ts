@@ -132,94 +132,97 @@ export async function fuzzTarget(name: string, opts: FuzzOptions): Promise<Targe
     log(`${name}: ${known ? 'known' : 'NEW'} violation ${signature} (${origin})${v.saved ? ` saved as ${path.relative(ROOT, v.saved)}` : ''}\n  ${message.split('\n').join('\n  ')}`);
   };
 
-  for (let generation = 0; ; generation++) {
-    const msLeft = opts.ms ? opts.ms - (Date.now() - started) : 0;
-    if (generation > 0 && ((opts.ms && msLeft <= 0) || execsLeft <= 0)) break;
-    if (generation > 50) {
-      log(`${name}: the child died 50 times; giving up on this target`);
-      break;
-    }
-    const args: ChildArgs = {
-      target: name,
-      cache,
-      work,
-      replay,
-      execs: execsLeft === Infinity ? 1e12 : execsLeft,
-      ms: opts.ms ? Math.max(1, msLeft) : 0,
-      seed: (opts.seed ?? 1) + generation * 7919,
-      keepQueue: !!opts.keepQueue,
-      minimize: !!opts.minimize,
-    };
-    const child = fork(path.join(__dirname, 'child.js'), [JSON.stringify(args)], {
-      execArgv: ['--enable-source-maps'],
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    });
-    let stderr = '';
-    // Both streams only for the report of a dying child (the WASM zstd build prints "OOM" to stdout).
-    child.stdout!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
-    child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
-    let ready = false;
-    let done = false;
-    let hung = false;
-    let lastOrigin = 'mutation';
-    let stats = { execs: 0, refused: 0, failing: 0, features: 0, queue: 0 };
-    child.on('message', (m: { type: string; [k: string]: unknown }) => {
-      if (m.type === 'ready') ready = true;
-      else if (m.type === 'case') lastOrigin = m.origin as string;
-      else if (m.type === 'stats') stats = m as unknown as typeof stats;
-      else if (m.type === 'violation') record(m.signature as string, m.message as string, Buffer.from(m.input as string, 'base64'), m.origin as string);
-      else if (m.type === 'repeat') log(`${name}: ${m.origin} fails again with ${m.signature}`);
-      else if (m.type === 'done') done = true;
-      else if (m.type === 'interesting' && opts.save && corpusFiles(name).filter((f) => path.basename(f).startsWith('cov-')).length < 10) {
-        const saved = saveToCorpus(name, Buffer.from(m.input as string, 'base64'), 'cov');
-        if (saved) log(`${name}: kept ${path.relative(ROOT, saved)} (it reached ${m.fresh} new coverage features)`);
+  try {
+    for (let generation = 0; ; generation++) {
+      const msLeft = opts.ms ? opts.ms - (Date.now() - started) : 0;
+      if (generation > 0 && ((opts.ms && msLeft <= 0) || execsLeft <= 0)) break;
+      if (generation > 50) {
+        log(`${name}: the child died 50 times; giving up on this target`);
+        break;
       }
-      else if (m.type === 'error') log(`${name}: the fuzz child failed: ${m.message}`);
-    });
-    const current = path.join(work, 'current');
-    const watchdog = setInterval(() => {
-      if (!ready) return;
-      let mtime = 0;
-      try {
-        mtime = fs.statSync(current).mtimeMs;
-      } catch {
-        return;
+      const args: ChildArgs = {
+        target: name,
+        cache,
+        work,
+        replay,
+        execs: execsLeft === Infinity ? 1e12 : execsLeft,
+        ms: opts.ms ? Math.max(1, msLeft) : 0,
+        seed: (opts.seed ?? 1) + generation * 7919,
+        keepQueue: !!opts.keepQueue,
+        minimize: !!opts.minimize,
+      };
+      const child = fork(path.join(__dirname, 'child.js'), [JSON.stringify(args)], {
+        execArgv: ['--enable-source-maps'],
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      });
+      let stderr = '';
+      // Both streams only for the report of a dying child (the WASM zstd build prints "OOM" to stdout).
+      child.stdout!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+      child.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+      let ready = false;
+      let done = false;
+      let hung = false;
+      let lastOrigin = 'mutation';
+      let stats = { execs: 0, refused: 0, failing: 0, features: 0, queue: 0 };
+      child.on('message', (m: { type: string; [k: string]: unknown }) => {
+        if (m.type === 'ready') ready = true;
+        else if (m.type === 'case') lastOrigin = m.origin as string;
+        else if (m.type === 'stats') stats = m as unknown as typeof stats;
+        else if (m.type === 'violation') record(m.signature as string, m.message as string, Buffer.from(m.input as string, 'base64'), m.origin as string);
+        else if (m.type === 'repeat') log(`${name}: ${m.origin} fails again with ${m.signature}`);
+        else if (m.type === 'done') done = true;
+        else if (m.type === 'interesting' && opts.save && corpusFiles(name).filter((f) => path.basename(f).startsWith('cov-')).length < 10) {
+          const saved = saveToCorpus(name, Buffer.from(m.input as string, 'base64'), 'cov');
+          if (saved) log(`${name}: kept ${path.relative(ROOT, saved)} (it reached ${m.fresh} new coverage features)`);
+        }
+        else if (m.type === 'error') log(`${name}: the fuzz child failed: ${m.message}`);
+      });
+      const current = path.join(work, 'current');
+      const watchdog = setInterval(() => {
+        if (!ready) return;
+        let mtime = 0;
+        try {
+          mtime = fs.statSync(current).mtimeMs;
+        } catch {
+          return;
+        }
+        if (Date.now() - mtime > hangMs) {
+          hung = true;
+          child.kill('SIGKILL');
+        }
+      }, 1000);
+      const [code, signal] = (await new Promise((resolve) => child.on('exit', (c, s) => resolve([c, s])))) as [number | null, NodeJS.Signals | null];
+      clearInterval(watchdog);
+      report.execs += stats.execs;
+      report.refused += stats.refused;
+      report.failing += stats.failing;
+      report.features = Math.max(report.features, stats.features);
+      report.queue = Math.max(report.queue, stats.queue);
+      execsLeft -= stats.execs;
+      if (done) break;
+      if (code === 2 || !ready) {
+        log(`${name}: the fuzz child could not run (exit ${code}): ${stderr.trim()}`);
+        throw new Error(`fuzz target ${name} could not run: ${stderr.trim() || `exit ${code}`}`);
       }
-      if (Date.now() - mtime > hangMs) {
-        hung = true;
-        child.kill('SIGKILL');
+      if (code !== 3) {
+        // Killed by its input: an abort (C++ assertion, exit 134), a signal, or a hang the watchdog ended.
+        const input = fs.existsSync(current) ? fs.readFileSync(current) : Buffer.alloc(0);
+        const signature = hung ? 'hang' : `abort(${signal ?? code})`;
+        const why = hung ? `the process hung for ${hangMs / 1000} s and was killed` : `the process died (${signal ? `signal ${signal}` : `exit code ${code}`})`;
+        record(signature, `${why}\n${stderr.trim().split('\n').slice(-8).join('\n')}`, input, lastOrigin);
+        report.failing++;
+        execsLeft--;
       }
-    }, 1000);
-    const [code, signal] = (await new Promise((resolve) => child.on('exit', (c, s) => resolve([c, s])))) as [number | null, NodeJS.Signals | null];
-    clearInterval(watchdog);
-    report.execs += stats.execs;
-    report.refused += stats.refused;
-    report.failing += stats.failing;
-    report.features = Math.max(report.features, stats.features);
-    report.queue = Math.max(report.queue, stats.queue);
-    execsLeft -= stats.execs;
-    if (done) break;
-    if (code === 2 || !ready) {
-      log(`${name}: the fuzz child could not run (exit ${code}): ${stderr.trim()}`);
-      throw new Error(`fuzz target ${name} could not run: ${stderr.trim() || `exit ${code}`}`);
+      report.restarts++;
+      // Start after the corpus file that killed the child (the others already ran).
+      const at = replay.findIndex((f) => path.basename(f) === lastOrigin);
+      if (at >= 0) replay = replay.slice(at + 1);
+      else if (lastOrigin === 'mutation' || lastOrigin === 'seed') replay = [];
     }
-    if (code !== 3) {
-      // Killed by its input: an abort (C++ assertion, exit 134), a signal, or a hang the watchdog ended.
-      const input = fs.existsSync(current) ? fs.readFileSync(current) : Buffer.alloc(0);
-      const signature = hung ? 'hang' : `abort(${signal ?? code})`;
-      const why = hung ? `the process hung for ${hangMs / 1000} s and was killed` : `the process died (${signal ? `signal ${signal}` : `exit code ${code}`})`;
-      record(signature, `${why}\n${stderr.trim().split('\n').slice(-8).join('\n')}`, input, lastOrigin);
-      report.failing++;
-      execsLeft--;
-    }
-    report.restarts++;
-    // Start after the corpus file that killed the child (the others already ran).
-    const at = replay.findIndex((f) => path.basename(f) === lastOrigin);
-    if (at >= 0) replay = replay.slice(at + 1);
-    else if (lastOrigin === 'mutation' || lastOrigin === 'seed') replay = [];
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
   }
   report.ms = Date.now() - started;
-  fs.rmSync(work, { recursive: true, force: true });
   return report;
 }
 
