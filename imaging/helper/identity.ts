@@ -32,6 +32,30 @@ function become(id: Identity): void {
 
 const same = (a: Identity, b: Identity) => a.uid === b.uid && a.gid === b.gid && a.groups.join() === b.groups.join();
 
+/**
+ * The requesting user's identity: their uid, the group of the files they create (`gid`) and their
+ * supplementary groups as the system's user database lists them (initgroups, so a repository the
+ * user reaches through a group of theirs works as it does for them); just `gid` when the user is
+ * not in the database.
+ */
+export function userIdentity(uid: number, gid: number): Identity {
+  let groups = [gid];
+  if (canSwitch) {
+    // Node's getgroups() adds the effective gid to the list: make it the user's first.
+    process.setegid!(gid);
+    try {
+      (process as unknown as { initgroups(user: number, extraGroup: number): void }).initgroups(uid, gid);
+      groups = process.getgroups!();
+    } catch {
+      /* no passwd entry for uid */
+    } finally {
+      process.setgroups!(ROOT.groups);
+      process.setegid!(ROOT.gid);
+    }
+  }
+  return { uid, gid, groups };
+}
+
 /** Runs `fn` with `id`'s rights, then returns to the identity before (also when fn throws). */
 export function withIdentitySync<T>(id: Identity, fn: () => T): T {
   if (!canSwitch) return fn();

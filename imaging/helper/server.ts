@@ -16,7 +16,7 @@ import { FrameDecoder, encodeFrame } from './framing';
 import { macEquals, macFor, newNonce } from './auth';
 import { validateRequest } from './validate';
 import { checkFileDestinations, checkSocketPath, HelperRefusal, readSecretFile, resolveDiskPath, resolveFilesTarget, resolveRepository } from './checks';
-import { canSwitch, Identity, ROOT, withIdentity, withIdentitySync } from './identity';
+import { canSwitch, Identity, ROOT, userIdentity, withIdentity, withIdentitySync } from './identity';
 
 export interface HelperCommandOptions {
   socket: string;
@@ -93,7 +93,7 @@ class HelperSession {
   private finish!: (code: number) => void;
 
   constructor(private readonly socket: net.Socket, private readonly secret: string, private readonly uid: number, private readonly gid: number, private readonly idleMs: number) {
-    this.user = canSwitch && uid !== 0 ? { uid, gid, groups: [gid] } : null;
+    this.user = canSwitch && uid !== 0 ? userIdentity(uid, gid) : null;
   }
 
   run(): Promise<number> {
