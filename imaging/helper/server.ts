@@ -186,6 +186,7 @@ class HelperSession {
     const abort = new AbortController();
     // One request at a time: a request's identity (root or the user, identity.ts) is the whole
     // process's, so another request's file I/O must never run while it is in effect.
+    if (this.running.size) this.send({ v: PROTOCOL_VERSION, type: 'log', id: req.id, message: `Waiting for the helper's ${this.running.size} earlier request(s) to finish.` });
     const turn = this.queue.then(() => {
       if (abort.signal.aborted) throw new DevsnapError('CANCELLED', `Request ${req.id} (${req.type}) was cancelled before it started; nothing was changed.`);
       return this.execute(req, abort.signal);

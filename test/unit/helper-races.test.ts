@@ -12,6 +12,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { PROTOCOL_VERSION } from '../../imaging/protocol';
 import { attachLoop, cleanup, isRoot, sh, tmpDir, withMount } from '../helpers/disks';
 import { CLI, ensureUser, HelperRun, launchHelper, removeCreatedUsers } from './helper-harness';
 
@@ -279,6 +280,27 @@ describe('helper: the repository side runs with the user\'s rights (real helper,
       fs.writeFileSync(path.join(mnt, 'after.txt'), 'thawed\n'); // would hang if still frozen
     });
     assert.deepEqual(notOwnedBy(repo, uid), []);
+  });
+
+  it('serves one request at a time: a later one waits (and says so); one cancelled while waiting never runs', async () => {
+    const repo = userRepo('repo-serial');
+    freshData();
+    const v = PROTOCOL_VERSION;
+    h.send({ v, id: 'serial-snap', type: 'snapshot', repo, source: loop });
+    h.send({ v, id: 'serial-list', type: 'listSnapshots', repo });
+    h.send({ v, id: 'serial-list2', type: 'listSnapshots', repo });
+    h.send({ v, id: 'serial-cancel', type: 'cancel', target: 'serial-list2' });
+    const done = (id: string) => h.next((m) => (m.type === 'result' || m.type === 'error') && m.id === id);
+    const snap = await done('serial-snap');
+    const list = await done('serial-list');
+    const list2 = await done('serial-list2');
+    assert.equal(snap.type, 'result', JSON.stringify(snap));
+    // Ran after the snapshot was committed, not beside it.
+    assert.deepEqual(list.result.snapshots.map((x: { id: string }) => x.id), [snap.result.id]);
+    assert.ok(h.messages.indexOf(snap) < h.messages.indexOf(list));
+    assert.ok(h.messages.some((m) => m.type === 'log' && m.id === 'serial-list' && /Waiting for the helper's 1 earlier request/.test(m.message)));
+    assert.equal(list2.error?.code, 'CANCELLED', JSON.stringify(list2));
+    assert.match(list2.error.message, /cancelled before it started; nothing was changed/);
   });
 
   it('a root-owned repository is used only where nobody but root can change it', async () => {
