@@ -214,11 +214,10 @@ export class BlockLayer {
       }
     };
     if ('devno' in target) {
-      const d = this.byDevno.get(target.devno);
-      if (d) {
-        const b = this.base(d);
-        add([d, ...this.overlapping(b.obj, b.start, b.size)]);
-      }
+      // A device sysfs does not list (no /sys): at least its own mounts are found.
+      const d = this.byDevno.get(target.devno) ?? { name: target.devno, devno: target.devno, size: 0, start: 0, holders: [], slaves: [] };
+      const b = this.base(d);
+      add([d, ...this.overlapping(b.obj, b.start, b.size)]);
     } else {
       add(this.overlapping(target.file, 0, Infinity, target.paths));
     }
@@ -235,9 +234,10 @@ export class BlockLayer {
     const root = mounts.filter((m) => m.mountpoint === '/').pop();
     const out = new Set<string>();
     const down = (devno: string, depth: number): void => {
-      const d = this.byDevno.get(devno);
-      if (!d || out.has(devno) || depth > 32) return;
+      if (out.has(devno) || depth > 32) return;
       out.add(devno);
+      const d = this.byDevno.get(devno);
+      if (!d) return;
       if (d.parent) {
         const p = this.byName.get(d.parent);
         if (p) down(p.devno, depth + 1);
