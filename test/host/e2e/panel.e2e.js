@@ -133,14 +133,21 @@ exports.tests = [
         await w.locator('#restore-folder').click();
         const input = page.locator('.quick-input-widget input');
         await input.waitFor({ state: 'visible', timeout: 20000 });
-        await input.fill(restoreDir + '/');
-        await page.waitForFunction((want) => document.querySelector('.quick-input-widget input')?.value === want, restoreDir + '/', { timeout: 5000 }).catch(() => {});
-        await page.waitForTimeout(1000 * attempt);
-        await page.keyboard.press('Enter');
         const ok = page.locator('.quick-input-widget .monaco-button', { hasText: 'Restore Here' }).first();
-        // Enter on a folder path accepts it; if the dialog is still open, its OK button does.
-        await page.waitForTimeout(800);
-        if (await page.locator('.quick-input-widget').isVisible().catch(() => false)) await ok.click({ timeout: 3000 }).catch(() => {});
+        const open = () => page.locator('.quick-input-widget').isVisible().catch(() => false);
+        // The dialog fills in its own starting folder asynchronously: on a busy machine that can land
+        // after (or into) what was typed, leaving a path that does not exist and the dialog open.
+        // Type again until the dialog takes the folder.
+        for (let k = 0; k < 4 && (await open()); k++) {
+          await input.fill(restoreDir + '/');
+          await page.waitForFunction((want) => document.querySelector('.quick-input-widget input')?.value === want, restoreDir + '/', { timeout: 5000 }).catch(() => {});
+          await page.waitForTimeout(1000 * attempt);
+          await page.keyboard.press('Enter');
+          // Enter on a folder path accepts it; if the dialog is still open, its OK button does.
+          await page.waitForTimeout(800);
+          if (await open()) await ok.click({ timeout: 3000 }).catch(() => {});
+          await page.waitForTimeout(1000);
+        }
         await page.locator('.quick-input-widget').waitFor({ state: 'hidden', timeout: 20000 });
         await w.locator('#plan .plan-head', { hasText: 'Dry run' }).waitFor({ timeout: 30000 });
         planText = (await w.locator('#plan').innerText()).replace(/\s+/g, ' ');
