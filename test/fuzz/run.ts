@@ -255,8 +255,17 @@ async function main(): Promise<void> {
   const per = (a.minutes * 60000) / a.targets.length;
   console.log(`Fuzzing ${a.targets.join(', ')} for ${(per / 60000).toFixed(1)} min each (seed ${a.seed}).`);
   const reports: TargetReport[] = [];
+  let broken = 0;
   for (const name of a.targets) {
-    const r = await fuzzTarget(name, { ms: per, seed: a.seed, replay: true, keepQueue: true, minimize: true, save: a.save, log: (l) => console.log(l) });
+    let r: TargetReport;
+    try {
+      r = await fuzzTarget(name, { ms: per, seed: a.seed, replay: true, keepQueue: true, minimize: true, save: a.save, log: (l) => console.log(l) });
+    } catch (err) {
+      // A target that cannot run (its seeds, or the harness itself) does not stop the others.
+      console.log(`${name}: could not run: ${(err as Error).message}`);
+      broken++;
+      continue;
+    }
     reports.push(r);
     console.log(`${name}: ${r.execs} cases (${Math.round(r.execs / (r.ms / 1000))}/s), ${r.refused} refused with a DevsnapError, ${r.features} coverage features, queue ${r.queue}, ${r.violations.length} distinct violations (${r.violations.filter((v) => !v.known).length} new), ${r.restarts} child restarts`);
   }
@@ -268,7 +277,7 @@ async function main(): Promise<void> {
   const out = path.join(CACHE, `report-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
   fs.writeFileSync(out, JSON.stringify(reports.map((r) => ({ ...r, violations: r.violations.map(({ input: _i, ...v }) => v) })), null, 2));
   console.log(`\nReport: ${path.relative(ROOT, out)}`);
-  process.exit(reports.some((r) => r.violations.some((v) => !v.known)) ? 1 : 0);
+  process.exit(broken || reports.some((r) => r.violations.some((v) => !v.known)) ? 1 : 0);
 }
 
 if (require.main === module) {
