@@ -38,13 +38,16 @@ export async function checkRepository(repo: Repository): Promise<CheckFindings> 
   const packs = new Set(placed);
 
   for (const f of repo.damagedIndexFiles) {
-    repairable.push(`index file ${path.relative(repo.dir, f)} is damaged (checksum mismatch); the packs' own chunk lists are used instead. \`devsnap prune\` writes a new index.`);
+    repairable.push(`index file ${path.relative(repo.dir, f)} is damaged (checksum mismatch, or not a regular file); the packs' own chunk lists are used instead. \`devsnap prune\` writes a new index.`);
   }
   for (const p of repo.missingPacks) {
     warnings.push(`pack ${p} is listed in the index but missing from data/; its chunks are not used (a snapshot that needs them is reported below).`);
   }
   for (const m of misplaced) {
-    warnings.push(`${m} is not in the folder its name belongs in (data/${path.basename(m).slice(0, 2)}/); it is not used. Move it there if it came from this repository.`);
+    const inPlace = path.basename(path.dirname(m)) === path.basename(m).slice(0, 2);
+    warnings.push(inPlace
+      ? `${m} is not a regular file (a folder or a link); it is not used. Move it out of the repository.`
+      : `${m} is not in the folder its name belongs in (data/${path.basename(m).slice(0, 2)}/); it is not used. Move it there if it came from this repository.`);
   }
 
   // Each pack's own chunk list: the redundancy that rebuilds a lost index. It must agree with the index.

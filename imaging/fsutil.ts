@@ -120,3 +120,21 @@ export async function removeDeadTemps(target: string): Promise<string[]> {
   }
   return removed;
 }
+
+/**
+ * Reads a whole file that must be a regular file of at most `maxBytes`: a repository entry someone
+ * replaced by a folder, a device or a link to /dev/zero must be damage, not an endless read. Throws
+ * an error with code ENOTREG or EFBIG (and `path`) otherwise.
+ */
+export async function readRegularFile(p: string, maxBytes: number): Promise<Buffer> {
+  const fh = await fs.promises.open(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  try {
+    const st = await fh.stat();
+    const refuse = (code: string, what: string) => Object.assign(new Error(`${p} ${what}`), { code, path: p });
+    if (!st.isFile()) throw refuse('ENOTREG', 'is not a regular file');
+    if (st.size > maxBytes) throw refuse('EFBIG', `is larger than ${maxBytes} bytes`);
+    return await readFully(fh, 0, st.size);
+  } finally {
+    await fh.close();
+  }
+}

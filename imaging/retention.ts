@@ -131,7 +131,7 @@ export async function prune(repo: Repository, opts: { dryRun?: boolean; onProgre
   for (const [id, l] of repo.index) surviving.get(l.pack)?.push({ id, offset: l.offset, length: l.length, rawLength: l.rawLength });
   const oldIndexFiles = [...repo.indexFiles, ...repo.damagedIndexFiles];
   const fresh = await repo.writeIndex(surviving);
-  for (const f of oldIndexFiles) if (f !== fresh) await fs.promises.rm(f, { force: true });
+  for (const f of oldIndexFiles) if (f !== fresh) await fs.promises.rm(f, { force: true, recursive: true }); // a damaged one may be a folder
   // (3) the packs nothing needs any more, and leftovers of interrupted writes.
   await repo.close();
   for (const p of [...unused, ...partial]) await fs.promises.rm(repo.packPath(p), { force: true });

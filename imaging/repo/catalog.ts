@@ -13,7 +13,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as crypto from 'crypto';
 import { DevsnapError, toDevsnapError } from '../errors';
-import { writeFileAtomic } from '../fsutil';
+import { readRegularFile, writeFileAtomic } from '../fsutil';
 import { JobQueue } from '../job-queue';
 import type { DamagedSnapshot, ListedSnapshot, SnapshotSummary } from '../protocol';
 import { Manifest, summarize } from './manifest';
@@ -81,7 +81,7 @@ export async function writeSummary(repo: Repository, id: string, m: Manifest, pl
 async function readSummary(repo: Repository, id: string): Promise<SummaryFile | null> {
   let s: SummaryFile;
   try {
-    const plain = repo.openSealedFile(await fs.promises.readFile(summaryPath(repo, id)));
+    const plain = repo.openSealedFile(await readRegularFile(summaryPath(repo, id), 1 << 20));
     s = JSON.parse(plain.toString('utf8'));
   } catch {
     return null; // missing or damaged: the manifest says it all

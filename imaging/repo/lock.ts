@@ -7,7 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as crypto from 'crypto';
 import { DevsnapError, toDevsnapError } from '../errors';
-import { FILE_MODE, mkdirPrivate } from '../fsutil';
+import { FILE_MODE, mkdirPrivate, readRegularFile } from '../fsutil';
 
 interface LockInfo {
   pid: number;
@@ -66,10 +66,12 @@ async function readLocks(dir: string): Promise<LockFile[]> {
     const file = path.join(dir, n);
     try {
       // Content that does not parse is garbage: lock files are renamed into place whole.
-      out.push({ file, info: parseLockInfo(await fs.promises.readFile(file, 'utf8')) ?? 'garbage' });
+      out.push({ file, info: parseLockInfo((await readRegularFile(file, 64 << 10)).toString('utf8')) ?? 'garbage' });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT') out.push({ file, info: 'unreadable', code }); // e.g. the helper's lock, owned by root: live
+      // Not a lock file at all (a folder, a device, a huge file): garbage, never a lock that blocks.
+      if (code === 'ENOTREG' || code === 'EFBIG' || code === 'EISDIR' || code === 'ELOOP') out.push({ file, info: 'garbage' });
+      else if (code !== 'ENOENT') out.push({ file, info: 'unreadable', code }); // e.g. the helper's lock, owned by root: live
     }
   }
   return out;
@@ -134,7 +136,7 @@ async function tryLock(repoDir: string, exclusive: boolean, purpose: string, war
     if (o === 'garbage' || isStale(o)) {
       const what = o !== 'garbage' ? `a stale lock of process ${o.pid} (${o.purpose}, started ${o.created}), which is no longer running` : `an unreadable lock file locks/${path.basename(other.file)} (empty or garbage, left by a crash or a full disk)`;
       try {
-        await fs.promises.rm(other.file, { force: true });
+        await fs.promises.rm(other.file, { force: true, recursive: true });
         warn(`Removed ${what}.`);
       } catch {
         warn(`Ignored ${what}; it could not be removed (read-only repository).`);
@@ -157,7 +159,7 @@ export async function breakLocks(repoDir: string, all: boolean): Promise<number>
   let removed = 0;
   for (const l of await readLocks(path.join(repoDir, 'locks'))) {
     if (all || l.info === 'garbage' || (l.info !== 'unreadable' && isStale(l.info))) {
-      await fs.promises.rm(l.file, { force: true });
+      await fs.promises.rm(l.file, { force: true, recursive: true });
       removed++;
     }
   }

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as crypto from 'crypto';
 import { DevsnapError, toDevsnapError } from '../errors';
-import { FILE_MODE, exists, fsyncDir, mkdirPrivate, readFully, tempName, writeFileAtomic, writeFully } from '../fsutil';
+import { readRegularFile, FILE_MODE, exists, fsyncDir, mkdirPrivate, readFully, tempName, writeFileAtomic, writeFully } from '../fsutil';
 import { EncryptionConfig, RepoCipher } from './crypto';
 import { acquireLock, Lock } from './lock';
 import { checkManifest, Manifest, MAX_CHUNK_SIZE, parseManifest, serializeManifest } from './manifest';
@@ -47,6 +47,8 @@ export interface InitOptions {
 export type Logger = (message: string) => void;
 
 const INDEX_MAGIC = Buffer.from('DSIDX1\0\0');
+/** An index file larger than this is not one devsnap wrote (48 bytes a chunk: 40 million chunks). */
+const MAX_INDEX_BYTES = 2 ** 31 - 1;
 const ENCRYPTED_MAGIC = Buffer.from('DSENC1\n');
 export const DEFAULT_CHUNK_SIZE = 1 << 20;
 const CONFIG_HINT = 'Put back config.json from another copy of this repository (a second backup drive, a sync); if you did not change it, someone or something with write access to the repository did. Do not write to the repository until then.';
@@ -297,7 +299,7 @@ export class Repository {
     const indexDir = path.join(this.dir, 'index');
     for (const name of (await fs.promises.readdir(indexDir)).filter((n) => n.endsWith('.idx')).sort()) {
       const file = path.join(indexDir, name);
-      const packs = parseIndexFile(await fs.promises.readFile(file));
+      const packs = await readRegularFile(file, MAX_INDEX_BYTES).then(parseIndexFile, () => null);
       if (!packs) {
         this.log(`Index file index/${name} is damaged; using the packs' own chunk lists instead. Run \`devsnap check\`.`);
         this.damagedIndexFiles.push(file);
@@ -339,15 +341,17 @@ export class Repository {
     const misplaced: string[] = [];
     const dataDir = path.join(this.dir, 'data');
     for (const sub of await fs.promises.readdir(dataDir)) {
-      let names: string[] = [];
+      let entries: fs.Dirent[] = [];
       try {
-        names = await fs.promises.readdir(path.join(dataDir, sub));
+        entries = await fs.promises.readdir(path.join(dataDir, sub), { withFileTypes: true });
       } catch {
         continue;
       }
-      for (const n of names) {
+      for (const e of entries) {
+        const n = e.name;
         if (!/^[0-9a-f]{32}\.pack$/.test(n)) continue;
-        if (n.startsWith(sub)) placed.push(n.slice(0, -5));
+        // Only regular files are packs: a folder or a link (to /dev/zero, say) in their place is not read.
+        if (n.startsWith(sub) && e.isFile()) placed.push(n.slice(0, -5));
         else misplaced.push(path.join('data', sub, n));
       }
     }
@@ -466,9 +470,11 @@ export class Repository {
     let bytes: Buffer;
     let file: { size: number; mtimeNs: string } | null;
     try {
-      const fh = await fs.promises.open(this.manifestPath(id), 'r');
+      const fh = await fs.promises.open(this.manifestPath(id), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
       try {
-        const before = fileStamp(await fh.stat({ bigint: true }));
+        const st = await fh.stat({ bigint: true });
+        if (!st.isFile()) throw new DevsnapError('DAMAGED', `snapshots/${id}.json in ${this.dir} is not a regular file (a folder, a device or a link to one).`, 'Move it out of the repository; the other snapshots are not affected.');
+        const before = fileStamp(st);
         bytes = await fh.readFile();
         const after = fileStamp(await fh.stat({ bigint: true }));
         // The summary may describe these bytes only if the file did not change while they were read.
@@ -477,6 +483,10 @@ export class Repository {
         await fh.close();
       }
     } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EISDIR' || code === 'ELOOP' || code === 'ENXIO') {
+        throw new DevsnapError('DAMAGED', `snapshots/${id}.json in ${this.dir} is not a regular file (${code}).`, 'Move it out of the repository; the other snapshots are not affected.');
+      }
       throw toDevsnapError(err, `snapshot ${id}`);
     }
     let plain: Buffer;
@@ -545,8 +555,8 @@ export class Repository {
 
   /** Removes snapshots/<id>.json (by file name: never the id written inside it), then its summary. */
   async deleteManifest(id: string): Promise<void> {
-    await fs.promises.rm(this.manifestPath(id));
-    await fs.promises.rm(summaryPath(this, id), { force: true });
+    await fs.promises.rm(this.manifestPath(id), { recursive: true }); // a damaged "manifest" may be a folder
+    await fs.promises.rm(summaryPath(this, id), { force: true, recursive: true });
     await fsyncDir(path.dirname(this.manifestPath(id)));
   }
 

@@ -141,6 +141,40 @@ test('garbage or empty lock files and misplaced packs: reported, never "locked f
   assert.equal(devsnap(['check', '--repo', repo]).status, 0);
 });
 
+test('folders, devices and links where repository files belong: reported as damage, never an endless read or a crash', () => {
+  const { repo, disk, ids } = twoSnapshots(tmpDir());
+  const run = (args: string[]) => {
+    const r = devsnap([...args, '--repo', repo, '--lock-wait', '1'], {}, 60_000);
+    assert.doesNotMatch(r.stdout + r.stderr, /Unexpected error|\n\s+at /, `${args.join(' ')}: ${r.stderr}`);
+    return r;
+  };
+  fs.mkdirSync(path.join(repo, 'locks', '1234-abcd.lock'));
+  fs.symlinkSync('/dev/zero', path.join(repo, 'locks', '1234-abce.lock'));
+  fs.symlinkSync('/dev/zero', path.join(repo, 'index', `${'0'.repeat(32)}.idx`));
+  fs.mkdirSync(path.join(repo, 'data', 'aa'), { recursive: true });
+  fs.symlinkSync('/dev/zero', path.join(repo, 'data', 'aa', `aa${'0'.repeat(30)}.pack`));
+  fs.symlinkSync('/dev/zero', path.join(repo, 'snapshots', `${ids[1]}.summary.x`)); // not a name devsnap uses: ignored
+  fs.rmSync(path.join(repo, 'snapshots', `${ids[1]}.summary`));
+  fs.symlinkSync('/dev/zero', path.join(repo, 'snapshots', `${ids[1]}.summary`));
+  fs.rmSync(path.join(repo, 'snapshots', `${ids[0]}.json`));
+  fs.mkdirSync(path.join(repo, 'snapshots', `${ids[0]}.json`));
+
+  const l = run(['list', '--json']);
+  assert.equal(l.status, 8, 'a snapshot whose manifest is a folder is listed as damaged');
+  assert.deepEqual(l.json.snapshots.map((s: { id: string }) => s.id), [ids[1]]);
+  assert.match(l.json.damaged[0].message, /not a regular file/);
+  const c = run(['check', '--json']);
+  assert.equal(c.status, 8);
+  assert.ok(c.json.warnings.some((w: string) => /aa0+\.pack is not a regular file/.test(w)), JSON.stringify(c.json));
+  assert.equal(run(['verify', ids[1]]).status, 0, 'the other snapshot verifies');
+  assert.equal(run(['forget', `id:${ids[0]}`]).status, 0, 'the damaged one can be forgotten');
+  assert.equal(run(['snapshot', disk]).status, 0, 'a folder or a link in locks/ does not block writers');
+  assert.equal(run(['prune']).status, 0);
+  const after = run(['check', '--json']);
+  assert.equal(after.status, 0, JSON.stringify(after.json));
+  assert.equal(run(['unlock', '--all']).status, 0);
+});
+
 test('a repository on read-only media: every command that only reads works; writers say why they cannot', { skip: !isRoot && 'needs root (mount)' }, async () => {
   const dir = tmpDir();
   const fsImage = path.join(dir, 'backup.img');
