@@ -86,9 +86,14 @@ export const DEFAULT_LOCK_WAIT_MS = 10_000;
  */
 export async function acquireLock(repoDir: string, exclusive: boolean, purpose: string, warn: (msg: string) => void, waitMs = DEFAULT_LOCK_WAIT_MS): Promise<Lock> {
   const deadline = Date.now() + waitMs;
+  const said = new Set<string>(); // while waiting, each notice once
+  const once = (msg: string) => {
+    if (!said.has(msg)) warn(msg);
+    said.add(msg);
+  };
   for (;;) {
     try {
-      return await tryLock(repoDir, exclusive, purpose, warn);
+      return await tryLock(repoDir, exclusive, purpose, once);
     } catch (err) {
       if (!(err instanceof DevsnapError) || err.code !== 'LOCKED' || Date.now() >= deadline) throw err;
       await new Promise((r) => setTimeout(r, 200));
@@ -118,6 +123,10 @@ async function tryLock(repoDir: string, exclusive: boolean, purpose: string, war
     });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (exclusive && code === 'EROFS') {
+      throw new DevsnapError('PERMISSION', `The repository ${repoDir} is on a read-only filesystem here, and ${purpose} writes to it.`,
+        'Remount the drive read-write (or remove its write protection) and try again. Commands that only read (list, show, verify, check, restore, export) work as it is.');
+    }
     if (exclusive || !READ_ONLY_CODES.has(code)) throw toDevsnapError(err, `the repository's lock folder ${dir}`);
     // A reader on read-only media (a write-protected backup disk, the backup drive mounted read-only
     // in a recovery system) cannot leave a lock, and nothing here can write either: read without one.
