@@ -11,6 +11,7 @@
 // mirroring real layouts (test/unit/stacked-devices.test.ts), as this project's test machines have
 // no device-mapper; loop devices are tested for real.
 import { spawnSync } from 'child_process';
+import { childCommand } from './privilege';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DevsnapError, toDevsnapError } from './errors';
@@ -111,7 +112,8 @@ interface BlockDev {
 /** The kernel's identity of loop backing files (losetup asks the kernel; sysfs has the path only). */
 function losetupBacking(): Map<string, { dev: string; ino: number }> {
   const out = new Map<string, { dev: string; ino: number }>();
-  const r = spawnSync('losetup', ['--json', '--list', '--output', 'NAME,BACK-INO,BACK-MAJ:MIN'], { encoding: 'utf8' });
+  const c = childCommand('losetup', ['--json', '--list', '--output', 'NAME,BACK-INO,BACK-MAJ:MIN']);
+  const r = spawnSync(c.file, c.args, { encoding: 'utf8', env: c.env });
   if (r.status !== 0 || !r.stdout) return out;
   try {
     for (const l of JSON.parse(r.stdout).loopdevices ?? []) {

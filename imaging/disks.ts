@@ -6,6 +6,7 @@
 // recovery shells), the gaps are filled by reading the device with the engine's own partition-table
 // and filesystem readers — the same ones a snapshot uses — when the device is readable.
 import { execFile } from 'child_process';
+import { childCommand } from './privilege';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DevsnapError, toDevsnapError } from './errors';
@@ -54,7 +55,8 @@ export interface ListDisksOptions {
 
 function runLsblk(): Promise<{ blockdevices: LsblkDevice[] }> {
   return new Promise((resolve, reject) => {
-    execFile('lsblk', ['--json', '--bytes', '--output-all'], { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+    const c = childCommand('lsblk', ['--json', '--bytes', '--output-all']);
+    execFile(c.file, c.args, { maxBuffer: 64 << 20, env: c.env }, (err, stdout, stderr) => {
       if (err) {
         const e = err as NodeJS.ErrnoException;
         if (e.code === 'ENOENT') {

@@ -9,6 +9,7 @@
 // left alone (a restore adds and replaces, it does not delete). A directory in the way of a file (or a
 // file in the way of a directory) is a conflict that is reported, not removed.
 import { spawn } from 'child_process';
+import { childCommand } from './privilege';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -97,7 +98,8 @@ async function setXattrs(items: { path: string; xattrs: Record<string, Buffer> }
   await fs.promises.writeFile(file, dump + '\n', { mode: 0o600 });
   try {
     return await new Promise<string[]>((resolve) => {
-      const child = spawn('setfattr', ['-h', `--restore=${file}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const c = childCommand('setfattr', ['-h', `--restore=${file}`]);
+      const child = spawn(c.file, c.args, { stdio: ['ignore', 'ignore', 'pipe'], env: c.env });
       let err = '';
       child.stderr.on('data', (d) => (err += d));
       child.on('error', (e) => resolve([`xattrs not restored: setfattr could not run (${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'install the attr package' : e.message})`]));

@@ -6,7 +6,12 @@ import * as fs from 'fs';
 import { spawnSync } from 'child_process';
 import { DevsnapError } from './errors';
 import { devnoString } from './device';
-import { asRootSync } from './privilege';
+import { asRootSync, childCommand } from './privilege';
+
+function fsfreeze(op: string, mountpoint: string) {
+  const c = childCommand('fsfreeze', [op, mountpoint]);
+  return spawnSync(c.file, c.args, { encoding: 'utf8', env: c.env });
+}
 
 export interface Frozen {
   mountpoints: string[];
@@ -21,10 +26,10 @@ export function freezeMounts(mounts: { mountpoint: string; devno: string }[], re
   }
   const frozen: string[] = [];
   const thaw = () => {
-    for (const mp of frozen.splice(0).reverse()) asRootSync(() => spawnSync('fsfreeze', ['--unfreeze', mp]));
+    for (const mp of frozen.splice(0).reverse()) asRootSync(() => fsfreeze('--unfreeze', mp));
   };
   for (const m of mounts) {
-    const r = asRootSync(() => spawnSync('fsfreeze', ['--freeze', m.mountpoint], { encoding: 'utf8' }));
+    const r = asRootSync(() => fsfreeze('--freeze', m.mountpoint));
     if (r.status !== 0) {
       thaw();
       throw new DevsnapError('BAD_SOURCE', `Could not freeze ${m.mountpoint}: ${(r.stderr || r.error?.message || '').trim()}.`, 'fsfreeze needs root and a filesystem that supports it (ext4, xfs, btrfs); or snapshot without --freeze.');

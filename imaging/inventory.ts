@@ -21,6 +21,7 @@ import * as fsp from 'fs/promises';
 import * as os from 'os';
 import * as path from 'path';
 import type { ImageFs } from './image-fs/types';
+import { childCommand } from './privilege';
 
 export interface InventoryPackage {
   manager: 'dpkg' | 'rpm' | 'pacman' | 'snap' | 'flatpak' | 'brew' | 'winget' | 'choco';
@@ -379,7 +380,13 @@ interface RunResult { ok: boolean; stdout: string; stderr: string }
 
 function run(cmd: string, args: string[], timeoutMs: number): Promise<RunResult> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: timeoutMs, maxBuffer: 64 << 20, env: { ...process.env, LC_ALL: 'C' }, windowsHide: true }, (err, stdout, stderr) => {
+    let c: ReturnType<typeof childCommand>;
+    try {
+      c = childCommand(cmd, args, { LC_ALL: 'C' });
+    } catch (e) {
+      return resolve({ ok: false, stdout: '', stderr: (e as Error).message });
+    }
+    execFile(c.file, c.args, { timeout: timeoutMs, maxBuffer: 64 << 20, env: c.env, windowsHide: true }, (err, stdout, stderr) => {
       resolve({ ok: !err, stdout: String(stdout ?? ''), stderr: String(stderr ?? '') });
     });
   });
@@ -407,7 +414,8 @@ const LIVE_TOOLS: [name: string, cmd: string, args: string[]][] = [
 ];
 
 async function which(cmd: string): Promise<string | null> {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+  // The PATH the child gets (a safe one in the elevated helper), so only what it would run is found.
+  for (const dir of (childCommand(cmd, []).env.PATH ?? '').split(path.delimiter)) {
     if (!dir) continue;
     const p = path.join(dir, cmd);
     try {

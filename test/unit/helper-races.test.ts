@@ -7,11 +7,14 @@
 // chowns it afterwards). Root-owned repositories are used only where nobody but root can change them.
 // Runs as root.
 import { strict as assert } from 'node:assert';
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFile, spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { withIdentity, userIdentity } from '../../imaging/helper/identity';
+import { collectInventory } from '../../imaging/inventory';
+import { childCommand } from '../../imaging/privilege';
 import { PROTOCOL_VERSION } from '../../imaging/protocol';
 import { attachLoop, cleanup, isRoot, sh, tmpDir, withMount } from '../helpers/disks';
 import { CLI, ensureUser, HelperRun, launchHelper, removeCreatedUsers } from './helper-harness';
@@ -330,5 +333,35 @@ describe('helper: the repository side runs with the user\'s rights (real helper,
     r = await h.call('listSnapshots', { repo: trusted, allowRootRepository: true });
     assert.equal(r.error?.code, 'PERMISSION', JSON.stringify(r));
     assert.match(r.error.message, /snapshots.*writable/);
+  });
+});
+
+describe('helper: children spawned in the user window have only the user\'s rights', { skip }, () => {
+  // Only the effective ids are the user's in that window (helper/identity.ts): a plain child keeps
+  // real and saved uid 0 and can become root again; childCommand's children cannot.
+  const runChild = (cmd: string, args: string[]) =>
+    new Promise<string>((resolve, reject) => {
+      const c = childCommand(cmd, args);
+      execFile(c.file, c.args, { env: c.env }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message} ${stderr}`)) : resolve(stdout)));
+    });
+
+  it('a child runs with the user\'s real, effective and saved ids and a clean PATH', async () => {
+    const uid = ensureUser(TEST_USER);
+    const gid = Number(sh('id', ['-g', TEST_USER]).stdout.trim());
+    const out = await withIdentity(userIdentity(uid, gid), () => runChild('sh', ['-c', 'grep -E "^(Uid|Gid):" /proc/self/status; echo "PATH=$PATH"']));
+    const ids = (k: string) => new RegExp(`^${k}:\\s+(.*)$`, 'm').exec(out)?.[1].trim().split(/\s+/).slice(0, 3).map(Number);
+    assert.deepEqual(ids('Uid'), [uid, uid, uid], out);
+    assert.deepEqual(ids('Gid'), [gid, gid, gid], out);
+    assert.match(out, /^PATH=\/usr\/local\/sbin:\/usr\/local\/bin:\/usr\/sbin:\/usr\/bin:\/sbin:\/bin$/m);
+    assert.equal(process.geteuid!(), 0, 'back to root after the window');
+    // Outside the window children are as before: root's.
+    assert.match(await runChild('id', ['-ru']), /^0$/m);
+  });
+
+  it('the live inventory still runs its tools in the user window', async () => {
+    const uid = ensureUser(TEST_USER);
+    const gid = Number(sh('id', ['-g', TEST_USER]).stdout.trim());
+    const inv = await withIdentity(userIdentity(uid, gid), () => collectInventory('live'));
+    assert.ok(inv.toolchains.some((t) => t.name === 'node'), JSON.stringify(inv.toolchains));
   });
 });
