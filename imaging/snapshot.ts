@@ -208,7 +208,7 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
     }
     // Read the table and the filesystems' bitmaps only now: after a freeze they are consistent.
     const disk = fileReader(fh, info.size);
-    const table = await readPartitionTable(disk);
+    const table = await readPartitionTable(disk, warn);
     if (table.type === 'none') {
       // A filesystem on the whole device (a partition device such as /dev/sda2, or a bare filesystem image).
       table.partitions = [{ index: 1, start: 0, size: info.size, type: 'none', typeName: 'whole device' }];
@@ -301,7 +301,9 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
   } catch (err) {
     await saver.settle();
     await writer.abandonUnlessCommitted(commitId).catch(() => undefined);
-    throw toDevsnapError(err, `the source ${opts.source}`);
+    // Name what was refused: a path of the repository's (its snapshots/ folder, say) is not the source.
+    const errPath = (err as NodeJS.ErrnoException)?.path;
+    throw toDevsnapError(err, errPath && path.resolve(errPath) !== opts.source ? undefined : `the source ${opts.source}`);
   } finally {
     frozen?.thaw();
     await pool.close();

@@ -3,11 +3,12 @@
 // or repository reached through a file, a folder given as an archive or password file, a loop of
 // symbolic links, a path too long for the system.
 import { test, after } from 'node:test';
+import { spawnSync } from 'child_process';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { cleanup, makeDisk, tmpDir } from '../helpers/disks';
-import { devsnap } from '../helpers/cli';
+import { CLI, devsnap } from '../helpers/cli';
 
 after(cleanup);
 const MiB = 1 << 20;
@@ -56,4 +57,20 @@ test('labels with terminal escape sequences are shown escaped, never sent raw to
   }
   assert.match(devsnap(['list', '--repo', repo]).stdout, /evil\\x1b\[2J\\x1b\]0;owned\\x07/);
   assert.equal(devsnap(['list', '--repo', repo, '--json']).json.snapshots[0].label, evil, 'JSON keeps the label as it is');
+});
+
+test('a refused repository folder is named as such, not as the source', { skip: process.geteuid?.() === 0 ? false : 'needs root (runs devsnap as nobody)' }, async () => {
+  const dir = tmpDir('devsnap-messages-');
+  fs.chmodSync(dir, 0o755);
+  const disk = path.join(dir, 'disk.img');
+  fs.writeFileSync(disk, Buffer.alloc(MiB, 1), { mode: 0o644 });
+  fs.mkdirSync(path.join(dir, 'r'));
+  fs.chownSync(path.join(dir, 'r'), 65534, 65534);
+  const repo = path.join(dir, 'r', 'repo');
+  const asNobody = (args: string[]) => spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, CLI, ...args, '--json'], { encoding: 'utf8' });
+  assert.equal(asNobody(['init', '--repo', repo]).status, 0);
+  fs.chmodSync(path.join(repo, 'snapshots'), 0); // the owner (nobody) may no longer read it
+  const r = asNobody(['snapshot', disk, '--repo', repo]);
+  assert.equal(r.status, 6, r.stderr);
+  assert.equal(JSON.parse(r.stdout).error.message, `No permission to access ${path.join(repo, 'snapshots')}.`);
 });
