@@ -25,6 +25,15 @@ interface GlobalOpts {
 
 const program = new Command();
 const abort = new AbortController();
+
+// A reader that stopped early (`devsnap --help | head -1`): end quietly with the status a shell gives
+// a program killed by SIGPIPE (128 + 13), as other command-line tools do, not with a stack trace.
+for (const s of [process.stdout, process.stderr]) {
+  s.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(141);
+    throw err;
+  });
+}
 let printer: ProgressPrinter | null = null;
 
 function globals(cmd: Command): GlobalOpts {

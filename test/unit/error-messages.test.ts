@@ -3,7 +3,7 @@
 // or repository reached through a file, a folder given as an archive or password file, a loop of
 // symbolic links, a path too long for the system.
 import { test, after } from 'node:test';
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -73,4 +73,18 @@ test('a refused repository folder is named as such, not as the source', { skip: 
   const r = asNobody(['snapshot', disk, '--repo', repo]);
   assert.equal(r.status, 6, r.stderr);
   assert.equal(JSON.parse(r.stdout).error.message, `No permission to access ${path.join(repo, 'snapshots')}.`);
+});
+
+test('a reader that stops early (devsnap --help | head -1) ends devsnap quietly, without a stack trace', async () => {
+  for (const args of [['--help'], ['list', '--repo', '/nonexistent/devsnap-repo']]) {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The reading end is closed before the CLI has even started: each write to it fails with EPIPE.
+    child.stdout.destroy();
+    if (args[0] !== '--help') child.stderr.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    assert.equal(code, 141, `${args.join(' ')}: ${stderr}`);
+    assert.equal(stderr, '', args.join(' '));
+  }
 });
