@@ -64,19 +64,31 @@ export class ProgressPrinter {
   }
 }
 
-/** Columns padded to their widest cell. */
+const escapeChar = (c: string) => {
+  const n = c.charCodeAt(0);
+  return n < 0x100 ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
+};
+
 /**
- * Text for a terminal: control characters (other than newline and tab) shown as \xNN. Labels, host
- * names and file names come from repositories and archives anyone may have written: printed raw,
- * an escape sequence could rewrite what the terminal shows.
+ * Text for a terminal: control characters (other than newline and tab) shown as \xNN, bidirectional
+ * controls (U+061C, U+200E/F, U+202A-U+202E, U+2066-U+2069) as \uNNNN. Labels, host names and file
+ * names come from repositories and archives anyone may have written: printed raw, an escape sequence
+ * could rewrite what the terminal shows, and a right-to-left override reorder what it reads.
  */
 export function terminalSafe(text: string): string {
-  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, escapeChar);
 }
 
+/** A value inside a line (a table cell, a label in a sentence): newline and tab escaped too, so it cannot fake another line or column. */
+export function oneLine(text: string): string {
+  return terminalSafe(text).replace(/[\t\n]/g, escapeChar);
+}
+
+/** Columns padded to their widest cell; every cell on one line (oneLine). */
 export function table(rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+  const cells = rows.map((r) => r.map(oneLine));
+  const widths = cells[0].map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return cells.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }
 
 /** `devsnap list`: the snapshots, then every damaged manifest (never left out: the command exits non-zero). */
@@ -96,7 +108,7 @@ export function listText(r: ListResult): string {
   if (r.damaged.length) {
     lines.push('', `${r.damaged.length} snapshot${r.damaged.length === 1 ? ' has a damaged manifest' : 's have damaged manifests'} and cannot be used:`);
     for (const d of r.damaged) {
-      lines.push(`  ${d.id}${d.label !== undefined ? ` (was "${d.label}"${d.created ? ` of ${when(d.created)}` : ''})` : ''}: ${d.message}`);
+      lines.push(`  ${d.id}${d.label !== undefined ? ` (was "${oneLine(d.label)}"${d.created ? ` of ${when(d.created)}` : ''})` : ''}: ${d.message}`);
       if (d.hint) lines.push(`    ${d.hint}`);
     }
     lines.push('Restore from another snapshot; `devsnap check` tells more, and `devsnap forget id:ID` removes a damaged one.');

@@ -11,7 +11,7 @@ import * as ops from './operations';
 import { describeDamage } from './verify';
 import { runHelperCommand } from './helper/server';
 import { registerFileCommands } from './cli-files';
-import { chooseProgressMode, listText, ProgressPrinter, table, terminalSafe } from './cli-output';
+import { chooseProgressMode, listText, oneLine, ProgressPrinter, table, terminalSafe } from './cli-output';
 import { formatBytes, formatDuration } from './format';
 import type { ProgressEvent, RepoRequest } from './protocol';
 
@@ -167,7 +167,7 @@ program
     const m = r.snapshot;
     const s = m.stats;
     report(g, r, () =>
-      `Snapshot ${m.id} "${m.label}" of ${source}: ${formatBytes(s.bytesLogical)} disk, ${formatBytes(s.bytesUsed)} used, ${formatBytes(s.bytesAdded)} added (${s.chunksNew} new chunks, ${s.chunksReused} reused) in ${formatDuration(s.durationSeconds)}.`);
+      `Snapshot ${m.id} "${oneLine(m.label)}" of ${oneLine(source)}: ${formatBytes(s.bytesLogical)} disk, ${formatBytes(s.bytesUsed)} used, ${formatBytes(s.bytesAdded)} added (${s.chunksNew} new chunks, ${s.chunksReused} reused) in ${formatDuration(s.durationSeconds)}.`);
   });
 
 program
@@ -189,10 +189,10 @@ program
     const m = { ...r.snapshot, warnings: r.warnings };
     report(g, r, () =>
       [
-        `Snapshot ${m.id} "${m.label}"`,
-        `  created ${m.created} on ${m.host}; ${m.consistency}; ${m.state}${m.pinned ? '; pinned' : ''}${m.parent ? `; parent ${m.parent}` : ''}`,
-        `  source ${m.source.path}, ${formatBytes(m.source.size)}, ${m.source.table} table`,
-        ...m.partitions.map((p) => `  partition ${p.index}: ${formatBytes(p.size)} at ${p.start}, ${p.fs ?? 'unknown content (imaged in full)'}${p.label ? ` "${p.label}"` : ''}${p.usedBytes !== undefined ? `, ${formatBytes(p.usedBytes)} used` : ''}`),
+        `Snapshot ${m.id} "${oneLine(m.label)}"`,
+        `  created ${m.created} on ${oneLine(m.host)}; ${m.consistency}; ${m.state}${m.pinned ? '; pinned' : ''}${m.parent ? `; parent ${m.parent}` : ''}`,
+        `  source ${oneLine(m.source.path)}, ${formatBytes(m.source.size)}, ${m.source.table} table`,
+        ...m.partitions.map((p) => `  partition ${p.index}: ${formatBytes(p.size)} at ${p.start}, ${p.fs ?? 'unknown content (imaged in full)'}${p.label ? ` "${oneLine(p.label)}"` : ''}${p.usedBytes !== undefined ? `, ${formatBytes(p.usedBytes)} used` : ''}`),
         `  read ${formatBytes(m.stats.bytesRead)}, added ${formatBytes(m.stats.bytesAdded)} in ${formatDuration(m.stats.durationSeconds)}`,
         ...m.warnings.map((w) => `  warning: ${w}`),
       ].join('\n'),
@@ -232,9 +232,9 @@ program
       [
         `Checked ${r.chunksChecked} chunks (${formatBytes(r.bytesChecked)}).`,
         ...r.snapshots.map((s) =>
-          s.ok ? `  ${s.id} "${s.label}": ok`
-          : s.error ? `  ${s.id} "${s.label}": DAMAGED manifest: ${s.error}`
-          : `  ${s.id} "${s.label}": DAMAGED\n${s.damage.map((d) => `    ${describeDamage(d)}`).join('\n')}`),
+          s.ok ? `  ${s.id} "${oneLine(s.label)}": ok`
+          : s.error ? `  ${s.id} "${oneLine(s.label)}": DAMAGED manifest: ${s.error}`
+          : `  ${s.id} "${oneLine(s.label)}": DAMAGED\n${s.damage.map((d) => `    ${describeDamage(d)}`).join('\n')}`),
       ].join('\n'),
     );
     if (!r.ok) process.exitCode = EXIT_CODES.DAMAGED;
@@ -309,7 +309,7 @@ program
   .action(async (id: string, text: string, _o, cmd) => {
     const g = globals(cmd);
     const r = await ops.labelOp({ ...repoReq(g), snapshot: id, label: text }, opCtx(g, false));
-    report(g, r, () => `Snapshot ${r.snapshot.id} is now "${r.snapshot.label}".`);
+    report(g, r, () => `Snapshot ${r.snapshot.id} is now "${oneLine(r.snapshot.label)}".`);
   });
 
 program

@@ -45,17 +45,23 @@ test('bad paths: devsnap messages, documented exit codes', async () => {
 
 test('labels with terminal escape sequences are shown escaped, never sent raw to the terminal', async () => {
   const dir = tmpDir('devsnap-messages-');
-  const disk = path.join(dir, 'disk.img');
+  // A path and a label that would fake a table row and reverse what the terminal shows.
+  const disk = path.join(dir, 'disk\nFAKE-PATH\u202egmi.img');
   fs.writeFileSync(disk, Buffer.alloc(MiB, 1));
   const repo = path.join(dir, 'repo');
-  const evil = 'evil\u001b[2J\u001b]0;owned\u0007';
+  const evil = 'evil\u001b[2J\u001b]0;owned\u0007\nFAKE-ROW\tx\u2066y\u200f';
   const snap = devsnap(['snapshot', disk, '--repo', repo, '--label', evil]);
   assert.equal(snap.status, 0, snap.stderr);
+  const noRaw = /[\u001b\u0007\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]|^FAKE-|\t/m;
+  assert.doesNotMatch(snap.stdout + snap.stderr, noRaw, 'snapshot prints no control characters or new lines of the label\'s');
   for (const args of [['list'], ['show', 'latest'], ['show', 'nothing-like-this']]) {
     const r = devsnap([...args, '--repo', repo]);
-    assert.doesNotMatch(r.stdout + r.stderr, /[\u001b\u0007]/, `${args.join(' ')} prints no control characters`);
+    assert.doesNotMatch(r.stdout + r.stderr, noRaw, `${args.join(' ')} prints no control characters or new lines of the label's`);
   }
-  assert.match(devsnap(['list', '--repo', repo]).stdout, /evil\\x1b\[2J\\x1b\]0;owned\\x07/);
+  const list = devsnap(['list', '--repo', repo]).stdout;
+  assert.equal(list.trimEnd().split('\n').length, 2, `one header, one row: ${list}`);
+  assert.match(list, /evil\\x1b\[2J\\x1b\]0;owned\\x07\\x0aFAKE-ROW\\x09x\\u2066y\\u200f/);
+  assert.match(list, /disk\\x0aFAKE-PATH\\u202egmi\.img/);
   assert.equal(devsnap(['list', '--repo', repo, '--json']).json.snapshots[0].label, evil, 'JSON keeps the label as it is');
 });
 
