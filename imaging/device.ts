@@ -354,14 +354,15 @@ export function assertNotInUse(info: DeviceInfo, target: string): void {
  * hide it), a hard link to one of its files, or a device whose bytes live on such a file (a loop
  * device over a pack, at any depth).
  */
-export function assertNotInRepository(target: string, repoDir: string, view: SystemView = LIVE_SYSTEM): void {
+export function assertNotInRepository(target: string, repoDir: string, view: SystemView = LIVE_SYSTEM,
+  consequence = 'restoring onto it would destroy the repository (and the snapshot being restored)'): void {
   let repoSt: fs.Stats;
   try {
     repoSt = fs.statSync(repoDir);
   } catch {
     return; // no repository folder: nothing to protect
   }
-  const refuse = (what: string) => new DevsnapError('BAD_TARGET', `${target} is ${what} inside the repository ${repoDir}; restoring onto it would destroy the repository (and the snapshot being restored).`, 'Choose a target outside the repository.');
+  const refuse = (what: string) => new DevsnapError('BAD_TARGET', `${target} is ${what} inside the repository ${repoDir}; ${consequence}.`, 'Choose a target outside the repository.');
   /** Whether `file` (a real path) lies in the repository folder. */
   const inside = (file: string): boolean => {
     for (let d = path.dirname(file); ; d = path.dirname(d)) {

@@ -18,6 +18,7 @@ import { ProgressMeter, ProgressSink } from './progress';
 import { exists, fsyncDir, removeDeadTemps, tempName } from './fsutil';
 import { FRAME_INPUT, FrameWriter } from './zstd-frames';
 import { ExportInfo, ExportPiece, piecesOf } from './export-format';
+import { assertNotInRepository } from './device';
 
 export { importSnapshot } from './import';
 export type { ImportOptions, ImportResult } from './import';
@@ -212,6 +213,8 @@ async function tarEntry(pack: tar.Pack, header: Partial<tar.Header> & { name: st
 export async function exportSnapshot(repo: Repository, id: string, outFile: string, opts: ExportOptions): Promise<ExportResult> {
   const m = await repo.readManifest(id);
   const target = path.resolve(outFile);
+  // The repository holds only what devsnap wrote there: an archive in it would be a stray file (or overwrite one of its own).
+  assertNotInRepository(outFile, repo.dir, undefined, 'writing the archive there would change the repository');
   if (!opts.overwrite && (await exists(target))) {
     throw new DevsnapError('BAD_TARGET', `${outFile} already exists.`, 'Choose another file name, or delete the file first.');
   }

@@ -15,6 +15,7 @@ import { takeSnapshot } from '../../imaging/snapshot';
 import { restoreSnapshot } from '../../imaging/restore';
 import { exportSnapshot, importSnapshot, zstdFrames } from '../../imaging/export';
 import { DevsnapError } from '../../imaging/errors';
+import { devsnap } from '../helpers/cli';
 
 const log = () => undefined;
 
@@ -236,6 +237,39 @@ test('encrypted repositories: export decrypts, import re-keys chunk ids, restore
     await restoreSnapshot(enc2, { id: snap.id, target: out2, log });
     sameBytes(img, out2);
     await enc2.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an export file inside the repository is refused (by path, through a symbolic link, or overwriting a pack)', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'devsnap-export-in-repo-'));
+  try {
+    const disk = path.join(dir, 'disk.img');
+    fs.writeFileSync(disk, crypto.randomBytes(MiB));
+    const repo = path.join(dir, 'repo');
+    const snap = devsnap(['snapshot', disk, '--repo', repo, '--json']);
+    assert.equal(snap.status, 0, snap.stderr);
+    const id = snap.json.id as string;
+    fs.symlinkSync(repo, path.join(dir, 'alias'));
+    const files = () => sh('find', [repo, '-type', 'f', '-printf', '%P %s %T@\\n']).split('\n').sort().join('\n');
+    const before = files();
+    const pack = sh('find', [path.join(repo, 'data'), '-type', 'f']).split('\n')[0];
+    const refused = /inside the repository .*writing the archive there would change the repository/;
+    for (const out of [path.join(repo, 'data', 'x.tar.zst'), path.join(dir, 'alias', 'x.tar.zst')]) {
+      const r = devsnap(['export', id, out, '--repo', repo, '--json']);
+      assert.equal(r.status, 7, `${out}: ${r.stdout}${r.stderr}`);
+      assert.equal(r.json.error.code, 'BAD_TARGET');
+      assert.match(r.json.error.message, refused);
+    }
+    // The API's overwrite option (the extension's "replace" answer) onto one of the repository's own files.
+    const opened = await Repository.open(repo, {}, log);
+    try {
+      await assert.rejects(exportSnapshot(opened, id, pack, { log, overwrite: true }), (e: unknown) => e instanceof DevsnapError && e.code === 'BAD_TARGET' && refused.test(e.message));
+    } finally {
+      await opened.close();
+    }
+    assert.equal(files(), before, 'nothing in the repository changed');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
