@@ -189,8 +189,9 @@ async function probeFilesystem(disk: ByteReader, p: PartitionInfo, notes: string
 
 /** What a readable disk's own bytes say: partition table and filesystems (used space included). */
 async function describeBytes(disk: ByteReader): Promise<{ table: DiskInfo['table']; partitions: PartitionInfo[]; notes: string[] }> {
-  const table = await readPartitionTable(disk);
-  const notes = [...layoutProblems(table.partitions, disk.size)].map(([i, why]) => `partition ${i} ${why}`);
+  const notes: string[] = [];
+  const table = await readPartitionTable(disk, (m) => notes.push(m));
+  notes.push(...[...layoutProblems(table.partitions, disk.size)].map(([i, why]) => `partition ${i} ${why}`));
   const partitions: PartitionInfo[] = [];
   for (const p of table.partitions) {
     const info: PartitionInfo = { ...p };

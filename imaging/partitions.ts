@@ -85,13 +85,14 @@ export function describeDiskId(t: PartitionTable): string {
   return `${t.type.toUpperCase()}${t.diskId ? ' ' + t.diskId : ''}`;
 }
 
-export async function readPartitionTable(disk: ByteReader): Promise<PartitionTable> {
+/** `warn` hears what was damaged and how it was worked around (a damaged GPT header). */
+export async function readPartitionTable(disk: ByteReader, warn: (message: string) => void = () => {}): Promise<PartitionTable> {
   const none: PartitionTable = { type: 'none', sectorSize: SECTOR, partitions: [] };
   if (disk.size < 2 * SECTOR) return none;
   const mbr = await disk.read(0, SECTOR);
   const entries = mbrEntries(mbr);
   if (entries?.some((e) => e.type === MBR_PROTECTIVE) || (!entries && (await hasGptSignature(disk, 1)))) {
-    return readGpt(disk);
+    return readGpt(disk, warn);
   }
   if (!entries) return none;
 
@@ -182,18 +183,56 @@ function headerCrc(sector: Buffer): number {
   return zlib.crc32(h);
 }
 
-async function readGptAt(disk: ByteReader, lba: number): Promise<{ header: GptHeader; entries: Buffer } | null> {
+/**
+ * What in a header whose CRC holds points beyond a disk whose last sector is `lastLba`: a crafted header,
+ * or a disk image cut short. `wild` when a value is no whole number a manifest can hold (above 2^53; 2^64 − 1
+ * read into a double is not even an integer): such a header is unusable, not just describing a larger disk.
+ */
+function gptLayoutProblem(h: GptHeader, lastLba: number): { problem: string; wild: boolean } | null {
+  const fields: [string, number][] = [['alternate LBA', 32], ['first usable LBA', 40], ['last usable LBA', 48], ['partition entries LBA', 72]];
+  let beyond: string | null = null;
+  for (const [name, off] of fields) {
+    const v = h.raw.readBigUInt64LE(off);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) return { problem: `its ${name} is ${v}, beyond any disk`, wild: true };
+    if (v > BigInt(lastLba)) beyond ??= `its ${name} ${v} is beyond the disk's last sector ${lastLba}`;
+  }
+  return beyond ? { problem: beyond, wild: false } : null;
+}
+
+interface GptRead { header: GptHeader; entries: Buffer | null; problem: { problem: string; wild: boolean } | null }
+
+/** The header at `lba` (null when its signature or CRC is bad), its entries (null when their CRC fails or the header is wild), and what is wrong with its values. */
+async function readGptAt(disk: ByteReader, lba: number, lastLba: number): Promise<GptRead | null> {
   if ((lba + 1) * SECTOR > disk.size) return null;
   const header = parseGptHeader(await disk.read(lba * SECTOR, SECTOR), lba);
   if (!header) return null;
+  const problem = gptLayoutProblem(header, lastLba);
+  if (problem?.wild) return { header, entries: null, problem };
   const { entriesLba, entryCount, entrySize } = header.layout;
   const entries = await disk.read(entriesLba * SECTOR, entryCount * entrySize);
-  return zlib.crc32(entries) === header.entriesCrc ? { header, entries } : null;
+  return { header, entries: zlib.crc32(entries) === header.entriesCrc ? entries : null, problem };
 }
 
-async function readGpt(disk: ByteReader): Promise<PartitionTable> {
+async function readGpt(disk: ByteReader, warn: (message: string) => void): Promise<PartitionTable> {
   const lastLba = Math.floor(disk.size / SECTOR) - 1;
-  const found = (await readGptAt(disk, 1)) ?? (await readGptAt(disk, lastLba));
+  const sound = (r: GptRead | null): r is GptRead & { entries: Buffer } => !!r?.entries && !r.problem;
+  const primary = await readGptAt(disk, 1, lastLba);
+  const backup = sound(primary) ? null : await readGptAt(disk, lastLba, lastLba);
+  let found: (GptRead & { entries: Buffer }) | null = sound(primary) ? primary : sound(backup) ? backup : null;
+  const problem = primary?.problem?.problem ?? backup?.problem?.problem;
+  if (found && found === backup) {
+    warn(`The primary GPT header is damaged (${primary?.problem?.problem ?? 'bad signature or CRC, or damaged partition entries'}); the backup header at the end of the disk is used. Repair the table with gdisk on the source.`);
+  } else if (!found && primary?.entries && primary.problem && !primary.problem.wild) {
+    // A disk cut short (an image copied to a smaller file): the table is read as it is; partitions past
+    // the end are imaged in full (layoutProblems).
+    found = primary as GptRead & { entries: Buffer };
+    warn(`The GPT header describes a disk larger than this one (${problem}) and there is no backup header at the end: the table is read as it is. Was the disk (image) cut short?`);
+  } else if (!found && problem) {
+    // A header whose CRC holds but whose numbers fit no disk: no layout can be trusted, so the disk is
+    // imaged as if it had no table (every byte), rather than refused.
+    warn(`The GPT partition table is damaged (${problem}) and there is no sound backup header: the disk is imaged in full as if it had no partition table. Repair the table with gdisk on the source.`);
+    return { type: 'none', sectorSize: SECTOR, partitions: [] };
+  }
   if (!found) {
     throw new DevsnapError(
       'BAD_SOURCE',
