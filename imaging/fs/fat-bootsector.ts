@@ -110,12 +110,32 @@ export function fatGeometryProblems(g: FatGeometry, partitionSize: number): stri
   if (g.declaredBytes > partitionSize) out.push(`${g.declaredBytes} bytes, more than the ${partitionSize}-byte partition holds`);
   if (g.dataStart >= g.fsBytes) out.push(`a data area starting at byte ${g.dataStart}, past the filesystem's end`);
   else if (Math.floor((g.fatBytes * 8) / g.bits) < g.clusterCount + 2) out.push(`a FAT of ${g.fatBytes} bytes, too small for ${g.clusterCount} clusters`);
+  else if (fatOversized(g)) {
+    out.push(`a FAT of ${g.fatBytes} bytes where FAT${g.bits}'s ${g.declaredClusters} clusters need ${Math.ceil(((g.declaredClusters + 2) * g.bits) / 8)} (a FAT laid out for another FAT type, e.g. a damaged sectors-per-cluster byte)`);
+  }
   if (g.bits === 32 && g.rootEntries !== 0) out.push(`${g.rootEntries} fixed root directory entries on FAT32`);
   if (g.bits !== 32 && g.rootEntries === 0) out.push(`no root directory entries on FAT${g.bits}`);
   if (g.bits === 32 && (g.rootCluster < 2 || g.rootCluster >= g.clusterCount + 2)) out.push(`root directory cluster ${g.rootCluster}`);
   if (g.bits === 32 && g.clusterCount > 0x0ffffff5) out.push(`${g.clusterCount} clusters`);
   if (g.activeFat >= g.numFats) out.push(`active FAT ${g.activeFat} of ${g.numFats}`);
   return out;
+}
+
+/**
+ * A FAT far larger than the cluster count needs: the count (which decides FAT12/16) and the FAT's layout
+ * disagree, as when the sectors-per-cluster byte is damaged, and entries would be read with the wrong width.
+ * Formatters pad a FAT only to align the data area: mkfs.fat to the cluster size (a FAT12 of 128-sector
+ * clusters may have a 128-sector FAT for 1 sector of entries), SD-card formatters to the erase block. So
+ * padding beyond twice the need (plus slack) is accepted only when the data area starts on a power-of-two
+ * boundary, at least a cluster, that is larger than the padding.
+ */
+function fatOversized(g: FatGeometry): boolean {
+  const need = Math.ceil(((g.declaredClusters + 2) * g.bits) / 8);
+  const excess = g.fatBytes - need;
+  if (g.fatBytes <= 2 * need + 8 * 512) return false;
+  let alignment = 512; // the largest power of two dividing the data area's start (bytes may pass 2^31)
+  while (alignment < 2 ** 40 && g.dataStart % (alignment * 2) === 0) alignment *= 2;
+  return !(alignment >= g.clusterBytes && excess <= alignment);
 }
 
 function hex4(n: number): string {

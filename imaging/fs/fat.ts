@@ -39,6 +39,10 @@ export async function readFat(p: ByteReader): Promise<UsedBlocks | null> {
   const perChunk = bits === 12 ? total : FAT_CHUNK / (bits / 8);
   const byteRange = (first: number, n: number): [number, number] =>
     bits === 12 ? [0, Math.ceil((total * 3) / 2) + 1] : [(first * bits) / 8, (n * bits) / 8];
+  // Entries from `total` up to the reserved values point at clusters that do not exist: the FAT is
+  // damaged or read with the wrong entry width, and the clusters it calls free cannot be trusted.
+  const reservedFrom = bits === 12 ? 0xff0 : bits === 16 ? 0xfff0 : 0x0ffffff0;
+  let outOfRange = 0;
   let differing = 0;
   let mediaOk = false;
   for (let first = 0; first < total; first += perChunk) {
@@ -48,7 +52,13 @@ export async function readFat(p: ByteReader): Promise<UsedBlocks | null> {
     if (first === 0) mediaOk = copies.some((fat) => (entry(fat, 0) & 0xff) === g.media);
     for (let k = Math.max(0, 2 - first); k < n; k++) {
       let used = 0;
-      for (const fat of copies) if (entry(fat, bits === 12 ? first + k : k)) used++;
+      let beyond = false;
+      for (const fat of copies) {
+        const v = entry(fat, bits === 12 ? first + k : k);
+        if (v) used++;
+        if (v >= total && v < reservedFrom) beyond = true;
+      }
+      if (beyond) outOfRange++;
       if (used) markCluster(first + k);
       if (used && used < copies.length) differing++;
     }
@@ -58,6 +68,14 @@ export async function readFat(p: ByteReader): Promise<UsedBlocks | null> {
     // Entry 0 repeats the media byte in every healthy FAT: without it the start of the FAT is not trusted.
     bm.setRange(0, bm.blocks);
     return { ...bm.result('vfat', g.label, g.uuid), full: true, warnings: ['vfat: no copy of the FAT starts with the media descriptor (damaged FAT). The whole partition is imaged in full. Run fsck.fat on the source.'] };
+  }
+  if (outOfRange) {
+    bm.setRange(0, bm.blocks);
+    return {
+      ...bm.result('vfat', g.label, g.uuid),
+      full: true,
+      warnings: [`vfat: ${outOfRange} FAT entr${outOfRange === 1 ? 'y points' : 'ies point'} past the last cluster (${total - 1}) (damaged FAT, or a boot sector whose geometry does not match it). The whole partition is imaged in full. Run fsck.fat on the source.`],
+    };
   }
   if (differing) {
     out.warnings = [`vfat: the ${g.fatCopies.length} copies of the FAT disagree on ${differing} cluster(s); every cluster any copy calls used is imaged. Run fsck.fat on the source.`];
