@@ -73,7 +73,9 @@ function wholePartition(bm: BlockBitmap, s: ExtSuperblock, why: string): UsedBlo
     full: true,
     warnings: [
       `${s.fs}: ${why}. The whole partition is imaged in full. Run e2fsck on the source ` +
-        `(with -b and a backup superblock, e.g. -b ${8 * s.blockSize} for ${s.blockSize}-byte blocks, if it cannot open it).`,
+        // mke2fs puts the first backup at the start of group 1: 8 × block size blocks in, plus the
+        // first data block (1 with 1 KiB blocks) — not from the superblock, whose geometry may be what is damaged.
+        `(with a backup superblock, e.g. -b ${8 * s.blockSize + (s.blockSize === 1024 ? 1 : 0)} -B ${s.blockSize}, if it cannot open it).`,
     ],
   };
 }
