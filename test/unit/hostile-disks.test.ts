@@ -6,6 +6,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
+import * as zlib from 'zlib';
 import { crc32cRaw } from '../../imaging/fs/checksums';
 import { cleanup, diffDigests, ext4TreeDigest, isRoot, makeDisk, makeFsImage, seededBytes, sh, tmpDir, treeDigest, vfatTreeDigest, withLoop } from '../helpers/disks';
 import { devsnap } from '../helpers/cli';
@@ -334,3 +335,95 @@ test('overlapping partitions: both imaged in full, the disk restores byte for by
   sh('dd', [`if=${disk}`, `of=${p1Src}`, 'bs=1M', `skip=${p1.start / MiB}`, `count=${p1.size / MiB}`, 'status=none']);
   cmp(p1Src, p1Out);
 });
+
+/** `count` small files (512 B–4.5 KiB) in folders of 100. */
+function smallFiles(dir: string, count: number, seed: number): string {
+  for (let i = 0; i < count; i++) {
+    const sub = path.join(dir, `d${Math.floor(i / 100)}`);
+    fs.mkdirSync(sub, { recursive: true });
+    fs.writeFileSync(path.join(sub, `f${i}.bin`), seededBytes(seed * 100_000 + i, 512 + ((i * 7919) % (4 * KiB))));
+  }
+  return dir;
+}
+
+// Found by an independent tester: one byte (sectors per cluster) made a FAT16 count as FAT12; its FAT
+// was read with 12-bit entries, files' clusters were called free, and snapshot/verify/restore all passed.
+test('FAT16 whose sectors-per-cluster byte became 0x80 (now "FAT12" with an 80-sector FAT16 layout): imaged in full with a warning, restores byte for byte', async () => {
+  const img = path.join(work, 'fat-spc.img');
+  await makeFsImage(img, { fs: 'vfat', size: 40 * MiB, fatBits: 16, fromDir: smallFiles(path.join(work, 'fat-spc-src'), 2000, 4) });
+  assert.equal(bpb(img).fatSectors, 80);
+  patch(img, 13, Buffer.from([0x80]));
+  assert.notEqual(sh('fsck.fat', ['-n', img], { allowFail: true }).status, 0, 'the damage is real: fsck.fat finds it');
+  const { manifest, warnings, out } = snapshotAndRestore(img, 'fat-spc');
+  assert.ok(warnings.some((w) => /vfat: implausible boot sector: a FAT of 40960 bytes where FAT12's \d+ clusters need \d+ .*imaged in full/.test(w)), JSON.stringify(warnings));
+  assert.deepEqual(manifest.areas.map((a) => a.mode), ['full']);
+  cmp(img, out);
+});
+
+test('FAT16 with a cluster chain pointing past the last cluster (in both copies): imaged in full with a warning', async () => {
+  const img = await fat16('fat-chain.img');
+  const { reserved, fatSectors } = bpb(img);
+  const bs = readAt(img, 0, 512);
+  const clusters = Math.floor((bs.readUInt16LE(0x13) - reserved - 2 * fatSectors - (bs.readUInt16LE(0x11) * 32) / 512) / bs[0x0d]);
+  // The first used entry past the root's (a file's chain) now points at a cluster that does not exist.
+  const fat = readAt(img, reserved * 512, fatSectors * 512);
+  let k = 3;
+  while (fat.readUInt16LE(k * 2) === 0) k++;
+  const v = Buffer.alloc(2);
+  v.writeUInt16LE(clusters + 2 + 5);
+  for (const copy of [0, 1]) patch(img, (reserved + copy * fatSectors) * 512 + k * 2, v);
+  assert.notEqual(sh('fsck.fat', ['-n', img], { allowFail: true }).status, 0, 'the damage is real: fsck.fat finds it');
+  const { manifest, warnings, out } = snapshotAndRestore(img, 'fat-chain');
+  assert.ok(warnings.some((w) => new RegExp(`vfat: 1 FAT entry points past the last cluster \\(${clusters + 1}\\).*imaged in full`).test(w)), JSON.stringify(warnings));
+  assert.deepEqual(manifest.areas.map((a) => a.mode), ['full']);
+  cmp(img, out);
+});
+
+test('genuine FAT12/16/32 volumes of several sizes and cluster sizes (mkfs.fat pads their FATs to the cluster size): used blocks, no warning', async () => {
+  const src = smallFiles(path.join(work, 'fat-genuine-src'), 20, 5);
+  // mtools refuses to write to a FAT32 of fewer than 65,525 clusters, so that one (a 64-sector FAT for 4 sectors of entries) stays empty.
+  for (const [bits, size, spc] of [[12, 4, 0], [12, 16, 128], [16, 40, 0], [16, 128, 64], [32, 40, 0], [32, 16, 64]] as const) {
+    const img = path.join(work, `fat-genuine-${bits}-${size}-${spc}.img`);
+    await makeFsImage(img, { fs: 'vfat', size: size * MiB, fatBits: bits, ...(bits === 32 && spc ? {} : { fromDir: src }), ...(spc ? { blockSize: spc * 512 } : {}) });
+    const repo = path.join(work, `fat-genuine-${bits}-${size}-${spc}-repo`);
+    const snap = devsnap(['snapshot', img, '--repo', repo, '--json']);
+    assert.equal(snap.status, 0, snap.stderr);
+    assert.deepEqual(snap.json.warnings, [], `FAT${bits} ${size} MiB, ${spc || 'default'} sectors per cluster`);
+    const m = JSON.parse(fs.readFileSync(path.join(repo, 'snapshots', `${snap.json.id}.json`), 'utf8'));
+    assert.deepEqual(m.areas.map((a: { mode: string }) => a.mode), ['used-blocks']);
+  }
+});
+
+/** The GPT header at `lba` with `value` at `offset`, its CRC recomputed (a deliberate forger, or a tool's bug). */
+function patchGptHeader(disk: string, lba: number, offset: number, value: bigint): void {
+  const h = readAt(disk, lba * 512, 512);
+  h.writeBigUInt64LE(value, offset);
+  h.writeUInt32LE(0, 16);
+  h.writeUInt32LE(zlib.crc32(h.subarray(0, h.readUInt32LE(12))), 16);
+  patch(disk, lba * 512, h);
+}
+
+// Found by an independent tester: such a header made `devsnap snapshot` fail (exit 1) with "devsnap built
+// an invalid manifest … table.gpt.backupLba is not a whole number".
+for (const [field, offset, value] of [['AlternateLBA', 32, 0xffffffffffffffffn], ['LastUsableLBA', 48, 0x20000000000001n]] as const) {
+  test(`GPT primary header with ${field} ${value} (CRC fixed up): the backup header is used; without one the disk is imaged as if it had no table`, async () => {
+    const disk = path.join(work, `gpt-${field}.img`);
+    const [p] = await makeDisk(disk, { table: 'gpt', size: 12 * MiB, partitions: [{ fs: 'vfat', size: 8 * MiB, fromDir: smallFiles(path.join(work, `gpt-${field}-src`), 10, 6) }] });
+    patchGptHeader(disk, 1, offset, value);
+    const name = field === 'AlternateLBA' ? 'alternate LBA' : 'last usable LBA';
+
+    const a = snapshotAndRestore(disk, `gpt-${field}`);
+    assert.ok(a.warnings.some((w) => w.startsWith(`The primary GPT header is damaged (its ${name} is ${value}, beyond any disk); the backup header`)), JSON.stringify(a.warnings));
+    const m = a.manifest as unknown as { source: { table: string }; partitions: { start: number; fs?: string }[] };
+    assert.equal(m.source.table, 'gpt');
+    assert.deepEqual(m.partitions.map((x) => [x.start, x.fs]), [[p.start, 'vfat']]);
+    cmp(disk, a.out);
+
+    patch(disk, 12 * MiB - 512, Buffer.alloc(512)); // and no backup header
+    const b = snapshotAndRestore(disk, `gpt-${field}-nobackup`);
+    assert.ok(b.warnings.some((w) => /^The GPT partition table is damaged .* imaged in full as if it had no partition table/.test(w)), JSON.stringify(b.warnings));
+    assert.equal((b.manifest as unknown as { source: { table: string } }).source.table, 'none');
+    assert.deepEqual(b.manifest.areas.map((x) => x.mode), ['full']);
+    cmp(disk, b.out);
+  });
+}
