@@ -18,8 +18,11 @@ export interface CheckReport {
   unreferencedBytes: number;
 }
 
-/** What check found, and which of its errors `prune` repairs (it rewrites the index and packs). */
-export interface CheckFindings extends CheckReport {
+/** What check found (`report`, as the user sees it), and what prune needs of it (it rewrites the index and packs). */
+export interface Inspection {
+  report: CheckReport;
+  /** The readable manifests check read, oldest first. */
+  manifests: Manifest[];
   /** Errors that prune does not repair: while there are any, prune refuses to delete anything. */
   blocking: string[];
   /** Packs whose own chunk list is damaged but whose chunks the index still locates: prune rewrites them. */
@@ -28,7 +31,7 @@ export interface CheckFindings extends CheckReport {
 
 const sameEntry = (a: PackEntry, b: PackEntry | undefined) => !!b && a.offset === b.offset && a.length === b.length && a.rawLength === b.rawLength;
 
-export async function checkRepository(repo: Repository): Promise<CheckFindings> {
+export async function inspectRepository(repo: Repository): Promise<Inspection> {
   const blocking: string[] = [];
   const repairable: string[] = [];
   const warnings: string[] = [];
@@ -110,5 +113,6 @@ export async function checkRepository(repo: Repository): Promise<CheckFindings> 
   }
   if (unreferencedChunks) warnings.push(`${unreferencedChunks} chunk(s) (${unreferencedBytes} bytes) are not used by any snapshot; \`devsnap prune\` reclaims them.`);
   const errors = [...blocking, ...repairable];
-  return { ok: errors.length === 0, snapshots: manifests.length, packs: packs.size, chunks: repo.index.size, errors, warnings, unreferencedChunks, unreferencedBytes, blocking, damagedTrailers };
+  const report = { ok: errors.length === 0, snapshots: manifests.length, packs: packs.size, chunks: repo.index.size, errors, warnings, unreferencedChunks, unreferencedBytes };
+  return { report, manifests, blocking, damagedTrailers };
 }

@@ -9,7 +9,7 @@ import { lastKnown, resolveName } from './repo/catalog';
 import { takeSnapshot } from './snapshot';
 import { planRestore, restoreSnapshot, RestorePlan } from './restore';
 import { describeDamage, recordVerification, verifySnapshots } from './verify';
-import { checkRepository } from './check';
+import { inspectRepository } from './check';
 import { applyPolicy, prune } from './retention';
 import { listDisks } from './disks';
 import { diffSnapshots } from './diff';
@@ -135,9 +135,9 @@ export async function verifyOp(req: VerifyRequest, ctx: OpContext): Promise<Veri
 
 export async function checkOp(req: CheckRequest, ctx: OpContext): Promise<CheckOpResult> {
   return withRepository(req, ctx, false, 'check', async (repo) => {
-    const report = await checkRepository(repo);
+    const { report, manifests } = await inspectRepository(repo);
     if (req.readData) {
-      const v = await verifySnapshots(repo, await repo.readAllManifests(() => undefined), { onProgress: ctx.onProgress, signal: ctx.signal });
+      const v = await verifySnapshots(repo, manifests, { onProgress: ctx.onProgress, signal: ctx.signal });
       for (const s of v.snapshots) for (const d of s.damage) report.errors.push(`snapshot ${s.id}: ${describeDamage(d)}`);
       report.ok = report.errors.length === 0;
     }

@@ -8,7 +8,7 @@ import type { SnapshotSummary } from './protocol';
 import { Repository } from './repo/repository';
 import { PackEntry } from './repo/pack';
 import { ProgressMeter, ProgressSink } from './progress';
-import { checkRepository } from './check';
+import { inspectRepository } from './check';
 
 export interface RetentionPolicy {
   keepLast?: number;
@@ -76,14 +76,14 @@ export interface PruneResult {
 export async function prune(repo: Repository, opts: { dryRun?: boolean; onProgress?: ProgressSink }): Promise<PruneResult> {
   // Prune deletes: it runs only on a repository whose every snapshot finds all its chunks. (What it
   // repairs itself, a damaged index file or pack chunk list, does not stop it.)
-  const found = await checkRepository(repo);
+  const found = await inspectRepository(repo);
   if (found.blocking.length) {
     const shown = found.blocking.slice(0, 5).join('\n  ');
     const more = found.blocking.length > 5 ? `\n  … and ${found.blocking.length - 5} more` : '';
     throw new DevsnapError('DAMAGED', `The repository is damaged, so prune deleted nothing (it could delete data a snapshot still needs):\n  ${shown}${more}`,
       'Run `devsnap check` for the whole list. Restore what you need from undamaged snapshots, remove damaged ones with `devsnap forget ID`, then prune.');
   }
-  const manifests = await repo.readAllManifests();
+  const manifests = found.manifests;
   const used = new Set<string>();
   for (const m of manifests) for (const id of chunkRefs(m as Manifest)) used.add(id);
 
