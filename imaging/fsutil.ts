@@ -8,6 +8,12 @@ import * as crypto from 'crypto';
 export const FILE_MODE = 0o600; // repository files are readable only by their owner
 export const DIR_MODE = 0o700;
 
+/** Errors that mean "this cannot be written here": write-protected media, a read-only mount, a folder not ours. */
+export function isReadOnlyError(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return code === 'EROFS' || code === 'EACCES' || code === 'EPERM';
+}
+
 export async function fsyncDir(dir: string): Promise<void> {
   const fh = await fs.promises.open(dir, 'r');
   try {

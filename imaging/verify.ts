@@ -8,6 +8,7 @@ import { Repository } from './repo/repository';
 import { WorkerPool } from './worker-pool';
 import { ProgressMeter, ProgressSink } from './progress';
 import { JobQueue } from './job-queue';
+import { isReadOnlyError } from './fsutil';
 
 export interface Damage {
   partition: number | null;   // null: the partition table / raw areas
@@ -81,9 +82,8 @@ export async function recordVerification(repo: Repository, manifests: Manifest[]
       await repo.writeManifest({ ...m, state: r.ok ? 'verified' : 'damaged', verifiedAt: now });
     } catch (err) {
       // Verifying a repository on read-only media is a read: its outcome stands, it is just not kept.
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'EROFS' && code !== 'EACCES' && code !== 'EPERM') throw err;
-      repo.log(`The repository is read-only (${code}): the outcome was not recorded in the snapshots.`);
+      if (!isReadOnlyError(err)) throw err;
+      repo.log(`The repository is read-only (${(err as NodeJS.ErrnoException).code}): the outcome was not recorded in the snapshots.`);
       return;
     }
   }

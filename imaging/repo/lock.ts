@@ -7,7 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as crypto from 'crypto';
 import { DevsnapError, toDevsnapError } from '../errors';
-import { FILE_MODE, mkdirPrivate, readRegularFile } from '../fsutil';
+import { FILE_MODE, isReadOnlyError, mkdirPrivate, readRegularFile } from '../fsutil';
 
 interface LockInfo {
   pid: number;
@@ -101,9 +101,6 @@ export async function acquireLock(repoDir: string, exclusive: boolean, purpose: 
   }
 }
 
-/** Errors that mean "this repository cannot be written here" (write-protected media, a read-only mount, a folder not ours). */
-const READ_ONLY_CODES = new Set(['EROFS', 'EACCES', 'EPERM']);
-
 async function tryLock(repoDir: string, exclusive: boolean, purpose: string, warn: (msg: string) => void): Promise<Lock> {
   const dir = path.join(repoDir, 'locks');
   const info: LockInfo = { pid: process.pid, host: os.hostname(), exclusive, purpose, created: new Date().toISOString(), startTime: processStartTime(process.pid) };
@@ -127,7 +124,7 @@ async function tryLock(repoDir: string, exclusive: boolean, purpose: string, war
       throw new DevsnapError('PERMISSION', `The repository ${repoDir} is on a read-only filesystem here, and ${purpose} writes to it.`,
         'Remount the drive read-write (or remove its write protection) and try again. Commands that only read (list, show, verify, check, restore, export) work as it is.');
     }
-    if (exclusive || !READ_ONLY_CODES.has(code)) throw toDevsnapError(err, `the repository's lock folder ${dir}`);
+    if (exclusive || !isReadOnlyError(err)) throw toDevsnapError(err, `the repository's lock folder ${dir}`);
     // A reader on read-only media (a write-protected backup disk, the backup drive mounted read-only
     // in a recovery system) cannot leave a lock, and nothing here can write either: read without one.
     warn(`The repository ${repoDir} is read-only here (${code}); reading it without a lock.`);
