@@ -4,7 +4,7 @@
 // Layout reference: https://www.kernel.org/doc/html/latest/filesystems/ext4/ (on-disk format).
 
 import { cString, uuidString } from './bitmap';
-import { crc32cRaw } from './checksums';
+import { crc16, crc32cRaw } from './checksums';
 import type { ByteReader } from './types';
 
 /** The primary superblock sits 1024 bytes into the partition, whatever the block size. */
@@ -202,3 +202,25 @@ export async function readDescriptorTable(p: ByteReader, s: ExtSuperblock): Prom
   return Buffer.concat(parts);
 }
 
+/** Offset of bg_checksum in a group descriptor. */
+export const BG_CHECKSUM_OFFSET = 0x1e;
+
+/**
+ * bg_checksum as ext4_group_desc_csum computes it: crc32c (low 16 bits) with metadata_csum, else crc16
+ * (gdt_csum). The same rule as fs/ext.ts's descriptor check, for readers outside it (fs/ext-state.ts).
+ */
+export function groupDescriptorChecksum(s: ExtSuperblock, g: number, raw: Buffer): number {
+  const le = Buffer.alloc(4);
+  le.writeUInt32LE(g);
+  const after = raw.subarray(BG_CHECKSUM_OFFSET + 2);
+  if (s.roCompat & RO_COMPAT_METADATA_CSUM) {
+    let c = crc32cRaw(s.csumSeed, le);
+    c = crc32cRaw(c, raw.subarray(0, BG_CHECKSUM_OFFSET));
+    c = crc32cRaw(c, Buffer.alloc(2)); // the checksum field itself counts as zero
+    return crc32cRaw(c, after) & 0xffff;
+  }
+  let c = crc16(0xffff, s.uuidBytes);
+  c = crc16(c, le);
+  c = crc16(c, raw.subarray(0, BG_CHECKSUM_OFFSET));
+  return s.incompat & INCOMPAT_64BIT ? crc16(c, after) : c;
+}
