@@ -3,7 +3,7 @@
 // over by an interrupted write.
 import * as fs from 'fs';
 import * as path from 'path';
-import { FREE, Manifest, ZERO } from './repo/manifest';
+import { Manifest, extentChunks } from './repo/manifest';
 import { Repository } from './repo/repository';
 import { PackEntry, readPackTrailer } from './repo/pack';
 
@@ -92,12 +92,12 @@ export async function inspectRepository(repo: Repository): Promise<Inspection> {
     let missing = 0;
     let wrongLength = 0;
     for (const a of m.areas) {
-      for (const [, len, ref] of a.extents) {
-        if (ref === ZERO || ref === FREE) continue;
-        referenced.add(ref);
-        const loc = repo.index.get(ref);
-        if (!loc) missing++;
-        else if (loc.rawLength !== len) wrongLength++;
+      for (const e of a.extents) {
+        const ids = extentChunks(e);
+        for (const id of ids) referenced.add(id);
+        if (ids.some((id) => !repo.index.has(id))) missing++;
+        // The chunk that holds the cell (the base of a patch) has the extent's length.
+        else if (ids.length && repo.index.get(ids[ids.length - 1])!.rawLength !== e[1]) wrongLength++;
       }
     }
     if (missing) blocking.push(`snapshot ${m.id} (${m.label}): ${missing} chunk(s) are missing from the repository.`);

@@ -142,7 +142,8 @@ export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): P
     else if (info?.kind === 'file' && info.size < plan.bytesNeeded) await fh.truncate(plan.bytesNeeded);
     for (const a of areas) {
       meter.setMessage(a.kind === 'partition' ? `partition ${a.partition}` : 'partition table and boot areas');
-      for (const [off, len, ref] of a.extents) {
+      for (const e of a.extents) {
+        const [off, len, ref] = e;
         if (opts.signal?.aborted) throw new DevsnapError('CANCELLED', 'Restore cancelled.');
         jobs.check();
         const pos = a.start - base + off;
@@ -154,8 +155,7 @@ export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): P
           continue;
         }
         await jobs.add(async () => {
-          const raw = await reader.read(ref);
-          if (raw.length !== len) throw new DevsnapError('DAMAGED', `Chunk ${ref.slice(0, 12)}… has ${raw.length} bytes where the manifest expects ${len}.`);
+          const raw = await reader.readExtent(e);
           await writeFully(fh, raw, pos);
           bytesWritten += len;
           meter.add(len);

@@ -4,6 +4,7 @@
 import { ChunkDamage, ChunkReader } from './chunk-reader';
 import { DevsnapError } from './errors';
 import { FREE, Manifest, ZERO } from './repo/manifest';
+import { decodePatch } from './repo/patch';
 import { Repository } from './repo/repository';
 import { WorkerPool } from './worker-pool';
 import { ProgressMeter, ProgressSink } from './progress';
@@ -31,8 +32,16 @@ export interface VerifyResult {
 }
 
 export async function verifySnapshots(repo: Repository, manifests: Manifest[], opts: { onProgress?: ProgressSink; signal?: AbortSignal }): Promise<VerifyResult> {
+  // Chunk id → bytes it stands for; a patch also records its base and cell length, checked once it is read.
   const unique = new Map<string, number>();
-  for (const m of manifests) for (const a of m.areas) for (const e of a.extents) if (e[2] !== ZERO && e[2] !== FREE) unique.set(e[2], e[1]);
+  const patches = new Map<string, { base: string; length: number }>();
+  for (const m of manifests) for (const a of m.areas) for (const e of a.extents) {
+    if (e.length === 4) {
+      unique.set(e[3], e[1]);
+      if (!unique.has(e[2])) unique.set(e[2], 0);
+      patches.set(e[2], { base: e[3], length: e[1] });
+    } else if (e[2] !== ZERO && e[2] !== FREE) unique.set(e[2], e[1]);
+  }
   const meter = new ProgressMeter('verify', [...unique.values()].reduce((n, l) => n + l, 0), opts.onProgress);
   const bad = new Map<string, string>();
   const pool = new WorkerPool();
@@ -44,8 +53,14 @@ export async function verifySnapshots(repo: Repository, manifests: Manifest[], o
       if (opts.signal?.aborted) throw new DevsnapError('CANCELLED', 'Verify cancelled.');
       await jobs.add(async () => {
         try {
-          await reader.read(id);
+          const raw = await reader.read(id);
+          const p = patches.get(id);
+          if (p) {
+            const patch = decodePatch(raw, id);
+            if (patch.base !== p.base || patch.cellLength !== p.length) throw new ChunkDamage(id, `it patches chunk ${patch.base.slice(0, 12)}… (${patch.cellLength} bytes), not ${p.base.slice(0, 12)}… (${p.length} bytes) as the manifest says`);
+          }
         } catch (err) {
+          if (err instanceof DevsnapError && err.code === 'DAMAGED' && !(err instanceof ChunkDamage)) err = new ChunkDamage(id, err.message);
           if (!(err instanceof ChunkDamage)) throw err; // damage is a finding; anything else stops verify
           bad.set(id, err.message);
         }
@@ -61,10 +76,12 @@ export async function verifySnapshots(repo: Repository, manifests: Manifest[], o
   meter.finish();
   const snapshots = manifests.map((m) => {
     const damage: Damage[] = [];
-    for (const a of m.areas) for (const [off, len, ref] of a.extents) {
+    for (const a of m.areas) for (const e of a.extents) {
+      const [off, len] = e;
+      const ref = e.length === 4 ? e[3] : e[2]; // the chunk holding the cell
       const raw = ref === ZERO || ref === FREE ? len : repo.index.get(ref)?.rawLength;
       // A chunk that checks out but is shorter or longer than its extent cannot restore it.
-      const msg = bad.get(ref) ?? (raw !== undefined && raw !== len ? `the extent is ${len} bytes but its chunk holds ${raw} (damaged manifest)` : undefined);
+      const msg = (e.length === 4 ? bad.get(e[2]) : undefined) ?? bad.get(ref) ?? (raw !== undefined && raw !== len ? `the extent is ${len} bytes but its chunk holds ${raw} (damaged manifest)` : undefined);
       if (msg) damage.push({ partition: a.partition ?? null, offset: a.start + off, length: len, chunk: ref, message: msg });
     }
     return { id: m.id, label: m.label, ok: damage.length === 0, damage };

@@ -2,11 +2,11 @@
 // on demand. Chunks are cached in a small LRU, so memory stays bounded whatever the disk size.
 import { DevsnapError } from '../errors';
 import type { ByteReader } from '../fs/types';
-import { FREE, Manifest, ZERO, partitionOf } from '../repo/manifest';
+import { Extent, FREE, Manifest, ZERO, partitionOf } from '../repo/manifest';
 
-/** Anything that returns a chunk's verified raw bytes by id (a ChunkReader). */
+/** Anything that returns a data extent's verified raw bytes (a ChunkReader). */
 export interface ChunkSource {
-  read(id: string): Promise<Buffer>;
+  readExtent(e: Extent): Promise<Buffer>;
 }
 
 export interface SnapshotDiskOptions {
@@ -14,8 +14,8 @@ export interface SnapshotDiskOptions {
   cacheChunks?: number;
 }
 
-/** A run of the disk: [diskOffset, length, ref]. */
-type Run = [number, number, string];
+/** A run of the disk: [diskOffset, length, ref, the extent (for data)]. */
+type Run = [number, number, string, Extent];
 
 export class SnapshotDisk implements ByteReader {
   readonly size: number;
@@ -44,12 +44,13 @@ export class SnapshotDisk implements ByteReader {
     const runs: Run[] = [];
     for (const a of [...manifest.areas].sort((x, y) => x.start - y.start)) {
       if (a.start + a.size <= start || a.start >= end) continue;
-      for (const [off, len, ref] of a.extents) {
+      for (const e of a.extents) {
+        const [off, len, ref] = e;
         const from = Math.max(a.start + off, start);
         const to = Math.min(a.start + off + len, end);
         if (to <= from) continue;
         // A chunk that starts before the range: keep the chunk's own start so offsets into it stay right.
-        runs.push([a.start + off - start, len, ref]);
+        runs.push([a.start + off - start, len, ref, e]);
       }
     }
     runs.sort((x, y) => x[0] - y[0]);
@@ -71,7 +72,9 @@ export class SnapshotDisk implements ByteReader {
     return ans;
   }
 
-  private chunk(id: string): Promise<Buffer> {
+  /** A data extent's bytes; cached by its first chunk id (a patch id names its whole content). */
+  private chunk(e: Extent): Promise<Buffer> {
+    const id = e[2];
     const hit = this.cache.get(id);
     if (hit) {
       this.cacheHits++;
@@ -80,7 +83,7 @@ export class SnapshotDisk implements ByteReader {
       return hit;
     }
     this.chunkReads++;
-    const p = this.chunks.read(id);
+    const p = this.chunks.readExtent(e);
     this.cache.set(id, p);
     p.catch(() => this.cache.delete(id));
     while (this.cache.size > this.maxCache) this.cache.delete(this.cache.keys().next().value as string);
@@ -95,7 +98,7 @@ export class SnapshotDisk implements ByteReader {
     let i = this.find(pos);
     if (i < 0) i = 0;
     while (pos < end && i < this.runs.length) {
-      const [rs, rl, ref] = this.runs[i];
+      const [rs, rl, ref, ext] = this.runs[i];
       if (rs + rl <= pos) {
         i++;
         continue;
@@ -104,7 +107,7 @@ export class SnapshotDisk implements ByteReader {
       if (pos >= end) break;
       const to = Math.min(rs + rl, end);
       if (ref !== ZERO && ref !== FREE) {
-        const data = await this.chunk(ref);
+        const data = await this.chunk(ext);
         data.copy(out, pos - position, pos - rs, to - rs);
       }
       pos = to;

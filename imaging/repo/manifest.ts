@@ -16,8 +16,22 @@ export type ExtentRef = string;
 export const ZERO = 'z';
 export const FREE = 'f';
 
-/** [offset relative to the area's start, length, ref]. Zero and free runs are merged. */
-export type Extent = [number, number, ExtentRef];
+/**
+ * [offset relative to the area's start, length, ref], or [offset, length, patch, base]: the bytes of
+ * chunk `base` with the filesystem blocks that changed since it was stored replaced by those in chunk
+ * `patch` (repo/patch.ts). A patch always names a stored base (never another patch): one level only.
+ * Zero and free runs are merged.
+ */
+export type Extent = [number, number, ExtentRef] | [number, number, string, string];
+
+/** The stored chunk ids an extent needs: none for zero and free runs, one chunk, or a patch and its base. */
+export function extentChunks(e: Extent): string[] {
+  if (e.length === 4) return [e[2], e[3]];
+  return e[2] === ZERO || e[2] === FREE ? [] : [e[2]];
+}
+
+/** How a snapshot reached consistency (FORMAT.md); 'crash-consistent' is the name earlier versions gave a fuzzy read. */
+export type Consistency = 'offline' | 'native-snapshot' | 'frozen-two-pass' | 'frozen' | 'fuzzy' | 'crash-consistent';
 
 export interface Area {
   kind: 'raw' | 'partition';
@@ -30,7 +44,7 @@ export interface Area {
 
 export interface Manifest extends SnapshotSummary {
   format: 'devsnap-snapshot';
-  version: 1;
+  version: 1 | 2;
   chunkSize: number;
   table: PartitionTable;
   areas: Area[];
@@ -91,7 +105,15 @@ export const SummarySchema = v.looseObject({
   created: timestamp,
   host: text,
   source: v.looseObject({ path: text, size: count, model: v.optional(text), table: tableType, diskId: v.optional(text) }),
-  consistency: v.picklist(['offline', 'frozen', 'crash-consistent'], 'is not "offline", "frozen" or "crash-consistent"'),
+  consistency: v.picklist(['offline', 'native-snapshot', 'frozen-two-pass', 'frozen', 'fuzzy', 'crash-consistent'], 'is not a known consistency ("offline", "native-snapshot", "frozen-two-pass", "frozen", "fuzzy")'),
+  pointInTime: v.optional(v.looseObject({
+    at: timestamp,
+    pauseSeconds: v.pipe(v.number('is not a number'), v.finite('is not a finite number'), v.minValue(0, 'is negative')),
+    rounds: count,
+    rereadBytes: count,
+    methods: v.array(v.looseObject({ mountpoint: text, partition: v.optional(count), how: text }), 'is not a list'),
+  })),
+  readMode: v.optional(v.picklist(['all', 'changes'], 'is not "all" or "changes"')),
   parent: v.optional(snapshotId),
   pinned: v.boolean('is not true or false'),
   state: v.picklist(['verified', 'not-verified', 'damaged'], 'is not "verified", "not-verified" or "damaged"'),
@@ -113,7 +135,7 @@ const AreaSchema = v.looseObject({
 export const ManifestSchema = v.looseObject({
   ...SummarySchema.entries,
   format: v.literal('devsnap-snapshot'),
-  version: v.literal(1),
+  version: v.picklist([1, 2], 'is not 1 or 2'),
   chunkSize: v.pipe(count, v.minValue(1, 'is zero'), v.maxValue(MAX_CHUNK_SIZE, `is larger than ${MAX_CHUNK_SIZE} bytes`)),
   table: v.looseObject({
     type: tableType,
@@ -190,8 +212,9 @@ function checkGeometry(m: Manifest, fileId: string | null): string | null {
     let pos = 0;
     for (let j = 0; j < ex.length; j++) {
       const e = ex[j];
-      if (!Array.isArray(e) || e.length !== 3) return `${name}.extents[${j}] is not [offset, length, chunk]: ${shown(e)}`;
+      if (!Array.isArray(e) || (e.length !== 3 && (e.length !== 4 || m.version < 2))) return `${name}.extents[${j}] is not [offset, length, chunk]${m.version < 2 ? '' : ' or [offset, length, patch, base]'}: ${shown(e)}`;
       const [off, len, ref] = e;
+      if (e.length === 4 && !(typeof e[3] === 'string' && CHUNK_ID.test(e[3]) && typeof ref === 'string' && CHUNK_ID.test(ref))) return `${name}.extents[${j}] is a patch whose patch or base ${shown([ref, e[3]])} is not a chunk id (64 hex digits)`;
       if (off !== pos) return `${name}.extents[${j}] starts at ${shown(off)}, not at ${pos} where the extent before it ends (a gap, an overlap or out of order)`;
       if (!Number.isSafeInteger(len) || len <= 0) return `${name}.extents[${j}] has the length ${shown(len)}, not a positive whole number`;
       if (ref !== ZERO && ref !== FREE) {
@@ -233,7 +256,7 @@ export function parseManifest(bytes: Buffer, fileId: string | null, subject = `s
     throw new DevsnapError('DAMAGED', `The manifest of ${subject} is truncated or corrupt.`, hint);
   }
   if (m === null || typeof m !== 'object' || m.format !== 'devsnap-snapshot') throw new DevsnapError('DAMAGED', `The manifest of ${subject} is not a devsnap snapshot manifest.`, hint);
-  if (m.version !== 1) throw new DevsnapError('DAMAGED', `Snapshot ${fileId ?? shown(m.id)} has manifest version ${shown(m.version)}, which this devsnap does not know.`, 'Update devsnap.');
+  if (m.version !== 1 && m.version !== 2) throw new DevsnapError('DAMAGED', `Snapshot ${fileId ?? shown(m.id)} has manifest version ${shown(m.version)}, which this devsnap does not know.`, 'Update devsnap.');
   if (m.digest !== digestOf(m)) throw new DevsnapError('DAMAGED', `The manifest of ${subject} is corrupt (its checksum does not match).`, hint);
   const why = invalidity(m, fileId);
   if (why) throw new DevsnapError('DAMAGED', `The manifest of ${subject} is invalid: ${why}.`, hint);
@@ -267,7 +290,7 @@ export function partitionOf(m: Manifest, index: number): PartitionInfo {
   return p;
 }
 
-/** Every data chunk id the manifest references. */
+/** Every data chunk id the manifest references (patches and their bases). */
 export function* chunkRefs(m: Manifest): Generator<string> {
-  for (const a of m.areas) for (const e of a.extents) if (e[2] !== ZERO && e[2] !== FREE) yield e[2];
+  for (const a of m.areas) for (const e of a.extents) yield* extentChunks(e);
 }

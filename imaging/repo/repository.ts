@@ -601,6 +601,23 @@ export class PackWriter {
     return this.repo.index.has(id) || this.pendingIds.has(id);
   }
 
+  /**
+   * The stored bytes of a chunk this run appended to the pack it still has open (closed packs are in
+   * the index already), once every queued append is done; null when it is not there.
+   */
+  readOpen(id: string): Promise<{ frame: Buffer; loc: ChunkLocation } | null> {
+    // In the append queue: no append closes the pack while it is read.
+    const run = this.queue.then(async () => {
+      const c = this.current;
+      const e = c?.entries.find((x) => x.id === id);
+      if (!c || !e) return null;
+      const stored = await readFully(c.fh, e.offset, e.length);
+      return { frame: this.repo.cipher.open(stored), loc: { pack: c.id, offset: e.offset, length: e.length, rawLength: e.rawLength } };
+    });
+    this.queue = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
   /** Marks a chunk as being stored (so a duplicate in the same run is not stored twice). */
   reserve(id: string): void {
     this.pendingIds.add(id);
@@ -624,7 +641,7 @@ export class PackWriter {
       const final = this.repo.packPath(packId);
       await mkdirPrivate(path.dirname(final));
       const tmp = tempName(final);
-      this.current = { id: packId, tmp, fh: await fs.promises.open(tmp, 'wx', FILE_MODE), size: 0, entries: [] };
+      this.current = { id: packId, tmp, fh: await fs.promises.open(tmp, 'wx+', FILE_MODE), size: 0, entries: [] };
     }
     const c = this.current;
     await writeFully(c.fh, stored, c.size);
