@@ -12,8 +12,8 @@ import { describeDamage } from './verify';
 import { runHelperCommand } from './helper/server';
 import { registerFileCommands } from './cli-files';
 import { chooseProgressMode, listText, oneLine, ProgressPrinter, table, terminalSafe } from './cli-output';
-import { formatBytes, formatDuration } from './format';
-import type { ProgressEvent, RepoRequest } from './protocol';
+import { describeConsistency, formatBytes, formatDuration } from './format';
+import type { ProgressEvent, RepoRequest, SnapshotPlan } from './protocol';
 
 interface GlobalOpts {
   repo?: string;
@@ -160,15 +160,30 @@ program
   .description('image a disk (block device or disk image file) into the repository')
   .option('-l, --label <text>', 'a label, e.g. "before upgrade"')
   .addOption(new Option('--compression <level>', 'zstd level 1-19 (default: the repository setting)').argParser(intArg('--compression')))
-  .option('--freeze', "freeze the source's mounted filesystems (fsfreeze) while imaging, for a consistent image")
+  .option('--full-read', 'read every used block, not only what changed since the previous snapshot')
+  .option('--freeze', "pause writes to the source's mounted filesystems for the whole snapshot (default: only for the short last pass)")
+  .option('--fuzzy', 'read a mounted read-write source live, without pausing writes: not one point in time (the restored filesystems may need repair)')
+  .option('--plan', 'only say how the snapshot would reach a point in time and about how long writes would pause')
   .action(async (source: string, o, cmd) => {
     const g = globals(cmd);
-    const r = await ops.snapshotOp({ ...repoReq(g), source, label: o.label, compressionLevel: o.compression, freeze: o.freeze }, opCtx(g));
+    if (o.plan) {
+      const plan = await ops.planSnapshotOp({ ...repoReq(g), source });
+      report(g, plan, () => planText(plan));
+      return;
+    }
+    if (o.freeze && o.fuzzy) throw new DevsnapError('USAGE', '--freeze and --fuzzy contradict each other.', 'Give one of them, or neither (the default: a point in time with a short pause).');
+    const r = await ops.snapshotOp({ ...repoReq(g), source, label: o.label, compressionLevel: o.compression, freeze: o.freeze, fuzzy: o.fuzzy, fullRead: o.fullRead }, opCtx(g));
     const m = r.snapshot;
     const s = m.stats;
     report(g, r, () =>
-      `Snapshot ${m.id} "${oneLine(m.label)}" of ${oneLine(source)}: ${formatBytes(s.bytesLogical)} disk, ${formatBytes(s.bytesUsed)} used, ${formatBytes(s.bytesAdded)} added (${s.chunksNew} new chunks, ${s.chunksReused} reused) in ${formatDuration(s.durationSeconds)}.`);
+      `Snapshot ${m.id} "${oneLine(m.label)}" of ${oneLine(source)}: ${formatBytes(s.bytesLogical)} disk, ${formatBytes(s.bytesUsed)} used, ${formatBytes(s.bytesAdded)} added (${s.chunksNew} new chunks, ${s.chunksReused} reused) in ${formatDuration(s.durationSeconds)}.\n${describeConsistency(m)}`);
   });
+
+function planText(p: SnapshotPlan): string {
+  if (p.consistency === 'offline') return `${oneLine(p.source)} has no filesystem mounted read-write: it is imaged as it is, nothing is paused.`;
+  const lines = p.mounts.map((m) => `  ${oneLine(m.mountpoint)}: ${m.how === 'two-pass' ? `read live, then writes paused for about ${m.pauseSeconds!.toFixed(1)} s for the last pass` : m.how === 'frozen' ? `writes paused while it is read (about ${m.pauseSeconds!.toFixed(1)} s)` : m.how === 'remount-ro' ? `read-only while it is read (about ${m.pauseSeconds!.toFixed(1)} s)` : 'cannot be paused'}${m.holdsRepository ? ' (holds the repository)' : ''}`);
+  return [`A snapshot of ${oneLine(p.source)} is one point in time; writes pause for about ${p.pauseSeconds.toFixed(1)} s:`, ...lines, ...(p.problem ? [`Refused: ${p.problem.message} ${p.problem.hint}`] : [])].join('\n');
+}
 
 program
   .command('list')
@@ -190,7 +205,8 @@ program
     report(g, r, () =>
       [
         `Snapshot ${m.id} "${oneLine(m.label)}"`,
-        `  created ${m.created} on ${oneLine(m.host)}; ${m.consistency}; ${m.state}${m.pinned ? '; pinned' : ''}${m.parent ? `; parent ${m.parent}` : ''}`,
+        `  created ${m.created} on ${oneLine(m.host)}; ${m.state}${m.pinned ? '; pinned' : ''}${m.parent ? `; parent ${m.parent}` : ''}`,
+        `  ${describeConsistency(m)}`,
         `  source ${oneLine(m.source.path)}, ${formatBytes(m.source.size)}, ${m.source.table} table`,
         ...m.partitions.map((p) => `  partition ${p.index}: ${formatBytes(p.size)} at ${p.start}, ${p.fs ?? 'unknown content (imaged in full)'}${p.label ? ` "${oneLine(p.label)}"` : ''}${p.usedBytes !== undefined ? `, ${formatBytes(p.usedBytes)} used` : ''}`),
         `  read ${formatBytes(m.stats.bytesRead)}, added ${formatBytes(m.stats.bytesAdded)} in ${formatDuration(m.stats.durationSeconds)}`,

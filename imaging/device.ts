@@ -23,11 +23,23 @@ export interface DeviceInfo {
   /** "major:minor" of a block device. */
   devno?: string;
   /** Mounted filesystems (and swap) on the device or anything stacked on it, with the device they are on. */
-  mounts: { mountpoint: string; readOnly: boolean; devno: string; device: string }[];
+  mounts: MountUse[];
   /** Active device-mapper or md devices built on it (e.g. "dm-0"): LVM volumes, LUKS mappings, RAID arrays. */
   holders: string[];
   /** The device (or the disk it is part of, or a device it holds) carries the running system's root filesystem. */
   isSystem: boolean;
+}
+
+export interface MountUse {
+  mountpoint: string;
+  readOnly: boolean;
+  devno: string;
+  device: string;
+  /** The filesystem type from mountinfo ("ext4", "vfat", "swap" for a swap area…). */
+  fstype?: string;
+  /** Where the mounted device's bytes start on the inspected source, when they lie on it directly
+   *  (a partition, or a loop device with an offset); absent when stacked through LVM, LUKS or RAID. */
+  offset?: number;
 }
 
 /** Where the kernel's view is read from; tests point it at constructed trees. */
@@ -71,6 +83,7 @@ interface MountEntry {
   readOnly: boolean;
   /** The mount source ("/dev/sda2", "overlay", …). */
   source: string;
+  fstype: string;
 }
 
 export function readMounts(file = LIVE_SYSTEM.mountinfo): MountEntry[] {
@@ -78,7 +91,7 @@ export function readMounts(file = LIVE_SYSTEM.mountinfo): MountEntry[] {
   return text.split('\n').filter(Boolean).map((line) => {
     const f = line.split(' ');
     const dash = f.indexOf('-', 6);
-    return { devno: f[2], mountpoint: unescapeOctal(f[4]), readOnly: f[5].split(',').includes('ro'), source: dash > 0 ? unescapeOctal(f[dash + 2] ?? '') : '' };
+    return { devno: f[2], mountpoint: unescapeOctal(f[4]), readOnly: f[5].split(',').includes('ro'), source: dash > 0 ? unescapeOctal(f[dash + 2] ?? '') : '', fstype: dash > 0 ? f[dash + 1] ?? '' : '' };
   });
 }
 
@@ -268,13 +281,17 @@ export class BlockLayer {
 
 const fileKey = (st: fs.Stats) => `file:${devnoString(st.dev)}:${st.ino}`;
 
-/** Mounts and swap areas on any of `devs`. */
-function usesOf(devs: BlockDev[], view: SystemView): DeviceInfo['mounts'] {
+/** Mounts and swap areas on any of `devs`; with `layer` and `source` (the inspected object and its first byte), where each lies on it. */
+function usesOf(devs: BlockDev[], view: SystemView, layer?: BlockLayer, source?: { obj: string; start: number }): DeviceInfo['mounts'] {
   const names = new Map(devs.map((d) => [d.devno, d.name]));
   const out: DeviceInfo['mounts'] = [];
   for (const m of readMounts(view.mountinfo)) {
     const hit = mountDevnos(m).find((n) => names.has(n));
-    if (hit) out.push({ mountpoint: m.mountpoint, readOnly: m.readOnly, devno: hit, device: names.get(hit)! });
+    if (!hit) continue;
+    const d = layer?.byDevno.get(hit);
+    const b = d && layer!.base(d);
+    const offset = b && source && b.obj === source.obj && b.start >= source.start ? b.start - source.start : undefined;
+    out.push({ mountpoint: m.mountpoint, readOnly: m.readOnly, devno: hit, device: names.get(hit)!, fstype: m.fstype, ...(offset !== undefined ? { offset } : {}) });
   }
   // /proc/swaps: "Filename Type Size Used Priority"; a swap partition or file in use.
   for (const line of (readSys(view.swaps) ?? '').split('\n').slice(1)) {
@@ -303,7 +320,7 @@ export function deviceUsage(devno: string, view: SystemView = LIVE_SYSTEM, layer
   // running system's disk is refused as well.
   const disk = d ? layer.base(d).obj.replace(/^dev:/, '') : devno;
   return {
-    mounts: usesOf(stacked, view),
+    mounts: usesOf(stacked, view, layer, d ? layer.base(d) : undefined),
     holders: holdersIn(stacked, devno),
     isSystem: system.has(disk) || stacked.some((s) => system.has(s.devno)),
   };
@@ -331,7 +348,7 @@ export async function inspectPath(p: string, what: 'source' | 'target', view: Sy
       /* stat worked: keep the inode match */
     }
     const stacked = layer.stackedOn({ file: fileKey(st), paths });
-    return { path: p, kind: 'file', size: st.size, mounts: usesOf(stacked, view), holders: holdersIn(stacked), isSystem: false };
+    return { path: p, kind: 'file', size: st.size, mounts: usesOf(stacked, view, layer, { obj: fileKey(st), start: 0 }), holders: holdersIn(stacked), isSystem: false };
   }
   throw new DevsnapError(what === 'source' ? 'BAD_SOURCE' : 'BAD_TARGET', `${p} is neither a block device nor a disk image file.`, 'Give a device such as /dev/sdb or a raw disk image file.');
 }

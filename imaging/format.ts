@@ -1,7 +1,7 @@
 // Pure formatting helpers shared by the CLI, the extension and the webview: sizes, rates, durations, dates and
 // progress lines. No `vscode` import, so the unit tests (test/unit/extension-format.test.ts) run
 // under plain node.
-import type { ProgressEvent } from './protocol';
+import type { ProgressEvent, SnapshotSummary } from './protocol';
 
 const UNITS = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
 
@@ -120,5 +120,44 @@ export class ProgressTracker {
     const increment = pct - this.reported;
     this.reported = pct;
     return { message, increment };
+  }
+}
+
+/** A short name for how a snapshot is one point in time (the sidebar's description, the panel's badge). */
+export function consistencyName(m: Pick<SnapshotSummary, 'consistency'>): string {
+  switch (m.consistency) {
+    case 'offline':
+      return 'offline';
+    case 'native-snapshot':
+      return 'point in time (LVM snapshot)';
+    case 'frozen-two-pass':
+      return 'point in time';
+    case 'frozen':
+      return 'point in time (writes paused throughout)';
+    default:
+      return 'fuzzy read';
+  }
+}
+
+/** One sentence on how the image is (or is not) one point in time, for `show`, tooltips and the panel. */
+export function describeConsistency(m: Pick<SnapshotSummary, 'consistency' | 'pointInTime'>): string {
+  const p = m.pointInTime;
+  const when = p ? ` at ${formatTimestamp(new Date(p.at))}` : '';
+  switch (m.consistency) {
+    case 'offline':
+      return 'Offline: no filesystem of the disk was mounted read-write, so the image is the disk as it was.';
+    case 'native-snapshot':
+      return `Point in time${when}: read from an LVM snapshot, without pausing writes.`;
+    case 'frozen-two-pass': {
+      const pause = p ? `${p.pauseSeconds < 10 ? p.pauseSeconds.toFixed(1) : Math.round(p.pauseSeconds)} s` : 'a moment';
+      const others = p?.methods.filter((x) => x.how !== 'two-pass').map((x) => `${x.mountpoint} ${x.how === 'remount-ro' ? 'read-only' : 'paused'} while read`) ?? [];
+      return `Point in time${when}: read live, then what changed re-read with writes paused for ${pause}${others.length ? ` (${others.join(', ')})` : ''}.`;
+    }
+    case 'frozen':
+      return 'Point in time: writes were paused for the whole snapshot (--freeze).';
+    case 'crash-consistent':
+      return 'Fuzzy read (taken by an earlier devsnap): the disk changed while it was read; the restored filesystems may need repair.';
+    default:
+      return 'Fuzzy read (--fuzzy): the disk changed while it was read, so this is not one point in time; the restored filesystems may need repair.';
   }
 }

@@ -2,11 +2,13 @@
 // (imaging/cli.ts) parses its arguments into these requests and prints the results; the elevated
 // helper (imaging/helper/server.ts) receives the same requests over its channel. One
 // implementation, so the two cannot drift apart.
+import * as path from 'path';
 import { DevsnapError } from './errors';
 import { Repository } from './repo/repository';
 import { Manifest, summarize } from './repo/manifest';
 import { lastKnown, resolveName } from './repo/catalog';
 import { takeSnapshot } from './snapshot';
+import { planSnapshot } from './capture/plan';
 import { planRestore, restoreSnapshot, RestorePlan } from './restore';
 import { describeDamage, recordVerification, verifySnapshots } from './verify';
 import { inspectRepository } from './check';
@@ -19,7 +21,7 @@ import type { ProgressSink } from './progress';
 import type {
   CheckOpResult, CheckRequest, DiffOpResult, DiffRequest, DisksResult, ForgetOpResult, ForgetRequest, LabelRequest, ListResult,
   PinRequest, PruneOpResult, PruneRequest, RepoRequest, RestoreEntry, RestoreFilesRequest, RestoreFilesResult, RestoreOpResult, RestoreRequest,
-  ShowRequest, ShowResult, SnapshotOpResult, SnapshotRefResult, SnapshotRequest, VerifyOpResult, VerifyRequest,
+  PlanSnapshotRequest, ShowRequest, ShowResult, SnapshotOpResult, SnapshotPlan, SnapshotRefResult, SnapshotRequest, VerifyOpResult, VerifyRequest,
 } from './protocol';
 
 export interface OpContext {
@@ -67,8 +69,13 @@ export async function disksOp(): Promise<DisksResult> {
 
 export async function snapshotOp(req: SnapshotRequest, ctx: OpContext): Promise<SnapshotOpResult> {
   const m = await withRepository(req, ctx, true, `snapshot of ${req.source}`, (repo) =>
-    takeSnapshot(repo, { source: req.source, label: req.label, level: req.compressionLevel, freeze: req.freeze, signal: ctx.signal, onProgress: ctx.onProgress, log: ctx.log }), true);
+    takeSnapshot(repo, { source: req.source, label: req.label, level: req.compressionLevel, freeze: req.freeze, fuzzy: req.fuzzy, fullRead: req.fullRead, signal: ctx.signal, onProgress: ctx.onProgress, log: ctx.log }), true);
   return { id: m.id, snapshot: summarize(m), warnings: m.warnings };
+}
+
+/** What a snapshot would do (no repository lock: nothing is written). */
+export async function planSnapshotOp(req: PlanSnapshotRequest): Promise<SnapshotPlan> {
+  return planSnapshot(req.repo, path.resolve(req.source));
 }
 
 /** Every snapshot from its summary; damaged manifests as `damaged` entries (the CLI then exits non-zero). */

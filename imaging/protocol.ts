@@ -77,6 +77,15 @@ export interface SnapshotStats {
 
 export type SnapshotState = 'verified' | 'not-verified' | 'damaged';
 
+export interface PointInTime {
+  at: string;              // ISO 8601: the instant the image shows (writes paused from here)
+  pauseSeconds: number;    // how long writes were paused (the longest pause of any mount)
+  rounds: number;          // live catch-up rounds before the pause
+  rereadBytes: number;     // bytes read again while paused
+  /** Per read-write mount: 'two-pass' (fsfreeze for the last pass), 'remount-ro' (read-only while read), 'frozen' (fsfreeze while read), 'lvm-snapshot'. */
+  methods: { mountpoint: string; partition?: number; how: string }[];
+}
+
 /** What `devsnap list --json` returns per snapshot (the manifest without its extent maps). */
 export interface SnapshotSummary {
   id: string;
@@ -84,7 +93,17 @@ export interface SnapshotSummary {
   created: string;        // ISO 8601
   host: string;
   source: { path: string; size: number; model?: string; table: 'gpt' | 'mbr' | 'none'; diskId?: string };
-  consistency: 'offline' | 'frozen' | 'crash-consistent';
+  /**
+   * How the image is one point in time: 'offline' (nothing mounted read-write), 'native-snapshot'
+   * (LVM), 'frozen-two-pass' (read live, then the changes re-read with writes paused briefly),
+   * 'frozen' (writes paused for the whole snapshot), 'fuzzy' (read live without a point in time, only
+   * when forced); 'crash-consistent' is what earlier versions called a fuzzy read.
+   */
+  consistency: 'offline' | 'native-snapshot' | 'frozen-two-pass' | 'frozen' | 'fuzzy' | 'crash-consistent';
+  /** For a running system: when writes were paused, for how long, and how each mount was handled. */
+  pointInTime?: PointInTime;
+  /** 'changes': ext filesystems were read only where they changed since the parent; 'all': every used block was read. */
+  readMode?: 'all' | 'changes';
   parent?: string;
   pinned: boolean;
   state: SnapshotState;
@@ -108,6 +127,25 @@ export interface SnapshotRequest extends RepoRequest {
   label?: string;
   compressionLevel?: number;
   freeze?: boolean;
+  /** Read a mounted read-write source live, without a point in time. */
+  fuzzy?: boolean;
+  /** Read every used block, not only what changed since the parent snapshot. */
+  fullRead?: boolean;
+}
+export interface PlanSnapshotRequest extends RepoRequest {
+  source: string;
+}
+/** What a snapshot of `source` would do (capture/plan.ts): shown before the user confirms. */
+export interface SnapshotPlan {
+  source: string;
+  consistency: 'offline' | 'frozen-two-pass';
+  isSystem: boolean;
+  /** Each read-write mount: 'two-pass' (paused for the last pass), 'frozen' or 'remount-ro' (paused while read), 'unsupported'. */
+  mounts: { mountpoint: string; partition?: number; fstype?: string; how: 'two-pass' | 'frozen' | 'remount-ro' | 'unsupported'; pauseSeconds?: number; holdsRepository: boolean }[];
+  /** About how long writers wait (the longest of any mount), an estimate. */
+  pauseSeconds: number;
+  /** Why the snapshot would be refused, and what to do. */
+  problem?: { message: string; hint: string };
 }
 export interface RestoreRequest extends RepoRequest {
   snapshot: string;       // id, unique prefix or 'latest'
@@ -299,6 +337,7 @@ export interface HelperOps {
   listSnapshots: { params: RepoRequest & HelperRepoOptions; result: ListResult };
   show: { params: ShowRequest & HelperRepoOptions; result: ShowResult };
   snapshot: { params: SnapshotRequest & HelperRepoOptions; result: SnapshotOpResult };
+  planSnapshot: { params: PlanSnapshotRequest & HelperRepoOptions; result: SnapshotPlan };
   restore: {
     params: RestoreRequest & HelperRepoOptions & {
       /** The user confirmed overwriting the target (required unless dryRun). */

@@ -1,6 +1,11 @@
 // Takes a snapshot: images a disk's partition table, raw areas and partitions (used blocks only
 // where the filesystem is understood) into the repository, then commits the manifest.
 //
+// A mounted read-write source is imaged at one point in time (two-pass, capture/point-in-time.ts);
+// with a parent snapshot of the same disk, ext filesystems are read only where they changed
+// (capture/ext-tracking.ts), and every changed cell is stored as a patch of what changed
+// (capture/cells.ts). See imaging/FORMAT.md.
+//
 // Chunking: fixed-size chunks aligned to the start of each area. A disk does not shift its bytes
 // the way a file stream does, so fixed chunks aligned to the partition (and thus to filesystem
 // blocks) find every unchanged block of an upgraded filesystem without content-defined chunking's
@@ -10,22 +15,28 @@ import * as path from 'path';
 import * as os from 'os';
 import * as crypto from 'crypto';
 import { DevsnapError, toDevsnapError } from './errors';
-import { inspectPath } from './device';
+import { devnoString, inspectPath, type MountUse } from './device';
 import { openDisk } from './privilege';
 import { layoutProblems, readPartitionTable, PartitionTable } from './partitions';
 import { detectFilesystem } from './fs/detect';
 import type { ByteReader, UsedBlocks } from './fs/types';
 import { bootModeFromPartitions, collectInventory, type Inventory } from './inventory';
 import { openImageFs } from './image-fs';
+import { SnapshotDisk } from './image-fs/snapshot-disk';
 import { fileReader, sliceReader } from './source';
-import { Area, Extent, FREE, Manifest, ZERO } from './repo/manifest';
+import { Area, Manifest } from './repo/manifest';
 import { Logger, Repository } from './repo/repository';
 import { WorkerPool } from './worker-pool';
 import { ProgressMeter, ProgressSink } from './progress';
 import { freezeMounts, Frozen } from './freeze';
 import { ChunkSaver } from './chunk-saver';
-import { isZero } from './bytes';
-import type { PartitionInfo } from './protocol';
+import { ChunkReader } from './chunk-reader';
+import { AreaCells, CellStore, type PlannedArea } from './capture/cells';
+import { readCells } from './capture/reads';
+import { canFreeze, dropCache, freeze, remountReadOnly, type Resume } from './capture/pause';
+import { changesSince, incomparable, journalRuns, mergeRuns, readExtState, withoutBlocks, type BlockRuns, type ExtState } from './capture/ext-tracking';
+import { applyRuns, catchUp, clockOffset, frozenPass, settleAndSync, sleep, zeroDeadJournal, type Tracked } from './capture/point-in-time';
+import type { PartitionInfo, PointInTime } from './protocol';
 
 export interface SnapshotOptions {
   source: string;
@@ -34,102 +45,12 @@ export interface SnapshotOptions {
   signal?: AbortSignal;
   onProgress?: ProgressSink;
   log: Logger;
-  /** Freeze the source's read-write mounted filesystems (fsfreeze) while imaging. */
+  /** Pause writers of the source's read-write filesystems (fsfreeze) for the whole snapshot. */
   freeze?: boolean;
-}
-
-interface PlannedArea {
-  kind: Area['kind'];
-  partition?: number;
-  start: number;
-  size: number;
-  used: UsedBlocks | null;
-}
-
-/** Adds an extent, merging runs of zero or free space. */
-export function pushExtent(list: Extent[], offset: number, length: number, ref: string): void {
-  const last = list[list.length - 1];
-  if (last && (ref === ZERO || ref === FREE) && last[2] === ref && last[0] + last[1] === offset) last[1] += length;
-  else list.push([offset, length, ref]);
-}
-
-/** Byte runs [from, to) of `[cellStart, cellEnd)` that the bitmap marks used. */
-export function usedRuns(used: UsedBlocks, cellStart: number, cellEnd: number): [number, number][] {
-  const bs = used.blockSize;
-  const runs: [number, number][] = [];
-  const lastBlock = Math.ceil(cellEnd / bs);
-  for (let b = Math.floor(cellStart / bs); b < lastBlock; b++) {
-    const byte = used.bitmap[b >> 3];
-    if (byte === 0 && (b & 7) === 0) {
-      b += 7; // a whole byte of free blocks
-      continue;
-    }
-    if (!(byte & (1 << (b & 7)))) continue;
-    const from = Math.max(cellStart, b * bs);
-    const to = Math.min(cellEnd, (b + 1) * bs);
-    const last = runs[runs.length - 1];
-    if (last && last[1] === from) last[1] = to;
-    else runs.push([from, to]);
-  }
-  return runs;
-}
-
-interface Cell {
-  area: PlannedArea;
-  off: number;
-  len: number;
-  buf: Buffer | null; // null: free space, nothing read
-  bytesRead: number;
-}
-
-/** Reads one chunk-sized cell: only its used blocks (runs closer than 64 KiB joined into one read); free gaps are zero. */
-async function readCell(fh: fs.promises.FileHandle, a: PlannedArea, off: number, len: number, source: string): Promise<Cell> {
-  const runs: [number, number][] = a.used ? usedRuns(a.used, off, off + len) : [[off, off + len]];
-  if (!runs.length) return { area: a, off, len, buf: null, bytesRead: 0 };
-  const buf = Buffer.allocUnsafe(len);
-  let bytesRead = 0;
-  let filled = off; // bytes of the cell before this position are set
-  for (let i = 0; i < runs.length; ) {
-    let j = i;
-    while (j + 1 < runs.length && runs[j + 1][0] - runs[j][1] < 64 * 1024) j++;
-    const [from, to] = [runs[i][0], runs[j][1]];
-    buf.fill(0, filled - off, from - off);
-    const { bytesRead: n } = await fh.read(buf, from - off, to - from, a.start + from);
-    if (n < to - from) throw new DevsnapError('BAD_SOURCE', `${source} ended early at byte ${a.start + from + n}.`, 'Was the drive removed? Check it and try again.');
-    for (let k = i; k < j; k++) buf.fill(0, runs[k][1] - off, runs[k + 1][0] - off);
-    for (let k = i; k <= j; k++) bytesRead += runs[k][1] - runs[k][0];
-    filled = to;
-    i = j + 1;
-  }
-  buf.fill(0, filled - off, len);
-  return { area: a, off, len, buf, bytesRead };
-}
-
-/**
- * The cells of every area in disk order, with `ahead` reads in flight: the disk keeps reading while
- * the previous chunks are hashed and compressed (a sequential await per chunk left it idle).
- */
-async function* readCells(fh: fs.promises.FileHandle, areas: PlannedArea[], chunkSize: number, source: string, ahead = 8): AsyncGenerator<Cell> {
-  function* plan() {
-    for (const a of areas) for (let off = 0; off < a.size; off += chunkSize) yield { a, off, len: Math.min(chunkSize, a.size - off) };
-  }
-  const cells = plan();
-  const queue: Promise<Cell>[] = [];
-  const refill = () => {
-    while (queue.length < ahead) {
-      const n = cells.next();
-      if (n.done) return;
-      const p = readCell(fh, n.value.a, n.value.off, n.value.len, source);
-      p.catch(() => undefined); // awaited in order below; this only marks it handled meanwhile
-      queue.push(p);
-    }
-  };
-  refill();
-  while (queue.length) {
-    const cell = await queue.shift()!;
-    refill();
-    yield cell;
-  }
+  /** Read a mounted read-write source live, without a point in time (the image may need repair). */
+  fuzzy?: boolean;
+  /** Read every used block, not only what changed since the parent snapshot. */
+  fullRead?: boolean;
 }
 
 /**
@@ -174,7 +95,83 @@ async function takeInventory(isSystem: boolean, disk: ByteReader, partitions: Pa
   }
 }
 
+/**
+ * Each partition's filesystem and its used-block map: a map only where it may be trusted (a damaged
+ * or misplaced partition is imaged in full, mode "full"), with the reasons as warnings.
+ */
+async function detectPartitions(table: PartitionTable, disk: ByteReader, sizeOf: (p: { start: number; size: number }) => number, diskSize: number, warn: (m: string) => void, live: Set<number>) {
+  const fsOf = new Map<number, UsedBlocks | null>();
+  const partitions: PartitionInfo[] = [];
+  const misplaced = layoutProblems(table.partitions, diskSize);
+  for (const p of table.partitions) {
+    const name = table.type === 'none' ? 'The whole-device filesystem' : `Partition ${p.index}`;
+    const bad = misplaced.get(p.index);
+    if (bad) warn(`${name} ${bad}: it is imaged in full (every byte of it on the disk), not through its filesystem's free-block map.`);
+    let used: UsedBlocks | null = null;
+    try {
+      used = await detectFilesystem(sliceReader(disk, p.start, sizeOf(p)));
+    } catch (err) {
+      warn(`${name}: its filesystem could not be read (${(err as Error).message}); imaging it in full.`);
+    }
+    // A filesystem read live says what is in flight (bitmaps newer in its journal): its frozen pass says what holds.
+    if (!live.has(p.index)) for (const w of used?.warnings ?? []) warn(`${name}: ${w}`);
+    fsOf.set(p.index, used && !used.full && !bad ? used : null);
+    partitions.push({ ...p, ...(used ? { fs: used.fs, label: used.label, fsUuid: used.uuid, ...(used.full ? {} : { usedBytes: used.usedBytes }) } : {}) });
+  }
+  return { fsOf, partitions };
+}
+
+/** How the image reaches one point in time (FORMAT.md): chosen per snapshot from the source's mounts and the options. */
+type Mode = 'offline' | 'frozen-two-pass' | 'frozen' | 'fuzzy';
+
+/** The latest readable snapshot of the same disk, the parent whose cells an incremental starts from. */
+async function findParent(repo: Repository, source: string, diskId: string | undefined, warn: (m: string) => void): Promise<Manifest | null> {
+  const same = (await repo.listSnapshots()).snapshots.filter((m) => (diskId && m.source.diskId === diskId) || m.source.path === source);
+  const last = same[same.length - 1];
+  if (!last) return null;
+  try {
+    return await repo.readManifest(last.id);
+  } catch (err) {
+    warn(`The previous snapshot ${last.id} cannot be read (${(err as Error).message}); everything is read and stored anew.`);
+    return null;
+  }
+}
+
+/** Refuses what a two-pass snapshot cannot pause safely, saying what to do instead. */
+function assertPausable(rw: MountUse[], repoDir: string): void {
+  const stacked = rw.find((m) => m.offset === undefined);
+  if (stacked) {
+    throw new DevsnapError('BAD_SOURCE', `${stacked.mountpoint} is mounted read-write through ${stacked.device} (LVM, LUKS or RAID), which devsnap cannot yet pause for a point-in-time image.`,
+      'Snapshot from a recovery environment, or use --freeze (writes wait for the whole snapshot) or --fuzzy (an image that is not one point in time).');
+  }
+  const repoDev = devnoString(fs.statSync(repoDir).dev);
+  const clash = rw.find((m) => m.devno === repoDev);
+  if (clash) {
+    throw new DevsnapError('USAGE', `The repository ${repoDir} is on ${clash.mountpoint}, a filesystem of the disk being imaged: the image would hold the repository's own files.`,
+      'Keep the repository on another drive (an external disk or a second internal one), which also keeps it safe when this drive fails.');
+  }
+}
+
+/** The wall clock was set back by `seconds` while a two-pass snapshot ran. */
+class ClockStepped extends DevsnapError {
+  constructor(readonly seconds: number) {
+    super('BAD_SOURCE', `The system clock was set back by ${seconds.toFixed(1)} s while the snapshot ran, so changes made meanwhile cannot be told apart by their times.`, 'Take the snapshot again once the clock is settled.');
+  }
+}
+
 export async function takeSnapshot(repo: Repository, options: SnapshotOptions): Promise<Manifest> {
+  try {
+    return await takeOnce(repo, options);
+  } catch (err) {
+    // Once the clock is past where it was before the step, no new ctime can repeat an old one: start over.
+    if (!(err instanceof ClockStepped) || err.seconds > 10) throw err;
+    options.log(`The system clock was set back by ${err.seconds.toFixed(1)} s during the snapshot; taking it again in ${Math.ceil(err.seconds + 1)} s.`);
+    await sleep((err.seconds + 1) * 1000);
+    return takeOnce(repo, options);
+  }
+}
+
+async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Manifest> {
   const started = Date.now();
   const opts = { ...options, source: path.resolve(options.source) }; // manifests name sources absolutely
   const info = await inspectPath(opts.source, 'source');
@@ -190,104 +187,167 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
     warnings.push(m);
     opts.log(`warning: ${m}`);
   };
+  const cancelled = () => new DevsnapError('CANCELLED', 'Snapshot cancelled; the repository is unchanged.');
   const repoSubject = `the repository ${repo.dir}`;
   const pool = new WorkerPool();
   const writer = repo.newPackWriter();
   let commitId: string | undefined; // set once the manifest's commit starts
   const saver = new ChunkSaver(writer, pool, options.level ?? repo.config.compression.level, repo.dir);
+  const chunks = new ChunkReader(repo, pool, writer);
+  const store = new CellStore(repo, saver, chunks, pool.size * 3);
   let frozen: Frozen | null = null;
+  const resumes: Resume[] = [];
   try {
-    const rw = info.mounts.filter((m) => !m.readOnly);
-    let consistency: Manifest['consistency'] = rw.length ? 'crash-consistent' : 'offline';
-    if (rw.length && opts.freeze) {
+    // Swap in use is not a filesystem: its bytes are scratch, whatever instant they are read at.
+    const rw = info.mounts.filter((m) => !m.readOnly && m.fstype !== 'swap' && !m.mountpoint.startsWith('[swap]'));
+    const mode: Mode = !rw.length ? 'offline' : opts.fuzzy ? 'fuzzy' : opts.freeze ? 'frozen' : 'frozen-two-pass';
+    if (mode === 'frozen-two-pass') assertPausable(rw, repo.dir);
+    if (mode === 'frozen') {
       frozen = freezeMounts(rw, repo.dir);
-      consistency = 'frozen';
+      dropCache(opts.source);
       opts.log(`Froze ${frozen.mountpoints.join(', ')} while imaging.`);
-    } else if (rw.length) {
-      warn(`${opts.source} is mounted read-write (${rw.map((m) => m.mountpoint).join(', ')}): the image is only crash-consistent. For a consistent image, use --freeze, snapshot from a recovery environment, or unmount the filesystems first.`);
     }
-    // Read the table and the filesystems' bitmaps only now: after a freeze they are consistent.
+    if (mode === 'fuzzy') warn(`${opts.source} is mounted read-write (${rw.map((m) => m.mountpoint).join(', ')}) and was read live (--fuzzy): the image is not one point in time, and its filesystems may need repair after a restore.`);
     const disk = fileReader(fh, info.size);
     const table = await readPartitionTable(disk, warn);
     if (table.type === 'none') {
       // A filesystem on the whole device (a partition device such as /dev/sda2, or a bare filesystem image).
       table.partitions = [{ index: 1, start: 0, size: info.size, type: 'none', typeName: 'whole device' }];
     }
-    const fsOf = new Map<number, UsedBlocks | null>();
-    const partitions: PartitionInfo[] = [];
-    const misplaced = layoutProblems(table.partitions, info.size);
-    for (const p of table.partitions) {
-      const name = table.type === 'none' ? 'The whole-device filesystem' : `Partition ${p.index}`;
-      const bad = misplaced.get(p.index);
-      if (bad) warn(`${name} ${bad}: it is imaged in full (every byte of it on the disk), not through its filesystem's free-block map.`);
-      let used: UsedBlocks | null = null;
-      try {
-        used = await detectFilesystem(sliceReader(disk, p.start, Math.max(0, Math.min(p.size, info.size - p.start))));
-      } catch (err) {
-        warn(`${name}: its filesystem could not be read (${(err as Error).message}); imaging it in full.`);
+    const sizeOf = (p: { start: number; size: number }) => Math.max(0, Math.min(p.size, info.size - p.start));
+    const mountOf = (p: { start: number }) => rw.find((m) => m.offset === p.start);
+    const parent = await findParent(repo, opts.source, table.diskId, warn);
+
+    // Two-pass: each read-write ext filesystem's state is captured before anything of it is read.
+    const states = new Map<number, ExtState>();
+    if (mode === 'frozen-two-pass') {
+      dropCache(opts.source);
+      for (const p of table.partitions) {
+        const m = mountOf(p);
+        if (!m?.fstype?.startsWith('ext')) continue;
+        const s = await readExtState(sliceReader(disk, p.start, sizeOf(p)), { live: true });
+        if (s) states.set(p.index, s);
       }
-      for (const w of used?.warnings ?? []) warn(`${name}: ${w}`);
-      // A map of everything (damaged or unfollowed metadata) or a misplaced partition: mode "full".
-      fsOf.set(p.index, used && !used.full && !bad ? used : null);
-      partitions.push({ ...p, ...(used ? { fs: used.fs, label: used.label, fsUuid: used.uuid, ...(used.full ? {} : { usedBytes: used.usedBytes }) } : {}) });
     }
+    const clock0 = clockOffset();
+    await settleAndSync([...states.entries()].map(([index, state]) => ({ mountpoint: mountOf(table.partitions.find((p) => p.index === index)!)?.mountpoint, state })), opts.source);
+
+    const { fsOf, partitions } = await detectPartitions(table, disk, sizeOf, info.size, warn, new Set(states.keys()));
     const areas = planAreas(table, info.size, fsOf);
     const chunkSize = repo.config.chunkSize;
+    const sameGeometry = parent && parent.chunkSize === chunkSize && parent.source.size === info.size;
+    const cellsOf = new Map<PlannedArea, AreaCells>();
+    for (const a of areas) {
+      const pa = sameGeometry ? parent.areas.find((x) => x.kind === a.kind && x.partition === a.partition && x.start === a.start && x.size === a.size) : undefined;
+      cellsOf.set(a, new AreaCells(a, chunkSize, pa?.extents));
+    }
+
+    // Pass 1, area by area in disk order.
     const toRead = areas.reduce((n, a) => n + (a.used ? a.used.usedBytes : a.size), 0);
     const meter = new ProgressMeter('image', toRead, opts.onProgress);
-    const stats = { bytesRead: 0, bytesUsed: 0 };
-    const resultAreas: Area[] = [];
-
-    const extentsOf = new Map<PlannedArea, Extent[]>(areas.map((a) => [a, []]));
-    let currentArea: PlannedArea | null = null;
-    for await (const cell of readCells(fh, areas, chunkSize, opts.source)) {
-      if (opts.signal?.aborted) throw new DevsnapError('CANCELLED', 'Snapshot cancelled; the repository is unchanged.');
-      saver.check();
-      const { area: a, off, len, buf } = cell;
-      if (a !== currentArea) {
-        currentArea = a;
-        meter.setMessage(a.kind === 'partition' ? `partition ${a.partition}${a.used ? ` (${a.used.fs})` : ''}` : 'partition table and boot areas');
-      }
-      const extents = extentsOf.get(a)!;
-      stats.bytesRead += cell.bytesRead;
-      meter.add(cell.bytesRead);
-      if (!buf) {
-        pushExtent(extents, off, len, FREE);
-        continue;
-      }
-      if (isZero(buf)) {
-        pushExtent(extents, off, len, ZERO);
-        continue;
-      }
-      stats.bytesUsed += len;
-      const id = repo.cipher.chunkId(buf);
-      pushExtent(extents, off, len, id);
-      await saver.save(id, buf, true); // buf is not used after this
-    }
+    const stats = { bytesRead: 0 };
+    const tracked: Tracked[] = [];
+    let readChanges = false;
     for (const a of areas) {
-      resultAreas.push({ kind: a.kind, ...(a.partition !== undefined ? { partition: a.partition } : {}), start: a.start, size: a.size, mode: a.kind === 'raw' ? 'raw' : a.used ? 'used-blocks' : 'full', extents: extentsOf.get(a)! });
+      const cells = cellsOf.get(a)!;
+      meter.setMessage(a.kind === 'partition' ? `partition ${a.partition}${a.used ? ` (${a.used.fs})` : ''}` : 'partition table and boot areas');
+      const p = a.kind === 'partition' ? table.partitions.find((x) => x.index === a.partition) : undefined;
+      const mountedRw = p && mountOf(p);
+      const m = mode === 'frozen-two-pass' ? mountedRw : undefined;
+      const reader = sliceReader(disk, a.start, a.size);
+      let t: Tracked | null = null;
+      // Tracked: a two-pass mount whose state was captured, or a filesystem nobody writes to meanwhile.
+      if (a.used?.fs.startsWith('ext') && (states.has(a.partition!) || !mountedRw || mode === 'frozen')) {
+        const state = states.get(a.partition!) ?? (await readExtState(reader));
+        if (state) t = { cells, reader, blockSize: a.used.blockSize, state, deadJournal: [], ...(m ? { mountpoint: m.mountpoint } : {}) };
+      }
+      if (t) {
+        tracked.push(t);
+        const how = await trackedPass(t, parent && cells.inherited && !opts.fullRead ? parent : null, chunks, opts.log);
+        if (how.runs) {
+          readChanges = true;
+          await applyRuns(fh, t, how.runs, store, opts.source, stats, opts.signal);
+          meter.add(a.used!.usedBytes);
+          continue;
+        }
+        // Read in full, without the log of a journal that will be empty (ext4 empties it when frozen).
+        if (t.mountpoint || t.state.journalClean) a.used = withoutBlocks(a.used!, how.journalLog, t.blockSize);
+        t.deadJournal = how.journalLog;
+      }
+      if (m && !t) {
+        resumes.push(pauseFor(m, opts.log)); // a read-write filesystem devsnap cannot track: paused while it is read
+        dropCache(opts.source);
+      }
+      for await (const cell of readCells(fh, a, chunkSize, opts.source)) {
+        if (opts.signal?.aborted) throw cancelled();
+        saver.check();
+        stats.bytesRead += cell.bytesRead;
+        meter.add(cell.bytesRead);
+        await store.putFull(cells, cell.index, cell.buf, a.used?.blockSize ?? 4096);
+      }
+      resumes.pop()?.();
     }
+    await store.drain();
     await saver.drain();
-    if (opts.signal?.aborted) throw new DevsnapError('CANCELLED', 'Snapshot cancelled; the repository is unchanged.');
+    if (opts.signal?.aborted) throw cancelled();
+
+    // Two-pass: catch up live, then the final pass with writes paused.
+    let pointInTime: PointInTime | undefined;
+    const live = tracked.filter((t) => t.mountpoint);
+    if (mode === 'frozen-two-pass') {
+      const rounds = live.length ? await catchUp(fh, live, store, opts.source, stats, opts.signal) : 0;
+      await saver.drain(); // nothing may be written to the repository while frozen
+      let fin = { at: new Date().toISOString(), pauseSeconds: 0, rereadBytes: 0, used: new Map<Tracked, UsedBlocks | null>() };
+      if (live.length) {
+        opts.log(`Pausing writes to ${live.map((t) => t.mountpoint).join(', ')} for the last pass…`);
+        fin = await frozenPass(fh, live, store, opts.source, stats);
+        opts.log(`Writes resumed after ${fin.pauseSeconds.toFixed(2)} s.`);
+        if (clockOffset() < clock0 - 20) throw new ClockStepped((clock0 - clockOffset()) / 1000);
+      }
+      for (const [t, used] of fin.used) {
+        for (const w of used?.warnings ?? []) warn(`Partition ${t.cells.area.partition}: ${w}`);
+        if (!used || used.full) throw new DevsnapError('BAD_SOURCE', `The filesystem at ${t.mountpoint} does not hold while writes are paused${used?.warnings?.length ? ` (${used.warnings.join('; ')})` : ''}.`, 'Run e2fsck on it from a recovery environment; meanwhile use --freeze for a consistent snapshot.');
+        t.cells.area.used = used;
+      }
+      const methods = [
+        ...live.map((t) => ({ mountpoint: t.mountpoint!, partition: t.cells.area.partition, how: 'two-pass' })),
+        ...rw.filter((m) => !live.some((t) => t.mountpoint === m.mountpoint)).map((m) => ({ mountpoint: m.mountpoint, ...partitionAt(table, m.offset), how: canFreeze(m.fstype) ? 'frozen' : 'remount-ro' })),
+      ];
+      pointInTime = { at: fin.at, pauseSeconds: fin.pauseSeconds, rounds, rereadBytes: fin.rereadBytes, methods };
+    }
+    await store.drain();
+    await saver.drain(); // what the overlays below read back is appended
+    for (const t of tracked) {
+      store.freeUnused(t.cells);
+      await zeroDeadJournal(t, store);
+    }
+    await store.drain();
+    await saver.drain();
+    if (opts.signal?.aborted) throw cancelled();
     await writer.finish().catch((err) => Promise.reject(toDevsnapError(err, repoSubject)));
     meter.finish();
 
+    const resultAreas: Area[] = areas.map((a) => ({
+      kind: a.kind, ...(a.partition !== undefined ? { partition: a.partition } : {}), start: a.start, size: a.size,
+      mode: a.kind === 'raw' ? 'raw' : a.used ? 'used-blocks' : 'full', extents: cellsOf.get(a)!.extents(),
+    }));
     const inventory = await takeInventory(info.isSystem, disk, partitions, warn);
-    const previous = (await repo.listSnapshots()).snapshots.filter((m) => (table.diskId && m.source.diskId === table.diskId) || m.source.path === opts.source);
     const created = new Date().toISOString();
     const manifest: Manifest = {
       format: 'devsnap-snapshot',
-      version: 1,
+      version: 2,
       id: crypto.randomBytes(8).toString('hex'),
       label: opts.label?.trim() || `snapshot ${created.slice(0, 16).replace('T', ' ')}`,
       created,
       host: os.hostname(),
       source: { path: opts.source, size: info.size, table: table.type, ...(table.diskId ? { diskId: table.diskId } : {}) },
-      consistency,
-      ...(previous.length ? { parent: previous[previous.length - 1].id } : {}),
+      consistency: mode,
+      ...(pointInTime ? { pointInTime } : {}),
+      readMode: readChanges ? 'changes' : 'all',
+      ...(parent ? { parent: parent.id } : {}),
       pinned: false,
       state: 'not-verified',
-      stats: { ...stats, ...saver.stats, bytesLogical: info.size, bytesAdded: writer.bytesWritten, durationSeconds: (Date.now() - started) / 1000 },
+      stats: { bytesRead: stats.bytesRead, bytesUsed: [...cellsOf.values()].reduce((n, c) => n + c.dataBytes(), 0), chunksNew: saver.stats.chunksNew, chunksReused: saver.stats.chunksReused + [...cellsOf.values()].reduce((n, c) => n + c.keptFromParent(), 0), bytesLogical: info.size, bytesAdded: writer.bytesWritten, durationSeconds: (Date.now() - started) / 1000 },
       partitions,
       chunkSize,
       table,
@@ -299,6 +359,8 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
     await repo.commitManifest(manifest).catch((err) => Promise.reject(toDevsnapError(err, repoSubject)));
     return manifest;
   } catch (err) {
+    for (const r of resumes.splice(0)) r();
+    await store.settle();
     await saver.settle();
     await writer.abandonUnlessCommitted(commitId).catch(() => undefined);
     // Name what was refused: a path of the repository's (its snapshots/ folder, say) is not the source.
@@ -309,4 +371,53 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
     await pool.close();
     await fh.close();
   }
+}
+
+const partitionAt = (table: PartitionTable, offset: number | undefined) => {
+  const p = table.partitions.find((x) => x.start === offset);
+  return p ? { partition: p.index } : {};
+};
+
+/** Pauses a read-write filesystem devsnap cannot track for the time its partition is read. */
+function pauseFor(m: MountUse, log: Logger): Resume {
+  log(canFreeze(m.fstype) ? `Pausing writes to ${m.mountpoint} while it is read…` : `Making ${m.mountpoint} read-only while it is read (${m.fstype ?? 'this filesystem'} cannot be frozen)…`);
+  return canFreeze(m.fstype) ? freeze([m.mountpoint]) : remountReadOnly(m.mountpoint);
+}
+
+/**
+ * How a tracked partition's first pass goes: with a comparable parent, only the blocks that changed
+ * since it (`runs`); else in full (runs null), with the journal log to leave out when it is dead.
+ */
+async function trackedPass(t: Tracked, parent: Manifest | null, chunks: ChunkReader, log: Logger): Promise<{ runs: BlockRuns | null; journalLog: BlockRuns }> {
+  // A mounted filesystem's journal is emptied when it is frozen for the last pass: its log is dead then.
+  const journalLog = t.mountpoint || t.state.journalClean ? await journalRuns(t.reader, t.state) : [];
+  if (!parent) return { runs: null, journalLog };
+  const area = t.cells.area;
+  const pdisk = new SnapshotDisk(chunks, parent, area.partition!);
+  const before = await readExtState(pdisk);
+  const why = before ? incomparable(before, t.state) : 'the previous snapshot holds no readable ext filesystem there';
+  if (why) {
+    log(`Partition ${area.partition}: reading everything, not only changes (${why}).`);
+    return { runs: null, journalLog };
+  }
+  let ch: Awaited<ReturnType<typeof changesSince>>;
+  try {
+    ch = await changesSince(t.reader, before!, t.state, !!t.mountpoint);
+  } catch (err) {
+    // A mounted filesystem caught between two writes (or damage, which the last pass would find).
+    log(`Partition ${area.partition}: reading everything, not only changes (${(err as Error).message}).`);
+    return { runs: null, journalLog };
+  }
+  t.deadJournal = journalLog;
+  // Cells the parent left free but that now hold used blocks are read whole: nothing is trusted to be there.
+  const extra: BlockRuns = [];
+  const used = area.used!;
+  for (let i = 0; i < t.cells.cells.length; i++) {
+    if (t.cells.cells[i].t !== 'f') continue;
+    const from = Math.floor((i * t.cells.chunkSize) / t.blockSize);
+    const to = Math.ceil((i * t.cells.chunkSize + t.cells.cellLength(i)) / t.blockSize);
+    for (let b = from; b < to; b++) if (used.bitmap[b >> 3] & (1 << (b & 7))) extra.push([b, 1]);
+  }
+  log(`Partition ${area.partition}: ${ch.changedInodes} changed files and directories since snapshot ${parent.id}.`);
+  return { runs: mergeRuns([...ch.runs, ...extra]), journalLog: t.deadJournal };
 }

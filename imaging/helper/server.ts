@@ -219,7 +219,7 @@ class HelperSession {
     const onProgress = (event: ProgressEvent) => this.send({ v: PROTOCOL_VERSION, type: 'progress', id: req.id, event });
     if (req.type === 'listDisks') return ops.disksOp();
 
-    const mayCreate = req.type === 'snapshot';
+    const mayCreate = req.type === 'snapshot' || req.type === 'planSnapshot';
     const repo = resolveRepository(req.repo, this.uid, !!req.allowRootRepository, mayCreate);
     const user = this.user;
     const asUser = user !== null && repo.uid !== 0;
@@ -262,9 +262,15 @@ class HelperSession {
         if (src.kind === 'block') approve(src.path);
         if (req.freeze) {
           const info = await inspectPath(src.path, 'source');
-          if (info.isSystem) throw new DevsnapError('BAD_SOURCE', `Refused: the helper does not freeze the running system's filesystems (${src.path}): if it were stopped while they are frozen, the system would hang.`, 'Snapshot without freeze, or from a recovery environment.');
+          if (info.isSystem) throw new DevsnapError('BAD_SOURCE', `Refused: the helper does not freeze the running system's filesystems (${src.path}): if it were stopped while they are frozen, the system would hang.`, 'Snapshot without --freeze: the default pauses writes only for the last, short pass.');
         }
-        run = () => ops.snapshotOp({ ...base, source: src.path, label: req.label, compressionLevel: req.compressionLevel, freeze: req.freeze }, ctx);
+        run = () => ops.snapshotOp({ ...base, source: src.path, label: req.label, compressionLevel: req.compressionLevel, freeze: req.freeze, fuzzy: req.fuzzy, fullRead: req.fullRead }, ctx);
+        break;
+      }
+      case 'planSnapshot': {
+        const src = resolveDiskPath(req.source, 'source', this.uid);
+        if (src.kind === 'block') approve(src.path);
+        run = () => ops.planSnapshotOp({ ...base, source: src.path });
         break;
       }
       case 'restoreFiles': {

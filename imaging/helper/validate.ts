@@ -15,7 +15,8 @@ export const SCHEMAS: Record<HelperOpName | 'cancel' | 'shutdown', Schema> = {
   listDisks: {},
   listSnapshots: { ...repo },
   show: { ...repo, snapshot: { type: 'id', required: true } },
-  snapshot: { ...repo, source: { type: 'path', required: true }, label: { type: 'text' }, compressionLevel: { type: 'level' }, freeze: { type: 'bool' } },
+  snapshot: { ...repo, source: { type: 'path', required: true }, label: { type: 'text' }, compressionLevel: { type: 'level' }, freeze: { type: 'bool' }, fuzzy: { type: 'bool' }, fullRead: { type: 'bool' } },
+  planSnapshot: { ...repo, source: { type: 'path', required: true } },
   restore: {
     ...repo, snapshot: { type: 'id', required: true }, target: { type: 'path', required: true }, partition: { type: 'int' }, dryRun: { type: 'bool' },
     confirmed: { type: 'bool' }, allowSystemDisk: { type: 'bool' },

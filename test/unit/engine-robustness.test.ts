@@ -330,7 +330,7 @@ test('retention: forget by policy keeps pinned snapshots; prune reclaims space a
   assert.equal(devsnap(['forget', ids[0], '--repo', repo, '--json']).json.error.code, 'USAGE', 'a pinned snapshot is not forgotten');
 });
 
-test('a source mounted read-write: a warning without --freeze; with --freeze the image is consistent and the filesystem is thawed after', { skip: !isRoot && 'needs root (mount, fsfreeze)' }, async () => {
+test('a source mounted read-write: one point in time by default; --fuzzy warns; --freeze is consistent; the filesystem is thawed after', { skip: !isRoot && 'needs root (mount, fsfreeze)' }, async () => {
   const dir = tmpDir();
   const repo = path.join(dir, 'repo');
   const disk = await smallDisk(dir);
@@ -341,8 +341,13 @@ test('a source mounted read-write: a warning without --freeze; with --freeze the
       fs.writeFileSync(path.join(mnt, 'fresh.txt'), 'written just before the snapshot\n');
       const plain = devsnap(['snapshot', disk, '--repo', repo, '--json']);
       assert.equal(plain.status, 0, plain.stderr);
-      assert.equal(plain.json.snapshot.consistency, 'crash-consistent');
-      assert.match(plain.json.warnings.join('\n'), /mounted read-write.*crash-consistent/);
+      assert.equal(plain.json.snapshot.consistency, 'frozen-two-pass');
+      assert.ok(plain.json.snapshot.pointInTime.pauseSeconds < 5, JSON.stringify(plain.json.snapshot.pointInTime));
+      fs.writeFileSync(path.join(mnt, 'between.txt'), 'writable after the two-pass snapshot\n'); // would hang if still frozen
+      const fuzzy = devsnap(['snapshot', disk, '--repo', repo, '--fuzzy', '--json']);
+      assert.equal(fuzzy.status, 0, fuzzy.stderr);
+      assert.equal(fuzzy.json.snapshot.consistency, 'fuzzy');
+      assert.match(fuzzy.json.warnings.join('\n'), /mounted read-write .* read live \(--fuzzy\): the image is not one point in time/);
       const frozen = devsnap(['snapshot', disk, '--repo', repo, '--freeze', '--json']);
       assert.equal(frozen.status, 0, frozen.stderr);
       assert.equal(frozen.json.snapshot.consistency, 'frozen');

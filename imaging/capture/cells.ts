@@ -1,0 +1,212 @@
+// The image being built, one area at a time, as cells: chunk-sized pieces aligned to the area's start.
+// A cell starts as the parent snapshot's (when there is a comparable one) and is replaced as passes
+// read the disk: in full (putFull: every used block of the cell read) or in part (overlay: only some
+// blocks read, written over what the cell holds). Either way only what differs from the parent's
+// stored chunk is stored, as a patch (repo/patch.ts) when that is less than half the cell.
+import type { ChunkSaver } from '../chunk-saver';
+import type { ChunkReader } from '../chunk-reader';
+import { isZero } from '../bytes';
+import { JobQueue } from '../job-queue';
+import { Extent, FREE, ZERO } from '../repo/manifest';
+import { diffBlocks, encodePatch } from '../repo/patch';
+import type { Repository } from '../repo/repository';
+import type { UsedBlocks } from '../fs/types';
+
+export type Cell = { t: 'f' } | { t: 'z' } | { t: 'c'; id: string } | { t: 'p'; id: string; base: string };
+const FREE_CELL: Cell = { t: 'f' };
+const ZERO_CELL: Cell = { t: 'z' };
+
+export interface PlannedArea {
+  kind: 'raw' | 'partition';
+  partition?: number;
+  start: number;
+  size: number;
+  used: UsedBlocks | null;
+}
+
+export class AreaCells {
+  readonly cells: Cell[];
+  /** Whether cells come from a parent snapshot (false: every cell must be read). */
+  readonly inherited: boolean;
+
+  constructor(readonly area: PlannedArea, readonly chunkSize: number, parent?: Extent[]) {
+    const n = Math.ceil(area.size / chunkSize);
+    const cells = parent && fromExtents(parent, chunkSize, area.size);
+    this.inherited = !!cells;
+    this.cells = cells ?? new Array<Cell>(n).fill(FREE_CELL);
+    this.parentCells = cells ? [...cells] : [];
+  }
+
+  private readonly parentCells: Cell[];
+
+  /** Bytes of the cells that hold data (not free, not zero). */
+  dataBytes(): number {
+    let n = 0;
+    for (let i = 0; i < this.cells.length; i++) if (this.cells[i].t === 'c' || this.cells[i].t === 'p') n += this.cellLength(i);
+    return n;
+  }
+
+  /** Data cells still as the parent stored them (an incremental's reused chunks). */
+  keptFromParent(): number {
+    let n = 0;
+    for (let i = 0; i < this.parentCells.length; i++) if (this.cells[i] === this.parentCells[i] && (this.cells[i].t === 'c' || this.cells[i].t === 'p')) n++;
+    return n;
+  }
+
+  cellLength(i: number): number {
+    return Math.min(this.chunkSize, this.area.size - i * this.chunkSize);
+  }
+
+  /** The manifest's extents: one per data cell, zero and free runs merged. */
+  extents(): Extent[] {
+    const out: Extent[] = [];
+    for (let i = 0; i < this.cells.length; i++) {
+      const c = this.cells[i];
+      const off = i * this.chunkSize;
+      const len = this.cellLength(i);
+      const last = out[out.length - 1];
+      const mark = c.t === 'f' ? FREE : c.t === 'z' ? ZERO : null;
+      if (mark && last && last.length === 3 && last[2] === mark && last[0] + last[1] === off) last[1] += len;
+      else if (mark) out.push([off, len, mark]);
+      else if (c.t === 'c') out.push([off, len, c.id]);
+      else if (c.t === 'p') out.push([off, len, c.id, c.base]);
+    }
+    return out;
+  }
+}
+
+/** Cells from a parent's extents, or undefined when they are not cell-aligned (another chunk size). */
+function fromExtents(extents: Extent[], chunkSize: number, size: number): Cell[] | undefined {
+  const cells: Cell[] = [];
+  let pos = 0;
+  for (const e of extents) {
+    const [off, len] = e;
+    if (off !== pos) return undefined;
+    if (e.length === 4 || (e[2] !== FREE && e[2] !== ZERO)) {
+      if (off % chunkSize !== 0 || len !== Math.min(chunkSize, size - off)) return undefined;
+      cells.push(e.length === 4 ? { t: 'p', id: e[2], base: e[3] } : { t: 'c', id: e[2] });
+    } else {
+      if (off % chunkSize !== 0 || (len % chunkSize !== 0 && off + len !== size)) return undefined;
+      for (let o = 0; o < len; o += chunkSize) cells.push(e[2] === FREE ? FREE_CELL : ZERO_CELL);
+    }
+    pos += len;
+  }
+  return pos === size ? cells : undefined;
+}
+
+/** Stores cells: full chunks, or patches against the chunk a cell held before. */
+export class CellStore {
+  readonly stats = { patches: 0, patchBytes: 0 };
+  private readonly jobs: JobQueue;
+
+  constructor(private readonly repo: Repository, private readonly saver: ChunkSaver, private readonly reader: ChunkReader, depth: number) {
+    this.jobs = new JobQueue(depth, (err) => err);
+  }
+
+  /**
+   * Cell i's bytes are `buf` (null: nothing used in it). `blockSize` is the granularity of a patch.
+   * Queued: the caller goes on reading while earlier cells are compared and stored.
+   */
+  async putFull(a: AreaCells, i: number, buf: Buffer | null, blockSize: number): Promise<void> {
+    this.jobs.check();
+    if (!buf) {
+      a.cells[i] = FREE_CELL;
+      return;
+    }
+    if (isZero(buf)) {
+      a.cells[i] = ZERO_CELL;
+      return;
+    }
+    const id = this.repo.cipher.chunkId(buf);
+    const before = a.cells[i];
+    if (before.t === 'c' && before.id === id) return; // unchanged since the parent
+    if (before.t !== 'c' && before.t !== 'p') {
+      a.cells[i] = { t: 'c', id };
+      await this.saver.save(id, buf, true);
+      return;
+    }
+    await this.jobs.add(async () => {
+      a.cells[i] = await this.store(buf, id, before.t === 'p' ? before.base : before.id, blockSize);
+    });
+  }
+
+  /**
+   * Writes `blocks` ([offset in the cell, bytes]) over what cell i holds; `freeAfter` lists the cell's
+   * byte ranges that hold nothing any more (zeroed only when the whole cell is free: a free block's
+   * bytes do not matter to a filesystem, so the parent's are kept rather than stored anew).
+   */
+  async overlay(a: AreaCells, i: number, blocks: [number, Buffer][], blockSize: number): Promise<void> {
+    this.jobs.check();
+    const before = a.cells[i];
+    const len = a.cellLength(i);
+    await this.jobs.add(async () => {
+      let old: Buffer;
+      let base: string | null = null;
+      if (before.t === 'c') {
+        old = await this.reader.readExtent([0, len, before.id]);
+        base = before.id;
+      } else if (before.t === 'p') {
+        old = await this.reader.readExtent([0, len, before.id, before.base]);
+        base = before.base;
+      } else old = Buffer.alloc(len);
+      const cell = Buffer.from(old);
+      for (const [off, b] of blocks) b.copy(cell, off);
+      if (cell.equals(old)) return;
+      if (isZero(cell)) {
+        a.cells[i] = ZERO_CELL;
+        return;
+      }
+      const id = this.repo.cipher.chunkId(cell);
+      a.cells[i] = base ? await this.store(cell, id, base, blockSize) : await this.storeChunk(cell, id);
+    });
+  }
+
+  /** A cell whose content is `cell` (id `id`), stored as a patch over `base` when that is small. */
+  private async store(cell: Buffer, id: string, base: string, blockSize: number): Promise<Cell> {
+    if (id === base) return { t: 'c', id };
+    const baseBytes = await this.reader.readExtent([0, cell.length, base]);
+    const changed = diffBlocks(baseBytes, cell, blockSize);
+    let bytes = 0;
+    for (const b of changed.values()) bytes += b.length;
+    if (bytes * 2 > cell.length) return this.storeChunk(cell, id);
+    const raw = encodePatch({ base, cellLength: cell.length, blockSize, blocks: changed });
+    const pid = this.repo.cipher.chunkId(raw);
+    this.stats.patches++;
+    this.stats.patchBytes += bytes;
+    await this.saver.save(pid, raw, true);
+    return { t: 'p', id: pid, base };
+  }
+
+  private async storeChunk(cell: Buffer, id: string): Promise<Cell> {
+    await this.saver.save(id, cell, true);
+    return { t: 'c', id };
+  }
+
+  /** Marks cells that hold no used block any more as free (`used` is the area's current map). */
+  freeUnused(a: AreaCells): void {
+    const used = a.area.used;
+    if (!used) return;
+    for (let i = 0; i < a.cells.length; i++) {
+      const from = Math.floor((i * a.chunkSize) / used.blockSize);
+      const to = Math.ceil((i * a.chunkSize + a.cellLength(i)) / used.blockSize);
+      let any = false;
+      for (let b = from; b < to && !any; b++) any = (used.bitmap[b >> 3] & (1 << (b & 7))) !== 0;
+      if (!any) a.cells[i] = FREE_CELL;
+    }
+  }
+
+  check(): void {
+    this.jobs.check();
+  }
+
+  /** Waits until every queued cell is stored, its chunks appended to packs (so later overlays can read them back). */
+  async drain(): Promise<void> {
+    await this.jobs.drain();
+    await this.saver.drain();
+  }
+
+  async settle(): Promise<void> {
+    await this.jobs.settle();
+    await this.saver.settle();
+  }
+}

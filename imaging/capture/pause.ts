@@ -1,0 +1,94 @@
+// Pausing writers of a mounted filesystem, for as short a time as the snapshot needs:
+//  - syncfs: flush what is written so far (no pause), before a pass reads the disk;
+//  - fsfreeze: block writers and make the filesystem consistent on disk (ext4 also empties its
+//    journal), for the final pass of a two-pass snapshot, or for the whole read of a filesystem
+//    devsnap cannot track (xfs, btrfs);
+//  - remount read-only: for filesystems the kernel cannot freeze (vfat, as the EFI partition is,
+//    NTFS); writers then get EROFS instead of waiting, so this is used only for the short read of such
+//    a (small) partition.
+// Every step runs as root (privilege.ts) and is undone in `finally` and on process exit.
+import { spawnSync } from 'child_process';
+import { DevsnapError } from '../errors';
+import { asRootSync, childCommand } from '../privilege';
+
+function run(file: string, args: string[]): { ok: boolean; message: string } {
+  const c = childCommand(file, args);
+  const r = asRootSync(() => spawnSync(c.file, c.args, { encoding: 'utf8', env: c.env }));
+  return { ok: r.status === 0, message: (r.stderr || r.error?.message || '').trim() };
+}
+
+/** Filesystems the kernel can freeze (FIFREEZE): the rest are remounted read-only instead. */
+const FREEZABLE = new Set(['ext2', 'ext3', 'ext4', 'xfs', 'btrfs', 'f2fs', 'jfs', 'reiserfs', 'nilfs2', 'gfs2', 'ocfs2']);
+export const canFreeze = (fstype: string | undefined): boolean => FREEZABLE.has(fstype ?? '');
+
+/** Writes everything the filesystem holds in memory to disk (syncfs(2) through `sync -f`). */
+export function syncFilesystem(mountpoint: string): void {
+  const r = run('sync', ['-f', mountpoint]);
+  if (!r.ok) throw new DevsnapError('BAD_SOURCE', `Could not flush ${mountpoint} to disk: ${r.message}.`, 'Is the filesystem still mounted? Try again.');
+}
+
+/**
+ * Drops what the kernel caches of the source (posix_fadvise DONTNEED, through `dd iflag=nocache
+ * count=0`). A whole disk and its partitions are separate block devices with separate caches: the
+ * filesystem writes through the partition, so what devsnap read earlier through the disk would be
+ * served again, stale, to the next pass. Called before every state capture and re-read.
+ */
+export function dropCache(source: string): void {
+  const r = run('dd', [`if=${source}`, 'iflag=nocache', 'count=0', 'status=none']);
+  if (!r.ok) throw new DevsnapError('BAD_SOURCE', `Could not drop the cached bytes of ${source}: ${r.message}.`, 'devsnap must read what is on the disk now; check that the source is still attached.');
+}
+
+/** Undoes a pause; safe to call twice. */
+export interface Resume {
+  (): void;
+}
+
+const pending = new Set<Resume>();
+process.once('exit', () => {
+  for (const r of pending) r(); // never leave a filesystem frozen or read-only, whatever ends the process
+});
+
+function track(undo: () => void): Resume {
+  let done = false;
+  const resume: Resume = () => {
+    if (done) return;
+    done = true;
+    pending.delete(resume);
+    undo();
+  };
+  pending.add(resume);
+  return resume;
+}
+
+/** Freezes each mountpoint (all or none); returns the thaw. */
+export function freeze(mountpoints: string[]): Resume {
+  const frozen: string[] = [];
+  const thaw = track(() => {
+    for (const mp of frozen.splice(0).reverse()) run('fsfreeze', ['--unfreeze', mp]);
+  });
+  for (const mp of mountpoints) {
+    const r = run('fsfreeze', ['--freeze', mp]);
+    if (!r.ok) {
+      thaw();
+      throw new DevsnapError('BAD_SOURCE', `Could not pause writes to ${mp} (fsfreeze): ${r.message}.`, 'Snapshot from a recovery environment, unmount the filesystem, or use --fuzzy to accept an image that is not one point in time.');
+    }
+    frozen.push(mp);
+  }
+  return thaw;
+}
+
+/** Remounts a filesystem read-only until the returned function remounts it read-write. */
+export function remountReadOnly(mountpoint: string): Resume {
+  const r = run('mount', ['-o', 'remount,ro', mountpoint]);
+  if (!r.ok) {
+    throw new DevsnapError(
+      'BAD_SOURCE',
+      `Could not make ${mountpoint} read-only while it is imaged (it cannot be frozen): ${r.message}.`,
+      `A program has a file open for writing there. Close it (or unmount ${mountpoint}) and try again, or use --fuzzy to accept an image of it that is not one point in time.`,
+    );
+  }
+  return track(() => {
+    const back = run('mount', ['-o', 'remount,rw', mountpoint]);
+    if (!back.ok) process.stderr.write(`devsnap: warning: could not make ${mountpoint} writable again (${back.message}); run: mount -o remount,rw ${mountpoint}\n`);
+  });
+}

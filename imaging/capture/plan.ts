@@ -1,0 +1,69 @@
+// What a snapshot of a source will do before it starts: how each read-write filesystem is brought to
+// one point in time and about how long writers will wait, or why it cannot be (the repository on the
+// source, a filesystem stacked on LVM/LUKS). The extension shows this before the user confirms.
+import * as fs from 'fs';
+import * as path from 'path';
+import { DevsnapError } from '../errors';
+import { devnoString, inspectPath } from '../device';
+import { openDisk } from '../privilege';
+import { readPartitionTable } from '../partitions';
+import { parseExtSuperblock, EXT_SB_OFFSET, EXT_SB_SIZE } from '../fs/ext-superblock';
+import { fileReader, sliceReader } from '../source';
+import { inodeTableRuns } from './ext-tracking';
+import { canFreeze } from './pause';
+import type { SnapshotPlan } from '../protocol';
+
+/** A conservative read rate for the paused pass: a SATA SSD's random-ish metadata reads. */
+const PAUSED_READ_RATE = 250e6;
+
+export async function planSnapshot(repoDir: string, source: string): Promise<SnapshotPlan> {
+  const info = await inspectPath(source, 'source');
+  const rw = info.mounts.filter((m) => !m.readOnly && m.fstype !== 'swap' && !m.mountpoint.startsWith('[swap]'));
+  const plan: SnapshotPlan = { source, consistency: rw.length ? 'frozen-two-pass' : 'offline', mounts: [], pauseSeconds: 0, isSystem: info.isSystem };
+  if (!rw.length) return plan;
+  // A repository not created yet will be where its nearest existing folder is.
+  let repoDev: string | null = null;
+  for (let d = path.resolve(repoDir); repoDev === null; d = path.dirname(d)) {
+    try {
+      repoDev = devnoString(fs.statSync(d).dev);
+    } catch {
+      if (d === path.dirname(d)) break;
+    }
+  }
+  const fh = await openDisk(source, 'r');
+  try {
+    const disk = fileReader(fh, info.size);
+    const table = await readPartitionTable(disk, () => undefined);
+    if (table.type === 'none') table.partitions = [{ index: 1, start: 0, size: info.size, type: 'none' }];
+    for (const m of rw) {
+      const p = table.partitions.find((x) => x.start === m.offset);
+      const holdsRepository = m.devno === repoDev;
+      if (m.offset === undefined || !p) {
+        plan.problem ??= { message: `${m.mountpoint} is mounted read-write through ${m.device} (LVM, LUKS or RAID), which devsnap cannot yet pause for a point-in-time image.`, hint: 'Snapshot from a recovery environment, or use --freeze or --fuzzy.' };
+        plan.mounts.push({ mountpoint: m.mountpoint, how: 'unsupported', holdsRepository });
+        continue;
+      }
+      if (holdsRepository) plan.problem ??= { message: `The repository ${repoDir} is on ${m.mountpoint}, a filesystem of the disk being imaged.`, hint: 'Keep the repository on another drive.' };
+      const part = sliceReader(disk, p.start, Math.min(p.size, info.size - p.start));
+      const sb = m.fstype?.startsWith('ext') ? parseExtSuperblock(await part.read(EXT_SB_OFFSET, EXT_SB_SIZE)) : null;
+      if (sb) {
+        // The paused pass reads the inode tables in use, the bitmaps and what changed in the last round.
+        const tables = (await inodeTableRuns(part)).reduce((n, [, c]) => n + c * sb.blockSize, 0);
+        const seconds = 0.1 + (tables + sb.blocksCount / 4) / PAUSED_READ_RATE;
+        plan.mounts.push({ mountpoint: m.mountpoint, partition: p.index, fstype: m.fstype, how: 'two-pass', pauseSeconds: seconds, holdsRepository });
+        plan.pauseSeconds = Math.max(plan.pauseSeconds, seconds);
+      } else {
+        // Not tracked: paused (or read-only) for the whole read of its used bytes — the partition's size is the bound.
+        const seconds = 0.1 + p.size / PAUSED_READ_RATE;
+        plan.mounts.push({ mountpoint: m.mountpoint, partition: p.index, fstype: m.fstype, how: canFreeze(m.fstype) ? 'frozen' : 'remount-ro', pauseSeconds: seconds, holdsRepository });
+        plan.pauseSeconds = Math.max(plan.pauseSeconds, seconds);
+      }
+    }
+  } catch (err) {
+    if (err instanceof DevsnapError) throw err;
+    throw new DevsnapError('BAD_SOURCE', `Could not read ${source} to plan the snapshot: ${(err as Error).message}.`);
+  } finally {
+    await fh.close();
+  }
+  return plan;
+}
