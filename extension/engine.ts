@@ -16,7 +16,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type {
   DamageInfo, DiffOpResult, DiskInfo, ErrorCode, ErrorInfo, ForgetOpResult, ListResult, ProgressEvent, PruneOpResult, RestoreFilesResult, RestoreOpResult, SnapshotOpResult,
-  SnapshotSummary, VerifyOpResult,
+  SnapshotPlan, SnapshotSummary, VerifyOpResult,
 } from '../imaging/protocol';
 import type { RetentionPolicy } from '../imaging/retention';
 import type { DiffPage, DirectorySummary } from '../imaging/file-diff';
@@ -36,6 +36,8 @@ export interface SnapshotOptions {
   source: string;
   label: string;
   compressionLevel?: number;
+  /** Read every used block, not only what changed since the previous snapshot (devsnap.fullReadEvery). */
+  fullRead?: boolean;
 }
 // Results are the engine's own protocol types (imaging/protocol.ts), whichever engine produced them.
 export type SnapshotResult = SnapshotOpResult;
@@ -68,6 +70,8 @@ export interface Engine {
   listRepository(repo: string, token?: CancellationLike): Promise<ListResult>;
   showSnapshot(repo: string, id: string): Promise<SnapshotSummary>;
   snapshot(opts: SnapshotOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<SnapshotResult>;
+  /** What a snapshot of `source` would do (how it reaches one point in time, the pause, or why it would be refused); changes nothing. */
+  planSnapshot(repo: string, source: string, token?: CancellationLike): Promise<SnapshotPlan>;
   verify(opts: VerifyOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<VerifyResult>;
   restore(opts: RestoreOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<RestoreResult>;
   forget(opts: ForgetOptions): Promise<ForgetResult>;
@@ -401,7 +405,12 @@ export class CliEngine implements Engine, SnapshotFilesEngine {
   snapshot(opts: SnapshotOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<SnapshotResult> {
     const args = ['snapshot', opts.source, '--repo', opts.repo, '--label', opts.label];
     if (opts.compressionLevel) args.push('--compression', String(opts.compressionLevel));
+    if (opts.fullRead) args.push('--full-read');
     return this.run<SnapshotResult>(args, { progress: onProgress ?? noop, token });
+  }
+
+  planSnapshot(repo: string, source: string, token?: CancellationLike): Promise<SnapshotPlan> {
+    return this.run<SnapshotPlan>(['snapshot', source, '--repo', repo, '--plan'], { token });
   }
 
   async verify(opts: VerifyOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<VerifyResult> {
@@ -579,6 +588,10 @@ export class RoutingEngine implements Engine, SnapshotFilesEngine {
   }
   snapshot(opts: SnapshotOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<SnapshotResult> {
     return this.pick('snapshot', [opts.source, 'read'], [opts.repo, 'repository']).snapshot(opts, onProgress, token);
+  }
+  // The same route as the snapshot itself: the plan reads the source's mounts and partition table.
+  planSnapshot(repo: string, source: string, token?: CancellationLike): Promise<SnapshotPlan> {
+    return this.pick('plan snapshot', [source, 'read'], [repo, 'repository']).planSnapshot(repo, source, token);
   }
   verify(opts: VerifyOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<VerifyResult> {
     return this.pick('verify', [opts.repo, 'repository']).verify(opts, onProgress, token);

@@ -6,6 +6,7 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import type { SnapshotSummary } from '../imaging/protocol';
 import { registerCommands } from './commands';
+import { setGlobalStoragePath } from './commands/takeSnapshot';
 import type { CommandContext } from './commands/common';
 import { DevsnapConfig, readConfig, SECTION } from './config';
 import { CliEngine, Engine, RoutingEngine } from './engine';
@@ -37,6 +38,7 @@ export interface DevsnapApi {
 
 export function activate(context: vscode.ExtensionContext): DevsnapApi {
   const output = vscode.window.createOutputChannel('devsnap');
+  setGlobalStoragePath(context.globalStorageUri.fsPath); // Take Snapshot says when a pause would hold VS Code's own state
   const log = (line: string) => output.appendLine(`[${new Date().toLocaleTimeString()}] ${line}`);
   const cliPath = context.asAbsolutePath(path.join('dist', 'devsnap.js'));
   const cliEngine = new CliEngine({ cliPath, nodePath: process.execPath, log });

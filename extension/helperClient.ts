@@ -14,7 +14,7 @@ import * as path from 'path';
 import { encodeFrame, FrameDecoder } from '../imaging/helper/framing';
 import { macEquals, macFor, newNonce, newSecret } from '../imaging/helper/auth';
 import {
-  DiskInfo, ErrorCode, HelperEvent, HelperOpName, HelperOps, ListResult, PROTOCOL_VERSION, RestoreFilesResult, SnapshotSummary,
+  DiskInfo, ErrorCode, HelperEvent, HelperOpName, HelperOps, ListResult, PROTOCOL_VERSION, RestoreFilesResult, SnapshotPlan, SnapshotSummary,
 } from '../imaging/protocol';
 import { askpassScript, buildLaunch, ElevationMethod, LaunchCommand } from './elevation';
 import type {
@@ -465,7 +465,15 @@ export class HelperEngine implements Engine {
     return (await this.call('show', { ...this.repo(repo), snapshot: id })).snapshot;
   }
   async snapshot(opts: SnapshotOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<SnapshotResult> {
-    return this.call('snapshot', { ...this.repo(opts.repo), source: opts.source, label: opts.label, ...(opts.compressionLevel ? { compressionLevel: opts.compressionLevel } : {}) }, onProgress, token);
+    return this.call('snapshot', {
+      ...this.repo(opts.repo), source: opts.source, label: opts.label,
+      ...(opts.compressionLevel ? { compressionLevel: opts.compressionLevel } : {}), ...(opts.fullRead ? { fullRead: true } : {}),
+    }, onProgress, token);
+  }
+  async planSnapshot(repo: string, source: string, token?: CancellationLike): Promise<SnapshotPlan> {
+    // The helper accepts a repository that does not exist yet only for 'snapshot': plan with the
+    // folder the snapshot will create it in (whether that is on the imaged disk is what matters).
+    return this.call('planSnapshot', { ...this.repo(existingFolder(repo)), source }, undefined, token);
   }
   async verify(opts: VerifyOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<VerifyResult> {
     return this.call('verify', { ...this.repo(opts.repo), ...(opts.id ? { snapshot: opts.id } : {}) }, onProgress, token);
@@ -507,5 +515,12 @@ export class HelperEngine implements Engine {
     const c = this.client ?? (await this.starting?.catch(() => null)) ?? null;
     this.client = null;
     await c?.dispose();
+  }
+}
+
+/** `p`, or its nearest ancestor that exists. */
+function existingFolder(p: string): string {
+  for (let d = path.resolve(p); ; d = path.dirname(d)) {
+    if (fs.existsSync(d) || d === path.dirname(d)) return d;
   }
 }

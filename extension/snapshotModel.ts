@@ -2,7 +2,7 @@
 // and the texts shown for disks, snapshots and partitions. No `vscode` import (unit-tested in
 // test/unit/extension-model.test.ts).
 import type { DamagedSnapshot, DiskInfo, PartitionInfo, SnapshotSummary } from '../imaging/protocol';
-import { formatBytes, formatRelativeDate, formatTimestamp } from '../imaging/format';
+import { consistencyName, describeConsistency, formatBytes, formatRelativeDate, formatTimestamp } from '../imaging/format';
 
 export interface DiskGroup {
   /** Stable key of the source disk: its disk id when known, else its path. */
@@ -68,9 +68,16 @@ export function previousSnapshot(all: readonly SnapshotSummary[], s: SnapshotSum
     .sort(compareNewestFirst)[0];
 }
 
-/** "2 hours ago · +1.2 GB / 64 GB" */
+/** The image is not one point in time (a fuzzy read, forced or by an earlier devsnap): the sidebar marks it. */
+export function isFuzzy(s: Pick<SnapshotSummary, 'consistency'>): boolean {
+  // Every name consistencyName does not know is a fuzzy read to it too.
+  return !['offline', 'native-snapshot', 'frozen-two-pass', 'frozen'].includes(s.consistency);
+}
+
+/** "2 hours ago · +1.2 GB / 64 GB", plus "· fuzzy read" for the rare image that is not one point in time. */
 export function snapshotDescription(s: SnapshotSummary, now: Date = new Date()): string {
-  return `${formatRelativeDate(s.created, now)} · +${formatBytes(s.stats?.bytesAdded ?? 0)} / ${formatBytes(s.stats?.bytesLogical ?? s.source.size)}`;
+  const text = `${formatRelativeDate(s.created, now)} · +${formatBytes(s.stats?.bytesAdded ?? 0)} / ${formatBytes(s.stats?.bytesLogical ?? s.source.size)}`;
+  return isFuzzy(s) ? `${text} · ${consistencyName(s)}` : text;
 }
 
 export type SnapshotIconKind = 'damaged' | 'pinned' | 'verified' | 'not-verified';
@@ -117,7 +124,8 @@ export function snapshotTooltipMarkdown(s: SnapshotSummary, now: Date = new Date
     `| Data | ${formatBytes(st?.bytesUsed ?? 0)} used |`,
     `| Added to repository | ${formatBytes(st?.bytesAdded ?? 0)} |`,
     `| Chunks | ${st?.chunksNew ?? 0} new, ${st?.chunksReused ?? 0} reused |`,
-    `| Consistency | ${s.consistency} |`,
+    `| Consistency | ${escapeMd(describeConsistency(s))} |`,
+    ...(s.readMode ? [`| Read | ${s.readMode === 'changes' ? 'what changed since the previous snapshot' : 'every used block'} |`] : []),
     `| State | ${escapeMd(stateText(s))} |`,
     `| Id | \`${s.id}\` |`,
   ];
@@ -175,9 +183,9 @@ export function overwriteSummary(target: DiskInfo | undefined, partition?: numbe
   return `${parts.length === 1 ? 'partition' : 'partitions'} ${parts.map(one).join(', ')}`;
 }
 
-/** "Snapshot 'before upgrade' added 1.2 GB (64 GB logical)" */
+/** "Snapshot 'before upgrade' added 1.2 GB (64 GB logical). Point in time at …: read live, then …" */
 export function snapshotDoneMessage(s: SnapshotSummary): string {
-  return `Snapshot '${s.label}' added ${formatBytes(s.stats?.bytesAdded ?? 0)} (${formatBytes(s.stats?.bytesLogical ?? s.source.size)} logical)`;
+  return `Snapshot '${s.label}' added ${formatBytes(s.stats?.bytesAdded ?? 0)} (${formatBytes(s.stats?.bytesLogical ?? s.source.size)} logical). ${describeConsistency(s)}`;
 }
 
 /** "'label' (2026-11-25 14:03)" — how a snapshot is named in messages. */

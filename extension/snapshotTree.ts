@@ -11,7 +11,7 @@ import type { DamagedSnapshot, PartitionInfo, SnapshotSummary } from '../imaging
 import type { DevsnapConfig } from './config';
 import { Engine, EngineError } from './engine';
 import {
-  damagedGroupText, damagedItemText, DiskGroup, groupSnapshots, partitionDescription, partitionLabel, partitionTooltip, snapshotContextValue,
+  damagedGroupText, damagedItemText, DiskGroup, groupSnapshots, isFuzzy, partitionDescription, partitionLabel, partitionTooltip, snapshotContextValue,
   snapshotDescription, snapshotIconKind, snapshotTooltipMarkdown,
 } from './snapshotModel';
 
@@ -232,7 +232,7 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
       const md = new vscode.MarkdownString(snapshotTooltipMarkdown(s), true);
       item.tooltip = md;
       item.contextValue = snapshotContextValue(s);
-      item.iconPath = snapshotIcon(snapshotIconKind(s));
+      item.iconPath = snapshotIcon(snapshotIconKind(s), isFuzzy(s));
       item.accessibilityInformation = { label: `Snapshot ${s.label}, ${item.description}, ${s.state}${s.pinned ? ', pinned' : ''}` };
       return item;
     }
@@ -254,16 +254,18 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
   }
 }
 
-function snapshotIcon(kind: ReturnType<typeof snapshotIconKind>): vscode.ThemeIcon {
+/** The state's icon; a fuzzy read keeps its state's shape in the warning colour (damage stays red). */
+function snapshotIcon(kind: ReturnType<typeof snapshotIconKind>, fuzzy = false): vscode.ThemeIcon {
+  const warn = fuzzy ? new vscode.ThemeColor('list.warningForeground') : undefined;
   switch (kind) {
     case 'damaged':
       return new vscode.ThemeIcon('error', new vscode.ThemeColor('list.errorForeground'));
     case 'pinned':
-      return new vscode.ThemeIcon('pinned');
+      return new vscode.ThemeIcon('pinned', warn);
     case 'verified':
-      return new vscode.ThemeIcon('pass', new vscode.ThemeColor('testing.iconPassed'));
+      return new vscode.ThemeIcon('pass', warn ?? new vscode.ThemeColor('testing.iconPassed'));
     default:
-      return new vscode.ThemeIcon('circle-large-outline');
+      return new vscode.ThemeIcon('circle-large-outline', warn);
   }
 }
 

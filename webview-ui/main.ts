@@ -10,7 +10,7 @@
 // State survives hide/show through getState/setState (the panel does not use
 // retainContextWhenHidden): on load the webview restores its state and says 'ready'; the extension
 // answers 'init' and re-sends a comparison it has cached.
-import { formatBytes } from '../imaging/format';
+import { consistencyName, describeConsistency, formatBytes } from '../imaging/format';
 import { icon, IconName } from './icons';
 import {
   ChangeKind,
@@ -80,9 +80,9 @@ function save(): void {
 document.body.innerHTML = `
 <div id="app">
   <header class="toolbar" role="toolbar" aria-label="Snapshots to compare">
-    <label class="picker"><span class="picker-label">Before</span><select id="pick-a" aria-label="Before: the older snapshot"></select></label>
+    <label class="picker"><span class="picker-label">Before</span><select id="pick-a" aria-label="Before: the older snapshot"></select><span id="consistency-a" class="dim"></span></label>
     <button id="swap" class="icon-button" title="Swap before and after" aria-label="Swap before and after">${icon('arrow-right')}</button>
-    <label class="picker"><span class="picker-label">After</span><select id="pick-b" aria-label="After: the newer snapshot"></select></label>
+    <label class="picker"><span class="picker-label">After</span><select id="pick-b" aria-label="After: the newer snapshot"></select><span id="consistency-b" class="dim"></span></label>
     <button id="refresh" class="icon-button" title="Compare again" aria-label="Compare again">${icon('refresh')}</button>
     <span id="status" class="status" role="status" aria-live="polite"></span>
   </header>
@@ -139,6 +139,10 @@ const restoreFrom = $<HTMLSelectElement>('#restore-from');
 
 const snap = (id: string | null) => snapshots.find((s) => s.id === id);
 const snapName = (s: PanelSnapshot | undefined) => (s ? `${s.label || '(no label)'} · ${new Date(s.created).toLocaleString()}` : '?');
+/** Not one point in time (consistencyName's "fuzzy read"): marked with a warning icon. */
+const isFuzzy = (s: PanelSnapshot) => consistencyName(s) === consistencyName({ consistency: 'fuzzy' });
+/** "point in time", "offline", "⚠ fuzzy read"; the sentence of describeConsistency as its tooltip. */
+const consistencyHtml = (s: PanelSnapshot) => `<span class="consistency${isFuzzy(s) ? ' fuzzy' : ''}" title="${esc(describeConsistency(s))}">${isFuzzy(s) ? icon('warning') : ''}${esc(consistencyName(s))}</span>`;
 
 function setStatus(text: string, busy = false): void {
   $('#status').innerHTML = text ? `${busy ? icon('loading', 'spin') : ''}<span>${esc(text)}</span>` : '';
@@ -173,6 +177,15 @@ function renderPickers(): void {
   pickA.innerHTML = opts(state.a);
   pickB.innerHTML = opts(state.b);
   pickA.disabled = pickB.disabled = snapshots.length < 2;
+  renderConsistency();
+}
+
+/** Beside each picker: how its snapshot is one point in time (or is not). */
+function renderConsistency(): void {
+  for (const [el, id] of [[$('#consistency-a'), state.a], [$('#consistency-b'), state.b]] as const) {
+    const s = snap(id);
+    el.innerHTML = s ? consistencyHtml(s) : '';
+  }
 }
 
 function startCompare(): void {
@@ -192,12 +205,14 @@ pickA.addEventListener('change', () => {
   state.a = pickA.value;
   state.selected = [];
   save();
+  renderConsistency();
   startCompare();
 });
 pickB.addEventListener('change', () => {
   state.b = pickB.value;
   state.selected = [];
   save();
+  renderConsistency();
   startCompare();
 });
 $('#swap').addEventListener('click', () => {
@@ -719,7 +734,7 @@ function renderRestore(): void {
     if (!s) continue;
     const parts = [...s.partitions].sort((x, y) => x.index - y.index);
     cards.push(
-      `<div class="restore-card"><div class="card-title">${icon('history')} ${which}: <b>${esc(s.label || '(no label)')}</b> <span class="dim">${esc(new Date(s.created).toLocaleString())} · ${esc(s.source)}</span></div>` +
+      `<div class="restore-card"><div class="card-title">${icon('history')} ${which}: <b>${esc(s.label || '(no label)')}</b> <span class="dim">${esc(new Date(s.created).toLocaleString())} · ${esc(s.source)} · </span>${consistencyHtml(s)}</div>` +
         (s.sourceIsSystem
           ? `<div class="notice warning">${icon('warning')}<div><b>This snapshot is of the disk this system runs from.</b> A disk cannot be overwritten while the system on it runs: start a recovery environment (a live USB stick with Node.js 20+), make the repository's drive available there and run the restore from it. <button class="link" data-recovery="${esc(s.id)}">Write the command to run from a live system</button><br>To roll back a broken environment without rebooting, restore files instead (Files tab: select, then <i>To original place…</i>).</div></div>`
           : '') +

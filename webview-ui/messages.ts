@@ -13,6 +13,7 @@
 import type { ChangeKind, DiffTotals, DirectorySummary, FileChange } from '../imaging/file-diff';
 import type { RestoreAction, RestoreEntry } from '../imaging/file-restore';
 import type { InventoryDiff } from '../imaging/inventory';
+import type { SnapshotSummary } from '../imaging/protocol';
 
 export type { ChangeKind, DiffTotals, DirectorySummary, FileChange, InventoryDiff, RestoreAction, RestoreEntry };
 
@@ -24,6 +25,9 @@ export interface PanelSnapshot {
   source: string;
   /** The source disk holds the running system's root: restoring it needs a recovery environment. */
   sourceIsSystem: boolean;
+  /** How the image is one point in time (shown with consistencyName / describeConsistency). */
+  consistency: SnapshotSummary['consistency'];
+  pointInTime?: SnapshotSummary['pointInTime'];
   partitions: { index: number; fs?: string; label?: string; size: number; typeName?: string; mountpoint?: string }[];
 }
 

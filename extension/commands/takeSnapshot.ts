@@ -1,21 +1,34 @@
 // devsnap.takeSnapshot: pick a source (the engine's disks, system drive first, plus the
-// configured disk image files), a label, then snapshot it in a cancellable progress
-// notification. Arguments `{ source?, label? }` skip the prompts.
+// configured disk image files), ask the engine for its plan (how the image reaches one point in
+// time, how long writes pause, or why it would be refused), a label, then snapshot it in a
+// cancellable progress notification that first says how long writes pause. Arguments
+// `{ source?, label?, confirm? }` skip the prompts.
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { DiskInfo, SnapshotSummary } from '../../imaging/protocol';
-import { EngineError, retentionEnabled } from '../engine';
-import { defaultSnapshotLabel, formatBytes } from '../../imaging/format';
+import { EngineError, retentionEnabled, SnapshotOptions, SnapshotResult } from '../engine';
+import { defaultSnapshotLabel, formatBytes, ProgressTracker } from '../../imaging/format';
+import { SECTION } from '../config';
 import { diskDescription, previousSnapshot, snapshotDoneMessage, sortDisks } from '../snapshotModel';
+import { EditorPlace, heldEditorPlaces, needsPauseConfirmation, pauseNotice, pauseQuestion, shouldReadFully, snapshotsOfSource } from '../snapshotPlan';
 import * as ui from '../ui';
-import { checkAccessible, CommandContext, OPEN_SETTINGS, reportError, requireRepository, revealSnapshot, withEngineProgress } from './common';
+import { checkAccessible, CommandContext, currentSnapshots, OPEN_SETTINGS, reportError, requireRepository, revealSnapshot, SHOW_OUTPUT } from './common';
 
 export interface TakeSnapshotArgs {
   /** Block device or disk image file to snapshot. */
   source?: string;
   /** Label of the new snapshot. */
   label?: string;
+  /** Skip the modal question asked when writes would pause for more than a few seconds. */
+  confirm?: boolean;
+}
+
+let globalStoragePath: string | undefined;
+/** Where this extension's global storage is (context.globalStorageUri): in VS Code's user data folder. */
+export function setGlobalStoragePath(p: string | undefined): void {
+  globalStoragePath = p;
 }
 
 interface SourceItem extends vscode.QuickPickItem {
@@ -45,6 +58,19 @@ export async function takeSnapshot(ctx: CommandContext, args: TakeSnapshotArgs =
     const isDevice = source.startsWith('/dev/');
     await checkAccessible(source, isDevice ? 'disk' : 'disk image', false, fromSetting ? 'Check the devsnap.diskImages and devsnap.defaultSource settings.' : undefined, cfg.elevation !== 'none');
 
+    // Through the same engine (helper or CLI) as the snapshot: it reads the same mounts.
+    const plan = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: `devsnap: checking ${path.basename(source)}` }, () =>
+      ctx.engine().planSnapshot(repo, source!));
+    ctx.log(`Plan for ${source}: ${plan.consistency}${plan.mounts.map((m) => `, ${m.mountpoint} ${m.how}${m.pauseSeconds !== undefined ? ` ~${m.pauseSeconds.toFixed(2)} s` : ''}`).join('')}`);
+    if (plan.problem) {
+      const text = `No snapshot of ${source} was started: ${plan.problem.message} ${plan.problem.hint}`;
+      ctx.log(text);
+      void ui.error(text, SHOW_OUTPUT).then((choice) => choice === SHOW_OUTPUT && ctx.output.show(true));
+      return undefined;
+    }
+    const notice = pauseNotice(plan, heldEditorPlaces(plan.mounts, editorPlaces()));
+    const fullRead = shouldReadFully(snapshotsOfSource(await currentSnapshots(ctx), source), fullReadEvery());
+
     let label = args.label;
     if (label === undefined) {
       label = await ui.input({
@@ -56,11 +82,12 @@ export async function takeSnapshot(ctx: CommandContext, args: TakeSnapshotArgs =
       if (label === undefined) return undefined;
     }
     label = label.trim() || defaultSnapshotLabel();
+    if (notice && needsPauseConfirmation(plan) && !args.confirm && !(await ui.confirm(pauseQuestion(plan), notice, 'Take Snapshot'))) return undefined;
 
-    ctx.log(`Taking a snapshot of ${source} into ${repo} (label "${label}", zstd level ${cfg.compressionLevel})`);
-    const result = await withEngineProgress(`devsnap: Snapshot of ${path.basename(source)}`, ['image'], true, (onProgress, token) =>
-      ctx.engine().snapshot({ repo, source: source!, label: label!, compressionLevel: cfg.compressionLevel }, onProgress, token),
-    );
+    ctx.log(`Taking a snapshot of ${source} into ${repo} (label "${label}", zstd level ${cfg.compressionLevel}${fullRead ? ', reading the whole disk' : ''})`);
+    if (notice) ctx.log(notice);
+    const note = [notice, fullRead ? 'This snapshot reads the whole disk (devsnap.fullReadEvery).' : ''].filter(Boolean).join(' ');
+    const result = await snapshotWithProgress(ctx, { repo, source, label, compressionLevel: cfg.compressionLevel, ...(fullRead ? { fullRead } : {}) }, note, notice);
     const snap = result.snapshot;
     await ctx.tree.refresh();
     if (retentionEnabled(cfg.retention)) await applyRetentionQuietly(ctx, repo);
@@ -77,6 +104,39 @@ export async function takeSnapshot(ctx: CommandContext, args: TakeSnapshotArgs =
     await reportError(ctx, err, 'Snapshot', 'Snapshot cancelled; the repository is unchanged.');
     return undefined;
   }
+}
+
+/**
+ * The snapshot in a cancellable notification whose first message is `first` (the pause, the full
+ * read); `pause` stays after each progress line, since the pause comes near the end.
+ */
+function snapshotWithProgress(ctx: CommandContext, opts: SnapshotOptions, first: string, pause: string | undefined): Thenable<SnapshotResult> {
+  return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `devsnap: Snapshot of ${path.basename(opts.source)}`, cancellable: true }, (progress, token) => {
+    const tracker = new ProgressTracker(['image']);
+    progress.report({ message: first || 'starting…' });
+    return ctx.engine().snapshot(opts, (ev) => {
+      const r = tracker.next(ev);
+      progress.report(pause ? { ...r, message: `${r.message} — ${pause}` } : r);
+    }, token);
+  });
+}
+
+/** VS Code's own folders: a filesystem paused under them makes the editor wait too. */
+function editorPlaces(): EditorPlace[] {
+  const places: EditorPlace[] = (vscode.workspace.workspaceFolders ?? [])
+    .filter((f) => f.uri.scheme === 'file')
+    .map((f) => ({ name: 'this workspace', path: f.uri.fsPath }));
+  // Without the storage path (set on activation), the home folder: where VS Code keeps its user data by default.
+  places.push({ name: "VS Code's settings", path: globalStoragePath ?? os.homedir() });
+  const self = vscode.extensions.getExtension('devsnap.devsnap');
+  if (self) places.push({ name: "VS Code's extensions", path: path.dirname(self.extensionUri.fsPath) });
+  return places;
+}
+
+/** devsnap.fullReadEvery as a whole number (0 = never). */
+function fullReadEvery(): number {
+  const v = vscode.workspace.getConfiguration(SECTION).get<unknown>('fullReadEvery', 10);
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.floor(v) : 0;
 }
 
 /** Forgets what the retention settings do not keep (pinned snapshots stay) and frees the space. */

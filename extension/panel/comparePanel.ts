@@ -177,6 +177,8 @@ export class ComparePanel implements vscode.Disposable {
       created: s.created,
       source: s.source.path,
       sourceIsSystem: !!disk?.isSystem,
+      consistency: s.consistency,
+      ...(s.pointInTime ? { pointInTime: s.pointInTime } : {}),
       partitions: (s.partitions ?? []).map((p) => {
         const mp = disk?.partitions.find((q) => q.index === p.index)?.mountpoints?.[0];
         return { index: p.index, size: p.size, ...(p.fs ? { fs: p.fs } : {}), ...(p.label ? { label: p.label } : {}), ...(p.typeName ? { typeName: p.typeName } : {}), ...(mp ? { mountpoint: mp } : {}) };

@@ -36,7 +36,10 @@ exports.tests = [
     title: 'Take Snapshot… from the command palette adds the snapshot to the sidebar',
     async run(t) {
       await takeSnapshot(t, LABEL_1);
-      await t.ui.notification('Snapshot');
+      // The done message says how the image is one point in time: the demo disk is not mounted.
+      await t.ui.notification(`'${LABEL_1}' added`);
+      const done = (await t.page.locator('.notifications-center .notification-list-item', { hasText: `'${LABEL_1}' added` }).first().innerText()).replace(/\s+/g, ' ');
+      if (!done.includes('Offline: no filesystem of the disk was mounted read-write')) throw new Error(`the done message does not say "Offline": ${done}`);
       await t.shot('snapshot-done-notifications');
       await t.ui.hideNotifications();
       await t.shot('sidebar-one-snapshot');
@@ -60,9 +63,15 @@ exports.tests = [
       const i1 = rows.findIndex((r) => r.includes(LABEL_1));
       const i2 = rows.findIndex((r) => r.includes(LABEL_2));
       if (i1 < 0 || i2 < 0 || i2 > i1) throw new Error(`expected "${LABEL_2}" above "${LABEL_1}"; rows: ${JSON.stringify(rows)}`);
-      // Hover the newest one for its rich tooltip, then keep the picture of the sidebar.
+      // An offline image is the usual case: its description does not call out the consistency.
+      const row = (await t.ui.treeRow(LABEL_2).innerText()).replace(/\s+/g, ' ');
+      if (/fuzzy|offline/i.test(row)) throw new Error(`the row of an offline snapshot names its consistency: ${row}`);
+      // Hover the newest one for its rich tooltip: its Consistency row is the sentence, not the raw name.
       await t.ui.treeRow(LABEL_2).hover();
-      await t.page.waitForTimeout(1500);
+      const hover = t.page.locator('.monaco-hover, .workbench-hover', { hasText: 'Consistency' }).first();
+      await hover.waitFor({ timeout: 10000 });
+      const tip = (await hover.innerText()).replace(/\s+/g, ' ');
+      if (!/Consistency Offline: no filesystem of the disk was mounted read-write/.test(tip)) throw new Error(`the tooltip does not say "Offline": ${tip}`);
       await t.shot('sidebar-two-snapshots');
     },
   },
