@@ -11,7 +11,7 @@ export class ChunkSaver {
   private readonly jobs: JobQueue;
 
   constructor(private readonly writer: PackWriter, private readonly pool: WorkerPool, private readonly level: number, repoDir: string) {
-    this.jobs = new JobQueue(pool.size * 3, (err) => toDevsnapError(err, `the repository ${repoDir}`));
+    this.jobs = new JobQueue(pool.size * 2, (err) => toDevsnapError(err, `the repository ${repoDir}`));
   }
 
   /**

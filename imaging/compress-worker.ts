@@ -4,8 +4,10 @@ import { parentPort } from 'worker_threads';
 import * as crypto from 'crypto';
 import { loadZstd } from './zstd';
 import { toTransferable, type WorkerRequest, type WorkerReply } from './worker-pool';
+import { BufferTurnover } from './memory';
 
 const codecReady = loadZstd();
+const turnover = new BufferTurnover(4, 'major'); // a worker's heap is a few MB: a full collection is cheap
 
 parentPort!.on('message', async (req: WorkerRequest) => {
   const codec = await codecReady;
@@ -24,4 +26,5 @@ parentPort!.on('message', async (req: WorkerRequest) => {
     reply = { id: req.id, error: (err as Error).message };
   }
   parentPort!.postMessage(reply, 'data' in reply && reply.data ? [reply.data] : []);
+  turnover.tick(); // the request's buffer is garbage now
 });

@@ -4,6 +4,7 @@ import { Worker } from 'worker_threads';
 import * as os from 'os';
 import * as fs from 'fs';
 import * as path from 'path';
+import { BufferTurnover } from './memory';
 
 export type WorkerRequest =
   | { id: number; op: 'compress'; data: ArrayBuffer; level: number }
@@ -79,7 +80,10 @@ export class WorkerPool {
     }
   }
 
+  private readonly turnover = new BufferTurnover(8);
+
   private onReply(w: Worker, reply: WorkerReply): void {
+    this.turnover.tick(); // earlier replies' buffers are written out and garbage by now
     const p = this.pending.get(reply.id);
     this.pending.delete(reply.id);
     this.idle.push(w);

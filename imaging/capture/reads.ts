@@ -82,7 +82,7 @@ async function* inOrder<T, R>(tasks: Iterator<T>, start: (t: T) => Promise<R>, a
 }
 
 /** Every cell of the given cells (default: all) of an area, read in full (its used blocks). */
-export function readCells(fh: fs.promises.FileHandle, a: PlannedArea, chunkSize: number, source: string, only?: Iterable<number>, ahead = 8): AsyncGenerator<FullCell> {
+export function readCells(fh: fs.promises.FileHandle, a: PlannedArea, chunkSize: number, source: string, only?: Iterable<number>, ahead = 4): AsyncGenerator<FullCell> {
   function* all() {
     for (let i = 0; i * chunkSize < a.size; i++) yield i;
   }
@@ -128,7 +128,7 @@ export interface PartCell {
 }
 
 /** Reads the given byte runs of each cell (ascending cell order), each run as its own buffer. */
-export function readParts(fh: fs.promises.FileHandle, a: PlannedArea, chunkSize: number, cells: Map<number, [number, number][]>, source: string, ahead = 8): AsyncGenerator<PartCell> {
+export function readParts(fh: fs.promises.FileHandle, a: PlannedArea, chunkSize: number, cells: Map<number, [number, number][]>, source: string, ahead = 4): AsyncGenerator<PartCell> {
   const order = [...cells.keys()].sort((x, y) => x - y);
   return inOrder(order[Symbol.iterator](), async (index: number) => {
     const off = index * chunkSize;
