@@ -109,7 +109,7 @@ async function detectPartitions(table: PartitionTable, disk: ByteReader, sizeOf:
     if (bad) warn(`${name} ${bad}: it is imaged in full (every byte of it on the disk), not through its filesystem's free-block map.`);
     let used: UsedBlocks | null = null;
     try {
-      used = await detectFilesystem(sliceReader(disk, p.start, sizeOf(p)));
+      used = await detectFilesystem(sliceReader(disk, p.start, sizeOf(p)), { flushed: live.has(p.index) });
     } catch (err) {
       warn(`${name}: its filesystem could not be read (${(err as Error).message}); imaging it in full.`);
     }

@@ -8,9 +8,9 @@ import type { ByteReader, UsedBlocks } from './types';
 const READERS = [readExt, readNtfs, readFat];
 
 /** The used blocks of the filesystem on `p`, or null when no supported filesystem is found. */
-export async function detectFilesystem(p: ByteReader): Promise<UsedBlocks | null> {
+export async function detectFilesystem(p: ByteReader, opts: { flushed?: boolean } = {}): Promise<UsedBlocks | null> {
   for (const read of READERS) {
-    const found = await read(p);
+    const found = read === readExt ? await readExt(p, opts) : await read(p);
     if (found) return found;
   }
   return null;

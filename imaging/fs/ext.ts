@@ -32,7 +32,12 @@ const BG_CHECKSUM = 0x1e;
 const BG_FREE_BLOCKS_HI = 0x2c;
 const BG_BLOCK_BITMAP_CSUM_HI = 0x38;
 
-export async function readExt(p: ByteReader): Promise<UsedBlocks | null> {
+/**
+ * `flushed`: the filesystem is mounted and was just flushed (syncfs): its bitmaps in place are newer
+ * than any copy in its journal, which is not read. (Only the first pass of a two-pass snapshot uses
+ * this: blocks allocated later belong to inodes its last pass re-reads.)
+ */
+export async function readExt(p: ByteReader, opts: { flushed?: boolean } = {}): Promise<UsedBlocks | null> {
   if (p.size < EXT_SB_OFFSET + EXT_SB_SIZE) return null;
   const s = parseExtSuperblock(await p.read(EXT_SB_OFFSET, EXT_SB_SIZE));
   if (!s) return null;
@@ -54,7 +59,7 @@ export async function readExt(p: ByteReader): Promise<UsedBlocks | null> {
   if (outside) return wholePartition(bm, s, outside);
   // A filesystem that needs recovery (mounted, or not cleanly unmounted) has newer bitmaps in its journal.
   let logged = new Set<number>();
-  if (s.needsRecovery) {
+  if (s.needsRecovery && !opts.flushed) {
     const found = await journalledBlocks(p, s, s.journalInode);
     if (typeof found === 'string') return wholePartition(bm, s, `it needs journal recovery, but its journal cannot be followed (${found}); no block bitmap can be trusted`);
     logged = found;

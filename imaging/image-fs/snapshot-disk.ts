@@ -94,9 +94,10 @@ export class SnapshotDisk implements ByteReader {
     if (position < 0 || length < 0 || !Number.isFinite(position)) throw new DevsnapError('INTERNAL', `Bad read of ${length} bytes at ${position}.`);
     const out = Buffer.alloc(length);
     const end = Math.min(position + length, this.size);
+    // The runs the range covers, their chunks fetched together (decompressed in parallel), then copied.
+    const parts: { at: number; from: number; to: number; data: Promise<Buffer> }[] = [];
     let pos = position;
-    let i = this.find(pos);
-    if (i < 0) i = 0;
+    let i = Math.max(0, this.find(pos));
     while (pos < end && i < this.runs.length) {
       const [rs, rl, ref, ext] = this.runs[i];
       if (rs + rl <= pos) {
@@ -106,13 +107,11 @@ export class SnapshotDisk implements ByteReader {
       if (rs > pos) pos = rs; // a gap no area covers: zeros
       if (pos >= end) break;
       const to = Math.min(rs + rl, end);
-      if (ref !== ZERO && ref !== FREE) {
-        const data = await this.chunk(ext);
-        data.copy(out, pos - position, pos - rs, to - rs);
-      }
+      if (ref !== ZERO && ref !== FREE) parts.push({ at: pos - position, from: pos - rs, to: to - rs, data: this.chunk(ext) });
       pos = to;
       i++;
     }
+    for (const p of parts) (await p.data).copy(out, p.at, p.from, p.to);
     return out;
   }
 }
