@@ -202,6 +202,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     const rw = info.mounts.filter((m) => !m.readOnly && m.fstype !== 'swap' && !m.mountpoint.startsWith('[swap]'));
     const mode: Mode = !rw.length ? 'offline' : opts.fuzzy ? 'fuzzy' : opts.freeze ? 'frozen' : 'frozen-two-pass';
     if (mode === 'frozen-two-pass') assertPausable(rw, repo.dir);
+    const frozenAt = Date.now();
     if (mode === 'frozen') {
       frozen = freezeMounts(rw, repo.dir);
       dropCache(opts.source);
@@ -314,6 +315,11 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
         ...rw.filter((m) => !live.some((t) => t.mountpoint === m.mountpoint)).map((m) => ({ mountpoint: m.mountpoint, ...partitionAt(table, m.offset), how: canFreeze(m.fstype) ? 'frozen' : 'remount-ro' })),
       ];
       pointInTime = { at: fin.at, pauseSeconds: fin.pauseSeconds, rounds, rereadBytes: fin.rereadBytes, methods };
+    }
+    if (frozen && tracked.some((t) => !t.state.fineTimestamps)) {
+      // As in the two-pass's frozen pass: thaw only once whole-second ctimes have moved on.
+      const next = (Math.floor(frozenAt / 1000) + 1) * 1000 + 20;
+      if (Date.now() < next) await sleep(next - Date.now());
     }
     await store.drain();
     await saver.drain(); // what the overlays below read back is appended

@@ -90,7 +90,7 @@ export async function catchUp(fh: fs.promises.FileHandle, list: Tracked[], store
 async function stateOf(t: Tracked, live = false): Promise<ExtState> {
   const s = await readExtState(t.reader, { live });
   if (!s) throw new DevsnapError('BAD_SOURCE', `The filesystem at ${t.mountpoint ?? `partition ${t.cells.area.partition}`} can no longer be followed while it is imaged (its metadata does not hold).`, 'Run e2fsck on it from a recovery environment, or snapshot with --fuzzy.');
-  const why = incomparable(t.state, s);
+  const why = incomparable(t.state, s, { sameRun: true });
   if (why) throw new DevsnapError('BAD_SOURCE', `The filesystem at ${t.mountpoint ?? `partition ${t.cells.area.partition}`} changed shape while it was imaged (${why}).`, 'Was it resized or checked meanwhile? Take the snapshot again.');
   return s;
 }
@@ -109,7 +109,8 @@ export interface FrozenResult {
 export async function frozenPass(fh: fs.promises.FileHandle, list: Tracked[], store: CellStore, source: string, stats: PassStats): Promise<FrozenResult & { used: Map<Tracked, UsedBlocks | null> }> {
   const mounted = list.filter((t) => t.mountpoint);
   const collected: { t: Tracked; parts: PartCell[]; dead: BlockRuns; used: UsedBlocks | null }[] = [];
-  const at = new Date().toISOString();
+  const atMs = Date.now();
+  const at = new Date(atMs).toISOString();
   const t0 = performance.now();
   const thaw = freeze(mounted.map((t) => t.mountpoint!));
   let pauseSeconds: number;
@@ -125,6 +126,13 @@ export async function frozenPass(fh: fs.promises.FileHandle, list: Tracked[], st
       for await (const part of readParts(fh, t.cells.area, t.cells.chunkSize, runsByCell(ch.runs, t.blockSize, t.cells.chunkSize, t.cells.area.size), source)) parts.push(part);
       t.state = s;
       collected.push({ t, parts, dead: ch.deadJournal, used });
+    }
+    // With whole-second timestamps (128-byte inodes), a write after the thaw in the second the state
+    // was taken would leave ctime as the state holds it, and the next incremental would miss it: hold
+    // the pause until the next second has begun. (Finer timestamps move on within the pause itself.)
+    if (mounted.some((t) => !t.state.fineTimestamps)) {
+      const next = (Math.floor(atMs / 1000) + 1) * 1000 + 20;
+      if (Date.now() < next) await sleep(next - Date.now());
     }
   } finally {
     thaw();

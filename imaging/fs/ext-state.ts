@@ -249,7 +249,7 @@ function mmpBlock(fs: ExtFs): number {
 }
 
 /** Why two states cannot be compared, or null if they can. */
-export function incomparable(before: ExtState, after: ExtState): string | null {
+export function incomparable(before: ExtState, after: ExtState, opts: { sameRun?: boolean } = {}): string | null {
   if (before.uuid !== after.uuid) return `the filesystem UUID changed (${before.uuid} → ${after.uuid}): another filesystem, or tune2fs -U`;
   if (before.blockSize !== after.blockSize || before.inodeSize !== after.inodeSize || before.firstDataBlock !== after.firstDataBlock) {
     return 'the block or inode size changed: the filesystem was recreated or converted';
@@ -261,7 +261,8 @@ export function incomparable(before: ExtState, after: ExtState): string | null {
   if (before.lastCheck !== after.lastCheck) return 'its last-checked time changed: e2fsck (or tune2fs -T) ran on it in between';
   if (after.mountCount < before.mountCount) return `its mount count went down (${before.mountCount} → ${after.mountCount}): e2fsck or tune2fs -C reset it, or an older copy was restored`;
   if (after.kbytesWritten < before.kbytesWritten) return 'its lifetime-writes counter went down: an older copy of it was restored';
-  if (after.writeTime < before.writeTime) return 'its last write time went backwards: an older copy was restored, or the clock was set back';
+  // Within one snapshot a clock set back moves s_wtime back too; the snapshot watches the clock itself.
+  if (!opts.sameRun && after.writeTime < before.writeTime) return 'its last write time went backwards: an older copy was restored, or the clock was set back';
   if (after.state & EXT4_ERROR_FS) return 'the filesystem has recorded errors: run e2fsck on it';
   return null;
 }
