@@ -301,7 +301,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       let fin = { at: new Date().toISOString(), pauseSeconds: 0, rereadBytes: 0, used: new Map<Tracked, UsedBlocks | null>() };
       if (live.length) {
         opts.log(`Pausing writes to ${live.map((t) => t.mountpoint).join(', ')} for the last pass…`);
-        fin = await frozenPass(fh, live, store, opts.source, stats);
+        fin = await frozenPass(fh, live, store, opts.source, stats, repo.dir);
         opts.log(`Writes resumed after ${fin.pauseSeconds.toFixed(2)} s.`);
         if (clockOffset() < clock0 - 20) throw new ClockStepped((clock0 - clockOffset()) / 1000);
       }
@@ -399,7 +399,7 @@ async function trackedPass(t: Tracked, parent: Manifest | null, chunks: ChunkRea
   const journalLog = t.mountpoint || t.state.journalClean ? await journalRuns(t.reader, t.state) : [];
   if (!parent) return { runs: null, journalLog };
   const area = t.cells.area;
-  const pdisk = new SnapshotDisk(chunks, parent, area.partition!);
+  const pdisk = new SnapshotDisk(chunks, parent, area.partition!, { cacheChunks: 4 }); // read in order: a few chunks suffice
   const before = await readExtState(pdisk);
   const why = before ? incomparable(before, t.state) : 'the previous snapshot holds no readable ext filesystem there';
   if (why) {

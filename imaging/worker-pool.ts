@@ -4,12 +4,15 @@ import { Worker } from 'worker_threads';
 import * as os from 'os';
 import * as fs from 'fs';
 import * as path from 'path';
-import { BufferTurnover } from './memory';
 
 export type WorkerRequest =
   | { id: number; op: 'compress'; data: ArrayBuffer; level: number }
-  | { id: number; op: 'decompress'; data: ArrayBuffer; rawLength: number };
-export type WorkerReply = { id: number; data?: ArrayBuffer; hash?: string; error?: string };
+  | { id: number; op: 'decompress'; data: ArrayBuffer; rawLength: number; hash: boolean }
+  | {
+      id: number; op: 'overlay'; data: ArrayBuffer; rawLength: number; baseId: string; blockSize: number;
+      patch: ArrayBuffer | null; patchOffs: number[]; patchLens: number[]; blocks: ArrayBuffer; offs: number[]; lens: number[];
+    };
+export type WorkerReply = { id: number; data?: ArrayBuffer; hash?: string; kind?: 'same' | 'base' | 'patch' | 'cell'; bytes?: number; error?: string };
 
 function workerScript(): string {
   // Beside this file both in tsc's out/imaging and in webpack's dist/.
@@ -52,9 +55,24 @@ export class WorkerPool {
     return this.run({ id: 0, op: 'compress', data: opts.take ? toTransferable(raw) : copyOf(raw), level }).then((r) => Buffer.from(r.data!));
   }
 
-  /** Decompresses a frame (copied to the worker); returns the raw bytes with their sha256 (hex). */
-  decompress(frame: Buffer, rawLength: number): Promise<{ raw: Buffer; hash: string }> {
-    return this.run({ id: 0, op: 'decompress', data: copyOf(frame), rawLength }).then((r) => ({ raw: Buffer.from(r.data!), hash: r.hash! }));
+  /** Decompresses a frame (moved to the worker when it owns its memory: unusable after); returns the raw bytes with their sha256 (hex), unless `hash` is false. */
+  decompress(frame: Buffer, rawLength: number, hash = true): Promise<{ raw: Buffer; hash: string }> {
+    return this.run({ id: 0, op: 'decompress', data: toTransferable(frame), rawLength, hash }).then((r) => ({ raw: Buffer.from(r.data!), hash: r.hash ?? '' }));
+  }
+
+  /**
+   * Writes `blocks` over a stored cell in a worker (capture/overlay.ts): `frame` is the base chunk
+   * (moved to the worker), `patch` the blocks an earlier patch changed. With kind 'cell', `hash` is the
+   * base's sha256, for the caller to check before storing bytes that came from it.
+   */
+  overlay(frame: Buffer, rawLength: number, baseId: string, patch: Map<number, Buffer>, blocks: [number, Buffer][], blockSize: number): Promise<{ kind: 'same' | 'base' | 'patch' | 'cell'; data?: Buffer; bytes?: number; hash?: string }> {
+    const p = [...patch];
+    const req: WorkerRequest = {
+      id: 0, op: 'overlay', data: toTransferable(frame), rawLength, baseId, blockSize,
+      patch: p.length ? copyOf(Buffer.concat(p.map(([, b]) => b))) : null, patchOffs: p.map(([k]) => k), patchLens: p.map(([, b]) => b.length),
+      blocks: copyOf(Buffer.concat(blocks.map(([, b]) => b))), offs: blocks.map(([o]) => o), lens: blocks.map(([, b]) => b.length),
+    };
+    return this.run(req).then((r) => ({ kind: r.kind!, ...(r.data ? { data: Buffer.from(r.data) } : {}), ...(r.bytes !== undefined ? { bytes: r.bytes } : {}), ...(r.hash ? { hash: r.hash } : {}) }));
   }
 
   async close(): Promise<void> {
@@ -76,14 +94,12 @@ export class WorkerPool {
       const w = this.idle.pop()!;
       const job = this.queue.shift()!;
       this.pending.set(job.req.id, { worker: w, resolve: job.resolve, reject: job.reject });
-      w.postMessage(job.req, [job.req.data]);
+      const r = job.req;
+      w.postMessage(r, r.op === 'overlay' ? [r.data, r.blocks, ...(r.patch ? [r.patch] : [])] : [r.data]);
     }
   }
 
-  private readonly turnover = new BufferTurnover(8);
-
   private onReply(w: Worker, reply: WorkerReply): void {
-    this.turnover.tick(); // earlier replies' buffers are written out and garbage by now
     const p = this.pending.get(reply.id);
     this.pending.delete(reply.id);
     this.idle.push(w);

@@ -8,12 +8,14 @@ import type { ChunkReader } from '../chunk-reader';
 import { isZero } from '../bytes';
 import { JobQueue } from '../job-queue';
 import { Extent, FREE, ZERO } from '../repo/manifest';
-import { diffBlocks, encodePatch } from '../repo/patch';
+import { decodePatch, diffBlocks, encodePatch } from '../repo/patch';
 import type { Repository } from '../repo/repository';
 import type { UsedBlocks } from '../fs/types';
 
 export type Cell = { t: 'f' } | { t: 'z' } | { t: 'c'; id: string } | { t: 'p'; id: string; base: string };
 const FREE_CELL: Cell = { t: 'f' };
+/** Bytes read only to diff against: what is stored still names chunks every restore and verify checks. */
+const UNVERIFIED = { verify: false };
 const ZERO_CELL: Cell = { t: 'z' };
 
 export interface PlannedArea {
@@ -94,6 +96,25 @@ function fromExtents(extents: Extent[], chunkSize: number, size: number): Cell[]
   return pos === size ? cells : undefined;
 }
 
+/** Whether `blocks` cover every block of cell i that the area's used-block map marks used. */
+function coversUsed(a: AreaCells, i: number, blocks: [number, Buffer][]): boolean {
+  const used = a.area.used;
+  if (!used) return false;
+  const start = i * a.chunkSize;
+  const bs = used.blockSize;
+  let k = 0;
+  const sorted = [...blocks].sort((x, y) => x[0] - y[0]);
+  for (let b = Math.floor(start / bs); b * bs < start + a.cellLength(i); b++) {
+    if (!(used.bitmap[b >> 3] & (1 << (b & 7)))) continue;
+    const from = Math.max(b * bs, start) - start;
+    const to = Math.min((b + 1) * bs, start + a.cellLength(i)) - start;
+    while (k < sorted.length && sorted[k][0] + sorted[k][1].length <= from) k++;
+    // The used block must lie within one overlay piece (pieces are whole filesystem blocks, merged).
+    if (k >= sorted.length || sorted[k][0] > from || sorted[k][0] + sorted[k][1].length < to) return false;
+  }
+  return true;
+}
+
 /** Stores cells: full chunks, or patches against the chunk a cell held before. */
 export class CellStore {
   readonly stats = { patches: 0, patchBytes: 0 };
@@ -140,36 +161,40 @@ export class CellStore {
     const before = a.cells[i];
     const len = a.cellLength(i);
     await this.jobs.add(async () => {
-      let old: Buffer;
-      let base: string | null = null;
-      if (before.t === 'c') {
-        old = await this.reader.readExtent([0, len, before.id]);
-        base = before.id;
-      } else if (before.t === 'p') {
-        old = await this.reader.readExtent([0, len, before.id, before.base]);
-        base = before.base;
-      } else old = Buffer.alloc(len);
-      const cell = Buffer.from(old);
-      for (const [off, b] of blocks) b.copy(cell, off);
-      if (cell.equals(old)) return;
-      if (isZero(cell)) {
-        a.cells[i] = ZERO_CELL;
+      if ((before.t !== 'c' && before.t !== 'p') || coversUsed(a, i, blocks)) {
+        // Nothing stored there, or every block in use is among the new ones (a file written into free
+        // space): the blocks over zeros, without reading what the cell held.
+        const cell = Buffer.alloc(len);
+        for (const [off, b] of blocks) b.copy(cell, off);
+        a.cells[i] = isZero(cell) ? ZERO_CELL : await this.storeChunk(cell, this.repo.cipher.chunkId(cell));
         return;
       }
-      const id = this.repo.cipher.chunkId(cell);
-      a.cells[i] = base ? await this.store(cell, id, base, blockSize) : await this.storeChunk(cell, id);
+      const baseId = before.t === 'c' ? before.id : before.base;
+      // The earlier patch is read verified here: its blocks go into the new patch under a new id.
+      const patch = before.t === 'p' ? decodePatch(await this.reader.read(before.id), before.id).blocks : new Map<number, Buffer>();
+      const r = await this.reader.overlay(baseId, patch, blocks, blockSize);
+      if (r.kind === 'same') return;
+      if (r.kind === 'base') a.cells[i] = { t: 'c', id: baseId };
+      else if (r.kind === 'patch') a.cells[i] = await this.savePatch(r.data!, baseId, r.bytes!);
+      else a.cells[i] = isZero(r.data!) ? ZERO_CELL : await this.storeChunk(r.data!, this.repo.cipher.chunkId(r.data!));
     });
   }
 
-  /** A cell whose content is `cell` (id `id`), stored as a patch over `base` when that is small. */
-  private async store(cell: Buffer, id: string, base: string, blockSize: number): Promise<Cell> {
+  /**
+   * A cell whose content is `cell` (id `id`, hashed here only when needed), stored as a patch over
+   * chunk `base` when that is under half the cell, else as a chunk of its own.
+   */
+  private async store(cell: Buffer, id: string | null, base: string, blockSize: number, baseBytes?: Buffer): Promise<Cell> {
     if (id === base) return { t: 'c', id };
-    const baseBytes = await this.reader.readExtent([0, cell.length, base]);
-    const changed = diffBlocks(baseBytes, cell, blockSize);
+    const changed = diffBlocks(baseBytes ?? (await this.reader.readExtent([0, cell.length, base], UNVERIFIED)), cell, blockSize);
+    if (!changed.size) return { t: 'c', id: base };
     let bytes = 0;
     for (const b of changed.values()) bytes += b.length;
-    if (bytes * 2 > cell.length) return this.storeChunk(cell, id);
-    const raw = encodePatch({ base, cellLength: cell.length, blockSize, blocks: changed });
+    if (bytes * 4 > cell.length) return this.storeChunk(cell, id ?? this.repo.cipher.chunkId(cell));
+    return this.savePatch(encodePatch({ base, cellLength: cell.length, blockSize, blocks: changed }), base, bytes);
+  }
+
+  private async savePatch(raw: Buffer, base: string, bytes: number): Promise<Cell> {
     const pid = this.repo.cipher.chunkId(raw);
     this.stats.patches++;
     this.stats.patchBytes += bytes;

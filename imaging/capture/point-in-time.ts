@@ -1,7 +1,9 @@
 // Bringing tracked ext filesystems (fs/ext-state.ts) of an image up to date, live or with writes
 // paused: the catch-up rounds and the final frozen pass of a two-pass snapshot, and the one pass of an
 // incremental of an unmounted filesystem. See imaging/FORMAT.md, "Point in time and incrementals".
-import type * as fs from 'fs';
+import * as fs from 'fs';
+import * as path from 'path';
+import { FILE_MODE, readFully, tempName, writeFully } from '../fsutil';
 import { DevsnapError } from '../errors';
 import { detectFilesystem } from '../fs/detect';
 import type { ByteReader, UsedBlocks } from '../fs/types';
@@ -95,6 +97,55 @@ async function stateOf(t: Tracked, live = false): Promise<ExtState> {
   return s;
 }
 
+/**
+ * What the frozen pass read, held until the thaw: in memory up to a budget, the rest in a temporary
+ * file in the repository (never on a frozen filesystem: the snapshot refuses that), so memory stays
+ * bounded whatever the filesystem's size. The file is removed when done (or, after a crash, by prune).
+ */
+class Held {
+  private readonly inMemory: PartCell[] = [];
+  private readonly spilled: { index: number; offs: number[]; lens: number[]; at: number; bytesRead: number }[] = [];
+  private memoryBytes = 0;
+  private fh: fs.promises.FileHandle | null = null;
+  private file: string | null = null;
+  private size = 0;
+
+  constructor(private readonly dir: string, private readonly budget = 24 << 20) {}
+
+  async add(part: PartCell): Promise<void> {
+    const bytes = part.blocks.reduce((n, [, b]) => n + b.length, 0);
+    if (this.memoryBytes + bytes <= this.budget) {
+      this.inMemory.push(part);
+      this.memoryBytes += bytes;
+      return;
+    }
+    if (!this.fh) {
+      this.file = tempName(path.join(this.dir, 'frozen-pass'));
+      this.fh = await fs.promises.open(this.file, 'wx+', FILE_MODE);
+    }
+    const at = this.size;
+    for (const [, b] of part.blocks) {
+      await writeFully(this.fh, b, this.size);
+      this.size += b.length;
+    }
+    this.spilled.push({ index: part.index, offs: part.blocks.map(([o]) => o), lens: part.blocks.map(([, b]) => b.length), at, bytesRead: part.bytesRead });
+  }
+
+  async *parts(): AsyncGenerator<PartCell> {
+    yield* this.inMemory.splice(0);
+    for (const s of this.spilled) {
+      const all = await readFully(this.fh!, s.at, s.lens.reduce((n, l) => n + l, 0));
+      let pos = 0;
+      yield { index: s.index, bytesRead: s.bytesRead, blocks: s.offs.map((o, k) => [o, all.subarray(pos, (pos += s.lens[k]))] as [number, Buffer]) };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.fh?.close().catch(() => undefined);
+    if (this.file) await fs.promises.rm(this.file, { force: true });
+  }
+}
+
 export interface FrozenResult {
   at: string;
   pauseSeconds: number;
@@ -106,9 +157,20 @@ export interface FrozenResult {
  * the filesystems' used-block maps, now consistent), thaws, then stores it. Nothing is written to the
  * repository or logged while frozen: the repository or the terminal may be on a frozen filesystem.
  */
-export async function frozenPass(fh: fs.promises.FileHandle, list: Tracked[], store: CellStore, source: string, stats: PassStats): Promise<FrozenResult & { used: Map<Tracked, UsedBlocks | null> }> {
+export async function frozenPass(fh: fs.promises.FileHandle, list: Tracked[], store: CellStore, source: string, stats: PassStats, spillDir: string): Promise<FrozenResult & { used: Map<Tracked, UsedBlocks | null> }> {
   const mounted = list.filter((t) => t.mountpoint);
-  const collected: { t: Tracked; parts: PartCell[]; dead: BlockRuns; used: UsedBlocks | null }[] = [];
+  const collected: { t: Tracked; parts: Held; dead: BlockRuns; used: UsedBlocks | null }[] = [];
+  try {
+    return await frozenPassHeld(fh, mounted, collected, store, source, stats, spillDir);
+  } finally {
+    for (const c of collected) await c.parts.close();
+  }
+}
+
+async function frozenPassHeld(
+  fh: fs.promises.FileHandle, mounted: Tracked[], collected: { t: Tracked; parts: Held; dead: BlockRuns; used: UsedBlocks | null }[],
+  store: CellStore, source: string, stats: PassStats, spillDir: string,
+): Promise<FrozenResult & { used: Map<Tracked, UsedBlocks | null> }> {
   const atMs = Date.now();
   const at = new Date(atMs).toISOString();
   const t0 = performance.now();
@@ -122,10 +184,10 @@ export async function frozenPass(fh: fs.promises.FileHandle, list: Tracked[], st
         throw new DevsnapError('BAD_SOURCE', `The filesystem at ${t.mountpoint} does not hold while writes are paused (${err.message}).`, 'Run e2fsck on it from a recovery environment; meanwhile use --freeze for a consistent snapshot.');
       });
       const used = await detectFilesystem(t.reader);
-      const parts: PartCell[] = [];
-      for await (const part of readParts(fh, t.cells.area, t.cells.chunkSize, runsByCell(ch.runs, t.blockSize, t.cells.chunkSize, t.cells.area.size), source)) parts.push(part);
-      t.state = s;
+      const parts = new Held(spillDir);
       collected.push({ t, parts, dead: ch.deadJournal, used });
+      for await (const part of readParts(fh, t.cells.area, t.cells.chunkSize, runsByCell(ch.runs, t.blockSize, t.cells.chunkSize, t.cells.area.size), source)) await parts.add(part);
+      t.state = s;
     }
     // With whole-second timestamps (128-byte inodes), a write after the thaw in the second the state
     // was taken would leave ctime as the state holds it, and the next incremental would miss it: hold
@@ -141,7 +203,7 @@ export async function frozenPass(fh: fs.promises.FileHandle, list: Tracked[], st
   let rereadBytes = 0;
   const usedMaps = new Map<Tracked, UsedBlocks | null>();
   for (const { t, parts, dead, used } of collected) {
-    for (const part of parts) {
+    for await (const part of parts.parts()) {
       rereadBytes += part.bytesRead;
       await store.overlay(t.cells, part.index, part.blocks, t.blockSize);
     }

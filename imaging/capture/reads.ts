@@ -128,13 +128,25 @@ export interface PartCell {
 }
 
 /** Reads the given byte runs of each cell (ascending cell order), each run as its own buffer. */
-export function readParts(fh: fs.promises.FileHandle, a: PlannedArea, chunkSize: number, cells: Map<number, [number, number][]>, source: string, ahead = 4): AsyncGenerator<PartCell> {
+export function readParts(fh: fs.promises.FileHandle, a: PlannedArea, chunkSize: number, cells: Map<number, [number, number][]>, source: string, ahead = 8): AsyncGenerator<PartCell> {
   const order = [...cells.keys()].sort((x, y) => x - y);
   return inOrder(order[Symbol.iterator](), async (index: number) => {
     const off = index * chunkSize;
     const runs = cells.get(index)!;
-    const buf = Buffer.alloc(Math.min(chunkSize, a.size - off));
-    const bytesRead = await readRuns(fh, a, off, runs, buf, source);
-    return { index, blocks: runs.map(([from, to]) => [from - off, buf.subarray(from - off, to - off)] as [number, Buffer]), bytesRead };
+    const blocks: [number, Buffer][] = [];
+    let bytesRead = 0;
+    // Runs closer than JOIN_GAP are one read into one buffer, then cut: only what is asked is allocated.
+    for (let i = 0; i < runs.length; ) {
+      let j = i;
+      while (j + 1 < runs.length && runs[j + 1][0] - runs[j][1] < JOIN_GAP) j++;
+      const buf = Buffer.allocUnsafe(runs[j][1] - runs[i][0]);
+      await readRuns(fh, a, runs[i][0], [[runs[i][0], runs[j][1]]], buf, source);
+      for (let k = i; k <= j; k++) {
+        blocks.push([runs[k][0] - off, buf.subarray(runs[k][0] - runs[i][0], runs[k][1] - runs[i][0])]);
+        bytesRead += runs[k][1] - runs[k][0];
+      }
+      i = j + 1;
+    }
+    return { index, blocks, bytesRead };
   }, ahead);
 }
