@@ -96,25 +96,6 @@ function fromExtents(extents: Extent[], chunkSize: number, size: number): Cell[]
   return pos === size ? cells : undefined;
 }
 
-/** Whether `blocks` cover every block of cell i that the area's used-block map marks used. */
-function coversUsed(a: AreaCells, i: number, blocks: [number, Buffer][]): boolean {
-  const used = a.area.used;
-  if (!used) return false;
-  const start = i * a.chunkSize;
-  const bs = used.blockSize;
-  let k = 0;
-  const sorted = [...blocks].sort((x, y) => x[0] - y[0]);
-  for (let b = Math.floor(start / bs); b * bs < start + a.cellLength(i); b++) {
-    if (!(used.bitmap[b >> 3] & (1 << (b & 7)))) continue;
-    const from = Math.max(b * bs, start) - start;
-    const to = Math.min((b + 1) * bs, start + a.cellLength(i)) - start;
-    while (k < sorted.length && sorted[k][0] + sorted[k][1].length <= from) k++;
-    // The used block must lie within one overlay piece (pieces are whole filesystem blocks, merged).
-    if (k >= sorted.length || sorted[k][0] > from || sorted[k][0] + sorted[k][1].length < to) return false;
-  }
-  return true;
-}
-
 /** Stores cells: full chunks, or patches against the chunk a cell held before. */
 export class CellStore {
   readonly stats = { patches: 0, patchBytes: 0 };
@@ -161,9 +142,9 @@ export class CellStore {
     const before = a.cells[i];
     const len = a.cellLength(i);
     await this.jobs.add(async () => {
-      if ((before.t !== 'c' && before.t !== 'p') || coversUsed(a, i, blocks)) {
-        // Nothing stored there, or every block in use is among the new ones (a file written into free
-        // space): the blocks over zeros, without reading what the cell held.
+      if (before.t !== 'c' && before.t !== 'p') {
+        // Nothing stored there: the blocks over zeros. (Even where every used block of a cell is new,
+        // the cell is compared with its base: a file rewritten in place differs in a few blocks only.)
         const cell = Buffer.alloc(len);
         for (const [off, b] of blocks) b.copy(cell, off);
         a.cells[i] = isZero(cell) ? ZERO_CELL : await this.storeChunk(cell, this.repo.cipher.chunkId(cell));
