@@ -6,7 +6,7 @@
 // Every command resolves with its result (or undefined when dismissed, cancelled or failed —
 // failures are shown to the user and recorded in the API's `messages`, never thrown):
 //
-//   devsnap.takeSnapshot      { source?: string, label?: string }            → SnapshotSummary
+//   devsnap.takeSnapshot      { source?: string, label?: string, confirm?: boolean } → SnapshotSummary (confirm: skip the long-pause question)
 //   devsnap.restoreSnapshot   { id, target, partition?: number, dryRun?: boolean, confirm: true }
 //                                                                           → { ok, bytesWritten, target }
 //   devsnap.verifySnapshot    { id } | { all: true } | item                  → { ok, snapshots: [{ id, ok, damage }] }
