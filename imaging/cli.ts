@@ -13,7 +13,7 @@ import { runHelperCommand } from './helper/server';
 import { registerFileCommands } from './cli-files';
 import { chooseProgressMode, listText, oneLine, ProgressPrinter, table, terminalSafe } from './cli-output';
 import { describeConsistency, formatBytes, formatDuration } from './format';
-import type { ProgressEvent, RepoRequest, SnapshotPlan } from './protocol';
+import type { DiskComparison, ProgressEvent, RepoRequest, SnapshotPlan } from './protocol';
 
 interface GlobalOpts {
   repo?: string;
@@ -179,6 +179,19 @@ program
       `Snapshot ${m.id} "${oneLine(m.label)}" of ${oneLine(source)}: ${formatBytes(s.bytesLogical)} disk, ${formatBytes(s.bytesUsed)} used, ${formatBytes(s.bytesAdded)} added (${s.chunksNew} new chunks, ${s.chunksReused} reused) in ${formatDuration(s.durationSeconds)}.\n${describeConsistency(m)}`);
   });
 
+/** `verify --against`: the snapshot is sound but the disk holds something else (README, exit codes). */
+const DIFFERS_FROM_DISK = 10;
+
+function diskText(d: DiskComparison): string[] {
+  const where = (x: DiskComparison['differences'][number]) => `  ${x.partition === null ? 'raw area' : `partition ${x.partition}`}: ${formatBytes(x.length)} at byte ${x.offset}`;
+  return [
+    ...d.warnings.map((w) => `warning: ${w}`),
+    d.equal ? `${oneLine(d.source)} holds what the snapshot holds (${formatBytes(d.bytesCompared)} in use compared).`
+      : `${oneLine(d.source)} differs from the snapshot in ${formatBytes(d.differingBytes)} of ${formatBytes(d.bytesCompared)} in use:`,
+    ...d.differences.map(where),
+  ];
+}
+
 function planText(p: SnapshotPlan): string {
   if (p.consistency === 'offline') return `${oneLine(p.source)} has no filesystem mounted read-write: it is imaged as it is, nothing is paused.`;
   const lines = p.mounts.map((m) => `  ${oneLine(m.mountpoint)}: ${m.how === 'two-pass' ? `read live, then writes paused for about ${m.pauseSeconds!.toFixed(1)} s for the last pass` : m.how === 'frozen' ? `writes paused while it is read (about ${m.pauseSeconds!.toFixed(1)} s)` : m.how === 'remount-ro' ? `read-only while it is read (about ${m.pauseSeconds!.toFixed(1)} s)` : 'cannot be paused'}${m.holdsRepository ? ' (holds the repository)' : ''}`);
@@ -241,9 +254,10 @@ program
 program
   .command('verify [id]')
   .description('read back every chunk of a snapshot (default: all snapshots) and check its hash')
-  .action(async (id: string | undefined, _o, cmd) => {
+  .option('--against <disk>', 'also compare the snapshot with this disk (or image file) as it is now, where its filesystems have blocks in use')
+  .action(async (id: string | undefined, o, cmd) => {
     const g = globals(cmd);
-    const r = await ops.verifyOp({ ...repoReq(g), ...(id ? { snapshot: id } : {}) }, opCtx(g));
+    const r = await ops.verifyOp({ ...repoReq(g), ...(id ? { snapshot: id } : {}), ...(o.against ? { against: o.against } : {}) }, opCtx(g));
     report(g, r, () =>
       [
         `Checked ${r.chunksChecked} chunks (${formatBytes(r.bytesChecked)}).`,
@@ -251,9 +265,11 @@ program
           s.ok ? `  ${s.id} "${oneLine(s.label)}": ok`
           : s.error ? `  ${s.id} "${oneLine(s.label)}": DAMAGED manifest: ${s.error}`
           : `  ${s.id} "${oneLine(s.label)}": DAMAGED\n${s.damage.map((d) => `    ${describeDamage(d)}`).join('\n')}`),
+        ...(r.disk ? diskText(r.disk) : []),
       ].join('\n'),
     );
     if (!r.ok) process.exitCode = EXIT_CODES.DAMAGED;
+    else if (r.disk && !r.disk.equal) process.exitCode = DIFFERS_FROM_DISK;
   });
 
 program

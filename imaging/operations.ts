@@ -11,6 +11,7 @@ import { takeSnapshot } from './snapshot';
 import { planSnapshot } from './capture/plan';
 import { planRestore, restoreSnapshot, RestorePlan } from './restore';
 import { describeDamage, recordVerification, verifySnapshots } from './verify';
+import { compareWithDisk } from './verify-disk';
 import { inspectRepository } from './check';
 import { applyPolicy, prune } from './retention';
 import { listDisks } from './disks';
@@ -131,8 +132,10 @@ export async function verifyOp(req: VerifyRequest, ctx: OpContext): Promise<Veri
   return withRepository(req, ctx, false, 'verify', async (repo) => {
     const broken: { id: string; error: string }[] = [];
     const ms = req.snapshot ? await resolveMany(repo, [req.snapshot]) : await repo.readAllManifests((id, err) => broken.push({ id, error: err.message }));
+    if (req.against && ms.length !== 1) throw new DevsnapError('USAGE', 'Comparing with a disk needs one snapshot.', 'Name it: devsnap verify ID --against DISK.');
     const result: VerifyOpResult = await verifySnapshots(repo, ms, { onProgress: ctx.onProgress, signal: ctx.signal });
     await recordVerification(repo, ms, result);
+    if (req.against) result.disk = await compareWithDisk(repo, ms[0], path.resolve(req.against), { onProgress: ctx.onProgress, signal: ctx.signal });
     if (!broken.length) return result;
     // A manifest that cannot be read is damage too: named, and verify fails.
     const unreadable = await Promise.all(broken.map(async (b) => ({ id: b.id, label: (await lastKnown(repo, b.id)).label ?? '', ok: false, damage: [], error: b.error })));

@@ -25,8 +25,10 @@ export class ProgressMeter {
     if (now - this.lastEmit >= this.intervalMs) this.emit(now);
   }
 
+  /** Done: the last event says 100% (an incremental skips what did not change, a pass reads less than planned). */
   finish(): void {
     this.total = Math.max(this.total, this.done);
+    this.done = this.total;
     this.message = undefined;
     this.emit(Date.now());
   }

@@ -155,6 +155,18 @@ export interface RestoreRequest extends RepoRequest {
 }
 export interface VerifyRequest extends RepoRequest {
   snapshot?: string;      // all snapshots when omitted
+  /** Also compare the snapshot (one, required) with this disk as it is now (verify-disk.ts). */
+  against?: string;
+}
+/** A snapshot compared with a disk: byte ranges (disk offsets) where a block in use differs. */
+export interface DiskComparison {
+  source: string;
+  equal: boolean;
+  bytesCompared: number;
+  differingBytes: number;
+  /** The first differing ranges (at most 20), merged. */
+  differences: { partition: number | null; offset: number; length: number }[];
+  warnings: string[];
 }
 export interface CheckRequest extends RepoRequest {
   readData?: boolean;
@@ -238,6 +250,8 @@ export interface VerifyOpResult {
   bytesChecked: number;
   /** `error`: the snapshot's manifest itself is damaged (its chunks could not be checked). */
   snapshots: { id: string; label: string; ok: boolean; damage: DamageInfo[]; error?: string }[];
+  /** With `against`: how the snapshot compares with that disk now. */
+  disk?: DiskComparison;
 }
 export interface CheckOpResult {
   ok: boolean;

@@ -408,7 +408,8 @@ async function trackedPass(t: Tracked, parent: Manifest | null, chunks: ChunkRea
   }
   let ch: Awaited<ReturnType<typeof changesSince>>;
   try {
-    ch = await changesSince(t.reader, before!, t.state, !!t.mountpoint);
+    // A mounted filesystem's metadata is read again, consistent, by the frozen pass: here only file data.
+    ch = await changesSince(t.reader, before!, t.state, !!t.mountpoint, { metadata: !t.mountpoint });
   } catch (err) {
     // A mounted filesystem caught between two writes (or damage, which the last pass would find).
     log(`Partition ${area.partition}: reading everything, not only changes (${(err as Error).message}).`);

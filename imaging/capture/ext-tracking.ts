@@ -32,11 +32,12 @@ export interface Changes {
  * What to read on `p` (now in state `after`) so that an image of it in state `before` shows `after`.
  * `logDead`: the journal's log will not matter (the filesystem is frozen, so emptied, before the end).
  */
-export async function changesSince(p: ByteReader, before: ExtState, after: ExtState, logDead = false): Promise<Changes> {
+export async function changesSince(p: ByteReader, before: ExtState, after: ExtState, logDead = false, opts: { metadata?: boolean } = {}): Promise<Changes> {
   const changed = changedInodes(before, after);
   const r = await blocksToReread(p, after, changed, before.inos);
   const dead = after.journalClean || logDead;
-  const runs = mergeRuns([...r.metadata, ...r.changed, ...r.journalSuper, ...(dead ? [] : r.journalLog), ...(await inodeTableRuns(p))]);
+  // Without metadata: only the changed inodes' blocks (a pass whose metadata a frozen pass re-reads anyway).
+  const runs = opts.metadata === false ? mergeRuns(r.changed) : mergeRuns([...r.metadata, ...r.changed, ...r.journalSuper, ...(dead ? [] : r.journalLog), ...(await inodeTableRuns(p))]);
   const changedBytes = r.changed.reduce((n, [, c]) => n + c * after.blockSize, 0);
   return { runs, deadJournal: after.journalClean ? r.journalLog : [], changedBytes, changedInodes: changed.length };
 }

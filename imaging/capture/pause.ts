@@ -12,8 +12,11 @@ import { DevsnapError } from '../errors';
 import { asRootSync, childCommand } from '../privilege';
 
 function run(file: string, args: string[]): { ok: boolean; message: string } {
-  const c = childCommand(file, args);
-  const r = asRootSync(() => spawnSync(c.file, c.args, { encoding: 'utf8', env: c.env }));
+  // The command is built inside the root step: built outside, it would drop to the requesting user.
+  const r = asRootSync(() => {
+    const c = childCommand(file, args);
+    return spawnSync(c.file, c.args, { encoding: 'utf8', env: c.env });
+  });
   return { ok: r.status === 0, message: (r.stderr || r.error?.message || '').trim() };
 }
 

@@ -75,7 +75,7 @@ export async function catchUp(fh: fs.promises.FileHandle, list: Tracked[], store
     const next = await Promise.all(list.map(async (t) => ({ t, s: await stateOf(t, true) })));
     let changes: Awaited<ReturnType<typeof changesSince>>[];
     try {
-      changes = await Promise.all(next.map(({ t, s }) => changesSince(t.reader, t.state, s, true)));
+      changes = await Promise.all(next.map(({ t, s }) => changesSince(t.reader, t.state, s, true, { metadata: false })));
     } catch {
       return rounds; // a mapping caught between two writes: the frozen pass reads it as it is
     }

@@ -22,7 +22,7 @@ async function disk(dir: string, ntfs = false): Promise<{ file: string; parts: P
   const parts = await makeDisk(file, {
     table: 'gpt',
     size: (ntfs ? 98 : 66) * MiB,
-    partitions: [{ size: 64 * MiB, fs: 'ext4', fromDir: tree }, ...(ntfs ? [{ size: 32 * MiB, fs: 'ntfs' as const }] : [])],
+    partitions: [{ size: 64 * MiB, fs: 'ext4', fromDir: tree, blockSize: 4096 }, ...(ntfs ? [{ size: 32 * MiB, fs: 'ntfs' as const }] : [])],
   });
   return { file, parts };
 }
@@ -123,10 +123,19 @@ test('an incremental reads and stores what changed; a write behind the filesyste
   const missed = devsnap(['snapshot', file, '--repo', repo, '--json']);
   assert.equal(missed.json.snapshot.readMode, 'changes');
   assert.equal(await restoredDigest(missed.json.id), truth, 'the change-based incremental does not see a raw write (the documented limit)');
+  // verify --against finds it: exactly that block, in partition 1.
+  const cmp = devsnap(['verify', missed.json.id, '--repo', repo, '--against', file, '--json']);
+  assert.equal(cmp.status, 10, cmp.stderr);
+  assert.deepEqual(cmp.json.disk.differences, [{ partition: 1, offset: parts[0].start + where * 4096, length: 4096 }]);
+  const same = devsnap(['verify', second.json.id, '--repo', repo, '--against', file, '--json']);
+  assert.equal(same.json.disk.differences.length, 1, 'the earlier snapshot differs in that block too');
   const full = devsnap(['snapshot', file, '--repo', repo, '--full-read', '--json']);
   assert.equal(full.json.snapshot.readMode, 'all');
   assert.ok(full.json.snapshot.stats.bytesAdded < 256 * 1024, 'a full read still stores only what differs');
   assert.equal(await restoredDigest(full.json.id), rawTruth, '--full-read sees it');
+  const equal = devsnap(['verify', full.json.id, '--repo', repo, '--against', file, '--json']);
+  assert.equal(equal.status, 0, equal.stderr);
+  assert.ok(equal.json.disk.equal && equal.json.disk.bytesCompared > 20 * MiB, JSON.stringify(equal.json.disk));
 
   // The first snapshot's chunks are the bases of the later ones' patches: forgetting it must not lose them.
   const f = devsnap(['forget', first.json.id, '--repo', repo, '--prune', '--json']);
