@@ -152,6 +152,9 @@ function assertPausable(rw: MountUse[], repoDir: string): void {
   }
 }
 
+/** A first pass shorter than this leaves too little written meanwhile for a catch-up round to shorten the pause. */
+const CATCH_UP_AFTER_MS = 5000;
+
 /** The wall clock was set back by `seconds` while a two-pass snapshot ran. */
 class ClockStepped extends DevsnapError {
   constructor(readonly seconds: number) {
@@ -172,7 +175,7 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
 }
 
 async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Manifest> {
-  const started = Date.now();
+  const started = performance.now(); // monotonic: a clock set back meanwhile must not make the duration negative
   const opts = { ...options, source: path.resolve(options.source) }; // manifests name sources absolutely
   const info = await inspectPath(opts.source, 'source');
   if (info.size === 0) throw new DevsnapError('BAD_SOURCE', `${opts.source} is empty (0 bytes): there is nothing to image.`, 'Choose a disk or a disk image file.');
@@ -296,7 +299,8 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     let pointInTime: PointInTime | undefined;
     const live = tracked.filter((t) => t.mountpoint);
     if (mode === 'frozen-two-pass') {
-      const rounds = live.length ? await catchUp(fh, live, store, opts.source, stats, opts.signal) : 0;
+      // Catch-up rounds pay off after a long first pass; after a short one the frozen pass reads little anyway.
+      const rounds = live.length && performance.now() - started > CATCH_UP_AFTER_MS ? await catchUp(fh, live, store, opts.source, stats, opts.signal) : 0;
       await saver.drain(); // nothing may be written to the repository while frozen
       let fin = { at: new Date().toISOString(), pauseSeconds: 0, rereadBytes: 0, used: new Map<Tracked, UsedBlocks | null>() };
       if (live.length) {
@@ -353,7 +357,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       ...(parent ? { parent: parent.id } : {}),
       pinned: false,
       state: 'not-verified',
-      stats: { bytesRead: stats.bytesRead, bytesUsed: [...cellsOf.values()].reduce((n, c) => n + c.dataBytes(), 0), chunksNew: saver.stats.chunksNew, chunksReused: saver.stats.chunksReused + [...cellsOf.values()].reduce((n, c) => n + c.keptFromParent(), 0), bytesLogical: info.size, bytesAdded: writer.bytesWritten, durationSeconds: (Date.now() - started) / 1000 },
+      stats: { bytesRead: stats.bytesRead, bytesUsed: [...cellsOf.values()].reduce((n, c) => n + c.dataBytes(), 0), chunksNew: saver.stats.chunksNew, chunksReused: saver.stats.chunksReused + [...cellsOf.values()].reduce((n, c) => n + c.keptFromParent(), 0), bytesLogical: info.size, bytesAdded: writer.bytesWritten, durationSeconds: (performance.now() - started) / 1000 },
       partitions,
       chunkSize,
       table,
@@ -396,15 +400,16 @@ function pauseFor(m: MountUse, log: Logger): Resume {
  */
 async function trackedPass(t: Tracked, parent: Manifest | null, chunks: ChunkReader, log: Logger): Promise<{ runs: BlockRuns | null; journalLog: BlockRuns }> {
   // A mounted filesystem's journal is emptied when it is frozen for the last pass: its log is dead then.
-  const journalLog = t.mountpoint || t.state.journalClean ? await journalRuns(t.reader, t.state) : [];
-  if (!parent) return { runs: null, journalLog };
+  const deadLog = !!t.mountpoint || t.state.journalClean;
+  const inFull = async () => ({ runs: null, journalLog: deadLog ? await journalRuns(t.reader, t.state) : [] });
+  if (!parent) return inFull();
   const area = t.cells.area;
   const pdisk = new SnapshotDisk(chunks, parent, area.partition!, { cacheChunks: 4 }); // read in order: a few chunks suffice
   const before = await readExtState(pdisk);
   const why = before ? incomparable(before, t.state) : 'the previous snapshot holds no readable ext filesystem there';
   if (why) {
     log(`Partition ${area.partition}: reading everything, not only changes (${why}).`);
-    return { runs: null, journalLog };
+    return inFull();
   }
   let ch: Awaited<ReturnType<typeof changesSince>>;
   try {
@@ -413,9 +418,9 @@ async function trackedPass(t: Tracked, parent: Manifest | null, chunks: ChunkRea
   } catch (err) {
     // A mounted filesystem caught between two writes (or damage, which the last pass would find).
     log(`Partition ${area.partition}: reading everything, not only changes (${(err as Error).message}).`);
-    return { runs: null, journalLog };
+    return inFull();
   }
-  t.deadJournal = journalLog;
+  t.deadJournal = deadLog ? ch.journalLog : [];
   // Cells the parent left free but that now hold used blocks are read whole: nothing is trusted to be there.
   const extra: BlockRuns = [];
   const used = area.used!;

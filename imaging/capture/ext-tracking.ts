@@ -23,6 +23,8 @@ export interface Changes {
   runs: BlockRuns;
   /** The journal's log when the journal is empty: its bytes do not matter and are stored as zeros. */
   deadJournal: BlockRuns;
+  /** The journal's log blocks, whatever the journal's state. */
+  journalLog: BlockRuns;
   /** Bytes of changed inodes' blocks (what a catch-up round would read). */
   changedBytes: number;
   changedInodes: number;
@@ -39,7 +41,7 @@ export async function changesSince(p: ByteReader, before: ExtState, after: ExtSt
   // Without metadata: only the changed inodes' blocks (a pass whose metadata a frozen pass re-reads anyway).
   const runs = opts.metadata === false ? mergeRuns(r.changed) : mergeRuns([...r.metadata, ...r.changed, ...r.journalSuper, ...(dead ? [] : r.journalLog), ...(await inodeTableRuns(p))]);
   const changedBytes = r.changed.reduce((n, [, c]) => n + c * after.blockSize, 0);
-  return { runs, deadJournal: after.journalClean ? r.journalLog : [], changedBytes, changedInodes: changed.length };
+  return { runs, deadJournal: after.journalClean ? r.journalLog : [], journalLog: r.journalLog, changedBytes, changedInodes: changed.length };
 }
 
 /** The journal's log blocks (all of the journal but its superblock). */

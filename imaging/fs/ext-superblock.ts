@@ -207,7 +207,7 @@ export const BG_CHECKSUM_OFFSET = 0x1e;
 
 /**
  * bg_checksum as ext4_group_desc_csum computes it: crc32c (low 16 bits) with metadata_csum, else crc16
- * (gdt_csum). The same rule as fs/ext.ts's descriptor check, for readers outside it (fs/ext-state.ts).
+ * (gdt_csum). Used by the used-block reader (fs/ext.ts) and the change scan (fs/ext-inodes.ts).
  */
 export function groupDescriptorChecksum(s: ExtSuperblock, g: number, raw: Buffer): number {
   const le = Buffer.alloc(4);

@@ -5,10 +5,10 @@
 // full; a superblock whose geometry does not hold makes the whole partition imaged in full.
 
 import { BlockBitmap, countBits } from './bitmap';
-import { crc16, crc32cRaw } from './checksums';
+import { crc32cRaw } from './checksums';
 import {
   EXT_SB_OFFSET, EXT_SB_SIZE, INCOMPAT_64BIT, RO_COMPAT_BIGALLOC, RO_COMPAT_GDT_CSUM, RO_COMPAT_METADATA_CSUM,
-  extGeometryProblems, hasSuperBackup, parseExtSuperblock, readDescriptorTable, type ExtSuperblock,
+  extGeometryProblems, groupDescriptorChecksum, hasSuperBackup, parseExtSuperblock, readDescriptorTable, type ExtSuperblock,
 } from './ext-superblock';
 import { journalledBlocks } from './ext-journal';
 import type { ByteReader, UsedBlocks } from './types';
@@ -105,7 +105,7 @@ function parseDescriptors(s: ExtSuperblock, gdt: Buffer): GroupDesc[] {
     const raw = gdt.subarray(g * s.descSize, (g + 1) * s.descSize);
     const hi = (off: number, bytes: 2 | 4): number =>
       s.descSize >= 64 ? (bytes === 4 ? raw.readUInt32LE(off) * 2 ** 32 : raw.readUInt16LE(off) * 2 ** 16) : 0;
-    const bad = csum && raw.readUInt16LE(BG_CHECKSUM) !== descriptorChecksum(s, g, raw, metadataCsum) ? 'descriptor checksum' : null;
+    const bad = csum && raw.readUInt16LE(BG_CHECKSUM) !== groupDescriptorChecksum(s, g, raw) ? 'descriptor checksum' : null;
     groups.push({
       blockBitmap: raw.readUInt32LE(0) + hi(0x20, 4),
       inodeBitmap: raw.readUInt32LE(4) + hi(0x24, 4),
@@ -117,23 +117,6 @@ function parseDescriptors(s: ExtSuperblock, gdt: Buffer): GroupDesc[] {
     });
   }
   return groups;
-}
-
-/** bg_checksum as ext4_group_desc_csum computes it: crc32c (low 16 bits) with metadata_csum, else crc16. */
-function descriptorChecksum(s: ExtSuperblock, g: number, raw: Buffer, metadataCsum: boolean): number {
-  const le = Buffer.alloc(4);
-  le.writeUInt32LE(g);
-  const after = raw.subarray(BG_CHECKSUM + 2);
-  if (metadataCsum) {
-    let c = crc32cRaw(s.csumSeed, le);
-    c = crc32cRaw(c, raw.subarray(0, BG_CHECKSUM));
-    c = crc32cRaw(c, Buffer.alloc(2)); // the checksum field itself counts as zero
-    return crc32cRaw(c, after) & 0xffff;
-  }
-  let c = crc16(0xffff, s.uuidBytes);
-  c = crc16(c, le);
-  c = crc16(c, raw.subarray(0, BG_CHECKSUM));
-  return s.incompat & INCOMPAT_64BIT ? crc16(c, after) : c;
 }
 
 /**
