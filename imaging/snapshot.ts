@@ -22,7 +22,6 @@ import { detectFilesystem } from './fs/detect';
 import type { ByteReader, UsedBlocks } from './fs/types';
 import { bootModeFromPartitions, collectInventory, type Inventory } from './inventory';
 import { openImageFs } from './image-fs';
-import { SnapshotDisk } from './image-fs/snapshot-disk';
 import { fileReader, sliceReader } from './source';
 import { Area, Manifest } from './repo/manifest';
 import { Logger, Repository } from './repo/repository';
@@ -34,8 +33,9 @@ import { ChunkReader } from './chunk-reader';
 import { AreaCells, CellStore, type PlannedArea } from './capture/cells';
 import { readCells } from './capture/reads';
 import { canFreeze, dropCache, freeze, remountReadOnly, type Resume } from './capture/pause';
-import { changesSince, incomparable, journalRuns, mergeRuns, readExtState, withoutBlocks, type BlockRuns, type ExtState } from './capture/ext-tracking';
+import { readExtState, withoutBlocks, type ExtState } from './capture/ext-tracking';
 import { applyRuns, catchUp, clockOffset, frozenPass, settleAndSync, sleep, zeroDeadJournal, type Tracked } from './capture/point-in-time';
+import { findParent, trackedPass } from './capture/parent';
 import type { PartitionInfo, PointInTime } from './protocol';
 
 export interface SnapshotOptions {
@@ -124,18 +124,6 @@ async function detectPartitions(table: PartitionTable, disk: ByteReader, sizeOf:
 /** How the image reaches one point in time (FORMAT.md): chosen per snapshot from the source's mounts and the options. */
 type Mode = 'offline' | 'frozen-two-pass' | 'frozen' | 'fuzzy';
 
-/** The latest readable snapshot of the same disk, the parent whose cells an incremental starts from. */
-async function findParent(repo: Repository, source: string, diskId: string | undefined, warn: (m: string) => void): Promise<Manifest | null> {
-  const same = (await repo.listSnapshots()).snapshots.filter((m) => (diskId && m.source.diskId === diskId) || m.source.path === source);
-  const last = same[same.length - 1];
-  if (!last) return null;
-  try {
-    return await repo.readManifest(last.id);
-  } catch (err) {
-    warn(`The previous snapshot ${last.id} cannot be read (${(err as Error).message}); everything is read and stored anew.`);
-    return null;
-  }
-}
 
 /** Refuses what a two-pass snapshot cannot pause safely, saying what to do instead. */
 function assertPausable(rw: MountUse[], repoDir: string): void {
@@ -394,42 +382,3 @@ function pauseFor(m: MountUse, log: Logger): Resume {
   return canFreeze(m.fstype) ? freeze([m.mountpoint]) : remountReadOnly(m.mountpoint);
 }
 
-/**
- * How a tracked partition's first pass goes: with a comparable parent, only the blocks that changed
- * since it (`runs`); else in full (runs null), with the journal log to leave out when it is dead.
- */
-async function trackedPass(t: Tracked, parent: Manifest | null, chunks: ChunkReader, log: Logger): Promise<{ runs: BlockRuns | null; journalLog: BlockRuns }> {
-  // A mounted filesystem's journal is emptied when it is frozen for the last pass: its log is dead then.
-  const deadLog = !!t.mountpoint || t.state.journalClean;
-  const inFull = async () => ({ runs: null, journalLog: deadLog ? await journalRuns(t.reader, t.state) : [] });
-  if (!parent) return inFull();
-  const area = t.cells.area;
-  const pdisk = new SnapshotDisk(chunks, parent, area.partition!, { cacheChunks: 4 }); // read in order: a few chunks suffice
-  const before = await readExtState(pdisk);
-  const why = before ? incomparable(before, t.state) : 'the previous snapshot holds no readable ext filesystem there';
-  if (why) {
-    log(`Partition ${area.partition}: reading everything, not only changes (${why}).`);
-    return inFull();
-  }
-  let ch: Awaited<ReturnType<typeof changesSince>>;
-  try {
-    // A mounted filesystem's metadata is read again, consistent, by the frozen pass: here only file data.
-    ch = await changesSince(t.reader, before!, t.state, !!t.mountpoint, { metadata: !t.mountpoint });
-  } catch (err) {
-    // A mounted filesystem caught between two writes (or damage, which the last pass would find).
-    log(`Partition ${area.partition}: reading everything, not only changes (${(err as Error).message}).`);
-    return inFull();
-  }
-  t.deadJournal = deadLog ? ch.journalLog : [];
-  // Cells the parent left free but that now hold used blocks are read whole: nothing is trusted to be there.
-  const extra: BlockRuns = [];
-  const used = area.used!;
-  for (let i = 0; i < t.cells.cells.length; i++) {
-    if (t.cells.cells[i].t !== 'f') continue;
-    const from = Math.floor((i * t.cells.chunkSize) / t.blockSize);
-    const to = Math.ceil((i * t.cells.chunkSize + t.cells.cellLength(i)) / t.blockSize);
-    for (let b = from; b < to; b++) if (used.bitmap[b >> 3] & (1 << (b & 7))) extra.push([b, 1]);
-  }
-  log(`Partition ${area.partition}: ${ch.changedInodes} changed files and directories since snapshot ${parent.id}.`);
-  return { runs: mergeRuns([...ch.runs, ...extra]), journalLog: t.deadJournal };
-}
