@@ -147,6 +147,16 @@ export async function withMount<T>(dev: string, kind: 'ext' | 'ntfs', opts: { re
 // ---------------------------------------------------------------------------------------------
 // Byte access
 
+/** Writes `data` at byte `pos` of a file or device, in place. */
+export function writeAt(file: string, pos: number, data: Buffer): void {
+  const fd = fs.openSync(file, 'r+');
+  try {
+    fs.writeSync(fd, data, 0, data.length, pos);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** A ByteReader over [offset, offset+size) of a file or device (zero-filled past its end). */
 export function fileReader(file: string, offset = 0, size?: number): ByteReader & { close(): void } {
   const fd = fs.openSync(file, 'r');

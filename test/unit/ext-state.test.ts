@@ -7,7 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { attachLoop, cleanup, detachLoop, fileReader, isRoot, makeFsImage, onCleanup, seededBytes, sh, tmpDir } from '../helpers/disks';
+import { attachLoop, cleanup, detachLoop, fileReader, isRoot, makeFsImage, onCleanup, seededBytes, sh, tmpDir, writeAt } from '../helpers/disks';
 import { readExt } from '../../imaging/fs/ext';
 import { blocksToReread, changedInodes, incomparable, readExtState, type BlockRuns, type ExtState, type Reread } from '../../imaging/fs/ext-state';
 
@@ -131,15 +131,6 @@ async function checkChange(img: string, c: Change, control?: number): Promise<{ 
 }
 
 const ino = (p: string) => fs.statSync(p).ino;
-
-function writeAt(file: string, pos: number, data: Buffer): void {
-  const fd = fs.openSync(file, 'r+');
-  try {
-    fs.writeSync(fd, data, 0, data.length, pos);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
 
 /** A file of `n` data blocks separated by holes: one extent each, so the tree needs index and leaf blocks. */
 function fragmentedFile(file: string, n: number, blockSize: number): void {

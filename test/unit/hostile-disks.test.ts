@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as zlib from 'zlib';
 import { crc32cRaw } from '../../imaging/fs/checksums';
-import { cleanup, diffDigests, ext4TreeDigest, isRoot, makeDisk, makeFsImage, seededBytes, sh, tmpDir, treeDigest, vfatTreeDigest, withLoop } from '../helpers/disks';
+import { cleanup, diffDigests, ext4TreeDigest, isRoot, makeDisk, makeFsImage, seededBytes, sh, tmpDir, treeDigest, vfatTreeDigest, withLoop, writeAt } from '../helpers/disks';
 import { devsnap } from '../helpers/cli';
 
 after(cleanup);
@@ -28,14 +28,7 @@ function manyFiles(dir: string, count: number, seed: number): string {
 }
 const tree = manyFiles(path.join(work, 'tree'), 1000, 1); // about 20 MB, over three 8 MiB groups
 
-function patch(file: string, offset: number, bytes: Buffer): void {
-  const fd = fs.openSync(file, 'r+');
-  try {
-    fs.writeSync(fd, bytes, 0, bytes.length, offset);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
+const patch = writeAt;
 
 function readAt(file: string, offset: number, length: number): Buffer {
   const b = Buffer.alloc(length);
