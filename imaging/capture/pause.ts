@@ -7,7 +7,7 @@
 //    NTFS); writers then get EROFS instead of waiting, so this is used only for the short read of such
 //    a (small) partition.
 // Every step runs as root (privilege.ts) and is undone in `finally` and on process exit.
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import { DevsnapError } from '../errors';
 import { asRootSync, childCommand } from '../privilege';
 
@@ -63,12 +63,55 @@ function track(undo: () => void): Resume {
   return resume;
 }
 
-/** Freezes each mountpoint (all or none); returns the thaw. */
-export function freeze(mountpoints: string[]): Resume {
+/**
+ * A process of its own (its own session, so it outlives devsnap) that thaws the mountpoints after
+ * `seconds` unless stopped first. Without it, devsnap killed while they are frozen (kill -9, the OOM
+ * killer) would leave them frozen for good, and a frozen root filesystem stops the whole system.
+ */
+function thawGuard(mountpoints: string[], seconds: number): { stop(): boolean } {
+  const child = asRootSync(() => {
+    const c = childCommand('sh', ['-c', 'sleep "$1"; shift; for m do fsfreeze --unfreeze "$m"; done', 'devsnap-thaw-guard', String(seconds), ...mountpoints]);
+    return spawn(c.file, c.args, { env: c.env, detached: true, stdio: 'ignore' });
+  });
+  child.unref();
+  child.on('error', () => undefined);
+  const started = performance.now();
+  return {
+    /**
+     * Stops the guard; false when it may have fired (writes resumed before devsnap was done). Judged
+     * by the clock, with a margin, not by its exit, which this process may not have noticed yet.
+     */
+    stop() {
+      if (performance.now() - started > (seconds - 5) * 1000 || child.exitCode !== null || child.signalCode !== null) return false;
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        /* gone just now */
+      }
+      return true;
+    },
+  };
+}
+
+export interface Thaw extends Resume {
+  /** Whether the safety timer resumed writes before devsnap did. */
+  readonly timedOut: boolean;
+}
+
+/**
+ * Freezes each mountpoint (all or none); returns the thaw. A guard process thaws them after
+ * `guardSeconds` whatever happens to devsnap.
+ */
+export function freeze(mountpoints: string[], guardSeconds = 60): Thaw {
   const frozen: string[] = [];
-  const thaw = track(() => {
+  let guard: { stop(): boolean } | null = null;
+  let timedOut = false;
+  const resume = track(() => {
+    if (guard && !guard.stop()) timedOut = true;
     for (const mp of frozen.splice(0).reverse()) run('fsfreeze', ['--unfreeze', mp]);
   });
+  const thaw = Object.defineProperty(() => resume(), 'timedOut', { get: () => timedOut }) as Thaw;
+  guard = thawGuard(mountpoints, guardSeconds);
   for (const mp of mountpoints) {
     const r = run('fsfreeze', ['--freeze', mp]);
     if (!r.ok) {

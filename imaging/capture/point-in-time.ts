@@ -200,6 +200,9 @@ async function frozenPassHeld(
     thaw();
     pauseSeconds = (performance.now() - t0) / 1000;
   }
+  if (thaw.timedOut) {
+    throw new DevsnapError('BAD_SOURCE', `Writes stayed paused for ${Math.round(pauseSeconds)} s, so the safety timer resumed them before devsnap was done: the image would not be one point in time.`, 'Take the snapshot again when less is being written, or use --freeze.');
+  }
   let rereadBytes = 0;
   const usedMaps = new Map<Tracked, UsedBlocks | null>();
   for (const { t, parts, dead, used } of collected) {

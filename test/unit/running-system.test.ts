@@ -5,9 +5,10 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { cleanup, ext4TreeDigest, fsck, isRoot, makeDisk, makeWorkstationTree, seededBytes, sh, tmpDir, withLoop, withMount } from '../helpers/disks';
+import { cleanup, ext4TreeDigest, fsck, isRoot, makeDisk, makeFsImage, makeWorkstationTree, seededBytes, sh, tmpDir, withLoop, withMount } from '../helpers/disks';
 import type { PartitionInfo } from '../../imaging/protocol';
 import { devsnap } from '../helpers/cli';
+import { spawn, spawnSync } from 'child_process';
 
 after(cleanup);
 const MiB = 1 << 20;
@@ -143,4 +144,42 @@ test('an incremental reads and stores what changed; a write behind the filesyste
   assert.equal(devsnap(['check', '--repo', repo, '--json']).json.errors.length, 0);
   assert.equal(devsnap(['verify', '--repo', repo]).status, 0);
   assert.equal(await restoredDigest(full.json.id), rawTruth, 'after prune');
+});
+
+test('devsnap killed (kill -9) while writes are paused: its guard process resumes them', { skip }, async () => {
+  const dir = tmpDir();
+  const img = path.join(dir, 'fs.img');
+  await makeFsImage(img, { fs: 'ext4', size: 32 * MiB });
+  await withLoop(img, {}, (dev) => withMount(dev, 'ext', {}, async (mnt) => {
+    const pause = path.join(__dirname, '..', '..', 'imaging', 'capture', 'pause.js');
+    // The engine's own freeze, with a 3 s guard, in a process that is then killed: no exit handler runs.
+    const script = `require(${JSON.stringify(pause)}).freeze([${JSON.stringify(mnt)}], 3); console.log('frozen'); setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        child.stdout!.on('data', (d) => String(d).includes('frozen') && resolve());
+        child.on('exit', (code) => reject(new Error(`the freezing process exited (${code})`)));
+      });
+      child.kill('SIGKILL');
+      const stillFrozen = spawnSync('fsfreeze', ['--freeze', mnt], { encoding: 'utf8' });
+      assert.notEqual(stillFrozen.status, 0, 'right after the kill the filesystem is still frozen (fsfreeze --freeze refuses)');
+      // A writer blocked by a freeze cannot be killed: wait for it asynchronously, and unstick it ourselves if the guard fails.
+      const writer = spawn('sh', ['-c', `echo after > ${mnt}/after.txt && sync -f ${mnt}`]);
+      const status = await new Promise<number | string>((resolve) => {
+        const timer = setTimeout(() => {
+          spawnSync('fsfreeze', ['--unfreeze', mnt]);
+          resolve('still frozen after 20 s');
+        }, 20_000);
+        writer.on('exit', (code) => {
+          clearTimeout(timer);
+          resolve(code ?? -1);
+        });
+      });
+      assert.equal(status, 0, 'writes go through again: the guard thawed the filesystem');
+      assert.equal(fs.readFileSync(path.join(mnt, 'after.txt'), 'utf8'), 'after\n');
+    } finally {
+      child.kill('SIGKILL');
+      spawnSync('fsfreeze', ['--unfreeze', mnt]); // never leave it frozen, whatever failed
+    }
+  }));
 });
