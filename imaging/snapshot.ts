@@ -32,7 +32,7 @@ import { ChunkSaver } from './chunk-saver';
 import { ChunkReader } from './chunk-reader';
 import { AreaCells, CellStore, type PlannedArea } from './capture/cells';
 import { readCells } from './capture/reads';
-import { canFreeze, dropCache, freeze, remountReadOnly, type Resume } from './capture/pause';
+import { canFreeze, dropCache, freeze, remountReadOnly, type Thaw } from './capture/pause';
 import { readExtState, withoutBlocks, type ExtState } from './capture/ext-tracking';
 import { applyRuns, catchUp, clockOffset, frozenPass, settleAndSync, sleep, zeroDeadJournal, type Tracked } from './capture/point-in-time';
 import { findParent, trackedPass } from './capture/parent';
@@ -187,7 +187,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
   const chunks = new ChunkReader(repo, pool, writer);
   const store = new CellStore(repo, saver, chunks, pool.size * 2);
   let frozen: Frozen | null = null;
-  const resumes: Resume[] = [];
+  const resumes: Thaw[] = [];
   try {
     // Swap in use is not a filesystem: its bytes are scratch, whatever instant they are read at.
     const rw = info.mounts.filter((m) => !m.readOnly && m.fstype !== 'swap' && !m.mountpoint.startsWith('[swap]'));
@@ -277,7 +277,11 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
         meter.add(cell.bytesRead);
         await store.putFull(cells, cell.index, cell.buf, a.used?.blockSize ?? 4096);
       }
-      resumes.pop()?.();
+      const paused = resumes.pop();
+      if (paused) {
+        paused();
+        if (paused.timedOut) throw new DevsnapError('BAD_SOURCE', `${m!.mountpoint} stayed paused so long that the safety timer resumed writes before devsnap was done: its image would not be one point in time.`, 'Take the snapshot again, or unmount that filesystem first.');
+      }
     }
     await store.drain();
     await saver.drain();
@@ -377,8 +381,9 @@ const partitionAt = (table: PartitionTable, offset: number | undefined) => {
 };
 
 /** Pauses a read-write filesystem devsnap cannot track for the time its partition is read. */
-function pauseFor(m: MountUse, log: Logger): Resume {
+function pauseFor(m: MountUse, log: Logger): Thaw {
   log(canFreeze(m.fstype) ? `Pausing writes to ${m.mountpoint} while it is read…` : `Making ${m.mountpoint} read-only while it is read (${m.fstype ?? 'this filesystem'} cannot be frozen)…`);
-  return canFreeze(m.fstype) ? freeze([m.mountpoint]) : remountReadOnly(m.mountpoint);
+  // Paused for the whole read of its partition: the guard allows an hour (a long read, not a hang).
+  return canFreeze(m.fstype) ? freeze([m.mountpoint], 3600) : remountReadOnly(m.mountpoint, 3600);
 }
 

@@ -68,9 +68,9 @@ function track(undo: () => void): Resume {
  * `seconds` unless stopped first. Without it, devsnap killed while they are frozen (kill -9, the OOM
  * killer) would leave them frozen for good, and a frozen root filesystem stops the whole system.
  */
-function thawGuard(mountpoints: string[], seconds: number): { stop(): boolean } {
+function thawGuard(mountpoints: string[], seconds: number, undo = 'fsfreeze --unfreeze "$m"'): { stop(): boolean } {
   const child = asRootSync(() => {
-    const c = childCommand('sh', ['-c', 'sleep "$1"; shift; for m do fsfreeze --unfreeze "$m"; done', 'devsnap-thaw-guard', String(seconds), ...mountpoints]);
+    const c = childCommand('sh', ['-c', `sleep "$1"; shift; for m do ${undo}; done`, 'devsnap-thaw-guard', String(seconds), ...mountpoints]);
     return spawn(c.file, c.args, { env: c.env, detached: true, stdio: 'ignore' });
   });
   child.unref();
@@ -123,8 +123,11 @@ export function freeze(mountpoints: string[], guardSeconds = 60): Thaw {
   return thaw;
 }
 
-/** Remounts a filesystem read-only until the returned function remounts it read-write. */
-export function remountReadOnly(mountpoint: string): Resume {
+/**
+ * Remounts a filesystem read-only until the returned function remounts it read-write (a guard does
+ * that after `guardSeconds` should devsnap be killed meanwhile; the caller checks `timedOut`).
+ */
+export function remountReadOnly(mountpoint: string, guardSeconds = 3600): Thaw {
   const r = run('mount', ['-o', 'remount,ro', mountpoint]);
   if (!r.ok) {
     throw new DevsnapError(
@@ -133,8 +136,12 @@ export function remountReadOnly(mountpoint: string): Resume {
       `A program has a file open for writing there. Close it (or unmount ${mountpoint}) and try again, or use --fuzzy to accept an image of it that is not one point in time.`,
     );
   }
-  return track(() => {
+  const guard = thawGuard([mountpoint], guardSeconds, 'mount -o remount,rw "$m"');
+  let timedOut = false;
+  const resume = track(() => {
+    if (!guard.stop()) timedOut = true;
     const back = run('mount', ['-o', 'remount,rw', mountpoint]);
     if (!back.ok) process.stderr.write(`devsnap: warning: could not make ${mountpoint} writable again (${back.message}); run: mount -o remount,rw ${mountpoint}\n`);
   });
+  return Object.defineProperty(() => resume(), 'timedOut', { get: () => timedOut }) as Thaw;
 }
