@@ -42,6 +42,9 @@ export interface MountUse {
   offset?: number;
 }
 
+/** The mounts a snapshot must pause: read-write filesystems (swap in use is scratch, whatever instant it is read at). */
+export const writableMounts = (mounts: MountUse[]): MountUse[] => mounts.filter((m) => !m.readOnly && m.fstype !== 'swap' && !m.mountpoint.startsWith('[swap]'));
+
 /** Where the kernel's view is read from; tests point it at constructed trees. */
 export interface SystemView {
   sys: string;

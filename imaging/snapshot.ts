@@ -15,7 +15,7 @@ import * as path from 'path';
 import * as os from 'os';
 import * as crypto from 'crypto';
 import { DevsnapError, toDevsnapError } from './errors';
-import { devnoString, inspectPath, type MountUse } from './device';
+import { devnoString, inspectPath, writableMounts, type MountUse } from './device';
 import { openDisk } from './privilege';
 import { layoutProblems, readPartitionTable, PartitionTable } from './partitions';
 import { detectFilesystem } from './fs/detect';
@@ -36,6 +36,7 @@ import { canFreeze, dropCache, freeze, remountReadOnly, type Thaw } from './capt
 import { readExtState, withoutBlocks, type ExtState } from './capture/ext-tracking';
 import { applyRuns, catchUp, clockOffset, frozenPass, settleAndSync, sleep, zeroDeadJournal, type Tracked } from './capture/point-in-time';
 import { findParent, trackedPass } from './capture/parent';
+import { pauseProblem } from './capture/plan';
 import type { PartitionInfo, PointInTime } from './protocol';
 
 export interface SnapshotOptions {
@@ -125,20 +126,6 @@ async function detectPartitions(table: PartitionTable, disk: ByteReader, sizeOf:
 type Mode = 'offline' | 'frozen-two-pass' | 'frozen' | 'fuzzy';
 
 
-/** Refuses what a two-pass snapshot cannot pause safely, saying what to do instead. */
-function assertPausable(rw: MountUse[], repoDir: string): void {
-  const stacked = rw.find((m) => m.offset === undefined);
-  if (stacked) {
-    throw new DevsnapError('BAD_SOURCE', `${stacked.mountpoint} is mounted read-write through ${stacked.device} (LVM, LUKS or RAID), which devsnap cannot yet pause for a point-in-time image.`,
-      'Snapshot from a recovery environment, or use --freeze (writes wait for the whole snapshot) or --fuzzy (an image that is not one point in time).');
-  }
-  const repoDev = devnoString(fs.statSync(repoDir).dev);
-  const clash = rw.find((m) => m.devno === repoDev);
-  if (clash) {
-    throw new DevsnapError('USAGE', `The repository ${repoDir} is on ${clash.mountpoint}, a filesystem of the disk being imaged: the image would hold the repository's own files.`,
-      'Keep the repository on another drive (an external disk or a second internal one), which also keeps it safe when this drive fails.');
-  }
-}
 
 /** A first pass shorter than this leaves too little written meanwhile for a catch-up round to shorten the pause. */
 const CATCH_UP_AFTER_MS = 5000;
@@ -189,10 +176,10 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
   let frozen: Frozen | null = null;
   const resumes: Thaw[] = [];
   try {
-    // Swap in use is not a filesystem: its bytes are scratch, whatever instant they are read at.
-    const rw = info.mounts.filter((m) => !m.readOnly && m.fstype !== 'swap' && !m.mountpoint.startsWith('[swap]'));
+    const rw = writableMounts(info.mounts);
     const mode: Mode = !rw.length ? 'offline' : opts.fuzzy ? 'fuzzy' : opts.freeze ? 'frozen' : 'frozen-two-pass';
-    if (mode === 'frozen-two-pass') assertPausable(rw, repo.dir);
+    const problem = mode === 'frozen-two-pass' ? pauseProblem(rw, repo.dir, devnoString(fs.statSync(repo.dir).dev)) : null;
+    if (problem) throw new DevsnapError(problem.code, problem.message, problem.hint);
     const frozenAt = Date.now();
     if (mode === 'frozen') {
       frozen = freezeMounts(rw, repo.dir);

@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { DevsnapError } from '../errors';
-import { devnoString, inspectPath } from '../device';
+import { devnoString, inspectPath, writableMounts, type MountUse } from '../device';
 import { openDisk } from '../privilege';
 import { readPartitionTable } from '../partitions';
 import { parseExtSuperblock, EXT_SB_OFFSET, EXT_SB_SIZE } from '../fs/ext-superblock';
@@ -13,12 +13,31 @@ import { inodeTableRuns } from './ext-tracking';
 import { canFreeze } from './pause';
 import type { SnapshotPlan } from '../protocol';
 
+/**
+ * Why a two-pass snapshot of these read-write mounts cannot be taken safely, and what to do instead;
+ * null when it can. `repoDev` is the device the repository is (or will be) on. The snapshot throws it
+ * (snapshot.ts), the plan shows it before anything starts.
+ */
+export function pauseProblem(rw: MountUse[], repoDir: string, repoDev: string | null): { code: 'BAD_SOURCE' | 'USAGE'; message: string; hint: string } | null {
+  const stacked = rw.find((m) => m.offset === undefined);
+  if (stacked) {
+    return { code: 'BAD_SOURCE', message: `${stacked.mountpoint} is mounted read-write through ${stacked.device} (LVM, LUKS or RAID), which devsnap cannot yet pause for a point-in-time image.`,
+      hint: 'Snapshot from a recovery environment, or use --freeze (writes wait for the whole snapshot) or --fuzzy (an image that is not one point in time).' };
+  }
+  const clash = rw.find((m) => m.devno === repoDev);
+  if (clash) {
+    return { code: 'USAGE', message: `The repository ${repoDir} is on ${clash.mountpoint}, a filesystem of the disk being imaged: the image would hold the repository's own files.`,
+      hint: 'Keep the repository on another drive (an external disk or a second internal one), which also keeps it safe when this drive fails.' };
+  }
+  return null;
+}
+
 /** A conservative read rate for the paused pass: a SATA SSD's random-ish metadata reads. */
 const PAUSED_READ_RATE = 250e6;
 
 export async function planSnapshot(repoDir: string, source: string): Promise<SnapshotPlan> {
   const info = await inspectPath(source, 'source');
-  const rw = info.mounts.filter((m) => !m.readOnly && m.fstype !== 'swap' && !m.mountpoint.startsWith('[swap]'));
+  const rw = writableMounts(info.mounts);
   const plan: SnapshotPlan = { source, consistency: rw.length ? 'frozen-two-pass' : 'offline', mounts: [], pauseSeconds: 0, isSystem: info.isSystem };
   if (!rw.length) return plan;
   // A repository not created yet will be where its nearest existing folder is.
@@ -30,6 +49,8 @@ export async function planSnapshot(repoDir: string, source: string): Promise<Sna
       if (d === path.dirname(d)) break;
     }
   }
+  const problem = pauseProblem(rw, repoDir, repoDev);
+  if (problem) plan.problem = { message: problem.message, hint: problem.hint };
   const fh = await openDisk(source, 'r');
   try {
     const disk = fileReader(fh, info.size);
@@ -39,11 +60,9 @@ export async function planSnapshot(repoDir: string, source: string): Promise<Sna
       const p = table.partitions.find((x) => x.start === m.offset);
       const holdsRepository = m.devno === repoDev;
       if (m.offset === undefined || !p) {
-        plan.problem ??= { message: `${m.mountpoint} is mounted read-write through ${m.device} (LVM, LUKS or RAID), which devsnap cannot yet pause for a point-in-time image.`, hint: 'Snapshot from a recovery environment, or use --freeze or --fuzzy.' };
         plan.mounts.push({ mountpoint: m.mountpoint, how: 'unsupported', holdsRepository });
         continue;
       }
-      if (holdsRepository) plan.problem ??= { message: `The repository ${repoDir} is on ${m.mountpoint}, a filesystem of the disk being imaged.`, hint: 'Keep the repository on another drive.' };
       const part = sliceReader(disk, p.start, Math.min(p.size, info.size - p.start));
       const sb = m.fstype?.startsWith('ext') ? parseExtSuperblock(await part.read(EXT_SB_OFFSET, EXT_SB_SIZE)) : null;
       if (sb) {
