@@ -45,7 +45,7 @@ export class ChunkReader {
    * caller), in a worker: see capture/overlay.ts. A whole cell built from the base is returned only
    * once the base is verified, so damage in it is never stored again under a new, valid id.
    */
-  async overlay(baseId: string, patch: Map<number, Buffer>, blocks: [number, Buffer][], blockSize: number): Promise<{ kind: 'same' | 'base' | 'patch' | 'cell'; data?: Buffer; bytes?: number }> {
+  async overlay(baseId: string, patch: Map<number, Buffer>, blocks: [number, Buffer][], blockSize: number): Promise<{ kind: 'same' | 'base' | 'patch' | 'cell'; data?: Buffer }> {
     const { frame, loc } = await this.stored(baseId);
     const r = await this.pool.overlay(frame, loc.rawLength, baseId, patch, blocks, blockSize).catch(() => {
       throw new ChunkDamage(baseId, 'its compressed data is corrupt');

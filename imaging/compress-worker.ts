@@ -24,7 +24,7 @@ parentPort!.on('message', async (req: WorkerRequest) => {
       const patch = new Map(req.patch ? unpackBlocks(Buffer.from(req.patch), req.patchOffs, req.patchLens) : []);
       const r = overlayCell({ base, patch, blocks: unpackBlocks(Buffer.from(req.blocks), req.offs, req.lens), blockSize: req.blockSize, baseId: req.baseId });
       reply = { id: req.id, kind: r.kind };
-      if (r.kind === 'patch') Object.assign(reply, { data: toTransferable(r.data), bytes: r.bytes });
+      if (r.kind === 'patch') Object.assign(reply, { data: toTransferable(r.data) });
       // A whole cell is built from the base: its hash lets the caller verify the base first.
       if (r.kind === 'cell') Object.assign(reply, { data: toTransferable(r.data), hash: crypto.createHash('sha256').update(base).digest('hex') });
     } else {

@@ -12,7 +12,7 @@ export type WorkerRequest =
       id: number; op: 'overlay'; data: ArrayBuffer; rawLength: number; baseId: string; blockSize: number;
       patch: ArrayBuffer | null; patchOffs: number[]; patchLens: number[]; blocks: ArrayBuffer; offs: number[]; lens: number[];
     };
-export type WorkerReply = { id: number; data?: ArrayBuffer; hash?: string; kind?: 'same' | 'base' | 'patch' | 'cell'; bytes?: number; error?: string };
+export type WorkerReply = { id: number; data?: ArrayBuffer; hash?: string; kind?: 'same' | 'base' | 'patch' | 'cell'; error?: string };
 
 function workerScript(): string {
   // Beside this file both in tsc's out/imaging and in webpack's dist/.
@@ -65,14 +65,14 @@ export class WorkerPool {
    * (moved to the worker), `patch` the blocks an earlier patch changed. With kind 'cell', `hash` is the
    * base's sha256, for the caller to check before storing bytes that came from it.
    */
-  overlay(frame: Buffer, rawLength: number, baseId: string, patch: Map<number, Buffer>, blocks: [number, Buffer][], blockSize: number): Promise<{ kind: 'same' | 'base' | 'patch' | 'cell'; data?: Buffer; bytes?: number; hash?: string }> {
+  overlay(frame: Buffer, rawLength: number, baseId: string, patch: Map<number, Buffer>, blocks: [number, Buffer][], blockSize: number): Promise<{ kind: 'same' | 'base' | 'patch' | 'cell'; data?: Buffer; hash?: string }> {
     const p = [...patch];
     const req: WorkerRequest = {
       id: 0, op: 'overlay', data: toTransferable(frame), rawLength, baseId, blockSize,
       patch: p.length ? copyOf(Buffer.concat(p.map(([, b]) => b))) : null, patchOffs: p.map(([k]) => k), patchLens: p.map(([, b]) => b.length),
       blocks: copyOf(Buffer.concat(blocks.map(([, b]) => b))), offs: blocks.map(([o]) => o), lens: blocks.map(([, b]) => b.length),
     };
-    return this.run(req).then((r) => ({ kind: r.kind!, ...(r.data ? { data: Buffer.from(r.data) } : {}), ...(r.bytes !== undefined ? { bytes: r.bytes } : {}), ...(r.hash ? { hash: r.hash } : {}) }));
+    return this.run(req).then((r) => ({ kind: r.kind!, ...(r.data ? { data: Buffer.from(r.data) } : {}), ...(r.hash ? { hash: r.hash } : {}) }));
   }
 
   async close(): Promise<void> {

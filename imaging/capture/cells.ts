@@ -98,7 +98,6 @@ function fromExtents(extents: Extent[], chunkSize: number, size: number): Cell[]
 
 /** Stores cells: full chunks, or patches against the chunk a cell held before. */
 export class CellStore {
-  readonly stats = { patches: 0, patchBytes: 0 };
   private readonly jobs: JobQueue;
 
   constructor(private readonly repo: Repository, private readonly saver: ChunkSaver, private readonly reader: ChunkReader, depth: number) {
@@ -156,7 +155,7 @@ export class CellStore {
       const r = await this.reader.overlay(baseId, patch, blocks, blockSize);
       if (r.kind === 'same') return;
       if (r.kind === 'base') a.cells[i] = { t: 'c', id: baseId };
-      else if (r.kind === 'patch') a.cells[i] = await this.savePatch(r.data!, baseId, r.bytes!);
+      else if (r.kind === 'patch') a.cells[i] = await this.savePatch(r.data!, baseId);
       else a.cells[i] = isZero(r.data!) ? ZERO_CELL : await this.storeChunk(r.data!, this.repo.cipher.chunkId(r.data!));
     });
   }
@@ -172,13 +171,11 @@ export class CellStore {
     let bytes = 0;
     for (const b of changed.values()) bytes += b.length;
     if (bytes * 4 > cell.length) return this.storeChunk(cell, id ?? this.repo.cipher.chunkId(cell));
-    return this.savePatch(encodePatch({ base, cellLength: cell.length, blockSize, blocks: changed }), base, bytes);
+    return this.savePatch(encodePatch({ base, cellLength: cell.length, blockSize, blocks: changed }), base);
   }
 
-  private async savePatch(raw: Buffer, base: string, bytes: number): Promise<Cell> {
+  private async savePatch(raw: Buffer, base: string): Promise<Cell> {
     const pid = this.repo.cipher.chunkId(raw);
-    this.stats.patches++;
-    this.stats.patchBytes += bytes;
     await this.saver.save(pid, raw, true);
     return { t: 'p', id: pid, base };
   }

@@ -16,7 +16,7 @@ export interface OverlayInput {
  * of the cell); 'cell': the whole new cell (its base then has to be verified by the caller before the
  * cell is stored under a new id, since its bytes come from the base).
  */
-export type OverlayResult = { kind: 'same' } | { kind: 'base' } | { kind: 'patch'; data: Buffer; bytes: number } | { kind: 'cell'; data: Buffer };
+export type OverlayResult = { kind: 'same' } | { kind: 'base' } | { kind: 'patch'; data: Buffer } | { kind: 'cell'; data: Buffer };
 
 export function overlayCell(o: OverlayInput): OverlayResult {
   const { base, patch, blockSize } = o;
@@ -43,7 +43,7 @@ export function overlayCell(o: OverlayInput): OverlayResult {
   let bytes = 0;
   for (const b of patch.values()) bytes += b.length;
   // Over a quarter of the cell: a chunk of its own, so later patches of it start small again.
-  if (bytes * 4 <= len) return { kind: 'patch', data: encodePatch({ base: o.baseId, cellLength: len, blockSize, blocks: patch }), bytes };
+  if (bytes * 4 <= len) return { kind: 'patch', data: encodePatch({ base: o.baseId, cellLength: len, blockSize, blocks: patch }) };
   const cell = Buffer.from(base);
   for (const [k, b] of patch) b.copy(cell, k * blockSize);
   return { kind: 'cell', data: cell };
