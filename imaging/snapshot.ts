@@ -34,7 +34,7 @@ import { AreaCells, CellStore, type PlannedArea } from './capture/cells';
 import { readCells } from './capture/reads';
 import { canFreeze, dropCache, freeze, remountReadOnly, type Thaw } from './capture/pause';
 import { readExtState, withoutBlocks, type ExtState } from './capture/ext-tracking';
-import { applyRuns, catchUp, clockOffset, frozenPass, settleAndSync, sleep, zeroDeadJournal, type Tracked } from './capture/point-in-time';
+import { applyRuns, catchUp, clockOffset, frozenPass, holdIntoNextSecond, settleAndSync, sleep, zeroDeadJournal, type Tracked } from './capture/point-in-time';
 import { findParent, trackedPass } from './capture/parent';
 import { pauseProblem } from './capture/plan';
 import type { PartitionInfo, PointInTime } from './protocol';
@@ -271,7 +271,6 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       }
     }
     await store.drain();
-    await saver.drain();
     if (opts.signal?.aborted) throw cancelled();
 
     // Two-pass: catch up live, then the final pass with writes paused.
@@ -280,7 +279,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     if (mode === 'frozen-two-pass') {
       // Catch-up rounds pay off after a long first pass; after a short one the frozen pass reads little anyway.
       const rounds = live.length && performance.now() - started > CATCH_UP_AFTER_MS ? await catchUp(fh, live, store, opts.source, stats, opts.signal) : 0;
-      await saver.drain(); // nothing may be written to the repository while frozen
+      await store.drain(); // nothing may be written to the repository while frozen
       let fin = { at: new Date().toISOString(), pauseSeconds: 0, rereadBytes: 0, used: new Map<Tracked, UsedBlocks | null>() };
       if (live.length) {
         opts.log(`Pausing writes to ${live.map((t) => t.mountpoint).join(', ')} for the last pass…`);
@@ -299,19 +298,13 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       ];
       pointInTime = { at: fin.at, pauseSeconds: fin.pauseSeconds, rounds, rereadBytes: fin.rereadBytes, methods };
     }
-    if (frozen && tracked.some((t) => !t.state.fineTimestamps)) {
-      // As in the two-pass's frozen pass: thaw only once whole-second ctimes have moved on.
-      const next = (Math.floor(frozenAt / 1000) + 1) * 1000 + 20;
-      if (Date.now() < next) await sleep(next - Date.now());
-    }
-    await store.drain();
-    await saver.drain(); // what the overlays below read back is appended
+    if (frozen) await holdIntoNextSecond(tracked, frozenAt);
+    await store.drain(); // what the overlays below read back is appended
     for (const t of tracked) {
       store.freeUnused(t.cells);
       await zeroDeadJournal(t, store);
     }
     await store.drain();
-    await saver.drain();
     if (opts.signal?.aborted) throw cancelled();
     await writer.finish().catch((err) => Promise.reject(toDevsnapError(err, repoSubject)));
     meter.finish();
@@ -349,8 +342,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     return manifest;
   } catch (err) {
     for (const r of resumes.splice(0)) r();
-    await store.settle();
-    await saver.settle();
+    await store.settle(); // the saver's jobs too
     await writer.abandonUnlessCommitted(commitId).catch(() => undefined);
     // Name what was refused: a path of the repository's (its snapshots/ folder, say) is not the source.
     const errPath = (err as NodeJS.ErrnoException)?.path;

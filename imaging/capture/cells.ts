@@ -2,7 +2,7 @@
 // A cell starts as the parent snapshot's (when there is a comparable one) and is replaced as passes
 // read the disk: in full (putFull: every used block of the cell read) or in part (overlay: only some
 // blocks read, written over what the cell holds). Either way only what differs from the parent's
-// stored chunk is stored, as a patch (repo/patch.ts) when that is less than half the cell.
+// stored chunk is stored, as a patch (repo/patch.ts) when that is under a quarter of the cell.
 import type { ChunkSaver } from '../chunk-saver';
 import type { ChunkReader } from '../chunk-reader';
 import { isZero } from '../bytes';
@@ -132,9 +132,9 @@ export class CellStore {
   }
 
   /**
-   * Writes `blocks` ([offset in the cell, bytes]) over what cell i holds; `freeAfter` lists the cell's
-   * byte ranges that hold nothing any more (zeroed only when the whole cell is free: a free block's
-   * bytes do not matter to a filesystem, so the parent's are kept rather than stored anew).
+   * Writes `blocks` ([offset in the cell, bytes]) over what cell i holds. Blocks freed since are not
+   * zeroed: a free block's bytes do not matter to a filesystem, so the parent's are kept rather than
+   * stored anew (a cell with no used block left becomes free: freeUnused).
    */
   async overlay(a: AreaCells, i: number, blocks: [number, Buffer][], blockSize: number): Promise<void> {
     this.jobs.check();
@@ -162,7 +162,8 @@ export class CellStore {
 
   /**
    * A cell whose content is `cell` (id `id`, hashed here only when needed), stored as a patch over
-   * chunk `base` when that is under half the cell, else as a chunk of its own.
+   * chunk `base` when that is under a quarter of the cell (the rule capture/overlay.ts applies in the
+   * worker), else as a chunk of its own.
    */
   private async store(cell: Buffer, id: string | null, base: string, blockSize: number, baseBytes?: Buffer): Promise<Cell> {
     if (id === base) return { t: 'c', id };

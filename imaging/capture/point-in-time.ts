@@ -31,6 +31,18 @@ export const clockOffset = (): number => Date.now() - performance.now();
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * With whole-second timestamps (128-byte inodes), a write after the thaw in the second the state was
+ * taken would leave ctime as the state holds it, and the next incremental would miss it: a pause
+ * begun at `pausedAtMs` (wall clock) lasts until the next second has begun. (Finer timestamps move on
+ * within the pause itself.)
+ */
+export async function holdIntoNextSecond(list: Tracked[], pausedAtMs: number): Promise<void> {
+  if (!list.some((t) => !t.state.fineTimestamps)) return;
+  const next = (Math.floor(pausedAtMs / 1000) + 1) * 1000 + 20;
+  if (Date.now() < next) await sleep(next - Date.now());
+}
+
 /** Reads the given block runs of a tracked partition and writes them over its cells. */
 export async function applyRuns(fh: fs.promises.FileHandle, t: Tracked, runs: BlockRuns, store: CellStore, source: string, stats: PassStats, signal?: AbortSignal): Promise<void> {
   const a = t.cells.area;
@@ -189,13 +201,7 @@ async function frozenPassHeld(
       for await (const part of readParts(fh, t.cells.area, t.cells.chunkSize, runsByCell(ch.runs, t.blockSize, t.cells.chunkSize, t.cells.area.size), source)) await parts.add(part);
       t.state = s;
     }
-    // With whole-second timestamps (128-byte inodes), a write after the thaw in the second the state
-    // was taken would leave ctime as the state holds it, and the next incremental would miss it: hold
-    // the pause until the next second has begun. (Finer timestamps move on within the pause itself.)
-    if (mounted.some((t) => !t.state.fineTimestamps)) {
-      const next = (Math.floor(atMs / 1000) + 1) * 1000 + 20;
-      if (Date.now() < next) await sleep(next - Date.now());
-    }
+    await holdIntoNextSecond(mounted, atMs);
   } finally {
     thaw();
     pauseSeconds = (performance.now() - t0) / 1000;
