@@ -1,11 +1,12 @@
-// Picks the filesystem reader for a partition. ext first (strongest magic), FAT last (loosest check).
+// Picks the filesystem reader for a partition. ext first (strongest magic), then btrfs (magic at 64 KiB), FAT last (loosest check).
 
+import { readBtrfs } from './btrfs';
 import { readExt } from './ext';
 import { readFat } from './fat';
 import { readNtfs } from './ntfs';
 import type { ByteReader, UsedBlocks } from './types';
 
-const READERS = [readExt, readNtfs, readFat];
+const READERS = [readExt, readBtrfs, readNtfs, readFat];
 
 /** The used blocks of the filesystem on `p`, or null when no supported filesystem is found. */
 export async function detectFilesystem(p: ByteReader, opts: { flushed?: boolean } = {}): Promise<UsedBlocks | null> {

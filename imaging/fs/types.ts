@@ -9,7 +9,7 @@ export interface ByteReader {
 
 /** What a filesystem reader found: which blocks of the partition hold data and must be imaged. */
 export interface UsedBlocks {
-  fs: 'ext2' | 'ext3' | 'ext4' | 'vfat' | 'ntfs';
+  fs: 'ext2' | 'ext3' | 'ext4' | 'btrfs' | 'vfat' | 'ntfs';
   label?: string;
   uuid?: string;
   /** Bytes per bitmap bit (the filesystem block or cluster size, or the sector size for FAT's reserved area granularity). */
