@@ -35,7 +35,7 @@ import { readCells } from './capture/reads';
 import { canFreeze, dropCache, freeze, remountReadOnly, type Thaw } from './capture/pause';
 import { readExtState, withoutBlocks, type ExtState } from './capture/ext-tracking';
 import { applyRuns, catchUp, clockOffset, frozenPass, holdIntoNextSecond, settleAndSync, sleep, zeroDeadJournal, type Tracked } from './capture/point-in-time';
-import { findParent, trackedPass } from './capture/parent';
+import { findParent, readParentFs, trackedPass, type ParentFs } from './capture/parent';
 import { pauseProblem } from './capture/plan';
 import type { PartitionInfo, PointInTime } from './protocol';
 
@@ -196,6 +196,11 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     const sizeOf = (p: { start: number; size: number }) => Math.max(0, Math.min(p.size, info.size - p.start));
     const mountOf = (p: { start: number }) => rw.find((m) => m.offset === p.start);
     const parent = await findParent(repo, opts.source, table.diskId, warn);
+    // The parent's view of each ext partition, read from the repository while the source is read below.
+    const parentFs = new Map<number, Promise<ParentFs>>();
+    if (parent && !opts.fullRead) {
+      for (const p of parent.partitions) if (p.fs?.startsWith('ext')) parentFs.set(p.index, readParentFs(parent, p.index, chunks).catch(() => ({ state: null, used: null })));
+    }
 
     // Two-pass: each read-write ext filesystem's state is captured before anything of it is read.
     const states = new Map<number, ExtState>();
@@ -212,6 +217,9 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     await settleAndSync([...states.entries()].map(([index, state]) => ({ mountpoint: mountOf(table.partitions.find((p) => p.index === index)!)?.mountpoint, state })), opts.source);
 
     const { fsOf, partitions } = await detectPartitions(table, disk, sizeOf, info.size, warn, new Set(states.keys()));
+    // Read alongside pass 1, whose cost is compression in the workers. (A read-write source is read
+    // live for it either way: the inventory is what the files said while the snapshot ran.)
+    const inventoryP = takeInventory(info.isSystem, disk, partitions, warn);
     const areas = planAreas(table, info.size, fsOf);
     const chunkSize = repo.config.chunkSize;
     const sameGeometry = parent && parent.chunkSize === chunkSize && parent.source.size === info.size;
@@ -242,7 +250,8 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       }
       if (t) {
         tracked.push(t);
-        const how = await trackedPass(t, parent && cells.inherited && !opts.fullRead ? parent : null, chunks, opts.log);
+        const pfs = cells.inherited ? parentFs.get(a.partition!) : undefined;
+        const how = await trackedPass(t, pfs ? { id: parent!.id, fs: await pfs } : null, opts.log);
         if (how.runs) {
           readChanges = true;
           await applyRuns(fh, t, how.runs, store, opts.source, stats, opts.signal);
@@ -313,7 +322,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       kind: a.kind, ...(a.partition !== undefined ? { partition: a.partition } : {}), start: a.start, size: a.size,
       mode: a.kind === 'raw' ? 'raw' : a.used ? 'used-blocks' : 'full', extents: cellsOf.get(a)!.extents(),
     }));
-    const inventory = await takeInventory(info.isSystem, disk, partitions, warn);
+    const inventory = await inventoryP;
     const created = new Date().toISOString();
     const manifest: Manifest = {
       format: 'devsnap-snapshot',

@@ -41,6 +41,12 @@ export class AreaCells {
 
   private readonly parentCells: Cell[];
 
+  /**
+   * The parent image's used blocks of this area, when known: a block free there held nothing that
+   * matters, so new bytes over it need no comparison with what the parent stored (CellStore.overlay).
+   */
+  parentUsed?: UsedBlocks;
+
   /** Bytes of the cells that hold data (not free, not zero). */
   dataBytes(): number {
     let n = 0;
@@ -75,6 +81,18 @@ export class AreaCells {
     }
     return out;
   }
+}
+
+/** Whether `blocks` (whole filesystem blocks, [offset in cell i, bytes]) all lie where the parent image had free blocks. */
+function overParentFree(a: AreaCells, i: number, blocks: [number, Buffer][], blockSize: number): boolean {
+  const used = a.parentUsed;
+  if (!used || used.blockSize !== blockSize) return false;
+  const cellStart = i * a.chunkSize;
+  for (const [off, b] of blocks) {
+    if (off % blockSize !== 0 || b.length % blockSize !== 0) return false;
+    for (let k = (cellStart + off) / blockSize, end = k + b.length / blockSize; k < end; k++) if (used.bitmap[k >> 3] & (1 << (k & 7))) return false;
+  }
+  return true;
 }
 
 /** Cells from a parent's extents, or undefined when they are not cell-aligned (another chunk size). */
@@ -141,6 +159,22 @@ export class CellStore {
     const before = a.cells[i];
     const len = a.cellLength(i);
     await this.jobs.add(async () => {
+      if ((before.t === 'c' || before.t === 'p') && overParentFree(a, i, blocks, blockSize)) {
+        // New blocks where the parent had free space (a file written since): they are the patch as
+        // they are, without reading and decompressing the base to compare (most of an incremental's cells).
+        const baseId = before.t === 'c' ? before.id : before.base;
+        const patch = before.t === 'p' ? decodePatch(await this.reader.read(before.id), before.id) : null;
+        if (!patch || patch.blockSize === blockSize) {
+          const merged = new Map(patch?.blocks ?? []);
+          for (const [off, b] of blocks) for (let o = 0; o < b.length; o += blockSize) merged.set((off + o) / blockSize, b.subarray(o, o + blockSize));
+          let bytes = 0;
+          for (const b of merged.values()) bytes += b.length;
+          if (bytes * 4 <= len) {
+            a.cells[i] = await this.savePatch(encodePatch({ base: baseId, cellLength: len, blockSize, blocks: merged }), baseId);
+            return;
+          }
+        }
+      }
       if (before.t !== 'c' && before.t !== 'p') {
         // Nothing stored there: the blocks over zeros. (Even where every used block of a cell is new,
         // the cell is compared with its base: a file rewritten in place differs in a few blocks only.)

@@ -2,10 +2,12 @@
 // against it: only the blocks of what changed since, when the parent's image of that filesystem is
 // comparable (capture/ext-tracking.ts), else everything.
 import { SnapshotDisk } from '../image-fs/snapshot-disk';
+import { readExt } from '../fs/ext';
 import type { ChunkReader } from '../chunk-reader';
 import type { Manifest } from '../repo/manifest';
 import type { Logger, Repository } from '../repo/repository';
-import { changesSince, incomparable, journalRuns, mergeRuns, readExtState, type BlockRuns } from './ext-tracking';
+import type { UsedBlocks } from '../fs/types';
+import { changesSince, incomparable, journalRuns, mergeRuns, readExtState, type BlockRuns, type ExtState } from './ext-tracking';
 import type { Tracked } from './point-in-time';
 
 /** The latest readable snapshot of the same disk, the parent whose cells an incremental starts from. */
@@ -21,18 +23,34 @@ export async function findParent(repo: Repository, source: string, diskId: strin
   }
 }
 
+/** The parent image's view of one ext partition: its state and used blocks (null where unreadable). */
+export interface ParentFs {
+  state: ExtState | null;
+  used: UsedBlocks | null;
+}
+
+/**
+ * Reads the parent image's ext state and block bitmaps of `partition`. Started early (snapshot.ts), so
+ * it overlaps the live state's read and the wait before pass 1; errors come out as nulls.
+ */
+export async function readParentFs(parent: Manifest, partition: number, chunks: ChunkReader): Promise<ParentFs> {
+  const pdisk = new SnapshotDisk(chunks, parent, partition, { cacheChunks: 4 }); // read in order: a few chunks suffice
+  const state = await readExtState(pdisk).catch(() => null);
+  const used = state ? await readExt(pdisk).catch(() => null) : null;
+  return { state, used: used && !used.full ? used : null };
+}
+
 /**
  * How a tracked partition's first pass goes: with a comparable parent, only the blocks that changed
  * since it (`runs`); else in full (runs null), with the journal log to leave out when it is dead.
  */
-export async function trackedPass(t: Tracked, parent: Manifest | null, chunks: ChunkReader, log: Logger): Promise<{ runs: BlockRuns | null; journalLog: BlockRuns }> {
+export async function trackedPass(t: Tracked, parent: { id: string; fs: ParentFs } | null, log: Logger): Promise<{ runs: BlockRuns | null; journalLog: BlockRuns }> {
   // A mounted filesystem's journal is emptied when it is frozen for the last pass: its log is dead then.
   const deadLog = !!t.mountpoint || t.state.journalClean;
   const inFull = async () => ({ runs: null, journalLog: deadLog ? await journalRuns(t.reader, t.state) : [] });
   if (!parent) return inFull();
   const area = t.cells.area;
-  const pdisk = new SnapshotDisk(chunks, parent, area.partition!, { cacheChunks: 4 }); // read in order: a few chunks suffice
-  const before = await readExtState(pdisk);
+  const before = parent.fs.state;
   const why = before ? incomparable(before, t.state) : 'the previous snapshot holds no readable ext filesystem there';
   if (why) {
     log(`Partition ${area.partition}: reading everything, not only changes (${why}).`);
@@ -48,6 +66,7 @@ export async function trackedPass(t: Tracked, parent: Manifest | null, chunks: C
     return inFull();
   }
   t.deadJournal = deadLog ? ch.journalLog : [];
+  if (parent.fs.used) t.cells.parentUsed = parent.fs.used;
   // Cells the parent left free but that now hold used blocks are read whole: nothing is trusted to be there.
   const extra: BlockRuns = [];
   const used = area.used!;
