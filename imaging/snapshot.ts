@@ -32,7 +32,8 @@ import { ChunkSaver } from './chunk-saver';
 import { ChunkReader } from './chunk-reader';
 import { AreaCells, CellStore, type PlannedArea } from './capture/cells';
 import { readCells } from './capture/reads';
-import { canFreeze, dropCache, freeze, remountReadOnly, type Thaw } from './capture/pause';
+import { canFreeze, dropCache, freeze, remountReadOnly, syncFilesystem, type Thaw } from './capture/pause';
+import { readBtrfsState, type BtrfsState } from './fs/btrfs';
 import { readExtState, withoutBlocks, type ExtState } from './capture/ext-tracking';
 import { applyRuns, catchUp, clockOffset, frozenPass, holdIntoNextSecond, settleAndSync, sleep, zeroDeadJournal, type Tracked } from './capture/point-in-time';
 import { findParent, readParentFs, trackedPass, type ParentFs } from './capture/parent';
@@ -202,8 +203,9 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       for (const p of parent.partitions) if (p.fs?.startsWith('ext')) parentFs.set(p.index, readParentFs(parent, p.index, chunks).catch(() => ({ state: null, used: null })));
     }
 
-    // Two-pass: each read-write ext filesystem's state is captured before anything of it is read.
+    // Two-pass: each read-write ext or btrfs filesystem's state is captured before anything of it is read.
     const states = new Map<number, ExtState>();
+    const btrfsStates = new Map<number, BtrfsState>();
     if (mode === 'frozen-two-pass') {
       dropCache(opts.source);
       for (const p of table.partitions) {
@@ -215,8 +217,18 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     }
     const clock0 = clockOffset();
     await settleAndSync([...states.entries()].map(([index, state]) => ({ mountpoint: mountOf(table.partitions.find((p) => p.index === index)!)?.mountpoint, state })), opts.source);
+    if (mode === 'frozen-two-pass') {
+      // btrfs: the generation committed by a sync; whatever is written after it gets a later one.
+      const btrfsParts = table.partitions.filter((p) => mountOf(p)?.fstype === 'btrfs');
+      for (const p of btrfsParts) syncFilesystem(mountOf(p)!.mountpoint);
+      if (btrfsParts.length) dropCache(opts.source);
+      for (const p of btrfsParts) {
+        const s = await readBtrfsState(sliceReader(disk, p.start, sizeOf(p))).catch(() => null);
+        if (s) btrfsStates.set(p.index, s);
+      }
+    }
 
-    const { fsOf, partitions } = await detectPartitions(table, disk, sizeOf, info.size, warn, new Set(states.keys()));
+    const { fsOf, partitions } = await detectPartitions(table, disk, sizeOf, info.size, warn, new Set([...states.keys(), ...btrfsStates.keys()]));
     // Read alongside pass 1, whose cost is compression in the workers. (A read-write source is read
     // live for it either way: the inventory is what the files said while the snapshot ran.)
     const inventoryP = takeInventory(info.isSystem, disk, partitions, warn);
@@ -246,9 +258,13 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       // Tracked: a two-pass mount whose state was captured, or a filesystem nobody writes to meanwhile.
       if (a.used?.fs.startsWith('ext') && (states.has(a.partition!) || !mountedRw || mode === 'frozen')) {
         const state = states.get(a.partition!) ?? (await readExtState(reader));
-        if (state) t = { cells, reader, blockSize: a.used.blockSize, state, deadJournal: [], ...(m ? { mountpoint: m.mountpoint } : {}) };
+        if (state) t = { kind: 'ext', cells, reader, blockSize: a.used.blockSize, state, deadJournal: [], ...(m ? { mountpoint: m.mountpoint } : {}) };
       }
-      if (t) {
+      const bstate = a.used?.fs === 'btrfs' && m ? btrfsStates.get(a.partition!) : undefined;
+      // btrfs is followed only while it is written (two-pass): each of its snapshots reads every used block.
+      if (bstate) t = { kind: 'btrfs', cells, reader, blockSize: a.used!.blockSize, state: bstate, mountpoint: m!.mountpoint };
+      if (t?.kind === 'btrfs') tracked.push(t);
+      else if (t) {
         tracked.push(t);
         const pfs = cells.inherited ? parentFs.get(a.partition!) : undefined;
         const how = await trackedPass(t, pfs ? { id: parent!.id, fs: await pfs } : null, opts.log);
@@ -287,7 +303,8 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     const live = tracked.filter((t) => t.mountpoint);
     if (mode === 'frozen-two-pass') {
       // Catch-up rounds pay off after a long first pass; after a short one the frozen pass reads little anyway.
-      const rounds = live.length && performance.now() - started > CATCH_UP_AFTER_MS ? await catchUp(fh, live, store, opts.source, stats, opts.signal) : 0;
+      const liveExt = live.filter((t) => t.kind === 'ext');
+      const rounds = liveExt.length && performance.now() - started > CATCH_UP_AFTER_MS ? await catchUp(fh, liveExt, store, opts.source, stats, opts.signal) : 0;
       await store.drain(); // nothing may be written to the repository while frozen
       let fin = { at: new Date().toISOString(), pauseSeconds: 0, rereadBytes: 0, used: new Map<Tracked, UsedBlocks | null>() };
       if (live.length) {
@@ -298,7 +315,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       }
       for (const [t, used] of fin.used) {
         for (const w of used?.warnings ?? []) warn(`Partition ${t.cells.area.partition}: ${w}`);
-        if (!used || used.full) throw new DevsnapError('BAD_SOURCE', `The filesystem at ${t.mountpoint} does not hold while writes are paused${used?.warnings?.length ? ` (${used.warnings.join('; ')})` : ''}.`, 'Run e2fsck on it from a recovery environment; meanwhile use --freeze for a consistent snapshot.');
+        if (!used || used.full) throw new DevsnapError('BAD_SOURCE', `The filesystem at ${t.mountpoint} does not hold while writes are paused${used?.warnings?.length ? ` (${used.warnings.join('; ')})` : ''}.`, `Run ${t.kind === 'ext' ? 'e2fsck' : '`btrfs check --readonly`'} on it from a recovery environment; meanwhile use --freeze for a consistent snapshot.`);
         t.cells.area.used = used;
       }
       const methods = [
@@ -311,7 +328,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     await store.drain(); // what the overlays below read back is appended
     for (const t of tracked) {
       store.freeUnused(t.cells);
-      await zeroDeadJournal(t, store);
+      if (t.kind === 'ext') await zeroDeadJournal(t, store);
     }
     await store.drain();
     if (opts.signal?.aborted) throw cancelled();

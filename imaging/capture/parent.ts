@@ -8,7 +8,7 @@ import type { Manifest } from '../repo/manifest';
 import type { Logger, Repository } from '../repo/repository';
 import type { UsedBlocks } from '../fs/types';
 import { changesSince, incomparable, journalRuns, mergeRuns, readExtState, type BlockRuns, type ExtState } from './ext-tracking';
-import type { Tracked } from './point-in-time';
+import type { ExtTracked } from './point-in-time';
 
 /** The latest readable snapshot of the same disk, the parent whose cells an incremental starts from. */
 export async function findParent(repo: Repository, source: string, diskId: string | undefined, warn: (m: string) => void): Promise<Manifest | null> {
@@ -44,7 +44,7 @@ export async function readParentFs(parent: Manifest, partition: number, chunks: 
  * How a tracked partition's first pass goes: with a comparable parent, only the blocks that changed
  * since it (`runs`); else in full (runs null), with the journal log to leave out when it is dead.
  */
-export async function trackedPass(t: Tracked, parent: { id: string; fs: ParentFs } | null, log: Logger): Promise<{ runs: BlockRuns | null; journalLog: BlockRuns }> {
+export async function trackedPass(t: ExtTracked, parent: { id: string; fs: ParentFs } | null, log: Logger): Promise<{ runs: BlockRuns | null; journalLog: BlockRuns }> {
   // A mounted filesystem's journal is emptied when it is frozen for the last pass: its log is dead then.
   const deadLog = !!t.mountpoint || t.state.journalClean;
   const inFull = async () => ({ runs: null, journalLog: deadLog ? await journalRuns(t.reader, t.state) : [] });

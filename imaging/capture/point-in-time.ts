@@ -1,6 +1,7 @@
-// Bringing tracked ext filesystems (fs/ext-state.ts) of an image up to date, live or with writes
-// paused: the catch-up rounds and the final frozen pass of a two-pass snapshot, and the one pass of an
-// incremental of an unmounted filesystem. See imaging/FORMAT.md, "Point in time and incrementals".
+// Bringing tracked filesystems of an image up to date, live or with writes paused: the catch-up rounds
+// and the final frozen pass of a two-pass snapshot, and the one pass of an incremental of an unmounted
+// filesystem. ext is followed through its inodes (fs/ext-state.ts), btrfs through its generations
+// (fs/btrfs.ts). See imaging/FORMAT.md, "Point in time and incrementals".
 import * as fs from 'fs';
 import * as path from 'path';
 import { FILE_MODE, readFully, tempName, writeFully } from '../fsutil';
@@ -8,18 +9,30 @@ import { DevsnapError } from '../errors';
 import { detectFilesystem } from '../fs/detect';
 import type { ByteReader, UsedBlocks } from '../fs/types';
 import type { AreaCells, CellStore } from './cells';
-import { changesSince, incomparable, readExtState, settleMs, type BlockRuns, type ExtState } from './ext-tracking';
+import { changesSince, incomparable, mergeRuns, readExtState, settleMs, type BlockRuns, type ExtState } from './ext-tracking';
+import { btrfsChangedSince, btrfsIncomparable, type BtrfsState } from '../fs/btrfs';
 import { dropCache, freeze, syncFilesystem } from './pause';
 import { readParts, runsByCell, type PartCell } from './reads';
 
 /** A partition whose image is kept up to date through its filesystem's records. */
-export interface Tracked {
+export type Tracked = ExtTracked | BtrfsTracked;
+
+interface TrackedArea {
   cells: AreaCells;
   reader: ByteReader;        // the live partition
-  blockSize: number;         // the filesystem's block size
+  blockSize: number;         // the filesystem's block size (btrfs: its sector size)
   mountpoint?: string;       // mounted read-write: the last pass runs frozen
+}
+
+export interface ExtTracked extends TrackedArea {
+  kind: 'ext';
   state: ExtState;           // the image shows at least everything up to this state
   deadJournal: BlockRuns;    // journal log blocks stored as zeros (an empty journal's log)
+}
+
+export interface BtrfsTracked extends TrackedArea {
+  kind: 'btrfs';
+  state: BtrfsState;         // the image shows at least everything committed up to this generation
 }
 
 export interface PassStats {
@@ -38,7 +51,7 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * within the pause itself.)
  */
 export async function holdIntoNextSecond(list: Tracked[], pausedAtMs: number): Promise<void> {
-  if (!list.some((t) => !t.state.fineTimestamps)) return;
+  if (!list.some((t) => t.kind === 'ext' && !t.state.fineTimestamps)) return;
   const next = (Math.floor(pausedAtMs / 1000) + 1) * 1000 + 20;
   if (Date.now() < next) await sleep(next - Date.now());
 }
@@ -54,7 +67,7 @@ export async function applyRuns(fh: fs.promises.FileHandle, t: Tracked, runs: Bl
 }
 
 /** Stores the dead journal's blocks as zeros: whole cells as zero markers, partial ones as a patch. */
-export async function zeroDeadJournal(t: Tracked, store: CellStore): Promise<void> {
+export async function zeroDeadJournal(t: ExtTracked, store: CellStore): Promise<void> {
   const cells = runsByCell(t.deadJournal, t.blockSize, t.cells.chunkSize, t.cells.area.size);
   for (const [i, runs] of cells) {
     const len = t.cells.cellLength(i);
@@ -80,7 +93,7 @@ const MAX_ROUNDS = 3;
  * Live rounds: each captures the filesystems' state, waits, flushes, and re-reads what changed since
  * the previous state, until little changes between rounds. Returns the number of rounds.
  */
-export async function catchUp(fh: fs.promises.FileHandle, list: Tracked[], store: CellStore, source: string, stats: PassStats, signal?: AbortSignal): Promise<number> {
+export async function catchUp(fh: fs.promises.FileHandle, list: ExtTracked[], store: CellStore, source: string, stats: PassStats, signal?: AbortSignal): Promise<number> {
   let rounds = 0;
   while (rounds < MAX_ROUNDS) {
     dropCache(source);
@@ -101,7 +114,7 @@ export async function catchUp(fh: fs.promises.FileHandle, list: Tracked[], store
   return rounds;
 }
 
-async function stateOf(t: Tracked, live = false): Promise<ExtState> {
+async function stateOf(t: ExtTracked, live = false): Promise<ExtState> {
   const s = await readExtState(t.reader, { live });
   if (!s) throw new DevsnapError('BAD_SOURCE', `The filesystem at ${t.mountpoint ?? `partition ${t.cells.area.partition}`} can no longer be followed while it is imaged (its metadata does not hold).`, 'Run e2fsck on it from a recovery environment, or snapshot with --fuzzy.');
   const why = incomparable(t.state, s, { sameRun: true });
@@ -171,7 +184,7 @@ export interface FrozenResult {
  */
 export async function frozenPass(fh: fs.promises.FileHandle, list: Tracked[], store: CellStore, source: string, stats: PassStats, spillDir: string): Promise<FrozenResult & { used: Map<Tracked, UsedBlocks | null> }> {
   const mounted = list.filter((t) => t.mountpoint);
-  const collected: { t: Tracked; parts: Held; dead: BlockRuns; used: UsedBlocks | null }[] = [];
+  const collected: Collected[] = [];
   try {
     return await frozenPassHeld(fh, mounted, collected, store, source, stats, spillDir);
   } finally {
@@ -179,8 +192,31 @@ export async function frozenPass(fh: fs.promises.FileHandle, list: Tracked[], st
   }
 }
 
+type Collected = { t: Tracked; parts: Held; dead: BlockRuns; used: UsedBlocks | null };
+
+/** What changed on a frozen filesystem since its last state, as block runs; its state is moved on. */
+async function frozenChanges(t: Tracked): Promise<{ runs: BlockRuns; dead: BlockRuns }> {
+  const paused = `The filesystem at ${t.mountpoint} does not hold while writes are paused`;
+  if (t.kind === 'btrfs') {
+    const ch = await btrfsChangedSince(t.reader, t.state.generation).catch((err: Error) => {
+      throw new DevsnapError('BAD_SOURCE', `${paused} (${err.message}).`, 'Run `btrfs check --readonly` on it from a recovery environment; meanwhile use --freeze for a consistent snapshot.');
+    });
+    const why = btrfsIncomparable(t.state, ch.state);
+    if (why) throw new DevsnapError('BAD_SOURCE', `The filesystem at ${t.mountpoint} changed shape while it was imaged (${why}).`, 'Was it resized or changed meanwhile? Take the snapshot again.');
+    t.state = ch.state;
+    // Byte runs to whole sectors (they are sector-aligned; rounding outwards only reads more).
+    return { runs: mergeRuns(ch.runs.map(([off, len]) => [Math.floor(off / t.blockSize), Math.ceil((off + len) / t.blockSize) - Math.floor(off / t.blockSize)])), dead: [] };
+  }
+  const s = await stateOf(t);
+  const ch = await changesSince(t.reader, t.state, s, true).catch((err: Error) => {
+    throw new DevsnapError('BAD_SOURCE', `${paused} (${err.message}).`, 'Run e2fsck on it from a recovery environment; meanwhile use --freeze for a consistent snapshot.');
+  });
+  t.state = s;
+  return { runs: ch.runs, dead: ch.deadJournal };
+}
+
 async function frozenPassHeld(
-  fh: fs.promises.FileHandle, mounted: Tracked[], collected: { t: Tracked; parts: Held; dead: BlockRuns; used: UsedBlocks | null }[],
+  fh: fs.promises.FileHandle, mounted: Tracked[], collected: Collected[],
   store: CellStore, source: string, stats: PassStats, spillDir: string,
 ): Promise<FrozenResult & { used: Map<Tracked, UsedBlocks | null> }> {
   const atMs = Date.now();
@@ -191,15 +227,11 @@ async function frozenPassHeld(
   try {
     dropCache(source);
     for (const t of mounted) {
-      const s = await stateOf(t);
-      const ch = await changesSince(t.reader, t.state, s, true).catch((err: Error) => {
-        throw new DevsnapError('BAD_SOURCE', `The filesystem at ${t.mountpoint} does not hold while writes are paused (${err.message}).`, 'Run e2fsck on it from a recovery environment; meanwhile use --freeze for a consistent snapshot.');
-      });
+      const ch = await frozenChanges(t);
       const used = await detectFilesystem(t.reader);
       const parts = new Held(spillDir);
-      collected.push({ t, parts, dead: ch.deadJournal, used });
+      collected.push({ t, parts, dead: ch.dead, used });
       for await (const part of readParts(fh, t.cells.area, t.cells.chunkSize, runsByCell(ch.runs, t.blockSize, t.cells.chunkSize, t.cells.area.size), source)) await parts.add(part);
-      t.state = s;
     }
     await holdIntoNextSecond(mounted, atMs);
   } finally {
@@ -216,7 +248,7 @@ async function frozenPassHeld(
       rereadBytes += part.bytesRead;
       await store.overlay(t.cells, part.index, part.blocks, t.blockSize);
     }
-    t.deadJournal = dead;
+    if (t.kind === 'ext') t.deadJournal = dead;
     usedMaps.set(t, used);
   }
   stats.bytesRead += rereadBytes;

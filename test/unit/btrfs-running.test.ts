@@ -1,0 +1,117 @@
+// A busy, mounted btrfs imaged at one point in time through its own generations (fs/btrfs.ts): pass 1
+// reads every used block live, the frozen pass only what a generation after the first one wrote. The
+// restored filesystem must pass `btrfs check`, mount without replaying a log, and hold every file state
+// the adversarial writer (helpers/writers.ts) made durable before the image's moment.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { attachLoop, cleanup, detachLoop, isRoot, makeDisk, onCleanup, seededBytes, sh, tmpDir } from '../helpers/disks';
+import { checkImage, describeCheck, logBaseline, makeBigDir, pythonForMmap, readLog, startWriter, WRITER_KINDS } from '../helpers/writers';
+import { devsnap } from '../helpers/cli';
+
+after(cleanup);
+const MiB = 1 << 20;
+const skip = !isRoot && 'needs root (loop devices, mount, fsfreeze)';
+/** Slack after the pause for a write the freeze caught in flight (as point-in-time.test.ts allows). */
+const FREEZE_ENTRY_MS = 500;
+
+/** Mounts a btrfs device for the duration of fn (the directory is not a tracked temp dir: cleanup must not recurse into it). */
+async function withBtrfs<T>(dev: string, options: string, fn: (dir: string) => T | Promise<T>): Promise<T> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'devsnap-btrfs-run-'));
+  let mounted = false;
+  const release = () => {
+    sh('fsfreeze', ['-u', dir], { allowFail: true });
+    if (mounted && sh('umount', [dir], { allowFail: true }).status !== 0) sh('umount', ['-l', dir], { allowFail: true });
+    mounted = false;
+  };
+  onCleanup(release);
+  try {
+    sh('mount', ['-t', 'btrfs', '-o', options, dev, dir]);
+    mounted = true;
+    return await fn(dir);
+  } finally {
+    release();
+    fs.rmdirSync(dir);
+  }
+}
+
+test('a busy mounted btrfs: two-pass through its generations, clean after restore, every durable file state there', { skip }, async () => {
+  const work = tmpDir('devsnap-btrfs-run-');
+  const disk = path.join(work, 'disk.img');
+  const repo = path.join(work, 'repo');
+  const log = path.join(work, 'writer.jsonl');
+  const [part] = await makeDisk(disk, { table: 'gpt', size: 386 * MiB, partitions: [{ size: 384 * MiB, fs: 'none' }] });
+  const at = { offset: part.start, sizeLimit: part.size };
+  const dev = attachLoop(disk, at);
+  let snap: ReturnType<typeof devsnap>;
+  let started = 0;
+  let planHow: string[];
+  try {
+    sh('mkfs.btrfs', ['-q', '-f', dev]);
+    snap = await withBtrfs(dev, 'rw', async (mnt) => {
+      // Content: files (some compressible), a subvolume with a snapshot, a NODATACOW file, a big directory.
+      for (let i = 0; i < 600; i++) {
+        const p = path.join(mnt, `filler/d${i % 20}/f${i}`);
+        fs.mkdirSync(path.dirname(p), { recursive: true });
+        fs.writeFileSync(p, i % 3 ? seededBytes(i, 4096 + ((i * 7919) % (160 * 1024))) : Buffer.alloc(20_000, `line ${i}\n`));
+      }
+      sh('btrfs', ['subvolume', 'create', path.join(mnt, 'home')]);
+      fs.writeFileSync(path.join(mnt, 'home/notes.txt'), 'in a subvolume\n');
+      sh('btrfs', ['subvolume', 'snapshot', path.join(mnt, 'home'), path.join(mnt, 'home-before')]);
+      fs.writeFileSync(path.join(mnt, 'vm.img'), '');
+      sh('chattr', ['+C', path.join(mnt, 'vm.img')]);
+      fs.writeFileSync(path.join(mnt, 'vm.img'), crypto.randomBytes(8 * MiB));
+      makeBigDir(path.join(mnt, 'big'), 3000);
+      logBaseline(mnt, log);
+
+      const plan = devsnap(['snapshot', disk, '--repo', repo, '--plan', '--json']);
+      assert.equal(plan.status, 0, plan.stderr);
+      planHow = plan.json.mounts.map((m: { how: string }) => m.how);
+
+      const writer = await startWriter({ dir: mnt, log, seed: 11, kinds: [...WRITER_KINDS], bigDir: 'big' });
+      try {
+        await new Promise((r) => setTimeout(r, 300)); // some writes before the snapshot starts
+        started = Date.now();
+        return devsnap(['snapshot', disk, '--repo', repo, '--json']);
+      } finally {
+        await writer.stop();
+      }
+    });
+  } finally {
+    detachLoop(dev);
+  }
+  assert.deepEqual(planHow!, ['two-pass'], 'the plan says btrfs is two-pass');
+  assert.equal(snap.status, 0, snap.stderr);
+  const s = snap.json.snapshot;
+  assert.equal(s.consistency, 'frozen-two-pass');
+  assert.deepEqual(s.pointInTime.methods.map((m: { how: string }) => m.how), ['two-pass']);
+  assert.equal(s.partitions[0].fs, 'btrfs');
+  assert.ok(s.pointInTime.rereadBytes < s.partitions[0].usedBytes / 2, `the frozen pass re-read ${s.pointInTime.rereadBytes} of ${s.partitions[0].usedBytes} used bytes`);
+  console.log(`  btrfs two-pass: paused ${s.pointInTime.pauseSeconds.toFixed(2)} s, re-read ${(s.pointInTime.rereadBytes / MiB).toFixed(1)} MiB of ${(s.partitions[0].usedBytes / MiB).toFixed(1)} MiB used`);
+
+  const out = path.join(work, 'restored.img');
+  const r = devsnap(['restore', snap.json.id, out, '--repo', repo, '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const rdev = attachLoop(out, { ...at, readOnly: true });
+  try {
+    const check = sh('btrfs', ['check', '--readonly', rdev], { allowFail: true });
+    assert.equal(check.status, 0, `btrfs check --readonly:\n${check.stdout}${check.stderr}`);
+    // No log replay: what the image holds is all the kernel may use.
+    await withBtrfs(rdev, 'ro,rescue=nologreplay', (mnt) => {
+      const T = Date.parse(s.pointInTime.at);
+      const res = checkImage(mnt, log, T, { until: T + s.pointInTime.pauseSeconds * 1000 + FREEZE_ENTRY_MS, since: started });
+      console.log(`  ${describeCheck(res, T)}`);
+      assert.equal(res.failures.length, 0, describeCheck(res, T));
+      assert.ok(res.checked > 600 && res.checkedSince > 0, describeCheck(res, T));
+      assert.equal(fs.readFileSync(path.join(mnt, 'home/notes.txt'), 'utf8'), 'in a subvolume\n');
+      assert.ok(fs.existsSync(path.join(mnt, 'home-before/notes.txt')), 'the snapshot subvolume is there');
+    });
+  } finally {
+    detachLoop(rdev);
+  }
+  if (!pythonForMmap()) console.log('  (python3 with mmap is missing: the writer ran without its mmap writes)');
+  assert.ok(readLog(log).length > 600);
+});
