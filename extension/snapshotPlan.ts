@@ -37,7 +37,7 @@ export function heldEditorPlaces(mounts: readonly PlanMount[], places: readonly 
   const held = new Map<string, string[]>();
   const placeDevs = places.map((p) => ({ name: p.name, dev: deviceOf(p.path) }));
   for (const m of mounts) {
-    if (m.how === 'unsupported') continue;
+    if (m.how === 'unsupported' || m.how === 'lvm-snapshot') continue; // an LVM snapshot pauses for an instant only
     let dev: number;
     try {
       dev = fs.statSync(m.mountpoint).dev;

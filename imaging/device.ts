@@ -282,7 +282,8 @@ export class BlockLayer {
   }
 }
 
-const fileKey = (st: fs.Stats) => `file:${devnoString(st.dev)}:${st.ino}`;
+/** The identity of a regular file as BlockLayer.base names a loop device's backing file. */
+export const fileKey = (st: fs.Stats) => `file:${devnoString(st.dev)}:${st.ino}`;
 
 /** Mounts and swap areas on any of `devs`; with `layer` and `source` (the inspected object and its first byte), where each lies on it. */
 function usesOf(devs: BlockDev[], view: SystemView, layer?: BlockLayer, source?: { obj: string; start: number }): DeviceInfo['mounts'] {

@@ -138,10 +138,11 @@ export interface PlanSnapshotRequest extends RepoRequest {
 /** What a snapshot of `source` would do (capture/plan.ts): shown before the user confirms. */
 export interface SnapshotPlan {
   source: string;
-  consistency: 'offline' | 'frozen-two-pass';
+  /** 'native-snapshot' when every read-write mount is read from an LVM snapshot. */
+  consistency: 'offline' | 'native-snapshot' | 'frozen-two-pass';
   isSystem: boolean;
-  /** Each read-write mount: 'two-pass' (paused for the last pass), 'frozen' or 'remount-ro' (paused while read), 'unsupported'. */
-  mounts: { mountpoint: string; partition?: number; fstype?: string; how: 'two-pass' | 'frozen' | 'remount-ro' | 'unsupported'; pauseSeconds?: number; holdsRepository: boolean }[];
+  /** Each read-write mount: 'two-pass' (paused for the last pass), 'frozen' or 'remount-ro' (paused while read), 'lvm-snapshot' (an instant), 'unsupported'. */
+  mounts: { mountpoint: string; partition?: number; fstype?: string; how: 'two-pass' | 'frozen' | 'remount-ro' | 'lvm-snapshot' | 'unsupported'; pauseSeconds?: number; holdsRepository: boolean }[];
   /** About how long writers wait (the longest of any mount), an estimate. */
   pauseSeconds: number;
   /** Why the snapshot would be refused, and what to do. */

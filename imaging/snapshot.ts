@@ -22,7 +22,7 @@ import { detectFilesystem } from './fs/detect';
 import type { ByteReader, UsedBlocks } from './fs/types';
 import { bootModeFromPartitions, collectInventory, type Inventory } from './inventory';
 import { openImageFs } from './image-fs';
-import { fileReader, sliceReader } from './source';
+import { fileReader, sliceReader, type SourceRead } from './source';
 import { Area, Manifest } from './repo/manifest';
 import { Logger, Repository } from './repo/repository';
 import { WorkerPool } from './worker-pool';
@@ -38,6 +38,7 @@ import { readExtState, withoutBlocks, type ExtState } from './capture/ext-tracki
 import { applyRuns, catchUp, clockOffset, frozenPass, holdIntoNextSecond, settleAndSync, sleep, zeroDeadJournal, type Tracked } from './capture/point-in-time';
 import { findParent, readParentFs, trackedPass, type ParentFs } from './capture/parent';
 import { pauseProblem } from './capture/plan';
+import { lvmDecisions, openLvmSession, type LvmSession, type LvmTarget } from './capture/lvm-source';
 import type { PartitionInfo, PointInTime } from './protocol';
 
 export interface SnapshotOptions {
@@ -176,10 +177,13 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
   const store = new CellStore(repo, saver, chunks, pool.size * 2);
   let frozen: Frozen | null = null;
   const resumes: Thaw[] = [];
+  let lvm: LvmSession | null = null;
   try {
     const rw = writableMounts(info.mounts);
     const mode: Mode = !rw.length ? 'offline' : opts.fuzzy ? 'fuzzy' : opts.freeze ? 'frozen' : 'frozen-two-pass';
-    const problem = mode === 'frozen-two-pass' ? pauseProblem(rw, repo.dir, devnoString(fs.statSync(repo.dir).dev)) : null;
+    // Two-pass: read-write LVM volumes on this disk are read from LVM snapshots (capture/lvm-source.ts).
+    const lvmChoices = mode === 'frozen-two-pass' ? lvmDecisions(rw.filter((m) => m.offset === undefined), info) : [];
+    const problem = mode === 'frozen-two-pass' ? pauseProblem(rw, repo.dir, devnoString(fs.statSync(repo.dir).dev), lvmChoices) : null;
     if (problem) throw new DevsnapError(problem.code, problem.message, problem.hint);
     const frozenAt = Date.now();
     if (mode === 'frozen') {
@@ -188,12 +192,21 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       opts.log(`Froze ${frozen.mountpoints.join(', ')} while imaging.`);
     }
     if (mode === 'fuzzy') warn(`${opts.source} is mounted read-write (${rw.map((m) => m.mountpoint).join(', ')}) and was read live (--fuzzy): the image is not one point in time, and its filesystems may need repair after a restore.`);
-    const disk = fileReader(fh, info.size);
+    let disk = fileReader(fh, info.size);
     const table = await readPartitionTable(disk, warn);
     if (table.type === 'none') {
       // A filesystem on the whole device (a partition device such as /dev/sda2, or a bare filesystem image).
       table.partitions = [{ index: 1, start: 0, size: info.size, type: 'none', typeName: 'whole device' }];
     }
+    // From here on the disk is read as of the LVM snapshots (their volumes' extents and metadata areas).
+    const lvmTargets = lvmChoices.filter((d): d is LvmTarget & { ok: true } => d.ok);
+    const viaLvm = (m: MountUse) => lvmTargets.some((t) => t.mount === m);
+    const native = lvmTargets.length > 0 && rw.every(viaLvm); // every read-write mount from an LVM snapshot
+    if (lvmTargets.length) {
+      lvm = await openLvmSession(lvmTargets, { source: opts.source, fh, size: info.size, partitions: table.partitions, log: opts.log });
+      disk = lvm.reader;
+    }
+    const src: SourceRead = lvm ?? fh;
     const sizeOf = (p: { start: number; size: number }) => Math.max(0, Math.min(p.size, info.size - p.start));
     const mountOf = (p: { start: number }) => rw.find((m) => m.offset === p.start);
     const parent = await findParent(repo, opts.source, table.diskId, warn);
@@ -270,7 +283,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
         const how = await trackedPass(t, pfs ? { id: parent!.id, fs: await pfs } : null, opts.log);
         if (how.runs) {
           readChanges = true;
-          await applyRuns(fh, t, how.runs, store, opts.source, stats, opts.signal);
+          await applyRuns(src, t, how.runs, store, opts.source, stats, opts.signal);
           meter.add(a.used!.usedBytes);
           continue;
         }
@@ -282,7 +295,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
         resumes.push(pauseFor(m, opts.log)); // a read-write filesystem devsnap cannot track: paused while it is read
         dropCache(opts.source);
       }
-      for await (const cell of readCells(fh, a, chunkSize, opts.source)) {
+      for await (const cell of readCells(src, a, chunkSize, opts.source)) {
         if (opts.signal?.aborted) throw cancelled();
         saver.check();
         stats.bytesRead += cell.bytesRead;
@@ -304,12 +317,12 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     if (mode === 'frozen-two-pass') {
       // Catch-up rounds pay off after a long first pass; after a short one the frozen pass reads little anyway.
       const liveExt = live.filter((t) => t.kind === 'ext');
-      const rounds = liveExt.length && performance.now() - started > CATCH_UP_AFTER_MS ? await catchUp(fh, liveExt, store, opts.source, stats, opts.signal) : 0;
+      const rounds = liveExt.length && performance.now() - started > CATCH_UP_AFTER_MS ? await catchUp(src, liveExt, store, opts.source, stats, opts.signal) : 0;
       await store.drain(); // nothing may be written to the repository while frozen
       let fin = { at: new Date().toISOString(), pauseSeconds: 0, rereadBytes: 0, used: new Map<Tracked, UsedBlocks | null>() };
       if (live.length) {
         opts.log(`Pausing writes to ${live.map((t) => t.mountpoint).join(', ')} for the last pass…`);
-        fin = await frozenPass(fh, live, store, opts.source, stats, repo.dir);
+        fin = await frozenPass(src, live, store, opts.source, stats, repo.dir);
         opts.log(`Writes resumed after ${fin.pauseSeconds.toFixed(2)} s.`);
         if (clockOffset() < clock0 - 20) throw new ClockStepped((clock0 - clockOffset()) / 1000);
       }
@@ -320,9 +333,11 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       }
       const methods = [
         ...live.map((t) => ({ mountpoint: t.mountpoint!, partition: t.cells.area.partition, how: 'two-pass' })),
-        ...rw.filter((m) => !live.some((t) => t.mountpoint === m.mountpoint)).map((m) => ({ mountpoint: m.mountpoint, ...partitionAt(table, m.offset), how: canFreeze(m.fstype) ? 'frozen' : 'remount-ro' })),
+        ...(lvm?.methods ?? []),
+        ...rw.filter((m) => !viaLvm(m) && !live.some((t) => t.mountpoint === m.mountpoint)).map((m) => ({ mountpoint: m.mountpoint, ...partitionAt(table, m.offset), how: canFreeze(m.fstype) ? 'frozen' : 'remount-ro' })),
       ];
-      pointInTime = { at: fin.at, pauseSeconds: fin.pauseSeconds, rounds, rereadBytes: fin.rereadBytes, methods };
+      // Every mount from an LVM snapshot: the image shows the instant the (first) snapshot was made.
+      pointInTime = { at: native && lvm ? lvm.at : fin.at, pauseSeconds: fin.pauseSeconds, rounds, rereadBytes: fin.rereadBytes, methods };
     }
     if (frozen) await holdIntoNextSecond(tracked, frozenAt);
     await store.drain(); // what the overlays below read back is appended
@@ -340,6 +355,13 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       mode: a.kind === 'raw' ? 'raw' : a.used ? 'used-blocks' : 'full', extents: cellsOf.get(a)!.extents(),
     }));
     const inventory = await inventoryP;
+    if (lvm) {
+      lvm.assertValid(); // a snapshot whose COW area filled no longer holds what was read from it
+      // Every read is done: remove the snapshots now; one left behind is said, the image is good.
+      const done = lvm;
+      lvm = null;
+      await done.close().catch((err: DevsnapError) => warn(`${err.message}${err.hint ? ` ${err.hint}` : ''}`));
+    }
     const created = new Date().toISOString();
     const manifest: Manifest = {
       format: 'devsnap-snapshot',
@@ -349,7 +371,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       created,
       host: os.hostname(),
       source: { path: opts.source, size: info.size, table: table.type, ...(table.diskId ? { diskId: table.diskId } : {}) },
-      consistency: mode,
+      consistency: native ? 'native-snapshot' : mode,
       ...(pointInTime ? { pointInTime } : {}),
       readMode: readChanges ? 'changes' : 'all',
       ...(parent ? { parent: parent.id } : {}),
@@ -375,6 +397,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     throw toDevsnapError(err, errPath && path.resolve(errPath) !== opts.source ? undefined : `the source ${opts.source}`);
   } finally {
     frozen?.thaw();
+    await lvm?.close().catch((err: DevsnapError) => opts.log(`warning: ${err.message}${err.hint ? ` ${err.hint}` : ''}`));
     await pool.close();
     await fh.close();
   }

@@ -3,6 +3,11 @@ import * as fs from 'fs';
 import type { ByteReader } from './fs/types';
 import { readFully } from './fsutil';
 
+/** What the engine's readers need of the source: positional reads, as a FileHandle (or an LVM session, capture/lvm-source.ts) does them. */
+export interface SourceRead {
+  read(buf: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
+
 export function fileReader(fh: fs.promises.FileHandle, size: number): ByteReader {
   return { size, read: (position, length) => readFully(fh, position, length) };
 }

@@ -1,7 +1,8 @@
 // What a snapshot of a source will do before it starts: how each read-write filesystem is brought to
 // one point in time (two-pass for ext and btrfs, else paused or read-only while read) and about how
 // long writers will wait, or why it cannot be (the repository on the source, a filesystem stacked on
-// LVM/LUKS). The extension shows this before the user confirms.
+// LUKS, RAID or an LVM volume an LVM snapshot cannot cover: capture/lvm-source.ts). The extension
+// shows this before the user confirms.
 import * as fs from 'fs';
 import * as path from 'path';
 import { DevsnapError } from '../errors';
@@ -13,6 +14,7 @@ import { fileReader, sliceReader } from '../source';
 import { inodeTableRuns } from './ext-tracking';
 import { readBtrfsState, type BtrfsState } from '../fs/btrfs';
 import { canFreeze } from './pause';
+import { lvmDecisions, lvPartition, type LvmDecision } from './lvm-source';
 import type { SnapshotPlan } from '../protocol';
 
 /**
@@ -20,10 +22,13 @@ import type { SnapshotPlan } from '../protocol';
  * null when it can. `repoDev` is the device the repository is (or will be) on. The snapshot throws it
  * (snapshot.ts), the plan shows it before anything starts.
  */
-export function pauseProblem(rw: MountUse[], repoDir: string, repoDev: string | null): { code: 'BAD_SOURCE' | 'USAGE'; message: string; hint: string } | null {
-  const stacked = rw.find((m) => m.offset === undefined);
+export function pauseProblem(rw: MountUse[], repoDir: string, repoDev: string | null, lvm: LvmDecision[] = []): { code: 'BAD_SOURCE' | 'USAGE'; message: string; hint: string } | null {
+  // Stacked mounts: only LVM volumes lvmDecisions accepts (an LVM snapshot) are imaged.
+  const stacked = rw.find((m) => m.offset === undefined && !lvm.some((d) => d.ok && d.mount === m));
   if (stacked) {
-    return { code: 'BAD_SOURCE', message: `${stacked.mountpoint} is mounted read-write through ${stacked.device} (LVM, LUKS or RAID), which devsnap cannot yet pause for a point-in-time image.`,
+    const refused = lvm.find((d) => !d.ok && d.mount === stacked);
+    if (refused && !refused.ok) return { code: 'BAD_SOURCE', message: refused.message, hint: refused.hint };
+    return { code: 'BAD_SOURCE', message: `${stacked.mountpoint} is mounted read-write through ${stacked.device} (LVM, LUKS or RAID), which devsnap cannot pause for a point-in-time image.`,
       hint: 'Snapshot from a recovery environment, or use --freeze (writes wait for the whole snapshot) or --fuzzy (an image that is not one point in time).' };
   }
   const clash = rw.find((m) => m.devno === repoDev);
@@ -51,7 +56,8 @@ export async function planSnapshot(repoDir: string, source: string): Promise<Sna
       if (d === path.dirname(d)) break;
     }
   }
-  const problem = pauseProblem(rw, repoDir, repoDev);
+  const lvm = lvmDecisions(rw.filter((m) => m.offset === undefined), info);
+  const problem = pauseProblem(rw, repoDir, repoDev, lvm);
   if (problem) plan.problem = { message: problem.message, hint: problem.hint };
   const fh = await openDisk(source, 'r');
   try {
@@ -61,6 +67,13 @@ export async function planSnapshot(repoDir: string, source: string): Promise<Sna
     for (const m of rw) {
       const p = table.partitions.find((x) => x.start === m.offset);
       const holdsRepository = m.devno === repoDev;
+      const viaLvm = lvm.find((d) => d.mount === m);
+      if (viaLvm?.ok) {
+        // LVM suspends the volume for an instant while it makes the snapshot: writers wait ~0 s.
+        const partition = lvPartition(viaLvm, table.partitions);
+        plan.mounts.push({ mountpoint: m.mountpoint, ...(partition !== undefined ? { partition } : {}), fstype: m.fstype, how: 'lvm-snapshot', pauseSeconds: 0, holdsRepository });
+        continue;
+      }
       if (m.offset === undefined || !p) {
         plan.mounts.push({ mountpoint: m.mountpoint, how: 'unsupported', holdsRepository });
         continue;
@@ -87,6 +100,7 @@ export async function planSnapshot(repoDir: string, source: string): Promise<Sna
         plan.pauseSeconds = Math.max(plan.pauseSeconds, seconds);
       }
     }
+    if (plan.mounts.every((m) => m.how === 'lvm-snapshot')) plan.consistency = 'native-snapshot';
   } catch (err) {
     if (err instanceof DevsnapError) throw err;
     throw new DevsnapError('BAD_SOURCE', `Could not read ${source} to plan the snapshot: ${(err as Error).message}.`);

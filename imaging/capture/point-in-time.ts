@@ -13,6 +13,7 @@ import { changesSince, incomparable, mergeRuns, readExtState, settleMs, type Blo
 import { btrfsChangedSince, btrfsIncomparable, type BtrfsState } from '../fs/btrfs';
 import { dropCache, freeze, syncFilesystem } from './pause';
 import { readParts, runsByCell, type PartCell } from './reads';
+import type { SourceRead } from '../source';
 
 /** A partition whose image is kept up to date through its filesystem's records. */
 export type Tracked = ExtTracked | BtrfsTracked;
@@ -57,7 +58,7 @@ export async function holdIntoNextSecond(list: Tracked[], pausedAtMs: number): P
 }
 
 /** Reads the given block runs of a tracked partition and writes them over its cells. */
-export async function applyRuns(fh: fs.promises.FileHandle, t: Tracked, runs: BlockRuns, store: CellStore, source: string, stats: PassStats, signal?: AbortSignal): Promise<void> {
+export async function applyRuns(fh: SourceRead, t: Tracked, runs: BlockRuns, store: CellStore, source: string, stats: PassStats, signal?: AbortSignal): Promise<void> {
   const a = t.cells.area;
   for await (const part of readParts(fh, a, t.cells.chunkSize, runsByCell(runs, t.blockSize, t.cells.chunkSize, a.size), source)) {
     if (signal?.aborted) throw new DevsnapError('CANCELLED', 'Snapshot cancelled; the repository is unchanged.');
@@ -93,7 +94,7 @@ const MAX_ROUNDS = 3;
  * Live rounds: each captures the filesystems' state, waits, flushes, and re-reads what changed since
  * the previous state, until little changes between rounds. Returns the number of rounds.
  */
-export async function catchUp(fh: fs.promises.FileHandle, list: ExtTracked[], store: CellStore, source: string, stats: PassStats, signal?: AbortSignal): Promise<number> {
+export async function catchUp(fh: SourceRead, list: ExtTracked[], store: CellStore, source: string, stats: PassStats, signal?: AbortSignal): Promise<number> {
   let rounds = 0;
   while (rounds < MAX_ROUNDS) {
     dropCache(source);
@@ -182,7 +183,7 @@ export interface FrozenResult {
  * the filesystems' used-block maps, now consistent), thaws, then stores it. Nothing is written to the
  * repository or logged while frozen: the repository or the terminal may be on a frozen filesystem.
  */
-export async function frozenPass(fh: fs.promises.FileHandle, list: Tracked[], store: CellStore, source: string, stats: PassStats, spillDir: string): Promise<FrozenResult & { used: Map<Tracked, UsedBlocks | null> }> {
+export async function frozenPass(fh: SourceRead, list: Tracked[], store: CellStore, source: string, stats: PassStats, spillDir: string): Promise<FrozenResult & { used: Map<Tracked, UsedBlocks | null> }> {
   const mounted = list.filter((t) => t.mountpoint);
   const collected: Collected[] = [];
   try {
@@ -216,7 +217,7 @@ async function frozenChanges(t: Tracked): Promise<{ runs: BlockRuns; dead: Block
 }
 
 async function frozenPassHeld(
-  fh: fs.promises.FileHandle, mounted: Tracked[], collected: Collected[],
+  fh: SourceRead, mounted: Tracked[], collected: Collected[],
   store: CellStore, source: string, stats: PassStats, spillDir: string,
 ): Promise<FrozenResult & { used: Map<Tracked, UsedBlocks | null> }> {
   const atMs = Date.now();

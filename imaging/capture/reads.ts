@@ -1,10 +1,10 @@
 // Reading the source: whole cells (every used block of each), or given filesystem-block runs grouped
 // by cell. Reads run ahead of the consumer, so the disk keeps reading while earlier cells are hashed
 // and compressed; runs closer than 64 KiB are joined into one read.
-import type * as fs from 'fs';
 import { DevsnapError } from '../errors';
 import type { UsedBlocks } from '../fs/types';
 import type { PlannedArea } from './cells';
+import type { SourceRead } from '../source';
 
 const JOIN_GAP = 64 * 1024;
 
@@ -30,7 +30,7 @@ export function usedRuns(used: UsedBlocks, cellStart: number, cellEnd: number): 
 }
 
 /** Reads byte runs (ascending, inside one cell at `off`) of an area into `buf` (the cell's bytes). */
-async function readRuns(fh: fs.promises.FileHandle, a: PlannedArea, off: number, runs: [number, number][], buf: Buffer, source: string): Promise<number> {
+async function readRuns(fh: SourceRead, a: PlannedArea, off: number, runs: [number, number][], buf: Buffer, source: string): Promise<number> {
   let bytesRead = 0;
   for (let i = 0; i < runs.length; ) {
     let j = i;
@@ -52,7 +52,7 @@ export interface FullCell {
 }
 
 /** Reads one cell: its used blocks; free gaps are zero. */
-async function readCell(fh: fs.promises.FileHandle, a: PlannedArea, index: number, chunkSize: number, source: string): Promise<FullCell> {
+async function readCell(fh: SourceRead, a: PlannedArea, index: number, chunkSize: number, source: string): Promise<FullCell> {
   const off = index * chunkSize;
   const len = Math.min(chunkSize, a.size - off);
   const runs = a.used ? usedRuns(a.used, off, off + len) : [[off, off + len] as [number, number]];
@@ -82,7 +82,7 @@ async function* inOrder<T, R>(tasks: Iterator<T>, start: (t: T) => Promise<R>, a
 }
 
 /** Every cell of the given cells (default: all) of an area, read in full (its used blocks). */
-export function readCells(fh: fs.promises.FileHandle, a: PlannedArea, chunkSize: number, source: string, only?: Iterable<number>, ahead = 4): AsyncGenerator<FullCell> {
+export function readCells(fh: SourceRead, a: PlannedArea, chunkSize: number, source: string, only?: Iterable<number>, ahead = 4): AsyncGenerator<FullCell> {
   function* all() {
     for (let i = 0; i * chunkSize < a.size; i++) yield i;
   }
@@ -128,7 +128,7 @@ export interface PartCell {
 }
 
 /** Reads the given byte runs of each cell (ascending cell order), each run as its own buffer. */
-export function readParts(fh: fs.promises.FileHandle, a: PlannedArea, chunkSize: number, cells: Map<number, [number, number][]>, source: string, ahead = 8): AsyncGenerator<PartCell> {
+export function readParts(fh: SourceRead, a: PlannedArea, chunkSize: number, cells: Map<number, [number, number][]>, source: string, ahead = 8): AsyncGenerator<PartCell> {
   const order = [...cells.keys()].sort((x, y) => x - y);
   return inOrder(order[Symbol.iterator](), async (index: number) => {
     const off = index * chunkSize;

@@ -41,8 +41,13 @@ const whole = (n: number) => Number.isSafeInteger(n) && n >= 0;
  * PV of the VG on this disk; one region or a list, possibly empty) from their copies.
  */
 export function overlayReader(disk: ByteReader, pieces: DiskPiece[], snapshot: ByteReader, metadata: MetadataRegion | MetadataRegion[]): ByteReader {
+  return layeredReader(disk, [{ pieces, snapshot }], metadata);
+}
+
+/** overlayReader for several LVs at once, each with its own snapshot (no two regions may overlap). */
+export function layeredReader(disk: ByteReader, layers: { pieces: DiskPiece[]; snapshot: ByteReader }[], metadata: MetadataRegion | MetadataRegion[]): ByteReader {
   const regions: Region[] = [];
-  for (const p of pieces) {
+  for (const { pieces, snapshot } of layers) for (const p of pieces) {
     if (!whole(p.diskOffset) || !whole(p.lvOffset) || !whole(p.length) || p.length === 0) throw new Error(`Bad LV piece ${JSON.stringify(p)}.`);
     if (p.diskOffset + p.length > disk.size) throw new Error(`An LV piece (${p.diskOffset}+${p.length}) runs past the end of the disk (${disk.size} bytes).`);
     if (p.lvOffset + p.length > snapshot.size) throw new Error(`An LV piece (LV bytes ${p.lvOffset}+${p.length}) runs past the end of the snapshot (${snapshot.size} bytes).`);

@@ -7,9 +7,9 @@
 // on real report text, lvOfDm on constructed sysfs trees, the metadata copy on a loop device, and the
 // overlay reader (lvm-overlay.ts) on real files.
 //
-// The sequence a caller follows (the engine wires it):
+// The sequence a caller follows (capture/lvm-source.ts wires it into a snapshot):
 //  1. lvOfDm for each dm holder of the disk with a read-write mount; lvLayout (segmentsCommand +
-//     pvsCommand) — it throws for anything but linear LVs, and the caller falls back.
+//     pvsCommand) — it throws for anything but linear LVs, and the snapshot is refused with the reason.
 //  2. For every PV of the VG that is a partition of the disk: readMetadataCopy (its label and
 //     metadata area, [0, pe_start)), BEFORE the snapshot exists, so the image's metadata does not
 //     list it (its COW extents are free space there); vg_seqno (vgFreeCommand) the same before and
@@ -26,7 +26,7 @@ import { DevsnapError } from '../errors';
 import { asRootSync, childCommand } from '../privilege';
 import { field, reportRows } from './lvm-report';
 
-export { overlayReader, piecesOnDisk } from './lvm-overlay';
+export { layeredReader, overlayReader, piecesOnDisk } from './lvm-overlay';
 export type { DiskPiece, MetadataRegion } from './lvm-overlay';
 export { cowSize, lvLayout, parsePvs, parseSnapshotStatus, parseVgFree, parseVgSeqno, pvMetadataBytes } from './lvm-report';
 export type { LvPiece, PvInfo } from './lvm-report';
@@ -263,7 +263,7 @@ report parsing and the image overlay are tested, \`lvcreate --snapshot\` itself 
 - Supported: linear LVs (one or more segments, possibly on several PVs) whose PVs are partitions of \
 the disk being imaged; the parts of an LV on other disks are not in the image of this disk. Striped, \
 mirrored, RAID, thin, cache and VDO LVs, LVs being moved by pvmove and PVs with a second metadata copy \
-at their end are refused with a message, and devsnap falls back to another method.
+at their end are refused with a message saying why (--freeze, --fuzzy or a recovery environment remain).
 - The volume group needs free extents for the snapshot's copy-on-write area: 10% of the LV, at least \
 1 GiB, at most what is free; with less than 256 MiB free, devsnap refuses and asks you to free extents \
 in the volume group or use another method. If more than that changes while the disk is read, the \
