@@ -431,6 +431,18 @@ test('changed since G: every used block that differs is in the runs; the old cop
   await round('balance of one data and one metadata chunk', (dir) => {
     sh('btrfs', ['balance', 'start', '-dlimit=1', '-mlimit=1', dir]);
   }, true);
+  // A deleted subvolume the cleaner has not dropped yet: its root item stays (refs 0), pointing at a tree being freed.
+  await round('prepare a subvolume of many files and its snapshot', (dir) => {
+    sh('btrfs', ['subvolume', 'create', path.join(dir, 'many')]);
+    for (let i = 0; i < 6000; i++) fs.writeFileSync(path.join(dir, `many/f${i}`), 'x'.repeat(i % 700));
+    sh('btrfs', ['subvolume', 'snapshot', path.join(dir, 'many'), path.join(dir, 'many-snap')]);
+  });
+  await round('delete subvolumes, unmounted before they are dropped', (dir) => {
+    for (let i = 0; i < 6000; i += 5) fs.appendFileSync(path.join(dir, `many/f${i}`), 'y');
+    sh('btrfs', ['subvolume', 'delete', path.join(dir, 'many-snap'), path.join(dir, 'many')]);
+  });
+  const dead = (sh('btrfs', ['inspect-internal', 'dump-tree', '-t', 'root', img]).stdout.match(/refs 0/g) ?? []).length;
+  console.log(`  deleted subvolumes not yet dropped at unmount: ${dead}`);
   const small = await round('a small change', (dir) => {
     write(path.join(dir, 'medium/m13.bin'), 'small change\n');
     sh('dd', ['if=/dev/urandom', `of=${path.join(dir, 'nocow.img')}`, 'bs=4096', 'seek=500', 'count=1', 'conv=notrunc', 'status=none']);
@@ -586,6 +598,16 @@ test('hostile: not btrfs, a truncated image, a damaged or crafted superblock', {
   assert.equal(await readBtrfs({ size: 4096, read: async (_p, l) => Buffer.alloc(l) }), null);
   assert.equal(await readBtrfsState(zeros), null);
 
+  // NTFS made over a btrfs (mkntfs -Q leaves its superblock at 64 KiB): the NTFS is what is there.
+  const over = path.join(work, 'ntfs-over-btrfs.img');
+  mkfs(over, 120 * MiB);
+  if (spawnSync('mkntfs', ['--version']).status === 0) {
+    sh('mkntfs', ['-Q', '-F', over]);
+    assert.equal((await fileReader(over).read(0x10040, 8)).toString('latin1'), '_BHRfS_M', 'mkntfs wiped the btrfs superblock: the case is gone');
+    assert.equal(await readBtrfs(fileReader(over)), null);
+    assert.equal((await detectFilesystem(fileReader(over)))?.fs, 'ntfs');
+  }
+
   const truncated = fileReader(img, 0, 40 * MiB);
   const t = await outcome(truncated);
   assert.equal(t.used.kind, 'full');
@@ -596,6 +618,16 @@ test('hostile: not btrfs, a truncated image, a damaged or crafted superblock', {
   const flipped = Buffer.from(sb);
   flipped[0x200] ^= 0x40; // in the label, checksum not updated
   assert.match((await outcome(patched(img, new Map([[0x10000, flipped]])))).used.warning!, /superblock fails its checksum/);
+
+  // A real two-device filesystem (RAID1): not followed, imaged in full.
+  const d1 = path.join(work, 'dev1.img');
+  const d2 = path.join(work, 'dev2.img');
+  for (const d of [d1, d2]) { fs.closeSync(fs.openSync(d, 'w')); fs.truncateSync(d, 300 * MiB); }
+  sh('mkfs.btrfs', ['-q', '-f', '-d', 'raid1', '-m', 'raid1', d1, d2]);
+  const two = await outcome(fileReader(d1));
+  assert.equal(two.used.kind, 'full');
+  assert.match(two.used.warning!, /spans 2 devices/);
+  assert.match(two.changes.error!, /spans 2 devices/);
 
   const crafted: [string, (b: Buffer) => void, RegExp][] = [
     ['num_devices 2', (b) => b.writeUInt32LE(2, 0x88), /spans 2 devices/],
