@@ -5,6 +5,7 @@ import { PackWriter, Repository } from './repo/repository';
 import { Area, Extent, Manifest, extentChunks } from './repo/manifest';
 import { applyPatch, decodePatch } from './repo/patch';
 import { WorkerPool } from './worker-pool';
+import { chunkBuffers } from './memory';
 
 export class ChunkDamage extends DevsnapError {
   constructor(readonly chunkId: string, detail: string) {
@@ -34,7 +35,9 @@ export class ChunkReader {
     let raw: Buffer;
     if (e.length === 4) {
       const [patch, base] = await Promise.all([this.read(e[2]), this.read(e[3], opts)]);
-      raw = applyPatch(base, decodePatch(patch, e[2]), e[2], e[3]);
+      raw = applyPatch(base, decodePatch(patch, e[2]), e[2], e[3]); // a copy: both go back to the pool
+      chunkBuffers.give(patch);
+      chunkBuffers.give(base);
     } else raw = await this.read(e[2], opts);
     if (raw.length !== e[1]) throw new ChunkDamage(e.length === 4 ? e[3] : e[2], `it holds ${raw.length} bytes where the manifest expects ${e[1]}`);
     return raw;
@@ -54,16 +57,20 @@ export class ChunkReader {
     return r;
   }
 
-  /** A chunk's stored frame: from the index, or from the pack this run's writer still has open. */
+  /**
+   * A chunk's stored frame: from the index, or from the pack this run's writer still has open. An
+   * unencrypted frame is read into a pool buffer (memory.ts), which moves to a worker and back.
+   */
   private async stored(id: string): Promise<{ frame: Buffer; loc: { rawLength: number } }> {
     try {
-      return (!this.repo.index.has(id) && (await this.writer?.readOpen(id))) || (await this.repo.readStored(id));
+      return (!this.repo.index.has(id) && (await this.writer?.readOpen(id))) || (await this.repo.readStored(id, this.repo.cipher.encrypted ? undefined : (n) => chunkBuffers.take(n)));
     } catch (err) {
       if (err instanceof DevsnapError && err.code === 'DAMAGED') throw new ChunkDamage(id, err.message.replace(/\.$/, ''));
       throw err;
     }
   }
 
+  /** The raw bytes of chunk `id`, often in a pool buffer: hand them to chunkBuffers.give() once used, if nothing keeps them. */
   async read(id: string, opts: { verify?: boolean } = {}): Promise<Buffer> {
     const verify = opts.verify ?? true;
     const { frame, loc } = await this.stored(id);

@@ -3,6 +3,7 @@
 // and import, which both turn a stream of raw chunks into stored ones.
 import { toDevsnapError } from './errors';
 import { JobQueue } from './job-queue';
+import { chunkBuffers } from './memory';
 import type { PackWriter } from './repo/repository';
 import type { WorkerPool } from './worker-pool';
 
@@ -21,12 +22,17 @@ export class ChunkSaver {
   async save(id: string, raw: Buffer, take = false): Promise<void> {
     if (this.writer.has(id)) {
       this.stats.chunksReused++;
+      if (take) chunkBuffers.give(raw); // handed over: nothing else uses it
       return;
     }
     this.writer.reserve(id);
     this.stats.chunksNew++;
     const length = raw.length;
-    await this.jobs.add(() => this.pool.compress(raw, this.level, { take }).then((frame) => this.writer.add(id, frame, length)));
+    await this.jobs.add(async () => {
+      const frame = await this.pool.compress(raw, this.level, { take });
+      await this.writer.add(id, frame, length);
+      chunkBuffers.give(frame); // written (or sealed into a copy): the pool buffer is free again
+    });
   }
 
   /** Throws when a save failed (the producer stops early). */

@@ -1,40 +1,46 @@
 // Worker thread: compresses chunks, and decompresses + hashes them, off the main thread so imaging
 // and restore use every core. Messages are the WorkerRequest/WorkerReply shapes in worker-pool.ts.
+//
+// Nothing is allocated per chunk here when the main thread sends pool buffers (memory.ts): a frame is
+// written back over the raw bytes it came from, raw bytes into the `out` buffer sent for them, and
+// the request's other buffers go back as `spare`.
 import { parentPort } from 'worker_threads';
 import * as crypto from 'crypto';
 import { loadZstd } from './zstd';
-import { toTransferable, type WorkerRequest, type WorkerReply } from './worker-pool';
-import { BufferTurnover } from './memory';
+import { movable, requestBuffers, type Moved, type WorkerRequest, type WorkerReply } from './worker-pool';
 import { overlayCell, unpackBlocks } from './capture/overlay';
 
 const codecReady = loadZstd();
-const turnover = new BufferTurnover(4, 'major'); // a worker's heap is a few MB: a full collection is cheap
+const view = (m: Moved) => Buffer.from(m.data, m.offset, m.length);
+/** The base chunk of an overlay, decompressed: one buffer for the worker's lifetime (it never leaves). */
+let scratch = Buffer.alloc(0);
 
 parentPort!.on('message', async (req: WorkerRequest) => {
   const codec = await codecReady;
   let reply: WorkerReply;
   try {
-    const input = Buffer.from(req.data);
+    const input = view(req);
     if (req.op === 'compress') {
-      const out = codec.compress(input, req.level);
-      reply = { id: req.id, data: toTransferable(out) };
+      // In place: the frame replaces the raw bytes it was made from (the codec copied them first).
+      reply = { id: req.id, ...movable(codec.compress(input, req.level, Buffer.from(req.data))), spare: [] };
     } else if (req.op === 'overlay') {
-      const base = codec.decompress(input, req.rawLength);
-      if (base.length !== req.rawLength) throw new Error(`the base chunk decompresses to ${base.length} bytes, not ${req.rawLength}`);
-      const patch = new Map(req.patch ? unpackBlocks(Buffer.from(req.patch), req.patchOffs, req.patchLens) : []);
-      const r = overlayCell({ base, patch, blocks: unpackBlocks(Buffer.from(req.blocks), req.offs, req.lens), blockSize: req.blockSize, baseId: req.baseId });
-      reply = { id: req.id, kind: r.kind };
-      if (r.kind === 'patch') Object.assign(reply, { data: toTransferable(r.data) });
+      if (scratch.length < req.rawLength) scratch = Buffer.alloc(req.rawLength);
+      const base = codec.decompress(input, req.rawLength, scratch.subarray(0, req.rawLength));
+      const patch = new Map(req.patch ? unpackBlocks(view(req.patch), req.patchOffs, req.patchLens) : []);
+      const r = overlayCell({ base, patch, blocks: unpackBlocks(view(req.blocks), req.offs, req.lens), blockSize: req.blockSize, baseId: req.baseId });
+      reply = { id: req.id, kind: r.kind, spare: [] };
+      if (r.kind === 'patch') Object.assign(reply, movable(r.data));
       // A whole cell is built from the base: its hash lets the caller verify the base first.
-      if (r.kind === 'cell') Object.assign(reply, { data: toTransferable(r.data), hash: crypto.createHash('sha256').update(base).digest('hex') });
+      if (r.kind === 'cell') Object.assign(reply, movable(r.data), { hash: crypto.createHash('sha256').update(base).digest('hex') });
     } else {
-      const raw = codec.decompress(input, req.rawLength);
+      const raw = codec.decompress(input, req.rawLength, req.out ? Buffer.from(req.out, 0, req.rawLength) : undefined);
       const hash = req.hash ? crypto.createHash('sha256').update(raw).digest('hex') : undefined;
-      reply = { id: req.id, data: toTransferable(raw), hash };
+      reply = { id: req.id, ...movable(raw), hash, spare: [] };
     }
   } catch (err) {
-    reply = { id: req.id, error: (err as Error).message };
+    reply = { id: req.id, error: (err as Error).message, spare: [] };
   }
-  parentPort!.postMessage(reply, 'data' in reply && reply.data ? [reply.data] : []);
-  turnover.tick(); // the request's buffer is garbage now
+  // Every buffer of the request not in the reply goes back, for the main thread's pool.
+  reply.spare = requestBuffers(req).filter((ab) => ab !== reply.data);
+  parentPort!.postMessage(reply, [...(reply.data ? [reply.data] : []), ...reply.spare]);
 });

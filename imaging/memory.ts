@@ -1,35 +1,83 @@
-// Chunk buffers move between threads (postMessage with transfer) by the thousand, and V8 frees a
-// moved ArrayBuffer's memory only when a garbage collection finds the object that last held it. Its
-// heuristics wait for ~64 MB of such memory per thread before collecting, which alone put a snapshot
-// at 200–250 MB. A full collection every few chunks in each worker (whose heap is a few MB, so it is
-// cheap) frees what moved through it. (The main thread's own collections keep up there: forcing
-// more of them cost time and saved nothing, measured on the bench's disk.) `gc` is reached the way
-// Jest reaches it: v8's flag, then a new context.
-import * as v8 from 'v8';
-import * as vm from 'vm';
+// Memory of chunk buffers. Chunks move between threads (postMessage with transfer) by the thousand;
+// allocated per chunk, a moved ArrayBuffer's memory is freed only when a garbage collection in the
+// thread that last held it finds it (V8 waits for ~64 MB of such memory per thread), and then into
+// the glibc arena of the thread that allocated it, which keeps it. Buffers from one pool, moving
+// round trip, avoid both: no collection has anything to find, no arena grows. (This replaced a full
+// collection forced every 4 chunks in each worker.)
+import * as fs from 'fs';
+import { isMainThread, threadId } from 'worker_threads';
 
-type Gc = (options?: { type?: 'minor' | 'major' }) => void;
+/**
+ * Chunk-sized ArrayBuffers, reused instead of allocated per chunk. A 1 MiB buffer is malloc'd by one
+ * thread and freed by another once a collection finds it (it moves between threads), and glibc keeps
+ * such memory in per-thread arenas: on the bench's disk that retention, not live data, was ~60 MB of
+ * a full snapshot's 212 MB (MALLOC_MMAP_THRESHOLD_=131072 alone brought it to 154 MB). Buffers that
+ * go round trip (main -> worker -> main) and back into this pool are never freed at all.
+ *
+ * One size class: `CAPACITY` holds a 1 MiB chunk (the default chunk size) or its zstd frame, whose
+ * bound is a little over the chunk. Smaller requests (patches, small frames) and larger ones (other
+ * chunk sizes) are ordinary allocations, as before.
+ */
+export class BufferPool {
+  static readonly CAPACITY = (1 << 20) + (64 << 10);
+  static readonly MIN_POOLED = 128 << 10;
+  private readonly free: ArrayBuffer[] = [];
 
-let gc: Gc | null | undefined;
+  constructor(private readonly keep = 16) {}
 
-function collector(): Gc | null {
-  if (gc === undefined) {
-    try {
-      v8.setFlagsFromString('--expose-gc');
-      gc = vm.runInNewContext('gc') as Gc;
-    } catch {
-      gc = null; // a runtime without the flag: only V8's own heuristics then
-    }
+  /** `n` bytes (contents undefined) in a pooled buffer when `n` fits the class, else a buffer of their own. */
+  take(n: number): Buffer {
+    if (n < BufferPool.MIN_POOLED || n > BufferPool.CAPACITY) return Buffer.allocUnsafeSlow(n);
+    return Buffer.from(this.free.pop() ?? new ArrayBuffer(BufferPool.CAPACITY), 0, n);
   }
-  return gc;
+
+  /**
+   * Whether `ab` is a pool buffer, which a buffer that moved to a worker and back still is (a moved
+   * ArrayBuffer is a new object each time, so it is known by its size, which nothing else uses).
+   * Pool buffers are never shared by unrelated views, so a view of one may move its whole buffer.
+   */
+  owns(ab: ArrayBufferLike): boolean {
+    return ab instanceof ArrayBuffer && ab.byteLength === BufferPool.CAPACITY;
+  }
+
+  /** Hands a pooled buffer back once nothing uses its bytes any more; any other buffer is ignored (the GC's). */
+  give(b: ArrayBufferLike | Uint8Array | null | undefined): void {
+    const ab = b instanceof Uint8Array ? b.buffer : b;
+    if (ab && this.owns(ab) && this.free.length < this.keep && !this.free.includes(ab as ArrayBuffer)) this.free.push(ab as ArrayBuffer);
+  }
+
+  get pooled(): number {
+    return this.free.length;
+  }
 }
 
-/** Counts handed-over buffers; every `every`th, collects the young generation. */
-export class BufferTurnover {
-  private n = 0;
-  constructor(private readonly every: number, private readonly type: 'minor' | 'major' = 'minor') {}
+/** The main thread's pool: chunk reads, compression and decompression buffers (worker-pool.ts). */
+export const chunkBuffers = new BufferPool();
 
-  tick(): void {
-    if (++this.n % this.every === 0) collector()?.({ type: this.type });
-  }
+// Debug switch: DEVSNAP_MEMTRACE=FILE makes every thread (main and workers) append a JSON line of
+// process.memoryUsage() to FILE every 50 ms (the main thread adds RssAnon/RssFile from
+// /proc/self/status), for bench/memtrace.js to say where the peak RSS goes. Off: nothing runs.
+
+let tracing = false;
+
+export function startMemTrace(): void {
+  const file = process.env.DEVSNAP_MEMTRACE;
+  if (!file || tracing) return;
+  tracing = true;
+  const t0 = Date.now();
+  const sample = () => {
+    const m = process.memoryUsage();
+    const line: Record<string, number | string> = { t: Date.now() - t0, thread: isMainThread ? 'main' : `w${threadId}`, rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
+    if (isMainThread) {
+      const status = fs.readFileSync('/proc/self/status', 'utf8');
+      for (const k of ['RssAnon', 'RssFile', 'VmHWM']) {
+        const v = new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status);
+        if (v) line[k] = Number(v[1]) * 1024;
+      }
+    }
+    fs.appendFileSync(file, JSON.stringify(line) + '\n');
+  };
+  sample();
+  setInterval(sample, 50).unref();
+  process.on('exit', sample);
 }

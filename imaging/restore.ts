@@ -15,6 +15,7 @@ import { WorkerPool } from './worker-pool';
 import { ProgressMeter, ProgressSink } from './progress';
 import { removeDeadTemps, tempName, writeFully } from './fsutil';
 import { JobQueue } from './job-queue';
+import { chunkBuffers } from './memory';
 
 export interface RestoreOptions {
   id: string;
@@ -157,6 +158,7 @@ export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): P
         await jobs.add(async () => {
           const raw = await reader.readExtent(e);
           await writeFully(fh, raw, pos);
+          chunkBuffers.give(raw); // written: reused for a later chunk (memory.ts)
           bytesWritten += len;
           meter.add(len);
         });

@@ -9,6 +9,7 @@ import { Repository } from './repo/repository';
 import { WorkerPool } from './worker-pool';
 import { ProgressMeter, ProgressSink } from './progress';
 import { JobQueue } from './job-queue';
+import { chunkBuffers } from './memory';
 import { isReadOnlyError } from './fsutil';
 
 export interface Damage {
@@ -59,6 +60,7 @@ export async function verifySnapshots(repo: Repository, manifests: Manifest[], o
             const patch = decodePatch(raw, id);
             if (patch.base !== p.base || patch.cellLength !== p.length) throw new ChunkDamage(id, `it patches chunk ${patch.base.slice(0, 12)}… (${patch.cellLength} bytes), not ${p.base.slice(0, 12)}… (${p.length} bytes) as the manifest says`);
           }
+          chunkBuffers.give(raw); // checked: reused for a later chunk (memory.ts)
         } catch (err) {
           if (err instanceof DevsnapError && err.code === 'DAMAGED' && !(err instanceof ChunkDamage)) err = new ChunkDamage(id, err.message);
           if (!(err instanceof ChunkDamage)) throw err; // damage is a finding; anything else stops verify

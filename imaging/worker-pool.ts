@@ -4,15 +4,24 @@ import { Worker } from 'worker_threads';
 import * as os from 'os';
 import * as fs from 'fs';
 import * as path from 'path';
+import { BufferPool, chunkBuffers, startMemTrace } from './memory';
 
+startMemTrace(); // DEVSNAP_MEMTRACE only (memory.ts): in the main thread and each worker
+
+/**
+ * Bytes moving between threads: `length` bytes at `offset` of `data`, an ArrayBuffer moved (transferred)
+ * with the message. Pool buffers (memory.ts) move whole and come back: a reply's `spare` returns a
+ * request's buffers the worker is done with, for the main thread to reuse.
+ */
+export interface Moved { data: ArrayBuffer; offset: number; length: number }
 export type WorkerRequest =
-  | { id: number; op: 'compress'; data: ArrayBuffer; level: number }
-  | { id: number; op: 'decompress'; data: ArrayBuffer; rawLength: number; hash: boolean }
-  | {
-      id: number; op: 'overlay'; data: ArrayBuffer; rawLength: number; baseId: string; blockSize: number;
-      patch: ArrayBuffer | null; patchOffs: number[]; patchLens: number[]; blocks: ArrayBuffer; offs: number[]; lens: number[];
-    };
-export type WorkerReply = { id: number; data?: ArrayBuffer; hash?: string; kind?: 'same' | 'base' | 'patch' | 'cell'; error?: string };
+  | ({ id: number; op: 'compress'; level: number } & Moved)
+  | ({ id: number; op: 'decompress'; rawLength: number; hash: boolean; out: ArrayBuffer | null } & Moved)
+  | ({
+      id: number; op: 'overlay'; rawLength: number; baseId: string; blockSize: number;
+      patch: Moved | null; patchOffs: number[]; patchLens: number[]; blocks: Moved; offs: number[]; lens: number[];
+    } & Moved);
+export type WorkerReply = { id: number; hash?: string; kind?: 'same' | 'base' | 'patch' | 'cell'; error?: string; spare: ArrayBuffer[] } & Partial<Moved>;
 
 function workerScript(): string {
   // Beside this file both in tsc's out/imaging and in webpack's dist/.
@@ -22,6 +31,13 @@ function workerScript(): string {
   }
   throw new Error(`compress-worker.js not found beside ${__dirname}; run npm run build`);
 }
+
+/**
+ * A worker's young generation. Its garbage is small objects (messages, views, hashes): by default V8
+ * let it grow to 16 MiB per worker (heap 16 MiB); at 3 MiB a worker's heap stays at ~10 MiB, and an
+ * incremental of the bench's disk took no longer.
+ */
+const WORKER_YOUNG_MB = 3;
 
 export class WorkerPool {
   private workers: Worker[] = [];
@@ -34,7 +50,7 @@ export class WorkerPool {
   constructor(size = Math.max(1, Math.min(4, os.availableParallelism?.() ?? os.cpus().length))) {
     const script = workerScript();
     for (let i = 0; i < size; i++) {
-      const w = new Worker(script);
+      const w = new Worker(script, { resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_MB } });
       w.on('message', (reply: WorkerReply) => this.onReply(w, reply));
       w.on('error', (err) => this.fail(err));
       w.on('exit', (code) => code !== 0 && this.fail(new Error(`compression worker exited with code ${code}`)));
@@ -48,16 +64,21 @@ export class WorkerPool {
   }
 
   /**
-   * Compresses `raw`. With `take`, a buffer that owns its memory moves to the worker without a copy
-   * and is unusable afterwards (the imaging hot path); without, the bytes are copied.
+   * Compresses `raw`. With `take`, a buffer that owns its memory (or a pool buffer) moves to the
+   * worker without a copy and is unusable afterwards (the imaging hot path); without, the bytes are
+   * copied. The frame is usually in a pool buffer: hand it to chunkBuffers.give() once written.
    */
   compress(raw: Buffer, level: number, opts: { take?: boolean } = {}): Promise<Buffer> {
-    return this.run({ id: 0, op: 'compress', data: opts.take ? toTransferable(raw) : copyOf(raw), level }).then((r) => Buffer.from(r.data!));
+    return this.run({ id: 0, op: 'compress', ...(opts.take ? movable(raw) : copied(raw)), level }).then(bytes);
   }
 
-  /** Decompresses a frame (moved to the worker when it owns its memory: unusable after); returns the raw bytes with their sha256 (hex), unless `hash` is false. */
+  /**
+   * Decompresses a frame (moved to the worker when it owns its memory: unusable after); returns the raw
+   * bytes (in a pool buffer when they fit one) with their sha256 (hex), unless `hash` is false.
+   */
   decompress(frame: Buffer, rawLength: number, hash = true): Promise<{ raw: Buffer; hash: string }> {
-    return this.run({ id: 0, op: 'decompress', data: toTransferable(frame), rawLength, hash }).then((r) => ({ raw: Buffer.from(r.data!), hash: r.hash ?? '' }));
+    const out = rawLength >= BufferPool.MIN_POOLED && rawLength <= BufferPool.CAPACITY ? chunkBuffers.take(rawLength).buffer as ArrayBuffer : null;
+    return this.run({ id: 0, op: 'decompress', ...movable(frame), rawLength, hash, out }).then((r) => ({ raw: bytes(r), hash: r.hash ?? '' }));
   }
 
   /**
@@ -68,11 +89,11 @@ export class WorkerPool {
   overlay(frame: Buffer, rawLength: number, baseId: string, patch: Map<number, Buffer>, blocks: [number, Buffer][], blockSize: number): Promise<{ kind: 'same' | 'base' | 'patch' | 'cell'; data?: Buffer; hash?: string }> {
     const p = [...patch];
     const req: WorkerRequest = {
-      id: 0, op: 'overlay', data: toTransferable(frame), rawLength, baseId, blockSize,
-      patch: p.length ? copyOf(Buffer.concat(p.map(([, b]) => b))) : null, patchOffs: p.map(([k]) => k), patchLens: p.map(([, b]) => b.length),
-      blocks: copyOf(Buffer.concat(blocks.map(([, b]) => b))), offs: blocks.map(([o]) => o), lens: blocks.map(([, b]) => b.length),
+      id: 0, op: 'overlay', ...movable(frame), rawLength, baseId, blockSize,
+      patch: p.length ? gathered(p.map(([, b]) => b)) : null, patchOffs: p.map(([k]) => k), patchLens: p.map(([, b]) => b.length),
+      blocks: gathered(blocks.map(([, b]) => b)), offs: blocks.map(([o]) => o), lens: blocks.map(([, b]) => b.length),
     };
-    return this.run(req).then((r) => ({ kind: r.kind!, ...(r.data ? { data: Buffer.from(r.data) } : {}), ...(r.hash ? { hash: r.hash } : {}) }));
+    return this.run(req).then((r) => ({ kind: r.kind!, ...(r.data ? { data: bytes(r) } : {}), ...(r.hash ? { hash: r.hash } : {}) }));
   }
 
   async close(): Promise<void> {
@@ -94,8 +115,7 @@ export class WorkerPool {
       const w = this.idle.pop()!;
       const job = this.queue.shift()!;
       this.pending.set(job.req.id, { worker: w, resolve: job.resolve, reject: job.reject });
-      const r = job.req;
-      w.postMessage(r, r.op === 'overlay' ? [r.data, r.blocks, ...(r.patch ? [r.patch] : [])] : [r.data]);
+      w.postMessage(job.req, requestBuffers(job.req));
     }
   }
 
@@ -103,6 +123,7 @@ export class WorkerPool {
     const p = this.pending.get(reply.id);
     this.pending.delete(reply.id);
     this.idle.push(w);
+    for (const ab of reply.spare ?? []) chunkBuffers.give(ab);
     if (p) {
       if (reply.error) p.reject(new Error(reply.error));
       else p.resolve(reply);
@@ -119,15 +140,42 @@ export class WorkerPool {
   }
 }
 
-function copyOf(b: Uint8Array): ArrayBuffer {
-  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+/** The ArrayBuffers a request moves (each once: a transfer list may not name one twice). */
+export function requestBuffers(r: WorkerRequest): ArrayBuffer[] {
+  const all = [r.data, r.op === 'decompress' ? r.out : null, r.op === 'overlay' ? r.blocks.data : null, r.op === 'overlay' ? r.patch?.data : null];
+  return [...new Set(all.filter((b): b is ArrayBuffer => !!b))];
+}
+
+/** A reply's bytes as a Buffer (a view of the moved memory). */
+function bytes(r: WorkerReply): Buffer {
+  return Buffer.from(r.data!, r.offset, r.length);
+}
+
+/** A copy of the bytes, in memory of its own (a pool buffer when they fit one), to move to a worker. */
+function copied(b: Uint8Array): Moved {
+  const c = chunkBuffers.take(b.byteLength);
+  c.set(b);
+  return { data: c.buffer as ArrayBuffer, offset: c.byteOffset, length: c.byteLength };
+}
+
+/** Pieces joined into memory of their own, to move to a worker. */
+function gathered(parts: Uint8Array[]): Moved {
+  const c = chunkBuffers.take(parts.reduce((n, b) => n + b.byteLength, 0));
+  let pos = 0;
+  for (const b of parts) {
+    c.set(b, pos);
+    pos += b.byteLength;
+  }
+  return { data: c.buffer as ArrayBuffer, offset: c.byteOffset, length: c.byteLength };
 }
 
 /**
- * The bytes as an ArrayBuffer to move to a worker. A buffer that owns its whole ArrayBuffer (as
- * Buffer.alloc of a chunk does) is moved as is, without a copy: the caller must not use it after.
+ * The bytes to move to another thread. A buffer that owns its whole ArrayBuffer (as Buffer.alloc of
+ * a chunk does), or a view of a pool buffer, moves as it is, without a copy: the caller must not use
+ * it after. Anything else (a slice of Node's shared 8 KiB pool, say) is copied.
  */
-export function toTransferable(b: Uint8Array): ArrayBuffer {
-  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) return b.buffer;
-  return copyOf(b);
+export function movable(b: Uint8Array): Moved {
+  const ab = b.buffer;
+  if (ab instanceof ArrayBuffer && ((b.byteOffset === 0 && b.byteLength === ab.byteLength) || chunkBuffers.owns(ab))) return { data: ab, offset: b.byteOffset, length: b.byteLength };
+  return copied(b);
 }

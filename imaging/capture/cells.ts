@@ -7,6 +7,7 @@ import type { ChunkSaver } from '../chunk-saver';
 import type { ChunkReader } from '../chunk-reader';
 import { isZero } from '../bytes';
 import { JobQueue } from '../job-queue';
+import { chunkBuffers } from '../memory';
 import { Extent, FREE, ZERO } from '../repo/manifest';
 import { decodePatch, diffBlocks, encodePatch } from '../repo/patch';
 import type { Repository } from '../repo/repository';
@@ -132,13 +133,18 @@ export class CellStore {
       a.cells[i] = FREE_CELL;
       return;
     }
+    // A buffer not handed on goes back to the pool (memory.ts) rather than to the collector.
     if (isZero(buf)) {
       a.cells[i] = ZERO_CELL;
+      chunkBuffers.give(buf);
       return;
     }
     const id = this.repo.cipher.chunkId(buf);
     const before = a.cells[i];
-    if (before.t === 'c' && before.id === id) return; // unchanged since the parent
+    if (before.t === 'c' && before.id === id) {
+      chunkBuffers.give(buf); // unchanged since the parent
+      return;
+    }
     if (before.t !== 'c' && before.t !== 'p') {
       a.cells[i] = { t: 'c', id };
       await this.saver.save(id, buf, true);
@@ -159,39 +165,50 @@ export class CellStore {
     const before = a.cells[i];
     const len = a.cellLength(i);
     await this.jobs.add(async () => {
-      if ((before.t === 'c' || before.t === 'p') && overParentFree(a, i, blocks, blockSize)) {
-        // New blocks where the parent had free space (a file written since): they are the patch as
-        // they are, without reading and decompressing the base to compare (most of an incremental's cells).
-        const baseId = before.t === 'c' ? before.id : before.base;
-        const patch = before.t === 'p' ? decodePatch(await this.reader.read(before.id), before.id) : null;
-        if (!patch || patch.blockSize === blockSize) {
-          const merged = new Map(patch?.blocks ?? []);
-          for (const [off, b] of blocks) for (let o = 0; o < b.length; o += blockSize) merged.set((off + o) / blockSize, b.subarray(o, o + blockSize));
-          let bytes = 0;
-          for (const b of merged.values()) bytes += b.length;
-          if (bytes * 4 <= len) {
-            a.cells[i] = await this.savePatch(encodePatch({ base: baseId, cellLength: len, blockSize, blocks: merged }), baseId);
-            return;
-          }
+      try {
+        await this.overlayCell(a, i, before, len, blocks, blockSize);
+      } finally {
+        for (const [, b] of blocks) chunkBuffers.give(b); // copied or compared by now: read buffers go back to the pool
+      }
+    });
+  }
+
+  private async overlayCell(a: AreaCells, i: number, before: Cell, len: number, blocks: [number, Buffer][], blockSize: number): Promise<void> {
+    if ((before.t === 'c' || before.t === 'p') && overParentFree(a, i, blocks, blockSize)) {
+      // New blocks where the parent had free space (a file written since): they are the patch as
+      // they are, without reading and decompressing the base to compare.
+      const baseId = before.t === 'c' ? before.id : before.base;
+      const patch = before.t === 'p' ? decodePatch(await this.reader.read(before.id), before.id) : null;
+      if (!patch || patch.blockSize === blockSize) {
+        const merged = new Map(patch?.blocks ?? []);
+        for (const [off, b] of blocks) for (let o = 0; o < b.length; o += blockSize) merged.set((off + o) / blockSize, b.subarray(o, o + blockSize));
+        let bytes = 0;
+        for (const b of merged.values()) bytes += b.length;
+        if (bytes * 4 <= len) {
+          a.cells[i] = await this.savePatch(encodePatch({ base: baseId, cellLength: len, blockSize, blocks: merged }), baseId);
+          return;
         }
       }
-      if (before.t !== 'c' && before.t !== 'p') {
-        // Nothing stored there: the blocks over zeros. (Even where every used block of a cell is new,
-        // the cell is compared with its base: a file rewritten in place differs in a few blocks only.)
-        const cell = Buffer.alloc(len);
-        for (const [off, b] of blocks) b.copy(cell, off);
-        a.cells[i] = isZero(cell) ? ZERO_CELL : await this.storeChunk(cell, this.repo.cipher.chunkId(cell));
-        return;
-      }
-      const baseId = before.t === 'c' ? before.id : before.base;
-      // The earlier patch is read verified here: its blocks go into the new patch under a new id.
-      const patch = before.t === 'p' ? decodePatch(await this.reader.read(before.id), before.id).blocks : new Map<number, Buffer>();
-      const r = await this.reader.overlay(baseId, patch, blocks, blockSize);
-      if (r.kind === 'same') return;
-      if (r.kind === 'base') a.cells[i] = { t: 'c', id: baseId };
-      else if (r.kind === 'patch') a.cells[i] = await this.savePatch(r.data!, baseId);
-      else a.cells[i] = isZero(r.data!) ? ZERO_CELL : await this.storeChunk(r.data!, this.repo.cipher.chunkId(r.data!));
-    });
+    }
+    if (before.t !== 'c' && before.t !== 'p') {
+      // Nothing stored there: the blocks over zeros. (Even where every used block of a cell is new,
+      // the cell is compared with its base: a file rewritten in place differs in a few blocks only.)
+      const cell = chunkBuffers.take(len).fill(0);
+      for (const [off, b] of blocks) b.copy(cell, off);
+      if (isZero(cell)) {
+        a.cells[i] = ZERO_CELL;
+        chunkBuffers.give(cell);
+      } else a.cells[i] = await this.storeChunk(cell, this.repo.cipher.chunkId(cell));
+      return;
+    }
+    const baseId = before.t === 'c' ? before.id : before.base;
+    // The earlier patch is read verified here: its blocks go into the new patch under a new id.
+    const patch = before.t === 'p' ? decodePatch(await this.reader.read(before.id), before.id).blocks : new Map<number, Buffer>();
+    const r = await this.reader.overlay(baseId, patch, blocks, blockSize);
+    if (r.kind === 'same') return;
+    if (r.kind === 'base') a.cells[i] = { t: 'c', id: baseId };
+    else if (r.kind === 'patch') a.cells[i] = await this.savePatch(r.data!, baseId);
+    else a.cells[i] = isZero(r.data!) ? ZERO_CELL : await this.storeChunk(r.data!, this.repo.cipher.chunkId(r.data!));
   }
 
   /**
@@ -200,13 +217,24 @@ export class CellStore {
    * worker), else as a chunk of its own.
    */
   private async store(cell: Buffer, id: string | null, base: string, blockSize: number, baseBytes?: Buffer): Promise<Cell> {
-    if (id === base) return { t: 'c', id };
-    const changed = diffBlocks(baseBytes ?? (await this.reader.readExtent([0, cell.length, base], UNVERIFIED)), cell, blockSize);
-    if (!changed.size) return { t: 'c', id: base };
+    // `cell` and the base read here go back to the pool (memory.ts) once nothing uses their bytes.
+    if (id === base) {
+      chunkBuffers.give(cell);
+      return { t: 'c', id };
+    }
+    const read = baseBytes ?? (await this.reader.readExtent([0, cell.length, base], UNVERIFIED));
+    const changed = diffBlocks(read, cell, blockSize);
+    if (!baseBytes) chunkBuffers.give(read);
+    if (!changed.size) {
+      chunkBuffers.give(cell);
+      return { t: 'c', id: base };
+    }
     let bytes = 0;
     for (const b of changed.values()) bytes += b.length;
     if (bytes * 4 > cell.length) return this.storeChunk(cell, id ?? this.repo.cipher.chunkId(cell));
-    return this.savePatch(encodePatch({ base, cellLength: cell.length, blockSize, blocks: changed }), base);
+    const patch = encodePatch({ base, cellLength: cell.length, blockSize, blocks: changed }); // copies the changed blocks out of cell
+    chunkBuffers.give(cell);
+    return this.savePatch(patch, base);
   }
 
   private async savePatch(raw: Buffer, base: string): Promise<Cell> {

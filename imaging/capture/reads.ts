@@ -5,6 +5,7 @@ import { DevsnapError } from '../errors';
 import type { UsedBlocks } from '../fs/types';
 import type { PlannedArea } from './cells';
 import type { SourceRead } from '../source';
+import { BufferPool, chunkBuffers } from '../memory';
 
 const JOIN_GAP = 64 * 1024;
 
@@ -29,18 +30,25 @@ export function usedRuns(used: UsedBlocks, cellStart: number, cellEnd: number): 
   return runs;
 }
 
-/** Reads byte runs (ascending, inside one cell at `off`) of an area into `buf` (the cell's bytes). */
-async function readRuns(fh: SourceRead, a: PlannedArea, off: number, runs: [number, number][], buf: Buffer, source: string): Promise<number> {
+/**
+ * Reads byte runs (ascending, inside one cell at `off`) of an area into `buf` (the cell's bytes). With
+ * `zeroGaps`, every byte of `buf` not read is zeroed (a reused buffer holds an earlier cell's bytes).
+ */
+async function readRuns(fh: SourceRead, a: PlannedArea, off: number, runs: [number, number][], buf: Buffer, source: string, zeroGaps = false): Promise<number> {
   let bytesRead = 0;
+  let done = 0; // buf is read or zeroed up to here
   for (let i = 0; i < runs.length; ) {
     let j = i;
     while (j + 1 < runs.length && runs[j + 1][0] - runs[j][1] < JOIN_GAP) j++;
     const [from, to] = [runs[i][0], runs[j][1]];
+    if (zeroGaps) buf.fill(0, done, from - off);
     const { bytesRead: n } = await fh.read(buf, from - off, to - from, a.start + from);
     if (n < to - from) throw new DevsnapError('BAD_SOURCE', `${source} ended early at byte ${a.start + from + n}.`, 'Was the drive removed? Check it and try again.');
     for (let k = i; k <= j; k++) bytesRead += runs[k][1] - runs[k][0];
+    done = to - off;
     i = j + 1;
   }
+  if (zeroGaps) buf.fill(0, done);
   return bytesRead;
 }
 
@@ -57,8 +65,9 @@ async function readCell(fh: SourceRead, a: PlannedArea, index: number, chunkSize
   const len = Math.min(chunkSize, a.size - off);
   const runs = a.used ? usedRuns(a.used, off, off + len) : [[off, off + len] as [number, number]];
   if (!runs.length) return { area: a, index, buf: null, bytesRead: 0 };
-  const buf = Buffer.alloc(len); // zeros where nothing is read
-  return { area: a, index, buf, bytesRead: await readRuns(fh, a, off, runs, buf, source) };
+  // A pool buffer (memory.ts) rather than a new one per cell: its unread bytes are zeroed.
+  const buf = chunkBuffers.take(len);
+  return { area: a, index, buf, bytesRead: await readRuns(fh, a, off, runs, buf, source, true) };
 }
 
 /** Runs `ahead` promises in flight over an iterator of tasks, yielding results in order. */
@@ -136,10 +145,12 @@ export function readParts(fh: SourceRead, a: PlannedArea, chunkSize: number, cel
     const blocks: [number, Buffer][] = [];
     let bytesRead = 0;
     // Runs closer than JOIN_GAP are one read into one buffer, then cut: only what is asked is allocated.
+    // A read of half a pool buffer or more goes into one (memory.ts: CellStore.overlay gives it back).
     for (let i = 0; i < runs.length; ) {
       let j = i;
       while (j + 1 < runs.length && runs[j + 1][0] - runs[j][1] < JOIN_GAP) j++;
-      const buf = Buffer.allocUnsafe(runs[j][1] - runs[i][0]);
+      const n = runs[j][1] - runs[i][0];
+      const buf = n >= BufferPool.CAPACITY / 2 ? chunkBuffers.take(n) : Buffer.allocUnsafe(n);
       await readRuns(fh, a, runs[i][0], [[runs[i][0], runs[j][1]]], buf, source);
       for (let k = i; k <= j; k++) {
         blocks.push([runs[k][0] - off, buf.subarray(runs[k][0] - runs[i][0], runs[k][1] - runs[i][0])]);

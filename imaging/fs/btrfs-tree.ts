@@ -160,7 +160,8 @@ export class TreeReader {
           const hi = i + 1 < b.nritems ? b.ptrKey(i + 1).objectid : w.hi;
           if (o.descend && !o.descend(b, i, lo, hi)) continue;
           const child = b.ptrBlock(i);
-          if (seen.has(child)) continue;
+          // Within one tree every block has one parent (only different trees share blocks).
+          if (seen.has(child)) throw new BtrfsDamage(`${what}: tree block ${child} is reached twice (from ${b.logical}): the tree pointers loop`);
           seen.add(child);
           next.push({ logical: child, level: b.level - 1, generation: b.ptrGeneration(i), lo, hi });
         }

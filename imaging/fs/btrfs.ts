@@ -10,7 +10,10 @@
 // file extent items reference (an fsync's data, added to the extent tree only at log replay), and
 // everything past the device size btrfs records. The extent tree's total must equal the superblock's
 // bytes_used, else nothing is trusted. A mounted filesystem may commit while its trees are read; a
-// read that does not hold is tried again when the generation moved, up to twice.
+// read that does not hold is tried again when the generation moved, up to twice. A boot sector at
+// byte 0 (mkfs.btrfs zeroes it) means another filesystem was made over this one: not btrfs then.
+// Every tree block is verified (checksum, fsid, address, level, its parent's generation, item
+// bounds and key order) and within one tree no block may be reached twice (a pointer loop).
 //
 // Changed since generation G (btrfsChangedSince, btrfs-changes.ts). btrfs is copy on write: a tree
 // block written after G has a generation > G and so have the key pointers and root items that lead
@@ -54,6 +57,10 @@ export async function readBtrfs(p: ByteReader): Promise<UsedBlocks | null> {
   for (let attempt = 0; ; attempt++) {
     const raw = await p.read(SUPER_OFFSET, SUPER_SIZE);
     if (!hasMagic(raw)) return null;
+    // mkfs.btrfs zeroes the start of the device, so a boot sector there is newer than the btrfs: an
+    // NTFS made over it (mkntfs -Q leaves the old superblock at 64 KiB, blkid calls it ambivalent) or a
+    // boot loader. Not btrfs, then: the other readers decide, and without one it is imaged in full.
+    if ((await p.read(0, 512)).readUInt16LE(510) === 0xaa55) return null;
     try {
       return await usedBlocks(p);
     } catch (e) {
@@ -121,7 +128,10 @@ async function usedBlocks(p: ByteReader): Promise<UsedBlocks | null> {
   return bm.result('btrfs', s.label, uuidString(s.fsid));
 }
 
-/** The state of the btrfs on `p` (its generation is what the next change scan starts from); null when `p` holds no btrfs. */
+/**
+ * The state of the btrfs on `p` (its generation is what the next change scan starts from); null when
+ * `p` holds no btrfs; a DevsnapError saying why when it is one this module cannot track.
+ */
 export async function readBtrfsState(p: ByteReader): Promise<BtrfsState | null> {
   const o = await openOrExplain(p);
   return o && stateOf(o);

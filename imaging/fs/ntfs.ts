@@ -9,15 +9,15 @@ import type { ByteReader, UsedBlocks } from './types';
 
 const MFT_BITMAP = 6;
 const MFT_VOLUME = 3;
-const ATTR_LIST = 0x20;
+export const ATTR_LIST = 0x20;
 const ATTR_VOLUME_NAME = 0x60;
-const ATTR_DATA = 0x80;
+export const ATTR_DATA = 0x80;
 const ATTR_END = 0xffffffff;
-const FIXUP_STRIDE = 512; // update sequence arrays always protect 512-byte strides
+export const FIXUP_STRIDE = 512; // update sequence arrays always protect 512-byte strides
 const MAX_CLUSTER = 2 << 20; // Windows formats clusters of up to 2 MiB
 const MAX_RECORD = 64 << 10;
 
-interface Volume {
+export interface Volume {
   p: ByteReader;
   clusterSize: number;
   clusterCount: number;
@@ -25,7 +25,7 @@ interface Volume {
   recordSize: number;
 }
 
-interface Attr {
+export interface Attr {
   type: number;
   nonResident: boolean;
   named: boolean;
@@ -33,7 +33,9 @@ interface Attr {
 }
 
 /** A value on the volume that is not what NTFS would write: the reader stops trusting the volume. */
-class Implausible extends Error {}
+export class Implausible extends Error {}
+/** A record whose update sequence does not match: torn by a write in progress (or damaged). */
+export class TornRecord extends Implausible {}
 
 export async function readNtfs(p: ByteReader): Promise<UsedBlocks | null> {
   if (p.size < 512) return null;
@@ -71,7 +73,7 @@ function whole(bm: BlockBitmap, why: string, label: string | undefined, uuid: st
 }
 
 /** The boot sector's geometry, or what is implausible about it. */
-function parseBootSector(bs: Buffer, partitionSize: number): Omit<Volume, 'p'> | string {
+export function parseBootSector(bs: Buffer, partitionSize: number): Omit<Volume, 'p'> | string {
   const bps = bs.readUInt16LE(0x0b);
   if (![512, 1024, 2048, 4096].includes(bps)) return `${bps} bytes per sector`;
   const spcRaw = bs[0x0d];
@@ -145,7 +147,12 @@ async function readLabel(v: Volume): Promise<string | undefined> {
 
 /** Reads one MFT record (from the MFT's first extent, which always holds the system files), applies its fixups and lists its attributes. */
 async function readRecord(v: Volume, n: number): Promise<Attr[]> {
-  const rec = await v.p.read(v.mftOffset + n * v.recordSize, v.recordSize);
+  return parseRecord(await v.p.read(v.mftOffset + n * v.recordSize, v.recordSize), n, v.recordSize);
+}
+
+/** Checks MFT record `n`'s header, applies its fixups (in place) and lists its attributes; Implausible when any of it does not hold. */
+export function parseRecord(rec: Buffer, n: number, recordSize: number): Attr[] {
+  const v = { recordSize };
   const bad = (why: string) => new Implausible(`MFT record ${n} ${why}`);
   if (rec.toString('latin1', 0, 4) !== 'FILE') throw bad('has no FILE signature');
   const usaOff = rec.readUInt16LE(4);
@@ -180,27 +187,27 @@ function applyFixups(rec: Buffer, usaOff: number, usaCount: number, n: number): 
   const usn = rec.readUInt16LE(usaOff);
   for (let i = 1; i < usaCount; i++) {
     const pos = i * FIXUP_STRIDE - 2;
-    if (rec.readUInt16LE(pos) !== usn) throw new Implausible(`MFT record ${n} is torn (its update sequence does not match in sector ${i - 1})`);
+    if (rec.readUInt16LE(pos) !== usn) throw new TornRecord(`MFT record ${n} is torn (its update sequence does not match in sector ${i - 1})`);
     rec.writeUInt16LE(rec.readUInt16LE(usaOff + 2 * i), pos);
   }
 }
 
-function residentValue(a: Attr): Buffer {
+export function residentValue(a: Attr): Buffer {
   const off = a.body.readUInt16LE(0x14);
   return a.body.subarray(off, off + a.body.readUInt32LE(0x10));
 }
 
 /** Decodes a mapping-pairs run list: lengths in clusters, LCN deltas signed; a missing offset is a sparse run. */
-function decodeRuns(list: Buffer): { lcn: number | null; length: number }[] {
+export function decodeRuns(list: Buffer, what = '$Bitmap'): { lcn: number | null; length: number }[] {
   const runs: { lcn: number | null; length: number }[] = [];
   let lcn = 0;
   for (let i = 0; i < list.length && list[i] !== 0; ) {
     const lenSize = list[i] & 0x0f;
     const offSize = list[i] >> 4;
     i++;
-    if (lenSize === 0 || lenSize > 8 || offSize > 8 || i + lenSize + offSize > list.length) throw new Implausible('$Bitmap has a malformed run list');
+    if (lenSize === 0 || lenSize > 8 || offSize > 8 || i + lenSize + offSize > list.length) throw new Implausible(`${what} has a malformed run list`);
     const length = leInt(list, i, lenSize, false);
-    if (length <= 0) throw new Implausible('$Bitmap has a malformed run list');
+    if (length <= 0) throw new Implausible(`${what} has a malformed run list`);
     i += lenSize;
     if (offSize === 0) {
       runs.push({ lcn: null, length });
@@ -214,7 +221,7 @@ function decodeRuns(list: Buffer): { lcn: number | null; length: number }[] {
 }
 
 /** A 1..8-byte little-endian integer (run lists use any width). */
-function leInt(b: Buffer, off: number, size: number, signed: boolean): number {
+export function leInt(b: Buffer, off: number, size: number, signed: boolean): number {
   let v = 0n;
   for (let k = size - 1; k >= 0; k--) v = (v << 8n) | BigInt(b[off + k]);
   if (signed && b[off + size - 1] & 0x80) v -= 1n << BigInt(size * 8);

@@ -397,11 +397,14 @@ export class Repository {
 
   // ---- chunks
 
-  /** The stored bytes of a chunk, opened (decrypted) but still compressed. */
-  async readStored(id: string): Promise<{ frame: Buffer; loc: ChunkLocation }> {
+  /**
+   * The stored bytes of a chunk, opened (decrypted) but still compressed. `buffer(n)` gives the memory
+   * to read n stored bytes into (a reused one, memory.ts); by default a new buffer.
+   */
+  async readStored(id: string, buffer?: (n: number) => Buffer): Promise<{ frame: Buffer; loc: ChunkLocation }> {
     const loc = this.index.get(id);
     if (!loc) throw new DevsnapError('DAMAGED', `Chunk ${id.slice(0, 12)}… is missing from the repository.`, 'Run `devsnap check`; snapshots that use this chunk cannot be fully restored.');
-    const stored = await this.readPack(loc.pack, loc.offset, loc.length);
+    const stored = await this.readPack(loc.pack, loc.offset, loc.length, buffer?.(loc.length));
     try {
       return { frame: this.cipher.open(stored), loc };
     } catch {
@@ -413,7 +416,7 @@ export class Repository {
    * Reads from a pack through a small cache of open files (at most 64 idle ones): a file is closed
    * only when no read uses it, and concurrent readers of one pack share its handle.
    */
-  private async readPack(pack: string, offset: number, length: number): Promise<Buffer> {
+  private async readPack(pack: string, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     let entry = this.packHandles.get(pack);
     if (entry) this.packHandles.delete(pack); // re-inserted below as the most recently used
     else {
@@ -428,7 +431,7 @@ export class Repository {
         if (this.packHandles.get(pack) === entry) this.packHandles.delete(pack); // nothing to cache: try again next time
         throw new DevsnapError('DAMAGED', `Pack ${pack} is missing or unreadable (${(err as NodeJS.ErrnoException).code}).`, 'Run `devsnap check`.');
       });
-      return await readFully(fh, offset, length);
+      return await readFully(fh, offset, length, into);
     } finally {
       entry.users--;
       this.closeIdlePacks();

@@ -11,9 +11,12 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { btrfsChangedSince, readBtrfs, readBtrfsState } from '../../imaging/fs/btrfs';
+import { openBtrfs, parseRootItem, type RootRef, type TreeBlock } from '../../imaging/fs/btrfs-fs';
+import { crc32cRaw } from '../../imaging/fs/checksums';
+import { DevsnapError } from '../../imaging/errors';
 import { detectFilesystem } from '../../imaging/fs/detect';
 import type { ByteReader, UsedBlocks } from '../../imaging/fs/types';
-import { attachLoop, cleanup, detachLoop, diffDigests, fileReader, isRoot, onCleanup, seededBytes, sh, tmpDir, treeDigest } from '../helpers/disks';
+import { attachLoop, cleanup, detachLoop, diffDigests, fileReader, isRoot, onCleanup, prng, seededBytes, sh, tmpDir, treeDigest } from '../helpers/disks';
 import { makeBigDir, startWriter } from '../helpers/writers';
 
 const MiB = 1 << 20;
@@ -173,6 +176,8 @@ function assertMatchesProgs(u: UsedBlocks, img: string): void {
 // ---------------------------------------------------------------------------------------------
 // Filling
 
+const py = (code: string, ...args: string[]) => sh('python3', ['-c', code, ...args]);
+
 function write(file: string, data: Buffer | string): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, data);
@@ -284,6 +289,30 @@ test('mkfs --rootdir (no mount): equal to the extent tree; xxhash64 checksums ar
   assert.equal(x.usedBytes, x.bitmap.length * 8 * x.blockSize - (x.bitmap.length * 8 - Math.ceil(fs.statSync(img).size / x.blockSize)) * x.blockSize);
 });
 
+test('a log tree (fsync not yet committed): its blocks and the data it references are used; a copy replays it', { skip: noMount }, async () => {
+  const img = path.join(work, 'log.img');
+  const copy = path.join(work, 'log-copy.img');
+  const withLog = path.join(work, 'log-live.img');
+  mkfs(img, 300 * MiB);
+  // commit=300: no transaction commits between the fsync and the copy, so the copy's superblock has a log root.
+  await withBtrfs(img, 'commit=300', (dir, dev) => {
+    write(path.join(dir, 'base.bin'), seededBytes(31, 3 * MiB));
+    sh('sync', ['-f', dir]);
+    py('import os,sys\nfd=os.open(sys.argv[1],os.O_WRONLY|os.O_CREAT); os.write(fd,os.urandom(5<<20)); os.fsync(fd); os.close(fd)', path.join(dir, 'logged.bin'));
+    sh('dd', [`if=${dev}`, `of=${withLog}`, 'bs=4M', 'iflag=direct', 'status=none']);
+  });
+  assert.notEqual(Number(/^log_root\s+(\d+)/m.exec(sh('btrfs', ['inspect-internal', 'dump-super', withLog]).stdout)![1]), 0, 'the copy has no log tree');
+  const u = await usedOf(withLog);
+  assert.ok(!u.full, String(u.warnings));
+  copyUsed(withLog, copy, u);
+  // Mounting replays the log: the fsync'ed file must come back from the used blocks alone.
+  const full = path.join(work, 'log-full.img');
+  fs.copyFileSync(withLog, full);
+  const want = await withBtrfs(full, 'rw', (dir) => treeDigest(dir));
+  assert.match(want, /logged\.bin\tf\t[^\t]*\t[^\t]*\t5242880/);
+  assert.equal(diffDigests(want, await withBtrfs(copy, 'rw', (dir) => treeDigest(dir))), '');
+});
+
 // ---------------------------------------------------------------------------------------------
 // Changed since a generation
 
@@ -341,8 +370,6 @@ async function assertCatchesUp(a: string, b: string, since: number, digestB: str
   console.log(`  ${label}: used ${(figures.usedBytes / MiB).toFixed(1)} MiB, runs ${(figures.runBytes / MiB).toFixed(2)} MiB (data ${(figures.dataBytes / MiB).toFixed(2)} MiB) in ${c.runs.length} runs, ${differing} used blocks differed, ${c.blocksRead} tree blocks read`);
   return figures;
 }
-
-const py = (code: string, ...args: string[]) => sh('python3', ['-c', code, ...args]);
 
 /** Every kind of change: in place, append, truncate, punch, nodatacow, mmap, rename over, links, reuse, subvolumes, a big directory, compression, balance. */
 function change(dir: string): void {
@@ -404,6 +431,18 @@ test('changed since G: every used block that differs is in the runs; the old cop
   await round('balance of one data and one metadata chunk', (dir) => {
     sh('btrfs', ['balance', 'start', '-dlimit=1', '-mlimit=1', dir]);
   }, true);
+  // A deleted subvolume the cleaner has not dropped yet: its root item stays (refs 0), pointing at a tree being freed.
+  await round('prepare a subvolume of many files and its snapshot', (dir) => {
+    sh('btrfs', ['subvolume', 'create', path.join(dir, 'many')]);
+    for (let i = 0; i < 6000; i++) fs.writeFileSync(path.join(dir, `many/f${i}`), 'x'.repeat(i % 700));
+    sh('btrfs', ['subvolume', 'snapshot', path.join(dir, 'many'), path.join(dir, 'many-snap')]);
+  });
+  await round('delete subvolumes, unmounted before they are dropped', (dir) => {
+    for (let i = 0; i < 6000; i += 5) fs.appendFileSync(path.join(dir, `many/f${i}`), 'y');
+    sh('btrfs', ['subvolume', 'delete', path.join(dir, 'many-snap'), path.join(dir, 'many')]);
+  });
+  const dead = (sh('btrfs', ['inspect-internal', 'dump-tree', '-t', 'root', img]).stdout.match(/refs 0/g) ?? []).length;
+  console.log(`  deleted subvolumes not yet dropped at unmount: ${dead}`);
   const small = await round('a small change', (dir) => {
     write(path.join(dir, 'medium/m13.bin'), 'small change\n');
     sh('dd', ['if=/dev/urandom', `of=${path.join(dir, 'nocow.img')}`, 'bs=4096', 'seek=500', 'count=1', 'conv=notrunc', 'status=none']);
@@ -476,5 +515,218 @@ test('live: a writer running, read while frozen through the block device', { ski
   await assertCatchesUp(a, b, G, digestB, 'live writers');
 });
 
+
 // ---------------------------------------------------------------------------------------------
-// Hostile input: see fs-btrfs-hostile.test.ts
+// Hostile input: damage and crafted metadata give null, a full image with a warning, or a DevsnapError
+
+/** A reader of `file` with some byte ranges replaced (no copy of the image per case). */
+function patched(file: string, patches: Map<number, Buffer>): ByteReader & { close(): void } {
+  const base = fileReader(file);
+  return {
+    size: base.size,
+    async read(pos, len) {
+      const buf = await base.read(pos, len);
+      for (const [at, data] of patches) {
+        const from = Math.max(at, pos);
+        const to = Math.min(at + data.length, pos + len);
+        if (from < to) data.copy(buf, from - pos, from - at, to - at);
+      }
+      return buf;
+    },
+    close: () => base.close(),
+  };
+}
+
+/** A tree block or superblock with its crc32c recomputed (bytes 0x20 on), as a crafted image would carry. */
+function resum(block: Buffer): Buffer {
+  const out = Buffer.from(block);
+  out.fill(0, 0, 32);
+  out.writeUInt32LE(~crc32cRaw(0xffffffff, out.subarray(0x20)) >>> 0, 0);
+  return out;
+}
+
+interface Outcome { kind: 'null' | 'full' | 'map' | 'error'; warning?: string; error?: string }
+
+/** readBtrfs and btrfsChangedSince on a crafted image: each must end (quickly) in an allowed way. */
+async function outcome(r: ByteReader, since = 1): Promise<{ used: Outcome; changes: Outcome }> {
+  const u = await readBtrfs(r);
+  const used: Outcome = !u ? { kind: 'null' } : u.full ? { kind: 'full', warning: u.warnings?.join(' ') } : { kind: 'map' };
+  if (u?.full) assert.ok(u.warnings?.length, 'a full image without a warning');
+  let changes: Outcome;
+  try {
+    await btrfsChangedSince(r, since);
+    changes = { kind: 'map' };
+  } catch (e) {
+    assert.ok(e instanceof DevsnapError, `btrfsChangedSince threw ${(e as Error)?.stack ?? e}, not a DevsnapError`);
+    changes = { kind: 'error', error: e.message };
+  }
+  return { used, changes };
+}
+
+const hostileSkip = noTools;
+let hostileImg = '';
+/** A small filesystem (4 KiB nodes: trees several levels deep) made without mounting, and where its tree blocks are. */
+async function hostileBase(): Promise<{ img: string; blocks: { logical: number; level: number; copies: number[]; owner: string }[]; sb: Buffer; gen: number }> {
+  if (!hostileImg) {
+    const src = path.join(work, 'hostile-src');
+    for (let i = 0; i < 1500; i++) write(path.join(src, `d${i % 30}/file-with-a-longer-name-${i}`), seededBytes(9000 + i, (i * 7919) % 9000));
+    hostileImg = path.join(work, 'hostile.img');
+    mkfs(hostileImg, 160 * MiB, ['-r', src, '-n', '4096']);
+  }
+  const r = fileReader(hostileImg);
+  try {
+    const o = (await openBtrfs(r))!;
+    const blocks: { logical: number; level: number; copies: number[]; owner: string }[] = [];
+    const roots: RootRef[] = [];
+    const collect = (owner: string) => ({ onBlock: (b: TreeBlock, copies: [number, number][]) => {
+      blocks.push({ logical: b.logical, level: b.level, copies: copies.map(([at]) => at), owner });
+      if (!b.level && owner === 'root') for (let i = 0; i < b.nritems; i++) if (b.itemType(i) === 132) roots.push(parseRootItem(b, i));
+    } });
+    await o.reader.walk({ logical: o.s.chunkRoot, level: o.s.chunkRootLevel }, 'chunk', collect('chunk'));
+    await o.reader.walk({ logical: o.s.root, level: o.s.rootLevel }, 'root', collect('root'));
+    for (const t of roots) await o.reader.walk(t, String(t.id), collect(String(t.id)));
+    return { img: hostileImg, blocks, sb: await r.read(0x10000, 4096), gen: o.s.generation };
+  } finally {
+    r.close();
+  }
+}
+
+test('hostile: not btrfs, a truncated image, a damaged or crafted superblock', { skip: hostileSkip }, async () => {
+  const { img, sb } = await hostileBase();
+  const zeros = patched(img, new Map([[0, Buffer.alloc(2 * MiB)]]));
+  assert.equal(await readBtrfs(zeros), null);
+  assert.equal(await readBtrfs({ size: 4096, read: async (_p, l) => Buffer.alloc(l) }), null);
+  assert.equal(await readBtrfsState(zeros), null);
+
+  // NTFS made over a btrfs (mkntfs -Q leaves its superblock at 64 KiB): the NTFS is what is there.
+  const over = path.join(work, 'ntfs-over-btrfs.img');
+  mkfs(over, 120 * MiB);
+  if (spawnSync('mkntfs', ['--version']).status === 0) {
+    sh('mkntfs', ['-Q', '-F', over]);
+    assert.equal((await fileReader(over).read(0x10040, 8)).toString('latin1'), '_BHRfS_M', 'mkntfs wiped the btrfs superblock: the case is gone');
+    assert.equal(await readBtrfs(fileReader(over)), null);
+    assert.equal((await detectFilesystem(fileReader(over)))?.fs, 'ntfs');
+  }
+
+  const truncated = fileReader(img, 0, 40 * MiB);
+  const t = await outcome(truncated);
+  assert.equal(t.used.kind, 'full');
+  assert.match(t.used.warning!, /truncated/);
+  assert.match(t.changes.error!, /truncated/);
+  await assert.rejects(readBtrfsState(truncated), DevsnapError);
+
+  const flipped = Buffer.from(sb);
+  flipped[0x200] ^= 0x40; // in the label, checksum not updated
+  assert.match((await outcome(patched(img, new Map([[0x10000, flipped]])))).used.warning!, /superblock fails its checksum/);
+
+  // A real two-device filesystem (RAID1): not followed, imaged in full.
+  const d1 = path.join(work, 'dev1.img');
+  const d2 = path.join(work, 'dev2.img');
+  for (const d of [d1, d2]) { fs.closeSync(fs.openSync(d, 'w')); fs.truncateSync(d, 300 * MiB); }
+  sh('mkfs.btrfs', ['-q', '-f', '-d', 'raid1', '-m', 'raid1', d1, d2]);
+  const two = await outcome(fileReader(d1));
+  assert.equal(two.used.kind, 'full');
+  assert.match(two.used.warning!, /spans 2 devices/);
+  assert.match(two.changes.error!, /spans 2 devices/);
+
+  const crafted: [string, (b: Buffer) => void, RegExp][] = [
+    ['num_devices 2', (b) => b.writeUInt32LE(2, 0x88), /spans 2 devices/],
+    ['RAID56 incompat bit', (b) => b.writeUInt32LE(b.readUInt32LE(0xbc) | 0x80, 0xbc), /RAID56/],
+    ['xxhash64 checksums', (b) => b.writeUInt16LE(1, 0xc4), /xxhash64/],
+    ['node size 3', (b) => b.writeUInt32LE(3, 0x94), /node size/],
+    ['a 5000-byte system chunk array', (b) => b.writeUInt32LE(5000, 0xa0), /system chunk array/],
+    ['a root past 2^53', (b) => b.writeUInt32LE(0xffffffff, 0x54), /implausibly large/],
+    ['a chunk with 60000 stripes', (b) => b.writeUInt16LE(60000, 0x32b + 17 + 44), /system chunk array|stripes/],
+    ['a chunk beyond the device', (b) => b.writeUInt32LE(0x10, 0x32b + 17 + 48 + 8 + 4), /outside the device/],
+    ['the device larger than the partition', (b) => b.writeUInt32LE(0x10, 0xc9 + 8 + 4), /truncated/],
+    ['the log root pointing nowhere', (b) => b.writeUInt32LE(0x7000000, 0x60), /log root tree|outside every chunk/],
+  ];
+  for (const [what, edit, why] of crafted) {
+    const b = Buffer.from(sb);
+    edit(b);
+    const o = await outcome(patched(img, new Map([[0x10000, b.readUInt16LE(0xc4) === 0 ? resum(b) : b]])));
+    assert.equal(o.used.kind, 'full', `${what}: ${JSON.stringify(o)}`);
+    assert.match(o.used.warning!, why, what);
+    assert.equal(o.changes.kind, 'error', what);
+  }
+});
+
+test('hostile: bad node checksums, cyclic and shared pointers, absurd item counts and sizes', { skip: hostileSkip }, async () => {
+  const { img, blocks } = await hostileBase();
+  const clean = await usedOf(img);
+  assert.ok(!clean.full, String(clean.warnings));
+  const ns = 4096;
+  const base = fileReader(img);
+  const raw = async (at: number) => base.read(at, ns);
+  const extentRoot = blocks.find((b) => b.owner === '2' && b === blocks.filter((x) => x.owner === '2').reduce((m, x) => (x.level > m.level ? x : m)))!;
+  assert.ok(extentRoot.level >= 1, 'the extent tree is one leaf: the test needs a deeper one');
+  assert.equal(extentRoot.copies.length, 2, 'metadata is not DUP');
+
+  // One bad copy: btrfs reads the other, so does readBtrfs.
+  const bad = Buffer.from(await raw(extentRoot.copies[0]));
+  bad[200] ^= 1;
+  const one = await readBtrfs(patched(img, new Map([[extentRoot.copies[0], bad]])));
+  assert.ok(one && !one.full, String(one?.warnings));
+  assert.equal(one.usedBytes, clean.usedBytes);
+  // Both bad: nothing to trust.
+  const both = await outcome(patched(img, new Map([[extentRoot.copies[0], bad], [extentRoot.copies[1], bad]])));
+  assert.equal(both.used.kind, 'full');
+  assert.match(both.used.warning!, /checksum/);
+
+  const node = await raw(extentRoot.copies[0]);
+  const n = node.readUInt32LE(0x60);
+  const ptr = (i: number) => 101 + i * 33;
+  const craft = (edit: (b: Buffer) => void) => { const b = Buffer.from(node); edit(b); const s = resum(b); return new Map(extentRoot.copies.map((c) => [c, s])); };
+  const cases: [string, Map<number, Buffer>, RegExp][] = [
+    ['a node pointing at itself', craft((b) => { b.writeBigUInt64LE(BigInt(extentRoot.logical), ptr(1) + 17); b.writeBigUInt64LE(b.readBigUInt64LE(0x50), ptr(1) + 25); }), /reached twice/],
+    ['every pointer to the same child', craft((b) => { for (let i = 1; i < n; i++) b.copy(b, ptr(i) + 17, ptr(0) + 17, ptr(0) + 33); }), /reached twice/],
+    ['a pointer outside every chunk', craft((b) => b.writeBigUInt64LE(1n << 40n, ptr(0) + 17)), /outside every chunk/],
+    ['an absurd item count', craft((b) => b.writeUInt32LE(0xffffffff, 0x60)), /key pointers/],
+    ['a level of 200', craft((b) => { b[0x64] = 200; }), /level/],
+  ];
+  const leaf = blocks.find((b) => b.owner === '2' && b.level === 0)!;
+  const leafRaw = await raw(leaf.copies[0]);
+  const craftLeaf = (edit: (b: Buffer) => void) => { const b = Buffer.from(leafRaw); edit(b); const s = resum(b); return new Map(leaf.copies.map((c) => [c, s])); };
+  cases.push(
+    ['an item size of 4 GiB', craftLeaf((b) => b.writeUInt32LE(0xffffffff, 101 + 21)), /impossible place/],
+    ['items out of order', craftLeaf((b) => b.copy(b, 101, 101 + 25, 101 + 25 + 17)), /out of order|impossible/],
+    ['an extent of 2^52 bytes', craftLeaf((b) => { b.writeUInt32LE(0, 101 + 9); b.writeUInt32LE(0x100000, 101 + 13); b[101 + 8] = 168; }), /outside every chunk|out of order/],
+  );
+  for (const [what, p, why] of cases) {
+    const o = await outcome(patched(img, p));
+    assert.equal(o.used.kind, 'full', `${what}: ${JSON.stringify(o)}`);
+    assert.match(o.used.warning!, why, what);
+    assert.equal(o.changes.kind, 'error', `${what}: ${JSON.stringify(o)}`);
+  }
+  base.close();
+});
+
+test('hostile: fuzzing metadata blocks and the superblock ends in a map, a full image or a DevsnapError', { skip: hostileSkip }, async () => {
+  const { img, blocks, sb, gen } = await hostileBase();
+  const rand = prng(4242);
+  const base = fileReader(img);
+  const kinds: Record<string, number> = {};
+  const t0 = Date.now();
+  for (let i = 0; i < 400; i++) {
+    const superblock = i % 8 === 0;
+    const target = superblock ? { copies: [0x10000] } : blocks[Math.floor(rand() * blocks.length)];
+    const orig = superblock ? sb : await base.read(target.copies[0], 4096);
+    const b = Buffer.from(orig);
+    const flips = 1 + Math.floor(rand() * 6);
+    for (let k = 0; k < flips; k++) {
+      // Mostly headers, item/pointer tables and the superblock's fields, where values become offsets and counts.
+      const at = 0x20 + Math.floor(rand() * (rand() < 0.7 ? 0x400 : b.length - 0x20));
+      b[at] = rand() < 0.5 ? b[at] ^ (1 << Math.floor(rand() * 8)) : Math.floor(rand() * 256);
+    }
+    const data = rand() < 0.8 ? resum(b) : b;
+    const p = patched(img, new Map(target.copies.map((c) => [c, data])));
+    const started = Date.now();
+    const o = await outcome(p, Math.max(0, gen - 1 - Math.floor(rand() * 3)));
+    assert.ok(Date.now() - started < 5000, `case ${i} took ${Date.now() - started} ms`);
+    const key = `${o.used.kind}/${o.changes.kind}`;
+    kinds[key] = (kinds[key] ?? 0) + 1;
+  }
+  base.close();
+  console.log(`  400 fuzzed images in ${Date.now() - t0} ms: ${JSON.stringify(kinds)}`);
+  assert.ok((kinds['full/error'] ?? 0) > 50, 'the fuzzing rarely hit anything');
+});
