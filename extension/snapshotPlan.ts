@@ -64,24 +64,25 @@ export function pauseText(seconds: number): string {
 /**
  * What the user is told before a snapshot of a mounted read-write disk starts, e.g. "Writes to /
  * pause for about 0.4 s near the end, including this workspace and VS Code's settings: the editor
- * may not respond for that moment." One sentence per way of pausing (two-pass, frozen while read,
- * read-only while read). Undefined when nothing pauses (an offline source).
+ * may not respond for that moment." One sentence per way of pausing (two-pass, read-only for the
+ * last pass, frozen while read, read-only while read). Undefined when nothing pauses (an offline source).
  */
 export function pauseNotice(plan: SnapshotPlan, held: ReadonlyMap<string, readonly string[]> = new Map()): string | undefined {
   if (plan.consistency !== 'frozen-two-pass') return undefined;
   const sentences: string[] = [];
-  for (const how of ['two-pass', 'frozen', 'remount-ro'] as const) {
+  for (const how of ['two-pass', 'two-pass-ro', 'frozen', 'remount-ro'] as const) {
     const group = plan.mounts.filter((m) => m.how === how);
     if (!group.length) continue;
     const where = listText(group.map((m) => m.mountpoint));
     const seconds = pauseText(Math.max(...group.map((m) => m.pauseSeconds ?? plan.pauseSeconds)));
     const one = group.length === 1;
     let text = how === 'two-pass' ? `Writes to ${where} pause for about ${seconds} near the end`
+      : how === 'two-pass-ro' ? `${where} ${one ? 'is' : 'are'} read-only for about ${seconds} near the end`
       : how === 'frozen' ? `Writes to ${where} pause for about ${seconds} while ${one ? 'it is' : 'they are'} read`
       : `${where} ${one ? 'is' : 'are'} read-only for about ${seconds} while ${one ? 'it is' : 'they are'} read`;
     const ours = [...new Set(group.flatMap((m) => held.get(m.mountpoint) ?? []))];
     if (ours.length) {
-      text += `, including ${listText(ours)}: ${how === 'remount-ro' ? 'VS Code cannot save there for that moment' : 'the editor may not respond for that moment'}`;
+      text += `, including ${listText(ours)}: ${how === 'remount-ro' || how === 'two-pass-ro' ? 'VS Code cannot save there for that moment' : 'the editor may not respond for that moment'}`;
     }
     sentences.push(`${text}.`);
   }

@@ -194,7 +194,7 @@ function diskText(d: DiskComparison): string[] {
 
 function planText(p: SnapshotPlan): string {
   if (p.consistency === 'offline') return `${oneLine(p.source)} has no filesystem mounted read-write: it is imaged as it is, nothing is paused.`;
-  const lines = p.mounts.map((m) => `  ${oneLine(m.mountpoint)}: ${m.how === 'two-pass' ? `read live, then writes paused for about ${m.pauseSeconds!.toFixed(1)} s for the last pass` : m.how === 'frozen' ? `writes paused while it is read (about ${m.pauseSeconds!.toFixed(1)} s)` : m.how === 'remount-ro' ? `read-only while it is read (about ${m.pauseSeconds!.toFixed(1)} s)` : m.how === 'lvm-snapshot' ? 'read from an LVM snapshot (LVM suspends it for an instant)' : 'cannot be paused'}${m.holdsRepository ? ' (holds the repository)' : ''}`);
+  const lines = p.mounts.map((m) => `  ${oneLine(m.mountpoint)}: ${m.how === 'two-pass' ? `read live, then writes paused for about ${m.pauseSeconds!.toFixed(1)} s for the last pass` : m.how === 'two-pass-ro' ? `read live, then read-only for about ${m.pauseSeconds!.toFixed(1)} s for the last pass` : m.how === 'frozen' ? `writes paused while it is read (about ${m.pauseSeconds!.toFixed(1)} s)` : m.how === 'remount-ro' ? `read-only while it is read (about ${m.pauseSeconds!.toFixed(1)} s)` : m.how === 'lvm-snapshot' ? 'read from an LVM snapshot (LVM suspends it for an instant)' : 'cannot be paused'}${m.holdsRepository ? ' (holds the repository)' : ''}`);
   return [`A snapshot of ${oneLine(p.source)} is one point in time; writes pause for about ${p.pauseSeconds.toFixed(1)} s:`, ...lines, ...(p.problem ? [`Refused: ${p.problem.message} ${p.problem.hint}`] : [])].join('\n');
 }
 

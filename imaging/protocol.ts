@@ -82,7 +82,7 @@ export interface PointInTime {
   pauseSeconds: number;    // how long writes were paused (the longest pause of any mount)
   rounds: number;          // live catch-up rounds before the pause
   rereadBytes: number;     // bytes read again while paused
-  /** Per read-write mount: 'two-pass' (fsfreeze for the last pass), 'remount-ro' (read-only while read), 'frozen' (fsfreeze while read), 'lvm-snapshot'. */
+  /** Per read-write mount: 'two-pass' (fsfreeze for the last pass), 'two-pass-ro' (read-only for the last pass: NTFS), 'remount-ro' (read-only while read), 'frozen' (fsfreeze while read), 'lvm-snapshot'. */
   methods: { mountpoint: string; partition?: number; how: string }[];
 }
 
@@ -141,8 +141,8 @@ export interface SnapshotPlan {
   /** 'native-snapshot' when every read-write mount is read from an LVM snapshot. */
   consistency: 'offline' | 'native-snapshot' | 'frozen-two-pass';
   isSystem: boolean;
-  /** Each read-write mount: 'two-pass' (paused for the last pass), 'frozen' or 'remount-ro' (paused while read), 'lvm-snapshot' (an instant), 'unsupported'. */
-  mounts: { mountpoint: string; partition?: number; fstype?: string; how: 'two-pass' | 'frozen' | 'remount-ro' | 'lvm-snapshot' | 'unsupported'; pauseSeconds?: number; holdsRepository: boolean }[];
+  /** Each read-write mount: 'two-pass' (paused for the last pass), 'two-pass-ro' (read-only for the last pass: NTFS), 'frozen' or 'remount-ro' (paused while read), 'lvm-snapshot' (an instant), 'unsupported'. */
+  mounts: { mountpoint: string; partition?: number; fstype?: string; how: 'two-pass' | 'two-pass-ro' | 'frozen' | 'remount-ro' | 'lvm-snapshot' | 'unsupported'; pauseSeconds?: number; holdsRepository: boolean }[];
   /** About how long writers wait (the longest of any mount), an estimate. */
   pauseSeconds: number;
   /** Why the snapshot would be refused, and what to do. */

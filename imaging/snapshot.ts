@@ -32,10 +32,10 @@ import { ChunkSaver } from './chunk-saver';
 import { ChunkReader } from './chunk-reader';
 import { AreaCells, CellStore, type PlannedArea } from './capture/cells';
 import { readCells } from './capture/reads';
-import { canFreeze, dropCache, freeze, remountReadOnly, syncFilesystem, type Thaw } from './capture/pause';
-import { readBtrfsState, type BtrfsState } from './fs/btrfs';
+import { canFreeze, dropCache, freeze, remountReadOnly, type Thaw } from './capture/pause';
 import { readExtState, withoutBlocks, type ExtState } from './capture/ext-tracking';
-import { applyRuns, catchUp, clockOffset, frozenPass, holdIntoNextSecond, settleAndSync, sleep, zeroDeadJournal, type Tracked } from './capture/point-in-time';
+import { applyRuns, catchUp, clockOffset, frozenPass, holdIntoNextSecond, sleep, zeroDeadJournal, type Tracked } from './capture/point-in-time';
+import { captureStates } from './capture/states';
 import { findParent, readParentFs, trackedPass, type ParentFs } from './capture/parent';
 import { pauseProblem } from './capture/plan';
 import { lvmDecisions, openLvmSession, type LvmSession, type LvmTarget } from './capture/lvm-source';
@@ -216,32 +216,12 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       for (const p of parent.partitions) if (p.fs?.startsWith('ext')) parentFs.set(p.index, readParentFs(parent, p.index, chunks).catch(() => ({ state: null, used: null })));
     }
 
-    // Two-pass: each read-write ext or btrfs filesystem's state is captured before anything of it is read.
-    const states = new Map<number, ExtState>();
-    const btrfsStates = new Map<number, BtrfsState>();
-    if (mode === 'frozen-two-pass') {
-      dropCache(opts.source);
-      for (const p of table.partitions) {
-        const m = mountOf(p);
-        if (!m?.fstype?.startsWith('ext')) continue;
-        const s = await readExtState(sliceReader(disk, p.start, sizeOf(p)), { live: true });
-        if (s) states.set(p.index, s);
-      }
-    }
+    // Two-pass: each followed read-write filesystem's state is captured before anything of it is read.
     const clock0 = clockOffset();
-    await settleAndSync([...states.entries()].map(([index, state]) => ({ mountpoint: mountOf(table.partitions.find((p) => p.index === index)!)?.mountpoint, state })), opts.source);
-    if (mode === 'frozen-two-pass') {
-      // btrfs: the generation committed by a sync; whatever is written after it gets a later one.
-      const btrfsParts = table.partitions.filter((p) => mountOf(p)?.fstype === 'btrfs');
-      for (const p of btrfsParts) syncFilesystem(mountOf(p)!.mountpoint);
-      if (btrfsParts.length) dropCache(opts.source);
-      for (const p of btrfsParts) {
-        const s = await readBtrfsState(sliceReader(disk, p.start, sizeOf(p))).catch(() => null);
-        if (s) btrfsStates.set(p.index, s);
-      }
-    }
+    const captured = mode === 'frozen-two-pass' ? await captureStates(table.partitions, mountOf, disk, opts.source) : null;
+    const states = captured?.ext ?? new Map<number, ExtState>();
 
-    const { fsOf, partitions } = await detectPartitions(table, disk, sizeOf, info.size, warn, new Set([...states.keys(), ...btrfsStates.keys()]));
+    const { fsOf, partitions } = await detectPartitions(table, disk, sizeOf, info.size, warn, new Set([...states.keys(), ...(captured?.btrfs.keys() ?? []), ...(captured?.ntfs.keys() ?? [])]));
     // Read alongside pass 1, whose cost is compression in the workers. (A read-write source is read
     // live for it either way: the inventory is what the files said while the snapshot ran.)
     const inventoryP = takeInventory(info.isSystem, disk, partitions, warn);
@@ -273,10 +253,12 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
         const state = states.get(a.partition!) ?? (await readExtState(reader));
         if (state) t = { kind: 'ext', cells, reader, blockSize: a.used.blockSize, state, deadJournal: [], ...(m ? { mountpoint: m.mountpoint } : {}) };
       }
-      const bstate = a.used?.fs === 'btrfs' && m ? btrfsStates.get(a.partition!) : undefined;
-      // btrfs is followed only while it is written (two-pass): each of its snapshots reads every used block.
+      // btrfs and NTFS are followed only while written (two-pass): each of their snapshots reads every used block.
+      const bstate = a.used?.fs === 'btrfs' && m ? captured?.btrfs.get(a.partition!) : undefined;
       if (bstate) t = { kind: 'btrfs', cells, reader, blockSize: a.used!.blockSize, state: bstate, mountpoint: m!.mountpoint };
-      if (t?.kind === 'btrfs') tracked.push(t);
+      const nstate = a.used?.fs === 'ntfs' && m ? captured?.ntfs.get(a.partition!) : undefined;
+      if (nstate) t = { kind: 'ntfs', cells, reader, blockSize: a.used!.blockSize, state: nstate, mountpoint: m!.mountpoint, device: m!.device };
+      if (t?.kind === 'btrfs' || t?.kind === 'ntfs') tracked.push(t);
       else if (t) {
         tracked.push(t);
         const pfs = cells.inherited ? parentFs.get(a.partition!) : undefined;
@@ -332,7 +314,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
         t.cells.area.used = used;
       }
       const methods = [
-        ...live.map((t) => ({ mountpoint: t.mountpoint!, partition: t.cells.area.partition, how: 'two-pass' })),
+        ...live.map((t) => ({ mountpoint: t.mountpoint!, partition: t.cells.area.partition, how: t.kind === 'ntfs' ? 'two-pass-ro' : 'two-pass' })),
         ...(lvm?.methods ?? []),
         ...rw.filter((m) => !viaLvm(m) && !live.some((t) => t.mountpoint === m.mountpoint)).map((m) => ({ mountpoint: m.mountpoint, ...partitionAt(table, m.offset), how: canFreeze(m.fstype) ? 'frozen' : 'remount-ro' })),
       ];

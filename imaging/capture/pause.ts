@@ -4,8 +4,8 @@
 //    journal), for the final pass of a two-pass snapshot, or for the whole read of a filesystem
 //    devsnap cannot track (xfs, btrfs);
 //  - remount read-only: for filesystems the kernel cannot freeze (vfat, as the EFI partition is,
-//    NTFS); writers then get EROFS instead of waiting, so this is used only for the short read of such
-//    a (small) partition.
+//    NTFS); writers then get EROFS instead of waiting, so this is used only for the last pass of a
+//    two-pass (NTFS) or the short read of such a (small) partition.
 // Every step runs as root (privilege.ts) and is undone in `finally` and on process exit.
 import { spawn, spawnSync } from 'child_process';
 import { DevsnapError } from '../errors';
@@ -28,6 +28,18 @@ export const canFreeze = (fstype: string | undefined): boolean => FREEZABLE.has(
 export function syncFilesystem(mountpoint: string): void {
   const r = run('sync', ['-f', mountpoint]);
   if (!r.ok) throw new DevsnapError('BAD_SOURCE', `Could not flush ${mountpoint} to disk: ${r.message}.`, 'Is the filesystem still mounted? Try again.');
+}
+
+/**
+ * Writes a block device's cached writes to the disk (fsync(2) of the device, through `sync DEVICE`).
+ * A filesystem in user space (ntfs-3g) writes through its partition's device, whose cache syncfs does
+ * not reach, and which the source's own device does not see until it is written.
+ */
+export function flushDevice(device: string): void {
+  // MountUse names a device by its kernel name ("sda2", "loop3").
+  if (!device.startsWith('/') && !/^[A-Za-z0-9][A-Za-z0-9._!-]*$/.test(device)) throw new DevsnapError('BAD_SOURCE', `${device} is not a device name.`);
+  const r = run('sync', [device.startsWith('/') ? device : `/dev/${device.replace(/!/g, '/')}`]);
+  if (!r.ok) throw new DevsnapError('BAD_SOURCE', `Could not flush ${device} to disk: ${r.message}.`, 'Is the device still attached? Try again.');
 }
 
 /**
@@ -144,4 +156,19 @@ export function remountReadOnly(mountpoint: string, guardSeconds = 3600): Thaw {
     if (!back.ok) process.stderr.write(`devsnap: warning: could not make ${mountpoint} writable again (${back.message}); run: mount -o remount,rw ${mountpoint}\n`);
   });
   return Object.defineProperty(() => resume(), 'timedOut', { get: () => timedOut }) as Thaw;
+}
+
+/**
+ * remountReadOnly, tried for up to about a second: a program that has a file open for writing for a
+ * moment (write, fsync, close) does not make the snapshot fail; one that keeps it open does.
+ */
+export async function remountReadOnlySoon(mountpoint: string, guardSeconds: number, tries = 20): Promise<Thaw> {
+  for (let n = 1; ; n++) {
+    try {
+      return remountReadOnly(mountpoint, guardSeconds);
+    } catch (err) {
+      if (n >= tries) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 }

@@ -1,5 +1,5 @@
 // What a snapshot of a source will do before it starts: how each read-write filesystem is brought to
-// one point in time (two-pass for ext and btrfs, else paused or read-only while read) and about how
+// one point in time (two-pass for ext, btrfs and NTFS, else paused or read-only while read) and about how
 // long writers will wait, or why it cannot be (the repository on the source, a filesystem stacked on
 // LUKS, RAID or an LVM volume an LVM snapshot cannot cover: capture/lvm-source.ts). The extension
 // shows this before the user confirms.
@@ -13,6 +13,9 @@ import { parseExtSuperblock, EXT_SB_OFFSET, EXT_SB_SIZE } from '../fs/ext-superb
 import { fileReader, sliceReader } from '../source';
 import { inodeTableRuns } from './ext-tracking';
 import { readBtrfsState, type BtrfsState } from '../fs/btrfs';
+import { parseBootSector } from '../fs/ntfs';
+import { Mft } from '../fs/ntfs-state-mft';
+import type { ByteReader } from '../fs/types';
 import { canFreeze } from './pause';
 import { lvmDecisions, lvPartition, type LvmDecision } from './lvm-source';
 import type { SnapshotPlan } from '../protocol';
@@ -41,6 +44,20 @@ export function pauseProblem(rw: MountUse[], repoDir: string, repoDev: string | 
 
 /** A conservative read rate for the paused pass: a SATA SSD's random-ish metadata reads. */
 const PAUSED_READ_RATE = 250e6;
+
+/** The size of an NTFS volume's MFT (from its boot sector and record 0), or null when `p` holds no NTFS. */
+async function ntfsMftBytes(p: ByteReader): Promise<number | null> {
+  try {
+    const bs = await p.read(0, 512);
+    if (bs.toString('latin1', 3, 11) !== 'NTFS    ') return null;
+    const geo = parseBootSector(bs, p.size);
+    if (typeof geo === 'string') return null;
+    const mft = await Mft.open({ p, ...geo });
+    return mft.records * geo.recordSize;
+  } catch {
+    return null;
+  }
+}
 
 export async function planSnapshot(repoDir: string, source: string): Promise<SnapshotPlan> {
   const info = await inspectPath(source, 'source');
@@ -81,6 +98,7 @@ export async function planSnapshot(repoDir: string, source: string): Promise<Sna
       const part = sliceReader(disk, p.start, Math.min(p.size, info.size - p.start));
       const sb = m.fstype?.startsWith('ext') ? parseExtSuperblock(await part.read(EXT_SB_OFFSET, EXT_SB_SIZE)) : null;
       let bstate: BtrfsState | null = null;
+      let mftBytes: number | null = null;
       if (sb) {
         // The paused pass reads the inode tables in use, the bitmaps and what changed in the last round.
         const tables = (await inodeTableRuns(part)).reduce((n, [, c]) => n + c * sb.blockSize, 0);
@@ -92,6 +110,12 @@ export async function planSnapshot(repoDir: string, source: string): Promise<Sna
         // wrote: metadata is a few per cent of the data; 2% is assumed.
         const seconds = 0.1 + (bstate.bytesUsed * 0.02) / PAUSED_READ_RATE;
         plan.mounts.push({ mountpoint: m.mountpoint, partition: p.index, fstype: m.fstype, how: 'two-pass', pauseSeconds: seconds, holdsRepository });
+        plan.pauseSeconds = Math.max(plan.pauseSeconds, seconds);
+      } else if (!canFreeze(m.fstype) && (mftBytes = await ntfsMftBytes(part)) !== null) {
+        // NTFS: read-only for the last pass, which reads the whole MFT, the other system files
+        // ($LogFile is the largest, up to 64 MiB) and the changed files.
+        const seconds = 0.1 + (mftBytes + (64 << 20)) / PAUSED_READ_RATE;
+        plan.mounts.push({ mountpoint: m.mountpoint, partition: p.index, fstype: m.fstype, how: 'two-pass-ro', pauseSeconds: seconds, holdsRepository });
         plan.pauseSeconds = Math.max(plan.pauseSeconds, seconds);
       } else {
         // Not tracked: paused (or read-only) for the whole read of its used bytes — the partition's size is the bound.

@@ -1,7 +1,7 @@
 // Bringing tracked filesystems of an image up to date, live or with writes paused: the catch-up rounds
 // and the final frozen pass of a two-pass snapshot, and the one pass of an incremental of an unmounted
 // filesystem. ext is followed through its inodes (fs/ext-state.ts), btrfs through its generations
-// (fs/btrfs.ts). See imaging/FORMAT.md, "Point in time and incrementals".
+// (fs/btrfs.ts), NTFS through its MFT records (fs/ntfs-state.ts). See imaging/FORMAT.md, "Point in time and incrementals".
 import * as fs from 'fs';
 import * as path from 'path';
 import { FILE_MODE, readFully, tempName, writeFully } from '../fsutil';
@@ -11,12 +11,13 @@ import type { ByteReader, UsedBlocks } from '../fs/types';
 import type { AreaCells, CellStore } from './cells';
 import { changesSince, incomparable, mergeRuns, readExtState, settleMs, type BlockRuns, type ExtState } from './ext-tracking';
 import { btrfsChangedSince, btrfsIncomparable, type BtrfsState } from '../fs/btrfs';
-import { dropCache, freeze, syncFilesystem } from './pause';
+import { dropCache, flushDevice, freeze, remountReadOnlySoon, syncFilesystem, type Thaw } from './pause';
+import { ntfsChangesSince, ntfsIncomparable, readNtfsState, type NtfsState } from '../fs/ntfs-state';
 import { readParts, runsByCell, type PartCell } from './reads';
 import type { SourceRead } from '../source';
 
 /** A partition whose image is kept up to date through its filesystem's records. */
-export type Tracked = ExtTracked | BtrfsTracked;
+export type Tracked = ExtTracked | BtrfsTracked | NtfsTracked;
 
 interface TrackedArea {
   cells: AreaCells;
@@ -29,6 +30,13 @@ export interface ExtTracked extends TrackedArea {
   kind: 'ext';
   state: ExtState;           // the image shows at least everything up to this state
   deadJournal: BlockRuns;    // journal log blocks stored as zeros (an empty journal's log)
+}
+
+/** NTFS through ntfs-3g: it cannot be frozen, so its last pass makes it read-only instead. */
+export interface NtfsTracked extends TrackedArea {
+  kind: 'ntfs';
+  state: NtfsState;          // the image shows at least everything up to this state
+  device: string;            // the device it is mounted from (flushed: ntfs-3g writes through its cache)
 }
 
 export interface BtrfsTracked extends TrackedArea {
@@ -195,9 +203,50 @@ export async function frozenPass(fh: SourceRead, list: Tracked[], store: CellSto
 
 type Collected = { t: Tracked; parts: Held; dead: BlockRuns; used: UsedBlocks | null };
 
+/** Byte runs [offset, length) as runs of whole blocks (they are block-aligned; rounding outwards only reads more). */
+function toBlocks(runs: [number, number][], blockSize: number): BlockRuns {
+  return mergeRuns(runs.map(([off, len]) => [Math.floor(off / blockSize), Math.ceil((off + len) / blockSize) - Math.floor(off / blockSize)]));
+}
+
+/**
+ * Pauses every mount for the last pass: freezes those the kernel can freeze, makes NTFS read-only
+ * (and writes its device's cache out). One thaw undoes all; nothing stays paused when one fails.
+ */
+async function pauseAll(mounted: Tracked[]): Promise<Thaw> {
+  const thaws: Thaw[] = []; // each is safe to call twice
+  const thaw = Object.defineProperty(() => {
+    for (const th of [...thaws].reverse()) th();
+  }, 'timedOut', { get: () => thaws.some((th) => th.timedOut) }) as Thaw;
+  try {
+    const freezable = mounted.filter((t) => t.kind !== 'ntfs');
+    if (freezable.length) thaws.push(freeze(freezable.map((t) => t.mountpoint!)));
+    for (const t of mounted) {
+      if (t.kind !== 'ntfs') continue;
+      thaws.push(await remountReadOnlySoon(t.mountpoint!, 60));
+      flushDevice(t.device);
+    }
+  } catch (err) {
+    thaw();
+    throw err;
+  }
+  return thaw;
+}
+
 /** What changed on a frozen filesystem since its last state, as block runs; its state is moved on. */
 async function frozenChanges(t: Tracked): Promise<{ runs: BlockRuns; dead: BlockRuns }> {
   const paused = `The filesystem at ${t.mountpoint} does not hold while writes are paused`;
+  if (t.kind === 'ntfs') {
+    const hint = 'Run `ntfsfix -n` on it (or chkdsk from Windows); meanwhile use --fuzzy for an image that is not one point in time.';
+    const s = await readNtfsState(t.reader).catch((err: Error) => {
+      throw new DevsnapError('BAD_SOURCE', `${paused} (${err.message}).`, hint);
+    });
+    if (!s) throw new DevsnapError('BAD_SOURCE', `${paused}: its MFT cannot be read.`, hint);
+    const why = ntfsIncomparable(t.state, s);
+    if (why) throw new DevsnapError('BAD_SOURCE', `The filesystem at ${t.mountpoint} changed shape while it was imaged (${why}).`, 'Was it resized or reformatted meanwhile? Take the snapshot again.');
+    const ch = await ntfsChangesSince(t.reader, t.state, s);
+    t.state = s;
+    return { runs: toBlocks(ch.runs.map(([c, n]) => [c * s.clusterSize, n * s.clusterSize]), t.blockSize), dead: [] };
+  }
   if (t.kind === 'btrfs') {
     const ch = await btrfsChangedSince(t.reader, t.state.generation).catch((err: Error) => {
       throw new DevsnapError('BAD_SOURCE', `${paused} (${err.message}).`, 'Run `btrfs check --readonly` on it from a recovery environment; meanwhile use --freeze for a consistent snapshot.');
@@ -205,8 +254,7 @@ async function frozenChanges(t: Tracked): Promise<{ runs: BlockRuns; dead: Block
     const why = btrfsIncomparable(t.state, ch.state);
     if (why) throw new DevsnapError('BAD_SOURCE', `The filesystem at ${t.mountpoint} changed shape while it was imaged (${why}).`, 'Was it resized or changed meanwhile? Take the snapshot again.');
     t.state = ch.state;
-    // Byte runs to whole sectors (they are sector-aligned; rounding outwards only reads more).
-    return { runs: mergeRuns(ch.runs.map(([off, len]) => [Math.floor(off / t.blockSize), Math.ceil((off + len) / t.blockSize) - Math.floor(off / t.blockSize)])), dead: [] };
+    return { runs: toBlocks(ch.runs, t.blockSize), dead: [] };
   }
   const s = await stateOf(t);
   const ch = await changesSince(t.reader, t.state, s, true).catch((err: Error) => {
@@ -223,7 +271,7 @@ async function frozenPassHeld(
   const atMs = Date.now();
   const at = new Date(atMs).toISOString();
   const t0 = performance.now();
-  const thaw = freeze(mounted.map((t) => t.mountpoint!));
+  const thaw = await pauseAll(mounted);
   let pauseSeconds: number;
   try {
     dropCache(source);

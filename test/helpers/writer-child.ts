@@ -277,7 +277,16 @@ async function main(): Promise<void> {
   process.stdout.write('ready\n');
   while (!stopping && !fs.existsSync(cfg.stopFile)) {
     const k = pick(kinds);
-    op(k);
+    try {
+      op(k);
+    } catch (err) {
+      // A filesystem made read-only for a moment (an NTFS snapshot's last pass): its paths stay
+      // undetermined (begun, never durable) until a later operation makes them durable again.
+      if ((err as NodeJS.ErrnoException).code !== 'EROFS' && !/Read-only file system/.test((err as Error).message)) throw err; // (python's, for mmap)
+      counts.readOnly = (counts.readOnly ?? 0) + 1;
+      await new Promise((r) => setTimeout(r, 20));
+      continue;
+    }
     counts[k] = (counts[k] ?? 0) + 1;
     await new Promise((r) => setImmediate(r)); // lets SIGTERM's handler run
   }

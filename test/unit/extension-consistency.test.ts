@@ -32,6 +32,7 @@ describe('Take Snapshot: the pause notice', () => {
       'Writes to / and /home pause for about 0.7 s near the end. Writes to /boot/efi pause for about 2.3 s while it is read.',
     );
     assert.equal(pauseNotice(plan([mount('/srv', 'remount-ro', 12.6), mount('/data', 'remount-ro', 3)])), '/srv and /data are read-only for about 13 s while they are read.');
+    assert.equal(pauseNotice(plan([mount('/', 'two-pass', 0.4), mount('/win', 'two-pass-ro', 0.6)])), 'Writes to / pause for about 0.4 s near the end. /win is read-only for about 0.6 s near the end.');
   });
 
   it('says so when a paused filesystem holds this workspace or VS Code\'s own folders', () => {
