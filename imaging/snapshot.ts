@@ -36,6 +36,7 @@ import { canFreeze, dropCache, freeze, remountReadOnly, type Thaw } from './capt
 import { readExtState, withoutBlocks, type ExtState } from './capture/ext-tracking';
 import { applyRuns, catchUp, clockOffset, frozenPass, holdIntoNextSecond, sleep, zeroDeadJournal, type Tracked } from './capture/point-in-time';
 import { captureStates } from './capture/states';
+import { liveZfsPools, zfsProblem } from './capture/zfs';
 import { findParent, readParentFs, trackedPass, type ParentFs } from './capture/parent';
 import { pauseProblem } from './capture/plan';
 import { lvmDecisions, openLvmSession, type LvmSession, type LvmTarget } from './capture/lvm-source';
@@ -198,6 +199,11 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       // A filesystem on the whole device (a partition device such as /dev/sda2, or a bare filesystem image).
       table.partitions = [{ index: 1, start: 0, size: info.size, type: 'none', typeName: 'whole device' }];
     }
+    // A ZFS pool imported here changes under any snapshot, whatever is mounted (capture/zfs.ts).
+    const zfs = await liveZfsPools(disk, table.partitions);
+    const zfsRefusal = zfsProblem(zfs);
+    if (zfsRefusal && !opts.fuzzy) throw new DevsnapError(zfsRefusal.code, zfsRefusal.message, zfsRefusal.hint);
+    if (zfsRefusal) warn(`${zfsRefusal.message.replace(/: devsnap cannot.*$/, '')}: read live (--fuzzy), not one point in time.`);
     // From here on the disk is read as of the LVM snapshots (their volumes' extents and metadata areas).
     const lvmTargets = lvmChoices.filter((d): d is LvmTarget & { ok: true } => d.ok);
     const viaLvm = (m: MountUse) => lvmTargets.some((t) => t.mount === m);

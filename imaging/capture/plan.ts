@@ -15,6 +15,7 @@ import { inodeTableRuns } from './ext-tracking';
 import { readBtrfsState, type BtrfsState } from '../fs/btrfs';
 import { parseBootSector } from '../fs/ntfs';
 import { Mft } from '../fs/ntfs-state-mft';
+import { liveZfsPools, zfsProblem } from './zfs';
 import type { ByteReader } from '../fs/types';
 import { canFreeze } from './pause';
 import { lvmDecisions, lvPartition, type LvmDecision } from './lvm-source';
@@ -63,7 +64,6 @@ export async function planSnapshot(repoDir: string, source: string): Promise<Sna
   const info = await inspectPath(source, 'source');
   const rw = writableMounts(info.mounts);
   const plan: SnapshotPlan = { source, consistency: rw.length ? 'frozen-two-pass' : 'offline', mounts: [], pauseSeconds: 0, isSystem: info.isSystem };
-  if (!rw.length) return plan;
   // A repository not created yet will be where its nearest existing folder is.
   let repoDev: string | null = null;
   for (let d = path.resolve(repoDir); repoDev === null; d = path.dirname(d)) {
@@ -76,11 +76,19 @@ export async function planSnapshot(repoDir: string, source: string): Promise<Sna
   const lvm = lvmDecisions(rw.filter((m) => m.offset === undefined), info);
   const problem = pauseProblem(rw, repoDir, repoDev, lvm);
   if (problem) plan.problem = { message: problem.message, hint: problem.hint };
-  const fh = await openDisk(source, 'r');
+  let fh: Awaited<ReturnType<typeof openDisk>>;
+  try {
+    fh = await openDisk(source, 'r');
+  } catch (err) {
+    if (!rw.length) return plan; // nothing to plan; the snapshot itself checks for a live ZFS pool
+    throw err;
+  }
   try {
     const disk = fileReader(fh, info.size);
     const table = await readPartitionTable(disk, () => undefined);
     if (table.type === 'none') table.partitions = [{ index: 1, start: 0, size: info.size, type: 'none' }];
+    const zfs = zfsProblem(await liveZfsPools(disk, table.partitions));
+    if (zfs && !plan.problem) plan.problem = { message: zfs.message, hint: zfs.hint };
     for (const m of rw) {
       const p = table.partitions.find((x) => x.start === m.offset);
       const holdsRepository = m.devno === repoDev;
@@ -124,7 +132,7 @@ export async function planSnapshot(repoDir: string, source: string): Promise<Sna
         plan.pauseSeconds = Math.max(plan.pauseSeconds, seconds);
       }
     }
-    if (plan.mounts.every((m) => m.how === 'lvm-snapshot')) plan.consistency = 'native-snapshot';
+    if (plan.mounts.length && plan.mounts.every((m) => m.how === 'lvm-snapshot')) plan.consistency = 'native-snapshot';
   } catch (err) {
     if (err instanceof DevsnapError) throw err;
     throw new DevsnapError('BAD_SOURCE', `Could not read ${source} to plan the snapshot: ${(err as Error).message}.`);
