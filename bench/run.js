@@ -140,7 +140,11 @@ async function main() {
     for (const k of ['devsnap', 'devsnapOffline', 'restic', 'borg', 'resticFiles', 'borgFiles']) R[k] = path.join(repos, k);
     for (const k of ['restic', 'resticFiles']) sh('restic', ['init', '--repo', R[k]], { env: { ...process.env, ...env } });
     for (const k of ['borg', 'borgFiles']) sh('borg', ['init', '-e', 'none', R[k]], { env: { ...process.env, ...env } });
-    const devsnapArgs = (extra) => ['node', ...(extra.prof ? ['--cpu-prof', '--cpu-prof-dir', extra.prof] : []), CLI, ...extra.args];
+    // devsnap as the extension and the helper start it: with the engine's runtime settings
+    // (imaging/runtime.ts), not relaunching itself to get them as a bare `node cli.js` does.
+    const runtimeJs = path.join(path.dirname(CLI), 'runtime.js');
+    const rt = fs.existsSync(runtimeJs) ? require(runtimeJs) : { ENGINE_NODE_ARGS: [], ENGINE_ENV: {} };
+    const devsnapArgs = (extra) => ['env', ...Object.entries(rt.ENGINE_ENV).map(([k, v]) => `${k}=${v}`), 'node', ...rt.ENGINE_NODE_ARGS, ...(extra.prof ? ['--cpu-prof', '--cpu-prof-dir', extra.prof] : []), CLI, ...extra.args];
     const devLink = path.join(WORK, 'dev');
     fs.mkdirSync(devLink, { recursive: true });
     const rootLink = path.join(devLink, 'root'); // stable path for borg, whatever loop device backs it

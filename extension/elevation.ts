@@ -12,6 +12,7 @@
 //              (NOT exercised end to end yet; `do shell script` returns only when the helper exits,
 //              which is fine: progress and results flow over the helper's own socket)
 import type { Elevation } from './config';
+import { ENGINE_ENV, ENGINE_NODE_ARGS } from '../imaging/runtime';
 
 export type ElevationMethod = 'direct' | 'pkexec' | 'sudo' | 'runas' | 'osascript';
 
@@ -104,15 +105,18 @@ export function psQuote(s: string): string {
 
 export function buildLaunch(method: ElevationMethod, inv: HelperInvocation, opts: { askpass?: string } = {}): LaunchCommand {
   const args = helperArgs(inv);
+  // The engine's runtime settings (imaging/runtime.ts), where the command line can carry them.
+  const tuned = [...ENGINE_NODE_ARGS, ...args];
+  const envWords = Object.entries(ENGINE_ENV).map(([k, v]) => `${k}=${v}`);
   switch (method) {
     case 'direct':
-      return { method, command: inv.nodePath, args, env: { ELECTRON_RUN_AS_NODE: '1' }, prompts: false };
+      return { method, command: inv.nodePath, args: tuned, env: { ELECTRON_RUN_AS_NODE: '1', ...ENGINE_ENV }, prompts: false };
     case 'pkexec':
-      return { method, command: 'pkexec', args: ['/usr/bin/env', 'ELECTRON_RUN_AS_NODE=1', inv.nodePath, ...args], env: {}, prompts: true };
+      return { method, command: 'pkexec', args: ['/usr/bin/env', 'ELECTRON_RUN_AS_NODE=1', ...envWords, inv.nodePath, ...tuned], env: {}, prompts: true };
     case 'sudo':
       if (!opts.askpass) throw new Error('sudo needs an askpass program');
       // -A: ask through SUDO_ASKPASS (there is no terminal); env: sudo may reset the environment.
-      return { method, command: 'sudo', args: ['-A', '--', '/usr/bin/env', 'ELECTRON_RUN_AS_NODE=1', inv.nodePath, ...args], env: { SUDO_ASKPASS: opts.askpass }, prompts: true };
+      return { method, command: 'sudo', args: ['-A', '--', '/usr/bin/env', 'ELECTRON_RUN_AS_NODE=1', ...envWords, inv.nodePath, ...tuned], env: { SUDO_ASKPASS: opts.askpass }, prompts: true };
     case 'runas': {
       // The helper's command line as Windows parses it, inside a PowerShell literal, inside
       // PowerShell's -Command (node quotes that argument for CreateProcess itself).

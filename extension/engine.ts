@@ -22,6 +22,7 @@ import type { RetentionPolicy } from '../imaging/retention';
 import type { DiffPage, DirectorySummary } from '../imaging/file-diff';
 import type { Inventory, InventoryDiff } from '../imaging/inventory';
 import type { ImageStat } from '../imaging/image-fs/types';
+import { ENGINE_ENV, ENGINE_NODE_ARGS } from '../imaging/runtime';
 
 /** What we need of vscode.CancellationToken (which satisfies it). */
 export interface CancellationLike {
@@ -314,8 +315,8 @@ export class CliEngine implements Engine, SnapshotFilesEngine {
     return new Promise<T>((resolve, reject) => {
       let child;
       try {
-        child = spawn(node, [cli, ...fullArgs], {
-          env: { ...process.env, ...this.opts.env, ELECTRON_RUN_AS_NODE: '1' },
+        child = spawn(node, [...ENGINE_NODE_ARGS, cli, ...fullArgs], {
+          env: { ...process.env, ...this.opts.env, ...ENGINE_ENV, ELECTRON_RUN_AS_NODE: '1' },
           stdio: ['ignore', 'pipe', 'pipe'],
           windowsHide: true,
         });
@@ -476,7 +477,7 @@ export class CliEngine implements Engine, SnapshotFilesEngine {
     const node = this.opts.nodePath ?? process.execPath;
     this.log(`$ devsnap ${args.map(quoteArg).join(' ')}`);
     return new Promise<Buffer>((resolve, reject) => {
-      const child = spawn(node, [this.opts.cliPath, ...args], { env: { ...process.env, ...this.opts.env, ELECTRON_RUN_AS_NODE: '1' }, stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+      const child = spawn(node, [...ENGINE_NODE_ARGS, this.opts.cliPath, ...args], { env: { ...process.env, ...this.opts.env, ...ENGINE_ENV, ELECTRON_RUN_AS_NODE: '1' }, stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
       const chunks: Buffer[] = [];
       let size = 0;
       let tooLarge = false;

@@ -13,6 +13,7 @@ import { runHelperCommand } from './helper/server';
 import { registerFileCommands } from './cli-files';
 import { chooseProgressMode, listText, oneLine, ProgressPrinter, table, terminalSafe } from './cli-output';
 import { describeConsistency, formatBytes, formatDuration } from './format';
+import { relaunchTuned, watchLauncher } from './runtime';
 import type { DiskComparison, ProgressEvent, RepoRequest, SnapshotPlan } from './protocol';
 
 interface GlobalOpts {
@@ -405,25 +406,29 @@ function fail(err: unknown): void {
   exit(EXIT_CODES[e.code]);
 }
 
-// Ctrl-C / SIGTERM: stop at a safe point (the snapshot is abandoned, the repository left as it was).
-let signals = 0;
-if (process.argv[2] !== 'helper') for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    if (++signals > 1) process.exit(EXIT_CODES.CANCELLED);
-    log('stopping at a safe point… (again to quit now)');
-    abort.abort();
-  });
+function main(): void {
+  // Ctrl-C / SIGTERM: stop at a safe point (the snapshot is abandoned, the repository left as it was).
+  let signals = 0;
+  if (process.argv[2] !== 'helper') for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      if (++signals > 1) process.exit(EXIT_CODES.CANCELLED);
+      log('stopping at a safe point… (again to quit now)');
+      abort.abort();
+    });
+  }
+  watchLauncher(() => process.kill(process.pid, 'SIGTERM'));
+  program.exitOverride();
+  program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  program.parseAsync(process.argv).then(
+    () => exit(Number(process.exitCode ?? 0)),
+    (err: unknown) => {
+      const ce = err as { code?: string; exitCode?: number };
+      if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) {
+        return exit(ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version' ? 0 : EXIT_CODES.USAGE);
+      }
+      fail(err);
+    },
+  );
 }
 
-program.exitOverride();
-program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
-program.parseAsync(process.argv).then(
-  () => exit(Number(process.exitCode ?? 0)),
-  (err: unknown) => {
-    const ce = err as { code?: string; exitCode?: number };
-    if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) {
-      return exit(ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version' ? 0 : EXIT_CODES.USAGE);
-    }
-    fail(err);
-  },
-);
+if (!relaunchTuned()) main(); // runtime.ts: the engine's memory settings

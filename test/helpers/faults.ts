@@ -9,7 +9,7 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { CLI, CliResult } from './cli';
+import { CLI_ARGS, CLI_ENV, CliResult } from './cli';
 
 export const DURABLE_CALLS = ['pwrite64', 'fsync', 'fdatasync', 'rename', 'unlink', 'mkdir', 'rmdir'] as const;
 export type DurableCall = (typeof DURABLE_CALLS)[number];
@@ -39,9 +39,9 @@ function parse(stdout: string): unknown {
 }
 
 function run(args: string[], straceArgs: string[], env: NodeJS.ProcessEnv): CliResult & { signal: string | null } {
-  const r = spawnSync('strace', ['-f', '-qq', ...straceArgs, process.execPath, CLI, ...args], {
+  const r = spawnSync('strace', ['-f', '-qq', ...straceArgs, process.execPath, ...CLI_ARGS, ...args], {
     encoding: 'utf8',
-    env: { ...process.env, ...env, UV_THREADPOOL_SIZE: '1' },
+    env: { ...process.env, ...CLI_ENV, ...env, UV_THREADPOOL_SIZE: '1' },
     maxBuffer: 1 << 28,
   });
   // strace exits with the tracee's status; a tracee killed by a signal makes strace kill itself alike.

@@ -123,14 +123,14 @@ describe('elevation: command lines', () => {
     assert.ok(!args.some((a) => /^[0-9a-f]{64}$/.test(a)));
   });
 
-  it('direct and pkexec: argv arrays (no shell), ELECTRON_RUN_AS_NODE through env for pkexec', () => {
+  it('direct and pkexec: argv arrays (no shell), ELECTRON_RUN_AS_NODE and the engine\'s runtime settings through env for pkexec', () => {
     const d = buildLaunch('direct', inv());
-    assert.deepEqual([d.command, ...d.args], [inv().nodePath, ...helperArgs(inv())]);
-    assert.deepEqual(d.env, { ELECTRON_RUN_AS_NODE: '1' });
+    assert.deepEqual([d.command, ...d.args], [inv().nodePath, '--max-semi-space-size=1', ...helperArgs(inv())]);
+    assert.deepEqual(d.env, { ELECTRON_RUN_AS_NODE: '1', MALLOC_MMAP_THRESHOLD_: '131072', DEVSNAP_TUNED: '1' });
     assert.equal(d.prompts, false);
     const p = buildLaunch('pkexec', inv());
     assert.equal(p.command, 'pkexec');
-    assert.deepEqual(p.args, ['/usr/bin/env', 'ELECTRON_RUN_AS_NODE=1', inv().nodePath, ...helperArgs(inv())]);
+    assert.deepEqual(p.args, ['/usr/bin/env', 'ELECTRON_RUN_AS_NODE=1', 'MALLOC_MMAP_THRESHOLD_=131072', 'DEVSNAP_TUNED=1', inv().nodePath, '--max-semi-space-size=1', ...helperArgs(inv())]);
     assert.equal(p.prompts, true);
   });
 
@@ -138,7 +138,7 @@ describe('elevation: command lines', () => {
     const s = buildLaunch('sudo', inv(), { askpass: '/run/user/1000/x/askpass.sh' });
     assert.equal(s.command, 'sudo');
     assert.deepEqual(s.args.slice(0, 4), ['-A', '--', '/usr/bin/env', 'ELECTRON_RUN_AS_NODE=1']);
-    assert.deepEqual(s.args.slice(4), [inv().nodePath, ...helperArgs(inv())]);
+    assert.deepEqual(s.args.slice(4), ['MALLOC_MMAP_THRESHOLD_=131072', 'DEVSNAP_TUNED=1', inv().nodePath, '--max-semi-space-size=1', ...helperArgs(inv())]);
     assert.equal(s.env.SUDO_ASKPASS, '/run/user/1000/x/askpass.sh');
     assert.throws(() => buildLaunch('sudo', inv()), /askpass/);
   });

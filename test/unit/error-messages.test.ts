@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { cleanup, makeDisk, tmpDir } from '../helpers/disks';
-import { CLI, devsnap } from '../helpers/cli';
+import { CLI_ARGS, CLI_ENV, devsnap } from '../helpers/cli';
 
 after(cleanup);
 const MiB = 1 << 20;
@@ -73,7 +73,7 @@ test('a refused repository folder is named as such, not as the source', { skip: 
   fs.mkdirSync(path.join(dir, 'r'));
   fs.chownSync(path.join(dir, 'r'), 65534, 65534);
   const repo = path.join(dir, 'r', 'repo');
-  const asNobody = (args: string[]) => spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, CLI, ...args, '--json'], { encoding: 'utf8' });
+  const asNobody = (args: string[]) => spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, ...CLI_ARGS, ...args, '--json'], { encoding: 'utf8', env: { ...process.env, ...CLI_ENV } });
   assert.equal(asNobody(['init', '--repo', repo]).status, 0);
   fs.chmodSync(path.join(repo, 'snapshots'), 0); // the owner (nobody) may no longer read it
   const r = asNobody(['snapshot', disk, '--repo', repo]);
@@ -83,7 +83,7 @@ test('a refused repository folder is named as such, not as the source', { skip: 
 
 test('a reader that stops early (devsnap --help | head -1) ends devsnap quietly, without a stack trace', async () => {
   for (const args of [['--help'], ['list', '--repo', '/nonexistent/devsnap-repo']]) {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...CLI_ARGS, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...CLI_ENV } });
     // The reading end is closed before the CLI has even started: each write to it fails with EPIPE.
     child.stdout.destroy();
     if (args[0] !== '--help') child.stderr.destroy();

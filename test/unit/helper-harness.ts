@@ -10,6 +10,7 @@ import * as path from 'path';
 import { encodeFrame, FrameDecoder } from '../../imaging/helper/framing';
 import { macFor, newNonce, newSecret } from '../../imaging/helper/auth';
 import { PROTOCOL_VERSION } from '../../imaging/protocol';
+import { ENGINE_ENV, ENGINE_NODE_ARGS } from '../../imaging/runtime';
 import { acceptAuthenticatedPeer } from '../../extension/helperClient';
 
 export const CLI = path.join(__dirname, '..', '..', 'imaging', 'cli.js');
@@ -77,9 +78,9 @@ export async function launchHelper(o: LaunchOptions = {}): Promise<HelperRun> {
       resolve(sock);
     }));
 
-  const helper = spawn(process.execPath, [CLI, 'helper', '--socket', socketPath, '--secret-file', secretFile, '--uid', String(o.uid ?? 0), '--idle-timeout', String(o.idleSeconds ?? 60), ...(o.args ?? [])], {
+  const helper = spawn(process.execPath, [...ENGINE_NODE_ARGS, CLI, 'helper', '--socket', socketPath, '--secret-file', secretFile, '--uid', String(o.uid ?? 0), '--idle-timeout', String(o.idleSeconds ?? 60), ...(o.args ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PKEXEC_UID: undefined, SUDO_UID: undefined, ...o.env },
+    env: { ...process.env, ...ENGINE_ENV, PKEXEC_UID: undefined, SUDO_UID: undefined, ...o.env },
   });
   let stderr = '';
   helper.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));

@@ -30,7 +30,7 @@ const alive = (pid: number) => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function devsnapJson(args: string[]): any {
-  const r = spawnSync(process.execPath, [CLI, ...args, '--json'], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [CLI, ...args, '--json'], { encoding: 'utf8', env: { ...process.env, DEVSNAP_TUNED: '1' } }); // no relaunch: settings do not matter here
   return { status: r.status, json: JSON.parse(r.stdout), stderr: r.stderr };
 }
 

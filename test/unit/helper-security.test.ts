@@ -21,7 +21,7 @@ const skip = isRoot ? false : 'needs root (the helper runs as root)';
 const TEST_USER = 'devsnap-test-user';
 
 function initRepo(dir: string): void {
-  const r = spawnSync(process.execPath, [CLI, 'init', '--repo', dir, '--json'], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [CLI, 'init', '--repo', dir, '--json'], { encoding: 'utf8', env: { ...process.env, DEVSNAP_TUNED: '1' } }); // no relaunch: settings do not matter here
   assert.equal(r.status, 0, r.stderr);
 }
 
