@@ -144,7 +144,7 @@ class Held {
   private file: string | null = null;
   private size = 0;
 
-  constructor(private readonly dir: string, private readonly budget = 24 << 20) {}
+  constructor(private readonly dir: string, private readonly budget = 8 << 20 /* more goes to the spill file: memory, not speed, bounds it */) {}
 
   async add(part: PartCell): Promise<void> {
     const bytes = part.blocks.reduce((n, [, b]) => n + b.length, 0);
