@@ -6,8 +6,9 @@
 import { blocksToReread, changedInodes, incomparable, readExtState, type BlockRuns, type ExtState } from '../fs/ext-state';
 import { parseExtSuperblock, readDescriptorTable, EXT_SB_OFFSET, EXT_SB_SIZE, RO_COMPAT_GDT_CSUM, RO_COMPAT_METADATA_CSUM } from '../fs/ext-superblock';
 import type { ByteReader, UsedBlocks } from '../fs/types';
+import { mergeRuns } from '../fs/runs';
 
-export { readExtState, incomparable, type ExtState, type BlockRuns };
+export { readExtState, incomparable, mergeRuns, type ExtState, type BlockRuns };
 
 /**
  * How long to wait after capturing a state before the disk is read: a write after the wait gets a
@@ -49,17 +50,6 @@ export async function journalRuns(p: ByteReader, s: ExtState): Promise<BlockRuns
   return (await blocksToReread(p, s, new Uint32Array(0))).journalLog;
 }
 
-/** Sorts and merges block runs. */
-export function mergeRuns(runs: BlockRuns): BlockRuns {
-  const sorted = runs.filter(([, c]) => c > 0).sort((a, b) => a[0] - b[0]);
-  const out: BlockRuns = [];
-  for (const [s, c] of sorted) {
-    const last = out[out.length - 1];
-    if (last && s <= last[0] + last[1]) last[1] = Math.max(last[1], s + c - last[0]);
-    else out.push([s, c]);
-  }
-  return out;
-}
 
 /**
  * Every inode-table block an inode was ever used in: up to each group's high-water mark

@@ -3,6 +3,7 @@
 // fingerprint, and a bounded walk of an inode's block map (extent trees, classic indirect maps).
 // Layout reference: https://www.kernel.org/doc/html/latest/filesystems/ext4/ (on-disk format).
 
+import { hash64 } from './runs';
 import { crc32cRaw } from './checksums';
 import {
   BG_CHECKSUM_OFFSET, EXT_SB_OFFSET, EXT_SB_SIZE, INCOMPAT_64BIT, INCOMPAT_META_BG, RO_COMPAT_BIGALLOC, RO_COMPAT_GDT_CSUM,
@@ -166,41 +167,21 @@ export async function readRuns(p: ByteReader, blockSize: number, starts: ArrayLi
 
 // ---- fingerprints
 
+const scratch = new Uint32Array(1024); // a raw inode is at most 4 KiB
+
 /**
  * 64-bit fingerprint of a raw inode (inodeSize/4 little-endian words from `w0` of `u`) into out[2i],
  * out[2i+1], leaving out i_atime, i_checksum_lo, i_checksum_hi and i_atime_extra (the last two only when
- * i_extra_isize covers them). Two murmur3-style lanes with different constants: ~150 ms per million
- * 256-byte inodes here, against ~900 ms for sha1 (crypto.hash) of a masked copy.
+ * i_extra_isize covers them).
  */
 export function fingerprint(u: Uint32Array, w0: number, words: number, out: Uint32Array, i: number): void {
   const limit = words > 32 ? 128 + (u[w0 + 32] & 0xffff) : 128;
-  let h1 = 0x2f9be6cc | 0;
-  let h2 = 0x9747b28c | 0;
-  for (let k = 0; k < words; k++) {
-    let w = u[w0 + k];
-    if (k === 2) w = 0; // i_atime
-    else if (k === 31) w &= 0xffff0000; // i_checksum_lo (l_i_reserved stays)
-    else if (k === 32 && limit >= 0x84) w &= 0xffff; // i_checksum_hi (i_extra_isize stays)
-    else if (k === 35 && limit >= 0x90) w = 0; // i_atime_extra
-    let a = Math.imul(w, 0xcc9e2d51);
-    a = (a << 15) | (a >>> 17);
-    h1 ^= Math.imul(a, 0x1b873593);
-    h1 = (h1 << 13) | (h1 >>> 19);
-    h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
-    let b = Math.imul(w ^ 0x5bd1e995, 0x85ebca77);
-    b = (b << 13) | (b >>> 19);
-    h2 ^= Math.imul(b, 0xc2b2ae3d);
-    h2 = (h2 << 17) | (h2 >>> 15);
-    h2 = (Math.imul(h2, 9) + 0x165667b1) | 0;
-  }
-  h1 ^= words;
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 0x85ebca6b);
-  h1 = Math.imul(h1 ^ (h1 >>> 13), 0xc2b2ae35);
-  h2 ^= words;
-  h2 = Math.imul(h2 ^ (h2 >>> 15), 0x2c1b3c6d);
-  h2 = Math.imul(h2 ^ (h2 >>> 12), 0x297a2d39);
-  out[2 * i] = (h1 ^ (h1 >>> 16)) >>> 0;
-  out[2 * i + 1] = (h2 ^ (h2 >>> 15)) >>> 0;
+  scratch.set(u.subarray(w0, w0 + words));
+  scratch[2] = 0; // i_atime
+  scratch[31] &= 0xffff0000; // i_checksum_lo (l_i_reserved stays)
+  if (limit >= 0x84) scratch[32] &= 0xffff; // i_checksum_hi (i_extra_isize stays)
+  if (limit >= 0x90) scratch[35] = 0; // i_atime_extra
+  hash64(scratch, 0, words, out, i);
 }
 
 /** A Uint32Array over `buf` (copied when its offset is not 4-aligned). Little-endian hosts only (checked by the caller). */

@@ -239,29 +239,3 @@ export function fileNameKeys(v: Buffer): Buffer[] {
   return out;
 }
 
-/** A 64-bit hash (two 32-bit murmur-style lanes) of the words, into out[2i], out[2i+1]. */
-export function hashWords(u: Uint32Array, out: Uint32Array, i: number): void {
-  let h1 = 0x2f9be6cc | 0;
-  let h2 = 0x9747b28c | 0;
-  for (let k = 0; k < u.length; k++) {
-    const w = u[k];
-    let a = Math.imul(w, 0xcc9e2d51);
-    a = (a << 15) | (a >>> 17);
-    h1 ^= Math.imul(a, 0x1b873593);
-    h1 = (h1 << 13) | (h1 >>> 19);
-    h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
-    let b = Math.imul(w ^ 0x5bd1e995, 0x85ebca77);
-    b = (b << 13) | (b >>> 19);
-    h2 ^= Math.imul(b, 0xc2b2ae3d);
-    h2 = (h2 << 17) | (h2 >>> 15);
-    h2 = (Math.imul(h2, 9) + 0x165667b1) | 0;
-  }
-  h1 ^= u.length;
-  h1 = Math.imul(h1 ^ (h1 >>> 16), 0x85ebca6b);
-  h1 = Math.imul(h1 ^ (h1 >>> 13), 0xc2b2ae35);
-  h2 ^= u.length;
-  h2 = Math.imul(h2 ^ (h2 >>> 15), 0x2c1b3c6d);
-  h2 = Math.imul(h2 ^ (h2 >>> 12), 0x297a2d39);
-  out[2 * i] = (h1 ^ (h1 >>> 16)) >>> 0;
-  out[2 * i + 1] = (h2 ^ (h2 >>> 15)) >>> 0;
-}

@@ -54,10 +54,11 @@
 // Anything that does not hold makes readNtfsState answer null and ntfsChangesSince throw a DevsnapError:
 // the caller then reads everything with writes paused, which is always safe.
 
+import { hash64, mergeRuns } from './runs';
 import { DevsnapError } from '../errors';
 import { Implausible, TornRecord, parseBootSector, parseRecord, residentValue, type Attr } from './ntfs';
 import {
-  ATTR_FILE_NAME, ATTR_INDEX_ROOT, ATTR_STANDARD_INFORMATION, Mft, attrRuns, baseOf, fileAttrs, fileNameKeys, hashWords, parentsOf, refRecord,
+  ATTR_FILE_NAME, ATTR_INDEX_ROOT, ATTR_STANDARD_INFORMATION, Mft, attrRuns, baseOf, fileAttrs, fileNameKeys, parentsOf, refRecord,
   type ClusterRuns, type Geometry,
 } from './ntfs-state-mft';
 import type { ByteReader } from './types';
@@ -209,7 +210,7 @@ function fingerprintRecord(rec: Buffer, words: Uint32Array, r: number, recordSiz
     else if (a.type === ATTR_INDEX_ROOT) for (const key of fileNameKeys(residentValue(a))) take(key, 0x20);
   }
   atimes[slot] = at >>> 0;
-  hashWords(words, prints, slot);
+  hash64(words, 0, words.length, prints, slot);
   return attrs;
 }
 
@@ -356,16 +357,7 @@ function mftExtents(mft: Mft): ClusterRuns {
 }
 
 /** Sorts and merges cluster runs. */
-export function mergeClusterRuns(runs: ClusterRuns): ClusterRuns {
-  const sorted = runs.filter(([, c]) => c > 0).sort((a, b) => a[0] - b[0]);
-  const out: ClusterRuns = [];
-  for (const [s, c] of sorted) {
-    const last = out[out.length - 1];
-    if (last && s <= last[0] + last[1]) last[1] = Math.max(last[1], s + c - last[0]);
-    else out.push([s, c]);
-  }
-  return out;
-}
+export const mergeClusterRuns = (runs: ClusterRuns): ClusterRuns => mergeRuns(runs);
 
 /** Cluster runs collected in any order. */
 class RunList {

@@ -129,15 +129,20 @@ function unmount(dir: string, lazyFallback = false): void {
   if (r.status !== 0 && !lazyFallback) throw new Error(`umount ${dir} failed: ${r.stderr.trim()}`);
 }
 
-/** Mounts `dev` (ntfs through ntfs-3g) on a new temp dir for the duration of fn. */
-export async function withMount<T>(dev: string, kind: 'ext' | 'ntfs', opts: { readOnly?: boolean }, fn: (dir: string) => T | Promise<T>): Promise<T> {
+/**
+ * Mounts `dev` (ntfs through ntfs-3g) on a new temp dir for the duration of fn; `options` replaces
+ * the default ro/rw mount options. A filesystem a failed test left frozen is thawed first.
+ */
+export async function withMount<T>(dev: string, kind: 'ext' | 'ntfs' | 'btrfs', opts: { readOnly?: boolean; options?: string }, fn: (dir: string) => T | Promise<T>): Promise<T> {
   const dir = tmpDir('devsnap-mnt-');
-  if (kind === 'ntfs') sh('ntfs-3g', [...(opts.readOnly ? ['-o', 'ro'] : []), dev, dir]);
-  else sh('mount', ['-o', opts.readOnly ? 'ro' : 'rw', dev, dir]);
+  const options = opts.options ?? (opts.readOnly ? 'ro' : 'rw');
+  if (kind === 'ntfs') sh('ntfs-3g', ['-o', options, dev, dir]);
+  else sh('mount', [...(kind === 'btrfs' ? ['-t', 'btrfs'] : []), '-o', options, dev, dir]);
   mounts.add(dir);
   try {
     return await fn(dir);
   } finally {
+    if (kind !== 'ntfs') sh('fsfreeze', ['--unfreeze', dir], { allowFail: true });
     unmount(dir);
     fs.rmdirSync(dir);
     tmpDirs.delete(dir);

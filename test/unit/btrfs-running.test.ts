@@ -6,9 +6,8 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { attachLoop, cleanup, detachLoop, isRoot, makeDisk, onCleanup, seededBytes, sh, tmpDir } from '../helpers/disks';
+import { attachLoop, cleanup, detachLoop, isRoot, makeDisk, seededBytes, sh, tmpDir, withMount } from '../helpers/disks';
 import { checkImage, describeCheck, logBaseline, makeBigDir, pythonForMmap, readLog, startWriter, WRITER_KINDS } from '../helpers/writers';
 import { devsnap } from '../helpers/cli';
 
@@ -17,26 +16,6 @@ const MiB = 1 << 20;
 const skip = !isRoot && 'needs root (loop devices, mount, fsfreeze)';
 /** Slack after the pause for a write the freeze caught in flight (as point-in-time.test.ts allows). */
 const FREEZE_ENTRY_MS = 500;
-
-/** Mounts a btrfs device for the duration of fn (the directory is not a tracked temp dir: cleanup must not recurse into it). */
-async function withBtrfs<T>(dev: string, options: string, fn: (dir: string) => T | Promise<T>): Promise<T> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'devsnap-btrfs-run-'));
-  let mounted = false;
-  const release = () => {
-    sh('fsfreeze', ['-u', dir], { allowFail: true });
-    if (mounted && sh('umount', [dir], { allowFail: true }).status !== 0) sh('umount', ['-l', dir], { allowFail: true });
-    mounted = false;
-  };
-  onCleanup(release);
-  try {
-    sh('mount', ['-t', 'btrfs', '-o', options, dev, dir]);
-    mounted = true;
-    return await fn(dir);
-  } finally {
-    release();
-    fs.rmdirSync(dir);
-  }
-}
 
 test('a busy mounted btrfs: two-pass through its generations, clean after restore, every durable file state there', { skip }, async () => {
   const work = tmpDir('devsnap-btrfs-run-');
@@ -51,7 +30,7 @@ test('a busy mounted btrfs: two-pass through its generations, clean after restor
   let planHow: string[];
   try {
     sh('mkfs.btrfs', ['-q', '-f', dev]);
-    snap = await withBtrfs(dev, 'rw', async (mnt) => {
+    snap = await withMount(dev, 'btrfs', {}, async (mnt) => {
       // Content: files (some compressible), a subvolume with a snapshot, a NODATACOW file, a big directory.
       for (let i = 0; i < 600; i++) {
         const p = path.join(mnt, `filler/d${i % 20}/f${i}`);
@@ -100,7 +79,7 @@ test('a busy mounted btrfs: two-pass through its generations, clean after restor
     const check = sh('btrfs', ['check', '--readonly', rdev], { allowFail: true });
     assert.equal(check.status, 0, `btrfs check --readonly:\n${check.stdout}${check.stderr}`);
     // No log replay: what the image holds is all the kernel may use.
-    await withBtrfs(rdev, 'ro,rescue=nologreplay', (mnt) => {
+    await withMount(rdev, 'btrfs', { options: 'ro,rescue=nologreplay' }, (mnt) => {
       const T = Date.parse(s.pointInTime.at);
       const res = checkImage(mnt, log, T, { until: T + s.pointInTime.pauseSeconds * 1000 + FREEZE_ENTRY_MS, since: started });
       console.log(`  ${describeCheck(res, T)}`);

@@ -8,7 +8,6 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 import { btrfsChangedSince, readBtrfs, readBtrfsState } from '../../imaging/fs/btrfs';
 import { openBtrfs, parseRootItem, type RootRef, type TreeBlock } from '../../imaging/fs/btrfs-fs';
@@ -16,7 +15,7 @@ import { crc32cRaw } from '../../imaging/fs/checksums';
 import { DevsnapError } from '../../imaging/errors';
 import { detectFilesystem } from '../../imaging/fs/detect';
 import type { ByteReader, UsedBlocks } from '../../imaging/fs/types';
-import { attachLoop, cleanup, detachLoop, diffDigests, fileReader, isRoot, onCleanup, prng, seededBytes, sh, tmpDir, treeDigest } from '../helpers/disks';
+import { cleanup, diffDigests, fileReader, isRoot, prng, seededBytes, sh, tmpDir, treeDigest, withLoop, withMount } from '../helpers/disks';
 import { makeBigDir, startWriter } from '../helpers/writers';
 
 const MiB = 1 << 20;
@@ -34,27 +33,9 @@ function mkfs(img: string, size: number, args: string[] = []): void {
   sh('mkfs.btrfs', ['-q', '-f', ...args, img]);
 }
 
-/** Mounts an image (on a loop device) for the duration of fn. The mount dir is not a tracked temp dir: cleanup never recurses into a mounted filesystem. */
-async function withBtrfs<T>(img: string, options: string, fn: (dir: string, dev: string) => T | Promise<T>): Promise<T> {
-  const dev = attachLoop(img);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'devsnap-btrfs-mnt-'));
-  let mounted = false;
-  const release = () => {
-    if (mounted && sh('umount', [dir], { allowFail: true }).status !== 0) sh('umount', ['-l', dir], { allowFail: true });
-    mounted = false;
-  };
-  onCleanup(release);
-  try {
-    sh('mount', ['-t', 'btrfs', '-o', options, dev, dir]);
-    mounted = true;
-    return await fn(dir, dev);
-  } finally {
-    try { sh('fsfreeze', ['-u', dir], { allowFail: true }); } finally {
-      release();
-      fs.rmdirSync(dir);
-      detachLoop(dev);
-    }
-  }
+/** Mounts an image (on a loop device) for the duration of fn. */
+function withBtrfs<T>(img: string, options: string, fn: (dir: string, dev: string) => T | Promise<T>): Promise<T> {
+  return withLoop(img, {}, (dev) => withMount(dev, 'btrfs', { options }, (dir) => fn(dir, dev)));
 }
 
 const digestOf = (img: string) => withBtrfs(img, 'ro', (dir) => treeDigest(dir));

@@ -1,0 +1,48 @@
+// Small pieces shared by the filesystems' change scans (ext-state.ts, ntfs-state.ts): runs of blocks
+// or clusters, and the 64-bit hash their fingerprints use.
+
+/** [first, count] runs of blocks (or clusters). */
+export type Runs = [number, number][];
+
+/** Sorts and merges runs (overlapping or touching ones become one); empty runs are dropped. */
+export function mergeRuns(runs: Runs): Runs {
+  const sorted = runs.filter(([, c]) => c > 0).sort((a, b) => a[0] - b[0]);
+  const out: Runs = [];
+  for (const [s, c] of sorted) {
+    const last = out[out.length - 1];
+    if (last && s <= last[0] + last[1]) last[1] = Math.max(last[1], s + c - last[0]);
+    else out.push([s, c]);
+  }
+  return out;
+}
+
+/**
+ * A 64-bit hash of u[from, to) into out[2i], out[2i+1]: two murmur3-style lanes with different
+ * constants (~150 ms per million 256-byte records here, against ~900 ms for sha1 of a copy).
+ */
+export function hash64(u: Uint32Array, from: number, to: number, out: Uint32Array, i: number): void {
+  let h1 = 0x2f9be6cc | 0;
+  let h2 = 0x9747b28c | 0;
+  for (let k = from; k < to; k++) {
+    const w = u[k];
+    let a = Math.imul(w, 0xcc9e2d51);
+    a = (a << 15) | (a >>> 17);
+    h1 ^= Math.imul(a, 0x1b873593);
+    h1 = (h1 << 13) | (h1 >>> 19);
+    h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
+    let b = Math.imul(w ^ 0x5bd1e995, 0x85ebca77);
+    b = (b << 13) | (b >>> 19);
+    h2 ^= Math.imul(b, 0xc2b2ae3d);
+    h2 = (h2 << 17) | (h2 >>> 15);
+    h2 = (Math.imul(h2, 9) + 0x165667b1) | 0;
+  }
+  const n = to - from;
+  h1 ^= n;
+  h1 = Math.imul(h1 ^ (h1 >>> 16), 0x85ebca6b);
+  h1 = Math.imul(h1 ^ (h1 >>> 13), 0xc2b2ae35);
+  h2 ^= n;
+  h2 = Math.imul(h2 ^ (h2 >>> 15), 0x2c1b3c6d);
+  h2 = Math.imul(h2 ^ (h2 >>> 12), 0x297a2d39);
+  out[2 * i] = (h1 ^ (h1 >>> 16)) >>> 0;
+  out[2 * i + 1] = (h2 ^ (h2 >>> 15)) >>> 0;
+}
