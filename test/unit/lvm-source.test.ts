@@ -8,6 +8,8 @@
 // - the session's reader on real files: LV extents from the "snapshot", metadata from the copies
 //   (the restored image does not list an LV created after the copy), the rest from the disk;
 // - the invalid-snapshot verdict, and how the manifest's methods are put into words.
+import { hasLvm, lvm, lvNames } from '../helpers/lvm';
+import { makeSysfs as buildSysfs, type SysDev } from '../helpers/sysfs';
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -35,34 +37,8 @@ const refusal = (d: LvmDecision) => {
   return d as { message: string; hint: string };
 };
 
-/** A sysfs tree as the kernel lays it out (class/block, dev/block, block/ for dm, partitions under their disk, dm/uuid and dm/name). */
-function makeSysfs(root: string, devs: { name: string; devno: string; sectors: number; parent?: string; start?: number; dm?: { uuid: string; name: string } }[]): string {
-  const sys = path.join(root, 'sys');
-  const dirOf = new Map<string, string>();
-  for (const d of devs) {
-    const dir = d.parent ? path.join(dirOf.get(d.parent)!, d.name) : d.dm ? path.join(sys, 'devices/virtual/block', d.name) : path.join(sys, 'devices/pci0000:00/0000:00:04.0', d.name);
-    dirOf.set(d.name, dir);
-    fs.mkdirSync(path.join(dir, 'holders'), { recursive: true });
-    fs.mkdirSync(path.join(dir, 'slaves'));
-    fs.writeFileSync(path.join(dir, 'dev'), `${d.devno}\n`);
-    fs.writeFileSync(path.join(dir, 'size'), `${d.sectors}\n`);
-    if (d.parent) {
-      fs.writeFileSync(path.join(dir, 'partition'), `${d.name.match(/(\d+)$/)![1]}\n`);
-      fs.writeFileSync(path.join(dir, 'start'), `${d.start}\n`);
-    }
-    if (d.dm) {
-      fs.mkdirSync(path.join(dir, 'dm'));
-      fs.writeFileSync(path.join(dir, 'dm', 'uuid'), `${d.dm.uuid}\n`);
-      fs.writeFileSync(path.join(dir, 'dm', 'name'), `${d.dm.name}\n`);
-    }
-    const links = [path.join(sys, 'class/block', d.name), path.join(sys, 'dev/block', d.devno), ...(d.parent ? [] : [path.join(sys, 'block', d.name)])];
-    for (const link of links) {
-      fs.mkdirSync(path.dirname(link), { recursive: true });
-      fs.symlinkSync(path.relative(path.dirname(link), dir), link);
-    }
-  }
-  return sys;
-}
+/** A sysfs tree as the kernel lays it out, with block/ links (lvOfDm reads /sys/block/dm-N/dm). */
+const makeSysfs = (root: string, devs: SysDev[]) => buildSysfs(root, devs, { blockLinks: true });
 
 // LVM 2.03's JSON (--reportformat json --units b --nosuffix), as lvm.test.ts records it.
 const segReport = (vg: string, lv: string, segs: { start: number; size: number; ranges: string; segtype: string }[]) => JSON.stringify({
@@ -251,16 +227,7 @@ describe('the session reader on real files', () => {
   });
 });
 
-const hasLvm = isRoot && spawnSync('lvm', ['version'], { stdio: 'ignore' }).error === undefined;
-
 describe('with the real LVM tools on loop devices over a disk image (inactive LVs: no device-mapper needed)', { skip: hasLvm ? false : 'needs root and lvm2' }, () => {
-  const lvmConfig = (devs: string[]) => {
-    const accept = [...devs.map((d) => `"a|^${d}$|"`), '"r|.*|"'].join(',');
-    return `devices { filter=[${accept}] global_filter=[${accept}] hints="none" obtain_device_list_from_udev=0 } backup { backup=0 archive=0 } activation { udev_sync=0 udev_rules=0 monitoring=0 }`;
-  };
-  const lvm = (argv: string[], devs: string[], allowFail = false) =>
-    sh(argv[0], ['--driverloaded', 'n', '--config', lvmConfig(devs), ...argv.slice(1)], { env: { LVM_SUPPRESS_FD_WARNINGS: '1' }, allowFail });
-  const lvNames = (vg: string, devs: string[]) => JSON.parse(lvm(['lvs', '--reportformat', 'json', '-o', 'lv_name', vg], devs).stdout).report[0].lv.map((l: { lv_name: string }) => l.lv_name).sort();
 
   it('decides from what LVM prints and sysfs shows, copies the metadata when it holds still, and the image hides what came after', async () => {
     const dir = tmpDir('devsnap-lvm-source-real-');

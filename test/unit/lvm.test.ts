@@ -7,6 +7,7 @@
 // - where lvm2 is installed: real LVM on loop devices with inactive LVs (no device-mapper needed), so
 //   the parsers read what LVM prints, the copied metadata really hides an LV created after the copy,
 //   and lvcreate accepts the snapshot command line up to the point where it needs device-mapper.
+import { hasLvm, lvm, lvmConfig, lvNames } from '../helpers/lvm';
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -280,17 +281,7 @@ describe('the metadata copy, for real', { skip: isRoot ? false : 'needs root (lo
   });
 });
 
-const hasLvm = isRoot && spawnSync('lvm', ['version'], { stdio: 'ignore' }).error === undefined;
-
 describe('with the real LVM tools on loop devices (inactive LVs: no device-mapper needed)', { skip: hasLvm ? false : 'needs root and lvm2' }, () => {
-  /** Runs an LVM command seeing only `devs`, without device-mapper, leaving no backup in /etc/lvm. */
-  const lvmConfig = (devs: string[]) => {
-    const accept = [...devs.map((d) => `"a|^${d}$|"`), '"r|.*|"'].join(',');
-    return `devices { filter=[${accept}] global_filter=[${accept}] hints="none" obtain_device_list_from_udev=0 } backup { backup=0 archive=0 } activation { udev_sync=0 udev_rules=0 monitoring=0 }`;
-  };
-  const lvm = (argv: string[], devs: string[], allowFail = false) =>
-    sh(argv[0], ['--driverloaded', 'n', '--config', lvmConfig(devs), ...argv.slice(1)], { env: { LVM_SUPPRESS_FD_WARNINGS: '1' }, allowFail });
-  const lvNames = (vg: string, devs: string[]) => JSON.parse(lvm(['lvs', '--reportformat', 'json', '-o', 'lv_name', vg], devs).stdout).report[0].lv.map((l: { lv_name: string }) => l.lv_name).sort();
 
   it('parses what LVM prints, and the metadata copied before a change hides the LV that change created', async () => {
     const dir = tmpDir('devsnap-lvm-real-');

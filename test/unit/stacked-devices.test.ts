@@ -7,6 +7,7 @@
 //   over a pack) are refused;
 // - device-mapper and md RAID on constructed sysfs trees mirroring Ubuntu's LUKS + LVM install and
 //   a RAID 1 (this machine has no device-mapper: those code paths are untested on a real kernel).
+import { makeSysfs as buildSysfs, type SysDev } from '../helpers/sysfs';
 import { strict as assert } from 'node:assert';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -20,33 +21,9 @@ import { launchHelper } from './helper-harness';
 after(cleanup);
 const MiB = 1 << 20;
 
-/** A sysfs tree (class/block, dev/block, devices/…) with the given devices, as the kernel lays it out. */
-function makeSysfs(root: string, devs: { name: string; devno: string; sectors: number; parent?: string; start?: number; slaves?: string[]; virtual?: boolean }[]): SystemView {
-  const sys = path.join(root, 'sys');
-  const dirOf = new Map<string, string>();
-  for (const d of devs) {
-    const dir = d.parent ? path.join(dirOf.get(d.parent)!, d.name) : d.virtual ? path.join(sys, 'devices/virtual/block', d.name) : path.join(sys, 'devices/pci0000:00/0000:00:04.0', d.name);
-    dirOf.set(d.name, dir);
-    fs.mkdirSync(path.join(dir, 'holders'), { recursive: true });
-    fs.mkdirSync(path.join(dir, 'slaves'));
-    fs.writeFileSync(path.join(dir, 'dev'), `${d.devno}\n`);
-    fs.writeFileSync(path.join(dir, 'size'), `${d.sectors}\n`);
-    if (d.parent) {
-      fs.writeFileSync(path.join(dir, 'partition'), `${d.name.match(/(\d+)$/)![1]}\n`);
-      fs.writeFileSync(path.join(dir, 'start'), `${d.start}\n`);
-    }
-    for (const link of [path.join(sys, 'class/block', d.name), path.join(sys, 'dev/block', d.devno)]) {
-      fs.mkdirSync(path.dirname(link), { recursive: true });
-      fs.symlinkSync(path.relative(path.dirname(link), dir), link);
-    }
-  }
-  for (const d of devs) {
-    for (const s of d.slaves ?? []) {
-      fs.symlinkSync(path.relative(path.join(dirOf.get(d.name)!, 'slaves'), dirOf.get(s)!), path.join(dirOf.get(d.name)!, 'slaves', s));
-      fs.symlinkSync(path.relative(path.join(dirOf.get(s)!, 'holders'), dirOf.get(d.name)!), path.join(dirOf.get(s)!, 'holders', d.name));
-    }
-  }
-  return { sys, mountinfo: path.join(root, 'mountinfo'), swaps: path.join(root, 'swaps') };
+/** A sysfs tree with the given devices, and where device.ts reads mounts and swaps. */
+function makeSysfs(root: string, devs: SysDev[]): SystemView {
+  return { sys: buildSysfs(root, devs), mountinfo: path.join(root, 'mountinfo'), swaps: path.join(root, 'swaps') };
 }
 
 /** One mountinfo line, as the kernel writes it. */
