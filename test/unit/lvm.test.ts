@@ -9,7 +9,6 @@
 //   and lvcreate accepts the snapshot command line up to the point where it needs device-mapper.
 import { hasLvm, lvm, lvmConfig, lvNames } from '../helpers/lvm';
 import { strict as assert } from 'node:assert';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
