@@ -33,7 +33,7 @@ import { ChunkReader } from './chunk-reader';
 import { AreaCells, CellStore, type PlannedArea } from './capture/cells';
 import { readCells } from './capture/reads';
 import { canFreeze, dropCache, freeze, remountReadOnly, type Thaw } from './capture/pause';
-import { readExtState, withoutBlocks, type ExtState } from './capture/ext-tracking';
+import { readExtState, withBlocks, withoutBlocks, type ExtState } from './capture/ext-tracking';
 import { applyRuns, catchUp, clockOffset, frozenPass, holdIntoNextSecond, sleep, zeroDeadJournal, type Tracked } from './capture/point-in-time';
 import { captureStates } from './capture/states';
 import { liveZfsPools, zfsProblem } from './capture/zfs';
@@ -271,6 +271,8 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
         const how = await trackedPass(t, pfs ? { id: parent!.id, fs: await pfs } : null, opts.log);
         if (how.runs) {
           readChanges = true;
+          // What the image holds as read: the parent's blocks, and what is read now.
+          if (t.cells.parentUsed) t.covered = withBlocks(t.cells.parentUsed, how.runs, t.blockSize);
           await applyRuns(src, t, how.runs, store, opts.source, stats, opts.signal);
           meter.add(a.used!.usedBytes);
           continue;
@@ -279,6 +281,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
         if (t.mountpoint || t.state.journalClean) a.used = withoutBlocks(a.used!, how.journalLog, t.blockSize);
         t.deadJournal = how.journalLog;
       }
+      if (t) t.covered = a.used ?? undefined; // what pass 1 reads
       if (m && !t) {
         resumes.push(pauseFor(m, opts.log)); // a read-write filesystem devsnap cannot track: paused while it is read
         dropCache(opts.source);

@@ -24,6 +24,8 @@ interface TrackedArea {
   reader: ByteReader;        // the live partition
   blockSize: number;         // the filesystem's block size (btrfs: its sector size)
   mountpoint?: string;       // mounted read-write: the last pass runs frozen
+  /** The blocks the image holds as read (pass 1's map, or the parent's): the last pass reads any other block then in use. */
+  covered?: UsedBlocks;
 }
 
 export interface ExtTracked extends TrackedArea {
@@ -203,6 +205,29 @@ export async function frozenPass(fh: SourceRead, list: Tracked[], store: CellSto
 
 type Collected = { t: Tracked; parts: Held; dead: BlockRuns; used: UsedBlocks | null };
 
+/**
+ * Blocks in use now (`used`, read while paused) that the image does not hold as read (`covered`),
+ * but the dead journal log: read again as well. A block allocated after pass 1's map was read belongs
+ * to an inode that changed, so it is re-read anyway; this catches what that rule would miss if the map
+ * pass 1 read was older than the state it was read with (a bitmap not yet written home, a stale cache).
+ */
+export function uncovered(used: UsedBlocks, covered: UsedBlocks, dead: BlockRuns, blockSize: number): BlockRuns {
+  if (used.blockSize !== blockSize || covered.blockSize !== blockSize) return [];
+  const isDead = new Set<number>();
+  for (const [s, c] of dead) for (let b = s; b < s + c; b++) isDead.add(b);
+  const out: BlockRuns = [];
+  const n = Math.min(used.bitmap.length, covered.bitmap.length);
+  for (let i = 0; i < n; i++) {
+    const extra = used.bitmap[i] & ~covered.bitmap[i];
+    if (!extra) continue;
+    for (let k = 0; k < 8; k++) {
+      const b = i * 8 + k;
+      if (extra & (1 << k) && !isDead.has(b)) out.push([b, 1]);
+    }
+  }
+  return mergeRuns(out);
+}
+
 /** Byte runs [offset, length) as runs of whole blocks (they are block-aligned; rounding outwards only reads more). */
 function toBlocks(runs: [number, number][], blockSize: number): BlockRuns {
   return mergeRuns(runs.map(([off, len]) => [Math.floor(off / blockSize), Math.ceil((off + len) / blockSize) - Math.floor(off / blockSize)]));
@@ -280,7 +305,8 @@ async function frozenPassHeld(
       const used = await detectFilesystem(t.reader);
       const parts = new Held(spillDir);
       collected.push({ t, parts, dead: ch.dead, used });
-      for await (const part of readParts(fh, t.cells.area, t.cells.chunkSize, runsByCell(ch.runs, t.blockSize, t.cells.chunkSize, t.cells.area.size), source)) await parts.add(part);
+      const runs = used && !used.full && t.covered ? mergeRuns([...ch.runs, ...uncovered(used, t.covered, ch.dead, t.blockSize)]) : ch.runs;
+      for await (const part of readParts(fh, t.cells.area, t.cells.chunkSize, runsByCell(runs, t.blockSize, t.cells.chunkSize, t.cells.area.size), source)) await parts.add(part);
     }
     await holdIntoNextSecond(mounted, atMs);
   } finally {
