@@ -9,7 +9,7 @@ import { DevsnapError } from '../errors';
 import { detectFilesystem } from '../fs/detect';
 import type { ByteReader, UsedBlocks } from '../fs/types';
 import type { AreaCells, CellStore } from './cells';
-import { changesSince, incomparable, mergeRuns, readExtState, settleMs, type BlockRuns, type ExtState } from './ext-tracking';
+import { changesSince, incomparable, mergeRuns, readExtState, settleMs, withBlocks, type BlockRuns, type ExtState } from './ext-tracking';
 import { btrfsChangedSince, btrfsIncomparable, type BtrfsState } from '../fs/btrfs';
 import { dropCache, flushDevice, freeze, remountReadOnlySoon, syncFilesystem, type Thaw } from './pause';
 import { ntfsChangesSince, ntfsIncomparable, readNtfsState, type NtfsState } from '../fs/ntfs-state';
@@ -186,6 +186,8 @@ export interface FrozenResult {
   at: string;
   pauseSeconds: number;
   rereadBytes: number;
+  /** Blocks in use that neither pass 1's map nor the changes showed (the safety net's catch: should be 0). */
+  uncoveredBlocks: number;
 }
 
 /**
@@ -294,6 +296,7 @@ async function frozenPassHeld(
   store: CellStore, source: string, stats: PassStats, spillDir: string,
 ): Promise<FrozenResult & { used: Map<Tracked, UsedBlocks | null> }> {
   const atMs = Date.now();
+  let uncoveredBlocks = 0;
   const at = new Date(atMs).toISOString();
   const t0 = performance.now();
   const thaw = await pauseAll(mounted);
@@ -305,7 +308,10 @@ async function frozenPassHeld(
       const used = await detectFilesystem(t.reader);
       const parts = new Held(spillDir);
       collected.push({ t, parts, dead: ch.dead, used });
-      const runs = used && !used.full && t.covered ? mergeRuns([...ch.runs, ...uncovered(used, t.covered, ch.dead, t.blockSize)]) : ch.runs;
+      // The safety net: blocks in use that neither pass 1's map nor the changes cover.
+      const extra = used && !used.full && t.covered ? uncovered(used, withBlocks(t.covered, ch.runs, t.blockSize), ch.dead, t.blockSize) : [];
+      uncoveredBlocks += extra.reduce((n, [, c]) => n + c, 0);
+      const runs = extra.length ? mergeRuns([...ch.runs, ...extra]) : ch.runs;
       for await (const part of readParts(fh, t.cells.area, t.cells.chunkSize, runsByCell(runs, t.blockSize, t.cells.chunkSize, t.cells.area.size), source)) await parts.add(part);
     }
     await holdIntoNextSecond(mounted, atMs);
@@ -328,5 +334,5 @@ async function frozenPassHeld(
   }
   stats.bytesRead += rereadBytes;
   await store.drain();
-  return { at, pauseSeconds, rereadBytes, used: usedMaps };
+  return { at, pauseSeconds, rereadBytes, uncoveredBlocks, used: usedMaps };
 }
