@@ -33,7 +33,7 @@ import { ChunkReader } from './chunk-reader';
 import { AreaCells, CellStore, type PlannedArea } from './capture/cells';
 import { readCells } from './capture/reads';
 import { canFreeze, dropCache, freeze, remountReadOnly, type Thaw } from './capture/pause';
-import { readExtState, withBlocks, withoutBlocks, type ExtState } from './capture/ext-tracking';
+import { readExtState, withoutBlocks, type ExtState } from './capture/ext-tracking';
 import { applyRuns, catchUp, clockOffset, frozenPass, holdIntoNextSecond, sleep, zeroDeadJournal, type Tracked } from './capture/point-in-time';
 import { captureStates } from './capture/states';
 import { liveZfsPools, zfsProblem } from './capture/zfs';
@@ -272,7 +272,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
         if (how.runs) {
           readChanges = true;
           // What the image holds as read: the parent's blocks, and what is read now.
-          if (t.cells.parentUsed) t.covered = withBlocks(t.cells.parentUsed, how.runs, t.blockSize);
+          if (t.cells.parentUsed) t.covered = { map: t.cells.parentUsed, runs: how.runs };
           await applyRuns(src, t, how.runs, store, opts.source, stats, opts.signal);
           meter.add(a.used!.usedBytes);
           continue;
@@ -281,7 +281,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
         if (t.mountpoint || t.state.journalClean) a.used = withoutBlocks(a.used!, how.journalLog, t.blockSize);
         t.deadJournal = how.journalLog;
       }
-      if (t) t.covered = a.used ?? undefined; // what pass 1 reads
+      if (t && a.used) t.covered = { map: a.used }; // what pass 1 reads
       if (m && !t) {
         resumes.push(pauseFor(m, opts.log)); // a read-write filesystem devsnap cannot track: paused while it is read
         dropCache(opts.source);

@@ -81,23 +81,10 @@ export async function inodeTableRuns(p: ByteReader): Promise<BlockRuns> {
 
 /** Clears the given blocks in a used-block map (a copy), so a full pass does not read them. */
 export function withoutBlocks(used: UsedBlocks, runs: BlockRuns, fsBlockSize: number): UsedBlocks {
-  return markBlocks(used, runs, fsBlockSize, false);
-}
-
-/** Sets the given blocks in a used-block map (a copy). */
-export function withBlocks(used: UsedBlocks, runs: BlockRuns, fsBlockSize: number): UsedBlocks {
-  return markBlocks(used, runs, fsBlockSize, true);
-}
-
-function markBlocks(used: UsedBlocks, runs: BlockRuns, fsBlockSize: number, set: boolean): UsedBlocks {
   const bitmap = Uint8Array.from(used.bitmap);
   const per = fsBlockSize / used.blockSize; // bitmap bits per filesystem block
-  const last = bitmap.length * 8;
   for (const [s, c] of runs) {
-    for (let b = s * per; b < Math.min((s + c) * per, last); b++) {
-      if (set) bitmap[b >> 3] |= 1 << (b & 7);
-      else bitmap[b >> 3] &= ~(1 << (b & 7));
-    }
+    for (let b = s * per; b < (s + c) * per; b++) bitmap[b >> 3] &= ~(1 << (b & 7));
   }
   return { ...used, bitmap };
 }

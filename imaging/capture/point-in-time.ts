@@ -9,7 +9,8 @@ import { DevsnapError } from '../errors';
 import { detectFilesystem } from '../fs/detect';
 import type { ByteReader, UsedBlocks } from '../fs/types';
 import type { AreaCells, CellStore } from './cells';
-import { changesSince, incomparable, mergeRuns, readExtState, settleMs, withBlocks, type BlockRuns, type ExtState } from './ext-tracking';
+import { changesSince, incomparable, mergeRuns, readExtState, settleMs, type BlockRuns, type ExtState } from './ext-tracking';
+import { subtractRuns } from '../fs/runs';
 import { btrfsChangedSince, btrfsIncomparable, type BtrfsState } from '../fs/btrfs';
 import { dropCache, flushDevice, freeze, remountReadOnlySoon, syncFilesystem, type Thaw } from './pause';
 import { ntfsChangesSince, ntfsIncomparable, readNtfsState, type NtfsState } from '../fs/ntfs-state';
@@ -24,8 +25,8 @@ interface TrackedArea {
   reader: ByteReader;        // the live partition
   blockSize: number;         // the filesystem's block size (btrfs: its sector size)
   mountpoint?: string;       // mounted read-write: the last pass runs frozen
-  /** The blocks the image holds as read (pass 1's map, or the parent's): the last pass reads any other block then in use. */
-  covered?: UsedBlocks;
+  /** The blocks the image holds as read (pass 1's map; or the parent's, and the runs read over it): the last pass reads any other block then in use. */
+  covered?: { map: UsedBlocks; runs?: BlockRuns };
 }
 
 export interface ExtTracked extends TrackedArea {
@@ -309,7 +310,7 @@ async function frozenPassHeld(
       const parts = new Held(spillDir);
       collected.push({ t, parts, dead: ch.dead, used });
       // The safety net: blocks in use that neither pass 1's map nor the changes cover.
-      const extra = used && !used.full && t.covered ? uncovered(used, withBlocks(t.covered, ch.runs, t.blockSize), ch.dead, t.blockSize) : [];
+      const extra = used && !used.full && t.covered ? subtractRuns(subtractRuns(uncovered(used, t.covered.map, ch.dead, t.blockSize), t.covered.runs ?? []), mergeRuns(ch.runs)) : [];
       uncoveredBlocks += extra.reduce((n, [, c]) => n + c, 0);
       const runs = extra.length ? mergeRuns([...ch.runs, ...extra]) : ch.runs;
       for await (const part of readParts(fh, t.cells.area, t.cells.chunkSize, runsByCell(runs, t.blockSize, t.cells.chunkSize, t.cells.area.size), source)) await parts.add(part);

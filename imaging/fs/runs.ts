@@ -16,6 +16,23 @@ export function mergeRuns(runs: Runs): Runs {
   return out;
 }
 
+/** The blocks of `a` not in `b` (both sorted and merged, as mergeRuns gives them). */
+export function subtractRuns(a: Runs, b: Runs): Runs {
+  const out: Runs = [];
+  let j = 0;
+  for (const [start, count] of a) {
+    let s = start;
+    const end = start + count;
+    while (j < b.length && b[j][0] + b[j][1] <= s) j++;
+    for (let k = j; k < b.length && b[k][0] < end; k++) {
+      if (b[k][0] > s) out.push([s, b[k][0] - s]);
+      s = Math.max(s, b[k][0] + b[k][1]);
+    }
+    if (s < end) out.push([s, end - s]);
+  }
+  return out;
+}
+
 /**
  * A 64-bit hash of u[from, to) into out[2i], out[2i+1]: two murmur3-style lanes with different
  * constants (~150 ms per million 256-byte records here, against ~900 ms for sha1 of a copy).

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { uncovered } from '../../imaging/capture/point-in-time';
+import { subtractRuns } from '../../imaging/fs/runs';
 import type { UsedBlocks } from '../../imaging/fs/types';
 
 const map = (blocks: number, used: number[], blockSize = 4096): UsedBlocks => {
@@ -20,4 +21,11 @@ test('blocks used now but not read by pass 1 are read again, as runs; the dead j
   assert.deepEqual(uncovered(pass1, pass1, [], 4096), [], 'nothing new');
   assert.deepEqual(uncovered(map(64, [], 4096), now, [], 4096), [], 'blocks freed since are not read');
   assert.deepEqual(uncovered(now, map(64, [], 1024), [], 4096), [], 'maps of another granularity are not compared');
+});
+
+test('runs minus runs: what the changes or an incremental read already covers is left out', () => {
+  assert.deepEqual(subtractRuns([[3, 2], [12, 1], [20, 4], [63, 1]], [[0, 4], [21, 2], [60, 10]]), [[4, 1], [12, 1], [20, 1], [23, 1]]);
+  assert.deepEqual(subtractRuns([[0, 10]], []), [[0, 10]]);
+  assert.deepEqual(subtractRuns([[0, 10]], [[0, 10]]), []);
+  assert.deepEqual(subtractRuns([[0, 10], [20, 10]], [[5, 20]]), [[0, 5], [25, 5]]);
 });
