@@ -191,6 +191,13 @@ function op(kind: WriterKind): void {
       // One inode, two names: link it under the other name, unlink the first, now and then rewrite it.
       const from = `w/hardlink/${linkSide[i]}${i}`;
       const to = `w/hardlink/${linkSide[i] === 'a' ? 'b' : 'a'}${i}`;
+      if (fs.existsSync(abs(to))) {
+        // Left by an operation a read-only moment cut short (after the link, before the unlink).
+        begin(to);
+        fs.unlinkSync(abs(to));
+        fsyncPath(dir);
+        durable(to);
+      }
       begin(to);
       fs.linkSync(abs(from), abs(to));
       fsyncPath(dir);
@@ -213,10 +220,13 @@ function op(kind: WriterKind): void {
       // Delete a file and at once create another: its freed blocks and inode are likely reused.
       const old = `w/reuse/f${i}.${reuseGen[i]}`;
       const next = `w/reuse/f${i}.${++reuseGen[i]}`;
-      begin(old);
-      fs.unlinkSync(abs(old));
-      fsyncPath(dir);
-      durable(old);
+      // (`old` is missing when a read-only moment cut the operation that was to create it short.)
+      if (fs.existsSync(abs(old))) {
+        begin(old);
+        fs.unlinkSync(abs(old));
+        fsyncPath(dir);
+        durable(old);
+      }
       begin(next);
       writeFileDurably(next, seeded(int(16, 256) * 1024));
       fsyncPath(dir);
@@ -224,6 +234,13 @@ function op(kind: WriterKind): void {
     }
     case 'append': {
       // A growing log, rotated (renamed over the previous one) at 2 MiB.
+      if (!fs.existsSync(abs(rel))) {
+        // A rotation a read-only moment cut short (after the rename): the new log is started now.
+        begin(rel);
+        writeFileDurably(rel, Buffer.alloc(0));
+        fsyncPath(dir);
+        return durable(rel);
+      }
       if (fs.statSync(abs(rel)).size > 2 << 20) {
         const old = `${rel}.1`;
         begin(rel, old);
