@@ -209,26 +209,23 @@ export async function frozenPass(fh: SourceRead, list: Tracked[], store: CellSto
 type Collected = { t: Tracked; parts: Held; dead: BlockRuns; used: UsedBlocks | null };
 
 /**
- * Blocks in use now (`used`, read while paused) that the image does not hold as read (`covered`),
- * but the dead journal log: read again as well. A block allocated after pass 1's map was read belongs
- * to an inode that changed, so it is re-read anyway; this catches what that rule would miss if the map
- * pass 1 read was older than the state it was read with (a bitmap not yet written home, a stale cache).
+ * Blocks in use now (`used`, read while paused) that the image does not hold as read (`covered`: a
+ * map, and the runs read over it) and that `known` does not list either (the changes, read anyway;
+ * the dead journal log, stored as zeros): read again as well. A block allocated after pass 1's map
+ * was read belongs to an inode that changed, so it is re-read anyway; this catches what that rule
+ * would miss if the map pass 1 read was older than the state it was read with (a bitmap not yet
+ * written home, a stale cache).
  */
-export function uncovered(used: UsedBlocks, covered: UsedBlocks, dead: BlockRuns, blockSize: number): BlockRuns {
-  if (used.blockSize !== blockSize || covered.blockSize !== blockSize) return [];
-  const isDead = new Set<number>();
-  for (const [s, c] of dead) for (let b = s; b < s + c; b++) isDead.add(b);
+export function uncovered(used: UsedBlocks, covered: { map: UsedBlocks; runs?: BlockRuns }, known: BlockRuns, blockSize: number): BlockRuns {
+  if (used.blockSize !== blockSize || covered.map.blockSize !== blockSize) return [];
   const out: BlockRuns = [];
-  const n = Math.min(used.bitmap.length, covered.bitmap.length);
+  const n = Math.min(used.bitmap.length, covered.map.bitmap.length);
   for (let i = 0; i < n; i++) {
-    const extra = used.bitmap[i] & ~covered.bitmap[i];
+    const extra = used.bitmap[i] & ~covered.map.bitmap[i];
     if (!extra) continue;
-    for (let k = 0; k < 8; k++) {
-      const b = i * 8 + k;
-      if (extra & (1 << k) && !isDead.has(b)) out.push([b, 1]);
-    }
+    for (let k = 0; k < 8; k++) if (extra & (1 << k)) out.push([i * 8 + k, 1]);
   }
-  return mergeRuns(out);
+  return subtractRuns(mergeRuns(out), mergeRuns([...(covered.runs ?? []), ...known]));
 }
 
 /** Byte runs [offset, length) as runs of whole blocks (they are block-aligned; rounding outwards only reads more). */
@@ -310,7 +307,7 @@ async function frozenPassHeld(
       const parts = new Held(spillDir);
       collected.push({ t, parts, dead: ch.dead, used });
       // The safety net: blocks in use that neither pass 1's map nor the changes cover.
-      const extra = used && !used.full && t.covered ? subtractRuns(subtractRuns(uncovered(used, t.covered.map, ch.dead, t.blockSize), t.covered.runs ?? []), mergeRuns(ch.runs)) : [];
+      const extra = used && !used.full && t.covered ? uncovered(used, t.covered, [...ch.runs, ...ch.dead], t.blockSize) : [];
       uncoveredBlocks += extra.reduce((n, [, c]) => n + c, 0);
       const runs = extra.length ? mergeRuns([...ch.runs, ...extra]) : ch.runs;
       for await (const part of readParts(fh, t.cells.area, t.cells.chunkSize, runsByCell(runs, t.blockSize, t.cells.chunkSize, t.cells.area.size), source)) await parts.add(part);
