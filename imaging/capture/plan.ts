@@ -13,10 +13,8 @@ import { parseExtSuperblock, EXT_SB_OFFSET, EXT_SB_SIZE } from '../fs/ext-superb
 import { fileReader, sliceReader } from '../source';
 import { inodeTableRuns } from './ext-tracking';
 import { readBtrfsState, type BtrfsState } from '../fs/btrfs';
-import { parseBootSector } from '../fs/ntfs';
-import { Mft } from '../fs/ntfs-state-mft';
+import { ntfsMftBytes } from '../fs/ntfs-state';
 import { liveZfsPools, zfsProblem } from './zfs';
-import type { ByteReader } from '../fs/types';
 import { canFreeze } from './pause';
 import { lvmDecisions, lvPartition, type LvmDecision } from './lvm-source';
 import type { SnapshotPlan } from '../protocol';
@@ -45,20 +43,6 @@ export function pauseProblem(rw: MountUse[], repoDir: string, repoDev: string | 
 
 /** A conservative read rate for the paused pass: a SATA SSD's random-ish metadata reads. */
 const PAUSED_READ_RATE = 250e6;
-
-/** The size of an NTFS volume's MFT (from its boot sector and record 0), or null when `p` holds no NTFS. */
-async function ntfsMftBytes(p: ByteReader): Promise<number | null> {
-  try {
-    const bs = await p.read(0, 512);
-    if (bs.toString('latin1', 3, 11) !== 'NTFS    ') return null;
-    const geo = parseBootSector(bs, p.size);
-    if (typeof geo === 'string') return null;
-    const mft = await Mft.open({ p, ...geo });
-    return mft.records * geo.recordSize;
-  } catch {
-    return null;
-  }
-}
 
 export async function planSnapshot(repoDir: string, source: string): Promise<SnapshotPlan> {
   const info = await inspectPath(source, 'source');

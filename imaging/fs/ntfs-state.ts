@@ -114,6 +114,16 @@ export async function readNtfsState(p: ByteReader, opts: { live?: boolean } = {}
 
 interface Opened { g: Geometry; bs: Buffer; bytesPerSector: number; totalSectors: number }
 
+/** The size of an NTFS volume's MFT (from its boot sector and record 0, nothing else read), or null when `p` holds no NTFS that opens. */
+export async function ntfsMftBytes(p: ByteReader): Promise<number | null> {
+  try {
+    const o = await open(p);
+    return o && (await Mft.open(o.g)).records * o.g.recordSize;
+  } catch {
+    return null;
+  }
+}
+
 async function open(p: ByteReader): Promise<Opened | null> {
   if (p.size < 512) return null;
   const bs = await p.read(0, 512);
