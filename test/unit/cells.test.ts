@@ -14,6 +14,7 @@ import { ChunkReader } from '../../imaging/chunk-reader';
 import { AreaCells, CellStore, type PlannedArea } from '../../imaging/capture/cells';
 import { applyPatch, decodePatch } from '../../imaging/repo/patch';
 import type { UsedBlocks } from '../../imaging/fs/types';
+import type { Extent } from '../../imaging/repo/manifest';
 import { cleanup, tmpDir } from '../helpers/disks';
 
 after(cleanup);
@@ -51,40 +52,44 @@ function removePacks(dir: string): void {
   for (const sub of fs.readdirSync(path.join(dir, 'data'))) fs.rmSync(path.join(dir, 'data', sub), { recursive: true });
 }
 
-test('new blocks over space the parent had free become a patch without reading the base; blocks in use are compared with it', async () => {
-  const dir = path.join(tmpDir('devsnap-cells-'), 'repo');
-  await Repository.init(dir, {}, quiet);
-  const base = crypto.randomBytes(MiB);
-  // The parent: one cell, its first 64 blocks in use (the rest free, stored as the bytes read).
-  const parentArea = area(64);
-  const extents = await run(dir, async (store) => {
+/** A parent snapshot of one cell holding `base`, its first 64 blocks in use (the rest free, stored as the bytes read): its extents. */
+function storeParent(dir: string, parentArea: PlannedArea, base: Buffer): Promise<Extent[]> {
+  return run(dir, async (store) => {
     const cells = new AreaCells(parentArea, MiB);
     await store.putFull(cells, 0, Buffer.from(base), BS); // the store takes the buffer (moved to a worker)
     await store.drain();
     return cells.extents();
   });
+}
+
+/** An incremental that writes `blocks` over the parent's cell: the cell's extent as stored. */
+function overlayOnParent(dir: string, parentArea: PlannedArea, parent: Extent[], blocks: [number, Buffer][]): Promise<Extent> {
+  return run(dir, async (store) => {
+    const cells = new AreaCells(parentArea, MiB, parent);
+    cells.parentUsed = parentArea.used!;
+    await store.overlay(cells, 0, blocks, BS);
+    await store.drain();
+    return cells.extents()[0];
+  });
+}
+
+test('new blocks over space the parent had free become a patch without reading the base; blocks in use are compared with it', async () => {
+  const dir = path.join(tmpDir('devsnap-cells-'), 'repo');
+  await Repository.init(dir, {}, quiet);
+  const base = crypto.randomBytes(MiB);
+  const parentArea = area(64);
+  const extents = await storeParent(dir, parentArea, base);
   const baseId = extents[0][2] as string;
   removePacks(dir);
 
+  // Blocks 100-102: free in the parent (a file written since).
   const fresh = crypto.randomBytes(3 * BS);
-  const r = await run(dir, async (store) => {
-    const cells = new AreaCells(parentArea, MiB, extents);
-    cells.parentUsed = parentArea.used!;
-    // Blocks 100-102: free in the parent (a file written since).
-    await store.overlay(cells, 0, [[100 * BS, fresh]], BS);
-    await store.drain();
-    return cells.cells[0];
-  });
-  assert.equal(r.t, 'p', JSON.stringify(r));
-  assert.equal(r.t === 'p' && r.base, baseId);
+  const r = await overlayOnParent(dir, parentArea, extents, [[100 * BS, fresh]]);
+  assert.equal(r.length, 4, `a patch: ${JSON.stringify(r)}`);
+  assert.equal(r[3], baseId);
 
-  // Control: the same over blocks 10-12, in use in the parent, must compare with the (damaged) base.
-  await assert.rejects(run(dir, async (store) => {
-    const cells = new AreaCells(parentArea, MiB, extents);
-    cells.parentUsed = parentArea.used!;
-    await store.overlay(cells, 0, [[10 * BS, fresh]], BS);
-    await store.drain();
-  }), /missing from the repository/);
+  // Control: the same over blocks 10-12, in use in the parent, must compare with the base (now missing).
+  await assert.rejects(overlayOnParent(dir, parentArea, extents, [[10 * BS, fresh]]), /missing from the repository/);
 });
 
 test('the patch made without the base holds exactly the new blocks, over an earlier patch of the cell', async () => {
@@ -92,31 +97,14 @@ test('the patch made without the base holds exactly the new blocks, over an earl
   await Repository.init(dir, {}, quiet);
   const base = crypto.randomBytes(MiB);
   const parentArea = area(64);
-  const first = await run(dir, async (store) => {
-    const cells = new AreaCells(parentArea, MiB);
-    await store.putFull(cells, 0, Buffer.from(base), BS); // the store takes the buffer (moved to a worker)
-    await store.drain();
-    return cells.extents();
-  });
+  const first = await storeParent(dir, parentArea, base);
   // An incremental changes block 5 (in use: compared with the base, a patch of one block).
   const b5 = crypto.randomBytes(BS);
-  const second = await run(dir, async (store) => {
-    const cells = new AreaCells(parentArea, MiB, first);
-    cells.parentUsed = parentArea.used!;
-    await store.overlay(cells, 0, [[5 * BS, b5]], BS);
-    await store.drain();
-    return cells.extents();
-  });
-  assert.equal(second[0].length, 4, 'a patch');
+  const second = await overlayOnParent(dir, parentArea, first, [[5 * BS, b5]]);
+  assert.equal(second.length, 4, 'a patch');
   // The next one writes blocks 200-201, free in its parent: merged with the earlier patch, no base read.
   const fresh = crypto.randomBytes(2 * BS);
-  const third = await run(dir, async (store) => {
-    const cells = new AreaCells(parentArea, MiB, second);
-    cells.parentUsed = parentArea.used!;
-    await store.overlay(cells, 0, [[200 * BS, fresh]], BS);
-    await store.drain();
-    return cells.extents()[0];
-  });
+  const third = await overlayOnParent(dir, parentArea, [second], [[200 * BS, fresh]]);
   assert.equal(third.length, 4, 'a patch');
   const [patchId, baseId] = [third[2] as string, third[3] as string];
   await run(dir, async (_store, repo) => {
