@@ -6,6 +6,7 @@ import { Area, Extent, Manifest, extentChunks } from './repo/manifest';
 import { applyPatch, decodePatch } from './repo/patch';
 import { WorkerPool } from './worker-pool';
 import { chunkBuffers } from './memory';
+import { digestFrameLength, digestsOf } from './repo/digests';
 
 export class ChunkDamage extends DevsnapError {
   constructor(readonly chunkId: string, detail: string) {
@@ -58,6 +59,29 @@ export class ChunkReader {
   }
 
   /**
+   * The block digests stored with chunk `id` (repo/digests.ts), read without the chunk's data where
+   * the repository is unencrypted; null when it has none, or they are damaged or unreadable (the
+   * caller then compares bytes, and meets any damage of the chunk itself there).
+   */
+  async digests(id: string): Promise<Buffer | null> {
+    try {
+      const loc = this.repo.index.get(id);
+      if (loc && !this.repo.cipher.encrypted) {
+        const tail = await this.repo.readStoredTail(id, digestFrameLength(loc.rawLength));
+        const d = tail && digestsOf(tail, id, loc.rawLength);
+        return d && typeof d !== 'string' ? d : null;
+      }
+      const { frame, loc: l } = await this.stored(id);
+      const d = digestsOf(frame, id, l.rawLength);
+      const out = typeof d === 'string' ? null : Buffer.from(d); // a copy: the frame may be a pool buffer
+      chunkBuffers.give(frame);
+      return out;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
    * A chunk's stored frame: from the index, or from the pack this run's writer still has open. An
    * unencrypted frame is read into a pool buffer (memory.ts), which moves to a worker and back.
    */
@@ -71,16 +95,25 @@ export class ChunkReader {
   }
 
   /** The raw bytes of chunk `id`, often in a pool buffer: hand them to chunkBuffers.give() once used, if nothing keeps them. */
-  async read(id: string, opts: { verify?: boolean } = {}): Promise<Buffer> {
+  /**
+   * `digests: true` (verify) also checks the block digests stored with the chunk: an incremental
+   * trusts them in place of the bytes, so digests that do not match are damage too.
+   */
+  async read(id: string, opts: { verify?: boolean; digests?: boolean } = {}): Promise<Buffer> {
     const verify = opts.verify ?? true;
     const { frame, loc } = await this.stored(id);
     const rawLength = loc.rawLength;
     let raw: Buffer;
     let hash: string;
+    let digests: string | undefined;
     try {
-      ({ raw, hash } = await this.pool.decompress(frame, rawLength, verify && !this.repo.cipher.encrypted));
+      ({ raw, hash, digests } = await this.pool.decompress(frame, rawLength, verify && !this.repo.cipher.encrypted, opts.digests ? id : undefined));
     } catch {
       throw new ChunkDamage(id, 'its compressed data is corrupt');
+    }
+    if (digests === 'damaged' || digests === 'wrong') {
+      chunkBuffers.give(raw);
+      throw new ChunkDamage(id, `its block digests ${digests === 'damaged' ? 'are damaged' : 'do not match its bytes'} (its data itself reads back; snapshots taken after it could be wrong where they relied on them)`);
     }
     if (!verify) {
       if (raw.length !== rawLength) throw new ChunkDamage(id, `it decompresses to ${raw.length} bytes, not ${rawLength}`);

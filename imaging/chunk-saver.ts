@@ -17,9 +17,10 @@ export class ChunkSaver {
 
   /**
    * Saves `raw` under `id` unless it is stored already. With `take`, the buffer is handed to the
-   * worker without a copy and must not be used afterwards.
+   * worker without a copy and must not be used afterwards. With `digests`, the chunk is stored with
+   * its block digests (repo/digests.ts), which later incrementals compare with.
    */
-  async save(id: string, raw: Buffer, take = false): Promise<void> {
+  async save(id: string, raw: Buffer, take = false, digests = false): Promise<void> {
     if (this.writer.has(id)) {
       this.stats.chunksReused++;
       if (take) chunkBuffers.give(raw); // handed over: nothing else uses it
@@ -29,7 +30,7 @@ export class ChunkSaver {
     this.stats.chunksNew++;
     const length = raw.length;
     await this.jobs.add(async () => {
-      const frame = await this.pool.compress(raw, this.level, { take });
+      const frame = await this.pool.compress(raw, this.level, { take, ...(digests ? { digestsFor: id } : {}) });
       await this.writer.add(id, frame, length);
       chunkBuffers.give(frame); // written (or sealed into a copy): the pool buffer is free again
     });

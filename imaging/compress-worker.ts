@@ -9,8 +9,10 @@ import * as crypto from 'crypto';
 import { loadZstd } from './zstd';
 import { movable, requestBuffers, type Moved, type WorkerRequest, type WorkerReply } from './worker-pool';
 import { overlayCell, unpackBlocks } from './capture/overlay';
+import { blockDigests, digestFrame, digestsOf, loadDigests } from './repo/digests';
 
 const codecReady = loadZstd();
+const digestsReady = loadDigests();
 const view = (m: Moved) => Buffer.from(m.data, m.offset, m.length);
 /** The base chunk of an overlay, decompressed: one buffer for the worker's lifetime (it never leaves). */
 let scratch = Buffer.alloc(0);
@@ -21,8 +23,16 @@ parentPort!.on('message', async (req: WorkerRequest) => {
   try {
     const input = view(req);
     if (req.op === 'compress') {
+      // The digests before the frame overwrites the raw bytes; then they follow the frame.
+      const digests = req.digestsFor ? digestFrame(await digestsReady, req.digestsFor, input) : null;
       // In place: the frame replaces the raw bytes it was made from (the codec copied them first).
-      reply = { id: req.id, ...movable(codec.compress(input, req.level, Buffer.from(req.data))), spare: [] };
+      const room = Buffer.from(req.data);
+      let frame = codec.compress(input, req.level, room);
+      if (digests && frame.buffer === room.buffer && frame.byteOffset + frame.length + digests.length <= room.length) {
+        digests.copy(room, frame.byteOffset + frame.length);
+        frame = room.subarray(frame.byteOffset, frame.byteOffset + frame.length + digests.length);
+      } else if (digests) frame = Buffer.concat([frame, digests]);
+      reply = { id: req.id, ...movable(frame), spare: [] };
     } else if (req.op === 'overlay') {
       if (scratch.length < req.rawLength) scratch = Buffer.alloc(req.rawLength);
       const base = codec.decompress(input, req.rawLength, scratch.subarray(0, req.rawLength));
@@ -36,6 +46,10 @@ parentPort!.on('message', async (req: WorkerRequest) => {
       const raw = codec.decompress(input, req.rawLength, req.out ? Buffer.from(req.out, 0, req.rawLength) : undefined);
       const hash = req.hash ? crypto.createHash('sha256').update(raw).digest('hex') : undefined;
       reply = { id: req.id, ...movable(raw), hash, spare: [] };
+      if (req.checkDigests) {
+        const d = digestsOf(input, req.checkDigests, req.rawLength);
+        reply.digests = typeof d === 'string' ? d : blockDigests(await digestsReady, raw).equals(d) ? 'ok' : 'wrong';
+      }
     }
   } catch (err) {
     reply = { id: req.id, error: (err as Error).message, spare: [] };

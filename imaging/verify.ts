@@ -54,7 +54,7 @@ export async function verifySnapshots(repo: Repository, manifests: Manifest[], o
       if (opts.signal?.aborted) throw new DevsnapError('CANCELLED', 'Verify cancelled.');
       await jobs.add(async () => {
         try {
-          const raw = await reader.read(id);
+          const raw = await reader.read(id, { digests: true });
           const p = patches.get(id);
           if (p) {
             const patch = decodePatch(raw, id);

@@ -15,13 +15,19 @@ startMemTrace(); // DEVSNAP_MEMTRACE only (memory.ts): in the main thread and ea
  */
 export interface Moved { data: ArrayBuffer; offset: number; length: number }
 export type WorkerRequest =
-  | ({ id: number; op: 'compress'; level: number } & Moved)
-  | ({ id: number; op: 'decompress'; rawLength: number; hash: boolean; out: ArrayBuffer | null } & Moved)
+  // digestsFor: the chunk id whose block digests (repo/digests.ts) follow its frame.
+  | ({ id: number; op: 'compress'; level: number; digestsFor?: string } & Moved)
+  // checkDigests: the chunk id, to check the frame's block digests (if any) against the raw bytes.
+  | ({ id: number; op: 'decompress'; rawLength: number; hash: boolean; out: ArrayBuffer | null; checkDigests?: string } & Moved)
   | ({
       id: number; op: 'overlay'; rawLength: number; baseId: string; blockSize: number;
       patch: Moved | null; patchOffs: number[]; patchLens: number[]; blocks: Moved; offs: number[]; lens: number[];
     } & Moved);
-export type WorkerReply = { id: number; hash?: string; kind?: 'same' | 'base' | 'patch' | 'cell'; error?: string; spare: ArrayBuffer[] } & Partial<Moved>;
+export type WorkerReply = {
+  id: number; hash?: string; kind?: 'same' | 'base' | 'patch' | 'cell'; error?: string; spare: ArrayBuffer[];
+  /** decompress with checkDigests: what the frame's block digests are. */
+  digests?: 'none' | 'ok' | 'damaged' | 'wrong';
+} & Partial<Moved>;
 
 function workerScript(): string {
   // Beside this file both in tsc's out/imaging and in webpack's dist/.
@@ -68,17 +74,19 @@ export class WorkerPool {
    * worker without a copy and is unusable afterwards (the imaging hot path); without, the bytes are
    * copied. The frame is usually in a pool buffer: hand it to chunkBuffers.give() once written.
    */
-  compress(raw: Buffer, level: number, opts: { take?: boolean } = {}): Promise<Buffer> {
-    return this.run({ id: 0, op: 'compress', ...(opts.take ? movable(raw) : copied(raw)), level }).then(bytes);
+  compress(raw: Buffer, level: number, opts: { take?: boolean; digestsFor?: string } = {}): Promise<Buffer> {
+    return this.run({ id: 0, op: 'compress', ...(opts.take ? movable(raw) : copied(raw)), level, ...(opts.digestsFor ? { digestsFor: opts.digestsFor } : {}) }).then(bytes);
   }
 
   /**
    * Decompresses a frame (moved to the worker when it owns its memory: unusable after); returns the raw
-   * bytes (in a pool buffer when they fit one) with their sha256 (hex), unless `hash` is false.
+   * bytes (in a pool buffer when they fit one) with their sha256 (hex), unless `hash` is false. With
+   * `checkDigests` (the chunk's id), also whether the block digests after the frame match the bytes.
    */
-  decompress(frame: Buffer, rawLength: number, hash = true): Promise<{ raw: Buffer; hash: string }> {
+  decompress(frame: Buffer, rawLength: number, hash = true, checkDigests?: string): Promise<{ raw: Buffer; hash: string; digests?: WorkerReply['digests'] }> {
     const out = rawLength >= BufferPool.MIN_POOLED && rawLength <= BufferPool.CAPACITY ? chunkBuffers.take(rawLength).buffer as ArrayBuffer : null;
-    return this.run({ id: 0, op: 'decompress', ...movable(frame), rawLength, hash, out }).then((r) => ({ raw: bytes(r), hash: r.hash ?? '' }));
+    return this.run({ id: 0, op: 'decompress', ...movable(frame), rawLength, hash, out, ...(checkDigests ? { checkDigests } : {}) })
+      .then((r) => ({ raw: bytes(r), hash: r.hash ?? '', ...(r.digests ? { digests: r.digests } : {}) }));
   }
 
   /**

@@ -2,7 +2,7 @@
 # Installs the Debian packages devsnap's tests, demo and benchmarks use, when any is missing.
 # Needs root (CI runs as root); on a machine that already has them it does nothing.
 set -euo pipefail
-pkgs=(fdisk gdisk dosfstools mtools e2fsprogs ntfs-3g btrfs-progs lvm2 python3 attr zstd util-linux strace chromium libkrb5-dev)
+pkgs=(fdisk gdisk dosfstools mtools e2fsprogs ntfs-3g btrfs-progs lvm2 python3 attr zstd xxhash util-linux strace chromium libkrb5-dev)
 [ "${1:-}" = "--bench" ] && pkgs+=(partclone restic borgbackup pv)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -10,6 +10,8 @@ import { JobQueue } from '../job-queue';
 import { chunkBuffers } from '../memory';
 import { Extent, FREE, ZERO } from '../repo/manifest';
 import { decodePatch, diffBlocks, encodePatch } from '../repo/patch';
+import { DIGEST_BLOCK, loadDigests } from '../repo/digests';
+import { overlayByDigests } from './overlay';
 import type { Repository } from '../repo/repository';
 import type { UsedBlocks } from '../fs/types';
 
@@ -147,7 +149,7 @@ export class CellStore {
     }
     if (before.t !== 'c' && before.t !== 'p') {
       a.cells[i] = { t: 'c', id };
-      await this.saver.save(id, buf, true);
+      await this.saver.save(id, buf, true, true);
       return;
     }
     await this.jobs.add(async () => {
@@ -203,8 +205,19 @@ export class CellStore {
     }
     const baseId = before.t === 'c' ? before.id : before.base;
     // The earlier patch is read verified here: its blocks go into the new patch under a new id.
-    const patch = before.t === 'p' ? decodePatch(await this.reader.read(before.id), before.id).blocks : new Map<number, Buffer>();
-    const r = await this.reader.overlay(baseId, patch, blocks, blockSize);
+    const earlier = before.t === 'p' ? decodePatch(await this.reader.read(before.id), before.id) : null;
+    if (earlier && earlier.blockSize !== blockSize) {
+      // Patched at another granularity (the partition holds another filesystem now): a whole new cell.
+      const cell = await this.reader.readExtent([0, len, before.id, baseId]);
+      for (const [off, b] of blocks) b.copy(cell, off);
+      a.cells[i] = await this.storeChunk(cell, this.repo.cipher.chunkId(cell));
+      return;
+    }
+    const patch = earlier?.blocks ?? new Map<number, Buffer>();
+    // Against the base's block digests when it has them: the base is then not read back at all.
+    const digests = blockSize === DIGEST_BLOCK ? await this.reader.digests(baseId) : null;
+    const byDigests = digests && overlayByDigests({ digests, hash: await loadDigests(), patch: new Map(patch), blocks, cellLength: len, blockSize, baseId });
+    const r = byDigests || (await this.reader.overlay(baseId, patch, blocks, blockSize));
     if (r.kind === 'same') return;
     if (r.kind === 'base') a.cells[i] = { t: 'c', id: baseId };
     else if (r.kind === 'patch') a.cells[i] = await this.savePatch(r.data!, baseId);
@@ -244,7 +257,7 @@ export class CellStore {
   }
 
   private async storeChunk(cell: Buffer, id: string): Promise<Cell> {
-    await this.saver.save(id, cell, true);
+    await this.saver.save(id, cell, true, true);
     return { t: 'c', id };
   }
 

@@ -2,6 +2,7 @@
 // chunk is decompressed there and compared with the new blocks there, so only the result — usually
 // a small patch — crosses back to the main thread, not the whole cell.
 import { encodePatch } from '../repo/patch';
+import { DIGEST_BLOCK } from '../repo/digests';
 
 export interface OverlayInput {
   base: Buffer;                      // the base chunk's raw bytes
@@ -53,4 +54,38 @@ export function overlayCell(o: OverlayInput): OverlayResult {
 export function unpackBlocks(data: Buffer, offs: number[], lens: number[]): [number, Buffer][] {
   let pos = 0;
   return offs.map((o, i) => [o, data.subarray(pos, (pos += lens[i]))]);
+}
+
+/**
+ * The same as overlayCell, but against the base chunk's block digests (repo/digests.ts) instead of its
+ * bytes, so the base is neither read nor decompressed: a new block whose digest is the base block's is
+ * the base's. Null when that cannot decide: blocks not whole DIGEST_BLOCKs, or a result over a quarter
+ * of the cell (a whole cell is built from the base's bytes: overlayCell).
+ */
+export function overlayByDigests(o: { digests: Buffer; hash: (b: Uint8Array) => bigint; patch: Map<number, Buffer>; blocks: [number, Buffer][]; cellLength: number; blockSize: number; baseId: string }): OverlayResult | null {
+  const { digests, patch, cellLength: len } = o;
+  const bs = DIGEST_BLOCK;
+  if (o.blockSize !== bs || digests.length !== 8 * Math.ceil(len / bs)) return null;
+  const whole = ([off, b]: [number, Buffer]) => off % bs === 0 && (b.length % bs === 0 || off + b.length === len) && off + b.length <= len;
+  if (!o.blocks.every(whole)) return null;
+  let changed = false;
+  for (const [off, b] of o.blocks) {
+    for (let p = 0; p < b.length; p += bs) {
+      const k = (off + p) / bs;
+      const block = b.subarray(p, p + bs);
+      const before = patch.get(k);
+      if (before?.equals(block)) continue;
+      const asBase = o.hash(block) === digests.readBigUInt64LE(8 * k);
+      if (!before && asBase) continue;
+      changed = true;
+      if (asBase) patch.delete(k); // back to its base bytes
+      else patch.set(k, block);
+    }
+  }
+  if (!changed) return { kind: 'same' };
+  if (!patch.size) return { kind: 'base' };
+  let bytes = 0;
+  for (const b of patch.values()) bytes += b.length;
+  if (bytes * 4 > len) return null;
+  return { kind: 'patch', data: encodePatch({ base: o.baseId, cellLength: len, blockSize: o.blockSize, blocks: patch }) };
 }

@@ -412,6 +412,13 @@ export class Repository {
     }
   }
 
+  /** The last `n` stored bytes of an unencrypted chunk (null when encrypted: only the whole opens). */
+  async readStoredTail(id: string, n: number): Promise<Buffer | null> {
+    const loc = this.index.get(id);
+    if (!loc || this.cipher.encrypted || n > loc.length) return null;
+    return this.readPack(loc.pack, loc.offset + loc.length - n, n);
+  }
+
   /**
    * Reads from a pack through a small cache of open files (at most 64 idle ones): a file is closed
    * only when no read uses it, and concurrent readers of one pack share its handle.
