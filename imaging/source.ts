@@ -9,9 +9,9 @@ export interface SourceRead {
 }
 
 export function fileReader(fh: fs.promises.FileHandle, size: number): ByteReader {
-  return { size, read: (position, length) => readFully(fh, position, length) };
+  return { size, read: (position, length, into) => readFully(fh, position, length, into?.subarray(0, length)) };
 }
 
 export function sliceReader(base: ByteReader, start: number, size: number): ByteReader {
-  return { size, read: (position, length) => base.read(start + position, length) };
+  return { size, read: (position, length, into) => base.read(start + position, length, into) };
 }

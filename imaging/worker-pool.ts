@@ -44,6 +44,8 @@ function workerScript(): string {
  * incremental of the bench's disk took no longer.
  */
 const WORKER_YOUNG_MB = 3;
+/** How long requests wait for a busy worker before another one starts (when fewer than `size` run). */
+const GROW_AFTER_MS = 250;
 
 export class WorkerPool {
   private workers: Worker[] = [];
@@ -53,19 +55,30 @@ export class WorkerPool {
   private nextId = 1;
   private failure: Error | null = null;
 
-  constructor(size = Math.max(1, Math.min(4, os.availableParallelism?.() ?? os.cpus().length))) {
-    const script = workerScript();
-    for (let i = 0; i < size; i++) {
-      const w = new Worker(script, { resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_MB } });
-      w.on('message', (reply: WorkerReply) => this.onReply(w, reply));
-      w.on('error', (err) => this.fail(err));
-      w.on('exit', (code) => code !== 0 && this.fail(new Error(`compression worker exited with code ${code}`)));
-      this.workers.push(w);
-      this.idle.push(w);
-    }
+  private readonly script = workerScript();
+  /** Since when requests have been waiting with no worker idle (0: not now). */
+  private backlogSince = 0;
+
+  /**
+   * Up to `size` workers, started as the work needs them: one at first, another once requests have
+   * waited for a busy worker for GROW_AFTER_MS. Each costs ~30 MiB (an isolate and the codec's WASM memory), which an
+   * incremental (small patches, digests compared in the main thread) does not need twice.
+   */
+  constructor(readonly size = Math.max(1, Math.min(4, os.availableParallelism?.() ?? os.cpus().length))) {
+    this.spawn();
   }
 
-  get size(): number {
+  private spawn(): void {
+    const w = new Worker(this.script, { resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_MB } });
+    w.on('message', (reply: WorkerReply) => this.onReply(w, reply));
+    w.on('error', (err) => this.fail(err));
+    w.on('exit', (code) => code !== 0 && this.fail(new Error(`compression worker exited with code ${code}`)));
+    this.workers.push(w);
+    this.idle.push(w);
+  }
+
+  /** Workers started so far. */
+  get started(): number {
     return this.workers.length;
   }
 
@@ -124,6 +137,14 @@ export class WorkerPool {
       const job = this.queue.shift()!;
       this.pending.set(job.req.id, { worker: w, resolve: job.resolve, reject: job.reject });
       w.postMessage(job.req, requestBuffers(job.req));
+    }
+    // Requests have waited for a busy worker for a while (a snapshot bound by compression): another one.
+    if (!this.queue.length) this.backlogSince = 0;
+    else if (!this.backlogSince) this.backlogSince = performance.now();
+    else if (performance.now() - this.backlogSince >= GROW_AFTER_MS && this.workers.length < this.size && this.workers.length) {
+      this.backlogSince = 0;
+      this.spawn();
+      this.dispatch();
     }
   }
 

@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FILE_MODE, readFully, tempName, writeFully } from '../fsutil';
 import { DevsnapError } from '../errors';
+import { chunkBuffers } from '../memory';
 import { detectFilesystem } from '../fs/detect';
 import type { ByteReader, UsedBlocks } from '../fs/types';
 import type { AreaCells, CellStore } from './cells';
@@ -150,7 +151,9 @@ class Held {
   constructor(private readonly dir: string, private readonly budget = 8 << 20 /* more goes to the spill file: memory, not speed, bounds it */) {}
 
   async add(part: PartCell): Promise<void> {
-    const bytes = part.blocks.reduce((n, [, b]) => n + b.length, 0);
+    // The memory the part holds: its blocks are views of (usually one) cell-sized read buffer.
+    const buffers = new Set(part.blocks.map(([, b]) => b.buffer));
+    const bytes = [...buffers].reduce((n, ab) => n + ab.byteLength, 0);
     if (this.memoryBytes + bytes <= this.budget) {
       this.inMemory.push(part);
       this.memoryBytes += bytes;
@@ -165,13 +168,15 @@ class Held {
       await writeFully(this.fh, b, this.size);
       this.size += b.length;
     }
+    for (const ab of buffers) chunkBuffers.give(ab); // written out: the read buffer is free again
     this.spilled.push({ index: part.index, offs: part.blocks.map(([o]) => o), lens: part.blocks.map(([, b]) => b.length), at, bytesRead: part.bytesRead });
   }
 
   async *parts(): AsyncGenerator<PartCell> {
     yield* this.inMemory.splice(0);
     for (const s of this.spilled) {
-      const all = await readFully(this.fh!, s.at, s.lens.reduce((n, l) => n + l, 0));
+      const n = s.lens.reduce((m, l) => m + l, 0);
+      const all = await readFully(this.fh!, s.at, n, chunkBuffers.take(n)); // given back by CellStore.overlay
       let pos = 0;
       yield { index: s.index, bytesRead: s.bytesRead, blocks: s.offs.map((o, k) => [o, all.subarray(pos, (pos += s.lens[k]))] as [number, Buffer]) };
     }

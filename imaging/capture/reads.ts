@@ -5,7 +5,7 @@ import { DevsnapError } from '../errors';
 import type { UsedBlocks } from '../fs/types';
 import type { PlannedArea } from './cells';
 import type { SourceRead } from '../source';
-import { BufferPool, chunkBuffers } from '../memory';
+import { chunkBuffers } from '../memory';
 
 const JOIN_GAP = 64 * 1024;
 
@@ -137,27 +137,18 @@ export interface PartCell {
 }
 
 /** Reads the given byte runs of each cell (ascending cell order), each run as its own buffer. */
-export function readParts(fh: SourceRead, a: PlannedArea, chunkSize: number, cells: Map<number, [number, number][]>, source: string, ahead = 8): AsyncGenerator<PartCell> {
+export function readParts(fh: SourceRead, a: PlannedArea, chunkSize: number, cells: Map<number, [number, number][]>, source: string, ahead = 4): AsyncGenerator<PartCell> {
   const order = [...cells.keys()].sort((x, y) => x - y);
   return inOrder(order[Symbol.iterator](), async (index: number) => {
     const off = index * chunkSize;
     const runs = cells.get(index)!;
     const blocks: [number, Buffer][] = [];
-    let bytesRead = 0;
-    // Runs closer than JOIN_GAP are one read into one buffer, then cut: only what is asked is allocated.
-    // A read of half a pool buffer or more goes into one (memory.ts: CellStore.overlay gives it back).
-    for (let i = 0; i < runs.length; ) {
-      let j = i;
-      while (j + 1 < runs.length && runs[j + 1][0] - runs[j][1] < JOIN_GAP) j++;
-      const n = runs[j][1] - runs[i][0];
-      const buf = n >= BufferPool.CAPACITY / 2 ? chunkBuffers.take(n) : Buffer.allocUnsafe(n);
-      await readRuns(fh, a, runs[i][0], [[runs[i][0], runs[j][1]]], buf, source);
-      for (let k = i; k <= j; k++) {
-        blocks.push([runs[k][0] - off, buf.subarray(runs[k][0] - runs[i][0], runs[k][1] - runs[i][0])]);
-        bytesRead += runs[k][1] - runs[k][0];
-      }
-      i = j + 1;
-    }
+    // Every run is read at its place in one cell-sized pool buffer (memory.ts; CellStore.overlay gives
+    // it back), runs closer than JOIN_GAP in one read: reads of small files allocated nothing per read,
+    // which had left tens of MB for the collector to find.
+    const buf = chunkBuffers.take(Math.min(chunkSize, a.size - off));
+    const bytesRead = await readRuns(fh, a, off, runs, buf, source);
+    for (const [from, to] of runs) blocks.push([from - off, buf.subarray(from - off, to - off)]);
     return { index, blocks, bytesRead };
   }, ahead);
 }

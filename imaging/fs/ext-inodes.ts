@@ -10,6 +10,7 @@ import {
   RO_COMPAT_METADATA_CSUM, extGeometryProblems, groupDescriptorChecksum, parseExtSuperblock, readDescriptorTable, type ExtSuperblock,
 } from './ext-superblock';
 import type { ByteReader } from './types';
+import { chunkBuffers } from '../memory';
 
 /** Something on disk does not hold: readExtState answers null, blocksToReread throws it. */
 export class ExtDamage extends Error {}
@@ -149,19 +150,25 @@ export async function readRuns(p: ByteReader, blockSize: number, starts: ArrayLi
       last.runs.push(r);
     } else reads.push({ from: starts[r], to: end, runs: [r] });
   }
+  // Into pool buffers (memory.ts), each back once its runs are done: an inode-table scan reads ~1 MiB
+  // per 4,000 inodes, which allocated per read left tens of MB for the collector to find.
   const start = (i: number) => {
-    const pr = p.read(reads[i].from * blockSize, (reads[i].to - reads[i].from) * blockSize);
+    const n = (reads[i].to - reads[i].from) * blockSize;
+    const into = chunkBuffers.take(n);
+    const pr = p.read(reads[i].from * blockSize, n, into);
     pr.catch(() => undefined); // awaited below; this only keeps a failing fn from leaving it unhandled
-    return pr;
+    return { pr, into };
   };
   let pending = reads.length ? start(0) : null;
   for (let i = 0; i < reads.length; i++) {
-    const buf = await pending!;
+    const { pr, into } = pending!;
+    const buf = await pr;
     pending = i + 1 < reads.length ? start(i + 1) : null;
     for (const r of reads[i].runs) {
       const off = (starts[r] - reads[i].from) * blockSize;
       await fn(r, buf.subarray(off, off + counts[r] * blockSize));
     }
+    chunkBuffers.give(into); // fn keeps no view of it (copies what it keeps)
   }
 }
 

@@ -3,8 +3,11 @@
 /** Random access to a byte range (a whole disk, or one partition with positions relative to its start). */
 export interface ByteReader {
   readonly size: number;
-  /** Reads exactly `length` bytes at `position` (zero-filled past the end). */
-  read(position: number, length: number): Promise<Buffer>;
+  /**
+   * Reads exactly `length` bytes at `position` (zero-filled past the end), into `into` (at least
+   * `length` bytes) where the reader can: the caller may reuse `into` once done with what came back.
+   */
+  read(position: number, length: number, into?: Buffer): Promise<Buffer>;
 }
 
 /** What a filesystem reader found: which blocks of the partition hold data and must be imaged. */
