@@ -175,7 +175,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
   let commitId: string | undefined; // set once the manifest's commit starts
   const saver = new ChunkSaver(writer, pool, options.level ?? repo.config.compression.level, repo.dir);
   const chunks = new ChunkReader(repo, pool, writer);
-  const store = new CellStore(repo, saver, chunks, pool.size * 2);
+  const store = new CellStore(repo, saver, chunks, pool.size * 2, { compareBytes: !!options.fullRead });
   let frozen: Frozen | null = null;
   const resumes: Thaw[] = [];
   let lvm: LvmSession | null = null;

@@ -10,7 +10,7 @@ import { JobQueue } from '../job-queue';
 import { chunkBuffers } from '../memory';
 import { Extent, FREE, ZERO } from '../repo/manifest';
 import { decodePatch, diffBlocks, encodePatch } from '../repo/patch';
-import { DIGEST_BLOCK, loadDigests } from '../repo/digests';
+import { DIGEST_BLOCK, changedBlocks, loadDigests } from '../repo/digests';
 import { overlayByDigests } from './overlay';
 import type { Repository } from '../repo/repository';
 import type { UsedBlocks } from '../fs/types';
@@ -121,7 +121,8 @@ function fromExtents(extents: Extent[], chunkSize: number, size: number): Cell[]
 export class CellStore {
   private readonly jobs: JobQueue;
 
-  constructor(private readonly repo: Repository, private readonly saver: ChunkSaver, private readonly reader: ChunkReader, depth: number) {
+  /** `compareBytes` (--full-read): cells read whole are compared with their base's bytes, not its digests. */
+  constructor(private readonly repo: Repository, private readonly saver: ChunkSaver, private readonly reader: ChunkReader, depth: number, private readonly opts: { compareBytes?: boolean } = {}) {
     this.jobs = new JobQueue(depth, (err) => err);
   }
 
@@ -229,15 +230,21 @@ export class CellStore {
    * chunk `base` when that is under a quarter of the cell (the rule capture/overlay.ts applies in the
    * worker), else as a chunk of its own.
    */
-  private async store(cell: Buffer, id: string | null, base: string, blockSize: number, baseBytes?: Buffer): Promise<Cell> {
+  private async store(cell: Buffer, id: string | null, base: string, blockSize: number): Promise<Cell> {
     // `cell` and the base read here go back to the pool (memory.ts) once nothing uses their bytes.
     if (id === base) {
       chunkBuffers.give(cell);
       return { t: 'c', id };
     }
-    const read = baseBytes ?? (await this.reader.readExtent([0, cell.length, base], UNVERIFIED));
-    const changed = diffBlocks(read, cell, blockSize);
-    if (!baseBytes) chunkBuffers.give(read);
+    // The base's block digests say which blocks differ without reading the base back.
+    const digests = !this.opts.compareBytes && blockSize === DIGEST_BLOCK ? await this.reader.digests(base) : null;
+    let changed: Map<number, Buffer>;
+    if (digests && digests.length === 8 * Math.ceil(cell.length / DIGEST_BLOCK)) changed = changedBlocks(await loadDigests(), digests, cell);
+    else {
+      const read = await this.reader.readExtent([0, cell.length, base], UNVERIFIED);
+      changed = diffBlocks(read, cell, blockSize);
+      chunkBuffers.give(read);
+    }
     if (!changed.size) {
       chunkBuffers.give(cell);
       return { t: 'c', id: base };

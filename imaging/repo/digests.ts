@@ -71,6 +71,16 @@ export function digestsOf(tail: Buffer, id: string, rawLength: number): Buffer |
   return f.subarray(20, 20 + 8 * n);
 }
 
+/** The DIGEST_BLOCKs of `cell` whose digest is not the one in `digests` (the blocks that changed). */
+export function changedBlocks(hash: H64, digests: Buffer, cell: Buffer): Map<number, Buffer> {
+  const out = new Map<number, Buffer>();
+  for (let k = 0; k * DIGEST_BLOCK < cell.length; k++) {
+    const block = cell.subarray(k * DIGEST_BLOCK, (k + 1) * DIGEST_BLOCK);
+    if (hash(block) !== digests.readBigUInt64LE(8 * k)) out.set(k, block);
+  }
+  return out;
+}
+
 /** Whether `digests` are those of `raw` (what verify checks). */
 export function digestsMatch(hash: H64, digests: Buffer, raw: Uint8Array): boolean {
   return blockDigests(hash, raw).equals(digests);

@@ -90,6 +90,77 @@ test('compared by digests, a cell changes exactly as compared by bytes (random b
   }
 });
 
+/** A repository at `dir` whose one chunk, `base`, is stored with or without digests, then its zstd frame damaged: reading it fails. */
+async function damagedBase(dir: string, base: Buffer, withDigests: boolean): Promise<string> {
+  await Repository.init(dir, {}, quiet);
+  const id = crypto.createHash('sha256').update(base).digest('hex');
+  await withStore(dir, {}, (_s, _r, saver) => saver.save(id, Buffer.from(base), false, withDigests));
+  const loc = await withStore(dir, {}, async (_s, repo) => ({ ...repo.index.get(id)!, file: repo.packPath(repo.index.get(id)!.pack) }));
+  const fd = fs.openSync(loc.file, 'r+');
+  fs.writeSync(fd, Buffer.alloc(4, 0xee), 0, 4, loc.offset); // its zstd magic
+  fs.closeSync(fd);
+  return id;
+}
+
+/** One run of the engine's storing machinery over the repository at `dir`, as a snapshot sets it up. */
+async function withStore<T>(dir: string, opts: { compareBytes?: boolean }, f: (store: CellStore, repo: Repository, saver: ChunkSaver) => Promise<T>): Promise<T> {
+  const repo = await Repository.open(dir, {}, quiet);
+  await repo.loadIndex();
+  const pool = new WorkerPool(1);
+  const writer = repo.newPackWriter();
+  const saver = new ChunkSaver(writer, pool, 3, dir);
+  const store = new CellStore(repo, saver, new ChunkReader(repo, pool, writer), 2, opts);
+  try {
+    const r = await f(store, repo, saver);
+    await store.drain();
+    await writer.finish();
+    return r;
+  } finally {
+    await pool.close();
+    await repo.close();
+  }
+}
+
+/** The block numbers and bytes of patch chunk `id`. */
+async function patchBlocks(dir: string, id: string): Promise<Map<number, Buffer>> {
+  return withStore(dir, {}, async (_s, repo) => {
+    const pool = new WorkerPool(1);
+    try {
+      return decodePatch(await new ChunkReader(repo, pool).read(id), id).blocks;
+    } finally {
+      await pool.close();
+    }
+  });
+}
+
+test('a cell read whole is compared with its base by digests, without reading the base; --full-read compares bytes', async () => {
+  const bitmap = new Uint8Array(MiB / BS / 8).fill(0xff);
+  const a: PlannedArea = { kind: 'partition', partition: 1, start: 0, size: MiB, used: { fs: 'ext4', blockSize: BS, usedBytes: MiB, bitmap } };
+  const base = crypto.randomBytes(MiB);
+  const cell = Buffer.from(base);
+  const fresh = crypto.randomBytes(2 * BS);
+  fresh.copy(cell, 11 * BS);
+  for (const compareBytes of [false, true]) {
+    const dir = path.join(tmpDir('devsnap-digests-'), 'repo');
+    const baseId = await damagedBase(dir, base, true);
+    const put = withStore(dir, { compareBytes }, async (store) => {
+      const cells = new AreaCells(a, MiB, [[0, MiB, baseId]]);
+      await store.putFull(cells, 0, Buffer.from(cell), BS);
+      await store.drain();
+      return cells.extents()[0];
+    });
+    if (compareBytes) {
+      await assert.rejects(put, /damaged|corrupt/, 'compared by bytes, the base is read');
+      continue;
+    }
+    const e = await put;
+    assert.equal(e.length, 4, `a patch: ${JSON.stringify(e)}`);
+    const blocks = await patchBlocks(dir, e[2] as string);
+    assert.deepEqual([...blocks.keys()], [11, 12]);
+    assert.ok(Buffer.concat([blocks.get(11)!, blocks.get(12)!]).equals(fresh));
+  }
+});
+
 test('compared by digests, blocks in use in the parent are compared without reading its chunk; a parent without digests is read', async () => {
   const bitmap = new Uint8Array(MiB / BS / 8).fill(0xff);
   const used: UsedBlocks = { fs: 'ext4', blockSize: BS, usedBytes: MiB, bitmap };
@@ -97,37 +168,12 @@ test('compared by digests, blocks in use in the parent are compared without read
   const base = crypto.randomBytes(MiB);
   for (const withDigests of [true, false]) {
     const dir = path.join(tmpDir('devsnap-digests-'), 'repo');
-    await Repository.init(dir, {}, quiet);
-    const run = async <T>(f: (store: CellStore, repo: Repository, saver: ChunkSaver) => Promise<T>): Promise<T> => {
-      const repo = await Repository.open(dir, {}, quiet);
-      await repo.loadIndex();
-      const pool = new WorkerPool(1);
-      const writer = repo.newPackWriter();
-      const saver = new ChunkSaver(writer, pool, 3, dir);
-      const store = new CellStore(repo, saver, new ChunkReader(repo, pool, writer), 2);
-      try {
-        const r = await f(store, repo, saver);
-        await store.drain();
-        await writer.finish();
-        return r;
-      } finally {
-        await pool.close();
-        await repo.close();
-      }
-    };
-    const baseId = crypto.createHash('sha256').update(base).digest('hex');
-    await run((_s, _r, saver) => saver.save(baseId, Buffer.from(base), false, withDigests));
-    // Damage the chunk's zstd frame in its pack: reading the chunk now fails.
-    const loc = await run(async (_s, repo) => ({ ...repo.index.get(baseId)!, file: repo.packPath(repo.index.get(baseId)!.pack) }));
-    const fd = fs.openSync(loc.file, 'r+');
-    fs.writeSync(fd, Buffer.alloc(4, 0xee), 0, 4, loc.offset); // its zstd magic
-    fs.closeSync(fd);
-
+    const baseId = await damagedBase(dir, base, withDigests);
     // Block 10 rewritten with the same bytes, 11-12 changed: a patch of 11-12.
     const fresh = crypto.randomBytes(2 * BS);
     const blocks: [number, Buffer][] = [[10 * BS, Buffer.from(base.subarray(10 * BS, 11 * BS))], [11 * BS, fresh]];
     const parent: Extent[] = [[0, MiB, baseId]];
-    const overlay = run(async (store) => {
+    const overlay = withStore(dir, {}, async (store) => {
       const cells = new AreaCells(a, MiB, parent);
       cells.parentUsed = used;
       await store.overlay(cells, 0, blocks, BS);
@@ -140,17 +186,9 @@ test('compared by digests, blocks in use in the parent are compared without read
     }
     const e = await overlay;
     assert.equal(e.length, 4, `a patch: ${JSON.stringify(e)}`);
-    const patchId = e[2] as string;
-    await run(async (_s, repo) => {
-      const pool = new WorkerPool(1);
-      try {
-        const patch = decodePatch(await new ChunkReader(repo, pool).read(patchId), patchId);
-        assert.deepEqual([...patch.blocks.keys()], [11, 12]);
-        assert.ok(Buffer.concat([patch.blocks.get(11)!, patch.blocks.get(12)!]).equals(fresh));
-      } finally {
-        await pool.close();
-      }
-    });
+    const patch = await patchBlocks(dir, e[2] as string);
+    assert.deepEqual([...patch.keys()], [11, 12]);
+    assert.ok(Buffer.concat([patch.get(11)!, patch.get(12)!]).equals(fresh));
   }
 });
 
