@@ -37,7 +37,7 @@ import { readExtState, withoutBlocks, type ExtState } from './capture/ext-tracki
 import { applyRuns, catchUp, clockOffset, frozenPass, holdIntoNextSecond, sleep, zeroDeadJournal, type Tracked } from './capture/point-in-time';
 import { captureStates } from './capture/states';
 import { liveZfsPools, zfsProblem } from './capture/zfs';
-import { findParent, readParentFs, trackedPass, type ParentFs } from './capture/parent';
+import { changedSinceParent, findParent, followedKind, readParentFs, trackedPass, type ParentFs } from './capture/parent';
 import { pauseProblem } from './capture/plan';
 import { lvmDecisions, openLvmSession, type LvmSession, type LvmTarget } from './capture/lvm-source';
 import type { PartitionInfo, PointInTime } from './protocol';
@@ -219,7 +219,10 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     // The parent's view of each ext partition, read from the repository while the source is read below.
     const parentFs = new Map<number, Promise<ParentFs>>();
     if (parent && !opts.fullRead) {
-      for (const p of parent.partitions) if (p.fs?.startsWith('ext')) parentFs.set(p.index, readParentFs(parent, p.index, chunks).catch(() => ({ state: null, used: null })));
+      for (const p of parent.partitions) {
+        const kind = followedKind(p.fs);
+        if (kind) parentFs.set(p.index, readParentFs(parent, p.index, kind, chunks).catch((): ParentFs => ({ kind, state: null, used: null })));
+      }
     }
 
     // Two-pass: each followed read-write filesystem's state is captured before anything of it is read.
@@ -259,13 +262,23 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
         const state = states.get(a.partition!) ?? (await readExtState(reader));
         if (state) t = { kind: 'ext', cells, reader, blockSize: a.used.blockSize, state, deadJournal: [], ...(m ? { mountpoint: m.mountpoint } : {}) };
       }
-      // btrfs and NTFS are followed only while written (two-pass): each of their snapshots reads every used block.
+      // btrfs and NTFS are followed only while written (two-pass); with a comparable parent, pass 1 reads what changed since it.
       const bstate = a.used?.fs === 'btrfs' && m ? captured?.btrfs.get(a.partition!) : undefined;
       if (bstate) t = { kind: 'btrfs', cells, reader, blockSize: a.used!.blockSize, state: bstate, mountpoint: m!.mountpoint };
       const nstate = a.used?.fs === 'ntfs' && m ? captured?.ntfs.get(a.partition!) : undefined;
       if (nstate) t = { kind: 'ntfs', cells, reader, blockSize: a.used!.blockSize, state: nstate, mountpoint: m!.mountpoint, device: m!.device };
-      if (t?.kind === 'btrfs' || t?.kind === 'ntfs') tracked.push(t);
-      else if (t) {
+      if (t?.kind === 'btrfs' || t?.kind === 'ntfs') {
+        tracked.push(t);
+        const pfs = cells.inherited ? parentFs.get(a.partition!) : undefined;
+        const runs = pfs ? await changedSinceParent(t, { id: parent!.id, fs: await pfs }, opts.log) : null;
+        if (runs) {
+          readChanges = true;
+          t.covered = { map: t.cells.parentUsed!, runs };
+          await applyRuns(src, t, runs, store, opts.source, stats, opts.signal);
+          meter.add(a.used!.usedBytes);
+          continue;
+        }
+      } else if (t) {
         tracked.push(t);
         const pfs = cells.inherited ? parentFs.get(a.partition!) : undefined;
         const how = await trackedPass(t, pfs ? { id: parent!.id, fs: await pfs } : null, opts.log);

@@ -1,6 +1,6 @@
-// The parent snapshot an incremental starts from, and what of a tracked (ext) partition to read
-// against it: only the blocks of what changed since, when the parent's image of that filesystem is
-// comparable (capture/ext-tracking.ts), else everything.
+// The parent snapshot an incremental starts from, and what of a followed partition (ext, btrfs, NTFS)
+// to read against it: only the blocks of what changed since, when the parent's image of that
+// filesystem is comparable (capture/ext-tracking.ts, fs/btrfs.ts, fs/ntfs-state.ts), else everything.
 import { SnapshotDisk } from '../image-fs/snapshot-disk';
 import { readExt } from '../fs/ext';
 import type { ChunkReader } from '../chunk-reader';
@@ -8,7 +8,11 @@ import type { Manifest } from '../repo/manifest';
 import type { Logger, Repository } from '../repo/repository';
 import type { UsedBlocks } from '../fs/types';
 import { changesSince, incomparable, journalRuns, mergeRuns, readExtState, type BlockRuns, type ExtState } from './ext-tracking';
-import type { ExtTracked } from './point-in-time';
+import type { BtrfsTracked, ExtTracked, NtfsTracked, Tracked } from './point-in-time';
+import { detectFilesystem } from '../fs/detect';
+import { btrfsChangedSince, btrfsIncomparable, readBtrfsState, type BtrfsState } from '../fs/btrfs';
+import { ntfsChangesSince, ntfsIncomparable, readNtfsState, type NtfsState } from '../fs/ntfs-state';
+import { blockRuns } from '../fs/runs';
 
 /** The latest readable snapshot of the same disk, the parent whose cells an incremental starts from. */
 export async function findParent(repo: Repository, source: string, diskId: string | undefined, warn: (m: string) => void): Promise<Manifest | null> {
@@ -23,21 +27,90 @@ export async function findParent(repo: Repository, source: string, diskId: strin
   }
 }
 
-/** The parent image's view of one ext partition: its state and used blocks (null where unreadable). */
-export interface ParentFs {
-  state: ExtState | null;
-  used: UsedBlocks | null;
+/**
+ * The parent image's view of one followed partition: the state of its filesystem as that snapshot
+ * holds it, and its used blocks (null where unreadable: then everything is read).
+ */
+export type ParentFs = { used: UsedBlocks | null } & (
+  | { kind: 'ext'; state: ExtState | null }
+  | { kind: 'btrfs'; state: BtrfsState | null }
+  | { kind: 'ntfs'; state: NtfsState | null }
+);
+
+/** The kind of followed filesystem a manifest's partition held, if any. */
+export function followedKind(fs: string | undefined): ParentFs['kind'] | null {
+  return fs?.startsWith('ext') ? 'ext' : fs === 'btrfs' || fs === 'ntfs' ? fs : null;
 }
 
 /**
- * Reads the parent image's ext state and block bitmaps of `partition`. Started early (snapshot.ts), so
- * it overlaps the live state's read and the wait before pass 1; errors come out as nulls.
+ * Reads the parent image's state and used blocks of `partition` (holding a `kind` filesystem). Started
+ * early (snapshot.ts), so it overlaps the live state's read and the wait before pass 1; errors come
+ * out as nulls.
  */
-export async function readParentFs(parent: Manifest, partition: number, chunks: ChunkReader): Promise<ParentFs> {
+export async function readParentFs(parent: Manifest, partition: number, kind: ParentFs['kind'], chunks: ChunkReader): Promise<ParentFs> {
   const pdisk = new SnapshotDisk(chunks, parent, partition, { cacheChunks: 4 }); // read in order: a few chunks suffice
-  const state = await readExtState(pdisk).catch(() => null);
-  const used = state ? await readExt(pdisk).catch(() => null) : null;
-  return { state, used: used && !used.full ? used : null };
+  const usedOf = async (read: () => Promise<UsedBlocks | null>) => {
+    const used = await read().catch(() => null);
+    return used && !used.full ? used : null;
+  };
+  if (kind === 'ext') {
+    const state = await readExtState(pdisk).catch(() => null);
+    return { kind, state, used: state ? await usedOf(() => readExt(pdisk)) : null };
+  }
+  if (kind === 'btrfs') {
+    const state = await readBtrfsState(pdisk).catch(() => null);
+    return { kind, state, used: state ? await usedOf(() => detectFilesystem(pdisk)) : null };
+  }
+  const state = await readNtfsState(pdisk).catch(() => null);
+  return { kind, state, used: state ? await usedOf(() => detectFilesystem(pdisk)) : null };
+}
+
+/** Cells the parent left free but that now hold used blocks: read whole, nothing is trusted to be there. */
+function freshBlocks(t: Tracked): BlockRuns {
+  const extra: BlockRuns = [];
+  const used = t.cells.area.used!;
+  for (let i = 0; i < t.cells.cells.length; i++) {
+    if (t.cells.cells[i].t !== 'f') continue;
+    const from = Math.floor((i * t.cells.chunkSize) / t.blockSize);
+    const to = Math.ceil((i * t.cells.chunkSize + t.cells.cellLength(i)) / t.blockSize);
+    for (let b = from; b < to; b++) if (used.bitmap[b >> 3] & (1 << (b & 7))) extra.push([b, 1]);
+  }
+  return extra;
+}
+
+/**
+ * The first pass of a btrfs or NTFS partition with a comparable parent: what changed since the
+ * parent's image of it (btrfs: everything of a generation after the parent's, as the frozen pass
+ * finds what changed after pass 1; NTFS: the files whose MFT records changed since). Null: read
+ * everything (said why).
+ */
+export async function changedSinceParent(t: BtrfsTracked | NtfsTracked, parent: { id: string; fs: ParentFs }, log: Logger): Promise<BlockRuns | null> {
+  const area = t.cells.area;
+  const full = (why: string) => {
+    log(`Partition ${area.partition}: reading everything, not only changes (${why}).`);
+    return null;
+  };
+  const fs = parent.fs;
+  if (fs.kind !== t.kind || !fs.state || !fs.used) return full(`the previous snapshot holds no readable ${t.kind === 'ntfs' ? 'NTFS' : 'btrfs'} filesystem there`);
+  let runs: BlockRuns;
+  try {
+    if (t.kind === 'btrfs' && fs.kind === 'btrfs') {
+      const why = btrfsIncomparable(fs.state, t.state);
+      if (why) return full(why);
+      runs = blockRuns((await btrfsChangedSince(t.reader, fs.state.generation)).runs, t.blockSize);
+    } else if (t.kind === 'ntfs' && fs.kind === 'ntfs') {
+      const why = ntfsIncomparable(fs.state, t.state);
+      if (why) return full(why);
+      const s = t.state;
+      runs = blockRuns((await ntfsChangesSince(t.reader, fs.state, s, { live: true })).runs.map(([c, n]) => [c * s.clusterSize, n * s.clusterSize]), t.blockSize);
+    } else return full('mismatch');
+  } catch (err) {
+    // A live filesystem caught between two writes (or damage, which the last pass would find).
+    return full((err as Error).message);
+  }
+  t.cells.parentUsed = fs.used;
+  log(`Partition ${area.partition}: reading what changed since snapshot ${parent.id}.`);
+  return mergeRuns([...runs, ...freshBlocks(t)]);
 }
 
 /**
@@ -50,7 +123,7 @@ export async function trackedPass(t: ExtTracked, parent: { id: string; fs: Paren
   const inFull = async () => ({ runs: null, journalLog: deadLog ? await journalRuns(t.reader, t.state) : [] });
   if (!parent) return inFull();
   const area = t.cells.area;
-  const before = parent.fs.state;
+  const before = parent.fs.kind === 'ext' ? parent.fs.state : null;
   const why = before ? incomparable(before, t.state) : 'the previous snapshot holds no readable ext filesystem there';
   if (why) {
     log(`Partition ${area.partition}: reading everything, not only changes (${why}).`);
@@ -67,15 +140,6 @@ export async function trackedPass(t: ExtTracked, parent: { id: string; fs: Paren
   }
   t.deadJournal = deadLog ? ch.journalLog : [];
   if (parent.fs.used) t.cells.parentUsed = parent.fs.used;
-  // Cells the parent left free but that now hold used blocks are read whole: nothing is trusted to be there.
-  const extra: BlockRuns = [];
-  const used = area.used!;
-  for (let i = 0; i < t.cells.cells.length; i++) {
-    if (t.cells.cells[i].t !== 'f') continue;
-    const from = Math.floor((i * t.cells.chunkSize) / t.blockSize);
-    const to = Math.ceil((i * t.cells.chunkSize + t.cells.cellLength(i)) / t.blockSize);
-    for (let b = from; b < to; b++) if (used.bitmap[b >> 3] & (1 << (b & 7))) extra.push([b, 1]);
-  }
   log(`Partition ${area.partition}: ${ch.changedInodes} changed files and directories since snapshot ${parent.id}.`);
-  return { runs: mergeRuns([...ch.runs, ...extra]), journalLog: t.deadJournal };
+  return { runs: mergeRuns([...ch.runs, ...freshBlocks(t)]), journalLog: t.deadJournal };
 }

@@ -11,7 +11,7 @@ import { detectFilesystem } from '../fs/detect';
 import type { ByteReader, UsedBlocks } from '../fs/types';
 import type { AreaCells, CellStore } from './cells';
 import { changesSince, incomparable, mergeRuns, readExtState, settleMs, type BlockRuns, type ExtState } from './ext-tracking';
-import { subtractRuns } from '../fs/runs';
+import { blockRuns, subtractRuns } from '../fs/runs';
 import { btrfsChangedSince, btrfsIncomparable, type BtrfsState } from '../fs/btrfs';
 import { dropCache, flushDevice, freeze, remountReadOnlySoon, syncFilesystem, type Thaw } from './pause';
 import { ntfsChangesSince, ntfsIncomparable, readNtfsState, type NtfsState } from '../fs/ntfs-state';
@@ -234,10 +234,6 @@ export function uncovered(used: UsedBlocks, covered: { map: UsedBlocks; runs?: B
 }
 
 /** Byte runs [offset, length) as runs of whole blocks (they are block-aligned; rounding outwards only reads more). */
-function toBlocks(runs: [number, number][], blockSize: number): BlockRuns {
-  return mergeRuns(runs.map(([off, len]) => [Math.floor(off / blockSize), Math.ceil((off + len) / blockSize) - Math.floor(off / blockSize)]));
-}
-
 /**
  * Pauses every mount for the last pass: freezes those the kernel can freeze, makes NTFS read-only
  * (and writes its device's cache out). One thaw undoes all; nothing stays paused when one fails.
@@ -275,7 +271,7 @@ async function frozenChanges(t: Tracked): Promise<{ runs: BlockRuns; dead: Block
     if (why) throw new DevsnapError('BAD_SOURCE', `The filesystem at ${t.mountpoint} changed shape while it was imaged (${why}).`, 'Was it resized or reformatted meanwhile? Take the snapshot again.');
     const ch = await ntfsChangesSince(t.reader, t.state, s);
     t.state = s;
-    return { runs: toBlocks(ch.runs.map(([c, n]) => [c * s.clusterSize, n * s.clusterSize]), t.blockSize), dead: [] };
+    return { runs: blockRuns(ch.runs.map(([c, n]) => [c * s.clusterSize, n * s.clusterSize]), t.blockSize), dead: [] };
   }
   if (t.kind === 'btrfs') {
     const ch = await btrfsChangedSince(t.reader, t.state.generation).catch((err: Error) => {
@@ -284,7 +280,7 @@ async function frozenChanges(t: Tracked): Promise<{ runs: BlockRuns; dead: Block
     const why = btrfsIncomparable(t.state, ch.state);
     if (why) throw new DevsnapError('BAD_SOURCE', `The filesystem at ${t.mountpoint} changed shape while it was imaged (${why}).`, 'Was it resized or changed meanwhile? Take the snapshot again.');
     t.state = ch.state;
-    return { runs: toBlocks(ch.runs, t.blockSize), dead: [] };
+    return { runs: blockRuns(ch.runs, t.blockSize), dead: [] };
   }
   const s = await stateOf(t);
   const ch = await changesSince(t.reader, t.state, s, true).catch((err: Error) => {

@@ -255,12 +255,17 @@ export function ntfsChangedRecords(before: NtfsState, after: NtfsState): { chang
   return { changed, touched, gone };
 }
 
-/** What to read again on `p` (now in state `after`) so that an image of it read live after `before` was captured shows `after`. */
-export async function ntfsChangesSince(p: ByteReader, before: NtfsState, after: NtfsState): Promise<NtfsChanges> {
+/**
+ * What to read again on `p` (now in state `after`) so that an image of it read live after `before` was
+ * captured shows `after`. `live`: `p` is still written (an incremental's first pass, whose last pass
+ * re-reads whatever changed after `after`): a record that changed since `after` is read as it is now
+ * rather than refused.
+ */
+export async function ntfsChangesSince(p: ByteReader, before: NtfsState, after: NtfsState, opts: { live?: boolean } = {}): Promise<NtfsChanges> {
   const why = ntfsIncomparable(before, after);
   if (why) throw new DevsnapError('BAD_SOURCE', `NTFS change tracking: the states cannot be compared: ${why}.`, 'Read the whole volume with writes paused.');
   try {
-    return await changes(p, before, after);
+    return await changes(p, before, after, !!opts.live);
   } catch (e) {
     if (e instanceof Implausible || e instanceof RangeError) {
       throw new DevsnapError('BAD_SOURCE', `NTFS change tracking: ${e.message}.`, 'Read the whole volume with writes paused; run chkdsk /f (Windows) or ntfsfix on it.');
@@ -269,7 +274,7 @@ export async function ntfsChangesSince(p: ByteReader, before: NtfsState, after: 
   }
 }
 
-async function changes(p: ByteReader, before: NtfsState, after: NtfsState): Promise<NtfsChanges> {
+async function changes(p: ByteReader, before: NtfsState, after: NtfsState, live: boolean): Promise<NtfsChanges> {
   const o = await open(p);
   if (!o) throw new Implausible('the volume is not (any more) an NTFS volume devsnap can follow');
   const { g } = o;
@@ -296,7 +301,7 @@ async function changes(p: ByteReader, before: NtfsState, after: NtfsState): Prom
         if (got === 'free') { cache.set(r, null); continue; }
         throw new Implausible(got === 'bad' ? `MFT record ${r} is marked bad (BAAD)` : got);
       }
-      if (r < after.records && after.status[r] === 1 && (fp[0] !== after.prints[2 * r] || fp[1] !== after.prints[2 * r + 1])) {
+      if (!live && r < after.records && after.status[r] === 1 && (fp[0] !== after.prints[2 * r] || fp[1] !== after.prints[2 * r + 1])) {
         throw new Implausible(`MFT record ${r} changed since the later state was read`);
       }
       const attrs = parseRecord(check, r, g.recordSize); // unzeroed bytes: the runs themselves

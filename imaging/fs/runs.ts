@@ -16,6 +16,11 @@ export function mergeRuns(runs: Runs): Runs {
   return out;
 }
 
+/** Byte runs [offset, length) as the runs [first, count] of the `blockSize` blocks they touch, merged. */
+export function blockRuns(bytes: Runs, blockSize: number): Runs {
+  return mergeRuns(bytes.map(([off, len]) => [Math.floor(off / blockSize), Math.ceil((off + len) / blockSize) - Math.floor(off / blockSize)]));
+}
+
 /** The blocks of `a` not in `b` (both sorted and merged, as mergeRuns gives them). */
 export function subtractRuns(a: Runs, b: Runs): Runs {
   const out: Runs = [];

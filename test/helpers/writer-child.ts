@@ -299,6 +299,11 @@ async function main(): Promise<void> {
     } catch (err) {
       // A filesystem made read-only for a moment (an NTFS snapshot's last pass): its paths stay
       // undetermined (begun, never durable) until a later operation makes them durable again.
+      // A fallocate mode the filesystem lacks (btrfs: collapse and insert range): the file is as it was.
+      if (/Operation not supported/.test((err as Error).message)) {
+        counts.unsupported = (counts.unsupported ?? 0) + 1;
+        continue;
+      }
       if ((err as NodeJS.ErrnoException).code !== 'EROFS' && !/Read-only file system/.test((err as Error).message)) throw err; // (python's, for mmap)
       counts.readOnly = (counts.readOnly ?? 0) + 1;
       await new Promise((r) => setTimeout(r, 20));

@@ -140,12 +140,22 @@ export function makeBigDir(dir: string, count: number): void {
   }
 }
 
-/** Makes every file under `mnt` durable (syncfs) and appends its state to the log as a baseline. */
+/**
+ * Makes every file under `mnt` durable (syncfs) and appends its state to the log as a baseline: each
+ * file's content, and every path the log has as a file that is gone now (deleted since, e.g. by an
+ * upgrade between two snapshots).
+ */
 export function logBaseline(mnt: string, log: string): number {
   sh('sync', ['-f', mnt]);
   const wall = Date.now();
   const mono = monoNow();
   const lines: string[] = [];
+  const last = new Map<string, LogEntry>();
+  for (const e of fs.existsSync(log) ? readLog(log) : []) if ('fsyncDoneWall' in e) last.set(e.path, e);
+  for (const [p, e] of last) {
+    if ('deleted' in e && e.deleted) continue;
+    if (!fs.existsSync(path.join(mnt, p))) lines.push(JSON.stringify({ path: p, deleted: true, fsyncDoneWall: wall, fsyncDoneMono: mono }));
+  }
   const walk = (rel: string): void => {
     for (const e of fs.readdirSync(path.join(mnt, rel), { withFileTypes: true })) {
       const r = rel ? `${rel}/${e.name}` : e.name;
