@@ -103,7 +103,7 @@ export async function changedSinceParent(t: BtrfsTracked | NtfsTracked, parent: 
       if (why) return full(why);
       const s = t.state;
       runs = blockRuns((await ntfsChangesSince(t.reader, fs.state, s, { live: true })).runs.map(([c, n]) => [c * s.clusterSize, n * s.clusterSize]), t.blockSize);
-    } else return full('mismatch');
+    } else return full('the previous snapshot holds another filesystem there');
   } catch (err) {
     // A live filesystem caught between two writes (or damage, which the last pass would find).
     return full((err as Error).message);

@@ -121,9 +121,11 @@ async function withStore<T>(dir: string, opts: { compareBytes?: boolean }, f: (s
   }
 }
 
-/** The block numbers and bytes of patch chunk `id`. */
-async function patchBlocks(dir: string, id: string): Promise<Map<number, Buffer>> {
-  return withStore(dir, {}, async (_s, repo) => {
+/** The cell's extent `e` is a patch of exactly blocks 11 and 12, holding `fresh`. */
+async function assertPatchOf11And12(dir: string, e: Extent, fresh: Buffer): Promise<void> {
+  assert.equal(e.length, 4, `a patch: ${JSON.stringify(e)}`);
+  const id = e[2] as string;
+  const blocks = await withStore(dir, {}, async (_s, repo) => {
     const pool = new WorkerPool(1);
     try {
       return decodePatch(await new ChunkReader(repo, pool).read(id), id).blocks;
@@ -131,6 +133,8 @@ async function patchBlocks(dir: string, id: string): Promise<Map<number, Buffer>
       await pool.close();
     }
   });
+  assert.deepEqual([...blocks.keys()], [11, 12]);
+  assert.ok(Buffer.concat([blocks.get(11)!, blocks.get(12)!]).equals(fresh));
 }
 
 test('a cell read whole is compared with its base by digests, without reading the base; --full-read compares bytes', async () => {
@@ -153,11 +157,7 @@ test('a cell read whole is compared with its base by digests, without reading th
       await assert.rejects(put, /damaged|corrupt/, 'compared by bytes, the base is read');
       continue;
     }
-    const e = await put;
-    assert.equal(e.length, 4, `a patch: ${JSON.stringify(e)}`);
-    const blocks = await patchBlocks(dir, e[2] as string);
-    assert.deepEqual([...blocks.keys()], [11, 12]);
-    assert.ok(Buffer.concat([blocks.get(11)!, blocks.get(12)!]).equals(fresh));
+    await assertPatchOf11And12(dir, await put, fresh);
   }
 });
 
@@ -184,11 +184,7 @@ test('compared by digests, blocks in use in the parent are compared without read
       await assert.rejects(overlay, /damaged|corrupt/, 'control: without digests the base is read, and its damage found');
       continue;
     }
-    const e = await overlay;
-    assert.equal(e.length, 4, `a patch: ${JSON.stringify(e)}`);
-    const patch = await patchBlocks(dir, e[2] as string);
-    assert.deepEqual([...patch.keys()], [11, 12]);
-    assert.ok(Buffer.concat([patch.get(11)!, patch.get(12)!]).equals(fresh));
+    await assertPatchOf11And12(dir, await overlay, fresh);
   }
 });
 
