@@ -46,6 +46,8 @@ function workerScript(): string {
 const WORKER_YOUNG_MB = 3;
 /** How long requests wait for a busy worker before another one starts (when fewer than `size` run). */
 const GROW_AFTER_MS = 250;
+/** ... and at least this much waits then: a couple of whole chunks, not a few small patches. */
+const GROW_BYTES = 2 << 20;
 
 export class WorkerPool {
   private workers: Worker[] = [];
@@ -58,10 +60,13 @@ export class WorkerPool {
   private readonly script = workerScript();
   /** Since when requests have been waiting with no worker idle (0: not now). */
   private backlogSince = 0;
+  /** Bytes of the requests waiting. */
+  private queuedBytes = 0;
 
   /**
    * Up to `size` workers, started as the work needs them: one at first, another once requests have
-   * waited for a busy worker for GROW_AFTER_MS. Each costs ~30 MiB (an isolate and the codec's WASM memory), which an
+   * waited for a busy worker for GROW_AFTER_MS with GROW_BYTES or more of them waiting. Each costs
+   * ~30 MiB (an isolate and the codec's WASM memory), which an
    * incremental (small patches, digests compared in the main thread) does not need twice.
    */
   constructor(readonly size = Math.max(1, Math.min(4, os.availableParallelism?.() ?? os.cpus().length))) {
@@ -127,6 +132,7 @@ export class WorkerPool {
     req.id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.queue.push({ req, resolve, reject });
+      this.queuedBytes += req.length;
       this.dispatch();
     });
   }
@@ -135,13 +141,15 @@ export class WorkerPool {
     while (this.idle.length && this.queue.length) {
       const w = this.idle.pop()!;
       const job = this.queue.shift()!;
+      this.queuedBytes -= job.req.length;
       this.pending.set(job.req.id, { worker: w, resolve: job.resolve, reject: job.reject });
       w.postMessage(job.req, requestBuffers(job.req));
     }
-    // Requests have waited for a busy worker for a while (a snapshot bound by compression): another one.
+    // Chunks have waited for a busy worker for a while (a snapshot bound by compression): another one.
+    // (An incremental's small patches, even queued, do not start one.)
     if (!this.queue.length) this.backlogSince = 0;
     else if (!this.backlogSince) this.backlogSince = performance.now();
-    else if (performance.now() - this.backlogSince >= GROW_AFTER_MS && this.workers.length < this.size && this.workers.length) {
+    else if (performance.now() - this.backlogSince >= GROW_AFTER_MS && this.queuedBytes >= GROW_BYTES && this.workers.length < this.size && this.workers.length) {
       this.backlogSince = 0;
       this.spawn();
       this.dispatch();
