@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Summarizes a DEVSNAP_MEMTRACE file (imaging/memory.ts): at the main thread's peak RSS, what each
+// Summarizes a DEVSNAP_MEMTRACE file (imaging/core/memory.ts): at the main thread's peak RSS, what each
 // thread held (V8 heap, external memory, ArrayBuffers), and each thread's own peaks.
 // Usage: DEVSNAP_MEMTRACE=/tmp/m.jsonl node out/imaging/cli.js …; node bench/memtrace.js /tmp/m.jsonl
 'use strict';

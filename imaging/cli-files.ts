@@ -1,7 +1,7 @@
 // CLI commands that look inside snapshots: ls, cat, inventory, changes (file-level and inventory diff)
 // and restore-files. Registered on the main program by imaging/cli.ts through registerFileCommands.
 import { Command, Option } from 'commander';
-import { DevsnapError } from './errors';
+import { DevsnapError } from './core/errors';
 import { formatBytes } from './format';
 import { collectInventory, bootModeFromPartitions, describeInventoryDiff, diffInventory, Inventory } from './inventory';
 import { diffPage, FileChange, summarizeByDirectory, DirectorySummary } from './file-diff';

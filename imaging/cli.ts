@@ -1,9 +1,9 @@
 // The `devsnap` command line. Every command that reports takes --json (one JSON object on stdout;
-// errors as {"error": ErrorInfo} with the exit codes in errors.ts). See README "CLI".
+// errors as {"error": ErrorInfo} with the exit codes in core/errors.ts). See README "CLI".
 import * as fs from 'fs';
 import * as readline from 'readline';
 import { Command, Option } from 'commander';
-import { DevsnapError, EXIT_CODES, toDevsnapError } from './errors';
+import { DevsnapError, EXIT_CODES, toDevsnapError } from './core/errors';
 import { Repository, DEFAULT_CHUNK_SIZE } from './repo/repository';
 import { breakLocks } from './repo/lock';
 import { exportSnapshot, importSnapshot } from './export';

@@ -1,7 +1,7 @@
 // Worker thread: compresses chunks, and decompresses + hashes them, off the main thread so imaging
 // and restore use every core. Messages are the WorkerRequest/WorkerReply shapes in worker-pool.ts.
 //
-// Nothing is allocated per chunk here when the main thread sends pool buffers (memory.ts): a frame is
+// Nothing is allocated per chunk here when the main thread sends pool buffers (core/memory.ts): a frame is
 // written back over the raw bytes it came from, raw bytes into the `out` buffer sent for them, and
 // the request's other buffers go back as `spare`.
 import { parentPort } from 'worker_threads';

@@ -9,7 +9,7 @@ import { execFile } from 'child_process';
 import { childCommand } from './privilege';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DevsnapError, toDevsnapError } from './errors';
+import { DevsnapError, toDevsnapError } from './core/errors';
 import { BlockLayer, inspectPath } from './device';
 import { describePartitionType, layoutProblems, readPartitionTable } from './partitions';
 import { detectFilesystem } from './fs/detect';

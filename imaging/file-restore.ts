@@ -14,12 +14,12 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { DevsnapError, toDevsnapError } from './errors';
+import { DevsnapError, toDevsnapError } from './core/errors';
 import { normalizePath } from './image-fs/base';
 import type { ImageFileType, ImageFs, ImageStat } from './image-fs/types';
-import { ProgressMeter, ProgressSink } from './progress';
-import { isZero } from './bytes';
-import { writeFully } from './fsutil';
+import { ProgressMeter, ProgressSink } from './core/progress';
+import { isZero } from './core/bytes';
+import { writeFully } from './core/fsutil';
 import type { RestoreAction, RestoreEntry, RestoreFilesResult } from './protocol';
 
 export type { RestoreAction, RestoreEntry, RestoreFilesResult } from './protocol';

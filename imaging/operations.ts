@@ -3,7 +3,7 @@
 // helper (imaging/helper/server.ts) receives the same requests over its channel. One
 // implementation, so the two cannot drift apart.
 import * as path from 'path';
-import { DevsnapError } from './errors';
+import { DevsnapError } from './core/errors';
 import { Repository } from './repo/repository';
 import { Manifest, summarize } from './repo/manifest';
 import { lastKnown, resolveName } from './repo/catalog';
@@ -12,13 +12,13 @@ import { planSnapshot } from './capture/plan';
 import { planRestore, restoreSnapshot, RestorePlan } from './restore';
 import { describeDamage, recordVerification, verifySnapshots } from './verify';
 import { compareWithDisk } from './verify-disk';
-import { inspectRepository } from './check';
+import { inspectRepository } from './repo/check';
 import { applyPolicy, prune } from './retention';
 import { listDisks } from './disks';
 import { diffSnapshots } from './diff';
 import { restoreFiles } from './file-restore';
 import { openSnapshotFs } from './image-fs/open';
-import type { ProgressSink } from './progress';
+import type { ProgressSink } from './core/progress';
 import type {
   CheckOpResult, CheckRequest, DiffOpResult, DiffRequest, DisksResult, ForgetOpResult, ForgetRequest, LabelRequest, ListResult,
   PinRequest, PruneOpResult, PruneRequest, RepoRequest, RestoreEntry, RestoreFilesRequest, RestoreFilesResult, RestoreOpResult, RestoreRequest,

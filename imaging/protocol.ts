@@ -4,7 +4,7 @@
 
 export const PROTOCOL_VERSION = 1;
 
-/** Stable error codes; the CLI maps them to exit codes (see EXIT_CODES in errors.ts). */
+/** Stable error codes; the CLI maps them to exit codes (see EXIT_CODES in core/errors.ts). */
 export type ErrorCode =
   | 'USAGE'            // bad command line / request
   | 'NO_REPO'          // repository missing or not a devsnap repository

@@ -4,18 +4,18 @@
 // file behind; a device that fails mid-way is reported as incomplete.
 import * as fs from 'fs';
 import * as path from 'path';
-import { DevsnapError, toDevsnapError } from './errors';
+import { DevsnapError, toDevsnapError } from './core/errors';
 import { assertNotInRepository, assertNotInUse, inspectPath, DeviceInfo } from './device';
 import { openDisk } from './privilege';
 import { relocateGptBackup } from './partitions';
 import { Area, FREE, Manifest, ZERO, partitionOf } from './repo/manifest';
 import { Logger, Repository } from './repo/repository';
-import { assertChunksStored, ChunkReader } from './chunk-reader';
+import { assertChunksStored, ChunkReader } from './repo/chunk-reader';
 import { WorkerPool } from './worker-pool';
-import { ProgressMeter, ProgressSink } from './progress';
-import { removeDeadTemps, tempName, writeFully } from './fsutil';
-import { JobQueue } from './job-queue';
-import { chunkBuffers } from './memory';
+import { ProgressMeter, ProgressSink } from './core/progress';
+import { removeDeadTemps, tempName, writeFully } from './core/fsutil';
+import { JobQueue } from './core/job-queue';
+import { chunkBuffers } from './core/memory';
 
 export interface RestoreOptions {
   id: string;
@@ -158,7 +158,7 @@ export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): P
         await jobs.add(async () => {
           const raw = await reader.readExtent(e);
           await writeFully(fh, raw, pos);
-          chunkBuffers.give(raw); // written: reused for a later chunk (memory.ts)
+          chunkBuffers.give(raw); // written: reused for a later chunk (core/memory.ts)
           bytesWritten += len;
           meter.add(len);
         });

@@ -1,16 +1,16 @@
 // verify: reads back every chunk that snapshots use, checks it against its hash, and reports
 // damage by snapshot, partition and disk byte range. Each chunk is read once, however many
 // snapshots share it.
-import { ChunkDamage, ChunkReader } from './chunk-reader';
-import { DevsnapError } from './errors';
+import { ChunkDamage, ChunkReader } from './repo/chunk-reader';
+import { DevsnapError } from './core/errors';
 import { FREE, Manifest, ZERO } from './repo/manifest';
 import { decodePatch } from './repo/patch';
 import { Repository } from './repo/repository';
 import { WorkerPool } from './worker-pool';
-import { ProgressMeter, ProgressSink } from './progress';
-import { JobQueue } from './job-queue';
-import { chunkBuffers } from './memory';
-import { isReadOnlyError } from './fsutil';
+import { ProgressMeter, ProgressSink } from './core/progress';
+import { JobQueue } from './core/job-queue';
+import { chunkBuffers } from './core/memory';
+import { isReadOnlyError } from './core/fsutil';
 
 export interface Damage {
   partition: number | null;   // null: the partition table / raw areas
@@ -60,7 +60,7 @@ export async function verifySnapshots(repo: Repository, manifests: Manifest[], o
             const patch = decodePatch(raw, id);
             if (patch.base !== p.base || patch.cellLength !== p.length) throw new ChunkDamage(id, `it patches chunk ${patch.base.slice(0, 12)}… (${patch.cellLength} bytes), not ${p.base.slice(0, 12)}… (${p.length} bytes) as the manifest says`);
           }
-          chunkBuffers.give(raw); // checked: reused for a later chunk (memory.ts)
+          chunkBuffers.give(raw); // checked: reused for a later chunk (core/memory.ts)
         } catch (err) {
           if (err instanceof DevsnapError && err.code === 'DAMAGED' && !(err instanceof ChunkDamage)) err = new ChunkDamage(id, err.message);
           if (!(err instanceof ChunkDamage)) throw err; // damage is a finding; anything else stops verify

@@ -4,13 +4,13 @@ import { Worker } from 'worker_threads';
 import * as os from 'os';
 import * as fs from 'fs';
 import * as path from 'path';
-import { BufferPool, chunkBuffers, startMemTrace } from './memory';
+import { BufferPool, chunkBuffers, startMemTrace } from './core/memory';
 
-startMemTrace(); // DEVSNAP_MEMTRACE only (memory.ts): in the main thread and each worker
+startMemTrace(); // DEVSNAP_MEMTRACE only (core/memory.ts): in the main thread and each worker
 
 /**
  * Bytes moving between threads: `length` bytes at `offset` of `data`, an ArrayBuffer moved (transferred)
- * with the message. Pool buffers (memory.ts) move whole and come back: a reply's `spare` returns a
+ * with the message. Pool buffers (core/memory.ts) move whole and come back: a reply's `spare` returns a
  * request's buffers the worker is done with, for the main thread to reuse.
  */
 export interface Moved { data: ArrayBuffer; offset: number; length: number }

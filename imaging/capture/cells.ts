@@ -3,11 +3,11 @@
 // read the disk: in full (putFull: every used block of the cell read) or in part (overlay: only some
 // blocks read, written over what the cell holds). Either way only what differs from the parent's
 // stored chunk is stored, as a patch (repo/patch.ts) when that is under a quarter of the cell.
-import type { ChunkSaver } from '../chunk-saver';
-import type { ChunkReader } from '../chunk-reader';
-import { isZero } from '../bytes';
-import { JobQueue } from '../job-queue';
-import { chunkBuffers } from '../memory';
+import type { ChunkSaver } from '../repo/chunk-saver';
+import type { ChunkReader } from '../repo/chunk-reader';
+import { isZero } from '../core/bytes';
+import { JobQueue } from '../core/job-queue';
+import { chunkBuffers } from '../core/memory';
 import { Extent, FREE, ZERO } from '../repo/manifest';
 import { decodePatch, diffBlocks, encodePatch } from '../repo/patch';
 import { DIGEST_BLOCK, changedBlocks, loadDigests } from '../repo/digests';
@@ -136,7 +136,7 @@ export class CellStore {
       a.cells[i] = FREE_CELL;
       return;
     }
-    // A buffer not handed on goes back to the pool (memory.ts) rather than to the collector.
+    // A buffer not handed on goes back to the pool (core/memory.ts) rather than to the collector.
     if (isZero(buf)) {
       a.cells[i] = ZERO_CELL;
       chunkBuffers.give(buf);
@@ -231,7 +231,7 @@ export class CellStore {
    * worker), else as a chunk of its own.
    */
   private async store(cell: Buffer, id: string | null, base: string, blockSize: number): Promise<Cell> {
-    // `cell` and the base read here go back to the pool (memory.ts) once nothing uses their bytes.
+    // `cell` and the base read here go back to the pool (core/memory.ts) once nothing uses their bytes.
     if (id === base) {
       chunkBuffers.give(cell);
       return { t: 'c', id };

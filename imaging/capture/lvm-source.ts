@@ -10,7 +10,7 @@
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DevsnapError } from '../errors';
+import { DevsnapError } from '../core/errors';
 import { BlockLayer, fileKey, LIVE_SYSTEM, type DeviceInfo, type MountUse } from '../device';
 import { openDisk } from '../privilege';
 import type { ByteReader } from '../fs/types';

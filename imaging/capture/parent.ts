@@ -3,7 +3,7 @@
 // filesystem is comparable (capture/ext-tracking.ts, fs/btrfs.ts, fs/ntfs-state.ts), else everything.
 import { SnapshotDisk } from '../image-fs/snapshot-disk';
 import { readExt } from '../fs/ext';
-import type { ChunkReader } from '../chunk-reader';
+import type { ChunkReader } from '../repo/chunk-reader';
 import type { Manifest } from '../repo/manifest';
 import type { Logger, Repository } from '../repo/repository';
 import type { UsedBlocks } from '../fs/types';

@@ -8,7 +8,7 @@
 //    two-pass (NTFS) or the short read of such a (small) partition.
 // Every step runs as root (privilege.ts) and is undone in `finally` and on process exit.
 import { spawn, spawnSync } from 'child_process';
-import { DevsnapError } from '../errors';
+import { DevsnapError } from '../core/errors';
 import { asRootSync, childCommand } from '../privilege';
 
 function run(file: string, args: string[]): { ok: boolean; message: string } {

@@ -5,7 +5,7 @@
 // shows this before the user confirms.
 import * as fs from 'fs';
 import * as path from 'path';
-import { DevsnapError } from '../errors';
+import { DevsnapError } from '../core/errors';
 import { devnoString, inspectPath, writableMounts, type MountUse } from '../device';
 import { openDisk } from '../privilege';
 import { readPartitionTable } from '../partitions';

@@ -4,9 +4,9 @@
 // (fs/btrfs.ts), NTFS through its MFT records (fs/ntfs-state.ts). See imaging/FORMAT.md, "Point in time and incrementals".
 import * as fs from 'fs';
 import * as path from 'path';
-import { FILE_MODE, readFully, tempName, writeFully } from '../fsutil';
-import { DevsnapError } from '../errors';
-import { chunkBuffers } from '../memory';
+import { FILE_MODE, readFully, tempName, writeFully } from '../core/fsutil';
+import { DevsnapError } from '../core/errors';
+import { chunkBuffers } from '../core/memory';
 import { detectFilesystem } from '../fs/detect';
 import type { ByteReader, UsedBlocks } from '../fs/types';
 import type { AreaCells, CellStore } from './cells';

@@ -1,11 +1,11 @@
 // Reading the source: whole cells (every used block of each), or given filesystem-block runs grouped
 // by cell. Reads run ahead of the consumer, so the disk keeps reading while earlier cells are hashed
 // and compressed; runs closer than 64 KiB are joined into one read.
-import { DevsnapError } from '../errors';
+import { DevsnapError } from '../core/errors';
 import type { UsedBlocks } from '../fs/types';
 import type { PlannedArea } from './cells';
 import type { SourceRead } from '../source';
-import { chunkBuffers } from '../memory';
+import { chunkBuffers } from '../core/memory';
 
 const JOIN_GAP = 64 * 1024;
 
@@ -65,7 +65,7 @@ async function readCell(fh: SourceRead, a: PlannedArea, index: number, chunkSize
   const len = Math.min(chunkSize, a.size - off);
   const runs = a.used ? usedRuns(a.used, off, off + len) : [[off, off + len] as [number, number]];
   if (!runs.length) return { area: a, index, buf: null, bytesRead: 0 };
-  // A pool buffer (memory.ts) rather than a new one per cell: its unread bytes are zeroed.
+  // A pool buffer (core/memory.ts) rather than a new one per cell: its unread bytes are zeroed.
   const buf = chunkBuffers.take(len);
   return { area: a, index, buf, bytesRead: await readRuns(fh, a, off, runs, buf, source, true) };
 }
@@ -143,7 +143,7 @@ export function readParts(fh: SourceRead, a: PlannedArea, chunkSize: number, cel
     const off = index * chunkSize;
     const runs = cells.get(index)!;
     const blocks: [number, Buffer][] = [];
-    // Every run is read at its place in one cell-sized pool buffer (memory.ts; CellStore.overlay gives
+    // Every run is read at its place in one cell-sized pool buffer (core/memory.ts; CellStore.overlay gives
     // it back), runs closer than JOIN_GAP in one read: reads of small files allocated nothing per read,
     // which had left tens of MB for the collector to find.
     const buf = chunkBuffers.take(Math.min(chunkSize, a.size - off));

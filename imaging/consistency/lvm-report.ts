@@ -1,6 +1,6 @@
 // Parsers of LVM's JSON reports (`--reportformat json --units b --nosuffix`: {"report":[{"seg":[{...}]}]},
 // numbers as strings) and the COW size policy, for lvm.ts (which has the commands that print them).
-import { DevsnapError } from '../errors';
+import { DevsnapError } from '../core/errors';
 
 const MiB = 1 << 20;
 const GiB = 1 << 30;

@@ -22,7 +22,7 @@
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DevsnapError } from '../errors';
+import { DevsnapError } from '../core/errors';
 import { asRootSync, childCommand } from '../privilege';
 import { field, reportRows } from './lvm-report';
 

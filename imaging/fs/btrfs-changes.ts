@@ -9,7 +9,7 @@ import {
   Runs, explain, openOrExplain, parseFileExtent, parseInode, parseRootItem, stateOf, treeName, walkLogTrees, type BtrfsState, type Opened,
   type RootRef,
 } from './btrfs-fs';
-import { DevsnapError } from '../errors';
+import { DevsnapError } from '../core/errors';
 import type { ByteReader } from './types';
 
 export interface BtrfsChanges {

@@ -7,7 +7,7 @@ import {
   readSuperblock, u64, type Superblock, TreeBlock,
 } from './btrfs-format';
 import { ChunkMap, TreeReader, bootstrapChunks, parseChunk } from './btrfs-tree';
-import { DevsnapError } from '../errors';
+import { DevsnapError } from '../core/errors';
 import type { ByteReader } from './types';
 
 export interface Opened {

@@ -10,7 +10,7 @@ import {
   RO_COMPAT_METADATA_CSUM, extGeometryProblems, groupDescriptorChecksum, parseExtSuperblock, readDescriptorTable, type ExtSuperblock,
 } from './ext-superblock';
 import type { ByteReader } from './types';
-import { chunkBuffers } from '../memory';
+import { chunkBuffers } from '../core/memory';
 
 /** Something on disk does not hold: readExtState answers null, blocksToReread throws it. */
 export class ExtDamage extends Error {}
@@ -150,7 +150,7 @@ export async function readRuns(p: ByteReader, blockSize: number, starts: ArrayLi
       last.runs.push(r);
     } else reads.push({ from: starts[r], to: end, runs: [r] });
   }
-  // Into pool buffers (memory.ts), each back once its runs are done: an inode-table scan reads ~1 MiB
+  // Into pool buffers (core/memory.ts), each back once its runs are done: an inode-table scan reads ~1 MiB
   // per 4,000 inodes, which allocated per read left tens of MB for the collector to find.
   const start = (i: number) => {
     const n = (reads[i].to - reads[i].from) * blockSize;

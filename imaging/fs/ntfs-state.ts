@@ -55,7 +55,7 @@
 // the caller then reads everything with writes paused, which is always safe.
 
 import { hash64, mergeRuns } from './runs';
-import { DevsnapError } from '../errors';
+import { DevsnapError } from '../core/errors';
 import { Implausible, TornRecord, parseBootSector, parseRecord, residentValue, type Attr } from './ntfs';
 import {
   ATTR_FILE_NAME, ATTR_INDEX_ROOT, ATTR_STANDARD_INFORMATION, Mft, attrRuns, baseOf, fileAttrs, fileNameKeys, parentsOf, refRecord,

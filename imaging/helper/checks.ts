@@ -7,7 +7,7 @@
 // file for why each check exists.
 import * as fs from 'fs';
 import * as path from 'path';
-import { DevsnapError } from '../errors';
+import { DevsnapError } from '../core/errors';
 
 export class HelperRefusal extends DevsnapError {}
 

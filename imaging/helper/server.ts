@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
-import { DevsnapError, toDevsnapError } from '../errors';
+import { DevsnapError, toDevsnapError } from '../core/errors';
 import * as ops from '../operations';
 import { assertNotInUse, inspectPath } from '../device';
 import { PrivilegePolicy, setPrivilegePolicy } from '../privilege';

@@ -1,7 +1,7 @@
 // Read-only FAT12/16/32 reader: BPB, cluster chains, directories with long file names (VFAT LFN,
 // UTF-16) and the lowercase flags of short names, DOS dates (read as local time, as Linux's vfat
 // does by default). Reference: Microsoft "FAT: General Overview of On-Disk Format" (fatgen103).
-import { DevsnapError } from '../errors';
+import { DevsnapError } from '../core/errors';
 import { cString } from '../fs/bitmap';
 import { parseFatBootSector, type FatGeometry } from '../fs/fat-bootsector';
 import type { ByteReader } from '../fs/types';

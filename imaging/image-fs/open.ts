@@ -1,6 +1,6 @@
 // Opens the filesystem of one partition of a snapshot straight from the repository's chunks.
-import { ChunkReader } from '../chunk-reader';
-import { DevsnapError } from '../errors';
+import { ChunkReader } from '../repo/chunk-reader';
+import { DevsnapError } from '../core/errors';
 import type { Manifest } from '../repo/manifest';
 import type { Repository } from '../repo/repository';
 import { WorkerPool } from '../worker-pool';

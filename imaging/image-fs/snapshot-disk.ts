@@ -1,6 +1,6 @@
 // A ByteReader over a snapshot's disk (or one of its partitions), read from the repository's chunks
 // on demand. Chunks are cached in a small LRU, so memory stays bounded whatever the disk size.
-import { DevsnapError } from '../errors';
+import { DevsnapError } from '../core/errors';
 import type { ByteReader } from '../fs/types';
 import { Extent, FREE, Manifest, ZERO, partitionOf } from '../repo/manifest';
 

@@ -12,9 +12,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as crypto from 'crypto';
-import { DevsnapError, toDevsnapError } from '../errors';
-import { readRegularFile, writeFileAtomic } from '../fsutil';
-import { JobQueue } from '../job-queue';
+import { DevsnapError, toDevsnapError } from '../core/errors';
+import { readRegularFile, writeFileAtomic } from '../core/fsutil';
+import { JobQueue } from '../core/job-queue';
 import type { DamagedSnapshot, ListedSnapshot, SnapshotSummary } from '../protocol';
 import { Manifest, summarize } from './manifest';
 import type { Repository } from './repository';

@@ -6,7 +6,7 @@
 // nothing about content. config.json's settings are sealed under a key derived from the master key
 // (Repository.open compares them), so they cannot be changed unnoticed.
 import * as crypto from 'crypto';
-import { DevsnapError } from '../errors';
+import { DevsnapError } from '../core/errors';
 
 /** One wrapped copy of the master key, with the scrypt parameters that unwrap it. */
 export interface WrappedKey {

@@ -6,8 +6,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as crypto from 'crypto';
-import { DevsnapError, toDevsnapError } from '../errors';
-import { FILE_MODE, isReadOnlyError, mkdirPrivate, readRegularFile } from '../fsutil';
+import { DevsnapError, toDevsnapError } from '../core/errors';
+import { FILE_MODE, isReadOnlyError, mkdirPrivate, readRegularFile } from '../core/fsutil';
 
 interface LockInfo {
   pid: number;

@@ -9,7 +9,7 @@
 //   may be shorter than the block size).
 // Patches never stack: a cell patched again gets a new patch against the same base (every block that
 // differs from the base), so reading a cell is at most two chunk reads.
-import { DevsnapError } from '../errors';
+import { DevsnapError } from '../core/errors';
 
 const MAGIC = Buffer.from('DSPATCH1');
 const HEAD = 8 + 32 + 12;

@@ -7,8 +7,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as crypto from 'crypto';
-import { DevsnapError, toDevsnapError } from '../errors';
-import { readRegularFile, FILE_MODE, exists, fsyncDir, mkdirPrivate, readFully, tempName, writeFileAtomic, writeFully } from '../fsutil';
+import { DevsnapError, toDevsnapError } from '../core/errors';
+import { readRegularFile, FILE_MODE, exists, fsyncDir, mkdirPrivate, readFully, tempName, writeFileAtomic, writeFully } from '../core/fsutil';
 import { EncryptionConfig, RepoCipher } from './crypto';
 import { acquireLock, Lock } from './lock';
 import { checkManifest, Manifest, MAX_CHUNK_SIZE, parseManifest, serializeManifest } from './manifest';
@@ -399,7 +399,7 @@ export class Repository {
 
   /**
    * The stored bytes of a chunk, opened (decrypted) but still compressed. `buffer(n)` gives the memory
-   * to read n stored bytes into (a reused one, memory.ts); by default a new buffer.
+   * to read n stored bytes into (a reused one, core/memory.ts); by default a new buffer.
    */
   async readStored(id: string, buffer?: (n: number) => Buffer): Promise<{ frame: Buffer; loc: ChunkLocation }> {
     const loc = this.index.get(id);

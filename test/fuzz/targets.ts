@@ -10,7 +10,7 @@ import * as path from 'path';
 import * as crypto from 'crypto';
 import * as zlib from 'zlib';
 import { spawnSync } from 'child_process';
-import { DevsnapError } from '../../imaging/errors';
+import { DevsnapError } from '../../imaging/core/errors';
 import { readPartitionTable } from '../../imaging/partitions';
 import { readExt } from '../../imaging/fs/ext';
 import { crc32cRaw } from '../../imaging/fs/checksums';

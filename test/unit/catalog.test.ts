@@ -13,7 +13,7 @@ import { CLI, devsnap } from '../helpers/cli';
 import { hexId, syntheticManifest } from '../helpers/manifests';
 import { Repository } from '../../imaging/repo/repository';
 import { forgetOp, listOp } from '../../imaging/operations';
-import { DevsnapError } from '../../imaging/errors';
+import { DevsnapError } from '../../imaging/core/errors';
 import { damagedGroupText, damagedItemText } from '../../extension/snapshotModel';
 
 after(cleanup);

@@ -1,10 +1,10 @@
-// Pooled chunk buffers (imaging/memory.ts) through the real worker pool and the WASM zstd codec: bytes
+// Pooled chunk buffers (imaging/core/memory.ts) through the real worker pool and the WASM zstd codec: bytes
 // survive round trips in reused memory, and a frame that holds more or less than its index says is
 // refused rather than cut to fit.
 import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as crypto from 'crypto';
-import { BufferPool, chunkBuffers } from '../../imaging/memory';
+import { BufferPool, chunkBuffers } from '../../imaging/core/memory';
 import { WorkerPool } from '../../imaging/worker-pool';
 import { loadZstd } from '../../imaging/zstd';
 import { seededBytes } from '../helpers/disks';

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { describeImageFile, listDisks } from '../../imaging/disks';
-import { DevsnapError } from '../../imaging/errors';
+import { DevsnapError } from '../../imaging/core/errors';
 
 const MiB = 1 << 20;
 const isRoot = process.getuid?.() === 0;

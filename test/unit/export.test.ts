@@ -14,7 +14,7 @@ import { Repository } from '../../imaging/repo/repository';
 import { takeSnapshot } from '../../imaging/snapshot';
 import { restoreSnapshot } from '../../imaging/restore';
 import { exportSnapshot, importSnapshot, zstdFrames } from '../../imaging/export';
-import { DevsnapError } from '../../imaging/errors';
+import { DevsnapError } from '../../imaging/core/errors';
 import { devsnap } from '../helpers/cli';
 
 const log = () => undefined;

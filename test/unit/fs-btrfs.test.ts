@@ -12,7 +12,7 @@ import * as path from 'path';
 import { btrfsChangedSince, readBtrfs, readBtrfsState } from '../../imaging/fs/btrfs';
 import { openBtrfs, parseRootItem, type RootRef, type TreeBlock } from '../../imaging/fs/btrfs-fs';
 import { crc32cRaw } from '../../imaging/fs/checksums';
-import { DevsnapError } from '../../imaging/errors';
+import { DevsnapError } from '../../imaging/core/errors';
 import { detectFilesystem } from '../../imaging/fs/detect';
 import type { ByteReader, UsedBlocks } from '../../imaging/fs/types';
 import { cleanup, diffDigests, fileReader, isRoot, prng, seededBytes, sh, tmpDir, treeDigest, withLoop, withMount } from '../helpers/disks';

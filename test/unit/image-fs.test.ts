@@ -11,7 +11,7 @@ import { devsnap } from '../helpers/cli';
 import { openImageFs, imageFsDigest, openSnapshotFs, SnapshotDisk, ImageFs } from '../../imaging/image-fs';
 import { Repository } from '../../imaging/repo/repository';
 import type { Manifest } from '../../imaging/repo/manifest';
-import { DevsnapError } from '../../imaging/errors';
+import { DevsnapError } from '../../imaging/core/errors';
 
 after(cleanup);
 const MiB = 1 << 20;

@@ -16,7 +16,7 @@ import { Repository } from '../../imaging/repo/repository';
 import { Manifest, serializeManifest } from '../../imaging/repo/manifest';
 import { takeSnapshot } from '../../imaging/snapshot';
 import { exportSnapshot, importSnapshot } from '../../imaging/export';
-import { DevsnapError } from '../../imaging/errors';
+import { DevsnapError } from '../../imaging/core/errors';
 import { loadZstd } from '../../imaging/zstd';
 import { cleanup, makeDisk, sh, tmpDir } from '../helpers/disks';
 import { devsnap } from '../helpers/cli';

@@ -15,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { DevsnapError } from '../../imaging/errors';
+import { DevsnapError } from '../../imaging/core/errors';
 import { BlockLayer, type DeviceInfo, type MountUse } from '../../imaging/device';
 import { pauseProblem } from '../../imaging/capture/plan';
 import { copyMetadata, decideLvm, lvmDecisions, lvPartition, snapshotProblem, snapshotReader, sourcePlace, type LvmDecision, type LvmTarget } from '../../imaging/capture/lvm-source';

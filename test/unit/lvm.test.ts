@@ -12,7 +12,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { DevsnapError } from '../../imaging/errors';
+import { DevsnapError } from '../../imaging/core/errors';
 import {
   cowSize, createSnapshot, createSnapshotCommand, dmPath, leftoverSnapshotsCommand, LVM_LIMITS, lvLayout, LvPiece, lvOfDm, overlayReader,
   parseLeftovers, parsePvs, parseSnapshotStatus, parseVgFree, parseVgSeqno, piecesOnDisk, pvMetadataBytes, pvsCommand, readMetadataCopy,

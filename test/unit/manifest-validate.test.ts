@@ -10,7 +10,7 @@ import * as path from 'path';
 import { Repository } from '../../imaging/repo/repository';
 import { Manifest, serializeManifest } from '../../imaging/repo/manifest';
 import { takeSnapshot } from '../../imaging/snapshot';
-import { DevsnapError } from '../../imaging/errors';
+import { DevsnapError } from '../../imaging/core/errors';
 import { cleanup, makeDisk, tmpDir } from '../helpers/disks';
 import { devsnap } from '../helpers/cli';
 

@@ -10,7 +10,7 @@ import { spawn } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DevsnapError } from '../../imaging/errors';
+import { DevsnapError } from '../../imaging/core/errors';
 import { readNtfs } from '../../imaging/fs/ntfs';
 import { ntfsChangedRecords, ntfsChangesSince, ntfsIncomparable, readNtfsState, type NtfsChanges, type NtfsState } from '../../imaging/fs/ntfs-state';
 import type { ByteReader, UsedBlocks } from '../../imaging/fs/types';

@@ -5,7 +5,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { layoutProblems, readPartitionTable, relocateGptBackup } from '../../imaging/partitions';
-import { DevsnapError } from '../../imaging/errors';
+import { DevsnapError } from '../../imaging/core/errors';
 import { cleanup, fileDevice, fileReader, makeDisk, makeFsImage, postMbrGap, readLayout, sh, tmpDir } from '../helpers/disks';
 
 const work = tmpDir('devsnap-parts-');

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as crypto from 'crypto';
 import { applyPatch, decodePatch, diffBlocks, encodePatch } from '../../imaging/repo/patch';
-import { DevsnapError } from '../../imaging/errors';
+import { DevsnapError } from '../../imaging/core/errors';
 
 const MiB = 1 << 20;
 const id = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');

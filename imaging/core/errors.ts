@@ -1,4 +1,4 @@
-import type { ErrorCode, ErrorInfo } from './protocol';
+import type { ErrorCode, ErrorInfo } from '../protocol';
 
 /** An error meant for the user: a message naming the problem and a hint saying what to do. */
 export class DevsnapError extends Error {

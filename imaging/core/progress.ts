@@ -1,6 +1,6 @@
 // Progress of long work as ProgressEvents: byte counts, a smoothed rate and the time left,
 // emitted at most every `intervalMs` (and once at the end).
-import type { ProgressEvent } from './protocol';
+import type { ProgressEvent } from '../protocol';
 
 export type ProgressSink = (e: ProgressEvent) => void;
 

@@ -1,12 +1,12 @@
 // Reads chunks back from the repository: stored bytes -> (decrypt) -> decompress in a worker ->
 // check the content address. Every byte devsnap restores, exports or verifies passes through here.
-import { DevsnapError } from './errors';
-import { PackWriter, Repository } from './repo/repository';
-import { Area, Extent, Manifest, extentChunks } from './repo/manifest';
-import { applyPatch, decodePatch } from './repo/patch';
-import { WorkerPool } from './worker-pool';
-import { chunkBuffers } from './memory';
-import { digestFrameLength, digestsOf } from './repo/digests';
+import { DevsnapError } from '../core/errors';
+import { PackWriter, Repository } from './repository';
+import { Area, Extent, Manifest, extentChunks } from './manifest';
+import { applyPatch, decodePatch } from './patch';
+import { WorkerPool } from '../worker-pool';
+import { chunkBuffers } from '../core/memory';
+import { digestFrameLength, digestsOf } from './digests';
 
 export class ChunkDamage extends DevsnapError {
   constructor(readonly chunkId: string, detail: string) {
@@ -83,7 +83,7 @@ export class ChunkReader {
 
   /**
    * A chunk's stored frame: from the index, or from the pack this run's writer still has open. An
-   * unencrypted frame is read into a pool buffer (memory.ts), which moves to a worker and back.
+   * unencrypted frame is read into a pool buffer (core/memory.ts), which moves to a worker and back.
    */
   private async stored(id: string): Promise<{ frame: Buffer; loc: { rawLength: number } }> {
     try {

@@ -1,11 +1,11 @@
 // Stores chunks in the repository once: a chunk the repository (or this run) already has is only
 // referenced; a new one is compressed on the worker pool and appended to a pack. Used by snapshot
 // and import, which both turn a stream of raw chunks into stored ones.
-import { toDevsnapError } from './errors';
-import { JobQueue } from './job-queue';
-import { chunkBuffers } from './memory';
-import type { PackWriter } from './repo/repository';
-import type { WorkerPool } from './worker-pool';
+import { toDevsnapError } from '../core/errors';
+import { JobQueue } from '../core/job-queue';
+import { chunkBuffers } from '../core/memory';
+import type { PackWriter } from './repository';
+import type { WorkerPool } from '../worker-pool';
 
 export class ChunkSaver {
   readonly stats = { chunksNew: 0, chunksReused: 0 };

@@ -3,9 +3,9 @@
 // over by an interrupted write.
 import * as fs from 'fs';
 import * as path from 'path';
-import { Manifest, extentChunks } from './repo/manifest';
-import { Repository } from './repo/repository';
-import { PackEntry, readPackTrailer } from './repo/pack';
+import { Manifest, extentChunks } from './manifest';
+import { Repository } from './repository';
+import { PackEntry, readPackTrailer } from './pack';
 
 export interface CheckReport {
   ok: boolean;                 // no errors (warnings allowed)
