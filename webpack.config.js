@@ -28,7 +28,7 @@ module.exports = (_env, argv) => [
     name: 'engine',
     target: 'node',
     // The CLI and the worker thread it spawns for compression.
-    entry: { devsnap: './imaging/cli.ts', 'compress-worker': './imaging/compress-worker.ts' },
+    entry: { devsnap: './imaging/cli.ts', 'compress-worker': './imaging/repo/compress-worker.ts' },
     output: { ...common(argv.mode).output, libraryTarget: 'commonjs2' },
     node: { __dirname: false }, // the worker pool finds compress-worker.js beside the bundle
     optimization: { minimize: false }, // zstd-codec's inlined WASM makes minifying slow and saves little

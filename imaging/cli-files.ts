@@ -11,7 +11,7 @@ import type { ImageStat } from './image-fs/types';
 import type { Manifest } from './repo/manifest';
 import type { Repository } from './repo/repository';
 import type { ProgressEvent, RepoRequest } from './protocol';
-import { WorkerPool } from './worker-pool';
+import { WorkerPool } from './repo/worker-pool';
 
 export interface CliContext {
   withRepo<T>(g: any, exclusive: boolean, purpose: string, fn: (repo: Repository) => Promise<T>): Promise<T>; // eslint-disable-line @typescript-eslint/no-explicit-any

@@ -6,7 +6,7 @@ import { Command, Option } from 'commander';
 import { DevsnapError, EXIT_CODES, toDevsnapError } from './core/errors';
 import { Repository, DEFAULT_CHUNK_SIZE } from './repo/repository';
 import { breakLocks } from './repo/lock';
-import { exportSnapshot, importSnapshot } from './export';
+import { exportSnapshot, importSnapshot } from './archive/export';
 import * as ops from './operations';
 import { describeDamage } from './verify';
 import { runHelperCommand } from './helper/server';

@@ -11,7 +11,7 @@ import { relocateGptBackup } from './partitions';
 import { Area, FREE, Manifest, ZERO, partitionOf } from './repo/manifest';
 import { Logger, Repository } from './repo/repository';
 import { assertChunksStored, ChunkReader } from './repo/chunk-reader';
-import { WorkerPool } from './worker-pool';
+import { WorkerPool } from './repo/worker-pool';
 import { ProgressMeter, ProgressSink } from './core/progress';
 import { removeDeadTemps, tempName, writeFully } from './core/fsutil';
 import { JobQueue } from './core/job-queue';

@@ -25,7 +25,7 @@ import { openImageFs } from './image-fs';
 import { fileReader, sliceReader, type SourceRead } from './source';
 import { Area, Manifest } from './repo/manifest';
 import { Logger, Repository } from './repo/repository';
-import { WorkerPool } from './worker-pool';
+import { WorkerPool } from './repo/worker-pool';
 import { ProgressMeter, ProgressSink } from './core/progress';
 import { freezeMounts, Frozen } from './freeze';
 import { ChunkSaver } from './repo/chunk-saver';

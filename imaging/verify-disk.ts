@@ -14,7 +14,7 @@ import { journalRuns, readExtState, withoutBlocks } from './capture/ext-tracking
 import { ChunkReader } from './repo/chunk-reader';
 import { FREE, Manifest, ZERO } from './repo/manifest';
 import type { Repository } from './repo/repository';
-import { WorkerPool } from './worker-pool';
+import { WorkerPool } from './repo/worker-pool';
 import { ProgressMeter, type ProgressSink } from './core/progress';
 import type { DiskComparison } from './protocol';
 

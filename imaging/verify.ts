@@ -6,7 +6,7 @@ import { DevsnapError } from './core/errors';
 import { FREE, Manifest, ZERO } from './repo/manifest';
 import { decodePatch } from './repo/patch';
 import { Repository } from './repo/repository';
-import { WorkerPool } from './worker-pool';
+import { WorkerPool } from './repo/worker-pool';
 import { ProgressMeter, ProgressSink } from './core/progress';
 import { JobQueue } from './core/job-queue';
 import { chunkBuffers } from './core/memory';

@@ -11,7 +11,7 @@ import { chunkBuffers } from '../core/memory';
 import { Extent, FREE, ZERO } from '../repo/manifest';
 import { decodePatch, diffBlocks, encodePatch } from '../repo/patch';
 import { DIGEST_BLOCK, changedBlocks, loadDigests } from '../repo/digests';
-import { overlayByDigests } from './overlay';
+import { overlayByDigests } from '../repo/overlay';
 import type { Repository } from '../repo/repository';
 import type { UsedBlocks } from '../fs/types';
 
@@ -227,7 +227,7 @@ export class CellStore {
 
   /**
    * A cell whose content is `cell` (id `id`, hashed here only when needed), stored as a patch over
-   * chunk `base` when that is under a quarter of the cell (the rule capture/overlay.ts applies in the
+   * chunk `base` when that is under a quarter of the cell (the rule repo/overlay.ts applies in the
    * worker), else as a chunk of its own.
    */
   private async store(cell: Buffer, id: string | null, base: string, blockSize: number): Promise<Cell> {

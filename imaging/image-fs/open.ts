@@ -3,7 +3,7 @@ import { ChunkReader } from '../repo/chunk-reader';
 import { DevsnapError } from '../core/errors';
 import type { Manifest } from '../repo/manifest';
 import type { Repository } from '../repo/repository';
-import { WorkerPool } from '../worker-pool';
+import { WorkerPool } from '../repo/worker-pool';
 import { openImageFs } from './detect';
 import { SnapshotDisk } from './snapshot-disk';
 import type { ImageFs } from './types';

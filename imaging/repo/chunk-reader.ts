@@ -4,7 +4,7 @@ import { DevsnapError } from '../core/errors';
 import { PackWriter, Repository } from './repository';
 import { Area, Extent, Manifest, extentChunks } from './manifest';
 import { applyPatch, decodePatch } from './patch';
-import { WorkerPool } from '../worker-pool';
+import { WorkerPool } from './worker-pool';
 import { chunkBuffers } from '../core/memory';
 import { digestFrameLength, digestsOf } from './digests';
 
@@ -46,7 +46,7 @@ export class ChunkReader {
 
   /**
    * Writes `blocks` over the cell whose base is chunk `baseId` (with `patch`'s blocks, verified by the
-   * caller), in a worker: see capture/overlay.ts. A whole cell built from the base is returned only
+   * caller), in a worker: see repo/overlay.ts. A whole cell built from the base is returned only
    * once the base is verified, so damage in it is never stored again under a new, valid id.
    */
   async overlay(baseId: string, patch: Map<number, Buffer>, blocks: [number, Buffer][], blockSize: number): Promise<{ kind: 'same' | 'base' | 'patch' | 'cell'; data?: Buffer }> {

@@ -5,7 +5,7 @@ import { toDevsnapError } from '../core/errors';
 import { JobQueue } from '../core/job-queue';
 import { chunkBuffers } from '../core/memory';
 import type { PackWriter } from './repository';
-import type { WorkerPool } from '../worker-pool';
+import type { WorkerPool } from './worker-pool';
 
 export class ChunkSaver {
   readonly stats = { chunksNew: 0, chunksReused: 0 };

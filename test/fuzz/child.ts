@@ -13,7 +13,7 @@ import * as crypto from 'crypto';
 import * as inspector from 'inspector';
 import * as zlib from 'zlib';
 import { DevsnapError } from '../../imaging/core/errors';
-import { loadZstd } from '../../imaging/zstd';
+import { loadZstd } from '../../imaging/codec/zstd';
 import { hotOffsets, mutate, Rng } from './mutate';
 import { targetByName, Violation, type FuzzTarget, type RunContext } from './targets';
 

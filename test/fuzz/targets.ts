@@ -24,8 +24,8 @@ import { fileReader } from '../../imaging/source';
 import { chunkRefs, parseManifest, serializeManifest, summarize, type Manifest } from '../../imaging/repo/manifest';
 import { parseIndexFile, Repository } from '../../imaging/repo/repository';
 import { readPackTrailer } from '../../imaging/repo/pack';
-import { loadZstd, type ZstdCodec } from '../../imaging/zstd';
-import { exportSnapshot, importSnapshot } from '../../imaging/export';
+import { loadZstd, type ZstdCodec } from '../../imaging/codec/zstd';
+import { exportSnapshot, importSnapshot } from '../../imaging/archive/export';
 import { takeSnapshot } from '../../imaging/snapshot';
 import { describeImageFile } from '../../imaging/disks';
 import { encodeFrame, FrameDecoder } from '../../imaging/helper/framing';
@@ -436,7 +436,7 @@ export const TARGETS: FuzzTarget[] = [
   },
   {
     name: 'zstd',
-    what: 'zstd frames of stored chunks (imaging/zstd.ts decompress); input: raw length (u32 LE) + frame',
+    what: 'zstd frames of stored chunks (imaging/codec/zstd.ts decompress); input: raw length (u32 LE) + frame',
     timeoutMs: 30000,
     smokeExecs: 600,
     dictionary: ['\x28\xb5\x2f\xfd', '\x50\x2a\x4d\x18'],
@@ -470,7 +470,7 @@ export const TARGETS: FuzzTarget[] = [
   },
   {
     name: 'import',
-    what: 'export archives: zstd frames, tar, manifest and pieces (imaging/export.ts importSnapshot into a scratch repository)',
+    what: 'export archives: zstd frames, tar, manifest and pieces (imaging/archive/import.ts importSnapshot into a scratch repository)',
     timeoutMs: 60000,
     smokeExecs: 30,
     dictionary: ['manifest.json', 'devsnap-export.json', 'SHA256SUMS', 'partitions/p1.img', '../', 'ustar'],

@@ -8,7 +8,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Repository } from '../../imaging/repo/repository';
-import { WorkerPool } from '../../imaging/worker-pool';
+import { WorkerPool } from '../../imaging/repo/worker-pool';
 import { ChunkSaver } from '../../imaging/repo/chunk-saver';
 import { ChunkReader } from '../../imaging/repo/chunk-reader';
 import { AreaCells, CellStore, type PlannedArea } from '../../imaging/capture/cells';

@@ -5,8 +5,8 @@ import { test } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as crypto from 'crypto';
 import { BufferPool, chunkBuffers } from '../../imaging/core/memory';
-import { WorkerPool } from '../../imaging/worker-pool';
-import { loadZstd } from '../../imaging/zstd';
+import { WorkerPool } from '../../imaging/repo/worker-pool';
+import { loadZstd } from '../../imaging/codec/zstd';
 import { seededBytes } from '../helpers/disks';
 
 const MiB = 1 << 20;

@@ -13,7 +13,7 @@ import * as crypto from 'crypto';
 import { Repository } from '../../imaging/repo/repository';
 import { takeSnapshot } from '../../imaging/snapshot';
 import { restoreSnapshot } from '../../imaging/restore';
-import { exportSnapshot, importSnapshot, zstdFrames } from '../../imaging/export';
+import { exportSnapshot, importSnapshot, zstdFrames } from '../../imaging/archive/export';
 import { DevsnapError } from '../../imaging/core/errors';
 import { devsnap } from '../helpers/cli';
 

@@ -9,7 +9,7 @@ import { devsnap } from '../helpers/cli';
 import { openSnapshotFs } from '../../imaging/image-fs';
 import { Repository } from '../../imaging/repo/repository';
 import { diffFiles, diffPage, FileChange, summarizeByDirectory } from '../../imaging/file-diff';
-import { WorkerPool } from '../../imaging/worker-pool';
+import { WorkerPool } from '../../imaging/repo/worker-pool';
 
 after(cleanup);
 const MiB = 1 << 20;

@@ -15,9 +15,9 @@ import { spawnSync } from 'child_process';
 import { Repository } from '../../imaging/repo/repository';
 import { Manifest, serializeManifest } from '../../imaging/repo/manifest';
 import { takeSnapshot } from '../../imaging/snapshot';
-import { exportSnapshot, importSnapshot } from '../../imaging/export';
+import { exportSnapshot, importSnapshot } from '../../imaging/archive/export';
 import { DevsnapError } from '../../imaging/core/errors';
-import { loadZstd } from '../../imaging/zstd';
+import { loadZstd } from '../../imaging/codec/zstd';
 import { cleanup, makeDisk, sh, tmpDir } from '../helpers/disks';
 import { devsnap } from '../helpers/cli';
 

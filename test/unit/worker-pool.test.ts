@@ -1,8 +1,8 @@
-// imaging/worker-pool.ts starts its workers as the work needs them: one for an incremental's few small
+// imaging/repo/worker-pool.ts starts its workers as the work needs them: one for an incremental's few small
 // jobs (each worker costs ~30 MiB), all of them once jobs wait for a busy worker (a full snapshot).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { WorkerPool } from '../../imaging/worker-pool';
+import { WorkerPool } from '../../imaging/repo/worker-pool';
 import { seededBytes } from '../helpers/disks';
 
 test('one worker while jobs come one at a time; a second once jobs wait for a busy one', async () => {

@@ -1,8 +1,8 @@
 // Writing new blocks over a stored cell, as a worker does it (compress-worker.ts): the cell's base
 // chunk is decompressed there and compared with the new blocks there, so only the result — usually
 // a small patch — crosses back to the main thread, not the whole cell.
-import { encodePatch } from '../repo/patch';
-import { DIGEST_BLOCK } from '../repo/digests';
+import { encodePatch } from './patch';
+import { DIGEST_BLOCK } from './digests';
 
 export interface OverlayInput {
   base: Buffer;                      // the base chunk's raw bytes

@@ -4,7 +4,7 @@ import { Worker } from 'worker_threads';
 import * as os from 'os';
 import * as fs from 'fs';
 import * as path from 'path';
-import { BufferPool, chunkBuffers, startMemTrace } from './core/memory';
+import { BufferPool, chunkBuffers, startMemTrace } from '../core/memory';
 
 startMemTrace(); // DEVSNAP_MEMTRACE only (core/memory.ts): in the main thread and each worker
 
@@ -108,7 +108,7 @@ export class WorkerPool {
   }
 
   /**
-   * Writes `blocks` over a stored cell in a worker (capture/overlay.ts): `frame` is the base chunk
+   * Writes `blocks` over a stored cell in a worker (repo/overlay.ts): `frame` is the base chunk
    * (moved to the worker), `patch` the blocks an earlier patch changed. With kind 'cell', `hash` is the
    * base's sha256, for the caller to check before storing bytes that came from it.
    */

@@ -9,8 +9,8 @@
 // Each piece is the exact bytes of the disk at its offset, so `dd ... seek=<offset>` of every piece
 // rebuilds the disk. The tar stream is compressed as independent zstd frames (zstd-frames.ts).
 import * as v from 'valibot';
-import type { Area, Manifest } from './repo/manifest';
-import { count, snapshotId } from './repo/manifest';
+import type { Area, Manifest } from '../repo/manifest';
+import { count, snapshotId } from '../repo/manifest';
 
 export interface ExportPiece {
   file: string;

@@ -2,7 +2,7 @@
 // else the portable WASM build from `zstd-codec`. Both produce and read standard, independent zstd
 // frames (RFC 8878) that the `zstd` CLI decompresses, so repositories do not depend on which was used.
 import * as zlib from 'zlib';
-import { DevsnapError } from './core/errors';
+import { DevsnapError } from '../core/errors';
 
 export interface ZstdCodec {
   readonly name: string;

@@ -5,10 +5,10 @@
 // and hostile sizes are refused before any buffer is allocated) and decompresses them on the
 // worker pool (decompressFrames).
 import * as fs from 'fs';
-import { DevsnapError } from './core/errors';
-import { WorkerPool } from './worker-pool';
-import { writeFully } from './core/fsutil';
-import { isZero } from './core/bytes';
+import { DevsnapError } from '../core/errors';
+import { WorkerPool } from '../repo/worker-pool';
+import { writeFully } from '../core/fsutil';
+import { isZero } from '../core/bytes';
 
 export const FRAME_INPUT = 1 << 20;     // tar bytes per zstd frame
 // devsnap export's frames hold FRAME_INPUT bytes; larger ones (compressed, or stated decompressed) are

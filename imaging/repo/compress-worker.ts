@@ -6,10 +6,10 @@
 // the request's other buffers go back as `spare`.
 import { parentPort } from 'worker_threads';
 import * as crypto from 'crypto';
-import { loadZstd } from './zstd';
+import { loadZstd } from '../codec/zstd';
 import { movable, requestBuffers, type Moved, type WorkerRequest, type WorkerReply } from './worker-pool';
-import { overlayCell, unpackBlocks } from './capture/overlay';
-import { blockDigests, digestFrame, digestsOf, loadDigests } from './repo/digests';
+import { overlayCell, unpackBlocks } from './overlay';
+import { blockDigests, digestFrame, digestsOf, loadDigests } from './digests';
 
 const codecReady = loadZstd();
 const digestsReady = loadDigests();
