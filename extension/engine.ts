@@ -18,9 +18,9 @@ import type {
   DamageInfo, DiffOpResult, DiskInfo, ErrorCode, ErrorInfo, ForgetOpResult, ListResult, ProgressEvent, PruneOpResult, RestoreFilesResult, RestoreOpResult, SnapshotOpResult,
   SnapshotPlan, SnapshotSummary, VerifyOpResult,
 } from '../imaging/protocol';
-import type { RetentionPolicy } from '../imaging/retention';
-import type { DiffPage, DirectorySummary } from '../imaging/file-diff';
-import type { Inventory, InventoryDiff } from '../imaging/inventory';
+import type { RetentionPolicy } from '../imaging/snapshot/retention';
+import type { DiffPage, DirectorySummary } from '../imaging/files/file-diff';
+import type { Inventory, InventoryDiff } from '../imaging/inventory/inventory';
 import type { ImageStat } from '../imaging/image-fs/types';
 import { ENGINE_ENV, ENGINE_NODE_ARGS } from '../imaging/runtime';
 

@@ -2,7 +2,7 @@
 // and the texts shown for disks, snapshots and partitions. No `vscode` import (unit-tested in
 // test/unit/extension-model.test.ts).
 import type { DamagedSnapshot, DiskInfo, PartitionInfo, SnapshotSummary } from '../imaging/protocol';
-import { consistencyName, describeConsistency, formatBytes, formatRelativeDate, formatTimestamp } from '../imaging/format';
+import { consistencyName, describeConsistency, formatBytes, formatRelativeDate, formatTimestamp } from '../imaging/core/format';
 
 export interface DiskGroup {
   /** Stable key of the source disk: its disk id when known, else its path. */

@@ -2,9 +2,9 @@
 // and restore-files. Registered on the main program by imaging/cli.ts through registerFileCommands.
 import { Command, Option } from 'commander';
 import { DevsnapError } from './core/errors';
-import { formatBytes } from './format';
-import { collectInventory, bootModeFromPartitions, describeInventoryDiff, diffInventory, Inventory } from './inventory';
-import { diffPage, FileChange, summarizeByDirectory, DirectorySummary } from './file-diff';
+import { formatBytes } from './core/format';
+import { collectInventory, bootModeFromPartitions, describeInventoryDiff, diffInventory, Inventory } from './inventory/inventory';
+import { diffPage, FileChange, summarizeByDirectory, DirectorySummary } from './files/file-diff';
 import { restoreFilesOp } from './operations';
 import { openSnapshotFs, OpenedSnapshotFs } from './image-fs/open';
 import type { ImageStat } from './image-fs/types';

@@ -2,7 +2,7 @@
 // lines otherwise, or one JSON ProgressEvent per stderr line with --progress json.
 import { SingleBar } from 'cli-progress';
 import type { ListResult, ProgressEvent } from './protocol';
-import { formatBytes, formatDuration, formatRate } from './format';
+import { formatBytes, formatDuration, formatRate } from './core/format';
 
 export type ProgressMode = 'bar' | 'plain' | 'json' | 'none';
 

@@ -8,11 +8,11 @@ import { Repository, DEFAULT_CHUNK_SIZE } from './repo/repository';
 import { breakLocks } from './repo/lock';
 import { exportSnapshot, importSnapshot } from './archive/export';
 import * as ops from './operations';
-import { describeDamage } from './verify';
+import { describeDamage } from './snapshot/verify';
 import { runHelperCommand } from './helper/server';
 import { registerFileCommands } from './cli-files';
 import { chooseProgressMode, listText, oneLine, ProgressPrinter, table, terminalSafe } from './cli-output';
-import { describeConsistency, formatBytes, formatDuration } from './format';
+import { describeConsistency, formatBytes, formatDuration } from './core/format';
 import { relaunchTuned, watchLauncher } from './runtime';
 import type { DiskComparison, ProgressEvent, RepoRequest, SnapshotPlan } from './protocol';
 

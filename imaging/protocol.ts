@@ -156,7 +156,7 @@ export interface RestoreRequest extends RepoRequest {
 }
 export interface VerifyRequest extends RepoRequest {
   snapshot?: string;      // all snapshots when omitted
-  /** Also compare the snapshot (one, required) with this disk as it is now (verify-disk.ts). */
+  /** Also compare the snapshot (one, required) with this disk as it is now (snapshot/verify-disk.ts). */
   against?: string;
 }
 /** A snapshot compared with a disk: byte ranges (disk offsets) where a block in use differs. */
@@ -286,7 +286,7 @@ export interface ForgetOpResult {
   prune?: PruneOpResult;
 }
 
-/** Restoring selected files and folders of a snapshot's filesystem (imaging/file-restore.ts). */
+/** Restoring selected files and folders of a snapshot's filesystem (imaging/files/file-restore.ts). */
 export interface RestoreFilesRequest extends RepoRequest {
   snapshot: string;       // id, unique prefix or 'latest'
   /** The partition whose filesystem is read (default: the root, the largest ext partition). */

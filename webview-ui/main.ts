@@ -10,7 +10,7 @@
 // State survives hide/show through getState/setState (the panel does not use
 // retainContextWhenHidden): on load the webview restores its state and says 'ready'; the extension
 // answers 'init' and re-sends a comparison it has cached.
-import { consistencyName, describeConsistency, formatBytes } from '../imaging/format';
+import { consistencyName, describeConsistency, formatBytes } from '../imaging/core/format';
 import { icon, IconName } from './icons';
 import {
   ChangeKind,

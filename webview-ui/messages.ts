@@ -10,9 +10,9 @@
 //   webview → 'planRestoreFiles' → host runs a dry run → 'restorePlan' → webview shows it →
 //             'confirmRestoreFiles' {planId} → 'restoreProgress'… → 'restoreDone' | 'restoreFailed'.
 //   'restoreDisk' / 'recoveryCommand' hand over to the extension's restore command and editors.
-import type { ChangeKind, DiffTotals, DirectorySummary, FileChange } from '../imaging/file-diff';
-import type { RestoreAction, RestoreEntry } from '../imaging/file-restore';
-import type { InventoryDiff } from '../imaging/inventory';
+import type { ChangeKind, DiffTotals, DirectorySummary, FileChange } from '../imaging/files/file-diff';
+import type { RestoreAction, RestoreEntry } from '../imaging/files/file-restore';
+import type { InventoryDiff } from '../imaging/inventory/inventory';
 import type { SnapshotSummary } from '../imaging/protocol';
 
 export type { ChangeKind, DiffTotals, DirectorySummary, FileChange, InventoryDiff, RestoreAction, RestoreEntry };

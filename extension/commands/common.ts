@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import type { ProgressEvent, SnapshotSummary } from '../../imaging/protocol';
 import type { DevsnapConfig } from '../config';
 import { CancellationLike, Engine, EngineError } from '../engine';
-import { formatBytes, formatRelativeDate, formatTimestamp, ProgressTracker } from '../../imaging/format';
+import { formatBytes, formatRelativeDate, formatTimestamp, ProgressTracker } from '../../imaging/core/format';
 import { compareNewestFirst, sourceLabel } from '../snapshotModel';
 import { SnapshotNode, SnapshotTreeNode, SnapshotTreeProvider } from '../snapshotTree';
 import * as ui from '../ui';

@@ -2,7 +2,7 @@
 import * as vscode from 'vscode';
 import type { SnapshotSummary } from '../../imaging/protocol';
 import { ForgetResult, PruneResult, retentionEnabled } from '../engine';
-import { formatBytes } from '../../imaging/format';
+import { formatBytes } from '../../imaging/core/format';
 import { snapshotName } from '../snapshotModel';
 import { SnapshotNode } from '../snapshotTree';
 import * as ui from '../ui';

@@ -7,7 +7,7 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import type { DiskInfo, SnapshotSummary } from '../../imaging/protocol';
 import { EngineError, RestoreResult } from '../engine';
-import { formatBytes } from '../../imaging/format';
+import { formatBytes } from '../../imaging/core/format';
 import { diskDescription, overwriteSummary, snapshotName, sortDisks, sourceLabel } from '../snapshotModel';
 import { SnapshotNode } from '../snapshotTree';
 import * as ui from '../ui';

@@ -9,7 +9,7 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import type { DiskInfo, SnapshotSummary } from '../../imaging/protocol';
 import { EngineError, retentionEnabled, SnapshotOptions, SnapshotResult } from '../engine';
-import { defaultSnapshotLabel, formatBytes, ProgressTracker } from '../../imaging/format';
+import { defaultSnapshotLabel, formatBytes, ProgressTracker } from '../../imaging/core/format';
 import { SECTION } from '../config';
 import { diskDescription, previousSnapshot, snapshotDoneMessage, sortDisks } from '../snapshotModel';
 import { EditorPlace, heldEditorPlaces, needsPauseConfirmation, pauseNotice, pauseQuestion, shouldReadFully, snapshotsOfSource } from '../snapshotPlan';

@@ -2,7 +2,7 @@
 // reports the first damage found. Arguments: a tree item, `{ id }`, or `{ all: true }`.
 import * as vscode from 'vscode';
 import type { Damage, VerifyResult } from '../engine';
-import { formatBytes } from '../../imaging/format';
+import { formatBytes } from '../../imaging/core/format';
 import { snapshotName } from '../snapshotModel';
 import * as ui from '../ui';
 import { CommandContext, currentSnapshots, refId, reportError, requireRepository, resolveSnapshot, SHOW_OUTPUT, snapshotPickItems, SnapshotPickItem, withEngineProgress } from './common';

@@ -13,7 +13,7 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import type { DiskInfo, SnapshotSummary } from '../../imaging/protocol';
 import { ChangesResult, EngineError, hasSnapshotFiles, RestoreFilesOptions, SnapshotFilesEngine } from '../engine';
-import { formatBytes, formatProgress } from '../../imaging/format';
+import { formatBytes, formatProgress } from '../../imaging/core/format';
 import { snapshotName } from '../snapshotModel';
 import * as ui from '../ui';
 import { looksBinary, SNAPSHOT_SCHEME, SnapshotDocumentProvider, snapshotFileUri } from '../virtualDocs';

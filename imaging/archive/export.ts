@@ -18,7 +18,7 @@ import { ProgressMeter, ProgressSink } from '../core/progress';
 import { exists, fsyncDir, removeDeadTemps, tempName } from '../core/fsutil';
 import { FRAME_INPUT, FrameWriter } from './zstd-frames';
 import { ExportInfo, ExportPiece, piecesOf } from './export-format';
-import { assertNotInRepository } from '../device';
+import { assertNotInRepository } from '../disk/device';
 
 export { importSnapshot } from './import';
 export type { ImportOptions, ImportResult } from './import';

@@ -11,10 +11,10 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DevsnapError } from '../core/errors';
-import { BlockLayer, fileKey, LIVE_SYSTEM, type DeviceInfo, type MountUse } from '../device';
-import { openDisk } from '../privilege';
+import { BlockLayer, fileKey, LIVE_SYSTEM, type DeviceInfo, type MountUse } from '../disk/device';
+import { openDisk } from '../disk/privilege';
 import type { ByteReader } from '../fs/types';
-import type { SourceRead } from '../source';
+import type { SourceRead } from '../disk/source';
 import {
   cowSize, createSnapshot, layeredReader, lvLayout, lvOfDm, parsePvs, parseSnapshotStatus, parseVgFree, parseVgSeqno, piecesOnDisk, pvMetadataBytes,
   pvsCommand, readMetadataCopy, runLvm, segmentsCommand, snapshotStatusCommand, vgFreeCommand, type DiskPiece, type LvmSnapshot, type MetadataRegion,

@@ -44,7 +44,7 @@ export function followedKind(fs: string | undefined): ParentFs['kind'] | null {
 
 /**
  * Reads the parent image's state and used blocks of `partition` (holding a `kind` filesystem). Started
- * early (snapshot.ts), so it overlaps the live state's read and the wait before pass 1; errors come
+ * early (snapshot/take.ts), so it overlaps the live state's read and the wait before pass 1; errors come
  * out as nulls.
  */
 export async function readParentFs(parent: Manifest, partition: number, kind: ParentFs['kind'], chunks: ChunkReader): Promise<ParentFs> {

@@ -6,10 +6,10 @@
 //  - remount read-only: for filesystems the kernel cannot freeze (vfat, as the EFI partition is,
 //    NTFS); writers then get EROFS instead of waiting, so this is used only for the last pass of a
 //    two-pass (NTFS) or the short read of such a (small) partition.
-// Every step runs as root (privilege.ts) and is undone in `finally` and on process exit.
+// Every step runs as root (disk/privilege.ts) and is undone in `finally` and on process exit.
 import { spawn, spawnSync } from 'child_process';
 import { DevsnapError } from '../core/errors';
-import { asRootSync, childCommand } from '../privilege';
+import { asRootSync, childCommand } from '../disk/privilege';
 
 function run(file: string, args: string[]): { ok: boolean; message: string } {
   // The command is built inside the root step: built outside, it would drop to the requesting user.

@@ -6,11 +6,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { DevsnapError } from '../core/errors';
-import { devnoString, inspectPath, writableMounts, type MountUse } from '../device';
-import { openDisk } from '../privilege';
-import { readPartitionTable } from '../partitions';
+import { devnoString, inspectPath, writableMounts, type MountUse } from '../disk/device';
+import { openDisk } from '../disk/privilege';
+import { readPartitionTable } from '../disk/partitions';
 import { parseExtSuperblock, EXT_SB_OFFSET, EXT_SB_SIZE } from '../fs/ext-superblock';
-import { fileReader, sliceReader } from '../source';
+import { fileReader, sliceReader } from '../disk/source';
 import { inodeTableRuns } from './ext-tracking';
 import { readBtrfsState, type BtrfsState } from '../fs/btrfs';
 import { ntfsMftBytes } from '../fs/ntfs-state';
@@ -22,7 +22,7 @@ import type { SnapshotPlan } from '../protocol';
 /**
  * Why a two-pass snapshot of these read-write mounts cannot be taken safely, and what to do instead;
  * null when it can. `repoDev` is the device the repository is (or will be) on. The snapshot throws it
- * (snapshot.ts), the plan shows it before anything starts.
+ * (snapshot/take.ts), the plan shows it before anything starts.
  */
 export function pauseProblem(rw: MountUse[], repoDir: string, repoDev: string | null, lvm: LvmDecision[] = []): { code: 'BAD_SOURCE' | 'USAGE'; message: string; hint: string } | null {
   // Stacked mounts: only LVM volumes lvmDecisions accepts (an LVM snapshot) are imaged.

@@ -16,7 +16,7 @@ import { btrfsChangedSince, btrfsIncomparable, type BtrfsState } from '../fs/btr
 import { dropCache, flushDevice, freeze, remountReadOnlySoon, syncFilesystem, type Thaw } from './pause';
 import { ntfsChangesSince, ntfsIncomparable, readNtfsState, type NtfsState } from '../fs/ntfs-state';
 import { readParts, runsByCell, type PartCell } from './reads';
-import type { SourceRead } from '../source';
+import type { SourceRead } from '../disk/source';
 
 /** A partition whose image is kept up to date through its filesystem's records. */
 export type Tracked = ExtTracked | BtrfsTracked | NtfsTracked;

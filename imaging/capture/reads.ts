@@ -4,7 +4,7 @@
 import { DevsnapError } from '../core/errors';
 import type { UsedBlocks } from '../fs/types';
 import type { PlannedArea } from './cells';
-import type { SourceRead } from '../source';
+import type { SourceRead } from '../disk/source';
 import { chunkBuffers } from '../core/memory';
 
 const JOIN_GAP = 64 * 1024;

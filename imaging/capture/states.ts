@@ -7,9 +7,9 @@ import { readBtrfsState, type BtrfsState } from '../fs/btrfs';
 import { readNtfsState, type NtfsState } from '../fs/ntfs-state';
 import { canFreeze, dropCache, flushDevice, remountReadOnlySoon, syncFilesystem } from './pause';
 import { settleAndSync } from './point-in-time';
-import { sliceReader } from '../source';
+import { sliceReader } from '../disk/source';
 import type { ByteReader } from '../fs/types';
-import type { MountUse } from '../device';
+import type { MountUse } from '../disk/device';
 
 export interface Captured {
   ext: Map<number, ExtState>;

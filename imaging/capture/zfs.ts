@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { readZfsLabel, POOL_STATE } from '../fs/zfs-label';
-import { sliceReader } from '../source';
+import { sliceReader } from '../disk/source';
 import type { ByteReader } from '../fs/types';
 
 export interface LiveZfs {

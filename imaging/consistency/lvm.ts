@@ -23,7 +23,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DevsnapError } from '../core/errors';
-import { asRootSync, childCommand } from '../privilege';
+import { asRootSync, childCommand } from '../disk/privilege';
 import { field, reportRows } from './lvm-report';
 
 export { layeredReader, overlayReader, piecesOnDisk } from './lvm-overlay';

@@ -9,8 +9,8 @@ import * as net from 'net';
 import * as path from 'path';
 import { DevsnapError, toDevsnapError } from '../core/errors';
 import * as ops from '../operations';
-import { assertNotInUse, inspectPath } from '../device';
-import { PrivilegePolicy, setPrivilegePolicy } from '../privilege';
+import { assertNotInUse, inspectPath } from '../disk/device';
+import { PrivilegePolicy, setPrivilegePolicy } from '../disk/privilege';
 import { ErrorInfo, HelperEvent, HelperOpRequest, HelperRequest, PROTOCOL_VERSION, ProgressEvent } from '../protocol';
 import { FrameDecoder, encodeFrame } from './framing';
 import { macEquals, macFor, newNonce } from './auth';
@@ -207,7 +207,7 @@ class HelperSession {
    * Checks a request on the helper's side (as root: paths are resolved and devices inspected), then
    * runs it through the shared operations with the rights it needs (README.md, "Whose rights"): in a
    * repository of the user's, everything with the user's identity except opening the request's
-   * block device and fsfreeze (privilege.ts), and the writing of an in-place file restore; in a
+   * block device and fsfreeze (disk/privilege.ts), and the writing of an in-place file restore; in a
    * root-owned repository nobody else can change, as root, except opening the user's image files.
    */
   private async execute(req: HelperOpRequest, signal: AbortSignal): Promise<unknown> {

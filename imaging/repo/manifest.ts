@@ -8,7 +8,7 @@
 import * as crypto from 'crypto';
 import * as v from 'valibot';
 import type { PartitionInfo, SnapshotSummary } from '../protocol';
-import type { PartitionTable } from '../partitions';
+import type { PartitionTable } from '../disk/partitions';
 import { DevsnapError } from '../core/errors';
 
 /** A chunk id (hex), 'z' for an all-zero range (stored as a marker), 'f' for free space (not imaged). */

@@ -11,7 +11,7 @@ import * as crypto from 'crypto';
 import * as zlib from 'zlib';
 import { spawnSync } from 'child_process';
 import { DevsnapError } from '../../imaging/core/errors';
-import { readPartitionTable } from '../../imaging/partitions';
+import { readPartitionTable } from '../../imaging/disk/partitions';
 import { readExt } from '../../imaging/fs/ext';
 import { crc32cRaw } from '../../imaging/fs/checksums';
 import { readFat } from '../../imaging/fs/fat';
@@ -20,14 +20,14 @@ import { ExtImageFs } from '../../imaging/image-fs/ext-reader';
 import { FatImageFs } from '../../imaging/image-fs/fat-reader';
 import type { ImageFs } from '../../imaging/image-fs/types';
 import type { ByteReader } from '../../imaging/fs/types';
-import { fileReader } from '../../imaging/source';
+import { fileReader } from '../../imaging/disk/source';
 import { chunkRefs, parseManifest, serializeManifest, summarize, type Manifest } from '../../imaging/repo/manifest';
 import { parseIndexFile, Repository } from '../../imaging/repo/repository';
 import { readPackTrailer } from '../../imaging/repo/pack';
 import { loadZstd, type ZstdCodec } from '../../imaging/codec/zstd';
 import { exportSnapshot, importSnapshot } from '../../imaging/archive/export';
-import { takeSnapshot } from '../../imaging/snapshot';
-import { describeImageFile } from '../../imaging/disks';
+import { takeSnapshot } from '../../imaging/snapshot/take';
+import { describeImageFile } from '../../imaging/disk/disks';
 import { encodeFrame, FrameDecoder } from '../../imaging/helper/framing';
 import { validateRequest } from '../../imaging/helper/validate';
 import { PROTOCOL_VERSION } from '../../imaging/protocol';
@@ -252,7 +252,7 @@ const FAT_SPECS = (dir: string) => {
 export const TARGETS: FuzzTarget[] = [
   {
     name: 'partitions',
-    what: 'MBR and GPT partition tables (imaging/partitions.ts readPartitionTable)',
+    what: 'MBR and GPT partition tables (imaging/disk/partitions.ts readPartitionTable)',
     timeoutMs: 15000,
     smokeExecs: 1000,
     hot: true,
@@ -343,7 +343,7 @@ export const TARGETS: FuzzTarget[] = [
   },
   {
     name: 'disk',
-    what: 'a whole disk image as `devsnap disks` and snapshot planning see it: table, then every partition\'s filesystem (imaging/disks.ts describeImageFile)',
+    what: 'a whole disk image as `devsnap disks` and snapshot planning see it: table, then every partition\'s filesystem (imaging/disk/disks.ts describeImageFile)',
     timeoutMs: 30000,
     smokeExecs: 200,
     hot: true,

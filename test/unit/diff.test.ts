@@ -7,10 +7,10 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as crypto from 'crypto';
-import { diffSnapshots } from '../../imaging/diff';
+import { diffSnapshots } from '../../imaging/snapshot/diff';
 import type { Area, Extent, Manifest } from '../../imaging/repo/manifest';
 import { Repository } from '../../imaging/repo/repository';
-import { takeSnapshot } from '../../imaging/snapshot';
+import { takeSnapshot } from '../../imaging/snapshot/take';
 
 const MiB = 1 << 20;
 const K = 1024;

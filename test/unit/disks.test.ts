@@ -5,7 +5,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { describeImageFile, listDisks } from '../../imaging/disks';
+import { describeImageFile, listDisks } from '../../imaging/disk/disks';
 import { DevsnapError } from '../../imaging/core/errors';
 
 const MiB = 1 << 20;

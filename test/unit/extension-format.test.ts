@@ -3,7 +3,7 @@ import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import {
   defaultSnapshotLabel, formatBytes, formatDuration, formatProgress, formatRate, formatRelativeDate, formatTimestamp, percentOf, ProgressTracker,
-} from '../../imaging/format';
+} from '../../imaging/core/format';
 import type { ProgressEvent } from '../../imaging/protocol';
 
 describe('extension format', () => {

@@ -8,7 +8,7 @@ import { cleanup, isRoot, makeDisk, makeWorkstationTree, simulateUpgrade, tmpDir
 import { devsnap } from '../helpers/cli';
 import { openSnapshotFs } from '../../imaging/image-fs';
 import { Repository } from '../../imaging/repo/repository';
-import { diffFiles, diffPage, FileChange, summarizeByDirectory } from '../../imaging/file-diff';
+import { diffFiles, diffPage, FileChange, summarizeByDirectory } from '../../imaging/files/file-diff';
 import { WorkerPool } from '../../imaging/repo/worker-pool';
 
 after(cleanup);

@@ -10,7 +10,7 @@ import { cleanup, diffDigests, isRoot, makeDisk, makeWorkstationTree, sh, tmpDir
 import { devsnap } from '../helpers/cli';
 import { openSnapshotFs, OpenedSnapshotFs } from '../../imaging/image-fs';
 import { Repository } from '../../imaging/repo/repository';
-import { restoreFiles } from '../../imaging/file-restore';
+import { restoreFiles } from '../../imaging/files/file-restore';
 import { registerFileCommands } from '../../imaging/cli-files';
 
 after(cleanup);

@@ -14,7 +14,7 @@ import * as tar from 'tar-stream';
 import { spawnSync } from 'child_process';
 import { Repository } from '../../imaging/repo/repository';
 import { Manifest, serializeManifest } from '../../imaging/repo/manifest';
-import { takeSnapshot } from '../../imaging/snapshot';
+import { takeSnapshot } from '../../imaging/snapshot/take';
 import { exportSnapshot, importSnapshot } from '../../imaging/archive/export';
 import { DevsnapError } from '../../imaging/core/errors';
 import { loadZstd } from '../../imaging/codec/zstd';

@@ -8,7 +8,7 @@ import { cleanup, isRoot, makeDisk, makeWorkstationTree, simulateUpgrade, tmpDir
 import { devsnap } from '../helpers/cli';
 import { openSnapshotFs } from '../../imaging/image-fs';
 import { Repository } from '../../imaging/repo/repository';
-import { collectInventory, compareVersions, diffInventory, directoryRoot, parseDpkgStatus, describeInventoryDiff, bootModeFromPartitions } from '../../imaging/inventory';
+import { collectInventory, compareVersions, diffInventory, directoryRoot, parseDpkgStatus, describeInventoryDiff, bootModeFromPartitions } from '../../imaging/inventory/inventory';
 
 after(cleanup);
 const MiB = 1 << 20;

@@ -16,11 +16,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { DevsnapError } from '../../imaging/core/errors';
-import { BlockLayer, type DeviceInfo, type MountUse } from '../../imaging/device';
+import { BlockLayer, type DeviceInfo, type MountUse } from '../../imaging/disk/device';
 import { pauseProblem } from '../../imaging/capture/plan';
 import { copyMetadata, decideLvm, lvmDecisions, lvPartition, snapshotProblem, snapshotReader, sourcePlace, type LvmDecision, type LvmTarget } from '../../imaging/capture/lvm-source';
 import { createSnapshotCommand, pvsCommand, readMetadataCopy, segmentsCommand, vgFreeCommand } from '../../imaging/consistency/lvm';
-import { describeConsistency } from '../../imaging/format';
+import { describeConsistency } from '../../imaging/core/format';
 import { attachLoop, cleanup, detachLoop, isRoot, prng, seededBytes, sh, tmpDir } from '../helpers/disks';
 
 after(cleanup);

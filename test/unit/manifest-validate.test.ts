@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Repository } from '../../imaging/repo/repository';
 import { Manifest, serializeManifest } from '../../imaging/repo/manifest';
-import { takeSnapshot } from '../../imaging/snapshot';
+import { takeSnapshot } from '../../imaging/snapshot/take';
 import { DevsnapError } from '../../imaging/core/errors';
 import { cleanup, makeDisk, tmpDir } from '../helpers/disks';
 import { devsnap } from '../helpers/cli';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { layoutProblems, readPartitionTable, relocateGptBackup } from '../../imaging/partitions';
+import { layoutProblems, readPartitionTable, relocateGptBackup } from '../../imaging/disk/partitions';
 import { DevsnapError } from '../../imaging/core/errors';
 import { cleanup, fileDevice, fileReader, makeDisk, makeFsImage, postMbrGap, readLayout, sh, tmpDir } from '../helpers/disks';
 

@@ -13,7 +13,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BlockLayer, deviceUsage, inspectPath, SystemView } from '../../imaging/device';
+import { BlockLayer, deviceUsage, inspectPath, SystemView } from '../../imaging/disk/device';
 import { attachLoop, cleanup, isRoot, sh, tmpDir, withMount } from '../helpers/disks';
 import { devsnap } from '../helpers/cli';
 import { launchHelper } from './helper-harness';

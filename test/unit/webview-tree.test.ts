@@ -2,11 +2,11 @@
 // moves), the virtual list's windowing math and the packages table. No DOM needed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { FileChange } from '../../imaging/file-diff';
+import type { FileChange } from '../../imaging/files/file-diff';
 import { ChangeTree, expansionRule, flatten, moveFocus, canDiff } from '../../webview-ui/tree';
 import { scrollToShow, windowFor } from '../../webview-ui/virtual';
 import { filterPackages, packageRows, upgradeSummary } from '../../webview-ui/packages';
-import type { InventoryDiff } from '../../imaging/inventory';
+import type { InventoryDiff } from '../../imaging/inventory/inventory';
 
 const ch = (path: string, change: FileChange['change'], type: FileChange['type'] = 'file', before: number | null = 10, after: number | null = 20): FileChange => ({
   path,

@@ -20,8 +20,8 @@ import { execFile } from 'child_process';
 import * as fsp from 'fs/promises';
 import * as os from 'os';
 import * as path from 'path';
-import type { ImageFs } from './image-fs/types';
-import { childCommand } from './privilege';
+import type { ImageFs } from '../image-fs/types';
+import { childCommand } from '../disk/privilege';
 
 export interface InventoryPackage {
   manager: 'dpkg' | 'rpm' | 'pacman' | 'snap' | 'flatpak' | 'brew' | 'winget' | 'choco';

@@ -14,33 +14,33 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as os from 'os';
 import * as crypto from 'crypto';
-import { DevsnapError, toDevsnapError } from './core/errors';
-import { devnoString, inspectPath, writableMounts, type MountUse } from './device';
-import { openDisk } from './privilege';
-import { layoutProblems, readPartitionTable, PartitionTable } from './partitions';
-import { detectFilesystem } from './fs/detect';
-import type { ByteReader, UsedBlocks } from './fs/types';
-import { bootModeFromPartitions, collectInventory, type Inventory } from './inventory';
-import { openImageFs } from './image-fs';
-import { fileReader, sliceReader, type SourceRead } from './source';
-import { Area, Manifest } from './repo/manifest';
-import { Logger, Repository } from './repo/repository';
-import { WorkerPool } from './repo/worker-pool';
-import { ProgressMeter, ProgressSink } from './core/progress';
-import { freezeMounts, Frozen } from './freeze';
-import { ChunkSaver } from './repo/chunk-saver';
-import { ChunkReader } from './repo/chunk-reader';
-import { AreaCells, CellStore, type PlannedArea } from './capture/cells';
-import { readCells } from './capture/reads';
-import { canFreeze, dropCache, freeze, remountReadOnly, type Thaw } from './capture/pause';
-import { readExtState, withoutBlocks, type ExtState } from './capture/ext-tracking';
-import { applyRuns, catchUp, clockOffset, frozenPass, holdIntoNextSecond, sleep, zeroDeadJournal, type Tracked } from './capture/point-in-time';
-import { captureStates } from './capture/states';
-import { liveZfsPools, zfsProblem } from './capture/zfs';
-import { changedSinceParent, findParent, followedKind, readParentFs, trackedPass, type ParentFs } from './capture/parent';
-import { pauseProblem } from './capture/plan';
-import { lvmDecisions, openLvmSession, type LvmSession, type LvmTarget } from './capture/lvm-source';
-import type { PartitionInfo, PointInTime } from './protocol';
+import { DevsnapError, toDevsnapError } from '../core/errors';
+import { devnoString, inspectPath, writableMounts, type MountUse } from '../disk/device';
+import { openDisk } from '../disk/privilege';
+import { layoutProblems, readPartitionTable, PartitionTable } from '../disk/partitions';
+import { detectFilesystem } from '../fs/detect';
+import type { ByteReader, UsedBlocks } from '../fs/types';
+import { bootModeFromPartitions, collectInventory, type Inventory } from '../inventory/inventory';
+import { openImageFs } from '../image-fs/index';
+import { fileReader, sliceReader, type SourceRead } from '../disk/source';
+import { Area, Manifest } from '../repo/manifest';
+import { Logger, Repository } from '../repo/repository';
+import { WorkerPool } from '../repo/worker-pool';
+import { ProgressMeter, ProgressSink } from '../core/progress';
+import { freezeMounts, Frozen } from '../disk/freeze';
+import { ChunkSaver } from '../repo/chunk-saver';
+import { ChunkReader } from '../repo/chunk-reader';
+import { AreaCells, CellStore, type PlannedArea } from '../capture/cells';
+import { readCells } from '../capture/reads';
+import { canFreeze, dropCache, freeze, remountReadOnly, type Thaw } from '../capture/pause';
+import { readExtState, withoutBlocks, type ExtState } from '../capture/ext-tracking';
+import { applyRuns, catchUp, clockOffset, frozenPass, holdIntoNextSecond, sleep, zeroDeadJournal, type Tracked } from '../capture/point-in-time';
+import { captureStates } from '../capture/states';
+import { liveZfsPools, zfsProblem } from '../capture/zfs';
+import { changedSinceParent, findParent, followedKind, readParentFs, trackedPass, type ParentFs } from '../capture/parent';
+import { pauseProblem } from '../capture/plan';
+import { lvmDecisions, openLvmSession, type LvmSession, type LvmTarget } from '../capture/lvm-source';
+import type { PartitionInfo, PointInTime } from '../protocol';
 
 export interface SnapshotOptions {
   source: string;
@@ -159,7 +159,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
   if (info.size === 0) throw new DevsnapError('BAD_SOURCE', `${opts.source} is empty (0 bytes): there is nothing to image.`, 'Choose a disk or a disk image file.');
   let fh: fs.promises.FileHandle;
   try {
-    fh = await openDisk(opts.source, 'r'); // as root only in the helper (privilege.ts)
+    fh = await openDisk(opts.source, 'r'); // as root only in the helper (disk/privilege.ts)
   } catch (err) {
     throw toDevsnapError(err, `the source ${opts.source}`);
   }

@@ -9,13 +9,13 @@ import { execFile } from 'child_process';
 import { childCommand } from './privilege';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DevsnapError, toDevsnapError } from './core/errors';
+import { DevsnapError, toDevsnapError } from '../core/errors';
 import { BlockLayer, inspectPath } from './device';
 import { describePartitionType, layoutProblems, readPartitionTable } from './partitions';
-import { detectFilesystem } from './fs/detect';
-import type { ByteReader, UsedBlocks } from './fs/types';
+import { detectFilesystem } from '../fs/detect';
+import type { ByteReader, UsedBlocks } from '../fs/types';
 import { fileReader, sliceReader } from './source';
-import type { DiskInfo, PartitionInfo } from './protocol';
+import type { DiskInfo, PartitionInfo } from '../protocol';
 
 /** A listed disk; loop devices also name the image file they are attached to. */
 export type ListedDisk = DiskInfo & { backingFile?: string };

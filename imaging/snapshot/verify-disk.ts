@@ -4,19 +4,19 @@
 // snapshot missed; later, it is what changed since. This is how a change made behind a filesystem's
 // back (which an incremental does not see) is found without taking a full snapshot.
 import type * as fs from 'fs';
-import { DevsnapError, toDevsnapError } from './core/errors';
-import { inspectPath } from './device';
-import { openDisk } from './privilege';
-import { detectFilesystem } from './fs/detect';
-import type { UsedBlocks } from './fs/types';
-import { fileReader, sliceReader } from './source';
-import { journalRuns, readExtState, withoutBlocks } from './capture/ext-tracking';
-import { ChunkReader } from './repo/chunk-reader';
-import { FREE, Manifest, ZERO } from './repo/manifest';
-import type { Repository } from './repo/repository';
-import { WorkerPool } from './repo/worker-pool';
-import { ProgressMeter, type ProgressSink } from './core/progress';
-import type { DiskComparison } from './protocol';
+import { DevsnapError, toDevsnapError } from '../core/errors';
+import { inspectPath } from '../disk/device';
+import { openDisk } from '../disk/privilege';
+import { detectFilesystem } from '../fs/detect';
+import type { UsedBlocks } from '../fs/types';
+import { fileReader, sliceReader } from '../disk/source';
+import { journalRuns, readExtState, withoutBlocks } from '../capture/ext-tracking';
+import { ChunkReader } from '../repo/chunk-reader';
+import { FREE, Manifest, ZERO } from '../repo/manifest';
+import type { Repository } from '../repo/repository';
+import { WorkerPool } from '../repo/worker-pool';
+import { ProgressMeter, type ProgressSink } from '../core/progress';
+import type { DiskComparison } from '../protocol';
 
 const MAX_LISTED = 20;
 

@@ -5,9 +5,9 @@
 // Content: entries whose size and mtime are equal count as unchanged (like rsync) unless `deep`;
 // when sizes are equal and mtimes differ the contents are compared as streams. ctime, atime and
 // inode numbers are not compared (they change on every copy or read).
-import { DevsnapError } from './core/errors';
-import { compareNames, joinPath, normalizePath } from './image-fs/base';
-import type { ImageFileType, ImageFs, ImageStat } from './image-fs/types';
+import { DevsnapError } from '../core/errors';
+import { compareNames, joinPath, normalizePath } from '../image-fs/base';
+import type { ImageFileType, ImageFs, ImageStat } from '../image-fs/types';
 
 export type ChangeKind = 'added' | 'removed' | 'modified' | 'metadata';
 

@@ -4,7 +4,7 @@
 // other (a restore leaves both as zeros, or as whatever the target held); free ↔ data is a change.
 // The two snapshots may have different chunk boundaries or partition layouts: both extent lists
 // are walked in parallel over disk byte ranges.
-import { Area, FREE, Manifest, ZERO } from './repo/manifest';
+import { Area, FREE, Manifest, ZERO } from '../repo/manifest';
 
 export interface PartitionDiff {
   /** Partition index, or null for the raw areas (partition table, boot code, gaps). */

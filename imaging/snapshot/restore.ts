@@ -4,18 +4,18 @@
 // file behind; a device that fails mid-way is reported as incomplete.
 import * as fs from 'fs';
 import * as path from 'path';
-import { DevsnapError, toDevsnapError } from './core/errors';
-import { assertNotInRepository, assertNotInUse, inspectPath, DeviceInfo } from './device';
-import { openDisk } from './privilege';
-import { relocateGptBackup } from './partitions';
-import { Area, FREE, Manifest, ZERO, partitionOf } from './repo/manifest';
-import { Logger, Repository } from './repo/repository';
-import { assertChunksStored, ChunkReader } from './repo/chunk-reader';
-import { WorkerPool } from './repo/worker-pool';
-import { ProgressMeter, ProgressSink } from './core/progress';
-import { removeDeadTemps, tempName, writeFully } from './core/fsutil';
-import { JobQueue } from './core/job-queue';
-import { chunkBuffers } from './core/memory';
+import { DevsnapError, toDevsnapError } from '../core/errors';
+import { assertNotInRepository, assertNotInUse, inspectPath, DeviceInfo } from '../disk/device';
+import { openDisk } from '../disk/privilege';
+import { relocateGptBackup } from '../disk/partitions';
+import { Area, FREE, Manifest, ZERO, partitionOf } from '../repo/manifest';
+import { Logger, Repository } from '../repo/repository';
+import { assertChunksStored, ChunkReader } from '../repo/chunk-reader';
+import { WorkerPool } from '../repo/worker-pool';
+import { ProgressMeter, ProgressSink } from '../core/progress';
+import { removeDeadTemps, tempName, writeFully } from '../core/fsutil';
+import { JobQueue } from '../core/job-queue';
+import { chunkBuffers } from '../core/memory';
 
 export interface RestoreOptions {
   id: string;
@@ -127,7 +127,7 @@ export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): P
   const writePath = fresh ? tempName(path.resolve(opts.target)) : opts.target;
   let fh: fs.promises.FileHandle;
   try {
-    fh = await openDisk(writePath, fresh ? 'wx' : 'r+', 0o600); // as root only in the helper (privilege.ts)
+    fh = await openDisk(writePath, fresh ? 'wx' : 'r+', 0o600); // as root only in the helper (disk/privilege.ts)
   } catch (err) {
     throw toDevsnapError(err, `the target ${opts.target}`);
   }

@@ -1,7 +1,7 @@
 // Pure formatting helpers shared by the CLI, the extension and the webview: sizes, rates, durations, dates and
 // progress lines. No `vscode` import, so the unit tests (test/unit/extension-format.test.ts) run
 // under plain node.
-import type { ProgressEvent, SnapshotSummary } from './protocol';
+import type { ProgressEvent, SnapshotSummary } from '../protocol';
 
 const UNITS = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
 

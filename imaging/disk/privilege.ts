@@ -7,7 +7,7 @@
 // change applies to every thread of the process), so nothing but the marked step runs as root.
 import * as fs from 'fs';
 import * as os from 'os';
-import { DevsnapError } from './core/errors';
+import { DevsnapError } from '../core/errors';
 
 export interface PrivilegePolicy {
   /** Opens a source or target disk: a block device (with root's rights) or an image file (with the user's). */

@@ -2,13 +2,13 @@
 // chunks no snapshot uses). Pinned snapshots are always kept.
 import * as fs from 'fs';
 import * as path from 'path';
-import { DevsnapError } from './core/errors';
-import { chunkRefs, Manifest } from './repo/manifest';
-import type { SnapshotSummary } from './protocol';
-import { Repository } from './repo/repository';
-import { PackEntry } from './repo/pack';
-import { ProgressMeter, ProgressSink } from './core/progress';
-import { inspectRepository } from './repo/check';
+import { DevsnapError } from '../core/errors';
+import { chunkRefs, Manifest } from '../repo/manifest';
+import type { SnapshotSummary } from '../protocol';
+import { Repository } from '../repo/repository';
+import { PackEntry } from '../repo/pack';
+import { ProgressMeter, ProgressSink } from '../core/progress';
+import { inspectRepository } from '../repo/check';
 
 export interface RetentionPolicy {
   keepLast?: number;

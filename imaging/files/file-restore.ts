@@ -9,20 +9,20 @@
 // left alone (a restore adds and replaces, it does not delete). A directory in the way of a file (or a
 // file in the way of a directory) is a conflict that is reported, not removed.
 import { spawn } from 'child_process';
-import { childCommand } from './privilege';
+import { childCommand } from '../disk/privilege';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { DevsnapError, toDevsnapError } from './core/errors';
-import { normalizePath } from './image-fs/base';
-import type { ImageFileType, ImageFs, ImageStat } from './image-fs/types';
-import { ProgressMeter, ProgressSink } from './core/progress';
-import { isZero } from './core/bytes';
-import { writeFully } from './core/fsutil';
-import type { RestoreAction, RestoreEntry, RestoreFilesResult } from './protocol';
+import { DevsnapError, toDevsnapError } from '../core/errors';
+import { normalizePath } from '../image-fs/base';
+import type { ImageFileType, ImageFs, ImageStat } from '../image-fs/types';
+import { ProgressMeter, ProgressSink } from '../core/progress';
+import { isZero } from '../core/bytes';
+import { writeFully } from '../core/fsutil';
+import type { RestoreAction, RestoreEntry, RestoreFilesResult } from '../protocol';
 
-export type { RestoreAction, RestoreEntry, RestoreFilesResult } from './protocol';
+export type { RestoreAction, RestoreEntry, RestoreFilesResult } from '../protocol';
 
 export interface RestoreFilesOptions {
   dryRun?: boolean;

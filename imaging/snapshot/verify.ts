@@ -1,16 +1,16 @@
 // verify: reads back every chunk that snapshots use, checks it against its hash, and reports
 // damage by snapshot, partition and disk byte range. Each chunk is read once, however many
 // snapshots share it.
-import { ChunkDamage, ChunkReader } from './repo/chunk-reader';
-import { DevsnapError } from './core/errors';
-import { FREE, Manifest, ZERO } from './repo/manifest';
-import { decodePatch } from './repo/patch';
-import { Repository } from './repo/repository';
-import { WorkerPool } from './repo/worker-pool';
-import { ProgressMeter, ProgressSink } from './core/progress';
-import { JobQueue } from './core/job-queue';
-import { chunkBuffers } from './core/memory';
-import { isReadOnlyError } from './core/fsutil';
+import { ChunkDamage, ChunkReader } from '../repo/chunk-reader';
+import { DevsnapError } from '../core/errors';
+import { FREE, Manifest, ZERO } from '../repo/manifest';
+import { decodePatch } from '../repo/patch';
+import { Repository } from '../repo/repository';
+import { WorkerPool } from '../repo/worker-pool';
+import { ProgressMeter, ProgressSink } from '../core/progress';
+import { JobQueue } from '../core/job-queue';
+import { chunkBuffers } from '../core/memory';
+import { isReadOnlyError } from '../core/fsutil';
 
 export interface Damage {
   partition: number | null;   // null: the partition table / raw areas

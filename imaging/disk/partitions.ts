@@ -2,10 +2,10 @@
 // moves a GPT's backup structures to the end of a larger disk after an image was restored onto it.
 
 import * as zlib from 'zlib';
-import { DevsnapError } from './core/errors';
-import { guidString } from './fs/bitmap';
-import type { ByteReader } from './fs/types';
-import type { PartitionInfo } from './protocol';
+import { DevsnapError } from '../core/errors';
+import { guidString } from '../fs/bitmap';
+import type { ByteReader } from '../fs/types';
+import type { PartitionInfo } from '../protocol';
 
 const SECTOR = 512;
 const GPT_SIGNATURE = 'EFI PART';

@@ -14,7 +14,7 @@ import { spawnSync } from 'child_process';
 import { childCommand } from './privilege';
 import * as fs from 'fs';
 import * as path from 'path';
-import { DevsnapError, toDevsnapError } from './core/errors';
+import { DevsnapError, toDevsnapError } from '../core/errors';
 
 export interface DeviceInfo {
   path: string;

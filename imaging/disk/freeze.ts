@@ -2,9 +2,9 @@
 // (the default pauses them only for a short last pass: capture/point-in-time.ts). The repository
 // must not live on a frozen filesystem (its writes would wait forever), which is checked first.
 import * as fs from 'fs';
-import { DevsnapError } from './core/errors';
+import { DevsnapError } from '../core/errors';
 import { devnoString } from './device';
-import { freeze, type Thaw } from './capture/pause';
+import { freeze, type Thaw } from '../capture/pause';
 
 export interface Frozen {
   mountpoints: string[];
