@@ -6,7 +6,7 @@ import { formatBytes } from './core/format';
 import { collectInventory, bootModeFromPartitions, describeInventoryDiff, diffInventory, Inventory } from './inventory/inventory';
 import { diffPage, FileChange, summarizeByDirectory, DirectorySummary } from './files/file-diff';
 import { restoreFilesOp } from './operations';
-import { openSnapshotFs, OpenedSnapshotFs } from './image-fs/open';
+import { openSnapshotFs, OpenedSnapshotFs } from './files/open';
 import type { ImageStat } from './image-fs/types';
 import type { Manifest } from './repo/manifest';
 import type { Repository } from './repo/repository';

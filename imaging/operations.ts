@@ -17,7 +17,7 @@ import { applyPolicy, prune } from './snapshot/retention';
 import { listDisks } from './disk/disks';
 import { diffSnapshots } from './snapshot/diff';
 import { restoreFiles } from './files/file-restore';
-import { openSnapshotFs } from './image-fs/open';
+import { openSnapshotFs } from './files/open';
 import type { ProgressSink } from './core/progress';
 import type {
   CheckOpResult, CheckRequest, DiffOpResult, DiffRequest, DisksResult, ForgetOpResult, ForgetRequest, LabelRequest, ListResult,

@@ -1,7 +1,7 @@
 // The parent snapshot an incremental starts from, and what of a followed partition (ext, btrfs, NTFS)
 // to read against it: only the blocks of what changed since, when the parent's image of that
 // filesystem is comparable (capture/ext-tracking.ts, fs/btrfs.ts, fs/ntfs-state.ts), else everything.
-import { SnapshotDisk } from '../image-fs/snapshot-disk';
+import { SnapshotDisk } from '../repo/snapshot-disk';
 import { readExt } from '../fs/ext';
 import type { ChunkReader } from '../repo/chunk-reader';
 import type { Manifest } from '../repo/manifest';

@@ -27,7 +27,7 @@ import { Area, Manifest } from '../repo/manifest';
 import { Logger, Repository } from '../repo/repository';
 import { WorkerPool } from '../repo/worker-pool';
 import { ProgressMeter, ProgressSink } from '../core/progress';
-import { freezeMounts, Frozen } from '../disk/freeze';
+import { freezeMounts, Frozen } from '../capture/freeze';
 import { ChunkSaver } from '../repo/chunk-saver';
 import { ChunkReader } from '../repo/chunk-reader';
 import { AreaCells, CellStore, type PlannedArea } from '../capture/cells';

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { cleanup, isRoot, makeDisk, makeWorkstationTree, simulateUpgrade, tmpDir, treeDigest, withLoop, withMount } from '../helpers/disks';
 import { devsnap } from '../helpers/cli';
-import { openSnapshotFs } from '../../imaging/image-fs';
+import { openSnapshotFs } from '../../imaging/files/open';
 import { Repository } from '../../imaging/repo/repository';
 import { diffFiles, diffPage, FileChange, summarizeByDirectory } from '../../imaging/files/file-diff';
 import { WorkerPool } from '../../imaging/repo/worker-pool';

@@ -8,7 +8,7 @@ import * as path from 'path';
 import { Command } from 'commander';
 import { cleanup, diffDigests, isRoot, makeDisk, makeWorkstationTree, sh, tmpDir, treeDigest } from '../helpers/disks';
 import { devsnap } from '../helpers/cli';
-import { openSnapshotFs, OpenedSnapshotFs } from '../../imaging/image-fs';
+import { openSnapshotFs, OpenedSnapshotFs } from '../../imaging/files/open';
 import { Repository } from '../../imaging/repo/repository';
 import { restoreFiles } from '../../imaging/files/file-restore';
 import { registerFileCommands } from '../../imaging/cli-files';

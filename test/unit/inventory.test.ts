@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { cleanup, isRoot, makeDisk, makeWorkstationTree, simulateUpgrade, tmpDir, withLoop, withMount, sh } from '../helpers/disks';
 import { devsnap } from '../helpers/cli';
-import { openSnapshotFs } from '../../imaging/image-fs';
+import { openSnapshotFs } from '../../imaging/files/open';
 import { Repository } from '../../imaging/repo/repository';
 import { collectInventory, compareVersions, diffInventory, directoryRoot, parseDpkgStatus, describeInventoryDiff, bootModeFromPartitions } from '../../imaging/inventory/inventory';
 

@@ -2,7 +2,7 @@
 // on demand. Chunks are cached in a small LRU, so memory stays bounded whatever the disk size.
 import { DevsnapError } from '../core/errors';
 import type { ByteReader } from '../fs/types';
-import { Extent, FREE, Manifest, ZERO, partitionOf } from '../repo/manifest';
+import { Extent, FREE, Manifest, ZERO, partitionOf } from './manifest';
 
 /** Anything that returns a data extent's verified raw bytes (a ChunkReader). */
 export interface ChunkSource {

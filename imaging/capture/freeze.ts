@@ -3,8 +3,8 @@
 // must not live on a frozen filesystem (its writes would wait forever), which is checked first.
 import * as fs from 'fs';
 import { DevsnapError } from '../core/errors';
-import { devnoString } from './device';
-import { freeze, type Thaw } from '../capture/pause';
+import { devnoString } from '../disk/device';
+import { freeze, type Thaw } from './pause';
 
 export interface Frozen {
   mountpoints: string[];

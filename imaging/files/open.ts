@@ -4,9 +4,9 @@ import { DevsnapError } from '../core/errors';
 import type { Manifest } from '../repo/manifest';
 import type { Repository } from '../repo/repository';
 import { WorkerPool } from '../repo/worker-pool';
-import { openImageFs } from './detect';
-import { SnapshotDisk } from './snapshot-disk';
-import type { ImageFs } from './types';
+import { openImageFs } from '../image-fs/detect';
+import { SnapshotDisk } from '../repo/snapshot-disk';
+import type { ImageFs } from '../image-fs/types';
 
 export interface OpenedSnapshotFs {
   fs: ImageFs;
