@@ -143,9 +143,9 @@ export function readParts(fh: SourceRead, a: PlannedArea, chunkSize: number, cel
     const off = index * chunkSize;
     const runs = cells.get(index)!;
     const blocks: [number, Buffer][] = [];
-    // Every run is read at its place in one cell-sized pool buffer (core/memory.ts; CellStore.overlay gives
-    // it back), runs closer than JOIN_GAP in one read: reads of small files allocated nothing per read,
-    // which had left tens of MB for the collector to find.
+    // Every run is read at its place in one cell-sized pool buffer (core/memory.ts; CellStore.overlay
+    // gives it back), runs closer than JOIN_GAP in one read: a buffer allocated per read of a small
+    // file had left tens of MB for the collector to find.
     const buf = chunkBuffers.take(Math.min(chunkSize, a.size - off));
     const bytesRead = await readRuns(fh, a, off, runs, buf, source);
     for (const [from, to] of runs) blocks.push([from - off, buf.subarray(from - off, to - off)]);

@@ -150,8 +150,8 @@ export async function readRuns(p: ByteReader, blockSize: number, starts: ArrayLi
       last.runs.push(r);
     } else reads.push({ from: starts[r], to: end, runs: [r] });
   }
-  // Into pool buffers (core/memory.ts), each back once its runs are done: an inode-table scan reads ~1 MiB
-  // per 4,000 inodes, which allocated per read left tens of MB for the collector to find.
+  // Into pool buffers (core/memory.ts), each back once its runs are done: an inode-table scan reads
+  // ~1 MiB per 4,000 inodes, which allocated per read left tens of MB for the collector to find.
   const start = (i: number) => {
     const n = (reads[i].to - reads[i].from) * blockSize;
     const into = chunkBuffers.take(n);

@@ -94,10 +94,10 @@ export class ChunkReader {
     }
   }
 
-  /** The raw bytes of chunk `id`, often in a pool buffer: hand them to chunkBuffers.give() once used, if nothing keeps them. */
   /**
-   * `digests: true` (verify) also checks the block digests stored with the chunk: an incremental
-   * trusts them in place of the bytes, so digests that do not match are damage too.
+   * The raw bytes of chunk `id`, often in a pool buffer: hand them to chunkBuffers.give() once used, if
+   * nothing keeps them. `digests: true` (verify) also checks the block digests stored with the chunk:
+   * an incremental trusts them in place of the bytes, so digests that do not match are damage too.
    */
   async read(id: string, opts: { verify?: boolean; digests?: boolean } = {}): Promise<Buffer> {
     const verify = opts.verify ?? true;

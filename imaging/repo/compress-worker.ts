@@ -1,9 +1,11 @@
-// Worker thread: compresses chunks, and decompresses + hashes them, off the main thread so imaging
-// and restore use every core. Messages are the WorkerRequest/WorkerReply shapes in worker-pool.ts.
+// Worker thread: compresses chunks (with their block digests, repo/digests.ts), decompresses and
+// hashes them, and writes new blocks over a stored cell (repo/overlay.ts), off the main thread so
+// imaging and restore use every core. Messages are the WorkerRequest/WorkerReply shapes in
+// worker-pool.ts.
 //
-// Nothing is allocated per chunk here when the main thread sends pool buffers (core/memory.ts): a frame is
-// written back over the raw bytes it came from, raw bytes into the `out` buffer sent for them, and
-// the request's other buffers go back as `spare`.
+// Nothing is allocated per chunk here when the main thread sends pool buffers (core/memory.ts): a
+// frame is written back over the raw bytes it came from, raw bytes into the `out` buffer sent for
+// them, and the request's other buffers go back as `spare`.
 import { parentPort } from 'worker_threads';
 import * as crypto from 'crypto';
 import { loadZstd } from '../codec/zstd';

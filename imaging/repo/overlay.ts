@@ -19,6 +19,19 @@ export interface OverlayInput {
  */
 export type OverlayResult = { kind: 'same' } | { kind: 'base' } | { kind: 'patch'; data: Buffer } | { kind: 'cell'; data: Buffer };
 
+/**
+ * What a cell became once new blocks were written over it (`patch`: every block now differing from the
+ * base), short of a whole new cell: null when the patch would be over a quarter of the cell, which
+ * then becomes a chunk of its own, so that later patches of it start small again.
+ */
+function outcome(changed: boolean, patch: Map<number, Buffer>, len: number, blockSize: number, baseId: string): OverlayResult | null {
+  if (!changed) return { kind: 'same' };
+  if (!patch.size) return { kind: 'base' };
+  let bytes = 0;
+  for (const b of patch.values()) bytes += b.length;
+  return bytes * 4 <= len ? { kind: 'patch', data: encodePatch({ base: baseId, cellLength: len, blockSize, blocks: patch }) } : null;
+}
+
 export function overlayCell(o: OverlayInput): OverlayResult {
   const { base, patch, blockSize } = o;
   const len = base.length;
@@ -39,12 +52,8 @@ export function overlayCell(o: OverlayInput): OverlayResult {
       else patch.set(k, block);
     }
   }
-  if (!changed) return { kind: 'same' };
-  if (!patch.size) return { kind: 'base' };
-  let bytes = 0;
-  for (const b of patch.values()) bytes += b.length;
-  // Over a quarter of the cell: a chunk of its own, so later patches of it start small again.
-  if (bytes * 4 <= len) return { kind: 'patch', data: encodePatch({ base: o.baseId, cellLength: len, blockSize, blocks: patch }) };
+  const r = outcome(changed, patch, len, blockSize, o.baseId);
+  if (r) return r;
   const cell = Buffer.from(base);
   for (const [k, b] of patch) b.copy(cell, k * blockSize);
   return { kind: 'cell', data: cell };
@@ -82,10 +91,5 @@ export function overlayByDigests(o: { digests: Buffer; hash: (b: Uint8Array) => 
       else patch.set(k, block);
     }
   }
-  if (!changed) return { kind: 'same' };
-  if (!patch.size) return { kind: 'base' };
-  let bytes = 0;
-  for (const b of patch.values()) bytes += b.length;
-  if (bytes * 4 > len) return null;
-  return { kind: 'patch', data: encodePatch({ base: o.baseId, cellLength: len, blockSize: o.blockSize, blocks: patch }) };
+  return outcome(changed, patch, len, o.blockSize, o.baseId);
 }

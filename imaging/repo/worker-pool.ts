@@ -66,8 +66,8 @@ export class WorkerPool {
   /**
    * Up to `size` workers, started as the work needs them: one at first, another once requests have
    * waited for a busy worker for GROW_AFTER_MS with GROW_BYTES or more of them waiting. Each costs
-   * ~30 MiB (an isolate and the codec's WASM memory), which an
-   * incremental (small patches, digests compared in the main thread) does not need twice.
+   * ~30 MiB (an isolate and the codec's WASM memory), which an incremental (small patches, digests
+   * compared in the main thread) does not need twice.
    */
   constructor(readonly size = Math.max(1, Math.min(4, os.availableParallelism?.() ?? os.cpus().length))) {
     this.spawn();
