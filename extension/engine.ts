@@ -21,7 +21,7 @@ import type {
 import type { RetentionPolicy } from '../imaging/snapshot/retention';
 import type { DiffPage, DirectorySummary } from '../imaging/files/file-diff';
 import type { Inventory, InventoryDiff } from '../imaging/inventory/inventory';
-import type { ImageStat } from '../imaging/image-fs/types';
+import type { ImageStat } from '../imaging/filesystems/image-fs/types';
 import { ENGINE_ENV, ENGINE_NODE_ARGS } from '../imaging/runtime';
 
 /** What we need of vscode.CancellationToken (which satisfies it). */

@@ -7,7 +7,7 @@ import { collectInventory, bootModeFromPartitions, describeInventoryDiff, diffIn
 import { diffPage, FileChange, summarizeByDirectory, DirectorySummary } from './files/file-diff';
 import { restoreFilesOp } from './operations';
 import { openSnapshotFs, OpenedSnapshotFs } from './files/open';
-import type { ImageStat } from './image-fs/types';
+import type { ImageStat } from './filesystems/image-fs/types';
 import type { Manifest } from './repo/manifest';
 import type { Repository } from './repo/repository';
 import type { ProgressEvent, RepoRequest } from './protocol';

@@ -13,7 +13,7 @@ import { decodePatch, diffBlocks, encodePatch } from '../repo/patch';
 import { DIGEST_BLOCK, changedBlocks, loadDigests } from '../repo/digests';
 import { overlayByDigests } from '../repo/overlay';
 import type { Repository } from '../repo/repository';
-import type { UsedBlocks } from '../fs/types';
+import type { UsedBlocks } from '../filesystems/types';
 
 export type Cell = { t: 'f' } | { t: 'z' } | { t: 'c'; id: string } | { t: 'p'; id: string; base: string };
 const FREE_CELL: Cell = { t: 'f' };

@@ -1,12 +1,12 @@
 // What of an ext2/3/4 filesystem must be read again to bring an image of it from an earlier state up to
-// now, from the filesystem's own records (fs/ext-state.ts): every inode whose bytes changed (a write,
+// now, from the filesystem's own records (filesystems/ext/state.ts): every inode whose bytes changed (a write,
 // truncate, rename, link… always changes ctime and more) has its blocks read again, and the global
 // metadata (superblocks, descriptors, bitmaps, inode tables, special inodes) always is. The design and
 // its limits are in imaging/FORMAT.md, "Point in time and incrementals".
-import { blocksToReread, changedInodes, incomparable, readExtState, type BlockRuns, type ExtState } from '../fs/ext-state';
-import { parseExtSuperblock, readDescriptorTable, EXT_SB_OFFSET, EXT_SB_SIZE, RO_COMPAT_GDT_CSUM, RO_COMPAT_METADATA_CSUM } from '../fs/ext-superblock';
-import type { ByteReader, UsedBlocks } from '../fs/types';
-import { mergeRuns } from '../fs/runs';
+import { blocksToReread, changedInodes, incomparable, readExtState, type BlockRuns, type ExtState } from '../filesystems/ext/state';
+import { parseExtSuperblock, readDescriptorTable, EXT_SB_OFFSET, EXT_SB_SIZE, RO_COMPAT_GDT_CSUM, RO_COMPAT_METADATA_CSUM } from '../filesystems/ext/superblock';
+import type { ByteReader, UsedBlocks } from '../filesystems/types';
+import { mergeRuns } from '../filesystems/runs';
 
 export { readExtState, incomparable, mergeRuns, type ExtState, type BlockRuns };
 

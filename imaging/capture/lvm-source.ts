@@ -13,7 +13,7 @@ import * as path from 'path';
 import { DevsnapError } from '../core/errors';
 import { BlockLayer, fileKey, LIVE_SYSTEM, type DeviceInfo, type MountUse } from '../disk/device';
 import { openDisk } from '../disk/privilege';
-import type { ByteReader } from '../fs/types';
+import type { ByteReader } from '../filesystems/types';
 import type { SourceRead } from '../disk/source';
 import {
   cowSize, createSnapshot, layeredReader, lvLayout, lvOfDm, parsePvs, parseSnapshotStatus, parseVgFree, parseVgSeqno, piecesOnDisk, pvMetadataBytes,

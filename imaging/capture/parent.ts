@@ -1,18 +1,18 @@
 // The parent snapshot an incremental starts from, and what of a followed partition (ext, btrfs, NTFS)
 // to read against it: only the blocks of what changed since, when the parent's image of that
-// filesystem is comparable (capture/ext-tracking.ts, fs/btrfs.ts, fs/ntfs-state.ts), else everything.
+// filesystem is comparable (capture/ext-tracking.ts, filesystems/btrfs/btrfs.ts, filesystems/ntfs/state.ts), else everything.
 import { SnapshotDisk } from '../repo/snapshot-disk';
-import { readExt } from '../fs/ext';
+import { readExt } from '../filesystems/ext/used-blocks';
 import type { ChunkReader } from '../repo/chunk-reader';
 import type { Manifest } from '../repo/manifest';
 import type { Logger, Repository } from '../repo/repository';
-import type { UsedBlocks } from '../fs/types';
+import type { UsedBlocks } from '../filesystems/types';
 import { changesSince, incomparable, journalRuns, mergeRuns, readExtState, type BlockRuns, type ExtState } from './ext-tracking';
 import type { BtrfsTracked, ExtTracked, NtfsTracked, Tracked } from './point-in-time';
-import { detectFilesystem } from '../fs/detect';
-import { btrfsChangedSince, btrfsIncomparable, readBtrfsState, type BtrfsState } from '../fs/btrfs';
-import { ntfsChangesSince, ntfsIncomparable, readNtfsState, type NtfsState } from '../fs/ntfs-state';
-import { blockRuns } from '../fs/runs';
+import { detectFilesystem } from '../filesystems/detect';
+import { btrfsChangedSince, btrfsIncomparable, readBtrfsState, type BtrfsState } from '../filesystems/btrfs/btrfs';
+import { ntfsChangesSince, ntfsIncomparable, readNtfsState, type NtfsState } from '../filesystems/ntfs/state';
+import { blockRuns } from '../filesystems/runs';
 
 /** The latest readable snapshot of the same disk, the parent whose cells an incremental starts from. */
 export async function findParent(repo: Repository, source: string, diskId: string | undefined, warn: (m: string) => void): Promise<Manifest | null> {

@@ -1,20 +1,20 @@
 // Bringing tracked filesystems of an image up to date, live or with writes paused: the catch-up rounds
 // and the final frozen pass of a two-pass snapshot, and the one pass of an incremental of an unmounted
-// filesystem. ext is followed through its inodes (fs/ext-state.ts), btrfs through its generations
-// (fs/btrfs.ts), NTFS through its MFT records (fs/ntfs-state.ts). See imaging/FORMAT.md, "Point in time and incrementals".
+// filesystem. ext is followed through its inodes (filesystems/ext/state.ts), btrfs through its generations
+// (filesystems/btrfs/btrfs.ts), NTFS through its MFT records (filesystems/ntfs/state.ts). See imaging/FORMAT.md, "Point in time and incrementals".
 import * as fs from 'fs';
 import * as path from 'path';
 import { FILE_MODE, readFully, tempName, writeFully } from '../core/fsutil';
 import { DevsnapError } from '../core/errors';
 import { chunkBuffers } from '../core/memory';
-import { detectFilesystem } from '../fs/detect';
-import type { ByteReader, UsedBlocks } from '../fs/types';
+import { detectFilesystem } from '../filesystems/detect';
+import type { ByteReader, UsedBlocks } from '../filesystems/types';
 import type { AreaCells, CellStore } from './cells';
 import { changesSince, incomparable, mergeRuns, readExtState, settleMs, type BlockRuns, type ExtState } from './ext-tracking';
-import { blockRuns, subtractRuns } from '../fs/runs';
-import { btrfsChangedSince, btrfsIncomparable, type BtrfsState } from '../fs/btrfs';
+import { blockRuns, subtractRuns } from '../filesystems/runs';
+import { btrfsChangedSince, btrfsIncomparable, type BtrfsState } from '../filesystems/btrfs/btrfs';
 import { dropCache, flushDevice, freeze, remountReadOnlySoon, syncFilesystem, type Thaw } from './pause';
-import { ntfsChangesSince, ntfsIncomparable, readNtfsState, type NtfsState } from '../fs/ntfs-state';
+import { ntfsChangesSince, ntfsIncomparable, readNtfsState, type NtfsState } from '../filesystems/ntfs/state';
 import { readParts, runsByCell, type PartCell } from './reads';
 import type { SourceRead } from '../disk/source';
 

@@ -2,7 +2,7 @@
 // by cell. Reads run ahead of the consumer, so the disk keeps reading while earlier cells are hashed
 // and compressed; runs closer than 64 KiB are joined into one read.
 import { DevsnapError } from '../core/errors';
-import type { UsedBlocks } from '../fs/types';
+import type { UsedBlocks } from '../filesystems/types';
 import type { PlannedArea } from './cells';
 import type { SourceRead } from '../disk/source';
 import { chunkBuffers } from '../core/memory';

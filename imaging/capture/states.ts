@@ -3,12 +3,12 @@
 // btrfs (the generation a sync committed) and NTFS through ntfs-3g (MFT record fingerprints). Each
 // flush writes through to the disk, and the source's cache is dropped before a state is read.
 import { readExtState, type ExtState } from './ext-tracking';
-import { readBtrfsState, type BtrfsState } from '../fs/btrfs';
-import { readNtfsState, type NtfsState } from '../fs/ntfs-state';
+import { readBtrfsState, type BtrfsState } from '../filesystems/btrfs/btrfs';
+import { readNtfsState, type NtfsState } from '../filesystems/ntfs/state';
 import { canFreeze, dropCache, flushDevice, remountReadOnlySoon, syncFilesystem } from './pause';
 import { settleAndSync } from './point-in-time';
 import { sliceReader } from '../disk/source';
-import type { ByteReader } from '../fs/types';
+import type { ByteReader } from '../filesystems/types';
 import type { MountUse } from '../disk/device';
 
 export interface Captured {

@@ -4,9 +4,9 @@
 // exported pool, or one this machine has not imported, is imaged as it is.
 import * as fs from 'fs';
 import * as path from 'path';
-import { readZfsLabel, POOL_STATE } from '../fs/zfs-label';
+import { readZfsLabel, POOL_STATE } from '../filesystems/zfs/label';
 import { sliceReader } from '../disk/source';
-import type { ByteReader } from '../fs/types';
+import type { ByteReader } from '../filesystems/types';
 
 export interface LiveZfs {
   partition: number;

@@ -1,7 +1,7 @@
 // The disk as it was at the LVM snapshot's instant: a ByteReader over the live disk in which the
 // LV's extents are read from the snapshot device and the PVs' metadata areas from copies taken
 // just before the snapshot was created (lvm.ts describes the whole sequence).
-import type { ByteReader } from '../fs/types';
+import type { ByteReader } from '../filesystems/types';
 import type { LvPiece } from './lvm-report';
 
 /** An LV byte range on the disk: bytes [diskOffset, diskOffset+length) of the disk are [lvOffset, …) of the LV. */

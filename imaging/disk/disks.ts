@@ -12,8 +12,8 @@ import * as path from 'path';
 import { DevsnapError, toDevsnapError } from '../core/errors';
 import { BlockLayer, inspectPath } from './device';
 import { describePartitionType, layoutProblems, readPartitionTable } from './partitions';
-import { detectFilesystem } from '../fs/detect';
-import type { ByteReader, UsedBlocks } from '../fs/types';
+import { detectFilesystem } from '../filesystems/detect';
+import type { ByteReader, UsedBlocks } from '../filesystems/types';
 import { fileReader, sliceReader } from './source';
 import type { DiskInfo, PartitionInfo } from '../protocol';
 

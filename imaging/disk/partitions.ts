@@ -3,8 +3,8 @@
 
 import * as zlib from 'zlib';
 import { DevsnapError } from '../core/errors';
-import { guidString } from '../fs/bitmap';
-import type { ByteReader } from '../fs/types';
+import { guidString } from '../filesystems/bitmap';
+import type { ByteReader } from '../filesystems/types';
 import type { PartitionInfo } from '../protocol';
 
 const SECTOR = 512;

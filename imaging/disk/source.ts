@@ -1,6 +1,6 @@
 // Byte access to a source disk and to one of its partitions.
 import * as fs from 'fs';
-import type { ByteReader } from '../fs/types';
+import type { ByteReader } from '../filesystems/types';
 import { readFully } from '../core/fsutil';
 
 /** What the engine's readers need of the source: positional reads, as a FileHandle (or an LVM session, capture/lvm-source.ts) does them. */

@@ -6,8 +6,8 @@
 // when sizes are equal and mtimes differ the contents are compared as streams. ctime, atime and
 // inode numbers are not compared (they change on every copy or read).
 import { DevsnapError } from '../core/errors';
-import { compareNames, joinPath, normalizePath } from '../image-fs/base';
-import type { ImageFileType, ImageFs, ImageStat } from '../image-fs/types';
+import { compareNames, joinPath, normalizePath } from '../filesystems/image-fs/base';
+import type { ImageFileType, ImageFs, ImageStat } from '../filesystems/image-fs/types';
 
 export type ChangeKind = 'added' | 'removed' | 'modified' | 'metadata';
 

@@ -4,9 +4,9 @@ import { DevsnapError } from '../core/errors';
 import type { Manifest } from '../repo/manifest';
 import type { Repository } from '../repo/repository';
 import { WorkerPool } from '../repo/worker-pool';
-import { openImageFs } from '../image-fs/detect';
+import { openImageFs } from '../filesystems/image-fs/detect';
 import { SnapshotDisk } from '../repo/snapshot-disk';
-import type { ImageFs } from '../image-fs/types';
+import type { ImageFs } from '../filesystems/image-fs/types';
 
 export interface OpenedSnapshotFs {
   fs: ImageFs;

@@ -20,7 +20,7 @@ import { execFile } from 'child_process';
 import * as fsp from 'fs/promises';
 import * as os from 'os';
 import * as path from 'path';
-import type { ImageFs } from '../image-fs/types';
+import type { ImageFs } from '../filesystems/image-fs/types';
 import { childCommand } from '../disk/privilege';
 
 export interface InventoryPackage {

@@ -17,7 +17,17 @@ import { readRegularFile, writeFileAtomic } from '../core/fsutil';
 import { JobQueue } from '../core/job-queue';
 import type { DamagedSnapshot, ListedSnapshot, SnapshotSummary } from '../protocol';
 import { Manifest, summarize } from './manifest';
-import type { Repository } from './repository';
+
+/** What the catalog needs of a repository (repository.ts passes itself; no import back, no cycle). */
+export interface CatalogRepo {
+  readonly dir: string;
+  log(message: string): void;
+  sealFile(plain: Buffer): Buffer;
+  openSealedFile(bytes: Buffer): Buffer;
+  listSnapshotIds(): Promise<string[]>;
+  manifestPath(id: string): string;
+  readManifest(id: string): Promise<Manifest>;
+}
 
 /** The manifest file a summary describes: its size and mtime (nanoseconds), and the sha256 of its JSON. */
 export interface ManifestStamp {
@@ -43,7 +53,7 @@ export interface Catalog {
   damaged: DamagedSnapshot[];
 }
 
-export function summaryPath(repo: Repository, id: string): string {
+export function summaryPath(repo: CatalogRepo, id: string): string {
   return path.join(repo.dir, 'snapshots', `${id}.summary`);
 }
 
@@ -73,12 +83,12 @@ function makeSummary(id: string, m: Manifest, plain: Buffer, file: { size: numbe
   return { ...s, digest: summaryDigest(s) };
 }
 
-export async function writeSummary(repo: Repository, id: string, m: Manifest, plain: Buffer, file: { size: number; mtimeNs: string }): Promise<void> {
+export async function writeSummary(repo: CatalogRepo, id: string, m: Manifest, plain: Buffer, file: { size: number; mtimeNs: string }): Promise<void> {
   await writeFileAtomic(summaryPath(repo, id), repo.sealFile(Buffer.from(JSON.stringify(makeSummary(id, m, plain, file)))));
 }
 
 /** The summary stored for `id`, or null when it is missing, unreadable, damaged or not of `id`. */
-async function readSummary(repo: Repository, id: string): Promise<SummaryFile | null> {
+async function readSummary(repo: CatalogRepo, id: string): Promise<SummaryFile | null> {
   let s: SummaryFile;
   try {
     const plain = repo.openSealedFile(await readRegularFile(summaryPath(repo, id), 1 << 20));
@@ -91,7 +101,7 @@ async function readSummary(repo: Repository, id: string): Promise<SummaryFile | 
 }
 
 /** What the last good summary said of a snapshot whose manifest is now damaged (for messages). */
-export async function lastKnown(repo: Repository, id: string): Promise<{ label?: string; created?: string }> {
+export async function lastKnown(repo: CatalogRepo, id: string): Promise<{ label?: string; created?: string }> {
   const s = await readSummary(repo, id);
   return s ? { label: s.snapshot.label, created: s.snapshot.created } : {};
 }
@@ -102,7 +112,7 @@ const listed = (s: SummaryFile): ListedSnapshot => ({ ...s.snapshot, warningCoun
  * After a full read of a manifest: writes its summary when the stored one is missing, stale or
  * says something else. Best effort: a read-only repository still lists (more slowly).
  */
-export async function healSummary(repo: Repository, id: string, m: Manifest, plain: Buffer, file: { size: number; mtimeNs: string } | null): Promise<void> {
+export async function healSummary(repo: CatalogRepo, id: string, m: Manifest, plain: Buffer, file: { size: number; mtimeNs: string } | null): Promise<void> {
   if (!file) return; // the manifest changed while it was read: the next reader will see it
   const s = await readSummary(repo, id);
   if (s && sameFile(s.manifest, file) && s.manifest.sha256 === sha256(plain)) return;
@@ -114,7 +124,7 @@ export async function healSummary(repo: Repository, id: string, m: Manifest, pla
  * does not match it (one at a time: a manifest can be tens of MB). Damaged manifests are listed
  * as damaged entries, never left out.
  */
-export async function listCatalog(repo: Repository): Promise<Catalog> {
+export async function listCatalog(repo: CatalogRepo): Promise<Catalog> {
   const ids = await repo.listSnapshotIds();
   const snapshots: ListedSnapshot[] = [];
   const stale: string[] = [];

@@ -1,7 +1,7 @@
 // A ByteReader over a snapshot's disk (or one of its partitions), read from the repository's chunks
 // on demand. Chunks are cached in a small LRU, so memory stays bounded whatever the disk size.
 import { DevsnapError } from '../core/errors';
-import type { ByteReader } from '../fs/types';
+import type { ByteReader } from '../filesystems/types';
 import { Extent, FREE, Manifest, ZERO, partitionOf } from './manifest';
 
 /** Anything that returns a data extent's verified raw bytes (a ChunkReader). */

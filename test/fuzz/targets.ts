@@ -12,14 +12,14 @@ import * as zlib from 'zlib';
 import { spawnSync } from 'child_process';
 import { DevsnapError } from '../../imaging/core/errors';
 import { readPartitionTable } from '../../imaging/disk/partitions';
-import { readExt } from '../../imaging/fs/ext';
-import { crc32cRaw } from '../../imaging/fs/checksums';
-import { readFat } from '../../imaging/fs/fat';
-import { readNtfs } from '../../imaging/fs/ntfs';
-import { ExtImageFs } from '../../imaging/image-fs/ext-reader';
-import { FatImageFs } from '../../imaging/image-fs/fat-reader';
-import type { ImageFs } from '../../imaging/image-fs/types';
-import type { ByteReader } from '../../imaging/fs/types';
+import { readExt } from '../../imaging/filesystems/ext/used-blocks';
+import { crc32cRaw } from '../../imaging/filesystems/checksums';
+import { readFat } from '../../imaging/filesystems/fat/used-blocks';
+import { readNtfs } from '../../imaging/filesystems/ntfs/used-blocks';
+import { ExtImageFs } from '../../imaging/filesystems/ext/reader';
+import { FatImageFs } from '../../imaging/filesystems/fat/reader';
+import type { ImageFs } from '../../imaging/filesystems/image-fs/types';
+import type { ByteReader } from '../../imaging/filesystems/types';
 import { fileReader } from '../../imaging/disk/source';
 import { chunkRefs, parseManifest, serializeManifest, summarize, type Manifest } from '../../imaging/repo/manifest';
 import { parseIndexFile, Repository } from '../../imaging/repo/repository';
@@ -279,7 +279,7 @@ export const TARGETS: FuzzTarget[] = [
   },
   {
     name: 'ext',
-    what: 'ext2/3/4 superblock, group descriptors and block bitmaps (imaging/fs/ext-superblock.ts, fs/ext.ts readExt)',
+    what: 'ext2/3/4 superblock, group descriptors and block bitmaps (imaging/filesystems/ext/superblock.ts, filesystems/ext/used-blocks.ts readExt)',
     timeoutMs: 15000,
     smokeExecs: 600,
     hot: true,
@@ -290,7 +290,7 @@ export const TARGETS: FuzzTarget[] = [
   },
   {
     name: 'ext-files',
-    what: 'ext2/3/4 inodes, extent trees, block maps, directories, xattrs, symlinks (imaging/image-fs/ext-reader.ts)',
+    what: 'ext2/3/4 inodes, extent trees, block maps, directories, xattrs, symlinks (imaging/filesystems/ext/reader.ts)',
     timeoutMs: 30000,
     smokeExecs: 150,
     hot: true,
@@ -305,7 +305,7 @@ export const TARGETS: FuzzTarget[] = [
   },
   {
     name: 'fat',
-    what: 'FAT12/16/32 boot sector and FAT (imaging/fs/fat-bootsector.ts, fs/fat.ts readFat)',
+    what: 'FAT12/16/32 boot sector and FAT (imaging/filesystems/fat/bootsector.ts, filesystems/fat/used-blocks.ts readFat)',
     timeoutMs: 15000,
     smokeExecs: 600,
     hot: true,
@@ -315,7 +315,7 @@ export const TARGETS: FuzzTarget[] = [
   },
   {
     name: 'fat-files',
-    what: 'FAT directories, long names and cluster chains (imaging/image-fs/fat-reader.ts)',
+    what: 'FAT directories, long names and cluster chains (imaging/filesystems/fat/reader.ts)',
     timeoutMs: 30000,
     smokeExecs: 100,
     hot: true,
@@ -329,7 +329,7 @@ export const TARGETS: FuzzTarget[] = [
   },
   {
     name: 'ntfs',
-    what: 'NTFS boot sector, MFT records, run lists and $Bitmap (imaging/fs/ntfs.ts readNtfs)',
+    what: 'NTFS boot sector, MFT records, run lists and $Bitmap (imaging/filesystems/ntfs/used-blocks.ts readNtfs)',
     timeoutMs: 15000,
     smokeExecs: 400,
     hot: true,

@@ -11,7 +11,7 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import type { ByteReader } from '../../imaging/fs/types';
+import type { ByteReader } from '../../imaging/filesystems/types';
 import type { PartitionInfo } from '../../imaging/protocol';
 
 // ---------------------------------------------------------------------------------------------

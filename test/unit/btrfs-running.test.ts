@@ -1,4 +1,4 @@
-// A busy, mounted btrfs imaged at one point in time through its own generations (fs/btrfs.ts): pass 1
+// A busy, mounted btrfs imaged at one point in time through its own generations (filesystems/btrfs/btrfs.ts): pass 1
 // reads every used block live, the frozen pass only what a generation after the first one wrote; the
 // next snapshot (an incremental) reads in pass 1 only what generations after its parent's wrote. Each
 // restored filesystem must pass `btrfs check`, mount without replaying a log, and hold every file state

@@ -13,7 +13,7 @@ import { ChunkSaver } from '../../imaging/repo/chunk-saver';
 import { ChunkReader } from '../../imaging/repo/chunk-reader';
 import { AreaCells, CellStore, type PlannedArea } from '../../imaging/capture/cells';
 import { applyPatch, decodePatch } from '../../imaging/repo/patch';
-import type { UsedBlocks } from '../../imaging/fs/types';
+import type { UsedBlocks } from '../../imaging/filesystems/types';
 import type { Extent } from '../../imaging/repo/manifest';
 import { cleanup, tmpDir } from '../helpers/disks';
 

@@ -16,7 +16,7 @@ import { overlayByDigests, overlayCell } from '../../imaging/repo/overlay';
 import { blockDigests, digestFrame, digestFrameLength, digestsOf, loadDigests, DIGEST_BLOCK } from '../../imaging/repo/digests';
 import { decodePatch } from '../../imaging/repo/patch';
 import type { Extent } from '../../imaging/repo/manifest';
-import type { UsedBlocks } from '../../imaging/fs/types';
+import type { UsedBlocks } from '../../imaging/filesystems/types';
 import { cleanup, prng, seededBytes, sh, tmpDir } from '../helpers/disks';
 import { devsnap } from '../helpers/cli';
 

@@ -1,4 +1,4 @@
-// The ext change scan (fs/ext-state.ts) on real filesystems made by mke2fs and changed through the real
+// The ext change scan (filesystems/ext/state.ts) on real filesystems made by mke2fs and changed through the real
 // kernel driver. The key property, checked for every kind of change: every block in use after the change
 // whose bytes differ from before is in metadata ∪ changed ∪ journalSuper ∪ journalLog, while `changed`
 // stays selective. Blocks free after the change are not checked: nothing images them (a deleted file's
@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { attachLoop, cleanup, detachLoop, fileReader, isRoot, makeFsImage, onCleanup, seededBytes, sh, tmpDir, writeAt } from '../helpers/disks';
-import { readExt } from '../../imaging/fs/ext';
-import { blocksToReread, changedInodes, incomparable, readExtState, type BlockRuns, type ExtState, type Reread } from '../../imaging/fs/ext-state';
+import { readExt } from '../../imaging/filesystems/ext/used-blocks';
+import { blocksToReread, changedInodes, incomparable, readExtState, type BlockRuns, type ExtState, type Reread } from '../../imaging/filesystems/ext/state';
 
 after(cleanup);
 const KiB = 1024;

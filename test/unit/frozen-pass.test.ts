@@ -4,8 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { uncovered } from '../../imaging/capture/point-in-time';
-import { subtractRuns } from '../../imaging/fs/runs';
-import type { UsedBlocks } from '../../imaging/fs/types';
+import { subtractRuns } from '../../imaging/filesystems/runs';
+import type { UsedBlocks } from '../../imaging/filesystems/types';
 
 const map = (blocks: number, used: number[], blockSize = 4096): UsedBlocks => {
   const bitmap = new Uint8Array(Math.ceil(blocks / 8));

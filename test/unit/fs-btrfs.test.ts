@@ -9,12 +9,12 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { btrfsChangedSince, readBtrfs, readBtrfsState } from '../../imaging/fs/btrfs';
-import { openBtrfs, parseRootItem, type RootRef, type TreeBlock } from '../../imaging/fs/btrfs-fs';
-import { crc32cRaw } from '../../imaging/fs/checksums';
+import { btrfsChangedSince, readBtrfs, readBtrfsState } from '../../imaging/filesystems/btrfs/btrfs';
+import { openBtrfs, parseRootItem, type RootRef, type TreeBlock } from '../../imaging/filesystems/btrfs/open';
+import { crc32cRaw } from '../../imaging/filesystems/checksums';
 import { DevsnapError } from '../../imaging/core/errors';
-import { detectFilesystem } from '../../imaging/fs/detect';
-import type { ByteReader, UsedBlocks } from '../../imaging/fs/types';
+import { detectFilesystem } from '../../imaging/filesystems/detect';
+import type { ByteReader, UsedBlocks } from '../../imaging/filesystems/types';
 import { cleanup, diffDigests, fileReader, isRoot, prng, seededBytes, sh, tmpDir, treeDigest, withLoop, withMount } from '../helpers/disks';
 import { makeBigDir, startWriter } from '../helpers/writers';
 

@@ -5,9 +5,9 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { readExt } from '../../imaging/fs/ext';
-import { detectFilesystem } from '../../imaging/fs/detect';
-import type { UsedBlocks } from '../../imaging/fs/types';
+import { readExt } from '../../imaging/filesystems/ext/used-blocks';
+import { detectFilesystem } from '../../imaging/filesystems/detect';
+import type { UsedBlocks } from '../../imaging/filesystems/types';
 import { cleanup, diffDigests, ext4TreeDigest, fileReader, fsck, isRoot, makeFsImage, makeWorkstationTree, sh, simulateUpgrade, tmpDir, treeDigest, type FsImageOptions } from '../helpers/disks';
 
 const work = tmpDir('devsnap-ext-');

@@ -5,9 +5,9 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { readFat } from '../../imaging/fs/fat';
-import { detectFilesystem } from '../../imaging/fs/detect';
-import type { UsedBlocks } from '../../imaging/fs/types';
+import { readFat } from '../../imaging/filesystems/fat/used-blocks';
+import { detectFilesystem } from '../../imaging/filesystems/detect';
+import type { UsedBlocks } from '../../imaging/filesystems/types';
 import { cleanup, diffDigests, fileReader, fsck, makeFsImage, seededBytes, sh, tmpDir, treeDigest, vfatTreeDigest } from '../helpers/disks';
 
 const work = tmpDir('devsnap-fat-');

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { readNtfs } from '../../imaging/fs/ntfs';
-import { detectFilesystem } from '../../imaging/fs/detect';
-import type { UsedBlocks } from '../../imaging/fs/types';
+import { readNtfs } from '../../imaging/filesystems/ntfs/used-blocks';
+import { detectFilesystem } from '../../imaging/filesystems/detect';
+import type { UsedBlocks } from '../../imaging/filesystems/types';
 import { cleanup, fileReader, isRoot, makeFsImage, seededBytes, sh, tmpDir } from '../helpers/disks';
 
 const work = tmpDir('devsnap-ntfs-');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as zlib from 'zlib';
-import { crc32cRaw } from '../../imaging/fs/checksums';
+import { crc32cRaw } from '../../imaging/filesystems/checksums';
 import { cleanup, diffDigests, ext4TreeDigest, isRoot, makeDisk, makeFsImage, seededBytes, sh, tmpDir, treeDigest, vfatTreeDigest, withLoop, writeAt } from '../helpers/disks';
 import { devsnap } from '../helpers/cli';
 

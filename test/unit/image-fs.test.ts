@@ -8,7 +8,7 @@ import * as path from 'path';
 import * as crypto from 'crypto';
 import { cleanup, diffDigests, ext4TreeDigest, fileReader, isRoot, makeDisk, makeFsImage, makeWorkstationTree, sh, tmpDir, treeDigest, vfatTreeDigest, withLoop, withMount } from '../helpers/disks';
 import { devsnap } from '../helpers/cli';
-import { openImageFs, imageFsDigest, ImageFs } from '../../imaging/image-fs';
+import { openImageFs, imageFsDigest, ImageFs } from '../../imaging/filesystems/image-fs/index';
 import { openSnapshotFs } from '../../imaging/files/open';
 import { SnapshotDisk } from '../../imaging/repo/snapshot-disk';
 import { Repository } from '../../imaging/repo/repository';

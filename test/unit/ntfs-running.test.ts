@@ -1,5 +1,5 @@
 // A busy NTFS mounted read-write through ntfs-3g (which the kernel cannot freeze) imaged at one point in
-// time through its MFT records (fs/ntfs-state.ts): pass 1 reads every used cluster live (in the next
+// time through its MFT records (filesystems/ntfs/state.ts): pass 1 reads every used cluster live (in the next
 // snapshot, an incremental, only what changed since the first), then the volume is read-only for the
 // last pass only, which re-reads what changed. Each restored volume must pass
 // `ntfsfix -n` and hold every file state the adversarial writer (helpers/writers.ts) made durable

@@ -1,4 +1,4 @@
-// The NTFS change scan (fs/ntfs-state.ts) on volumes made by mkntfs and changed through ntfs-3g. The key
+// The NTFS change scan (filesystems/ntfs/state.ts) on volumes made by mkntfs and changed through ntfs-3g. The key
 // oracle: image A, its state; the original changed every way we can think of → image B, its state. Every
 // cluster in use in B (readNtfs) whose bytes differ from A must lie in ntfsChangesSince(B, S_A, S_B).runs,
 // A patched with those runs must pass ntfsfix -n and show B's files and streams, and the runs must stay
@@ -11,9 +11,9 @@ import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { DevsnapError } from '../../imaging/core/errors';
-import { readNtfs } from '../../imaging/fs/ntfs';
-import { ntfsChangedRecords, ntfsChangesSince, ntfsIncomparable, readNtfsState, type NtfsChanges, type NtfsState } from '../../imaging/fs/ntfs-state';
-import type { ByteReader, UsedBlocks } from '../../imaging/fs/types';
+import { readNtfs } from '../../imaging/filesystems/ntfs/used-blocks';
+import { ntfsChangedRecords, ntfsChangesSince, ntfsIncomparable, readNtfsState, type NtfsChanges, type NtfsState } from '../../imaging/filesystems/ntfs/state';
+import type { ByteReader, UsedBlocks } from '../../imaging/filesystems/types';
 import {
   attachLoop, cleanup, detachLoop, fileReader, isRoot, makeFsImage, ntfsTreeDigest, onCleanup, prng, seededBytes, sh, tmpDir, writeAt,
 } from '../helpers/disks';

@@ -1,4 +1,4 @@
-// ZFS pool members (fs/zfs-label.ts) and the refusal of a live pool (capture/zfs.ts). This machine has no
+// ZFS pool members (filesystems/zfs/label.ts) and the refusal of a live pool (capture/zfs.ts). This machine has no
 // ZFS module, so labels are built here byte by byte and libblkid (`blkid -p`) is the oracle: what it calls
 // a zfs_member with a pool name, devsnap must too, and nothing else. Whether a pool is imported is read
 // from /proc/spl/kstat/zfs, pointed at constructed trees.
@@ -6,7 +6,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { readZfsLabel, topLevelPairs } from '../../imaging/fs/zfs-label';
+import { readZfsLabel, topLevelPairs } from '../../imaging/filesystems/zfs/label';
 import { liveZfsPools, zfsProblem } from '../../imaging/capture/zfs';
 import { cleanup, fileReader, makeDisk, prng, sh, tmpDir } from '../helpers/disks';
 

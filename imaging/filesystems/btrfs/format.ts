@@ -4,9 +4,9 @@
 // it is used as an offset, a length or a count: a crafted image gives a BtrfsDamage, never a crash.
 
 import * as crypto from 'crypto';
-import { cString, uuidString } from './bitmap';
-import { crc32cRaw } from './checksums';
-import type { ByteReader } from './types';
+import { cString, uuidString } from '../bitmap';
+import { crc32cRaw } from '../checksums';
+import type { ByteReader } from '../types';
 
 /** Something on the disk is not what btrfs writes (a failed checksum, an item out of bounds, a dangling pointer). */
 export class BtrfsDamage extends Error {}

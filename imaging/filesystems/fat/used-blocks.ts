@@ -1,9 +1,9 @@
 // FAT12/16/32 used-block reader: BPB, then every cluster whose FAT entry is non-zero in any copy of the FAT.
 // Reference: Microsoft "FAT: General Overview of On-Disk Format" (fatgen103).
 
-import { BlockBitmap } from './bitmap';
-import { fatGeometryProblems, parseFatBootSector } from './fat-bootsector';
-import type { ByteReader, UsedBlocks } from './types';
+import { BlockBitmap } from '../bitmap';
+import { fatGeometryProblems, parseFatBootSector } from './bootsector';
+import type { ByteReader, UsedBlocks } from '../types';
 
 const FAT_CHUNK = 4 << 20; // bytes of FAT read at a time (FAT32 on big disks has FATs of 100+ MiB)
 
@@ -12,7 +12,7 @@ export async function readFat(p: ByteReader): Promise<UsedBlocks | null> {
   const g = parseFatBootSector(await p.read(0, 512), p.size);
   if (!g) return null;
   const { bits, clusterBytes, dataStart, clusterCount } = g;
-  // Stricter than the file reader (image-fs/fat-reader.ts), which reads whatever is reachable: a map
+  // Stricter than the file reader (filesystems/fat/reader.ts), which reads whatever is reachable: a map
   // from numbers that make no sense would call data free, so the partition is imaged in full instead.
   const problems = fatGeometryProblems(g, p.size);
   if (problems.length) {

@@ -2,11 +2,11 @@
 // extent trees of any depth, classic block maps (direct, indirect, double, triple), inline data,
 // fast symlinks, linear directory scans (htree directories too) and xattrs (in-inode, xattr block,
 // EA inodes). Layout reference: https://www.kernel.org/doc/html/latest/filesystems/ext4/
-import { DevsnapError } from '../core/errors';
-import { EXT_SB_OFFSET, EXT_SB_SIZE, extGeometryProblems, parseExtSuperblock, readDescriptorTable, type ExtSuperblock } from '../fs/ext-superblock';
-import type { ByteReader } from '../fs/types';
-import { BaseImageFs, ChildEntry } from './base';
-import type { ImageFileType, ImageStat } from './types';
+import { DevsnapError } from '../../core/errors';
+import { EXT_SB_OFFSET, EXT_SB_SIZE, extGeometryProblems, parseExtSuperblock, readDescriptorTable, type ExtSuperblock } from './superblock';
+import type { ByteReader } from '../types';
+import { BaseImageFs, ChildEntry } from '../image-fs/base';
+import type { ImageFileType, ImageStat } from '../image-fs/types';
 
 const ROOT_INO = 2;
 

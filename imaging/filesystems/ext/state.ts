@@ -6,15 +6,15 @@
 // Anything that does not hold makes readExtState answer null and blocksToReread throw: the caller then
 // reads everything, which is always safe.
 
-import { hasSuperBackup } from './ext-superblock';
+import { hasSuperBackup } from './superblock';
 import {
   BG_INODE_UNINIT, ExtDamage, INCOMPAT_MMP, INCOMPAT_RECOVER, RO_COMPAT_ORPHAN_PRESENT, fileAcl, fingerprint, inodeChecksumOk,
   inodeLocation, openExtFs, readRawInode, readRuns, walkInode, words, type ExtFs,
-} from './ext-inodes';
-import { crc32cRaw } from './checksums';
-import { countBits } from './bitmap';
+} from './inodes';
+import { crc32cRaw } from '../checksums';
+import { countBits } from '../bitmap';
 import { endianness } from 'os';
-import type { ByteReader } from './types';
+import type { ByteReader } from '../types';
 
 /** One filesystem's state at a moment: identity, geometry, and a fingerprint per in-use inode. */
 export interface ExtState {

@@ -4,8 +4,8 @@
 // MFT records are only read through their update sequence array (fixups). Anything that does not hold
 // marks the whole volume used, with a warning saying why.
 
-import { BlockBitmap, cString } from './bitmap';
-import type { ByteReader, UsedBlocks } from './types';
+import { BlockBitmap, cString } from '../bitmap';
+import type { ByteReader, UsedBlocks } from '../types';
 
 const MFT_BITMAP = 6;
 const MFT_VOLUME = 3;

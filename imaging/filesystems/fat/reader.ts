@@ -1,12 +1,12 @@
 // Read-only FAT12/16/32 reader: BPB, cluster chains, directories with long file names (VFAT LFN,
 // UTF-16) and the lowercase flags of short names, DOS dates (read as local time, as Linux's vfat
 // does by default). Reference: Microsoft "FAT: General Overview of On-Disk Format" (fatgen103).
-import { DevsnapError } from '../core/errors';
-import { cString } from '../fs/bitmap';
-import { parseFatBootSector, type FatGeometry } from '../fs/fat-bootsector';
-import type { ByteReader } from '../fs/types';
-import { BaseImageFs, ChildEntry } from './base';
-import type { ImageFileType, ImageStat } from './types';
+import { DevsnapError } from '../../core/errors';
+import { cString } from '../bitmap';
+import { parseFatBootSector, type FatGeometry } from './bootsector';
+import type { ByteReader } from '../types';
+import { BaseImageFs, ChildEntry } from '../image-fs/base';
+import type { ImageFileType, ImageStat } from '../image-fs/types';
 
 interface FatNode {
   /** Unique id: byte offset of the short entry on the partition / 32 (root: 1). */
@@ -49,7 +49,7 @@ export class FatImageFs extends BaseImageFs<FatNode> {
   }
 
   /**
-   * The FAT filesystem on `p`, or null when there is none. Looser than fs/fat.ts's readFat, which
+   * The FAT filesystem on `p`, or null when there is none. Looser than filesystems/fat/used-blocks.ts's readFat, which
    * also rejects a data area past the partition end and FAT32 with root entries: this reader has
    * always opened those (it reads lazily, so whatever files are reachable can still be read).
    */

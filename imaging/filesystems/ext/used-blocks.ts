@@ -4,14 +4,14 @@
 // fails a check the filesystem offers: a group whose descriptor or bitmap does not hold is imaged in
 // full; a superblock whose geometry does not hold makes the whole partition imaged in full.
 
-import { BlockBitmap, countBits } from './bitmap';
-import { crc32cRaw } from './checksums';
+import { BlockBitmap, countBits } from '../bitmap';
+import { crc32cRaw } from '../checksums';
 import {
   EXT_SB_OFFSET, EXT_SB_SIZE, INCOMPAT_64BIT, RO_COMPAT_BIGALLOC, RO_COMPAT_GDT_CSUM, RO_COMPAT_METADATA_CSUM,
   extGeometryProblems, groupDescriptorChecksum, hasSuperBackup, parseExtSuperblock, readDescriptorTable, type ExtSuperblock,
-} from './ext-superblock';
-import { journalledBlocks } from './ext-journal';
-import type { ByteReader, UsedBlocks } from './types';
+} from './superblock';
+import { journalledBlocks } from './journal';
+import type { ByteReader, UsedBlocks } from '../types';
 
 /**
  * Incompat features that do not change where block-allocation metadata lives. Not meta_bg

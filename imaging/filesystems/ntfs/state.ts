@@ -1,5 +1,5 @@
 // Which clusters of an NTFS volume can differ from an earlier state of it: the NTFS counterpart of
-// fs/ext-state.ts, for the two-pass snapshot of a volume mounted read-write through ntfs-3g (which
+// filesystems/ext/state.ts, for the two-pass snapshot of a volume mounted read-write through ntfs-3g (which
 // cannot be frozen): capture state S0, read every used cluster live, remount read-only for a moment,
 // capture S1, read again only ntfsChangesSince(S0, S1).runs, remount read-write.
 //
@@ -54,14 +54,14 @@
 // Anything that does not hold makes readNtfsState answer null and ntfsChangesSince throw a DevsnapError:
 // the caller then reads everything with writes paused, which is always safe.
 
-import { hash64, mergeRuns } from './runs';
-import { DevsnapError } from '../core/errors';
-import { Implausible, TornRecord, parseBootSector, parseRecord, residentValue, type Attr } from './ntfs';
+import { hash64, mergeRuns } from '../runs';
+import { DevsnapError } from '../../core/errors';
+import { Implausible, TornRecord, parseBootSector, parseRecord, residentValue, type Attr } from './used-blocks';
 import {
   ATTR_FILE_NAME, ATTR_INDEX_ROOT, ATTR_STANDARD_INFORMATION, Mft, attrRuns, baseOf, fileAttrs, fileNameKeys, parentsOf, refRecord,
   type ClusterRuns, type Geometry,
-} from './ntfs-state-mft';
-import type { ByteReader } from './types';
+} from './mft';
+import type { ByteReader } from '../types';
 
 export type { ClusterRuns };
 

@@ -1,11 +1,11 @@
 // The ext2/3/4 superblock and the group descriptor table's location, parsed in one place for the
-// used-block reader (fs/ext.ts) and the file reader (image-fs/ext-reader.ts): what a snapshot calls
+// used-block reader (filesystems/ext/used-blocks.ts) and the file reader (filesystems/ext/reader.ts): what a snapshot calls
 // ext and what devsnap reads files from must never drift apart.
 // Layout reference: https://www.kernel.org/doc/html/latest/filesystems/ext4/ (on-disk format).
 
-import { cString, uuidString } from './bitmap';
-import { crc16, crc32cRaw } from './checksums';
-import type { ByteReader } from './types';
+import { cString, uuidString } from '../bitmap';
+import { crc16, crc32cRaw } from '../checksums';
+import type { ByteReader } from '../types';
 
 /** The primary superblock sits 1024 bytes into the partition, whatever the block size. */
 export const EXT_SB_OFFSET = 1024;
@@ -207,7 +207,7 @@ export const BG_CHECKSUM_OFFSET = 0x1e;
 
 /**
  * bg_checksum as ext4_group_desc_csum computes it: crc32c (low 16 bits) with metadata_csum, else crc16
- * (gdt_csum). Used by the used-block reader (fs/ext.ts) and the change scan (fs/ext-inodes.ts).
+ * (gdt_csum). Used by the used-block reader (filesystems/ext/used-blocks.ts) and the change scan (filesystems/ext/inodes.ts).
  */
 export function groupDescriptorChecksum(s: ExtSuperblock, g: number, raw: Buffer): number {
   const le = Buffer.alloc(4);

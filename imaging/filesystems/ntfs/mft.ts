@@ -1,11 +1,11 @@
-// The $MFT as a readable array of records, and a file's non-resident attributes, for fs/ntfs-state.ts.
-// Every record is read through its fixups (fs/ntfs.ts parseRecord); every run is checked to lie inside
+// The $MFT as a readable array of records, and a file's non-resident attributes, for filesystems/ntfs/state.ts.
+// Every record is read through its fixups (filesystems/ntfs/used-blocks.ts parseRecord); every run is checked to lie inside
 // the volume; attribute lists are followed one hop only (a base record's list names extension records,
 // whose own lists are never followed), so a cyclic or self-referencing list cannot loop. Also the
 // record fingerprint's hash and the index-root walk that finds the access-time copies it leaves out.
 
-import { ATTR_DATA, ATTR_LIST, Implausible, decodeRuns, parseRecord, residentValue, type Attr } from './ntfs';
-import type { ByteReader } from './types';
+import { ATTR_DATA, ATTR_LIST, Implausible, decodeRuns, parseRecord, residentValue, type Attr } from './used-blocks';
+import type { ByteReader } from '../types';
 
 export const ATTR_STANDARD_INFORMATION = 0x10;
 export const ATTR_FILE_NAME = 0x30;

@@ -4,9 +4,9 @@
 // filesystem, taken without --freeze, always sees such a journal).
 // Reference: https://www.kernel.org/doc/html/latest/filesystems/ext4/journal.html (all fields big-endian).
 
-import { ExtImageFs } from '../image-fs/ext-reader';
-import type { ExtSuperblock } from './ext-superblock';
-import type { ByteReader } from './types';
+import { ExtImageFs } from './reader';
+import type { ExtSuperblock } from './superblock';
+import type { ByteReader } from '../types';
 
 const JBD2_MAGIC = 0xc03b3998;
 const BLOCK_DESCRIPTOR = 1;

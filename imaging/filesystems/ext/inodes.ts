@@ -1,16 +1,16 @@
-// The low level of the ext change scan (fs/ext-state.ts): a filesystem's geometry with every check it
+// The low level of the ext change scan (filesystems/ext/state.ts): a filesystem's geometry with every check it
 // offers (descriptor checksums, pointers inside the filesystem), batched reads of block runs, the inode
 // fingerprint, and a bounded walk of an inode's block map (extent trees, classic indirect maps).
 // Layout reference: https://www.kernel.org/doc/html/latest/filesystems/ext4/ (on-disk format).
 
-import { hash64 } from './runs';
-import { crc32cRaw } from './checksums';
+import { hash64 } from '../runs';
+import { crc32cRaw } from '../checksums';
 import {
   BG_CHECKSUM_OFFSET, EXT_SB_OFFSET, EXT_SB_SIZE, INCOMPAT_64BIT, INCOMPAT_META_BG, RO_COMPAT_BIGALLOC, RO_COMPAT_GDT_CSUM,
   RO_COMPAT_METADATA_CSUM, extGeometryProblems, groupDescriptorChecksum, parseExtSuperblock, readDescriptorTable, type ExtSuperblock,
-} from './ext-superblock';
-import type { ByteReader } from './types';
-import { chunkBuffers } from '../core/memory';
+} from './superblock';
+import type { ByteReader } from '../types';
+import { chunkBuffers } from '../../core/memory';
 
 /** Something on disk does not hold: readExtState answers null, blocksToReread throws it. */
 export class ExtDamage extends Error {}

@@ -1,14 +1,14 @@
-// The FAT12/16/32 boot sector (BPB), parsed in one place for the used-block reader (fs/fat.ts) and
-// the file reader (image-fs/fat-reader.ts): what a snapshot calls vfat and what devsnap reads files
+// The FAT12/16/32 boot sector (BPB), parsed in one place for the used-block reader (filesystems/fat/used-blocks.ts) and
+// the file reader (filesystems/fat/reader.ts): what a snapshot calls vfat and what devsnap reads files
 // from must never drift apart. Reference: Microsoft "FAT: General Overview of On-Disk Format" (fatgen103).
 
-import { cString } from './bitmap';
+import { cString } from '../bitmap';
 
 /** Where everything is, in bytes from the partition start unless a name says otherwise. */
 export interface FatGeometry {
   bits: 12 | 16 | 32;
   clusterBytes: number;
-  /** s_root_entries: must be 0 on FAT32 (only fs/fat.ts enforces it, see there). */
+  /** s_root_entries: must be 0 on FAT32 (only filesystems/fat/used-blocks.ts enforces it, see there). */
   rootEntries: number;
   /** The FAT that is current: the first, or with FAT32 mirroring disabled the active one. */
   fatStart: number;

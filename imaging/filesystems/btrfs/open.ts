@@ -1,14 +1,14 @@
 // An opened btrfs filesystem (superblock, chunk map, tree reader) and the items both the used-block
 // reader and the change tracker interpret: root items, file extent items, inode items.
 
-import { uuidString } from './bitmap';
+import { uuidString } from '../bitmap';
 import {
   BtrfsDamage, BtrfsUnsupported, CHUNK_ITEM, DATA_RELOC_TREE, EXTENT_DATA, FIRST_FREE_OBJECTID, ROOT_ITEM, TREE_LOG, TREE_RELOC,
   readSuperblock, u64, type Superblock, TreeBlock,
-} from './btrfs-format';
-import { ChunkMap, TreeReader, bootstrapChunks, parseChunk } from './btrfs-tree';
-import { DevsnapError } from '../core/errors';
-import type { ByteReader } from './types';
+} from './format';
+import { ChunkMap, TreeReader, bootstrapChunks, parseChunk } from './tree';
+import { DevsnapError } from '../../core/errors';
+import type { ByteReader } from '../types';
 
 export interface Opened {
   p: ByteReader;

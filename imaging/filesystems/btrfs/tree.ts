@@ -7,8 +7,8 @@
 import {
   BG_DUP, BG_KNOWN_PROFILES, BG_RAID0, BG_RAID1, BG_RAID10, BG_RAID1C3, BG_RAID1C4, BG_RAID5, BG_RAID6, BtrfsDamage, BtrfsUnsupported,
   CHUNK_ITEM, HEADER_SIZE, KEY_PTR_SIZE, TreeBlock, blockProblem, u64, type Superblock,
-} from './btrfs-format';
-import type { ByteReader } from './types';
+} from './format';
+import type { ByteReader } from '../types';
 
 export interface Chunk { logical: number; length: number; type: number; copies: number[] /* physical offset of each copy on this device */ }
 

@@ -1,9 +1,9 @@
 // Picks the filesystem reader for a partition. ext first (strongest magic), then btrfs (magic at 64 KiB), FAT last (loosest check).
 
-import { readBtrfs } from './btrfs';
-import { readExt } from './ext';
-import { readFat } from './fat';
-import { readNtfs } from './ntfs';
+import { readBtrfs } from './btrfs/btrfs';
+import { readExt } from './ext/used-blocks';
+import { readFat } from './fat/used-blocks';
+import { readNtfs } from './ntfs/used-blocks';
 import type { ByteReader, UsedBlocks } from './types';
 
 const READERS = [readExt, readBtrfs, readNtfs, readFat];

@@ -15,7 +15,7 @@
 // Every tree block is verified (checksum, fsid, address, level, its parent's generation, item
 // bounds and key order) and within one tree no block may be reached twice (a pointer loop).
 //
-// Changed since generation G (btrfsChangedSince, btrfs-changes.ts). btrfs is copy on write: a tree
+// Changed since generation G (btrfsChangedSince, filesystems/btrfs/changes.ts). btrfs is copy on write: a tree
 // block written after G has a generation > G and so have the key pointers and root items that lead
 // to it, while an unchanged subtree keeps its old generation. So, as `btrfs send` does, each tree is
 // walked from its root into the children whose pointer generation is > G, and each root item with
@@ -38,15 +38,15 @@
 // repairing a bad copy in place are not seen; reads must bypass the page cache (O_DIRECT, or drop it)
 // and the generation G must be read from the disk after a `sync`, before the first pass starts.
 
-import { BlockBitmap, cString, uuidString } from './bitmap';
+import { BlockBitmap, cString, uuidString } from '../bitmap';
 import {
   BtrfsDamage, BtrfsUnsupported, EXTENT_ITEM, EXTENT_TREE, METADATA_ITEM, RESERVED_BYTES, ROOT_ITEM, SUPER_MIRRORS, SUPER_OFFSET,
   SUPER_SIZE, hasMagic,
-} from './btrfs-format';
-import { openBtrfs, openOrExplain, parseRootItem, stateOf, walkLogTrees, type BtrfsState, type RootRef } from './btrfs-fs';
-import type { ByteReader, UsedBlocks } from './types';
+} from './format';
+import { openBtrfs, openOrExplain, parseRootItem, stateOf, walkLogTrees, type BtrfsState, type RootRef } from './open';
+import type { ByteReader, UsedBlocks } from '../types';
 
-export { btrfsChangedSince, type BtrfsChanges, type ChangedOptions } from './btrfs-changes';
+export { btrfsChangedSince, type BtrfsChanges, type ChangedOptions } from './changes';
 export type { BtrfsState };
 
 const RETRIES = 2;

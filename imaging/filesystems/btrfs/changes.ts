@@ -4,13 +4,13 @@
 import {
   EXTENT_DATA, EXTENT_FLAG_DATA, EXTENT_ITEM, EXTENT_TREE, INODE_ITEM, INODE_NODATACOW, INODE_PREALLOC, RESERVED_BYTES, ROOT_ITEM,
   ROOT_TREE, SUPER_MIRRORS, SUPER_SIZE, holdsFiles, u64,
-} from './btrfs-format';
+} from './format';
 import {
   Runs, explain, openOrExplain, parseFileExtent, parseInode, parseRootItem, stateOf, treeName, walkLogTrees, type BtrfsState, type Opened,
   type RootRef,
-} from './btrfs-fs';
-import { DevsnapError } from '../core/errors';
-import type { ByteReader } from './types';
+} from './open';
+import { DevsnapError } from '../../core/errors';
+import type { ByteReader } from '../types';
 
 export interface BtrfsChanges {
   /** The filesystem now: `state.generation` is the G of the next round. */

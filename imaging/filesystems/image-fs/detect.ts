@@ -1,6 +1,6 @@
-import type { ByteReader } from '../fs/types';
-import { ExtImageFs } from './ext-reader';
-import { FatImageFs } from './fat-reader';
+import type { ByteReader } from '../types';
+import { ExtImageFs } from '../ext/reader';
+import { FatImageFs } from '../fat/reader';
 import type { ImageFs } from './types';
 
 /** The filesystem on `reader` (ext2/3/4 or FAT12/16/32), or null when none is recognised. NTFS is not supported. */

@@ -1,4 +1,4 @@
-// Small pieces shared by the filesystems' change scans (ext-state.ts, ntfs-state.ts): runs of blocks
+// Small pieces shared by the filesystems' change scans (filesystems/ext/state.ts, filesystems/ntfs/state.ts): runs of blocks
 // or clusters, and the 64-bit hash their fingerprints use.
 
 /** [first, count] runs of blocks (or clusters). */

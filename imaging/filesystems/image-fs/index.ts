@@ -2,7 +2,7 @@
 // snapshot: repo/snapshot-disk.ts; a snapshot's filesystem opened: files/open.ts).
 export * from './types';
 export { openImageFs } from './detect';
-export { ExtImageFs, extAclToXattr } from './ext-reader';
-export { FatImageFs } from './fat-reader';
+export { ExtImageFs, extAclToXattr } from '../ext/reader';
+export { FatImageFs } from '../fat/reader';
 export { compareNames, joinPath, normalizePath } from './base';
 export { imageFsDigest, type ImageDigestField } from './digest';

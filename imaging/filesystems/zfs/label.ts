@@ -4,7 +4,7 @@
 // the end ones aligned down to 256 KiB); each holds the pool's configuration as an XDR-encoded nvlist
 // at 16 KiB and a ring of 1 KiB uberblocks at 128 KiB. Like libblkid, a partition is a member when at
 // least four uberblock magics are found; the pool's name and state come from the nvlist's top level.
-import type { ByteReader } from './types';
+import type { ByteReader } from '../types';
 
 const LABEL = 256 * 1024;
 const NVLIST_AT = 16 * 1024;

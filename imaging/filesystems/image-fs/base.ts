@@ -1,7 +1,7 @@
 // What the ext and FAT readers share: path resolution (following symlinks inside the image),
 // directory caching, walking and streaming. A reader supplies nodes, their children, stat and data.
 import { Readable } from 'stream';
-import { DevsnapError } from '../core/errors';
+import { DevsnapError } from '../../core/errors';
 import type { ImageDirEntry, ImageFileType, ImageFs, ImageStat, ReadStreamOptions } from './types';
 
 export interface ChildEntry<N> {

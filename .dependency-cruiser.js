@@ -1,0 +1,55 @@
+// The layers of imaging/ (README, Development): each imports only from the layers before it, and the
+// engine never imports the extension, the webview or vscode. `npm run check:layers` (part of `npm test`).
+'use strict';
+
+const LAYERS = [
+  ['protocol', '^imaging/protocol\\.ts$'],
+  ['core', '^imaging/(core/|runtime\\.ts$)'],
+  ['codec', '^imaging/codec/'],
+  ['filesystems', '^imaging/filesystems/'],
+  ['disk', '^imaging/disk/'],
+  ['repo', '^imaging/repo/'],
+  ['consistency', '^imaging/consistency/'],
+  ['capture', '^imaging/capture/'],
+  ['inventory', '^imaging/inventory/'],
+  ['files', '^imaging/files/'],
+  ['archive', '^imaging/archive/'],
+  ['snapshot', '^imaging/snapshot/'],
+  ['operations', '^imaging/operations\\.ts$'],
+  ['helper', '^imaging/helper/'],
+  ['cli', '^imaging/cli[^/]*\\.ts$'],
+];
+
+const upward = LAYERS.slice(0, -1).map(([name, from], i) => ({
+  name: `layer-${name}`,
+  comment: `imaging/ layers: ${name} imports only from the layers below it (${LAYERS.slice(0, i).map(([n]) => n).join(', ') || 'none'})`,
+  severity: 'error',
+  from: { path: from },
+  to: { path: LAYERS.slice(i + 1).map(([, p]) => `(${p})`).join('|') },
+}));
+
+module.exports = {
+  forbidden: [
+    ...upward,
+    {
+      name: 'engine-alone',
+      comment: 'the engine runs without VS Code: it imports neither vscode nor the extension or the webview',
+      severity: 'error',
+      from: { path: '^imaging/' },
+      to: { path: '^(extension|webview-ui)/|^vscode$|^node_modules/@types/vscode/' },
+    },
+    {
+      name: 'no-circular',
+      comment: 'no import cycles between modules',
+      severity: 'error',
+      from: {},
+      to: { circular: true },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsConfig: { fileName: 'tsconfig.json' },
+    tsPreCompilationDeps: true,
+    exclude: { path: '^(out|dist)/' },
+  },
+};
