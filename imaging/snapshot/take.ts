@@ -216,21 +216,26 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     const sizeOf = (p: { start: number; size: number }) => Math.max(0, Math.min(p.size, info.size - p.start));
     const mountOf = (p: { start: number }) => rw.find((m) => m.offset === p.start);
     const parent = await findParent(repo, opts.source, table.diskId, warn);
-    // The parent's view of each ext partition, read from the repository while the source is read below.
+    // The parent's view of each followed partition, read from the repository while the source is read
+    // below: every ext one (ext is followed mounted or not), btrfs and NTFS once their state is captured
+    // (followed only while mounted read-write: an unmounted Windows partition's MFT is not read back).
     const parentFs = new Map<number, Promise<ParentFs>>();
-    if (parent && !opts.fullRead) {
-      for (const p of parent.partitions) {
-        const kind = followedKind(p.fs);
-        if (kind) parentFs.set(p.index, readParentFs(parent, p.index, kind, chunks).catch((): ParentFs => ({ kind, state: null, used: null })));
-      }
-    }
+    const kindInParent = (index: number) => followedKind(parent?.partitions.find((p) => p.index === index)?.fs);
+    const readParent = (index: number) => {
+      const kind = kindInParent(index);
+      if (!parent || opts.fullRead || !kind || parentFs.has(index)) return;
+      parentFs.set(index, readParentFs(parent, index, kind, chunks).catch((): ParentFs => ({ kind, state: null, used: null })));
+    };
+    for (const p of parent?.partitions ?? []) if (kindInParent(p.index) === 'ext') readParent(p.index);
 
     // Two-pass: each followed read-write filesystem's state is captured before anything of it is read.
     const clock0 = clockOffset();
     const captured = mode === 'frozen-two-pass' ? await captureStates(table.partitions, mountOf, disk, opts.source) : null;
     const states = captured?.ext ?? new Map<number, ExtState>();
+    const followedLive = new Set([...(captured?.btrfs.keys() ?? []), ...(captured?.ntfs.keys() ?? [])]);
+    for (const i of followedLive) readParent(i);
 
-    const { fsOf, partitions } = await detectPartitions(table, disk, sizeOf, info.size, warn, new Set([...states.keys(), ...(captured?.btrfs.keys() ?? []), ...(captured?.ntfs.keys() ?? [])]));
+    const { fsOf, partitions } = await detectPartitions(table, disk, sizeOf, info.size, warn, new Set([...states.keys(), ...followedLive]));
     // Read alongside pass 1, whose cost is compression in the workers. (A read-write source is read
     // live for it either way: the inventory is what the files said while the snapshot ran.)
     const inventoryP = takeInventory(info.isSystem, disk, partitions, warn);
