@@ -11,7 +11,7 @@ import * as crypto from 'crypto';
 import { loadZstd } from '../codec/zstd';
 import { movable, requestBuffers, type Moved, type WorkerRequest, type WorkerReply } from './worker-pool';
 import { overlayCell, unpackBlocks } from './overlay';
-import { blockDigests, digestFrame, digestsOf, loadDigests } from './digests';
+import { digestFrame, digestsMatch, digestsOf, loadDigests } from './digests';
 
 const codecReady = loadZstd();
 const digestsReady = loadDigests();
@@ -50,7 +50,7 @@ parentPort!.on('message', async (req: WorkerRequest) => {
       reply = { id: req.id, ...movable(raw), hash, spare: [] };
       if (req.checkDigests) {
         const d = digestsOf(input, req.checkDigests, req.rawLength);
-        reply.digests = typeof d === 'string' ? d : blockDigests(await digestsReady, raw).equals(d) ? 'ok' : 'wrong';
+        reply.digests = typeof d === 'string' ? d : digestsMatch(await digestsReady, d, raw) ? 'ok' : 'wrong';
       }
     }
   } catch (err) {

@@ -2,9 +2,9 @@
 // where the filesystem is understood) into the repository, then commits the manifest.
 //
 // A mounted read-write source is imaged at one point in time (two-pass, capture/point-in-time.ts);
-// with a parent snapshot of the same disk, ext filesystems are read only where they changed
-// (capture/ext-tracking.ts), and every changed cell is stored as a patch of what changed
-// (capture/cells.ts). See imaging/FORMAT.md.
+// with a parent snapshot of the same disk, ext, btrfs and NTFS filesystems are read only where they
+// changed (capture/parent.ts), and every changed cell is stored as a patch of what changed, found
+// through the parent chunk's block digests (capture/cells.ts). See imaging/FORMAT.md.
 //
 // Chunking: fixed-size chunks aligned to the start of each area. A disk does not shift its bytes
 // the way a file stream does, so fixed chunks aligned to the partition (and thus to filesystem
