@@ -3,7 +3,7 @@
 'use strict';
 
 const LAYERS = [
-  ['protocol', '^imaging/protocol\\.ts$'],
+  ['protocol', '^imaging/protocol/'],
   ['core', '^imaging/(core/|runtime\\.ts$)'],
   ['codec', '^imaging/codec/'],
   ['filesystems', '^imaging/filesystems/'],
@@ -15,7 +15,7 @@ const LAYERS = [
   ['files', '^imaging/files/'],
   ['archive', '^imaging/archive/'],
   ['snapshot', '^imaging/snapshot/'],
-  ['operations', '^imaging/operations\\.ts$'],
+  ['ops', '^imaging/ops/'],
   ['helper', '^imaging/helper/'],
   ['cli', '^imaging/cli[^/]*\\.ts$'],
 ];

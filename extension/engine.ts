@@ -19,9 +19,7 @@ import type {
   SnapshotPlan, SnapshotSummary, VerifyOpResult,
 } from '../imaging/protocol';
 import type { RetentionPolicy } from '../imaging/snapshot/retention';
-import type { DiffPage, DirectorySummary } from '../imaging/files/file-diff';
-import type { Inventory, InventoryDiff } from '../imaging/inventory/inventory';
-import type { ImageStat } from '../imaging/filesystems/image-fs/types';
+import type { ChangesResult, Inventory, ListDirResult } from '../imaging/protocol';
 import { ENGINE_ENV, ENGINE_NODE_ARGS } from '../imaging/runtime';
 
 /** What we need of vscode.CancellationToken (which satisfies it). */
@@ -93,22 +91,7 @@ export interface ChangesOptions {
   offset?: number;
   limit?: number;
 }
-/** `devsnap changes A B --json`: the inventory diff, one page of file changes, per-directory totals. */
-export interface ChangesResult {
-  a: string;
-  b: string;
-  partition: number;
-  inventory: InventoryDiff;
-  files: DiffPage;
-  directories: DirectorySummary[];
-}
-export interface ListDirResult {
-  partition: number;
-  fs: string;
-  path: string;
-  /** Like ImageStat, xattr values base64. */
-  entries: (Omit<ImageStat, 'xattrs'> & { xattrs: Record<string, string> })[];
-}
+export type { ChangesResult, ListDirResult };
 export interface RestoreFilesOptions {
   repo: string;
   id: string;

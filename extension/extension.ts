@@ -9,7 +9,9 @@ import { registerCommands } from './commands';
 import { setGlobalStoragePath } from './commands/takeSnapshot';
 import type { CommandContext } from './commands/common';
 import { DevsnapConfig, readConfig, SECTION } from './config';
-import { CliEngine, Engine, RoutingEngine } from './engine';
+import { Engine, RoutingEngine } from './engine';
+import { EngineClient } from './engineClient';
+import { ServedEngine } from './servedEngine';
 import { chooseMethod } from './elevation';
 import { HelperEngine } from './helperClient';
 import { SnapshotTreeNode, SnapshotTreeProvider } from './snapshotTree';
@@ -41,10 +43,12 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
   setGlobalStoragePath(context.globalStorageUri.fsPath); // Take Snapshot says when a pause would hold VS Code's own state
   const log = (line: string) => output.appendLine(`[${new Date().toLocaleTimeString()}] ${line}`);
   const cliPath = context.asAbsolutePath(path.join('dist', 'devsnap.js'));
-  const cliEngine = new CliEngine({ cliPath, nodePath: process.execPath, log });
+  // The engine as the current user: one long-lived service process per window (extension/engineClient.ts).
+  const engineClient = new EngineClient({ cliPath, nodePath: process.execPath, log });
+  const userEngine = new ServedEngine(engineClient);
   // The elevated helper: one per window, started on first need (see extension/helperClient.ts).
   let helper: HelperEngine | undefined;
-  let defaultEngine: Engine = cliEngine;
+  let defaultEngine: Engine = userEngine;
   const setUpElevation = () => {
     const cfg = readConfig();
     const method = chooseMethod(cfg.elevation, { platform: process.platform, uid: process.getuid?.(), pkexecUsable: pkexecUsable() });
@@ -61,7 +65,7 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
         if (!failedRequests) void ui.warn(`${err.message} ${err.hint ?? ''} The next disk operation starts a new one.`);
       },
     }) : undefined;
-    defaultEngine = helper ? new RoutingEngine(cliEngine, helper, undefined, log) : cliEngine;
+    defaultEngine = helper ? new RoutingEngine(userEngine, helper, undefined, log) : userEngine;
     log(method ? `Elevation: ${method} (the helper starts on the first disk operation)` : 'Elevation: none (the engine runs as the current user)');
   };
   setUpElevation();
@@ -92,7 +96,7 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
     }),
   );
 
-  context.subscriptions.push({ dispose: () => void helper?.dispose() });
+  context.subscriptions.push({ dispose: () => void helper?.dispose() }, { dispose: () => engineClient.dispose() });
   log(`devsnap activated (engine ${cliPath}, node ${process.execPath})`);
   void treeProvider.refresh();
 

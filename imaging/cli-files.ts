@@ -3,15 +3,12 @@
 import { Command, Option } from 'commander';
 import { DevsnapError } from './core/errors';
 import { formatBytes } from './core/format';
-import { collectInventory, bootModeFromPartitions, describeInventoryDiff, diffInventory, Inventory } from './inventory/inventory';
-import { diffPage, FileChange, summarizeByDirectory, DirectorySummary } from './files/file-diff';
-import { restoreFilesOp } from './operations';
-import { openSnapshotFs, OpenedSnapshotFs } from './files/open';
-import type { ImageStat } from './filesystems/image-fs/types';
-import type { Manifest } from './repo/manifest';
+import { describeInventoryDiff } from './inventory/inventory';
+import { restoreFilesOp } from './ops/operations';
+import { changesOp, inventoryOp, listDirOp, withSnapshotFs } from './ops/files';
 import type { Repository } from './repo/repository';
-import type { ProgressEvent, RepoRequest } from './protocol';
-import { WorkerPool } from './repo/worker-pool';
+import type { OpContext } from './ops/operations';
+import type { ProgressEvent, RepoRequest, WireStat } from './protocol';
 
 export interface CliContext {
   withRepo<T>(g: any, exclusive: boolean, purpose: string, fn: (repo: Repository) => Promise<T>): Promise<T>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -22,6 +19,8 @@ export interface CliContext {
   progressSink(g: any): (e: ProgressEvent) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
   log(msg: string): void;
   signal: AbortSignal;
+  /** What an operation gets from the command line: cancellation (SIGINT), progress (--progress), the log. */
+  opContext(g: any, progress?: boolean): OpContext; // eslint-disable-line @typescript-eslint/no-explicit-any
 }
 
 const intArg = (name: string) => (v: string) => {
@@ -32,34 +31,12 @@ const intArg = (name: string) => (v: string) => {
 
 const partitionOption = () => new Option('-p, --partition <n>', 'partition number (default: the largest ext partition, the root)').argParser(intArg('--partition'));
 
-async function withSnapshotFs<T>(repo: Repository, id: string, partition: number | undefined, fn: (o: OpenedSnapshotFs, m: Manifest) => Promise<T>): Promise<T> {
-  const m = await repo.readManifest(await repo.resolveId(id));
-  const o = await openSnapshotFs(repo, m, partition);
-  try {
-    return await fn(o, m);
-  } finally {
-    await o.close();
-  }
-}
-
-function modeString(st: ImageStat): string {
+function modeString(st: WireStat): string {
   const t = st.type === 'dir' ? 'd' : st.type === 'symlink' ? 'l' : st.type === 'file' ? '-' : st.special === 'chardev' ? 'c' : st.special === 'blockdev' ? 'b' : st.special === 'fifo' ? 'p' : 's';
   const m = st.mode;
   const rwx = (shift: number, special: number, ch: string) =>
     (m & (4 << shift) ? 'r' : '-') + (m & (2 << shift) ? 'w' : '-') + (m & special ? (m & (1 << shift) ? ch : ch.toUpperCase()) : m & (1 << shift) ? 'x' : '-');
   return t + rwx(6, 0o4000, 's') + rwx(3, 0o2000, 's') + rwx(0, 0o1000, 't');
-}
-
-function statJson(st: ImageStat) {
-  return { ...st, xattrs: Object.fromEntries(Object.entries(st.xattrs).map(([k, v]) => [k, v.toString('base64')])) };
-}
-
-/** The inventory of a snapshot: the one recorded in its manifest, else read from its root filesystem. */
-export async function snapshotInventory(o: OpenedSnapshotFs, m: Manifest): Promise<Inventory> {
-  if (m.inventory && typeof m.inventory === 'object') return m.inventory as Inventory;
-  const inv = await collectInventory(o.fs);
-  inv.bootMode ??= bootModeFromPartitions(m.partitions);
-  return inv;
 }
 
 export function registerFileCommands(program: Command, ctx: CliContext): void {
@@ -69,14 +46,8 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .addOption(partitionOption())
     .action(async (id: string, p: string | undefined, o, cmd) => {
       const g = ctx.globals(cmd);
-      const r = await ctx.withRepo(g, false, 'ls', (repo) =>
-        withSnapshotFs(repo, id, o.partition, async (s) => {
-          const st = await s.fs.stat(p ?? '/');
-          const entries = st.type === 'dir' ? await s.fs.list(p ?? '/') : [st];
-          return { partition: s.partition, fs: s.fs.fs, path: st.path, entries };
-        }),
-      );
-      ctx.report(g, { ...r, entries: r.entries.map(statJson) }, () =>
+      const r = await listDirOp({ ...ctx.repoReq(g), snapshot: id, path: p, partition: o.partition }, ctx.opContext(g, false));
+      ctx.report(g, r, () =>
         r.entries
           .map((e) => `${modeString(e)} ${String(e.uid).padStart(5)} ${String(e.gid).padStart(5)} ${String(e.size).padStart(10)} ${new Date(e.mtime).toISOString().slice(0, 19).replace('T', ' ')} ${e.name}${e.type === 'dir' ? '/' : ''}${e.target !== undefined ? ` -> ${e.target}` : ''}`)
           .join('\n'),
@@ -105,7 +76,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .addOption(partitionOption())
     .action(async (id: string, o, cmd) => {
       const g = ctx.globals(cmd);
-      const inv = await ctx.withRepo(g, false, 'inventory', (repo) => withSnapshotFs(repo, id, o.partition, (s, m) => snapshotInventory(s, m)));
+      const inv = await inventoryOp({ ...ctx.repoReq(g), snapshot: id, partition: o.partition }, ctx.opContext(g, false));
       ctx.report(g, inv, () =>
         [
           `OS: ${inv.os.prettyName ?? `${inv.os.name} ${inv.os.version}`}${inv.os.kernel ? `, kernel ${inv.os.kernel}` : ''}${inv.bootMode ? `, ${inv.bootMode}` : ''}`,
@@ -128,43 +99,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
     .option('--depth <n>', 'directory depth of the per-directory summary', intArg('--depth'), 2)
     .action(async (a: string, b: string, o, cmd) => {
       const g = ctx.globals(cmd);
-      const sink = ctx.progressSink(g);
-      const r = await ctx.withRepo(g, false, 'changes', async (repo) => {
-        const [ma, mb] = await Promise.all([repo.readManifest(await repo.resolveId(a)), repo.readManifest(await repo.resolveId(b))]);
-        const pool = new WorkerPool(2);
-        try {
-          const fa = await openSnapshotFs(repo, ma, o.partition, { pool });
-          const fb = await openSnapshotFs(repo, mb, o.partition ?? fa.partition, { pool });
-          const [ia, ib] = await Promise.all([snapshotInventory(fa, ma), snapshotInventory(fb, mb)]);
-          const dirs = new Map<string, DirectorySummary>();
-          const depth = o.depth as number;
-          let last = 0;
-          const page = await diffPage(fa.fs, fb.fs, {
-            root: o.path,
-            deep: o.deep,
-            offset: o.offset,
-            limit: o.limit,
-            signal: ctx.signal,
-            onProgress: (entries) => {
-              if (Date.now() - last > 500) {
-                last = Date.now();
-                sink({ type: 'progress', phase: 'compare', bytesDone: entries, bytesTotal: 0, rate: 0, etaSeconds: null, message: `${entries} entries compared` });
-              }
-            },
-            filter: (c: FileChange) => {
-              for (const s of summarizeByDirectory([c], depth)) {
-                const t = dirs.get(s.dir);
-                if (!t) dirs.set(s.dir, s);
-                else for (const k of ['added', 'removed', 'modified', 'metadata', 'bytesBefore', 'bytesAfter'] as const) t[k] += s[k];
-              }
-              return true;
-            },
-          });
-          return { a: ma.id, b: mb.id, partition: fa.partition, inventory: diffInventory(ia, ib), files: page, directories: [...dirs.values()].sort((x, y) => (x.dir < y.dir ? -1 : 1)) };
-        } finally {
-          await pool.close();
-        }
-      });
+      const r = await changesOp({ ...ctx.repoReq(g), a, b, partition: o.partition, path: o.path, offset: o.offset, limit: o.limit, deep: o.deep, depth: o.depth }, ctx.opContext(g));
       const t = r.files.totals;
       ctx.report(g, r, () =>
         [
@@ -189,7 +124,7 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
       // The same operation the elevated helper runs (imaging/operations.ts).
       const r = await restoreFilesOp(
         { ...ctx.repoReq(g), snapshot: id, paths, target: o.to, partition: o.partition, inPlace: o.inPlace ? true : undefined, dryRun: !!o.dryRun, deep: !!o.deep },
-        { signal: ctx.signal, onProgress: ctx.progressSink(g), log: ctx.log },
+        ctx.opContext(g),
       );
       const t = r.totals;
       ctx.report(g, r, () =>

@@ -7,7 +7,8 @@ import { DevsnapError, EXIT_CODES, toDevsnapError } from './core/errors';
 import { Repository, DEFAULT_CHUNK_SIZE } from './repo/repository';
 import { breakLocks } from './repo/lock';
 import { exportSnapshot, importSnapshot } from './archive/export';
-import * as ops from './operations';
+import * as ops from './ops/operations';
+import { serveStdio } from './ops/serve';
 import { describeDamage } from './snapshot/verify';
 import { runHelperCommand } from './helper/server';
 import { registerFileCommands } from './cli-files';
@@ -374,7 +375,17 @@ program
   });
 
 // Looking inside snapshots: ls, cat, inventory, changes, restore-files (imaging/cli-files.ts).
-registerFileCommands(program, { withRepo, repoReq, report, globals, progressSink, log, signal: abort.signal });
+registerFileCommands(program, { withRepo, repoReq, report, globals, progressSink, log, signal: abort.signal, opContext: (g, progress) => opCtx(g, progress) });
+
+// The engine as a long-lived service of one client (the extension, one per window): every
+// operation of ops/registry.ts over JSON-RPC on stdin/stdout; it exits when stdin closes.
+program
+  .command('serve')
+  .description('serve the engine\'s operations over JSON-RPC on stdin/stdout (started by the extension)')
+  .requiredOption('--stdio', 'speak JSON-RPC on stdin and stdout (the only transport)')
+  .action(async () => {
+    await serveStdio();
+  });
 
 // The elevated helper (imaging/helper/README.md): started by the extension, as root, never by hand.
 program

@@ -8,22 +8,8 @@
 import { DevsnapError } from '../core/errors';
 import { compareNames, joinPath, normalizePath } from '../filesystems/image-fs/base';
 import type { ImageFileType, ImageFs, ImageStat } from '../filesystems/image-fs/types';
-
-export type ChangeKind = 'added' | 'removed' | 'modified' | 'metadata';
-
-/** What differs on an entry present on both sides. */
-export type ChangeDetail = 'content' | 'target' | 'rdev' | 'mode' | 'owner' | 'mtime' | 'xattrs' | 'links';
-
-export interface FileChange {
-  path: string;
-  change: ChangeKind;
-  /** The type after (before for 'removed'). */
-  type: ImageFileType;
-  sizeBefore: number | null;
-  sizeAfter: number | null;
-  /** For 'modified' and 'metadata': what differs. */
-  detail: ChangeDetail[];
-}
+import type { ChangeKind, ChangeDetail, FileChange, DiffTotals, DiffPage, DirectorySummary } from '../protocol';
+export type { ChangeKind, ChangeDetail, FileChange, DiffTotals, DiffPage, DirectorySummary };
 
 export interface DiffOptions {
   /** Only this subtree (a directory or a single entry). Default '/'. */
@@ -38,18 +24,6 @@ export interface DiffOptions {
 }
 
 const BLOCK = 1 << 20;
-
-export interface DiffTotals {
-  added: number;
-  removed: number;
-  modified: number;
-  metadata: number;
-  /** Bytes of files added / removed, and the size difference of modified files. */
-  bytesAdded: number;
-  bytesRemoved: number;
-  bytesModified: number;
-  entriesCompared: number;
-}
 
 function xattrsEqual(a: Record<string, Buffer>, b: Record<string, Buffer>): boolean {
   const ka = Object.keys(a);
@@ -179,15 +153,6 @@ export function addToTotals(t: DiffTotals, c: FileChange): void {
   else if (c.change === 'modified') t.bytesModified += Math.abs((c.sizeAfter ?? 0) - (c.sizeBefore ?? 0));
 }
 
-export interface DiffPage {
-  changes: FileChange[];
-  offset: number;
-  limit: number;
-  /** Changes in the whole comparison (the page is changes[offset, offset+limit)). */
-  total: number;
-  totals: DiffTotals;
-}
-
 /**
  * One page of the changes, with totals over all of them. The whole comparison runs (for the
  * totals), but only the page is kept in memory.
@@ -211,17 +176,6 @@ export async function diffPage(a: ImageFs, b: ImageFs, opts: DiffOptions & { off
   }
   totals.entriesCompared = entries;
   return { changes, offset, limit, total: n, totals };
-}
-
-export interface DirectorySummary {
-  /** The directory (its first `depth` components). */
-  dir: string;
-  added: number;
-  removed: number;
-  modified: number;
-  metadata: number;
-  bytesBefore: number;
-  bytesAfter: number;
 }
 
 /** Groups changes by their directory cut to `depth` components ('/usr/lib' at depth 2), sorted by path. */

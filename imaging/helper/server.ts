@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import { DevsnapError, toDevsnapError } from '../core/errors';
-import * as ops from '../operations';
+import * as ops from '../ops/operations';
 import { assertNotInUse, inspectPath } from '../disk/device';
 import { PrivilegePolicy, setPrivilegePolicy } from '../disk/privilege';
 import { ErrorInfo, HelperEvent, HelperOpRequest, HelperRequest, PROTOCOL_VERSION, ProgressEvent } from '../protocol';

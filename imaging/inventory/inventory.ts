@@ -22,40 +22,8 @@ import * as os from 'os';
 import * as path from 'path';
 import type { ImageFs } from '../filesystems/image-fs/types';
 import { childCommand } from '../disk/privilege';
-
-export interface InventoryPackage {
-  manager: 'dpkg' | 'rpm' | 'pacman' | 'snap' | 'flatpak' | 'brew' | 'winget' | 'choco';
-  name: string;
-  version: string;
-  arch?: string;
-}
-
-export interface InventoryToolchain {
-  name: string;
-  version: string;
-  path?: string;
-}
-
-export interface InventoryExtension {
-  id: string;
-  version: string;
-  /** The home (user) the extension belongs to, when read from a tree. */
-  user?: string;
-}
-
-export interface Inventory {
-  version: 1;
-  source: 'image' | 'live';
-  collectedAt: string;
-  os: { name: string; version: string; id: string; prettyName?: string; kernel?: string };
-  kernels?: string[];
-  bootMode?: 'uefi' | 'bios';
-  packages: InventoryPackage[];
-  toolchains: InventoryToolchain[];
-  vscodeExtensions: InventoryExtension[];
-  /** Things the inventory could not read (e.g. a binary rpm database). */
-  notes: string[];
-}
+import type { InventoryPackage, InventoryToolchain, InventoryExtension, Inventory, VersionChange, PackageChange, InventoryDiff } from '../protocol';
+export type { InventoryPackage, InventoryToolchain, InventoryExtension, Inventory, VersionChange, PackageChange, InventoryDiff };
 
 /** What the inventory reads from: a tree (absolute paths inside it). */
 export interface InventoryRoot {
@@ -509,28 +477,6 @@ export function bootModeFromPartitions(partitions: { type: string }[]): 'uefi' |
 
 // ---------------------------------------------------------------------------------------------
 // Differences
-
-export interface VersionChange {
-  name: string;
-  from: string;
-  to: string;
-  /** 'up' when `to` is newer (dpkg version order), 'down' for a downgrade. */
-  direction: 'up' | 'down' | 'same';
-}
-
-export interface PackageChange extends VersionChange {
-  manager: InventoryPackage['manager'];
-  arch?: string;
-}
-
-export interface InventoryDiff {
-  os: { before: Inventory['os'] | null; after: Inventory['os'] | null; changed: boolean };
-  kernel: { before: string | null; after: string | null; changed: boolean };
-  bootMode: { before: string | null; after: string | null; changed: boolean };
-  packages: { added: InventoryPackage[]; removed: InventoryPackage[]; upgraded: PackageChange[]; unchanged: number };
-  toolchains: { name: string; before: string | null; after: string | null }[];
-  vscodeExtensions: { added: InventoryExtension[]; removed: InventoryExtension[]; upgraded: (VersionChange & { id: string })[] };
-}
 
 const direction = (from: string, to: string): VersionChange['direction'] => {
   const c = compareVersions(to, from);

@@ -12,7 +12,7 @@ import { cleanup, seededBytes, sh, tmpDir } from '../helpers/disks';
 import { CLI, devsnap } from '../helpers/cli';
 import { hexId, syntheticManifest } from '../helpers/manifests';
 import { Repository } from '../../imaging/repo/repository';
-import { forgetOp, listOp } from '../../imaging/operations';
+import { forgetOp, listOp } from '../../imaging/ops/operations';
 import { DevsnapError } from '../../imaging/core/errors';
 import { damagedGroupText, damagedItemText } from '../../extension/snapshotModel';
 

@@ -135,6 +135,7 @@ test('CLI: ls, cat, inventory, restore-files --dry-run and changes through regis
     progressSink: () => () => undefined,
     log: () => undefined,
     signal: new AbortController().signal,
+    opContext: () => ({ log: () => undefined }),
   });
   const run = (args: string[]) => program.parseAsync(['node', 'devsnap', ...args, '--repo', repoDir]);
 

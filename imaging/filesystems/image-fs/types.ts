@@ -1,7 +1,7 @@
 // The read-only view of a filesystem inside a snapshot (or any ByteReader): one API for ext2/3/4 and FAT.
 import type { Readable } from 'stream';
-
-export type ImageFileType = 'file' | 'dir' | 'symlink' | 'other';
+import type { ImageFileType } from '../../protocol';
+export type { ImageFileType };
 
 /** lstat-like information about one entry. Times are milliseconds since the epoch (fractional: ns precision where the filesystem has it). */
 export interface ImageStat {

@@ -1,29 +1,29 @@
-// The engine's commands as functions: a typed request in (protocol.ts), a typed result out. The CLI
-// (imaging/cli.ts) parses its arguments into these requests and prints the results; the elevated
-// helper (imaging/helper/server.ts) receives the same requests over its channel. One
-// implementation, so the two cannot drift apart.
+// The engine's operations on repositories and disks as functions: a typed request in (protocol/),
+// a typed result out. registry.ts names them; the CLI, `devsnap serve` and the elevated helper all
+// run them from there, so they cannot drift apart.
 import * as path from 'path';
-import { DevsnapError } from './core/errors';
-import { Repository } from './repo/repository';
-import { Manifest, summarize } from './repo/manifest';
-import { lastKnown, resolveName } from './repo/catalog';
-import { takeSnapshot } from './snapshot/take';
-import { planSnapshot } from './capture/plan';
-import { planRestore, restoreSnapshot, RestorePlan } from './snapshot/restore';
-import { describeDamage, recordVerification, verifySnapshots } from './snapshot/verify';
-import { compareWithDisk } from './snapshot/verify-disk';
-import { inspectRepository } from './repo/check';
-import { applyPolicy, prune } from './snapshot/retention';
-import { listDisks } from './disk/disks';
-import { diffSnapshots } from './snapshot/diff';
-import { restoreFiles } from './files/file-restore';
-import { openSnapshotFs } from './files/open';
-import type { ProgressSink } from './core/progress';
+import { DevsnapError } from '../core/errors';
+import { Repository } from '../repo/repository';
+import { Manifest, summarize } from '../repo/manifest';
+import { lastKnown, resolveName } from '../repo/catalog';
+import { takeSnapshot } from '../snapshot/take';
+import { planSnapshot } from '../capture/plan';
+import { planRestore, restoreSnapshot, RestorePlan } from '../snapshot/restore';
+import { describeDamage, recordVerification, verifySnapshots } from '../snapshot/verify';
+import { compareWithDisk } from '../snapshot/verify-disk';
+import { inspectRepository } from '../repo/check';
+import { applyPolicy, prune } from '../snapshot/retention';
+import { listDisks } from '../disk/disks';
+import { diffSnapshots } from '../snapshot/diff';
+import { restoreFiles } from '../files/file-restore';
+import { openSnapshotFs } from '../files/open';
+import type { ProgressSink } from '../core/progress';
 import type {
   CheckOpResult, CheckRequest, DiffOpResult, DiffRequest, DisksResult, ForgetOpResult, ForgetRequest, LabelRequest, ListResult,
   PinRequest, PruneOpResult, PruneRequest, RepoRequest, RestoreEntry, RestoreFilesRequest, RestoreFilesResult, RestoreOpResult, RestoreRequest,
   PlanSnapshotRequest, ShowRequest, ShowResult, SnapshotOpResult, SnapshotPlan, SnapshotRefResult, SnapshotRequest, VerifyOpResult, VerifyRequest,
-} from './protocol';
+} from '../protocol';
+import { checkSnapshotPath } from '../protocol';
 
 export interface OpContext {
   signal?: AbortSignal;
@@ -98,14 +98,6 @@ export async function restoreOp(req: RestoreRequest, ctx: OpContext): Promise<Re
     }
     return restoreSnapshot(repo, { id: full, target: req.target, partition: req.partition, dryRun: req.dryRun, signal: ctx.signal, onProgress: ctx.onProgress, log: ctx.log });
   });
-}
-
-/** A path inside a snapshot's filesystem as restoreFiles takes it: absolute or relative to its root, never through '..'. */
-export function checkSnapshotPath(p: string): string | null {
-  if (typeof p !== 'string' || !p.length) return 'an empty path';
-  if (p.includes('\0')) return `a path with a NUL byte`;
-  if (p.split('/').includes('..')) return `${JSON.stringify(p)}: '..' is not allowed (give the path from the snapshot's root)`;
-  return null;
 }
 
 export async function restoreFilesOp(req: RestoreFilesRequest, ctx: OpContext): Promise<RestoreFilesResult> {

@@ -1,0 +1,161 @@
+// The extension's client of the user-mode engine service (`devsnap serve --stdio`, imaging/ops/serve.ts):
+// one process per window, started on the first call and started again on the next call if it died.
+// `call(op, params, {progress, token})` sends one operation (protocol/ops.ts) and checks its result
+// against the operation's schema, so nothing from the engine is used unchecked.
+//
+// No `vscode` import: the unit tests run this under plain node (CancellationLike is the subset of
+// vscode.CancellationToken it needs).
+import { ChildProcess, spawn } from 'child_process';
+import * as fs from 'fs';
+import { CancellationTokenSource, createMessageConnection, MessageConnection, ProgressType, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { check, ERROR_CODES, ErrorCode, ErrorInfo, OPS, OpName, OpParams, OpResult, PROTOCOL_VERSION, ProgressEvent, SERVICE_HELLO, SERVICE_LOG, SERVICE_OP_FAILED, ServiceLog } from '../imaging/protocol';
+import { ENGINE_ENV, ENGINE_NODE_ARGS } from '../imaging/runtime';
+import { CancellationLike, EngineError, LineSplitter, ProgressListener } from './engine';
+
+export interface EngineClientOptions {
+  /** Path of the engine bundle, e.g. <extensionPath>/dist/devsnap.js. */
+  cliPath: string;
+  /** The node to run it with: process.execPath (with ELECTRON_RUN_AS_NODE=1 in VS Code desktop). */
+  nodePath?: string;
+  /** Calls, the service's diagnostics and its exits (the output channel). */
+  log?: (line: string) => void;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface CallOptions {
+  progress?: ProgressListener;
+  token?: CancellationLike;
+}
+
+interface Service {
+  child: ChildProcess;
+  connection: MessageConnection;
+  ready: Promise<void>;
+  /** Rejects every pending call when the process ends. */
+  gone: Promise<never>;
+}
+
+const progressType = new ProgressType<ProgressEvent>();
+let nextToken = 1;
+
+export class EngineClient {
+  private service: Service | undefined;
+  private disposed = false;
+
+  constructor(private readonly opts: EngineClientOptions) {}
+
+  private log(line: string): void {
+    this.opts.log?.(line);
+  }
+
+  /** The process id of the running service (tests), or undefined. */
+  get pid(): number | undefined {
+    return this.service?.child.pid;
+  }
+
+  private start(): Service {
+    const cli = this.opts.cliPath;
+    if (!fs.existsSync(cli)) throw new EngineError('INTERNAL', `The devsnap engine is missing: ${cli} does not exist.`, 'Reinstall the extension, or run `npm run build` in a development checkout.');
+    const child = spawn(this.opts.nodePath ?? process.execPath, [...ENGINE_NODE_ARGS, cli, 'serve', '--stdio'], {
+      env: { ...process.env, ...this.opts.env, ...ENGINE_ENV, ELECTRON_RUN_AS_NODE: '1' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+      windowsHide: true,
+    });
+    const stderrTail: string[] = [];
+    const stderr = new LineSplitter((line) => {
+      stderrTail.push(line);
+      if (stderrTail.length > 20) stderrTail.shift();
+      this.log(`  [engine] ${line}`);
+    });
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (d: string) => stderr.push(d));
+    const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
+    connection.onNotification(SERVICE_LOG, (m: ServiceLog) => this.log(`  ${m.message}`));
+    const gone = new Promise<never>((_, reject) => {
+      const end = (why: string) => {
+        if (this.service?.child === child) this.service = undefined;
+        connection.dispose();
+        const tail = stderrTail.filter((l) => l.trim()).slice(-3).join(' | ');
+        reject(new EngineError('INTERNAL', `The devsnap engine stopped (${why}).`, tail ? `It said: ${tail}` : 'The next action starts it again; see the devsnap output channel.'));
+      };
+      child.on('error', (err) => end(`could not run: ${err.message}`));
+      child.on('exit', (code, signal) => {
+        stderr.flush();
+        if (!this.disposed) this.log(`engine service ${child.pid} exited (${signal ?? `code ${code}`})`);
+        end(signal ? `killed by ${signal}` : `exit code ${code}`);
+      });
+    });
+    gone.catch(() => undefined);
+    connection.listen();
+    const ready = (async () => {
+      const hello = (await Promise.race([connection.sendRequest(SERVICE_HELLO), gone])) as { protocol?: unknown };
+      if (hello?.protocol !== PROTOCOL_VERSION) {
+        child.kill();
+        throw new EngineError('INTERNAL', `The devsnap engine speaks protocol ${JSON.stringify(hello?.protocol)}, not ${PROTOCOL_VERSION}.`, 'Reinstall the extension, or rebuild a development checkout.');
+      }
+    })();
+    this.log(`engine service started (pid ${child.pid})`);
+    return { child, connection, ready, gone };
+  }
+
+  /** Runs one operation of the engine as the current user. */
+  async call<K extends OpName>(op: K, params: OpParams<K>, o: CallOptions = {}): Promise<OpResult<K>> {
+    if (this.disposed) throw new EngineError('CANCELLED', 'The devsnap engine has been shut down.');
+    if (o.token?.isCancellationRequested) throw new EngineError('CANCELLED', 'Cancelled.', 'Nothing was changed.');
+    const s = (this.service ??= this.start());
+    await s.ready;
+    const started = Date.now();
+    const progressToken = o.progress ? `p${nextToken++}` : undefined;
+    const progressSub = progressToken ? s.connection.onProgress(progressType, progressToken, (ev) => {
+      try {
+        o.progress!(ev);
+      } catch (err) {
+        this.log(`  (progress listener failed: ${(err as Error).message})`);
+      }
+    }) : undefined;
+    const cancel = new CancellationTokenSource();
+    const cancelSub = o.token?.onCancellationRequested(() => cancel.cancel());
+    try {
+      const raw = await Promise.race([s.connection.sendRequest(op, { params, ...(progressToken ? { progressToken } : {}) }, cancel.token), s.gone]);
+      const r = check(OPS[op].result, raw);
+      if (!r.ok) throw new EngineError('INTERNAL', `The devsnap engine answered "${op}" with a result that does not fit its schema: ${r.problem}.`, 'The extension and its engine may come from different versions: reinstall the extension.');
+      this.log(`${op}: ${Date.now() - started} ms`);
+      return r.value as OpResult<K>;
+    } catch (err) {
+      // A write to a service that is dying (EPIPE): report why it ended, not the symptom.
+      const answered = (err instanceof ResponseError && err.code === SERVICE_OP_FAILED) || err instanceof EngineError;
+      const cause = answered ? err : await Promise.race([s.gone.catch((x: unknown) => x), delay(1000).then(() => err)]);
+      const e = toEngineError(cause);
+      this.log(`${op}: error ${e.code}: ${e.toUserMessage()}`);
+      throw e;
+    } finally {
+      progressSub?.dispose();
+      cancelSub?.dispose();
+      cancel.dispose();
+    }
+  }
+
+  /** Ends the service (its stdin closes; it stops at a safe point). */
+  dispose(): void {
+    this.disposed = true;
+    const s = this.service;
+    this.service = undefined;
+    if (!s) return;
+    s.connection.dispose();
+    s.child.stdin?.end();
+    setTimeout(() => s.child.kill(), 5000).unref();
+  }
+}
+
+const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+function toEngineError(err: unknown): EngineError {
+  if (err instanceof EngineError) return err;
+  if (err instanceof ResponseError) {
+    const r = check(ErrorInfo, err.data);
+    if (r.ok) return new EngineError(r.value.code, r.value.message, r.value.hint);
+    const code: ErrorCode = ERROR_CODES.includes(err.data?.code) ? err.data.code : 'INTERNAL';
+    return new EngineError(code, err.message);
+  }
+  return new EngineError('INTERNAL', `The devsnap engine failed: ${(err as Error)?.message ?? err}`);
+}

@@ -1,0 +1,87 @@
+// The elevated helper's channel (imaging/helper/, extension/helperClient.ts; security model in
+// imaging/helper/README.md). Frames: a 4-byte big-endian length, then that many bytes of UTF-8
+// JSON, at most HELPER_MAX_MESSAGE. Every message carries `v: PROTOCOL_VERSION`.
+//
+// Handshake (the extension listens, the helper connects; `secret` is the one-time secret):
+//   helper    → { v, type: 'hello', nonce: Nh, pid, uid }
+//   extension → { v, type: 'challenge', nonce: Ne, mac: HMAC(secret, 'devsnap-extension\0' Nh '\0' Ne) }
+//   helper    → { v, type: 'auth', mac: HMAC(secret, 'devsnap-helper\0' Ne '\0' Nh) }   (after checking mac)
+//   extension → { v, type: 'ready' }                                                        (after checking mac)
+// Neither side sends the secret. Then the extension sends requests; the helper answers each with
+// 'progress' events, 'log' lines and finally one 'result' or 'error' carrying the request's id.
+import * as v from 'valibot';
+import { absolutePath, bool, ErrorInfo, ProgressEvent } from './common';
+import { OPS, OpParams, OpResult } from './ops';
+
+export const HELPER_MAX_MESSAGE = 1 << 20;
+
+/**
+ * The operations the helper serves: the engine's own, with paths that must be absolute and the
+ * helper's extra safety switches (imaging/helper/README.md). Looking inside snapshots (inventory,
+ * listDir, readFile, changes) stays in the user's own engine process: it needs no root.
+ */
+const allowRootRepository = v.optional(bool()); // accept a repository folder owned by root (default: only folders the requesting user owns)
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function withRepo<E extends v.ObjectEntries, X extends v.ObjectEntries = {}>(params: v.StrictObjectSchema<E, any>, extra?: X) {
+  return v.strictObject({ ...params.entries, repo: absolutePath(), allowRootRepository, ...(extra ?? ({} as X)) });
+}
+
+export const HELPER_PARAMS = {
+  listDisks: OPS.listDisks.params,
+  listSnapshots: withRepo(OPS.listSnapshots.params),
+  show: withRepo(OPS.show.params),
+  snapshot: withRepo(OPS.snapshot.params, { source: absolutePath() }),
+  planSnapshot: withRepo(OPS.planSnapshot.params, { source: absolutePath() }),
+  restore: withRepo(OPS.restore.params, {
+    target: absolutePath(),
+    /** The user confirmed overwriting the target (required unless dryRun). */
+    confirmed: v.optional(bool()),
+    /** Asked explicitly to overwrite the running system's disk: still refused while it runs. */
+    allowSystemDisk: v.optional(bool()),
+  }),
+  verify: withRepo(v.omit(OPS.verify.params, ['against'])), // comparing with a disk: not through the helper yet
+  check: withRepo(OPS.check.params),
+  diff: withRepo(OPS.diff.params),
+  forget: withRepo(OPS.forget.params),
+  prune: withRepo(OPS.prune.params),
+  label: withRepo(OPS.label.params),
+  pin: withRepo(OPS.pin.params),
+  /**
+   * Restores files of a snapshot into a folder of the user, or in place (inPlace) below a folder
+   * such as '/': a folder the user does not own is accepted only for an in-place restore, and a
+   * real (not dry-run) one only with `confirmed`. Without `deep`: the helper compares by size,
+   * mode and mtime only, so it never reads root's files for the user.
+   */
+  restoreFiles: withRepo(v.omit(OPS.restoreFiles.params, ['deep']), {
+    target: absolutePath(),
+    /** The user confirmed restoring in place (required for a real in-place restore into a folder the user does not own). */
+    confirmed: v.optional(bool()),
+  }),
+};
+
+export type HelperOpName = keyof typeof HELPER_PARAMS;
+export type HelperParams<K extends HelperOpName> = v.InferOutput<(typeof HELPER_PARAMS)[K]>;
+/** Every request the helper serves: its parameters and its result (the engine's). */
+export type HelperOps = { [K in HelperOpName]: { params: HelperParams<K>; result: OpResult<K> } };
+export type HelperOpRequest = { [K in HelperOpName]: { v: number; id: string; type: K } & HelperParams<K> }[HelperOpName];
+/** Stop the request `target` at a safe point (it then ends with a CANCELLED error). */
+export interface HelperCancel { v: number; id: string; type: 'cancel'; target: string }
+/** Stop everything at a safe point and exit. */
+export interface HelperShutdown { v: number; id: string; type: 'shutdown' }
+export type HelperRequest = HelperOpRequest | HelperCancel | HelperShutdown;
+export type { OpParams };
+
+export type HelperHandshake =
+  | { v: number; type: 'hello'; nonce: string; pid: number; uid: number }
+  | { v: number; type: 'challenge'; nonce: string; mac: string }
+  | { v: number; type: 'auth'; mac: string }
+  | { v: number; type: 'ready' };
+
+export type HelperEvent =
+  | { v: number; type: 'progress'; id: string; event: ProgressEvent }
+  | { v: number; type: 'log'; id?: string; message: string }
+  | { v: number; type: 'result'; id: string; result: unknown }
+  /** id null: a message that could not be tied to a request (malformed, oversized, ...). */
+  | { v: number; type: 'error'; id: string | null; error: ErrorInfo }
+  /** The helper is about to exit (idle, shutdown, client gone). */
+  | { v: number; type: 'bye'; reason: string };
