@@ -6,47 +6,20 @@
 // Anything that does not hold makes readExtState answer null and blocksToReread throw: the caller then
 // reads everything, which is always safe.
 
-import { hasSuperBackup } from './superblock';
 import {
-  BG_INODE_UNINIT, ExtDamage, INCOMPAT_MMP, INCOMPAT_RECOVER, RO_COMPAT_ORPHAN_PRESENT, fileAcl, fingerprint, inodeChecksumOk,
-  inodeLocation, openExtFs, readRawInode, readRuns, walkInode, words, type ExtFs,
+  BG_INODE_UNINIT, ExtDamage, fileAcl, fingerprint, openExtFs, readRawInode, readRuns, walkInode, words, type ExtFs,
 } from './inodes';
 import { crc32cRaw } from '../checksums';
 import { countBits } from '../bitmap';
 import { endianness } from 'os';
 import type { ByteReader } from '../types';
+import { layoutKey } from './layout';
+import { RunList } from './run-list';
+import type { ExtState } from './state-types';
 
-/** One filesystem's state at a moment: identity, geometry, and a fingerprint per in-use inode. */
-export interface ExtState {
-  uuid: string; blockSize: number; blocksCount: number; inodesCount: number; inodeSize: number;
-  groupCount: number; firstDataBlock: number;
-  /** compat/incompat/ro_compat feature words and anything else geometry-defining, joined: equal strings = same layout. */
-  layoutKey: string;
-  /** Proof-of-history fields from the superblock: s_mnt_count, s_lastcheck, s_state, s_kbytes_written, s_wtime. */
-  mountCount: number; lastCheck: number; state: number; kbytesWritten: number; writeTime: number;
-  /** True when inodes carry nanosecond timestamps (inode size > 128 with extra_isize covering the time fields). */
-  fineTimestamps: boolean;
-  /** Journal: inode number (0 = none) and whether the journal is empty (jbd2 superblock s_start == 0 and no needs_recovery flag in the fs superblock). */
-  journalInode: number; journalClean: boolean;
-  /** In-use inodes (per the inode bitmaps; groups flagged INODE_UNINIT have none), ascending. */
-  inos: Uint32Array;
-  /** 64-bit fingerprint of each in-use inode's raw bytes excluding i_atime, i_atime_extra, i_checksum_lo/hi: prints[2i], prints[2i+1] for inos[i]. */
-  prints: Uint32Array;
-  /** Every distinct xattr block (i_file_acl) of an in-use inode, ascending. */
-  xattrBlocks: Float64Array;
-}
-
-/** Block runs [firstBlock, count] (filesystem blocks, sorted, merged, within the fs). */
-export type BlockRuns = Array<[number, number]>;
-
-export interface Reread {
-  /** Global metadata: superblocks and descriptor tables (reserved GDT included), bitmaps, the inode-table blocks of in-use inodes, the MMP block, xattr blocks, special inodes' blocks. */
-  metadata: BlockRuns;
-  /** Every block of each changed inode: mapping blocks and mapped data blocks (uninitialized extents included). */
-  changed: BlockRuns;
-  /** The journal inode's first block (the jbd2 superblock), and the rest of its blocks (log and mapping). */
-  journalSuper: BlockRuns; journalLog: BlockRuns;
-}
+// What moved to the modules above stays importable from here.
+export type { BlockRuns, ExtState, Reread } from './state-types';
+export { blocksToReread } from './reread';
 
 const JBD2_MAGIC = 0xc03b3998;
 const EXT4_ERROR_FS = 0x2;
@@ -211,43 +184,6 @@ async function journalState(fs: ExtFs): Promise<{ journalClean: boolean }> {
   return { journalClean: !s.needsRecovery && jsb.readUInt32BE(0x1c) === 0 };
 }
 
-/** Reserved inodes (except the journal), the quota inodes and the orphan file: always read again. */
-function specialInodes(fs: ExtFs): number[] {
-  const sb = fs.sb;
-  const list = new Set<number>();
-  for (let i = 1; i < fs.firstIno; i++) list.add(i);
-  for (const off of [0x240, 0x244, 0x26c, 0x280]) {
-    const ino = sb.readUInt32LE(off);
-    if (ino) list.add(ino);
-  }
-  list.delete(fs.s.journalInode);
-  for (const ino of list) if (ino > fs.s.inodesCount) throw new ExtDamage(`special inode ${ino} is past the last inode`);
-  return [...list].sort((a, b) => a - b);
-}
-
-/** Everything that decides where things live: equal keys, same layout. */
-function layoutKey(fs: ExtFs): string {
-  const { s, sb } = fs;
-  let loc = 0xffffffff;
-  const le = Buffer.alloc(24);
-  for (const gd of fs.groups) {
-    le.writeDoubleLE(gd.blockBitmap, 0);
-    le.writeDoubleLE(gd.inodeBitmap, 8);
-    le.writeDoubleLE(gd.inodeTable, 16);
-    loc = crc32cRaw(loc, le);
-  }
-  return [
-    s.blockSize, s.blocksPerGroup, s.inodesPerGroup, s.inodeSize, s.descSize, s.reservedGdtBlocks, s.logGroupsPerFlex, s.revLevel,
-    s.backupBgs.join('/'), `c${s.compat.toString(16)}`, `i${(s.incompat & ~INCOMPAT_RECOVER).toString(16)}`,
-    `r${(s.roCompat & ~RO_COMPAT_ORPHAN_PRESENT).toString(16)}`, fs.firstIno, s.journalInode,
-    ...[0x240, 0x244, 0x26c, 0x280].map((o) => sb.readUInt32LE(o)), mmpBlock(fs), `g${loc.toString(16)}`,
-  ].join(':');
-}
-
-function mmpBlock(fs: ExtFs): number {
-  return fs.s.incompat & INCOMPAT_MMP ? fs.sb.readUInt32LE(0x168) + fs.sb.readUInt32LE(0x16c) * 2 ** 32 : 0;
-}
-
 /** Why two states cannot be compared, or null if they can. */
 export function incomparable(before: ExtState, after: ExtState, opts: { sameRun?: boolean } = {}): string | null {
   if (before.uuid !== after.uuid) return `the filesystem UUID changed (${before.uuid} → ${after.uuid}): another filesystem, or tune2fs -U`;
@@ -280,132 +216,4 @@ export function changedInodes(before: ExtState, after: ExtState): Uint32Array {
     if (!same) out[n++] = ino;
   }
   return out.slice(0, n);
-}
-
-/** What to read again on `p` (now in state `after`); throws an Error saying what did not hold. */
-export async function blocksToReread(p: ByteReader, after: ExtState, changed: Uint32Array, alsoInUse?: Uint32Array): Promise<Reread> {
-  try {
-    return await reread(p, after, changed, alsoInUse ?? new Uint32Array(0));
-  } catch (e) {
-    if (e instanceof ExtDamage || e instanceof RangeError) throw new Error(`ext change scan: ${e.message}`);
-    throw e;
-  }
-}
-
-async function reread(p: ByteReader, after: ExtState, changed: Uint32Array, alsoInUse: Uint32Array): Promise<Reread> {
-  if (!(after.xattrBlocks instanceof Float64Array)) throw new ExtDamage('the state has no xattr block list (not made by readExtState)');
-  const fs = await openExtFs(p);
-  if (typeof fs === 'string') throw new ExtDamage(`the filesystem cannot be followed: ${fs}`);
-  const { s } = fs;
-  if (s.uuid !== after.uuid || s.blocksCount !== after.blocksCount || s.inodesCount !== after.inodesCount || layoutKey(fs) !== after.layoutKey) {
-    throw new ExtDamage('the filesystem is not the one (or no longer laid out as) the state describes');
-  }
-  const meta = new RunList();
-  const groupStart = (g: number) => s.firstDataBlock + g * s.blocksPerGroup;
-  const sbAndGdt = 1 + s.gdtBlocks + s.reservedGdtBlocks;
-  meta.add(0, s.firstDataBlock + sbAndGdt);
-  for (let g = 1; g < s.groupCount; g++) if (hasSuperBackup(s, g)) meta.add(groupStart(g), Math.min(sbAndGdt, s.blocksCount - groupStart(g)));
-  for (const gd of fs.groups) {
-    meta.add(gd.blockBitmap, 1);
-    meta.add(gd.inodeBitmap, 1);
-  }
-  // Inode-table blocks of inodes in use now or earlier (a freed inode's slot changed too).
-  for (let i = 0, j = 0; i < after.inos.length || j < alsoInUse.length; ) {
-    const a = i < after.inos.length ? after.inos[i] : Infinity;
-    const b = j < alsoInUse.length ? alsoInUse[j] : Infinity;
-    const ino = Math.min(a, b);
-    if (a === ino) i++;
-    if (b === ino) j++;
-    meta.add(inodeLocation(fs, ino).block, 1);
-  }
-  const mmp = mmpBlock(fs);
-  if (mmp) {
-    if (mmp <= s.firstDataBlock || mmp >= s.blocksCount) throw new ExtDamage(`the MMP block ${mmp} is outside the filesystem`);
-    meta.add(mmp, 1);
-  }
-  for (const b of after.xattrBlocks) meta.add(b, 1);
-  const metaSink = { data: (_l: number, pblk: number, len: number) => meta.add(pblk, len), map: (pblk: number) => meta.add(pblk, 1) };
-  for (const ino of specialInodes(fs)) await walkInode(fs, ino, await readRawInode(fs, ino), metaSink);
-
-  const jSuper = new RunList();
-  const jLog = new RunList();
-  if (s.journalInode) {
-    await walkInode(fs, s.journalInode, await readRawInode(fs, s.journalInode), {
-      data: (lblk, pblk, len) => {
-        if (lblk === 0) { jSuper.add(pblk, 1); jLog.add(pblk + 1, len - 1); } else jLog.add(pblk, len);
-      },
-      map: (pblk) => jLog.add(pblk, 1),
-    });
-  }
-  return { metadata: meta.toRuns(), changed: await changedBlocks(fs, changed), journalSuper: jSuper.toRuns(), journalLog: jLog.toRuns() };
-}
-
-/** Every block of each changed inode, its raw inode read again (in batches of table blocks) from `p`. */
-async function changedBlocks(fs: ExtFs, changed: Uint32Array): Promise<BlockRuns> {
-  const out = new RunList();
-  const sink = { data: (_l: number, pblk: number, len: number) => out.add(pblk, len), map: (pblk: number) => out.add(pblk, 1) };
-  // One run per table block; first[r]..first[r+1] are its changed inodes.
-  const starts: number[] = [];
-  const first: number[] = [];
-  for (let i = 0; i < changed.length; i++) {
-    if (i && changed[i] <= changed[i - 1]) throw new ExtDamage('the changed inode list is not ascending');
-    const blk = inodeLocation(fs, changed[i]).block;
-    if (!starts.length || starts[starts.length - 1] !== blk) { starts.push(blk); first.push(i); }
-  }
-  first.push(changed.length);
-  await readRuns(fs.p, fs.s.blockSize, starts, starts.map(() => 1), async (r, bytes) => {
-    for (let i = first[r]; i < first[r + 1]; i++) {
-      const ino = changed[i];
-      if (ino === fs.s.journalInode) continue; // in journalSuper/journalLog
-      const at = inodeLocation(fs, ino).offset;
-      const raw = bytes.subarray(at, at + fs.s.inodeSize);
-      if (!inodeChecksumOk(fs, ino, raw)) throw new ExtDamage(`inode ${ino} fails its checksum`);
-      await walkInode(fs, ino, raw, sink);
-    }
-  });
-  return out.toRuns();
-}
-
-/** Block runs collected in any order; toRuns() sorts and merges them. */
-class RunList {
-  private starts = new Float64Array(256);
-  private ends = new Float64Array(256);
-  private n = 0;
-
-  add(start: number, count: number): void {
-    if (!(count > 0)) return;
-    const end = start + count;
-    const last = this.n - 1;
-    // Most runs arrive in order: extend the last one in place.
-    if (last >= 0 && start >= this.starts[last] && start <= this.ends[last]) {
-      if (end > this.ends[last]) this.ends[last] = end;
-      return;
-    }
-    if (this.n === this.starts.length) {
-      const grow = (a: Float64Array) => { const b = new Float64Array(a.length * 2); b.set(a); return b; };
-      this.starts = grow(this.starts);
-      this.ends = grow(this.ends);
-    }
-    this.starts[this.n] = start;
-    this.ends[this.n++] = end;
-  }
-
-  toRuns(): BlockRuns {
-    const order = new Uint32Array(this.n);
-    for (let i = 0; i < this.n; i++) order[i] = i;
-    order.sort((a, b) => this.starts[a] - this.starts[b]);
-    const out: Array<[number, number]> = [];
-    let s = -1;
-    let e = -1;
-    for (const i of order) {
-      if (s >= 0 && this.starts[i] <= e) e = Math.max(e, this.ends[i]);
-      else {
-        if (s >= 0) out.push([s, e - s]);
-        s = this.starts[i];
-        e = this.ends[i];
-      }
-    }
-    if (s >= 0) out.push([s, e - s]);
-    return out;
-  }
 }

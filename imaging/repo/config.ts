@@ -1,0 +1,234 @@
+// A repository's config.json (see imaging/FORMAT.md): its settings, checked on init and on every open,
+// sealed under the repository key when encrypted, and rewritten (upgraded, or a damaged key copy repaired).
+import * as fs from 'fs';
+import * as path from 'path';
+import * as crypto from 'crypto';
+import { DevsnapError, toDevsnapError } from '../core/errors';
+import { exists, mkdirPrivate, writeFileAtomic } from '../core/fsutil';
+import { EncryptionConfig, RepoCipher } from './crypto';
+import { MAX_CHUNK_SIZE } from './manifest';
+
+export interface RepoConfig {
+  format: 'devsnap-repo';
+  /** 1: unencrypted, or encrypted by a devsnap before sealed settings; 2: encrypted with sealed settings. */
+  version: 1 | 2;
+  id: string;
+  created: string;
+  chunkSize: number;
+  packSize: number;
+  compression: { algorithm: 'zstd'; level: number };
+  chunkHash: 'sha256' | 'hmac-sha256';
+  encryption: EncryptionConfig | null;
+  /** Encrypted repositories: every other setting (see sealedSettings), sealed under the repository key. */
+  sealed?: string;
+}
+
+export interface InitOptions {
+  chunkSize?: number;
+  packSize?: number;
+  level?: number;
+  password?: string;
+}
+
+export type Logger = (message: string) => void;
+
+/** The magic in front of sealed (encrypted) manifests and summaries. */
+export const ENCRYPTED_MAGIC = Buffer.from('DSENC1\n');
+export const DEFAULT_CHUNK_SIZE = 1 << 20;
+const CONFIG_HINT = 'Put back config.json from another copy of this repository (a second backup drive, a sync); if you did not change it, someone or something with write access to the repository did. Do not write to the repository until then.';
+
+/** Why a config's plain settings are implausible (named by field), or null. Checked on init and on every open. */
+function settingsProblem(c: RepoConfig): string | null {
+  const int = (v: unknown, lo: number, hi: number) => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
+  if (typeof c.id !== 'string' || !/^[0-9a-f]{32}$/.test(c.id)) return `id is ${JSON.stringify(c.id)} (expected 32 hex digits)`;
+  if (!int(c.chunkSize, 512, MAX_CHUNK_SIZE)) return `chunkSize is ${JSON.stringify(c.chunkSize)} (expected 512 bytes to ${MAX_CHUNK_SIZE >> 20} MiB)`;
+  if (!int(c.packSize, 4 << 10, 2 ** 34)) return `packSize is ${JSON.stringify(c.packSize)} (expected 4 KiB to 16 GiB)`;
+  if (!c.compression || c.compression.algorithm !== 'zstd' || !int(c.compression.level, -7, 22)) return `compression is ${JSON.stringify(c.compression)} (expected zstd, level -7 to 22)`;
+  if (c.chunkHash !== (c.encryption ? 'hmac-sha256' : 'sha256')) return `chunkHash is ${JSON.stringify(c.chunkHash)}, but the repository is ${c.encryption ? '' : 'not '}encrypted`;
+  return null;
+}
+
+/** JSON with object keys sorted: one text for one value, whatever order a writer used. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v).sort().filter((k) => (v as Record<string, unknown>)[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/**
+ * What `sealed` authenticates: every setting except the seal itself and the key copies, which
+ * their own checksums and AES-GCM tags protect (a damaged key copy is then repaired, not "tampered").
+ */
+function sealedSettings(c: RepoConfig): Record<string, unknown> {
+  const { sealed: _sealed, encryption, ...rest } = c;
+  return { ...rest, encryption: encryption ? { kdf: encryption.kdf } : null };
+}
+
+/** The settings that differ from their sealed copy, for the user: `chunkSize is 4096 in config.json but 1048576 sealed`. */
+function settingsChanges(c: RepoConfig, cipher: RepoCipher): string[] {
+  if (typeof c.sealed !== 'string') return ['its sealed copy of the settings is missing'];
+  const plain = cipher.openConfig(c.sealed);
+  let sealed: Record<string, unknown>;
+  try {
+    if (!plain) throw new Error('unauthenticated');
+    sealed = JSON.parse(plain.toString('utf8'));
+  } catch {
+    return ['its sealed copy of the settings does not authenticate'];
+  }
+  const now = sealedSettings(c) as Record<string, unknown>;
+  return [...new Set([...Object.keys(sealed), ...Object.keys(now)])]
+    .filter((k) => canonical(sealed[k]) !== canonical(now[k]))
+    .map((k) => `${k} is ${now[k] === undefined ? 'missing' : canonical(now[k])} in config.json but ${sealed[k] === undefined ? 'absent' : canonical(sealed[k])} sealed`);
+}
+
+/**
+ * Signs of an encrypted repository in one whose config.json says it is not: config.json was edited
+ * (a downgrade to plaintext by anyone who can write the repository), and writing to it would store
+ * the owner's data unencrypted.
+ */
+async function encryptionMarkers(dir: string, c: RepoConfig): Promise<string[]> {
+  const out: string[] = [];
+  if (c.version === 2) out.push('its format version 2 is that of encrypted repositories');
+  if (c.sealed !== undefined) out.push('it carries sealed settings');
+  if (c.chunkHash === 'hmac-sha256') out.push('its chunk ids are keyed (hmac-sha256)');
+  let names: string[] = [];
+  try {
+    names = (await fs.promises.readdir(path.join(dir, 'snapshots'))).filter((n) => /^[0-9a-f]{16}\.json$/.test(n));
+  } catch {
+    /* no snapshots folder: nothing to look at; later steps report it */
+  }
+  // Every open of an unencrypted repository does this: synchronous reads of 7 bytes take ~30 ms
+  // for 1,000 manifests where promise-based ones take ~10 times as long.
+  const head = Buffer.alloc(ENCRYPTED_MAGIC.length);
+  for (const n of names) {
+    let fd: number;
+    try {
+      fd = fs.openSync(path.join(dir, 'snapshots', n), 'r');
+    } catch {
+      continue; // unreadable: listing reports it
+    }
+    try {
+      if (fs.readSync(fd, head, 0, head.length, 0) === head.length && head.equals(ENCRYPTED_MAGIC)) {
+        out.push(`snapshot ${n.slice(0, -5)} is sealed (encrypted)`);
+        break;
+      }
+    } catch {
+      /* unreadable: listing reports it */
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  return out;
+}
+
+/** Creates the folders and config.json of a new repository in `dir` (absolute): its settings and cipher. */
+export async function initConfig(dir: string, opts: InitOptions): Promise<{ config: RepoConfig; cipher: RepoCipher }> {
+  if (await exists(path.join(dir, 'config.json'))) throw new DevsnapError('REPO_EXISTS', `${dir} already holds a devsnap repository.`);
+  if ((await exists(dir)) && (await fs.promises.readdir(dir)).length > 0) {
+    throw new DevsnapError('USAGE', `${dir} is not empty and is not a devsnap repository.`, 'Choose an empty or new folder for the repository.');
+  }
+  const enc = opts.password ? RepoCipher.create(opts.password) : null;
+  const config: RepoConfig = {
+    format: 'devsnap-repo',
+    version: enc ? 2 : 1,
+    id: crypto.randomBytes(16).toString('hex'),
+    created: new Date().toISOString(),
+    chunkSize: opts.chunkSize ?? DEFAULT_CHUNK_SIZE,
+    packSize: opts.packSize ?? 32 << 20,
+    compression: { algorithm: 'zstd', level: opts.level ?? 3 },
+    chunkHash: enc ? 'hmac-sha256' : 'sha256',
+    encryption: enc?.config ?? null,
+  };
+  const problem = settingsProblem(config);
+  if (problem) throw new DevsnapError('USAGE', `Cannot create a repository: ${problem}.`);
+  if (enc) config.sealed = enc.cipher.sealConfig(Buffer.from(canonical(sealedSettings(config))));
+  try {
+    for (const sub of ['', 'data', 'index', 'snapshots', 'locks']) await mkdirPrivate(path.join(dir, sub));
+    await fs.promises.chmod(dir, 0o700);
+    await writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  } catch (err) {
+    throw toDevsnapError(err, `the repository folder ${dir}`);
+  }
+  return { config, cipher: enc?.cipher ?? RepoCipher.plain() };
+}
+
+/**
+ * Reads and checks the config.json of the repository in `dir` (absolute): its settings, its cipher, and
+ * whether config.json is to be rewritten under the next exclusive lock (an older format to upgrade, or
+ * a damaged key copy to repair).
+ */
+export async function openConfig(dir: string, opts: { password?: string }, log: Logger): Promise<{ config: RepoConfig; cipher: RepoCipher; rewrite: 'upgrade' | 'repair' | null }> {
+  let text: string;
+  try {
+    text = await fs.promises.readFile(path.join(dir, 'config.json'), 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ENOENT') {
+      throw new DevsnapError('NO_REPO', `${dir} is not a devsnap repository (no config.json).`, 'Check --repo / DEVSNAP_REPO, or take a first snapshot there to create one.');
+    }
+    throw toDevsnapError(err, `the repository ${dir}`);
+  }
+  let config: RepoConfig;
+  try {
+    config = JSON.parse(text);
+  } catch {
+    throw new DevsnapError('DAMAGED', `The repository's config.json in ${dir} is corrupt.`, CONFIG_HINT);
+  }
+  if (!config || typeof config !== 'object' || config.format !== 'devsnap-repo') throw new DevsnapError('NO_REPO', `${dir} is not a devsnap repository.`);
+  if (config.version !== 1 && config.version !== 2) throw new DevsnapError('NO_REPO', `Repository format version ${config.version} is not supported by this devsnap.`, 'Update devsnap.');
+  const where = path.join(dir, 'config.json');
+  const problem = settingsProblem(config);
+  if (!config.encryption) {
+    // Nothing to authenticate with: refuse what only a downgraded encrypted repository shows, and a
+    // password, which says the user expects encryption. Plaintext is never written where it was not.
+    const markers = await encryptionMarkers(dir, config);
+    if (markers.length) {
+      throw new DevsnapError('DAMAGED', `${where} says the repository is not encrypted, but ${markers.join('; ')}: config.json was changed (tampered with or damaged). devsnap will neither read nor write it as unencrypted.`, CONFIG_HINT);
+    }
+    if (opts.password) { // an empty one is none, as for encrypted repositories
+      throw new DevsnapError('USAGE', `The repository ${dir} is not encrypted, but a password was given (DEVSNAP_PASSWORD or --password-file); devsnap refuses rather than store snapshots unencrypted.`,
+        'If this repository was created without --encrypt, run without a password. If it was encrypted, someone changed its config.json: do not use it; put back config.json from another copy of the repository.');
+    }
+    if (problem) throw new DevsnapError('DAMAGED', `${where} is damaged: ${problem}.`, CONFIG_HINT);
+    return { config, cipher: RepoCipher.plain(), rewrite: null };
+  }
+  const belongs = (c: RepoCipher) => typeof config.sealed === 'string' && c.openConfig(config.sealed) !== null;
+  const { cipher, legacy, damaged } = RepoCipher.open(config.encryption, opts.password, where, belongs);
+  // A key of the sealed format, or a seal present, means the settings must match it; only a
+  // repository of an earlier devsnap (bare key, version 1, no seal) has nothing to compare with.
+  const changes = !legacy || config.version !== 1 || config.sealed !== undefined ? settingsChanges(config, cipher) : [];
+  if (changes.length) {
+    throw new DevsnapError('DAMAGED', `${where} was changed after devsnap wrote it (tampered with or damaged): ${changes.join('; ')}. devsnap will not use the repository with these settings.`,
+      'If you did not change it, someone or something with write access to the repository did. Set those values back as sealed (or put back config.json from another copy of the repository), then run `devsnap check`.');
+  }
+  if (problem) throw new DevsnapError('DAMAGED', `${where} is damaged: ${problem}.`, CONFIG_HINT);
+  if (damaged.length) {
+    log(`The repository key in ${where} has a damaged copy (${damaged.join('; ')}); the intact copy was used. The next command that writes to the repository (snapshot, label, pin, forget, prune) repairs it.`);
+    return { config, cipher, rewrite: 'repair' };
+  }
+  if (legacy) {
+    log(`${where} is from an earlier devsnap: its settings are not yet authenticated and its key has no second copy. The next command that writes to the repository (snapshot, label, pin, forget, prune) upgrades it.`);
+    return { config, cipher, rewrite: 'upgrade' };
+  }
+  return { config, cipher, rewrite: null };
+}
+
+/**
+ * Writes config.json anew: fresh key copies with checksums, and the settings sealed (format version 2).
+ * Updates `config` in place and returns true when written; false (logged) when it could not be.
+ */
+export async function rewriteConfigFile(dir: string, config: RepoConfig, cipher: RepoCipher, why: 'upgrade' | 'repair' | null, log: Logger): Promise<boolean> {
+  const next: RepoConfig = { ...config, version: 2, encryption: cipher.wrapKey(), sealed: undefined };
+  next.sealed = cipher.sealConfig(Buffer.from(canonical(sealedSettings(next))));
+  try {
+    await writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(next, null, 2) + '\n');
+  } catch (err) {
+    log(`Could not rewrite config.json (${toDevsnapError(err, 'config.json').message}); it keeps working as it is and is rewritten next time.`);
+    return false;
+  }
+  Object.assign(config, next);
+  log(why === 'repair' ? 'Repaired the damaged copy of the repository key in config.json.' : 'Upgraded config.json: its settings are now authenticated and its key is stored twice.');
+  return true;
+}
