@@ -1,6 +1,6 @@
 // The messages between the compare & restore panel (webview-ui/, runs in the webview) and the
 // extension (extension/panel/). Defined once here and imported by both sides. Only `import type`
-// from the engine (erased at build time), so nothing of node's world ends up in the webview bundle.
+// from imaging/protocol (erased at build time), so nothing of node's world ends up in the webview bundle.
 //
 // Flow:
 //   webview → 'ready' (after load and after every hide/show: the webview is rebuilt from its saved
@@ -10,10 +10,7 @@
 //   webview → 'planRestoreFiles' → host runs a dry run → 'restorePlan' → webview shows it →
 //             'confirmRestoreFiles' {planId} → 'restoreProgress'… → 'restoreDone' | 'restoreFailed'.
 //   'restoreDisk' / 'recoveryCommand' hand over to the extension's restore command and editors.
-import type { ChangeKind, DiffTotals, DirectorySummary, FileChange } from '../imaging/files/file-diff';
-import type { RestoreAction, RestoreEntry } from '../imaging/files/file-restore';
-import type { InventoryDiff } from '../imaging/inventory/inventory';
-import type { SnapshotSummary } from '../imaging/protocol';
+import type { ChangeKind, DiffTotals, DirectorySummary, FileChange, InventoryDiff, RestoreAction, RestoreEntry, SnapshotSummary } from '../imaging/protocol';
 
 export type { ChangeKind, DiffTotals, DirectorySummary, FileChange, InventoryDiff, RestoreAction, RestoreEntry };
 

@@ -11,3 +11,4 @@ export * from './files';
 export * from './ops';
 export * from './helper';
 export * from './service';
+export * from './format';
