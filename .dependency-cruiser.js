@@ -1,5 +1,6 @@
 // The layers of imaging/ (README, Development): each imports only from the layers before it, and the
-// engine never imports the extension, the webview or vscode. `npm run check:layers` (part of `npm test`).
+// engine never imports the extension, the webview or vscode; the webview imports only imaging/protocol.
+// `npm run check:layers` (part of `npm test`).
 'use strict';
 
 const LAYERS = [
@@ -37,6 +38,15 @@ module.exports = {
       severity: 'error',
       from: { path: '^imaging/' },
       to: { path: '^(extension|webview-ui)/|^vscode$|^node_modules/@types/vscode/' },
+    },
+    {
+      name: 'webview-protocol-only',
+      comment:
+        'the webview (a browser frame) imports from outside webview-ui/ only imaging/protocol/ (schemas, types, pure display helpers) and valibot: ' +
+        'the rest of the engine, the extension and node modules have no place in its bundle (webview-ui/tsconfig.json has no node types either)',
+      severity: 'error',
+      from: { path: '^webview-ui/' },
+      to: { pathNot: '^(webview-ui/|imaging/protocol/|node_modules/valibot/)' },
     },
     {
       name: 'no-circular',
