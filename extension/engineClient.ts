@@ -105,6 +105,7 @@ export class EngineClient {
     const s = (this.service ??= this.start());
     await s.ready;
     const started = Date.now();
+    this.log(`→ ${describeCall(op, params)}`);
     const progressToken = o.progress ? `p${nextToken++}` : undefined;
     const progressSub = progressToken ? s.connection.onProgress(progressType, progressToken, (ev) => {
       try {
@@ -146,6 +147,19 @@ export class EngineClient {
     setTimeout(() => s.child.kill(), 5000).unref();
   }
 }
+
+/** A call for the log, as flags (`snapshot --repo /r --source /dev/sdb --full-read`); the password is left out. */
+export function describeCall(op: string, params: object): string {
+  const flags = Object.entries(params).flatMap(([k, v]) => {
+    const flag = '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+    if (k === 'password' || v === undefined || v === false) return [];
+    if (v === true) return [flag];
+    return [flag, quote(typeof v === 'string' ? v : JSON.stringify(v))];
+  });
+  return [op, ...flags].join(' ');
+}
+
+const quote = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 

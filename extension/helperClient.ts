@@ -2,7 +2,7 @@
 // Unix socket the extension listens on and a one-time secret file, the helper launched through the
 // elevation method (extension/elevation.ts), the mutual HMAC handshake, then typed requests with
 // progress, cancellation by request id, and a clear error with the helper's last words when it dies.
-// `HelperEngine` puts this behind the extension's `Engine` interface: one helper per window,
+// `HelperEngine` puts this behind the extension's `Engine` (engine.ts, EngineFacade): one helper per window,
 // started on first need, reused, started afresh after it exited or crashed.
 //
 // No `vscode` import: the unit tests run this under plain node.
@@ -13,15 +13,10 @@ import * as os from 'os';
 import * as path from 'path';
 import { encodeFrame, FrameDecoder } from '../imaging/helper/framing';
 import { macEquals, macFor, newNonce, newSecret } from '../imaging/helper/auth';
-import {
-  DiskInfo, ErrorCode, HelperEvent, HelperOpName, HelperOps, ListResult, PROTOCOL_VERSION, RestoreFilesResult, SnapshotPlan, SnapshotSummary,
-} from '../imaging/protocol';
+import { check, ErrorCode, HELPER_PARAMS, HelperEvent, HelperOpName, HelperOps, OPS, OpName, OpParams, OpResult, PROTOCOL_VERSION } from '../imaging/protocol';
 import { askpassScript, buildLaunch, ElevationMethod, LaunchCommand } from './elevation';
-import type {
-  CancellationLike, DiffResult, Engine, ForgetOptions, ForgetResult, ProgressListener, PruneResult, RestoreFilesOptions, RestoreOptions, RestoreResult,
-  SnapshotOptions, SnapshotResult, VerifyOptions, VerifyResult,
-} from './engine';
-import { EngineError } from './engine';
+import type { CallOptions, CancellationLike, ProgressListener } from './engine';
+import { EngineError, EngineFacade } from './engine';
 
 export interface HelperClientOptions {
   cliPath: string;
@@ -399,14 +394,20 @@ export interface HelperEngineOptions extends HelperClientOptions {
   onCrash?: (err: EngineError, failedRequests: number) => void;
 }
 
-/** The `Engine` backed by the elevated helper. */
-export class HelperEngine implements Engine {
+/**
+ * The `Engine` backed by the elevated helper: the engine's operations (those the helper serves,
+ * protocol/helper.ts), with what the helper asks on top of the user's request: that a root-owned
+ * repository was named explicitly, and that the user confirmed a restore.
+ */
+export class HelperEngine extends EngineFacade {
   private client: HelperClient | null = null;
   private starting: Promise<HelperClient> | null = null;
   /** How many helpers this engine started (tests). */
   starts = 0;
 
-  constructor(private readonly opts: HelperEngineOptions) {}
+  constructor(private readonly opts: HelperEngineOptions) {
+    super();
+  }
 
   get helperPid(): number | undefined {
     return this.client?.alive ? this.client.helperPid : undefined;
@@ -435,79 +436,14 @@ export class HelperEngine implements Engine {
     return this.starting;
   }
 
-  private async call<K extends HelperOpName>(type: K, params: HelperOps[K]['params'], onProgress?: ProgressListener, token?: CancellationLike): Promise<HelperOps[K]['result']> {
-    if (token?.isCancellationRequested) throw new EngineError('CANCELLED', 'Cancelled.', 'Nothing was changed.');
+  async call<K extends OpName>(op: K, params: OpParams<K>, options: CallOptions = {}): Promise<OpResult<K>> {
+    if (!isHelperOp(op)) throw new EngineError('INTERNAL', `The devsnap helper does not serve "${op}": it needs no administrator rights.`);
+    if (options.token?.isCancellationRequested) throw new EngineError('CANCELLED', 'Cancelled.', 'Nothing was changed.');
     const c = await this.helper();
-    return c.request(type, params, onProgress, token);
-  }
-
-  /** A repository owned by root is used only when it is the one the user configured (named explicitly). */
-  private repo(repo: string): { repo: string; allowRootRepository?: boolean } {
-    try {
-      if (fs.statSync(repo).uid === 0) return { repo, allowRootRepository: true };
-    } catch {
-      /* a new repository */
-    }
-    return { repo };
-  }
-
-  async listDisks(token?: CancellationLike): Promise<DiskInfo[]> {
-    return (await this.call('listDisks', {}, undefined, token)).disks;
-  }
-  async listSnapshots(repo: string, token?: CancellationLike): Promise<SnapshotSummary[]> {
-    return (await this.listRepository(repo, token)).snapshots;
-  }
-  async listRepository(repo: string, token?: CancellationLike): Promise<ListResult> {
-    const r = await this.call('listSnapshots', this.repo(repo), undefined, token);
-    return { snapshots: r.snapshots, damaged: r.damaged ?? [] };
-  }
-  async showSnapshot(repo: string, id: string): Promise<SnapshotSummary> {
-    return (await this.call('show', { ...this.repo(repo), snapshot: id })).snapshot;
-  }
-  async snapshot(opts: SnapshotOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<SnapshotResult> {
-    return this.call('snapshot', {
-      ...this.repo(opts.repo), source: opts.source, label: opts.label,
-      ...(opts.compressionLevel ? { compressionLevel: opts.compressionLevel } : {}), ...(opts.fullRead ? { fullRead: true } : {}),
-    }, onProgress, token);
-  }
-  async planSnapshot(repo: string, source: string, token?: CancellationLike): Promise<SnapshotPlan> {
-    // The helper accepts a repository that does not exist yet only for 'snapshot': plan with the
-    // folder the snapshot will create it in (whether that is on the imaged disk is what matters).
-    return this.call('planSnapshot', { ...this.repo(existingFolder(repo)), source }, undefined, token);
-  }
-  async verify(opts: VerifyOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<VerifyResult> {
-    return this.call('verify', { ...this.repo(opts.repo), ...(opts.id ? { snapshot: opts.id } : {}) }, onProgress, token);
-  }
-  async restore(opts: RestoreOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<RestoreResult> {
-    // The commands confirm with the user (a modal dialog) before they call restore.
-    return this.call('restore', {
-      ...this.repo(opts.repo), snapshot: opts.id, target: opts.target, confirmed: true,
-      ...(opts.partition !== undefined ? { partition: opts.partition } : {}), ...(opts.dryRun ? { dryRun: true } : {}),
-    }, onProgress, token);
-  }
-  async forget(opts: ForgetOptions): Promise<ForgetResult> {
-    return this.call('forget', 'ids' in opts ? { ...this.repo(opts.repo), ids: opts.ids } : { ...this.repo(opts.repo), policy: opts.policy });
-  }
-  async prune(repo: string, onProgress?: ProgressListener, token?: CancellationLike): Promise<PruneResult> {
-    return this.call('prune', this.repo(repo), onProgress, token);
-  }
-  async label(repo: string, id: string, text: string): Promise<SnapshotSummary> {
-    return (await this.call('label', { ...this.repo(repo), snapshot: id, label: text })).snapshot;
-  }
-  async pin(repo: string, id: string, pinned: boolean): Promise<SnapshotSummary> {
-    return (await this.call('pin', { ...this.repo(repo), snapshot: id, pinned })).snapshot;
-  }
-  async diff(repo: string, a: string, b: string, token?: CancellationLike): Promise<DiffResult> {
-    return this.call('diff', { ...this.repo(repo), a, b }, undefined, token);
-  }
-  /** Restores files as root (e.g. to their original place under '/'); the only file-level operation the helper serves. */
-  async restoreFiles(opts: RestoreFilesOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<RestoreFilesResult> {
-    // The compare panel shows the dry run's plan and (in place) asks in a modal before the real run.
-    return this.call('restoreFiles', {
-      ...this.repo(opts.repo), snapshot: opts.id, paths: opts.paths, target: opts.to,
-      ...(opts.inPlace !== undefined ? { inPlace: opts.inPlace } : {}), ...(opts.partition !== undefined ? { partition: opts.partition } : {}),
-      ...(opts.dryRun ? { dryRun: true } : { confirmed: true }),
-    }, onProgress, token);
+    const raw = await c.request(op, helperParams(op, params) as never, options.progress, options.token);
+    const r = check(OPS[op].result, raw);
+    if (!r.ok) throw new EngineError('INTERNAL', `The devsnap helper answered "${op}" with a result that does not fit its schema: ${r.problem}.`, 'The extension and its helper may come from different versions: restart VS Code.');
+    return r.value as OpResult<K>;
   }
 
   /** Stops the helper (at a safe point) if one runs. */
@@ -515,6 +451,32 @@ export class HelperEngine implements Engine {
     const c = this.client ?? (await this.starting?.catch(() => null)) ?? null;
     this.client = null;
     await c?.dispose();
+  }
+}
+
+const isHelperOp = (op: string): op is HelperOpName => Object.prototype.hasOwnProperty.call(HELPER_PARAMS, op);
+
+/** The user's request as the helper takes it (imaging/helper/README.md). */
+function helperParams(op: HelperOpName, params: object): object {
+  const p = { ...params } as Record<string, unknown>;
+  if (typeof p.repo === 'string') {
+    // The helper accepts a repository that does not exist yet only for 'snapshot': plan with the
+    // folder the snapshot will create it in (whether that is on the imaged disk is what matters).
+    if (op === 'planSnapshot') p.repo = existingFolder(p.repo);
+    // A repository owned by root is used only when it is the one the user configured (named explicitly).
+    if (ownedByRoot(p.repo as string)) p.allowRootRepository = true;
+  }
+  // The commands confirm with the user before a real restore (a modal dialog; the compare panel
+  // shows a file restore's dry-run plan first).
+  if ((op === 'restore' || op === 'restoreFiles') && !p.dryRun) p.confirmed = true;
+  return p;
+}
+
+function ownedByRoot(p: string): boolean {
+  try {
+    return fs.statSync(p).uid === 0;
+  } catch {
+    return false; // a new repository
   }
 }
 

@@ -12,9 +12,9 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { appleScriptString, askpassScript, buildLaunch, chooseMethod, helperArgs, HelperInvocation, psQuote, shQuote, windowsArg } from '../../extension/elevation';
 import { needsElevation, RoutingEngine } from '../../extension/engine';
-import type { Engine } from '../../extension/engine';
+import type { Callable, EngineCall } from '../../extension/engine';
 
-const NASTY = ['plain', 'with space', "it's", 'dollar $HOME $(id) `id`', 'back\\slash', 'trailing\\', 'quote"inside', '"quoted"', 'tab\there', 'new\nline', '', 'ünïcode ✓', "mix '\"\\$ end\\\\"];
+const NASTY = ['plain', 'with space', "it's", 'dollar $HOME $(id) `id`', 'back\\slash', 'trailing\\', 'quote"inside', '"quoted"', 'tab\there', 'new\nline', '', 'ünïcode ✓', 'mix \'"\\$ end\\\\'];
 
 const inv = (over: Partial<HelperInvocation> = {}): HelperInvocation => ({
   nodePath: '/opt/VS Code/code',
@@ -86,7 +86,7 @@ function parseAppleScriptString(lit: string): string {
 }
 
 /** Runs a shell command line whose program is a script printing its argv and one env var as JSON. */
-function runShellLine(line: string, printer: string): { argv: string[]; env: string | null } {
+function runShellLine(line: string): { argv: string[]; env: string | null } {
   const r = spawnSync('/bin/sh', ['-c', line], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout);
@@ -114,7 +114,9 @@ describe('elevation: command lines', () => {
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
   // A stand-in for node: prints its arguments and ELECTRON_RUN_AS_NODE as JSON.
   const printer = path.join(dir, "print 'args' $1.sh");
-  fs.writeFileSync(printer, `#!/bin/sh\nexec ${process.execPath} -e 'console.log(JSON.stringify({ argv: process.argv.slice(1), env: process.env.ELECTRON_RUN_AS_NODE ?? null }))' -- "$@"\n`, { mode: 0o755 });
+  fs.writeFileSync(printer, `#!/bin/sh\nexec ${process.execPath} -e 'console.log(JSON.stringify({ argv: process.argv.slice(1), env: process.env.ELECTRON_RUN_AS_NODE ?? null }))' -- "$@"\n`, {
+    mode: 0o755,
+  });
 
   it('never puts the secret on the command line, only the path of its file', () => {
     const args = helperArgs(inv());
@@ -123,7 +125,7 @@ describe('elevation: command lines', () => {
     assert.ok(!args.some((a) => /^[0-9a-f]{64}$/.test(a)));
   });
 
-  it('direct and pkexec: argv arrays (no shell), ELECTRON_RUN_AS_NODE and the engine\'s runtime settings through env for pkexec', () => {
+  it("direct and pkexec: argv arrays (no shell), ELECTRON_RUN_AS_NODE and the engine's runtime settings through env for pkexec", () => {
     const d = buildLaunch('direct', inv());
     assert.deepEqual([d.command, ...d.args], [inv().nodePath, '--max-semi-space-size=1', ...helperArgs(inv())]);
     assert.deepEqual(d.env, { ELECTRON_RUN_AS_NODE: '1', MALLOC_MMAP_THRESHOLD_: '131072', DEVSNAP_TUNED: '1' });
@@ -145,7 +147,7 @@ describe('elevation: command lines', () => {
 
   it('shQuote survives /bin/sh for spaces, quotes, $, backquotes, backslashes and newlines', () => {
     const line = [printer, ...NASTY].map(shQuote).join(' ');
-    assert.deepEqual(runShellLine(line, printer).argv, NASTY);
+    assert.deepEqual(runShellLine(line).argv, NASTY);
   });
 
   it('osascript: the AppleScript literal decodes to a shell line that yields the exact argv', () => {
@@ -157,7 +159,7 @@ describe('elevation: command lines', () => {
       const m = /^do shell script (".*") with administrator privileges$/s.exec(o.args[1]);
       assert.ok(m, o.args[1]);
       const shellLine = parseAppleScriptString(m[1]);
-      const got = runShellLine(shellLine, printer);
+      const got = runShellLine(shellLine);
       assert.deepEqual(got.argv, helperArgs(i));
       assert.equal(got.env, '1');
     }
@@ -168,7 +170,12 @@ describe('elevation: command lines', () => {
       if (s.includes('\n')) continue; // not a valid Windows argument anyway
       assert.deepEqual(parseWindowsCommandLine(windowsArg(s)), [s], `windowsArg(${JSON.stringify(s)}) = ${windowsArg(s)}`);
     }
-    const i = inv({ nodePath: "C:\\Program Files\\Microsoft VS Code\\Code.exe", cliPath: "C:\\Users\\O'Neil\\.vscode\\extensions\\devsnap\\dist\\devsnap.js", socket: '\\\\.\\pipe\\devsnap-helper-1', secretFile: 'C:\\Users\\O\'Neil\\AppData\\Local\\Temp\\devsnap helper\\secret' });
+    const i = inv({
+      nodePath: 'C:\\Program Files\\Microsoft VS Code\\Code.exe',
+      cliPath: "C:\\Users\\O'Neil\\.vscode\\extensions\\devsnap\\dist\\devsnap.js",
+      socket: '\\\\.\\pipe\\devsnap-helper-1',
+      secretFile: "C:\\Users\\O'Neil\\AppData\\Local\\Temp\\devsnap helper\\secret",
+    });
     const w = buildLaunch('runas', i);
     assert.equal(w.command, 'powershell.exe');
     const script = w.args[w.args.length - 1];
@@ -204,12 +211,13 @@ describe('elevation: command lines', () => {
     try {
       const script = path.join(dir, 'askpass.sh');
       fs.writeFileSync(script, askpassScript(process.execPath, sock), { mode: 0o700 });
-      const run = () => new Promise<{ code: number | null; out: string }>((resolve) => {
-        const c = spawn(script, ['[sudo] password for dev: '], { stdio: ['ignore', 'pipe', 'inherit'] });
-        let out = '';
-        c.stdout.on('data', (d) => (out += d));
-        c.on('close', (code) => resolve({ code, out }));
-      });
+      const run = () =>
+        new Promise<{ code: number | null; out: string }>((resolve) => {
+          const c = spawn(script, ['[sudo] password for dev: '], { stdio: ['ignore', 'pipe', 'inherit'] });
+          let out = '';
+          c.stdout.on('data', (d) => (out += d));
+          c.on('close', (code) => resolve({ code, out }));
+        });
       const first = await run();
       assert.equal(first.code, 0);
       assert.equal(first.out, answer + '\n');
@@ -241,7 +249,13 @@ describe('elevation: which operations go through the helper', () => {
 
   it('RoutingEngine sends device work to the elevated engine and the rest to the user engine', async () => {
     const calls: string[] = [];
-    const fake = (who: string): Engine => new Proxy({}, { get: (_t, op: string) => async () => { calls.push(`${who}:${op}`); return op === 'listDisks' || op === 'listSnapshots' ? [] : {}; } }) as Engine;
+    // Each side records the operations it is asked to run (listing disks answers its result shape).
+    const fake = (who: string): Callable => ({
+      call: (async (op: string) => {
+        calls.push(`${who}:${op}`);
+        return op === 'listDisks' ? { disks: [] } : op === 'listSnapshots' ? { snapshots: [], damaged: [] } : {};
+      }) as EngineCall,
+    });
     const probe = (p: string) => p.startsWith('/dev/');
     const e = new RoutingEngine(fake('user'), fake('helper'), probe);
     await e.listDisks();
@@ -255,7 +269,12 @@ describe('elevation: which operations go through the helper', () => {
 
   it('RoutingEngine restores files through the helper only where the user cannot write', async () => {
     const calls: string[] = [];
-    const fake = (who: string): Engine => new Proxy({}, { get: (_t, op: string) => async () => { calls.push(`${who}:${op}`); return {}; } }) as Engine;
+    const fake = (who: string): Callable => ({
+      call: (async (op: string) => {
+        calls.push(`${who}:${op}`);
+        return {};
+      }) as EngineCall,
+    });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'devsnap-route-'));
     try {
       fs.mkdirSync(path.join(dir, 'root', 'etc'), { recursive: true });

@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { SnapshotPlan, SnapshotSummary } from '../../imaging/protocol';
-import { CliEngine } from '../../extension/engine';
+import { EngineClient } from '../../extension/engineClient';
+import { ServedEngine } from '../../extension/servedEngine';
 import {
   heldEditorPlaces, needsPauseConfirmation, pauseNotice, pauseQuestion, shouldReadFully, snapshotsOfSource,
 } from '../../extension/snapshotPlan';
@@ -91,7 +92,7 @@ describe('Take Snapshot: devsnap.fullReadEvery', () => {
 describe('Take Snapshot with the real engine', { skip: !isRoot && 'needs root (loop devices, mount)' }, () => {
   const dir = tmpDir('devsnap-ext-pit-');
   const disk = path.join(dir, 'disk.img');
-  const engine = new CliEngine({ cliPath: CLI, nodePath: process.execPath });
+  const engine = new ServedEngine(new EngineClient({ cliPath: CLI, nodePath: process.execPath }));
 
   it('plans a mounted disk: the pause, VS Code\'s folders on it, the repository on it refused', async () => {
     const tree = path.join(dir, 'tree');
@@ -143,7 +144,7 @@ describe('Take Snapshot with the real engine', { skip: !isRoot && 'needs root (l
   it('passes fullRead when the last N snapshots read only what changed: the engine then reads every used block', async () => {
     const repo = path.join(dir, 'repo-full');
     const logged: string[] = [];
-    const logging = new CliEngine({ cliPath: CLI, nodePath: process.execPath, log: (l) => logged.push(l) });
+    const logging = new ServedEngine(new EngineClient({ cliPath: CLI, nodePath: process.execPath, log: (l) => logged.push(l) }));
     const take = async (label: string, every: number) => {
       const fullRead = shouldReadFully(snapshotsOfSource(await logging.listSnapshots(repo).catch(() => []), disk), every);
       return { fullRead, snap: (await logging.snapshot({ repo, source: disk, label, ...(fullRead ? { fullRead } : {}) })).snapshot };

@@ -15,7 +15,9 @@ import { cleanup, isRoot, makeDisk, sh, tmpDir } from '../helpers/disks';
 import { devsnap } from '../helpers/cli';
 import { CLI, ensureUser, HelperRun, launchHelper } from './helper-harness';
 import { HelperEngine } from '../../extension/helperClient';
-import { CliEngine, RoutingEngine } from '../../extension/engine';
+import { RoutingEngine } from '../../extension/engine';
+import { EngineClient } from '../../extension/engineClient';
+import { ServedEngine } from '../../extension/servedEngine';
 import type { ProgressEvent } from '../../imaging/protocol';
 
 after(cleanup);
@@ -257,7 +259,7 @@ describe('helper restoreFiles (real helper process)', { skip }, () => {
     const logs: string[] = [];
     const helper = new HelperEngine({ cliPath: CLI, nodePath: process.execPath, method: 'direct', idleTimeoutSeconds: 60 });
     // The probe stands in for "the user cannot write there" (the test runs as root).
-    const e = new RoutingEngine(new CliEngine({ cliPath: CLI }), helper, (p, mode) => mode === 'write' && p.startsWith(root), (l) => logs.push(l));
+    const e = new RoutingEngine(new ServedEngine(new EngineClient({ cliPath: CLI })), helper, (p, mode) => mode === 'write' && p.startsWith(root), (l) => logs.push(l));
     try {
       const opts = { repo, id: snap, paths: ['/usr/bin'], to: root, inPlace: true };
       const dry = await e.restoreFiles({ ...opts, dryRun: true });
