@@ -46,7 +46,10 @@ function summarizeProfiles(dir) {
       self.set(name, (self.get(name) ?? 0) + us);
       total += us;
     });
-    const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 6).map(([name, us]) => ({ name, pct: (100 * us) / Math.max(1, total) }));
+    const top = [...self.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 6)
+      .map(([name, us]) => ({ name, pct: (100 * us) / Math.max(1, total) }));
     threads.push({ thread: t === 0 ? 'main thread' : `worker ${t}`, seconds: total / 1e6, top });
   });
   return threads;

@@ -62,7 +62,7 @@ function timed(stages, { env, cwd, stdoutTo, stdinFrom, allowFail = false } = {}
     for (const f of files) fs.rmSync(f, { force: true });
     throw new Error(`${stages.map((s) => s.join(' ')).join(' | ')} failed (exit ${r.status}):\n${(r.stderr || '').trim().slice(-3000)}`);
   }
-  const rss = Math.max(...files.map((f) => (fs.existsSync(f) ? rssOf(f) ?? 0 : 0)));
+  const rss = Math.max(...files.map((f) => (fs.existsSync(f) ? (rssOf(f) ?? 0) : 0)));
   const rssPerStage = files.map((f) => (fs.existsSync(f) ? rssOf(f) : null));
   for (const f of files) fs.rmSync(f, { force: true });
   return { seconds, rss, rssPerStage, stdout: r.stdout, stderr: r.stderr, status: r.status };

@@ -84,7 +84,9 @@ const du = (dir) => spawnSync('du', ['-sh', path.join(dir, 'snapshots')], { enco
     const manifestMiB = fs.statSync(path.join(a, 'snapshots', `${'1'.padStart(16, '0')}.json`)).size / 2 ** 20;
     console.log(`  one manifest: ${manifestMiB.toFixed(1)} MiB; one summary: ${fs.statSync(path.join(a, 'snapshots', `${'1'.padStart(16, '0')}.summary`)).size} bytes`);
     results.A = {
-      snapshots: N, chunks: K, manifestMiB,
+      snapshots: N,
+      chunks: K,
+      manifestMiB,
       fromSummaries: measure(a, 'const c = await repo.listSnapshots(); return { listed: c.snapshots.length };'),
       cli: cliList(a),
       // As listing did before (every manifest read and kept); on the first OLD of them only: all of
@@ -94,7 +96,7 @@ const du = (dir) => spawnSync('du', ['-sh', path.join(dir, 'snapshots')], { enco
     console.log(`  list from summaries:            ${fmt(results.A.fromSummaries)}`);
     console.log(`  devsnap list --json (process):  ${fmt(results.A.cli)}`);
     const e = results.A.everyManifest;
-    console.log(`  reading the manifests instead (before), ${e.listed} of them: ${fmt(e)}; all ${N}: ~${((e.ms / e.listed) * N / 1000).toFixed(0)} s`);
+    console.log(`  reading the manifests instead (before), ${e.listed} of them: ${fmt(e)}; all ${N}: ~${(((e.ms / e.listed) * N) / 1000).toFixed(0)} s`);
     for (const n of fs.readdirSync(path.join(a, 'snapshots'))) if (n.endsWith('.summary')) fs.rmSync(path.join(a, 'snapshots', n));
     results.A.rebuild = measure(a, 'const c = await repo.listSnapshots(); return { listed: c.snapshots.length };');
     results.A.afterRebuild = measure(a, 'const c = await repo.listSnapshots(); return { listed: c.snapshots.length };');

@@ -6,7 +6,11 @@
 const fs = require('fs');
 
 const MB = (n) => (n == null ? '-' : (n / 2 ** 20).toFixed(1));
-const lines = fs.readFileSync(process.argv[2], 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const lines = fs
+  .readFileSync(process.argv[2], 'utf8')
+  .trim()
+  .split('\n')
+  .map((l) => JSON.parse(l));
 const threads = new Map();
 for (const l of lines) {
   if (!threads.has(l.thread)) threads.set(l.thread, []);

@@ -45,14 +45,34 @@ function targetsIssue8({ o, rows, mounted, restored, results }) {
       pass: fsyncOk,
       value: `${restored.filesChecked} fsync'd files checked, ${restored.filesIntact} intact; ${restored.linesChecked} appended lines checked, ${restored.linesIntact} intact (written before ${restored.cutoffFrom})`,
     },
-    { name: 'incremental >= 5x faster than devsnap full', pass: inc.seconds * 5 <= full.seconds, value: `${s1(inc.seconds)} vs ${s1(full.seconds)} (${(full.seconds / inc.seconds).toFixed(2)}x faster)` },
+    {
+      name: 'incremental >= 5x faster than devsnap full',
+      pass: inc.seconds * 5 <= full.seconds,
+      value: `${s1(inc.seconds)} vs ${s1(full.seconds)} (${(full.seconds / inc.seconds).toFixed(2)}x faster)`,
+    },
     { name: 'incremental faster than restic backup (files)', pass: inc.seconds < incFiles.restic.seconds, value: `${s1(inc.seconds)} vs ${s1(incFiles.restic.seconds)}` },
-    { name: 'incremental bytes <= 1.5x restic (files)', pass: inc.bytes <= 1.5 * incFiles.restic.bytes, value: `${fmtBytes(inc.bytes)} vs ${fmtBytes(incFiles.restic.bytes)} (${(inc.bytes / incFiles.restic.bytes).toFixed(2)}x)` },
-    { name: "unchanged re-snapshot <= 10% of the full's time", pass: same.seconds <= 0.1 * full.seconds, value: `${s1(same.seconds)} vs ${s1(full.seconds)} (${((100 * same.seconds) / full.seconds).toFixed(0)}%)` },
-    { name: `peak RSS <= ${mb(RSS_LIMIT)} (every devsnap run)`, pass: devsnapRuns.every((r) => r.rss && r.rss <= RSS_LIMIT), value: devsnapRuns.map((r) => `${r.op}${r.source === 'unmounted' ? ' (offline)' : ''} ${mb(r.rss)}`).join(', ') },
+    {
+      name: 'incremental bytes <= 1.5x restic (files)',
+      pass: inc.bytes <= 1.5 * incFiles.restic.bytes,
+      value: `${fmtBytes(inc.bytes)} vs ${fmtBytes(incFiles.restic.bytes)} (${(inc.bytes / incFiles.restic.bytes).toFixed(2)}x)`,
+    },
+    {
+      name: "unchanged re-snapshot <= 10% of the full's time",
+      pass: same.seconds <= 0.1 * full.seconds,
+      value: `${s1(same.seconds)} vs ${s1(full.seconds)} (${((100 * same.seconds) / full.seconds).toFixed(0)}%)`,
+    },
+    {
+      name: `peak RSS <= ${mb(RSS_LIMIT)} (every devsnap run)`,
+      pass: devsnapRuns.every((r) => r.rss && r.rss <= RSS_LIMIT),
+      value: devsnapRuns.map((r) => `${r.op}${r.source === 'unmounted' ? ' (offline)' : ''} ${mb(r.rss)}`).join(', '),
+    },
     atDefault
       ? { name: `full no worse than before (${PREVIOUS_FULL.seconds} s, ${fmtBytes(PREVIOUS_FULL.bytes)})`, pass: timeOk && sizeOk, value: `${s1(full.seconds)}, ${fmtBytes(full.bytes)}` }
-      : { name: `full no worse than before (${PREVIOUS_FULL.seconds} s, ${fmtBytes(PREVIOUS_FULL.bytes)})`, pass: null, value: `${s1(full.seconds)}, ${fmtBytes(full.bytes)}; compared only at the default scale` },
+      : {
+          name: `full no worse than before (${PREVIOUS_FULL.seconds} s, ${fmtBytes(PREVIOUS_FULL.bytes)})`,
+          pass: null,
+          value: `${s1(full.seconds)}, ${fmtBytes(full.bytes)}; compared only at the default scale`,
+        },
   ];
 }
 
@@ -61,7 +81,11 @@ function targetsIssue2({ rows }) {
   return [
     { name: 'offline full time <= partclone+zstd', pass: off.seconds <= pc.seconds, value: `${s1(off.seconds)} vs ${s1(pc.seconds)} (${(off.seconds / pc.seconds).toFixed(2)}x)` },
     { name: 'offline full size <= partclone+zstd', pass: off.bytes <= pc.bytes, value: `${fmtBytes(off.bytes)} vs ${fmtBytes(pc.bytes)} (${(off.bytes / pc.bytes).toFixed(2)}x)` },
-    { name: 'incremental faster than restic --stdin and borg --read-special', pass: inc.seconds < incBlock.restic.seconds && inc.seconds < incBlock.borg.seconds, value: `${s1(inc.seconds)} vs ${s1(incBlock.restic.seconds)} and ${s1(incBlock.borg.seconds)}` },
+    {
+      name: 'incremental faster than restic --stdin and borg --read-special',
+      pass: inc.seconds < incBlock.restic.seconds && inc.seconds < incBlock.borg.seconds,
+      value: `${s1(inc.seconds)} vs ${s1(incBlock.restic.seconds)} and ${s1(incBlock.borg.seconds)}`,
+    },
     { name: 'restore <= partclone restore', pass: res.seconds <= rpc.seconds, value: `${s1(res.seconds)} vs ${s1(rpc.seconds)} (${(res.seconds / rpc.seconds).toFixed(2)}x)` },
   ];
 }
@@ -90,18 +114,37 @@ function report(ctx) {
     // no size ratio against (almost) nothing: an unchanged backup adds a few kB
     return `${(d.seconds / r.seconds).toFixed(2)}x t` + (r.bytes > 1e6 && d.bytes > 1e6 ? `, ${(d.bytes / r.bytes).toFixed(2)}x B` : '');
   };
-  const rows = ordered(results).map((r) => [r.op, r.tool, r.source, r.seconds.toFixed(1), r.mbps ? r.mbps.toFixed(0) : '-', fmtBytes(r.bytes), r.rss ? `${(r.rss / MiB).toFixed(0)} MiB` : '-', ratio(r)]);
+  const rows = ordered(results).map((r) => [
+    r.op,
+    r.tool,
+    r.source,
+    r.seconds.toFixed(1),
+    r.mbps ? r.mbps.toFixed(0) : '-',
+    fmtBytes(r.bytes),
+    r.rss ? `${(r.rss / MiB).toFixed(0)} MiB` : '-',
+    ratio(r),
+  ]);
   const t8 = targetsIssue8(ctx);
   const t2 = targetsIssue2(ctx);
   const machine = `${os.cpus().length} cores (${os.cpus()[0]?.model?.trim()}), ${(os.totalmem() / GiB).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}`;
-  const caches = !o.dropCaches ? 'not dropped (--no-drop-caches)' : canDropCaches() ? 'dropped before every run (sync; echo 3 > /proc/sys/vm/drop_caches)' : 'could NOT be dropped (no permission): reads may come from the page cache';
+  const caches = !o.dropCaches
+    ? 'not dropped (--no-drop-caches)'
+    : canDropCaches()
+      ? 'dropped before every run (sync; echo 3 > /proc/sys/vm/drop_caches)'
+      : 'could NOT be dropped (no permission): reads may come from the page cache';
   const out = [''];
   out.push(`devsnap benchmark — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — ${machine}`);
   out.push(`engine: ${engine}`);
-  out.push(`disk: GPT ${fmtBytes(info.diskSize)}, EFI vfat 256 MiB (~${fmtBytes(efiUsed)} used), ext4 root ${fmtBytes(rootP.size)} with ${fmtBytes(rootUsed)} used (${info.treeFiles} files); upgrade: ${up.modified} modified, ${up.added} added, ${up.removed} removed`);
+  out.push(
+    `disk: GPT ${fmtBytes(info.diskSize)}, EFI vfat 256 MiB (~${fmtBytes(efiUsed)} used), ext4 root ${fmtBytes(rootP.size)} with ${fmtBytes(rootUsed)} used (${info.treeFiles} files); upgrade: ${up.modified} modified, ${up.added} added, ${up.removed} removed`,
+  );
   out.push(`page cache: ${caches}. Times are wall clock and include a final sync. MB/s = root used bytes (${fmtBytes(rootUsed)}) / seconds.`);
-  out.push(`devsnap zstd level 3 (Node ${process.version}: ${typeof require('zlib').zstdCompressSync === 'function' ? 'node:zlib native zstd' : 'zstd-codec WASM, no native zstd in this Node'}); repo unencrypted. restic: repository password set (restic always encrypts), compression auto; borg: init -e none, --compression zstd,3.`);
-  out.push('"mounted rw + writers": devsnap images the whole disk while its root is mounted read-write (noatime) and two writers fsync into it every ~20 ms. "mounted rw": restic/borg back up the mounted root\'s files (no writers running). "unmounted": restic --stdin / borg --read-special read the root partition device (every byte, free space included); devsnap and partclone the used blocks.');
+  out.push(
+    `devsnap zstd level 3 (Node ${process.version}: ${typeof require('zlib').zstdCompressSync === 'function' ? 'node:zlib native zstd' : 'zstd-codec WASM, no native zstd in this Node'}); repo unencrypted. restic: repository password set (restic always encrypts), compression auto; borg: init -e none, --compression zstd,3.`,
+  );
+  out.push(
+    '"mounted rw + writers": devsnap images the whole disk while its root is mounted read-write (noatime) and two writers fsync into it every ~20 ms. "mounted rw": restic/borg back up the mounted root\'s files (no writers running). "unmounted": restic --stdin / borg --read-special read the root partition device (every byte, free space included); devsnap and partclone the used blocks.',
+  );
   out.push('');
   out.push(table(rows, ['operation', 'tool', 'source', 'seconds', 'MB/s', 'bytes', 'peak RSS', 'devsnap/peer'], 3));
   out.push('');
@@ -111,11 +154,23 @@ function report(ctx) {
     const p = d.pointInTime;
     const w = d.writers;
     const st = d.stats ?? {};
-    out.push(`  ${op}: consistency ${d.consistency}; ${p ? `point in time ${p.at}, pause ${Number(p.pauseSeconds).toFixed(2)} s, ${p.rounds} rounds, ${fmtBytes(p.rereadBytes)} reread` : 'no pointInTime reported'}; read ${fmtBytes(st.bytesRead)}, added ${fmtBytes(st.bytesAdded)}`);
-    out.push(`    writers: ${w.files.count} files (longest ${w.files.maxMs.toFixed(0)} ms, p99 ${(w.files.p99Ms ?? 0).toFixed(0)} ms, ${w.files.errors} errors), ${w.append.count} appends (longest ${w.append.maxMs.toFixed(0)} ms, p99 ${(w.append.p99Ms ?? 0).toFixed(0)} ms, ${w.append.errors} errors)`);
+    out.push(
+      `  ${op}: consistency ${d.consistency}; ${p ? `point in time ${p.at}, pause ${Number(p.pauseSeconds).toFixed(2)} s, ${p.rounds} rounds, ${fmtBytes(p.rereadBytes)} reread` : 'no pointInTime reported'}; read ${fmtBytes(st.bytesRead)}, added ${fmtBytes(st.bytesAdded)}`,
+    );
+    out.push(
+      `    writers: ${w.files.count} files (longest ${w.files.maxMs.toFixed(0)} ms, p99 ${(w.files.p99Ms ?? 0).toFixed(0)} ms, ${w.files.errors} errors), ${w.append.count} appends (longest ${w.append.maxMs.toFixed(0)} ms, p99 ${(w.append.p99Ms ?? 0).toFixed(0)} ms, ${w.append.errors} errors)`,
+    );
   }
-  out.push(`  restored incremental: ${restored.needsRecovery ? 'needs_recovery set' : 'no needs_recovery'}, e2fsck -fn exit ${restored.e2fsckExit}; ${restored.filesChecked} fsync'd files checked, ${restored.filesIntact} intact; ${restored.linesChecked} appended lines checked, ${restored.linesIntact} intact`);
-  if (restored.e2fsckTail) out.push(restored.e2fsckTail.split('\n').map((l) => `    | ${l}`).join('\n'));
+  out.push(
+    `  restored incremental: ${restored.needsRecovery ? 'needs_recovery set' : 'no needs_recovery'}, e2fsck -fn exit ${restored.e2fsckExit}; ${restored.filesChecked} fsync'd files checked, ${restored.filesIntact} intact; ${restored.linesChecked} appended lines checked, ${restored.linesIntact} intact`,
+  );
+  if (restored.e2fsckTail)
+    out.push(
+      restored.e2fsckTail
+        .split('\n')
+        .map((l) => `    | ${l}`)
+        .join('\n'),
+    );
   for (const b of restored.bad ?? []) out.push(`    not intact: ${b}`);
   out.push('');
   out.push('targets (issue 8: snapshots of the mounted root):');
@@ -134,7 +189,26 @@ function report(ctx) {
   out.push(`total bench time ${((Date.now() - started) / 60000).toFixed(1)} min; results in ${path.relative(ROOT, path.join(WORK, 'results.json'))}`);
   console.log(out.join('\n'));
   const mountedJson = Object.fromEntries(Object.entries(mounted).map(([op, m]) => [op, { ...m.detail, cutoffFrom: m.cutoffFrom }]));
-  const json = JSON.stringify({ date: new Date().toISOString(), machine, engine, options: o, versions, pageCache: caches, disk: { ...info, rootUsed, efiUsed }, upgrade: up, results, mounted: mountedJson, restored, targets: t8, targetsIssue2: t2, profile }, null, 2);
+  const json = JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      machine,
+      engine,
+      options: o,
+      versions,
+      pageCache: caches,
+      disk: { ...info, rootUsed, efiUsed },
+      upgrade: up,
+      results,
+      mounted: mountedJson,
+      restored,
+      targets: t8,
+      targetsIssue2: t2,
+      profile,
+    },
+    null,
+    2,
+  );
   fs.writeFileSync(path.join(WORK, 'results.json'), json);
   fs.writeFileSync(path.join(WORK, `results-s${o.scale}.json`), json); // the latest run of each scale, kept side by side
 }

@@ -50,7 +50,14 @@ function parseArgs(argv) {
     else if (a === '--cpu-prof') o.cpuProf = true;
     else if (a === '--engine') o.engine = argv[++i];
     else if (a === '-h' || a === '--help') {
-      console.log(fs.readFileSync(__filename, 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n'));
+      console.log(
+        fs
+          .readFileSync(__filename, 'utf8')
+          .split('\n')
+          .filter((l) => l.startsWith('//'))
+          .map((l) => l.slice(3))
+          .join('\n'),
+      );
       process.exit(0);
     } else throw new Error(`unknown option ${a} (see --help)`);
   }
@@ -67,11 +74,18 @@ function installPeers() {
   sh('bash', [path.join(ROOT, 'scripts/install-deps.sh'), '--bench'], { stdio: 'inherit' });
   if (!fs.existsSync('/usr/bin/time')) {
     log('installing GNU time (for peak RSS)');
-    sh('bash', ['-c', 'DEBIAN_FRONTEND=noninteractive apt-get install -y -q time >/dev/null || (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q time >/dev/null)']);
+    sh('bash', [
+      '-c',
+      'DEBIAN_FRONTEND=noninteractive apt-get install -y -q time >/dev/null || (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q time >/dev/null)',
+    ]);
   }
   return {
     node: process.version,
-    partclone: (sh('partclone.ext4', ['-v'], { allowFail: true }).stdout + '').split('\n').find((l) => /partclone/i.test(l))?.trim() ?? '?',
+    partclone:
+      (sh('partclone.ext4', ['-v'], { allowFail: true }).stdout + '')
+        .split('\n')
+        .find((l) => /partclone/i.test(l))
+        ?.trim() ?? '?',
     zstd: sh('zstd', ['--version']).stdout.trim(),
     restic: sh('restic', ['version']).stdout.trim(),
     borg: sh('borg', ['--version']).stdout.trim(),
@@ -109,7 +123,11 @@ async function main() {
     D.cleanupAll();
   };
   process.on('exit', cleanupAll);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => { cleanupAll(); process.exit(130); });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'])
+    process.on(sig, () => {
+      cleanupAll();
+      process.exit(130);
+    });
 
   const started = Date.now();
   const repos = path.join(WORK, 'repos');
@@ -144,7 +162,15 @@ async function main() {
     // (imaging/runtime.ts), not relaunching itself to get them as a bare `node cli.js` does.
     const runtimeJs = path.join(path.dirname(CLI), 'runtime.js');
     const rt = fs.existsSync(runtimeJs) ? require(runtimeJs) : { ENGINE_NODE_ARGS: [], ENGINE_ENV: {} };
-    const devsnapArgs = (extra) => ['env', ...Object.entries(rt.ENGINE_ENV).map(([k, v]) => `${k}=${v}`), 'node', ...rt.ENGINE_NODE_ARGS, ...(extra.prof ? ['--cpu-prof', '--cpu-prof-dir', extra.prof] : []), CLI, ...extra.args];
+    const devsnapArgs = (extra) => [
+      'env',
+      ...Object.entries(rt.ENGINE_ENV).map(([k, v]) => `${k}=${v}`),
+      'node',
+      ...rt.ENGINE_NODE_ARGS,
+      ...(extra.prof ? ['--cpu-prof', '--cpu-prof-dir', extra.prof] : []),
+      CLI,
+      ...extra.args,
+    ];
     const devLink = path.join(WORK, 'dev');
     fs.mkdirSync(devLink, { recursive: true });
     const rootLink = path.join(devLink, 'root'); // stable path for borg, whatever loop device backs it
@@ -155,7 +181,11 @@ async function main() {
       return { t, bytes: duBytes(repo) - before };
     };
     const attachUnmounted = () => {
-      const L = { disk: D.attach(disk, { ro: true }), efi: D.attach(disk, { offset: efiP.start, size: efiP.size, ro: true }), root: D.attach(disk, { offset: rootP.start, size: rootP.size, ro: true }) };
+      const L = {
+        disk: D.attach(disk, { ro: true }),
+        efi: D.attach(disk, { offset: efiP.start, size: efiP.size, ro: true }),
+        root: D.attach(disk, { offset: rootP.start, size: rootP.size, ro: true }),
+      };
       fs.rmSync(rootLink, { force: true });
       fs.symlinkSync(L.root, rootLink);
       return L;
@@ -185,16 +215,42 @@ async function main() {
     drop();
     let t = timed([devsnapArgs({ args: ['snapshot', L.disk, '--repo', R.devsnapOffline, '--json', '--progress', 'none', '--label', 'installed'] })]);
     const offline = JSON.parse(t.stdout);
-    const fullOffline = record({ op: 'full', tool: 'devsnap', source: 'unmounted', seconds: t.seconds, mbps: mbps(t.seconds), bytes: duBytes(R.devsnapOffline), rss: t.rss, detail: { id: offline.id, consistency: offline.snapshot?.consistency, stats: offline.snapshot?.stats } });
+    const fullOffline = record({
+      op: 'full',
+      tool: 'devsnap',
+      source: 'unmounted',
+      seconds: t.seconds,
+      mbps: mbps(t.seconds),
+      bytes: duBytes(R.devsnapOffline),
+      rss: t.rss,
+      detail: { id: offline.id, consistency: offline.snapshot?.consistency, stats: offline.snapshot?.stats },
+    });
     fs.rmSync(R.devsnapOffline, { recursive: true, force: true }); // its bytes are recorded; save the space
     drop();
     const pcEfi = path.join(outs, 'efi.pcl.zst');
     const pcRoot = path.join(outs, 'root.pcl.zst');
-    const t1 = timed([['partclone.vfat', '-c', '-q', '-s', L.efi, '-o', '-'], ['zstd', '-3', '-T0', '-q', '-c']], { stdoutTo: pcEfi });
-    const t2 = timed([['partclone.ext4', '-c', '-q', '-s', L.root, '-o', '-'], ['zstd', '-3', '-T0', '-q', '-c']], { stdoutTo: pcRoot });
+    const t1 = timed(
+      [
+        ['partclone.vfat', '-c', '-q', '-s', L.efi, '-o', '-'],
+        ['zstd', '-3', '-T0', '-q', '-c'],
+      ],
+      { stdoutTo: pcEfi },
+    );
+    const t2 = timed(
+      [
+        ['partclone.ext4', '-c', '-q', '-s', L.root, '-o', '-'],
+        ['zstd', '-3', '-T0', '-q', '-c'],
+      ],
+      { stdoutTo: pcRoot },
+    );
     const fullPartclone = record({
-      op: 'full', tool: 'partclone+zstd -3 -T0', source: 'unmounted', seconds: t1.seconds + t2.seconds, mbps: mbps(t1.seconds + t2.seconds),
-      bytes: fileBytes(pcEfi) + fileBytes(pcRoot), rss: Math.max(t1.rss, t2.rss),
+      op: 'full',
+      tool: 'partclone+zstd -3 -T0',
+      source: 'unmounted',
+      seconds: t1.seconds + t2.seconds,
+      mbps: mbps(t1.seconds + t2.seconds),
+      bytes: fileBytes(pcEfi) + fileBytes(pcRoot),
+      rss: Math.max(t1.rss, t2.rss),
       detail: { efi: { seconds: t1.seconds, bytes: fileBytes(pcEfi), rss: t1.rssPerStage }, root: { seconds: t2.seconds, bytes: fileBytes(pcRoot), rss: t2.rssPerStage } },
     });
     blockPeer('first backup', 'installed');
@@ -225,8 +281,15 @@ async function main() {
       const s = snap.snapshot ?? {};
       const pit = s.pointInTime ?? null;
       const detail = { id: snap.id, consistency: s.consistency ?? '?', pointInTime: pit, stats: s.stats, startWall: new Date(startMs).toISOString(), writers: w, warnings: snap.warnings };
-      mounted[op] = { detail, writers: { tag: writers.tag, logs: writers.logs, appendPath: writers.appendPath }, cutoffMs: pit?.at ? Date.parse(pit.at) : startMs, cutoffFrom: pit?.at ? 'pointInTime.at' : 'the snapshot start (no pointInTime in the output)' };
-      log(`  consistency ${detail.consistency}${pit ? `, point in time ${pit.at}: pause ${Number(pit.pauseSeconds).toFixed(2)} s, ${pit.rounds} rounds, ${fmtBytes(pit.rereadBytes)} reread` : ', no pointInTime'}; writers: ${w.files.count} files + ${w.append.count} appends, longest write ${w.maxMs.toFixed(0)} ms`);
+      mounted[op] = {
+        detail,
+        writers: { tag: writers.tag, logs: writers.logs, appendPath: writers.appendPath },
+        cutoffMs: pit?.at ? Date.parse(pit.at) : startMs,
+        cutoffFrom: pit?.at ? 'pointInTime.at' : 'the snapshot start (no pointInTime in the output)',
+      };
+      log(
+        `  consistency ${detail.consistency}${pit ? `, point in time ${pit.at}: pause ${Number(pit.pauseSeconds).toFixed(2)} s, ${pit.rounds} rounds, ${fmtBytes(pit.rereadBytes)} reread` : ', no pointInTime'}; writers: ${w.files.count} files + ${w.append.count} appends, longest write ${w.maxMs.toFixed(0)} ms`,
+      );
       return record({ op, tool: 'devsnap', source: 'mounted rw + writers', seconds: tt.seconds, mbps: mbps(tt.seconds), bytes: duBytes(R.devsnap) - before, rss: tt.rss, detail });
     };
     const filePeers = (op, name) => {
@@ -292,7 +355,9 @@ async function main() {
     }
     restored.cutoffFrom = inc.cutoffFrom;
     resDevsnap.detail = restored;
-    log(`  restored root: ${restored.needsRecovery ? 'NEEDS journal recovery' : 'no recovery pending'}, e2fsck -fn exit ${restored.e2fsckExit}; ${restored.filesChecked} fsync'd files checked, ${restored.filesIntact} intact; ${restored.linesChecked} appended lines checked, ${restored.linesIntact} intact (cutoff: ${inc.cutoffFrom})`);
+    log(
+      `  restored root: ${restored.needsRecovery ? 'NEEDS journal recovery' : 'no recovery pending'}, e2fsck -fn exit ${restored.e2fsckExit}; ${restored.filesChecked} fsync'd files checked, ${restored.filesIntact} intact; ${restored.linesChecked} appended lines checked, ${restored.linesIntact} intact (cutoff: ${inc.cutoffFrom})`,
+    );
     fs.rmSync(target, { force: true });
 
     // partclone: the table (sfdisk dump is trivial; not timed) + both partitions
@@ -301,9 +366,23 @@ async function main() {
     const te = D.attach(target, { offset: efiP.start, size: efiP.size });
     const tr = D.attach(target, { offset: rootP.start, size: rootP.size });
     drop();
-    const r1 = timed([['zstd', '-dc', '-q', pcEfi], ['partclone.vfat', '-r', '-q', '-s', '-', '-o', te]]);
-    const r2 = timed([['zstd', '-dc', '-q', pcRoot], ['partclone.ext4', '-r', '-q', '-s', '-', '-o', tr]]);
-    const resPartclone = record({ op: 'restore', tool: 'zstd -dc | partclone -r', source: 'blank disk', seconds: r1.seconds + r2.seconds, mbps: mbps(r1.seconds + r2.seconds), bytes: null, rss: Math.max(r1.rss, r2.rss) });
+    const r1 = timed([
+      ['zstd', '-dc', '-q', pcEfi],
+      ['partclone.vfat', '-r', '-q', '-s', '-', '-o', te],
+    ]);
+    const r2 = timed([
+      ['zstd', '-dc', '-q', pcRoot],
+      ['partclone.ext4', '-r', '-q', '-s', '-', '-o', tr],
+    ]);
+    const resPartclone = record({
+      op: 'restore',
+      tool: 'zstd -dc | partclone -r',
+      source: 'blank disk',
+      seconds: r1.seconds + r2.seconds,
+      mbps: mbps(r1.seconds + r2.seconds),
+      bytes: null,
+      rss: Math.max(r1.rss, r2.rss),
+    });
     D.detach(te);
     D.detach(tr);
     fs.rmSync(target, { force: true });
@@ -344,7 +423,19 @@ async function main() {
     }
 
     report({
-      o, engine, versions, started, info, rootP, rootUsed, efiUsed, up, results, profile, mounted, restored,
+      o,
+      engine,
+      versions,
+      started,
+      info,
+      rootP,
+      rootUsed,
+      efiUsed,
+      up,
+      results,
+      profile,
+      mounted,
+      restored,
       rows: { fullDevsnap, fullOffline, fullPartclone, incDevsnap, sameDevsnap, resDevsnap, resPartclone, firstFiles, incFiles, sameFiles, incBlock },
     });
   } finally {

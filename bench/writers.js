@@ -33,7 +33,8 @@ function spawnWriter(mode, root, rel, logFile) {
     child.on('close', (code, signal) => {
       live.delete(child);
       resolve({ code, signal });
-    }));
+    }),
+  );
   const ready = new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`writer ${mode} not ready after 30 s: ${err.trim()}`)), 30_000);
     onReady = () => {
@@ -88,7 +89,12 @@ async function startWriters(mnt, tag, logDir, preRollMs = 1000) {
   };
 }
 
-const readJsonl = (file) => fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const readJsonl = (file) =>
+  fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 
 /**
  * Checks the restored root mounted at `restored` against the file writer's log: every file whose
@@ -102,7 +108,10 @@ function checkWriterOutput(restored, logs, cutoffMs) {
   for (const e of files) {
     let sum = null;
     try {
-      sum = crypto.createHash('sha256').update(fs.readFileSync(path.join(restored, e.name))).digest('hex');
+      sum = crypto
+        .createHash('sha256')
+        .update(fs.readFileSync(path.join(restored, e.name)))
+        .digest('hex');
     } catch (err) {
       sum = err.code || 'unreadable';
     }

@@ -78,7 +78,9 @@ async function main() {
   });
   const url = `${server.url}/?folder=${encodeURIComponent(demo.workspace)}`;
   const line = '─'.repeat(Math.max(40, url.length + 4));
-  console.log(`\n${line}\n  devsnap demo is running. Open in a browser:\n\n  ${url}\n\n  The Snapshots view (activity bar) holds two snapshots of the demo disk, before and after a\n  simulated upgrade: right-click one and "Compare with Previous", or F1 "devsnap: Take Snapshot…".\n  Ctrl-C stops it. (code-server pid ${server.pid}, log ${server.logFile})\n${line}\n`);
+  console.log(
+    `\n${line}\n  devsnap demo is running. Open in a browser:\n\n  ${url}\n\n  The Snapshots view (activity bar) holds two snapshots of the demo disk, before and after a\n  simulated upgrade: right-click one and "Compare with Previous", or F1 "devsnap: Take Snapshot…".\n  Ctrl-C stops it. (code-server pid ${server.pid}, log ${server.logFile})\n${line}\n`,
+  );
   // server.js stops the server on SIGINT/SIGTERM/SIGHUP and on exit; also notice if it dies.
   const timer = setInterval(() => {
     try {

@@ -117,10 +117,24 @@ function withLock(fn) {
     } catch (e) {
       if (e.code !== 'EEXIST') throw e;
       let owner = 0;
-      try { owner = Number(fs.readFileSync(path.join(lock, 'pid'), 'utf8')); } catch { /* being written */ }
+      try {
+        owner = Number(fs.readFileSync(path.join(lock, 'pid'), 'utf8'));
+      } catch {
+        /* being written */
+      }
       let alive = false;
-      if (owner) { try { process.kill(owner, 0); alive = true; } catch (err) { alive = err.code === 'EPERM'; } }
-      if (owner && !alive) { fs.rmSync(lock, { recursive: true, force: true }); continue; }
+      if (owner) {
+        try {
+          process.kill(owner, 0);
+          alive = true;
+        } catch (err) {
+          alive = err.code === 'EPERM';
+        }
+      }
+      if (owner && !alive) {
+        fs.rmSync(lock, { recursive: true, force: true });
+        continue;
+      }
       if (Date.now() > deadline) throw new SetupError(`another setup (pid ${owner}) holds ${lock} for too long; remove it if stale`);
       spawnSync('sleep', ['1']);
     }
@@ -154,10 +168,15 @@ function setup({ skipDeps = false } = {}) {
         npm_config_nodedir: p.nodeHome,
       });
     });
-    step('tools', { playwrightCore: VERSIONS.playwrightCore, mocha: VERSIONS.mocha }, path.join(p.toolsModules, 'mocha', 'package.json'),
-      `playwright-core ${VERSIONS.playwrightCore}, mocha ${VERSIONS.mocha}`, () => {
+    step(
+      'tools',
+      { playwrightCore: VERSIONS.playwrightCore, mocha: VERSIONS.mocha },
+      path.join(p.toolsModules, 'mocha', 'package.json'),
+      `playwright-core ${VERSIONS.playwrightCore}, mocha ${VERSIONS.mocha}`,
+      () => {
         npmInstall(path.join(p.dir, 'tools'), [`playwright-core@${VERSIONS.playwrightCore}`, `mocha@${VERSIONS.mocha}`]);
-      });
+      },
+    );
     return p;
   });
 }

@@ -32,7 +32,13 @@ const deps = spawnSync('bash', [path.join(root, 'scripts/install-deps.sh')], { s
 if (deps.status !== 0) process.exit(1);
 
 const unitDir = path.join(root, 'out/test/unit');
-const unitFiles = fs.existsSync(unitDir) ? fs.readdirSync(unitDir).filter((f) => f.endsWith('.test.js')).sort().map((f) => path.join(unitDir, f)) : [];
+const unitFiles = fs.existsSync(unitDir)
+  ? fs
+      .readdirSync(unitDir)
+      .filter((f) => f.endsWith('.test.js'))
+      .sort()
+      .map((f) => path.join(unitDir, f))
+  : [];
 runSuite('unit', process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=tap', ...unitFiles], (out) => {
   const p = /^# pass (\d+)/m.exec(out);
   const f = /^# fail (\d+)/m.exec(out);

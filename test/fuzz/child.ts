@@ -45,7 +45,8 @@ export interface Outcome {
 }
 
 /** Messages that are Node internals leaking through a DevsnapError (the issue's "messages quote Node internals"). */
-const INTERNAL = /Cannot read propert|Cannot set propert|is not a function|is not iterable|is not defined|Invalid array length|Maximum call stack|\bERR_[A-Z_]{3,}|RangeError|TypeError|Unexpected error:/;
+const INTERNAL =
+  /Cannot read propert|Cannot set propert|is not a function|is not iterable|is not defined|Invalid array length|Maximum call stack|\bERR_[A-Z_]{3,}|RangeError|TypeError|Unexpected error:/;
 
 /** The first stack frame in devsnap's own code (imaging/...:line), for grouping violations. */
 function where(err: Error): string {
@@ -70,13 +71,21 @@ export async function runCase(t: FuzzTarget, input: Buffer, ctx: RunContext): Pr
     if (err instanceof Violation) return { ok: false, signature: `violation@${where(err)}:${err.message.slice(0, 60)}`, message: err.message };
     if (err instanceof DevsnapError) {
       if (err.code === 'INTERNAL' || INTERNAL.test(err.message)) {
-        return { ok: false, signature: `internal-message@${err.code}:${err.message.replace(/[0-9]+/g, 'N').slice(0, 80)}`, message: `DevsnapError ${err.code} quoting a Node internal: ${err.message}` };
+        return {
+          ok: false,
+          signature: `internal-message@${err.code}:${err.message.replace(/[0-9]+/g, 'N').slice(0, 80)}`,
+          message: `DevsnapError ${err.code} quoting a Node internal: ${err.message}`,
+        };
       }
       return { ok: true, refused: err.code };
     }
     const name = err?.constructor?.name ?? typeof err;
     const code = (err as NodeJS.ErrnoException)?.code;
-    return { ok: false, signature: `${name}${code ? `(${code})` : ''}@${err instanceof Error ? where(err) : 'unknown'}`, message: `${name}${code ? ` ${code}` : ''}: ${err instanceof Error ? err.message : String(err)}\n${err instanceof Error ? (err.stack ?? '').split('\n').slice(1, 6).join('\n') : ''}` };
+    return {
+      ok: false,
+      signature: `${name}${code ? `(${code})` : ''}@${err instanceof Error ? where(err) : 'unknown'}`,
+      message: `${name}${code ? ` ${code}` : ''}: ${err instanceof Error ? err.message : String(err)}\n${err instanceof Error ? (err.stack ?? '').split('\n').slice(1, 6).join('\n') : ''}`,
+    };
   } finally {
     clearTimeout(timer);
   }
@@ -142,7 +151,11 @@ export async function loadSeeds(t: FuzzTarget, cache: string): Promise<Buffer[]>
     seeds.forEach((s, i) => fs.writeFileSync(path.join(dir, `seed-${String(i).padStart(3, '0')}.bin`), s));
     fs.writeFileSync(stamp, '');
   }
-  return fs.readdirSync(dir).filter((n) => n.endsWith('.bin')).sort().map((n) => fs.readFileSync(path.join(dir, n)));
+  return fs
+    .readdirSync(dir)
+    .filter((n) => n.endsWith('.bin'))
+    .sort()
+    .map((n) => fs.readFileSync(path.join(dir, n)));
 }
 
 /** Reads a corpus file (stored gzip-compressed when its name ends in .gz). */
@@ -191,7 +204,12 @@ async function main(args: ChildArgs): Promise<void> {
   const queueDir = path.join(args.cache, 'queue');
   fs.mkdirSync(queueDir, { recursive: true });
   // Only long runs start from (and add to) the kept queue: the smoke test starts from the seeds alone.
-  const queued = args.keepQueue ? fs.readdirSync(queueDir).sort().map((n) => fs.readFileSync(path.join(queueDir, n))) : [];
+  const queued = args.keepQueue
+    ? fs
+        .readdirSync(queueDir)
+        .sort()
+        .map((n) => fs.readFileSync(path.join(queueDir, n)))
+    : [];
   const maxLength = Math.max(...seeds.map((s) => s.length), 4096) + 65536;
   const cov = new Coverage();
   await cov.start();
@@ -273,7 +291,10 @@ async function main(args: ChildArgs): Promise<void> {
   }
   if (args.keepQueue) {
     // The inputs of this run that opened the most new code, if small: candidates for the committed corpus.
-    const small = finds.filter((f) => zlib.gzipSync(f.input).length <= 8192).sort((a, b) => b.fresh - a.fresh).slice(0, 3);
+    const small = finds
+      .filter((f) => zlib.gzipSync(f.input).length <= 8192)
+      .sort((a, b) => b.fresh - a.fresh)
+      .slice(0, 3);
     for (const f of small) await send({ type: 'interesting', input: f.input.toString('base64'), fresh: f.fresh });
   }
   await send({ type: 'stats', execs, refused, queue: pool.length, failing, features: cov.seen.size });

@@ -74,20 +74,24 @@ function offset(b: Buffer, rng: Rng, width: number, hot?: number[]): number {
 function mutateOnce(b: Buffer, rng: Rng, opts: MutateOptions, hot?: number[]): Buffer {
   if (b.length === 0) return Buffer.from([rng.int(256)]);
   switch (rng.int(13)) {
-    case 0: { // flip one bit
+    case 0: {
+      // flip one bit
       const o = offset(b, rng, 1, hot);
       b[o] ^= 1 << rng.int(8);
       return b;
     }
-    case 1: { // random byte
+    case 1: {
+      // random byte
       b[offset(b, rng, 1, hot)] = rng.int(256);
       return b;
     }
-    case 2: { // interesting 8-bit value
+    case 2: {
+      // interesting 8-bit value
       b[offset(b, rng, 1, hot)] = rng.pick(INTERESTING_8);
       return b;
     }
-    case 3: { // interesting 16-bit value, either endianness
+    case 3: {
+      // interesting 16-bit value, either endianness
       if (b.length < 2) return b;
       const o = offset(b, rng, 2, hot);
       const v = rng.pick(INTERESTING_16);
@@ -95,7 +99,8 @@ function mutateOnce(b: Buffer, rng: Rng, opts: MutateOptions, hot?: number[]): B
       else b.writeUInt16BE(v, o);
       return b;
     }
-    case 4: { // interesting 32-bit value
+    case 4: {
+      // interesting 32-bit value
       if (b.length < 4) return b;
       const o = offset(b, rng, 4, hot);
       const v = rng.pick(INTERESTING_32) >>> 0;
@@ -103,13 +108,15 @@ function mutateOnce(b: Buffer, rng: Rng, opts: MutateOptions, hot?: number[]): B
       else b.writeUInt32BE(v, o);
       return b;
     }
-    case 5: { // huge or negative 64-bit value (sizes and LBAs read with readBigUInt64LE)
+    case 5: {
+      // huge or negative 64-bit value (sizes and LBAs read with readBigUInt64LE)
       if (b.length < 8) return b;
       const o = offset(b, rng, 8, hot);
       b.writeBigUInt64LE(rng.pick([0xffffffffffffffffn, 0x8000000000000000n, 0x20000000000000n, 0x100000000n, BigInt(rng.int(1 << 30)) << 20n]), o);
       return b;
     }
-    case 6: { // small arithmetic on an 8/16/32-bit field
+    case 6: {
+      // small arithmetic on an 8/16/32-bit field
       const width = rng.pick([1, 2, 4]);
       if (b.length < width) return b;
       const o = offset(b, rng, width, hot);
@@ -119,30 +126,35 @@ function mutateOnce(b: Buffer, rng: Rng, opts: MutateOptions, hot?: number[]): B
       else b.writeUInt32LE((b.readUInt32LE(o) + delta) >>> 0, o);
       return b;
     }
-    case 7: { // copy a block over another place
+    case 7: {
+      // copy a block over another place
       const len = 1 + rng.int(Math.min(64, b.length));
       const from = rng.int(b.length - len + 1);
       const to = offset(b, rng, len, hot);
       b.copy(b, to, from, from + len);
       return b;
     }
-    case 8: { // insert random or repeated bytes
+    case 8: {
+      // insert random or repeated bytes
       if (b.length >= opts.maxLength) return b;
       const len = 1 + rng.int(32);
       const ins = rng.chance(0.5) ? Buffer.alloc(len, rng.int(256)) : Buffer.from(Array.from({ length: len }, () => rng.int(256)));
       const at = rng.int(b.length + 1);
       return Buffer.concat([b.subarray(0, at), ins, b.subarray(at)]);
     }
-    case 9: { // erase a block
+    case 9: {
+      // erase a block
       if (b.length < 2) return b;
       const len = 1 + rng.int(Math.min(128, b.length - 1));
       const at = rng.int(b.length - len + 1);
       return Buffer.concat([b.subarray(0, at), b.subarray(at + len)]);
     }
-    case 10: { // truncate (cut short writes, torn files)
+    case 10: {
+      // truncate (cut short writes, torn files)
       return b.subarray(0, rng.int(b.length));
     }
-    case 11: { // dictionary token, overwritten or inserted
+    case 11: {
+      // dictionary token, overwritten or inserted
       const dict = opts.dictionary ?? [];
       if (!dict.length) return b;
       const tok = rng.pick(dict);
@@ -153,7 +165,8 @@ function mutateOnce(b: Buffer, rng: Rng, opts: MutateOptions, hot?: number[]): B
       const at = rng.int(b.length + 1);
       return Buffer.concat([b.subarray(0, at), tok, b.subarray(at)]);
     }
-    default: { // splice with another input of the same target
+    default: {
+      // splice with another input of the same target
       const others = opts.others ?? [];
       if (!others.length) return b;
       const o = rng.pick(others);
@@ -170,8 +183,7 @@ function mutateOnce(b: Buffer, rng: Rng, opts: MutateOptions, hot?: number[]): B
 
 /** Mutates the text of a JSON document at the value level: types swapped, numbers pushed to edges, keys dropped. */
 export function mutateJson(value: unknown, rng: Rng, depth = 0): unknown {
-  const leaf = (): unknown =>
-    rng.pick<unknown>([null, true, false, 0, -1, 1.5, 2 ** 53, -(2 ** 63), 1e308, 'x', '', '../../etc/passwd', '"; touch /tmp/pwned; "', [], {}, '0'.repeat(64), 'z', 'f']);
+  const leaf = (): unknown => rng.pick<unknown>([null, true, false, 0, -1, 1.5, 2 ** 53, -(2 ** 63), 1e308, 'x', '', '../../etc/passwd', '"; touch /tmp/pwned; "', [], {}, '0'.repeat(64), 'z', 'f']);
   if (Array.isArray(value)) {
     const arr = value.slice();
     if (!arr.length || rng.chance(0.15)) return rng.chance(0.5) ? leaf() : [...arr, leaf()];

@@ -78,7 +78,13 @@ export function knownOpen(): KnownOpen[] {
 
 export function corpusFiles(target: string): string[] {
   const dir = path.join(CORPUS, target);
-  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((n) => /\.bin(\.gz)?$/.test(n)).sort().map((n) => path.join(dir, n)) : [];
+  return fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .filter((n) => /\.bin(\.gz)?$/.test(n))
+        .sort()
+        .map((n) => path.join(dir, n))
+    : [];
 }
 
 /** Saves an input into the corpus (gzip-compressed above 4 KiB); null when it does not fit the size limits. */
@@ -174,8 +180,7 @@ export async function fuzzTarget(name: string, opts: FuzzOptions): Promise<Targe
         else if (m.type === 'interesting' && opts.save && corpusFiles(name).filter((f) => path.basename(f).startsWith('cov-')).length < 10) {
           const saved = saveToCorpus(name, Buffer.from(m.input as string, 'base64'), 'cov');
           if (saved) log(`${name}: kept ${path.relative(ROOT, saved)} (it reached ${m.fresh} new coverage features)`);
-        }
-        else if (m.type === 'error') log(`${name}: the fuzz child failed: ${m.message}`);
+        } else if (m.type === 'error') log(`${name}: the fuzz child failed: ${m.message}`);
       });
       const current = path.join(work, 'current');
       const watchdog = setInterval(() => {
@@ -267,15 +272,26 @@ async function main(): Promise<void> {
       continue;
     }
     reports.push(r);
-    console.log(`${name}: ${r.execs} cases (${Math.round(r.execs / (r.ms / 1000))}/s), ${r.refused} refused with a DevsnapError, ${r.features} coverage features, queue ${r.queue}, ${r.violations.length} distinct violations (${r.violations.filter((v) => !v.known).length} new), ${r.restarts} child restarts`);
+    console.log(
+      `${name}: ${r.execs} cases (${Math.round(r.execs / (r.ms / 1000))}/s), ${r.refused} refused with a DevsnapError, ${r.features} coverage features, queue ${r.queue}, ${r.violations.length} distinct violations (${r.violations.filter((v) => !v.known).length} new), ${r.restarts} child restarts`,
+    );
   }
   console.log('\ntarget         cases   cases/s  features  violations(new)');
   for (const r of reports) {
-    console.log(`${r.target.padEnd(14)} ${String(r.execs).padStart(7)} ${String(Math.round(r.execs / (r.ms / 1000))).padStart(8)} ${String(r.features).padStart(9)}  ${r.violations.length}(${r.violations.filter((v) => !v.known).length})`);
+    console.log(
+      `${r.target.padEnd(14)} ${String(r.execs).padStart(7)} ${String(Math.round(r.execs / (r.ms / 1000))).padStart(8)} ${String(r.features).padStart(9)}  ${r.violations.length}(${r.violations.filter((v) => !v.known).length})`,
+    );
   }
   fs.mkdirSync(CACHE, { recursive: true });
   const out = path.join(CACHE, `report-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  fs.writeFileSync(out, JSON.stringify(reports.map((r) => ({ ...r, violations: r.violations.map(({ input: _i, ...v }) => v) })), null, 2));
+  fs.writeFileSync(
+    out,
+    JSON.stringify(
+      reports.map((r) => ({ ...r, violations: r.violations.map(({ input: _i, ...v }) => v) })),
+      null,
+      2,
+    ),
+  );
   console.log(`\nReport: ${path.relative(ROOT, out)}`);
   process.exit(broken || reports.some((r) => r.violations.some((v) => !v.known)) ? 1 : 0);
 }

@@ -9,14 +9,17 @@ export interface TarMember {
 }
 
 function octal(b: Buffer, off: number, len: number): number {
-  const s = b.toString('latin1', off, off + len).replace(/\0.*$/s, '').trim();
+  const s = b
+    .toString('latin1', off, off + len)
+    .replace(/\0.*$/s, '')
+    .trim();
   return s ? parseInt(s, 8) : 0;
 }
 
 /** The regular-file members of an uncompressed tar; stops at the end marker or at anything malformed. */
 export function readTar(tar: Buffer): TarMember[] {
   const out: TarMember[] = [];
-  for (let o = 0; o + 512 <= tar.length; ) {
+  for (let o = 0; o + 512 <= tar.length;) {
     const h = tar.subarray(o, o + 512);
     if (h.every((x) => x === 0)) break;
     const name = h.toString('utf8', 0, 100).replace(/\0.*$/s, '');

@@ -343,7 +343,7 @@ export const TARGETS: FuzzTarget[] = [
   },
   {
     name: 'disk',
-    what: 'a whole disk image as `devsnap disks` and snapshot planning see it: table, then every partition\'s filesystem (imaging/disk/disks.ts describeImageFile)',
+    what: "a whole disk image as `devsnap disks` and snapshot planning see it: table, then every partition's filesystem (imaging/disk/disks.ts describeImageFile)",
     timeoutMs: 30000,
     smokeExecs: 200,
     hot: true,
@@ -463,6 +463,7 @@ export const TARGETS: FuzzTarget[] = [
       } finally {
         // The codec must survive a hostile frame: the next good frame still decompresses.
         const probe = ctx.codec.decompress(GOOD_FRAME(ctx.codec), 4096);
+        // eslint-disable-next-line no-unsafe-finally -- a broken codec is the finding: its Violation deliberately replaces the hostile frame's own error
         if (!probe.equals(Buffer.alloc(4096, 7))) throw new Violation('the zstd codec no longer decompresses a good frame after a hostile one');
       }
       return out.length;
@@ -502,7 +503,7 @@ export const TARGETS: FuzzTarget[] = [
           const sums = members.find((x) => x.name === 'SHA256SUMS');
           if (sums) {
             const hex = crypto.createHash('sha256').update(members[mi].data).digest('hex');
-            sums.data = Buffer.from(sums.data.toString('utf8').replace(/^[0-9a-f]{64}(  manifest\.json)$/m, `${hex}$1`));
+            sums.data = Buffer.from(sums.data.toString('utf8').replace(/^[0-9a-f]{64}( {2}manifest\.json)$/m, `${hex}$1`));
           }
           break;
         }
@@ -526,6 +527,7 @@ export const TARGETS: FuzzTarget[] = [
         default: {
           const j = rng.int(members.length);
           if (rng.chance(0.5)) [members[i], members[j]] = [members[j], members[i]];
+          // eslint-disable-next-line no-dupe-else-if -- each rng.chance() call draws anew: a second coin toss, not a duplicate condition
           else if (rng.chance(0.5)) members.splice(i, 1);
           else members.splice(j, 0, { ...m });
         }
@@ -585,7 +587,7 @@ export const TARGETS: FuzzTarget[] = [
         const d = new FrameDecoder(onMessage, () => undefined, max);
         d.push(input);
         const split = new FrameDecoder(onMessage, () => undefined, max);
-        for (let o = 0; o < input.length; ) {
+        for (let o = 0; o < input.length;) {
           const n = 1 + rng.int(16);
           split.push(input.subarray(o, o + n));
           o += n;

@@ -71,11 +71,19 @@ export function onCleanup(fn: () => void): void {
 /** Unmounts, detaches and removes everything this process created. Safe to call more than once. */
 export function cleanup(): void {
   while (cleanups.length) {
-    try { cleanups.pop()!(); } catch { /* keep cleaning */ }
+    try {
+      cleanups.pop()!();
+    } catch {
+      /* keep cleaning */
+    }
   }
   for (const m of [...mounts]) unmount(m, true);
   for (const d of [...loops]) {
-    try { detachLoop(d); } catch { /* reported by losetup already */ }
+    try {
+      detachLoop(d);
+    } catch {
+      /* reported by losetup already */
+    }
   }
   for (const dir of [...tmpDirs]) {
     // Never recurse into a mount we failed to release: that would delete the mounted filesystem's files.
@@ -171,7 +179,7 @@ export function fileReader(file: string, offset = 0, size?: number): ByteReader 
     async read(position: number, length: number): Promise<Buffer> {
       const buf = Buffer.alloc(length);
       const n = Math.max(0, Math.min(length, total - position));
-      for (let done = 0; done < n; ) {
+      for (let done = 0; done < n;) {
         const got = fs.readSync(fd, buf, done, n - done, offset + position + done);
         if (got === 0) break;
         done += got;
@@ -571,7 +579,11 @@ function realFiles(roots: string[], budget: number): string[] {
   let total = 0;
   const walk = (d: string, depth: number): void => {
     let names: string[];
-    try { names = fs.readdirSync(d).sort(); } catch { return; }
+    try {
+      names = fs.readdirSync(d).sort();
+    } catch {
+      return;
+    }
     for (const name of names) {
       if (total >= budget) return;
       const p = path.join(d, name);
@@ -579,7 +591,11 @@ function realFiles(roots: string[], budget: number): string[] {
       if (!st) continue;
       if (st.isDirectory() && depth < 3) walk(p, depth + 1);
       else if (st.isFile() && st.size > 0 && st.size <= 8 << 20) {
-        try { fs.accessSync(p, fs.constants.R_OK); } catch { continue; }
+        try {
+          fs.accessSync(p, fs.constants.R_OK);
+        } catch {
+          continue;
+        }
         out.push(p);
         total += st.size;
       }
@@ -646,8 +662,7 @@ export type FsCheckKind = 'ext2' | 'ext3' | 'ext4' | 'vfat' | 'ntfs';
 
 /** Read-only consistency check of an image file or device: e2fsck -fn, fsck.vfat -n, ntfsfix -n. */
 export function fsck(kind: FsCheckKind, target: string): { ok: boolean; output: string } {
-  const [cmd, args] =
-    kind === 'vfat' ? ['fsck.vfat', ['-n', target]] : kind === 'ntfs' ? ['ntfsfix', ['-n', target]] : ['e2fsck', ['-fn', target]];
+  const [cmd, args] = kind === 'vfat' ? ['fsck.vfat', ['-n', target]] : kind === 'ntfs' ? ['ntfsfix', ['-n', target]] : ['e2fsck', ['-fn', target]];
   const r = sh(cmd as string, args as string[], { allowFail: true });
   return { ok: r.status === 0, output: r.stdout + r.stderr };
 }
@@ -707,8 +722,14 @@ export function treeDigest(dir: string, opts: DigestOptions = {}): string {
 export function diffDigests(a: string, b: string, max = 10): string {
   const la = new Set(a.split('\n'));
   const lb = new Set(b.split('\n'));
-  const onlyA = [...la].filter((l) => !lb.has(l)).slice(0, max).map((l) => `- ${l}`);
-  const onlyB = [...lb].filter((l) => !la.has(l)).slice(0, max).map((l) => `+ ${l}`);
+  const onlyA = [...la]
+    .filter((l) => !lb.has(l))
+    .slice(0, max)
+    .map((l) => `- ${l}`);
+  const onlyB = [...lb]
+    .filter((l) => !la.has(l))
+    .slice(0, max)
+    .map((l) => `+ ${l}`);
   return [...onlyA, ...onlyB].join('\n');
 }
 
@@ -717,7 +738,7 @@ function sha256File(p: string): string {
   const buf = Buffer.alloc(1 << 20);
   const fd = fs.openSync(p, 'r');
   try {
-    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) h.update(buf.subarray(0, n));
   } finally {
     fs.closeSync(fd);
   }
@@ -749,7 +770,7 @@ function readXattrs(dir: string): Map<string, string> {
 /** getfattr prints unusual bytes in file names as \ooo octal escapes and '\' as '\\'. */
 function unescapeGetfattr(s: string): string {
   const bytes: number[] = [];
-  for (let i = 0; i < s.length; ) {
+  for (let i = 0; i < s.length;) {
     if (s[i] === '\\' && s[i + 1] === '\\') {
       bytes.push(0x5c);
       i += 2;

@@ -16,4 +16,6 @@ export const lvm = (argv: string[], devs: string[], allowFail = false) =>
 
 /** The LV names of a volume group, sorted. */
 export const lvNames = (vg: string, devs: string[]): string[] =>
-  JSON.parse(lvm(['lvs', '--reportformat', 'json', '-o', 'lv_name', vg], devs).stdout).report[0].lv.map((l: { lv_name: string }) => l.lv_name).sort();
+  JSON.parse(lvm(['lvs', '--reportformat', 'json', '-o', 'lv_name', vg], devs).stdout)
+    .report[0].lv.map((l: { lv_name: string }) => l.lv_name)
+    .sort();

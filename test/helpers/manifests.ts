@@ -9,14 +9,14 @@ const MiB = 1 << 20;
 export const TB = 1e12;
 
 export interface SyntheticOptions {
-  id: string;                 // 16 hex digits
+  id: string; // 16 hex digits
   label?: string;
-  created?: string;           // ISO 8601
-  diskSize?: number;          // default 2 TB
-  chunks?: number;            // used chunks in the partition (default 4): the manifest grows ~90 bytes per chunk
+  created?: string; // ISO 8601
+  diskSize?: number; // default 2 TB
+  chunks?: number; // used chunks in the partition (default 4): the manifest grows ~90 bytes per chunk
   source?: string;
   pinned?: boolean;
-  seed?: string;              // chunk ids derive from it (default: the id); equal seeds share chunks, as snapshots of one disk do
+  seed?: string; // chunk ids derive from it (default: the id); equal seeds share chunks, as snapshots of one disk do
 }
 
 export function chunkRef(seed: string, i: number): string {

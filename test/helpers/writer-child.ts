@@ -39,7 +39,10 @@ function begin(...rels: string[]): void {
 }
 
 function sha(rel: string): string {
-  return crypto.createHash('sha256').update(fs.readFileSync(abs(rel))).digest('hex');
+  return crypto
+    .createHash('sha256')
+    .update(fs.readFileSync(abs(rel)))
+    .digest('hex');
 }
 
 function fsyncPath(p: string): void {
@@ -126,7 +129,17 @@ function op(kind: WriterKind): void {
       // O_DIRECT overwrite of a few aligned blocks, data from a file outside the filesystem.
       const blocks = int(1, 8);
       begin(rel);
-      run('dd', [`if=${cfg.directSource}`, `of=${abs(rel)}`, `bs=${BS}`, `count=${blocks}`, `skip=${int(0, 63 - blocks)}`, `seek=${int(0, 64 - blocks)}`, 'oflag=direct', 'conv=notrunc,fsync', 'status=none']);
+      run('dd', [
+        `if=${cfg.directSource}`,
+        `of=${abs(rel)}`,
+        `bs=${BS}`,
+        `count=${blocks}`,
+        `skip=${int(0, 63 - blocks)}`,
+        `seek=${int(0, 64 - blocks)}`,
+        'oflag=direct',
+        'conv=notrunc,fsync',
+        'status=none',
+      ]);
       return durable(rel);
     }
     case 'overwrite': {

@@ -31,7 +31,7 @@ function helpers() {
 /** A few folders of text and binary files, like a small home + /etc + /usr. */
 function fallbackTree(dir) {
   let seed = 42;
-  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
   const put = (rel, data) => {
     fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
     fs.writeFileSync(path.join(dir, rel), data);
@@ -67,7 +67,10 @@ function fallbackDisk(file, treeDir) {
     run('mcopy', ['-i', efi, efiFiles, '::/EFI/BOOT/BOOTX64.EFI']);
     const root = path.join(tmp, 'root.img');
     run('mkfs.ext4', ['-q', '-F', '-L', 'root', '-d', treeDir, root, `${DISK.root / 1024}k`]);
-    for (const [img, start] of [[efi, efiStart], [root, rootStart]]) {
+    for (const [img, start] of [
+      [efi, efiStart],
+      [root, rootStart],
+    ]) {
       run('dd', [`if=${img}`, `of=${file}`, 'bs=512', `seek=${start}`, 'conv=notrunc,sparse', 'status=none']);
     }
   } finally {
@@ -105,7 +108,11 @@ function writeWorkspaceSettings(workspace, settings) {
   const f = path.join(workspace, '.vscode', 'settings.json');
   fs.mkdirSync(path.dirname(f), { recursive: true });
   let cur = {};
-  try { cur = JSON.parse(fs.readFileSync(f, 'utf8')); } catch { /* new */ }
+  try {
+    cur = JSON.parse(fs.readFileSync(f, 'utf8'));
+  } catch {
+    /* new */
+  }
   fs.writeFileSync(f, JSON.stringify({ ...cur, ...settings }, null, 2) + '\n');
 }
 
@@ -181,7 +188,10 @@ function makeUpgradePair(demo) {
   const before = snapshot(demo, BEFORE);
   editRoot(demo.disk, (f) => {
     let n = 0;
-    const paras = f.cat('/var/lib/dpkg/status').split('\n\n').filter((x) => x.trim())
+    const paras = f
+      .cat('/var/lib/dpkg/status')
+      .split('\n\n')
+      .filter((x) => x.trim())
       .map((para) => (n++ % 4 === 0 ? para.replace(/^Version: (.*)-(\d+)$/m, (_m, v, r) => `Version: ${v}-${Number(r) + 1}`) : para));
     paras.shift(); // one package removed
     paras.push('Package: newtool\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0-1\nDescription: a new tool');
@@ -201,6 +211,5 @@ function makeUpgradePair(demo) {
   const after = snapshot(demo, AFTER);
   return { before, after };
 }
-
 
 module.exports = { prepareDemo, makeDemoDisk, writeWorkspaceSettings, makeUpgradePair, BEFORE, AFTER, DISK };

@@ -18,11 +18,19 @@ async function main() {
   try {
     const demo = await prepareDemo(path.join(scratch, 'inhost'));
     const contextFile = path.join(scratch, 'context.json');
-    fs.writeFileSync(contextFile, JSON.stringify({
-      root: ROOT, workspace: demo.workspace, repo: demo.repo, disk: demo.disk,
-      cli: path.join(ROOT, 'dist', 'devsnap.js'), node: process.execPath, scratch: path.join(scratch, 'inhost'),
-      artifacts: path.join(ROOT, '.test-artifacts', 'desktop'),
-    }));
+    fs.writeFileSync(
+      contextFile,
+      JSON.stringify({
+        root: ROOT,
+        workspace: demo.workspace,
+        repo: demo.repo,
+        disk: demo.disk,
+        cli: path.join(ROOT, 'dist', 'devsnap.js'),
+        node: process.execPath,
+        scratch: path.join(scratch, 'inhost'),
+        artifacts: path.join(ROOT, '.test-artifacts', 'desktop'),
+      }),
+    );
     await runTests({
       extensionDevelopmentPath: ROOT,
       extensionTestsPath: path.join(ROOT, 'out', 'test', 'host', 'suite', 'index.js'),

@@ -41,11 +41,21 @@ function record(phase, title, ok, error, ms) {
   results.push({ phase, title, ok, error, ms });
   const time = ms !== undefined ? ` (${ms} ms)` : '';
   console.log(`  ${ok ? '✓' : '✗'} [${phase}] ${title}${time}`);
-  if (!ok && error) console.log(String(error).split('\n').map((l) => `      ${l}`).join('\n'));
+  if (!ok && error)
+    console.log(
+      String(error)
+        .split('\n')
+        .map((l) => `      ${l}`)
+        .join('\n'),
+    );
 }
 
 function slug(s) {
-  return s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 80);
+  return s
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .slice(0, 80);
 }
 
 async function shot(page, name) {
@@ -73,11 +83,21 @@ async function runInHost({ server, browserApi, demo, scratch }) {
     const r = await runInHostTests(browser.page, url, {
       timeoutMs: 240000,
       onLog: (line) => {
-        if (!NOISE.some((re) => re.test(line))) console.log(line.split('\n').map((l) => `    | ${l}`).join('\n'));
+        if (!NOISE.some((re) => re.test(line)))
+          console.log(
+            line
+              .split('\n')
+              .map((l) => `    | ${l}`)
+              .join('\n'),
+          );
       },
     });
     let report = null;
-    try { report = JSON.parse(fs.readFileSync(resultsFile, 'utf8')); } catch { /* not written */ }
+    try {
+      report = JSON.parse(fs.readFileSync(resultsFile, 'utf8'));
+    } catch {
+      /* not written */
+    }
     if (report) {
       for (const t of report.tests) {
         if (t.state === 'skipped') console.log(`  - [in-host] ${t.title} (skipped)`);
@@ -119,7 +139,12 @@ function packageVsix(scratch) {
 async function runE2e({ server, browserApi, scratch, fixture }) {
   const { launchBrowser, workbenchUrl } = browserApi;
   const { startServer } = require('./server');
-  const files = fs.existsSync(E2E_DIR) ? fs.readdirSync(E2E_DIR).filter((f) => f.endsWith('.e2e.js')).sort() : [];
+  const files = fs.existsSync(E2E_DIR)
+    ? fs
+        .readdirSync(E2E_DIR)
+        .filter((f) => f.endsWith('.e2e.js'))
+        .sort()
+    : [];
   const ui = require('./e2e/ui');
   for (const file of files) {
     const mod = require(path.join(E2E_DIR, file));
@@ -133,7 +158,9 @@ async function runE2e({ server, browserApi, scratch, fixture }) {
     const browser = await launchBrowser();
     const page = browser.page;
     const consoleErrors = [];
-    page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text().slice(0, 300)); });
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text().slice(0, 300));
+    });
     const t = {
       page,
       server: srv,
@@ -159,13 +186,25 @@ async function runE2e({ server, browserApi, scratch, fixture }) {
           broken = true;
           const f = await shot(page, `e2e-failure-${test.title}`);
           record('e2e', test.title, false, `${e.message}${f ? `\nscreenshot: ${path.relative(ROOT, f)}` : ''}`, Date.now() - s);
-          if (consoleErrors.length) log(`  browser console errors (last 5):\n${consoleErrors.slice(-5).map((l) => `      ${l}`).join('\n')}`);
+          if (consoleErrors.length)
+            log(
+              `  browser console errors (last 5):\n${consoleErrors
+                .slice(-5)
+                .map((l) => `      ${l}`)
+                .join('\n')}`,
+            );
         }
       }
     } finally {
       await browser.close();
       if (own) {
-        if (broken) { try { fs.copyFileSync(own.logFile, path.join(ARTIFACTS, `code-server-${slug(file)}.log`)); } catch { /* none */ } }
+        if (broken) {
+          try {
+            fs.copyFileSync(own.logFile, path.join(ARTIFACTS, `code-server-${slug(file)}.log`));
+          } catch {
+            /* none */
+          }
+        }
         await own.stop();
       }
     }
@@ -197,16 +236,23 @@ async function main() {
     // The extension host inherits code-server's environment: tell the in-host suite where things are.
     const contextFile = path.join(scratch, 'context.json');
     const resultsFile = path.join(scratch, 'inhost-results.json');
-    fs.writeFileSync(contextFile, JSON.stringify({
-      root: ROOT,
-      workspace: demo.workspace,
-      repo: demo.repo,
-      disk: demo.disk,
-      cli: path.join(ROOT, 'dist', 'devsnap.js'),
-      node: process.execPath,
-      scratch: path.join(scratch, 'inhost'),
-      artifacts: ARTIFACTS,
-    }, null, 2));
+    fs.writeFileSync(
+      contextFile,
+      JSON.stringify(
+        {
+          root: ROOT,
+          workspace: demo.workspace,
+          repo: demo.repo,
+          disk: demo.disk,
+          cli: path.join(ROOT, 'dist', 'devsnap.js'),
+          node: process.execPath,
+          scratch: path.join(scratch, 'inhost'),
+          artifacts: ARTIFACTS,
+        },
+        null,
+        2,
+      ),
+    );
     server = await startServer({
       workspace: demo.workspace,
       keepDir: keep,
@@ -226,7 +272,11 @@ async function main() {
   } finally {
     if (server) {
       if (results.some((r) => !r.ok)) {
-        try { fs.copyFileSync(server.logFile, path.join(ARTIFACTS, 'code-server.log')); } catch { /* none */ }
+        try {
+          fs.copyFileSync(server.logFile, path.join(ARTIFACTS, 'code-server.log'));
+        } catch {
+          /* none */
+        }
       }
       await server.stop();
       log(`code-server stopped`);

@@ -96,7 +96,11 @@ function installExitHandlers() {
   process.on('exit', () => {
     for (const s of live) killGroup(s.pid, 'SIGKILL');
   });
-  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
+  for (const [sig, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ]) {
     process.on(sig, () => {
       const all = [...live];
       Promise.all(all.map((s) => s.stop())).finally(() => process.exit(code));
@@ -165,8 +169,10 @@ async function startServer(opts = {}) {
 
   const args = [
     tools.codeServerEntry,
-    '--bind-addr', `${host}:${port}`,
-    '--auth', 'none',
+    '--bind-addr',
+    `${host}:${port}`,
+    '--auth',
+    'none',
     '--disable-telemetry',
     '--disable-update-check',
     '--disable-workspace-trust',

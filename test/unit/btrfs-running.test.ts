@@ -74,7 +74,10 @@ test('a busy mounted btrfs: two-pass through its generations, then an incrementa
     assert.equal(snap.status, 0, snap.stderr);
     const s = snap.json.snapshot;
     assert.equal(s.consistency, 'frozen-two-pass');
-    assert.deepEqual(s.pointInTime.methods.map((m: { how: string }) => m.how), ['two-pass']);
+    assert.deepEqual(
+      s.pointInTime.methods.map((m: { how: string }) => m.how),
+      ['two-pass'],
+    );
     assert.equal(s.partitions[0].fs, 'btrfs');
     assert.ok(s.pointInTime.rereadBytes < s.partitions[0].usedBytes / 2, `the frozen pass re-read ${s.pointInTime.rereadBytes} of ${s.partitions[0].usedBytes} used bytes`);
     if (n === 1) {
@@ -82,7 +85,9 @@ test('a busy mounted btrfs: two-pass through its generations, then an incrementa
       assert.equal(s.readMode, 'changes', snap.stderr);
       assert.ok(s.stats.bytesRead < s.partitions[0].usedBytes / 2, `the incremental read ${s.stats.bytesRead} of ${s.partitions[0].usedBytes} used bytes`);
     }
-    console.log(`  btrfs ${n ? 'incremental' : 'full'}: paused ${s.pointInTime.pauseSeconds.toFixed(2)} s, re-read ${(s.pointInTime.rereadBytes / MiB).toFixed(1)} MiB; read ${(s.stats.bytesRead / MiB).toFixed(1)} MiB of ${(s.partitions[0].usedBytes / MiB).toFixed(1)} MiB used`);
+    console.log(
+      `  btrfs ${n ? 'incremental' : 'full'}: paused ${s.pointInTime.pauseSeconds.toFixed(2)} s, re-read ${(s.pointInTime.rereadBytes / MiB).toFixed(1)} MiB; read ${(s.stats.bytesRead / MiB).toFixed(1)} MiB of ${(s.partitions[0].usedBytes / MiB).toFixed(1)} MiB used`,
+    );
 
     const out = path.join(work, `restored-${n}.img`);
     const r = devsnap(['restore', snap.json.id, out, '--repo', repo, '--json']);

@@ -42,10 +42,14 @@ function damageInPlace(file: string, offset: number, bytes: Buffer): void {
 }
 
 /** Rewrites a plain summary's fields and its digest, as someone who read FORMAT.md could. */
-function forgeSummary(file: string, change: (s: any) => void): Buffer { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a forger edits the parsed JSON freely
+function forgeSummary(file: string, change: (s: any) => void): Buffer {
   const s = JSON.parse(fs.readFileSync(file, 'utf8'));
   change(s);
-  s.digest = crypto.createHash('sha256').update(JSON.stringify({ ...s, digest: undefined })).digest('hex');
+  s.digest = crypto
+    .createHash('sha256')
+    .update(JSON.stringify({ ...s, digest: undefined }))
+    .digest('hex');
   return Buffer.from(JSON.stringify(s));
 }
 
@@ -73,7 +77,10 @@ test('a name that fits an id prefix and a label is refused with the candidates; 
   await assert.rejects(forgetOp({ repo: dir, ids: ['twice'] }, quiet), (e: DevsnapError) => e.code === 'USAGE' && /could name 2 snapshots/.test(e.message));
   // A label "latest" makes "latest" ambiguous; label:latest and the id stay exact.
   await repo.writeManifest({ ...(await repo.readManifest(hexId(3, 'c0'))), label: 'latest' });
-  await assert.rejects(forgetOp({ repo: dir, ids: ['latest'], dryRun: true }, quiet), (e: DevsnapError) => e.code === 'USAGE' && e.message.includes(hexId(4, 'd0')) && e.message.includes(hexId(3, 'c0')));
+  await assert.rejects(
+    forgetOp({ repo: dir, ids: ['latest'], dryRun: true }, quiet),
+    (e: DevsnapError) => e.code === 'USAGE' && e.message.includes(hexId(4, 'd0')) && e.message.includes(hexId(3, 'c0')),
+  );
   assert.deepEqual((await forgetOp({ repo: dir, ids: ['label:latest'], dryRun: true }, quiet)).removed, [hexId(3, 'c0')]);
 
   // label: takes only labels, id: only ids.
@@ -131,10 +138,13 @@ test('a summary that does not match its manifest is rebuilt from it: missing, ta
   fs.writeFileSync(summaryFile(dir, b), text.replace(`"label":"label ${b}"`, '"label":"evil"'));
   // Forged with a correct digest but for another manifest (the sha256 of its JSON differs): listing
   // trusts it while the file stamp matches, but any full read of the manifest heals it.
-  fs.writeFileSync(summaryFile(dir, c), forgeSummary(summaryFile(dir, c), (s) => {
-    s.snapshot.label = 'forged';
-    s.manifest.sha256 = '0'.repeat(64);
-  }));
+  fs.writeFileSync(
+    summaryFile(dir, c),
+    forgeSummary(summaryFile(dir, c), (s) => {
+      s.snapshot.label = 'forged';
+      s.manifest.sha256 = '0'.repeat(64);
+    }),
+  );
   let r = await listOp({ repo: dir }, quiet);
   assert.equal(r.snapshots.find((s) => s.id === b)?.label, `label ${b}`);
   assert.equal(r.snapshots.find((s) => s.id === c)?.label, 'forged');
@@ -167,10 +177,13 @@ test('encrypted repository: summaries are sealed; a plain one planted there is n
   const plainDir = (await syntheticRepo()).dir;
   const plainRepo = await Repository.open(plainDir, {}, () => undefined);
   await plainRepo.writeManifest(syntheticManifest({ id: a, label: 'planted' }));
-  fs.writeFileSync(summaryFile(dir, a), forgeSummary(summaryFile(plainDir, a), (s) => {
-    s.manifest.size = Number(st.size);
-    s.manifest.mtimeNs = st.mtimeNs.toString();
-  }));
+  fs.writeFileSync(
+    summaryFile(dir, a),
+    forgeSummary(summaryFile(plainDir, a), (s) => {
+      s.manifest.size = Number(st.size);
+      s.manifest.mtimeNs = st.mtimeNs.toString();
+    }),
+  );
   assert.equal((await listOp({ repo: dir, password }, quiet)).snapshots[0].label, 'secret label');
 });
 
@@ -194,7 +207,10 @@ test('damaged manifests are listed as damaged: list and verify exit 8 naming eac
   let list = devsnap(['list', '--repo', repo, '--json'], env);
   assert.equal(list.status, 8, list.stdout);
   assert.deepEqual(ids(list.json), [idB]);
-  assert.deepEqual(list.json.damaged.map((d: { id: string }) => d.id), [idA]);
+  assert.deepEqual(
+    list.json.damaged.map((d: { id: string }) => d.id),
+    [idA],
+  );
   assert.match(list.json.damaged[0].message, /corrupt or was tampered with/);
   assert.equal(list.json.damaged[0].label, 'first', 'what its last summary said');
   const human = devsnap(['list', '--repo', repo], env);
@@ -226,7 +242,10 @@ test('damaged manifests are listed as damaged: list and verify exit 8 naming eac
   list = devsnap(['list', '--repo', repo, '--json'], env);
   assert.equal(list.status, 8);
   assert.deepEqual(ids(list.json), [idC]);
-  assert.deepEqual(list.json.damaged.map((d: { id: string }) => d.id), [copy]);
+  assert.deepEqual(
+    list.json.damaged.map((d: { id: string }) => d.id),
+    [copy],
+  );
   assert.match(list.json.damaged[0].message, new RegExp(`id is ${idC}.*copy of another snapshot`));
   const forget = devsnap(['forget', copy, '--repo', repo, '--json'], env);
   assert.equal(forget.status, 0, forget.stdout);
@@ -239,7 +258,13 @@ test('damaged manifests are listed as damaged: list and verify exit 8 naming eac
 });
 
 test('the Snapshots view names a damaged snapshot by its last known label, says what is wrong and how to remove it', () => {
-  const d = { id: 'abcdef0123456789', message: 'The manifest of snapshot abcdef0123456789 is corrupt or was tampered with.', hint: 'Restore from another snapshot.', label: 'before upgrade', created: '2026-11-20T10:00:00.000Z' };
+  const d = {
+    id: 'abcdef0123456789',
+    message: 'The manifest of snapshot abcdef0123456789 is corrupt or was tampered with.',
+    hint: 'Restore from another snapshot.',
+    label: 'before upgrade',
+    created: '2026-11-20T10:00:00.000Z',
+  };
   const t = damagedItemText(d);
   assert.equal(t.label, 'before upgrade');
   assert.equal(t.description, d.message);

@@ -112,7 +112,10 @@ test('the patch made without the base holds exactly the new blocks, over an earl
     try {
       const reader = new ChunkReader(repo, pool);
       const patch = decodePatch(await reader.read(patchId), patchId);
-      assert.deepEqual([...patch.blocks.keys()].sort((x, y) => x - y), [5, 200, 201]);
+      assert.deepEqual(
+        [...patch.blocks.keys()].sort((x, y) => x - y),
+        [5, 200, 201],
+      );
       const expected = Buffer.from(base);
       b5.copy(expected, 5 * BS);
       fresh.copy(expected, 200 * BS);

@@ -24,16 +24,20 @@ test('chunks round-trip through the workers in pool buffers that are reused, nev
     const inputs = Array.from({ length: 24 }, (_, i) => chunk(i));
     const hashes = inputs.map((b) => crypto.createHash('sha256').update(b).digest('hex'));
     for (let round = 0; round < 2; round++) {
-      const frames = await Promise.all(inputs.map((b) => {
-        const raw = chunkBuffers.take(b.length);
-        b.copy(raw);
-        return pool.compress(raw, 3, { take: true }).then((f) => Buffer.from(f));
-      }));
-      const raws = await Promise.all(frames.map((f, i) => {
-        const stored = chunkBuffers.take(f.length);
-        f.copy(stored);
-        return pool.decompress(stored, inputs[i].length);
-      }));
+      const frames = await Promise.all(
+        inputs.map((b) => {
+          const raw = chunkBuffers.take(b.length);
+          b.copy(raw);
+          return pool.compress(raw, 3, { take: true }).then((f) => Buffer.from(f));
+        }),
+      );
+      const raws = await Promise.all(
+        frames.map((f, i) => {
+          const stored = chunkBuffers.take(f.length);
+          f.copy(stored);
+          return pool.decompress(stored, inputs[i].length);
+        }),
+      );
       raws.forEach((r, i) => {
         assert.equal(r.hash, hashes[i], `chunk ${i} in round ${round}`);
         assert.ok(r.raw.equals(inputs[i]));

@@ -45,7 +45,18 @@ const part = (n: number, start: number, size: number, extents: Extent[]): Area =
 const id = (s: string) => crypto.createHash('sha256').update(s).digest('hex');
 
 test('identical manifests: nothing changed, every partition listed', () => {
-  const a = manifest('a', 16 * K, [raw(0, 4 * K, [[0, 4 * K, id('mbr')]]), part(1, 4 * K, 12 * K, [[0, 4 * K, id('x')], [4 * K, 8 * K, 'f']])], { 1: 'ext4' });
+  const a = manifest(
+    'a',
+    16 * K,
+    [
+      raw(0, 4 * K, [[0, 4 * K, id('mbr')]]),
+      part(1, 4 * K, 12 * K, [
+        [0, 4 * K, id('x')],
+        [4 * K, 8 * K, 'f'],
+      ]),
+    ],
+    { 1: 'ext4' },
+  );
   const d = diffSnapshots(a, a);
   assert.equal(d.totalChangedBytes, 0);
   assert.deepEqual(d.partitions, [
@@ -55,17 +66,42 @@ test('identical manifests: nothing changed, every partition listed', () => {
 });
 
 test('same offset different ref, free<->data, zero vs free, merged ranges', () => {
-  const a = manifest('a', 24 * K, [
-    raw(0, 4 * K, [[0, 4 * K, id('mbr')]]),
-    part(1, 4 * K, 20 * K, [[0, 4 * K, id('a0')], [4 * K, 4 * K, id('a1')], [8 * K, 4 * K, 'z'], [12 * K, 4 * K, 'f'], [16 * K, 4 * K, id('a4')]]),
-  ], { 1: 'ext4' });
-  const b = manifest('b', 24 * K, [
-    raw(0, 4 * K, [[0, 4 * K, id('mbr')]]),
-    part(1, 4 * K, 20 * K, [[0, 4 * K, id('b0')], [4 * K, 4 * K, id('b1')], [8 * K, 4 * K, 'f'], [12 * K, 4 * K, id('b3')], [16 * K, 4 * K, id('a4')]]),
-  ], { 1: 'ext4' });
+  const a = manifest(
+    'a',
+    24 * K,
+    [
+      raw(0, 4 * K, [[0, 4 * K, id('mbr')]]),
+      part(1, 4 * K, 20 * K, [
+        [0, 4 * K, id('a0')],
+        [4 * K, 4 * K, id('a1')],
+        [8 * K, 4 * K, 'z'],
+        [12 * K, 4 * K, 'f'],
+        [16 * K, 4 * K, id('a4')],
+      ]),
+    ],
+    { 1: 'ext4' },
+  );
+  const b = manifest(
+    'b',
+    24 * K,
+    [
+      raw(0, 4 * K, [[0, 4 * K, id('mbr')]]),
+      part(1, 4 * K, 20 * K, [
+        [0, 4 * K, id('b0')],
+        [4 * K, 4 * K, id('b1')],
+        [8 * K, 4 * K, 'f'],
+        [12 * K, 4 * K, id('b3')],
+        [16 * K, 4 * K, id('a4')],
+      ]),
+    ],
+    { 1: 'ext4' },
+  );
   const d = diffSnapshots(a, b);
   // b0, b1 changed (merged into one range), zero->free unchanged, free->data changed, a4 unchanged.
-  assert.deepEqual(d.partitions.find((p) => p.index === 1)!.ranges, [[4 * K, 8 * K], [16 * K, 4 * K]]);
+  assert.deepEqual(d.partitions.find((p) => p.index === 1)!.ranges, [
+    [4 * K, 8 * K],
+    [16 * K, 4 * K],
+  ]);
   assert.equal(d.totalChangedBytes, 12 * K);
   assert.equal(d.partitions.find((p) => p.index === null)!.changedBytes, 0);
   // Symmetric.
@@ -74,16 +110,42 @@ test('same offset different ref, free<->data, zero vs free, merged ranges', () =
 
 test('different chunk boundaries are compared on byte ranges', () => {
   // a: one 8K chunk X at 0, then 8K zero. b: 4K chunk X' at 0, 4K chunk Y, 4K free, 4K chunk Z.
-  const a = manifest('a', 16 * K, [part(1, 0, 16 * K, [[0, 8 * K, id('X')], [8 * K, 8 * K, 'z']])]);
-  const b = manifest('b', 16 * K, [part(1, 0, 16 * K, [[0, 4 * K, id('X2')], [4 * K, 4 * K, id('Y')], [8 * K, 4 * K, 'f'], [12 * K, 4 * K, id('Z')]])]);
+  const a = manifest('a', 16 * K, [
+    part(1, 0, 16 * K, [
+      [0, 8 * K, id('X')],
+      [8 * K, 8 * K, 'z'],
+    ]),
+  ]);
+  const b = manifest('b', 16 * K, [
+    part(1, 0, 16 * K, [
+      [0, 4 * K, id('X2')],
+      [4 * K, 4 * K, id('Y')],
+      [8 * K, 4 * K, 'f'],
+      [12 * K, 4 * K, id('Z')],
+    ]),
+  ]);
   const d = diffSnapshots(a, b);
-  assert.deepEqual(d.partitions.find((p) => p.index === 1)!.ranges, [[0, 8 * K], [12 * K, 4 * K]]);
+  assert.deepEqual(d.partitions.find((p) => p.index === 1)!.ranges, [
+    [0, 8 * K],
+    [12 * K, 4 * K],
+  ]);
   assert.equal(d.totalChangedBytes, 12 * K);
   // The same chunk id at a different position is not the same bytes there.
-  const c = manifest('c', 16 * K, [part(1, 0, 16 * K, [[0, 4 * K, 'z'], [4 * K, 8 * K, id('X')], [12 * K, 4 * K, 'z']])]);
+  const c = manifest('c', 16 * K, [
+    part(1, 0, 16 * K, [
+      [0, 4 * K, 'z'],
+      [4 * K, 8 * K, id('X')],
+      [12 * K, 4 * K, 'z'],
+    ]),
+  ]);
   assert.deepEqual(diffSnapshots(a, c).partitions[1].ranges, [[0, 12 * K]]);
   // A partition split into two areas in one snapshot but not the other: same chunk at same place = unchanged.
-  const e1 = manifest('e1', 8 * K, [raw(0, 8 * K, [[0, 4 * K, id('P')], [4 * K, 4 * K, id('Q')]])]);
+  const e1 = manifest('e1', 8 * K, [
+    raw(0, 8 * K, [
+      [0, 4 * K, id('P')],
+      [4 * K, 4 * K, id('Q')],
+    ]),
+  ]);
   const e2 = manifest('e2', 8 * K, [raw(0, 4 * K, [[0, 4 * K, id('P')]]), raw(4 * K, 4 * K, [[0, 4 * K, id('Q')]])]);
   assert.equal(diffSnapshots(e1, e2).totalChangedBytes, 0);
 });
@@ -91,7 +153,19 @@ test('different chunk boundaries are compared on byte ranges', () => {
 test('layout changes and disk size changes', () => {
   const a = manifest('a', 16 * K, [raw(0, 4 * K, [[0, 4 * K, id('t1')]]), part(1, 4 * K, 12 * K, [[0, 12 * K, 'f']])], { 1: 'ext4' });
   // b: a larger disk, new table, partition 2 appears with data at the end.
-  const b = manifest('b', 24 * K, [raw(0, 4 * K, [[0, 4 * K, id('t2')]]), part(1, 4 * K, 12 * K, [[0, 12 * K, 'f']]), part(2, 16 * K, 8 * K, [[0, 4 * K, id('n')], [4 * K, 4 * K, 'z']])], { 1: 'ext4', 2: 'vfat' });
+  const b = manifest(
+    'b',
+    24 * K,
+    [
+      raw(0, 4 * K, [[0, 4 * K, id('t2')]]),
+      part(1, 4 * K, 12 * K, [[0, 12 * K, 'f']]),
+      part(2, 16 * K, 8 * K, [
+        [0, 4 * K, id('n')],
+        [4 * K, 4 * K, 'z'],
+      ]),
+    ],
+    { 1: 'ext4', 2: 'vfat' },
+  );
   const d = diffSnapshots(a, b);
   assert.deepEqual(d.partitions, [
     { index: null, changedBytes: 4 * K, ranges: [[0, 4 * K]] },
@@ -110,7 +184,7 @@ function sh(cmd: string, args: string[], input?: string): string {
   return r.stdout;
 }
 
-test('two real snapshots before/after one file changed: only that file\'s chunk changed', async () => {
+test("two real snapshots before/after one file changed: only that file's chunk changed", async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'devsnap-diff-'));
   try {
     const img = path.join(dir, 'disk.img');

@@ -45,8 +45,19 @@ test('a chunk is stored with its block digests: zstd -dc reads the chunk, xxhsum
       names.push(path.join(dir, `b${String(k).padStart(2, '0')}`));
       fs.writeFileSync(names[k], raw.subarray(k * BS, (k + 1) * BS));
     }
-    const ref = sh('xxhsum', ['-H1', ...names]).stdout.trim().split('\n').map((l) => l.split(/\s+/)[0]);
-    assert.deepEqual([...Array(names.length).keys()].map((k) => d.readBigUInt64LE(8 * k).toString(16).padStart(16, '0')), ref);
+    const ref = sh('xxhsum', ['-H1', ...names])
+      .stdout.trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/)[0]);
+    assert.deepEqual(
+      [...Array(names.length).keys()].map((k) =>
+        d
+          .readBigUInt64LE(8 * k)
+          .toString(16)
+          .padStart(16, '0'),
+      ),
+      ref,
+    );
     // The digests are exactly the frame's last digestFrameLength bytes (what an incremental reads).
     assert.ok(Buffer.isBuffer(digestsOf(stored.subarray(stored.length - digestFrameLength(raw.length)), id, raw.length)));
 
@@ -171,7 +182,10 @@ test('compared by digests, blocks in use in the parent are compared without read
     const baseId = await damagedBase(dir, base, withDigests);
     // Block 10 rewritten with the same bytes, 11-12 changed: a patch of 11-12.
     const fresh = crypto.randomBytes(2 * BS);
-    const blocks: [number, Buffer][] = [[10 * BS, Buffer.from(base.subarray(10 * BS, 11 * BS))], [11 * BS, fresh]];
+    const blocks: [number, Buffer][] = [
+      [10 * BS, Buffer.from(base.subarray(10 * BS, 11 * BS))],
+      [11 * BS, fresh],
+    ];
     const parent: Extent[] = [[0, MiB, baseId]];
     const overlay = withStore(dir, {}, async (store) => {
       const cells = new AreaCells(a, MiB, parent);

@@ -94,10 +94,13 @@ test('describeImageFile reads the partition table and filesystems of an image fi
     assert.equal(d.table, 'gpt');
     assert.equal(d.isSystem, false);
     assert.deepEqual(d.mountpoints, []);
-    assert.deepEqual(d.partitions.map((p) => [p.index, p.start, p.size, p.fs, p.label]), [
-      [1, 1 * MiB, 16 * MiB, 'ext4', 'data'],
-      [2, 34816 * 512, 4 * MiB, undefined, undefined],
-    ]);
+    assert.deepEqual(
+      d.partitions.map((p) => [p.index, p.start, p.size, p.fs, p.label]),
+      [
+        [1, 1 * MiB, 16 * MiB, 'ext4', 'data'],
+        [2, 34816 * 512, 4 * MiB, undefined, undefined],
+      ],
+    );
     assert.equal(d.partitions[0].typeName, 'Linux filesystem');
     assert.ok(d.partitions[0].usedBytes! > 0);
 
@@ -113,7 +116,10 @@ test('describeImageFile reads the partition table and filesystems of an image fi
     sh('dd', [`if=${fsImg}`, `of=${mbr}`, 'bs=512', 'seek=2048', 'conv=notrunc', 'status=none']);
     const m = await describeImageFile(mbr);
     assert.equal(m.table, 'mbr');
-    assert.deepEqual(m.partitions.map((p) => [p.index, p.start, p.size, p.type, p.fs, p.label]), [[1, 1 * MiB, 10 * MiB, '0x83', 'ext4', 'boot']]);
+    assert.deepEqual(
+      m.partitions.map((p) => [p.index, p.start, p.size, p.type, p.fs, p.label]),
+      [[1, 1 * MiB, 10 * MiB, '0x83', 'ext4', 'boot']],
+    );
 
     // No partition table at all.
     const blank = path.join(dir, 'blank.img');

@@ -37,9 +37,14 @@ function encryptedRepo(dir: string, src: string, name = 'repo', pw: NodeJS.Proce
   return repo;
 }
 
+// config.json as parsed JSON, which the tests edit into hostile shapes (values of the wrong type or
+// out of range, fields removed): deliberately untyped.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- hostile edits of parsed JSON
+type ConfigJson = any;
+
 const configPath = (repo: string) => path.join(repo, 'config.json');
 const readConfig = (repo: string) => JSON.parse(fs.readFileSync(configPath(repo), 'utf8'));
-function editConfig(repo: string, edit: (c: any) => void): void { // eslint-disable-line @typescript-eslint/no-explicit-any
+function editConfig(repo: string, edit: (c: ConfigJson) => void): void {
   const c = readConfig(repo);
   edit(c);
   fs.writeFileSync(configPath(repo), JSON.stringify(c, null, 2));
@@ -112,7 +117,7 @@ test('any changed setting of an encrypted config.json is reported as tampered, n
   const repo = encryptedRepo(dir, src);
   const original = fs.readFileSync(configPath(repo));
   const before = contents(repo);
-  const edits: [string, (c: any) => void][] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
+  const edits: [string, (c: ConfigJson) => void][] = [
     ['chunkSize', (c) => (c.chunkSize = 4096)],
     ['packSize', (c) => (c.packSize = 1 << 20)],
     ['compression', (c) => (c.compression.level = 19)],
@@ -142,7 +147,7 @@ test('implausible scrypt parameters are refused before scrypt runs, naming the f
   const src = source(dir);
   const repo = encryptedRepo(dir, src);
   const original = fs.readFileSync(configPath(repo));
-  const cases: [string, (k: any) => void][] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
+  const cases: [string, (k: ConfigJson) => void][] = [
     ['N', (k) => (k.N = 2 ** 30)],
     ['N', (k) => (k.N = 3)],
     ['N', (k) => (k.N = '32768')],
@@ -180,7 +185,7 @@ test('a damaged wrapped key is told apart from a wrong password: the other copy 
   expectError(devsnap(['list', '--repo', repo, '--json'], wrongPw), 'BAD_PASSWORD', /wrong/);
 
   // One copy damaged (in its key, its salt, or the copy's key): opens, says so, and a writer repairs it.
-  const oneDamaged: [string, (c: any) => void][] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
+  const oneDamaged: [string, (c: ConfigJson) => void][] = [
     ['encryption fails its checksum', (c) => (c.encryption.wrappedKey = flip(c.encryption.wrappedKey))],
     ['encryption fails its checksum', (c) => (c.encryption.salt = flip(c.encryption.salt, 3))],
     ['encryption.copy fails its checksum', (c) => (c.encryption.copy.wrappedKey = flip(c.encryption.copy.wrappedKey, 50))],
@@ -245,7 +250,10 @@ test('a repository of the previous devsnap opens with a warning, is upgraded by 
   assert.equal(readConfig(repo).version, 1);
   const list = devsnap(['list', '--repo', repo, '--json'], pw);
   assert.equal(list.status, 0, list.stderr);
-  assert.deepEqual(list.json.snapshots.map((s: { id: string }) => s.id), ['88442920a0427261']);
+  assert.deepEqual(
+    list.json.snapshots.map((s: { id: string }) => s.id),
+    ['88442920a0427261'],
+  );
   assert.match(list.stderr, /earlier devsnap.*upgrades it/);
   expectError(devsnap(['list', '--repo', repo, '--json'], { DEVSNAP_PASSWORD: 'nope' }), 'BAD_PASSWORD', /wrong/);
 
@@ -253,7 +261,7 @@ test('a repository of the previous devsnap opens with a warning, is upgraded by 
   const snap = devsnap(['snapshot', src, '--repo', repo, '--json'], pw);
   assert.equal(snap.status, 0, snap.stderr);
   assert.match(snap.stderr, /Upgraded config\.json/);
-  assert.equal(snap.json.snapshot.stats.bytesAdded, 0, 'the same key: the old snapshot\'s chunks are reused');
+  assert.equal(snap.json.snapshot.stats.bytesAdded, 0, "the same key: the old snapshot's chunks are reused");
   assert.ok(snap.json.snapshot.stats.chunksReused > 0);
   const c = readConfig(repo);
   assert.equal(c.version, 2);

@@ -3,6 +3,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { cleanup, isRoot, makeDisk, makeWorkstationTree, seededBytes, sh, tmpDir, withLoop, withMount } from '../helpers/disks';
 import { devsnap, devsnapChild } from '../helpers/cli';
@@ -22,7 +23,10 @@ async function smallDisk(dir: string, extra?: { size: number; random: boolean })
 }
 
 function packFiles(repo: string): string[] {
-  return sh('find', [path.join(repo, 'data'), '-name', '*.pack']).stdout.trim().split('\n').filter(Boolean);
+  return sh('find', [path.join(repo, 'data'), '-name', '*.pack'])
+    .stdout.trim()
+    .split('\n')
+    .filter(Boolean);
 }
 
 test('a flipped byte in a pack: verify reports snapshot, partition and range; restore refuses and writes nothing', async () => {
@@ -55,7 +59,11 @@ test('a flipped byte in a pack: verify reports snapshot, partition and range; re
   assert.equal(r.json.error.code, 'DAMAGED');
   assert.ok(!r.stderr.includes('    at '), 'no stack trace');
   assert.equal(fs.existsSync(out), false, 'no half-written image file');
-  assert.deepEqual(fs.readdirSync(dir).filter((n) => n.includes('out.img')), [], 'no temporary file left');
+  assert.deepEqual(
+    fs.readdirSync(dir).filter((n) => n.includes('out.img')),
+    [],
+    'no temporary file left',
+  );
   const c = devsnap(['check', '--read-data', '--repo', repo, '--json']);
   assert.equal(c.status, 8);
 });
@@ -73,8 +81,14 @@ test('a truncated manifest is reported clearly; other snapshots still work', asy
   assert.match(show.json.error.message, /manifest of snapshot .* is truncated or corrupt/);
   const list = devsnap(['list', '--repo', repo, '--json']);
   assert.equal(list.status, 8, 'a damaged manifest is listed as damaged, not left out');
-  assert.deepEqual(list.json.snapshots.map((s: { id: string }) => s.id), [b.json.id]);
-  assert.deepEqual(list.json.damaged.map((d: { id: string }) => d.id), [a.json.id]);
+  assert.deepEqual(
+    list.json.snapshots.map((s: { id: string }) => s.id),
+    [b.json.id],
+  );
+  assert.deepEqual(
+    list.json.damaged.map((d: { id: string }) => d.id),
+    [a.json.id],
+  );
   const check = devsnap(['check', '--repo', repo, '--json']);
   assert.equal(check.status, 8);
   assert.ok(check.json.errors.some((e: string) => e.includes(a.json.id)));
@@ -172,7 +186,7 @@ test('locks: a second writer is refused while one runs; a stale lock of a dead p
   assert.equal(firstDone.code, 0, firstDone.stderr);
   assert.equal(second.status, 4, 'the second writer is refused while the first holds the lock');
   assert.equal(second.json.error.code, 'LOCKED');
-  fs.writeFileSync(path.join(repo, 'locks', '999999-dead.lock'), JSON.stringify({ pid: 999999, host: require('os').hostname(), exclusive: true, purpose: 'snapshot', created: '2026-01-01T00:00:00Z' }));
+  fs.writeFileSync(path.join(repo, 'locks', '999999-dead.lock'), JSON.stringify({ pid: 999999, host: os.hostname(), exclusive: true, purpose: 'snapshot', created: '2026-01-01T00:00:00Z' }));
   const r = devsnap(['snapshot', disk, '--repo', repo]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /stale lock of process 999999/);
@@ -197,7 +211,10 @@ test('a full repository disk: clear error, nothing committed, earlier snapshots 
       assert.equal(r.json.error.code, 'NO_SPACE');
       assert.match(r.json.error.message, /No space left/);
       const list = devsnap(['list', '--repo', repo, '--json']);
-      assert.deepEqual(list.json.snapshots.map((s: { id: string }) => s.id), [first.json.id]);
+      assert.deepEqual(
+        list.json.snapshots.map((s: { id: string }) => s.id),
+        [first.json.id],
+      );
       assert.equal(devsnap(['check', '--repo', repo]).status, 0);
       assert.equal(devsnap(['verify', '--repo', repo]).status, 0);
       // restoring into an image file on the full filesystem: a clear error, no partial file left behind
@@ -209,7 +226,10 @@ test('a full repository disk: clear error, nothing committed, earlier snapshots 
       assert.equal(r2.status, 9, r2.stdout);
       assert.equal(r2.json.error.code, 'NO_SPACE');
       assert.match(r2.json.error.message, /Nothing was written/);
-      assert.deepEqual(fs.readdirSync(mnt).filter((n) => n.startsWith('restored')), []);
+      assert.deepEqual(
+        fs.readdirSync(mnt).filter((n) => n.startsWith('restored')),
+        [],
+      );
     }),
   );
 });
@@ -330,35 +350,39 @@ test('retention: forget by policy keeps pinned snapshots; prune reclaims space a
   assert.equal(devsnap(['forget', ids[0], '--repo', repo, '--json']).json.error.code, 'USAGE', 'a pinned snapshot is not forgotten');
 });
 
-test('a source mounted read-write: one point in time by default; --fuzzy warns; --freeze is consistent; the filesystem is thawed after', { skip: !isRoot && 'needs root (mount, fsfreeze)' }, async () => {
-  const dir = tmpDir();
-  const repo = path.join(dir, 'repo');
-  const disk = await smallDisk(dir);
-  const layout = sh('sfdisk', ['-J', disk]).stdout;
-  const p1 = JSON.parse(layout).partitiontable.partitions[0];
-  await withLoop(disk, { offset: p1.start * 512, sizeLimit: p1.size * 512 }, (dev) =>
-    withMount(dev, 'ext', {}, (mnt) => {
-      fs.writeFileSync(path.join(mnt, 'fresh.txt'), 'written just before the snapshot\n');
-      const plain = devsnap(['snapshot', disk, '--repo', repo, '--json']);
-      assert.equal(plain.status, 0, plain.stderr);
-      assert.equal(plain.json.snapshot.consistency, 'frozen-two-pass');
-      assert.ok(plain.json.snapshot.pointInTime.pauseSeconds < 5, JSON.stringify(plain.json.snapshot.pointInTime));
-      fs.writeFileSync(path.join(mnt, 'between.txt'), 'writable after the two-pass snapshot\n'); // would hang if still frozen
-      const fuzzy = devsnap(['snapshot', disk, '--repo', repo, '--fuzzy', '--json']);
-      assert.equal(fuzzy.status, 0, fuzzy.stderr);
-      assert.equal(fuzzy.json.snapshot.consistency, 'fuzzy');
-      assert.match(fuzzy.json.warnings.join('\n'), /mounted read-write .* read live \(--fuzzy\): the image is not one point in time/);
-      const frozen = devsnap(['snapshot', disk, '--repo', repo, '--freeze', '--json']);
-      assert.equal(frozen.status, 0, frozen.stderr);
-      assert.equal(frozen.json.snapshot.consistency, 'frozen');
-      fs.writeFileSync(path.join(mnt, 'after.txt'), 'the filesystem is writable again\n'); // would hang if still frozen
-      const out = path.join(dir, 'out.img');
-      assert.equal(devsnap(['restore', frozen.json.id, out, '--repo', repo]).status, 0);
-      return withLoop(out, { offset: p1.start * 512, sizeLimit: p1.size * 512, readOnly: true }, (rdev) =>
-        withMount(rdev, 'ext', { readOnly: true }, (rmnt) => {
-          assert.equal(fs.readFileSync(path.join(rmnt, 'fresh.txt'), 'utf8'), 'written just before the snapshot\n');
-        }),
-      );
-    }),
-  );
-});
+test(
+  'a source mounted read-write: one point in time by default; --fuzzy warns; --freeze is consistent; the filesystem is thawed after',
+  { skip: !isRoot && 'needs root (mount, fsfreeze)' },
+  async () => {
+    const dir = tmpDir();
+    const repo = path.join(dir, 'repo');
+    const disk = await smallDisk(dir);
+    const layout = sh('sfdisk', ['-J', disk]).stdout;
+    const p1 = JSON.parse(layout).partitiontable.partitions[0];
+    await withLoop(disk, { offset: p1.start * 512, sizeLimit: p1.size * 512 }, (dev) =>
+      withMount(dev, 'ext', {}, (mnt) => {
+        fs.writeFileSync(path.join(mnt, 'fresh.txt'), 'written just before the snapshot\n');
+        const plain = devsnap(['snapshot', disk, '--repo', repo, '--json']);
+        assert.equal(plain.status, 0, plain.stderr);
+        assert.equal(plain.json.snapshot.consistency, 'frozen-two-pass');
+        assert.ok(plain.json.snapshot.pointInTime.pauseSeconds < 5, JSON.stringify(plain.json.snapshot.pointInTime));
+        fs.writeFileSync(path.join(mnt, 'between.txt'), 'writable after the two-pass snapshot\n'); // would hang if still frozen
+        const fuzzy = devsnap(['snapshot', disk, '--repo', repo, '--fuzzy', '--json']);
+        assert.equal(fuzzy.status, 0, fuzzy.stderr);
+        assert.equal(fuzzy.json.snapshot.consistency, 'fuzzy');
+        assert.match(fuzzy.json.warnings.join('\n'), /mounted read-write .* read live \(--fuzzy\): the image is not one point in time/);
+        const frozen = devsnap(['snapshot', disk, '--repo', repo, '--freeze', '--json']);
+        assert.equal(frozen.status, 0, frozen.stderr);
+        assert.equal(frozen.json.snapshot.consistency, 'frozen');
+        fs.writeFileSync(path.join(mnt, 'after.txt'), 'the filesystem is writable again\n'); // would hang if still frozen
+        const out = path.join(dir, 'out.img');
+        assert.equal(devsnap(['restore', frozen.json.id, out, '--repo', repo]).status, 0);
+        return withLoop(out, { offset: p1.start * 512, sizeLimit: p1.size * 512, readOnly: true }, (rdev) =>
+          withMount(rdev, 'ext', { readOnly: true }, (rmnt) => {
+            assert.equal(fs.readFileSync(path.join(rmnt, 'fresh.txt'), 'utf8'), 'written just before the snapshot\n');
+          }),
+        );
+      }),
+    );
+  },
+);

@@ -49,7 +49,10 @@ test('GPT disk (EFI vfat, ext4 4 KiB, unknown partition): snapshot, verify, rest
   const s = snap.json.snapshot;
   assert.match(snap.json.id, /^[0-9a-f]{16}$/);
   assert.equal(s.label, 'before upgrade');
-  assert.deepEqual(s.partitions.map((p: { fs?: string }) => p.fs), ['vfat', 'ext4', undefined]);
+  assert.deepEqual(
+    s.partitions.map((p: { fs?: string }) => p.fs),
+    ['vfat', 'ext4', undefined],
+  );
   assert.equal(s.partitions[1].label, 'root');
   assert.ok(s.stats.bytesRead < fs.statSync(disk).size, 'free blocks are not read');
   assert.equal(s.partitions[1].start, layout[1].start);
@@ -193,7 +196,9 @@ test('packs are standard zstd: the zstd CLI decompresses them to the raw chunks'
   const repo = path.join(dir, 'repo');
   const { disk } = await workstationDisk(dir, 'gpt');
   assert.equal(devsnap(['snapshot', disk, '--repo', repo]).status, 0);
-  const packs = sh('find', [path.join(repo, 'data'), '-name', '*.pack']).stdout.trim().split('\n');
+  const packs = sh('find', [path.join(repo, 'data'), '-name', '*.pack'])
+    .stdout.trim()
+    .split('\n');
   assert.ok(packs.length >= 1);
   for (const p of packs) {
     sh('zstd', ['-tq', p]);

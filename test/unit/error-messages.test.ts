@@ -52,8 +52,9 @@ test('labels with terminal escape sequences are shown escaped, never sent raw to
   const evil = 'evil\u001b[2J\u001b]0;owned\u0007\nFAKE-ROW\tx\u2066y\u200f';
   const snap = devsnap(['snapshot', disk, '--repo', repo, '--label', evil]);
   assert.equal(snap.status, 0, snap.stderr);
+  // eslint-disable-next-line no-control-regex -- the test looks for the terminal control characters the label smuggled in
   const noRaw = /[\u001b\u0007\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]|^FAKE-|\t/m;
-  assert.doesNotMatch(snap.stdout + snap.stderr, noRaw, 'snapshot prints no control characters or new lines of the label\'s');
+  assert.doesNotMatch(snap.stdout + snap.stderr, noRaw, "snapshot prints no control characters or new lines of the label's");
   for (const args of [['list'], ['show', 'latest'], ['show', 'nothing-like-this']]) {
     const r = devsnap([...args, '--repo', repo]);
     assert.doesNotMatch(r.stdout + r.stderr, noRaw, `${args.join(' ')} prints no control characters or new lines of the label's`);

@@ -65,7 +65,10 @@ test('export, restore by hand with tar + dd, zstd -t, import, restore, truncated
     const repo = await Repository.init(path.join(dir, 'repo'), {}, log);
     await repo.loadIndex();
     const snap = await takeSnapshot(repo, { source: img, label: 'before export', log });
-    assert.ok(snap.areas.some((a) => a.mode === 'used-blocks'), 'the ext4 partition is imaged used-blocks only');
+    assert.ok(
+      snap.areas.some((a) => a.mode === 'used-blocks'),
+      'the ext4 partition is imaged used-blocks only',
+    );
 
     const archive = path.join(dir, 'snap.tar.zst');
     const events: number[] = [];
@@ -74,7 +77,11 @@ test('export, restore by hand with tar + dd, zstd -t, import, restore, truncated
     assert.equal(res.bytes, fs.statSync(archive).size);
     assert.ok(res.bytes < 16 * MiB, `archive is compressed (${res.bytes} bytes)`);
     assert.ok(events.length > 0);
-    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.endsWith('.tmp')), [], 'no temporary file left');
+    assert.deepEqual(
+      fs.readdirSync(dir).filter((n) => n.endsWith('.tmp')),
+      [],
+      'no temporary file left',
+    );
 
     // Cancelled: CANCELLED, no file and no temporary file left.
     const ac = new AbortController();
@@ -82,7 +89,10 @@ test('export, restore by hand with tar + dd, zstd -t, import, restore, truncated
     const cancelledFile = path.join(dir, 'cancelled.tar.zst');
     await assert.rejects(exportSnapshot(repo, snap.id, cancelledFile, { log, signal: ac.signal }), (e: unknown) => e instanceof DevsnapError && e.code === 'CANCELLED');
     assert.equal(fs.existsSync(cancelledFile), false);
-    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.endsWith('.tmp')), []);
+    assert.deepEqual(
+      fs.readdirSync(dir).filter((n) => n.endsWith('.tmp')),
+      [],
+    );
 
     // Refuses to overwrite.
     await assert.rejects(exportSnapshot(repo, snap.id, archive, { log }), (e: unknown) => e instanceof DevsnapError && e.code === 'BAD_TARGET');
@@ -97,7 +107,10 @@ test('export, restore by hand with tar + dd, zstd -t, import, restore, truncated
     const names = sh('tar', ['--zstd', '-tf', archive]).trim().split('\n');
     assert.equal(names[0], 'manifest.json');
     assert.equal(names[names.length - 1], 'SHA256SUMS');
-    assert.ok(names.includes('partitions/p1.img') && names.includes('partitions/p2.img') && names.includes('raw/0.bin') && names.includes('README.txt') && names.includes('restore.sh'), names.join(','));
+    assert.ok(
+      names.includes('partitions/p1.img') && names.includes('partitions/p2.img') && names.includes('raw/0.bin') && names.includes('README.txt') && names.includes('restore.sh'),
+      names.join(','),
+    );
     assert.equal(fs.statSync(path.join(out, 'partitions/p1.img')).size, 20 * MiB);
     sh('sha256sum', ['--quiet', '-c', 'SHA256SUMS'], { cwd: out });
     assert.match(fs.readFileSync(path.join(out, 'README.txt'), 'utf8'), /dd if=partitions\/p1\.img of=TARGET bs=1M seek=1048576 oflag=seek_bytes conv=notrunc,fsync/);
@@ -108,7 +121,11 @@ test('export, restore by hand with tar + dd, zstd -t, import, restore, truncated
     const byReadme = path.join(dir, 'by-readme.img');
     fs.writeFileSync(byReadme, '');
     fs.truncateSync(byReadme, 64 * MiB);
-    const ddLines = fs.readFileSync(path.join(out, 'README.txt'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l.startsWith('dd if=') && l.includes('of=TARGET') && l.includes('seek_bytes'));
+    const ddLines = fs
+      .readFileSync(path.join(out, 'README.txt'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith('dd if=') && l.includes('of=TARGET') && l.includes('seek_bytes'));
     assert.equal(ddLines.length, snap.areas.length);
     for (const l of ddLines) sh('sh', ['-c', l.replace('of=TARGET', `of=${byReadme}`).replace('status=progress', 'status=none')], { cwd: out });
     sameBytes(img, byReadme);
@@ -163,7 +180,13 @@ test('export, restore by hand with tar + dd, zstd -t, import, restore, truncated
     }
     // Cut at a zstd frame boundary: every frame is whole, the tar stream inside is not.
     const frames: Buffer[] = [];
-    for await (const f of zstdFrames((async function* () { yield full; })(), archive)) frames.push(f.data);
+    for await (const f of zstdFrames(
+      (async function* () {
+        yield full;
+      })(),
+      archive,
+    ))
+      frames.push(f.data);
     assert.ok(frames.length > 4, `${frames.length} frames`);
     assert.equal(Buffer.concat(frames).length, full.length);
     for (const keep of [Math.floor(frames.length / 2), frames.length - 1]) {
@@ -215,7 +238,10 @@ test('encrypted repositories: export decrypts, import re-keys chunk ids, restore
     const notes: string[] = [];
     await exportSnapshot(enc, snap.id, archive, { log: (m) => notes.push(m) });
     await enc.close();
-    assert.ok(notes.some((n) => /not encrypted/.test(n)), notes.join('\n'));
+    assert.ok(
+      notes.some((n) => /not encrypted/.test(n)),
+      notes.join('\n'),
+    );
 
     // Into a plain repository: chunk ids become sha256 ids; the data is the same.
     const plain = await Repository.init(path.join(dir, 'plain'), {}, log);

@@ -45,7 +45,9 @@ async function mounted<T>(img: string, options: string, fn: (dir: string) => T |
   const dev = attachLoop(img);
   const dir = tmpDir('ext-state-mnt-');
   let isMounted = false;
-  onCleanup(() => { if (isMounted) sh('umount', ['-l', dir], { allowFail: true }); });
+  onCleanup(() => {
+    if (isMounted) sh('umount', ['-l', dir], { allowFail: true });
+  });
   try {
     sh('mount', ['-o', options, dev, dir]);
     isMounted = true;
@@ -124,7 +126,10 @@ async function checkChange(img: string, c: Change, control?: number): Promise<{ 
   if (c.dataChange) {
     const onlyChanged = marks(after.blocksCount, rr.changed);
     const other = marks(after.blocksCount, rr.metadata, rr.journalSuper, rr.journalLog);
-    assert.ok(differing.some((b) => onlyChanged[b] && !other[b]), 'some changed data block is found only through the changed inodes');
+    assert.ok(
+      differing.some((b) => onlyChanged[b] && !other[b]),
+      'some changed data block is found only through the changed inodes',
+    );
   }
   fs.rmSync(beforeImg);
   return { before, after, changed, rr };
@@ -179,8 +184,10 @@ test('an unchanged image: equal, comparable states with nothing changed; every u
   const all = marks(a.blocksCount, rr.metadata, rr.changed, rr.journalSuper, rr.journalLog);
   const r = fileReader(img);
   const used = (await readExt(r).finally(() => r.close()))!;
-  const itable = Math.ceil((a.inodesCount / a.groupCount) * a.inodeSize / a.blockSize);
-  const tables = sh('dumpe2fs', [img]).stdout.match(/Inode table at (\d+)-(\d+)/g)!.map((m) => m.match(/\d+/g)!.map(Number));
+  const itable = Math.ceil(((a.inodesCount / a.groupCount) * a.inodeSize) / a.blockSize);
+  const tables = sh('dumpe2fs', [img])
+    .stdout.match(/Inode table at (\d+)-(\d+)/g)!
+    .map((m) => m.match(/\d+/g)!.map(Number));
   assert.equal(tables.length, a.groupCount);
   const inTable = (b: number) => tables.some(([s, e]) => b >= s && b <= e && e - s + 1 === itable);
   const uncovered: number[] = [];
@@ -190,7 +197,10 @@ test('an unchanged image: equal, comparable states with nothing changed; every u
   const none = await rereadOf(img, a, new Uint32Array(0));
   const noneMeta = marks(a.blocksCount, none.metadata);
   for (const special of [2, 7]) {
-    const blocks = sh('debugfs', ['-R', `blocks <${special}>`, img]).stdout.trim().split(/\s+/).map(Number);
+    const blocks = sh('debugfs', ['-R', `blocks <${special}>`, img])
+      .stdout.trim()
+      .split(/\s+/)
+      .map(Number);
     assert.ok(blocks.length > 0 && blocks.every((b) => noneMeta[b]), `inode ${special}'s blocks are metadata`);
   }
   assert.deepEqual(none.changed, []);
@@ -205,54 +215,180 @@ test('ext4: each kind of change is found through its inodes, and every changed b
   const img = await makeImage('ext4', ['-b', '4096', '-g', '2048']);
   const control = await mounted(img, 'ro', (dir) => ino(path.join(dir, 'control')));
   const cases: [string, Change][] = [
-    ['a file with an extent tree of two leaves', { dataChange: true, mutate: (d) => {
-      fragmentedFile(path.join(d, 'frag'), 400, 4096);
-      // Old access times, so that the atime case below changes i_atime's seconds, not only i_atime_extra.
-      for (const f of ['big', 'small']) fs.utimesSync(path.join(d, f), new Date('2001-01-01'), new Date('2001-01-01'));
-      return [ino(path.join(d, 'frag')), ino(d), ino(path.join(d, 'big'))];
-    } }],
-    ['atime only (strictatime)', { options: 'strictatime', dataChange: false, mutate: (d) => { fs.readFileSync(path.join(d, 'big')); fs.readFileSync(path.join(d, 'small')); return []; } }],
-    ['append', { dataChange: true, mutate: (d) => { fs.appendFileSync(path.join(d, 'big'), seededBytes(7, 10000)); return [ino(path.join(d, 'big'))]; } }],
-    ['append to the fragmented file (a new extent in a leaf)', { dataChange: true, mutate: (d) => { writeAt(path.join(d, 'frag'), 900 * 4096, seededBytes(8, 4096)); return [ino(path.join(d, 'frag'))]; } }],
-    ['overwrite in place (dd conv=notrunc)', { dataChange: true, mutate: (d) => {
-      const src = path.join(path.dirname(img), 'src.bin');
-      fs.writeFileSync(src, seededBytes(9, 8192));
-      sh('dd', [`if=${src}`, `of=${path.join(d, 'big')}`, 'bs=4096', 'seek=10', 'conv=notrunc', 'status=none']);
-      return [ino(path.join(d, 'big'))];
-    } }],
-    ['truncate', { dataChange: false, mutate: (d) => { sh('truncate', ['-s', '100000', path.join(d, 'big')]); return [ino(path.join(d, 'big'))]; } }],
-    ['fallocate', { dataChange: false, mutate: (d) => { sh('fallocate', ['-o', '200000', '-l', String(MiB), path.join(d, 'big')]); return [ino(path.join(d, 'big'))]; } }],
-    ['punch hole', { dataChange: false, mutate: (d) => { sh('fallocate', ['-p', '-o', '8192', '-l', '32768', path.join(d, 'big2')]); return [ino(path.join(d, 'big2'))]; } }],
-    ['mmap write', { dataChange: true, mutate: (d) => {
-      const f = path.join(d, 'mm');
-      sh('python3', ['-c', 'import mmap,sys\nf=open(sys.argv[1],"r+b")\nm=mmap.mmap(f.fileno(),0)\nm[5000:5100]=b"z"*100\nm.flush()\nm.close()', f]);
-      return [ino(f)];
-    } }],
-    ['rename over', { dataChange: true, mutate: (d) => { const a = ino(path.join(d, 'd', 'a')); fs.renameSync(path.join(d, 'd', 'a'), path.join(d, 'd', 'b')); return [a, ino(path.join(d, 'd'))]; } }],
-    ['hard link', { dataChange: true, mutate: (d) => { fs.linkSync(path.join(d, 'small'), path.join(d, 'd', 'link')); return [ino(path.join(d, 'small')), ino(path.join(d, 'd'))]; } }],
-    ['delete and create reusing the blocks', { dataChange: true, mutate: (d) => {
-      fs.rmSync(path.join(d, 'big2'));
-      sh('sync', []);
-      fs.writeFileSync(path.join(d, 'new'), seededBytes(10, MiB));
-      return [ino(path.join(d, 'new')), ino(d)];
-    } }],
-    ['chmod', { dataChange: false, mutate: (d) => { fs.chmodSync(path.join(d, 'small'), 0o600); return [ino(path.join(d, 'small'))]; } }],
-    ['setfattr, in the inode and in an xattr block', { dataChange: false, mutate: (d) => {
-      sh('setfattr', ['-n', 'user.k', '-v', 'v', path.join(d, 'small')]);
-      sh('setfattr', ['-n', 'user.big', '-v', 'x'.repeat(600), path.join(d, 'mm')]);
-      return [ino(path.join(d, 'small')), ino(path.join(d, 'mm'))];
-    } }],
-    ['a directory grown past one block into an htree', { dataChange: true, mutate: (d) => {
-      const many = path.join(d, 'many');
-      fs.mkdirSync(many);
-      for (let i = 0; i < 3000; i++) fs.writeFileSync(path.join(many, `entry-with-a-longish-name-${i}`), '');
-      return [ino(many), ino(path.join(many, 'entry-with-a-longish-name-2999'))];
-    } }],
-    ['delete a hundred files: inode-table blocks left with no inode in use', { dataChange: true, mutate: (d) => {
-      const many = path.join(d, 'many');
-      for (let i = 0; i < 100; i++) fs.rmSync(path.join(many, `entry-with-a-longish-name-${i}`));
-      return [ino(many)];
-    } }],
+    [
+      'a file with an extent tree of two leaves',
+      {
+        dataChange: true,
+        mutate: (d) => {
+          fragmentedFile(path.join(d, 'frag'), 400, 4096);
+          // Old access times, so that the atime case below changes i_atime's seconds, not only i_atime_extra.
+          for (const f of ['big', 'small']) fs.utimesSync(path.join(d, f), new Date('2001-01-01'), new Date('2001-01-01'));
+          return [ino(path.join(d, 'frag')), ino(d), ino(path.join(d, 'big'))];
+        },
+      },
+    ],
+    [
+      'atime only (strictatime)',
+      {
+        options: 'strictatime',
+        dataChange: false,
+        mutate: (d) => {
+          fs.readFileSync(path.join(d, 'big'));
+          fs.readFileSync(path.join(d, 'small'));
+          return [];
+        },
+      },
+    ],
+    [
+      'append',
+      {
+        dataChange: true,
+        mutate: (d) => {
+          fs.appendFileSync(path.join(d, 'big'), seededBytes(7, 10000));
+          return [ino(path.join(d, 'big'))];
+        },
+      },
+    ],
+    [
+      'append to the fragmented file (a new extent in a leaf)',
+      {
+        dataChange: true,
+        mutate: (d) => {
+          writeAt(path.join(d, 'frag'), 900 * 4096, seededBytes(8, 4096));
+          return [ino(path.join(d, 'frag'))];
+        },
+      },
+    ],
+    [
+      'overwrite in place (dd conv=notrunc)',
+      {
+        dataChange: true,
+        mutate: (d) => {
+          const src = path.join(path.dirname(img), 'src.bin');
+          fs.writeFileSync(src, seededBytes(9, 8192));
+          sh('dd', [`if=${src}`, `of=${path.join(d, 'big')}`, 'bs=4096', 'seek=10', 'conv=notrunc', 'status=none']);
+          return [ino(path.join(d, 'big'))];
+        },
+      },
+    ],
+    [
+      'truncate',
+      {
+        dataChange: false,
+        mutate: (d) => {
+          sh('truncate', ['-s', '100000', path.join(d, 'big')]);
+          return [ino(path.join(d, 'big'))];
+        },
+      },
+    ],
+    [
+      'fallocate',
+      {
+        dataChange: false,
+        mutate: (d) => {
+          sh('fallocate', ['-o', '200000', '-l', String(MiB), path.join(d, 'big')]);
+          return [ino(path.join(d, 'big'))];
+        },
+      },
+    ],
+    [
+      'punch hole',
+      {
+        dataChange: false,
+        mutate: (d) => {
+          sh('fallocate', ['-p', '-o', '8192', '-l', '32768', path.join(d, 'big2')]);
+          return [ino(path.join(d, 'big2'))];
+        },
+      },
+    ],
+    [
+      'mmap write',
+      {
+        dataChange: true,
+        mutate: (d) => {
+          const f = path.join(d, 'mm');
+          sh('python3', ['-c', 'import mmap,sys\nf=open(sys.argv[1],"r+b")\nm=mmap.mmap(f.fileno(),0)\nm[5000:5100]=b"z"*100\nm.flush()\nm.close()', f]);
+          return [ino(f)];
+        },
+      },
+    ],
+    [
+      'rename over',
+      {
+        dataChange: true,
+        mutate: (d) => {
+          const a = ino(path.join(d, 'd', 'a'));
+          fs.renameSync(path.join(d, 'd', 'a'), path.join(d, 'd', 'b'));
+          return [a, ino(path.join(d, 'd'))];
+        },
+      },
+    ],
+    [
+      'hard link',
+      {
+        dataChange: true,
+        mutate: (d) => {
+          fs.linkSync(path.join(d, 'small'), path.join(d, 'd', 'link'));
+          return [ino(path.join(d, 'small')), ino(path.join(d, 'd'))];
+        },
+      },
+    ],
+    [
+      'delete and create reusing the blocks',
+      {
+        dataChange: true,
+        mutate: (d) => {
+          fs.rmSync(path.join(d, 'big2'));
+          sh('sync', []);
+          fs.writeFileSync(path.join(d, 'new'), seededBytes(10, MiB));
+          return [ino(path.join(d, 'new')), ino(d)];
+        },
+      },
+    ],
+    [
+      'chmod',
+      {
+        dataChange: false,
+        mutate: (d) => {
+          fs.chmodSync(path.join(d, 'small'), 0o600);
+          return [ino(path.join(d, 'small'))];
+        },
+      },
+    ],
+    [
+      'setfattr, in the inode and in an xattr block',
+      {
+        dataChange: false,
+        mutate: (d) => {
+          sh('setfattr', ['-n', 'user.k', '-v', 'v', path.join(d, 'small')]);
+          sh('setfattr', ['-n', 'user.big', '-v', 'x'.repeat(600), path.join(d, 'mm')]);
+          return [ino(path.join(d, 'small')), ino(path.join(d, 'mm'))];
+        },
+      },
+    ],
+    [
+      'a directory grown past one block into an htree',
+      {
+        dataChange: true,
+        mutate: (d) => {
+          const many = path.join(d, 'many');
+          fs.mkdirSync(many);
+          for (let i = 0; i < 3000; i++) fs.writeFileSync(path.join(many, `entry-with-a-longish-name-${i}`), '');
+          return [ino(many), ino(path.join(many, 'entry-with-a-longish-name-2999'))];
+        },
+      },
+    ],
+    [
+      'delete a hundred files: inode-table blocks left with no inode in use',
+      {
+        dataChange: true,
+        mutate: (d) => {
+          const many = path.join(d, 'many');
+          for (let i = 0; i < 100; i++) fs.rmSync(path.join(many, `entry-with-a-longish-name-${i}`));
+          return [ino(many)];
+        },
+      },
+    ],
   ];
   for (const [name, c] of cases) {
     await t.test(name, async () => {
@@ -266,7 +402,11 @@ test('ext4: each kind of change is found through its inodes, and every changed b
         const uninit = [...sh('debugfs', ['-R', 'ex /big', img]).stdout.matchAll(/(\d+)\s*-\s*(\d+)\s+\d+\s+Uninit/g)];
         assert.ok(uninit.length > 0, 'fallocate made uninitialized extents');
         const inChanged = marks(r.after.blocksCount, r.rr.changed);
-        for (const [, s, e] of uninit) assert.ok(inChanged.subarray(Number(s), Number(e) + 1).every((v) => v === 1), `uninitialized extent ${s}-${e} is in changed`);
+        for (const [, s, e] of uninit)
+          assert.ok(
+            inChanged.subarray(Number(s), Number(e) + 1).every((v) => v === 1),
+            `uninitialized extent ${s}-${e} is in changed`,
+          );
       }
       if (name.startsWith('a directory')) assert.ok(r.changed.length >= 3001 && total(r.rr.changed) > 20, 'the new directory blocks are reread');
     });
@@ -284,13 +424,25 @@ test('the atime case can fail: strictatime really rewrote the inode bytes', need
   const after = fs.readFileSync(img).subarray(pos, pos + 256);
   assert.notDeepEqual(after, before, 'the inode changed on disk');
   // Everything but i_atime (0x08), i_checksum_lo (0x7c), i_checksum_hi (0x82) and i_atime_extra (0x8c) is equal.
-  for (const [from, to] of [[0, 0x08], [0x0c, 0x7c], [0x7e, 0x82], [0x84, 0x8c], [0x90, 256]]) {
+  for (const [from, to] of [
+    [0, 0x08],
+    [0x0c, 0x7c],
+    [0x7e, 0x82],
+    [0x84, 0x8c],
+    [0x90, 256],
+  ]) {
     assert.deepEqual(after.subarray(from, to), before.subarray(from, to), `bytes 0x${from.toString(16)}–0x${to.toString(16)} are unchanged`);
   }
 });
 
 test('128-byte inodes, ext2, ext3 (indirect maps) and inline_data', needsRoot, async (t) => {
-  const append: Change = { dataChange: true, mutate: (d) => { fs.appendFileSync(path.join(d, 'big'), seededBytes(11, 300 * KiB)); return [ino(path.join(d, 'big'))]; } };
+  const append: Change = {
+    dataChange: true,
+    mutate: (d) => {
+      fs.appendFileSync(path.join(d, 'big'), seededBytes(11, 300 * KiB));
+      return [ino(path.join(d, 'big'))];
+    },
+  };
   await t.test('128-byte inodes: no fine timestamps', async () => {
     const img = await makeImage('ext4', ['-I', '128']);
     const s = await mustState(img);
@@ -317,14 +469,20 @@ test('128-byte inodes, ext2, ext3 (indirect maps) and inline_data', needsRoot, a
   await t.test('inline_data: a small file grows out of its inode', async () => {
     const img = await makeImage('ext4', ['-O', 'inline_data']);
     // The root directory's blocks are metadata (a reserved inode): no data block is found only through `changed`.
-    await checkChange(img, { dataChange: false, mutate: (d) => {
-      fs.writeFileSync(path.join(d, 'tiny'), 'short');
-      return [ino(path.join(d, 'tiny'))];
-    } });
-    await checkChange(img, { dataChange: true, mutate: (d) => {
-      fs.appendFileSync(path.join(d, 'tiny'), seededBytes(12, 5000));
-      return [ino(path.join(d, 'tiny'))];
-    } });
+    await checkChange(img, {
+      dataChange: false,
+      mutate: (d) => {
+        fs.writeFileSync(path.join(d, 'tiny'), 'short');
+        return [ino(path.join(d, 'tiny'))];
+      },
+    });
+    await checkChange(img, {
+      dataChange: true,
+      mutate: (d) => {
+        fs.appendFileSync(path.join(d, 'tiny'), seededBytes(12, 5000));
+        return [ino(path.join(d, 'tiny'))];
+      },
+    });
   });
 });
 
@@ -334,21 +492,21 @@ test('e2fsck or tune2fs between two states: incomparable says why', async () => 
   const a = await mustState(img);
   assert.equal(a.mountCount, 5);
   sh('tune2fs', ['-C', '0', img]);
-  assert.match(incomparable(a, (await mustState(img)))!, /mount count went down/);
+  assert.match(incomparable(a, await mustState(img))!, /mount count went down/);
 
   sh('tune2fs', ['-C', '5', img]);
   const b = await mustState(img);
   sh('e2fsck', ['-fy', img]);
-  assert.match(incomparable(b, (await mustState(img)))!, /last-checked|mount count/);
+  assert.match(incomparable(b, await mustState(img))!, /last-checked|mount count/);
 
   const c = await mustState(img);
   sh('tune2fs', ['-T', '20200101', img]);
-  assert.match(incomparable(c, (await mustState(img)))!, /last-checked/);
+  assert.match(incomparable(c, await mustState(img))!, /last-checked/);
 
   const other = await makeImage('ext4', []);
-  assert.match(incomparable(c, (await mustState(other)))!, /UUID/);
+  assert.match(incomparable(c, await mustState(other))!, /UUID/);
   sh('tune2fs', ['-O', '^has_journal', img]);
-  assert.match(incomparable(c, (await mustState(img)))!, /layout|last-checked/);
+  assert.match(incomparable(c, await mustState(img))!, /layout|last-checked/);
 });
 
 test('hostile: corrupted extent headers, extents outside the filesystem, a cycle in an indirect map', async (t) => {
@@ -382,21 +540,35 @@ test('hostile: corrupted extent headers, extents outside the filesystem, a cycle
     assert.equal(changedInodes(a, b).length, 0, 'the inode itself did not change');
     await assert.rejects(rereadOf(img, b, b.inos), /fails its checksum/);
   });
-  await t.test('an inode that fails its checksum', () => corrupt('ext4', '/big', (img, f) => {
-    const at = sh('debugfs', ['-R', `imap <${f}>`, img]).stdout.match(/located at block (\d+), offset 0x([0-9a-f]+)/)!;
-    const fd = fs.openSync(img, 'r+');
-    fs.writeSync(fd, Buffer.from([0x5a]), 0, 1, Number(at[1]) * 4096 + parseInt(at[2], 16) + 0x28 + 59); // the last byte of i_block
-    fs.closeSync(fd);
-  }, /fails its checksum/));
-  await t.test('a triple-indirect block that points at itself', () => corrupt('ext2', '/big', (img, f) => {
-    const blk = Number(sh('debugfs', ['-R', 'ffb 1 40000', img]).stdout.match(/(\d+)\s*$/)![1]);
-    const b = Buffer.alloc(1024);
-    for (let o = 0; o < 1024; o += 4) b.writeUInt32LE(blk, o);
-    const fd = fs.openSync(img, 'r+');
-    fs.writeSync(fd, b, 0, 1024, blk * 1024);
-    fs.closeSync(fd);
-    sif(img, `<${f}>`, 'block[TIND]', String(blk));
-  }, /reached twice|more mapping blocks/));
+  await t.test('an inode that fails its checksum', () =>
+    corrupt(
+      'ext4',
+      '/big',
+      (img, f) => {
+        const at = sh('debugfs', ['-R', `imap <${f}>`, img]).stdout.match(/located at block (\d+), offset 0x([0-9a-f]+)/)!;
+        const fd = fs.openSync(img, 'r+');
+        fs.writeSync(fd, Buffer.from([0x5a]), 0, 1, Number(at[1]) * 4096 + parseInt(at[2], 16) + 0x28 + 59); // the last byte of i_block
+        fs.closeSync(fd);
+      },
+      /fails its checksum/,
+    ),
+  );
+  await t.test('a triple-indirect block that points at itself', () =>
+    corrupt(
+      'ext2',
+      '/big',
+      (img, f) => {
+        const blk = Number(sh('debugfs', ['-R', 'ffb 1 40000', img]).stdout.match(/(\d+)\s*$/)![1]);
+        const b = Buffer.alloc(1024);
+        for (let o = 0; o < 1024; o += 4) b.writeUInt32LE(blk, o);
+        const fd = fs.openSync(img, 'r+');
+        fs.writeSync(fd, b, 0, 1024, blk * 1024);
+        fs.closeSync(fd);
+        sif(img, `<${f}>`, 'block[TIND]', String(blk));
+      },
+      /reached twice|more mapping blocks/,
+    ),
+  );
 });
 
 test('hostile: damaged descriptors and bitmaps, garbage and truncated input make readExtState null', async () => {
@@ -409,7 +581,7 @@ test('hostile: damaged descriptors and bitmaps, garbage and truncated input make
     fs.closeSync(fd);
   };
   const img = await makeImage('ext4', []);
-  const s = (await mustState(img));
+  const s = await mustState(img);
   const gdt = (s.firstDataBlock + 1) * s.blockSize;
   flip(img, gdt + 64 + 0x0e); // group 1's free inode count: its descriptor checksum no longer holds
   assert.equal(await stateOf(img), null);
@@ -420,7 +592,7 @@ test('hostile: damaged descriptors and bitmaps, garbage and truncated input make
   assert.equal(await stateOf(img), null);
 
   const ext2 = await makeImage('ext2', []);
-  const e = (await mustState(ext2));
+  const e = await mustState(ext2);
   const fd = fs.openSync(ext2, 'r+');
   const far = Buffer.alloc(4);
   far.writeUInt32LE(e.blocksCount + 5);

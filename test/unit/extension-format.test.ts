@@ -1,9 +1,7 @@
 // Unit tests of the extension's pure formatting helpers (extension/format.ts).
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import {
-  defaultSnapshotLabel, formatBytes, formatDuration, formatProgress, formatRate, formatRelativeDate, formatTimestamp, percentOf, ProgressTracker,
-} from '../../imaging/core/format';
+import { defaultSnapshotLabel, formatBytes, formatDuration, formatProgress, formatRate, formatRelativeDate, formatTimestamp, percentOf, ProgressTracker } from '../../imaging/core/format';
 import type { ProgressEvent } from '../../imaging/protocol';
 
 describe('extension format', () => {

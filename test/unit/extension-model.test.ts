@@ -6,17 +6,37 @@ import { describe, it } from 'node:test';
 import type { DiskInfo, SnapshotSummary } from '../../imaging/protocol';
 import { resolveSettingPath } from '../../extension/paths';
 import {
-  diskDescription, diskUsedBytes, groupSnapshots, isFuzzy, overwriteSummary, partitionDescription, partitionLabel, previousSnapshot, snapshotContextValue,
-  snapshotDescription, snapshotDoneMessage, snapshotIconKind, snapshotTooltipMarkdown, sortDisks,
+  diskDescription,
+  diskUsedBytes,
+  groupSnapshots,
+  isFuzzy,
+  overwriteSummary,
+  partitionDescription,
+  partitionLabel,
+  previousSnapshot,
+  snapshotContextValue,
+  snapshotDescription,
+  snapshotDoneMessage,
+  snapshotIconKind,
+  snapshotTooltipMarkdown,
+  sortDisks,
 } from '../../extension/snapshotModel';
 
 function snap(id: string, created: string, o: Partial<SnapshotSummary> = {}): SnapshotSummary {
   return {
-    id, label: `label ${id}`, created, host: 'box',
+    id,
+    label: `label ${id}`,
+    created,
+    host: 'box',
     source: { path: '/dev/sda', size: 64e9, table: 'gpt', diskId: 'disk-a' },
-    consistency: 'offline', pinned: false, state: 'not-verified',
+    consistency: 'offline',
+    pinned: false,
+    state: 'not-verified',
     stats: { bytesRead: 1, bytesLogical: 64e9, bytesUsed: 10e9, bytesAdded: 1.2e9, chunksNew: 1, chunksReused: 2, durationSeconds: 3 },
-    partitions: [{ index: 2, start: 2e6, size: 40e9, type: 'x', fs: 'ext4', label: 'root', usedBytes: 12e9 }, { index: 1, start: 1e6, size: 5e8, type: 'y', fs: 'vfat' }],
+    partitions: [
+      { index: 2, start: 2e6, size: 40e9, type: 'x', fs: 'ext4', label: 'root', usedBytes: 12e9 },
+      { index: 1, start: 1e6, size: 5e8, type: 'y', fs: 'vfat' },
+    ],
     ...o,
   };
 }
@@ -29,8 +49,14 @@ describe('extension snapshot model', () => {
 
   it('groups by source disk, newest first, groups ordered by their newest snapshot', () => {
     const groups = groupSnapshots([a0, a1, b1, a2]);
-    assert.deepEqual(groups.map((g) => g.label), ['/dev/sda', 'demo.img']);
-    assert.deepEqual(groups[0].snapshots.map((s) => s.id), ['a2', 'a1', 'a0']);
+    assert.deepEqual(
+      groups.map((g) => g.label),
+      ['/dev/sda', 'demo.img'],
+    );
+    assert.deepEqual(
+      groups[0].snapshots.map((s) => s.id),
+      ['a2', 'a1', 'a0'],
+    );
     assert.equal(groups[0].description, '64 GB · 3 snapshots');
     assert.equal(groups[1].description, '1 GB · 1 snapshot');
     assert.deepEqual(groupSnapshots([]), []);
@@ -96,14 +122,25 @@ describe('extension snapshot model', () => {
   });
 
   const disk = (p: string, o: Partial<DiskInfo> = {}): DiskInfo => ({
-    path: p, kind: 'disk', size: 512e9, table: 'gpt', isSystem: false, mountpoints: [],
-    partitions: [{ index: 1, start: 0, size: 1e9, type: 'x', fs: 'vfat', label: 'EFI', usedBytes: 1e8, mountpoints: ['/boot/efi'] }, { index: 2, start: 1e9, size: 500e9, type: 'y', fs: 'ext4', usedBytes: 120e9 }],
+    path: p,
+    kind: 'disk',
+    size: 512e9,
+    table: 'gpt',
+    isSystem: false,
+    mountpoints: [],
+    partitions: [
+      { index: 1, start: 0, size: 1e9, type: 'x', fs: 'vfat', label: 'EFI', usedBytes: 1e8, mountpoints: ['/boot/efi'] },
+      { index: 2, start: 1e9, size: 500e9, type: 'y', fs: 'ext4', usedBytes: 120e9 },
+    ],
     ...o,
   });
 
   it('sorts the system drive first and describes disks', () => {
     const sorted = sortDisks([disk('/dev/sdb'), disk('/dev/sda'), disk('/dev/nvme0n1', { isSystem: true })]);
-    assert.deepEqual(sorted.map((d) => d.path), ['/dev/nvme0n1', '/dev/sda', '/dev/sdb']);
+    assert.deepEqual(
+      sorted.map((d) => d.path),
+      ['/dev/nvme0n1', '/dev/sda', '/dev/sdb'],
+    );
     assert.equal(diskUsedBytes(disk('/dev/sda')), 120.1e9);
     assert.equal(diskUsedBytes(disk('/dev/sda', { partitions: [] })), undefined);
     assert.equal(diskDescription(disk('/dev/sda')), '512 GB · 120 GB used · GPT, 2 partitions');

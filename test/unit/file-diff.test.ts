@@ -15,7 +15,12 @@ after(cleanup);
 const MiB = 1 << 20;
 
 function digestMap(d: string): Map<string, string> {
-  return new Map(d.trim().split('\n').map((l) => [l.split('\t')[0], l]));
+  return new Map(
+    d
+      .trim()
+      .split('\n')
+      .map((l) => [l.split('\t')[0], l]),
+  );
 }
 
 test('simulated upgrade: diffFiles lists exactly the paths whose treeDigest line changed', { skip: !isRoot && 'needs root (mounts to simulate the upgrade)' }, async () => {
@@ -24,7 +29,14 @@ test('simulated upgrade: diffFiles lists exactly the paths whose treeDigest line
   makeWorkstationTree(tree, { scale: 4 * MiB });
   const disk = path.join(dir, 'disk.img');
   const repoDir = path.join(dir, 'repo');
-  const layout = await makeDisk(disk, { table: 'gpt', size: 64 * MiB, partitions: [{ size: 8 * MiB, fs: 'vfat' }, { fs: 'ext4', fromDir: tree }] });
+  const layout = await makeDisk(disk, {
+    table: 'gpt',
+    size: 64 * MiB,
+    partitions: [
+      { size: 8 * MiB, fs: 'vfat' },
+      { fs: 'ext4', fromDir: tree },
+    ],
+  });
   const mountRoot = (fn: (mnt: string) => void | Promise<void>) => withLoop(disk, { offset: layout[1].start, sizeLimit: layout[1].size }, (dev) => withMount(dev, 'ext', {}, fn));
   let before = '';
   await mountRoot((mnt) => {
@@ -88,16 +100,28 @@ test('simulated upgrade: diffFiles lists exactly the paths whose treeDigest line
     const page = await diffPage(fa.fs, fb.fs, { offset: 5, limit: 7, exclude: (p) => p === '/lost+found' });
     assert.equal(page.total, all.length);
     assert.equal(page.changes.length, 7);
-    assert.deepEqual(page.changes.map((c) => c.path.slice(1)), [...got.keys()].slice(5, 12));
+    assert.deepEqual(
+      page.changes.map((c) => c.path.slice(1)),
+      [...got.keys()].slice(5, 12),
+    );
     assert.equal(page.totals.added + page.totals.removed + page.totals.modified + page.totals.metadata, all.length);
     assert.equal(page.totals.added, all.filter((c) => c.change === 'added').length);
     // a subtree only
     const sub = await diffPage(fa.fs, fb.fs, { root: '/usr/bin' });
-    assert.deepEqual(sub.changes.map((c) => c.path).sort(), all.map((c) => c.path).filter((p) => p === '/usr/bin' || p.startsWith('/usr/bin/')).sort());
+    assert.deepEqual(
+      sub.changes.map((c) => c.path).sort(),
+      all
+        .map((c) => c.path)
+        .filter((p) => p === '/usr/bin' || p.startsWith('/usr/bin/'))
+        .sort(),
+    );
     // grouping
     const groups = summarizeByDirectory(all, 2);
     assert.ok(groups.some((g) => g.dir === '/usr/lib' && g.added > 0));
-    assert.equal(groups.reduce((n, g) => n + g.added + g.removed + g.modified + g.metadata, 0), all.length);
+    assert.equal(
+      groups.reduce((n, g) => n + g.added + g.removed + g.modified + g.metadata, 0),
+      all.length,
+    );
     // deep mode finds nothing more on files whose mtime did not change
     const deep = await diffPage(fa.fs, fb.fs, { deep: true, limit: 0, exclude: (p) => p === '/lost+found' });
     assert.equal(deep.total, all.length);

@@ -21,15 +21,45 @@ const tree = path.join(work, 'tree');
 makeWorkstationTree(tree, { scale: 3 * MiB });
 sh('setfattr', ['-n', 'user.dir', '-v', 'on a dir', path.join(tree, 'home/dev/project')]);
 // A POSIX ACL (user 1234: r--) as the kernel's xattr: version 2, then (tag, perm, id) entries.
-const acl = (entries: [number, number, number][]) => Buffer.concat([Buffer.from([2, 0, 0, 0]), ...entries.map(([tag, perm, id]) => { const b = Buffer.alloc(8); b.writeUInt16LE(tag, 0); b.writeUInt16LE(perm, 2); b.writeUInt32LE(id >>> 0, 4); return b; })]);
-sh('setfattr', ['-n', 'system.posix_acl_access', '-v', '0x' + acl([[1, 7, -1], [2, 4, 1234], [4, 5, -1], [0x10, 5, -1], [0x20, 5, -1]]).toString('hex'), path.join(tree, 'usr/bin/tool')]);
+const acl = (entries: [number, number, number][]) =>
+  Buffer.concat([
+    Buffer.from([2, 0, 0, 0]),
+    ...entries.map(([tag, perm, id]) => {
+      const b = Buffer.alloc(8);
+      b.writeUInt16LE(tag, 0);
+      b.writeUInt16LE(perm, 2);
+      b.writeUInt32LE(id >>> 0, 4);
+      return b;
+    }),
+  ]);
+sh('setfattr', [
+  '-n',
+  'system.posix_acl_access',
+  '-v',
+  '0x' +
+    acl([
+      [1, 7, -1],
+      [2, 4, 1234],
+      [4, 5, -1],
+      [0x10, 5, -1],
+      [0x20, 5, -1],
+    ]).toString('hex'),
+  path.join(tree, 'usr/bin/tool'),
+]);
 const disk = path.join(work, 'disk.img');
 const repoDir = path.join(work, 'repo');
 let snapId = '';
 
 async function withFs<T>(fn: (o: OpenedSnapshotFs) => Promise<T>): Promise<T> {
   if (!snapId) {
-    await makeDisk(disk, { table: 'gpt', size: 48 * MiB, partitions: [{ size: 4 * MiB, fs: 'vfat' }, { fs: 'ext4', fromDir: tree }] });
+    await makeDisk(disk, {
+      table: 'gpt',
+      size: 48 * MiB,
+      partitions: [
+        { size: 4 * MiB, fs: 'vfat' },
+        { fs: 'ext4', fromDir: tree },
+      ],
+    });
     const s = devsnap(['snapshot', disk, '--repo', repoDir, '--json']);
     assert.equal(s.status, 0, s.stderr);
     snapId = s.json.id;
@@ -81,10 +111,16 @@ test('restore folders to another folder: equal to the source subtrees; dry runs 
     fs.writeFileSync(path.join(out, 'project/README.md'), 'broken');
     fs.rmSync(path.join(out, 'bin/tool-link'));
     const fix = await restoreFiles(ifs, ['/home/dev/project', '/usr/bin'], out, { dryRun: true });
-    assert.deepEqual(fix.entries.filter((e) => e.action !== 'unchanged').map((e) => [e.path, e.action]).filter(([p]) => !p.endsWith('/project') && !p.endsWith('/bin')), [
-      ['/home/dev/project/README.md', 'replace'],
-      ['/usr/bin/tool-link', 'create'],
-    ]);
+    assert.deepEqual(
+      fix.entries
+        .filter((e) => e.action !== 'unchanged')
+        .map((e) => [e.path, e.action])
+        .filter(([p]) => !p.endsWith('/project') && !p.endsWith('/bin')),
+      [
+        ['/home/dev/project/README.md', 'replace'],
+        ['/usr/bin/tool-link', 'create'],
+      ],
+    );
     await restoreFiles(ifs, ['/home/dev/project', '/usr/bin'], out, {});
     assert.equal(diffDigests(treeDigest(path.join(tree, 'home/dev/project'), opts), treeDigest(path.join(out, 'project'), opts)), '');
     assert.equal(fs.readlinkSync(path.join(out, 'bin/tool-link')), 'tool');

@@ -62,8 +62,11 @@ function copyUsed(src: string, dst: string, u: UsedBlocks): void {
   try {
     fs.ftruncateSync(to, size);
     const blocks = Math.ceil(size / u.blockSize);
-    for (let b = 0; b < blocks; ) {
-      if (!isSet(u, b)) { b++; continue; }
+    for (let b = 0; b < blocks;) {
+      if (!isSet(u, b)) {
+        b++;
+        continue;
+      }
       let e = b;
       while (e < blocks && isSet(u, e) && e - b < 256) e++;
       const buf = Buffer.alloc((e - b) * u.blockSize);
@@ -83,7 +86,7 @@ function applyRuns(src: string, dst: string, runs: [number, number][]): void {
   const to = fs.openSync(dst, 'r+');
   try {
     for (const [at, len] of runs) {
-      for (let done = 0; done < len; ) {
+      for (let done = 0; done < len;) {
         const n = Math.min(8 * MiB, len - done);
         const buf = Buffer.alloc(n);
         fs.readSync(from, buf, 0, n, at + done);
@@ -102,7 +105,11 @@ function check(img: string): void {
   assert.equal(r.status, 0, `btrfs check --readonly ${img} fails:\n${(r.stdout + r.stderr).slice(-3000)}`);
 }
 
-interface ProgsChunk { logical: number; length: number; offsets: number[] }
+interface ProgsChunk {
+  logical: number;
+  length: number;
+  offsets: number[];
+}
 
 /** The chunk tree as dump-tree prints it: logical start, length, every stripe's physical offset. */
 function progsChunks(img: string): ProgsChunk[] {
@@ -132,7 +139,9 @@ function progsUsedBytes(img: string, blockSize: number): Set<number> {
   const chunks = progsChunks(img);
   const nodeSize = Number(/nodesize\s+(\d+)/.exec(sh('btrfs', ['inspect-internal', 'dump-super', img]).stdout)![1]);
   const used = new Set<number>();
-  const markBytes = (at: number, len: number) => { for (let b = Math.floor(at / blockSize); b < Math.ceil((at + len) / blockSize); b++) used.add(b); };
+  const markBytes = (at: number, len: number) => {
+    for (let b = Math.floor(at / blockSize); b < Math.ceil((at + len) / blockSize); b++) used.add(b);
+  };
   const extentDump = sh('btrfs', ['inspect-internal', 'dump-tree', '-t', 'extent', img]).stdout;
   for (const m of extentDump.matchAll(/key \((\d+) (EXTENT_ITEM|METADATA_ITEM) (\d+)\)/g)) {
     const len = m[2] === 'EXTENT_ITEM' ? Number(m[3]) : nodeSize;
@@ -297,7 +306,13 @@ test('a log tree (fsync not yet committed): its blocks and the data it reference
 // ---------------------------------------------------------------------------------------------
 // Changed since a generation
 
-interface ChangeFigures { usedBytes: number; runBytes: number; dataBytes: number; differing: number; blocksRead: number }
+interface ChangeFigures {
+  usedBytes: number;
+  runBytes: number;
+  dataBytes: number;
+  differing: number;
+  blocksRead: number;
+}
 
 /**
  * The key oracle: every block used in `b` that differs between `a` and `b` lies in the runs; then
@@ -312,7 +327,11 @@ async function assertCatchesUp(a: string, b: string, since: number, digestB: str
   const inRuns = (at: number) => {
     let lo = 0;
     let hi = c.runs.length;
-    while (lo < hi) { const m = (lo + hi) >> 1; if (c.runs[m][0] + c.runs[m][1] <= at) lo = m + 1; else hi = m; }
+    while (lo < hi) {
+      const m = (lo + hi) >> 1;
+      if (c.runs[m][0] + c.runs[m][1] <= at) lo = m + 1;
+      else hi = m;
+    }
     return lo < c.runs.length && c.runs[lo][0] <= at;
   };
   for (let i = 1; i < c.runs.length; i++) assert.ok(c.runs[i][0] > c.runs[i - 1][0] + c.runs[i - 1][1], 'runs are not sorted and merged');
@@ -348,7 +367,9 @@ async function assertCatchesUp(a: string, b: string, since: number, digestB: str
   assert.equal(diffDigests(digestB, await digestOf(caught)), '', `${label}: the caught-up copy reads back differently`);
   fs.rmSync(caught);
   const figures = { usedBytes: u.usedBytes, runBytes: c.runs.reduce((n, [, l]) => n + l, 0), dataBytes: c.changedDataBytes, differing, blocksRead: c.blocksRead };
-  console.log(`  ${label}: used ${(figures.usedBytes / MiB).toFixed(1)} MiB, runs ${(figures.runBytes / MiB).toFixed(2)} MiB (data ${(figures.dataBytes / MiB).toFixed(2)} MiB) in ${c.runs.length} runs, ${differing} used blocks differed, ${c.blocksRead} tree blocks read`);
+  console.log(
+    `  ${label}: used ${(figures.usedBytes / MiB).toFixed(1)} MiB, runs ${(figures.runBytes / MiB).toFixed(2)} MiB (data ${(figures.dataBytes / MiB).toFixed(2)} MiB) in ${c.runs.length} runs, ${differing} used blocks differed, ${c.blocksRead} tree blocks read`,
+  );
   return figures;
 }
 
@@ -409,9 +430,13 @@ test('changed since G: every used block that differs is in the runs; the old cop
   assert.ok(f.runBytes < f.usedBytes * 0.8, `runs of ${f.runBytes} bytes, used ${f.usedBytes}`);
   // Balance moves data and tree blocks to new places without changing the generation of the file
   // extent items that point there (only the extent tree's new items say so).
-  await round('balance of one data and one metadata chunk', (dir) => {
-    sh('btrfs', ['balance', 'start', '-dlimit=1', '-mlimit=1', dir]);
-  }, true);
+  await round(
+    'balance of one data and one metadata chunk',
+    (dir) => {
+      sh('btrfs', ['balance', 'start', '-dlimit=1', '-mlimit=1', dir]);
+    },
+    true,
+  );
   // A deleted subvolume the cleaner has not dropped yet: its root item stays (refs 0), pointing at a tree being freed.
   await round('prepare a subvolume of many files and its snapshot', (dir) => {
     sh('btrfs', ['subvolume', 'create', path.join(dir, 'many')]);
@@ -496,7 +521,6 @@ test('live: a writer running, read while frozen through the block device', { ski
   await assertCatchesUp(a, b, G, digestB, 'live writers');
 });
 
-
 // ---------------------------------------------------------------------------------------------
 // Hostile input: damage and crafted metadata give null, a full image with a warning, or a DevsnapError
 
@@ -526,7 +550,11 @@ function resum(block: Buffer): Buffer {
   return out;
 }
 
-interface Outcome { kind: 'null' | 'full' | 'map' | 'error'; warning?: string; error?: string }
+interface Outcome {
+  kind: 'null' | 'full' | 'map' | 'error';
+  warning?: string;
+  error?: string;
+}
 
 /** readBtrfs and btrfsChangedSince on a crafted image: each must end (quickly) in an allowed way. */
 async function outcome(r: ByteReader, since = 1): Promise<{ used: Outcome; changes: Outcome }> {
@@ -559,10 +587,12 @@ async function hostileBase(): Promise<{ img: string; blocks: { logical: number; 
     const o = (await openBtrfs(r))!;
     const blocks: { logical: number; level: number; copies: number[]; owner: string }[] = [];
     const roots: RootRef[] = [];
-    const collect = (owner: string) => ({ onBlock: (b: TreeBlock, copies: [number, number][]) => {
-      blocks.push({ logical: b.logical, level: b.level, copies: copies.map(([at]) => at), owner });
-      if (!b.level && owner === 'root') for (let i = 0; i < b.nritems; i++) if (b.itemType(i) === 132) roots.push(parseRootItem(b, i));
-    } });
+    const collect = (owner: string) => ({
+      onBlock: (b: TreeBlock, copies: [number, number][]) => {
+        blocks.push({ logical: b.logical, level: b.level, copies: copies.map(([at]) => at), owner });
+        if (!b.level && owner === 'root') for (let i = 0; i < b.nritems; i++) if (b.itemType(i) === 132) roots.push(parseRootItem(b, i));
+      },
+    });
     await o.reader.walk({ logical: o.s.chunkRoot, level: o.s.chunkRootLevel }, 'chunk', collect('chunk'));
     await o.reader.walk({ logical: o.s.root, level: o.s.rootLevel }, 'root', collect('root'));
     for (const t of roots) await o.reader.walk(t, String(t.id), collect(String(t.id)));
@@ -603,7 +633,10 @@ test('hostile: not btrfs, a truncated image, a damaged or crafted superblock', {
   // A real two-device filesystem (RAID1): not followed, imaged in full.
   const d1 = path.join(work, 'dev1.img');
   const d2 = path.join(work, 'dev2.img');
-  for (const d of [d1, d2]) { fs.closeSync(fs.openSync(d, 'w')); fs.truncateSync(d, 300 * MiB); }
+  for (const d of [d1, d2]) {
+    fs.closeSync(fs.openSync(d, 'w'));
+    fs.truncateSync(d, 300 * MiB);
+  }
   sh('mkfs.btrfs', ['-q', '-f', '-d', 'raid1', '-m', 'raid1', d1, d2]);
   const two = await outcome(fileReader(d1));
   assert.equal(two.used.kind, 'full');
@@ -650,28 +683,73 @@ test('hostile: bad node checksums, cyclic and shared pointers, absurd item count
   assert.ok(one && !one.full, String(one?.warnings));
   assert.equal(one.usedBytes, clean.usedBytes);
   // Both bad: nothing to trust.
-  const both = await outcome(patched(img, new Map([[extentRoot.copies[0], bad], [extentRoot.copies[1], bad]])));
+  const both = await outcome(
+    patched(
+      img,
+      new Map([
+        [extentRoot.copies[0], bad],
+        [extentRoot.copies[1], bad],
+      ]),
+    ),
+  );
   assert.equal(both.used.kind, 'full');
   assert.match(both.used.warning!, /checksum/);
 
   const node = await raw(extentRoot.copies[0]);
   const n = node.readUInt32LE(0x60);
   const ptr = (i: number) => 101 + i * 33;
-  const craft = (edit: (b: Buffer) => void) => { const b = Buffer.from(node); edit(b); const s = resum(b); return new Map(extentRoot.copies.map((c) => [c, s])); };
+  const craft = (edit: (b: Buffer) => void) => {
+    const b = Buffer.from(node);
+    edit(b);
+    const s = resum(b);
+    return new Map(extentRoot.copies.map((c) => [c, s]));
+  };
   const cases: [string, Map<number, Buffer>, RegExp][] = [
-    ['a node pointing at itself', craft((b) => { b.writeBigUInt64LE(BigInt(extentRoot.logical), ptr(1) + 17); b.writeBigUInt64LE(b.readBigUInt64LE(0x50), ptr(1) + 25); }), /reached twice/],
-    ['every pointer to the same child', craft((b) => { for (let i = 1; i < n; i++) b.copy(b, ptr(i) + 17, ptr(0) + 17, ptr(0) + 33); }), /reached twice/],
+    [
+      'a node pointing at itself',
+      craft((b) => {
+        b.writeBigUInt64LE(BigInt(extentRoot.logical), ptr(1) + 17);
+        b.writeBigUInt64LE(b.readBigUInt64LE(0x50), ptr(1) + 25);
+      }),
+      /reached twice/,
+    ],
+    [
+      'every pointer to the same child',
+      craft((b) => {
+        for (let i = 1; i < n; i++) b.copy(b, ptr(i) + 17, ptr(0) + 17, ptr(0) + 33);
+      }),
+      /reached twice/,
+    ],
     ['a pointer outside every chunk', craft((b) => b.writeBigUInt64LE(1n << 40n, ptr(0) + 17)), /outside every chunk/],
     ['an absurd item count', craft((b) => b.writeUInt32LE(0xffffffff, 0x60)), /key pointers/],
-    ['a level of 200', craft((b) => { b[0x64] = 200; }), /level/],
+    [
+      'a level of 200',
+      craft((b) => {
+        b[0x64] = 200;
+      }),
+      /level/,
+    ],
   ];
   const leaf = blocks.find((b) => b.owner === '2' && b.level === 0)!;
   const leafRaw = await raw(leaf.copies[0]);
-  const craftLeaf = (edit: (b: Buffer) => void) => { const b = Buffer.from(leafRaw); edit(b); const s = resum(b); return new Map(leaf.copies.map((c) => [c, s])); };
+  const craftLeaf = (edit: (b: Buffer) => void) => {
+    const b = Buffer.from(leafRaw);
+    edit(b);
+    const s = resum(b);
+    return new Map(leaf.copies.map((c) => [c, s]));
+  };
   cases.push(
     ['an item size of 4 GiB', craftLeaf((b) => b.writeUInt32LE(0xffffffff, 101 + 21)), /impossible place/],
     ['items out of order', craftLeaf((b) => b.copy(b, 101, 101 + 25, 101 + 25 + 17)), /out of order|impossible/],
-    ['an extent of 2^52 bytes', craftLeaf((b) => { b.writeUInt32LE(0, 101 + 9); b.writeUInt32LE(0x100000, 101 + 13); b[101 + 8] = 168; }), /outside every chunk|out of order/],
+    [
+      'an extent of 2^52 bytes',
+      craftLeaf((b) => {
+        b.writeUInt32LE(0, 101 + 9);
+        b.writeUInt32LE(0x100000, 101 + 13);
+        b[101 + 8] = 168;
+      }),
+      /outside every chunk|out of order/,
+    ],
   );
   for (const [what, p, why] of cases) {
     const o = await outcome(patched(img, p));

@@ -17,7 +17,15 @@ after(cleanup);
 
 const MiB = 1 << 20;
 
-interface Dump { blockSize: number; blockCount: number; freeCount: number; free: Set<number>; uuid: string; label?: string; uninitGroups: number }
+interface Dump {
+  blockSize: number;
+  blockCount: number;
+  freeCount: number;
+  free: Set<number>;
+  uuid: string;
+  label?: string;
+  uninitGroups: number;
+}
 
 /** libext2fs's view of the filesystem (dumpe2fs reconstructs BLOCK_UNINIT groups itself). */
 function dumpe2fs(img: string): Dump {
@@ -25,7 +33,10 @@ function dumpe2fs(img: string): Dump {
   const field = (name: string): string => new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(out)?.[1].trim() ?? '';
   const free = new Set<number>();
   for (const m of out.matchAll(/^\s+Free blocks: (.*)$/gm)) {
-    for (const range of m[1].split(',').map((s) => s.trim()).filter(Boolean)) {
+    for (const range of m[1]
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       const [a, b] = range.split('-').map(Number);
       for (let i = a; i <= (b ?? a); i++) free.add(i);
     }
@@ -75,7 +86,12 @@ async function build(name: string, o: FsImageOptions): Promise<string> {
   return img;
 }
 
-for (const [kind, blockSize] of [['ext4', 4096], ['ext4', 1024], ['ext2', 4096], ['ext3', 1024]] as const) {
+for (const [kind, blockSize] of [
+  ['ext4', 4096],
+  ['ext4', 1024],
+  ['ext2', 4096],
+  ['ext3', 1024],
+] as const) {
   test(`${kind} with ${blockSize}-byte blocks: bitmap equals dumpe2fs`, async () => {
     const img = await build(`${kind}-${blockSize}.img`, { fs: kind, size: 24 * MiB, blockSize, label: `t-${kind}`, fromDir: tree });
     const d = dumpe2fs(img);
@@ -88,13 +104,22 @@ for (const [kind, blockSize] of [['ext4', 4096], ['ext4', 1024], ['ext2', 4096],
 test('every block of every file is marked used', async () => {
   const img = await build('files.img', { fs: 'ext4', size: 24 * MiB, blockSize: 1024, fromDir: tree });
   const u = await read(img);
-  const files = sh('find', ['.', '-type', 'f'], { cwd: tree }).stdout.trim().split('\n').map((f) => f.slice(1));
+  const files = sh('find', ['.', '-type', 'f'], { cwd: tree })
+    .stdout.trim()
+    .split('\n')
+    .map((f) => f.slice(1));
   const cmds = path.join(work, 'cmds');
   fs.writeFileSync(cmds, files.map((f) => `blocks "${f}"`).join('\n') + '\n');
   const out = sh('debugfs', ['-f', cmds, img]).stdout;
-  const blocks = out.split('\n').filter((l) => /^\d/.test(l)).flatMap((l) => l.trim().split(/\s+/).map(Number));
+  const blocks = out
+    .split('\n')
+    .filter((l) => /^\d/.test(l))
+    .flatMap((l) => l.trim().split(/\s+/).map(Number));
   assert.ok(blocks.length > 1000, `only ${blocks.length} file blocks found`);
-  assert.deepEqual(blocks.filter((b) => !isSet(u, b)), []);
+  assert.deepEqual(
+    blocks.filter((b) => !isSet(u, b)),
+    [],
+  );
   fs.rmSync(img);
 });
 

@@ -26,7 +26,12 @@ function fatTree(dir: string, files: number, maxSize: number): string[] {
   return names;
 }
 
-interface FsckInfo { dataStart: number; clusterBytes: number; dataClusters: number; usedClusters: number }
+interface FsckInfo {
+  dataStart: number;
+  clusterBytes: number;
+  dataClusters: number;
+  usedClusters: number;
+}
 
 function fsckInfo(img: string): FsckInfo {
   const out = sh('fsck.vfat', ['-n', '-v', img]).stdout;
@@ -46,7 +51,11 @@ const countSet = (u: UsedBlocks, from: number, to: number): number => {
   return n;
 };
 
-for (const [bits, size, files, maxSize] of [[12, 2 * MiB, 30, 40_000], [16, 32 * MiB, 80, 300_000], [32, 64 * MiB, 120, 300_000]] as const) {
+for (const [bits, size, files, maxSize] of [
+  [12, 2 * MiB, 30, 40_000],
+  [16, 32 * MiB, 80, 300_000],
+  [32, 64 * MiB, 120, 300_000],
+] as const) {
   test(`FAT${bits}: used clusters match fsck.fat and cover every file`, async () => {
     const src = path.join(work, `src${bits}`);
     const names = fatTree(src, files, maxSize);

@@ -17,9 +17,16 @@ test('fuzz corpus: committed inputs are small (each at most 64 KiB, 1 MiB in all
   for (const f of files) assert.ok(fs.statSync(f).size <= CORPUS_FILE_MAX, `${f} is larger than ${CORPUS_FILE_MAX} bytes`);
   assert.ok(files.reduce((n, f) => n + fs.statSync(f).size, 0) <= CORPUS_TOTAL, 'the corpus is larger than 1 MiB');
   for (const k of knownOpen()) {
-    assert.ok(TARGETS.some((t) => t.name === k.target), `open.json names an unknown target ${k.target}`);
+    assert.ok(
+      TARGETS.some((t) => t.name === k.target),
+      `open.json names an unknown target ${k.target}`,
+    );
     assert.ok(k.note && k.note.length > 20, `open.json: ${k.file ?? k.signature} needs a note saying why it is still open`);
-    if (k.file) assert.ok(corpusFiles(k.target).some((f) => path.basename(f) === k.file), `open.json: ${k.target}/${k.file} is not in the corpus`);
+    if (k.file)
+      assert.ok(
+        corpusFiles(k.target).some((f) => path.basename(f) === k.file),
+        `open.json: ${k.target}/${k.file} is not in the corpus`,
+      );
   }
 });
 
@@ -41,7 +48,11 @@ for (const t of TARGETS) {
   test(`fuzz ${t.name}: the committed corpus and ${t.smokeExecs} random cases return or throw a DevsnapError`, async () => {
     const r = await fuzzTarget(t.name, { execs: t.smokeExecs, seed: SEED, replay: true, skipKnown: true });
     const bad = r.violations.filter((v) => !v.known);
-    assert.deepEqual(bad.map((v) => `${v.signature} (${v.origin}): ${v.message.split('\n')[0]}`), [], `${t.what}: inputs that break the property`);
+    assert.deepEqual(
+      bad.map((v) => `${v.signature} (${v.origin}): ${v.message.split('\n')[0]}`),
+      [],
+      `${t.what}: inputs that break the property`,
+    );
     assert.ok(r.execs >= t.smokeExecs, `only ${r.execs} of ${t.smokeExecs} cases ran`);
   });
 }

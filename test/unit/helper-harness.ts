@@ -2,7 +2,7 @@
 // one-time secret file, listening socket), starts a real helper process (out/imaging/cli.js
 // helper ...) and gives raw access to the channel, so tests can send what a real extension never
 // would. Not a test file itself (no .test.ts).
-import { ChildProcess, spawn } from 'child_process';
+import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
@@ -14,6 +14,14 @@ import { ENGINE_ENV, ENGINE_NODE_ARGS } from '../../imaging/runtime';
 import { acceptAuthenticatedPeer } from '../../extension/helperClient';
 
 export const CLI = path.join(__dirname, '..', '..', 'imaging', 'cli.js');
+
+/**
+ * A message as the helper sent it: decoded JSON, not validated, since the tests check the helper's
+ * answers field by field, also to malformed and hostile requests (and frame problems are recorded
+ * among them).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- unvalidated wire data whose fields each test asserts
+export type WireMessage = any;
 
 export interface LaunchOptions {
   /** 'correct' (default): full handshake; 'wrong-secret': the extension side uses another secret; 'none': accept the connection, say nothing. */
@@ -35,13 +43,13 @@ export interface HelperRun {
   stderr(): string;
   /** The extension side of the connection (after the handshake; for 'none'/'wrong-secret' the raw socket). */
   sock: net.Socket | null;
-  messages: any[];
+  messages: WireMessage[];
   send(msg: unknown): void;
   sendRaw(buf: Buffer): void;
   /** Resolves with the first message (already received or to come) matching `pred`. */
-  next(pred: (m: any) => boolean, timeoutMs?: number): Promise<any>;
+  next(pred: (m: WireMessage) => boolean, timeoutMs?: number): Promise<WireMessage>;
   /** Sends a request and resolves with its final result or error message. */
-  call(type: string, params?: Record<string, unknown>, id?: string): Promise<any>;
+  call(type: string, params?: Record<string, unknown>, id?: string): Promise<WireMessage>;
   close(): Promise<void>;
 }
 
@@ -59,49 +67,71 @@ export async function launchHelper(o: LaunchOptions = {}): Promise<HelperRun> {
   o.prepare?.({ dir, secretFile, socketPath });
 
   const handshake = o.handshake ?? 'correct';
-  const accepted: Promise<net.Socket> = handshake === 'correct'
-    ? acceptAuthenticatedPeer(server, secret).then((r) => r.sock)
-    : new Promise((resolve) => server.once('connection', (sock) => {
-      if (handshake === 'wrong-secret') {
-        const nonce = newNonce();
-        const dec = new FrameDecoder((m: any) => {
-          if (m.type !== 'hello') return;
-          sock.write(Buffer.concat([
-            encodeFrame({ v: PROTOCOL_VERSION, type: 'challenge', nonce, mac: macFor('extension', newSecret(), m.nonce, nonce) }),
-            // A request right behind it, as if the handshake had worked: must never run.
-            encodeFrame({ v: PROTOCOL_VERSION, id: 'w1', type: 'snapshot', repo: path.join(dir, 'never'), source: '/dev/zero' }),
-          ]));
-        }, () => undefined);
-        sock.on('data', (d: Buffer) => dec.push(d));
-      }
-      sock.on('error', () => undefined);
-      resolve(sock);
-    }));
+  const accepted: Promise<net.Socket> =
+    handshake === 'correct'
+      ? acceptAuthenticatedPeer(server, secret).then((r) => r.sock)
+      : new Promise((resolve) =>
+          server.once('connection', (sock) => {
+            if (handshake === 'wrong-secret') {
+              const nonce = newNonce();
+              const dec = new FrameDecoder(
+                (m: WireMessage) => {
+                  if (m.type !== 'hello') return;
+                  sock.write(
+                    Buffer.concat([
+                      encodeFrame({ v: PROTOCOL_VERSION, type: 'challenge', nonce, mac: macFor('extension', newSecret(), m.nonce, nonce) }),
+                      // A request right behind it, as if the handshake had worked: must never run.
+                      encodeFrame({ v: PROTOCOL_VERSION, id: 'w1', type: 'snapshot', repo: path.join(dir, 'never'), source: '/dev/zero' }),
+                    ]),
+                  );
+                },
+                () => undefined,
+              );
+              sock.on('data', (d: Buffer) => dec.push(d));
+            }
+            sock.on('error', () => undefined);
+            resolve(sock);
+          }),
+        );
 
-  const helper = spawn(process.execPath, [...ENGINE_NODE_ARGS, CLI, 'helper', '--socket', socketPath, '--secret-file', secretFile, '--uid', String(o.uid ?? 0), '--idle-timeout', String(o.idleSeconds ?? 60), ...(o.args ?? [])], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...ENGINE_ENV, PKEXEC_UID: undefined, SUDO_UID: undefined, ...o.env },
-  });
+  const helper = spawn(
+    process.execPath,
+    [...ENGINE_NODE_ARGS, CLI, 'helper', '--socket', socketPath, '--secret-file', secretFile, '--uid', String(o.uid ?? 0), '--idle-timeout', String(o.idleSeconds ?? 60), ...(o.args ?? [])],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...ENGINE_ENV, PKEXEC_UID: undefined, SUDO_UID: undefined, ...o.env },
+    },
+  );
   let stderr = '';
   helper.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   helper.stdout!.resume();
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => helper.on('close', (code, signal) => resolve({ code, signal })));
 
   const sock = await Promise.race([accepted, exited.then(() => null), new Promise<null>((r) => setTimeout(() => r(null), 15000))]);
-  const messages: any[] = [];
-  const waiters: { pred: (m: any) => boolean; resolve: (m: any) => void }[] = [];
+  const messages: WireMessage[] = [];
+  const waiters: { pred: (m: WireMessage) => boolean; resolve: (m: WireMessage) => void }[] = [];
   if (sock && handshake === 'correct') {
-    const dec = new FrameDecoder((m) => {
-      messages.push(m);
-      for (const w of [...waiters]) if (w.pred(m)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(m);
-      }
-    }, (p) => messages.push({ frameProblem: p }));
+    const dec = new FrameDecoder(
+      (m) => {
+        messages.push(m);
+        for (const w of [...waiters])
+          if (w.pred(m)) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.resolve(m);
+          }
+      },
+      (p) => messages.push({ frameProblem: p }),
+    );
     sock.on('data', (d: Buffer) => dec.push(d));
   }
   const run: HelperRun = {
-    dir, secretFile, socketPath, helper, exited, sock, messages,
+    dir,
+    secretFile,
+    socketPath,
+    helper,
+    exited,
+    sock,
+    messages,
     stderr: () => stderr,
     send: (msg) => sock?.write(encodeFrame(msg)),
     sendRaw: (buf) => sock?.write(buf),
@@ -109,7 +139,13 @@ export async function launchHelper(o: LaunchOptions = {}): Promise<HelperRun> {
       const have = messages.find(pred);
       if (have) return Promise.resolve(have);
       return new Promise((resolve, reject) => {
-        const w = { pred, resolve: (m: any) => { clearTimeout(t); resolve(m); } };
+        const w = {
+          pred,
+          resolve: (m: WireMessage) => {
+            clearTimeout(t);
+            resolve(m);
+          },
+        };
         const t = setTimeout(() => {
           waiters.splice(waiters.indexOf(w), 1);
           reject(new Error(`no matching message within ${timeoutMs} ms; got ${JSON.stringify(messages).slice(0, 2000)}; stderr: ${stderr}`));
@@ -136,7 +172,6 @@ const createdUsers = new Set<string>();
 
 /** Creates the system user `name` unless it exists; returns its uid. */
 export function ensureUser(name: string): number {
-  const { spawnSync } = require('child_process') as typeof import('child_process');
   let r = spawnSync('id', ['-u', name], { encoding: 'utf8' });
   if (r.status !== 0) {
     const add = spawnSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', name], { encoding: 'utf8' });
@@ -149,7 +184,6 @@ export function ensureUser(name: string): number {
 
 /** Removes the users ensureUser created in this process (those that existed before are left). */
 export function removeCreatedUsers(): void {
-  const { spawnSync } = require('child_process') as typeof import('child_process');
   for (const name of createdUsers) spawnSync('userdel', [name]);
   createdUsers.clear();
 }

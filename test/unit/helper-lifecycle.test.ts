@@ -11,7 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { EngineError } from '../../extension/engine';
 import { Token } from '../helpers/token';
 import { HelperEngine, HelperEngineOptions } from '../../extension/helperClient';
-import type { ProgressEvent } from '../../imaging/protocol';
+import type { ProgressEvent, SnapshotSummary } from '../../imaging/protocol';
+import type { CliResult } from '../helpers/cli';
 import { cleanup, isRoot, makeDisk, tmpDir, withLoop } from '../helpers/disks';
 import { CLI } from './helper-harness';
 
@@ -29,18 +30,24 @@ const alive = (pid: number) => {
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function devsnapJson(args: string[]): any {
+function devsnapJson(args: string[]): { status: number | null; json: CliResult['json']; stderr: string } {
   const r = spawnSync(process.execPath, [CLI, ...args, '--json'], { encoding: 'utf8', env: { ...process.env, DEVSNAP_TUNED: '1' } }); // no relaunch: settings do not matter here
   return { status: r.status, json: JSON.parse(r.stdout), stderr: r.stderr };
 }
-
 
 describe('helper lifecycle', { skip }, () => {
   let work: string;
   let repo: string;
   let slowSource: string; // random bytes compressed at level 19: several seconds of work
   const logs: string[] = [];
-  const opts = (extra: Partial<HelperEngineOptions> = {}): HelperEngineOptions => ({ cliPath: CLI, nodePath: process.execPath, method: 'direct', log: (l) => logs.push(l), idleTimeoutSeconds: 60, ...extra });
+  const opts = (extra: Partial<HelperEngineOptions> = {}): HelperEngineOptions => ({
+    cliPath: CLI,
+    nodePath: process.execPath,
+    method: 'direct',
+    log: (l) => logs.push(l),
+    idleTimeoutSeconds: 60,
+    ...extra,
+  });
 
   before(() => {
     work = tmpDir('devsnap-helperlife-');
@@ -57,34 +64,46 @@ describe('helper lifecycle', { skip }, () => {
     fs.writeFileSync(path.join(tree, 'etc/hostname'), 'helper-test\n');
     fs.writeFileSync(path.join(tree, 'data.bin'), crypto.randomBytes(3 * MiB));
     const src = path.join(work, 'src.img');
-    await makeDisk(src, { table: 'gpt', size: 40 * MiB, partitions: [{ size: 8 * MiB, fs: 'vfat', label: 'EFI' }, { fs: 'ext4', label: 'root', fromDir: tree }] });
+    await makeDisk(src, {
+      table: 'gpt',
+      size: 40 * MiB,
+      partitions: [
+        { size: 8 * MiB, fs: 'vfat', label: 'EFI' },
+        { fs: 'ext4', label: 'root', fromDir: tree },
+      ],
+    });
     const dst = path.join(work, 'dst.img');
     fs.writeFileSync(dst, '');
     fs.truncateSync(dst, 40 * MiB);
     const engine = new HelperEngine(opts());
     try {
-      await withLoop(src, {}, (srcDev) => withLoop(dst, {}, async (dstDev) => {
-        const snapEvents: ProgressEvent[] = [];
-        const snap = await engine.snapshot({ repo, source: srcDev, label: 'via helper' }, (e) => snapEvents.push(e));
-        assert.equal(snap.snapshot.label, 'via helper');
-        assert.equal(snap.snapshot.source.path, srcDev);
-        assert.ok(snapEvents.some((e) => e.phase === 'image' && e.bytesDone > 0), JSON.stringify(snapEvents));
-        const last = snapEvents[snapEvents.length - 1];
-        assert.equal(last.bytesDone, last.bytesTotal);
+      await withLoop(src, {}, (srcDev) =>
+        withLoop(dst, {}, async (dstDev) => {
+          const snapEvents: ProgressEvent[] = [];
+          const snap = await engine.snapshot({ repo, source: srcDev, label: 'via helper' }, (e) => snapEvents.push(e));
+          assert.equal(snap.snapshot.label, 'via helper');
+          assert.equal(snap.snapshot.source.path, srcDev);
+          assert.ok(
+            snapEvents.some((e) => e.phase === 'image' && e.bytesDone > 0),
+            JSON.stringify(snapEvents),
+          );
+          const last = snapEvents[snapEvents.length - 1];
+          assert.equal(last.bytesDone, last.bytesTotal);
 
-        const verifyEvents: ProgressEvent[] = [];
-        const v = await engine.verify({ repo, id: snap.id }, (e) => verifyEvents.push(e));
-        assert.equal(v.ok, true);
-        assert.ok(verifyEvents.some((e) => e.phase === 'verify'));
+          const verifyEvents: ProgressEvent[] = [];
+          const v = await engine.verify({ repo, id: snap.id }, (e) => verifyEvents.push(e));
+          assert.equal(v.ok, true);
+          assert.ok(verifyEvents.some((e) => e.phase === 'verify'));
 
-        const restoreEvents: ProgressEvent[] = [];
-        const r = await engine.restore({ repo, id: snap.id, target: dstDev }, (e) => restoreEvents.push(e));
-        assert.equal(r.ok, true);
-        assert.ok(r.bytesWritten > 0);
-        assert.ok(restoreEvents.some((e) => e.phase === 'restore' && e.bytesDone > 0));
-        assert.equal((await engine.listSnapshots(repo)).length, 1);
-        assert.equal(engine.starts, 1, 'the helper was not reused');
-      }));
+          const restoreEvents: ProgressEvent[] = [];
+          const r = await engine.restore({ repo, id: snap.id, target: dstDev }, (e) => restoreEvents.push(e));
+          assert.equal(r.ok, true);
+          assert.ok(r.bytesWritten > 0);
+          assert.ok(restoreEvents.some((e) => e.phase === 'restore' && e.bytesDone > 0));
+          assert.equal((await engine.listSnapshots(repo)).length, 1);
+          assert.equal(engine.starts, 1, 'the helper was not reused');
+        }),
+      );
       assert.ok(fs.readFileSync(src).equals(fs.readFileSync(dst)), 'the restored disk differs from the source');
     } finally {
       await engine.dispose();
@@ -94,14 +113,17 @@ describe('helper lifecycle', { skip }, () => {
 
   it('a killed client: the helper cancels at a safe point and exits; the repository checks clean', async () => {
     const client = path.join(work, 'client.js');
-    fs.writeFileSync(client, `
+    fs.writeFileSync(
+      client,
+      `
       const { HelperEngine } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'extension', 'helperClient.js'))});
       const e = new HelperEngine({ cliPath: ${JSON.stringify(CLI)}, nodePath: process.execPath, method: 'direct' });
       let said = false;
       e.snapshot({ repo: ${JSON.stringify(repo)}, source: ${JSON.stringify(slowSource)}, label: 'client killed', compressionLevel: 19 }, (ev) => {
         if (!said && ev.bytesDone > 0) { said = true; console.log(JSON.stringify({ helperPid: e.helperPid })); }
       }).then(() => console.log('DONE'), (err) => console.log('ERR ' + err.message));
-    `);
+    `,
+    );
     const child = spawn(process.execPath, [client], { stdio: ['ignore', 'pipe', 'inherit'] });
     const helperPid = await new Promise<number>((resolve, reject) => {
       let out = '';
@@ -121,7 +143,7 @@ describe('helper lifecycle', { skip }, () => {
     const check = devsnapJson(['check', '--repo', repo]);
     assert.equal(check.status, 0, JSON.stringify(check.json));
     assert.equal(check.json.ok, true);
-    assert.ok(!devsnapJson(['list', '--repo', repo]).json.snapshots.some((s: any) => s.label === 'client killed'));
+    assert.ok(!devsnapJson(['list', '--repo', repo]).json.snapshots.some((s: SnapshotSummary) => s.label === 'client killed'));
     assert.deepEqual(fs.readdirSync(path.join(repo, 'locks')), [], 'a lock was left behind');
   });
 
@@ -163,9 +185,13 @@ describe('helper lifecycle', { skip }, () => {
     try {
       const before = devsnapJson(['list', '--repo', repo]).json.snapshots.length;
       const token = new Token();
-      const p = engine.snapshot({ repo, source: slowSource, label: 'cancelled', compressionLevel: 19 }, (ev) => {
-        if (ev.bytesDone > 0) token.cancel();
-      }, token);
+      const p = engine.snapshot(
+        { repo, source: slowSource, label: 'cancelled', compressionLevel: 19 },
+        (ev) => {
+          if (ev.bytesDone > 0) token.cancel();
+        },
+        token,
+      );
       await assert.rejects(p, (e: unknown) => e instanceof EngineError && e.cancelled);
       assert.equal(devsnapJson(['list', '--repo', repo]).json.snapshots.length, before);
       // The same helper goes on serving.

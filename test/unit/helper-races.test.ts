@@ -37,7 +37,9 @@ function snapshotTree(dir: string): string {
     for (const n of fs.readdirSync(d).sort()) {
       const p = path.join(d, n);
       const st = fs.lstatSync(p);
-      out.push(`${path.relative(dir, p)} ${st.uid}:${st.gid} ${(st.mode & 0o7777).toString(8)} ${st.isFile() ? crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex').slice(0, 16) : ''}`);
+      out.push(
+        `${path.relative(dir, p)} ${st.uid}:${st.gid} ${(st.mode & 0o7777).toString(8)} ${st.isFile() ? crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex').slice(0, 16) : ''}`,
+      );
       if (st.isDirectory()) walk(p);
     }
   };
@@ -102,7 +104,7 @@ async function stopSwapper(p: ChildProcess, dirs: string[]): Promise<void> {
 
 const ready = (p: ChildProcess) => new Promise<void>((resolve) => p.stdout!.once('data', () => resolve()));
 
-describe('helper: the repository side runs with the user\'s rights (real helper, second user)', { skip }, () => {
+describe("helper: the repository side runs with the user's rights (real helper, second user)", { skip }, () => {
   let uid: number;
   let gid: number;
   let work: string;
@@ -150,14 +152,21 @@ describe('helper: the repository side runs with the user\'s rights (real helper,
     const img = path.join(work, 'source.img');
     fs.writeFileSync(img, crypto.randomBytes(2 * MiB));
     loop = attachLoop(img);
-    h = await launchHelper({ uid, prepare: (p) => { fs.chownSync(p.dir, uid, gid); fs.chownSync(p.secretFile, uid, gid); fs.chownSync(p.socketPath, uid, gid); } });
+    h = await launchHelper({
+      uid,
+      prepare: (p) => {
+        fs.chownSync(p.dir, uid, gid);
+        fs.chownSync(p.secretFile, uid, gid);
+        fs.chownSync(p.socketPath, uid, gid);
+      },
+    });
     assert.ok(h.sock, h.stderr());
   });
   after(async () => {
     await h?.close();
   });
 
-  it('a folder swapped for a link to a root-owned folder during listSnapshots requests: root\'s file stays root\'s', async () => {
+  it("a folder swapped for a link to a root-owned folder during listSnapshots requests: root's file stays root's", async () => {
     const repo = userRepo('repo-list');
     // A folder whose entries have the names of root's files: a walk that trusts a name it listed in
     // the real folder reaches root's file through the link once the folder is swapped.
@@ -222,7 +231,7 @@ describe('helper: the repository side runs with the user\'s rights (real helper,
     assert.equal(r.error.code, 'PERMISSION', JSON.stringify(r));
     assert.match(r.error.message, /with your own rights/);
     assert.match(r.error.hint, /chown -R/);
-    assert.equal(snapshotTree(rootDir), rootDirBefore, 'a pack was written into root\'s folder');
+    assert.equal(snapshotTree(rootDir), rootDirBefore, "a pack was written into root's folder");
     for (const sub of ['index', 'snapshots', 'locks']) {
       const repo2 = userRepo(`repo-planted-${sub}`);
       fs.rmSync(path.join(repo2, sub), { recursive: true });
@@ -268,7 +277,7 @@ describe('helper: the repository side runs with the user\'s rights (real helper,
     assert.ok(fs.readFileSync(targetImg).equals(fs.readFileSync(img)), 'the device holds the snapshot');
   });
 
-  it('the root-needing steps still work for the user: fsfreeze of a mounted source, whose snapshot is the user\'s', async () => {
+  it("the root-needing steps still work for the user: fsfreeze of a mounted source, whose snapshot is the user's", async () => {
     const img = path.join(work, 'mounted.img');
     fs.writeFileSync(img, '');
     fs.truncateSync(img, 8 * MiB);
@@ -299,7 +308,10 @@ describe('helper: the repository side runs with the user\'s rights (real helper,
     const list2 = await done('serial-list2');
     assert.equal(snap.type, 'result', JSON.stringify(snap));
     // Ran after the snapshot was committed, not beside it.
-    assert.deepEqual(list.result.snapshots.map((x: { id: string }) => x.id), [snap.result.id]);
+    assert.deepEqual(
+      list.result.snapshots.map((x: { id: string }) => x.id),
+      [snap.result.id],
+    );
     assert.ok(h.messages.indexOf(snap) < h.messages.indexOf(list));
     assert.ok(h.messages.some((m) => m.type === 'log' && m.id === 'serial-list' && /Waiting for the helper's 1 earlier request/.test(m.message)));
     assert.equal(list2.error?.code, 'CANCELLED', JSON.stringify(list2));
@@ -336,7 +348,7 @@ describe('helper: the repository side runs with the user\'s rights (real helper,
   });
 });
 
-describe('helper: children spawned in the user window have only the user\'s rights', { skip }, () => {
+describe("helper: children spawned in the user window have only the user's rights", { skip }, () => {
   // Only the effective ids are the user's in that window (helper/identity.ts): a plain child keeps
   // real and saved uid 0 and can become root again; childCommand's children cannot.
   const runChild = (cmd: string, args: string[]) =>
@@ -345,7 +357,7 @@ describe('helper: children spawned in the user window have only the user\'s righ
       execFile(c.file, c.args, { env: c.env }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message} ${stderr}`)) : resolve(stdout)));
     });
 
-  it('a child runs with the user\'s real, effective and saved ids and a clean PATH', async () => {
+  it("a child runs with the user's real, effective and saved ids and a clean PATH", async () => {
     const uid = ensureUser(TEST_USER);
     const gid = Number(sh('id', ['-g', TEST_USER]).stdout.trim());
     const out = await withIdentity(userIdentity(uid, gid), () => runChild('sh', ['-c', 'grep -E "^(Uid|Gid):" /proc/self/status; echo "PATH=$PATH"']));
@@ -362,6 +374,9 @@ describe('helper: children spawned in the user window have only the user\'s righ
     const uid = ensureUser(TEST_USER);
     const gid = Number(sh('id', ['-g', TEST_USER]).stdout.trim());
     const inv = await withIdentity(userIdentity(uid, gid), () => collectInventory('live'));
-    assert.ok(inv.toolchains.some((t) => t.name === 'node'), JSON.stringify(inv.toolchains));
+    assert.ok(
+      inv.toolchains.some((t) => t.name === 'node'),
+      JSON.stringify(inv.toolchains),
+    );
   });
 });

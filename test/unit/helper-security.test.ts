@@ -56,7 +56,11 @@ describe('helper framing (unit)', () => {
   it('splits frames across and within chunks, skips oversized frames unread and reports bad JSON', () => {
     const got: unknown[] = [];
     const problems: string[] = [];
-    const d = new FrameDecoder((m) => got.push(m), (p) => problems.push(p.kind === 'oversized' ? `oversized ${p.length}` : 'malformed'), 64);
+    const d = new FrameDecoder(
+      (m) => got.push(m),
+      (p) => problems.push(p.kind === 'oversized' ? `oversized ${p.length}` : 'malformed'),
+      64,
+    );
     const a = encodeFrame({ a: 1 });
     const b = encodeFrame({ b: 'two' });
     const all = Buffer.concat([a, b]);
@@ -147,7 +151,10 @@ describe('helper security (real helper process)', { skip }, () => {
     assert.equal(out.closed, true, 'the rogue connection was not closed');
     assert.ok(out.got.includes('"challenge"') && !out.got.includes('"ready"'), out.got);
     assert.equal(accepted, false);
-    assert.ok(logs.some((l) => /authentication failed/.test(l)), logs.join('\n'));
+    assert.ok(
+      logs.some((l) => /authentication failed/.test(l)),
+      logs.join('\n'),
+    );
   });
 
   it('refuses to serve a peer that does not know the secret (wrong secret)', async () => {
@@ -171,7 +178,14 @@ describe('helper security (real helper process)', { skip }, () => {
       ['folder mode 0755', (p) => fs.chmodSync(p.dir, 0o755), /can be entered by other users/],
       ['secret of another user', (p) => fs.chownSync(p.secretFile, uid, uid), /secret file .* belongs to uid/],
       ['socket of another user', (p) => fs.chownSync(p.socketPath, uid, uid), /socket .* belongs to uid/],
-      ['secret is a symlink', (p) => { fs.renameSync(p.secretFile, p.secretFile + '.real'); fs.symlinkSync(p.secretFile + '.real', p.secretFile); }, /symbolic link/],
+      [
+        'secret is a symlink',
+        (p) => {
+          fs.renameSync(p.secretFile, p.secretFile + '.real');
+          fs.symlinkSync(p.secretFile + '.real', p.secretFile);
+        },
+        /symbolic link/,
+      ],
     ];
     for (const [name, prepare, re] of cases) {
       const h = await launchHelper({ prepare, handshake: 'none' });
@@ -232,7 +246,7 @@ describe('helper security (real helper process)', { skip }, () => {
     }
   });
 
-  it('refuses paths outside what is allowed: /proc through a symlink, directories, other users\' files and repositories', async () => {
+  it("refuses paths outside what is allowed: /proc through a symlink, directories, other users' files and repositories", async () => {
     const uid = ensureUser(TEST_USER);
     const h = await launchHelper();
     try {
@@ -253,7 +267,14 @@ describe('helper security (real helper process)', { skip }, () => {
       // As another user: root's image file and root's repository are refused.
       const img = path.join(work, 'root.img');
       fs.writeFileSync(img, Buffer.alloc(1 << 20, 1));
-      const other = await launchHelper({ uid, prepare: (p) => { fs.chownSync(p.dir, uid, uid); fs.chownSync(p.secretFile, uid, uid); fs.chownSync(p.socketPath, uid, uid); } });
+      const other = await launchHelper({
+        uid,
+        prepare: (p) => {
+          fs.chownSync(p.dir, uid, uid);
+          fs.chownSync(p.secretFile, uid, uid);
+          fs.chownSync(p.socketPath, uid, uid);
+        },
+      });
       try {
         assert.ok(other.sock, other.stderr());
         m = await other.call('listSnapshots', { repo });

@@ -47,7 +47,10 @@ function cmp(a: string, b: string): void {
 }
 
 /** Snapshot `source` into a fresh repository through the CLI and restore it to a new image file. */
-function snapshotAndRestore(source: string, name: string): { manifest: { areas: { kind: string; partition?: number; mode: string }[] }; warnings: string[]; out: string; repo: string; id: string; text: string } {
+function snapshotAndRestore(
+  source: string,
+  name: string,
+): { manifest: { areas: { kind: string; partition?: number; mode: string }[] }; warnings: string[]; out: string; repo: string; id: string; text: string } {
   const repo = path.join(work, `${name}-repo`);
   const snap = devsnap(['snapshot', source, '--repo', repo, '--json']);
   assert.equal(snap.status, 0, snap.stderr);
@@ -59,16 +62,24 @@ function snapshotAndRestore(source: string, name: string): { manifest: { areas: 
   return { manifest, warnings: snap.json.warnings, out, repo, id: snap.json.id, text: text.stdout };
 }
 
-interface Group { g: number; bitmap: number; free: number; uninit: boolean }
+interface Group {
+  g: number;
+  bitmap: number;
+  free: number;
+  uninit: boolean;
+}
 
 function groupsOf(img: string): Group[] {
   const out = sh('dumpe2fs', [img]).stdout;
-  return out.split(/^Group (?=\d+:)/m).slice(1).map((sec) => ({
-    g: Number(/^(\d+):/.exec(sec)![1]),
-    bitmap: Number(/Block bitmap at (\d+)/.exec(sec)![1]),
-    free: Number(/(\d+) free blocks,/.exec(sec)![1]),
-    uninit: /BLOCK_UNINIT/.test(sec.split('\n')[0]),
-  }));
+  return out
+    .split(/^Group (?=\d+:)/m)
+    .slice(1)
+    .map((sec) => ({
+      g: Number(/^(\d+):/.exec(sec)![1]),
+      bitmap: Number(/Block bitmap at (\d+)/.exec(sec)![1]),
+      free: Number(/(\d+) free blocks,/.exec(sec)![1]),
+      uninit: /BLOCK_UNINIT/.test(sec.split('\n')[0]),
+    }));
 }
 
 async function ext4From(name: string, mkfsArgs: string[]): Promise<string> {
@@ -85,7 +96,9 @@ for (const [kind, mkfsArgs, reason] of [
   test(`ext4 (${kind}) with one group's block bitmap zeroed: that group is imaged in full, every file restores`, needsRoot, async () => {
     const img = await ext4From(`zeroed-${kind.replace(/ /g, '-')}.img`, [...mkfsArgs]);
     // The fullest group past group 0: its bitmap now says all of its blocks are free.
-    const victim = groupsOf(img).filter((x) => x.g > 0 && !x.uninit).sort((a, b) => a.free - b.free)[0];
+    const victim = groupsOf(img)
+      .filter((x) => x.g > 0 && !x.uninit)
+      .sort((a, b) => a.free - b.free)[0];
     assert.ok(victim.free < 4096, `group ${victim.g} holds data (${victim.free} free blocks of 8192)`);
     patch(img, victim.bitmap * KiB, Buffer.alloc(KiB));
 
@@ -101,7 +114,10 @@ for (const [kind, mkfsArgs, reason] of [
 
 // A mounted filesystem (snapshot without --freeze) has allocations in its journal whose home block
 // bitmaps are not written back yet: trusting the home bitmap drops the newest files.
-for (const [kind, openArgs] of [['journal_64bit', ''], ['journal_checksum_v3', ' -c']] as const) {
+for (const [kind, openArgs] of [
+  ['journal_64bit', ''],
+  ['journal_checksum_v3', ' -c'],
+] as const) {
   test(`ext4 needing journal recovery whose home block bitmap is older than the journal's (${kind}): the group is imaged in full, the last file restores after replay`, async () => {
     const img = await ext4From(`journal-${kind}.img`, []);
     const pre = readAt(img, 0, 64 * MiB);
@@ -119,7 +135,10 @@ for (const [kind, openArgs] of [['journal_64bit', ''], ['journal_checksum_v3', '
     assert.match(sh('dumpe2fs', ['-h', img]).stdout, /needs_recovery/);
 
     const { warnings, out } = snapshotAndRestore(img, `journal-${kind}`);
-    assert.ok(warnings.some((w) => /groups? [\d, ]+: (its|each) block bitmap has a newer copy in the journal/.test(w)), JSON.stringify(warnings));
+    assert.ok(
+      warnings.some((w) => /groups? [\d, ]+: (its|each) block bitmap has a newer copy in the journal/.test(w)),
+      JSON.stringify(warnings),
+    );
     const r = sh('e2fsck', ['-fy', out], { allowFail: true }); // replays the journal, as the kernel would at mount
     assert.ok(r.status <= 1, `e2fsck (exit ${r.status}): ${r.stdout}`);
     const dumped = path.join(work, `late-${kind}.out`);
@@ -154,19 +173,27 @@ function fixDescriptorChecksum(img: string, g: number): void {
 
 // Issue 10 item 3: implausible geometry that `e2fsck -b` (a backup superblock) still recovers.
 const geometry: [string, (img: string) => void, RegExp][] = [
-  ['descriptor size 1024 (superblock checksum fixed up)', (img) => {
-    const v = Buffer.alloc(2);
-    v.writeUInt16LE(1024);
-    patch(img, 1024 + 0xfe, v);
-    fixSuperblockChecksum(img);
-  }, /group descriptor size of 1024 bytes/],
-  ['a block bitmap pointer outside the filesystem (descriptor checksum fixed up)', (img) => {
-    const blocks = readAt(img, 1024 + 4, 4).readUInt32LE(0);
-    const v = Buffer.alloc(4);
-    v.writeUInt32LE(blocks + 100);
-    patch(img, 2 * KiB + 3 * 64, v);
-    fixDescriptorChecksum(img, 3);
-  }, /group 3's block bitmap is at block \d+, outside the filesystem/],
+  [
+    'descriptor size 1024 (superblock checksum fixed up)',
+    (img) => {
+      const v = Buffer.alloc(2);
+      v.writeUInt16LE(1024);
+      patch(img, 1024 + 0xfe, v);
+      fixSuperblockChecksum(img);
+    },
+    /group descriptor size of 1024 bytes/,
+  ],
+  [
+    'a block bitmap pointer outside the filesystem (descriptor checksum fixed up)',
+    (img) => {
+      const blocks = readAt(img, 1024 + 4, 4).readUInt32LE(0);
+      const v = Buffer.alloc(4);
+      v.writeUInt32LE(blocks + 100);
+      patch(img, 2 * KiB + 3 * 64, v);
+      fixDescriptorChecksum(img, 3);
+    },
+    /group 3's block bitmap is at block \d+, outside the filesystem/,
+  ],
   ['s_log_groups_per_flex corrupted (superblock checksum not fixed)', (img) => patch(img, 1024 + 0x174, Buffer.from([0xff])), /superblock fails its checksum/],
 ];
 for (const [what, damage, reason] of geometry) {
@@ -177,9 +204,19 @@ for (const [what, damage, reason] of geometry) {
     assert.notEqual(sh('e2fsck', ['-fn', img], { allowFail: true }).status, 0, 'the damage is real: e2fsck finds it');
 
     const { manifest, warnings, out } = snapshotAndRestore(img, `geometry-${slug}`);
-    assert.ok(warnings.some((w) => reason.test(w) && /whole partition is imaged in full/.test(w)), JSON.stringify(warnings));
-    if (!/superblock fails/.test(reason.source)) assert.ok(warnings.some((w) => /e\.g\. -b 8193 -B 1024,/.test(w)), `the hint names the 1 KiB-block backup superblock: ${JSON.stringify(warnings)}`);
-    assert.deepEqual(manifest.areas.map((a) => a.mode), ['full']);
+    assert.ok(
+      warnings.some((w) => reason.test(w) && /whole partition is imaged in full/.test(w)),
+      JSON.stringify(warnings),
+    );
+    if (!/superblock fails/.test(reason.source))
+      assert.ok(
+        warnings.some((w) => /e\.g\. -b 8193 -B 1024,/.test(w)),
+        `the hint names the 1 KiB-block backup superblock: ${JSON.stringify(warnings)}`,
+      );
+    assert.deepEqual(
+      manifest.areas.map((a) => a.mode),
+      ['full'],
+    );
     cmp(img, out); // every byte, the damaged metadata and the backups e2fsck needs included
 
     const r = sh('e2fsck', ['-fy', '-b', '8193', '-B', '1024', out], { allowFail: true });
@@ -196,7 +233,10 @@ test('healthy ext4 (metadata_csum) and ext4 with the older crc16 descriptor chec
     assert.equal(snap.status, 0, snap.stderr);
     assert.deepEqual(snap.json.warnings, []);
     const m = JSON.parse(fs.readFileSync(path.join(repo, 'snapshots', `${snap.json.id}.json`), 'utf8'));
-    assert.deepEqual(m.areas.map((a: { mode: string }) => a.mode), ['used-blocks']);
+    assert.deepEqual(
+      m.areas.map((a: { mode: string }) => a.mode),
+      ['used-blocks'],
+    );
   }
 });
 
@@ -212,8 +252,14 @@ test('NTFS boot sector with MFT record size byte 0xE0: imaged in full with a war
   const { disk, start } = await ntfsDisk('ntfs-e0.img');
   patch(disk, start + 0x40, Buffer.from([0xe0]));
   const { manifest, warnings, out } = snapshotAndRestore(disk, 'ntfs-e0');
-  assert.ok(warnings.some((w) => /^Partition 1: ntfs: implausible boot sector: MFT record size byte 0xe0/.test(w)), JSON.stringify(warnings));
-  assert.deepEqual(manifest.areas.map((a) => a.mode), ['raw', 'full', 'raw']);
+  assert.ok(
+    warnings.some((w) => /^Partition 1: ntfs: implausible boot sector: MFT record size byte 0xe0/.test(w)),
+    JSON.stringify(warnings),
+  );
+  assert.deepEqual(
+    manifest.areas.map((a) => a.mode),
+    ['raw', 'full', 'raw'],
+  );
   cmp(disk, out);
   if (!isRoot) return;
   await withLoop(disk, { readOnly: true }, (dev) => {
@@ -221,7 +267,10 @@ test('NTFS boot sector with MFT record size byte 0xE0: imaged in full with a war
     assert.equal(r.status, 0, `devsnap disks exits 0 (${r.status}): ${r.stderr}`);
     const listed = r.json.disks.find((d: { path: string }) => d.path === dev);
     assert.ok(listed, `${dev} is listed`);
-    assert.ok((listed.notes ?? []).some((n: string) => /partition 1: ntfs: implausible boot sector: MFT record size byte 0xe0/.test(n)), JSON.stringify(listed));
+    assert.ok(
+      (listed.notes ?? []).some((n: string) => /partition 1: ntfs: implausible boot sector: MFT record size byte 0xe0/.test(n)),
+      JSON.stringify(listed),
+    );
     assert.match(devsnap(['disks']).stdout, /MFT record size byte 0xe0/);
   });
 });
@@ -235,7 +284,10 @@ test('NTFS with a torn $Bitmap record (update sequence mismatch): imaged in full
   const tail = readAt(disk, record6 + 1022, 2);
   patch(disk, record6 + 1022, Buffer.from([tail[0] ^ 0xff, tail[1]])); // the second sector was not written completely
   const { manifest, warnings, out } = snapshotAndRestore(disk, 'ntfs-torn');
-  assert.ok(warnings.some((w) => /MFT record 6 is torn/.test(w) && /imaged in full/.test(w)), JSON.stringify(warnings));
+  assert.ok(
+    warnings.some((w) => /MFT record 6 is torn/.test(w) && /imaged in full/.test(w)),
+    JSON.stringify(warnings),
+  );
   assert.equal(manifest.areas[1].mode, 'full');
   cmp(disk, out);
 });
@@ -260,7 +312,10 @@ test('FAT16 whose first FAT lost a sector: clusters the second copy calls used a
   patch(img, (reserved + 1) * 512, Buffer.alloc(512)); // FAT entries 256–511 of the first copy
   assert.notEqual(sh('fsck.vfat', ['-n', img], { allowFail: true }).status, 0, 'the damage is real: fsck.vfat finds it');
   const { warnings, out } = snapshotAndRestore(img, 'fat-zeroed');
-  assert.ok(warnings.some((w) => /copies of the FAT disagree on 256 cluster/.test(w)), JSON.stringify(warnings));
+  assert.ok(
+    warnings.some((w) => /copies of the FAT disagree on 256 cluster/.test(w)),
+    JSON.stringify(warnings),
+  );
   // The restored image has the damaged first FAT too: repaired from the second copy, every file is there.
   const { fatSectors } = bpb(out);
   patch(out, reserved * 512, readAt(out, (reserved + fatSectors) * 512, fatSectors * 512));
@@ -274,8 +329,14 @@ test('FAT16 whose boot sector claims a FAT too small for its clusters: imaged in
   v.writeUInt16LE(Math.floor(fatSectors / 4));
   patch(img, 0x16, v);
   const { manifest, warnings, out } = snapshotAndRestore(img, 'fat-geometry');
-  assert.ok(warnings.some((w) => /vfat: implausible boot sector: a FAT of \d+ bytes, too small/.test(w)), JSON.stringify(warnings));
-  assert.deepEqual(manifest.areas.map((a) => a.mode), ['full']);
+  assert.ok(
+    warnings.some((w) => /vfat: implausible boot sector: a FAT of \d+ bytes, too small/.test(w)),
+    JSON.stringify(warnings),
+  );
+  assert.deepEqual(
+    manifest.areas.map((a) => a.mode),
+    ['full'],
+  );
   cmp(img, out);
 });
 
@@ -309,9 +370,21 @@ test('overlapping partitions: both imaged in full, the disk restores byte for by
   patch(disk, 0, mbr);
 
   const { manifest, warnings, out, repo, id } = snapshotAndRestore(disk, 'overlap');
-  assert.ok(warnings.some((w) => /^Partition 1 overlaps partition 2 .*imaged in full/.test(w)), JSON.stringify(warnings));
-  assert.ok(warnings.some((w) => /^Partition 2 overlaps partition 1 .*imaged in full/.test(w)), JSON.stringify(warnings));
-  assert.deepEqual(manifest.areas.filter((a) => a.kind === 'partition').map((a) => [a.partition, a.mode]), [[1, 'full'], [2, 'full']]);
+  assert.ok(
+    warnings.some((w) => /^Partition 1 overlaps partition 2 .*imaged in full/.test(w)),
+    JSON.stringify(warnings),
+  );
+  assert.ok(
+    warnings.some((w) => /^Partition 2 overlaps partition 1 .*imaged in full/.test(w)),
+    JSON.stringify(warnings),
+  );
+  assert.deepEqual(
+    manifest.areas.filter((a) => a.kind === 'partition').map((a) => [a.partition, a.mode]),
+    [
+      [1, 'full'],
+      [2, 'full'],
+    ],
+  );
   cmp(disk, out);
   const restoredP2 = path.join(work, 'overlap-p2-restored.img');
   sh('dd', [`if=${out}`, `of=${restoredP2}`, 'bs=1M', `skip=${p2.start / MiB}`, `count=${p2.size / MiB}`, 'status=none']);
@@ -349,8 +422,14 @@ test('FAT16 whose sectors-per-cluster byte became 0x80 (now "FAT12" with an 80-s
   patch(img, 13, Buffer.from([0x80]));
   assert.notEqual(sh('fsck.fat', ['-n', img], { allowFail: true }).status, 0, 'the damage is real: fsck.fat finds it');
   const { manifest, warnings, out } = snapshotAndRestore(img, 'fat-spc');
-  assert.ok(warnings.some((w) => /vfat: implausible boot sector: a FAT of 40960 bytes where FAT12's \d+ clusters need \d+ .*imaged in full/.test(w)), JSON.stringify(warnings));
-  assert.deepEqual(manifest.areas.map((a) => a.mode), ['full']);
+  assert.ok(
+    warnings.some((w) => /vfat: implausible boot sector: a FAT of 40960 bytes where FAT12's \d+ clusters need \d+ .*imaged in full/.test(w)),
+    JSON.stringify(warnings),
+  );
+  assert.deepEqual(
+    manifest.areas.map((a) => a.mode),
+    ['full'],
+  );
   cmp(img, out);
 });
 
@@ -368,15 +447,28 @@ test('FAT16 with a cluster chain pointing past the last cluster (in both copies)
   for (const copy of [0, 1]) patch(img, (reserved + copy * fatSectors) * 512 + k * 2, v);
   assert.notEqual(sh('fsck.fat', ['-n', img], { allowFail: true }).status, 0, 'the damage is real: fsck.fat finds it');
   const { manifest, warnings, out } = snapshotAndRestore(img, 'fat-chain');
-  assert.ok(warnings.some((w) => new RegExp(`vfat: 1 FAT entry points past the last cluster \\(${clusters + 1}\\).*imaged in full`).test(w)), JSON.stringify(warnings));
-  assert.deepEqual(manifest.areas.map((a) => a.mode), ['full']);
+  assert.ok(
+    warnings.some((w) => new RegExp(`vfat: 1 FAT entry points past the last cluster \\(${clusters + 1}\\).*imaged in full`).test(w)),
+    JSON.stringify(warnings),
+  );
+  assert.deepEqual(
+    manifest.areas.map((a) => a.mode),
+    ['full'],
+  );
   cmp(img, out);
 });
 
 test('genuine FAT12/16/32 volumes of several sizes and cluster sizes (mkfs.fat pads their FATs to the cluster size): used blocks, no warning', async () => {
   const src = smallFiles(path.join(work, 'fat-genuine-src'), 20, 5);
   // mtools refuses to write to a FAT32 of fewer than 65,525 clusters, so that one (a 64-sector FAT for 4 sectors of entries) stays empty.
-  for (const [bits, size, spc] of [[12, 4, 0], [12, 16, 128], [16, 40, 0], [16, 128, 64], [32, 40, 0], [32, 16, 64]] as const) {
+  for (const [bits, size, spc] of [
+    [12, 4, 0],
+    [12, 16, 128],
+    [16, 40, 0],
+    [16, 128, 64],
+    [32, 40, 0],
+    [32, 16, 64],
+  ] as const) {
     const img = path.join(work, `fat-genuine-${bits}-${size}-${spc}.img`);
     await makeFsImage(img, { fs: 'vfat', size: size * MiB, fatBits: bits, ...(bits === 32 && spc ? {} : { fromDir: src }), ...(spc ? { blockSize: spc * 512 } : {}) });
     const repo = path.join(work, `fat-genuine-${bits}-${size}-${spc}-repo`);
@@ -384,7 +476,10 @@ test('genuine FAT12/16/32 volumes of several sizes and cluster sizes (mkfs.fat p
     assert.equal(snap.status, 0, snap.stderr);
     assert.deepEqual(snap.json.warnings, [], `FAT${bits} ${size} MiB, ${spc || 'default'} sectors per cluster`);
     const m = JSON.parse(fs.readFileSync(path.join(repo, 'snapshots', `${snap.json.id}.json`), 'utf8'));
-    assert.deepEqual(m.areas.map((a: { mode: string }) => a.mode), ['used-blocks']);
+    assert.deepEqual(
+      m.areas.map((a: { mode: string }) => a.mode),
+      ['used-blocks'],
+    );
   }
 });
 
@@ -399,7 +494,10 @@ function patchGptHeader(disk: string, lba: number, offset: number, value: bigint
 
 // Found by an independent tester: such a header made `devsnap snapshot` fail (exit 1) with "devsnap built
 // an invalid manifest … table.gpt.backupLba is not a whole number".
-for (const [field, offset, value] of [['AlternateLBA', 32, 0xffffffffffffffffn], ['LastUsableLBA', 48, 0x20000000000001n]] as const) {
+for (const [field, offset, value] of [
+  ['AlternateLBA', 32, 0xffffffffffffffffn],
+  ['LastUsableLBA', 48, 0x20000000000001n],
+] as const) {
   test(`GPT primary header with ${field} ${value} (CRC fixed up): the backup header is used; without one the disk is imaged as if it had no table`, async () => {
     const disk = path.join(work, `gpt-${field}.img`);
     const [p] = await makeDisk(disk, { table: 'gpt', size: 12 * MiB, partitions: [{ fs: 'vfat', size: 8 * MiB, fromDir: smallFiles(path.join(work, `gpt-${field}-src`), 10, 6) }] });
@@ -407,17 +505,29 @@ for (const [field, offset, value] of [['AlternateLBA', 32, 0xffffffffffffffffn],
     const name = field === 'AlternateLBA' ? 'alternate LBA' : 'last usable LBA';
 
     const a = snapshotAndRestore(disk, `gpt-${field}`);
-    assert.ok(a.warnings.some((w) => w.startsWith(`The primary GPT header is damaged (its ${name} is ${value}, beyond any disk); the backup header`)), JSON.stringify(a.warnings));
+    assert.ok(
+      a.warnings.some((w) => w.startsWith(`The primary GPT header is damaged (its ${name} is ${value}, beyond any disk); the backup header`)),
+      JSON.stringify(a.warnings),
+    );
     const m = a.manifest as unknown as { source: { table: string }; partitions: { start: number; fs?: string }[] };
     assert.equal(m.source.table, 'gpt');
-    assert.deepEqual(m.partitions.map((x) => [x.start, x.fs]), [[p.start, 'vfat']]);
+    assert.deepEqual(
+      m.partitions.map((x) => [x.start, x.fs]),
+      [[p.start, 'vfat']],
+    );
     cmp(disk, a.out);
 
     patch(disk, 12 * MiB - 512, Buffer.alloc(512)); // and no backup header
     const b = snapshotAndRestore(disk, `gpt-${field}-nobackup`);
-    assert.ok(b.warnings.some((w) => /^The GPT partition table is damaged .* imaged in full as if it had no partition table/.test(w)), JSON.stringify(b.warnings));
+    assert.ok(
+      b.warnings.some((w) => /^The GPT partition table is damaged .* imaged in full as if it had no partition table/.test(w)),
+      JSON.stringify(b.warnings),
+    );
     assert.equal((b.manifest as unknown as { source: { table: string } }).source.table, 'none');
-    assert.deepEqual(b.manifest.areas.map((x) => x.mode), ['full']);
+    assert.deepEqual(
+      b.manifest.areas.map((x) => x.mode),
+      ['full'],
+    );
     cmp(disk, b.out);
   });
 }

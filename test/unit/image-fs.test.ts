@@ -29,7 +29,11 @@ fs.mkdirSync(path.join(efi, 'EFI', 'BOOT'));
 fs.writeFileSync(path.join(efi, 'EFI', 'BOOT', 'BOOTX64.EFI'), crypto.randomBytes(70 * 1024 + 3));
 for (let i = 0; i < 40; i++) fs.writeFileSync(path.join(efi, 'EFI', 'debian', `entry-number-${i}.conf`), `title ${i}\n`);
 
-interface Snap { repo: Repository; m: Manifest; close(): Promise<void> }
+interface Snap {
+  repo: Repository;
+  m: Manifest;
+  close(): Promise<void>;
+}
 
 async function snapshotOf(disk: string, repoDir: string): Promise<Snap> {
   const r = devsnap(['snapshot', disk, '--repo', repoDir, '--json']);

@@ -13,7 +13,7 @@ import * as crypto from 'crypto';
 import * as tar from 'tar-stream';
 import { spawnSync } from 'child_process';
 import { Repository } from '../../imaging/repo/repository';
-import { Manifest, serializeManifest } from '../../imaging/repo/manifest';
+import { serializeManifest } from '../../imaging/repo/manifest';
 import { takeSnapshot } from '../../imaging/snapshot/take';
 import { exportSnapshot, importSnapshot } from '../../imaging/archive/export';
 import { DevsnapError } from '../../imaging/core/errors';
@@ -25,7 +25,13 @@ after(cleanup);
 const MiB = 1 << 20;
 const log = () => undefined;
 
-interface Member { name: string; data: Buffer; type?: string; linkname?: string; size?: number }
+interface Member {
+  name: string;
+  data: Buffer;
+  type?: string;
+  linkname?: string;
+  size?: number;
+}
 
 /** The members of a .tar.zst, in order (decompressed with the zstd tool, read with tar-stream). */
 async function readArchive(file: string): Promise<Member[]> {
@@ -97,26 +103,36 @@ function resummed(members: Member[]): Member[] {
   return [...members.filter((m) => m.name !== 'SHA256SUMS'), { name: 'SHA256SUMS', data: sums }];
 }
 
-function withManifest(members: Member[], edit: (m: any) => void, editInfo?: (i: any) => void): Member[] { // eslint-disable-line @typescript-eslint/no-explicit-any
-  return resummed(members.map((x) => {
-    if (x.name === 'manifest.json') {
-      const m = JSON.parse(x.data.toString());
-      edit(m);
-      return { name: x.name, data: serializeManifest(m) };
-    }
-    if (x.name === 'devsnap-export.json' && editInfo) {
-      const i = JSON.parse(x.data.toString());
-      editInfo(i);
-      return { name: x.name, data: Buffer.from(JSON.stringify(i)) };
-    }
-    return x;
-  }));
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- hostile edits of the parsed JSON (values of the wrong type)
+function withManifest(members: Member[], edit: (m: any) => void, editInfo?: (i: any) => void): Member[] {
+  return resummed(
+    members.map((x) => {
+      if (x.name === 'manifest.json') {
+        const m = JSON.parse(x.data.toString());
+        edit(m);
+        return { name: x.name, data: serializeManifest(m) };
+      }
+      if (x.name === 'devsnap-export.json' && editInfo) {
+        const i = JSON.parse(x.data.toString());
+        editInfo(i);
+        return { name: x.name, data: Buffer.from(JSON.stringify(i)) };
+      }
+      return x;
+    }),
+  );
 }
 
 async function fixture(label = 'before upgrade') {
   const dir = tmpDir('devsnap-hostile-');
   const disk = path.join(dir, 'disk.img');
-  await makeDisk(disk, { table: 'gpt', size: 16 * MiB, partitions: [{ size: 8 * MiB, fs: 'ext4', label: 'root' }, { size: 4 * MiB, fs: 'none' }] });
+  await makeDisk(disk, {
+    table: 'gpt',
+    size: 16 * MiB,
+    partitions: [
+      { size: 8 * MiB, fs: 'ext4', label: 'root' },
+      { size: 4 * MiB, fs: 'none' },
+    ],
+  });
   const repo = await Repository.init(path.join(dir, 'repo'), {}, log);
   await repo.loadIndex();
   const snap = await takeSnapshot(repo, { source: disk, label, log });
@@ -133,14 +149,19 @@ async function refused(dir: string, archive: string, expected: RegExp, what: str
   await repo.loadIndex();
   const before = sh('find', [repoDir, '-type', 'f', '-printf', '%P %s\n']).stdout.split('\n').sort().join('\n');
   try {
-    await assert.rejects(importSnapshot(repo, archive, { log }), (e: unknown) => {
-      assert.ok(e instanceof DevsnapError, `${what}: ${String((e as Error)?.stack ?? e)}`);
-      assert.equal(e.code, 'DAMAGED', `${what}: ${e.message}`);
-      assert.ok(e.message.includes(archive), `${what}: names the archive: ${e.message}`);
-      assert.match(e.message, expected, `${what}: ${e.message}`);
-      assert.ok(!/[\x00-\x08\x0b-\x1f]/.test(e.message), `${what}: no raw control characters`);
-      return true;
-    }, what);
+    await assert.rejects(
+      importSnapshot(repo, archive, { log }),
+      (e: unknown) => {
+        assert.ok(e instanceof DevsnapError, `${what}: ${String((e as Error)?.stack ?? e)}`);
+        assert.equal(e.code, 'DAMAGED', `${what}: ${e.message}`);
+        assert.ok(e.message.includes(archive), `${what}: names the archive: ${e.message}`);
+        assert.match(e.message, expected, `${what}: ${e.message}`);
+        // eslint-disable-next-line no-control-regex -- the test looks for raw control characters (other than tab and new line) in the message
+        assert.ok(!/[\x00-\x08\x0b-\x1f]/.test(e.message), `${what}: no raw control characters`);
+        return true;
+      },
+      what,
+    );
   } finally {
     await repo.close();
   }
@@ -153,7 +174,17 @@ test('item 7: a manifest whose source.size is shell text is refused by import, a
   const members = await readArchive(archive);
   const marker = path.join(dir, 'pwned');
   const injection = `268435456; touch ${marker}; SIZE=268435456`;
-  const crafted = await zstdFile(dir, 'injected', tarOf(withManifest(members, (m) => (m.source.size = injection), (i) => (i.diskSize = injection))));
+  const crafted = await zstdFile(
+    dir,
+    'injected',
+    tarOf(
+      withManifest(
+        members,
+        (m) => (m.source.size = injection),
+        (i) => (i.diskSize = injection),
+      ),
+    ),
+  );
   await refused(dir, crafted, /manifest of the archive .* is invalid: source\.size is not a number/, 'source.size injection');
 
   // Planted straight into a repository (by an older devsnap's import, or anyone who can write there): export refuses it.
@@ -195,7 +226,11 @@ test('restore.sh holds no label text and takes its numbers from the manifest onl
   const out2 = path.join(dir, 'unpacked2');
   fs.mkdirSync(out2);
   sh('tar', ['--zstd', '-xf', odd, '-C', out2]);
-  const untar = fs.readFileSync(path.join(out2, 'README.txt'), 'utf8').split('\n').find((l) => l.includes('tar --zstd -xf'))!.trim();
+  const untar = fs
+    .readFileSync(path.join(out2, 'README.txt'), 'utf8')
+    .split('\n')
+    .find((l) => l.includes('tar --zstd -xf'))!
+    .trim();
   sh('sh', ['-c', untar], { cwd: dir }); // as a user would paste it, next to the archive
   assert.ok(fs.existsSync(path.join(dir, 'snapshot', 'restore.sh')), untar);
   assert.equal(fs.existsSync(path.join(dir, 'PWNED')), false, untar);
@@ -211,15 +246,54 @@ test('hostile archives: traversal, links, duplicates, wrong sizes, huge headers 
   const cases: [string, string | Promise<string>, RegExp][] = [
     ['traversal', craft('traversal', [manifest, { name: '../../escaped.txt', data: Buffer.from('x') }, ...rest]), /a member named "\.\.\/\.\.\/escaped\.txt", a path outside the archive/],
     ['absolute path', craft('absolute', [manifest, { name: '/tmp/devsnap-absolute.txt', data: Buffer.from('x') }, ...rest]), /a path outside the archive/],
-    ['symlink piece', craft('symlink', [manifest, members[1], { name: 'partitions/p2.img', data: Buffer.alloc(0), type: 'symlink', linkname: '/etc/shadow' }, ...rest.slice(1)]), /"partitions\/p2\.img", which is a symlink, not a file/],
+    [
+      'symlink piece',
+      craft('symlink', [manifest, members[1], { name: 'partitions/p2.img', data: Buffer.alloc(0), type: 'symlink', linkname: '/etc/shadow' }, ...rest.slice(1)]),
+      /"partitions\/p2\.img", which is a symlink, not a file/,
+    ],
     ['hard link', craft('hardlink', [manifest, { name: 'README.txt', data: Buffer.alloc(0), type: 'link', linkname: 'manifest.json' }, ...rest]), /which is a link, not a file/],
     ['duplicate manifest', craft('dup-manifest', [manifest, manifest, ...rest]), /holds "manifest\.json" twice/],
     ['duplicate piece', craft('dup-piece', [...members.slice(0, -1), piece, members[members.length - 1]]), /holds "partitions\/p2\.img" twice/],
-    ['short piece', craft('short', members.map((m) => (m === piece ? { name: m.name, data: m.data.subarray(0, MiB) } : m))), /holds partitions\/p2\.img with 1048576 bytes, but the manifest says 4194304/],
+    [
+      'short piece',
+      craft(
+        'short',
+        members.map((m) => (m === piece ? { name: m.name, data: m.data.subarray(0, MiB) } : m)),
+      ),
+      /holds partitions\/p2\.img with 1048576 bytes, but the manifest says 4194304/,
+    ],
     ['huge tar header', craft('pax', [manifest, header('PaxHeader/x', 5 * MiB, 'x'), Buffer.alloc(5 * MiB), ...rest.map((m) => tarOf([m]).subarray(0, -1024))]), /a tar header larger than 4 MiB/],
     ['huge manifest member', craft('huge-manifest', [header('manifest.json', 300 * MiB), manifest.data.subarray(0, 512)]), /a manifest\.json of 314572800 bytes, more than devsnap export writes/],
-    ['contradicting devsnap-export.json', zstdFile(dir, 'contradiction', tarOf(withManifest(members, () => undefined, (i) => (i.diskSize += 512)))), /devsnap-export\.json that does not match its manifest\.json/],
-    ['invalid devsnap-export.json', zstdFile(dir, 'bad-info', tarOf(withManifest(members, () => undefined, (i) => (i.chunkHash = 'none')))), /invalid devsnap-export\.json: chunkHash is not "sha256" or "hmac-sha256"/],
+    [
+      'contradicting devsnap-export.json',
+      zstdFile(
+        dir,
+        'contradiction',
+        tarOf(
+          withManifest(
+            members,
+            () => undefined,
+            (i) => (i.diskSize += 512),
+          ),
+        ),
+      ),
+      /devsnap-export\.json that does not match its manifest\.json/,
+    ],
+    [
+      'invalid devsnap-export.json',
+      zstdFile(
+        dir,
+        'bad-info',
+        tarOf(
+          withManifest(
+            members,
+            () => undefined,
+            (i) => (i.chunkHash = 'none'),
+          ),
+        ),
+      ),
+      /invalid devsnap-export\.json: chunkHash is not "sha256" or "hmac-sha256"/,
+    ],
     ['extent map gap', zstdFile(dir, 'gap', tarOf(withManifest(members, (m) => (m.areas[1].extents[1][0] += 512)))), /manifest of the archive .* is invalid: areas\[1\]\.extents\[1\] starts at/],
     ['corrupt tar header', craft('corrupt', [manifest, Buffer.concat([Buffer.from('garbage'), Buffer.alloc(505, 0x41)]), ...rest]), /damaged tar header/],
   ];
@@ -239,6 +313,9 @@ test('hostile archives: traversal, links, duplicates, wrong sizes, huge headers 
   const notes: string[] = [];
   const ok = await importSnapshot(repo, await craft('repacked', [manifest, { name: 'extra\x1b[2J\x07', data: Buffer.from('x') }, ...rest]), { log: (m) => notes.push(m) });
   assert.ok(ok.chunksNew > 0);
-  assert.ok(notes.some((n) => n.includes('ignoring "extra\\u001b[2J\\u0007"')), notes.join('\n'));
+  assert.ok(
+    notes.some((n) => n.includes('ignoring "extra\\u001b[2J\\u0007"')),
+    notes.join('\n'),
+  );
   await repo.close();
 });

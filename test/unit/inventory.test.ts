@@ -27,14 +27,22 @@ function devTools(root: string, v: { node: string; kernel: string; ext: string }
   put(root, 'usr/local/go/VERSION', 'go1.22.1\ntime 2024-03-01\n');
   put(root, 'usr/lib/gcc/x86_64-linux-gnu/12/cc1', 'x');
   put(root, 'usr/lib/jvm/java-17-openjdk-amd64/release', 'JAVA_VERSION="17.0.10"\n');
-  put(root, 'root/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/lib/rustlib/multirust-channel-manifest.toml', '[pkg.cargo]\nversion = "1.76.0 (c84b36747 2024-01-18)"\n\n[pkg.rustc]\nversion = "1.76.0 (07dca489a 2024-02-04)"\n');
+  put(
+    root,
+    'root/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/lib/rustlib/multirust-channel-manifest.toml',
+    '[pkg.cargo]\nversion = "1.76.0 (c84b36747 2024-01-18)"\n\n[pkg.rustc]\nversion = "1.76.0 (07dca489a 2024-02-04)"\n',
+  );
   put(root, `boot/vmlinuz-${v.kernel}`, 'kernel');
   put(root, `usr/lib/modules/${v.kernel}/modules.dep`, '');
   if (!fs.existsSync(path.join(root, 'lib'))) fs.symlinkSync('usr/lib', path.join(root, 'lib')); // merged /usr
-  put(root, 'home/dev/.vscode/extensions/extensions.json', JSON.stringify([
-    { identifier: { id: 'ms-python.python' }, version: v.ext },
-    { identifier: { id: 'dbaeumer.vscode-eslint' }, version: '2.4.4' },
-  ]));
+  put(
+    root,
+    'home/dev/.vscode/extensions/extensions.json',
+    JSON.stringify([
+      { identifier: { id: 'ms-python.python' }, version: v.ext },
+      { identifier: { id: 'dbaeumer.vscode-eslint' }, version: '2.4.4' },
+    ]),
+  );
   fs.mkdirSync(path.join(root, 'home/dev/.vscode/extensions/ms-python.python-' + v.ext), { recursive: true });
   put(root, 'var/lib/pacman/local/ripgrep-14.1.0-1/desc', '%NAME%\nripgrep\n\n%VERSION%\n14.1.0-1\n\n%ARCH%\nx86_64\n');
   put(root, 'var/lib/rpm/rpmdb.sqlite', 'SQLite format 3\0');
@@ -48,7 +56,14 @@ test('inventory of an ext4 root inside a snapshot; diffInventory after a simulat
   devTools(tree, { node: '20.11.1', kernel: '6.1.0-18-amd64', ext: '2024.0.1' });
   const disk = path.join(dir, 'disk.img');
   const repoDir = path.join(dir, 'repo');
-  const layout = await makeDisk(disk, { table: 'gpt', size: 48 * MiB, partitions: [{ size: 8 * MiB, fs: 'vfat' }, { fs: 'ext4', fromDir: tree }] });
+  const layout = await makeDisk(disk, {
+    table: 'gpt',
+    size: 48 * MiB,
+    partitions: [
+      { size: 8 * MiB, fs: 'vfat' },
+      { fs: 'ext4', fromDir: tree },
+    ],
+  });
   const s1 = devsnap(['snapshot', disk, '--repo', repoDir, '--json']);
   assert.equal(s1.status, 0, s1.stderr);
   const statusBefore = fs.readFileSync(path.join(tree, 'var/lib/dpkg/status'), 'utf8');
@@ -95,7 +110,10 @@ test('inventory of an ext4 root inside a snapshot; diffInventory after a simulat
         { node: tc.node, npm: tc.npm, python: tc.python, pip: tc.pip, go: tc.go, gcc: tc.gcc, java: tc.java, rustc: tc.rustc, cargo: tc.cargo },
         { node: '20.11.1', npm: '10.2.4', python: '3.11', pip: '23.0.1', go: '1.22.1', gcc: '12', java: '17.0.10', rustc: '1.76.0', cargo: '1.76.0' },
       );
-      assert.deepEqual(a.vscodeExtensions.map((e) => `${e.id}@${e.version}`), ['dbaeumer.vscode-eslint@2.4.4', 'ms-python.python@2024.0.1']);
+      assert.deepEqual(
+        a.vscodeExtensions.map((e) => `${e.id}@${e.version}`),
+        ['dbaeumer.vscode-eslint@2.4.4', 'ms-python.python@2024.0.1'],
+      );
 
       // the diff
       const d = diffInventory(a, b);
@@ -114,14 +132,32 @@ test('inventory of an ext4 root inside a snapshot; diffInventory after a simulat
       const va = parse(statusBefore);
       const vb = parse(statusAfter);
       vb.delete('gone-but-configured'); // not installed
-      const upgraded = [...va].filter(([n, v]) => vb.has(n) && vb.get(n) !== v).map(([n]) => n).sort();
+      const upgraded = [...va]
+        .filter(([n, v]) => vb.has(n) && vb.get(n) !== v)
+        .map(([n]) => n)
+        .sort();
       assert.ok(upgraded.length > 3, 'the simulated upgrade bumped some versions');
-      assert.deepEqual(d.packages.upgraded.filter((u) => u.manager === 'dpkg').map((u) => u.name).sort(), upgraded);
+      assert.deepEqual(
+        d.packages.upgraded
+          .filter((u) => u.manager === 'dpkg')
+          .map((u) => u.name)
+          .sort(),
+        upgraded,
+      );
       assert.ok(d.packages.upgraded.every((u) => u.direction === 'up'));
-      assert.deepEqual(d.packages.added.map((p) => p.name), ['newtool']);
-      assert.deepEqual(d.packages.removed.map((p) => p.name), [names[0]]);
+      assert.deepEqual(
+        d.packages.added.map((p) => p.name),
+        ['newtool'],
+      );
+      assert.deepEqual(
+        d.packages.removed.map((p) => p.name),
+        [names[0]],
+      );
       assert.deepEqual(d.toolchains, [{ name: 'node', before: '20.11.1', after: '20.12.0' }]);
-      assert.deepEqual(d.vscodeExtensions.upgraded.map((e) => [e.id, e.from, e.to]), [['ms-python.python', '2024.0.1', '2024.2.0']]);
+      assert.deepEqual(
+        d.vscodeExtensions.upgraded.map((e) => [e.id, e.from, e.to]),
+        [['ms-python.python', '2024.0.1', '2024.2.0']],
+      );
       assert.match(describeInventoryDiff(d), /Kernel: 6\.1\.0-18-amd64 → 6\.1\.0-20-amd64/);
     } finally {
       await o1.close();
@@ -140,7 +176,10 @@ test('inventory from a directory tree, and parsers', async () => {
   const inv = await collectInventory(directoryRoot(dir));
   assert.equal(inv.os.id, 'ubuntu');
   assert.equal(inv.os.kernel, '5.15.0-91-generic');
-  assert.deepEqual(inv.packages.filter((p) => p.manager === 'dpkg'), [{ manager: 'dpkg', name: 'a', version: '1:2.0-1', arch: 'all' }]);
+  assert.deepEqual(
+    inv.packages.filter((p) => p.manager === 'dpkg'),
+    [{ manager: 'dpkg', name: 'a', version: '1:2.0-1', arch: 'all' }],
+  );
   assert.equal(parseDpkgStatus('Package: x\nVersion: 1\n').length, 1);
   assert.equal(compareVersions('1.2.10-1', '1.2.9-3'), 1);
   assert.equal(compareVersions('1:1.0', '2.0'), 1);
@@ -153,7 +192,10 @@ test('live inventory: this machine', async () => {
   assert.equal(inv.source, 'live');
   assert.ok(inv.os.kernel);
   assert.ok(inv.bootMode === 'uefi' || inv.bootMode === 'bios');
-  assert.ok(inv.toolchains.some((t) => t.name === 'node' && t.version === process.version.slice(1)), JSON.stringify(inv.toolchains));
+  assert.ok(
+    inv.toolchains.some((t) => t.name === 'node' && t.version === process.version.slice(1)),
+    JSON.stringify(inv.toolchains),
+  );
   if (sh('sh', ['-c', 'command -v dpkg-query'], { allowFail: true }).status === 0) {
     assert.ok(inv.packages.some((p) => p.manager === 'dpkg' && p.name === 'dpkg'));
   }

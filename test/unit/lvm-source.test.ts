@@ -19,9 +19,9 @@ import { DevsnapError } from '../../imaging/core/errors';
 import { BlockLayer, type DeviceInfo, type MountUse } from '../../imaging/disk/device';
 import { pauseProblem } from '../../imaging/capture/plan';
 import { copyMetadata, decideLvm, lvmDecisions, lvPartition, snapshotProblem, snapshotReader, sourcePlace, type LvmDecision, type LvmTarget } from '../../imaging/capture/lvm-source';
-import { createSnapshotCommand, pvsCommand, readMetadataCopy, segmentsCommand, vgFreeCommand } from '../../imaging/consistency/lvm';
+import { createSnapshotCommand, pvsCommand, readMetadataCopy, segmentsCommand } from '../../imaging/consistency/lvm';
 import { describeConsistency } from '../../imaging/core/format';
-import { attachLoop, cleanup, detachLoop, isRoot, prng, seededBytes, sh, tmpDir } from '../helpers/disks';
+import { attachLoop, cleanup, detachLoop, prng, seededBytes, tmpDir } from '../helpers/disks';
 
 after(cleanup);
 const MiB = 1 << 20;
@@ -41,10 +41,18 @@ const refusal = (d: LvmDecision) => {
 const makeSysfs = (root: string, devs: SysDev[]) => buildSysfs(root, devs, { blockLinks: true });
 
 // LVM 2.03's JSON (--reportformat json --units b --nosuffix), as lvm.test.ts records it.
-const segReport = (vg: string, lv: string, segs: { start: number; size: number; ranges: string; segtype: string }[]) => JSON.stringify({
-  report: [{ seg: segs.map((s) => ({ vg_name: vg, lv_name: lv, vg_extent_size: String(E), seg_start_pe: String(s.start), seg_size_pe: String(s.size), seg_pe_ranges: s.ranges, segtype: s.segtype })) }],
-}, null, 2);
-const pvReport = (vg: string, pvs: [string, number, number][]) => JSON.stringify({ report: [{ pv: pvs.map(([name, peStart, mda]) => ({ pv_name: name, vg_name: vg, pe_start: String(peStart), pv_mda_count: String(mda) })) }] }, null, 2);
+const segReport = (vg: string, lv: string, segs: { start: number; size: number; ranges: string; segtype: string }[]) =>
+  JSON.stringify(
+    {
+      report: [
+        { seg: segs.map((s) => ({ vg_name: vg, lv_name: lv, vg_extent_size: String(E), seg_start_pe: String(s.start), seg_size_pe: String(s.size), seg_pe_ranges: s.ranges, segtype: s.segtype })) },
+      ],
+    },
+    null,
+    2,
+  );
+const pvReport = (vg: string, pvs: [string, number, number][]) =>
+  JSON.stringify({ report: [{ pv: pvs.map(([name, peStart, mda]) => ({ pv_name: name, vg_name: vg, pe_start: String(peStart), pv_mda_count: String(mda) })) }] }, null, 2);
 
 describe('the decision on a constructed sysfs tree', () => {
   const lvmUuid = (n: number) => `LVM-Xk3bQ9zVfJ1pA7cW2mR8nT4yE6uH0sLdb5Gh2Kq8Wn3Rz7Tx1Vc9Mp4Ly6Ds0Fa${n}`;
@@ -69,14 +77,22 @@ describe('the decision on a constructed sysfs tree', () => {
     { name: 'dm-4', devno: '253:4', sectors: 4194304, dm: { uuid: lvmUuid(4), name: 'vgmain-srv' } },
     { name: 'dm-5', devno: '253:5', sectors: 4194304, dm: { uuid: lvmUuid(5), name: 'vgtwo-data' } },
   ]);
-  const vgmainPvs = pvReport('vgmain', [['/dev/nvme0n1p2', MiB, 1], ['/dev/nvme0n1p3', 2 * MiB, 1], ['/dev/sda1', MiB, 1]]);
+  const vgmainPvs = pvReport('vgmain', [
+    ['/dev/nvme0n1p2', MiB, 1],
+    ['/dev/nvme0n1p3', 2 * MiB, 1],
+    ['/dev/sda1', MiB, 1],
+  ]);
   const reports: Record<string, string> = {
     [segmentsCommand('vgmain', 'root').join(' ')]: segReport('vgmain', 'root', [{ start: 0, size: 2560, ranges: '/dev/nvme0n1p3:10-2569', segtype: 'linear' }]),
     [segmentsCommand('vgmain', 'home').join(' ')]: segReport('vgmain', 'home', [
-      { start: 0, size: 100, ranges: '/dev/nvme0n1p3:3000-3099', segtype: 'linear' }, { start: 100, size: 50, ranges: '/dev/sda1:0-49', segtype: 'linear' }]),
+      { start: 0, size: 100, ranges: '/dev/nvme0n1p3:3000-3099', segtype: 'linear' },
+      { start: 100, size: 50, ranges: '/dev/sda1:0-49', segtype: 'linear' },
+    ]),
     [segmentsCommand('vgmain', 'thinvol').join(' ')]: segReport('vgmain', 'thinvol', [{ start: 0, size: 256, ranges: '', segtype: 'thin' }]),
     [segmentsCommand('vgmain', 'srv').join(' ')]: segReport('vgmain', 'srv', [
-      { start: 0, size: 300, ranges: '/dev/nvme0n1p2:0-299', segtype: 'linear' }, { start: 300, size: 20, ranges: '/dev/nvme0n1p3:4000-4019', segtype: 'linear' }]),
+      { start: 0, size: 300, ranges: '/dev/nvme0n1p2:0-299', segtype: 'linear' },
+      { start: 300, size: 20, ranges: '/dev/nvme0n1p3:4000-4019', segtype: 'linear' },
+    ]),
     [pvsCommand('vgmain').join(' ')]: vgmainPvs,
     [segmentsCommand('vgtwo', 'data').join(' ')]: segReport('vgtwo', 'data', [{ start: 0, size: 10, ranges: '/dev/nvme0n1p4:0-9', segtype: 'linear' }]),
     [pvsCommand('vgtwo').join(' ')]: pvReport('vgtwo', [['/dev/nvme0n1p4', MiB, 2]]),
@@ -90,7 +106,12 @@ describe('the decision on a constructed sysfs tree', () => {
   };
   const info: DeviceInfo = { path: '/dev/nvme0n1', kind: 'block', size: 1000215216 * 512, devno: '259:0', mounts: [], holders: [], isSystem: true };
   const mounts = {
-    root: mount('/', 'dm-0'), home: mount('/home', 'dm-1'), luks: mount('/secret', 'dm-2'), thin: mount('/thin', 'dm-3'), srv: mount('/srv', '/dev/dm-4'), data: mount('/data', 'dm-5'),
+    root: mount('/', 'dm-0'),
+    home: mount('/home', 'dm-1'),
+    luks: mount('/secret', 'dm-2'),
+    thin: mount('/thin', 'dm-3'),
+    srv: mount('/srv', '/dev/dm-4'),
+    data: mount('/data', 'dm-5'),
     efi: mount('/boot/efi', 'nvme0n1p1', 2048 * 512),
   };
   const decide = (ms: MountUse[]) => lvmDecisions(ms, info, sys, report);
@@ -101,13 +122,25 @@ describe('the decision on a constructed sysfs tree', () => {
     assert.deepEqual([root.vg, root.lv, root.lvBytes], ['vgmain', 'root', 2560 * E]);
     assert.deepEqual(root.pieces, [{ diskOffset: P3 * 512 + 2 * MiB + 10 * E, length: 2560 * E, lvOffset: 0 }]);
     // sda1 is a PV of vgmain elsewhere, holding none of root: not copied, not refused.
-    assert.deepEqual(root.pvs, [{ pvName: '/dev/nvme0n1p2', diskOffset: P2 * 512, metadataBytes: MiB }, { pvName: '/dev/nvme0n1p3', diskOffset: P3 * 512, metadataBytes: 2 * MiB }]);
+    assert.deepEqual(root.pvs, [
+      { pvName: '/dev/nvme0n1p2', diskOffset: P2 * 512, metadataBytes: MiB },
+      { pvName: '/dev/nvme0n1p3', diskOffset: P3 * 512, metadataBytes: 2 * MiB },
+    ]);
     // srv spans two partitions, and its device was given as a path.
-    assert.deepEqual(srv.pieces, [{ diskOffset: P2 * 512 + MiB, length: 300 * E, lvOffset: 0 }, { diskOffset: P3 * 512 + 2 * MiB + 4000 * E, length: 20 * E, lvOffset: 300 * E }]);
-    const parts = [{ index: 2, start: P2 * 512, size: 3670016 * 512 }, { index: 3, start: P3 * 512, size: 800000000 * 512 }];
+    assert.deepEqual(srv.pieces, [
+      { diskOffset: P2 * 512 + MiB, length: 300 * E, lvOffset: 0 },
+      { diskOffset: P3 * 512 + 2 * MiB + 4000 * E, length: 20 * E, lvOffset: 300 * E },
+    ]);
+    const parts = [
+      { index: 2, start: P2 * 512, size: 3670016 * 512 },
+      { index: 3, start: P3 * 512, size: 800000000 * 512 },
+    ];
     assert.equal(lvPartition(root, parts), 3);
     assert.equal(lvPartition(srv, parts), 2, 'the partition holding the start of the volume');
-    assert.deepEqual(asked.splice(0), [segmentsCommand('vgmain', 'root'), pvsCommand('vgmain'), segmentsCommand('vgmain', 'srv'), pvsCommand('vgmain')].map((a) => a.join(' ')));
+    assert.deepEqual(
+      asked.splice(0),
+      [segmentsCommand('vgmain', 'root'), pvsCommand('vgmain'), segmentsCommand('vgmain', 'srv'), pvsCommand('vgmain')].map((a) => a.join(' ')),
+    );
   });
 
   it('refuses, saying why: a PV on another disk, LUKS, thin, two metadata copies, no LVM tools', () => {
@@ -162,7 +195,16 @@ describe('the invalid-snapshot verdict and its words', () => {
     assert.match(snapshotProblem(t, 'devsnap-0123456789abcdef', status('0', '100.00'))!.message, /filled up/);
   });
   it('the manifest method reads "from an LVM snapshot", not "paused"', () => {
-    const pointInTime = { at: '2026-01-02T03:04:05Z', pauseSeconds: 0.3, rounds: 0, rereadBytes: 0, methods: [{ mountpoint: '/', partition: 2, how: 'two-pass' }, { mountpoint: '/home', partition: 3, how: 'lvm-snapshot' }] };
+    const pointInTime = {
+      at: '2026-01-02T03:04:05Z',
+      pauseSeconds: 0.3,
+      rounds: 0,
+      rereadBytes: 0,
+      methods: [
+        { mountpoint: '/', partition: 2, how: 'two-pass' },
+        { mountpoint: '/home', partition: 3, how: 'lvm-snapshot' },
+      ],
+    };
     const s = describeConsistency({ consistency: 'frozen-two-pass', pointInTime });
     assert.match(s, /\(\/home from an LVM snapshot\)\.$/);
     assert.match(describeConsistency({ consistency: 'native-snapshot', pointInTime: { ...pointInTime, methods: [pointInTime.methods[1]] } }), /read from an LVM snapshot/);
@@ -181,7 +223,10 @@ describe('the session reader on real files', () => {
     fs.writeFileSync(snapB, seededBytes(43, 4 * MiB));
     // Two LVs of one VG on a PV at 1 MiB + 512 (metadata copy 1 MiB): A in two pieces, B between them.
     const pv = MiB + 512;
-    const piecesA = [{ diskOffset: pv + MiB, length: 8 * MiB, lvOffset: 0 }, { diskOffset: pv + 13 * MiB, length: 4 * MiB, lvOffset: 8 * MiB }];
+    const piecesA = [
+      { diskOffset: pv + MiB, length: 8 * MiB, lvOffset: 0 },
+      { diskOffset: pv + 13 * MiB, length: 4 * MiB, lvOffset: 8 * MiB },
+    ];
     const piecesB = [{ diskOffset: pv + 9 * MiB, length: 4 * MiB, lvOffset: 0 }];
     const meta = [{ diskOffset: pv, bytes: seededBytes(44, MiB) }];
     const ref = Buffer.from(diskBytes);
@@ -195,13 +240,20 @@ describe('the session reader on real files', () => {
     const fb = await fs.promises.open(snapB, 'r');
     const failures: string[] = [];
     try {
-      const view = snapshotReader(fh, 48 * MiB, diskFile, [
-        { what: 'vg/a', pieces: piecesA, device: fa, lvBytes: 12 * MiB },
-        { what: 'vg/b', pieces: piecesB, device: fb, lvBytes: 4 * MiB },
-      ], meta, (l, err) => {
-        failures.push(l.what);
-        return new Error(`snapshot of ${l.what}: ${err.message}`);
-      });
+      const view = snapshotReader(
+        fh,
+        48 * MiB,
+        diskFile,
+        [
+          { what: 'vg/a', pieces: piecesA, device: fa, lvBytes: 12 * MiB },
+          { what: 'vg/b', pieces: piecesB, device: fb, lvBytes: 4 * MiB },
+        ],
+        meta,
+        (l, err) => {
+          failures.push(l.what);
+          return new Error(`snapshot of ${l.what}: ${err.message}`);
+        },
+      );
       // Positional reads as readRuns does them: into a buffer at an offset, nothing else touched.
       const rand = prng(9);
       for (let i = 0; i < 200; i++) {
@@ -228,7 +280,6 @@ describe('the session reader on real files', () => {
 });
 
 describe('with the real LVM tools on loop devices over a disk image (inactive LVs: no device-mapper needed)', { skip: hasLvm ? false : 'needs root and lvm2' }, () => {
-
   it('decides from what LVM prints and sysfs shows, copies the metadata when it holds still, and the image hides what came after', async () => {
     const dir = tmpDir('devsnap-lvm-source-real-');
     const diskFile = path.join(dir, 'disk.img');
@@ -237,7 +288,10 @@ describe('with the real LVM tools on loop devices over a disk image (inactive LV
       fs.writeFileSync(f, '');
       fs.truncateSync(f, 64 * MiB);
     }
-    const parts = [{ start: MiB, size: 24 * MiB }, { start: 26 * MiB, size: 24 * MiB }];
+    const parts = [
+      { start: MiB, size: 24 * MiB },
+      { start: 26 * MiB, size: 24 * MiB },
+    ];
     const vg = `devsnap-s.${process.pid}`;
     const live = parts.map((p) => attachLoop(diskFile, { offset: p.start, sizeLimit: p.size }));
     const devs = [...live];
@@ -258,8 +312,18 @@ describe('with the real LVM tools on loop devices over a disk image (inactive LV
       const place = sourcePlace(info, layer);
       const m = mount('/mnt/root', 'dm-7');
       const root = okOf(decideLvm(m, { vg, lv: 'root' }, { segments: report(segmentsCommand(vg, 'root')), pvs: report(pvsCommand(vg)) }, diskFile, place, layer));
-      assert.deepEqual(root.pieces, [{ diskOffset: 2 * MiB, length: 16 * MiB, lvOffset: 0 }, { diskOffset: 26 * MiB + 5 * MiB, length: 12 * MiB, lvOffset: 16 * MiB }]);
-      assert.deepEqual(root.pvs, [{ pvName: live[0], diskOffset: MiB, metadataBytes: MiB }, { pvName: live[1], diskOffset: 26 * MiB, metadataBytes: MiB }], 'the PV on the other image is not copied');
+      assert.deepEqual(root.pieces, [
+        { diskOffset: 2 * MiB, length: 16 * MiB, lvOffset: 0 },
+        { diskOffset: 26 * MiB + 5 * MiB, length: 12 * MiB, lvOffset: 16 * MiB },
+      ]);
+      assert.deepEqual(
+        root.pvs,
+        [
+          { pvName: live[0], diskOffset: MiB, metadataBytes: MiB },
+          { pvName: live[1], diskOffset: 26 * MiB, metadataBytes: MiB },
+        ],
+        'the PV on the other image is not copied',
+      );
       const split = refusal(decideLvm(m, { vg, lv: 'split' }, { segments: report(segmentsCommand(vg, 'split')), pvs: report(pvsCommand(vg)) }, diskFile, place, layer));
       assert.match(split.message, new RegExp(`extents on ${devs[2]}: that is not a partition of ${diskFile.replace(/[.]/g, '\\.')}`));
 
@@ -271,7 +335,10 @@ describe('with the real LVM tools on loop devices over a disk image (inactive LV
       };
       const plain = copyMetadata(`${vg}/root`, vg, root.pvs, counting);
       assert.equal(vgsCalls, 2);
-      assert.deepEqual(plain.map((r) => r.diskOffset), [MiB, 26 * MiB]);
+      assert.deepEqual(
+        plain.map((r) => r.diskOffset),
+        [MiB, 26 * MiB],
+      );
       assert.ok(plain[1].bytes.equals(readMetadataCopy(live[1], MiB)));
       // A change between the copy and the second revision read: the copy is taken again, and holds it.
       vgsCalls = 0;
@@ -284,10 +351,17 @@ describe('with the real LVM tools on loop devices over a disk image (inactive LV
       assert.ok(!plain[0].bytes.includes('late'), 'the first copy did not');
       // A VG that never holds still: refused after a bounded number of tries, naming the volume.
       let n = 0;
-      assert.throws(() => copyMetadata(`${vg}/root (/mnt/root)`, vg, root.pvs, (argv) => {
-        if (argv[0] === 'vgs') lvm(['lvcreate', '-an', '-Zn', '-L', '1M', '-n', `churn${n++}`, vg, devs[2]], devs);
-        return report(argv);
-      }), (e: unknown) => e instanceof DevsnapError && /kept changing while devsnap copied it for the snapshot of .*\/root \(\/mnt\/root\) \(5 tries\)/.test(e.message) && /Wait until nothing changes/.test(e.hint ?? ''));
+      assert.throws(
+        () =>
+          copyMetadata(`${vg}/root (/mnt/root)`, vg, root.pvs, (argv) => {
+            if (argv[0] === 'vgs') lvm(['lvcreate', '-an', '-Zn', '-L', '1M', '-n', `churn${n++}`, vg, devs[2]], devs);
+            return report(argv);
+          }),
+        (e: unknown) =>
+          e instanceof DevsnapError &&
+          /kept changing while devsnap copied it for the snapshot of .*\/root \(\/mnt\/root\) \(5 tries\)/.test(e.message) &&
+          /Wait until nothing changes/.test(e.hint ?? ''),
+      );
       assert.equal(n, 6, 'one revision read before the first copy and one after each of 5');
       for (let i = 0; i < n; i++) lvm(['lvremove', '-y', `${vg}/churn${i}`], devs);
       lvm(['lvremove', '-y', `${vg}/late`], devs);

@@ -14,9 +14,30 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { DevsnapError } from '../../imaging/core/errors';
 import {
-  cowSize, createSnapshot, createSnapshotCommand, dmPath, leftoverSnapshotsCommand, LVM_LIMITS, lvLayout, LvPiece, lvOfDm, overlayReader,
-  parseLeftovers, parsePvs, parseSnapshotStatus, parseVgFree, parseVgSeqno, piecesOnDisk, pvMetadataBytes, pvsCommand, readMetadataCopy,
-  removeSnapshotCommand, segmentsCommand, snapshotName, snapshotStatusCommand, vgFreeCommand,
+  cowSize,
+  createSnapshot,
+  createSnapshotCommand,
+  dmPath,
+  leftoverSnapshotsCommand,
+  LVM_LIMITS,
+  lvLayout,
+  LvPiece,
+  lvOfDm,
+  overlayReader,
+  parseLeftovers,
+  parsePvs,
+  parseSnapshotStatus,
+  parseVgFree,
+  parseVgSeqno,
+  piecesOnDisk,
+  pvMetadataBytes,
+  pvsCommand,
+  readMetadataCopy,
+  removeSnapshotCommand,
+  segmentsCommand,
+  snapshotName,
+  snapshotStatusCommand,
+  vgFreeCommand,
 } from '../../imaging/consistency/lvm';
 import { attachLoop, cleanup, detachLoop, fileReader, isRoot, prng, seededBytes, sh, tmpDir } from '../helpers/disks';
 
@@ -31,8 +52,18 @@ describe('command lines', () => {
     assert.equal(snapshotName(ID), SNAP);
     assert.deepEqual(createSnapshotCommand('vgubuntu', 'root', SNAP, 2 * GiB), ['lvcreate', '--snapshot', '--name', SNAP, '--size', '2147483648b', 'vgubuntu/root']);
     assert.deepEqual(removeSnapshotCommand('my-vg.x+1', SNAP), ['lvremove', '--yes', `my-vg.x+1/${SNAP}`]);
-    assert.deepEqual(segmentsCommand('vg_0', 'root-lv'), ['lvs', '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o',
-      'vg_name,lv_name,vg_extent_size,seg_start_pe,seg_size_pe,seg_pe_ranges,segtype', '--segments', 'vg_0/root-lv']);
+    assert.deepEqual(segmentsCommand('vg_0', 'root-lv'), [
+      'lvs',
+      '--reportformat',
+      'json',
+      '--units',
+      'b',
+      '--nosuffix',
+      '-o',
+      'vg_name,lv_name,vg_extent_size,seg_start_pe,seg_size_pe,seg_pe_ranges,segtype',
+      '--segments',
+      'vg_0/root-lv',
+    ]);
     assert.deepEqual(pvsCommand('vg0'), ['pvs', '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o', 'pv_name,vg_name,pe_start,pv_mda_count', '--select', 'vg_name=vg0']);
     assert.deepEqual(vgFreeCommand('vg0'), ['vgs', '--reportformat', 'json', '--units', 'b', '--nosuffix', '-o', 'vg_name,vg_free,vg_extent_size,vg_seqno', 'vg0']);
     assert.deepEqual(snapshotStatusCommand('vg0', SNAP), ['lvs', '--reportformat', 'json', '--binary', '-o', 'lv_name,lv_snapshot_invalid,snap_percent', `vg0/${SNAP}`]);
@@ -157,7 +188,10 @@ describe('report parsers', () => {
     assert.equal(cowSize(100 * GiB, 512 * MiB), 512 * MiB);
     assert.equal(cowSize(10 * GiB + 4 * MiB, 50 * GiB), 1025 * MiB, '10% rounded up to a MiB');
     assert.equal(cowSize(100 * GiB, 256 * MiB), 256 * MiB);
-    assert.throws(() => cowSize(100 * GiB, 256 * MiB - 1), (e: unknown) => e instanceof DevsnapError && /only 255 MiB free/.test(e.message) && /Free extents in the volume group.*another method/.test(e.hint ?? ''));
+    assert.throws(
+      () => cowSize(100 * GiB, 256 * MiB - 1),
+      (e: unknown) => e instanceof DevsnapError && /only 255 MiB free/.test(e.message) && /Free extents in the volume group.*another method/.test(e.hint ?? ''),
+    );
     assert.throws(() => cowSize(0, GiB), /Bad sizes/);
   });
 });
@@ -213,7 +247,10 @@ describe('overlayReader on real files', () => {
       { lvOffset: 20 * MiB + 4 * MiB - 4096, pvName: '/dev/sdz1', pvOffset: 9 * MiB + 4096, length: 4096 },
     ];
     const pieces = [...piecesOnDisk(layout, '/dev/sdz1', p1), ...piecesOnDisk(layout, '/dev/sdz2', p2)];
-    const meta = [{ diskOffset: p1, bytes: seededBytes(13, MiB) }, { diskOffset: p2, bytes: seededBytes(14, MiB) }];
+    const meta = [
+      { diskOffset: p1, bytes: seededBytes(13, MiB) },
+      { diskOffset: p2, bytes: seededBytes(14, MiB) },
+    ];
     // The reference, by hand: the disk with the LV's pieces and the metadata copies pasted in.
     const ref = Buffer.from(diskBytes);
     snapBytes.copy(ref, p1 + MiB, 0, 8 * MiB);
@@ -270,7 +307,11 @@ describe('the metadata copy, for real', { skip: isRoot ? false : 'needs root (lo
       // A change written through the device since is what the next copy holds.
       const fresh = seededBytes(22, 4096);
       sh('dd', [`of=${loop}`, 'oflag=direct', 'bs=4096', 'seek=16', 'conv=notrunc', 'status=none'], { input: fresh });
-      assert.ok(readMetadataCopy(loop, 20 * 4096).subarray(16 * 4096, 17 * 4096).equals(fresh));
+      assert.ok(
+        readMetadataCopy(loop, 20 * 4096)
+          .subarray(16 * 4096, 17 * 4096)
+          .equals(fresh),
+      );
       assert.throws(() => readMetadataCopy(loop, 7 * MiB), /Could not read the LVM metadata area/);
       assert.throws(() => readMetadataCopy('dev/loop0', MiB), /not a device path/);
       assert.throws(() => readMetadataCopy(loop, 1000), /512-byte sectors/);
@@ -281,13 +322,15 @@ describe('the metadata copy, for real', { skip: isRoot ? false : 'needs root (lo
 });
 
 describe('with the real LVM tools on loop devices (inactive LVs: no device-mapper needed)', { skip: hasLvm ? false : 'needs root and lvm2' }, () => {
-
   it('parses what LVM prints, and the metadata copied before a change hides the LV that change created', async () => {
     const dir = tmpDir('devsnap-lvm-real-');
     const diskFile = path.join(dir, 'disk.img');
     fs.writeFileSync(diskFile, '');
     fs.truncateSync(diskFile, 64 * MiB);
-    const parts = [{ start: MiB, size: 24 * MiB }, { start: 26 * MiB, size: 24 * MiB }];
+    const parts = [
+      { start: MiB, size: 24 * MiB },
+      { start: 26 * MiB, size: 24 * MiB },
+    ];
     const vg = `devsnap-t.${process.pid}+x`; // dots, dashes and a plus: the selection and dm escaping see them
     const live = parts.map((p) => attachLoop(diskFile, { offset: p.start, sizeLimit: p.size }));
     const outLoops: string[] = [];
@@ -304,7 +347,13 @@ describe('with the real LVM tools on loop devices (inactive LVs: no device-mappe
         { lvOffset: 16 * MiB, pvName: live[1], pvOffset: MiB + 4 * MiB, length: 12 * MiB },
       ]);
       const pvs = parsePvs(lvm(pvsCommand(vg), live).stdout);
-      assert.deepEqual(pvs.map((p) => [p.pvName, p.vgName, p.mdaCount]), [[live[0], vg, 1], [live[1], vg, 1]]);
+      assert.deepEqual(
+        pvs.map((p) => [p.pvName, p.vgName, p.mdaCount]),
+        [
+          [live[0], vg, 1],
+          [live[1], vg, 1],
+        ],
+      );
       const vgs = lvm(vgFreeCommand(vg), live).stdout;
       assert.equal(parseVgFree(vgs), (23 + 23 - 28 - 4) * MiB);
       assert.throws(() => cowSize(28 * MiB, parseVgFree(vgs)), /only 14 MiB free/);
@@ -343,7 +392,10 @@ describe('with the real LVM tools on loop devices (inactive LVs: no device-mappe
       for (const p of parts) outLoops.push(attachLoop(outFile, { offset: p.start, sizeLimit: p.size }));
       assert.deepEqual(lvNames(vg, outLoops), ['other', 'root-lv'], 'the image does not list the LV created after the copy');
       assert.equal(parseVgSeqno(lvm(vgFreeCommand(vg), outLoops).stdout), seqno);
-      assert.deepEqual(lvLayout(lvm(segmentsCommand(vg, 'root-lv'), outLoops).stdout, lvm(pvsCommand(vg), outLoops).stdout).map((p) => p.pvOffset), [MiB, 5 * MiB]);
+      assert.deepEqual(
+        lvLayout(lvm(segmentsCommand(vg, 'root-lv'), outLoops).stdout, lvm(pvsCommand(vg), outLoops).stdout).map((p) => p.pvOffset),
+        [MiB, 5 * MiB],
+      );
 
       for (const l of outLoops.splice(0)) detachLoop(l);
       lvm(removeSnapshotCommand(vg, SNAP), live);

@@ -21,7 +21,14 @@ const log = () => undefined;
 async function fixture(): Promise<{ dir: string; repoDir: string; disk: string; snap: Manifest }> {
   const dir = tmpDir('devsnap-manifest-');
   const disk = path.join(dir, 'disk.img');
-  await makeDisk(disk, { table: 'gpt', size: 16 * MiB, partitions: [{ size: 8 * MiB, fs: 'ext4', label: 'root' }, { size: 4 * MiB, fs: 'none' }] });
+  await makeDisk(disk, {
+    table: 'gpt',
+    size: 16 * MiB,
+    partitions: [
+      { size: 8 * MiB, fs: 'ext4', label: 'root' },
+      { size: 4 * MiB, fs: 'none' },
+    ],
+  });
   const repoDir = path.join(dir, 'repo');
   const repo = await Repository.init(repoDir, { chunkSize: 256 << 10 }, log);
   await repo.loadIndex();
@@ -31,7 +38,8 @@ async function fixture(): Promise<{ dir: string; repoDir: string; disk: string; 
 }
 
 /** The manifest file's JSON, edited and written back with a correct digest (as a crafted or buggy writer would). */
-function rewrite(repoDir: string, fileId: string, m: Manifest, edit: (m: any) => void): void { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- hostile edits of the parsed JSON (values of the wrong type)
+function rewrite(repoDir: string, fileId: string, m: Manifest, edit: (m: any) => void): void {
   const copy = JSON.parse(JSON.stringify(m));
   edit(copy);
   fs.writeFileSync(path.join(repoDir, 'snapshots', `${fileId}.json`), serializeManifest(copy));
@@ -54,7 +62,8 @@ test('each invalid field of a manifest is refused as DAMAGED, naming the field',
   const part = snap.areas.findIndex((a) => a.kind === 'partition');
   assert.ok(data >= 0 && part >= 0 && snap.areas[data].extents.length > 2);
   const injection = '268435456; touch /tmp/devsnap-pwned; SIZE=268435456';
-  const cases: [string, (m: any) => void, RegExp][] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- hostile edits of the parsed JSON (values of the wrong type)
+  const cases: [string, (m: any) => void, RegExp][] = [
     ['source.size as shell text', (m) => (m.source.size = injection), /source\.size is not a number .*268435456; touch/],
     ['source.size negative', (m) => (m.source.size = -512), /source\.size is negative/],
     ['source.size fractional', (m) => (m.source.size = 16 * MiB + 0.5), /source\.size is not a whole number/],
@@ -77,35 +86,65 @@ test('each invalid field of a manifest is refused as DAMAGED, naming the field',
     ['area past the disk', (m) => (m.areas[m.areas.length - 1].size += 512), /ends at byte \d+, past the end of the \d+-byte disk/],
     ['areas overlapping', (m) => (m.areas[1].start -= 512), /areas\[1\] starts at byte \d+, inside the area before it/],
     ['area of an unknown partition', (m) => (m.areas[part].partition = 9), /is partition 9, which partitions does not list/],
-    ['area outside its partition', (m) => { m.partitions[0].start += 4096; m.table.partitions[0].start += 4096; }, /lies outside partition 1/],
+    [
+      'area outside its partition',
+      (m) => {
+        m.partitions[0].start += 4096;
+        m.table.partitions[0].start += 4096;
+      },
+      /lies outside partition 1/,
+    ],
     ['extent gap', (m) => (m.areas[data].extents[1][0] += 512), new RegExp(`areas\\[${data}\\]\\.extents\\[1\\] starts at \\d+, not at \\d+ .*gap`)],
-    ['extents out of order', (m) => { const x = m.areas[data].extents; [x[0], x[1]] = [x[1], x[0]]; }, /extents\[0\] starts at \d+, not at 0/],
-    ['extent length zero', (m) => { const x = m.areas[data].extents; x.splice(1, 0, [x[1][0], 0, 'z']); }, /has the length 0, not a positive whole number/],
+    [
+      'extents out of order',
+      (m) => {
+        const x = m.areas[data].extents;
+        [x[0], x[1]] = [x[1], x[0]];
+      },
+      /extents\[0\] starts at \d+, not at 0/,
+    ],
+    [
+      'extent length zero',
+      (m) => {
+        const x = m.areas[data].extents;
+        x.splice(1, 0, [x[1][0], 0, 'z']);
+      },
+      /has the length 0, not a positive whole number/,
+    ],
     ['extent past its area', (m) => m.areas[data].extents.push([m.areas[data].size, 512, 'z']), /extents\[\d+\] ends at byte \d+ of the area, past its size/],
     ['extents short of the area', (m) => m.areas[data].extents.pop(), /extents cover \d+ of the area's \d+ bytes/],
     ['chunk id malformed', (m) => (m.areas[data].extents[dataExtent][2] = 'q'.repeat(64)), /refers to "q+.*, which is not a chunk id/],
-    ['data extent longer than a chunk', (m) => {
-      const x = m.areas[data].extents;
-      const e = x[dataExtent];
-      const next = x[dataExtent + 1];
-      // Take the next extent's bytes into this one: offsets stay contiguous, only the length rule breaks.
-      e[1] += next[1];
-      x.splice(dataExtent + 1, 1);
-    }, /is a chunk of \d+ bytes, longer than the chunk size \(262144\)/],
+    [
+      'data extent longer than a chunk',
+      (m) => {
+        const x = m.areas[data].extents;
+        const e = x[dataExtent];
+        const next = x[dataExtent + 1];
+        // Take the next extent's bytes into this one: offsets stay contiguous, only the length rule breaks.
+        e[1] += next[1];
+        x.splice(dataExtent + 1, 1);
+      },
+      /is a chunk of \d+ bytes, longer than the chunk size \(262144\)/,
+    ],
     ['extent not a triple', (m) => (m.areas[data].extents[0] = { offset: 0 }), /extents\[0\] is not \[offset, length, chunk\]/],
     ['warnings not strings', (m) => (m.warnings = [42]), /warnings\[0\] is not a string/],
     ['stats missing', (m) => delete m.stats, /stats .*missing/],
   ];
   for (const [what, edit, expected] of cases) {
     rewrite(repoDir, snap.id, snap, edit);
-    await assert.rejects(readBack(repoDir, snap.id), (e: unknown) => {
-      assert.ok(e instanceof DevsnapError, `${what}: ${String(e)}`);
-      assert.equal(e.code, 'DAMAGED', what);
-      assert.match(e.message, new RegExp(`^The manifest of snapshot ${snap.id} is invalid: `), what);
-      assert.match(e.message, expected, `${what}: ${e.message}`);
-      assert.ok(!/[\x00-\x1f]/.test(e.message), `${what}: no raw control characters`);
-      return true;
-    }, what);
+    await assert.rejects(
+      readBack(repoDir, snap.id),
+      (e: unknown) => {
+        assert.ok(e instanceof DevsnapError, `${what}: ${String(e)}`);
+        assert.equal(e.code, 'DAMAGED', what);
+        assert.match(e.message, new RegExp(`^The manifest of snapshot ${snap.id} is invalid: `), what);
+        assert.match(e.message, expected, `${what}: ${e.message}`);
+        // eslint-disable-next-line no-control-regex -- the test looks for raw control characters in the message
+        assert.ok(!/[\x00-\x1f]/.test(e.message), `${what}: no raw control characters`);
+        return true;
+      },
+      what,
+    );
   }
   // The CLI says the same, with the documented exit code and no stack trace.
   rewrite(repoDir, snap.id, snap, (m) => (m.source.size = injection));

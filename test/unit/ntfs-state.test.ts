@@ -14,9 +14,7 @@ import { DevsnapError } from '../../imaging/core/errors';
 import { readNtfs } from '../../imaging/filesystems/ntfs/used-blocks';
 import { ntfsChangedRecords, ntfsChangesSince, ntfsIncomparable, readNtfsState, type NtfsChanges, type NtfsState } from '../../imaging/filesystems/ntfs/state';
 import type { ByteReader, UsedBlocks } from '../../imaging/filesystems/types';
-import {
-  attachLoop, cleanup, detachLoop, fileReader, isRoot, makeFsImage, ntfsTreeDigest, onCleanup, prng, seededBytes, sh, tmpDir, writeAt,
-} from '../helpers/disks';
+import { attachLoop, cleanup, detachLoop, fileReader, isRoot, makeFsImage, ntfsTreeDigest, onCleanup, prng, seededBytes, sh, tmpDir, writeAt } from '../helpers/disks';
 
 const work = tmpDir('devsnap-ntfs-state-');
 after(cleanup);
@@ -44,7 +42,9 @@ async function mounted<T>(img: string, options: string[], fn: (dir: string, dev:
   const dev = attachLoop(img);
   const dir = tmpDir('ntfs-state-mnt-');
   let isMounted = false;
-  onCleanup(() => { if (isMounted) sh('umount', ['-l', dir], { allowFail: true }); });
+  onCleanup(() => {
+    if (isMounted) sh('umount', ['-l', dir], { allowFail: true });
+  });
   try {
     sh('ntfs-3g', [...(options.length ? ['-o', options.join(',')] : []), dev, dir]);
     isMounted = true;
@@ -60,7 +60,9 @@ async function mounted<T>(img: string, options: string[], fn: (dir: string, dev:
   }
 }
 
-const copy = (a: string, b: string): void => { sh('cp', ['--sparse=always', a, b]); };
+const copy = (a: string, b: string): void => {
+  sh('cp', ['--sparse=always', a, b]);
+};
 
 function inRunsMap(runs: Array<[number, number]>, clusters: number): Uint8Array {
   const m = new Uint8Array(clusters);
@@ -72,32 +74,45 @@ const isSet = (u: UsedBlocks, i: number): boolean => (u.bitmap[i >> 3] & (1 << (
 
 /** Clusters in use in `b` (per readNtfs on b) whose bytes differ between the two images and that no run covers. */
 async function escapes(a: string, b: string, runs: Array<[number, number]>, sizeB?: number): Promise<{ escaped: number[]; differing: number; used: UsedBlocks }> {
-  return withReader(a, (ra) => withReader(b, async (rb) => {
-    const used = await readNtfs(rb);
-    assert.ok(used && !used.full, 'readNtfs cannot map B');
-    const clusters = Math.ceil(rb.size / CLUSTER);
-    const covered = inRunsMap(runs, clusters);
-    const escaped: number[] = [];
-    let differing = 0;
-    const step = 256;
-    for (let c = 0; c < clusters; c += step) {
-      const n = Math.min(step, clusters - c);
-      const [x, y] = await Promise.all([ra.read(c * CLUSTER, n * CLUSTER), rb.read(c * CLUSTER, n * CLUSTER)]);
-      for (let i = 0; i < n; i++) {
-        if (!isSet(used, c + i)) continue;
-        if (x.compare(y, i * CLUSTER, (i + 1) * CLUSTER, i * CLUSTER, (i + 1) * CLUSTER) === 0) continue;
-        differing++;
-        if (!covered[c + i]) escaped.push(c + i);
-      }
-    }
-    return { escaped, differing, used };
-  }, sizeB));
+  return withReader(a, (ra) =>
+    withReader(
+      b,
+      async (rb) => {
+        const used = await readNtfs(rb);
+        assert.ok(used && !used.full, 'readNtfs cannot map B');
+        const clusters = Math.ceil(rb.size / CLUSTER);
+        const covered = inRunsMap(runs, clusters);
+        const escaped: number[] = [];
+        let differing = 0;
+        const step = 256;
+        for (let c = 0; c < clusters; c += step) {
+          const n = Math.min(step, clusters - c);
+          const [x, y] = await Promise.all([ra.read(c * CLUSTER, n * CLUSTER), rb.read(c * CLUSTER, n * CLUSTER)]);
+          for (let i = 0; i < n; i++) {
+            if (!isSet(used, c + i)) continue;
+            if (x.compare(y, i * CLUSTER, (i + 1) * CLUSTER, i * CLUSTER, (i + 1) * CLUSTER) === 0) continue;
+            differing++;
+            if (!covered[c + i]) escaped.push(c + i);
+          }
+        }
+        return { escaped, differing, used };
+      },
+      sizeB,
+    ),
+  );
 }
 
 /** Who owns a cluster, per ntfscluster (for the failure message). */
 function owner(img: string, c: number): string {
   const r = sh('ntfscluster', ['-f', '-c', String(c), img], { allowFail: true });
-  return `cluster ${c}: ${(r.stdout + r.stderr).trim().split('\n').filter((l) => /Inode|\//.test(l)).slice(0, 3).join(' | ') || '(no owner found)'}`;
+  return `cluster ${c}: ${
+    (r.stdout + r.stderr)
+      .trim()
+      .split('\n')
+      .filter((l) => /Inode|\//.test(l))
+      .slice(0, 3)
+      .join(' | ') || '(no owner found)'
+  }`;
 }
 
 async function changesOf(img: string, before: NtfsState, afterState: NtfsState): Promise<NtfsChanges> {
@@ -123,15 +138,27 @@ async function oracle(label: string, a: string, b: string, sa: NtfsState, sb: Nt
   assert.equal(ntfsIncomparable(sa, sb), null);
   const ch = await changesOf(b, sa, sb);
   const { escaped, differing, used } = await escapes(a, b, ch.runs);
-  console.log(`${label}: ${differing} used clusters differ; runs ${mib(bytesOf(ch.runs))} (always ${mib(ch.alwaysBytes)}, changed files ${mib(ch.changedBytes)}, ${ch.changedRecords} records) of ${mib(used.usedBytes)} used`);
-  assert.deepEqual(escaped.slice(0, 5).map((c) => owner(b, c)), [], `${escaped.length} changed clusters escape the runs`);
+  console.log(
+    `${label}: ${differing} used clusters differ; runs ${mib(bytesOf(ch.runs))} (always ${mib(ch.alwaysBytes)}, changed files ${mib(ch.changedBytes)}, ${ch.changedRecords} records) of ${mib(used.usedBytes)} used`,
+  );
+  assert.deepEqual(
+    escaped.slice(0, 5).map((c) => owner(b, c)),
+    [],
+    `${escaped.length} changed clusters escape the runs`,
+  );
   return { ch, used };
 }
 
 /** Content chunks of a file written with seededBytes: clusters of B that hold them must stay out of the runs if the file did not change. */
 function chunkHashes(data: Buffer): Set<string> {
   const out = new Set<string>();
-  for (let o = 0; o + CLUSTER <= data.length; o += CLUSTER) out.add(crypto.createHash('sha1').update(data.subarray(o, o + CLUSTER)).digest('hex'));
+  for (let o = 0; o + CLUSTER <= data.length; o += CLUSTER)
+    out.add(
+      crypto
+        .createHash('sha1')
+        .update(data.subarray(o, o + CLUSTER))
+        .digest('hex'),
+    );
   return out;
 }
 
@@ -140,7 +167,16 @@ async function clustersHolding(img: string, hashes: Set<string>): Promise<number
     const out: number[] = [];
     for (let c = 0; c * CLUSTER < r.size; c += 256) {
       const buf = await r.read(c * CLUSTER, 256 * CLUSTER);
-      for (let i = 0; i < 256; i++) if (hashes.has(crypto.createHash('sha1').update(buf.subarray(i * CLUSTER, (i + 1) * CLUSTER)).digest('hex'))) out.push(c + i);
+      for (let i = 0; i < 256; i++)
+        if (
+          hashes.has(
+            crypto
+              .createHash('sha1')
+              .update(buf.subarray(i * CLUSTER, (i + 1) * CLUSTER))
+              .digest('hex'),
+          )
+        )
+          out.push(c + i);
     }
     return out;
   });
@@ -281,7 +317,9 @@ test('oracle: every changed cluster in use is re-read, the patched image equals 
   const atimeAfter = await mounted(B, ['ro'], (dir) => fs.statSync(path.join(dir, 'large', 'L6.bin')).atimeMs);
   const rec = ntfsChangedRecords(sB2, sB3);
   const user = rec.changed.filter((r) => r >= 24 && !sB3.system.includes(r));
-  console.log(`atime-only reads: ntfs-3g ${atimeAfter !== atimesBefore ? 'updated' : 'did not update'} atime; ${rec.touched.length} records touched, ${rec.changed.length} changed (${user.length} user records: ${user.slice(0, 10).join(',')})`);
+  console.log(
+    `atime-only reads: ntfs-3g ${atimeAfter !== atimesBefore ? 'updated' : 'did not update'} atime; ${rec.touched.length} records touched, ${rec.changed.length} changed (${user.length} user records: ${user.slice(0, 10).join(',')})`,
+  );
   if (atimeAfter !== atimesBefore) assert.ok(rec.touched.length > 100, 'atime updates were not seen as touched records');
   assert.deepEqual(user, [], 'atime-only updates marked user records changed');
   await oracle('atime-only reads', B2, B, sB2, sB3);
@@ -297,10 +335,17 @@ test('live: state read while a writer runs, then remounted read-only; the runs b
   let figures = '';
   await mounted(img, [], async (dir, dev) => {
     const size = Number(sh('blockdev', ['--getsize64', dev]).stdout.trim());
-    const script = 'i=0; while :; do i=$((i+1)); dd if=/dev/urandom of="$D/w$((i % 40)).bin" bs=16k count=$((i % 9 + 1)) status=none 2>/dev/null; echo "$i" >> "$D/log.txt" 2>/dev/null; ' +
+    const script =
+      'i=0; while :; do i=$((i+1)); dd if=/dev/urandom of="$D/w$((i % 40)).bin" bs=16k count=$((i % 9 + 1)) status=none 2>/dev/null; echo "$i" >> "$D/log.txt" 2>/dev/null; ' +
       'if [ $((i % 13)) -eq 0 ]; then rm -f "$D/w$(((i + 7) % 40)).bin" 2>/dev/null; fi; sleep 0.005; done';
     const writer = spawn('sh', ['-c', script], { env: { ...process.env, D: dir }, stdio: 'ignore' });
-    const stop = () => { try { process.kill(writer.pid!); } catch { /* gone */ } };
+    const stop = () => {
+      try {
+        process.kill(writer.pid!);
+      } catch {
+        /* gone */
+      }
+    };
     onCleanup(stop);
     try {
       await new Promise((r) => setTimeout(r, 400));
@@ -309,14 +354,18 @@ test('live: state read while a writer runs, then remounted read-only; the runs b
       // Pass 1: every cluster used now, read live.
       fs.closeSync(fs.openSync(P, 'w'));
       fs.truncateSync(P, size);
-      await withReader(dev, async (r) => {
-        const u = await readNtfs(r);
-        assert.ok(u);
-        for (let c = 0; c * CLUSTER < size; c += 64) {
-          const buf = await r.read(c * CLUSTER, 64 * CLUSTER);
-          for (let i = 0; i < 64; i++) if (isSet(u, c + i)) writeAt(P, (c + i) * CLUSTER, buf.subarray(i * CLUSTER, (i + 1) * CLUSTER));
-        }
-      }, size);
+      await withReader(
+        dev,
+        async (r) => {
+          const u = await readNtfs(r);
+          assert.ok(u);
+          for (let c = 0; c * CLUSTER < size; c += 64) {
+            const buf = await r.read(c * CLUSTER, 64 * CLUSTER);
+            for (let i = 0; i < 64; i++) if (isSet(u, c + i)) writeAt(P, (c + i) * CLUSTER, buf.subarray(i * CLUSTER, (i + 1) * CLUSTER));
+          }
+        },
+        size,
+      );
       await new Promise((r) => setTimeout(r, 200));
       let ro = false;
       for (let k = 0; k < 200 && !ro; k++) {
@@ -334,10 +383,21 @@ test('live: state read while a writer runs, then remounted read-only; the runs b
         const stale = await escapes(P, cur, ch.runs);
         figures = `live: ${ntfsChangedRecords(s0, s1).changed.length} records changed; ${stale.differing} used clusters of the pass-1 copy were stale; runs ${mib(bytesOf(ch.runs))} (always ${mib(ch.alwaysBytes)}, changed files ${mib(ch.changedBytes)}) of ${mib(stale.used.usedBytes)} used`;
         assert.ok(stale.differing > 0, 'the writer changed nothing during pass 1: the test proves nothing');
-        assert.equal(stale.escaped.length, 0, `${stale.escaped.length} stale clusters escape the runs: ${stale.escaped.slice(0, 5).map((c) => owner(cur, c)).join('; ')}`);
-        await withReader(dev, async (r) => {
-          for (const [s, c] of ch.runs) writeAt(P, s * CLUSTER, await r.read(s * CLUSTER, c * CLUSTER));
-        }, size);
+        assert.equal(
+          stale.escaped.length,
+          0,
+          `${stale.escaped.length} stale clusters escape the runs: ${stale.escaped
+            .slice(0, 5)
+            .map((c) => owner(cur, c))
+            .join('; ')}`,
+        );
+        await withReader(
+          dev,
+          async (r) => {
+            for (const [s, c] of ch.runs) writeAt(P, s * CLUSTER, await r.read(s * CLUSTER, c * CLUSTER));
+          },
+          size,
+        );
         const patched = await escapes(P, cur, []);
         assert.equal(patched.differing, 0, 'the patched live copy differs from the device');
         const fix = sh('ntfsfix', ['-n', P], { allowFail: true });
@@ -347,7 +407,7 @@ test('live: state read while a writer runs, then remounted read-only; the runs b
       }
     } finally {
       stop();
-      await new Promise((r) => writer.exitCode !== null || writer.signalCode !== null ? r(null) : writer.once('exit', r));
+      await new Promise((r) => (writer.exitCode !== null || writer.signalCode !== null ? r(null) : writer.once('exit', r)));
     }
   });
   console.log(figures);
@@ -386,7 +446,10 @@ function record(buf: Buffer, n: number): { rec: Buffer; put(): void } {
     rec,
     put() {
       const usn = rec.readUInt16LE(usa);
-      for (let i = 1; i < cnt; i++) { rec.writeUInt16LE(rec.readUInt16LE(i * 512 - 2), usa + 2 * i); rec.writeUInt16LE(usn, i * 512 - 2); }
+      for (let i = 1; i < cnt; i++) {
+        rec.writeUInt16LE(rec.readUInt16LE(i * 512 - 2), usa + 2 * i);
+        rec.writeUInt16LE(usn, i * 512 - 2);
+      }
       rec.copy(buf, at);
     },
   };
@@ -410,7 +473,7 @@ function runPastVolume(buf: Buffer, n: number): void {
   assert.ok(d + r.rec.readUInt32LE(d + 4) - rl >= 8, `record ${n}'s runlist has no room`);
   const h = r.rec[rl];
   let len = 0;
-  for (let k = (h & 15); k >= 1; k--) len = len * 256 + r.rec[rl + k];
+  for (let k = h & 15; k >= 1; k--) len = len * 256 + r.rec[rl + k];
   Buffer.from([0x42, len & 0xff, len >> 8, 0xff, 0xff, 0xff, 0x7f, 0]).copy(r.rec, rl);
   r.put();
 }
@@ -420,12 +483,17 @@ function insertAttrList(rec: Buffer, n: number, targets: number[]): void {
   const entries = Buffer.alloc(targets.length * 0x20);
   targets.forEach((t, i) => {
     const e = entries.subarray(i * 0x20);
-    e.writeUInt32LE(0x80, 0); e.writeUInt16LE(0x20, 4);
-    e.writeUInt32LE(t % 2 ** 32, 0x10); e.writeUInt16LE(Math.floor(t / 2 ** 32), 0x14);
+    e.writeUInt32LE(0x80, 0);
+    e.writeUInt16LE(0x20, 4);
+    e.writeUInt32LE(t % 2 ** 32, 0x10);
+    e.writeUInt16LE(Math.floor(t / 2 ** 32), 0x14);
   });
   const len = 0x18 + entries.length;
   const attr = Buffer.alloc(len);
-  attr.writeUInt32LE(0x20, 0); attr.writeUInt32LE(len, 4); attr.writeUInt32LE(entries.length, 0x10); attr.writeUInt16LE(0x18, 0x14);
+  attr.writeUInt32LE(0x20, 0);
+  attr.writeUInt32LE(len, 4);
+  attr.writeUInt32LE(entries.length, 0x10);
+  attr.writeUInt16LE(0x18, 0x14);
   entries.copy(attr, 0x18);
   let off = rec.readUInt16LE(0x14);
   while (rec.readUInt32LE(off) !== 0xffffffff && rec.readUInt32LE(off) < 0x20) off += rec.readUInt32LE(off + 4);
@@ -455,8 +523,20 @@ test('hostile volumes: boot sector, fixups, runs past the volume, cyclic attribu
     ['bytes per sector 3', (b) => b.writeUInt16LE(3, 0x0b), 'null'],
     ['not NTFS', (b) => b.write('MSDOS5.0', 3, 'latin1'), 'null'],
     ['MFT past the volume', (b) => b.writeBigUInt64LE(1n << 40n, 0x30), 'null'],
-    ['record size byte 0xE0', (b) => { b[0x40] = 0xe0; }, 'null'],
-    ['record 0 torn', (b) => { b[mft + 510] ^= 0xff; }, 'null'],
+    [
+      'record size byte 0xE0',
+      (b) => {
+        b[0x40] = 0xe0;
+      },
+      'null',
+    ],
+    [
+      'record 0 torn',
+      (b) => {
+        b[mft + 510] ^= 0xff;
+      },
+      'null',
+    ],
     ['$MFT run past the volume', (b) => runPastVolume(b, 0), 'null'],
   ];
   for (const [what, mutate, expect] of variants) {
@@ -486,8 +566,16 @@ test('hostile volumes: boot sector, fixups, runs past the volume, cyclic attribu
 
   // Cyclic attribute lists: $Volume (3) names itself and $AttrDef (4), which names 3 back; and a record far past the MFT.
   const cyc = Buffer.from(clean);
-  { const r = record(cyc, 3); insertAttrList(r.rec, 3, [3, 4, 3, 2 ** 40]); r.put(); }
-  { const r = record(cyc, 4); insertAttrList(r.rec, 4, [3, 4]); r.put(); }
+  {
+    const r = record(cyc, 3);
+    insertAttrList(r.rec, 3, [3, 4, 3, 2 ** 40]);
+    r.put();
+  }
+  {
+    const r = record(cyc, 4);
+    insertAttrList(r.rec, 4, [3, 4]);
+    r.put();
+  }
   const sCyc = await readNtfsState(memReader(cyc));
   assert.ok(sCyc, 'records with attribute lists read');
   try {
@@ -528,7 +616,10 @@ test('fuzz: flipped bytes in MFT records and the boot sector never crash or hang
       const s = await readNtfsState(memReader(b), { live });
       if (!s) continue;
       states++;
-      for (const [x, y] of [[good, s], [s, s]] as const) {
+      for (const [x, y] of [
+        [good, s],
+        [s, s],
+      ] as const) {
         try {
           await ntfsChangesSince(memReader(b), x, y);
         } catch (e) {

@@ -49,7 +49,10 @@ test('GPT written by sfdisk: layout, types, names, GUIDs', async () => {
     t.partitions.map(({ index, start, size, type, uuid, name }) => ({ index, start, size, type, uuid, name })),
     expected.map(({ index, start, size, type, uuid, name }) => ({ index, start, size, type, uuid, name })),
   );
-  assert.deepEqual(t.partitions.map((p) => p.typeName), ['BIOS boot', 'EFI System', 'Linux swap', 'Linux filesystem', 'Microsoft basic data']);
+  assert.deepEqual(
+    t.partitions.map((p) => p.typeName),
+    ['BIOS boot', 'EFI System', 'Linux swap', 'Linux filesystem', 'Microsoft basic data'],
+  );
   assert.equal(t.partitions[3].name, 'root ✓');
   const sectors = fs.statSync(img).size / 512;
   assert.deepEqual(t.gpt, { headerLba: 1, backupLba: sectors - 1, entriesLba: 2, entryCount: 128, entrySize: 128, firstUsableLba: 2048, lastUsableLba: sectors - 34 }); // sfdisk starts the usable area at 1 MiB
@@ -112,16 +115,31 @@ test('MBR written by sfdisk: primaries, types, disk id; extended reported whole,
   const t = await table(img);
   assert.equal(t.type, 'mbr');
   assert.equal(t.diskId, sh('sfdisk', ['--disk-id', img]).stdout.trim());
-  assert.deepEqual(t.partitions.map(({ index, start, size, type }) => ({ index, start, size, type })), parts.map(({ index, start, size, type }) => ({ index, start, size, type })));
-  assert.deepEqual(t.partitions.map((p) => p.typeName), ['W95 FAT32 (LBA)', 'Linux', 'Linux swap']);
-  assert.ok((await fileReader(img).read(512, 512)).some((b) => b !== 0), 'post-MBR gap has bootloader bytes');
+  assert.deepEqual(
+    t.partitions.map(({ index, start, size, type }) => ({ index, start, size, type })),
+    parts.map(({ index, start, size, type }) => ({ index, start, size, type })),
+  );
+  assert.deepEqual(
+    t.partitions.map((p) => p.typeName),
+    ['W95 FAT32 (LBA)', 'Linux', 'Linux swap'],
+  );
+  assert.ok(
+    (await fileReader(img).read(512, 512)).some((b) => b !== 0),
+    'post-MBR gap has bootloader bytes',
+  );
 
   const ext = path.join(work, 'ext.img');
   fs.writeFileSync(ext, '');
   fs.truncateSync(ext, 32 * MiB);
   sh('sfdisk', ['-q', ext], { input: 'label: dos\nsize=4MiB, type=83\ntype=5\nsize=8MiB, type=83\nsize=8MiB, type=82\n' });
   const e = await table(ext);
-  assert.deepEqual(e.partitions.map((p) => [p.index, p.type, p.typeName]), [[1, '0x83', 'Linux'], [2, '0x05', 'Extended']]);
+  assert.deepEqual(
+    e.partitions.map((p) => [p.index, p.type, p.typeName]),
+    [
+      [1, '0x83', 'Linux'],
+      [2, '0x05', 'Extended'],
+    ],
+  );
   assert.equal(e.partitions[1].size, readLayout(ext).find((p) => p.index === 2)!.size);
 });
 

@@ -21,7 +21,10 @@ function cells(): { base: Buffer; cell: Buffer } {
 test('diffBlocks finds exactly the changed blocks; the patch restores the cell', () => {
   const { base, cell } = cells();
   const blocks = diffBlocks(base, cell, 4096);
-  assert.deepEqual([...blocks.keys()].sort((a, b) => a - b), [7, 200, 255]);
+  assert.deepEqual(
+    [...blocks.keys()].sort((a, b) => a - b),
+    [7, 200, 255],
+  );
   const raw = encodePatch({ base: id(base), cellLength: MiB, blockSize: 4096, blocks });
   assert.ok(raw.length < 4 * 4096 + 100, `a 3-block patch is ${raw.length} bytes`);
   const p = decodePatch(raw, id(raw));
@@ -44,7 +47,10 @@ test('hostile patches are damage with a clear message, never applied', () => {
   const { base, cell } = cells();
   const good = encodePatch({ base: id(base), cellLength: MiB, blockSize: 4096, blocks: diffBlocks(base, cell, 4096) });
   const damaged = (raw: Buffer, re: RegExp) => {
-    assert.throws(() => applyPatch(base, decodePatch(raw, 'ab'.repeat(32)), 'ab'.repeat(32), id(base)), (e: unknown) => e instanceof DevsnapError && e.code === 'DAMAGED' && re.test(e.message));
+    assert.throws(
+      () => applyPatch(base, decodePatch(raw, 'ab'.repeat(32)), 'ab'.repeat(32), id(base)),
+      (e: unknown) => e instanceof DevsnapError && e.code === 'DAMAGED' && re.test(e.message),
+    );
   };
   const set = (f: (b: Buffer) => void) => {
     const b = Buffer.from(good);
@@ -52,13 +58,28 @@ test('hostile patches are damage with a clear message, never applied', () => {
     return b;
   };
   damaged(Buffer.from('not a patch at all, just bytes of something else entirely'), /not a valid patch \(no patch header\)/);
-  damaged(set((b) => b.writeUInt32LE(3000, 44)), /block size 3000/);
-  damaged(set((b) => b.writeUInt32LE(1000, 48)), /1000 blocks/);
-  damaged(set((b) => b.writeUInt32LE(300, 52)), /out of order or past the cell/); // first index past the 256-block cell
-  damaged(set((b) => b.writeUInt32LE(7, 52 + 4)), /out of order/); // indexes not ascending (7, 7, 255)
+  damaged(
+    set((b) => b.writeUInt32LE(3000, 44)),
+    /block size 3000/,
+  );
+  damaged(
+    set((b) => b.writeUInt32LE(1000, 48)),
+    /1000 blocks/,
+  );
+  damaged(
+    set((b) => b.writeUInt32LE(300, 52)),
+    /out of order or past the cell/,
+  ); // first index past the 256-block cell
+  damaged(
+    set((b) => b.writeUInt32LE(7, 52 + 4)),
+    /out of order/,
+  ); // indexes not ascending (7, 7, 255)
   damaged(good.subarray(0, good.length - 1), /truncated/);
   damaged(Buffer.concat([good, Buffer.alloc(1)]), /trailing bytes/);
-  damaged(set((b) => b.writeUInt32LE(MiB / 2, 40)), /block index 200 out of order or past the cell/); // a shorter cell than its blocks
+  damaged(
+    set((b) => b.writeUInt32LE(MiB / 2, 40)),
+    /block index 200 out of order or past the cell/,
+  ); // a shorter cell than its blocks
   damaged(encodePatch({ base: id(base), cellLength: 10_000, blockSize: 4096, blocks: new Map() }), /cell is 10000 bytes, its base 1048576/);
   // A patch of another base: refused even though the patch itself is well formed.
   assert.throws(() => applyPatch(base, decodePatch(good, 'p'), 'p', 'cd'.repeat(32)), /patches chunk .* but the manifest names cdcdcdcdcdcd/);

@@ -236,7 +236,9 @@ async function pointInTimeProblems(run: Run, clock: (at: number, pauseMs: number
     if (ins.check.checked === 0) problems.push('nothing was checked');
     if (ins.check.checkedSince === 0) problems.push('no file state written while imaging was checked');
   }
-  console.log(`  snapshot ${s.consistency} in ${((run.end.mono - run.start.mono) / 1000).toFixed(1)} s, ${JSON.stringify(pit ?? null)}; writer: ${busy} changes durable while imaging, ops ${JSON.stringify(run.ops)}`);
+  console.log(
+    `  snapshot ${s.consistency} in ${((run.end.mono - run.start.mono) / 1000).toFixed(1)} s, ${JSON.stringify(pit ?? null)}; writer: ${busy} changes durable while imaging, ops ${JSON.stringify(run.ops)}`,
+  );
   const net = /\d+ blocks in use were in neither[^\n]*/.exec(run.stderr);
   if (net) console.log(`  the last pass's safety net caught: ${net[0]}`); // FORMAT.md: should not happen
   return problems;
@@ -320,7 +322,14 @@ test('control: a --fuzzy read of the same busy directory is caught by the checks
     // A fuzzy image has no moment: what was durable before the read and untouched during it must be there.
     const ins = await inspect(run, run.start.wall, { until: run.end.wall });
     if (ins.needsRecovery) found.push('needs_recovery is set (needs a journal replay)');
-    if (!ins.fsck.ok) found.push(`e2fsck -fn fails: ${ins.fsck.output.split('\n').filter((l) => /^(Entry|Inode|Problem|Free|Block|Directory|Unattached)/.test(l)).slice(0, 5).join(' | ')}`);
+    if (!ins.fsck.ok)
+      found.push(
+        `e2fsck -fn fails: ${ins.fsck.output
+          .split('\n')
+          .filter((l) => /^(Entry|Inode|Problem|Free|Block|Directory|Unattached)/.test(l))
+          .slice(0, 5)
+          .join(' | ')}`,
+      );
     if (ins.mountError) found.push(`does not mount: ${ins.mountError}`);
     if (ins.check?.failures.length) found.push(describeCheck(ins.check));
     console.log(`  fuzzy attempt ${attempt}: ${found.length ? found.join('; ') : 'no damage found'}${ins.check ? `; ${describeCheck(ins.check).split('\n')[0]}` : ''}`);
@@ -347,4 +356,3 @@ test('control: a --fuzzy read of the same busy directory is caught by the checks
   fs.rmSync(run.work, { recursive: true, force: true });
   assert.ok(found.length || corrupted, 'neither a fuzzy image nor a corrupted file was caught');
 });
-

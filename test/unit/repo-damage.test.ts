@@ -28,7 +28,12 @@ function twoSnapshots(dir: string): { repo: string; disk: string; ids: string[] 
   return { repo, disk, ids: [a.json.id, b.json.id] };
 }
 
-const packs = (repo: string) => sh('find', [path.join(repo, 'data'), '-name', '*.pack']).stdout.trim().split('\n').filter(Boolean).sort();
+const packs = (repo: string) =>
+  sh('find', [path.join(repo, 'data'), '-name', '*.pack'])
+    .stdout.trim()
+    .split('\n')
+    .filter(Boolean)
+    .sort();
 const indexFiles = (repo: string) => fs.readdirSync(path.join(repo, 'index')).map((n) => path.join(repo, 'index', n));
 
 function flipByte(file: string, fromEnd: number): void {
@@ -60,8 +65,14 @@ test('prune refuses a repository whose snapshots miss chunks, and never deletes 
 
   flipByte(needed, 20);
   const c = devsnap(['check', '--repo', repo, '--json']);
-  assert.ok(c.json.errors.some((e: string) => /chunk\(s\) are missing/.test(e)), JSON.stringify(c.json));
-  assert.ok(c.json.warnings.some((w: string) => w.includes(path.basename(needed, '.pack')) && /prune keeps it/.test(w)), JSON.stringify(c.json));
+  assert.ok(
+    c.json.errors.some((e: string) => /chunk\(s\) are missing/.test(e)),
+    JSON.stringify(c.json),
+  );
+  assert.ok(
+    c.json.warnings.some((w: string) => w.includes(path.basename(needed, '.pack')) && /prune keeps it/.test(w)),
+    JSON.stringify(c.json),
+  );
   const p = devsnap(['prune', '--repo', repo, '--json']);
   assert.equal(p.status, 8, p.stdout);
   assert.equal(p.json.error.code, 'DAMAGED');
@@ -81,7 +92,10 @@ test('a damaged index file and a damaged pack chunk list are reported; prune rep
   flipByte(indexFiles(repo)[0], 40);
   const c = devsnap(['check', '--repo', repo, '--json']);
   assert.equal(c.status, 8, 'a flipped byte in an index file is an error, not "No errors found"');
-  assert.ok(c.json.errors.some((e: string) => /index file .* is damaged/.test(e)), JSON.stringify(c.json.errors));
+  assert.ok(
+    c.json.errors.some((e: string) => /index file .* is damaged/.test(e)),
+    JSON.stringify(c.json.errors),
+  );
   assert.equal(devsnap(['verify', '--repo', repo]).status, 0, 'the packs still hold everything');
   assert.equal(devsnap(['prune', '--repo', repo]).status, 0);
   assert.equal(devsnap(['check', '--repo', repo]).status, 0, 'prune wrote a sound index');
@@ -89,7 +103,10 @@ test('a damaged index file and a damaged pack chunk list are reported; prune rep
   flipByte(packs(repo)[0], 20); // inside the trailer's entries
   const c2 = devsnap(['check', '--repo', repo, '--json']);
   assert.equal(c2.status, 8);
-  assert.ok(c2.json.errors.some((e: string) => /own chunk list/.test(e)), JSON.stringify(c2.json.errors));
+  assert.ok(
+    c2.json.errors.some((e: string) => /own chunk list/.test(e)),
+    JSON.stringify(c2.json.errors),
+  );
   assert.equal(devsnap(['prune', '--repo', repo]).status, 0);
   const c3 = devsnap(['check', '--repo', repo, '--json']);
   assert.equal(c3.status, 0, JSON.stringify(c3.json));
@@ -113,7 +130,10 @@ test('an extent shorter than its chunk is damage for check and verify, not a pas
   fs.rmSync(summary, { force: true });
   const c = devsnap(['check', '--repo', repo, '--json']);
   assert.equal(c.status, 8, c.stdout);
-  assert.ok(c.json.errors.some((e: string) => /do not have the length of the chunk/.test(e)), JSON.stringify(c.json.errors));
+  assert.ok(
+    c.json.errors.some((e: string) => /do not have the length of the chunk/.test(e)),
+    JSON.stringify(c.json.errors),
+  );
   const v = devsnap(['verify', ids[0], '--repo', repo, '--json']);
   assert.equal(v.status, 8, v.stdout);
   assert.match(JSON.stringify(v.json), /its chunk holds 65536/);
@@ -136,7 +156,10 @@ test('garbage or empty lock files and misplaced packs: reported, never "locked f
   fs.renameSync(p, path.join(wrong, name));
   const c = devsnap(['check', '--repo', repo, '--json']);
   assert.equal(c.status, 8, 'the snapshots that need it miss chunks');
-  assert.ok(c.json.warnings.some((w: string) => w.includes(name) && /not in the folder its name belongs in/.test(w)), JSON.stringify(c.json));
+  assert.ok(
+    c.json.warnings.some((w: string) => w.includes(name) && /not in the folder its name belongs in/.test(w)),
+    JSON.stringify(c.json),
+  );
   fs.renameSync(path.join(wrong, name), p);
   assert.equal(devsnap(['check', '--repo', repo]).status, 0);
 });
@@ -161,11 +184,17 @@ test('folders, devices and links where repository files belong: reported as dama
 
   const l = run(['list', '--json']);
   assert.equal(l.status, 8, 'a snapshot whose manifest is a folder is listed as damaged');
-  assert.deepEqual(l.json.snapshots.map((s: { id: string }) => s.id), [ids[1]]);
+  assert.deepEqual(
+    l.json.snapshots.map((s: { id: string }) => s.id),
+    [ids[1]],
+  );
   assert.match(l.json.damaged[0].message, /not a regular file/);
   const c = run(['check', '--json']);
   assert.equal(c.status, 8);
-  assert.ok(c.json.warnings.some((w: string) => /aa0+\.pack is not a regular file/.test(w)), JSON.stringify(c.json));
+  assert.ok(
+    c.json.warnings.some((w: string) => /aa0+\.pack is not a regular file/.test(w)),
+    JSON.stringify(c.json),
+  );
   assert.equal(run(['verify', ids[1]]).status, 0, 'the other snapshot verifies');
   assert.equal(run(['forget', `id:${ids[0]}`]).status, 0, 'the damaged one can be forgotten');
   assert.equal(run(['snapshot', disk]).status, 0, 'a folder or a link in locks/ does not block writers');
@@ -205,10 +234,18 @@ test('a repository on read-only media: every command that only reads works; writ
       const repo = path.join(mnt, 'repo');
       const [a, b] = ids;
       const reads: string[][] = [
-        ['list'], ['show', a], ['check'], ['verify'], ['check', '--read-data'], ['diff', a, b],
-        ['ls', a, '/etc'], ['inventory', a], ['changes', a, b],
+        ['list'],
+        ['show', a],
+        ['check'],
+        ['verify'],
+        ['check', '--read-data'],
+        ['diff', a, b],
+        ['ls', a, '/etc'],
+        ['inventory', a],
+        ['changes', a, b],
         ['restore-files', b, '/etc/hostname', '--to', path.join(dir, 'files')],
-        ['restore', a, path.join(dir, 'out.img')], ['export', a, path.join(dir, 'x.tar.zst')],
+        ['restore', a, path.join(dir, 'out.img')],
+        ['export', a, path.join(dir, 'x.tar.zst')],
       ];
       for (const args of reads) {
         const r = devsnap([...args, '--repo', repo]);

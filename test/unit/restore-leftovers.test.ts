@@ -53,7 +53,7 @@ test('kill -9 of a restore to a new image file, and of an export: the next run r
   const r = devsnap(['restore', id, target, '--repo', repo]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, new RegExp(`Removed .*${left[0].replace(/\./g, '\\.')}, left by a restore that was killed`));
-  assert.deepEqual(temps(dir, 'restored.img'), [live], 'only the live process\'s file is left');
+  assert.deepEqual(temps(dir, 'restored.img'), [live], "only the live process's file is left");
   sh('cmp', [disk, target]);
 
   const archive = path.join(dir, 'snap.tar.zst');

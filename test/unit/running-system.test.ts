@@ -30,73 +30,89 @@ async function disk(dir: string, ntfs = false): Promise<{ file: string; parts: P
 
 const at = (p: PartitionInfo) => ({ offset: p.start, sizeLimit: p.size });
 
-test('an NTFS partition mounted read-write (ntfs-3g, cannot be frozen) is two-pass, read-only for the last pass only, then writable; ext4 beside it is two-pass; both restore clean', { skip }, async () => {
-  const dir = tmpDir();
-  const repo = path.join(dir, 'repo');
-  const { file, parts } = await disk(dir, true);
-  const out = path.join(dir, 'out.img');
-  await withLoop(file, at(parts[0]), (edev) => withMount(edev, 'ext', {}, (emnt) =>
-    withLoop(file, at(parts[1]), (ndev) => withMount(ndev, 'ntfs', {}, (nmnt) => {
-      fs.writeFileSync(path.join(nmnt, 'notes.txt'), 'on the NTFS partition\n');
-      fs.writeFileSync(path.join(emnt, 'fresh.txt'), 'on the ext4 partition\n');
-      const plan = devsnap(['snapshot', file, '--repo', repo, '--plan', '--json']);
-      assert.equal(plan.status, 0, plan.stderr);
-      const how = Object.fromEntries(plan.json.mounts.map((m: { mountpoint: string; how: string }) => [m.mountpoint, m.how]));
-      assert.deepEqual(how, { [emnt]: 'two-pass', [nmnt]: 'two-pass-ro' });
-      assert.ok(plan.json.pauseSeconds > 0 && !plan.json.problem, JSON.stringify(plan.json));
+test(
+  'an NTFS partition mounted read-write (ntfs-3g, cannot be frozen) is two-pass, read-only for the last pass only, then writable; ext4 beside it is two-pass; both restore clean',
+  { skip },
+  async () => {
+    const dir = tmpDir();
+    const repo = path.join(dir, 'repo');
+    const { file, parts } = await disk(dir, true);
+    const out = path.join(dir, 'out.img');
+    await withLoop(file, at(parts[0]), (edev) =>
+      withMount(edev, 'ext', {}, (emnt) =>
+        withLoop(file, at(parts[1]), (ndev) =>
+          withMount(ndev, 'ntfs', {}, (nmnt) => {
+            fs.writeFileSync(path.join(nmnt, 'notes.txt'), 'on the NTFS partition\n');
+            fs.writeFileSync(path.join(emnt, 'fresh.txt'), 'on the ext4 partition\n');
+            const plan = devsnap(['snapshot', file, '--repo', repo, '--plan', '--json']);
+            assert.equal(plan.status, 0, plan.stderr);
+            const how = Object.fromEntries(plan.json.mounts.map((m: { mountpoint: string; how: string }) => [m.mountpoint, m.how]));
+            assert.deepEqual(how, { [emnt]: 'two-pass', [nmnt]: 'two-pass-ro' });
+            assert.ok(plan.json.pauseSeconds > 0 && !plan.json.problem, JSON.stringify(plan.json));
 
-      const r = devsnap(['snapshot', file, '--repo', repo, '--json']);
-      assert.equal(r.status, 0, r.stderr);
-      assert.equal(r.json.snapshot.consistency, 'frozen-two-pass');
-      const methods = r.json.snapshot.pointInTime.methods.map((m: { mountpoint: string; how: string }) => `${m.mountpoint}=${m.how}`).sort();
-      assert.deepEqual(methods, [`${emnt}=two-pass`, `${nmnt}=two-pass-ro`].sort());
-      assert.doesNotMatch(r.stderr, /read-only while it is read/);
-      fs.writeFileSync(path.join(nmnt, 'after.txt'), 'writable again\n'); // throws EROFS if it stayed read-only
-      assert.equal(devsnap(['restore', r.json.id, out, '--repo', repo]).status, 0);
-    }))));
-  await withLoop(out, { ...at(parts[1]), readOnly: true }, (dev) => assert.ok(fsck('ntfs', dev).ok, 'the restored NTFS is clean'));
-  await withLoop(out, { ...at(parts[0]), readOnly: true }, (dev) => {
-    const c = fsck('ext4', dev);
-    assert.ok(c.ok, c.output);
-    assert.doesNotMatch(sh('dumpe2fs', ['-h', dev]).stdout, /needs_recovery/);
-  });
-});
+            const r = devsnap(['snapshot', file, '--repo', repo, '--json']);
+            assert.equal(r.status, 0, r.stderr);
+            assert.equal(r.json.snapshot.consistency, 'frozen-two-pass');
+            const methods = r.json.snapshot.pointInTime.methods.map((m: { mountpoint: string; how: string }) => `${m.mountpoint}=${m.how}`).sort();
+            assert.deepEqual(methods, [`${emnt}=two-pass`, `${nmnt}=two-pass-ro`].sort());
+            assert.doesNotMatch(r.stderr, /read-only while it is read/);
+            fs.writeFileSync(path.join(nmnt, 'after.txt'), 'writable again\n'); // throws EROFS if it stayed read-only
+            assert.equal(devsnap(['restore', r.json.id, out, '--repo', repo]).status, 0);
+          }),
+        ),
+      ),
+    );
+    await withLoop(out, { ...at(parts[1]), readOnly: true }, (dev) => assert.ok(fsck('ntfs', dev).ok, 'the restored NTFS is clean'));
+    await withLoop(out, { ...at(parts[0]), readOnly: true }, (dev) => {
+      const c = fsck('ext4', dev);
+      assert.ok(c.ok, c.output);
+      assert.doesNotMatch(sh('dumpe2fs', ['-h', dev]).stdout, /needs_recovery/);
+    });
+  },
+);
 
 test('refused with what to do: a mount that cannot be made read-only (a file open for writing), and the repository on the disk being imaged', { skip }, async () => {
   const dir = tmpDir();
   const { file, parts } = await disk(dir, true);
-  await withLoop(file, at(parts[0]), (edev) => withMount(edev, 'ext', {}, (emnt) =>
-    withLoop(file, at(parts[1]), (ndev) => withMount(ndev, 'ntfs', {}, (nmnt) => {
-      const fd = fs.openSync(path.join(nmnt, 'open.txt'), 'w');
-      try {
-        const r = devsnap(['snapshot', file, '--repo', path.join(dir, 'repo'), '--json']);
-        assert.equal(r.json.error.code, 'BAD_SOURCE', r.stderr);
-        assert.match(r.json.error.message, new RegExp(`Could not make ${nmnt} read-only while it is imaged`));
-        assert.match(r.json.error.hint, /open for writing .* --fuzzy/);
-      } finally {
-        fs.closeSync(fd);
-      }
-      const inside = path.join(emnt, 'repo');
-      const plan = devsnap(['snapshot', file, '--repo', inside, '--plan', '--json']);
-      assert.match(plan.json.problem.message, /is on .*a filesystem of the disk being imaged/);
-      const r = devsnap(['snapshot', file, '--repo', inside, '--json']);
-      assert.equal(r.json.error.code, 'USAGE');
-      assert.match(r.json.error.message + r.json.error.hint, /image would hold the repository's own files.*another drive/s);
-      fs.writeFileSync(path.join(emnt, 'still-writable.txt'), 'x'); // nothing was left frozen
-    }))));
+  await withLoop(file, at(parts[0]), (edev) =>
+    withMount(edev, 'ext', {}, (emnt) =>
+      withLoop(file, at(parts[1]), (ndev) =>
+        withMount(ndev, 'ntfs', {}, (nmnt) => {
+          const fd = fs.openSync(path.join(nmnt, 'open.txt'), 'w');
+          try {
+            const r = devsnap(['snapshot', file, '--repo', path.join(dir, 'repo'), '--json']);
+            assert.equal(r.json.error.code, 'BAD_SOURCE', r.stderr);
+            assert.match(r.json.error.message, new RegExp(`Could not make ${nmnt} read-only while it is imaged`));
+            assert.match(r.json.error.hint, /open for writing .* --fuzzy/);
+          } finally {
+            fs.closeSync(fd);
+          }
+          const inside = path.join(emnt, 'repo');
+          const plan = devsnap(['snapshot', file, '--repo', inside, '--plan', '--json']);
+          assert.match(plan.json.problem.message, /is on .*a filesystem of the disk being imaged/);
+          const r = devsnap(['snapshot', file, '--repo', inside, '--json']);
+          assert.equal(r.json.error.code, 'USAGE');
+          assert.match(r.json.error.message + r.json.error.hint, /image would hold the repository's own files.*another drive/s);
+          fs.writeFileSync(path.join(emnt, 'still-writable.txt'), 'x'); // nothing was left frozen
+        }),
+      ),
+    ),
+  );
 });
 
-test('an incremental reads and stores what changed; a write behind the filesystem\'s back needs --full-read; prune keeps the bases of patches', { skip }, async () => {
+test("an incremental reads and stores what changed; a write behind the filesystem's back needs --full-read; prune keeps the bases of patches", { skip }, async () => {
   const dir = tmpDir();
   const repo = path.join(dir, 'repo');
   const { file, parts } = await disk(dir);
   const first = devsnap(['snapshot', file, '--repo', repo, '--json']);
   assert.equal(first.status, 0, first.stderr);
   assert.equal(first.json.snapshot.readMode, 'all');
-  await withLoop(file, at(parts[0]), (dev) => withMount(dev, 'ext', {}, (mnt) => {
-    sh('dd', ['if=/dev/urandom', `of=${path.join(mnt, 'big.bin')}`, 'bs=4096', 'count=1', 'seek=700', 'conv=notrunc', 'status=none']);
-    fs.appendFileSync(path.join(mnt, 'notes.log'), 'one more line\n');
-  }));
+  await withLoop(file, at(parts[0]), (dev) =>
+    withMount(dev, 'ext', {}, (mnt) => {
+      sh('dd', ['if=/dev/urandom', `of=${path.join(mnt, 'big.bin')}`, 'bs=4096', 'count=1', 'seek=700', 'conv=notrunc', 'status=none']);
+      fs.appendFileSync(path.join(mnt, 'notes.log'), 'one more line\n');
+    }),
+  );
   const second = devsnap(['snapshot', file, '--repo', repo, '--json']);
   assert.equal(second.status, 0, second.stderr);
   const [a, b] = [first.json.snapshot.stats, second.json.snapshot.stats];
@@ -150,36 +166,38 @@ test('devsnap killed (kill -9) while writes are paused: its guard process resume
   const dir = tmpDir();
   const img = path.join(dir, 'fs.img');
   await makeFsImage(img, { fs: 'ext4', size: 32 * MiB });
-  await withLoop(img, {}, (dev) => withMount(dev, 'ext', {}, async (mnt) => {
-    const pause = path.join(__dirname, '..', '..', 'imaging', 'capture', 'pause.js');
-    // The engine's own freeze, with a 3 s guard, in a process that is then killed: no exit handler runs.
-    const script = `require(${JSON.stringify(pause)}).freeze([${JSON.stringify(mnt)}], 3); console.log('frozen'); setInterval(() => {}, 1000);`;
-    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        child.stdout!.on('data', (d) => String(d).includes('frozen') && resolve());
-        child.on('exit', (code) => reject(new Error(`the freezing process exited (${code})`)));
-      });
-      child.kill('SIGKILL');
-      const stillFrozen = spawnSync('fsfreeze', ['--freeze', mnt], { encoding: 'utf8' });
-      assert.notEqual(stillFrozen.status, 0, 'right after the kill the filesystem is still frozen (fsfreeze --freeze refuses)');
-      // A writer blocked by a freeze cannot be killed: wait for it asynchronously, and unstick it ourselves if the guard fails.
-      const writer = spawn('sh', ['-c', `echo after > ${mnt}/after.txt && sync -f ${mnt}`]);
-      const status = await new Promise<number | string>((resolve) => {
-        const timer = setTimeout(() => {
-          spawnSync('fsfreeze', ['--unfreeze', mnt]);
-          resolve('still frozen after 20 s');
-        }, 20_000);
-        writer.on('exit', (code) => {
-          clearTimeout(timer);
-          resolve(code ?? -1);
+  await withLoop(img, {}, (dev) =>
+    withMount(dev, 'ext', {}, async (mnt) => {
+      const pause = path.join(__dirname, '..', '..', 'imaging', 'capture', 'pause.js');
+      // The engine's own freeze, with a 3 s guard, in a process that is then killed: no exit handler runs.
+      const script = `require(${JSON.stringify(pause)}).freeze([${JSON.stringify(mnt)}], 3); console.log('frozen'); setInterval(() => {}, 1000);`;
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          child.stdout!.on('data', (d) => String(d).includes('frozen') && resolve());
+          child.on('exit', (code) => reject(new Error(`the freezing process exited (${code})`)));
         });
-      });
-      assert.equal(status, 0, 'writes go through again: the guard thawed the filesystem');
-      assert.equal(fs.readFileSync(path.join(mnt, 'after.txt'), 'utf8'), 'after\n');
-    } finally {
-      child.kill('SIGKILL');
-      spawnSync('fsfreeze', ['--unfreeze', mnt]); // never leave it frozen, whatever failed
-    }
-  }));
+        child.kill('SIGKILL');
+        const stillFrozen = spawnSync('fsfreeze', ['--freeze', mnt], { encoding: 'utf8' });
+        assert.notEqual(stillFrozen.status, 0, 'right after the kill the filesystem is still frozen (fsfreeze --freeze refuses)');
+        // A writer blocked by a freeze cannot be killed: wait for it asynchronously, and unstick it ourselves if the guard fails.
+        const writer = spawn('sh', ['-c', `echo after > ${mnt}/after.txt && sync -f ${mnt}`]);
+        const status = await new Promise<number | string>((resolve) => {
+          const timer = setTimeout(() => {
+            spawnSync('fsfreeze', ['--unfreeze', mnt]);
+            resolve('still frozen after 20 s');
+          }, 20_000);
+          writer.on('exit', (code) => {
+            clearTimeout(timer);
+            resolve(code ?? -1);
+          });
+        });
+        assert.equal(status, 0, 'writes go through again: the guard thawed the filesystem');
+        assert.equal(fs.readFileSync(path.join(mnt, 'after.txt'), 'utf8'), 'after\n');
+      } finally {
+        child.kill('SIGKILL');
+        spawnSync('fsfreeze', ['--unfreeze', mnt]); // never leave it frozen, whatever failed
+      }
+    }),
+  );
 });

@@ -14,11 +14,17 @@ import { cleanup, tmpDir } from '../helpers/disks';
 after(cleanup);
 const bare = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, DEVSNAP_TUNED: '' } });
 
-test('bare, the CLI relaunches itself with the settings, once; output and exit status are the engine\'s', () => {
+test("bare, the CLI relaunches itself with the settings, once; output and exit status are the engine's", () => {
   const dir = tmpDir('devsnap-runtime-');
   const trace = path.join(dir, 'execve.txt');
-  const r = spawnSync('strace', ['-f', '-qq', '-s', '1000', '-e', 'trace=execve', '-o', trace, process.execPath, CLI, 'list', '--repo', path.join(dir, 'none'), '--json'], { encoding: 'utf8', env: { ...process.env, DEVSNAP_TUNED: '' } });
-  const execs = fs.readFileSync(trace, 'utf8').split('\n').filter((l) => l.includes('execve(') && l.includes(CLI));
+  const r = spawnSync('strace', ['-f', '-qq', '-s', '1000', '-e', 'trace=execve', '-o', trace, process.execPath, CLI, 'list', '--repo', path.join(dir, 'none'), '--json'], {
+    encoding: 'utf8',
+    env: { ...process.env, DEVSNAP_TUNED: '' },
+  });
+  const execs = fs
+    .readFileSync(trace, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('execve(') && l.includes(CLI));
   assert.equal(execs.length, 2, execs.join('\n'));
   assert.match(execs[1], /"--max-semi-space-size=1"/);
   const tuned = devsnap(['list', '--repo', path.join(dir, 'none'), '--json']);
@@ -52,7 +58,14 @@ for (const how of ['SIGTERM to it', 'kill -9 of it'] as const) {
     child.kill(how === 'SIGTERM to it' ? 'SIGTERM' : 'SIGKILL');
     // The engine goes away by itself, at a safe point, within a few seconds.
     const t0 = Date.now();
-    const alive = () => { try { process.kill(engine, 0); return true; } catch { return false; } };
+    const alive = () => {
+      try {
+        process.kill(engine, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
     while (alive() && Date.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 50));
     assert.ok(!alive(), 'the engine stopped');
     if (how === 'SIGTERM to it') assert.match(stderr, /stopping at a safe point/);

@@ -52,11 +52,13 @@ describe('stacked devices on constructed sysfs trees (device-mapper and md RAID:
       { name: 'md0', devno: '9:0', sectors: 2093056, slaves: ['sda1', 'sdb1'], virtual: true },
       { name: 'sdc', devno: '8:32', sectors: 2097152 },
     ]);
-    fs.writeFileSync(view.mountinfo,
+    fs.writeFileSync(
+      view.mountinfo,
       mountLine(26, '253:1', '/', 'ext4', '/dev/mapper/vgubuntu-root') +
-      mountLine(30, '259:2', '/boot', 'ext4', '/dev/nvme0n1p2') +
-      mountLine(31, '259:1', '/boot/efi', 'vfat', '/dev/nvme0n1p1') +
-      mountLine(32, '9:0', '/srv/my\\040data', 'ext4', '/dev/md0'));
+        mountLine(30, '259:2', '/boot', 'ext4', '/dev/nvme0n1p2') +
+        mountLine(31, '259:1', '/boot/efi', 'vfat', '/dev/nvme0n1p1') +
+        mountLine(32, '9:0', '/srv/my\\040data', 'ext4', '/dev/md0'),
+    );
     fs.writeFileSync(view.swaps, 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n');
   });
 
@@ -70,7 +72,10 @@ describe('stacked devices on constructed sysfs trees (device-mapper and md RAID:
     // Its EFI partition: part of the running system's disk (and mounted).
     const efi = deviceUsage('259:1', view, layer);
     assert.equal(efi.isSystem, true);
-    assert.deepEqual(efi.mounts.map((m) => m.mountpoint), ['/boot/efi']);
+    assert.deepEqual(
+      efi.mounts.map((m) => m.mountpoint),
+      ['/boot/efi'],
+    );
     assert.deepEqual(efi.holders, []);
     // The LUKS partition: its mapping and the volumes in it.
     const luks = deviceUsage('259:3', view, layer);
@@ -84,7 +89,11 @@ describe('stacked devices on constructed sysfs trees (device-mapper and md RAID:
       const u = deviceUsage(devno, view, layer);
       assert.equal(u.isSystem, false, devno);
       assert.deepEqual(u.holders, ['md0'], devno);
-      assert.deepEqual(u.mounts.map((m) => `${m.mountpoint}@${m.device}`), ['/srv/my data@md0'], devno);
+      assert.deepEqual(
+        u.mounts.map((m) => `${m.mountpoint}@${m.device}`),
+        ['/srv/my data@md0'],
+        devno,
+      );
     }
     assert.deepEqual(deviceUsage('8:32', view, layer), { mounts: [], holders: [], isSystem: false });
   });
@@ -136,7 +145,10 @@ describe('stacked loop devices, for real (CLI and helper)', { skip: isRoot ? fal
     try {
       await withMount(part1, 'ext', {}, async (mnt) => {
         const info = await inspectPath(whole, 'target');
-        assert.deepEqual(info.mounts.map((m) => [m.mountpoint, m.device]), [[mnt, path.basename(part1)]]);
+        assert.deepEqual(
+          info.mounts.map((m) => [m.mountpoint, m.device]),
+          [[mnt, path.basename(part1)]],
+        );
         for (const target of [whole, img, link]) {
           const e = cliRestore(target);
           assert.equal(e?.code, 'BAD_TARGET', `${target}: ${JSON.stringify(e)}`);

@@ -9,11 +9,20 @@ test('parseWebviewMessage accepts the typed messages and rejects everything else
   assert.deepEqual(parseWebviewMessage({ type: 'ready' }), { type: 'ready' });
   assert.deepEqual(parseWebviewMessage({ type: 'compare', a: 'abc123', b: 'def456', extra: 1 }), { type: 'compare', a: 'abc123', b: 'def456' });
   assert.deepEqual(parseWebviewMessage({ type: 'openDiff', path: '/etc/hostname', change: 'modified' }), { type: 'openDiff', path: '/etc/hostname', change: 'modified' });
-  assert.deepEqual(parseWebviewMessage({ type: 'planRestoreFiles', snapshot: 'abc', paths: ['/etc/a', '/etc/a', '/home/x y'], destination: 'folder' }), { type: 'planRestoreFiles', snapshot: 'abc', paths: ['/etc/a', '/home/x y'], destination: 'folder' });
+  assert.deepEqual(parseWebviewMessage({ type: 'planRestoreFiles', snapshot: 'abc', paths: ['/etc/a', '/etc/a', '/home/x y'], destination: 'folder' }), {
+    type: 'planRestoreFiles',
+    snapshot: 'abc',
+    paths: ['/etc/a', '/home/x y'],
+    destination: 'folder',
+  });
   assert.deepEqual(parseWebviewMessage({ type: 'restoreDisk', snapshot: 'abc', partition: 2 }), { type: 'restoreDisk', snapshot: 'abc', partition: 2 });
   assert.deepEqual(parseWebviewMessage({ type: 'recoveryCommand', snapshot: 'abc' }), { type: 'recoveryCommand', snapshot: 'abc' });
   const bad: unknown[] = [
-    null, 'ready', 42, {}, { type: 'nope' },
+    null,
+    'ready',
+    42,
+    {},
+    { type: 'nope' },
     { type: 'compare', a: 'x' },
     { type: 'compare', a: '../../etc', b: 'y' },
     { type: 'compare', a: 'a b', b: 'y' },
@@ -44,7 +53,18 @@ test('minimalPaths: a selected folder covers its contents', () => {
 test('reviveState checks every field of a saved state', () => {
   assert.deepEqual(reviveState(undefined), defaultState());
   assert.deepEqual(reviveState('garbage'), defaultState());
-  const s = reviveState({ a: 'abc', b: '../x', section: 'packages', fileFilter: 'etc', kinds: ['added', 'bogus'], expanded: ['/etc', 3], selected: ['/etc/hosts'], restoreFrom: 'b', scrollTop: -5, focused: '/etc' });
+  const s = reviveState({
+    a: 'abc',
+    b: '../x',
+    section: 'packages',
+    fileFilter: 'etc',
+    kinds: ['added', 'bogus'],
+    expanded: ['/etc', 3],
+    selected: ['/etc/hosts'],
+    restoreFrom: 'b',
+    scrollTop: -5,
+    focused: '/etc',
+  });
   assert.equal(s.a, 'abc');
   assert.equal(s.b, null);
   assert.equal(s.section, 'packages');

@@ -36,13 +36,19 @@ test('the tree groups pages of changes by directory, with counts and sizes per d
   t.add(PAGE1);
   t.add(PAGE2);
   assert.equal(t.size, 8);
-  assert.deepEqual(t.root.children.map((n) => n.name), ['boot', 'etc', 'opt', 'usr']);
+  assert.deepEqual(
+    t.root.children.map((n) => n.name),
+    ['boot', 'etc', 'opt', 'usr'],
+  );
   const etc = t.get('/etc')!;
   assert.equal(etc.change, null, '/etc itself did not change');
   assert.deepEqual(etc.counts, { added: 1, removed: 1, modified: 1, metadata: 0 });
   assert.equal(etc.bytesBefore, 107);
   assert.equal(etc.bytesAfter, 31);
-  assert.deepEqual(t.get('/etc/conf.d')!.children.map((n) => n.name), ['a.conf', 'b.conf']);
+  assert.deepEqual(
+    t.get('/etc/conf.d')!.children.map((n) => n.name),
+    ['a.conf', 'b.conf'],
+  );
   const opt = t.get('/opt')!;
   assert.equal(opt.change?.change, 'added');
   assert.equal(opt.isDir, true);
@@ -71,27 +77,42 @@ test('filtering by text and kind keeps the ancestors of matches; flatten follows
   assert.equal(t.applyFilter({ text: '', kinds: all }), 8);
   let rows = flatten(t, expansionRule(new Set(), new Set(), false));
   // The two top levels open by themselves.
-  assert.deepEqual(rows.map((r) => r.node.path), ['/boot', '/boot/vmlinuz-6.1.0-20', '/etc', '/etc/conf.d', '/etc/conf.d/a.conf', '/etc/conf.d/b.conf', '/etc/hostname', '/opt', '/opt/tool', '/opt/tool/bin', '/usr', '/usr/bin', '/usr/bin/sudo']);
+  assert.deepEqual(
+    rows.map((r) => r.node.path),
+    ['/boot', '/boot/vmlinuz-6.1.0-20', '/etc', '/etc/conf.d', '/etc/conf.d/a.conf', '/etc/conf.d/b.conf', '/etc/hostname', '/opt', '/opt/tool', '/opt/tool/bin', '/usr', '/usr/bin', '/usr/bin/sudo'],
+  );
   assert.equal(rows.find((r) => r.node.path === '/opt/tool')!.expanded, true);
   assert.equal(rows.find((r) => r.node.path === '/opt/tool/bin')!.depth, 2);
   rows = flatten(t, expansionRule(new Set(), new Set(['/etc', '/opt/tool']), false, 1));
   assert.ok(!rows.some((r) => r.node.path === '/opt/tool/bin'));
   assert.ok(!rows.some((r) => r.node.path === '/usr/bin/sudo'), 'auto depth 1: /usr/bin stays closed');
   rows = flatten(t, expansionRule(new Set(['/usr/bin']), new Set(['/etc']), false, 1));
-  assert.ok(rows.some((r) => r.node.path === '/usr/bin/sudo'), 'explicitly expanded');
+  assert.ok(
+    rows.some((r) => r.node.path === '/usr/bin/sudo'),
+    'explicitly expanded',
+  );
   assert.ok(!rows.some((r) => r.node.path === '/etc/hostname'), 'collapsed /etc hides its contents');
 
   assert.equal(t.applyFilter({ text: 'HOST', kinds: all }), 1);
   rows = flatten(t, expansionRule(new Set(), new Set(), true));
-  assert.deepEqual(rows.map((r) => r.node.path), ['/etc', '/etc/hostname']);
+  assert.deepEqual(
+    rows.map((r) => r.node.path),
+    ['/etc', '/etc/hostname'],
+  );
   assert.equal(rows[0].node.matches, false);
 
   assert.equal(t.applyFilter({ text: 'conf .conf', kinds: new Set(['added']) }), 1);
   rows = flatten(t, expansionRule(new Set(), new Set(), true));
-  assert.deepEqual(rows.map((r) => r.node.path), ['/etc', '/etc/conf.d', '/etc/conf.d/b.conf']);
+  assert.deepEqual(
+    rows.map((r) => r.node.path),
+    ['/etc', '/etc/conf.d', '/etc/conf.d/b.conf'],
+  );
 
   assert.equal(t.applyFilter({ text: 'nothing-like-this', kinds: all }), 0);
-  assert.deepEqual(flatten(t, () => true), []);
+  assert.deepEqual(
+    flatten(t, () => true),
+    [],
+  );
 });
 
 test('100k changes: building, filtering and flattening stay fast', () => {
@@ -138,7 +159,11 @@ test('windowFor renders the viewport plus overscan; scrollToShow moves as little
 });
 
 const INV: InventoryDiff = {
-  os: { before: { name: 'Debian GNU/Linux', version: '12', id: 'debian', prettyName: 'Debian GNU/Linux 12 (bookworm)' }, after: { name: 'Debian GNU/Linux', version: '13', id: 'debian' }, changed: true },
+  os: {
+    before: { name: 'Debian GNU/Linux', version: '12', id: 'debian', prettyName: 'Debian GNU/Linux 12 (bookworm)' },
+    after: { name: 'Debian GNU/Linux', version: '13', id: 'debian' },
+    changed: true,
+  },
   kernel: { before: '6.1.0-18-amd64', after: '6.1.0-20-amd64', changed: true },
   bootMode: { before: 'uefi', after: 'uefi', changed: false },
   packages: {
@@ -157,11 +182,26 @@ const INV: InventoryDiff = {
 
 test('packages: rows sorted by kind then name, filtered by words and kind:/manager:', () => {
   const rows = packageRows(INV);
-  assert.deepEqual(rows.map((r) => `${r.kind} ${r.name}`), ['upgraded bash', 'upgraded zlib1g', 'downgraded libc6', 'added newtool', 'removed oldtool']);
-  assert.deepEqual(filterPackages(rows, 'kind:added').map((r) => r.name), ['newtool']);
-  assert.deepEqual(filterPackages(rows, 'manager:snap').map((r) => r.name), ['oldtool']);
-  assert.deepEqual(filterPackages(rows, '5.2').map((r) => r.name), ['bash']);
-  assert.deepEqual(filterPackages(rows, 'LIB 2.36').map((r) => r.name), ['libc6']);
+  assert.deepEqual(
+    rows.map((r) => `${r.kind} ${r.name}`),
+    ['upgraded bash', 'upgraded zlib1g', 'downgraded libc6', 'added newtool', 'removed oldtool'],
+  );
+  assert.deepEqual(
+    filterPackages(rows, 'kind:added').map((r) => r.name),
+    ['newtool'],
+  );
+  assert.deepEqual(
+    filterPackages(rows, 'manager:snap').map((r) => r.name),
+    ['oldtool'],
+  );
+  assert.deepEqual(
+    filterPackages(rows, '5.2').map((r) => r.name),
+    ['bash'],
+  );
+  assert.deepEqual(
+    filterPackages(rows, 'LIB 2.36').map((r) => r.name),
+    ['libc6'],
+  );
   assert.equal(filterPackages(rows, '  ').length, 5);
   assert.deepEqual(packageRows(null), []);
   const s = upgradeSummary(INV);

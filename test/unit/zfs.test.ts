@@ -53,7 +53,8 @@ function writeMember(file: string, start: number, size: number, o: { pool?: stri
       fs.writeSync(fd, nv, 0, nv.length, start + l + 16 * KiB);
       for (let k = 0; k < (o.uberblocks ?? 4); k++) {
         const ub = Buffer.alloc(40);
-        if (o.swapped) ub.writeBigUInt64BE(0x00bab10cn, 0); else ub.writeBigUInt64LE(0x00bab10cn, 0);
+        if (o.swapped) ub.writeBigUInt64BE(0x00bab10cn, 0);
+        else ub.writeBigUInt64LE(0x00bab10cn, 0);
         ub.writeBigUInt64LE(5000n, 8);
         ub.writeBigUInt64LE(BigInt(100 + k), 16);
         fs.writeSync(fd, ub, 0, ub.length, start + l + 128 * KiB + (4 + k) * KiB);
@@ -73,7 +74,12 @@ function blank(dir: string, size: number): string {
 
 function blkid(file: string): Record<string, string> {
   const r = sh('blkid', ['-p', '-o', 'export', file], { allowFail: true });
-  return Object.fromEntries(r.stdout.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  return Object.fromEntries(
+    r.stdout
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
 }
 
 async function label(file: string) {
@@ -136,7 +142,14 @@ test('the nvlist reader takes top-level strings and numbers, skips what it does 
 test('a snapshot refuses a partition of a pool imported here, names it and says what to do; an exported or foreign pool is imaged', async () => {
   const dir = tmpDir('devsnap-zfs-');
   const disk = path.join(dir, 'disk.img');
-  const parts = await makeDisk(disk, { table: 'gpt', size: 200 * MiB, partitions: [{ size: 64 * MiB, fs: 'ext4' }, { size: 128 * MiB, fs: 'none' }] });
+  const parts = await makeDisk(disk, {
+    table: 'gpt',
+    size: 200 * MiB,
+    partitions: [
+      { size: 64 * MiB, fs: 'ext4' },
+      { size: 128 * MiB, fs: 'none' },
+    ],
+  });
   writeMember(disk, parts[1].start, parts[1].size, { pool: 'rpool', state: 0n });
   const proc = path.join(dir, 'proc');
   const r = fileReader(disk);

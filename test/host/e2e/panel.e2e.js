@@ -7,8 +7,7 @@
 'use strict';
 const fs = require('fs');
 const path = require('path');
-const { writeWorkspaceSettings, makeUpgradePair, BEFORE, AFTER } = require('../fixture');
-
+const { writeWorkspaceSettings, makeUpgradePair, AFTER } = require('../fixture');
 
 /** The panel's webview document. */
 function panel(page) {
@@ -18,10 +17,14 @@ function panel(page) {
 async function setTheme(t, theme) {
   writeWorkspaceSettings(t.demo.workspace, { 'workbench.colorTheme': theme });
   // The workbench picks the settings file change up and re-themes the webview too.
-  await t.page.waitForFunction((want) => {
-    const b = document.querySelector('.monaco-workbench');
-    return !!b && (want === 'light' ? b.classList.contains('vs') : want === 'hc' ? b.classList.contains('hc-black') : b.classList.contains('vs-dark'));
-  }, /Light/.test(theme) ? 'light' : /High Contrast/.test(theme) ? 'hc' : 'dark', { timeout: 15000 });
+  await t.page.waitForFunction(
+    (want) => {
+      const b = document.querySelector('.monaco-workbench');
+      return !!b && (want === 'light' ? b.classList.contains('vs') : want === 'hc' ? b.classList.contains('hc-black') : b.classList.contains('vs-dark'));
+    },
+    /Light/.test(theme) ? 'light' : /High Contrast/.test(theme) ? 'hc' : 'dark',
+    { timeout: 15000 },
+  );
   await t.page.waitForTimeout(800);
 }
 
@@ -134,7 +137,11 @@ exports.tests = [
         const input = page.locator('.quick-input-widget input');
         await input.waitFor({ state: 'visible', timeout: 20000 });
         const ok = page.locator('.quick-input-widget .monaco-button', { hasText: 'Restore Here' }).first();
-        const open = () => page.locator('.quick-input-widget').isVisible().catch(() => false);
+        const open = () =>
+          page
+            .locator('.quick-input-widget')
+            .isVisible()
+            .catch(() => false);
         // The dialog fills in its own starting folder asynchronously: on a busy machine that can land
         // after (or into) what was typed, leaving a path that does not exist and the dialog open.
         // Type again until the dialog takes the folder.
@@ -170,7 +177,10 @@ exports.tests = [
     async run(t) {
       const w = panel(t.page);
       await w.locator('#file-filter').fill('');
-      await w.locator('#clear-selection').click().catch(() => {});
+      await w
+        .locator('#clear-selection')
+        .click()
+        .catch(() => {});
       await setTheme(t, 'Default Light Modern');
       await w.locator('.row', { hasText: 'newtool' }).first().waitFor({ timeout: 20000 });
       await t.shot('panel-light');

@@ -38,7 +38,12 @@ exports.tests = [
       await takeSnapshot(t, LABEL_1);
       // The done message says how the image is one point in time: the demo disk is not mounted.
       await t.ui.notification(`'${LABEL_1}' added`);
-      const done = (await t.page.locator('.notifications-center .notification-list-item', { hasText: `'${LABEL_1}' added` }).first().innerText()).replace(/\s+/g, ' ');
+      const done = (
+        await t.page
+          .locator('.notifications-center .notification-list-item', { hasText: `'${LABEL_1}' added` })
+          .first()
+          .innerText()
+      ).replace(/\s+/g, ' ');
       if (!done.includes('Offline: no filesystem of the disk was mounted read-write')) throw new Error(`the done message does not say "Offline": ${done}`);
       await t.shot('snapshot-done-notifications');
       await t.ui.hideNotifications();

@@ -12,8 +12,17 @@ async function snapshotWithToasts(t, label, shotName) {
   await ui.inputBox(label);
   // Catch the progress toast while it runs (the demo disk takes a second or two).
   const progress = page.locator('.notification-toast', { hasText: 'Snapshot' }).first();
- await progress.waitFor({ timeout: 20000 }).then(() => page.waitForTimeout(300)).then(() => t.shot(shotName), () => t.log('no progress toast seen (finished too fast?)'));
-  await page.locator('.notification-toast', { hasText: `'${label}' added` }).first().waitFor({ timeout: 90000 });
+  await progress
+    .waitFor({ timeout: 20000 })
+    .then(() => page.waitForTimeout(300))
+    .then(
+      () => t.shot(shotName),
+      () => t.log('no progress toast seen (finished too fast?)'),
+    );
+  await page
+    .locator('.notification-toast', { hasText: `'${label}' added` })
+    .first()
+    .waitFor({ timeout: 90000 });
   await ui.treeRow(label).waitFor({ timeout: 20000 });
 }
 

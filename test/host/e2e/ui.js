@@ -39,10 +39,18 @@ async function inputBox(page, value, timeout = 20000) {
   const input = page.locator(`${QUICK_INPUT} input`);
   await input.waitFor({ state: 'visible', timeout });
   await page.locator(`${QUICK_INPUT} .quick-input-list`).waitFor({ state: 'hidden', timeout });
-  await page.waitForFunction((sel) => {
-    const el = document.querySelector(sel);
-    return !!el && el.value !== '';
-  }, `${QUICK_INPUT} input`, { timeout }).catch(() => { /* no default value */ });
+  await page
+    .waitForFunction(
+      (sel) => {
+        const el = document.querySelector(sel);
+        return !!el && el.value !== '';
+      },
+      `${QUICK_INPUT} input`,
+      { timeout },
+    )
+    .catch(() => {
+      /* no default value */
+    });
   await input.fill(value);
   await page.keyboard.press('Enter');
   // Accepted only once the widget closes; opening another quick input before would cancel it.
@@ -55,7 +63,17 @@ async function openViewContainer(page, label, timeout = 20000) {
   await item.waitFor({ timeout });
   const container = page.locator('.part.sidebar');
   // Clicking an already open container closes it.
-  const open = await container.isVisible() && (await page.locator(`.part.sidebar .composite.title h2, .part.sidebar .title-label h2`).first().textContent().catch(() => ''))?.toLowerCase().includes(label.toLowerCase());
+  const open =
+    (await container.isVisible()) &&
+    (
+      await page
+        .locator(`.part.sidebar .composite.title h2, .part.sidebar .title-label h2`)
+        .first()
+        .textContent()
+        .catch(() => '')
+    )
+      ?.toLowerCase()
+      .includes(label.toLowerCase());
   if (!open) await item.click();
   await container.waitFor({ state: 'visible', timeout });
 }
@@ -114,7 +132,14 @@ async function waitUnlessError(page, locator, timeout = 90000) {
   while (Date.now() < deadline) {
     if (await locator.isVisible().catch(() => false)) return;
     if (await errors.count()) {
-      const text = (await errors.first().innerText().catch(() => '')).replace(/\s+/g, ' ').trim();
+      const text = (
+        await errors
+          .first()
+          .innerText()
+          .catch(() => '')
+      )
+        .replace(/\s+/g, ' ')
+        .trim();
       throw new Error(`error notification: ${text}`);
     }
     await page.waitForTimeout(250);

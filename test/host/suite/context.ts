@@ -6,13 +6,13 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 export interface HostContext {
-  root: string;        // the repository (= extensionDevelopmentPath)
-  workspace: string;   // the opened folder (its .vscode/settings.json configures devsnap)
-  repo: string;        // an initialised snapshot repository for the tests
-  disk: string;        // the demo disk image (GPT: EFI vfat + ext4)
-  cli: string;         // node script of the engine CLI (dist/devsnap.js)
-  node: string;        // a Node binary to run the CLI with
-  scratch: string;     // a folder the tests may write to
+  root: string; // the repository (= extensionDevelopmentPath)
+  workspace: string; // the opened folder (its .vscode/settings.json configures devsnap)
+  repo: string; // an initialised snapshot repository for the tests
+  disk: string; // the demo disk image (GPT: EFI vfat + ext4)
+  cli: string; // node script of the engine CLI (dist/devsnap.js)
+  node: string; // a Node binary to run the CLI with
+  scratch: string; // a folder the tests may write to
 }
 
 /** The repository root: out/test/host/suite -> ../../../.. */
@@ -30,9 +30,14 @@ export function hostContext(): HostContext {
 }
 
 type Done = (err?: unknown) => void;
-type Fn = (this: any, done?: Done) => unknown;
+/** The part of Mocha's `this` (its Context and Suite) that the tests use. */
+export interface MochaContext {
+  timeout(ms: number): unknown;
+  skip(): never;
+}
+type Fn = (this: MochaContext, done?: Done) => unknown;
 interface Mocha {
-  describe(title: string, fn: (this: any) => void): unknown;
+  describe(title: string, fn: (this: MochaContext) => void): unknown;
   it(title: string, fn?: Fn): unknown;
   before(fn: Fn): void;
   after(fn: Fn): void;
@@ -40,7 +45,7 @@ interface Mocha {
   afterEach(fn: Fn): void;
 }
 const g = (): Mocha => globalThis as unknown as Mocha;
-export const describe = (title: string, fn: (this: any) => void) => g().describe(title, fn);
+export const describe = (title: string, fn: (this: MochaContext) => void) => g().describe(title, fn);
 export const it = (title: string, fn?: Fn) => g().it(title, fn);
 export const before = (fn: Fn) => g().before(fn);
 export const after = (fn: Fn) => g().after(fn);

@@ -7,21 +7,27 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { ProgressEvent, SnapshotSummary } from '../../../imaging/protocol';
-import type { Engine, RestoreResult, VerifyResult } from '../../../extension/engine';
+import type { CancellationLike, Engine, RestoreResult, VerifyResult } from '../../../extension/engine';
 import { after, before, describe, hostContext, it } from './context';
 import { api, runCommand } from './util';
 
 /** The engine, with the progress events of snapshot / verify / restore recorded. */
 function recording(real: Engine, events: ProgressEvent[]): Engine {
-  const wrap = (name: 'snapshot' | 'verify' | 'restore') => (opts: any, onProgress?: (e: ProgressEvent) => void, token?: any) =>
-    (real[name] as any).call(real, opts, (e: ProgressEvent) => {
-      events.push(e);
-      onProgress?.(e);
-    }, token);
+  type Tracked = (opts: unknown, onProgress?: (e: ProgressEvent) => void, token?: CancellationLike) => Promise<unknown>;
+  const wrap = (name: 'snapshot' | 'verify' | 'restore') => (opts: unknown, onProgress?: (e: ProgressEvent) => void, token?: CancellationLike) =>
+    (real[name] as Tracked).call(
+      real,
+      opts,
+      (e: ProgressEvent) => {
+        events.push(e);
+        onProgress?.(e);
+      },
+      token,
+    );
   return new Proxy(real, {
     get(target, prop) {
       if (prop === 'snapshot' || prop === 'verify' || prop === 'restore') return wrap(prop);
-      const v = (target as any)[prop];
+      const v = (target as unknown as Record<PropertyKey, unknown>)[prop];
       return typeof v === 'function' ? v.bind(target) : v;
     },
   });
@@ -65,11 +71,17 @@ describe('elevated helper', function () {
       assert.strictEqual(snap.source.path, srcDev);
       assert.ok(a.helper.helperPid, 'the helper is not running');
       assert.strictEqual(a.helper.starts, 1);
-      assert.ok(events.some((e) => e.phase === 'image' && e.bytesDone > 0), `no image progress: ${JSON.stringify(events)}`);
+      assert.ok(
+        events.some((e) => e.phase === 'image' && e.bytesDone > 0),
+        `no image progress: ${JSON.stringify(events)}`,
+      );
     } finally {
       a.setEngine(undefined);
     }
-    assert.ok(a.treeProvider.snapshots.some((s) => s.id === snap!.id), 'the tree does not show the new snapshot');
+    assert.ok(
+      a.treeProvider.snapshots.some((s) => s.id === snap!.id),
+      'the tree does not show the new snapshot',
+    );
   });
 
   it('Verify runs in the helper, with progress', async () => {
@@ -81,7 +93,10 @@ describe('elevated helper', function () {
       const { result, messages } = await runCommand<VerifyResult>('devsnap.verifySnapshot', { id: snap.id });
       assert.ok(result, `no result; messages: ${JSON.stringify(messages)}`);
       assert.strictEqual(result.ok, true);
-      assert.ok(events.some((e) => e.phase === 'verify'), `no verify progress: ${JSON.stringify(events)}`);
+      assert.ok(
+        events.some((e) => e.phase === 'verify'),
+        `no verify progress: ${JSON.stringify(events)}`,
+      );
       assert.strictEqual(a.helper!.starts, 1, 'the helper was not reused');
     } finally {
       a.setEngine(undefined);
@@ -97,9 +112,15 @@ describe('elevated helper', function () {
       const { result, messages } = await runCommand<RestoreResult>('devsnap.restoreSnapshot', { id: snap.id, target: dstDev, confirm: true });
       assert.ok(result, `no result; messages: ${JSON.stringify(messages)}`);
       assert.ok(result.bytesWritten > 0);
-      assert.ok(events.some((e) => e.phase === 'restore' && e.bytesDone > 0), `no restore progress: ${JSON.stringify(events)}`);
+      assert.ok(
+        events.some((e) => e.phase === 'restore' && e.bytesDone > 0),
+        `no restore progress: ${JSON.stringify(events)}`,
+      );
       assert.strictEqual(a.helper!.starts, 1, 'the helper was not reused');
-      assert.ok(messages.some((m) => m.level === 'info' && /Restored/.test(m.text)), JSON.stringify(messages));
+      assert.ok(
+        messages.some((m) => m.level === 'info' && /Restored/.test(m.text)),
+        JSON.stringify(messages),
+      );
     } finally {
       a.setEngine(undefined);
     }

@@ -10,14 +10,34 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { repoRoot } from './context';
 
-interface TestResult { title: string; state: 'passed' | 'failed' | 'skipped'; durationMs?: number; error?: string }
+interface TestResult {
+  title: string;
+  state: 'passed' | 'failed' | 'skipped';
+  durationMs?: number;
+  error?: string;
+}
 
-function loadMocha(): any {
-  const tools = process.env.DEVSNAP_HOST_TOOLS
-    || path.join(process.env.DEVSNAP_HOST_CACHE || path.join(repoRoot(), '.cache', 'host'), 'tools', 'node_modules');
+// The part of Mocha's API this runner uses (no @types/mocha: mocha is not a project dependency).
+interface MochaTest {
+  fullTitle(): string;
+  duration?: number;
+}
+interface MochaRunner {
+  on(event: 'pass' | 'pending', fn: (t: MochaTest) => void): MochaRunner;
+  on(event: 'fail', fn: (t: MochaTest, err: Error) => void): MochaRunner;
+}
+interface MochaInstance {
+  grep(pattern: string): unknown;
+  addFile(file: string): unknown;
+  run(done: (failures: number) => void): MochaRunner;
+}
+type MochaClass = new (opts: { ui: string; timeout: number; color: boolean; reporter: string }) => MochaInstance;
+
+function loadMocha(): MochaClass {
+  const tools = process.env.DEVSNAP_HOST_TOOLS || path.join(process.env.DEVSNAP_HOST_CACHE || path.join(repoRoot(), '.cache', 'host'), 'tools', 'node_modules');
   const file = path.join(tools, 'mocha');
   try {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded synchronously from a path known only at run time (the tools folder)
     return require(file);
   } catch (e) {
     throw new Error(`mocha not found at ${file} (run node scripts/host-setup.js): ${(e as Error).message}`);
@@ -28,11 +48,15 @@ export function run(): Promise<void> {
   const Mocha = loadMocha();
   const mocha = new Mocha({ ui: 'bdd', timeout: 60000, color: false, reporter: 'spec' });
   if (process.env.DEVSNAP_HOST_GREP) mocha.grep(process.env.DEVSNAP_HOST_GREP);
-  for (const f of fs.readdirSync(__dirname).filter((n) => n.endsWith('.test.js')).sort()) mocha.addFile(path.join(__dirname, f));
+  for (const f of fs
+    .readdirSync(__dirname)
+    .filter((n) => n.endsWith('.test.js'))
+    .sort())
+    mocha.addFile(path.join(__dirname, f));
 
   const results: TestResult[] = [];
   return new Promise((resolve, reject) => {
-    let runner: any;
+    let runner: MochaRunner;
     try {
       runner = mocha.run((failures: number) => {
         const passed = results.filter((r) => r.state === 'passed').length;
@@ -54,8 +78,8 @@ export function run(): Promise<void> {
       reject(e);
       return;
     }
-    runner.on('pass', (t: any) => results.push({ title: t.fullTitle(), state: 'passed', durationMs: t.duration }));
-    runner.on('pending', (t: any) => results.push({ title: t.fullTitle(), state: 'skipped' }));
-    runner.on('fail', (t: any, err: Error) => results.push({ title: t.fullTitle(), state: 'failed', error: String(err && (err.stack || err.message) || err) }));
+    runner.on('pass', (t) => results.push({ title: t.fullTitle(), state: 'passed', durationMs: t.duration }));
+    runner.on('pending', (t) => results.push({ title: t.fullTitle(), state: 'skipped' }));
+    runner.on('fail', (t, err) => results.push({ title: t.fullTitle(), state: 'failed', error: String((err && (err.stack || err.message)) || err) }));
   });
 }

@@ -17,7 +17,10 @@ describe('bad settings', function () {
   });
 
   const shows = (messages: { level: string; text: string }[], level: string, re: RegExp) =>
-    assert.ok(messages.some((m) => m.level === level && re.test(m.text)), `expected a ${level} message matching ${re}; got ${JSON.stringify(messages)}`);
+    assert.ok(
+      messages.some((m) => m.level === level && re.test(m.text)),
+      `expected a ${level} message matching ${re}; got ${JSON.stringify(messages)}`,
+    );
 
   it('no repository configured: Take Snapshot asks to choose one', async () => {
     await setSetting('repository', undefined);

@@ -18,12 +18,12 @@ export async function api(): Promise<DevsnapApi> {
 }
 
 /** Runs the engine CLI with --json; resolves the parsed stdout (also for error results). */
-export function cli<T = any>(args: string[]): { status: number | null; json: T; stderr: string } {
+export function cli<T = unknown>(args: string[]): { status: number | null; json: T; stderr: string } {
   const c = hostContext();
   const r = spawnSync(c.node, [c.cli, ...args, '--json'], { encoding: 'utf8', maxBuffer: 1 << 26 });
-  let json: any;
+  let json: T;
   try {
-    json = JSON.parse(r.stdout);
+    json = JSON.parse(r.stdout) as T;
   } catch {
     throw new Error(`devsnap ${args.join(' ')} printed no JSON (exit ${r.status}): ${r.stdout}${r.stderr}`);
   }
