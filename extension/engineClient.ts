@@ -41,6 +41,7 @@ let nextToken = 1;
 export class EngineClient {
   private service: Service | undefined;
   private disposed = false;
+  private running = 0;
 
   constructor(private readonly opts: EngineClientOptions) {}
 
@@ -103,7 +104,29 @@ export class EngineClient {
     if (this.disposed) throw new EngineError('CANCELLED', 'The devsnap engine has been shut down.');
     if (o.token?.isCancellationRequested) throw new EngineError('CANCELLED', 'Cancelled.', 'Nothing was changed.');
     const s = (this.service ??= this.start());
-    await s.ready;
+    this.hold(s, +1);
+    try {
+      await s.ready;
+      return await this.send(s, op, params, o);
+    } finally {
+      this.hold(s, -1);
+    }
+  }
+
+  /**
+   * An idle service must not keep its client's process alive (a script, a test, the CLI): it is
+   * referenced only while calls run. It ends by itself when our end of its stdin closes.
+   */
+  private hold(s: Service, delta: number): void {
+    this.running += delta;
+    const ref = this.running > 0;
+    for (const h of [s.child, s.child.stdin, s.child.stdout, s.child.stderr] as ({ ref(): void; unref(): void } | null)[]) {
+      if (ref) h?.ref();
+      else h?.unref();
+    }
+  }
+
+  private async send<K extends OpName>(s: Service, op: K, params: OpParams<K>, o: CallOptions): Promise<OpResult<K>> {
     const started = Date.now();
     this.log(`→ ${describeCall(op, params)}`);
     const progressToken = o.progress ? `p${nextToken++}` : undefined;
