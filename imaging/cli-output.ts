@@ -76,6 +76,7 @@ const escapeChar = (c: string) => {
  * could rewrite what the terminal shows, and a right-to-left override reorder what it reads.
  */
 export function terminalSafe(text: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what this escapes
   return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, escapeChar);
 }
 

@@ -64,6 +64,7 @@ function ddLine(p: ExportPiece, target = '"$TARGET"'): string {
 const shArg = (s: string) => (/^[A-Za-z0-9._/+:@%=-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
 /** Text from the manifest for README.txt: one line, no control characters (a `cat` of it cannot drive the terminal). */
+// eslint-disable-next-line no-control-regex -- control characters are what this removes
 const plain = (s: string) => s.replace(/[\x00-\x1f\x7f-\x9f]/g, '?');
 
 function readmeText(m: Manifest, pieces: ExportPiece[], archiveName: string): string {

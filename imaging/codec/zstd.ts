@@ -64,8 +64,8 @@ interface Binding {
 let wasm: Promise<ZstdCodec> | null = null;
 function wasmCodec(): Promise<ZstdCodec> {
   wasm ??= new Promise((resolve) => {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    // zstd-codec's loader, without its wrappers (lib/zstd-codec.js)
+    // zstd-codec's loader, without its wrappers (lib/zstd-codec.js); it has no types to import.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { run } = require('zstd-codec/lib/module.js');
     run((b: Binding) => {
       // One input and one output vector for the worker's lifetime, in the module's fixed 16 MiB of

@@ -7,7 +7,7 @@
 // inode numbers are not compared (they change on every copy or read).
 import { DevsnapError } from '../core/errors';
 import { compareNames, joinPath, normalizePath } from '../filesystems/image-fs/base';
-import type { ImageFileType, ImageFs, ImageStat } from '../filesystems/image-fs/types';
+import type { ImageFs, ImageStat } from '../filesystems/image-fs/types';
 import type { ChangeKind, ChangeDetail, FileChange, DiffTotals, DiffPage, DirectorySummary } from '../protocol';
 export type { ChangeKind, ChangeDetail, FileChange, DiffTotals, DiffPage, DirectorySummary };
 

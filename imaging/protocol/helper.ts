@@ -22,7 +22,7 @@ export const HELPER_MAX_MESSAGE = 1 << 20;
  */
 const allowRootRepository = v.optional(bool()); // accept a repository folder owned by root (default: only folders the requesting user owns)
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-function withRepo<E extends v.ObjectEntries, X extends v.ObjectEntries = {}>(params: v.StrictObjectSchema<E, any>, extra?: X) {
+function withRepo<E extends v.ObjectEntries, X extends v.ObjectEntries = Record<never, never>>(params: v.StrictObjectSchema<E, any>, extra?: X) {
   return v.strictObject({ ...params.entries, repo: absolutePath(), allowRootRepository, ...(extra ?? ({} as X)) });
 }
 

@@ -61,8 +61,8 @@ export async function verifySnapshots(repo: Repository, manifests: Manifest[], o
             if (patch.base !== p.base || patch.cellLength !== p.length) throw new ChunkDamage(id, `it patches chunk ${patch.base.slice(0, 12)}… (${patch.cellLength} bytes), not ${p.base.slice(0, 12)}… (${p.length} bytes) as the manifest says`);
           }
           chunkBuffers.give(raw); // checked: reused for a later chunk (core/memory.ts)
-        } catch (err) {
-          if (err instanceof DevsnapError && err.code === 'DAMAGED' && !(err instanceof ChunkDamage)) err = new ChunkDamage(id, err.message);
+        } catch (thrown) {
+          const err = thrown instanceof DevsnapError && thrown.code === 'DAMAGED' && !(thrown instanceof ChunkDamage) ? new ChunkDamage(id, thrown.message) : thrown;
           if (!(err instanceof ChunkDamage)) throw err; // damage is a finding; anything else stops verify
           bad.set(id, err.message);
         }

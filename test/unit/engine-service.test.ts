@@ -103,7 +103,9 @@ describe('engine service (devsnap serve --stdio) against the CLI', () => {
     let cancelled = false;
     const token = { get isCancellationRequested() { return cancelled; }, onCancellationRequested: (f: (e: unknown) => unknown) => (listeners.push(f), { dispose() {} }) };
     const run = engine.snapshot({ repo, source: disk, label: 'cancelled', fullRead: true }, () => {
-      if (!cancelled) (cancelled = true), listeners.forEach((f) => f(undefined));
+      if (cancelled) return;
+      cancelled = true;
+      listeners.forEach((f) => f(undefined));
     }, token);
     await assert.rejects(run, (e: unknown) => e instanceof EngineError && e.code === 'CANCELLED');
     assert.deepEqual((await engine.listSnapshots(repo)).map((s) => s.id).sort(), [...before, done.id].sort());

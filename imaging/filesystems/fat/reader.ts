@@ -32,7 +32,7 @@ function dosTime(date: number, time: number, tenths = 0): number {
 
 function lfnChecksum(short: Buffer): number {
   let sum = 0;
-  for (let i = 0; i < 11; i++) sum = (((sum & 1) << 7) | (sum >> 1)) + short[i], (sum &= 0xff);
+  for (let i = 0; i < 11; i++) sum = ((((sum & 1) << 7) | (sum >> 1)) + short[i]) & 0xff;
   return sum;
 }
 

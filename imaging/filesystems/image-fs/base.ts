@@ -156,15 +156,14 @@ export abstract class BaseImageFs<N> implements ImageFs {
   }
 
   createReadStream(path: string, opts: ReadStreamOptions = {}): Readable {
-    const self = this;
     const block = opts.blockSize ?? 1 << 20;
-    async function* gen(): AsyncGenerator<Buffer> {
-      const node = await self.fileNode(path);
-      const size = await self.nodeSize(node);
+    const gen = async function* (this: BaseImageFs<N>): AsyncGenerator<Buffer> {
+      const node = await this.fileNode(path);
+      const size = await this.nodeSize(node);
       const end = Math.min(opts.end ?? size, size);
-      for (let pos = opts.start ?? 0; pos < end; pos += block) yield await self.readNode(node, pos, Math.min(block, end - pos));
-    }
-    return Readable.from(gen(), { objectMode: false });
+      for (let pos = opts.start ?? 0; pos < end; pos += block) yield await this.readNode(node, pos, Math.min(block, end - pos));
+    };
+    return Readable.from(gen.call(this), { objectMode: false });
   }
 
   /** Children with their stat and node, sorted by name. */
