@@ -23,10 +23,18 @@ const LAYERS = [
 
 const upward = LAYERS.slice(0, -1).map(([name, from], i) => ({
   name: `layer-${name}`,
-  comment: `imaging/ layers: ${name} imports only from the layers below it (${LAYERS.slice(0, i).map(([n]) => n).join(', ') || 'none'})`,
+  comment: `imaging/ layers: ${name} imports only from the layers below it (${
+    LAYERS.slice(0, i)
+      .map(([n]) => n)
+      .join(', ') || 'none'
+  })`,
   severity: 'error',
   from: { path: from },
-  to: { path: LAYERS.slice(i + 1).map(([, p]) => `(${p})`).join('|') },
+  to: {
+    path: LAYERS.slice(i + 1)
+      .map(([, p]) => `(${p})`)
+      .join('|'),
+  },
 }));
 
 module.exports = {

@@ -64,9 +64,12 @@ export async function writeRepository(folder: string, target?: vscode.Configurat
   let where = target;
   if (where === undefined) {
     const inspect = c.inspect<string>('repository');
-    where = inspect?.workspaceFolderValue !== undefined ? vscode.ConfigurationTarget.WorkspaceFolder
-      : inspect?.workspaceValue !== undefined ? vscode.ConfigurationTarget.Workspace
-      : vscode.ConfigurationTarget.Global;
+    where =
+      inspect?.workspaceFolderValue !== undefined
+        ? vscode.ConfigurationTarget.WorkspaceFolder
+        : inspect?.workspaceValue !== undefined
+          ? vscode.ConfigurationTarget.Workspace
+          : vscode.ConfigurationTarget.Global;
   }
   await c.update('repository', folder, where);
 }

@@ -12,8 +12,28 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { OPS } from '../imaging/protocol';
 import type {
-  ChangesResult, DamageInfo, DiffOpResult, DiskInfo, ErrorCode, ForgetOpResult, Inventory, ListDirResult, ListResult, OpName, OpParams, OpResult, PathUse,
-  ProgressEvent, PruneOpResult, RestoreFilesResult, RestoreOpResult, RetentionRules, SnapshotOpResult, SnapshotPlan, SnapshotSummary, VerifyOpResult,
+  ChangesResult,
+  DamageInfo,
+  DiffOpResult,
+  DiskInfo,
+  ErrorCode,
+  ForgetOpResult,
+  Inventory,
+  ListDirResult,
+  ListResult,
+  OpName,
+  OpParams,
+  OpResult,
+  PathUse,
+  ProgressEvent,
+  PruneOpResult,
+  RestoreFilesResult,
+  RestoreOpResult,
+  RetentionRules,
+  SnapshotOpResult,
+  SnapshotPlan,
+  SnapshotSummary,
+  VerifyOpResult,
 } from '../imaging/protocol';
 
 type RetentionPolicy = RetentionRules;
@@ -207,7 +227,12 @@ export abstract class EngineFacade implements Engine, SnapshotFilesEngine {
     } catch (err) {
       // Damage that stopped the verification itself (a manifest that cannot be read): a failed verification.
       if (err instanceof EngineError && err.code === 'DAMAGED') {
-        return { ok: false, chunksChecked: 0, bytesChecked: 0, snapshots: [{ id: o.id ?? '', label: '', ok: false, damage: [{ partition: null, offset: 0, length: 0, chunk: '', message: err.message }] }] };
+        return {
+          ok: false,
+          chunksChecked: 0,
+          bytesChecked: 0,
+          snapshots: [{ id: o.id ?? '', label: '', ok: false, damage: [{ partition: null, offset: 0, length: 0, chunk: '', message: err.message }] }],
+        };
       }
       throw err;
     }
@@ -219,7 +244,11 @@ export abstract class EngineFacade implements Engine, SnapshotFilesEngine {
   forget(o: ForgetOptions): Promise<ForgetResult> {
     if ('ids' in o) return this.call('forget', { repo: o.repo, ids: o.ids });
     // Rules set to 0 (or nothing) are off, as in the settings.
-    const policy = Object.fromEntries(Object.entries(o.policy).filter(([, n]) => typeof n === 'number' && n > 0).map(([k, n]) => [k, Math.floor(n as number)]));
+    const policy = Object.fromEntries(
+      Object.entries(o.policy)
+        .filter(([, n]) => typeof n === 'number' && n > 0)
+        .map(([k, n]) => [k, Math.floor(n as number)]),
+    );
     return this.call('forget', { repo: o.repo, policy });
   }
   prune(repo: string, onProgress?: ProgressListener, token?: CancellationLike): Promise<PruneResult> {
@@ -238,7 +267,15 @@ export abstract class EngineFacade implements Engine, SnapshotFilesEngine {
     return this.call('inventory', { repo, snapshot: id, ...partition(p) }, callOptions(undefined, token));
   }
   changes(o: ChangesOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<ChangesResult> {
-    const params = { repo: o.repo, a: o.a, b: o.b, ...partition(o.partition), ...(o.path ? { path: o.path } : {}), ...(o.offset !== undefined ? { offset: o.offset } : {}), ...(o.limit !== undefined ? { limit: o.limit } : {}) };
+    const params = {
+      repo: o.repo,
+      a: o.a,
+      b: o.b,
+      ...partition(o.partition),
+      ...(o.path ? { path: o.path } : {}),
+      ...(o.offset !== undefined ? { offset: o.offset } : {}),
+      ...(o.limit !== undefined ? { limit: o.limit } : {}),
+    };
     return this.call('changes', params, callOptions(onProgress ?? noop, token));
   }
   listDir(repo: string, id: string, dir: string, p?: number, token?: CancellationLike): Promise<ListDirResult> {
@@ -250,7 +287,15 @@ export abstract class EngineFacade implements Engine, SnapshotFilesEngine {
     return Buffer.from(r.base64, 'base64');
   }
   restoreFiles(o: RestoreFilesOptions, onProgress?: ProgressListener, token?: CancellationLike): Promise<RestoreFilesResult> {
-    const params = { repo: o.repo, snapshot: o.id, paths: o.paths, target: o.to, ...partition(o.partition), ...(o.inPlace !== undefined ? { inPlace: o.inPlace } : {}), ...(o.dryRun ? { dryRun: true } : {}) };
+    const params = {
+      repo: o.repo,
+      snapshot: o.id,
+      paths: o.paths,
+      target: o.to,
+      ...partition(o.partition),
+      ...(o.inPlace !== undefined ? { inPlace: o.inPlace } : {}),
+      ...(o.dryRun ? { dryRun: true } : {}),
+    };
     return this.call('restoreFiles', params, callOptions(onProgress ?? noop, token));
   }
 }
@@ -300,7 +345,12 @@ export interface Callable {
  * always run as the user.
  */
 export class RoutingEngine extends EngineFacade {
-  constructor(private readonly user: Callable, private readonly elevated: Callable, private readonly probe: ElevationProbe = needsElevation, private readonly log?: (line: string) => void) {
+  constructor(
+    private readonly user: Callable,
+    private readonly elevated: Callable,
+    private readonly probe: ElevationProbe = needsElevation,
+    private readonly log?: (line: string) => void,
+  ) {
     super();
   }
 
@@ -312,7 +362,9 @@ export class RoutingEngine extends EngineFacade {
     const uses = OPS[op].elevate as Record<string, PathUse> | null;
     if (!uses) return this.user;
     const p = params as Record<string, unknown>;
-    const checks: [string, PathUse][] = Object.entries(uses).filter(([field]) => typeof p[field] === 'string').map(([field, use]) => [p[field] as string, use]);
+    const checks: [string, PathUse][] = Object.entries(uses)
+      .filter(([field]) => typeof p[field] === 'string')
+      .map(([field, use]) => [p[field] as string, use]);
     if (op === 'restoreFiles') checks.push(...restoreFilesChecks(params as OpParams<'restoreFiles'>));
     const hit = checks.find(([path, use]) => this.probe(path, use));
     if (!hit) return this.user;
@@ -352,4 +404,3 @@ function isDirectory(p: string): boolean {
     return false;
   }
 }
-

@@ -8,7 +8,22 @@
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import { CancellationTokenSource, createMessageConnection, MessageConnection, ProgressType, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
-import { check, ERROR_CODES, ErrorCode, ErrorInfo, OPS, OpName, OpParams, OpResult, PROTOCOL_VERSION, ProgressEvent, SERVICE_HELLO, SERVICE_LOG, SERVICE_OP_FAILED, ServiceLog } from '../imaging/protocol';
+import {
+  check,
+  ERROR_CODES,
+  ErrorCode,
+  ErrorInfo,
+  OPS,
+  OpName,
+  OpParams,
+  OpResult,
+  PROTOCOL_VERSION,
+  ProgressEvent,
+  SERVICE_HELLO,
+  SERVICE_LOG,
+  SERVICE_OP_FAILED,
+  ServiceLog,
+} from '../imaging/protocol';
 import { ENGINE_ENV, ENGINE_NODE_ARGS } from '../imaging/runtime';
 import { CancellationLike, EngineError, LineSplitter, ProgressListener } from './engine';
 
@@ -76,7 +91,10 @@ export class EngineClient {
       const end = (why: string) => {
         if (this.service?.child === child) this.service = undefined;
         connection.dispose();
-        const tail = stderrTail.filter((l) => l.trim()).slice(-3).join(' | ');
+        const tail = stderrTail
+          .filter((l) => l.trim())
+          .slice(-3)
+          .join(' | ');
         reject(new EngineError('INTERNAL', `The devsnap engine stopped (${why}).`, tail ? `It said: ${tail}` : 'The next action starts it again; see the devsnap output channel.'));
       };
       child.on('error', (err) => end(`could not run: ${err.message}`));
@@ -92,7 +110,11 @@ export class EngineClient {
       const hello = (await Promise.race([connection.sendRequest(SERVICE_HELLO), gone])) as { protocol?: unknown };
       if (hello?.protocol !== PROTOCOL_VERSION) {
         child.kill();
-        throw new EngineError('INTERNAL', `The devsnap engine speaks protocol ${JSON.stringify(hello?.protocol)}, not ${PROTOCOL_VERSION}.`, 'Reinstall the extension, or rebuild a development checkout.');
+        throw new EngineError(
+          'INTERNAL',
+          `The devsnap engine speaks protocol ${JSON.stringify(hello?.protocol)}, not ${PROTOCOL_VERSION}.`,
+          'Reinstall the extension, or rebuild a development checkout.',
+        );
       }
     })();
     this.log(`engine service started (pid ${child.pid})`);
@@ -130,19 +152,26 @@ export class EngineClient {
     const started = Date.now();
     this.log(`→ ${describeCall(op, params)}`);
     const progressToken = o.progress ? `p${nextToken++}` : undefined;
-    const progressSub = progressToken ? s.connection.onProgress(progressType, progressToken, (ev) => {
-      try {
-        o.progress!(ev);
-      } catch (err) {
-        this.log(`  (progress listener failed: ${(err as Error).message})`);
-      }
-    }) : undefined;
+    const progressSub = progressToken
+      ? s.connection.onProgress(progressType, progressToken, (ev) => {
+          try {
+            o.progress!(ev);
+          } catch (err) {
+            this.log(`  (progress listener failed: ${(err as Error).message})`);
+          }
+        })
+      : undefined;
     const cancel = new CancellationTokenSource();
     const cancelSub = o.token?.onCancellationRequested(() => cancel.cancel());
     try {
       const raw = await Promise.race([s.connection.sendRequest(op, { params, ...(progressToken ? { progressToken } : {}) }, cancel.token), s.gone]);
       const r = check(OPS[op].result, raw);
-      if (!r.ok) throw new EngineError('INTERNAL', `The devsnap engine answered "${op}" with a result that does not fit its schema: ${r.problem}.`, 'The extension and its engine may come from different versions: reinstall the extension.');
+      if (!r.ok)
+        throw new EngineError(
+          'INTERNAL',
+          `The devsnap engine answered "${op}" with a result that does not fit its schema: ${r.problem}.`,
+          'The extension and its engine may come from different versions: reinstall the extension.',
+        );
       this.log(`${op}: ${Date.now() - started} ms`);
       return r.value as OpResult<K>;
     } catch (err) {

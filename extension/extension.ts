@@ -53,18 +53,20 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
     const cfg = readConfig();
     const method = chooseMethod(cfg.elevation, { platform: process.platform, uid: process.getuid?.(), pkexecUsable: pkexecUsable() });
     void helper?.dispose();
-    helper = method ? new HelperEngine({
-      cliPath,
-      nodePath: process.execPath,
-      method,
-      idleTimeoutSeconds: cfg.helperIdleMinutes * 60,
-      log,
-      askPassword: (prompt) => Promise.resolve(vscode.window.showInputBox({ title: 'devsnap needs administrator rights', prompt, password: true, ignoreFocusOut: true })),
-      onCrash: (err, failedRequests) => {
-        // A failed request reports the error itself; a helper that died between requests is reported here.
-        if (!failedRequests) void ui.warn(`${err.message} ${err.hint ?? ''} The next disk operation starts a new one.`);
-      },
-    }) : undefined;
+    helper = method
+      ? new HelperEngine({
+          cliPath,
+          nodePath: process.execPath,
+          method,
+          idleTimeoutSeconds: cfg.helperIdleMinutes * 60,
+          log,
+          askPassword: (prompt) => Promise.resolve(vscode.window.showInputBox({ title: 'devsnap needs administrator rights', prompt, password: true, ignoreFocusOut: true })),
+          onCrash: (err, failedRequests) => {
+            // A failed request reports the error itself; a helper that died between requests is reported here.
+            if (!failedRequests) void ui.warn(`${err.message} ${err.hint ?? ''} The next disk operation starts a new one.`);
+          },
+        })
+      : undefined;
     defaultEngine = helper ? new RoutingEngine(userEngine, helper, undefined, log) : userEngine;
     log(method ? `Elevation: ${method} (the helper starts on the first disk operation)` : 'Elevation: none (the engine runs as the current user)');
   };
@@ -77,9 +79,12 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
   const updateViewMessage = () => {
     const err = treeProvider.lastError;
     const damaged = treeProvider.damaged.length;
-    treeView.message = treeProvider.state === 'error' && err ? `Could not read the repository: ${err.message}`
-      : damaged ? `${damaged} snapshot${damaged === 1 ? ' has a damaged manifest' : 's have damaged manifests'} and cannot be used (listed first).`
-      : undefined;
+    treeView.message =
+      treeProvider.state === 'error' && err
+        ? `Could not read the repository: ${err.message}`
+        : damaged
+          ? `${damaged} snapshot${damaged === 1 ? ' has a damaged manifest' : 's have damaged manifests'} and cannot be used (listed first).`
+          : undefined;
   };
   treeProvider.onDidLoad(updateViewMessage);
 

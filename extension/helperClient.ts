@@ -61,25 +61,28 @@ export function acceptAuthenticatedPeer(server: net.Server, secret: string, log:
         clearTimeout(timer);
         sock.destroy();
       };
-      const decoder = new FrameDecoder((m) => {
-        if (done) return drop('a helper is already connected');
-        const o = (m && typeof m === 'object' ? m : {}) as Record<string, unknown>;
-        if (o.v !== PROTOCOL_VERSION) return drop(`protocol version ${JSON.stringify(o.v)}`);
-        if (!peerNonce) {
-          if (o.type !== 'hello' || typeof o.nonce !== 'string' || !/^[0-9a-f]{64}$/.test(o.nonce)) return drop('it did not start with hello');
-          peerNonce = o.nonce;
-          if (typeof o.pid === 'number') pid = o.pid;
-          sock.write(encodeFrame({ v: PROTOCOL_VERSION, type: 'challenge', nonce, mac: macFor('extension', secret, peerNonce, nonce) }));
-          return;
-        }
-        if (o.type !== 'auth' || !macEquals(o.mac, macFor('helper', secret, nonce, peerNonce))) return drop('authentication failed');
-        done = true;
-        clearTimeout(timer);
-        sock.removeAllListeners('data');
-        sock.write(encodeFrame({ v: PROTOCOL_VERSION, type: 'ready' }));
-        server.close();
-        resolve({ sock, pid });
-      }, (p) => drop(`${p.kind} frame during the handshake`));
+      const decoder = new FrameDecoder(
+        (m) => {
+          if (done) return drop('a helper is already connected');
+          const o = (m && typeof m === 'object' ? m : {}) as Record<string, unknown>;
+          if (o.v !== PROTOCOL_VERSION) return drop(`protocol version ${JSON.stringify(o.v)}`);
+          if (!peerNonce) {
+            if (o.type !== 'hello' || typeof o.nonce !== 'string' || !/^[0-9a-f]{64}$/.test(o.nonce)) return drop('it did not start with hello');
+            peerNonce = o.nonce;
+            if (typeof o.pid === 'number') pid = o.pid;
+            sock.write(encodeFrame({ v: PROTOCOL_VERSION, type: 'challenge', nonce, mac: macFor('extension', secret, peerNonce, nonce) }));
+            return;
+          }
+          if (o.type !== 'auth' || !macEquals(o.mac, macFor('helper', secret, nonce, peerNonce))) return drop('authentication failed');
+          done = true;
+          clearTimeout(timer);
+          sock.removeAllListeners('data');
+          sock.write(encodeFrame({ v: PROTOCOL_VERSION, type: 'ready' }));
+          server.close();
+          resolve({ sock, pid });
+        },
+        (p) => drop(`${p.kind} frame during the handshake`),
+      );
       sock.on('data', (d: Buffer) => decoder.push(d));
       sock.on('error', () => undefined);
     });
@@ -166,9 +169,18 @@ export class HelperClient {
 
     let askpass: string | undefined;
     if (this.opts.method === 'sudo') askpass = await this.startAskpass();
-    const cmd: LaunchCommand = buildLaunch(this.opts.method, {
-      nodePath: this.opts.nodePath, cliPath: this.opts.cliPath, socket: this.socketPath, secretFile, uid, idleTimeoutSeconds: this.opts.idleTimeoutSeconds ?? 600,
-    }, { askpass });
+    const cmd: LaunchCommand = buildLaunch(
+      this.opts.method,
+      {
+        nodePath: this.opts.nodePath,
+        cliPath: this.opts.cliPath,
+        socket: this.socketPath,
+        secretFile,
+        uid,
+        idleTimeoutSeconds: this.opts.idleTimeoutSeconds ?? 600,
+      },
+      { askpass },
+    );
     this.log(`Starting the devsnap helper (${cmd.method}${cmd.prompts ? ', asks for a password' : ''}): ${cmd.command} ${cmd.args.join(' ')}`);
 
     const connected = acceptAuthenticatedPeer(server, secret, (m) => this.log(m)).then(({ sock, pid }) => {
@@ -234,7 +246,11 @@ export class HelperClient {
     }
     const code = this.exitInfo?.code;
     if ((cmd.method === 'pkexec' && (code === 126 || code === 127)) || (cmd.method === 'sudo' && code === 1 && /password|askpass|incorrect/i.test(said))) {
-      return new EngineError('PERMISSION', 'Administrator rights were not granted: the password prompt was dismissed or the password was refused.', 'Try again, or set devsnap.elevation to "none" to work only on disks and image files your user can access.');
+      return new EngineError(
+        'PERMISSION',
+        'Administrator rights were not granted: the password prompt was dismissed or the password was refused.',
+        'Try again, or set devsnap.elevation to "none" to work only on disks and image files your user can access.',
+      );
     }
     return new EngineError('INTERNAL', `The devsnap helper exited before it connected (${code ?? this.exitInfo?.signal ?? 'unknown status'}).`, said ? `It said: ${said}` : undefined);
   }
@@ -242,7 +258,10 @@ export class HelperClient {
   private attach(sock: net.Socket): void {
     this.conn = sock;
     this.log(`devsnap helper connected and authenticated (pid ${this.helperPid ?? '?'})`);
-    const decoder = new FrameDecoder((m) => this.onEvent(m as HelperEvent), (p) => this.log(`helper sent a ${p.kind} frame; ignored`));
+    const decoder = new FrameDecoder(
+      (m) => this.onEvent(m as HelperEvent),
+      (p) => this.log(`helper sent a ${p.kind} frame; ignored`),
+    );
     sock.on('data', (d: Buffer) => decoder.push(d));
     sock.on('error', (err) => this.log(`helper channel error: ${err.message}`));
     sock.on('close', () => void this.onLost());
@@ -442,7 +461,12 @@ export class HelperEngine extends EngineFacade {
     const c = await this.helper();
     const raw = await c.request(op, helperParams(op, params) as never, options.progress, options.token);
     const r = check(OPS[op].result, raw);
-    if (!r.ok) throw new EngineError('INTERNAL', `The devsnap helper answered "${op}" with a result that does not fit its schema: ${r.problem}.`, 'The extension and its helper may come from different versions: restart VS Code.');
+    if (!r.ok)
+      throw new EngineError(
+        'INTERNAL',
+        `The devsnap helper answered "${op}" with a result that does not fit its schema: ${r.problem}.`,
+        'The extension and its helper may come from different versions: restart VS Code.',
+      );
     return r.value as OpResult<K>;
   }
 

@@ -63,9 +63,7 @@ export function sourceLabel(src: { path: string; model?: string }): string {
 /** The snapshot taken of the same source just before `s`, if any. */
 export function previousSnapshot(all: readonly SnapshotSummary[], s: SnapshotSummary): SnapshotSummary | undefined {
   const key = sourceKey(s);
-  return [...all]
-    .filter((o) => o.id !== s.id && sourceKey(o) === key && compareNewestFirst(o, s) > 0)
-    .sort(compareNewestFirst)[0];
+  return [...all].filter((o) => o.id !== s.id && sourceKey(o) === key && compareNewestFirst(o, s) > 0).sort(compareNewestFirst)[0];
 }
 
 /** The image is not one point in time (a fuzzy read, forced or by an earlier devsnap): the sidebar marks it. */
@@ -179,7 +177,8 @@ export function overwriteSummary(target: DiskInfo | undefined, partition?: numbe
   if (!target) return partition !== undefined ? `partition ${partition}` : 'everything on it';
   const parts = target.partitions.filter((p) => partition === undefined || p.index === partition);
   if (!parts.length) return partition !== undefined ? `partition ${partition}` : 'all of its contents';
-  const one = (p: DiskInfo['partitions'][number]) => `${p.index} (${[p.fs ?? p.typeName ?? 'unknown', p.label ? `“${p.label}”` : '', p.mountpoints?.length ? `mounted at ${p.mountpoints.join(', ')}` : ''].filter(Boolean).join(' ')})`;
+  const one = (p: DiskInfo['partitions'][number]) =>
+    `${p.index} (${[p.fs ?? p.typeName ?? 'unknown', p.label ? `“${p.label}”` : '', p.mountpoints?.length ? `mounted at ${p.mountpoints.join(', ')}` : ''].filter(Boolean).join(' ')})`;
   return `${parts.length === 1 ? 'partition' : 'partitions'} ${parts.map(one).join(', ')}`;
 }
 

@@ -76,10 +76,14 @@ export function pauseNotice(plan: SnapshotPlan, held: ReadonlyMap<string, readon
     const where = listText(group.map((m) => m.mountpoint));
     const seconds = pauseText(Math.max(...group.map((m) => m.pauseSeconds ?? plan.pauseSeconds)));
     const one = group.length === 1;
-    let text = how === 'two-pass' ? `Writes to ${where} pause for about ${seconds} near the end`
-      : how === 'two-pass-ro' ? `${where} ${one ? 'is' : 'are'} read-only for about ${seconds} near the end`
-      : how === 'frozen' ? `Writes to ${where} pause for about ${seconds} while ${one ? 'it is' : 'they are'} read`
-      : `${where} ${one ? 'is' : 'are'} read-only for about ${seconds} while ${one ? 'it is' : 'they are'} read`;
+    let text =
+      how === 'two-pass'
+        ? `Writes to ${where} pause for about ${seconds} near the end`
+        : how === 'two-pass-ro'
+          ? `${where} ${one ? 'is' : 'are'} read-only for about ${seconds} near the end`
+          : how === 'frozen'
+            ? `Writes to ${where} pause for about ${seconds} while ${one ? 'it is' : 'they are'} read`
+            : `${where} ${one ? 'is' : 'are'} read-only for about ${seconds} while ${one ? 'it is' : 'they are'} read`;
     const ours = [...new Set(group.flatMap((m) => held.get(m.mountpoint) ?? []))];
     if (ours.length) {
       text += `, including ${listText(ours)}: ${how === 'remount-ro' || how === 'two-pass-ro' ? 'VS Code cannot save there for that moment' : 'the editor may not respond for that moment'}`;

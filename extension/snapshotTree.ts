@@ -11,8 +11,18 @@ import type { DamagedSnapshot, PartitionInfo, SnapshotSummary } from '../imaging
 import type { DevsnapConfig } from './config';
 import { Engine, EngineError } from './engine';
 import {
-  damagedGroupText, damagedItemText, DiskGroup, groupSnapshots, isFuzzy, partitionDescription, partitionLabel, partitionTooltip, snapshotContextValue,
-  snapshotDescription, snapshotIconKind, snapshotTooltipMarkdown,
+  damagedGroupText,
+  damagedItemText,
+  DiskGroup,
+  groupSnapshots,
+  isFuzzy,
+  partitionDescription,
+  partitionLabel,
+  partitionTooltip,
+  snapshotContextValue,
+  snapshotDescription,
+  snapshotIconKind,
+  snapshotTooltipMarkdown,
 } from './snapshotModel';
 
 export type RepositoryState = 'none' | 'missing' | 'empty' | 'ok' | 'error';
@@ -23,14 +33,20 @@ export class DiskGroupNode {
 }
 export class SnapshotNode {
   readonly kind = 'snapshot';
-  constructor(readonly snapshot: SnapshotSummary, readonly parent: DiskGroupNode) {}
+  constructor(
+    readonly snapshot: SnapshotSummary,
+    readonly parent: DiskGroupNode,
+  ) {}
   get id(): string {
     return this.snapshot.id;
   }
 }
 export class PartitionNode {
   readonly kind = 'partition';
-  constructor(readonly partition: PartitionInfo, readonly parent: SnapshotNode) {}
+  constructor(
+    readonly partition: PartitionInfo,
+    readonly parent: SnapshotNode,
+  ) {}
 }
 export class DamagedGroupNode {
   readonly kind = 'damagedGroup';
@@ -38,7 +54,10 @@ export class DamagedGroupNode {
 }
 export class DamagedNode {
   readonly kind = 'damaged';
-  constructor(readonly damaged: DamagedSnapshot, readonly parent: DamagedGroupNode) {}
+  constructor(
+    readonly damaged: DamagedSnapshot,
+    readonly parent: DamagedGroupNode,
+  ) {}
 }
 export type SnapshotTreeNode = DiskGroupNode | SnapshotNode | PartitionNode | DamagedGroupNode | DamagedNode;
 

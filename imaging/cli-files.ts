@@ -49,7 +49,10 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
       const r = await listDirOp({ ...ctx.repoReq(g), snapshot: id, path: p, partition: o.partition }, ctx.opContext(g, false));
       ctx.report(g, r, () =>
         r.entries
-          .map((e) => `${modeString(e)} ${String(e.uid).padStart(5)} ${String(e.gid).padStart(5)} ${String(e.size).padStart(10)} ${new Date(e.mtime).toISOString().slice(0, 19).replace('T', ' ')} ${e.name}${e.type === 'dir' ? '/' : ''}${e.target !== undefined ? ` -> ${e.target}` : ''}`)
+          .map(
+            (e) =>
+              `${modeString(e)} ${String(e.uid).padStart(5)} ${String(e.gid).padStart(5)} ${String(e.size).padStart(10)} ${new Date(e.mtime).toISOString().slice(0, 19).replace('T', ' ')} ${e.name}${e.type === 'dir' ? '/' : ''}${e.target !== undefined ? ` -> ${e.target}` : ''}`,
+          )
           .join('\n'),
       );
     });
@@ -105,9 +108,14 @@ export function registerFileCommands(program: Command, ctx: CliContext): void {
         [
           describeInventoryDiff(r.inventory),
           `Files (partition ${r.partition}): ${t.added} added, ${t.removed} removed, ${t.modified} modified, ${t.metadata} metadata only`,
-          ...r.files.changes.map((c) => `  ${c.change === 'added' ? 'A' : c.change === 'removed' ? 'D' : c.change === 'modified' ? 'M' : 'm'} ${c.path}${c.type === 'dir' ? '/' : ''}${c.detail.length ? `  (${c.detail.join(', ')})` : ''}`),
+          ...r.files.changes.map(
+            (c) =>
+              `  ${c.change === 'added' ? 'A' : c.change === 'removed' ? 'D' : c.change === 'modified' ? 'M' : 'm'} ${c.path}${c.type === 'dir' ? '/' : ''}${c.detail.length ? `  (${c.detail.join(', ')})` : ''}`,
+          ),
           r.files.total > r.files.offset + r.files.changes.length ? `  … ${r.files.total - r.files.offset - r.files.changes.length} more (use --offset/--limit)` : '',
-        ].filter(Boolean).join('\n'),
+        ]
+          .filter(Boolean)
+          .join('\n'),
       );
     });
 

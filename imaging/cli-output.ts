@@ -89,7 +89,14 @@ export function oneLine(text: string): string {
 export function table(rows: string[][]): string {
   const cells = rows.map((r) => r.map(oneLine));
   const widths = cells[0].map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  return cells.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+  return cells
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 /** `devsnap list`: the snapshots, then every damaged manifest (never left out: the command exits non-zero). */
@@ -98,13 +105,20 @@ export function listText(r: ListResult): string {
   const when = (created: string) => created.slice(0, 16).replace('T', ' ');
   const lines: string[] = [];
   if (r.snapshots.length) {
-    lines.push(table([
-      ['ID', 'CREATED', 'LABEL', 'SOURCE', 'SIZE', 'ADDED', 'STATE'],
-      ...r.snapshots.map((m) => [
-        m.id, when(m.created), m.label, m.source.path, formatBytes(m.stats.bytesLogical), formatBytes(m.stats.bytesAdded),
-        [m.state, m.pinned ? 'pinned' : '', m.warningCount ? `${m.warningCount} warning${m.warningCount === 1 ? '' : 's'}` : ''].filter(Boolean).join(', '),
+    lines.push(
+      table([
+        ['ID', 'CREATED', 'LABEL', 'SOURCE', 'SIZE', 'ADDED', 'STATE'],
+        ...r.snapshots.map((m) => [
+          m.id,
+          when(m.created),
+          m.label,
+          m.source.path,
+          formatBytes(m.stats.bytesLogical),
+          formatBytes(m.stats.bytesAdded),
+          [m.state, m.pinned ? 'pinned' : '', m.warningCount ? `${m.warningCount} warning${m.warningCount === 1 ? '' : 's'}` : ''].filter(Boolean).join(', '),
+        ]),
       ]),
-    ]));
+    );
   }
   if (r.damaged.length) {
     lines.push('', `${r.damaged.length} snapshot${r.damaged.length === 1 ? ' has a damaged manifest' : 's have damaged manifests'} and cannot be used:`);

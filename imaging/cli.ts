@@ -121,7 +121,10 @@ program
   .option('--json', 'print the result as one JSON object on stdout')
   .addOption(new Option('--progress <mode>', 'progress display').choices(['bar', 'plain', 'json', 'none']))
   .option('--lock-wait <seconds>', 'how long to wait for another devsnap holding the repository lock (default: 10)')
-  .addHelpText('after', '\nNaming a snapshot (ID): its full id, a prefix of it, its label, or "latest"; id:PREFIX names by id only and\nlabel:TEXT by label only. A name that fits more than one snapshot is refused with the candidates, never guessed.')
+  .addHelpText(
+    'after',
+    '\nNaming a snapshot (ID): its full id, a prefix of it, its label, or "latest"; id:PREFIX names by id only and\nlabel:TEXT by label only. A name that fits more than one snapshot is refused with the candidates, never guessed.',
+  )
   .showHelpAfterError();
 
 program
@@ -135,9 +138,18 @@ program
     const g = globals(cmd);
     if (o.encrypt && !password(g)) throw new DevsnapError('USAGE', '--encrypt needs a password.', 'Set DEVSNAP_PASSWORD or pass --password-file FILE.');
     // An unencrypted repository refuses every command given a password: do not create one that way.
-    if (!o.encrypt && password(g)) throw new DevsnapError('USAGE', 'A password is given (DEVSNAP_PASSWORD or --password-file) but not --encrypt.', 'Add --encrypt for an encrypted repository, or unset the password for an unencrypted one.');
+    if (!o.encrypt && password(g))
+      throw new DevsnapError(
+        'USAGE',
+        'A password is given (DEVSNAP_PASSWORD or --password-file) but not --encrypt.',
+        'Add --encrypt for an encrypted repository, or unset the password for an unencrypted one.',
+      );
     const repo = await Repository.init(repoDir(g), { chunkSize: o.chunkSize, packSize: o.packSize, level: o.compression, password: o.encrypt ? password(g) : undefined }, log);
-    report(g, { repository: repo.dir, config: { ...repo.config, encryption: repo.config.encryption ? 'scrypt+aes-256-gcm' : null } }, () => `Created repository ${repo.dir}${repo.cipher.encrypted ? ' (encrypted)' : ''}.`);
+    report(
+      g,
+      { repository: repo.dir, config: { ...repo.config, encryption: repo.config.encryption ? 'scrypt+aes-256-gcm' : null } },
+      () => `Created repository ${repo.dir}${repo.cipher.encrypted ? ' (encrypted)' : ''}.`,
+    );
   });
 
 program
@@ -151,7 +163,13 @@ program
         ['DISK', 'SIZE', 'TABLE', 'MODEL', 'NOTE'],
         ...disks.flatMap((d) => [
           [d.path, formatBytes(d.size), d.table ?? '', d.model ?? '', [d.isSystem ? 'running system' : '', ...(d.notes ?? [])].filter(Boolean).join('; ')],
-          ...d.partitions.map((p) => [`  ${p.path ?? `#${p.index}`}`, formatBytes(p.size), p.fs ?? '', p.label ?? '', [p.usedBytes !== undefined ? `${formatBytes(p.usedBytes)} used` : '', ...(p.mountpoints ?? [])].filter(Boolean).join(' ')]),
+          ...d.partitions.map((p) => [
+            `  ${p.path ?? `#${p.index}`}`,
+            formatBytes(p.size),
+            p.fs ?? '',
+            p.label ?? '',
+            [p.usedBytes !== undefined ? `${formatBytes(p.usedBytes)} used` : '', ...(p.mountpoints ?? [])].filter(Boolean).join(' '),
+          ]),
         ]),
       ]),
     );
@@ -177,8 +195,12 @@ program
     const r = await ops.snapshotOp({ ...repoReq(g), source, label: o.label, compressionLevel: o.compression, freeze: o.freeze, fuzzy: o.fuzzy, fullRead: o.fullRead }, opCtx(g));
     const m = r.snapshot;
     const s = m.stats;
-    report(g, r, () =>
-      `Snapshot ${m.id} "${oneLine(m.label)}" of ${oneLine(source)}: ${formatBytes(s.bytesLogical)} disk, ${formatBytes(s.bytesUsed)} used, ${formatBytes(s.bytesAdded)} added (${s.chunksNew} new chunks, ${s.chunksReused} reused) in ${formatDuration(s.durationSeconds)}.\n${describeConsistency(m)}`);
+    report(
+      g,
+      r,
+      () =>
+        `Snapshot ${m.id} "${oneLine(m.label)}" of ${oneLine(source)}: ${formatBytes(s.bytesLogical)} disk, ${formatBytes(s.bytesUsed)} used, ${formatBytes(s.bytesAdded)} added (${s.chunksNew} new chunks, ${s.chunksReused} reused) in ${formatDuration(s.durationSeconds)}.\n${describeConsistency(m)}`,
+    );
   });
 
 /** `verify --against`: the snapshot is sound but the disk holds something else (README, exit codes). */
@@ -188,7 +210,8 @@ function diskText(d: DiskComparison): string[] {
   const where = (x: DiskComparison['differences'][number]) => `  ${x.partition === null ? 'raw area' : `partition ${x.partition}`}: ${formatBytes(x.length)} at byte ${x.offset}`;
   return [
     ...d.warnings.map((w) => `warning: ${w}`),
-    d.equal ? `${oneLine(d.source)} holds what the snapshot holds (${formatBytes(d.bytesCompared)} in use compared).`
+    d.equal
+      ? `${oneLine(d.source)} holds what the snapshot holds (${formatBytes(d.bytesCompared)} in use compared).`
       : `${oneLine(d.source)} differs from the snapshot in ${formatBytes(d.differingBytes)} of ${formatBytes(d.bytesCompared)} in use:`,
     ...d.differences.map(where),
   ];
@@ -196,8 +219,15 @@ function diskText(d: DiskComparison): string[] {
 
 function planText(p: SnapshotPlan): string {
   if (p.consistency === 'offline') return `${oneLine(p.source)} has no filesystem mounted read-write: it is imaged as it is, nothing is paused.`;
-  const lines = p.mounts.map((m) => `  ${oneLine(m.mountpoint)}: ${m.how === 'two-pass' ? `read live, then writes paused for about ${m.pauseSeconds!.toFixed(1)} s for the last pass` : m.how === 'two-pass-ro' ? `read live, then read-only for about ${m.pauseSeconds!.toFixed(1)} s for the last pass` : m.how === 'frozen' ? `writes paused while it is read (about ${m.pauseSeconds!.toFixed(1)} s)` : m.how === 'remount-ro' ? `read-only while it is read (about ${m.pauseSeconds!.toFixed(1)} s)` : m.how === 'lvm-snapshot' ? 'read from an LVM snapshot (LVM suspends it for an instant)' : 'cannot be paused'}${m.holdsRepository ? ' (holds the repository)' : ''}`);
-  return [`A snapshot of ${oneLine(p.source)} is one point in time; writes pause for about ${p.pauseSeconds.toFixed(1)} s:`, ...lines, ...(p.problem ? [`Refused: ${p.problem.message} ${p.problem.hint}`] : [])].join('\n');
+  const lines = p.mounts.map(
+    (m) =>
+      `  ${oneLine(m.mountpoint)}: ${m.how === 'two-pass' ? `read live, then writes paused for about ${m.pauseSeconds!.toFixed(1)} s for the last pass` : m.how === 'two-pass-ro' ? `read live, then read-only for about ${m.pauseSeconds!.toFixed(1)} s for the last pass` : m.how === 'frozen' ? `writes paused while it is read (about ${m.pauseSeconds!.toFixed(1)} s)` : m.how === 'remount-ro' ? `read-only while it is read (about ${m.pauseSeconds!.toFixed(1)} s)` : m.how === 'lvm-snapshot' ? 'read from an LVM snapshot (LVM suspends it for an instant)' : 'cannot be paused'}${m.holdsRepository ? ' (holds the repository)' : ''}`,
+  );
+  return [
+    `A snapshot of ${oneLine(p.source)} is one point in time; writes pause for about ${p.pauseSeconds.toFixed(1)} s:`,
+    ...lines,
+    ...(p.problem ? [`Refused: ${p.problem.message} ${p.problem.hint}`] : []),
+  ].join('\n');
 }
 
 program
@@ -223,7 +253,10 @@ program
         `  created ${m.created} on ${oneLine(m.host)}; ${m.state}${m.pinned ? '; pinned' : ''}${m.parent ? `; parent ${m.parent}` : ''}`,
         `  ${describeConsistency(m)}`,
         `  source ${oneLine(m.source.path)}, ${formatBytes(m.source.size)}, ${m.source.table} table`,
-        ...m.partitions.map((p) => `  partition ${p.index}: ${formatBytes(p.size)} at ${p.start}, ${p.fs ?? 'unknown content (imaged in full)'}${p.label ? ` "${oneLine(p.label)}"` : ''}${p.usedBytes !== undefined ? `, ${formatBytes(p.usedBytes)} used` : ''}`),
+        ...m.partitions.map(
+          (p) =>
+            `  partition ${p.index}: ${formatBytes(p.size)} at ${p.start}, ${p.fs ?? 'unknown content (imaged in full)'}${p.label ? ` "${oneLine(p.label)}"` : ''}${p.usedBytes !== undefined ? `, ${formatBytes(p.usedBytes)} used` : ''}`,
+        ),
         `  read ${formatBytes(m.stats.bytesRead)}, added ${formatBytes(m.stats.bytesAdded)} in ${formatDuration(m.stats.durationSeconds)}`,
         ...m.warnings.map((w) => `  warning: ${w}`),
       ].join('\n'),
@@ -238,17 +271,26 @@ program
   .option('-y, --yes', 'do not ask before overwriting a device')
   .action(async (id: string, target: string, o, cmd) => {
     const g = globals(cmd);
-    const r = await ops.restoreOp({ ...repoReq(g), snapshot: id, target, partition: o.partition, dryRun: o.dryRun }, {
-      ...opCtx(g),
-      confirmRestore: o.yes ? undefined : async (plan, full) => {
-        if (plan.targetKind !== 'block') return;
-        if (!process.stdin.isTTY) throw new DevsnapError('USAGE', `Restoring overwrites the device ${target}.`, 'Pass --yes to confirm.');
-        if (!(await confirm(`This overwrites ${target} (${formatBytes(plan.targetSize)}) with snapshot ${full}. Type "yes" to continue: `))) throw new DevsnapError('CANCELLED', 'Restore cancelled; nothing was written.');
+    const r = await ops.restoreOp(
+      { ...repoReq(g), snapshot: id, target, partition: o.partition, dryRun: o.dryRun },
+      {
+        ...opCtx(g),
+        confirmRestore: o.yes
+          ? undefined
+          : async (plan, full) => {
+              if (plan.targetKind !== 'block') return;
+              if (!process.stdin.isTTY) throw new DevsnapError('USAGE', `Restoring overwrites the device ${target}.`, 'Pass --yes to confirm.');
+              if (!(await confirm(`This overwrites ${target} (${formatBytes(plan.targetSize)}) with snapshot ${full}. Type "yes" to continue: `)))
+                throw new DevsnapError('CANCELLED', 'Restore cancelled; nothing was written.');
+            },
       },
-    });
+    );
     report(g, r, () =>
       r.dryRun
-        ? [`Would write ${formatBytes(r.bytesToWrite)} of snapshot ${r.snapshot} to ${r.target} (${r.targetKind}):`, ...r.areas.map((a) => `  ${a.kind === 'partition' ? `partition ${a.partition}` : 'raw area'} at ${a.offset}, ${formatBytes(a.size)} (${a.mode})`)].join('\n')
+        ? [
+            `Would write ${formatBytes(r.bytesToWrite)} of snapshot ${r.snapshot} to ${r.target} (${r.targetKind}):`,
+            ...r.areas.map((a) => `  ${a.kind === 'partition' ? `partition ${a.partition}` : 'raw area'} at ${a.offset}, ${formatBytes(a.size)} (${a.mode})`),
+          ].join('\n')
         : `Restored snapshot ${r.snapshot} to ${r.target}: ${formatBytes(r.bytesWritten)} written, every chunk verified${r.gptRelocated ? '; GPT backup moved to the end of the larger disk' : ''}.`,
     );
   });
@@ -264,9 +306,12 @@ program
       [
         `Checked ${r.chunksChecked} chunks (${formatBytes(r.bytesChecked)}).`,
         ...r.snapshots.map((s) =>
-          s.ok ? `  ${s.id} "${oneLine(s.label)}": ok`
-          : s.error ? `  ${s.id} "${oneLine(s.label)}": DAMAGED manifest: ${s.error}`
-          : `  ${s.id} "${oneLine(s.label)}": DAMAGED\n${s.damage.map((d) => `    ${describeDamage(d)}`).join('\n')}`),
+          s.ok
+            ? `  ${s.id} "${oneLine(s.label)}": ok`
+            : s.error
+              ? `  ${s.id} "${oneLine(s.label)}": DAMAGED manifest: ${s.error}`
+              : `  ${s.id} "${oneLine(s.label)}": DAMAGED\n${s.damage.map((d) => `    ${describeDamage(d)}`).join('\n')}`,
+        ),
         ...(r.disk ? diskText(r.disk) : []),
       ].join('\n'),
     );
@@ -281,7 +326,14 @@ program
   .action(async (o, cmd) => {
     const g = globals(cmd);
     const r = await ops.checkOp({ ...repoReq(g), readData: !!o.readData }, opCtx(g, !!o.readData));
-    report(g, r, () => [`${r.snapshots} snapshots, ${r.packs} packs, ${r.chunks} chunks.`, ...r.errors.map((e) => `error: ${e}`), ...r.warnings.map((w) => `note: ${w}`), r.ok ? 'No errors found.' : 'Errors found.'].join('\n'));
+    report(g, r, () =>
+      [
+        `${r.snapshots} snapshots, ${r.packs} packs, ${r.chunks} chunks.`,
+        ...r.errors.map((e) => `error: ${e}`),
+        ...r.warnings.map((w) => `note: ${w}`),
+        r.ok ? 'No errors found.' : 'Errors found.',
+      ].join('\n'),
+    );
     if (!r.ok) process.exitCode = EXIT_CODES.DAMAGED;
   });
 
@@ -291,7 +343,12 @@ program
   .action(async (a: string, b: string, _o, cmd) => {
     const g = globals(cmd);
     const r = await ops.diffOp({ ...repoReq(g), a, b }, opCtx(g, false));
-    report(g, r, () => [...r.partitions.map((p) => `${p.index === null ? 'raw areas' : `partition ${p.index}`}${p.fs ? ` (${p.fs})` : ''}: ${formatBytes(p.changedBytes)} changed in ${p.ranges.length} range(s)`), `total: ${formatBytes(r.totalChangedBytes)} changed`].join('\n'));
+    report(g, r, () =>
+      [
+        ...r.partitions.map((p) => `${p.index === null ? 'raw areas' : `partition ${p.index}`}${p.fs ? ` (${p.fs})` : ''}: ${formatBytes(p.changedBytes)} changed in ${p.ranges.length} range(s)`),
+        `total: ${formatBytes(r.totalChangedBytes)} changed`,
+      ].join('\n'),
+    );
   });
 
 program
@@ -305,15 +362,23 @@ program
   .option('--prune', 'prune right after')
   .action(async (ids: string[], o, cmd) => {
     const g = globals(cmd);
-    const r = await ops.forgetOp({
-      ...repoReq(g),
-      ids,
-      policy: { keepLast: o.keepLast, keepDaily: o.keepDaily, keepWeekly: o.keepWeekly, keepMonthly: o.keepMonthly },
-      dryRun: !!o.dryRun,
-      prune: !!o.prune,
-    }, opCtx(g, !!o.prune && !o.dryRun));
+    const r = await ops.forgetOp(
+      {
+        ...repoReq(g),
+        ids,
+        policy: { keepLast: o.keepLast, keepDaily: o.keepDaily, keepWeekly: o.keepWeekly, keepMonthly: o.keepMonthly },
+        dryRun: !!o.dryRun,
+        prune: !!o.prune,
+      },
+      opCtx(g, !!o.prune && !o.dryRun),
+    );
     for (const d of r.damaged ?? []) log(`warning: snapshot ${d.id} has a damaged manifest and was left alone (${d.message}); forget it by id once you are sure.`);
-    report(g, r, () => `${r.dryRun ? 'Would remove' : 'Removed'} ${r.removed.length} snapshot(s)${r.removed.length ? `: ${r.removed.join(', ')}` : ''}; ${r.kept.length} kept.${r.prune ? ` Pruned ${formatBytes(r.prune.bytesFreed)}.` : ''}`);
+    report(
+      g,
+      r,
+      () =>
+        `${r.dryRun ? 'Would remove' : 'Removed'} ${r.removed.length} snapshot(s)${r.removed.length ? `: ${r.removed.join(', ')}` : ''}; ${r.kept.length} kept.${r.prune ? ` Pruned ${formatBytes(r.prune.bytesFreed)}.` : ''}`,
+    );
   });
 
 program
@@ -326,7 +391,10 @@ program
     report(g, r, () => `${r.dryRun ? 'Would free' : 'Freed'} ${formatBytes(r.bytesFreed)}: ${r.packsRemoved} pack(s) removed (${r.packsRewritten} rewritten), ${r.tempFilesRemoved} leftover file(s).`);
   });
 
-for (const [name, pinned] of [['pin', true], ['unpin', false]] as const) {
+for (const [name, pinned] of [
+  ['pin', true],
+  ['unpin', false],
+] as const) {
   program
     .command(`${name} <id>`)
     .description(pinned ? 'pin a snapshot: retention never removes it' : 'unpin a snapshot')
@@ -366,7 +434,7 @@ program
 
 program
   .command('unlock')
-  .description("remove stale locks (of processes no longer running); --all removes every lock")
+  .description('remove stale locks (of processes no longer running); --all removes every lock')
   .option('--all', 'remove all locks, also of other hosts (make sure no devsnap uses the repository)')
   .action(async (o, cmd) => {
     const g = globals(cmd);
@@ -381,7 +449,7 @@ registerFileCommands(program, { withRepo, repoReq, report, globals, progressSink
 // operation of ops/registry.ts over JSON-RPC on stdin/stdout; it exits when stdin closes.
 program
   .command('serve')
-  .description('serve the engine\'s operations over JSON-RPC on stdin/stdout (started by the extension)')
+  .description("serve the engine's operations over JSON-RPC on stdin/stdout (started by the extension)")
   .requiredOption('--stdio', 'speak JSON-RPC on stdin and stdout (the only transport)')
   .action(async () => {
     await serveStdio();
@@ -420,13 +488,14 @@ function fail(err: unknown): void {
 function main(): void {
   // Ctrl-C / SIGTERM: stop at a safe point (the snapshot is abandoned, the repository left as it was).
   let signals = 0;
-  if (process.argv[2] !== 'helper') for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.on(sig, () => {
-      if (++signals > 1) process.exit(EXIT_CODES.CANCELLED);
-      log('stopping at a safe point… (again to quit now)');
-      abort.abort();
-    });
-  }
+  if (process.argv[2] !== 'helper')
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.on(sig, () => {
+        if (++signals > 1) process.exit(EXIT_CODES.CANCELLED);
+        log('stopping at a safe point… (again to quit now)');
+        abort.abort();
+      });
+    }
   watchLauncher(() => process.kill(process.pid, 'SIGTERM'));
   program.exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s) });

@@ -40,7 +40,10 @@ export function watchLauncher(stop: () => void): void {
  */
 export function relaunchTuned(): boolean {
   if (process.env.DEVSNAP_TUNED) return false;
-  const child = spawn(process.execPath, [...ENGINE_NODE_ARGS, ...process.execArgv, process.argv[1], ...process.argv.slice(2)], { stdio: 'inherit', env: { ...process.env, ...ENGINE_ENV, DEVSNAP_TUNED: RELAUNCHED } });
+  const child = spawn(process.execPath, [...ENGINE_NODE_ARGS, ...process.execArgv, process.argv[1], ...process.argv.slice(2)], {
+    stdio: 'inherit',
+    env: { ...process.env, ...ENGINE_ENV, DEVSNAP_TUNED: RELAUNCHED },
+  });
   process.on('SIGINT', () => undefined);
   process.on('SIGHUP', () => undefined);
   process.on('SIGTERM', () => child.kill('SIGTERM'));

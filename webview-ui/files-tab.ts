@@ -75,9 +75,15 @@ export function renderTree(): void {
     const kind = c?.change;
     const iconName: IconName = n.isDir ? (r.expanded ? 'chevron-down' : 'chevron-right') : 'file';
     const typeIcon: IconName = n.isDir ? 'folder' : c?.type === 'symlink' ? 'file-symlink-file' : 'file';
-    const counts = n.isDir && n.children.length
-      ? KINDS.filter((k) => n.counts[k] - (kind === k ? 1 : 0) > 0).map((k) => `<span class="dircount dircount-${k}" title="${n.counts[k] - (kind === k ? 1 : 0)} ${KIND_LABEL[k].toLowerCase()} below">${CHANGE_LETTER[k]}${n.counts[k] - (kind === k ? 1 : 0)}</span>`).join('')
-      : '';
+    const counts =
+      n.isDir && n.children.length
+        ? KINDS.filter((k) => n.counts[k] - (kind === k ? 1 : 0) > 0)
+            .map(
+              (k) =>
+                `<span class="dircount dircount-${k}" title="${n.counts[k] - (kind === k ? 1 : 0)} ${KIND_LABEL[k].toLowerCase()} below">${CHANGE_LETTER[k]}${n.counts[k] - (kind === k ? 1 : 0)}</span>`,
+            )
+            .join('')
+        : '';
     html.push(
       `<div class="row${i === focusIndex ? ' focused' : ''}${sel !== 'no' ? ' selected' : ''}${n.matches ? '' : ' context'}" role="treeitem" id="row-${i}" data-index="${i}" aria-level="${r.depth + 1}"` +
         `${n.isDir && n.children.length ? ` aria-expanded="${r.expanded}"` : ''} aria-selected="${sel !== 'no'}" title="${esc(n.path)}${c ? ` — ${esc(describeChange(c))}` : ''}">` +
@@ -119,9 +125,7 @@ export function renderFileTotals(): void {
   const loaded = cmp ? cmp.received : 0;
   const total = s?.total ?? 0;
   const filtering = state.fileFilter.trim() !== '' || state.kinds.length < 4;
-  $('#file-totals').textContent = !s
-    ? ''
-    : `${filtering ? `${matched} of ` : ''}${total} changes${loaded < total ? ` · loading ${Math.round((loaded / Math.max(1, total)) * 100)}%` : ''}`;
+  $('#file-totals').textContent = !s ? '' : `${filtering ? `${matched} of ` : ''}${total} changes${loaded < total ? ` · loading ${Math.round((loaded / Math.max(1, total)) * 100)}%` : ''}`;
   const n = selected.size;
   $('#selection-text').textContent = n ? `${n} selected` : 'Select files or folders (Space) to restore them';
   for (const id of ['#restore-original', '#restore-folder']) ($(id) as HTMLButtonElement).disabled = n === 0;

@@ -26,7 +26,10 @@ export function renderPickers(): void {
 
 /** Beside each picker: how its snapshot is one point in time (or is not). */
 export function renderConsistency(): void {
-  for (const [el, id] of [[$('#consistency-a'), state.a], [$('#consistency-b'), state.b]] as const) {
+  for (const [el, id] of [
+    [$('#consistency-a'), state.a],
+    [$('#consistency-b'), state.b],
+  ] as const) {
     const s = snap(id);
     el.innerHTML = s ? consistencyHtml(s) : '';
   }
@@ -64,7 +67,9 @@ export function renderSummary(): void {
     changed ? `<span class="before">${esc(before)}</span> ${icon('arrow-right', 'arrow')} <span class="after">${esc(after)}</span>` : `<span>${esc(after)}</span> <span class="dim">(unchanged)</span>`;
   if (s.inventory) {
     const u = upgradeSummary(s.inventory);
-    cards.push(`<div class="card" id="card-os"><div class="card-title">${icon('server')} Operating system</div><div class="card-value">${arrow(u.os.before, u.os.after, u.os.changed)}</div><div class="card-sub">Kernel ${arrow(u.kernel.before, u.kernel.after, u.kernel.changed)}</div></div>`);
+    cards.push(
+      `<div class="card" id="card-os"><div class="card-title">${icon('server')} Operating system</div><div class="card-value">${arrow(u.os.before, u.os.after, u.os.changed)}</div><div class="card-sub">Kernel ${arrow(u.kernel.before, u.kernel.after, u.kernel.changed)}</div></div>`,
+    );
     cards.push(
       `<div class="card" id="card-packages"><div class="card-title">${icon('package')} Packages</div><div class="card-value nums">` +
         `<span class="num up" title="upgraded"><b>${u.upgraded}</b> upgraded</span>` +
@@ -76,7 +81,10 @@ export function renderSummary(): void {
     cards.push(
       `<div class="card" id="card-toolchains"><div class="card-title">${icon('terminal')} Toolchains</div>` +
         (u.toolchains.length
-          ? `<ul class="toolchains">${u.toolchains.slice(0, 6).map((t) => `<li><b>${esc(t.name)}</b> ${arrow(t.before, t.after, true)}</li>`).join('')}${u.toolchains.length > 6 ? `<li class="dim">and ${u.toolchains.length - 6} more</li>` : ''}</ul>`
+          ? `<ul class="toolchains">${u.toolchains
+              .slice(0, 6)
+              .map((t) => `<li><b>${esc(t.name)}</b> ${arrow(t.before, t.after, true)}</li>`)
+              .join('')}${u.toolchains.length > 6 ? `<li class="dim">and ${u.toolchains.length - 6} more</li>` : ''}</ul>`
           : `<div class="card-value dim">No version changed</div>`) +
         `</div>`,
     );

@@ -107,7 +107,10 @@ export function initHostMessages(): void {
       case 'restoreDone': {
         const t = m.totals;
         store.plan = null;
-        store.restoreStatus = { kind: 'done', text: `Restored into ${m.targetRoot}: ${t.create} created, ${t.replace} replaced, ${t.unchanged} unchanged; ${formatBytes(m.bytesWritten)} written.${m.warnings.length ? ` ${m.warnings.length} warnings (see the output).` : ''}` };
+        store.restoreStatus = {
+          kind: 'done',
+          text: `Restored into ${m.targetRoot}: ${t.create} created, ${t.replace} replaced, ${t.unchanged} unchanged; ${formatBytes(m.bytesWritten)} written.${m.warnings.length ? ` ${m.warnings.length} warnings (see the output).` : ''}`,
+        };
         renderPlan();
         break;
       }

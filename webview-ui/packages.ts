@@ -54,7 +54,7 @@ export interface UpgradeSummary {
   extensions: { added: number; removed: number; updated: number };
 }
 
-const osName = (o: InventoryDiff['os']['before']) => (o ? o.prettyName ?? (`${o.name} ${o.version}`.trim() || o.id) : 'unknown');
+const osName = (o: InventoryDiff['os']['before']) => (o ? (o.prettyName ?? (`${o.name} ${o.version}`.trim() || o.id)) : 'unknown');
 
 /** The at-a-glance lines of the summary. */
 export function upgradeSummary(d: InventoryDiff): UpgradeSummary {

@@ -14,7 +14,8 @@ export const snapName = (s: PanelSnapshot | undefined) => (s ? `${s.label || '(n
 /** Not one point in time (consistencyName's "fuzzy read"): marked with a warning icon. */
 const isFuzzy = (s: PanelSnapshot) => consistencyName(s) === consistencyName({ consistency: 'fuzzy' });
 /** "point in time", "offline", "⚠ fuzzy read"; the sentence of describeConsistency as its tooltip. */
-export const consistencyHtml = (s: PanelSnapshot) => `<span class="consistency${isFuzzy(s) ? ' fuzzy' : ''}" title="${esc(describeConsistency(s))}">${isFuzzy(s) ? icon('warning') : ''}${esc(consistencyName(s))}</span>`;
+export const consistencyHtml = (s: PanelSnapshot) =>
+  `<span class="consistency${isFuzzy(s) ? ' fuzzy' : ''}" title="${esc(describeConsistency(s))}">${isFuzzy(s) ? icon('warning') : ''}${esc(consistencyName(s))}</span>`;
 
 export function setStatus(text: string, busy = false): void {
   $('#status').innerHTML = text ? `${busy ? icon('loading', 'spin') : ''}<span>${esc(text)}</span>` : '';

@@ -8,7 +8,10 @@ import { post, state } from './store';
 export function renderRestore(): void {
   const el = $('#panel-restore');
   const cards: string[] = [];
-  for (const [which, id] of [['Before', state.a], ['After', state.b]] as const) {
+  for (const [which, id] of [
+    ['Before', state.a],
+    ['After', state.b],
+  ] as const) {
     const s = snap(id);
     if (!s) continue;
     const parts = [...s.partitions].sort((x, y) => x.index - y.index);
@@ -19,7 +22,10 @@ export function renderRestore(): void {
           : '') +
         `<div class="restore-actions"><button class="secondary" data-restore="${esc(s.id)}"${s.sourceIsSystem ? ' data-system="1"' : ''}>${icon('server')}<span>Restore whole disk…</span></button>` +
         parts
-          .map((p) => `<button class="secondary" data-restore="${esc(s.id)}" data-partition="${p.index}"${s.sourceIsSystem ? ' data-system="1"' : ''}>${icon('layers')}<span>Partition ${p.index}${p.fs ? ` (${esc(p.fs)}${p.label ? ` “${esc(p.label)}”` : ''}, ${formatBytes(p.size)})` : ''}…</span></button>`)
+          .map(
+            (p) =>
+              `<button class="secondary" data-restore="${esc(s.id)}" data-partition="${p.index}"${s.sourceIsSystem ? ' data-system="1"' : ''}>${icon('layers')}<span>Partition ${p.index}${p.fs ? ` (${esc(p.fs)}${p.label ? ` “${esc(p.label)}”` : ''}, ${formatBytes(p.size)})` : ''}…</span></button>`,
+          )
           .join('') +
         `</div></div>`,
     );

@@ -77,7 +77,7 @@ export class ChangeTree {
   /** Adds a page of changes (in the engine's order; later pages after earlier ones). */
   add(changes: readonly FileChange[]): void {
     for (const c of changes) {
-      if (c.path === '/' ) continue;
+      if (c.path === '/') continue;
       const cut = c.path.lastIndexOf('/');
       const parent = this.ensureDir(cut <= 0 ? '/' : c.path.slice(0, cut));
       let node = this.byPath.get(c.path);
@@ -90,8 +90,8 @@ export class ChangeTree {
       }
       node.change = c;
       node.isDir = node.isDir || c.type === 'dir';
-      const before = c.type === 'dir' ? 0 : c.sizeBefore ?? 0;
-      const after = c.type === 'dir' ? 0 : c.sizeAfter ?? 0;
+      const before = c.type === 'dir' ? 0 : (c.sizeBefore ?? 0);
+      const after = c.type === 'dir' ? 0 : (c.sizeAfter ?? 0);
       for (let n: TreeNode | null = node; n; n = n.parent) {
         n.counts[c.change]++;
         n.bytesBefore += before;

@@ -104,12 +104,7 @@ export async function resolveSnapshot(ctx: CommandContext, ref: unknown, placeHo
  * Runs engine work in a progress notification: each ProgressEvent becomes the message
  * (phase · percent · MB/s · time left); `primary` phases move the bar.
  */
-export function withEngineProgress<T>(
-  title: string,
-  primary: string[],
-  cancellable: boolean,
-  work: (onProgress: (ev: ProgressEvent) => void, token: CancellationLike) => Promise<T>,
-): Thenable<T> {
+export function withEngineProgress<T>(title: string, primary: string[], cancellable: boolean, work: (onProgress: (ev: ProgressEvent) => void, token: CancellationLike) => Promise<T>): Thenable<T> {
   return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable }, async (progress, token) => {
     const tracker = new ProgressTracker(primary);
     progress.report({ message: 'starting…' });
@@ -132,9 +127,13 @@ export async function checkAccessible(p: string, what: string, write: boolean, s
     }
     if (code === 'EACCES' || code === 'EPERM') {
       if (elevated) return; // the elevated helper will access it (and check it on its side)
-      throw new EngineError('PERMISSION', `No permission to ${write ? 'write to' : 'read'} ${what} ${p}.`, p.startsWith('/dev/')
-        ? 'Reading and writing disk devices needs root rights: set devsnap.elevation to "auto" (or pkexec / sudo), give your user access to the device (e.g. the "disk" group), or use a disk image file.'
-        : 'Check the file\'s permissions.');
+      throw new EngineError(
+        'PERMISSION',
+        `No permission to ${write ? 'write to' : 'read'} ${what} ${p}.`,
+        p.startsWith('/dev/')
+          ? 'Reading and writing disk devices needs root rights: set devsnap.elevation to "auto" (or pkexec / sudo), give your user access to the device (e.g. the "disk" group), or use a disk image file.'
+          : "Check the file's permissions.",
+      );
     }
     throw new EngineError('INTERNAL', `Cannot access ${what} ${p}: ${(err as Error).message}`);
   }

@@ -35,7 +35,7 @@ export function defaultPair(all: readonly SnapshotSummary[]): { a: SnapshotSumma
   return a ? { a, b } : undefined;
 }
 
-const older = (x: SnapshotSummary, y: SnapshotSummary) => ([x, y].sort(compareNewestFirst).reverse() as [SnapshotSummary, SnapshotSummary]);
+const older = (x: SnapshotSummary, y: SnapshotSummary) => [x, y].sort(compareNewestFirst).reverse() as [SnapshotSummary, SnapshotSummary];
 
 export async function compareSnapshots(ctx: CommandContext, docs: SnapshotDocumentProvider, arg?: unknown): Promise<CompareResult | undefined> {
   try {

@@ -48,18 +48,25 @@ export async function deleteSnapshot(ctx: CommandContext, arg?: unknown, selecti
         snaps.length > 1 ? snaps.map(snapshotName).join(', ') + '.' : '',
         pinned.length ? `${pinned.length === 1 && snaps.length === 1 ? 'It is pinned and will be unpinned' : `${pinned.length} of them are pinned and will be unpinned`} first.` : '',
         `Data that no other snapshot uses is removed from the repository ${repo} and its space freed. You can no longer restore ${snaps.length === 1 ? 'this snapshot' : 'these snapshots'}. This cannot be undone.`,
-      ].filter(Boolean).join(' ');
+      ]
+        .filter(Boolean)
+        .join(' ');
       if (!(await ui.confirm(title, detail, 'Delete'))) return undefined;
     }
 
-    const result = await withEngineProgress<ForgetResult & Partial<PruneResult>>(`devsnap: Deleting ${snaps.length === 1 ? `'${snaps[0].label}'` : `${snaps.length} snapshots`}`, ['prune'], false, async (onProgress, token) => {
-      // The engine refuses to forget pinned snapshots: the user confirmed, so unpin them first.
-      for (const s of snaps.filter((x) => x.pinned)) await ctx.engine().pin(repo, s.id, false);
-      const f = await ctx.engine().forget({ repo, ids: snaps.map((s) => s.id) });
-      if (args.prune === false) return f;
-      const p = await ctx.engine().prune(repo, onProgress, token);
-      return { ...f, ...p };
-    });
+    const result = await withEngineProgress<ForgetResult & Partial<PruneResult>>(
+      `devsnap: Deleting ${snaps.length === 1 ? `'${snaps[0].label}'` : `${snaps.length} snapshots`}`,
+      ['prune'],
+      false,
+      async (onProgress, token) => {
+        // The engine refuses to forget pinned snapshots: the user confirmed, so unpin them first.
+        for (const s of snaps.filter((x) => x.pinned)) await ctx.engine().pin(repo, s.id, false);
+        const f = await ctx.engine().forget({ repo, ids: snaps.map((s) => s.id) });
+        if (args.prune === false) return f;
+        const p = await ctx.engine().prune(repo, onProgress, token);
+        return { ...f, ...p };
+      },
+    );
     await ctx.tree.refresh();
     const freed = result.bytesFreed !== undefined ? `; ${formatBytes(result.bytesFreed)} freed` : '';
     void ui.info(`Deleted ${result.removed.length === 1 && snaps.length === 1 ? snapshotName(snaps[0]) : `${result.removed.length} snapshot(s)`}${freed}.`);
@@ -141,8 +148,18 @@ export async function applyRetention(ctx: CommandContext, arg?: { confirm?: bool
       });
       return undefined;
     }
-    const rules = Object.entries(policy).filter(([, n]) => n > 0).map(([k, n]) => `${k.replace(/^keep/, 'keep ').toLowerCase()} ${n}`).join(', ');
-    if (arg?.confirm !== true && !(await ui.confirm(`Apply the retention policy (${rules}) to ${repo}?`, 'Snapshots the policy does not keep are deleted and their space freed. Pinned snapshots are always kept. This cannot be undone.', 'Apply'))) {
+    const rules = Object.entries(policy)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${k.replace(/^keep/, 'keep ').toLowerCase()} ${n}`)
+      .join(', ');
+    if (
+      arg?.confirm !== true &&
+      !(await ui.confirm(
+        `Apply the retention policy (${rules}) to ${repo}?`,
+        'Snapshots the policy does not keep are deleted and their space freed. Pinned snapshots are always kept. This cannot be undone.',
+        'Apply',
+      ))
+    ) {
       return undefined;
     }
     const result = await withEngineProgress<ForgetResult & Partial<PruneResult>>('devsnap: Applying retention', ['prune'], false, async (onProgress, token) => {

@@ -20,7 +20,11 @@ export async function selectRepository(ctx: CommandContext, args: SelectReposito
     if (!folder) {
       const current = ctx.config().repository;
       const start = current && fs.existsSync(current) ? current : current && fs.existsSync(path.dirname(current)) ? path.dirname(current) : undefined;
-      const uris = await ui.openFolder('Choose the folder for devsnap snapshots (ideally on another drive than the one you snapshot)', 'Use as Snapshot Repository', start ? vscode.Uri.file(start) : undefined);
+      const uris = await ui.openFolder(
+        'Choose the folder for devsnap snapshots (ideally on another drive than the one you snapshot)',
+        'Use as Snapshot Repository',
+        start ? vscode.Uri.file(start) : undefined,
+      );
       folder = uris?.[0]?.fsPath;
       if (!folder) return undefined;
     }

@@ -74,11 +74,7 @@ export async function restoreSnapshot(ctx: CommandContext, arg?: SnapshotRef | R
       else if (targetDisk) detail = `This overwrites ${overwriteSummary(targetDisk)} on ${targetText}, and its partition table, with ${source}.`;
       else if (targetPart) detail = `This overwrites ${targetText}${targetPart.fs ? ` (${targetPart.fs}${targetPart.label ? ` “${targetPart.label}”` : ''})` : ''} with ${source}.`;
       else detail = `This overwrites all of ${targetText} with ${source}.`;
-      const ok = await ui.confirm(
-        `Restore snapshot ${snapshotName(snap)} onto ${target}?`,
-        newFile ? detail : `${detail} Anything written there since is lost. This cannot be undone.`,
-        'Restore',
-      );
+      const ok = await ui.confirm(`Restore snapshot ${snapshotName(snap)} onto ${target}?`, newFile ? detail : `${detail} Anything written there since is lost. This cannot be undone.`, 'Restore');
       if (!ok) return undefined;
     }
 
@@ -86,9 +82,11 @@ export async function restoreSnapshot(ctx: CommandContext, arg?: SnapshotRef | R
     const result = await withEngineProgress(`devsnap: ${verb} '${snap.label}' onto ${path.basename(target)}`, ['restore'], true, (onProgress, token) =>
       ctx.engine().restore({ repo, id: snap.id, target, partition, dryRun: args.dryRun }, onProgress, token),
     );
-    void ui.info(args.dryRun
-      ? `Dry run: restoring ${snapshotName(snap)} onto ${result.target} would write ${formatBytes(result.bytesWritten)}.`
-      : `Restored ${snapshotName(snap)} onto ${result.target} (${formatBytes(result.bytesWritten)} written).`);
+    void ui.info(
+      args.dryRun
+        ? `Dry run: restoring ${snapshotName(snap)} onto ${result.target} would write ${formatBytes(result.bytesWritten)}.`
+        : `Restored ${snapshotName(snap)} onto ${result.target} (${formatBytes(result.bytesWritten)} written).`,
+    );
     return result;
   } catch (err) {
     await reportError(ctx, err, 'Restore', 'Restore cancelled. The target may be partly overwritten: restore again before using it.');
@@ -113,8 +111,7 @@ async function pickTarget(ctx: CommandContext, snap: SnapshotSummary, disks: Dis
       target: d.path,
     });
   }
-  const files = [...new Set([snap.source.path, ...cfg.diskImages, ...disks.filter((d) => d.kind === 'file').map((d) => d.path)])]
-    .filter((p) => !p.startsWith('/dev/') && !seen.has(p));
+  const files = [...new Set([snap.source.path, ...cfg.diskImages, ...disks.filter((d) => d.kind === 'file').map((d) => d.path)])].filter((p) => !p.startsWith('/dev/') && !seen.has(p));
   if (files.length) items.push({ label: 'Disk images', kind: vscode.QuickPickItemKind.Separator });
   for (const p of files) {
     let detail = 'does not exist';
@@ -129,7 +126,7 @@ async function pickTarget(ctx: CommandContext, snap: SnapshotSummary, disks: Dis
   const hidden = disks.filter((d) => d.isSystem).map((d) => d.path);
   const picked = await ui.pick(items, {
     title: `devsnap: Restore '${snap.label}' (${sourceLabel(snap.source)}, ${formatBytes(snap.source.size)})`,
-    placeHolder: `Which disk should be overwritten?${hidden.length ? ' The running system\'s drive is not offered.' : ''}`,
+    placeHolder: `Which disk should be overwritten?${hidden.length ? " The running system's drive is not offered." : ''}`,
   });
   if (!picked) return undefined;
   if (picked.browse) return browseImageFile(snap, `${snap.label}.img`);
@@ -150,14 +147,19 @@ async function pickPartitionTarget(snap: SnapshotSummary, disks: DiskInfo[], par
     for (const p of d.partitions.filter((x) => x.path)) {
       items.push({
         label: `$(layers) ${p.path}`,
-        description: [p.fs ?? p.typeName, p.label ? `“${p.label}”` : '', formatBytes(p.size), p.size < needed ? 'too small' : '', p.mountpoints?.length ? `mounted at ${p.mountpoints.join(', ')}` : ''].filter(Boolean).join(' · '),
+        description: [p.fs ?? p.typeName, p.label ? `“${p.label}”` : '', formatBytes(p.size), p.size < needed ? 'too small' : '', p.mountpoints?.length ? `mounted at ${p.mountpoints.join(', ')}` : '']
+          .filter(Boolean)
+          .join(' · '),
         detail: `partition ${p.index} of ${d.path}${d.model ? ` (${d.model})` : ''}`,
         target: p.path,
       });
     }
   }
   if (items.length) items.unshift({ label: 'Partitions', kind: vscode.QuickPickItemKind.Separator });
-  items.push({ label: '', kind: vscode.QuickPickItemKind.Separator }, { label: '$(folder-opened) Restore into an image file of the partition…', description: 'an existing or a new file', browse: true });
+  items.push(
+    { label: '', kind: vscode.QuickPickItemKind.Separator },
+    { label: '$(folder-opened) Restore into an image file of the partition…', description: 'an existing or a new file', browse: true },
+  );
   const picked = await ui.pick(items, {
     title: `devsnap: Restore partition ${partition} of '${snap.label}' (${formatBytes(needed)})`,
     placeHolder: 'Which partition should be overwritten? (partitions of the system drive are not offered)',
@@ -171,11 +173,13 @@ async function pickPartition(snap: SnapshotSummary): Promise<number | 'all' | un
   type Item = vscode.QuickPickItem & { value: number | 'all' };
   const items: Item[] = [
     { label: '$(server) Entire disk', description: `all ${snap.partitions.length} partitions and the partition table`, value: 'all' },
-    ...[...snap.partitions].sort((a, b) => a.index - b.index).map((p) => ({
-      label: `$(layers) Partition ${p.index}`,
-      description: [p.fs ?? p.typeName, p.label ? `“${p.label}”` : '', formatBytes(p.size)].filter(Boolean).join(' · '),
-      value: p.index,
-    })),
+    ...[...snap.partitions]
+      .sort((a, b) => a.index - b.index)
+      .map((p) => ({
+        label: `$(layers) Partition ${p.index}`,
+        description: [p.fs ?? p.typeName, p.label ? `“${p.label}”` : '', formatBytes(p.size)].filter(Boolean).join(' · '),
+        value: p.index,
+      })),
   ];
   const picked = await ui.pick(items, { title: `devsnap: Restore '${snap.label}'`, placeHolder: 'Restore the whole disk or one partition?' });
   return picked?.value;

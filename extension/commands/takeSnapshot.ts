@@ -59,8 +59,7 @@ export async function takeSnapshot(ctx: CommandContext, args: TakeSnapshotArgs =
     await checkAccessible(source, isDevice ? 'disk' : 'disk image', false, fromSetting ? 'Check the devsnap.diskImages and devsnap.defaultSource settings.' : undefined, cfg.elevation !== 'none');
 
     // Through the same engine (helper or CLI) as the snapshot: it reads the same mounts.
-    const plan = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: `devsnap: checking ${path.basename(source)}` }, () =>
-      ctx.engine().planSnapshot(repo, source!));
+    const plan = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: `devsnap: checking ${path.basename(source)}` }, () => ctx.engine().planSnapshot(repo, source!));
     ctx.log(`Plan for ${source}: ${plan.consistency}${plan.mounts.map((m) => `, ${m.mountpoint} ${m.how}${m.pauseSeconds !== undefined ? ` ~${m.pauseSeconds.toFixed(2)} s` : ''}`).join('')}`);
     if (plan.problem) {
       const text = `No snapshot of ${source} was started: ${plan.problem.message} ${plan.problem.hint}`;
@@ -114,18 +113,20 @@ function snapshotWithProgress(ctx: CommandContext, opts: SnapshotOptions, first:
   return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `devsnap: Snapshot of ${path.basename(opts.source)}`, cancellable: true }, (progress, token) => {
     const tracker = new ProgressTracker(['image']);
     progress.report({ message: first || 'starting…' });
-    return ctx.engine().snapshot(opts, (ev) => {
-      const r = tracker.next(ev);
-      progress.report(pause ? { ...r, message: `${r.message} — ${pause}` } : r);
-    }, token);
+    return ctx.engine().snapshot(
+      opts,
+      (ev) => {
+        const r = tracker.next(ev);
+        progress.report(pause ? { ...r, message: `${r.message} — ${pause}` } : r);
+      },
+      token,
+    );
   });
 }
 
 /** VS Code's own folders: a filesystem paused under them makes the editor wait too. */
 function editorPlaces(): EditorPlace[] {
-  const places: EditorPlace[] = (vscode.workspace.workspaceFolders ?? [])
-    .filter((f) => f.uri.scheme === 'file')
-    .map((f) => ({ name: 'this workspace', path: f.uri.fsPath }));
+  const places: EditorPlace[] = (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === 'file').map((f) => ({ name: 'this workspace', path: f.uri.fsPath }));
   // Without the storage path (set on activation), the home folder: where VS Code keeps its user data by default.
   places.push({ name: "VS Code's settings", path: globalStoragePath ?? os.homedir() });
   const self = vscode.extensions.getExtension('devsnap.devsnap');
@@ -179,13 +180,15 @@ async function pickSource(ctx: CommandContext): Promise<SourceItem | undefined> 
       items.push({
         label: `$(${d.isSystem ? 'device-desktop' : 'server'}) ${d.path}${d.model ? ` — ${d.model}` : ''}`,
         description: [d.isSystem ? 'System drive' : '', isDefault ? 'default' : ''].filter(Boolean).join(' · ') || undefined,
-        detail: diskDescription(d) + (d.mountpoints.length || d.partitions.some((p) => p.mountpoints?.length)
-          ? ` · mounted at ${[...d.mountpoints, ...d.partitions.flatMap((p) => p.mountpoints ?? [])].join(', ')}` : ''),
+        detail:
+          diskDescription(d) +
+          (d.mountpoints.length || d.partitions.some((p) => p.mountpoints?.length) ? ` · mounted at ${[...d.mountpoints, ...d.partitions.flatMap((p) => p.mountpoints ?? [])].join(', ')}` : ''),
         source: d.path,
       });
     }
-    const images = [...new Set([...disks.filter((d) => d.kind === 'file').map((d) => d.path), ...cfg.diskImages,
-      ...(cfg.defaultSource && !cfg.defaultSource.startsWith('/dev/') ? [cfg.defaultSource] : [])])].filter((p) => !seen.has(p));
+    const images = [
+      ...new Set([...disks.filter((d) => d.kind === 'file').map((d) => d.path), ...cfg.diskImages, ...(cfg.defaultSource && !cfg.defaultSource.startsWith('/dev/') ? [cfg.defaultSource] : [])]),
+    ].filter((p) => !seen.has(p));
     if (images.length) items.push({ label: 'Disk images', kind: vscode.QuickPickItemKind.Separator });
     for (const p of images) {
       let detail: string;
@@ -195,7 +198,13 @@ async function pickSource(ctx: CommandContext): Promise<SourceItem | undefined> 
       } catch {
         detail = '$(warning) does not exist — check the devsnap.diskImages setting';
       }
-      items.push({ label: `$(file-binary) ${path.basename(p)}`, description: [path.dirname(p), cfg.defaultSource === p ? 'default' : ''].filter(Boolean).join(' · '), detail, source: p, fromSetting: true });
+      items.push({
+        label: `$(file-binary) ${path.basename(p)}`,
+        description: [path.dirname(p), cfg.defaultSource === p ? 'default' : ''].filter(Boolean).join(' · '),
+        detail,
+        source: p,
+        fromSetting: true,
+      });
     }
     // The configured default source on top, in its own section.
     const di = items.findIndex((i) => i.source && i.source === cfg.defaultSource);
@@ -208,9 +217,11 @@ async function pickSource(ctx: CommandContext): Promise<SourceItem | undefined> 
   };
   const items = await load();
   if (!items.some((i) => i.source)) {
-    void ui.error('devsnap found no disk to snapshot. Add disk image files in the devsnap.diskImages setting, or check the output for why the disks could not be listed.', OPEN_SETTINGS).then((choice) => {
-      if (choice === OPEN_SETTINGS) void vscode.commands.executeCommand('workbench.action.openSettings', 'devsnap.diskImages');
-    });
+    void ui
+      .error('devsnap found no disk to snapshot. Add disk image files in the devsnap.diskImages setting, or check the output for why the disks could not be listed.', OPEN_SETTINGS)
+      .then((choice) => {
+        if (choice === OPEN_SETTINGS) void vscode.commands.executeCommand('workbench.action.openSettings', 'devsnap.diskImages');
+      });
     return undefined;
   }
   return ui.pick(items, { title: 'devsnap: Take Snapshot', placeHolder: 'Which disk do you want to snapshot?' });

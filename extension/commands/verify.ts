@@ -42,9 +42,7 @@ export async function verifySnapshot(ctx: CommandContext, arg?: unknown): Promis
     }
     const snap = id ? await resolveSnapshot(ctx, id, '', repo) : undefined;
     const name = snap ? snapshotName(snap) : 'all snapshots';
-    const r = await withEngineProgress(`devsnap: Verifying ${name}`, ['verify'], true, (onProgress, token) =>
-      ctx.engine().verify({ repo, id: snap?.id }, onProgress, token),
-    );
+    const r = await withEngineProgress(`devsnap: Verifying ${name}`, ['verify'], true, (onProgress, token) => ctx.engine().verify({ repo, id: snap?.id }, onProgress, token));
     await ctx.tree.refresh();
     const damaged = r.snapshots.filter((s) => !s.ok);
     if (r.ok && !damaged.length) {

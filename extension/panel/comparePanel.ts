@@ -181,7 +181,14 @@ export class ComparePanel implements vscode.Disposable {
       ...(s.pointInTime ? { pointInTime: s.pointInTime } : {}),
       partitions: (s.partitions ?? []).map((p) => {
         const mp = disk?.partitions.find((q) => q.index === p.index)?.mountpoints?.[0];
-        return { index: p.index, size: p.size, ...(p.fs ? { fs: p.fs } : {}), ...(p.label ? { label: p.label } : {}), ...(p.typeName ? { typeName: p.typeName } : {}), ...(mp ? { mountpoint: mp } : {}) };
+        return {
+          index: p.index,
+          size: p.size,
+          ...(p.fs ? { fs: p.fs } : {}),
+          ...(p.label ? { label: p.label } : {}),
+          ...(p.typeName ? { typeName: p.typeName } : {}),
+          ...(mp ? { mountpoint: mp } : {}),
+        };
       }),
     };
   }
@@ -298,21 +305,25 @@ export class ComparePanel implements vscode.Disposable {
     const partition = summary?.partition;
     const left = snapshotFileUri({ repo, id: sa.id, path: file, partition, label: sa.label });
     const right = snapshotFileUri({ repo, id: sb.id, path: file, partition, label: sb.label });
-    const [ba, bb] = await vscode.window.withProgress({ location: { viewId: 'devsnap.snapshots' }, title: `Reading ${file}` }, () =>
-      Promise.all([change === 'added' ? null : this.docs.read({ repo, id: sa.id, path: file, partition }), change === 'removed' ? null : this.docs.read({ repo, id: sb.id, path: file, partition })]),
-    ).then(
-      (r) => r,
-      async (err) => {
-        if (err instanceof EngineError && err.code === 'BAD_SOURCE') {
-          void ui.info(`${file} is too large to show in a diff editor (${err.message}).`);
-          return [undefined, undefined] as const;
-        }
-        throw err;
-      },
-    );
+    const [ba, bb] = await vscode.window
+      .withProgress({ location: { viewId: 'devsnap.snapshots' }, title: `Reading ${file}` }, () =>
+        Promise.all([change === 'added' ? null : this.docs.read({ repo, id: sa.id, path: file, partition }), change === 'removed' ? null : this.docs.read({ repo, id: sb.id, path: file, partition })]),
+      )
+      .then(
+        (r) => r,
+        async (err) => {
+          if (err instanceof EngineError && err.code === 'BAD_SOURCE') {
+            void ui.info(`${file} is too large to show in a diff editor (${err.message}).`);
+            return [undefined, undefined] as const;
+          }
+          throw err;
+        },
+      );
     if (ba === undefined) return;
     if ((ba && looksBinary(ba)) || (bb && looksBinary(bb))) {
-      void ui.info(`${file} is a binary file (${ba ? formatBytes(ba.length) : 'absent'} → ${bb ? formatBytes(bb.length) : 'absent'}): there is no text diff to show. Select it in the panel to restore it.`);
+      void ui.info(
+        `${file} is a binary file (${ba ? formatBytes(ba.length) : 'absent'} → ${bb ? formatBytes(bb.length) : 'absent'}): there is no text diff to show. Select it in the panel to restore it.`,
+      );
       return;
     }
     this.docs.remember(left, ba ? ba.toString('utf8') : '');
@@ -338,7 +349,11 @@ export class ComparePanel implements vscode.Disposable {
         const ps = this.toPanelSnapshot(snap, disks);
         const mp = ps.partitions.find((p) => p.index === partition)?.mountpoint;
         if (!mp) {
-          this.post({ type: 'restoreFailed', planId: null, message: `Partition ${partition ?? '?'} of ${snap.source.path} is not mounted on this machine, so its files have no original place here. Restore them into a folder instead.` });
+          this.post({
+            type: 'restoreFailed',
+            planId: null,
+            message: `Partition ${partition ?? '?'} of ${snap.source.path} is not mounted on this machine, so its files have no original place here. Restore them into a folder instead.`,
+          });
           return;
         }
         to = mp;
@@ -426,7 +441,7 @@ export class ComparePanel implements vscode.Disposable {
 }
 
 function messageOf(err: unknown): string {
-  return err instanceof EngineError ? err.toUserMessage() : (err as Error)?.message ?? String(err);
+  return err instanceof EngineError ? err.toUserMessage() : ((err as Error)?.message ?? String(err));
 }
 
 /** The commands to restore a snapshot of the running system's disk from a live (recovery) system. */

@@ -16,7 +16,7 @@ export interface ExportPiece {
   file: string;
   kind: Area['kind'];
   partition?: number;
-  offset: number;   // byte offset in the disk
+  offset: number; // byte offset in the disk
   size: number;
 }
 
@@ -39,13 +39,16 @@ export const ExportInfoSchema = v.looseObject({
   exported: v.string('is not a string'),
   chunkHash: v.picklist(['sha256', 'hmac-sha256'], 'is not "sha256" or "hmac-sha256"'),
   diskSize: count,
-  pieces: v.array(v.looseObject({
-    file: v.string('is not a string'),
-    kind: v.picklist(['raw', 'partition'], 'is not "raw" or "partition"'),
-    partition: v.optional(count),
-    offset: count,
-    size: count,
-  }), 'is not a list'),
+  pieces: v.array(
+    v.looseObject({
+      file: v.string('is not a string'),
+      kind: v.picklist(['raw', 'partition'], 'is not "raw" or "partition"'),
+      partition: v.optional(count),
+      offset: count,
+      size: count,
+    }),
+    'is not a list',
+  ),
 });
 
 const _schemaMatchesType = (x: v.InferOutput<typeof ExportInfoSchema>): ExportInfo => x;

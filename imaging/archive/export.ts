@@ -39,7 +39,7 @@ export interface ExportOptions {
 export interface ExportResult {
   id: string;
   file: string;
-  bytes: number;          // archive size
+  bytes: number; // archive size
   bytesUncompressed: number;
   pieces: ExportPiece[];
 }
@@ -139,10 +139,14 @@ fi
 ${pieces.map((p) => ddLine(p).replace(' status=progress', ' status=none')).join('\n')}
 sync
 echo "Restored snapshot ${m.id} onto $TARGET."
-${m.source.table === 'gpt' ? `if [ -b "$TARGET" ] && [ "$HAVE" -gt "$SIZE" ]; then
+${
+  m.source.table === 'gpt'
+    ? `if [ -b "$TARGET" ] && [ "$HAVE" -gt "$SIZE" ]; then
   echo "The target is larger than the source: move the GPT backup header to its end with: sgdisk -e $TARGET"
 fi
-` : ''}`;
+`
+    : ''
+}`;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -173,7 +177,11 @@ async function* areaBytes(a: Area, reader: ChunkReader, ahead: number, signal?: 
     if (signal?.aborted) throw cancelled('Export');
     fillWindow(i);
     const [off, len, ref] = extents[i];
-    if (off !== pos) throw new DevsnapError('DAMAGED', `The manifest's extent map of ${a.kind === 'partition' ? `partition ${a.partition}` : `the raw area at byte ${a.start}`} has a gap or overlap at byte ${a.start + off}.`);
+    if (off !== pos)
+      throw new DevsnapError(
+        'DAMAGED',
+        `The manifest's extent map of ${a.kind === 'partition' ? `partition ${a.partition}` : `the raw area at byte ${a.start}`} has a gap or overlap at byte ${a.start + off}.`,
+      );
     if (ref === ZERO || ref === FREE) {
       for (let o = 0; o < len; o += ZEROS.length) yield ZEROS.subarray(0, Math.min(ZEROS.length, len - o));
     } else {
@@ -183,7 +191,8 @@ async function* areaBytes(a: Area, reader: ChunkReader, ahead: number, signal?: 
     }
     pos += len;
   }
-  if (pos !== a.size) throw new DevsnapError('DAMAGED', `The manifest's extent map of ${a.kind === 'partition' ? `partition ${a.partition}` : `the raw area at byte ${a.start}`} covers ${pos} of its ${a.size} bytes.`);
+  if (pos !== a.size)
+    throw new DevsnapError('DAMAGED', `The manifest's extent map of ${a.kind === 'partition' ? `partition ${a.partition}` : `the raw area at byte ${a.start}`} covers ${pos} of its ${a.size} bytes.`);
 }
 
 /** Writes one tar entry from a buffer or a stream of buffers, respecting back-pressure. */
@@ -236,7 +245,11 @@ export async function exportSnapshot(repo: Repository, id: string, outFile: stri
   const pool = new WorkerPool();
   const reader = new ChunkReader(repo, pool);
   const frames = new FrameWriter(fh, pool, opts.level ?? 3);
-  const meter = new ProgressMeter('export', pieces.reduce((n, p) => n + p.size, 0), opts.onProgress);
+  const meter = new ProgressMeter(
+    'export',
+    pieces.reduce((n, p) => n + p.size, 0),
+    opts.onProgress,
+  );
   const pack = tar.pack();
   pack.on('error', () => undefined); // reported through the iteration below
   const mtime = new Date(m.created);
@@ -290,4 +303,3 @@ export async function exportSnapshot(repo: Repository, id: string, outFile: stri
     await pool.close();
   }
 }
-

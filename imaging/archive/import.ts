@@ -43,8 +43,8 @@ export interface ImportResult {
   bytesAdded: number;
 }
 
-const MANIFEST_LIMIT = 256 << 20;       // manifest.json (a 2 TB disk's is about 160 MB)
-const SMALL_LIMIT = 16 << 20;           // devsnap-export.json, SHA256SUMS
+const MANIFEST_LIMIT = 256 << 20; // manifest.json (a 2 TB disk's is about 160 MB)
+const SMALL_LIMIT = 16 << 20; // devsnap-export.json, SHA256SUMS
 
 function cancelled(what: string): DevsnapError {
   return new DevsnapError('CANCELLED', `${what} cancelled.`);
@@ -54,7 +54,11 @@ function cancelled(what: string): DevsnapError {
 class Taker {
   private it: AsyncIterator<Buffer>;
   private rest: Buffer = Buffer.alloc(0);
-  constructor(stream: AsyncIterable<Buffer>, private readonly hash: crypto.Hash, private readonly short: () => DevsnapError) {
+  constructor(
+    stream: AsyncIterable<Buffer>,
+    private readonly hash: crypto.Hash,
+    private readonly short: () => DevsnapError,
+  ) {
     this.it = stream[Symbol.asyncIterator]();
   }
 
@@ -220,7 +224,11 @@ export async function importSnapshot(repo: Repository, file: string, opts: Impor
         const bytes = await readSmall(entry, name, MANIFEST_LIMIT, damaged);
         const m = parseManifest(bytes, null, `the archive ${file}`);
         if (await exists(repo.manifestPath(m.id))) {
-          throw new DevsnapError('REPO_EXISTS', `The repository ${repo.dir} already holds snapshot ${m.id} (${shown(m.label)}); nothing was imported.`, 'It was imported (or taken) here before. To import it again, remove it first with `devsnap forget ' + m.id + '`.');
+          throw new DevsnapError(
+            'REPO_EXISTS',
+            `The repository ${repo.dir} already holds snapshot ${m.id} (${shown(m.label)}); nothing was imported.`,
+            'It was imported (or taken) here before. To import it again, remove it first with `devsnap forget ' + m.id + '`.',
+          );
         }
         manifest = m;
         for (const a of m.areas) byName.set(pieceName(a), a);
@@ -245,7 +253,11 @@ export async function importSnapshot(repo: Repository, file: string, opts: Impor
         const m = manifest as Manifest;
         const i = checked.output as ExportInfo;
         // What the archive says it holds must be what its manifest says.
-        if (i.snapshot !== m.id || i.diskSize !== m.source.size || JSON.stringify(i.pieces.map((p) => [p.file, p.offset, p.size])) !== JSON.stringify(piecesOf(m).map((p) => [p.file, p.offset, p.size]))) {
+        if (
+          i.snapshot !== m.id ||
+          i.diskSize !== m.source.size ||
+          JSON.stringify(i.pieces.map((p) => [p.file, p.offset, p.size])) !== JSON.stringify(piecesOf(m).map((p) => [p.file, p.offset, p.size]))
+        ) {
           throw damaged('has a devsnap-export.json that does not match its manifest.json');
         }
         info = i;

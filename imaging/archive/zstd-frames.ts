@@ -10,13 +10,17 @@ import { WorkerPool } from '../repo/worker-pool';
 import { writeFully } from '../core/fsutil';
 import { isZero } from '../core/bytes';
 
-export const FRAME_INPUT = 1 << 20;     // tar bytes per zstd frame
+export const FRAME_INPUT = 1 << 20; // tar bytes per zstd frame
 // devsnap export's frames hold FRAME_INPUT bytes; larger ones (compressed, or stated decompressed) are
 // refused rather than buffered (the portable codec cannot decompress frames of more than ~10 MB anyway).
 const MAX_FRAME = 8 << 20;
 
 export function notWrittenByExport(file: string, why: string): DevsnapError {
-  return new DevsnapError('DAMAGED', `${file} was not written by \`devsnap export\` (${why}).`, 'Unpack it with `tar --zstd -xf` and restore it by hand (see its README.txt), or export the snapshot again with devsnap.');
+  return new DevsnapError(
+    'DAMAGED',
+    `${file} was not written by \`devsnap export\` (${why}).`,
+    'Unpack it with `tar --zstd -xf` and restore it by hand (see its README.txt), or export the snapshot again with devsnap.',
+  );
 }
 
 /** Compresses a byte stream as independent frames of FRAME_INPUT bytes, in order, using the worker pool. */
@@ -28,7 +32,11 @@ export class FrameWriter {
   position = 0;
   bytesIn = 0;
 
-  constructor(private readonly fh: fs.promises.FileHandle, private readonly pool: WorkerPool, private readonly level: number) {}
+  constructor(
+    private readonly fh: fs.promises.FileHandle,
+    private readonly pool: WorkerPool,
+    private readonly level: number,
+  ) {}
 
   async write(buf: Buffer): Promise<void> {
     this.bytesIn += buf.length;
@@ -78,9 +86,9 @@ export class FrameWriter {
 
 export interface Frame {
   data: Buffer;
-  contentSize: number | null;  // from the frame header; null when the header does not say
+  contentSize: number | null; // from the frame header; null when the header does not say
   skippable: boolean;
-  offset: number;              // where the frame starts in the file
+  offset: number; // where the frame starts in the file
 }
 
 const ZSTD_MAGIC = 0xfd2fb528;
@@ -96,7 +104,11 @@ export async function* zstdFrames(input: AsyncIterable<Buffer>, file: string): A
   const it = input[Symbol.asyncIterator]();
   const notOurs = (why: string) => notWrittenByExport(file, why);
   const damaged = (why: string) =>
-    new DevsnapError('DAMAGED', `${file} is truncated or corrupt: ${why} (in the zstd frame that starts at byte ${base}).`, 'The archive is incomplete or damaged; export the snapshot again, or copy the file again.');
+    new DevsnapError(
+      'DAMAGED',
+      `${file} is truncated or corrupt: ${why} (in the zstd frame that starts at byte ${base}).`,
+      'The archive is incomplete or damaged; export the snapshot again, or copy the file again.',
+    );
   /** Makes at least n bytes available; false at a clean end of input. */
   const need = async (n: number): Promise<boolean> => {
     while (buf.length < n && !eof) {
@@ -162,10 +174,14 @@ export async function* decompressFrames(frames: AsyncIterable<Frame>, pool: Work
   const window: Promise<Buffer>[] = [];
   for await (const f of frames) {
     if (f.skippable) continue;
-    const fail = () => new DevsnapError('DAMAGED', `${file} is corrupt: the zstd frame at byte ${f.offset} does not decompress.`, 'The archive is damaged; export the snapshot again, or copy the file again.');
+    const fail = () =>
+      new DevsnapError('DAMAGED', `${file} is corrupt: the zstd frame at byte ${f.offset} does not decompress.`, 'The archive is damaged; export the snapshot again, or copy the file again.');
     // Every frame devsnap writes states its size; decompressing one that does not could not be bounded.
     if (f.contentSize === null) throw notWrittenByExport(file, 'a zstd frame does not state its size');
-    const p = pool.decompress(f.data, f.contentSize).then((r) => r.raw, () => Promise.reject(fail()));
+    const p = pool.decompress(f.data, f.contentSize).then(
+      (r) => r.raw,
+      () => Promise.reject(fail()),
+    );
     p.catch(() => undefined);
     window.push(p);
     if (window.length >= pool.size * 2) yield await window.shift()!;

@@ -34,7 +34,11 @@ export class AreaCells {
   /** Whether cells come from a parent snapshot (false: every cell must be read). */
   readonly inherited: boolean;
 
-  constructor(readonly area: PlannedArea, readonly chunkSize: number, parent?: Extent[]) {
+  constructor(
+    readonly area: PlannedArea,
+    readonly chunkSize: number,
+    parent?: Extent[],
+  ) {
     const n = Math.ceil(area.size / chunkSize);
     const cells = parent && fromExtents(parent, chunkSize, area.size);
     this.inherited = !!cells;
@@ -122,7 +126,13 @@ export class CellStore {
   private readonly jobs: JobQueue;
 
   /** `compareBytes` (--full-read): cells read whole are compared with their base's bytes, not its digests. */
-  constructor(private readonly repo: Repository, private readonly saver: ChunkSaver, private readonly reader: ChunkReader, depth: number, private readonly opts: { compareBytes?: boolean } = {}) {
+  constructor(
+    private readonly repo: Repository,
+    private readonly saver: ChunkSaver,
+    private readonly reader: ChunkReader,
+    depth: number,
+    private readonly opts: { compareBytes?: boolean } = {},
+  ) {
     this.jobs = new JobQueue(depth, (err) => err);
   }
 

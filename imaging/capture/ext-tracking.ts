@@ -50,7 +50,6 @@ export async function journalRuns(p: ByteReader, s: ExtState): Promise<BlockRuns
   return (await blocksToReread(p, s, new Uint32Array(0))).journalLog;
 }
 
-
 /**
  * Every inode-table block an inode was ever used in: up to each group's high-water mark
  * (bg_itable_unused, with descriptor checksums), else the whole table. An inode allocated and freed

@@ -18,7 +18,11 @@ export function freezeMounts(mounts: { mountpoint: string; devno: string }[], re
   const repoDev = devnoString(fs.statSync(repoDir).dev);
   const clash = mounts.find((m) => m.devno === repoDev);
   if (clash) {
-    throw new DevsnapError('USAGE', `The repository ${repoDir} is on ${clash.mountpoint}, which --freeze would freeze.`, 'Keep the repository on another drive (which is wiser anyway), or snapshot without --freeze.');
+    throw new DevsnapError(
+      'USAGE',
+      `The repository ${repoDir} is on ${clash.mountpoint}, which --freeze would freeze.`,
+      'Keep the repository on another drive (which is wiser anyway), or snapshot without --freeze.',
+    );
   }
   const mountpoints = mounts.map((m) => m.mountpoint);
   return { mountpoints, thaw: freeze(mountpoints, WHOLE_SNAPSHOT_GUARD_SECONDS) };

@@ -16,8 +16,26 @@ import { openDisk } from '../disk/privilege';
 import type { ByteReader } from '../filesystems/types';
 import type { SourceRead } from '../disk/source';
 import {
-  cowSize, createSnapshot, layeredReader, lvLayout, lvOfDm, parsePvs, parseSnapshotStatus, parseVgFree, parseVgSeqno, piecesOnDisk, pvMetadataBytes,
-  pvsCommand, readMetadataCopy, runLvm, segmentsCommand, snapshotStatusCommand, vgFreeCommand, type DiskPiece, type LvmSnapshot, type MetadataRegion,
+  cowSize,
+  createSnapshot,
+  layeredReader,
+  lvLayout,
+  lvOfDm,
+  parsePvs,
+  parseSnapshotStatus,
+  parseVgFree,
+  parseVgSeqno,
+  piecesOnDisk,
+  pvMetadataBytes,
+  pvsCommand,
+  readMetadataCopy,
+  runLvm,
+  segmentsCommand,
+  snapshotStatusCommand,
+  vgFreeCommand,
+  type DiskPiece,
+  type LvmSnapshot,
+  type MetadataRegion,
 } from '../consistency/lvm';
 
 /** Where the source's bytes are, as BlockLayer.base names places. */
@@ -77,12 +95,17 @@ export function pvPlace(pvName: string, layer: BlockLayer, source: DiskPlace | n
  */
 export function decideLvm(m: MountUse, lv: { vg: string; lv: string } | null, reports: LvReports | Error, sourcePath: string, source: DiskPlace | null, layer: BlockLayer): LvmDecision {
   const refuse = (message: string, hint = OTHER_WAYS): LvmDecision => ({ ok: false, mount: m, message, hint });
-  if (!lv) return refuse(`${m.mountpoint} is mounted read-write through ${m.device}, which is not an LVM logical volume (a LUKS mapping or a RAID array?): devsnap cannot pause it for a point-in-time image.`);
+  if (!lv)
+    return refuse(
+      `${m.mountpoint} is mounted read-write through ${m.device}, which is not an LVM logical volume (a LUKS mapping or a RAID array?): devsnap cannot pause it for a point-in-time image.`,
+    );
   const name = `${lv.vg}/${lv.lv}`;
   if (reports instanceof Error) {
     const missing = /ENOENT/.test(reports.message);
-    return refuse(`${m.mountpoint} is on the LVM volume ${name}, but ${missing ? 'the LVM tools (lvs, lvcreate) are not installed' : `LVM could not describe it (${reports.message})`}.`,
-      missing ? `Install the lvm2 package for an LVM snapshot. ${OTHER_WAYS}` : OTHER_WAYS);
+    return refuse(
+      `${m.mountpoint} is on the LVM volume ${name}, but ${missing ? 'the LVM tools (lvs, lvcreate) are not installed' : `LVM could not describe it (${reports.message})`}.`,
+      missing ? `Install the lvm2 package for an LVM snapshot. ${OTHER_WAYS}` : OTHER_WAYS,
+    );
   }
   try {
     const layout = lvLayout(reports.segments, reports.pvs);
@@ -93,8 +116,10 @@ export function decideLvm(m: MountUse, lv: { vg: string; lv: string } | null, re
       const at = pvPlace(pv.pvName, layer, source);
       if (!at) {
         if (layout.some((p) => p.pvName === pv.pvName)) {
-          return refuse(`${m.mountpoint} is on the LVM volume ${name}, which has extents on ${pv.pvName}: that is not a partition of ${sourcePath} (another disk, or a LUKS or RAID device), so an image of ${sourcePath} would not hold the whole volume.`,
-            `Image the disks of the volume group from a recovery environment, or use --freeze or --fuzzy.`);
+          return refuse(
+            `${m.mountpoint} is on the LVM volume ${name}, which has extents on ${pv.pvName}: that is not a partition of ${sourcePath} (another disk, or a LUKS or RAID device), so an image of ${sourcePath} would not hold the whole volume.`,
+            `Image the disks of the volume group from a recovery environment, or use --freeze or --fuzzy.`,
+          );
         }
         continue; // a PV of the VG elsewhere, without this LV: not in this disk's image
       }
@@ -159,11 +184,13 @@ export function copyMetadata(what: string, vg: string, pvs: LvmTarget['pvs'], re
 export function snapshotProblem(t: Pick<LvmTarget, 'vg' | 'lv' | 'mount'>, snapName: string, statusJson: unknown): DevsnapError | null {
   const s = parseSnapshotStatus(statusJson);
   if (s.valid) return null;
-  const why = s.percentFull !== null && s.percentFull >= 100
-    ? 'its copy-on-write area filled up: more was written to the volume while the disk was read than the area holds'
-    : 'LVM reports it invalid';
-  return new DevsnapError('BAD_SOURCE', `The LVM snapshot ${t.vg}/${snapName} of ${t.vg}/${t.lv} (${t.mount.mountpoint}) became invalid (${why}), so the image would not be one point in time; nothing was committed.`,
-    `Take the snapshot again when less is written to ${t.mount.mountpoint}, or give the volume group ${t.vg} more free extents (the area is 10% of the volume, at least 1 GiB, at most what is free), or use --freeze.`);
+  const why =
+    s.percentFull !== null && s.percentFull >= 100 ? 'its copy-on-write area filled up: more was written to the volume while the disk was read than the area holds' : 'LVM reports it invalid';
+  return new DevsnapError(
+    'BAD_SOURCE',
+    `The LVM snapshot ${t.vg}/${snapName} of ${t.vg}/${t.lv} (${t.mount.mountpoint}) became invalid (${why}), so the image would not be one point in time; nothing was committed.`,
+    `Take the snapshot again when less is written to ${t.mount.mountpoint}, or give the volume group ${t.vg} more free extents (the area is 10% of the volume, at least 1 GiB, at most what is free), or use --freeze.`,
+  );
 }
 
 /** A ByteReader over positional reads in which a short read is an error (a removed drive), not zeros. */
@@ -172,7 +199,7 @@ function strictReader(fh: SourceRead, size: number, ended: (at: number) => Error
     size,
     async read(position, length) {
       const buf = Buffer.allocUnsafe(length);
-      for (let done = 0; done < length; ) {
+      for (let done = 0; done < length;) {
         const { bytesRead } = await fh.read(buf, done, length - done, position + done);
         if (!bytesRead) throw ended(position + done);
         done += bytesRead;
@@ -195,13 +222,24 @@ export interface SnapshotLayer {
  * takes): the LVs' extents from their snapshot devices, the PVs' metadata areas from their copies,
  * the rest from the disk. A failed snapshot read goes through `failed` (which may say why better).
  */
-export function snapshotReader(disk: SourceRead, size: number, source: string, layers: SnapshotLayer[], metadata: MetadataRegion[], failed: (l: SnapshotLayer, err: Error) => Error = (_, e) => e): { reader: ByteReader; read: SourceRead['read'] } {
+export function snapshotReader(
+  disk: SourceRead,
+  size: number,
+  source: string,
+  layers: SnapshotLayer[],
+  metadata: MetadataRegion[],
+  failed: (l: SnapshotLayer, err: Error) => Error = (_, e) => e,
+): { reader: ByteReader; read: SourceRead['read'] } {
   const hint = 'Was the drive removed? Check it and try again.';
   const base = strictReader(disk, size, (at) => new DevsnapError('BAD_SOURCE', `${source} ended early at byte ${at}.`, hint));
-  const reader = layeredReader(base, layers.map((l) => {
-    const dev = strictReader(l.device, l.lvBytes, (at) => new DevsnapError('BAD_SOURCE', `The LVM snapshot of ${l.what} ended early at byte ${at}.`, hint));
-    return { pieces: l.pieces, snapshot: { size: l.lvBytes, read: (p: number, n: number) => dev.read(p, n).catch((err: Error) => Promise.reject(failed(l, err))) } };
-  }), metadata);
+  const reader = layeredReader(
+    base,
+    layers.map((l) => {
+      const dev = strictReader(l.device, l.lvBytes, (at) => new DevsnapError('BAD_SOURCE', `The LVM snapshot of ${l.what} ended early at byte ${at}.`, hint));
+      return { pieces: l.pieces, snapshot: { size: l.lvBytes, read: (p: number, n: number) => dev.read(p, n).catch((err: Error) => Promise.reject(failed(l, err))) } };
+    }),
+    metadata,
+  );
   return {
     reader,
     async read(buf, offset, length, position) {
@@ -227,23 +265,27 @@ export interface LvmSession extends SourceRead {
  * Steps 2–3 and 5–6 of lvm.ts for every target: per VG, the metadata copies, then each LV's
  * snapshot, opened read-only. UNTESTED: needs device-mapper (the parts it calls are tested).
  */
-export async function openLvmSession(targets: LvmTarget[], o: { source: string; fh: SourceRead; size: number; partitions: { index: number; start: number; size: number }[]; log: (m: string) => void }): Promise<LvmSession> {
+export async function openLvmSession(
+  targets: LvmTarget[],
+  o: { source: string; fh: SourceRead; size: number; partitions: { index: number; start: number; size: number }[]; log: (m: string) => void },
+): Promise<LvmSession> {
   const made: { t: LvmTarget; snap: LvmSnapshot; fh?: fs.promises.FileHandle }[] = [];
   const metadata: MetadataRegion[] = [];
   const what = (t: LvmTarget) => `${t.vg}/${t.lv} (${t.mount.mountpoint})`;
   let closing: Promise<void> | undefined;
-  const close = () => (closing ??= (async () => {
-    const errors: Error[] = [];
-    for (const m of [...made].reverse()) {
-      await m.fh?.close().catch((err: Error) => errors.push(err));
-      try {
-        m.snap.remove(); // a DevsnapError whose hint is the lvremove to run
-      } catch (err) {
-        errors.push(err as Error);
+  const close = () =>
+    (closing ??= (async () => {
+      const errors: Error[] = [];
+      for (const m of [...made].reverse()) {
+        await m.fh?.close().catch((err: Error) => errors.push(err));
+        try {
+          m.snap.remove(); // a DevsnapError whose hint is the lvremove to run
+        } catch (err) {
+          errors.push(err as Error);
+        }
       }
-    }
-    if (errors.length) throw errors.find((e) => e instanceof DevsnapError) ?? errors[0];
-  })());
+      if (errors.length) throw errors.find((e) => e instanceof DevsnapError) ?? errors[0];
+    })());
   let at: string | undefined;
   try {
     for (const vg of [...new Set(targets.map((t) => t.vg))]) {
@@ -264,7 +306,9 @@ export async function openLvmSession(targets: LvmTarget[], o: { source: string; 
         }
         const entry: (typeof made)[number] = { t, snap };
         made.push(entry);
-        entry.fh = await openDisk(snap.device, 'r').catch((err: Error) => Promise.reject(new DevsnapError('BAD_SOURCE', `Could not open the LVM snapshot ${snap.device} of ${what(t)}: ${err.message}.`, OTHER_WAYS)));
+        entry.fh = await openDisk(snap.device, 'r').catch((err: Error) =>
+          Promise.reject(new DevsnapError('BAD_SOURCE', `Could not open the LVM snapshot ${snap.device} of ${what(t)}: ${err.message}.`, OTHER_WAYS)),
+        );
       }
     }
   } catch (err) {
@@ -276,7 +320,11 @@ export async function openLvmSession(targets: LvmTarget[], o: { source: string; 
     try {
       json = runLvm(snapshotStatusCommand(m.t.vg, m.snap.name));
     } catch (err) {
-      throw new DevsnapError('BAD_SOURCE', `Could not check the LVM snapshot ${m.t.vg}/${m.snap.name} of ${what(m.t)}: ${(err as Error).message}`, 'Take the snapshot again; if this persists, use --freeze.');
+      throw new DevsnapError(
+        'BAD_SOURCE',
+        `Could not check the LVM snapshot ${m.t.vg}/${m.snap.name} of ${what(m.t)}: ${(err as Error).message}`,
+        'Take the snapshot again; if this persists, use --freeze.',
+      );
     }
     const problem = snapshotProblem(m.t, m.snap.name, json);
     if (problem) throw problem;

@@ -31,11 +31,7 @@ export async function findParent(repo: Repository, source: string, diskId: strin
  * The parent image's view of one followed partition: the state of its filesystem as that snapshot
  * holds it, and its used blocks (null where unreadable: then everything is read).
  */
-export type ParentFs = { used: UsedBlocks | null } & (
-  | { kind: 'ext'; state: ExtState | null }
-  | { kind: 'btrfs'; state: BtrfsState | null }
-  | { kind: 'ntfs'; state: NtfsState | null }
-);
+export type ParentFs = { used: UsedBlocks | null } & ({ kind: 'ext'; state: ExtState | null } | { kind: 'btrfs'; state: BtrfsState | null } | { kind: 'ntfs'; state: NtfsState | null });
 
 /** The kind of followed filesystem a manifest's partition held, if any. */
 export function followedKind(fs: string | undefined): ParentFs['kind'] | null {
@@ -102,7 +98,10 @@ export async function changedSinceParent(t: BtrfsTracked | NtfsTracked, parent: 
       const why = ntfsIncomparable(fs.state, t.state);
       if (why) return full(why);
       const s = t.state;
-      runs = blockRuns((await ntfsChangesSince(t.reader, fs.state, s, { live: true })).runs.map(([c, n]) => [c * s.clusterSize, n * s.clusterSize]), t.blockSize);
+      runs = blockRuns(
+        (await ntfsChangesSince(t.reader, fs.state, s, { live: true })).runs.map(([c, n]) => [c * s.clusterSize, n * s.clusterSize]),
+        t.blockSize,
+      );
     } else return full('the previous snapshot holds another filesystem there');
   } catch (err) {
     // A live filesystem caught between two writes (or damage, which the last pass would find).

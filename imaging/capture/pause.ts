@@ -128,7 +128,11 @@ export function freeze(mountpoints: string[], guardSeconds = 60): Thaw {
     const r = run('fsfreeze', ['--freeze', mp]);
     if (!r.ok) {
       thaw();
-      throw new DevsnapError('BAD_SOURCE', `Could not pause writes to ${mp} (fsfreeze): ${r.message}.`, 'Snapshot from a recovery environment, unmount the filesystem, or use --fuzzy to accept an image that is not one point in time.');
+      throw new DevsnapError(
+        'BAD_SOURCE',
+        `Could not pause writes to ${mp} (fsfreeze): ${r.message}.`,
+        'Snapshot from a recovery environment, unmount the filesystem, or use --fuzzy to accept an image that is not one point in time.',
+      );
     }
     frozen.push(mp);
   }

@@ -30,13 +30,19 @@ export function pauseProblem(rw: MountUse[], repoDir: string, repoDev: string | 
   if (stacked) {
     const refused = lvm.find((d) => !d.ok && d.mount === stacked);
     if (refused && !refused.ok) return { code: 'BAD_SOURCE', message: refused.message, hint: refused.hint };
-    return { code: 'BAD_SOURCE', message: `${stacked.mountpoint} is mounted read-write through ${stacked.device} (LVM, LUKS or RAID), which devsnap cannot pause for a point-in-time image.`,
-      hint: 'Snapshot from a recovery environment, or use --freeze (writes wait for the whole snapshot) or --fuzzy (an image that is not one point in time).' };
+    return {
+      code: 'BAD_SOURCE',
+      message: `${stacked.mountpoint} is mounted read-write through ${stacked.device} (LVM, LUKS or RAID), which devsnap cannot pause for a point-in-time image.`,
+      hint: 'Snapshot from a recovery environment, or use --freeze (writes wait for the whole snapshot) or --fuzzy (an image that is not one point in time).',
+    };
   }
   const clash = rw.find((m) => m.devno === repoDev);
   if (clash) {
-    return { code: 'USAGE', message: `The repository ${repoDir} is on ${clash.mountpoint}, a filesystem of the disk being imaged: the image would hold the repository's own files.`,
-      hint: 'Keep the repository on another drive (an external disk or a second internal one), which also keeps it safe when this drive fails.' };
+    return {
+      code: 'USAGE',
+      message: `The repository ${repoDir} is on ${clash.mountpoint}, a filesystem of the disk being imaged: the image would hold the repository's own files.`,
+      hint: 'Keep the repository on another drive (an external disk or a second internal one), which also keeps it safe when this drive fails.',
+    };
   }
   return null;
 }
@@ -57,7 +63,10 @@ export async function planSnapshot(repoDir: string, source: string): Promise<Sna
       if (d === path.dirname(d)) break;
     }
   }
-  const lvm = lvmDecisions(rw.filter((m) => m.offset === undefined), info);
+  const lvm = lvmDecisions(
+    rw.filter((m) => m.offset === undefined),
+    info,
+  );
   const problem = pauseProblem(rw, repoDir, repoDev, lvm);
   if (problem) plan.problem = { message: problem.message, hint: problem.hint };
   let fh: Awaited<ReturnType<typeof openDisk>>;

@@ -23,29 +23,29 @@ export type Tracked = ExtTracked | BtrfsTracked | NtfsTracked;
 
 interface TrackedArea {
   cells: AreaCells;
-  reader: ByteReader;        // the live partition
-  blockSize: number;         // the filesystem's block size (btrfs: its sector size)
-  mountpoint?: string;       // mounted read-write: the last pass runs frozen
+  reader: ByteReader; // the live partition
+  blockSize: number; // the filesystem's block size (btrfs: its sector size)
+  mountpoint?: string; // mounted read-write: the last pass runs frozen
   /** The blocks the image holds as read (pass 1's map; or the parent's, and the runs read over it): the last pass reads any other block then in use. */
   covered?: { map: UsedBlocks; runs?: BlockRuns };
 }
 
 export interface ExtTracked extends TrackedArea {
   kind: 'ext';
-  state: ExtState;           // the image shows at least everything up to this state
-  deadJournal: BlockRuns;    // journal log blocks stored as zeros (an empty journal's log)
+  state: ExtState; // the image shows at least everything up to this state
+  deadJournal: BlockRuns; // journal log blocks stored as zeros (an empty journal's log)
 }
 
 /** NTFS through ntfs-3g: it cannot be frozen, so its last pass makes it read-only instead. */
 export interface NtfsTracked extends TrackedArea {
   kind: 'ntfs';
-  state: NtfsState;          // the image shows at least everything up to this state
-  device: string;            // the device it is mounted from (flushed: ntfs-3g writes through its cache)
+  state: NtfsState; // the image shows at least everything up to this state
+  device: string; // the device it is mounted from (flushed: ntfs-3g writes through its cache)
 }
 
 export interface BtrfsTracked extends TrackedArea {
   kind: 'btrfs';
-  state: BtrfsState;         // the image shows at least everything committed up to this generation
+  state: BtrfsState; // the image shows at least everything committed up to this generation
 }
 
 export interface PassStats {
@@ -85,7 +85,13 @@ export async function zeroDeadJournal(t: ExtTracked, store: CellStore): Promise<
   for (const [i, runs] of cells) {
     const len = t.cells.cellLength(i);
     if (runs.length === 1 && runs[0][0] === i * t.cells.chunkSize && runs[0][1] - runs[0][0] === len) t.cells.cells[i] = { t: 'z' };
-    else if (t.cells.cells[i].t !== 'f' && t.cells.cells[i].t !== 'z') await store.overlay(t.cells, i, runs.map(([f, to]) => [f - i * t.cells.chunkSize, Buffer.alloc(to - f)]), t.blockSize);
+    else if (t.cells.cells[i].t !== 'f' && t.cells.cells[i].t !== 'z')
+      await store.overlay(
+        t.cells,
+        i,
+        runs.map(([f, to]) => [f - i * t.cells.chunkSize, Buffer.alloc(to - f)]),
+        t.blockSize,
+      );
   }
 }
 
@@ -129,9 +135,19 @@ export async function catchUp(fh: SourceRead, list: ExtTracked[], store: CellSto
 
 async function stateOf(t: ExtTracked, live = false): Promise<ExtState> {
   const s = await readExtState(t.reader, { live });
-  if (!s) throw new DevsnapError('BAD_SOURCE', `The filesystem at ${t.mountpoint ?? `partition ${t.cells.area.partition}`} can no longer be followed while it is imaged (its metadata does not hold).`, 'Run e2fsck on it from a recovery environment, or snapshot with --fuzzy.');
+  if (!s)
+    throw new DevsnapError(
+      'BAD_SOURCE',
+      `The filesystem at ${t.mountpoint ?? `partition ${t.cells.area.partition}`} can no longer be followed while it is imaged (its metadata does not hold).`,
+      'Run e2fsck on it from a recovery environment, or snapshot with --fuzzy.',
+    );
   const why = incomparable(t.state, s, { sameRun: true });
-  if (why) throw new DevsnapError('BAD_SOURCE', `The filesystem at ${t.mountpoint ?? `partition ${t.cells.area.partition}`} changed shape while it was imaged (${why}).`, 'Was it resized or checked meanwhile? Take the snapshot again.');
+  if (why)
+    throw new DevsnapError(
+      'BAD_SOURCE',
+      `The filesystem at ${t.mountpoint ?? `partition ${t.cells.area.partition}`} changed shape while it was imaged (${why}).`,
+      'Was it resized or checked meanwhile? Take the snapshot again.',
+    );
   return s;
 }
 
@@ -148,7 +164,10 @@ class Held {
   private file: string | null = null;
   private size = 0;
 
-  constructor(private readonly dir: string, private readonly budget = 8 << 20 /* more goes to the spill file: memory, not speed, bounds it */) {}
+  constructor(
+    private readonly dir: string,
+    private readonly budget = 8 << 20 /* more goes to the spill file: memory, not speed, bounds it */,
+  ) {}
 
   async add(part: PartCell): Promise<void> {
     // The memory the part holds: its blocks are views of (usually one) cell-sized read buffer.
@@ -201,7 +220,14 @@ export interface FrozenResult {
  * the filesystems' used-block maps, now consistent), thaws, then stores it. Nothing is written to the
  * repository or logged while frozen: the repository or the terminal may be on a frozen filesystem.
  */
-export async function frozenPass(fh: SourceRead, list: Tracked[], store: CellStore, source: string, stats: PassStats, spillDir: string): Promise<FrozenResult & { used: Map<Tracked, UsedBlocks | null> }> {
+export async function frozenPass(
+  fh: SourceRead,
+  list: Tracked[],
+  store: CellStore,
+  source: string,
+  stats: PassStats,
+  spillDir: string,
+): Promise<FrozenResult & { used: Map<Tracked, UsedBlocks | null> }> {
   const mounted = list.filter((t) => t.mountpoint);
   const collected: Collected[] = [];
   try {
@@ -240,9 +266,13 @@ export function uncovered(used: UsedBlocks, covered: { map: UsedBlocks; runs?: B
  */
 async function pauseAll(mounted: Tracked[]): Promise<Thaw> {
   const thaws: Thaw[] = []; // each is safe to call twice
-  const thaw = Object.defineProperty(() => {
-    for (const th of [...thaws].reverse()) th();
-  }, 'timedOut', { get: () => thaws.some((th) => th.timedOut) }) as Thaw;
+  const thaw = Object.defineProperty(
+    () => {
+      for (const th of [...thaws].reverse()) th();
+    },
+    'timedOut',
+    { get: () => thaws.some((th) => th.timedOut) },
+  ) as Thaw;
   try {
     const freezable = mounted.filter((t) => t.kind !== 'ntfs');
     if (freezable.length) thaws.push(freeze(freezable.map((t) => t.mountpoint!)));
@@ -271,7 +301,13 @@ async function frozenChanges(t: Tracked): Promise<{ runs: BlockRuns; dead: Block
     if (why) throw new DevsnapError('BAD_SOURCE', `The filesystem at ${t.mountpoint} changed shape while it was imaged (${why}).`, 'Was it resized or reformatted meanwhile? Take the snapshot again.');
     const ch = await ntfsChangesSince(t.reader, t.state, s);
     t.state = s;
-    return { runs: blockRuns(ch.runs.map(([c, n]) => [c * s.clusterSize, n * s.clusterSize]), t.blockSize), dead: [] };
+    return {
+      runs: blockRuns(
+        ch.runs.map(([c, n]) => [c * s.clusterSize, n * s.clusterSize]),
+        t.blockSize,
+      ),
+      dead: [],
+    };
   }
   if (t.kind === 'btrfs') {
     const ch = await btrfsChangedSince(t.reader, t.state.generation).catch((err: Error) => {
@@ -291,8 +327,13 @@ async function frozenChanges(t: Tracked): Promise<{ runs: BlockRuns; dead: Block
 }
 
 async function frozenPassHeld(
-  fh: SourceRead, mounted: Tracked[], collected: Collected[],
-  store: CellStore, source: string, stats: PassStats, spillDir: string,
+  fh: SourceRead,
+  mounted: Tracked[],
+  collected: Collected[],
+  store: CellStore,
+  source: string,
+  stats: PassStats,
+  spillDir: string,
 ): Promise<FrozenResult & { used: Map<Tracked, UsedBlocks | null> }> {
   const atMs = Date.now();
   let uncoveredBlocks = 0;
@@ -319,7 +360,11 @@ async function frozenPassHeld(
     pauseSeconds = (performance.now() - t0) / 1000;
   }
   if (thaw.timedOut) {
-    throw new DevsnapError('BAD_SOURCE', `Writes stayed paused for ${Math.round(pauseSeconds)} s, so the safety timer resumed them before devsnap was done: the image would not be one point in time.`, 'Take the snapshot again when less is being written, or use --freeze.');
+    throw new DevsnapError(
+      'BAD_SOURCE',
+      `Writes stayed paused for ${Math.round(pauseSeconds)} s, so the safety timer resumed them before devsnap was done: the image would not be one point in time.`,
+      'Take the snapshot again when less is being written, or use --freeze.',
+    );
   }
   let rereadBytes = 0;
   const usedMaps = new Map<Tracked, UsedBlocks | null>();

@@ -37,7 +37,7 @@ export function usedRuns(used: UsedBlocks, cellStart: number, cellEnd: number): 
 async function readRuns(fh: SourceRead, a: PlannedArea, off: number, runs: [number, number][], buf: Buffer, source: string, zeroGaps = false): Promise<number> {
   let bytesRead = 0;
   let done = 0; // buf is read or zeroed up to here
-  for (let i = 0; i < runs.length; ) {
+  for (let i = 0; i < runs.length;) {
     let j = i;
     while (j + 1 < runs.length && runs[j + 1][0] - runs[j][1] < JOIN_GAP) j++;
     const [from, to] = [runs[i][0], runs[j][1]];
@@ -119,7 +119,7 @@ export function runsByCell(runs: Iterable<[number, number]>, blockSize: number, 
   for (const list of out.values()) {
     list.sort((x, y) => x[0] - y[0]);
     // Merge overlaps left by unsorted input.
-    for (let i = 1; i < list.length; ) {
+    for (let i = 1; i < list.length;) {
       if (list[i][0] <= list[i - 1][1]) {
         list[i - 1][1] = Math.max(list[i - 1][1], list[i][1]);
         list.splice(i, 1);
@@ -139,16 +139,20 @@ export interface PartCell {
 /** Reads the given byte runs of each cell (ascending cell order), each run as its own buffer. */
 export function readParts(fh: SourceRead, a: PlannedArea, chunkSize: number, cells: Map<number, [number, number][]>, source: string, ahead = 4): AsyncGenerator<PartCell> {
   const order = [...cells.keys()].sort((x, y) => x - y);
-  return inOrder(order[Symbol.iterator](), async (index: number) => {
-    const off = index * chunkSize;
-    const runs = cells.get(index)!;
-    const blocks: [number, Buffer][] = [];
-    // Every run is read at its place in one cell-sized pool buffer (core/memory.ts; CellStore.overlay
-    // gives it back), runs closer than JOIN_GAP in one read: a buffer allocated per read of a small
-    // file had left tens of MB for the collector to find.
-    const buf = chunkBuffers.take(Math.min(chunkSize, a.size - off));
-    const bytesRead = await readRuns(fh, a, off, runs, buf, source);
-    for (const [from, to] of runs) blocks.push([from - off, buf.subarray(from - off, to - off)]);
-    return { index, blocks, bytesRead };
-  }, ahead);
+  return inOrder(
+    order[Symbol.iterator](),
+    async (index: number) => {
+      const off = index * chunkSize;
+      const runs = cells.get(index)!;
+      const blocks: [number, Buffer][] = [];
+      // Every run is read at its place in one cell-sized pool buffer (core/memory.ts; CellStore.overlay
+      // gives it back), runs closer than JOIN_GAP in one read: a buffer allocated per read of a small
+      // file had left tens of MB for the collector to find.
+      const buf = chunkBuffers.take(Math.min(chunkSize, a.size - off));
+      const bytesRead = await readRuns(fh, a, off, runs, buf, source);
+      for (const [from, to] of runs) blocks.push([from - off, buf.subarray(from - off, to - off)]);
+      return { index, blocks, bytesRead };
+    },
+    ahead,
+  );
 }

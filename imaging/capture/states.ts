@@ -41,7 +41,10 @@ export async function captureStates(parts: Part[], mountOf: (p: Part) => MountUs
     const s = await readExtState(slice(p), { live: true });
     if (s) out.ext.set(p.index, s);
   }
-  await settleAndSync([...out.ext.keys()].map((i) => ({ mountpoint: mountOf(parts.find((p) => p.index === i)!)!.mountpoint, state: out.ext.get(i)! })), source);
+  await settleAndSync(
+    [...out.ext.keys()].map((i) => ({ mountpoint: mountOf(parts.find((p) => p.index === i)!)!.mountpoint, state: out.ext.get(i)! })),
+    source,
+  );
 
   // btrfs: the generation committed by a sync; whatever is written after it gets a later one.
   const btrfs = parts.filter((x) => kind(x) === 'btrfs');

@@ -54,7 +54,10 @@ function nativeCodec(): ZstdCodec | null {
 
 // zstd-codec's embind API, used below its `Simple` wrapper: Simple copies every input into a new
 // C++ vector and every output into a new JS array, per chunk, which the worker then had to collect.
-interface VectorU8 { resize(n: number, fill: number): void; size(): number }
+interface VectorU8 {
+  resize(n: number, fill: number): void;
+  size(): number;
+}
 interface Binding {
   ZstdCodec: new () => { compressBound(n: number): number; compress(dst: VectorU8, src: VectorU8, level: number): number; decompress(dst: VectorU8, src: VectorU8): number };
   VectorU8: new () => VectorU8;

@@ -19,12 +19,15 @@ export interface MetadataRegion {
 
 /** Turns lvLayout pieces on the PV `pvName` (the partition starting at byte `partitionStart` of the disk) into disk offsets. */
 export function piecesOnDisk(layout: LvPiece[], pvName: string, partitionStart: number, partitionSize?: number): DiskPiece[] {
-  return layout.filter((p) => p.pvName === pvName).map((p) => {
-    if (partitionSize !== undefined && p.pvOffset + p.length > partitionSize) {
-      throw new Error(`The LV's extents at byte ${p.pvOffset} of ${pvName} run past the end of its partition (${partitionSize} bytes): the partition table and LVM disagree.`);
-    }
-    return { diskOffset: partitionStart + p.pvOffset, length: p.length, lvOffset: p.lvOffset };
-  }).sort((a, b) => a.diskOffset - b.diskOffset);
+  return layout
+    .filter((p) => p.pvName === pvName)
+    .map((p) => {
+      if (partitionSize !== undefined && p.pvOffset + p.length > partitionSize) {
+        throw new Error(`The LV's extents at byte ${p.pvOffset} of ${pvName} run past the end of its partition (${partitionSize} bytes): the partition table and LVM disagree.`);
+      }
+      return { diskOffset: partitionStart + p.pvOffset, length: p.length, lvOffset: p.lvOffset };
+    })
+    .sort((a, b) => a.diskOffset - b.diskOffset);
 }
 
 interface Region {
@@ -47,17 +50,19 @@ export function overlayReader(disk: ByteReader, pieces: DiskPiece[], snapshot: B
 /** overlayReader for several LVs at once, each with its own snapshot (no two regions may overlap). */
 export function layeredReader(disk: ByteReader, layers: { pieces: DiskPiece[]; snapshot: ByteReader }[], metadata: MetadataRegion | MetadataRegion[]): ByteReader {
   const regions: Region[] = [];
-  for (const { pieces, snapshot } of layers) for (const p of pieces) {
-    if (!whole(p.diskOffset) || !whole(p.lvOffset) || !whole(p.length) || p.length === 0) throw new Error(`Bad LV piece ${JSON.stringify(p)}.`);
-    if (p.diskOffset + p.length > disk.size) throw new Error(`An LV piece (${p.diskOffset}+${p.length}) runs past the end of the disk (${disk.size} bytes).`);
-    if (p.lvOffset + p.length > snapshot.size) throw new Error(`An LV piece (LV bytes ${p.lvOffset}+${p.length}) runs past the end of the snapshot (${snapshot.size} bytes).`);
-    regions.push({
-      start: p.diskOffset, end: p.diskOffset + p.length,
-      fill: async (from, to, out, at) => {
-        (await snapshot.read(p.lvOffset + (from - p.diskOffset), to - from)).copy(out, at);
-      },
-    });
-  }
+  for (const { pieces, snapshot } of layers)
+    for (const p of pieces) {
+      if (!whole(p.diskOffset) || !whole(p.lvOffset) || !whole(p.length) || p.length === 0) throw new Error(`Bad LV piece ${JSON.stringify(p)}.`);
+      if (p.diskOffset + p.length > disk.size) throw new Error(`An LV piece (${p.diskOffset}+${p.length}) runs past the end of the disk (${disk.size} bytes).`);
+      if (p.lvOffset + p.length > snapshot.size) throw new Error(`An LV piece (LV bytes ${p.lvOffset}+${p.length}) runs past the end of the snapshot (${snapshot.size} bytes).`);
+      regions.push({
+        start: p.diskOffset,
+        end: p.diskOffset + p.length,
+        fill: async (from, to, out, at) => {
+          (await snapshot.read(p.lvOffset + (from - p.diskOffset), to - from)).copy(out, at);
+        },
+      });
+    }
   for (const m of Array.isArray(metadata) ? metadata : [metadata]) {
     if (!whole(m.diskOffset) || m.bytes.length === 0 || m.diskOffset + m.bytes.length > disk.size) throw new Error(`Bad LVM metadata region at ${m.diskOffset} (${m.bytes.length} bytes).`);
     const start = m.diskOffset;

@@ -38,10 +38,11 @@ export function reportRows(json: unknown, keys: string[], what: string): Row[] {
   const report = (doc as { report?: unknown } | null)?.report;
   if (!Array.isArray(report)) throw new Error(`The ${what} report has no "report" list.`);
   const rows: Row[] = [];
-  for (const part of report) for (const k of keys) {
-    const list = (part as Record<string, unknown> | null)?.[k];
-    if (Array.isArray(list)) rows.push(...list.filter((r): r is Row => !!r && typeof r === 'object'));
-  }
+  for (const part of report)
+    for (const k of keys) {
+      const list = (part as Record<string, unknown> | null)?.[k];
+      if (Array.isArray(list)) rows.push(...list.filter((r): r is Row => !!r && typeof r === 'object'));
+    }
   return rows;
 }
 
@@ -103,10 +104,12 @@ export function lvLayout(lvsJson: unknown, pvsJson: unknown): LvPiece[] {
   const lv = field(segs[0], 'lv_name', 'lvs');
   const peStart = new Map<string, number>();
   for (const pv of parsePvs(pvsJson)) if (pv.vgName === undefined || pv.vgName === vg) peStart.set(pv.pvName, pv.peStart);
-  const rows = segs.map((r) => {
-    if (field(r, 'vg_name', 'lvs') !== vg || field(r, 'lv_name', 'lvs') !== lv) throw new Error(`The lvs report mixes ${vg}/${lv} with other LVs.`);
-    return { r, start: count(r, 'seg_start_pe', 'lvs') };
-  }).sort((a, b) => a.start - b.start);
+  const rows = segs
+    .map((r) => {
+      if (field(r, 'vg_name', 'lvs') !== vg || field(r, 'lv_name', 'lvs') !== lv) throw new Error(`The lvs report mixes ${vg}/${lv} with other LVs.`);
+      return { r, start: count(r, 'seg_start_pe', 'lvs') };
+    })
+    .sort((a, b) => a.start - b.start);
   const pieces: LvPiece[] = [];
   let next = 0;
   for (const { r, start } of rows) {
@@ -160,8 +163,11 @@ export function parseSnapshotStatus(json: unknown): { valid: boolean; percentFul
 export function cowSize(lvBytes: number, vgFreeBytes: number): number {
   if (!Number.isSafeInteger(lvBytes) || lvBytes <= 0 || !Number.isSafeInteger(vgFreeBytes) || vgFreeBytes < 0) throw new Error(`Bad sizes for the COW area: LV ${lvBytes}, free ${vgFreeBytes}.`);
   if (vgFreeBytes < 256 * MiB) {
-    throw new DevsnapError('BAD_SOURCE', `The volume group has only ${Math.floor(vgFreeBytes / MiB)} MiB free: an LVM snapshot needs at least 256 MiB of free extents to hold what changes while the disk is read.`,
-      'Free extents in the volume group (vgextend it with another disk, or shrink a volume that has room to spare), or use another method (--freeze, or imaging from a live system).');
+    throw new DevsnapError(
+      'BAD_SOURCE',
+      `The volume group has only ${Math.floor(vgFreeBytes / MiB)} MiB free: an LVM snapshot needs at least 256 MiB of free extents to hold what changes while the disk is read.`,
+      'Free extents in the volume group (vgextend it with another disk, or shrink a volume that has room to spare), or use another method (--freeze, or imaging from a live system).',
+    );
   }
   const want = Math.max(GiB, Math.ceil(lvBytes / 10 / MiB) * MiB);
   return Math.min(want, vgFreeBytes - (vgFreeBytes % 512));

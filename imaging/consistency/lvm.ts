@@ -39,8 +39,7 @@ const NAME = /^[A-Za-z0-9+_.][A-Za-z0-9+_.-]{0,126}$/;
 const RESERVED_LV = /_(cdata|cmeta|corig|mlog|mimage|pmspare|rimage|rmeta|tdata|tmeta|vorigin|vdata)/;
 
 function checkName(kind: 'volume group' | 'logical volume', name: string): void {
-  const ok = typeof name === 'string' && NAME.test(name) && name !== '.' && name !== '..'
-    && (kind === 'volume group' || (!RESERVED_LV.test(name) && name !== 'snapshot' && name !== 'pvmove'));
+  const ok = typeof name === 'string' && NAME.test(name) && name !== '.' && name !== '..' && (kind === 'volume group' || (!RESERVED_LV.test(name) && name !== 'snapshot' && name !== 'pvmove'));
   if (!ok) throw new Error(`${JSON.stringify(name)} is not a valid LVM ${kind} name (letters, digits and + _ . - only, not starting with '-').`);
 }
 
@@ -178,7 +177,12 @@ function run(argv: string[], opts: { maxBuffer?: number } = {}): { status: numbe
 export function runLvm(argv: string[]): string {
   const r = run(argv);
   if (r.status !== 0) {
-    const why = (r.error?.message ?? r.stderr).trim().split('\n').filter((l) => !/^\s*WARNING: /.test(l)).join(' ').replace(/\s+/g, ' ');
+    const why = (r.error?.message ?? r.stderr)
+      .trim()
+      .split('\n')
+      .filter((l) => !/^\s*WARNING: /.test(l))
+      .join(' ')
+      .replace(/\s+/g, ' ');
     throw new Error(`${argv[0]} failed: ${why || `exit ${r.status}`}`);
   }
   return r.stdout.toString('utf8');

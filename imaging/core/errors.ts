@@ -2,7 +2,11 @@ import type { ErrorCode, ErrorInfo } from '../protocol';
 
 /** An error meant for the user: a message naming the problem and a hint saying what to do. */
 export class DevsnapError extends Error {
-  constructor(public readonly code: ErrorCode, message: string, public readonly hint?: string) {
+  constructor(
+    public readonly code: ErrorCode,
+    message: string,
+    public readonly hint?: string,
+  ) {
     super(message);
     this.name = 'DevsnapError';
   }
@@ -43,15 +47,26 @@ export function toDevsnapError(err: unknown, what?: string): DevsnapError {
     case 'EPERM':
       if (isRoot()) {
         // Root is refused only by the object itself or a policy: "run as root" would not help.
-        return new DevsnapError('PERMISSION', `The system refused access to ${subject} (${e.code}), although devsnap runs as root.`,
-          'The device may be read-only or write-protected (`blockdev --getro DEVICE`; `blockdev --setrw DEVICE` clears it), locked or claimed by another program; a file may be immutable (`lsattr`; `chattr -i FILE` clears it); or a security policy (SELinux, AppArmor, lockdown) forbids the access. `dmesg` may say more.');
+        return new DevsnapError(
+          'PERMISSION',
+          `The system refused access to ${subject} (${e.code}), although devsnap runs as root.`,
+          'The device may be read-only or write-protected (`blockdev --getro DEVICE`; `blockdev --setrw DEVICE` clears it), locked or claimed by another program; a file may be immutable (`lsattr`; `chattr -i FILE` clears it); or a security policy (SELinux, AppArmor, lockdown) forbids the access. `dmesg` may say more.',
+        );
       }
       return new DevsnapError('PERMISSION', `No permission to access ${subject}.`, 'Run devsnap as root (sudo) or as the owner of the repository.');
     case 'ENOSPC':
     case 'EDQUOT':
-      return new DevsnapError('NO_SPACE', `No space left${e.code === 'EDQUOT' ? ' in your disk quota' : ''} on the device holding ${subject}.`, 'Free some space (or run `devsnap prune`) and try again; nothing was committed.');
+      return new DevsnapError(
+        'NO_SPACE',
+        `No space left${e.code === 'EDQUOT' ? ' in your disk quota' : ''} on the device holding ${subject}.`,
+        'Free some space (or run `devsnap prune`) and try again; nothing was committed.',
+      );
     case 'EFBIG':
-      return new DevsnapError('NO_SPACE', `${subject} would grow larger than its filesystem allows (a FAT-formatted drive holds files of at most 4 GiB).`, 'Choose a location on a filesystem such as ext4, NTFS or exFAT.');
+      return new DevsnapError(
+        'NO_SPACE',
+        `${subject} would grow larger than its filesystem allows (a FAT-formatted drive holds files of at most 4 GiB).`,
+        'Choose a location on a filesystem such as ext4, NTFS or exFAT.',
+      );
     case 'EROFS':
       return new DevsnapError('PERMISSION', `${subject} is on a read-only filesystem.`, 'Choose a writable location.');
     case 'EIO':
@@ -78,7 +93,11 @@ export function toDevsnapError(err: unknown, what?: string): DevsnapError {
     case 'ETXTBSY':
       return new DevsnapError('BAD_TARGET', `${subject} is in use by a running program.`, 'Stop the program using it and try again.');
     case 'EINVAL':
-      return new DevsnapError('USAGE', `The system rejected the operation on ${subject} (EINVAL): it is not a kind of file or device devsnap can use this way.`, 'Give a block device or a regular disk image file.');
+      return new DevsnapError(
+        'USAGE',
+        `The system rejected the operation on ${subject} (EINVAL): it is not a kind of file or device devsnap can use this way.`,
+        'Give a block device or a regular disk image file.',
+      );
   }
   // Node's own argument checks (ERR_INVALID_ARG_VALUE for a path with a NUL byte, and the like).
   if (typeof e?.code === 'string' && e.code.startsWith('ERR_INVALID_ARG')) {

@@ -4,7 +4,10 @@ export class JobQueue {
   private readonly inFlight = new Set<Promise<void>>();
   private failure: unknown = null;
 
-  constructor(private readonly limit: number, private readonly mapError: (err: unknown) => unknown = (err) => err) {}
+  constructor(
+    private readonly limit: number,
+    private readonly mapError: (err: unknown) => unknown = (err) => err,
+  ) {}
 
   /** Starts a job, then waits while `limit` jobs run. Throws an earlier job's failure. */
   async add(job: () => Promise<void>): Promise<void> {

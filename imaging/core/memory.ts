@@ -67,7 +67,15 @@ export function startMemTrace(): void {
   const t0 = Date.now();
   const sample = () => {
     const m = process.memoryUsage();
-    const line: Record<string, number | string> = { t: Date.now() - t0, thread: isMainThread ? 'main' : `w${threadId}`, rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers };
+    const line: Record<string, number | string> = {
+      t: Date.now() - t0,
+      thread: isMainThread ? 'main' : `w${threadId}`,
+      rss: m.rss,
+      heapTotal: m.heapTotal,
+      heapUsed: m.heapUsed,
+      external: m.external,
+      arrayBuffers: m.arrayBuffers,
+    };
     if (isMainThread) {
       const status = fs.readFileSync('/proc/self/status', 'utf8');
       for (const k of ['RssAnon', 'RssFile', 'VmHWM']) {

@@ -11,7 +11,13 @@ export class ProgressMeter {
   private sampleTime: number;
   private sampleBytes = 0;
 
-  constructor(private readonly phase: string, private total: number, private readonly sink?: ProgressSink, private readonly intervalMs = 250, private message?: string) {
+  constructor(
+    private readonly phase: string,
+    private total: number,
+    private readonly sink?: ProgressSink,
+    private readonly intervalMs = 250,
+    private message?: string,
+  ) {
     this.sampleTime = Date.now();
   }
 

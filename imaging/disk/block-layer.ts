@@ -50,8 +50,12 @@ export class BlockLayer {
       const devno = readSys(path.join(dir, 'dev'));
       if (!devno) continue;
       const d: BlockDev = {
-        name, devno, size: Number(readSys(path.join(dir, 'size')) ?? 0) * 512, start: 0,
-        holders: list(path.join(dir, 'holders')), slaves: list(path.join(dir, 'slaves')),
+        name,
+        devno,
+        size: Number(readSys(path.join(dir, 'size')) ?? 0) * 512,
+        start: 0,
+        holders: list(path.join(dir, 'holders')),
+        slaves: list(path.join(dir, 'slaves')),
       };
       if (readSys(path.join(dir, 'partition')) !== undefined) {
         try {

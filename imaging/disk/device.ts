@@ -128,8 +128,11 @@ export function assertNotInUse(info: DeviceInfo, target: string): void {
     throw new DevsnapError('BAD_TARGET', `${target} has mounted filesystems (${via.join(', ')}); restoring would corrupt them.`, 'Unmount them first (umount; swapoff for swap), then try again.');
   }
   if (info.holders.length) {
-    throw new DevsnapError('BAD_TARGET', `${target} is in use by ${info.holders.join(', ')} (a device-mapper or RAID device built on it: an LVM volume, a LUKS mapping or an md array); restoring would destroy what they hold.`,
-      'Deactivate them first (vgchange -an, cryptsetup close, mdadm --stop), then try again.');
+    throw new DevsnapError(
+      'BAD_TARGET',
+      `${target} is in use by ${info.holders.join(', ')} (a device-mapper or RAID device built on it: an LVM volume, a LUKS mapping or an md array); restoring would destroy what they hold.`,
+      'Deactivate them first (vgchange -an, cryptsetup close, mdadm --stop), then try again.',
+    );
   }
 }
 
@@ -139,8 +142,12 @@ export function assertNotInUse(info: DeviceInfo, target: string): void {
  * hide it), a hard link to one of its files, or a device whose bytes live on such a file (a loop
  * device over a pack, at any depth).
  */
-export function assertNotInRepository(target: string, repoDir: string, view: SystemView = LIVE_SYSTEM,
-  consequence = 'restoring onto it would destroy the repository (and the snapshot being restored)'): void {
+export function assertNotInRepository(
+  target: string,
+  repoDir: string,
+  view: SystemView = LIVE_SYSTEM,
+  consequence = 'restoring onto it would destroy the repository (and the snapshot being restored)',
+): void {
   let repoSt: fs.Stats;
   try {
     repoSt = fs.statSync(repoDir);
@@ -159,10 +166,11 @@ export function assertNotInRepository(target: string, repoDir: string, view: Sys
   /** Whether a file of the repository has the inode `st` (a hard link elsewhere). */
   const linked = (st: fs.Stats): boolean => {
     if (st.nlink < 2 || st.dev !== repoSt.dev) return false;
-    const walk = (d: string, depth: number): boolean => list(d).some((n) => {
-      const e = fs.lstatSync(path.join(d, n), { throwIfNoEntry: false });
-      return !!e && ((e.isFile() && e.ino === st.ino) || (e.isDirectory() && depth < 3 && walk(path.join(d, n), depth + 1)));
-    });
+    const walk = (d: string, depth: number): boolean =>
+      list(d).some((n) => {
+        const e = fs.lstatSync(path.join(d, n), { throwIfNoEntry: false });
+        return !!e && ((e.isFile() && e.ino === st.ino) || (e.isDirectory() && depth < 3 && walk(path.join(d, n), depth + 1)));
+      });
     return walk(repoDir, 0);
   };
   let real: string;

@@ -274,7 +274,10 @@ export async function listDisks(opts: ListDisksOptions = {}): Promise<ListedDisk
     out.push(disk);
   }
   // Stable: the system disk first, the rest in lsblk's order.
-  return out.map((d, i) => [d, i] as const).sort((x, y) => Number(y[0].isSystem) - Number(x[0].isSystem) || x[1] - y[1]).map(([d]) => d);
+  return out
+    .map((d, i) => [d, i] as const)
+    .sort((x, y) => Number(y[0].isSystem) - Number(x[0].isSystem) || x[1] - y[1])
+    .map(([d]) => d);
 }
 
 /** The DiskInfo of a raw disk image file: its partition table and each partition's filesystem. */

@@ -13,8 +13,8 @@ const MBR_PROTECTIVE = 0xee;
 const MAX_GPT_ENTRIES_BYTES = 1 << 20; // 16 KiB in practice (128 entries of 128 bytes)
 
 export interface GptLayout {
-  headerLba: number;      // LBA the header in use was read from (1, or the backup's LBA)
-  backupLba: number;      // that header's alternate LBA
+  headerLba: number; // LBA the header in use was read from (1, or the backup's LBA)
+  backupLba: number; // that header's alternate LBA
   entriesLba: number;
   entryCount: number;
   entrySize: number;
@@ -110,7 +110,12 @@ export async function readPartitionTable(disk: ByteReader, warn: (message: strin
   return { type: 'mbr', sectorSize: SECTOR, diskId: '0x' + mbr.readUInt32LE(440).toString(16).padStart(8, '0'), partitions };
 }
 
-interface MbrEntry { index: number; type: number; lba: number; sectors: number }
+interface MbrEntry {
+  index: number;
+  type: number;
+  lba: number;
+  sectors: number;
+}
 
 /** The four primary entries, or null when sector 0 is not an MBR (no signature, or a filesystem boot sector). */
 function mbrEntries(mbr: Buffer): MbrEntry[] | null {
@@ -153,7 +158,12 @@ async function hasGptSignature(disk: ByteReader, lba: number): Promise<boolean> 
   return (await disk.read(lba * SECTOR, 8)).toString('latin1') === GPT_SIGNATURE;
 }
 
-interface GptHeader { layout: GptLayout; diskGuid: string; entriesCrc: number; raw: Buffer }
+interface GptHeader {
+  layout: GptLayout;
+  diskGuid: string;
+  entriesCrc: number;
+  raw: Buffer;
+}
 
 /** Parses and validates a GPT header read from `lba`; null when invalid. */
 function parseGptHeader(sector: Buffer, lba: number): GptHeader | null {
@@ -189,7 +199,12 @@ function headerCrc(sector: Buffer): number {
  * read into a double is not even an integer): such a header is unusable, not just describing a larger disk.
  */
 function gptLayoutProblem(h: GptHeader, lastLba: number): { problem: string; wild: boolean } | null {
-  const fields: [string, number][] = [['alternate LBA', 32], ['first usable LBA', 40], ['last usable LBA', 48], ['partition entries LBA', 72]];
+  const fields: [string, number][] = [
+    ['alternate LBA', 32],
+    ['first usable LBA', 40],
+    ['last usable LBA', 48],
+    ['partition entries LBA', 72],
+  ];
   let beyond: string | null = null;
   for (const [name, off] of fields) {
     const v = h.raw.readBigUInt64LE(off);
@@ -199,7 +214,11 @@ function gptLayoutProblem(h: GptHeader, lastLba: number): { problem: string; wil
   return beyond ? { problem: beyond, wild: false } : null;
 }
 
-interface GptRead { header: GptHeader; entries: Buffer | null; problem: { problem: string; wild: boolean } | null }
+interface GptRead {
+  header: GptHeader;
+  entries: Buffer | null;
+  problem: { problem: string; wild: boolean } | null;
+}
 
 /** The header at `lba` (null when its signature or CRC is bad), its entries (null when their CRC fails or the header is wild), and what is wrong with its values. */
 async function readGptAt(disk: ByteReader, lba: number, lastLba: number): Promise<GptRead | null> {
@@ -221,7 +240,9 @@ async function readGpt(disk: ByteReader, warn: (message: string) => void): Promi
   let found: (GptRead & { entries: Buffer }) | null = sound(primary) ? primary : sound(backup) ? backup : null;
   const problem = primary?.problem?.problem ?? backup?.problem?.problem;
   if (found && found === backup) {
-    warn(`The primary GPT header is damaged (${primary?.problem?.problem ?? 'bad signature or CRC, or damaged partition entries'}); the backup header at the end of the disk is used. Repair the table with gdisk on the source.`);
+    warn(
+      `The primary GPT header is damaged (${primary?.problem?.problem ?? 'bad signature or CRC, or damaged partition entries'}); the backup header at the end of the disk is used. Repair the table with gdisk on the source.`,
+    );
   } else if (!found && primary?.entries && primary.problem && !primary.problem.wild) {
     // A disk cut short (an image copied to a smaller file): the table is read as it is; partitions past
     // the end are imaged in full (layoutProblems).

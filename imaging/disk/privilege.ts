@@ -56,10 +56,16 @@ export function childCommand(file: string, args: string[], env: Record<string, s
   let home: string | undefined;
   try {
     home = os.userInfo().homedir;
-  } catch { /* no passwd entry */ }
+  } catch {
+    /* no passwd entry */
+  }
   const clean: NodeJS.ProcessEnv = { PATH: SAFE_PATH, LC_ALL: 'C', ...(home ? { HOME: home } : {}), ...env };
   if (!window) return { file, args, env: clean };
-  if (setprivPath === undefined) setprivPath = SAFE_PATH.split(':').map((d) => `${d}/setpriv`).find((p) => fs.existsSync(p)) ?? null;
+  if (setprivPath === undefined)
+    setprivPath =
+      SAFE_PATH.split(':')
+        .map((d) => `${d}/setpriv`)
+        .find((p) => fs.existsSync(p)) ?? null;
   if (!setprivPath) {
     throw new DevsnapError('INTERNAL', `Cannot run ${file} with only the requesting user's rights: setpriv (util-linux) is missing.`, 'Install util-linux (it provides setpriv), then try again.');
   }

@@ -12,7 +12,7 @@ export interface SystemView {
 export const LIVE_SYSTEM: SystemView = { sys: '/sys', mountinfo: '/proc/self/mountinfo', swaps: '/proc/swaps' };
 
 const major = (rdev: number) => Math.floor(rdev / 256) & 0xfff; // glibc's gnu_dev_major, low bits
-const minor = (rdev: number) => (rdev & 0xff) | ((Math.floor(rdev / 4096)) & ~0xff);
+const minor = (rdev: number) => (rdev & 0xff) | (Math.floor(rdev / 4096) & ~0xff);
 
 /** "major:minor" of a device number, as /proc/self/mountinfo and /sys/dev/block name devices. */
 export const devnoString = (dev: number): string => `${major(dev)}:${minor(dev)}`;
@@ -48,11 +48,20 @@ export interface MountEntry {
 
 export function readMounts(file = LIVE_SYSTEM.mountinfo): MountEntry[] {
   const text = readSys(file) ?? '';
-  return text.split('\n').filter(Boolean).map((line) => {
-    const f = line.split(' ');
-    const dash = f.indexOf('-', 6);
-    return { devno: f[2], mountpoint: unescapeOctal(f[4]), readOnly: f[5].split(',').includes('ro'), source: dash > 0 ? unescapeOctal(f[dash + 2] ?? '') : '', fstype: dash > 0 ? f[dash + 1] ?? '' : '' };
-  });
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const f = line.split(' ');
+      const dash = f.indexOf('-', 6);
+      return {
+        devno: f[2],
+        mountpoint: unescapeOctal(f[4]),
+        readOnly: f[5].split(',').includes('ro'),
+        source: dash > 0 ? unescapeOctal(f[dash + 2] ?? '') : '',
+        fstype: dash > 0 ? (f[dash + 1] ?? '') : '',
+      };
+    });
 }
 
 /** The block devices a mount is on: its st_dev, and its source's device number when that is a device node (btrfs). */

@@ -34,7 +34,11 @@ function xattrsEqual(a: Record<string, Buffer>, b: Record<string, Buffer>): bool
 class Differ {
   entries = 0;
   bytesCompared = 0;
-  constructor(private readonly a: ImageFs, private readonly b: ImageFs, private readonly o: DiffOptions) {}
+  constructor(
+    private readonly a: ImageFs,
+    private readonly b: ImageFs,
+    private readonly o: DiffOptions,
+  ) {}
 
   private tick(): void {
     if (this.o.signal?.aborted) throw new DevsnapError('CANCELLED', 'Comparison cancelled.');

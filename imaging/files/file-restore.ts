@@ -91,9 +91,7 @@ export function escapeForSetfattr(p: string): string {
 async function setXattrs(items: { path: string; xattrs: Record<string, Buffer> }[]): Promise<string[]> {
   const todo = items.filter((i) => Object.keys(i.xattrs).length);
   if (!todo.length) return [];
-  const dump = todo
-    .map((i) => [`# file: ${escapeForSetfattr(i.path)}`, ...Object.entries(i.xattrs).map(([k, v]) => `${k}=${v.length ? '0x' + v.toString('hex') : '""'}`), ''].join('\n'))
-    .join('\n');
+  const dump = todo.map((i) => [`# file: ${escapeForSetfattr(i.path)}`, ...Object.entries(i.xattrs).map(([k, v]) => `${k}=${v.length ? '0x' + v.toString('hex') : '""'}`), ''].join('\n')).join('\n');
   const file = path.join(os.tmpdir(), `devsnap-xattrs-${process.pid}-${crypto.randomBytes(4).toString('hex')}.txt`);
   await fs.promises.writeFile(file, dump + '\n', { mode: 0o600 });
   try {
@@ -103,7 +101,14 @@ async function setXattrs(items: { path: string; xattrs: Record<string, Buffer> }
       let err = '';
       child.stderr.on('data', (d) => (err += d));
       child.on('error', (e) => resolve([`xattrs not restored: setfattr could not run (${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'install the attr package' : e.message})`]));
-      child.on('close', () => resolve(err.split('\n').filter(Boolean).map((l) => `setfattr: ${l}`)));
+      child.on('close', () =>
+        resolve(
+          err
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => `setfattr: ${l}`),
+        ),
+      );
     });
   } finally {
     await fs.promises.rm(file, { force: true });
@@ -137,7 +142,8 @@ export async function restoreFiles(ifs: ImageFs, paths: string[], targetRoot: st
   const dests = new Map<string, string>();
   for (const p of chosen) {
     const dest = inPlace ? path.join(root, p) : p === '/' ? root : path.join(root, path.posix.basename(p));
-    if ([...dests.values()].includes(dest)) throw new DevsnapError('USAGE', `Two selected paths would both be restored to ${dest}.`, 'Restore them in separate runs or with their full paths (in place).');
+    if ([...dests.values()].includes(dest))
+      throw new DevsnapError('USAGE', `Two selected paths would both be restored to ${dest}.`, 'Restore them in separate runs or with their full paths (in place).');
     dests.set(p, dest);
   }
 
@@ -306,7 +312,8 @@ export async function restoreFiles(ifs: ImageFs, paths: string[], targetRoot: st
       if (isRoot) await fs.promises.chown(d.dest, own(d.st).uid, own(d.st).gid);
       await fs.promises.chmod(d.dest, d.st.mode);
     }
-    for (let i = 0; i < dirsToFinish.length; i += XATTR_BATCH) for (const w of await setXattrs(dirsToFinish.slice(i, i + XATTR_BATCH).map((d) => ({ path: d.dest, xattrs: owned(d.st.xattrs) })))) warn(w);
+    for (let i = 0; i < dirsToFinish.length; i += XATTR_BATCH)
+      for (const w of await setXattrs(dirsToFinish.slice(i, i + XATTR_BATCH).map((d) => ({ path: d.dest, xattrs: owned(d.st.xattrs) })))) warn(w);
     for (const d of [...dirsToFinish].reverse()) await fs.promises.utimes(d.dest, d.st.atime / 1000, d.st.mtime / 1000);
     meter.finish();
   } catch (err) {

@@ -41,7 +41,11 @@ export async function openSnapshotFs(repo: Repository, m: Manifest, partition?: 
     const fs = await openImageFs(disk);
     if (!fs) {
       const p = m.partitions.find((x) => x.index === index);
-      throw new DevsnapError('BAD_SOURCE', `Partition ${index} of snapshot ${m.id} holds ${p?.fs ? `a ${p.fs} filesystem, which devsnap cannot read files from` : 'no filesystem devsnap can read'}.`, 'Files can be read from ext2/3/4 and FAT partitions; choose one with --partition.');
+      throw new DevsnapError(
+        'BAD_SOURCE',
+        `Partition ${index} of snapshot ${m.id} holds ${p?.fs ? `a ${p.fs} filesystem, which devsnap cannot read files from` : 'no filesystem devsnap can read'}.`,
+        'Files can be read from ext2/3/4 and FAT partitions; choose one with --partition.',
+      );
     }
     return { fs, disk, partition: index, close: async () => (own ? pool.close() : undefined) };
   } catch (err) {

@@ -8,7 +8,10 @@ export class BlockBitmap {
   readonly blocks: number;
   readonly bits: Uint8Array;
 
-  constructor(readonly blockSize: number, readonly partitionSize: number) {
+  constructor(
+    readonly blockSize: number,
+    readonly partitionSize: number,
+  ) {
     this.blocks = Math.ceil(partitionSize / blockSize);
     this.bits = new Uint8Array(Math.ceil(this.blocks / 8));
   }
@@ -18,7 +21,10 @@ export class BlockBitmap {
     const end = Math.min(first + count, this.blocks);
     let i = Math.max(0, first);
     while (i < end && i & 7) this.bits[i >> 3] |= 1 << (i++ & 7);
-    while (i + 8 <= end) { this.bits[i >> 3] = 0xff; i += 8; }
+    while (i + 8 <= end) {
+      this.bits[i >> 3] = 0xff;
+      i += 8;
+    }
     while (i < end) this.bits[i >> 3] |= 1 << (i++ & 7);
   }
 
@@ -81,7 +87,10 @@ export function countBits(buf: Uint8Array, bitCount: number): number {
 /** A NUL/space-padded on-disk string (labels), trimmed; undefined when empty. */
 export function cString(buf: Buffer, encoding: BufferEncoding = 'latin1'): string | undefined {
   const nul = encoding === 'utf16le' ? findUtf16Nul(buf) : buf.indexOf(0);
-  const s = buf.subarray(0, nul < 0 ? buf.length : nul).toString(encoding).trimEnd();
+  const s = buf
+    .subarray(0, nul < 0 ? buf.length : nul)
+    .toString(encoding)
+    .trimEnd();
   return s || undefined;
 }
 

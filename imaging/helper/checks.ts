@@ -84,7 +84,7 @@ export function checkSocketPath(socket: string, uid: number): void {
 }
 
 export interface ResolvedDisk {
-  path: string;                 // the real path to use (symlinks resolved)
+  path: string; // the real path to use (symlinks resolved)
   kind: 'block' | 'file' | 'new-file';
 }
 
@@ -114,23 +114,40 @@ export function resolveDiskPath(p: string, role: 'source' | 'target', uid: numbe
     real = path.join(dir, base);
   }
   if (FORBIDDEN_TREES.some((t) => inTree(real, t))) {
-    throw refuse(code, `Refused: the ${role} ${p} resolves to ${real}, a kernel interface under ${FORBIDDEN_TREES.find((t) => inTree(real, t))}, not a disk.`, 'Give a block device such as /dev/sdb or a disk image file.');
+    throw refuse(
+      code,
+      `Refused: the ${role} ${p} resolves to ${real}, a kernel interface under ${FORBIDDEN_TREES.find((t) => inTree(real, t))}, not a disk.`,
+      'Give a block device such as /dev/sdb or a disk image file.',
+    );
   }
   if (!exists) {
     const dst = fs.statSync(path.dirname(real));
     if (!dst.isDirectory()) throw refuse(code, `Refused: ${path.dirname(real)} is not a folder.`);
-    if (dst.uid !== uid) throw refuse('PERMISSION', `Refused: a new image file ${real} would be created in ${path.dirname(real)}, which the requesting user (uid ${uid}) does not own.`, 'Choose a folder of your own for the new image file.');
+    if (dst.uid !== uid)
+      throw refuse(
+        'PERMISSION',
+        `Refused: a new image file ${real} would be created in ${path.dirname(real)}, which the requesting user (uid ${uid}) does not own.`,
+        'Choose a folder of your own for the new image file.',
+      );
     return { path: real, kind: 'new-file' };
   }
   const st = fs.statSync(real);
   if (st.isBlockDevice()) return { path: real, kind: 'block' };
   if (st.isFile()) {
     if (st.uid !== uid) {
-      throw refuse('PERMISSION', `Refused: the image file ${real} belongs to uid ${st.uid}, not to the requesting user (uid ${uid}); the helper reads and writes only your own image files (and block devices).`, `Make the file yours (chown) or use it without elevation.`);
+      throw refuse(
+        'PERMISSION',
+        `Refused: the image file ${real} belongs to uid ${st.uid}, not to the requesting user (uid ${uid}); the helper reads and writes only your own image files (and block devices).`,
+        `Make the file yours (chown) or use it without elevation.`,
+      );
     }
     return { path: real, kind: 'file' };
   }
-  throw refuse(code, `Refused: the ${role} ${p}${real !== p ? ` (${real})` : ''} is ${st.isDirectory() ? 'a directory' : st.isCharacterDevice() ? 'a character device' : 'not a block device or regular file'}.`, 'Give a block device such as /dev/sdb or a disk image file.');
+  throw refuse(
+    code,
+    `Refused: the ${role} ${p}${real !== p ? ` (${real})` : ''} is ${st.isDirectory() ? 'a directory' : st.isCharacterDevice() ? 'a character device' : 'not a block device or regular file'}.`,
+    'Give a block device such as /dev/sdb or a disk image file.',
+  );
 }
 
 export interface ResolvedRepo {
@@ -172,9 +189,12 @@ function checkWayTo(dir: string, uid: number, fail: (p: string, why: string) => 
  * then cannot be replaced by anyone but root either.
  */
 function checkRootOnlyRepository(real: string, exists: boolean, uid: number): void {
-  const fail = (p: string, why: string) => refuse('PERMISSION',
-    `Refused: ${p} ${why}, so the requesting user (uid ${uid}) could change the root-owned repository ${real}; the helper works as root only in a repository that nobody but root can change.`,
-    `Make the repository yours (sudo chown -R ${uid} ${exists ? real : path.dirname(real)}): the helper then works in it with your rights. Or make ${p} root's and writable by root only.`);
+  const fail = (p: string, why: string) =>
+    refuse(
+      'PERMISSION',
+      `Refused: ${p} ${why}, so the requesting user (uid ${uid}) could change the root-owned repository ${real}; the helper works as root only in a repository that nobody but root can change.`,
+      `Make the repository yours (sudo chown -R ${uid} ${exists ? real : path.dirname(real)}): the helper then works in it with your rights. Or make ${p} root's and writable by root only.`,
+    );
   checkWayTo(real, uid, fail);
   if (!exists) {
     // The new repository's own parent: nobody else may create the name before root does.
@@ -223,7 +243,11 @@ export function resolveRepository(p: string, uid: number, allowRoot: boolean, ma
     if (FORBIDDEN_TREES.some((t) => inTree(real2, t))) throw refuse('USAGE', `Refused: ${real2} is under a kernel interface folder.`);
     const st = fs.statSync(parent);
     if (!st.isDirectory() || !okOwner(st.uid)) {
-      throw refuse('PERMISSION', `Refused: the new repository ${p} would be created in ${parent}, which belongs to uid ${st.uid}, not to ${ownerText}.`, allowRoot ? undefined : 'Create the repository folder yourself first, or choose a folder of your own.');
+      throw refuse(
+        'PERMISSION',
+        `Refused: the new repository ${p} would be created in ${parent}, which belongs to uid ${st.uid}, not to ${ownerText}.`,
+        allowRoot ? undefined : 'Create the repository folder yourself first, or choose a folder of your own.',
+      );
     }
     const owner = POSIX && st.uid !== uid ? 0 : uid;
     if (owner === 0 && uid !== 0) checkRootOnlyRepository(real2, false, uid);
@@ -234,7 +258,11 @@ export function resolveRepository(p: string, uid: number, allowRoot: boolean, ma
   if (!st.isDirectory()) throw refuse('USAGE', `Refused: the repository ${p} is not a folder.`);
   if (!POSIX) return { path: real, exists: true, uid };
   if (!okOwner(st.uid)) {
-    throw refuse('PERMISSION', `Refused: the repository ${real} belongs to uid ${st.uid}, not to ${ownerText}.`, st.uid === 0 ? 'A repository owned by root must be named explicitly (allowRootRepository).' : undefined);
+    throw refuse(
+      'PERMISSION',
+      `Refused: the repository ${real} belongs to uid ${st.uid}, not to ${ownerText}.`,
+      st.uid === 0 ? 'A repository owned by root must be named explicitly (allowRootRepository).' : undefined,
+    );
   }
   if (st.uid === 0 && uid !== 0) checkRootOnlyRepository(real, true, uid);
   return { path: real, exists: true, uid: st.uid };
@@ -273,13 +301,25 @@ export function resolveFilesTarget(p: string, uid: number, o: { inPlace: boolean
   if (!st.isDirectory()) throw refuse('BAD_TARGET', `Refused: ${real} is not a folder; files are restored into a folder.`);
   if (!POSIX || st.uid === uid) return { path: real, owner: 'user', uid };
   if (st.uid !== 0) {
-    throw refuse('PERMISSION', `Refused: the folder ${real} belongs to uid ${st.uid}, not to the requesting user (uid ${uid}); the helper restores files only into your own folders or, in place, into the system's.`, 'Choose a folder of your own.');
+    throw refuse(
+      'PERMISSION',
+      `Refused: the folder ${real} belongs to uid ${st.uid}, not to the requesting user (uid ${uid}); the helper restores files only into your own folders or, in place, into the system's.`,
+      'Choose a folder of your own.',
+    );
   }
   if (!o.inPlace) {
-    throw refuse('PERMISSION', `Refused: the folder ${real} belongs to root; the helper restores files into a root-owned folder only in place (back to their original place).`, 'Choose a folder of your own, or restore the files to their original place.');
+    throw refuse(
+      'PERMISSION',
+      `Refused: the folder ${real} belongs to root; the helper restores files into a root-owned folder only in place (back to their original place).`,
+      'Choose a folder of your own, or restore the files to their original place.',
+    );
   }
   if (!o.dryRun && !o.confirmed) {
-    throw refuse('USAGE', `Refused: restoring files in place under ${real} replaces system files, and the request does not say the user confirmed it.`, 'Ask the user, then send the request with confirmed: true.');
+    throw refuse(
+      'USAGE',
+      `Refused: restoring files in place under ${real} replaces system files, and the request does not say the user confirmed it.`,
+      'Ask the user, then send the request with confirmed: true.',
+    );
   }
   return { path: real, owner: 'root', uid };
 }
@@ -305,8 +345,11 @@ export function checkFileDestinations(dests: Iterable<string>, t: ResolvedFilesT
     for (let d = fs.realpathSync(dir); !unchangeable.has(d); d = path.dirname(d)) {
       const why = changeableBy(fs.statSync(d), t.uid, true);
       if (why) {
-        throw refuse('PERMISSION', `Refused: ${d} ${why}; restoring ${dest} in place, the helper writes as root only through folders that the requesting user (uid ${t.uid}) cannot change.`,
-          'Restore the files under it separately, as yourself (without the helper).');
+        throw refuse(
+          'PERMISSION',
+          `Refused: ${d} ${why}; restoring ${dest} in place, the helper writes as root only through folders that the requesting user (uid ${t.uid}) cannot change.`,
+          'Restore the files under it separately, as yourself (without the helper).',
+        );
       }
       unchangeable.add(d);
       if (d === path.dirname(d)) break;
@@ -347,10 +390,18 @@ export function checkFileDestinations(dests: Iterable<string>, t: ResolvedFilesT
           throw refuse('BAD_TARGET', `Refused: ${cur} is a dangling symbolic link on the way to ${dest}.`);
         }
         if (t.owner === 'user' && !within(real, t.path)) {
-          throw refuse('PERMISSION', `Refused: ${cur} is a symbolic link to ${real}, outside ${t.path}; the helper does not follow it to restore ${dest}.`, 'Remove or rename the link, or restore into another folder.');
+          throw refuse(
+            'PERMISSION',
+            `Refused: ${cur} is a symbolic link to ${real}, outside ${t.path}; the helper does not follow it to restore ${dest}.`,
+            'Remove or rename the link, or restore into another folder.',
+          );
         }
         if (t.owner === 'root' && POSIX && st.uid !== 0) {
-          throw refuse('PERMISSION', `Refused: ${cur} is a symbolic link of uid ${st.uid} (to ${real}); restoring in place, the helper follows only root's links.`, 'Restore the files behind it separately, as yourself.');
+          throw refuse(
+            'PERMISSION',
+            `Refused: ${cur} is a symbolic link of uid ${st.uid} (to ${real}); restoring in place, the helper follows only root's links.`,
+            'Restore the files behind it separately, as yourself.',
+          );
         }
       }
       checkRootWay(cur, dest);
@@ -358,6 +409,11 @@ export function checkFileDestinations(dests: Iterable<string>, t: ResolvedFilesT
     }
     const where = path.join(resolveDir(path.dirname(dest)), path.basename(dest));
     const forbidden = NO_FILES_TREES.find((f) => inTree(where, f));
-    if (forbidden) throw refuse('BAD_TARGET', `Refused: ${dest}${where !== dest ? ` (${where})` : ''} is under ${forbidden}; the helper does not restore files into kernel interfaces or device folders.`, 'Leave it out of the selection.');
+    if (forbidden)
+      throw refuse(
+        'BAD_TARGET',
+        `Refused: ${dest}${where !== dest ? ` (${where})` : ''} is under ${forbidden}; the helper does not restore files into kernel interfaces or device folders.`,
+        'Leave it out of the selection.',
+      );
   }
 }

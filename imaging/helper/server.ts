@@ -92,7 +92,13 @@ class HelperSession {
   private stopping: Promise<void> | null = null;
   private finish!: (code: number) => void;
 
-  constructor(private readonly socket: net.Socket, private readonly secret: string, private readonly uid: number, private readonly gid: number, private readonly idleMs: number) {
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly secret: string,
+    private readonly uid: number,
+    private readonly gid: number,
+    private readonly idleMs: number,
+  ) {
     this.user = canSwitch && uid !== 0 ? userIdentity(uid, gid) : null;
   }
 
@@ -102,9 +108,15 @@ class HelperSession {
       (m) => this.onMessage(m),
       (p) => {
         if (!this.authed) return void this.stop(`unauthenticated peer sent a ${p.kind} frame`, 6, false);
-        this.send({ v: PROTOCOL_VERSION, type: 'error', id: null, error: p.kind === 'oversized'
-          ? { code: 'USAGE', message: `Refused a message of ${p.length} bytes: the limit is 1 MiB.` }
-          : { code: 'USAGE', message: `Refused a malformed message (not JSON: ${p.reason}).` } });
+        this.send({
+          v: PROTOCOL_VERSION,
+          type: 'error',
+          id: null,
+          error:
+            p.kind === 'oversized'
+              ? { code: 'USAGE', message: `Refused a message of ${p.length} bytes: the limit is 1 MiB.` }
+              : { code: 'USAGE', message: `Refused a malformed message (not JSON: ${p.reason}).` },
+        });
       },
     );
     this.socket.on('data', (d: Buffer) => decoder.push(d));
@@ -153,7 +165,7 @@ class HelperSession {
     const o = (msg && typeof msg === 'object' ? msg : {}) as Record<string, unknown>;
     if (o.v !== PROTOCOL_VERSION) return void this.stop(`the extension speaks protocol version ${JSON.stringify(o.v)}, not ${PROTOCOL_VERSION}`, 6, false);
     if (!this.peerNonce) {
-      if (o.type !== 'challenge' || typeof o.nonce !== 'string' || !/^[0-9a-f]{64}$/.test(o.nonce)) return void this.stop('expected the extension\'s challenge', 6, false);
+      if (o.type !== 'challenge' || typeof o.nonce !== 'string' || !/^[0-9a-f]{64}$/.test(o.nonce)) return void this.stop("expected the extension's challenge", 6, false);
       if (!macEquals(o.mac, macFor('extension', this.secret, this.nonce, o.nonce))) {
         return void this.stop('authentication failed: the peer does not know the secret; refusing to serve it', 6, false);
       }
@@ -191,15 +203,20 @@ class HelperSession {
       if (abort.signal.aborted) throw new DevsnapError('CANCELLED', `Request ${req.id} (${req.type}) was cancelled before it started; nothing was changed.`);
       return this.execute(req, abort.signal);
     });
-    this.queue = turn.then(() => undefined, () => undefined);
-    const done = turn.then(
-      (result) => this.send({ v: PROTOCOL_VERSION, type: 'result', id: req.id, result }),
-      (err) => {
-        const info: ErrorInfo = toDevsnapError(err).toInfo();
-        if (info.code === 'INTERNAL') say(`request ${req.id} (${req.type}) failed: ${(err as Error)?.stack ?? err}`);
-        this.send({ v: PROTOCOL_VERSION, type: 'error', id: req.id, error: info });
-      },
-    ).finally(() => this.running.delete(req.id));
+    this.queue = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    const done = turn
+      .then(
+        (result) => this.send({ v: PROTOCOL_VERSION, type: 'result', id: req.id, result }),
+        (err) => {
+          const info: ErrorInfo = toDevsnapError(err).toInfo();
+          if (info.code === 'INTERNAL') say(`request ${req.id} (${req.type}) failed: ${(err as Error)?.stack ?? err}`);
+          this.send({ v: PROTOCOL_VERSION, type: 'error', id: req.id, error: info });
+        },
+      )
+      .finally(() => this.running.delete(req.id));
     this.running.set(req.id, { abort, done });
   }
 
@@ -262,7 +279,12 @@ class HelperSession {
         if (src.kind === 'block') approve(src.path);
         if (req.freeze) {
           const info = await inspectPath(src.path, 'source');
-          if (info.isSystem) throw new DevsnapError('BAD_SOURCE', `Refused: the helper does not freeze the running system's filesystems (${src.path}): if it were stopped while they are frozen, the system would hang.`, 'Snapshot without --freeze: the default pauses writes only for the last, short pass.');
+          if (info.isSystem)
+            throw new DevsnapError(
+              'BAD_SOURCE',
+              `Refused: the helper does not freeze the running system's filesystems (${src.path}): if it were stopped while they are frozen, the system would hang.`,
+              'Snapshot without --freeze: the default pauses writes only for the last, short pass.',
+            );
         }
         run = () => ops.snapshotOp({ ...base, source: src.path, label: req.label, compressionLevel: req.compressionLevel, freeze: req.freeze, fuzzy: req.fuzzy, fullRead: req.fullRead }, ctx);
         break;
@@ -279,24 +301,40 @@ class HelperSession {
         const target = resolveFilesTarget(req.target, this.uid, { inPlace, confirmed: !!req.confirmed, dryRun: !!req.dryRun });
         if (target.owner === 'user' && user && !asUser) {
           // Reading root's repository needs root, writing the user's folder must not have it.
-          throw new HelperRefusal('PERMISSION', `Refused: the helper restores files from the root-owned repository ${repo.path} only in place, not into a folder of yours (${target.path}): it would have to write there as root.`,
-            `Make the repository yours (sudo chown -R ${this.uid} ${repo.path}), or restore the files as root.`);
+          throw new HelperRefusal(
+            'PERMISSION',
+            `Refused: the helper restores files from the root-owned repository ${repo.path} only in place, not into a folder of yours (${target.path}): it would have to write there as root.`,
+            `Make the repository yours (sudo chown -R ${this.uid} ${repo.path}), or restore the files as root.`,
+          );
         }
         // Only a confirmed in-place restore puts back the snapshot's owners (root's files in /usr, ...);
         // everything else the helper writes is the requesting user's, as if they had restored it themselves.
         // An in-place dry run plans with the snapshot's owners, as the confirmed run after it will write.
         const keepOwners = inPlace && (!!req.confirmed || !!req.dryRun);
-        run = () => ops.restoreFilesOp({
-          ...base, snapshot: req.snapshot, paths: req.paths, target: target.path, inPlace, dryRun: req.dryRun,
-          ...(req.partition !== undefined ? { partition: req.partition } : {}),
-        }, {
-          ...ctx,
-          ...(keepOwners ? {} : { restoreFilesOwner: { uid: this.uid, gid: this.gid } }),
-          checkRestoreFiles: (entries) => checkFileDestinations(entries.map((e) => e.dest), target),
-          // Into root's folders: the writing (and the reading of packs it needs) as root, through
-          // folders checkFileDestinations found out of the user's reach.
-          ...(asUser && target.owner === 'root' ? { asRoot: <T>(fn: () => Promise<T>) => withIdentity(ROOT, fn) } : {}),
-        });
+        run = () =>
+          ops.restoreFilesOp(
+            {
+              ...base,
+              snapshot: req.snapshot,
+              paths: req.paths,
+              target: target.path,
+              inPlace,
+              dryRun: req.dryRun,
+              ...(req.partition !== undefined ? { partition: req.partition } : {}),
+            },
+            {
+              ...ctx,
+              ...(keepOwners ? {} : { restoreFilesOwner: { uid: this.uid, gid: this.gid } }),
+              checkRestoreFiles: (entries) =>
+                checkFileDestinations(
+                  entries.map((e) => e.dest),
+                  target,
+                ),
+              // Into root's folders: the writing (and the reading of packs it needs) as root, through
+              // folders checkFileDestinations found out of the user's reach.
+              ...(asUser && target.owner === 'root' ? { asRoot: <T>(fn: () => Promise<T>) => withIdentity(ROOT, fn) } : {}),
+            },
+          );
         break;
       }
       case 'restore': {
@@ -305,7 +343,12 @@ class HelperSession {
           await this.checkRestoreDevice(dst.path, !!req.allowSystemDisk);
           approve(dst.path);
         }
-        if (!req.dryRun && !req.confirmed) throw new DevsnapError('USAGE', `Refused: restoring onto ${dst.path} overwrites it, and the request does not say the user confirmed it.`, 'Ask the user, then send the request with confirmed: true.');
+        if (!req.dryRun && !req.confirmed)
+          throw new DevsnapError(
+            'USAGE',
+            `Refused: restoring onto ${dst.path} overwrites it, and the request does not say the user confirmed it.`,
+            'Ask the user, then send the request with confirmed: true.',
+          );
         run = () => ops.restoreOp({ ...base, snapshot: req.snapshot, target: dst.path, partition: req.partition, dryRun: req.dryRun }, ctx);
         break;
       }
@@ -322,8 +365,11 @@ class HelperSession {
           const e = toDevsnapError(err);
           if (e.code !== 'PERMISSION' || err instanceof HelperRefusal) throw e;
           // The kernel refused the user's own rights somewhere in their repository (a root-owned file, a link to root's folder).
-          throw new DevsnapError('PERMISSION', `${e.message} The helper works in your repository ${repo.path} with your own rights (uid ${this.uid}).`,
-            `Everything in the repository, and wherever links in it lead, must be yours to read and write: \`sudo chown -R ${this.uid} ${repo.path}\` makes it so.`);
+          throw new DevsnapError(
+            'PERMISSION',
+            `${e.message} The helper works in your repository ${repo.path} with your own rights (uid ${this.uid}).`,
+            `Everything in the repository, and wherever links in it lead, must be yours to read and write: \`sudo chown -R ${this.uid} ${repo.path}\` makes it so.`,
+          );
         }
       });
     } finally {
@@ -360,10 +406,13 @@ class HelperSession {
   private async checkRestoreDevice(dev: string, allowSystemDisk: boolean): Promise<void> {
     const info = await inspectPath(dev, 'target');
     if (info.isSystem) {
-      throw new DevsnapError('BAD_TARGET', allowSystemDisk
-        ? `Refused: ${dev} holds the running system. Even with allowSystemDisk the helper does not overwrite it while that system runs: the kernel has its root filesystem mounted from it and would keep writing to it (and crash) while the restore overwrites it underneath.`
-        : `Refused: ${dev} holds the running system.`,
-      'Boot a recovery environment (a live USB) and restore from there.');
+      throw new DevsnapError(
+        'BAD_TARGET',
+        allowSystemDisk
+          ? `Refused: ${dev} holds the running system. Even with allowSystemDisk the helper does not overwrite it while that system runs: the kernel has its root filesystem mounted from it and would keep writing to it (and crash) while the restore overwrites it underneath.`
+          : `Refused: ${dev} holds the running system.`,
+        'Boot a recovery environment (a live USB) and restore from there.',
+      );
     }
     assertNotInUse(info, dev);
   }

@@ -24,7 +24,12 @@ export function validateRequest(msg: unknown): Validated {
   if (!msg || typeof msg !== 'object' || Array.isArray(msg)) return fail(null, 'Refused a message that is not a JSON object.');
   const { v: version, id: rawId, type, ...params } = msg as Record<string, unknown>;
   const id = isId(rawId) ? rawId : null;
-  if (version !== PROTOCOL_VERSION) return fail(id, `Refused a message of protocol version ${JSON.stringify(version)}; this helper speaks version ${PROTOCOL_VERSION}.`, 'Restart VS Code so that the extension and its helper come from the same install.');
+  if (version !== PROTOCOL_VERSION)
+    return fail(
+      id,
+      `Refused a message of protocol version ${JSON.stringify(version)}; this helper speaks version ${PROTOCOL_VERSION}.`,
+      'Restart VS Code so that the extension and its helper come from the same install.',
+    );
   if (typeof type !== 'string' || !Object.prototype.hasOwnProperty.call(SCHEMAS, type)) return fail(id, `Refused a request of unknown type ${JSON.stringify(type)}.`);
   if (!id) return fail(null, `Refused a "${type}" request without a valid "id".`);
   const r = check(SCHEMAS[type], params);

@@ -19,7 +19,8 @@ export function diffInventory(a: Inventory | null, b: Inventory | null): Invento
   for (const [k, p] of pkA) {
     const q = pkB.get(k);
     if (!q) removed.push(p);
-    else if (q.version !== p.version) upgraded.push({ manager: p.manager, name: p.name, ...(p.arch ? { arch: p.arch } : {}), from: p.version, to: q.version, direction: direction(p.version, q.version) });
+    else if (q.version !== p.version)
+      upgraded.push({ manager: p.manager, name: p.name, ...(p.arch ? { arch: p.arch } : {}), from: p.version, to: q.version, direction: direction(p.version, q.version) });
     else unchanged++;
   }
   for (const [k, q] of pkB) if (!pkA.has(k)) added.push(q);
@@ -65,12 +66,14 @@ export function diffInventory(a: Inventory | null, b: Inventory | null): Invento
 /** A one-paragraph human summary of an inventory diff. */
 export function describeInventoryDiff(d: InventoryDiff): string {
   const lines: string[] = [];
-  const osName = (o: Inventory['os'] | null) => (o ? o.prettyName ?? `${o.name} ${o.version}`.trim() : 'unknown');
+  const osName = (o: Inventory['os'] | null) => (o ? (o.prettyName ?? `${o.name} ${o.version}`.trim()) : 'unknown');
   lines.push(d.os.changed ? `OS: ${osName(d.os.before)} → ${osName(d.os.after)}` : `OS: ${osName(d.os.after)} (unchanged)`);
   if (d.kernel.changed) lines.push(`Kernel: ${d.kernel.before ?? 'none'} → ${d.kernel.after ?? 'none'}`);
   else if (d.kernel.after) lines.push(`Kernel: ${d.kernel.after} (unchanged)`);
   const p = d.packages;
-  lines.push(`Packages: ${p.added.length} added, ${p.removed.length} removed, ${p.upgraded.length} upgraded (${p.upgraded.filter((u) => u.direction === 'down').length} downgraded), ${p.unchanged} unchanged`);
+  lines.push(
+    `Packages: ${p.added.length} added, ${p.removed.length} removed, ${p.upgraded.length} upgraded (${p.upgraded.filter((u) => u.direction === 'down').length} downgraded), ${p.unchanged} unchanged`,
+  );
   for (const t of d.toolchains) lines.push(`  ${t.name}: ${t.before ?? 'none'} → ${t.after ?? 'none'}`);
   const e = d.vscodeExtensions;
   if (e.added.length + e.removed.length + e.upgraded.length) lines.push(`VS Code extensions: ${e.added.length} added, ${e.removed.length} removed, ${e.upgraded.length} updated`);

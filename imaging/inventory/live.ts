@@ -10,7 +10,11 @@ import { firstVersion, osFrom, parseOsRelease } from './parsers';
 import { directoryRoot } from './roots';
 import { dedupeExtensions, treeExtensions } from './tree';
 
-interface RunResult { ok: boolean; stdout: string; stderr: string }
+interface RunResult {
+  ok: boolean;
+  stdout: string;
+  stderr: string;
+}
 
 function run(cmd: string, args: string[], timeoutMs: number): Promise<RunResult> {
   return new Promise((resolve) => {
@@ -55,7 +59,9 @@ async function which(cmd: string): Promise<string | null> {
     try {
       await fsp.access(p, 1);
       return p;
-    } catch { /* next */ }
+    } catch {
+      /* next */
+    }
   }
   return null;
 }
@@ -66,51 +72,127 @@ export async function fromLive(o: LiveOptions): Promise<Inventory> {
   const osRel = await fsp.readFile('/etc/os-release', 'utf8').catch(() => fsp.readFile('/usr/lib/os-release', 'utf8').catch(() => ''));
   const osInfo = osFrom(parseOsRelease(osRel));
   osInfo.kernel = os.release();
-  const bootMode: 'uefi' | 'bios' = await fsp.access('/sys/firmware/efi').then(() => 'uefi' as const, () => 'bios' as const);
+  const bootMode: 'uefi' | 'bios' = await fsp.access('/sys/firmware/efi').then(
+    () => 'uefi' as const,
+    () => 'bios' as const,
+  );
 
   const tasks: Promise<InventoryPackage[]>[] = [];
   const ifTool = async <T>(cmd: string, fn: (p: string) => Promise<T>, empty: T): Promise<T> => {
     const p = await which(cmd);
     return p ? fn(p) : empty;
   };
-  tasks.push(ifTool('dpkg-query', async (p) => {
-    const r = await run(p, ['-W', '-f', '${db:Status-Status}\\t${Package}\\t${Version}\\t${Architecture}\\n'], t * 4);
-    if (!r.ok) notes.push('dpkg-query failed or timed out');
-    return r.stdout.split('\n').map((l) => l.split('\t')).filter((f) => f.length >= 3 && f[0] === 'installed').map(([, name, version, arch]) => ({ manager: 'dpkg' as const, name, version, ...(arch ? { arch } : {}) }));
-  }, []));
-  tasks.push(ifTool('rpm', async (p) => {
-    const r = await run(p, ['-qa', '--qf', '%{NAME}\\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\t%{ARCH}\\n'], t * 4);
-    return r.stdout.split('\n').map((l) => l.split('\t')).filter((f) => f.length >= 2 && f[0]).map(([name, v, arch]) => ({ manager: 'rpm' as const, name, version: v.replace(/^0:/, ''), ...(arch && arch !== '(none)' ? { arch } : {}) }));
-  }, []));
-  tasks.push(ifTool('pacman', async (p) => {
-    const r = await run(p, ['-Q'], t * 2);
-    return r.stdout.split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f.length === 2).map(([name, version]) => ({ manager: 'pacman' as const, name, version }));
-  }, []));
-  tasks.push(ifTool('snap', async (p) => {
-    const r = await run(p, ['list'], t);
-    return r.stdout.split('\n').slice(1).map((l) => l.trim().split(/\s+/)).filter((f) => f.length >= 2 && f[0]).map(([name, version]) => ({ manager: 'snap' as const, name, version }));
-  }, []));
-  tasks.push(ifTool('flatpak', async (p) => {
-    const r = await run(p, ['list', '--columns=application,version,arch,branch'], t);
-    return r.stdout.split('\n').map((l) => l.split('\t')).filter((f) => f[0]?.trim()).map(([name, version, arch, branch]) => ({ manager: 'flatpak' as const, name: name.trim(), version: (version || branch || '').trim(), ...(arch ? { arch: arch.trim() } : {}) }));
-  }, []));
-  tasks.push(ifTool('brew', async (p) => {
-    const r = await run(p, ['list', '--versions'], t * 2);
-    return r.stdout.split('\n').map((l) => l.trim().split(/\s+/)).filter((f) => f.length >= 2).map(([name, version]) => ({ manager: 'brew' as const, name, version }));
-  }, []));
+  tasks.push(
+    ifTool(
+      'dpkg-query',
+      async (p) => {
+        const r = await run(p, ['-W', '-f', '${db:Status-Status}\\t${Package}\\t${Version}\\t${Architecture}\\n'], t * 4);
+        if (!r.ok) notes.push('dpkg-query failed or timed out');
+        return r.stdout
+          .split('\n')
+          .map((l) => l.split('\t'))
+          .filter((f) => f.length >= 3 && f[0] === 'installed')
+          .map(([, name, version, arch]) => ({ manager: 'dpkg' as const, name, version, ...(arch ? { arch } : {}) }));
+      },
+      [],
+    ),
+  );
+  tasks.push(
+    ifTool(
+      'rpm',
+      async (p) => {
+        const r = await run(p, ['-qa', '--qf', '%{NAME}\\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\\t%{ARCH}\\n'], t * 4);
+        return r.stdout
+          .split('\n')
+          .map((l) => l.split('\t'))
+          .filter((f) => f.length >= 2 && f[0])
+          .map(([name, v, arch]) => ({ manager: 'rpm' as const, name, version: v.replace(/^0:/, ''), ...(arch && arch !== '(none)' ? { arch } : {}) }));
+      },
+      [],
+    ),
+  );
+  tasks.push(
+    ifTool(
+      'pacman',
+      async (p) => {
+        const r = await run(p, ['-Q'], t * 2);
+        return r.stdout
+          .split('\n')
+          .map((l) => l.trim().split(/\s+/))
+          .filter((f) => f.length === 2)
+          .map(([name, version]) => ({ manager: 'pacman' as const, name, version }));
+      },
+      [],
+    ),
+  );
+  tasks.push(
+    ifTool(
+      'snap',
+      async (p) => {
+        const r = await run(p, ['list'], t);
+        return r.stdout
+          .split('\n')
+          .slice(1)
+          .map((l) => l.trim().split(/\s+/))
+          .filter((f) => f.length >= 2 && f[0])
+          .map(([name, version]) => ({ manager: 'snap' as const, name, version }));
+      },
+      [],
+    ),
+  );
+  tasks.push(
+    ifTool(
+      'flatpak',
+      async (p) => {
+        const r = await run(p, ['list', '--columns=application,version,arch,branch'], t);
+        return r.stdout
+          .split('\n')
+          .map((l) => l.split('\t'))
+          .filter((f) => f[0]?.trim())
+          .map(([name, version, arch, branch]) => ({ manager: 'flatpak' as const, name: name.trim(), version: (version || branch || '').trim(), ...(arch ? { arch: arch.trim() } : {}) }));
+      },
+      [],
+    ),
+  );
+  tasks.push(
+    ifTool(
+      'brew',
+      async (p) => {
+        const r = await run(p, ['list', '--versions'], t * 2);
+        return r.stdout
+          .split('\n')
+          .map((l) => l.trim().split(/\s+/))
+          .filter((f) => f.length >= 2)
+          .map(([name, version]) => ({ manager: 'brew' as const, name, version }));
+      },
+      [],
+    ),
+  );
 
   const toolTasks = LIVE_TOOLS.map(([name, cmd, args]) =>
-    ifTool(cmd, async (p) => {
-      const r = await run(p, args, t);
-      const textOut = (r.stdout || r.stderr).split('\n')[0] ?? '';
-      const v = name === 'java' ? /version "([^"]+)"/.exec(r.stderr + r.stdout)?.[1] ?? firstVersion(textOut) : firstVersion(textOut);
-      return r.ok && v ? ({ name, version: v.replace(/^v/, ''), path: p } as InventoryToolchain) : null;
-    }, null),
+    ifTool(
+      cmd,
+      async (p) => {
+        const r = await run(p, args, t);
+        const textOut = (r.stdout || r.stderr).split('\n')[0] ?? '';
+        const v = name === 'java' ? (/version "([^"]+)"/.exec(r.stderr + r.stdout)?.[1] ?? firstVersion(textOut)) : firstVersion(textOut);
+        return r.ok && v ? ({ name, version: v.replace(/^v/, ''), path: p } as InventoryToolchain) : null;
+      },
+      null,
+    ),
   );
-  const extTask = ifTool('code', async (p) => {
-    const r = await run(p, ['--list-extensions', '--show-versions'], t * 3);
-    return r.stdout.split('\n').map((l) => /^(\S+)@(\S+)$/.exec(l.trim())).filter((m): m is RegExpExecArray => !!m).map((m) => ({ id: m[1].toLowerCase(), version: m[2] }));
-  }, [] as InventoryExtension[]);
+  const extTask = ifTool(
+    'code',
+    async (p) => {
+      const r = await run(p, ['--list-extensions', '--show-versions'], t * 3);
+      return r.stdout
+        .split('\n')
+        .map((l) => /^(\S+)@(\S+)$/.exec(l.trim()))
+        .filter((m): m is RegExpExecArray => !!m)
+        .map((m) => ({ id: m[1].toLowerCase(), version: m[2] }));
+    },
+    [] as InventoryExtension[],
+  );
 
   const packages = (await Promise.all(tasks)).flat().sort((a, b) => a.manager.localeCompare(b.manager) || a.name.localeCompare(b.name) || (a.arch ?? '').localeCompare(b.arch ?? ''));
   const toolchains = (await Promise.all(toolTasks)).filter((x): x is InventoryToolchain => !!x);

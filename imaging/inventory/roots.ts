@@ -39,7 +39,11 @@ export function directoryRoot(dir: string): InventoryRoot {
   return {
     readFile: async (p) => fsp.readFile(at(p)).catch(() => null),
     readdir: async (p) => fsp.readdir(at(p)).catch(() => null),
-    exists: async (p) => fsp.lstat(at(p)).then(() => true, () => false),
+    exists: async (p) =>
+      fsp.lstat(at(p)).then(
+        () => true,
+        () => false,
+      ),
   };
 }
 

@@ -22,7 +22,9 @@ export async function treeToolchains(root: InventoryRoot, packages: InventoryPac
       if (pj) {
         try {
           add('npm', JSON.parse(pj).version, `${npmDir}`);
-        } catch { /* not JSON */ }
+        } catch {
+          /* not JSON */
+        }
       }
     }
     for (const n of ((await root.readdir(`${prefix}/lib`)) ?? []).filter((x) => /^python3\.\d+$/.test(x))) add('python', n.slice(6), `${prefix}/bin/${n}`);
@@ -35,9 +37,9 @@ export async function treeToolchains(root: InventoryRoot, packages: InventoryPac
     for (const gcc of ['x86_64-linux-gnu', 'aarch64-linux-gnu', 'x86_64-redhat-linux', 'x86_64-pc-linux-gnu']) {
       for (const n of (await root.readdir(`${prefix}/lib/gcc/${gcc}`)) ?? []) if (/^\d+(\.\d+)*$/.test(n)) add('gcc', n, `${prefix}/lib/gcc/${gcc}/${n}`);
     }
-    for (const nd of ((await root.readdir(`${prefix}/share/dotnet/shared/Microsoft.NETCore.App`)) ?? [])) add('dotnet', nd, `${prefix}/share/dotnet`);
+    for (const nd of (await root.readdir(`${prefix}/share/dotnet/shared/Microsoft.NETCore.App`)) ?? []) add('dotnet', nd, `${prefix}/share/dotnet`);
   }
-  for (const goRoot of ['/usr/local/go', ...(((await root.readdir('/usr/lib')) ?? []).filter((n) => /^go-\d/.test(n)).map((n) => `/usr/lib/${n}`))]) {
+  for (const goRoot of ['/usr/local/go', ...((await root.readdir('/usr/lib')) ?? []).filter((n) => /^go-\d/.test(n)).map((n) => `/usr/lib/${n}`)]) {
     const v = await text(`${goRoot}/VERSION`);
     if (v) add('go', v.split('\n')[0].trim().replace(/^go/, ''), `${goRoot}/bin/go`);
   }

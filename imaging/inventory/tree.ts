@@ -22,7 +22,9 @@ export async function treeExtensions(root: InventoryRoot): Promise<InventoryExte
             if (e.identifier?.id && e.version) out.push({ id: e.identifier.id.toLowerCase(), version: e.version, user });
           }
           done = true;
-        } catch { /* fall back to the directory names */ }
+        } catch {
+          /* fall back to the directory names */
+        }
       }
       if (!done) {
         for (const n of names) {

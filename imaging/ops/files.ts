@@ -8,9 +8,7 @@ import { WorkerPool } from '../repo/worker-pool';
 import type { ImageStat } from '../filesystems/image-fs/types';
 import type { Manifest } from '../repo/manifest';
 import type { Repository } from '../repo/repository';
-import type {
-  ChangesRequest, ChangesResult, DiffPage, DirectorySummary, Inventory, InventoryRequest, ListDirRequest, ListDirResult, ReadFileRequest, ReadFileResult, WireStat,
-} from '../protocol';
+import type { ChangesRequest, ChangesResult, DiffPage, DirectorySummary, Inventory, InventoryRequest, ListDirRequest, ListDirResult, ReadFileRequest, ReadFileResult, WireStat } from '../protocol';
 import { OpContext, withRepository } from './operations';
 
 export async function withSnapshotFs<T>(repo: Repository, id: string, partition: number | undefined, fn: (o: OpenedSnapshotFs, m: Manifest) => Promise<T>): Promise<T> {
@@ -78,7 +76,10 @@ interface Walk {
 /** Walks kept by a long-lived engine process (`devsnap serve`): a few comparisons, by their parameters. */
 export class ChangesCache {
   private readonly walks = new Map<string, Walk>();
-  constructor(private readonly keep = 4, readonly maxChanges = 500_000) {}
+  constructor(
+    private readonly keep = 4,
+    readonly maxChanges = 500_000,
+  ) {}
   get(key: string): Walk | undefined {
     const w = this.walks.get(key);
     if (w) {
@@ -98,7 +99,10 @@ function page(w: Walk, req: ChangesRequest): ChangesResult {
   const limit = req.limit ?? 1000;
   const changes = w.all.slice(offset, offset + limit);
   return {
-    a: w.a, b: w.b, partition: w.partition, inventory: w.inventory,
+    a: w.a,
+    b: w.b,
+    partition: w.partition,
+    inventory: w.inventory,
     files: { changes, offset, limit, total: w.all.length, totals: w.totals },
     directories: directories(w.all, req.depth ?? 2),
   };

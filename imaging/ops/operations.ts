@@ -19,9 +19,33 @@ import { restoreFiles } from '../files/file-restore';
 import { openSnapshotFs } from '../files/open';
 import type { ProgressSink } from '../core/progress';
 import type {
-  CheckOpResult, CheckRequest, DiffOpResult, DiffRequest, DisksResult, ForgetOpResult, ForgetRequest, LabelRequest, ListResult,
-  PinRequest, PruneOpResult, PruneRequest, RepoRequest, RestoreEntry, RestoreFilesRequest, RestoreFilesResult, RestoreOpResult, RestoreRequest,
-  PlanSnapshotRequest, ShowRequest, ShowResult, SnapshotOpResult, SnapshotPlan, SnapshotRefResult, SnapshotRequest, VerifyOpResult, VerifyRequest,
+  CheckOpResult,
+  CheckRequest,
+  DiffOpResult,
+  DiffRequest,
+  DisksResult,
+  ForgetOpResult,
+  ForgetRequest,
+  LabelRequest,
+  ListResult,
+  PinRequest,
+  PruneOpResult,
+  PruneRequest,
+  RepoRequest,
+  RestoreEntry,
+  RestoreFilesRequest,
+  RestoreFilesResult,
+  RestoreOpResult,
+  RestoreRequest,
+  PlanSnapshotRequest,
+  ShowRequest,
+  ShowResult,
+  SnapshotOpResult,
+  SnapshotPlan,
+  SnapshotRefResult,
+  SnapshotRequest,
+  VerifyOpResult,
+  VerifyRequest,
 } from '../protocol';
 import { checkSnapshotPath } from '../protocol';
 
@@ -69,8 +93,25 @@ export async function disksOp(): Promise<DisksResult> {
 }
 
 export async function snapshotOp(req: SnapshotRequest, ctx: OpContext): Promise<SnapshotOpResult> {
-  const m = await withRepository(req, ctx, true, `snapshot of ${req.source}`, (repo) =>
-    takeSnapshot(repo, { source: req.source, label: req.label, level: req.compressionLevel, freeze: req.freeze, fuzzy: req.fuzzy, fullRead: req.fullRead, signal: ctx.signal, onProgress: ctx.onProgress, log: ctx.log }), true);
+  const m = await withRepository(
+    req,
+    ctx,
+    true,
+    `snapshot of ${req.source}`,
+    (repo) =>
+      takeSnapshot(repo, {
+        source: req.source,
+        label: req.label,
+        level: req.compressionLevel,
+        freeze: req.freeze,
+        fuzzy: req.fuzzy,
+        fullRead: req.fullRead,
+        signal: ctx.signal,
+        onProgress: ctx.onProgress,
+        log: ctx.log,
+      }),
+    true,
+  );
   return { id: m.id, snapshot: summarize(m), warnings: m.warnings };
 }
 
@@ -109,10 +150,17 @@ export async function restoreFilesOp(req: RestoreFilesRequest, ctx: OpContext): 
     const m = await repo.readManifest(await repo.resolveId(req.snapshot));
     const o = await openSnapshotFs(repo, m, req.partition);
     try {
-      const run = () => restoreFiles(o.fs, req.paths, req.target, {
-        dryRun: !!req.dryRun, inPlace: req.inPlace, deep: !!req.deep, owner: ctx.restoreFilesOwner, checkPlan: ctx.checkRestoreFiles,
-        signal: ctx.signal, onProgress: ctx.onProgress, log: ctx.log,
-      });
+      const run = () =>
+        restoreFiles(o.fs, req.paths, req.target, {
+          dryRun: !!req.dryRun,
+          inPlace: req.inPlace,
+          deep: !!req.deep,
+          owner: ctx.restoreFilesOwner,
+          checkPlan: ctx.checkRestoreFiles,
+          signal: ctx.signal,
+          onProgress: ctx.onProgress,
+          log: ctx.log,
+        });
       return await (ctx.asRoot ? ctx.asRoot(run) : run());
     } finally {
       await o.close();
@@ -156,27 +204,35 @@ export async function diffOp(req: DiffRequest, ctx: OpContext): Promise<DiffOpRe
 
 export async function forgetOp(req: ForgetRequest, ctx: OpContext): Promise<ForgetOpResult> {
   const pruning = !!req.prune && !req.dryRun;
-  return withRepository(req, ctx, true, 'forget', async (repo) => {
-    // Summaries are enough to choose. Removal goes by file name, so forgetting a manifest copied
-    // under another id never removes the snapshot it is a copy of.
-    const cat = await repo.listSnapshots();
-    let remove: string[];
-    if (req.ids?.length) {
-      remove = [...new Set(req.ids.map((n) => resolveName(cat, n, repo.dir)))];
-      const pinned = cat.snapshots.filter((s) => s.pinned && remove.includes(s.id));
-      if (pinned.length) throw new DevsnapError('USAGE', `Snapshot ${pinned.map((s) => s.id).join(', ')} is pinned.`, 'Unpin it first (`devsnap unpin ID`).');
-    } else remove = applyPolicy(cat.snapshots, req.policy ?? {}).remove.map((s) => s.id);
-    if (!req.dryRun) for (const id of remove) await repo.deleteManifest(id);
-    const pruned = pruning ? await prune(repo, { onProgress: ctx.onProgress }) : undefined;
-    const damaged = req.ids?.length ? [] : cat.damaged; // a policy cannot judge them: they stay, and are named
-    return {
-      removed: remove,
-      kept: cat.snapshots.filter((s) => !remove.includes(s.id)).map((s) => s.id),
-      dryRun: !!req.dryRun,
-      ...(damaged.length ? { damaged } : {}),
-      ...(pruned ? { prune: pruned } : {}),
-    };
-  }, false, pruning);
+  return withRepository(
+    req,
+    ctx,
+    true,
+    'forget',
+    async (repo) => {
+      // Summaries are enough to choose. Removal goes by file name, so forgetting a manifest copied
+      // under another id never removes the snapshot it is a copy of.
+      const cat = await repo.listSnapshots();
+      let remove: string[];
+      if (req.ids?.length) {
+        remove = [...new Set(req.ids.map((n) => resolveName(cat, n, repo.dir)))];
+        const pinned = cat.snapshots.filter((s) => s.pinned && remove.includes(s.id));
+        if (pinned.length) throw new DevsnapError('USAGE', `Snapshot ${pinned.map((s) => s.id).join(', ')} is pinned.`, 'Unpin it first (`devsnap unpin ID`).');
+      } else remove = applyPolicy(cat.snapshots, req.policy ?? {}).remove.map((s) => s.id);
+      if (!req.dryRun) for (const id of remove) await repo.deleteManifest(id);
+      const pruned = pruning ? await prune(repo, { onProgress: ctx.onProgress }) : undefined;
+      const damaged = req.ids?.length ? [] : cat.damaged; // a policy cannot judge them: they stay, and are named
+      return {
+        removed: remove,
+        kept: cat.snapshots.filter((s) => !remove.includes(s.id)).map((s) => s.id),
+        dryRun: !!req.dryRun,
+        ...(damaged.length ? { damaged } : {}),
+        ...(pruned ? { prune: pruned } : {}),
+      };
+    },
+    false,
+    pruning,
+  );
 }
 
 export async function pruneOp(req: PruneRequest, ctx: OpContext): Promise<PruneOpResult> {
@@ -184,20 +240,36 @@ export async function pruneOp(req: PruneRequest, ctx: OpContext): Promise<PruneO
 }
 
 export async function pinOp(req: PinRequest, ctx: OpContext): Promise<SnapshotRefResult> {
-  const m = await withRepository(req, ctx, true, req.pinned ? 'pin' : 'unpin', async (repo) => {
-    const m = { ...(await repo.readManifest(await repo.resolveId(req.snapshot))), pinned: req.pinned };
-    await repo.writeManifest(m);
-    return m;
-  }, false, false);
+  const m = await withRepository(
+    req,
+    ctx,
+    true,
+    req.pinned ? 'pin' : 'unpin',
+    async (repo) => {
+      const m = { ...(await repo.readManifest(await repo.resolveId(req.snapshot))), pinned: req.pinned };
+      await repo.writeManifest(m);
+      return m;
+    },
+    false,
+    false,
+  );
   return { snapshot: summarize(m) };
 }
 
 export async function labelOp(req: LabelRequest, ctx: OpContext): Promise<SnapshotRefResult> {
   if (!req.label.trim()) throw new DevsnapError('USAGE', 'The label is empty.');
-  const m = await withRepository(req, ctx, true, 'label', async (repo) => {
-    const m = { ...(await repo.readManifest(await repo.resolveId(req.snapshot))), label: req.label.trim() };
-    await repo.writeManifest(m);
-    return m;
-  }, false, false);
+  const m = await withRepository(
+    req,
+    ctx,
+    true,
+    'label',
+    async (repo) => {
+      const m = { ...(await repo.readManifest(await repo.resolveId(req.snapshot))), label: req.label.trim() };
+      await repo.writeManifest(m);
+      return m;
+    },
+    false,
+    false,
+  );
   return { snapshot: summarize(m) };
 }

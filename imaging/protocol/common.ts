@@ -60,11 +60,20 @@ export const snapshotName = () => {
 /** A text field: bounded, no NUL bytes (they end C strings in the tools it reaches). */
 export const text = (max = 4096) => {
   const m = `must be a string of at most ${max} characters without NUL bytes`;
-  return v.pipe(v.string(m), v.maxLength(max, m), v.check((s) => !s.includes('\0'), m));
+  return v.pipe(
+    v.string(m),
+    v.maxLength(max, m),
+    v.check((s) => !s.includes('\0'), m),
+  );
 };
 /** An absolute path (what the elevated helper accepts). */
 export const absolutePath = () => {
   const m = 'must be an absolute path';
   const bounded = 'must be a string of at most 4096 characters without NUL bytes';
-  return v.pipe(v.string(m), v.startsWith('/', m), v.maxLength(4096, bounded), v.check((s) => !s.includes('\0'), bounded));
+  return v.pipe(
+    v.string(m),
+    v.startsWith('/', m),
+    v.maxLength(4096, bounded),
+    v.check((s) => !s.includes('\0'), bounded),
+  );
 };

@@ -61,8 +61,16 @@ export function describeConsistency(m: Pick<SnapshotSummary, 'consistency' | 'po
       return `Point in time${when}: read from an LVM snapshot, without pausing writes.`;
     case 'frozen-two-pass': {
       const pause = p ? `${p.pauseSeconds < 10 ? p.pauseSeconds.toFixed(1) : Math.round(p.pauseSeconds)} s` : 'a moment';
-      const others = p?.methods.filter((x) => x.how !== 'two-pass').map((x) =>
-        x.how === 'lvm-snapshot' ? `${x.mountpoint} from an LVM snapshot` : x.how === 'two-pass-ro' ? `${x.mountpoint} read-only instead` : `${x.mountpoint} ${x.how === 'remount-ro' ? 'read-only' : 'paused'} while read`) ?? [];
+      const others =
+        p?.methods
+          .filter((x) => x.how !== 'two-pass')
+          .map((x) =>
+            x.how === 'lvm-snapshot'
+              ? `${x.mountpoint} from an LVM snapshot`
+              : x.how === 'two-pass-ro'
+                ? `${x.mountpoint} read-only instead`
+                : `${x.mountpoint} ${x.how === 'remount-ro' ? 'read-only' : 'paused'} while read`,
+          ) ?? [];
       return `Point in time${when}: read live, then what changed re-read with writes paused for ${pause}${others.length ? ` (${others.join(', ')})` : ''}.`;
     }
     case 'frozen':

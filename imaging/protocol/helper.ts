@@ -65,9 +65,18 @@ export type HelperParams<K extends HelperOpName> = v.InferOutput<(typeof HELPER_
 export type HelperOps = { [K in HelperOpName]: { params: HelperParams<K>; result: OpResult<K> } };
 export type HelperOpRequest = { [K in HelperOpName]: { v: number; id: string; type: K } & HelperParams<K> }[HelperOpName];
 /** Stop the request `target` at a safe point (it then ends with a CANCELLED error). */
-export interface HelperCancel { v: number; id: string; type: 'cancel'; target: string }
+export interface HelperCancel {
+  v: number;
+  id: string;
+  type: 'cancel';
+  target: string;
+}
 /** Stop everything at a safe point and exit. */
-export interface HelperShutdown { v: number; id: string; type: 'shutdown' }
+export interface HelperShutdown {
+  v: number;
+  id: string;
+  type: 'shutdown';
+}
 export type HelperRequest = HelperOpRequest | HelperCancel | HelperShutdown;
 export type { OpParams };
 

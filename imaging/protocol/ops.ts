@@ -6,8 +6,24 @@ import * as v from 'valibot';
 import { DisksResult } from './disks';
 import { ChangesResult, Inventory, ListDirResult, ReadFileResult } from './files';
 import {
-  ChangesRequest, CheckRequest, DiffRequest, EmptyRequest, ForgetRequest, InventoryRequest, LabelRequest, ListDirRequest, PinRequest, PlanSnapshotRequest,
-  PruneRequest, ReadFileRequest, RepoRequest, RestoreFilesRequest, RestoreRequest, ShowRequest, SnapshotRequest, VerifyRequest,
+  ChangesRequest,
+  CheckRequest,
+  DiffRequest,
+  EmptyRequest,
+  ForgetRequest,
+  InventoryRequest,
+  LabelRequest,
+  ListDirRequest,
+  PinRequest,
+  PlanSnapshotRequest,
+  PruneRequest,
+  ReadFileRequest,
+  RepoRequest,
+  RestoreFilesRequest,
+  RestoreRequest,
+  ShowRequest,
+  SnapshotRequest,
+  VerifyRequest,
 } from './requests';
 import { CheckOpResult, DiffOpResult, ForgetOpResult, PruneOpResult, RestoreFilesResult, RestoreOpResult, VerifyOpResult } from './results';
 import { ListResult, ShowResult, SnapshotOpResult, SnapshotPlan, SnapshotRefResult } from './snapshots';

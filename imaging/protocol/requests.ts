@@ -14,10 +14,14 @@ export function checkSnapshotPath(p: string): string | null {
   return null;
 }
 const PATH_IN_SNAPSHOT = 'must be a path inside the snapshot of at most 4096 characters';
-const SnapshotPath = v.pipe(v.string(PATH_IN_SNAPSHOT), v.maxLength(4096, PATH_IN_SNAPSHOT), v.rawCheck(({ dataset, addIssue }) => {
-  const problem = dataset.typed ? checkSnapshotPath(dataset.value) : null;
-  if (problem) addIssue({ message: `is ${problem}` });
-}));
+const SnapshotPath = v.pipe(
+  v.string(PATH_IN_SNAPSHOT),
+  v.maxLength(4096, PATH_IN_SNAPSHOT),
+  v.rawCheck(({ dataset, addIssue }) => {
+    const problem = dataset.typed ? checkSnapshotPath(dataset.value) : null;
+    if (problem) addIssue({ message: `is ${problem}` });
+  }),
+);
 
 const Path = v.pipe(text(), v.minLength(1, 'must be a path'));
 const LEVEL = 'must be a whole number from 1 to 19';
@@ -78,10 +82,10 @@ export type DiffRequest = v.InferOutput<typeof DiffRequest>;
 
 export const RetentionRules = v.strictObject(
   {
-  keepLast: v.optional(count()),
-  keepDaily: v.optional(count()),
-  keepWeekly: v.optional(count()),
-  keepMonthly: v.optional(count()),
+    keepLast: v.optional(count()),
+    keepDaily: v.optional(count()),
+    keepWeekly: v.optional(count()),
+    keepMonthly: v.optional(count()),
   },
   'is not a retention rule',
 );

@@ -13,13 +13,15 @@ export const RestoreOpResult = v.object({
   bytesToWrite: v.number(),
   bytesWritten: v.number(),
   gptRelocated: v.boolean(),
-  areas: v.array(v.object({
-    kind: v.picklist(['raw', 'partition']),
-    partition: v.optional(v.number()),
-    offset: v.number(),
-    size: v.number(),
-    mode: v.picklist(['raw', 'used-blocks', 'full']),
-  })),
+  areas: v.array(
+    v.object({
+      kind: v.picklist(['raw', 'partition']),
+      partition: v.optional(v.number()),
+      offset: v.number(),
+      size: v.number(),
+      mode: v.picklist(['raw', 'used-blocks', 'full']),
+    }),
+  ),
 });
 export type RestoreOpResult = v.InferOutput<typeof RestoreOpResult>;
 

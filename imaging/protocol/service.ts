@@ -16,7 +16,10 @@ export const ServiceCall = v.strictObject({
 export type ServiceCall = v.InferOutput<typeof ServiceCall>;
 
 export const SERVICE_LOG = 'devsnap/log';
-export interface ServiceLog { token?: string; message: string }
+export interface ServiceLog {
+  token?: string;
+  message: string;
+}
 /** A request that answers `{ protocol: PROTOCOL_VERSION, pid }`: the client checks it first. */
 export const SERVICE_HELLO = 'devsnap/hello';
 /** JSON-RPC error code of an operation's failure (its ErrorInfo is the error's data). */

@@ -101,14 +101,16 @@ export const SnapshotPlan = v.object({
   consistency: v.picklist(['offline', 'native-snapshot', 'frozen-two-pass']),
   isSystem: v.boolean(),
   /** Each read-write mount: 'two-pass' (paused for the last pass), 'two-pass-ro' (read-only for the last pass: NTFS), 'frozen' or 'remount-ro' (paused while read), 'lvm-snapshot' (an instant), 'unsupported'. */
-  mounts: v.array(v.object({
-    mountpoint: v.string(),
-    partition: v.optional(v.number()),
-    fstype: v.optional(v.string()),
-    how: v.picklist(['two-pass', 'two-pass-ro', 'frozen', 'remount-ro', 'lvm-snapshot', 'unsupported']),
-    pauseSeconds: v.optional(v.number()),
-    holdsRepository: v.boolean(),
-  })),
+  mounts: v.array(
+    v.object({
+      mountpoint: v.string(),
+      partition: v.optional(v.number()),
+      fstype: v.optional(v.string()),
+      how: v.picklist(['two-pass', 'two-pass-ro', 'frozen', 'remount-ro', 'lvm-snapshot', 'unsupported']),
+      pauseSeconds: v.optional(v.number()),
+      holdsRepository: v.boolean(),
+    }),
+  ),
   /** About how long writers wait (the longest of any mount), an estimate. */
   pauseSeconds: v.number(),
   /** Why the snapshot would be refused, and what to do. */

@@ -116,7 +116,9 @@ export async function healSummary(repo: CatalogRepo, id: string, m: Manifest, pl
   if (!file) return; // the manifest changed while it was read: the next reader will see it
   const s = await readSummary(repo, id);
   if (s && sameFile(s.manifest, file) && s.manifest.sha256 === sha256(plain)) return;
-  await writeSummary(repo, id, m, plain, file).catch((err) => repo.log(`Could not update the summary of snapshot ${id} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); listing will read its manifest until it can.`));
+  await writeSummary(repo, id, m, plain, file).catch((err) =>
+    repo.log(`Could not update the summary of snapshot ${id} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); listing will read its manifest until it can.`),
+  );
 }
 
 /**

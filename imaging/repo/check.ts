@@ -8,12 +8,12 @@ import { Repository } from './repository';
 import { PackEntry, readPackTrailer } from './pack';
 
 export interface CheckReport {
-  ok: boolean;                 // no errors (warnings allowed)
+  ok: boolean; // no errors (warnings allowed)
   snapshots: number;
   packs: number;
   chunks: number;
-  errors: string[];            // damage: something a snapshot needs (or the index's redundancy) is missing or corrupt
-  warnings: string[];          // harmless leftovers that `prune` cleans up
+  errors: string[]; // damage: something a snapshot needs (or the index's redundancy) is missing or corrupt
+  warnings: string[]; // harmless leftovers that `prune` cleans up
   unreferencedChunks: number;
   unreferencedBytes: number;
 }
@@ -41,16 +41,20 @@ export async function inspectRepository(repo: Repository): Promise<Inspection> {
   const packs = new Set(placed);
 
   for (const f of repo.damagedIndexFiles) {
-    repairable.push(`index file ${path.relative(repo.dir, f)} is damaged (checksum mismatch, or not a regular file); the packs' own chunk lists are used instead. \`devsnap prune\` writes a new index.`);
+    repairable.push(
+      `index file ${path.relative(repo.dir, f)} is damaged (checksum mismatch, or not a regular file); the packs' own chunk lists are used instead. \`devsnap prune\` writes a new index.`,
+    );
   }
   for (const p of repo.missingPacks) {
     warnings.push(`pack ${p} is listed in the index but missing from data/; its chunks are not used (a snapshot that needs them is reported below).`);
   }
   for (const m of misplaced) {
     const inPlace = path.basename(path.dirname(m)) === path.basename(m).slice(0, 2);
-    warnings.push(inPlace
-      ? `${m} is not a regular file (a folder or a link); it is not used. Move it out of the repository.`
-      : `${m} is not in the folder its name belongs in (data/${path.basename(m).slice(0, 2)}/); it is not used. Move it there if it came from this repository.`);
+    warnings.push(
+      inPlace
+        ? `${m} is not a regular file (a folder or a link); it is not used. Move it out of the repository.`
+        : `${m} is not in the folder its name belongs in (data/${path.basename(m).slice(0, 2)}/); it is not used. Move it there if it came from this repository.`,
+    );
   }
 
   // Each pack's own chunk list: the redundancy that rebuilds a lost index. It must agree with the index.
@@ -65,7 +69,10 @@ export async function inspectRepository(repo: Repository): Promise<Inspection> {
     const trailer = await readPackTrailer(repo.packPath(p)).catch(() => null);
     if (!repo.indexedPacks.has(p)) {
       if (trailer) warnings.push(`pack ${p} is not in any index (left by an interrupted snapshot); its chunks will be reused or removed by prune.`);
-      else warnings.push(`pack ${p} has no readable chunk list and no index lists it (a torn write, or damage); devsnap does not use it and prune keeps it. Move it out of the repository once \`devsnap check\` shows no errors.`);
+      else
+        warnings.push(
+          `pack ${p} has no readable chunk list and no index lists it (a torn write, or damage); devsnap does not use it and prune keeps it. Move it out of the repository once \`devsnap check\` shows no errors.`,
+        );
       continue;
     }
     const fromIndex = (indexed.get(p) ?? []).sort((a, b) => a.offset - b.offset);

@@ -9,23 +9,36 @@ import { chunkBuffers } from '../core/memory';
 import { digestFrameLength, digestsOf } from './digests';
 
 export class ChunkDamage extends DevsnapError {
-  constructor(readonly chunkId: string, detail: string) {
+  constructor(
+    readonly chunkId: string,
+    detail: string,
+  ) {
     super('DAMAGED', `Chunk ${chunkId.slice(0, 12)}… is damaged: ${detail}.`, 'Run `devsnap verify` to see which snapshots and byte ranges are affected; restore from another snapshot.');
   }
 }
 
 /** Fails before a byte is written when a chunk the areas need is missing from the repository altogether. */
 export function assertChunksStored(repo: Repository, m: Manifest, areas: Area[], action: 'restore' | 'export'): void {
-  for (const a of areas) for (const e of a.extents) for (const id of extentChunks(e)) {
-    if (!repo.index.has(id)) {
-      throw new DevsnapError('DAMAGED', `Snapshot ${m.id} needs chunk ${id.slice(0, 12)}… (${a.kind === 'partition' ? `partition ${a.partition}` : 'raw area'}, bytes ${a.start + e[0]}-${a.start + e[0] + e[1]}), which is missing from the repository. Nothing was written.`, `Run \`devsnap check\`; ${action} another snapshot.`);
-    }
-  }
+  for (const a of areas)
+    for (const e of a.extents)
+      for (const id of extentChunks(e)) {
+        if (!repo.index.has(id)) {
+          throw new DevsnapError(
+            'DAMAGED',
+            `Snapshot ${m.id} needs chunk ${id.slice(0, 12)}… (${a.kind === 'partition' ? `partition ${a.partition}` : 'raw area'}, bytes ${a.start + e[0]}-${a.start + e[0] + e[1]}), which is missing from the repository. Nothing was written.`,
+            `Run \`devsnap check\`; ${action} another snapshot.`,
+          );
+        }
+      }
 }
 
 export class ChunkReader {
   /** `writer`: a run that also reads back what it stored itself (a snapshot patching its own cells). */
-  constructor(private readonly repo: Repository, private readonly pool: WorkerPool, private readonly writer?: PackWriter) {}
+  constructor(
+    private readonly repo: Repository,
+    private readonly pool: WorkerPool,
+    private readonly writer?: PackWriter,
+  ) {}
 
   /**
    * The bytes of a data extent (a chunk, or a patch applied to its base), checked against its length.
@@ -113,7 +126,10 @@ export class ChunkReader {
     }
     if (digests === 'damaged' || digests === 'wrong') {
       chunkBuffers.give(raw);
-      throw new ChunkDamage(id, `its block digests ${digests === 'damaged' ? 'are damaged' : 'do not match its bytes'} (its data itself reads back; snapshots taken after it could be wrong where they relied on them)`);
+      throw new ChunkDamage(
+        id,
+        `its block digests ${digests === 'damaged' ? 'are damaged' : 'do not match its bytes'} (its data itself reads back; snapshots taken after it could be wrong where they relied on them)`,
+      );
     }
     if (!verify) {
       if (raw.length !== rawLength) throw new ChunkDamage(id, `it decompresses to ${raw.length} bytes, not ${rawLength}`);

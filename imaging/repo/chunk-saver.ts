@@ -11,7 +11,12 @@ export class ChunkSaver {
   readonly stats = { chunksNew: 0, chunksReused: 0 };
   private readonly jobs: JobQueue;
 
-  constructor(private readonly writer: PackWriter, private readonly pool: WorkerPool, private readonly level: number, repoDir: string) {
+  constructor(
+    private readonly writer: PackWriter,
+    private readonly pool: WorkerPool,
+    private readonly level: number,
+    repoDir: string,
+  ) {
     this.jobs = new JobQueue(pool.size * 2, (err) => toDevsnapError(err, `the repository ${repoDir}`));
   }
 

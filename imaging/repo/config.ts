@@ -35,7 +35,8 @@ export type Logger = (message: string) => void;
 /** The magic in front of sealed (encrypted) manifests and summaries. */
 export const ENCRYPTED_MAGIC = Buffer.from('DSENC1\n');
 export const DEFAULT_CHUNK_SIZE = 1 << 20;
-const CONFIG_HINT = 'Put back config.json from another copy of this repository (a second backup drive, a sync); if you did not change it, someone or something with write access to the repository did. Do not write to the repository until then.';
+const CONFIG_HINT =
+  'Put back config.json from another copy of this repository (a second backup drive, a sync); if you did not change it, someone or something with write access to the repository did. Do not write to the repository until then.';
 
 /** Why a config's plain settings are implausible (named by field), or null. Checked on init and on every open. */
 function settingsProblem(c: RepoConfig): string | null {
@@ -52,7 +53,11 @@ function settingsProblem(c: RepoConfig): string | null {
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (v && typeof v === 'object') {
-    return `{${Object.keys(v).sort().filter((k) => (v as Record<string, unknown>)[k] !== undefined).map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+    return `{${Object.keys(v)
+      .sort()
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(v);
 }
@@ -185,11 +190,19 @@ export async function openConfig(dir: string, opts: { password?: string }, log: 
     // password, which says the user expects encryption. Plaintext is never written where it was not.
     const markers = await encryptionMarkers(dir, config);
     if (markers.length) {
-      throw new DevsnapError('DAMAGED', `${where} says the repository is not encrypted, but ${markers.join('; ')}: config.json was changed (tampered with or damaged). devsnap will neither read nor write it as unencrypted.`, CONFIG_HINT);
+      throw new DevsnapError(
+        'DAMAGED',
+        `${where} says the repository is not encrypted, but ${markers.join('; ')}: config.json was changed (tampered with or damaged). devsnap will neither read nor write it as unencrypted.`,
+        CONFIG_HINT,
+      );
     }
-    if (opts.password) { // an empty one is none, as for encrypted repositories
-      throw new DevsnapError('USAGE', `The repository ${dir} is not encrypted, but a password was given (DEVSNAP_PASSWORD or --password-file); devsnap refuses rather than store snapshots unencrypted.`,
-        'If this repository was created without --encrypt, run without a password. If it was encrypted, someone changed its config.json: do not use it; put back config.json from another copy of the repository.');
+    if (opts.password) {
+      // an empty one is none, as for encrypted repositories
+      throw new DevsnapError(
+        'USAGE',
+        `The repository ${dir} is not encrypted, but a password was given (DEVSNAP_PASSWORD or --password-file); devsnap refuses rather than store snapshots unencrypted.`,
+        'If this repository was created without --encrypt, run without a password. If it was encrypted, someone changed its config.json: do not use it; put back config.json from another copy of the repository.',
+      );
     }
     if (problem) throw new DevsnapError('DAMAGED', `${where} is damaged: ${problem}.`, CONFIG_HINT);
     return { config, cipher: RepoCipher.plain(), rewrite: null };
@@ -200,16 +213,23 @@ export async function openConfig(dir: string, opts: { password?: string }, log: 
   // repository of an earlier devsnap (bare key, version 1, no seal) has nothing to compare with.
   const changes = !legacy || config.version !== 1 || config.sealed !== undefined ? settingsChanges(config, cipher) : [];
   if (changes.length) {
-    throw new DevsnapError('DAMAGED', `${where} was changed after devsnap wrote it (tampered with or damaged): ${changes.join('; ')}. devsnap will not use the repository with these settings.`,
-      'If you did not change it, someone or something with write access to the repository did. Set those values back as sealed (or put back config.json from another copy of the repository), then run `devsnap check`.');
+    throw new DevsnapError(
+      'DAMAGED',
+      `${where} was changed after devsnap wrote it (tampered with or damaged): ${changes.join('; ')}. devsnap will not use the repository with these settings.`,
+      'If you did not change it, someone or something with write access to the repository did. Set those values back as sealed (or put back config.json from another copy of the repository), then run `devsnap check`.',
+    );
   }
   if (problem) throw new DevsnapError('DAMAGED', `${where} is damaged: ${problem}.`, CONFIG_HINT);
   if (damaged.length) {
-    log(`The repository key in ${where} has a damaged copy (${damaged.join('; ')}); the intact copy was used. The next command that writes to the repository (snapshot, label, pin, forget, prune) repairs it.`);
+    log(
+      `The repository key in ${where} has a damaged copy (${damaged.join('; ')}); the intact copy was used. The next command that writes to the repository (snapshot, label, pin, forget, prune) repairs it.`,
+    );
     return { config, cipher, rewrite: 'repair' };
   }
   if (legacy) {
-    log(`${where} is from an earlier devsnap: its settings are not yet authenticated and its key has no second copy. The next command that writes to the repository (snapshot, label, pin, forget, prune) upgrades it.`);
+    log(
+      `${where} is from an earlier devsnap: its settings are not yet authenticated and its key has no second copy. The next command that writes to the repository (snapshot, label, pin, forget, prune) upgrades it.`,
+    );
     return { config, cipher, rewrite: 'upgrade' };
   }
   return { config, cipher, rewrite: null };

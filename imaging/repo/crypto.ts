@@ -14,8 +14,8 @@ export interface WrappedKey {
   N: number;
   r: number;
   p: number;
-  salt: string;        // base64
-  wrappedKey: string;  // base64(nonce | ciphertext | tag) of the master key (and its format byte)
+  salt: string; // base64
+  wrappedKey: string; // base64(nonce | ciphertext | tag) of the master key (and its format byte)
   /** sha256 (hex) of keyMaterial(): absent in repositories of devsnap before key copies. */
   checksum?: string;
 }
@@ -84,7 +84,9 @@ function copyProblem(k: unknown, where: string): string | null {
   const c = k as Record<string, unknown>;
   if (c.kdf !== 'scrypt') return `${where}.kdf is ${JSON.stringify(c.kdf)} (expected "scrypt")`;
   const L = KDF_LIMITS;
-  const N = c.N as number, r = c.r as number, p = c.p as number;
+  const N = c.N as number,
+    r = c.r as number,
+    p = c.p as number;
   if (!Number.isInteger(N) || N < L.minN || N > L.maxN || (N & (N - 1)) !== 0) return `${where}.N is ${JSON.stringify(c.N)} (expected a power of two from ${L.minN} to ${L.maxN})`;
   if (!Number.isInteger(r) || r < 1 || r > L.maxR) return `${where}.r is ${JSON.stringify(c.r)} (expected 1 to ${L.maxR})`;
   if (!Number.isInteger(p) || p < 1 || p > L.maxP) return `${where}.p is ${JSON.stringify(c.p)} (expected 1 to ${L.maxP})`;
@@ -193,7 +195,10 @@ export class RepoCipher {
   /** The key that seals config.json's settings: derived, so it never seals anything else. */
   private configKey(): Buffer {
     if (!this.encKey || !this.idKey) throw new Error('configKey: not an encrypted repository');
-    return crypto.createHmac('sha256', Buffer.concat([this.encKey, this.idKey])).update('devsnap config.json settings').digest();
+    return crypto
+      .createHmac('sha256', Buffer.concat([this.encKey, this.idKey]))
+      .update('devsnap config.json settings')
+      .digest();
   }
 
   sealConfig(settings: Buffer): string {

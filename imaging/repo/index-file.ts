@@ -18,7 +18,14 @@ export const MAX_INDEX_BYTES = 2 ** 31 - 1;
 export function parseIndexFile(buf: Buffer): Map<string, PackEntry[]> | null {
   if (buf.length < INDEX_MAGIC.length + 32 || !buf.subarray(0, INDEX_MAGIC.length).equals(INDEX_MAGIC)) return null;
   const body = buf.subarray(0, buf.length - 32);
-  if (!crypto.createHash('sha256').update(body).digest().equals(buf.subarray(buf.length - 32))) return null;
+  if (
+    !crypto
+      .createHash('sha256')
+      .update(body)
+      .digest()
+      .equals(buf.subarray(buf.length - 32))
+  )
+    return null;
   const out = new Map<string, PackEntry[]>();
   let o = INDEX_MAGIC.length;
   while (o + 20 <= body.length) {

@@ -121,8 +121,11 @@ async function tryLock(repoDir: string, exclusive: boolean, purpose: string, war
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? '';
     if (exclusive && code === 'EROFS') {
-      throw new DevsnapError('PERMISSION', `The repository ${repoDir} is on a read-only filesystem here, and ${purpose} writes to it.`,
-        'Remount the drive read-write (or remove its write protection) and try again. Commands that only read (list, show, verify, check, restore, export) work as it is.');
+      throw new DevsnapError(
+        'PERMISSION',
+        `The repository ${repoDir} is on a read-only filesystem here, and ${purpose} writes to it.`,
+        'Remount the drive read-write (or remove its write protection) and try again. Commands that only read (list, show, verify, check, restore, export) work as it is.',
+      );
     }
     if (exclusive || !isReadOnlyError(err)) throw toDevsnapError(err, `the repository's lock folder ${dir}`);
     // A reader on read-only media (a write-protected backup disk, the backup drive mounted read-only
@@ -136,11 +139,17 @@ async function tryLock(repoDir: string, exclusive: boolean, purpose: string, war
     if (o === 'unreadable') {
       if (!exclusive) continue; // someone we cannot see into: wait only when we write
       await release();
-      throw new DevsnapError('LOCKED', `The repository is locked by another user's process (its lock file locks/${path.basename(other.file)} cannot be read: ${other.code}).`,
-        'Wait for it to finish (the elevated helper, for example, holds such locks while it works) and try again.');
+      throw new DevsnapError(
+        'LOCKED',
+        `The repository is locked by another user's process (its lock file locks/${path.basename(other.file)} cannot be read: ${other.code}).`,
+        'Wait for it to finish (the elevated helper, for example, holds such locks while it works) and try again.',
+      );
     }
     if (o === 'garbage' || isStale(o)) {
-      const what = o !== 'garbage' ? `a stale lock of process ${o.pid} (${o.purpose}, started ${o.created}), which is no longer running` : `an unreadable lock file locks/${path.basename(other.file)} (empty or garbage, left by a crash or a full disk)`;
+      const what =
+        o !== 'garbage'
+          ? `a stale lock of process ${o.pid} (${o.purpose}, started ${o.created}), which is no longer running`
+          : `an unreadable lock file locks/${path.basename(other.file)} (empty or garbage, left by a crash or a full disk)`;
       try {
         await fs.promises.rm(other.file, { force: true, recursive: true });
         warn(`Removed ${what}.`);
@@ -152,9 +161,13 @@ async function tryLock(repoDir: string, exclusive: boolean, purpose: string, war
     if (exclusive || o.exclusive) {
       await release();
       const who = `process ${o.pid} on ${o.host} (${o.purpose}, since ${o.created})`;
-      throw new DevsnapError('LOCKED', `The repository is locked by ${who}.`, o.host !== os.hostname()
-        ? 'Wait for it to finish (or give --lock-wait SECONDS). If that process is gone, run `devsnap unlock --all` to break the lock.'
-        : 'Wait for it to finish and try again, or give --lock-wait SECONDS to wait longer.');
+      throw new DevsnapError(
+        'LOCKED',
+        `The repository is locked by ${who}.`,
+        o.host !== os.hostname()
+          ? 'Wait for it to finish (or give --lock-wait SECONDS). If that process is gone, run `devsnap unlock --all` to break the lock.'
+          : 'Wait for it to finish and try again, or give --lock-wait SECONDS to wait longer.',
+      );
     }
   }
   return { release };

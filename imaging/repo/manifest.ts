@@ -35,10 +35,10 @@ export type Consistency = 'offline' | 'native-snapshot' | 'frozen-two-pass' | 'f
 
 export interface Area {
   kind: 'raw' | 'partition';
-  partition?: number;                     // PartitionInfo.index for kind 'partition'
-  start: number;                          // byte offset in the disk
+  partition?: number; // PartitionInfo.index for kind 'partition'
+  start: number; // byte offset in the disk
   size: number;
-  mode: 'raw' | 'used-blocks' | 'full';   // used-blocks: the filesystem told us which blocks matter
+  mode: 'raw' | 'used-blocks' | 'full'; // used-blocks: the filesystem told us which blocks matter
   extents: Extent[];
 }
 
@@ -48,9 +48,9 @@ export interface Manifest extends SnapshotSummary {
   chunkSize: number;
   table: PartitionTable;
   areas: Area[];
-  inventory: unknown | null;              // the environment inventory (compare issue)
+  inventory: unknown | null; // the environment inventory (compare issue)
   warnings: string[];
-  digest?: string;                        // sha256 of the manifest without this field
+  digest?: string; // sha256 of the manifest without this field
 }
 
 /** Largest chunk size a manifest may state: import and restore hold whole chunks in memory. */
@@ -105,14 +105,19 @@ export const SummarySchema = v.looseObject({
   created: timestamp,
   host: text,
   source: v.looseObject({ path: text, size: count, model: v.optional(text), table: tableType, diskId: v.optional(text) }),
-  consistency: v.picklist(['offline', 'native-snapshot', 'frozen-two-pass', 'frozen', 'fuzzy', 'crash-consistent'], 'is not a known consistency ("offline", "native-snapshot", "frozen-two-pass", "frozen", "fuzzy")'),
-  pointInTime: v.optional(v.looseObject({
-    at: timestamp,
-    pauseSeconds: v.pipe(v.number('is not a number'), v.finite('is not a finite number'), v.minValue(0, 'is negative')),
-    rounds: count,
-    rereadBytes: count,
-    methods: v.array(v.looseObject({ mountpoint: text, partition: v.optional(count), how: text }), 'is not a list'),
-  })),
+  consistency: v.picklist(
+    ['offline', 'native-snapshot', 'frozen-two-pass', 'frozen', 'fuzzy', 'crash-consistent'],
+    'is not a known consistency ("offline", "native-snapshot", "frozen-two-pass", "frozen", "fuzzy")',
+  ),
+  pointInTime: v.optional(
+    v.looseObject({
+      at: timestamp,
+      pauseSeconds: v.pipe(v.number('is not a number'), v.finite('is not a finite number'), v.minValue(0, 'is negative')),
+      rounds: count,
+      rereadBytes: count,
+      methods: v.array(v.looseObject({ mountpoint: text, partition: v.optional(count), how: text }), 'is not a list'),
+    }),
+  ),
   readMode: v.optional(v.picklist(['all', 'changes'], 'is not "all" or "changes"')),
   parent: v.optional(snapshotId),
   pinned: v.boolean('is not true or false'),
@@ -142,9 +147,17 @@ export const ManifestSchema = v.looseObject({
     sectorSize: v.literal(512, 'is not 512'),
     diskId: v.optional(text),
     partitions: v.array(PartitionSchema, 'is not a list'),
-    gpt: v.optional(v.looseObject({
-      headerLba: count, backupLba: count, entriesLba: count, entryCount: count, entrySize: count, firstUsableLba: count, lastUsableLba: count,
-    })),
+    gpt: v.optional(
+      v.looseObject({
+        headerLba: count,
+        backupLba: count,
+        entriesLba: count,
+        entryCount: count,
+        entrySize: count,
+        firstUsableLba: count,
+        lastUsableLba: count,
+      }),
+    ),
   }),
   areas: v.array(AreaSchema, 'is not a list'),
   inventory: v.nullable(v.looseObject({}, 'is not an object or null')),
@@ -170,7 +183,7 @@ function fieldName(issue: v.BaseIssue<unknown>): string {
 export function shown(x: unknown): string {
   let s: string;
   try {
-    s = x === undefined ? 'missing' : JSON.stringify(x) ?? String(x);
+    s = x === undefined ? 'missing' : (JSON.stringify(x) ?? String(x));
   } catch {
     s = String(x);
   }
@@ -212,9 +225,11 @@ function checkGeometry(m: Manifest, fileId: string | null): string | null {
     let pos = 0;
     for (let j = 0; j < ex.length; j++) {
       const e = ex[j];
-      if (!Array.isArray(e) || (e.length !== 3 && (e.length !== 4 || m.version < 2))) return `${name}.extents[${j}] is not [offset, length, chunk]${m.version < 2 ? '' : ' or [offset, length, patch, base]'}: ${shown(e)}`;
+      if (!Array.isArray(e) || (e.length !== 3 && (e.length !== 4 || m.version < 2)))
+        return `${name}.extents[${j}] is not [offset, length, chunk]${m.version < 2 ? '' : ' or [offset, length, patch, base]'}: ${shown(e)}`;
       const [off, len, ref] = e;
-      if (e.length === 4 && !(typeof e[3] === 'string' && CHUNK_ID.test(e[3]) && typeof ref === 'string' && CHUNK_ID.test(ref))) return `${name}.extents[${j}] is a patch whose patch or base ${shown([ref, e[3]])} is not a chunk id (64 hex digits)`;
+      if (e.length === 4 && !(typeof e[3] === 'string' && CHUNK_ID.test(e[3]) && typeof ref === 'string' && CHUNK_ID.test(ref)))
+        return `${name}.extents[${j}] is a patch whose patch or base ${shown([ref, e[3]])} is not a chunk id (64 hex digits)`;
       if (off !== pos) return `${name}.extents[${j}] starts at ${shown(off)}, not at ${pos} where the extent before it ends (a gap, an overlap or out of order)`;
       if (!Number.isSafeInteger(len) || len <= 0) return `${name}.extents[${j}] has the length ${shown(len)}, not a positive whole number`;
       if (ref !== ZERO && ref !== FREE) {
@@ -246,9 +261,10 @@ export function serializeManifest(m: Manifest): Buffer {
  * `subject` then names where it comes from). Anything invalid is DAMAGED, naming the field.
  */
 export function parseManifest(bytes: Buffer, fileId: string | null, subject = `snapshot ${fileId}`): Manifest {
-  const hint = fileId === null
-    ? 'The archive is damaged or was not written by `devsnap export`; export the snapshot again.'
-    : 'This snapshot cannot be used: restore from another snapshot, and run `devsnap check`.';
+  const hint =
+    fileId === null
+      ? 'The archive is damaged or was not written by `devsnap export`; export the snapshot again.'
+      : 'This snapshot cannot be used: restore from another snapshot, and run `devsnap check`.';
   let m: Manifest;
   try {
     m = JSON.parse(bytes.toString('utf8'));
@@ -256,7 +272,8 @@ export function parseManifest(bytes: Buffer, fileId: string | null, subject = `s
     throw new DevsnapError('DAMAGED', `The manifest of ${subject} is truncated or corrupt.`, hint);
   }
   if (m === null || typeof m !== 'object' || m.format !== 'devsnap-snapshot') throw new DevsnapError('DAMAGED', `The manifest of ${subject} is not a devsnap snapshot manifest.`, hint);
-  if (m.version !== 1 && m.version !== 2) throw new DevsnapError('DAMAGED', `Snapshot ${fileId ?? shown(m.id)} has manifest version ${shown(m.version)}, which this devsnap does not know.`, 'Update devsnap.');
+  if (m.version !== 1 && m.version !== 2)
+    throw new DevsnapError('DAMAGED', `Snapshot ${fileId ?? shown(m.id)} has manifest version ${shown(m.version)}, which this devsnap does not know.`, 'Update devsnap.');
   if (m.digest !== digestOf(m)) throw new DevsnapError('DAMAGED', `The manifest of ${subject} is corrupt (its checksum does not match).`, hint);
   const why = invalidity(m, fileId);
   if (why) throw new DevsnapError('DAMAGED', `The manifest of ${subject} is invalid: ${why}.`, hint);

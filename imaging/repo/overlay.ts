@@ -5,9 +5,9 @@ import { encodePatch } from './patch';
 import { DIGEST_BLOCK } from './digests';
 
 export interface OverlayInput {
-  base: Buffer;                      // the base chunk's raw bytes
-  patch: Map<number, Buffer>;        // blocks an earlier patch of this cell changed (verified by the caller)
-  blocks: [number, Buffer][];        // new bytes: [offset in the cell, bytes]
+  base: Buffer; // the base chunk's raw bytes
+  patch: Map<number, Buffer>; // blocks an earlier patch of this cell changed (verified by the caller)
+  blocks: [number, Buffer][]; // new bytes: [offset in the cell, bytes]
   blockSize: number;
   baseId: string;
 }
@@ -71,7 +71,15 @@ export function unpackBlocks(data: Buffer, offs: number[], lens: number[]): [num
  * the base's. Null when that cannot decide: blocks not whole DIGEST_BLOCKs, or a result over a quarter
  * of the cell (a whole cell is built from the base's bytes: overlayCell).
  */
-export function overlayByDigests(o: { digests: Buffer; hash: (b: Uint8Array) => bigint; patch: Map<number, Buffer>; blocks: [number, Buffer][]; cellLength: number; blockSize: number; baseId: string }): OverlayResult | null {
+export function overlayByDigests(o: {
+  digests: Buffer;
+  hash: (b: Uint8Array) => bigint;
+  patch: Map<number, Buffer>;
+  blocks: [number, Buffer][];
+  cellLength: number;
+  blockSize: number;
+  baseId: string;
+}): OverlayResult | null {
   const { digests, patch, cellLength: len } = o;
   const bs = DIGEST_BLOCK;
   if (o.blockSize !== bs || digests.length !== 8 * Math.ceil(len / bs)) return null;
@@ -87,7 +95,8 @@ export function overlayByDigests(o: { digests: Buffer; hash: (b: Uint8Array) => 
       const asBase = o.hash(block) === digests.readBigUInt64LE(8 * k);
       if (!before && asBase) continue;
       changed = true;
-      if (asBase) patch.delete(k); // back to its base bytes
+      if (asBase)
+        patch.delete(k); // back to its base bytes
       else patch.set(k, block);
     }
   }

@@ -15,7 +15,8 @@ export class PackFiles {
    */
   async read(pack: string, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     let entry = this.packHandles.get(pack);
-    if (entry) this.packHandles.delete(pack); // re-inserted below as the most recently used
+    if (entry)
+      this.packHandles.delete(pack); // re-inserted below as the most recently used
     else {
       const fh = fs.promises.open(this.packPath(pack), 'r');
       fh.catch(() => undefined); // awaited below

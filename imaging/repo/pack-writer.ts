@@ -51,7 +51,10 @@ export class PackWriter {
       const stored = await readFully(c.fh, e.offset, e.length);
       return { frame: this.repo.cipher.open(stored), loc: { pack: c.id, offset: e.offset, length: e.length, rawLength: e.rawLength } };
     });
-    this.queue = run.then(() => undefined, () => undefined);
+    this.queue = run.then(
+      () => undefined,
+      () => undefined,
+    );
     return run;
   }
 
@@ -117,7 +120,10 @@ export class PackWriter {
    */
   async abandonUnlessCommitted(id: string | undefined): Promise<void> {
     if (id !== undefined) {
-      const present = await fs.promises.access(this.repo.manifestPath(id)).then(() => true, (err) => (err as NodeJS.ErrnoException).code !== 'ENOENT');
+      const present = await fs.promises.access(this.repo.manifestPath(id)).then(
+        () => true,
+        (err) => (err as NodeJS.ErrnoException).code !== 'ENOENT',
+      );
       if (present) return;
     }
     await this.abandon();

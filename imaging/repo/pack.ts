@@ -9,9 +9,9 @@ const TRAILER_MAGIC = Buffer.from('DSPKIDX1');
 const SKIPPABLE_MAGIC = 0x184d2a5d;
 
 export interface PackEntry {
-  id: string;      // hex
+  id: string; // hex
   offset: number;
-  length: number;  // stored bytes
+  length: number; // stored bytes
   rawLength: number;
 }
 

@@ -15,7 +15,7 @@ const MAGIC = Buffer.from('DSPATCH1');
 const HEAD = 8 + 32 + 12;
 
 export interface Patch {
-  base: string;        // hex chunk id
+  base: string; // hex chunk id
   cellLength: number;
   blockSize: number;
   /** Block index within the cell → its bytes. */
@@ -46,7 +46,11 @@ export function encodePatch(p: Patch): Buffer {
 }
 
 function damaged(id: string, why: string): DevsnapError {
-  return new DevsnapError('DAMAGED', `Chunk ${id.slice(0, 12)}… is damaged: it is not a valid patch (${why}).`, 'Run `devsnap verify` to see which snapshots are affected; restore from another snapshot.');
+  return new DevsnapError(
+    'DAMAGED',
+    `Chunk ${id.slice(0, 12)}… is damaged: it is not a valid patch (${why}).`,
+    'Run `devsnap verify` to see which snapshots are affected; restore from another snapshot.',
+  );
 }
 
 /** Parses a patch chunk's raw bytes; `id` names it in errors. Every field is checked: a patch is untrusted input. */

@@ -42,7 +42,12 @@ export class Repository {
   /** config.json to be rewritten under the next exclusive lock: an older format to upgrade, or a damaged key copy to repair. */
   private configRewrite: 'upgrade' | 'repair' | null = null;
 
-  private constructor(readonly dir: string, readonly config: RepoConfig, readonly cipher: RepoCipher, readonly log: Logger) {}
+  private constructor(
+    readonly dir: string,
+    readonly config: RepoConfig,
+    readonly cipher: RepoCipher,
+    readonly log: Logger,
+  ) {}
 
   static async init(dir: string, opts: InitOptions, log: Logger): Promise<Repository> {
     dir = path.resolve(dir);
@@ -200,7 +205,11 @@ export class Repository {
     try {
       return { frame: this.cipher.open(stored), loc };
     } catch {
-      throw new DevsnapError('DAMAGED', `Chunk ${id.slice(0, 12)}… in pack ${loc.pack} at offset ${loc.offset} failed authentication (corrupt or tampered).`, 'Run `devsnap verify` to see which snapshots are affected.');
+      throw new DevsnapError(
+        'DAMAGED',
+        `Chunk ${id.slice(0, 12)}… in pack ${loc.pack} at offset ${loc.offset} failed authentication (corrupt or tampered).`,
+        'Run `devsnap verify` to see which snapshots are affected.',
+      );
     }
   }
 
@@ -239,7 +248,12 @@ export class Repository {
       const fh = await fs.promises.open(this.manifestPath(id), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
       try {
         const st = await fh.stat({ bigint: true });
-        if (!st.isFile()) throw new DevsnapError('DAMAGED', `snapshots/${id}.json in ${this.dir} is not a regular file (a folder, a device or a link to one).`, 'Move it out of the repository; the other snapshots are not affected.');
+        if (!st.isFile())
+          throw new DevsnapError(
+            'DAMAGED',
+            `snapshots/${id}.json in ${this.dir} is not a regular file (a folder, a device or a link to one).`,
+            'Move it out of the repository; the other snapshots are not affected.',
+          );
         const before = fileStamp(st);
         bytes = await fh.readFile();
         const after = fileStamp(await fh.stat({ bigint: true }));

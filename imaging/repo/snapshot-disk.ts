@@ -30,7 +30,12 @@ export class SnapshotDisk implements ByteReader {
    * The whole disk of `manifest`, or (with `partition`) the byte range of that partition, with
    * positions relative to its start.
    */
-  constructor(private readonly chunks: ChunkSource, manifest: Manifest, partition?: number, opts: SnapshotDiskOptions = {}) {
+  constructor(
+    private readonly chunks: ChunkSource,
+    manifest: Manifest,
+    partition?: number,
+    opts: SnapshotDiskOptions = {},
+  ) {
     this.maxCache = Math.max(2, opts.cacheChunks ?? 32);
     let start = 0;
     let size = manifest.source.size;

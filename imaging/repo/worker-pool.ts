@@ -13,18 +13,35 @@ startMemTrace(); // DEVSNAP_MEMTRACE only (core/memory.ts): in the main thread a
  * with the message. Pool buffers (core/memory.ts) move whole and come back: a reply's `spare` returns a
  * request's buffers the worker is done with, for the main thread to reuse.
  */
-export interface Moved { data: ArrayBuffer; offset: number; length: number }
+export interface Moved {
+  data: ArrayBuffer;
+  offset: number;
+  length: number;
+}
 export type WorkerRequest =
   // digestsFor: the chunk id whose block digests (repo/digests.ts) follow its frame.
   | ({ id: number; op: 'compress'; level: number; digestsFor?: string } & Moved)
   // checkDigests: the chunk id, to check the frame's block digests (if any) against the raw bytes.
   | ({ id: number; op: 'decompress'; rawLength: number; hash: boolean; out: ArrayBuffer | null; checkDigests?: string } & Moved)
   | ({
-      id: number; op: 'overlay'; rawLength: number; baseId: string; blockSize: number;
-      patch: Moved | null; patchOffs: number[]; patchLens: number[]; blocks: Moved; offs: number[]; lens: number[];
+      id: number;
+      op: 'overlay';
+      rawLength: number;
+      baseId: string;
+      blockSize: number;
+      patch: Moved | null;
+      patchOffs: number[];
+      patchLens: number[];
+      blocks: Moved;
+      offs: number[];
+      lens: number[];
     } & Moved);
 export type WorkerReply = {
-  id: number; hash?: string; kind?: 'same' | 'base' | 'patch' | 'cell'; error?: string; spare: ArrayBuffer[];
+  id: number;
+  hash?: string;
+  kind?: 'same' | 'base' | 'patch' | 'cell';
+  error?: string;
+  spare: ArrayBuffer[];
   /** decompress with checkDigests: what the frame's block digests are. */
   digests?: 'none' | 'ok' | 'damaged' | 'wrong';
 } & Partial<Moved>;
@@ -102,9 +119,12 @@ export class WorkerPool {
    * `checkDigests` (the chunk's id), also whether the block digests after the frame match the bytes.
    */
   decompress(frame: Buffer, rawLength: number, hash = true, checkDigests?: string): Promise<{ raw: Buffer; hash: string; digests?: WorkerReply['digests'] }> {
-    const out = rawLength >= BufferPool.MIN_POOLED && rawLength <= BufferPool.CAPACITY ? chunkBuffers.take(rawLength).buffer as ArrayBuffer : null;
-    return this.run({ id: 0, op: 'decompress', ...movable(frame), rawLength, hash, out, ...(checkDigests ? { checkDigests } : {}) })
-      .then((r) => ({ raw: bytes(r), hash: r.hash ?? '', ...(r.digests ? { digests: r.digests } : {}) }));
+    const out = rawLength >= BufferPool.MIN_POOLED && rawLength <= BufferPool.CAPACITY ? (chunkBuffers.take(rawLength).buffer as ArrayBuffer) : null;
+    return this.run({ id: 0, op: 'decompress', ...movable(frame), rawLength, hash, out, ...(checkDigests ? { checkDigests } : {}) }).then((r) => ({
+      raw: bytes(r),
+      hash: r.hash ?? '',
+      ...(r.digests ? { digests: r.digests } : {}),
+    }));
   }
 
   /**
@@ -112,12 +132,28 @@ export class WorkerPool {
    * (moved to the worker), `patch` the blocks an earlier patch changed. With kind 'cell', `hash` is the
    * base's sha256, for the caller to check before storing bytes that came from it.
    */
-  overlay(frame: Buffer, rawLength: number, baseId: string, patch: Map<number, Buffer>, blocks: [number, Buffer][], blockSize: number): Promise<{ kind: 'same' | 'base' | 'patch' | 'cell'; data?: Buffer; hash?: string }> {
+  overlay(
+    frame: Buffer,
+    rawLength: number,
+    baseId: string,
+    patch: Map<number, Buffer>,
+    blocks: [number, Buffer][],
+    blockSize: number,
+  ): Promise<{ kind: 'same' | 'base' | 'patch' | 'cell'; data?: Buffer; hash?: string }> {
     const p = [...patch];
     const req: WorkerRequest = {
-      id: 0, op: 'overlay', ...movable(frame), rawLength, baseId, blockSize,
-      patch: p.length ? gathered(p.map(([, b]) => b)) : null, patchOffs: p.map(([k]) => k), patchLens: p.map(([, b]) => b.length),
-      blocks: gathered(blocks.map(([, b]) => b)), offs: blocks.map(([o]) => o), lens: blocks.map(([, b]) => b.length),
+      id: 0,
+      op: 'overlay',
+      ...movable(frame),
+      rawLength,
+      baseId,
+      blockSize,
+      patch: p.length ? gathered(p.map(([, b]) => b)) : null,
+      patchOffs: p.map(([k]) => k),
+      patchLens: p.map(([, b]) => b.length),
+      blocks: gathered(blocks.map(([, b]) => b)),
+      offs: blocks.map(([o]) => o),
+      lens: blocks.map(([, b]) => b.length),
     };
     return this.run(req).then((r) => ({ kind: r.kind!, ...(r.data ? { data: bytes(r) } : {}), ...(r.hash ? { hash: r.hash } : {}) }));
   }

@@ -32,8 +32,8 @@ export interface RestorePlan {
   target: string;
   targetKind: 'block' | 'file' | 'new-file';
   targetSize: number;
-  bytesNeeded: number;        // size of the disk or partition being restored
-  bytesToWrite: number;       // data + zero ranges (free space is skipped)
+  bytesNeeded: number; // size of the disk or partition being restored
+  bytesToWrite: number; // data + zero ranges (free space is skipped)
   areas: { kind: Area['kind']; partition?: number; offset: number; size: number; mode: Area['mode'] }[];
 }
 
@@ -55,12 +55,19 @@ async function checkTarget(target: string, needed: number, what: string, repoDir
   }
   const info = await inspectPath(target, 'target');
   if (info.isSystem) {
-    throw new DevsnapError('BAD_TARGET', `${target} holds the running system; it cannot be overwritten while the system runs from it.`,
-      'Boot a recovery environment (a live USB), then run the same `devsnap restore` command there.');
+    throw new DevsnapError(
+      'BAD_TARGET',
+      `${target} holds the running system; it cannot be overwritten while the system runs from it.`,
+      'Boot a recovery environment (a live USB), then run the same `devsnap restore` command there.',
+    );
   }
   assertNotInUse(info, target);
   if (info.kind === 'block' && info.size < needed) {
-    throw new DevsnapError('BAD_TARGET', `${target} is too small: it has ${fmtGiB(info.size)} (${info.size} bytes), ${what} needs ${fmtGiB(needed)} (${needed} bytes).`, 'Choose a target at least as large as the source.');
+    throw new DevsnapError(
+      'BAD_TARGET',
+      `${target} is too small: it has ${fmtGiB(info.size)} (${info.size} bytes), ${what} needs ${fmtGiB(needed)} (${needed} bytes).`,
+      'Choose a target at least as large as the source.',
+    );
   }
   return { info };
 }
@@ -72,9 +79,11 @@ export async function planRestore(m: Manifest, target: string, partition?: numbe
   // inside an earlier one has its first bytes in that one's area: restored alone it would land shifted.
   if (part && part.size > 0 && part.start < m.source.size && areas[0]?.start !== part.start) {
     const other = m.areas.find((a) => a.start <= part.start && part.start < a.start + a.size);
-    throw new DevsnapError('BAD_SOURCE',
+    throw new DevsnapError(
+      'BAD_SOURCE',
       `Partition ${part.index} of snapshot ${m.id} overlaps ${other?.partition !== undefined ? `partition ${other.partition}` : 'another partition'} on the source disk: its first bytes are stored with that one, so it cannot be restored on its own without being shifted.`,
-      `Restore the whole disk (without --partition), e.g. to an image file, and copy the partition out of it (it starts at byte ${part.start}).`);
+      `Restore the whole disk (without --partition), e.g. to an image file, and copy the partition out of it (it starts at byte ${part.start}).`,
+    );
   }
   if (!areas.length) throw new DevsnapError('NOT_FOUND', `Snapshot ${m.id} holds no data for partition ${partition}.`);
   const base = part ? part.start : 0; // partition restores write at the target's start
@@ -107,7 +116,11 @@ async function checkFreeSpace(target: string, areas: Area[], fresh: boolean): Pr
   const st = await fs.promises.statfs(dir);
   const free = st.bavail * st.bsize;
   if (free < needed) {
-    throw new DevsnapError('NO_SPACE', `Not enough space for ${target}: it needs ${fmtGiB(needed)} (${needed} bytes), ${dir} has ${fmtGiB(free)} free. Nothing was written.`, 'Free some space or choose another folder.');
+    throw new DevsnapError(
+      'NO_SPACE',
+      `Not enough space for ${target}: it needs ${fmtGiB(needed)} (${needed} bytes), ${dir} has ${fmtGiB(free)} free. Nothing was written.`,
+      'Free some space or choose another folder.',
+    );
   }
 }
 
@@ -166,7 +179,17 @@ export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): P
     }
     await jobs.drain();
     if (opts.partition === undefined && m.table.type === 'gpt' && plan.targetSize > m.source.size) {
-      await relocateGptBackup({ read: async (p, l) => { const b = Buffer.alloc(l); await fh.read(b, 0, l, p); return b; }, write: (b, p) => writeFully(fh, b, p) }, plan.targetSize);
+      await relocateGptBackup(
+        {
+          read: async (p, l) => {
+            const b = Buffer.alloc(l);
+            await fh.read(b, 0, l, p);
+            return b;
+          },
+          write: (b, p) => writeFully(fh, b, p),
+        },
+        plan.targetSize,
+      );
       gptRelocated = true;
     }
     await fh.sync();

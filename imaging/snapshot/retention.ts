@@ -43,7 +43,11 @@ export function applyPolicy<T extends SnapshotSummary>(manifests: T[], policy: R
     const newestFirst = [...group].sort((a, b) => b.created.localeCompare(a.created));
     newestFirst.filter((m) => m.pinned).forEach((m) => keep.add(m.id));
     newestFirst.slice(0, policy.keepLast ?? 0).forEach((m) => keep.add(m.id));
-    const buckets: [number | undefined, (d: Date) => string][] = [[policy.keepDaily, dayKey], [policy.keepWeekly, weekKey], [policy.keepMonthly, monthKey]];
+    const buckets: [number | undefined, (d: Date) => string][] = [
+      [policy.keepDaily, dayKey],
+      [policy.keepWeekly, weekKey],
+      [policy.keepMonthly, monthKey],
+    ];
     for (const [count, key] of buckets) {
       if (!count) continue;
       const seen = new Set<string>();
@@ -80,8 +84,11 @@ export async function prune(repo: Repository, opts: { dryRun?: boolean; onProgre
   if (found.blocking.length) {
     const shown = found.blocking.slice(0, 5).join('\n  ');
     const more = found.blocking.length > 5 ? `\n  … and ${found.blocking.length - 5} more` : '';
-    throw new DevsnapError('DAMAGED', `The repository is damaged, so prune deleted nothing (it could delete data a snapshot still needs):\n  ${shown}${more}`,
-      'Run `devsnap check` for the whole list. Restore what you need from undamaged snapshots, remove damaged ones with `devsnap forget ID`, then prune.');
+    throw new DevsnapError(
+      'DAMAGED',
+      `The repository is damaged, so prune deleted nothing (it could delete data a snapshot still needs):\n  ${shown}${more}`,
+      'Run `devsnap check` for the whole list. Restore what you need from undamaged snapshots, remove damaged ones with `devsnap forget ID`, then prune.',
+    );
   }
   const manifests = found.manifests;
   const used = new Set<string>();
@@ -104,7 +111,8 @@ export async function prune(repo: Repository, opts: { dryRun?: boolean; onProgre
     if (!repo.indexedPacks.has(p) && !repo.listedPacks.has(p)) continue;
     const live = entries.filter((e) => used.has(e.id) && repo.index.get(e.id)?.pack === p);
     if (!live.length) unused.push(p);
-    else if (live.length < entries.length || found.damagedTrailers.has(p)) partial.push(p); // rewritten with a sound chunk list
+    else if (live.length < entries.length || found.damagedTrailers.has(p))
+      partial.push(p); // rewritten with a sound chunk list
     else keepWhole.push(p);
   }
   const temps = await repo.listTempFiles();

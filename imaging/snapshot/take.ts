@@ -71,7 +71,7 @@ function planAreas(table: PartitionTable, diskSize: number, fsOf: Map<number, Us
     if (p.start > pos) areas.push({ kind: 'raw', start: pos, size: p.start - pos, used: null });
     const start = Math.max(p.start, pos);
     const end = Math.min(p.start + p.size, diskSize);
-    if (end > start) areas.push({ kind: 'partition', partition: p.index, start, size: end - start, used: start === p.start ? fsOf.get(p.index) ?? null : null });
+    if (end > start) areas.push({ kind: 'partition', partition: p.index, start, size: end - start, used: start === p.start ? (fsOf.get(p.index) ?? null) : null });
     pos = Math.max(pos, end);
   }
   if (pos < diskSize) areas.push({ kind: 'raw', start: pos, size: diskSize - pos, used: null });
@@ -128,15 +128,17 @@ async function detectPartitions(table: PartitionTable, disk: ByteReader, sizeOf:
 /** How the image reaches one point in time (FORMAT.md): chosen per snapshot from the source's mounts and the options. */
 type Mode = 'offline' | 'frozen-two-pass' | 'frozen' | 'fuzzy';
 
-
-
 /** A first pass shorter than this leaves too little written meanwhile for a catch-up round to shorten the pause. */
 const CATCH_UP_AFTER_MS = 5000;
 
 /** The wall clock was set back by `seconds` while a two-pass snapshot ran. */
 class ClockStepped extends DevsnapError {
   constructor(readonly seconds: number) {
-    super('BAD_SOURCE', `The system clock was set back by ${seconds.toFixed(1)} s while the snapshot ran, so changes made meanwhile cannot be told apart by their times.`, 'Take the snapshot again once the clock is settled.');
+    super(
+      'BAD_SOURCE',
+      `The system clock was set back by ${seconds.toFixed(1)} s while the snapshot ran, so changes made meanwhile cannot be told apart by their times.`,
+      'Take the snapshot again once the clock is settled.',
+    );
   }
 }
 
@@ -183,7 +185,13 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     const rw = writableMounts(info.mounts);
     const mode: Mode = !rw.length ? 'offline' : opts.fuzzy ? 'fuzzy' : opts.freeze ? 'frozen' : 'frozen-two-pass';
     // Two-pass: read-write LVM volumes on this disk are read from LVM snapshots (capture/lvm-source.ts).
-    const lvmChoices = mode === 'frozen-two-pass' ? lvmDecisions(rw.filter((m) => m.offset === undefined), info) : [];
+    const lvmChoices =
+      mode === 'frozen-two-pass'
+        ? lvmDecisions(
+            rw.filter((m) => m.offset === undefined),
+            info,
+          )
+        : [];
     const problem = mode === 'frozen-two-pass' ? pauseProblem(rw, repo.dir, devnoString(fs.statSync(repo.dir).dev), lvmChoices) : null;
     if (problem) throw new DevsnapError(problem.code, problem.message, problem.hint);
     const frozenAt = Date.now();
@@ -192,7 +200,10 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       dropCache(opts.source);
       opts.log(`Froze ${frozen.mountpoints.join(', ')} while imaging.`);
     }
-    if (mode === 'fuzzy') warn(`${opts.source} is mounted read-write (${rw.map((m) => m.mountpoint).join(', ')}) and was read live (--fuzzy): the image is not one point in time, and its filesystems may need repair after a restore.`);
+    if (mode === 'fuzzy')
+      warn(
+        `${opts.source} is mounted read-write (${rw.map((m) => m.mountpoint).join(', ')}) and was read live (--fuzzy): the image is not one point in time, and its filesystems may need repair after a restore.`,
+      );
     let disk = fileReader(fh, info.size);
     const table = await readPartitionTable(disk, warn);
     if (table.type === 'none') {
@@ -224,7 +235,10 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     const readParent = (index: number) => {
       const kind = kindInParent(index);
       if (!parent || opts.fullRead || !kind || parentFs.has(index)) return;
-      parentFs.set(index, readParentFs(parent, index, kind, chunks).catch((): ParentFs => ({ kind, state: null, used: null })));
+      parentFs.set(
+        index,
+        readParentFs(parent, index, kind, chunks).catch((): ParentFs => ({ kind, state: null, used: null })),
+      );
     };
     for (const p of parent?.partitions ?? []) if (kindInParent(p.index) === 'ext') readParent(p.index);
 
@@ -314,7 +328,12 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       const paused = resumes.pop();
       if (paused) {
         paused();
-        if (paused.timedOut) throw new DevsnapError('BAD_SOURCE', `${m!.mountpoint} stayed paused so long that the safety timer resumed writes before devsnap was done: its image would not be one point in time.`, 'Take the snapshot again, or unmount that filesystem first.');
+        if (paused.timedOut)
+          throw new DevsnapError(
+            'BAD_SOURCE',
+            `${m!.mountpoint} stayed paused so long that the safety timer resumed writes before devsnap was done: its image would not be one point in time.`,
+            'Take the snapshot again, or unmount that filesystem first.',
+          );
       }
     }
     await store.drain();
@@ -339,13 +358,20 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       }
       for (const [t, used] of fin.used) {
         for (const w of used?.warnings ?? []) warn(`Partition ${t.cells.area.partition}: ${w}`);
-        if (!used || used.full) throw new DevsnapError('BAD_SOURCE', `The filesystem at ${t.mountpoint} does not hold while writes are paused${used?.warnings?.length ? ` (${used.warnings.join('; ')})` : ''}.`, `Run ${t.kind === 'ext' ? 'e2fsck' : '`btrfs check --readonly`'} on it from a recovery environment; meanwhile use --freeze for a consistent snapshot.`);
+        if (!used || used.full)
+          throw new DevsnapError(
+            'BAD_SOURCE',
+            `The filesystem at ${t.mountpoint} does not hold while writes are paused${used?.warnings?.length ? ` (${used.warnings.join('; ')})` : ''}.`,
+            `Run ${t.kind === 'ext' ? 'e2fsck' : '`btrfs check --readonly`'} on it from a recovery environment; meanwhile use --freeze for a consistent snapshot.`,
+          );
         t.cells.area.used = used;
       }
       const methods = [
         ...live.map((t) => ({ mountpoint: t.mountpoint!, partition: t.cells.area.partition, how: t.kind === 'ntfs' ? 'two-pass-ro' : 'two-pass' })),
         ...(lvm?.methods ?? []),
-        ...rw.filter((m) => !viaLvm(m) && !live.some((t) => t.mountpoint === m.mountpoint)).map((m) => ({ mountpoint: m.mountpoint, ...partitionAt(table, m.offset), how: canFreeze(m.fstype) ? 'frozen' : 'remount-ro' })),
+        ...rw
+          .filter((m) => !viaLvm(m) && !live.some((t) => t.mountpoint === m.mountpoint))
+          .map((m) => ({ mountpoint: m.mountpoint, ...partitionAt(table, m.offset), how: canFreeze(m.fstype) ? 'frozen' : 'remount-ro' })),
       ];
       // Every mount from an LVM snapshot: the image shows the instant the (first) snapshot was made.
       pointInTime = { at: native && lvm ? lvm.at : fin.at, pauseSeconds: fin.pauseSeconds, rounds, rereadBytes: fin.rereadBytes, methods };
@@ -362,8 +388,12 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     meter.finish();
 
     const resultAreas: Area[] = areas.map((a) => ({
-      kind: a.kind, ...(a.partition !== undefined ? { partition: a.partition } : {}), start: a.start, size: a.size,
-      mode: a.kind === 'raw' ? 'raw' : a.used ? 'used-blocks' : 'full', extents: cellsOf.get(a)!.extents(),
+      kind: a.kind,
+      ...(a.partition !== undefined ? { partition: a.partition } : {}),
+      start: a.start,
+      size: a.size,
+      mode: a.kind === 'raw' ? 'raw' : a.used ? 'used-blocks' : 'full',
+      extents: cellsOf.get(a)!.extents(),
     }));
     const inventory = await inventoryP;
     if (lvm) {
@@ -388,7 +418,15 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       ...(parent ? { parent: parent.id } : {}),
       pinned: false,
       state: 'not-verified',
-      stats: { bytesRead: stats.bytesRead, bytesUsed: [...cellsOf.values()].reduce((n, c) => n + c.dataBytes(), 0), chunksNew: saver.stats.chunksNew, chunksReused: saver.stats.chunksReused + [...cellsOf.values()].reduce((n, c) => n + c.keptFromParent(), 0), bytesLogical: info.size, bytesAdded: writer.bytesWritten, durationSeconds: (performance.now() - started) / 1000 },
+      stats: {
+        bytesRead: stats.bytesRead,
+        bytesUsed: [...cellsOf.values()].reduce((n, c) => n + c.dataBytes(), 0),
+        chunksNew: saver.stats.chunksNew,
+        chunksReused: saver.stats.chunksReused + [...cellsOf.values()].reduce((n, c) => n + c.keptFromParent(), 0),
+        bytesLogical: info.size,
+        bytesAdded: writer.bytesWritten,
+        durationSeconds: (performance.now() - started) / 1000,
+      },
       partitions,
       chunkSize,
       table,
@@ -425,4 +463,3 @@ function pauseFor(m: MountUse, log: Logger): Thaw {
   // Paused for the whole read of its partition: the guard allows an hour (a long read, not a hang).
   return canFreeze(m.fstype) ? freeze([m.mountpoint], 3600) : remountReadOnly(m.mountpoint, 3600);
 }
-

@@ -22,7 +22,12 @@ const MAX_LISTED = 20;
 
 export async function compareWithDisk(repo: Repository, m: Manifest, source: string, opts: { onProgress?: ProgressSink; signal?: AbortSignal }): Promise<DiskComparison> {
   const info = await inspectPath(source, 'source');
-  if (info.size !== m.source.size) throw new DevsnapError('USAGE', `${source} has ${info.size} bytes, snapshot ${m.id} a disk of ${m.source.size}: they cannot be compared.`, 'Give the disk (or image file) the snapshot was taken of.');
+  if (info.size !== m.source.size)
+    throw new DevsnapError(
+      'USAGE',
+      `${source} has ${info.size} bytes, snapshot ${m.id} a disk of ${m.source.size}: they cannot be compared.`,
+      'Give the disk (or image file) the snapshot was taken of.',
+    );
   const warnings: string[] = [];
   if (info.mounts.some((m) => !m.readOnly)) warnings.push(`${source} is mounted read-write: what changes while it is compared shows as differences.`);
   let fh: fs.promises.FileHandle;
@@ -34,7 +39,11 @@ export async function compareWithDisk(repo: Repository, m: Manifest, source: str
   const pool = new WorkerPool();
   const reader = new ChunkReader(repo, pool);
   const disk = fileReader(fh, info.size);
-  const meter = new ProgressMeter('compare', m.areas.reduce((n, a) => n + a.extents.reduce((k, e) => k + (e[2] === FREE ? 0 : e[1]), 0), 0), opts.onProgress);
+  const meter = new ProgressMeter(
+    'compare',
+    m.areas.reduce((n, a) => n + a.extents.reduce((k, e) => k + (e[2] === FREE ? 0 : e[1]), 0), 0),
+    opts.onProgress,
+  );
   const out: DiskComparison = { source, equal: true, bytesCompared: 0, differingBytes: 0, differences: [], warnings };
   const note = (partition: number | null, offset: number, length: number) => {
     out.equal = false;

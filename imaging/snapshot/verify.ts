@@ -13,8 +13,8 @@ import { chunkBuffers } from '../core/memory';
 import { isReadOnlyError } from '../core/fsutil';
 
 export interface Damage {
-  partition: number | null;   // null: the partition table / raw areas
-  offset: number;             // disk byte offset
+  partition: number | null; // null: the partition table / raw areas
+  offset: number; // disk byte offset
   length: number;
   chunk: string;
   message: string;
@@ -36,14 +36,20 @@ export async function verifySnapshots(repo: Repository, manifests: Manifest[], o
   // Chunk id → bytes it stands for; a patch also records its base and cell length, checked once it is read.
   const unique = new Map<string, number>();
   const patches = new Map<string, { base: string; length: number }>();
-  for (const m of manifests) for (const a of m.areas) for (const e of a.extents) {
-    if (e.length === 4) {
-      unique.set(e[3], e[1]);
-      if (!unique.has(e[2])) unique.set(e[2], 0);
-      patches.set(e[2], { base: e[3], length: e[1] });
-    } else if (e[2] !== ZERO && e[2] !== FREE) unique.set(e[2], e[1]);
-  }
-  const meter = new ProgressMeter('verify', [...unique.values()].reduce((n, l) => n + l, 0), opts.onProgress);
+  for (const m of manifests)
+    for (const a of m.areas)
+      for (const e of a.extents) {
+        if (e.length === 4) {
+          unique.set(e[3], e[1]);
+          if (!unique.has(e[2])) unique.set(e[2], 0);
+          patches.set(e[2], { base: e[3], length: e[1] });
+        } else if (e[2] !== ZERO && e[2] !== FREE) unique.set(e[2], e[1]);
+      }
+  const meter = new ProgressMeter(
+    'verify',
+    [...unique.values()].reduce((n, l) => n + l, 0),
+    opts.onProgress,
+  );
   const bad = new Map<string, string>();
   const pool = new WorkerPool();
   const reader = new ChunkReader(repo, pool);
@@ -58,7 +64,8 @@ export async function verifySnapshots(repo: Repository, manifests: Manifest[], o
           const p = patches.get(id);
           if (p) {
             const patch = decodePatch(raw, id);
-            if (patch.base !== p.base || patch.cellLength !== p.length) throw new ChunkDamage(id, `it patches chunk ${patch.base.slice(0, 12)}… (${patch.cellLength} bytes), not ${p.base.slice(0, 12)}… (${p.length} bytes) as the manifest says`);
+            if (patch.base !== p.base || patch.cellLength !== p.length)
+              throw new ChunkDamage(id, `it patches chunk ${patch.base.slice(0, 12)}… (${patch.cellLength} bytes), not ${p.base.slice(0, 12)}… (${p.length} bytes) as the manifest says`);
           }
           chunkBuffers.give(raw); // checked: reused for a later chunk (core/memory.ts)
         } catch (thrown) {
@@ -78,14 +85,16 @@ export async function verifySnapshots(repo: Repository, manifests: Manifest[], o
   meter.finish();
   const snapshots = manifests.map((m) => {
     const damage: Damage[] = [];
-    for (const a of m.areas) for (const e of a.extents) {
-      const [off, len] = e;
-      const ref = e.length === 4 ? e[3] : e[2]; // the chunk holding the cell
-      const raw = ref === ZERO || ref === FREE ? len : repo.index.get(ref)?.rawLength;
-      // A chunk that checks out but is shorter or longer than its extent cannot restore it.
-      const msg = (e.length === 4 ? bad.get(e[2]) : undefined) ?? bad.get(ref) ?? (raw !== undefined && raw !== len ? `the extent is ${len} bytes but its chunk holds ${raw} (damaged manifest)` : undefined);
-      if (msg) damage.push({ partition: a.partition ?? null, offset: a.start + off, length: len, chunk: ref, message: msg });
-    }
+    for (const a of m.areas)
+      for (const e of a.extents) {
+        const [off, len] = e;
+        const ref = e.length === 4 ? e[3] : e[2]; // the chunk holding the cell
+        const raw = ref === ZERO || ref === FREE ? len : repo.index.get(ref)?.rawLength;
+        // A chunk that checks out but is shorter or longer than its extent cannot restore it.
+        const msg =
+          (e.length === 4 ? bad.get(e[2]) : undefined) ?? bad.get(ref) ?? (raw !== undefined && raw !== len ? `the extent is ${len} bytes but its chunk holds ${raw} (damaged manifest)` : undefined);
+        if (msg) damage.push({ partition: a.partition ?? null, offset: a.start + off, length: len, chunk: ref, message: msg });
+      }
     return { id: m.id, label: m.label, ok: damage.length === 0, damage };
   });
   return { ok: snapshots.every((s) => s.ok), chunksChecked: unique.size, bytesChecked, snapshots };

@@ -35,9 +35,23 @@ function cli(args: string[], ok = [0]) {
 before(async () => {
   const tree = path.join(work, 'tree');
   makeWorkstationTree(tree, { scale: 2 * MiB });
-  await makeDisk(path.join(work, 'a.img'), { table: 'gpt', size: 40 * MiB, partitions: [{ size: 4 * MiB, fs: 'vfat' }, { fs: 'ext4', fromDir: tree }] });
+  await makeDisk(path.join(work, 'a.img'), {
+    table: 'gpt',
+    size: 40 * MiB,
+    partitions: [
+      { size: 4 * MiB, fs: 'vfat' },
+      { fs: 'ext4', fromDir: tree },
+    ],
+  });
   simulateUpgrade(tree, 0.2);
-  await makeDisk(disk, { table: 'gpt', size: 40 * MiB, partitions: [{ size: 4 * MiB, fs: 'vfat' }, { fs: 'ext4', fromDir: tree }] });
+  await makeDisk(disk, {
+    table: 'gpt',
+    size: 40 * MiB,
+    partitions: [
+      { size: 4 * MiB, fs: 'vfat' },
+      { fs: 'ext4', fromDir: tree },
+    ],
+  });
   a = cli(['snapshot', path.join(work, 'a.img'), '--label', 'before']).id;
   b = cli(['snapshot', disk, '--label', 'after']).id;
 });
@@ -101,12 +115,21 @@ describe('engine service (devsnap serve --stdio) against the CLI', () => {
     assert.equal(done.snapshot.label, 'through the service');
     const listeners: ((e: unknown) => unknown)[] = [];
     let cancelled = false;
-    const token = { get isCancellationRequested() { return cancelled; }, onCancellationRequested: (f: (e: unknown) => unknown) => (listeners.push(f), { dispose() {} }) };
-    const run = engine.snapshot({ repo, source: disk, label: 'cancelled', fullRead: true }, () => {
-      if (cancelled) return;
-      cancelled = true;
-      listeners.forEach((f) => f(undefined));
-    }, token);
+    const token = {
+      get isCancellationRequested() {
+        return cancelled;
+      },
+      onCancellationRequested: (f: (e: unknown) => unknown) => (listeners.push(f), { dispose() {} }),
+    };
+    const run = engine.snapshot(
+      { repo, source: disk, label: 'cancelled', fullRead: true },
+      () => {
+        if (cancelled) return;
+        cancelled = true;
+        listeners.forEach((f) => f(undefined));
+      },
+      token,
+    );
     await assert.rejects(run, (e: unknown) => e instanceof EngineError && e.code === 'CANCELLED');
     assert.deepEqual((await engine.listSnapshots(repo)).map((s) => s.id).sort(), [...before, done.id].sort());
     assert.equal(cli(['check']).ok, true);
@@ -120,6 +143,9 @@ describe('engine service (devsnap serve --stdio) against the CLI', () => {
     await assert.rejects(pending, (e: unknown) => e instanceof EngineError && e.code === 'INTERNAL' && /stopped/.test(e.message));
     assert.equal((await engine.listSnapshots(repo)).length, 3);
     assert.notEqual(client.pid, pid);
-    assert.ok(logs.some((l) => /exited \(SIGKILL\)/.test(l)), 'the exit is logged');
+    assert.ok(
+      logs.some((l) => /exited \(SIGKILL\)/.test(l)),
+      'the exit is logged',
+    );
   });
 });

@@ -9,9 +9,7 @@ import { after, describe, it } from 'node:test';
 import type { SnapshotPlan, SnapshotSummary } from '../../imaging/protocol';
 import { EngineClient } from '../../extension/engineClient';
 import { ServedEngine } from '../../extension/servedEngine';
-import {
-  heldEditorPlaces, needsPauseConfirmation, pauseNotice, pauseQuestion, shouldReadFully, snapshotsOfSource,
-} from '../../extension/snapshotPlan';
+import { heldEditorPlaces, needsPauseConfirmation, pauseNotice, pauseQuestion, shouldReadFully, snapshotsOfSource } from '../../extension/snapshotPlan';
 import { attachLoop, cleanup, detachLoop, isRoot, makeDisk, makeWorkstationTree, readLayout, tmpDir, withMount } from '../helpers/disks';
 import { CLI } from '../helpers/cli';
 
@@ -21,7 +19,11 @@ const MiB = 1 << 20;
 type Mount = SnapshotPlan['mounts'][number];
 const mount = (mountpoint: string, how: Mount['how'], pauseSeconds: number): Mount => ({ mountpoint, partition: 2, fstype: 'ext4', how, pauseSeconds, holdsRepository: false });
 const plan = (mounts: Mount[]): SnapshotPlan => ({
-  source: '/dev/nvme0n1', consistency: 'frozen-two-pass', isSystem: true, mounts, pauseSeconds: Math.max(0, ...mounts.map((m) => m.pauseSeconds ?? 0)),
+  source: '/dev/nvme0n1',
+  consistency: 'frozen-two-pass',
+  isSystem: true,
+  mounts,
+  pauseSeconds: Math.max(0, ...mounts.map((m) => m.pauseSeconds ?? 0)),
 });
 
 describe('Take Snapshot: the pause notice', () => {
@@ -33,10 +35,13 @@ describe('Take Snapshot: the pause notice', () => {
       'Writes to / and /home pause for about 0.7 s near the end. Writes to /boot/efi pause for about 2.3 s while it is read.',
     );
     assert.equal(pauseNotice(plan([mount('/srv', 'remount-ro', 12.6), mount('/data', 'remount-ro', 3)])), '/srv and /data are read-only for about 13 s while they are read.');
-    assert.equal(pauseNotice(plan([mount('/', 'two-pass', 0.4), mount('/win', 'two-pass-ro', 0.6)])), 'Writes to / pause for about 0.4 s near the end. /win is read-only for about 0.6 s near the end.');
+    assert.equal(
+      pauseNotice(plan([mount('/', 'two-pass', 0.4), mount('/win', 'two-pass-ro', 0.6)])),
+      'Writes to / pause for about 0.4 s near the end. /win is read-only for about 0.6 s near the end.',
+    );
   });
 
-  it('says so when a paused filesystem holds this workspace or VS Code\'s own folders', () => {
+  it("says so when a paused filesystem holds this workspace or VS Code's own folders", () => {
     const p = plan([mount('/', 'two-pass', 0.42), mount('/home', 'two-pass', 0.3)]);
     assert.equal(
       pauseNotice(p, new Map([['/home', ['this workspace', "VS Code's settings"]]])),
@@ -60,9 +65,17 @@ describe('Take Snapshot: the pause notice', () => {
 describe('Take Snapshot: devsnap.fullReadEvery', () => {
   let n = 0;
   const snap = (source: string, readMode: SnapshotSummary['readMode'], diskId?: string): SnapshotSummary => ({
-    id: `s${++n}`, label: '', created: new Date(Date.UTC(2026, 0, 1, 0, n)).toISOString(), host: 'box',
-    source: { path: source, size: 1e9, table: 'gpt', ...(diskId ? { diskId } : {}) }, consistency: 'frozen-two-pass', ...(readMode ? { readMode } : {}),
-    pinned: false, state: 'not-verified', stats: { bytesRead: 0, bytesLogical: 1e9, bytesUsed: 0, bytesAdded: 0, chunksNew: 0, chunksReused: 0, durationSeconds: 0 }, partitions: [],
+    id: `s${++n}`,
+    label: '',
+    created: new Date(Date.UTC(2026, 0, 1, 0, n)).toISOString(),
+    host: 'box',
+    source: { path: source, size: 1e9, table: 'gpt', ...(diskId ? { diskId } : {}) },
+    consistency: 'frozen-two-pass',
+    ...(readMode ? { readMode } : {}),
+    pinned: false,
+    state: 'not-verified',
+    stats: { bytesRead: 0, bytesLogical: 1e9, bytesUsed: 0, bytesAdded: 0, chunksNew: 0, chunksReused: 0, durationSeconds: 0 },
+    partitions: [],
   });
 
   it('reads the whole disk after N snapshots in a row that read only what changed', () => {
@@ -83,8 +96,15 @@ describe('Take Snapshot: devsnap.fullReadEvery', () => {
     const other = snap('/dev/sdc', 'all', 'disk-b');
     const a2 = snap('/dev/sdc', 'changes', 'disk-a'); // disk A now at /dev/sdc; disk B was there before
     const mine = snapshotsOfSource([a1, other, a2], '/dev/sdc');
-    assert.deepEqual(mine.map((s) => s.id), [a2.id, other.id, a1.id], 'newest first');
-    assert.deepEqual(snapshotsOfSource([a1, other], '/dev/sdb').map((s) => s.id), [a1.id]);
+    assert.deepEqual(
+      mine.map((s) => s.id),
+      [a2.id, other.id, a1.id],
+      'newest first',
+    );
+    assert.deepEqual(
+      snapshotsOfSource([a1, other], '/dev/sdb').map((s) => s.id),
+      [a1.id],
+    );
     assert.deepEqual(snapshotsOfSource([a1], 'relative.img'), [], 'paths are compared resolved');
   });
 });
@@ -94,7 +114,7 @@ describe('Take Snapshot with the real engine', { skip: !isRoot && 'needs root (l
   const disk = path.join(dir, 'disk.img');
   const engine = new ServedEngine(new EngineClient({ cliPath: CLI, nodePath: process.execPath }));
 
-  it('plans a mounted disk: the pause, VS Code\'s folders on it, the repository on it refused', async () => {
+  it("plans a mounted disk: the pause, VS Code's folders on it, the repository on it refused", async () => {
     const tree = path.join(dir, 'tree');
     makeWorkstationTree(tree, { scale: 2 * MiB });
     await makeDisk(disk, { table: 'gpt', size: 42 * MiB, partitions: [{ size: 40 * MiB, fs: 'ext4', fromDir: tree }] });
@@ -119,12 +139,18 @@ describe('Take Snapshot with the real engine', { skip: !isRoot && 'needs root (l
         const p = await engine.planSnapshot(outside, disk);
         assert.equal(p.consistency, 'frozen-two-pass');
         assert.equal(p.problem, undefined, JSON.stringify(p.problem));
-        assert.deepEqual(p.mounts.map((m) => [m.mountpoint, m.how]), [[mnt, 'two-pass']]);
+        assert.deepEqual(
+          p.mounts.map((m) => [m.mountpoint, m.how]),
+          [[mnt, 'two-pass']],
+        );
         const held = heldEditorPlaces(p.mounts, places);
         assert.deepEqual([...held], [[mnt, ['this workspace', "VS Code's settings"]]]);
         const notice = pauseNotice(p, held)!;
         const esc = mnt.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-        assert.match(notice, new RegExp(`^Writes to ${esc} pause for about \\d+\\.\\d s near the end, including this workspace and VS Code's settings: the editor may not respond for that moment\\.$`));
+        assert.match(
+          notice,
+          new RegExp(`^Writes to ${esc} pause for about \\d+\\.\\d s near the end, including this workspace and VS Code's settings: the editor may not respond for that moment\\.$`),
+        );
         assert.equal(pauseNotice(p, heldEditorPlaces(p.mounts, places.slice(2))), notice.replace(/, including.*\./, '.'), 'extensions elsewhere: not named');
 
         // A repository on the filesystem being imaged: the plan says why it would be refused.
@@ -155,7 +181,10 @@ describe('Take Snapshot with the real engine', { skip: !isRoot && 'needs root (l
     assert.deepEqual([second.fullRead, second.snap.readMode], [false, 'changes'], 'an incremental after the first');
     const third = await take('third', 1);
     assert.deepEqual([third.fullRead, third.snap.readMode], [true, 'all'], 'after 1 incremental, a full read');
-    assert.ok(logged.some((l) => l.includes('snapshot') && l.includes('--full-read')), logged.join('\n'));
+    assert.ok(
+      logged.some((l) => l.includes('snapshot') && l.includes('--full-read')),
+      logged.join('\n'),
+    );
     const fourth = await take('fourth', 0);
     assert.deepEqual([fourth.fullRead, fourth.snap.readMode], [false, 'changes'], '0: never');
   });

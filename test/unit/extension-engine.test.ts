@@ -50,7 +50,10 @@ describe('extension engine', () => {
   });
 
   it('logs a call as flags, quoted, without the password', () => {
-    assert.equal(describeCall('snapshot', { repo: '/r', source: '/dev/sda', label: 'before upgrade', fullRead: true, fuzzy: false }), "snapshot --repo /r --source /dev/sda --label 'before upgrade' --full-read");
+    assert.equal(
+      describeCall('snapshot', { repo: '/r', source: '/dev/sda', label: 'before upgrade', fullRead: true, fuzzy: false }),
+      "snapshot --repo /r --source /dev/sda --label 'before upgrade' --full-read",
+    );
     assert.equal(describeCall('label', { repo: '/r', label: "it's", password: 'secret' }), "label --repo /r --label 'it'\\''s'");
     assert.equal(describeCall('forget', { repo: '/r', ids: ['a', 'b'] }), `forget --repo /r --ids '["a","b"]'`);
   });

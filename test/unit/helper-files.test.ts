@@ -92,7 +92,14 @@ describe('helper restoreFiles (real helper process)', { skip }, () => {
     sh('cp', ['-a', repo, userRepo]);
     sh('chown', ['-R', `${uid}:${uid}`, userRepo]);
     h = await launchHelper();
-    other = await launchHelper({ uid, prepare: (p) => { fs.chownSync(p.dir, uid, uid); fs.chownSync(p.secretFile, uid, uid); fs.chownSync(p.socketPath, uid, uid); } });
+    other = await launchHelper({
+      uid,
+      prepare: (p) => {
+        fs.chownSync(p.dir, uid, uid);
+        fs.chownSync(p.secretFile, uid, uid);
+        fs.chownSync(p.socketPath, uid, uid);
+      },
+    });
     assert.ok(h.sock, h.stderr());
     assert.ok(other.sock, other.stderr());
   });
@@ -126,7 +133,11 @@ describe('helper restoreFiles (real helper process)', { skip }, () => {
     assert.equal(real.result.totals.create, 4);
     assert.equal(real.result.bytesWritten, dry.result.bytesToWrite);
     assert.deepEqual(listAll(out), ['bin', 'bin/su-tool', 'bin/tool', 'hostname']);
-    for (const [rel, src] of [['hostname', 'etc/hostname'], ['bin/tool', 'usr/bin/tool'], ['bin/su-tool', 'usr/bin/su-tool']]) {
+    for (const [rel, src] of [
+      ['hostname', 'etc/hostname'],
+      ['bin/tool', 'usr/bin/tool'],
+      ['bin/su-tool', 'usr/bin/su-tool'],
+    ]) {
       const a = fs.statSync(path.join(out, rel));
       const b = fs.statSync(path.join(tree, src));
       assert.equal(fs.readFileSync(path.join(out, rel), 'utf8'), fs.readFileSync(path.join(tree, src), 'utf8'), rel);
@@ -200,7 +211,10 @@ describe('helper restoreFiles (real helper process)', { skip }, () => {
 
     // Again: everything unchanged.
     const again = await other.call('restoreFiles', { ...base, dryRun: true });
-    assert.ok(again.result.entries.every((e: { action: string }) => e.action === 'unchanged'), JSON.stringify(again.result.entries));
+    assert.ok(
+      again.result.entries.every((e: { action: string }) => e.action === 'unchanged'),
+      JSON.stringify(again.result.entries),
+    );
   });
 
   it("does not follow a symbolic link out of the target, nor another user's link in place", async () => {
@@ -259,7 +273,12 @@ describe('helper restoreFiles (real helper process)', { skip }, () => {
     const logs: string[] = [];
     const helper = new HelperEngine({ cliPath: CLI, nodePath: process.execPath, method: 'direct', idleTimeoutSeconds: 60 });
     // The probe stands in for "the user cannot write there" (the test runs as root).
-    const e = new RoutingEngine(new ServedEngine(new EngineClient({ cliPath: CLI })), helper, (p, mode) => mode === 'write' && p.startsWith(root), (l) => logs.push(l));
+    const e = new RoutingEngine(
+      new ServedEngine(new EngineClient({ cliPath: CLI })),
+      helper,
+      (p, mode) => mode === 'write' && p.startsWith(root),
+      (l) => logs.push(l),
+    );
     try {
       const opts = { repo, id: snap, paths: ['/usr/bin'], to: root, inPlace: true };
       const dry = await e.restoreFiles({ ...opts, dryRun: true });
@@ -269,7 +288,10 @@ describe('helper restoreFiles (real helper process)', { skip }, () => {
       const events: ProgressEvent[] = [];
       const r = await e.restoreFiles(opts, (ev) => events.push(ev));
       assert.equal(r.totals.create, 3);
-      assert.ok(events.some((ev) => ev.phase === 'restore-files'), JSON.stringify(events));
+      assert.ok(
+        events.some((ev) => ev.phase === 'restore-files'),
+        JSON.stringify(events),
+      );
       assert.equal(fs.statSync(path.join(root, 'usr/bin/su-tool')).mode & 0o7777, 0o4755);
       assert.match(logs.join('\n'), /restore files: through the elevated helper/);
       // A folder the user can write: the CLI, as before (no new helper request).

@@ -39,10 +39,7 @@
 // and the generation G must be read from the disk after a `sync`, before the first pass starts.
 
 import { BlockBitmap, cString, uuidString } from '../bitmap';
-import {
-  BtrfsDamage, BtrfsUnsupported, EXTENT_ITEM, EXTENT_TREE, METADATA_ITEM, RESERVED_BYTES, ROOT_ITEM, SUPER_MIRRORS, SUPER_OFFSET,
-  SUPER_SIZE, hasMagic,
-} from './format';
+import { BtrfsDamage, BtrfsUnsupported, EXTENT_ITEM, EXTENT_TREE, METADATA_ITEM, RESERVED_BYTES, ROOT_ITEM, SUPER_MIRRORS, SUPER_OFFSET, SUPER_SIZE, hasMagic } from './format';
 import { openBtrfs, openOrExplain, parseRootItem, stateOf, walkLogTrees, type BtrfsState, type RootRef } from './open';
 import type { ByteReader, UsedBlocks } from '../types';
 
@@ -90,7 +87,9 @@ async function usedBlocks(p: ByteReader): Promise<UsedBlocks | null> {
   if (!o) return null;
   const { s, map, reader } = o;
   const bm = new BlockBitmap(s.sectorSize, p.size);
-  const mark = (runs: [number, number][]) => { for (const [at, n] of runs) bm.setBytes(at, at + n); };
+  const mark = (runs: [number, number][]) => {
+    for (const [at, n] of runs) bm.setBytes(at, at + n);
+  };
   bm.setBytes(0, RESERVED_BYTES);
   for (const m of SUPER_MIRRORS) bm.setBytes(m, m + SUPER_SIZE); // clipped to the partition
   bm.setBytes(s.devTotalBytes, p.size); // past the filesystem: not ours to judge

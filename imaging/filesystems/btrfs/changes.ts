@@ -2,13 +2,22 @@
 // its limits are at the top of btrfs.ts. Reads only; works on a frozen filesystem through its device.
 
 import {
-  EXTENT_DATA, EXTENT_FLAG_DATA, EXTENT_ITEM, EXTENT_TREE, INODE_ITEM, INODE_NODATACOW, INODE_PREALLOC, RESERVED_BYTES, ROOT_ITEM,
-  ROOT_TREE, SUPER_MIRRORS, SUPER_SIZE, holdsFiles, u64,
+  EXTENT_DATA,
+  EXTENT_FLAG_DATA,
+  EXTENT_ITEM,
+  EXTENT_TREE,
+  INODE_ITEM,
+  INODE_NODATACOW,
+  INODE_PREALLOC,
+  RESERVED_BYTES,
+  ROOT_ITEM,
+  ROOT_TREE,
+  SUPER_MIRRORS,
+  SUPER_SIZE,
+  holdsFiles,
+  u64,
 } from './format';
-import {
-  Runs, explain, openOrExplain, parseFileExtent, parseInode, parseRootItem, stateOf, treeName, walkLogTrees, type BtrfsState, type Opened,
-  type RootRef,
-} from './open';
+import { Runs, explain, openOrExplain, parseFileExtent, parseInode, parseRootItem, stateOf, treeName, walkLogTrees, type BtrfsState, type Opened, type RootRef } from './open';
 import { DevsnapError } from '../../core/errors';
 import type { ByteReader } from '../types';
 
@@ -36,7 +45,11 @@ export async function btrfsChangedSince(p: ByteReader, since: number, opts: Chan
   const o = await openOrExplain(p);
   if (!o) throw new DevsnapError('BAD_SOURCE', 'No btrfs filesystem was found where one was imaged (its superblock is gone).', 'Was the partition reformatted meanwhile? Take the snapshot again.');
   if (!Number.isSafeInteger(since) || since < 0 || since > o.s.generation) {
-    throw new DevsnapError('BAD_SOURCE', `The btrfs filesystem is at generation ${o.s.generation}, before generation ${since} its earlier read saw: it is another filesystem or an older copy of it.`, 'Take the snapshot again.');
+    throw new DevsnapError(
+      'BAD_SOURCE',
+      `The btrfs filesystem is at generation ${o.s.generation}, before generation ${since} its earlier read saw: it is another filesystem or an older copy of it.`,
+      'Take the snapshot again.',
+    );
   }
   try {
     return await changes(o, since, !!opts.allChangedInodes);
@@ -92,7 +105,12 @@ async function changes(o: Opened, since: number, allChangedInodes: boolean): Pro
     });
     if (inodes.size) await inodeExtents(o, tree, inodes, addData);
   }
-  if (s.logRoot) await walkLogTrees(o, (c) => meta.addAll(c), (disk) => addData(disk, 'logged data'));
+  if (s.logRoot)
+    await walkLogTrees(
+      o,
+      (c) => meta.addAll(c),
+      (disk) => addData(disk, 'logged data'),
+    );
 
   const dataRuns = data.toRuns();
   meta.addAll(dataRuns);

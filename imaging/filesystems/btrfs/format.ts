@@ -49,8 +49,7 @@ export const DATA_RELOC_TREE = 2n ** 64n - 9n;
 
 /** Trees that hold inodes and file extent items (subvolumes, snapshots, their reloc and log copies, the root tree's space-cache inodes). */
 export function holdsFiles(owner: bigint): boolean {
-  return owner === ROOT_TREE || owner === FS_TREE || (owner >= FIRST_FREE_OBJECTID && owner <= LAST_FREE_OBJECTID) ||
-    owner === TREE_LOG || owner === TREE_RELOC || owner === DATA_RELOC_TREE;
+  return owner === ROOT_TREE || owner === FS_TREE || (owner >= FIRST_FREE_OBJECTID && owner <= LAST_FREE_OBJECTID) || owner === TREE_LOG || owner === TREE_RELOC || owner === DATA_RELOC_TREE;
 }
 
 export const EXTENT_FLAG_DATA = 1;
@@ -86,7 +85,12 @@ const COMPAT_RO_HANDLED = 0x1 | 0x2 | 0x4 | 0x8;
 
 // Superblock flags (high bits: the image is a metadata dump or the fsid is being changed).
 const SUPER_FLAG_ERROR = 1 << 2;
-const SUPER_FLAGS_HI_UNSUPPORTED: Record<number, string> = { 0x2: 'a metadata dump (btrfs-image)', 0x4: 'a metadata dump (btrfs-image)', 0x8: 'half-way through an fsid change', 0x10: 'half-way through an fsid change' };
+const SUPER_FLAGS_HI_UNSUPPORTED: Record<number, string> = {
+  0x2: 'a metadata dump (btrfs-image)',
+  0x4: 'a metadata dump (btrfs-image)',
+  0x8: 'half-way through an fsid change',
+  0x10: 'half-way through an fsid change',
+};
 
 const CSUM_SIZES: Record<number, number> = { 0: 4, 1: 8, 2: 32, 3: 32 };
 const CSUM_NAMES: Record<number, string> = { 0: 'crc32c', 1: 'xxhash64', 2: 'sha256', 3: 'blake2b' };
@@ -97,15 +101,26 @@ export interface Superblock {
   metadataFsid: Buffer;
   label?: string;
   generation: number;
-  root: number; rootLevel: number;
-  chunkRoot: number; chunkRootLevel: number; chunkRootGeneration: number;
-  logRoot: number; logRootLevel: number;
-  totalBytes: number; bytesUsed: number; numDevices: number;
-  sectorSize: number; nodeSize: number;
-  flags: number; compat: number; compatRo: number; incompat: number;
+  root: number;
+  rootLevel: number;
+  chunkRoot: number;
+  chunkRootLevel: number;
+  chunkRootGeneration: number;
+  logRoot: number;
+  logRootLevel: number;
+  totalBytes: number;
+  bytesUsed: number;
+  numDevices: number;
+  sectorSize: number;
+  nodeSize: number;
+  flags: number;
+  compat: number;
+  compatRo: number;
+  incompat: number;
   csumType: number;
   sysChunkArray: Buffer;
-  devid: number; devTotalBytes: number;
+  devid: number;
+  devTotalBytes: number;
 }
 
 /** An unsigned 64-bit field as a Number; a value past 2^53 is damage (no offset, length or generation of a real filesystem gets there). */
@@ -165,9 +180,14 @@ export function parseSuperblock(sb: Buffer): Superblock | string {
       sectorSize: sb.readUInt32LE(0x90),
       nodeSize: sb.readUInt32LE(0x94),
       chunkRootGeneration: u64(sb, 0xa4, 'chunk_root_generation'),
-      flags: 0, compat: 0, compatRo: 0, incompat: 0,
+      flags: 0,
+      compat: 0,
+      compatRo: 0,
+      incompat: 0,
       csumType,
-      rootLevel: sb[0xc6], chunkRootLevel: sb[0xc7], logRootLevel: sb[0xc8],
+      rootLevel: sb[0xc6],
+      chunkRootLevel: sb[0xc7],
+      logRootLevel: sb[0xc8],
       sysChunkArray: Buffer.alloc(0),
       devid: u64(sb, 0xc9, 'dev_item.devid'),
       devTotalBytes: u64(sb, 0xc9 + 8, 'dev_item.total_bytes'),
@@ -182,7 +202,9 @@ export function parseSuperblock(sb: Buffer): Superblock | string {
     s.incompat = sb.readUInt32LE(0xbc);
     const unknown = s.incompat & ~INCOMPAT_HANDLED;
     if (unknown) {
-      const names = Object.entries(INCOMPAT_NAMES).filter(([bit]) => unknown & Number(bit)).map(([, n]) => n);
+      const names = Object.entries(INCOMPAT_NAMES)
+        .filter(([bit]) => unknown & Number(bit))
+        .map(([, n]) => n);
       throw new BtrfsUnsupported(`it uses incompat features devsnap does not follow (${names.length ? names.join(', ') : `0x${unknown.toString(16)}`})`);
     }
     if (s.compatRo & ~COMPAT_RO_HANDLED) throw new BtrfsUnsupported(`it uses read-only-compatible features devsnap does not know (0x${(s.compatRo & ~COMPAT_RO_HANDLED).toString(16)})`);
@@ -194,7 +216,11 @@ export function parseSuperblock(sb: Buffer): Superblock | string {
     const arraySize = sb.readUInt32LE(0xa0);
     if (arraySize > 2048) return `the system chunk array claims ${arraySize} bytes (at most 2048)`;
     s.sysChunkArray = Buffer.from(sb.subarray(0x32b, 0x32b + arraySize));
-    for (const [name, v] of [['root', s.root], ['chunk root', s.chunkRoot], ['log root', s.logRoot]] as const) {
+    for (const [name, v] of [
+      ['root', s.root],
+      ['chunk root', s.chunkRoot],
+      ['log root', s.logRoot],
+    ] as const) {
       if (v % s.sectorSize) return `the ${name} (${v}) is not sector-aligned`;
     }
     if (s.rootLevel > MAX_LEVEL || s.chunkRootLevel > MAX_LEVEL || s.logRootLevel > MAX_LEVEL) return 'a root level is above 7';
@@ -225,7 +251,11 @@ export function fsidString(s: Superblock): string {
 // Keys and tree blocks
 
 /** A key compared as btrfs sorts them: objectid, type, offset. */
-export interface Key { objectid: bigint; type: number; offset: bigint }
+export interface Key {
+  objectid: bigint;
+  type: number;
+  offset: bigint;
+}
 
 export function readKey(b: Buffer, off: number): Key {
   return { objectid: b.readBigUInt64LE(off), type: b[off + 8], offset: b.readBigUInt64LE(off + 9) };
@@ -239,7 +269,13 @@ export function compareKeys(a: Key, b: Key): number {
 
 /** Raw comparison of two keys in buffers (no allocation): the tree checker's ordering rule. */
 function compareRawKeys(b: Buffer, x: number, y: number): number {
-  for (const [o, wide] of [[4, true], [0, true], [8, false], [13, true], [9, true]] as const) {
+  for (const [o, wide] of [
+    [4, true],
+    [0, true],
+    [8, false],
+    [13, true],
+    [9, true],
+  ] as const) {
     const a = wide ? b.readUInt32LE(x + o) : b[x + o];
     const c = wide ? b.readUInt32LE(y + o) : b[y + o];
     if (a !== c) return a < c ? -1 : 1;
@@ -254,26 +290,43 @@ export class TreeBlock {
   readonly generation: number;
   readonly owner: bigint;
 
-  constructor(readonly logical: number, readonly buf: Buffer) {
+  constructor(
+    readonly logical: number,
+    readonly buf: Buffer,
+  ) {
     this.level = buf[0x64];
     this.nritems = buf.readUInt32LE(0x60);
     this.generation = u64(buf, 0x50, 'a tree block generation');
     this.owner = buf.readBigUInt64LE(0x58);
   }
 
-  itemType(i: number): number { return this.buf[HEADER_SIZE + i * ITEM_SIZE + 8]; }
-  itemKey(i: number): Key { return readKey(this.buf, HEADER_SIZE + i * ITEM_SIZE); }
+  itemType(i: number): number {
+    return this.buf[HEADER_SIZE + i * ITEM_SIZE + 8];
+  }
+  itemKey(i: number): Key {
+    return readKey(this.buf, HEADER_SIZE + i * ITEM_SIZE);
+  }
   /** The key's objectid / offset as Numbers (for items whose objectid is an address or an inode number). */
-  itemObjectid(i: number): number { return u64(this.buf, HEADER_SIZE + i * ITEM_SIZE, 'an item key objectid'); }
-  itemOffset(i: number): number { return u64(this.buf, HEADER_SIZE + i * ITEM_SIZE + 9, 'an item key offset'); }
+  itemObjectid(i: number): number {
+    return u64(this.buf, HEADER_SIZE + i * ITEM_SIZE, 'an item key objectid');
+  }
+  itemOffset(i: number): number {
+    return u64(this.buf, HEADER_SIZE + i * ITEM_SIZE + 9, 'an item key offset');
+  }
   itemData(i: number): Buffer {
     const at = HEADER_SIZE + i * ITEM_SIZE + 17;
     const off = this.buf.readUInt32LE(at);
     return this.buf.subarray(HEADER_SIZE + off, HEADER_SIZE + off + this.buf.readUInt32LE(at + 4));
   }
-  ptrKey(i: number): Key { return readKey(this.buf, HEADER_SIZE + i * KEY_PTR_SIZE); }
-  ptrBlock(i: number): number { return u64(this.buf, HEADER_SIZE + i * KEY_PTR_SIZE + 17, 'a child pointer'); }
-  ptrGeneration(i: number): number { return u64(this.buf, HEADER_SIZE + i * KEY_PTR_SIZE + 25, 'a child pointer generation'); }
+  ptrKey(i: number): Key {
+    return readKey(this.buf, HEADER_SIZE + i * KEY_PTR_SIZE);
+  }
+  ptrBlock(i: number): number {
+    return u64(this.buf, HEADER_SIZE + i * KEY_PTR_SIZE + 17, 'a child pointer');
+  }
+  ptrGeneration(i: number): number {
+    return u64(this.buf, HEADER_SIZE + i * KEY_PTR_SIZE + 25, 'a child pointer generation');
+  }
 }
 
 /** Why a block read at `logical` is not a valid tree block of this filesystem, or null. */

@@ -3,8 +3,19 @@
 
 import { uuidString } from '../bitmap';
 import {
-  BtrfsDamage, BtrfsUnsupported, CHUNK_ITEM, DATA_RELOC_TREE, EXTENT_DATA, FIRST_FREE_OBJECTID, ROOT_ITEM, TREE_LOG, TREE_RELOC,
-  readSuperblock, u64, type Superblock, TreeBlock,
+  BtrfsDamage,
+  BtrfsUnsupported,
+  CHUNK_ITEM,
+  DATA_RELOC_TREE,
+  EXTENT_DATA,
+  FIRST_FREE_OBJECTID,
+  ROOT_ITEM,
+  TREE_LOG,
+  TREE_RELOC,
+  readSuperblock,
+  u64,
+  type Superblock,
+  TreeBlock,
 } from './format';
 import { ChunkMap, TreeReader, bootstrapChunks, parseChunk } from './tree';
 import { DevsnapError } from '../../core/errors';
@@ -45,7 +56,14 @@ export async function openBtrfs(p: ByteReader): Promise<Opened | null> {
 }
 
 /** A tree a ROOT_ITEM points to. `dead`: a deleted subvolume the cleaner has not finished dropping. */
-export interface RootRef { id: bigint; offset: bigint; logical: number; level: number; generation: number; dead: boolean }
+export interface RootRef {
+  id: bigint;
+  offset: bigint;
+  logical: number;
+  level: number;
+  generation: number;
+  dead: boolean;
+}
 
 const LEGACY_ROOT_ITEM_SIZE = 239;
 
@@ -66,8 +84,16 @@ export function parseRootItem(b: TreeBlock, i: number): RootRef {
 }
 
 const NAMES: Record<string, string> = {
-  1: 'the root tree', 2: 'the extent tree', 3: 'the chunk tree', 4: 'the device tree', 5: 'the top-level subvolume (5)', 7: 'the checksum tree',
-  8: 'the quota tree', 9: 'the UUID tree', 10: 'the free space tree', 11: 'the block group tree',
+  1: 'the root tree',
+  2: 'the extent tree',
+  3: 'the chunk tree',
+  4: 'the device tree',
+  5: 'the top-level subvolume (5)',
+  7: 'the checksum tree',
+  8: 'the quota tree',
+  9: 'the UUID tree',
+  10: 'the free space tree',
+  11: 'the block group tree',
 };
 
 export function treeName(r: { id: bigint; offset: bigint }): string {
@@ -129,7 +155,6 @@ export function mergeRuns(runs: [number, number][]): [number, number][] {
   return out;
 }
 
-
 export interface BtrfsState {
   /** The superblock's generation: the last committed transaction. The next change scan starts from it. */
   generation: number;
@@ -148,8 +173,15 @@ export interface BtrfsState {
 export function stateOf(o: Opened): BtrfsState {
   const { s } = o;
   const st: BtrfsState = {
-    generation: s.generation, fsid: uuidString(s.fsid), devid: s.devid, nodeSize: s.nodeSize, sectorSize: s.sectorSize,
-    totalBytes: s.totalBytes, devTotalBytes: s.devTotalBytes, numDevices: s.numDevices, bytesUsed: s.bytesUsed,
+    generation: s.generation,
+    fsid: uuidString(s.fsid),
+    devid: s.devid,
+    nodeSize: s.nodeSize,
+    sectorSize: s.sectorSize,
+    totalBytes: s.totalBytes,
+    devTotalBytes: s.devTotalBytes,
+    numDevices: s.numDevices,
+    bytesUsed: s.bytesUsed,
   };
   if (s.label) st.label = s.label;
   return st;
@@ -170,7 +202,11 @@ export function explain(e: unknown): unknown {
     return new DevsnapError('BAD_SOURCE', `The btrfs filesystem cannot be tracked block by block: ${e.message}.`, 'Snapshot it with --freeze (writes pause while it is read in full).');
   }
   if (e instanceof BtrfsDamage || e instanceof RangeError) {
-    return new DevsnapError('BAD_SOURCE', `The btrfs filesystem's metadata does not hold: ${e.message}.`, 'Run `btrfs check --readonly` on it (unmounted, from a recovery environment); meanwhile snapshot it with --freeze.');
+    return new DevsnapError(
+      'BAD_SOURCE',
+      `The btrfs filesystem's metadata does not hold: ${e.message}.`,
+      'Run `btrfs check --readonly` on it (unmounted, from a recovery environment); meanwhile snapshot it with --freeze.',
+    );
   }
   return e;
 }

@@ -5,15 +5,41 @@
 // budget of blocks, so crafted pointers (cycles, shared subtrees) cannot make it loop or explode.
 
 import {
-  BG_DUP, BG_KNOWN_PROFILES, BG_RAID0, BG_RAID1, BG_RAID10, BG_RAID1C3, BG_RAID1C4, BG_RAID5, BG_RAID6, BtrfsDamage, BtrfsUnsupported,
-  CHUNK_ITEM, HEADER_SIZE, KEY_PTR_SIZE, TreeBlock, blockProblem, u64, type Superblock,
+  BG_DUP,
+  BG_KNOWN_PROFILES,
+  BG_RAID0,
+  BG_RAID1,
+  BG_RAID10,
+  BG_RAID1C3,
+  BG_RAID1C4,
+  BG_RAID5,
+  BG_RAID6,
+  BtrfsDamage,
+  BtrfsUnsupported,
+  CHUNK_ITEM,
+  HEADER_SIZE,
+  KEY_PTR_SIZE,
+  TreeBlock,
+  blockProblem,
+  u64,
+  type Superblock,
 } from './format';
 import type { ByteReader } from '../types';
 
-export interface Chunk { logical: number; length: number; type: number; copies: number[] /* physical offset of each copy on this device */ }
+export interface Chunk {
+  logical: number;
+  length: number;
+  type: number;
+  copies: number[]; /* physical offset of each copy on this device */
+}
 
 /** Copies each profile keeps of every byte, and how many stripes its chunks have. */
-const MIRRORS: [number, number][] = [[BG_DUP, 2], [BG_RAID1, 2], [BG_RAID1C3, 3], [BG_RAID1C4, 4]];
+const MIRRORS: [number, number][] = [
+  [BG_DUP, 2],
+  [BG_RAID1, 2],
+  [BG_RAID1C3, 3],
+  [BG_RAID1C4, 4],
+];
 
 /** One chunk item (from the superblock's system chunk array or the chunk tree); `size` is what the item may span. */
 export function parseChunk(s: Superblock, logical: number, b: Buffer, exactSize: boolean): Chunk {
@@ -37,7 +63,8 @@ export function parseChunk(s: Superblock, logical: number, b: Buffer, exactSize:
     const devid = u64(b, 48 + 32 * i, 'a stripe devid');
     const offset = u64(b, 56 + 32 * i, 'a stripe offset');
     if (devid !== s.devid) throw new BtrfsUnsupported(`a chunk has a copy on device ${devid}, this is device ${s.devid} (a filesystem over several devices)`);
-    if (offset % s.sectorSize || offset + length > s.devTotalBytes) throw new BtrfsDamage(`the chunk at logical ${logical} has a copy at byte ${offset}, outside the device (${s.devTotalBytes} bytes)`);
+    if (offset % s.sectorSize || offset + length > s.devTotalBytes)
+      throw new BtrfsDamage(`the chunk at logical ${logical} has a copy at byte ${offset}, outside the device (${s.devTotalBytes} bytes)`);
     copies.push(offset);
   }
   return { logical, length, type, copies };
@@ -62,7 +89,9 @@ export class ChunkMap {
     this.chunks.splice(i, 0, c);
   }
 
-  get all(): readonly Chunk[] { return this.chunks; }
+  get all(): readonly Chunk[] {
+    return this.chunks;
+  }
 
   private indexAfter(logical: number): number {
     let lo = 0;
@@ -111,7 +140,13 @@ export function bootstrapChunks(s: Superblock): ChunkMap {
 }
 
 /** A block to read: its address, the level and (when known) generation its parent recorded, the key range it covers. */
-export interface Want { logical: number; level: number; generation?: number; lo: bigint; hi: bigint }
+export interface Want {
+  logical: number;
+  level: number;
+  generation?: number;
+  lo: bigint;
+  hi: bigint;
+}
 
 export interface WalkOptions {
   /** Whether to read child i of `node` (its range: lo..hi objectids); default: every child. */
@@ -132,12 +167,18 @@ export class TreeReader {
   private read = 0;
   private readonly budget: number;
 
-  constructor(readonly p: ByteReader, readonly s: Superblock, readonly map: ChunkMap) {
+  constructor(
+    readonly p: ByteReader,
+    readonly s: Superblock,
+    readonly map: ChunkMap,
+  ) {
     // Every block of the device twice over, plus slack: more means pointers loop through shared subtrees.
     this.budget = 2 * Math.ceil(p.size / s.nodeSize) + 10_000;
   }
 
-  get blocksRead(): number { return this.read; }
+  get blocksRead(): number {
+    return this.read;
+  }
 
   /** Walks the tree rooted at `root` breadth first; `what` names it in errors. */
   async walk(root: { logical: number; level: number; generation?: number }, what: string, o: WalkOptions): Promise<void> {
@@ -189,7 +230,7 @@ export class TreeReader {
     const order = wants.map((_, k) => k).filter((k) => typeof copies[k] !== 'string');
     for (const k of wants.keys()) if (typeof copies[k] === 'string') out[k] = copies[k] as string;
     order.sort((a, b) => (copies[a] as number[])[0] - (copies[b] as number[])[0]);
-    for (let i = 0; i < order.length; ) {
+    for (let i = 0; i < order.length;) {
       const first = (copies[order[i]] as number[])[0];
       let j = i + 1;
       while (j < order.length && j - i < READ_RUN && (copies[order[j]] as number[])[0] === first + (j - i) * ns) j++;

@@ -6,8 +6,19 @@
 import { hash64 } from '../runs';
 import { crc32cRaw } from '../checksums';
 import {
-  BG_CHECKSUM_OFFSET, EXT_SB_OFFSET, EXT_SB_SIZE, INCOMPAT_64BIT, INCOMPAT_META_BG, RO_COMPAT_BIGALLOC, RO_COMPAT_GDT_CSUM,
-  RO_COMPAT_METADATA_CSUM, extGeometryProblems, groupDescriptorChecksum, parseExtSuperblock, readDescriptorTable, type ExtSuperblock,
+  BG_CHECKSUM_OFFSET,
+  EXT_SB_OFFSET,
+  EXT_SB_SIZE,
+  INCOMPAT_64BIT,
+  INCOMPAT_META_BG,
+  RO_COMPAT_BIGALLOC,
+  RO_COMPAT_GDT_CSUM,
+  RO_COMPAT_METADATA_CSUM,
+  extGeometryProblems,
+  groupDescriptorChecksum,
+  parseExtSuperblock,
+  readDescriptorTable,
+  type ExtSuperblock,
 } from './superblock';
 import type { ByteReader } from '../types';
 import { chunkBuffers } from '../../core/memory';
@@ -16,12 +27,35 @@ import { chunkBuffers } from '../../core/memory';
 export class ExtDamage extends Error {}
 
 /** Incompat features that do not change where blocks or inodes live (not meta_bg, journal_dev, compression). */
-const INCOMPAT_OK = 0x2 /* filetype */ | 0x4 /* recover */ | 0x40 /* extents */ | INCOMPAT_64BIT | 0x100 /* mmp */ | 0x200 /* flex_bg */ |
-  0x400 /* ea_inode */ | 0x1000 /* dirdata */ | 0x2000 /* csum_seed */ | 0x4000 /* largedir */ | 0x8000 /* inline_data */ |
-  0x10000 /* encrypt */ | 0x20000 /* casefold */;
+const INCOMPAT_OK =
+  0x2 /* filetype */ |
+  0x4 /* recover */ |
+  0x40 /* extents */ |
+  INCOMPAT_64BIT |
+  0x100 /* mmp */ |
+  0x200 /* flex_bg */ |
+  0x400 /* ea_inode */ |
+  0x1000 /* dirdata */ |
+  0x2000 /* csum_seed */ |
+  0x4000 /* largedir */ |
+  0x8000 /* inline_data */ |
+  0x10000 /* encrypt */ |
+  0x20000; /* casefold */
 /** Known ro_compat features; bigalloc, snapshots, replicas and shared blocks are not followed. */
-const RO_COMPAT_OK = 0x1 | 0x2 | 0x4 | 0x8 /* huge_file */ | RO_COMPAT_GDT_CSUM | 0x20 | 0x40 | 0x100 /* quota */ |
-  RO_COMPAT_METADATA_CSUM | 0x1000 /* readonly */ | 0x2000 /* project */ | 0x8000 /* verity */ | 0x10000 /* orphan_present */;
+const RO_COMPAT_OK =
+  0x1 |
+  0x2 |
+  0x4 |
+  0x8 /* huge_file */ |
+  RO_COMPAT_GDT_CSUM |
+  0x20 |
+  0x40 |
+  0x100 /* quota */ |
+  RO_COMPAT_METADATA_CSUM |
+  0x1000 /* readonly */ |
+  0x2000 /* project */ |
+  0x8000 /* verity */ |
+  0x10000; /* orphan_present */
 /** lazy_bg (uninitialized groups without checksums), exclude_inode, exclude_bitmap: old snapshot patches. */
 const COMPAT_REFUSED = 0x40 | 0x80 | 0x100;
 const RO_COMPAT_HUGE_FILE = 0x8;
@@ -106,7 +140,14 @@ export async function openExtFs(p: ByteReader): Promise<ExtFs | string> {
   const byTable = groups.map((gd) => gd.inodeTable).sort((a, b) => a - b);
   for (let i = 1; i < byTable.length; i++) if (byTable[i] < byTable[i - 1] + itableBlocks) return 'two groups share inode table blocks';
   return {
-    p, s, sb, groups, groupCsum, firstIno, inodesPerBlock, itableBlocks,
+    p,
+    s,
+    sb,
+    groups,
+    groupCsum,
+    firstIno,
+    inodesPerBlock,
+    itableBlocks,
     metadataCsum: (s.roCompat & RO_COMPAT_METADATA_CSUM) !== 0,
     wideBitmapCsum: s.descSize >= 0x3c,
   };
@@ -136,8 +177,7 @@ const MAX_GAP_BYTES = 64 << 10;
  * Reads runs [starts[r], starts[r]+counts[r]) in ascending block order, merging runs whose gaps are
  * small into one read, and calls fn(r, bytes) for each; the next read is in flight while fn works.
  */
-export async function readRuns(p: ByteReader, blockSize: number, starts: ArrayLike<number>, counts: ArrayLike<number>,
-  fn: (r: number, bytes: Buffer) => void | Promise<void>): Promise<void> {
+export async function readRuns(p: ByteReader, blockSize: number, starts: ArrayLike<number>, counts: ArrayLike<number>, fn: (r: number, bytes: Buffer) => void | Promise<void>): Promise<void> {
   const order = Array.from({ length: starts.length }, (_, i) => i).sort((a, b) => starts[a] - starts[b]);
   const maxBlocks = Math.max(1, Math.floor(MAX_READ_BLOCKS_BYTES / blockSize));
   const gap = Math.floor(MAX_GAP_BYTES / blockSize);
@@ -219,7 +259,7 @@ export function inodeChecksumOk(fs: ExtFs, ino: number, raw: Buffer): boolean {
       mask = 0xffffffff;
     } else c = crc32cRaw(c, raw.subarray(0x82, fs.s.inodeSize));
   }
-  return ((c & mask) >>> 0) === stored;
+  return (c & mask) >>> 0 === stored;
 }
 
 /** The per-inode checksum seed: crc32c of the inode number and generation, from the filesystem's seed. */
@@ -270,8 +310,13 @@ class MapWalk {
   private readonly seen = new Set<number>();
   private seed: number | null = null;
 
-  constructor(private readonly fs: ExtFs, private readonly ino: number, private readonly raw: Buffer,
-    private readonly sink: BlockSink, private readonly maxMapBlocks: number) {}
+  constructor(
+    private readonly fs: ExtFs,
+    private readonly ino: number,
+    private readonly raw: Buffer,
+    private readonly sink: BlockSink,
+    private readonly maxMapBlocks: number,
+  ) {}
 
   private fail(what: string): never {
     throw new ExtDamage(`inode ${this.ino}: ${what}`);
@@ -373,6 +418,12 @@ class MapWalk {
       kids.push(p);
       at.push(first + k * span);
     }
-    await readRuns(this.fs.p, this.fs.s.blockSize, kids, kids.map(() => 1), (r, child) => this.level(kids[r], level - 1, at[r], per, child));
+    await readRuns(
+      this.fs.p,
+      this.fs.s.blockSize,
+      kids,
+      kids.map(() => 1),
+      (r, child) => this.level(kids[r], level - 1, at[r], per, child),
+    );
   }
 }

@@ -52,7 +52,7 @@ export async function journalledBlocks(p: ByteReader, s: ExtSuperblock, journalI
   const tail = incompat & (INCOMPAT_CSUM_V2 | INCOMPAT_CSUM_V3) ? 4 : 0; // descriptor block checksum
   const next = (b: number) => (b + 1 >= maxLen ? first : b + 1);
   // Every block of the log is visited at most once; the walk ends at the first block of another sequence.
-  for (let visited = 0; visited < maxLen; ) {
+  for (let visited = 0; visited < maxLen;) {
     const b = await block(at, size);
     if (b.readUInt32BE(0) !== JBD2_MAGIC || b.readUInt32BE(8) !== seq) break;
     const kind = b.readUInt32BE(4);
@@ -60,7 +60,7 @@ export async function journalledBlocks(p: ByteReader, s: ExtSuperblock, journalI
     visited++;
     if (kind === BLOCK_COMMIT) seq = (seq + 1) >>> 0;
     else if (kind === BLOCK_DESCRIPTOR) {
-      for (let off = 12; off + tagBytes <= size - tail; ) {
+      for (let off = 12; off + tagBytes <= size - tail;) {
         const lo = b.readUInt32BE(off);
         const flags = csum3 ? b.readUInt32BE(off + 4) : b.readUInt16BE(off + 6);
         const hi = incompat & INCOMPAT_64BIT ? b.readUInt32BE(off + 8) : 0; // t_blocknr_high, in both tag layouts

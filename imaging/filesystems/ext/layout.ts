@@ -15,10 +15,23 @@ export function layoutKey(fs: ExtFs): string {
     loc = crc32cRaw(loc, le);
   }
   return [
-    s.blockSize, s.blocksPerGroup, s.inodesPerGroup, s.inodeSize, s.descSize, s.reservedGdtBlocks, s.logGroupsPerFlex, s.revLevel,
-    s.backupBgs.join('/'), `c${s.compat.toString(16)}`, `i${(s.incompat & ~INCOMPAT_RECOVER).toString(16)}`,
-    `r${(s.roCompat & ~RO_COMPAT_ORPHAN_PRESENT).toString(16)}`, fs.firstIno, s.journalInode,
-    ...[0x240, 0x244, 0x26c, 0x280].map((o) => sb.readUInt32LE(o)), mmpBlock(fs), `g${loc.toString(16)}`,
+    s.blockSize,
+    s.blocksPerGroup,
+    s.inodesPerGroup,
+    s.inodeSize,
+    s.descSize,
+    s.reservedGdtBlocks,
+    s.logGroupsPerFlex,
+    s.revLevel,
+    s.backupBgs.join('/'),
+    `c${s.compat.toString(16)}`,
+    `i${(s.incompat & ~INCOMPAT_RECOVER).toString(16)}`,
+    `r${(s.roCompat & ~RO_COMPAT_ORPHAN_PRESENT).toString(16)}`,
+    fs.firstIno,
+    s.journalInode,
+    ...[0x240, 0x244, 0x26c, 0x280].map((o) => sb.readUInt32LE(o)),
+    mmpBlock(fs),
+    `g${loc.toString(16)}`,
   ].join(':');
 }
 

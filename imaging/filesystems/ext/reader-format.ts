@@ -92,7 +92,7 @@ export function extAclToXattr(v: Buffer): Buffer {
   const head = Buffer.alloc(4);
   head.writeUInt32LE(2, 0);
   out.push(head);
-  for (let o = 4; o + 4 <= v.length; ) {
+  for (let o = 4; o + 4 <= v.length;) {
     const tag = v.readUInt16LE(o);
     const perm = v.readUInt16LE(o + 2);
     let id = 0xffffffff;

@@ -8,8 +8,21 @@ import type { ByteReader } from '../types';
 import { BaseImageFs, ChildEntry } from '../image-fs/base';
 import type { ImageFileType, ImageStat } from '../image-fs/types';
 import {
-  EXTENT_MAGIC, FL_EA_INODE, FL_EXTENTS, FL_INLINE_DATA, INCOMPAT_FILETYPE, MAX_INODE_CACHE, ROOT_INO, XATTR_MAGIC, XATTR_PREFIX,
-  extAclToXattr, extTime, specialOf, typeOf, type Inode, type Run,
+  EXTENT_MAGIC,
+  FL_EA_INODE,
+  FL_EXTENTS,
+  FL_INLINE_DATA,
+  INCOMPAT_FILETYPE,
+  MAX_INODE_CACHE,
+  ROOT_INO,
+  XATTR_MAGIC,
+  XATTR_PREFIX,
+  extAclToXattr,
+  extTime,
+  specialOf,
+  typeOf,
+  type Inode,
+  type Run,
 } from './reader-format';
 
 export { extAclToXattr } from './reader-format';
@@ -25,7 +38,11 @@ export class ExtImageFs extends BaseImageFs<number> {
   private readonly inodeCache = new Map<number, Inode>();
   private readonly runCache = new Map<number, Run[]>();
 
-  private constructor(private readonly p: ByteReader, sb: ExtSuperblock, gdt: Buffer) {
+  private constructor(
+    private readonly p: ByteReader,
+    sb: ExtSuperblock,
+    gdt: Buffer,
+  ) {
     super();
     this.fs = sb.fs;
     this.blockSize = sb.blockSize;
@@ -46,8 +63,11 @@ export class ExtImageFs extends BaseImageFs<number> {
     // The same checks as the used-block reader: sizes and offsets from a superblock that fails them are not followed.
     const problems = extGeometryProblems(sb, p.size);
     if (problems.length) {
-      throw new DevsnapError('DAMAGED', `The ${sb.fs} filesystem's superblock is implausible (${problems.join('; ')}): devsnap cannot read files from it.`,
-        'Restore the partition and run e2fsck on it (with -b and a backup superblock if it cannot open the primary one).');
+      throw new DevsnapError(
+        'DAMAGED',
+        `The ${sb.fs} filesystem's superblock is implausible (${problems.join('; ')}): devsnap cannot read files from it.`,
+        'Restore the partition and run e2fsck on it (with -b and a backup superblock if it cannot open the primary one).',
+      );
     }
     return new ExtImageFs(p, sb, await readDescriptorTable(p, sb));
   }
@@ -309,7 +329,11 @@ export class ExtImageFs extends BaseImageFs<number> {
     // A damaged inode can give a directory terabytes of holes, which would take hours to scan:
     // no directory is larger than the filesystem that holds it.
     if (ind.size > this.p.size) {
-      throw new DevsnapError('DAMAGED', `Directory inode ${dir} claims ${ind.size} bytes, more than the whole ${this.p.size}-byte filesystem: the filesystem is damaged.`, 'Restore the partition and run e2fsck on it.');
+      throw new DevsnapError(
+        'DAMAGED',
+        `Directory inode ${dir} claims ${ind.size} bytes, more than the whole ${this.p.size}-byte filesystem: the filesystem is damaged.`,
+        'Restore the partition and run e2fsck on it.',
+      );
     }
     const blocks = Math.ceil(ind.size / bs);
     for (let b = 0; b < blocks; b += 64) {
@@ -321,7 +345,7 @@ export class ExtImageFs extends BaseImageFs<number> {
 
   private parseDirents(buf: Buffer, out: ChildEntry<number>[]): void {
     const hasType = (this.incompat & INCOMPAT_FILETYPE) !== 0;
-    for (let o = 0; o + 8 <= buf.length; ) {
+    for (let o = 0; o + 8 <= buf.length;) {
       const ino = buf.readUInt32LE(o);
       let rec = buf.readUInt16LE(o + 4);
       if (rec === 0 || rec === 65535) rec = Math.max(buf.length - o, 8); // 64 KiB blocks encode their size this way

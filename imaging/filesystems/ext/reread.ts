@@ -35,7 +35,7 @@ async function reread(p: ByteReader, after: ExtState, changed: Uint32Array, also
     meta.add(gd.inodeBitmap, 1);
   }
   // Inode-table blocks of inodes in use now or earlier (a freed inode's slot changed too).
-  for (let i = 0, j = 0; i < after.inos.length || j < alsoInUse.length; ) {
+  for (let i = 0, j = 0; i < after.inos.length || j < alsoInUse.length;) {
     const a = i < after.inos.length ? after.inos[i] : Infinity;
     const b = j < alsoInUse.length ? alsoInUse[j] : Infinity;
     const ino = Math.min(a, b);
@@ -57,7 +57,10 @@ async function reread(p: ByteReader, after: ExtState, changed: Uint32Array, also
   if (s.journalInode) {
     await walkInode(fs, s.journalInode, await readRawInode(fs, s.journalInode), {
       data: (lblk, pblk, len) => {
-        if (lblk === 0) { jSuper.add(pblk, 1); jLog.add(pblk + 1, len - 1); } else jLog.add(pblk, len);
+        if (lblk === 0) {
+          jSuper.add(pblk, 1);
+          jLog.add(pblk + 1, len - 1);
+        } else jLog.add(pblk, len);
       },
       map: (pblk) => jLog.add(pblk, 1),
     });
@@ -75,19 +78,28 @@ async function changedBlocks(fs: ExtFs, changed: Uint32Array): Promise<BlockRuns
   for (let i = 0; i < changed.length; i++) {
     if (i && changed[i] <= changed[i - 1]) throw new ExtDamage('the changed inode list is not ascending');
     const blk = inodeLocation(fs, changed[i]).block;
-    if (!starts.length || starts[starts.length - 1] !== blk) { starts.push(blk); first.push(i); }
+    if (!starts.length || starts[starts.length - 1] !== blk) {
+      starts.push(blk);
+      first.push(i);
+    }
   }
   first.push(changed.length);
-  await readRuns(fs.p, fs.s.blockSize, starts, starts.map(() => 1), async (r, bytes) => {
-    for (let i = first[r]; i < first[r + 1]; i++) {
-      const ino = changed[i];
-      if (ino === fs.s.journalInode) continue; // in journalSuper/journalLog
-      const at = inodeLocation(fs, ino).offset;
-      const raw = bytes.subarray(at, at + fs.s.inodeSize);
-      if (!inodeChecksumOk(fs, ino, raw)) throw new ExtDamage(`inode ${ino} fails its checksum`);
-      await walkInode(fs, ino, raw, sink);
-    }
-  });
+  await readRuns(
+    fs.p,
+    fs.s.blockSize,
+    starts,
+    starts.map(() => 1),
+    async (r, bytes) => {
+      for (let i = first[r]; i < first[r + 1]; i++) {
+        const ino = changed[i];
+        if (ino === fs.s.journalInode) continue; // in journalSuper/journalLog
+        const at = inodeLocation(fs, ino).offset;
+        const raw = bytes.subarray(at, at + fs.s.inodeSize);
+        if (!inodeChecksumOk(fs, ino, raw)) throw new ExtDamage(`inode ${ino} fails its checksum`);
+        await walkInode(fs, ino, raw, sink);
+      }
+    },
+  );
   return out.toRuns();
 }
 

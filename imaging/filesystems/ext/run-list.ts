@@ -17,7 +17,11 @@ export class RunList {
       return;
     }
     if (this.n === this.starts.length) {
-      const grow = (a: Float64Array) => { const b = new Float64Array(a.length * 2); b.set(a); return b; };
+      const grow = (a: Float64Array) => {
+        const b = new Float64Array(a.length * 2);
+        b.set(a);
+        return b;
+      };
       this.starts = grow(this.starts);
       this.ends = grow(this.ends);
     }

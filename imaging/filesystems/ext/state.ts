@@ -6,9 +6,7 @@
 // Anything that does not hold makes readExtState answer null and blocksToReread throw: the caller then
 // reads everything, which is always safe.
 
-import {
-  BG_INODE_UNINIT, ExtDamage, fileAcl, fingerprint, openExtFs, readRawInode, readRuns, walkInode, words, type ExtFs,
-} from './inodes';
+import { BG_INODE_UNINIT, ExtDamage, fileAcl, fingerprint, openExtFs, readRawInode, readRuns, walkInode, words, type ExtFs } from './inodes';
 import { crc32cRaw } from '../checksums';
 import { countBits } from '../bitmap';
 import { endianness } from 'os';
@@ -71,7 +69,11 @@ async function scan(p: ByteReader, live: boolean): Promise<ExtState | null> {
       const blk = fs.groups[g].inodeTable + k;
       const r = runStart.length - 1;
       if (r >= 0 && runGroup[r] === g && runStart[r] + runCount[r] === blk && runCount[r] < MAX_TABLE_RUN) runCount[r]++;
-      else { runStart.push(blk); runCount.push(1); runGroup.push(g); }
+      else {
+        runStart.push(blk);
+        runCount.push(1);
+        runGroup.push(g);
+      }
     }
   }
 
@@ -141,22 +143,28 @@ async function inodeBitmaps(fs: ExtFs, live: boolean): Promise<(Uint8Array | nul
   const ipg = s.inodesPerGroup;
   const out: (Uint8Array | null)[] = new Array(s.groupCount).fill(null);
   const wanted = fs.groups.map((_, g) => g).filter((g) => !(fs.groupCsum && fs.groups[g].flags & BG_INODE_UNINIT));
-  await readRuns(fs.p, s.blockSize, wanted.map((g) => fs.groups[g].inodeBitmap), wanted.map(() => 1), (r, bytes) => {
-    const g = wanted[r];
-    const gd = fs.groups[g];
-    const bm = Uint8Array.from(bytes.subarray(0, Math.ceil(ipg / 8)));
-    if (fs.metadataCsum && !live) {
-      const calc = crc32cRaw(s.csumSeed, bm.subarray(0, ipg >> 3));
-      if ((fs.wideBitmapCsum ? calc : calc & 0xffff) !== gd.inodeBitmapCsum) throw new ExtDamage(`group ${g}'s inode bitmap fails its checksum`);
-    }
-    if (live) {
+  await readRuns(
+    fs.p,
+    s.blockSize,
+    wanted.map((g) => fs.groups[g].inodeBitmap),
+    wanted.map(() => 1),
+    (r, bytes) => {
+      const g = wanted[r];
+      const gd = fs.groups[g];
+      const bm = Uint8Array.from(bytes.subarray(0, Math.ceil(ipg / 8)));
+      if (fs.metadataCsum && !live) {
+        const calc = crc32cRaw(s.csumSeed, bm.subarray(0, ipg >> 3));
+        if ((fs.wideBitmapCsum ? calc : calc & 0xffff) !== gd.inodeBitmapCsum) throw new ExtDamage(`group ${g}'s inode bitmap fails its checksum`);
+      }
+      if (live) {
+        out[g] = bm;
+        return;
+      }
+      if (ipg - countBits(bm, ipg) !== gd.freeInodes) throw new ExtDamage(`group ${g}'s inode bitmap disagrees with its free inode count`);
+      if (fs.groupCsum && anyBit(bm, ipg - gd.itableUnused, ipg)) throw new ExtDamage(`group ${g}'s inode bitmap marks inodes its descriptor calls never used`);
       out[g] = bm;
-      return;
-    }
-    if (ipg - countBits(bm, ipg) !== gd.freeInodes) throw new ExtDamage(`group ${g}'s inode bitmap disagrees with its free inode count`);
-    if (fs.groupCsum && anyBit(bm, ipg - gd.itableUnused, ipg)) throw new ExtDamage(`group ${g}'s inode bitmap marks inodes its descriptor calls never used`);
-    out[g] = bm;
-  });
+    },
+  );
   return out;
 }
 
@@ -174,13 +182,15 @@ async function journalState(fs: ExtFs): Promise<{ journalClean: boolean }> {
   if (!s.journalInode) return { journalClean: !s.needsRecovery }; // no journal, or on another device
   let first = -1;
   await walkInode(fs, s.journalInode, await readRawInode(fs, s.journalInode), {
-    data: (lblk, pblk) => { if (lblk === 0) first = pblk; },
+    data: (lblk, pblk) => {
+      if (lblk === 0) first = pblk;
+    },
     map: () => undefined,
   });
   if (first < 0) throw new ExtDamage('the journal has no first block');
   const jsb = await fs.p.read(first * s.blockSize, 1024);
   const type = jsb.readUInt32BE(4);
-  if (jsb.readUInt32BE(0) !== JBD2_MAGIC || (type !== 3 && type !== 4)) throw new ExtDamage('the journal superblock is not jbd2\'s');
+  if (jsb.readUInt32BE(0) !== JBD2_MAGIC || (type !== 3 && type !== 4)) throw new ExtDamage("the journal superblock is not jbd2's");
   return { journalClean: !s.needsRecovery && jsb.readUInt32BE(0x1c) === 0 };
 }
 
@@ -211,8 +221,7 @@ export function changedInodes(before: ExtState, after: ExtState): Uint32Array {
   for (let i = 0; i < after.inos.length; i++) {
     const ino = after.inos[i];
     while (j < before.inos.length && before.inos[j] < ino) j++;
-    const same = j < before.inos.length && before.inos[j] === ino &&
-      before.prints[2 * j] === after.prints[2 * i] && before.prints[2 * j + 1] === after.prints[2 * i + 1];
+    const same = j < before.inos.length && before.inos[j] === ino && before.prints[2 * j] === after.prints[2 * i] && before.prints[2 * j + 1] === after.prints[2 * i + 1];
     if (!same) out[n++] = ino;
   }
   return out.slice(0, n);

@@ -27,7 +27,7 @@ const INCOMPAT_CSUM_SEED = 0x2000;
 const SB_CHECKSUM_OFFSET = 0x3fc;
 const MAX_DESCRIPTOR_TABLE = 256 << 20;
 /** Features ext3 knows; anything else makes it ext4 (the same rule blkid uses). */
-const EXT3_RO_COMPAT = RO_COMPAT_SPARSE_SUPER | 0x2 /* large_file */ | 0x4 /* btree_dir */;
+const EXT3_RO_COMPAT = RO_COMPAT_SPARSE_SUPER | 0x2 /* large_file */ | 0x4; /* btree_dir */
 const EXT3_INCOMPAT = 0x2 /* filetype */ | 0x4 /* recover */ | INCOMPAT_META_BG;
 
 export interface ExtSuperblock {

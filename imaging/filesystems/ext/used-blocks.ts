@@ -7,8 +7,18 @@
 import { BlockBitmap, countBits } from '../bitmap';
 import { crc32cRaw } from '../checksums';
 import {
-  EXT_SB_OFFSET, EXT_SB_SIZE, INCOMPAT_64BIT, RO_COMPAT_BIGALLOC, RO_COMPAT_GDT_CSUM, RO_COMPAT_METADATA_CSUM,
-  extGeometryProblems, groupDescriptorChecksum, hasSuperBackup, parseExtSuperblock, readDescriptorTable, type ExtSuperblock,
+  EXT_SB_OFFSET,
+  EXT_SB_SIZE,
+  INCOMPAT_64BIT,
+  RO_COMPAT_BIGALLOC,
+  RO_COMPAT_GDT_CSUM,
+  RO_COMPAT_METADATA_CSUM,
+  extGeometryProblems,
+  groupDescriptorChecksum,
+  hasSuperBackup,
+  parseExtSuperblock,
+  readDescriptorTable,
+  type ExtSuperblock,
 } from './superblock';
 import { journalledBlocks } from './journal';
 import type { ByteReader, UsedBlocks } from '../types';
@@ -18,9 +28,19 @@ import type { ByteReader, UsedBlocks } from '../types';
  * (descriptors scattered over the disk: marked all used rather than chased) nor journal_dev.
  */
 const INCOMPAT_HANDLED =
-  0x2 /* filetype */ | 0x4 /* recover */ | 0x40 /* extents */ | INCOMPAT_64BIT | 0x100 /* mmp */ | 0x200 /* flex_bg */ |
-  0x400 /* ea_inode */ | 0x1000 /* dirdata */ | 0x2000 /* csum_seed */ | 0x4000 /* largedir */ | 0x8000 /* inline_data */ |
-  0x10000 /* encrypt */ | 0x20000 /* casefold */;
+  0x2 /* filetype */ |
+  0x4 /* recover */ |
+  0x40 /* extents */ |
+  INCOMPAT_64BIT |
+  0x100 /* mmp */ |
+  0x200 /* flex_bg */ |
+  0x400 /* ea_inode */ |
+  0x1000 /* dirdata */ |
+  0x2000 /* csum_seed */ |
+  0x4000 /* largedir */ |
+  0x8000 /* inline_data */ |
+  0x10000 /* encrypt */ |
+  0x20000; /* casefold */
 const INCOMPAT_FLEX_BG = 0x200;
 
 const BG_BLOCK_UNINIT = 0x2;
@@ -103,8 +123,7 @@ function parseDescriptors(s: ExtSuperblock, gdt: Buffer): GroupDesc[] {
   const groups: GroupDesc[] = [];
   for (let g = 0; g < s.groupCount; g++) {
     const raw = gdt.subarray(g * s.descSize, (g + 1) * s.descSize);
-    const hi = (off: number, bytes: 2 | 4): number =>
-      s.descSize >= 64 ? (bytes === 4 ? raw.readUInt32LE(off) * 2 ** 32 : raw.readUInt16LE(off) * 2 ** 16) : 0;
+    const hi = (off: number, bytes: 2 | 4): number => (s.descSize >= 64 ? (bytes === 4 ? raw.readUInt32LE(off) * 2 ** 32 : raw.readUInt16LE(off) * 2 ** 16) : 0);
     const bad = csum && raw.readUInt16LE(BG_CHECKSUM) !== groupDescriptorChecksum(s, g, raw) ? 'descriptor checksum' : null;
     groups.push({
       blockBitmap: raw.readUInt32LE(0) + hi(0x20, 4),
@@ -139,7 +158,10 @@ function pointerProblem(s: ExtSuperblock, groups: GroupDesc[]): string | null {
   return null;
 }
 
-interface Untrusted { g: number; why: string }
+interface Untrusted {
+  g: number;
+  why: string;
+}
 
 /** Marks every used block; returns the groups imaged in full because their descriptor or bitmap did not hold. */
 async function markGroups(p: ByteReader, s: ExtSuperblock, groups: GroupDesc[], bm: BlockBitmap, journalled: Set<number>): Promise<Untrusted[]> {
@@ -174,7 +196,7 @@ async function markGroups(p: ByteReader, s: ExtSuperblock, groups: GroupDesc[], 
   // The bitmaps themselves, read in runs of consecutive blocks (flex_bg packs them together).
   const toRead = groups.map((gd, g) => ({ g, block: gd.blockBitmap })).filter((x) => !groups[x.g].blockUninit && !groups[x.g].bad);
   toRead.sort((a, b) => a.block - b.block);
-  for (let i = 0; i < toRead.length; ) {
+  for (let i = 0; i < toRead.length;) {
     let j = i + 1;
     while (j < toRead.length && j - i < 256 && toRead[j].block === toRead[j - 1].block + 1) j++;
     const buf = await p.read(toRead[i].block * blockSize, (j - i) * blockSize);
@@ -198,7 +220,7 @@ function bitmapChecksumOk(s: ExtSuperblock, desc: Buffer, bitmap: Buffer): boole
   const calc = crc32cRaw(s.csumSeed, bitmap.subarray(0, s.blocksPerGroup / 8));
   const lo = desc.readUInt16LE(BG_BLOCK_BITMAP_CSUM_LO);
   if (s.descSize < BG_BLOCK_BITMAP_CSUM_HI + 2) return lo === (calc & 0xffff);
-  return ((lo | (desc.readUInt16LE(BG_BLOCK_BITMAP_CSUM_HI) << 16)) >>> 0) === calc;
+  return (lo | (desc.readUInt16LE(BG_BLOCK_BITMAP_CSUM_HI) << 16)) >>> 0 === calc;
 }
 
 const WHY: Record<string, string> = {
@@ -216,8 +238,10 @@ function describeUntrusted(s: ExtSuperblock, list: Untrusted[]): string {
     return `${gs.length === 1 ? 'group' : 'groups'} ${shown}: ${gs.length === 1 ? 'its' : 'each'} ${WHY[why]}`;
   });
   const mib = (list.length * s.blocksPerGroup * s.blockSize) / 2 ** 20;
-  return `${s.fs}: ${parts.join('; ')}. ${list.length === 1 ? 'That group is' : `Those ${list.length} groups are`} imaged in full ` +
+  return (
+    `${s.fs}: ${parts.join('; ')}. ${list.length === 1 ? 'That group is' : `Those ${list.length} groups are`} imaged in full ` +
     `(up to ${mib.toFixed(mib < 10 ? 1 : 0)} MiB) instead of trusting ${list.length === 1 ? 'its' : 'their'} free-block map.` +
     // A journal not yet written back is what every mounted filesystem has; anything else is damage.
-    (list.some((u) => u.why !== 'journal') ? ' Run e2fsck on the source.' : '');
+    (list.some((u) => u.why !== 'journal') ? ' Run e2fsck on the source.' : '')
+  );
 }

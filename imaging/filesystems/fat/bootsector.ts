@@ -55,8 +55,16 @@ export function parseFatBootSector(bs: Buffer, partitionSize: number): FatGeomet
   // FAT has no magic number: a jump instruction, power-of-two geometry and the 0xaa55 signature
   // are what keeps other data (and divisions by zero) out.
   const sane =
-    (bs[0] === 0xeb || bs[0] === 0xe9) && [512, 1024, 2048, 4096].includes(bps) && spc > 0 && (spc & (spc - 1)) === 0 &&
-    reserved > 0 && numFats > 0 && numFats <= 4 && totalSectors > 0 && fatSectors > 0 && bs.readUInt16LE(510) === 0xaa55;
+    (bs[0] === 0xeb || bs[0] === 0xe9) &&
+    [512, 1024, 2048, 4096].includes(bps) &&
+    spc > 0 &&
+    (spc & (spc - 1)) === 0 &&
+    reserved > 0 &&
+    numFats > 0 &&
+    numFats <= 4 &&
+    totalSectors > 0 &&
+    fatSectors > 0 &&
+    bs.readUInt16LE(510) === 0xaa55;
   if (!sane) return null;
 
   const clusterBytes = spc * bps;
@@ -111,7 +119,9 @@ export function fatGeometryProblems(g: FatGeometry, partitionSize: number): stri
   if (g.dataStart >= g.fsBytes) out.push(`a data area starting at byte ${g.dataStart}, past the filesystem's end`);
   else if (Math.floor((g.fatBytes * 8) / g.bits) < g.clusterCount + 2) out.push(`a FAT of ${g.fatBytes} bytes, too small for ${g.clusterCount} clusters`);
   else if (fatOversized(g)) {
-    out.push(`a FAT of ${g.fatBytes} bytes where FAT${g.bits}'s ${g.declaredClusters} clusters need ${Math.ceil(((g.declaredClusters + 2) * g.bits) / 8)} (a FAT laid out for another FAT type, e.g. a damaged sectors-per-cluster byte)`);
+    out.push(
+      `a FAT of ${g.fatBytes} bytes where FAT${g.bits}'s ${g.declaredClusters} clusters need ${Math.ceil(((g.declaredClusters + 2) * g.bits) / 8)} (a FAT laid out for another FAT type, e.g. a damaged sectors-per-cluster byte)`,
+    );
   }
   if (g.bits === 32 && g.rootEntries !== 0) out.push(`${g.rootEntries} fixed root directory entries on FAT32`);
   if (g.bits !== 32 && g.rootEntries === 0) out.push(`no root directory entries on FAT${g.bits}`);

@@ -41,7 +41,10 @@ export class FatImageFs extends BaseImageFs<FatNode> {
   private readonly pages = new Map<number, Promise<Buffer>>();
   private readonly rootNodeValue: FatNode;
 
-  private constructor(private readonly p: ByteReader, private readonly g: FatGeometry) {
+  private constructor(
+    private readonly p: ByteReader,
+    private readonly g: FatGeometry,
+  ) {
     super();
     this.rootNodeValue = { id: 1, dir: true, root: true, cluster: g.rootCluster, size: 0, attr: 0x10, mtime: 0, atime: 0, ctime: 0 };
     if (g.label) this.label = g.label;
@@ -72,8 +75,8 @@ export class FatImageFs extends BaseImageFs<FatNode> {
   private async fatBytes(off: number, len: number): Promise<Buffer> {
     const first = Math.floor(off / PAGE);
     const a = await this.page(first);
-    if (off % PAGE + len <= PAGE) return a.subarray(off % PAGE, off % PAGE + len);
-    return Buffer.concat([a, await this.page(first + 1)]).subarray(off % PAGE, off % PAGE + len);
+    if ((off % PAGE) + len <= PAGE) return a.subarray(off % PAGE, (off % PAGE) + len);
+    return Buffer.concat([a, await this.page(first + 1)]).subarray(off % PAGE, (off % PAGE) + len);
   }
 
   private async next(cluster: number): Promise<number | null> {

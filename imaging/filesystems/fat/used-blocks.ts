@@ -18,7 +18,11 @@ export async function readFat(p: ByteReader): Promise<UsedBlocks | null> {
   if (problems.length) {
     const bm = new BlockBitmap(512, p.size);
     bm.setRange(0, bm.blocks);
-    return { ...bm.result('vfat', g.label, g.uuid), full: true, warnings: [`vfat: implausible boot sector: ${problems.join('; ')}. The whole partition is imaged in full. Run fsck.fat on the source.`] };
+    return {
+      ...bm.result('vfat', g.label, g.uuid),
+      full: true,
+      warnings: [`vfat: implausible boot sector: ${problems.join('; ')}. The whole partition is imaged in full. Run fsck.fat on the source.`],
+    };
   }
 
   // One bit per gcd(cluster, data offset) so cluster boundaries fall on bit boundaries.
@@ -32,13 +36,11 @@ export async function readFat(p: ByteReader): Promise<UsedBlocks | null> {
 
   // Every mirrored copy is read: a cluster any copy calls used is imaged (a bad sector zeroes one copy, not both).
   const entry = (fat: Buffer, k: number): number =>
-    bits === 12 ? ((k & 1 ? fat.readUInt16LE((k * 3) >> 1) >> 4 : fat.readUInt16LE((k * 3) >> 1) & 0xfff)) :
-    bits === 16 ? fat.readUInt16LE(k * 2) : fat.readUInt32LE(k * 4) & 0x0fffffff;
+    bits === 12 ? (k & 1 ? fat.readUInt16LE((k * 3) >> 1) >> 4 : fat.readUInt16LE((k * 3) >> 1) & 0xfff) : bits === 16 ? fat.readUInt16LE(k * 2) : fat.readUInt32LE(k * 4) & 0x0fffffff;
   const total = clusterCount + 2;
   // FAT12 entries straddle bytes: read it whole (at most 6 KiB); FAT16/32 in chunks.
   const perChunk = bits === 12 ? total : FAT_CHUNK / (bits / 8);
-  const byteRange = (first: number, n: number): [number, number] =>
-    bits === 12 ? [0, Math.ceil((total * 3) / 2) + 1] : [(first * bits) / 8, (n * bits) / 8];
+  const byteRange = (first: number, n: number): [number, number] => (bits === 12 ? [0, Math.ceil((total * 3) / 2) + 1] : [(first * bits) / 8, (n * bits) / 8]);
   // Entries from `total` up to the reserved values point at clusters that do not exist: the FAT is
   // damaged or read with the wrong entry width, and the clusters it calls free cannot be trusted.
   const reservedFrom = bits === 12 ? 0xff0 : bits === 16 ? 0xfff0 : 0x0ffffff0;
@@ -67,14 +69,20 @@ export async function readFat(p: ByteReader): Promise<UsedBlocks | null> {
   if (!mediaOk) {
     // Entry 0 repeats the media byte in every healthy FAT: without it the start of the FAT is not trusted.
     bm.setRange(0, bm.blocks);
-    return { ...bm.result('vfat', g.label, g.uuid), full: true, warnings: ['vfat: no copy of the FAT starts with the media descriptor (damaged FAT). The whole partition is imaged in full. Run fsck.fat on the source.'] };
+    return {
+      ...bm.result('vfat', g.label, g.uuid),
+      full: true,
+      warnings: ['vfat: no copy of the FAT starts with the media descriptor (damaged FAT). The whole partition is imaged in full. Run fsck.fat on the source.'],
+    };
   }
   if (outOfRange) {
     bm.setRange(0, bm.blocks);
     return {
       ...bm.result('vfat', g.label, g.uuid),
       full: true,
-      warnings: [`vfat: ${outOfRange} FAT entr${outOfRange === 1 ? 'y points' : 'ies point'} past the last cluster (${total - 1}) (damaged FAT, or a boot sector whose geometry does not match it). The whole partition is imaged in full. Run fsck.fat on the source.`],
+      warnings: [
+        `vfat: ${outOfRange} FAT entr${outOfRange === 1 ? 'y points' : 'ies point'} past the last cluster (${total - 1}) (damaged FAT, or a boot sector whose geometry does not match it). The whole partition is imaged in full. Run fsck.fat on the source.`,
+      ],
     };
   }
   if (differing) {

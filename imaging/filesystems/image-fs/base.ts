@@ -126,9 +126,7 @@ export abstract class BaseImageFs<N> implements ImageFs {
   async readdir(path: string): Promise<ImageDirEntry[]> {
     const dir = await this.resolve(path, true);
     if ((await this.nodeType(dir)) !== 'dir') throw new DevsnapError('USAGE', `${normalizePath(path)} is not a directory in the snapshot's filesystem.`);
-    return [...(await this.childMap(dir)).values()]
-      .map((c) => ({ name: c.name, ino: c.ino, ...(c.type ? { type: c.type } : {}) }))
-      .sort((a, b) => compareNames(a.name, b.name));
+    return [...(await this.childMap(dir)).values()].map((c) => ({ name: c.name, ino: c.ino, ...(c.type ? { type: c.type } : {}) })).sort((a, b) => compareNames(a.name, b.name));
   }
 
   private async fileNode(path: string): Promise<N> {
@@ -197,7 +195,11 @@ export abstract class BaseImageFs<N> implements ImageFs {
       // walking it again would never end (or overflow the stack).
       const key = this.dirKey(node);
       if (walked.has(key)) {
-        throw new DevsnapError('DAMAGED', `${stat.path} is a directory the filesystem links from two places (a loop in its directory tree): the filesystem is damaged.`, 'Restore the partition and run fsck on it.');
+        throw new DevsnapError(
+          'DAMAGED',
+          `${stat.path} is a directory the filesystem links from two places (a loop in its directory tree): the filesystem is damaged.`,
+          'Restore the partition and run fsck on it.',
+        );
       }
       walked.add(key);
       yield* this.walkDir(node, stat.path, walked);

@@ -37,7 +37,9 @@ export async function imageFsDigest(fs: ImageFs, opts: { root?: string; fields?:
       cols.push(`hl=${linkGroup.get(st.ino)}`);
     }
     if (f.has('xattrs')) {
-      const xa = Object.entries(st.xattrs).map(([k, v]) => `${k}=0x${v.toString('hex')}`).sort();
+      const xa = Object.entries(st.xattrs)
+        .map(([k, v]) => `${k}=0x${v.toString('hex')}`)
+        .sort();
       if (xa.length) cols.push(`x{${xa.join(';')}}`);
     }
     lines.push(cols.join('\t'));

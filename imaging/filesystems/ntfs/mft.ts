@@ -21,14 +21,24 @@ const CHUNK = 4 << 20;
 
 export type ClusterRuns = Array<[number, number]>;
 
-export interface Geometry { p: ByteReader; clusterSize: number; clusterCount: number; mftOffset: number; recordSize: number }
+export interface Geometry {
+  p: ByteReader;
+  clusterSize: number;
+  clusterCount: number;
+  mftOffset: number;
+  recordSize: number;
+}
 
 /** An extent of a non-resident attribute's runs: vcn → lcn (null = sparse). */
-interface Extent { vcn: number; lcn: number | null; length: number }
+interface Extent {
+  vcn: number;
+  lcn: number | null;
+  length: number;
+}
 
 /** 48-bit record number of a file reference. */
 export function refRecord(b: Buffer, off: number): number {
-  return b.readUInt32LE(off) + (b.readUInt16LE(off + 4) * 2 ** 32);
+  return b.readUInt32LE(off) + b.readUInt16LE(off + 4) * 2 ** 32;
 }
 
 /** The runs of one non-resident attribute extent, each checked to lie inside the volume. */
@@ -50,7 +60,11 @@ export function attrRuns(g: Geometry, a: Attr, n: number): Extent[] {
 
 /** The MFT's data: its extents (vcn order, no holes) and its size in records. */
 export class Mft {
-  private constructor(readonly g: Geometry, readonly extents: Extent[], readonly records: number) {}
+  private constructor(
+    readonly g: Geometry,
+    readonly extents: Extent[],
+    readonly records: number,
+  ) {}
 
   /**
    * Maps the MFT from record 0 (at the boot sector's MFT cluster), following its attribute list when
@@ -83,7 +97,7 @@ export class Mft {
     }
     let vcn = 0;
     for (const e of extents) {
-      if (e.vcn !== vcn) throw new Implausible('$MFT\'s extents overlap or leave a hole');
+      if (e.vcn !== vcn) throw new Implausible("$MFT's extents overlap or leave a hole");
       if (e.lcn === null) throw new Implausible('$MFT has a sparse run');
       vcn += e.length;
     }
@@ -130,7 +144,7 @@ export class Mft {
     const out = new Map<number, Buffer>();
     const rs = this.g.recordSize;
     const window = Math.max(1, Math.floor((1 << 20) / rs));
-    for (let i = 0; i < nums.length; ) {
+    for (let i = 0; i < nums.length;) {
       let j = i + 1;
       while (j < nums.length && nums[j] - nums[i] < window) j++;
       const lo = nums[i];
@@ -149,7 +163,11 @@ function extentBytes(g: Geometry, ex: Extent[]): number {
   return ex.reduce((n, e) => Math.max(n, (e.vcn + e.length) * g.clusterSize), 0);
 }
 
-export interface ListEntry { type: number; named: boolean; record: number }
+export interface ListEntry {
+  type: number;
+  named: boolean;
+  record: number;
+}
 
 /** The entries of an $ATTRIBUTE_LIST (resident, or non-resident of at most 256 KiB). */
 export async function attrListEntries(g: Geometry, a: Attr, n: number): Promise<ListEntry[]> {
@@ -167,7 +185,7 @@ export async function attrListEntries(g: Geometry, a: Attr, n: number): Promise<
     }
   }
   const out: ListEntry[] = [];
-  for (let off = 0; off + 0x1a <= value.length; ) {
+  for (let off = 0; off + 0x1a <= value.length;) {
     const len = value.readUInt16LE(off + 4);
     if (len < 0x1a || off + len > value.length) throw new Implausible(`MFT record ${n}'s attribute list has a malformed entry at ${off}`);
     out.push({ type: value.readUInt32LE(off), named: value[off + 6] !== 0, record: refRecord(value, off + 0x10) });
@@ -184,7 +202,10 @@ export function baseOf(rec: Buffer, n: number): number {
 }
 
 /** A file's attributes: those of its base record and of every extension record its attribute list names. */
-export interface FileAttrs { records: number[]; attrs: { n: number; a: Attr }[] }
+export interface FileAttrs {
+  records: number[];
+  attrs: { n: number; a: Attr }[];
+}
 
 /**
  * Reads file `base`'s records through `load` (fixups applied, null when not in use or unreadable) and
@@ -228,7 +249,7 @@ export function fileNameKeys(v: Buffer): Buffer[] {
   if (v.length < 0x20 || v.readUInt32LE(0) !== ATTR_FILE_NAME) return out;
   const node = 0x10;
   const end = Math.min(v.length, node + v.readUInt32LE(node + 4));
-  for (let e = node + v.readUInt32LE(node); e + 0x10 <= end && out.length < 4096; ) {
+  for (let e = node + v.readUInt32LE(node); e + 0x10 <= end && out.length < 4096;) {
     const len = v.readUInt16LE(e + 8);
     const keyLen = v.readUInt16LE(e + 10);
     const flags = v.readUInt16LE(e + 12);
@@ -238,4 +259,3 @@ export function fileNameKeys(v: Buffer): Buffer[] {
   }
   return out;
 }
-

@@ -57,10 +57,7 @@
 import { hash64, mergeRuns } from '../runs';
 import { DevsnapError } from '../../core/errors';
 import { Implausible, TornRecord, parseBootSector, parseRecord, residentValue, type Attr } from './used-blocks';
-import {
-  ATTR_FILE_NAME, ATTR_INDEX_ROOT, ATTR_STANDARD_INFORMATION, Mft, attrRuns, baseOf, fileAttrs, fileNameKeys, parentsOf, refRecord,
-  type ClusterRuns, type Geometry,
-} from './mft';
+import { ATTR_FILE_NAME, ATTR_INDEX_ROOT, ATTR_STANDARD_INFORMATION, Mft, attrRuns, baseOf, fileAttrs, fileNameKeys, parentsOf, refRecord, type ClusterRuns, type Geometry } from './mft';
 import type { ByteReader } from '../types';
 
 export type { ClusterRuns };
@@ -69,7 +66,12 @@ export type { ClusterRuns };
 export interface NtfsState {
   /** Volume serial number (boot sector 0x48), as blkid shows it. */
   serial: string;
-  bytesPerSector: number; clusterSize: number; clusterCount: number; totalSectors: number; recordSize: number; mftLcn: number;
+  bytesPerSector: number;
+  clusterSize: number;
+  clusterCount: number;
+  totalSectors: number;
+  recordSize: number;
+  mftLcn: number;
   /** Records the MFT held (mapped size / record size). */
   records: number;
   /** Per record: 0 free or never used, 1 in use, 2 unknown (torn or malformed while read live). */
@@ -112,7 +114,12 @@ export async function readNtfsState(p: ByteReader, opts: { live?: boolean } = {}
   }
 }
 
-interface Opened { g: Geometry; bs: Buffer; bytesPerSector: number; totalSectors: number }
+interface Opened {
+  g: Geometry;
+  bs: Buffer;
+  bytesPerSector: number;
+  totalSectors: number;
+}
 
 /** The size of an NTFS volume's MFT (from its boot sector and record 0, nothing else read), or null when `p` holds no NTFS that opens. */
 export async function ntfsMftBytes(p: ByteReader): Promise<number | null> {
@@ -155,7 +162,10 @@ async function scan(p: ByteReader, live: boolean): Promise<NtfsState | null> {
       return;
     }
     if (typeof got === 'string') {
-      if (live) { status[r] = 2; return; }
+      if (live) {
+        status[r] = 2;
+        return;
+      }
       throw new Implausible(got);
     }
     status[r] = 1;
@@ -163,7 +173,10 @@ async function scan(p: ByteReader, live: boolean): Promise<NtfsState | null> {
       const fn = got.find((a) => a.type === ATTR_FILE_NAME && !a.nonResident);
       if (fn) {
         const v = residentValue(fn);
-        if (v.length >= 8) { const pr = refRecord(v, 0); if (pr < n) parent[r] = pr; }
+        if (v.length >= 8) {
+          const pr = refRecord(v, 0);
+          if (pr < n) parent[r] = pr;
+        }
       }
     }
   });
@@ -172,7 +185,11 @@ async function scan(p: ByteReader, live: boolean): Promise<NtfsState | null> {
   if (EXTEND < n) ext[EXTEND] = 1;
   for (let round = 0, grew = true; grew && round < 64; round++) {
     grew = false;
-    for (let r = FIRST_USER_RECORD; r < n; r++) if (!ext[r] && parent[r] !== 0xffffffff && ext[parent[r]] && status[r] === 1) { ext[r] = 1; grew = true; }
+    for (let r = FIRST_USER_RECORD; r < n; r++)
+      if (!ext[r] && parent[r] !== 0xffffffff && ext[parent[r]] && status[r] === 1) {
+        ext[r] = 1;
+        grew = true;
+      }
   }
   const system: number[] = [];
   for (let r = 0; r < n; r++) if ((r < FIRST_USER_RECORD && status[r]) || (r >= FIRST_USER_RECORD && ext[r])) system.push(r);
@@ -211,7 +228,10 @@ function fingerprintRecord(rec: Buffer, words: Uint32Array, r: number, recordSiz
   let at = 0x811c9dc5;
   const take = (v: Buffer, off: number): void => {
     if (off < 0 || off + 8 > v.length) return;
-    for (let k = off; k < off + 8; k++) { at = Math.imul(at ^ v[k], 0x01000193); v[k] = 0; }
+    for (let k = off; k < off + 8; k++) {
+      at = Math.imul(at ^ v[k], 0x01000193);
+      v[k] = 0;
+    }
   };
   for (const a of attrs) {
     if (a.nonResident) continue;
@@ -228,7 +248,7 @@ function fingerprintRecord(rec: Buffer, words: Uint32Array, r: number, recordSiz
 export function ntfsIncomparable(a: NtfsState, b: NtfsState): string | null {
   if (a.serial !== b.serial) return `the volume serial number changed (${a.serial} → ${b.serial}): another volume, or it was reformatted`;
   if (a.bytesPerSector !== b.bytesPerSector || a.clusterSize !== b.clusterSize || a.recordSize !== b.recordSize || a.mftLcn !== b.mftLcn) {
-    return 'the sector, cluster or MFT record size or the MFT\'s place changed: the volume was reformatted';
+    return "the sector, cluster or MFT record size or the MFT's place changed: the volume was reformatted";
   }
   if (a.clusterCount !== b.clusterCount || a.totalSectors !== b.totalSectors) return `the volume was resized (${a.totalSectors} → ${b.totalSectors} sectors)`;
   if (!(a.prints instanceof Uint32Array) || !(b.prints instanceof Uint32Array)) return 'a state was not made by readNtfsState';
@@ -278,7 +298,12 @@ async function changes(p: ByteReader, before: NtfsState, after: NtfsState, live:
   const o = await open(p);
   if (!o) throw new Implausible('the volume is not (any more) an NTFS volume devsnap can follow');
   const { g } = o;
-  if (g.clusterSize !== after.clusterSize || g.clusterCount !== after.clusterCount || g.recordSize !== after.recordSize || o.bs.readBigUInt64LE(0x48).toString(16).toUpperCase().padStart(16, '0') !== after.serial) {
+  if (
+    g.clusterSize !== after.clusterSize ||
+    g.clusterCount !== after.clusterCount ||
+    g.recordSize !== after.recordSize ||
+    o.bs.readBigUInt64LE(0x48).toString(16).toUpperCase().padStart(16, '0') !== after.serial
+  ) {
     throw new Implausible('the volume is not the one the later state describes');
   }
   const mft = await Mft.open(g);
@@ -298,7 +323,10 @@ async function changes(p: ByteReader, before: NtfsState, after: NtfsState, live:
       raw.copy(scratch);
       const got = fingerprintRecord(scratch, words, r, g.recordSize, fp, fa, 0);
       if (typeof got === 'string') {
-        if (got === 'free') { cache.set(r, null); continue; }
+        if (got === 'free') {
+          cache.set(r, null);
+          continue;
+        }
         throw new Implausible(got === 'bad' ? `MFT record ${r} is marked bad (BAAD)` : got);
       }
       if (!live && r < after.records && after.status[r] === 1 && (fp[0] !== after.prints[2 * r] || fp[1] !== after.prints[2 * r + 1])) {

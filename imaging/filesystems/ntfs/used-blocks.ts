@@ -159,14 +159,15 @@ export function parseRecord(rec: Buffer, n: number, recordSize: number): Attr[] 
   const usaCount = rec.readUInt16LE(6);
   const attrOff = rec.readUInt16LE(0x14);
   const inUse = rec.readUInt32LE(0x18);
-  if (usaOff < 0x28 || usaOff & 1 || usaCount !== v.recordSize / FIXUP_STRIDE + 1 || usaOff + 2 * usaCount > attrOff) throw bad(`has a malformed update sequence array (offset ${usaOff}, ${usaCount} entries)`);
+  if (usaOff < 0x28 || usaOff & 1 || usaCount !== v.recordSize / FIXUP_STRIDE + 1 || usaOff + 2 * usaCount > attrOff)
+    throw bad(`has a malformed update sequence array (offset ${usaOff}, ${usaCount} entries)`);
   if (attrOff & 7 || attrOff >= inUse || inUse > v.recordSize || rec.readUInt32LE(0x1c) !== v.recordSize) throw bad('has a malformed header');
   if (!(rec.readUInt16LE(0x16) & 1)) throw bad('is not in use');
   // NTFS 3.1 headers (update sequence array at 0x30) carry the record's own number.
   if (usaOff >= 0x30 && rec.readUInt32LE(0x2c) !== n) throw bad(`says it is record ${rec.readUInt32LE(0x2c)}`);
   applyFixups(rec, usaOff, usaCount, n);
   const attrs: Attr[] = [];
-  for (let off = attrOff; off + 8 <= inUse; ) {
+  for (let off = attrOff; off + 8 <= inUse;) {
     const type = rec.readUInt32LE(off);
     if (type === ATTR_END) break;
     const len = rec.readUInt32LE(off + 4);
@@ -201,7 +202,7 @@ export function residentValue(a: Attr): Buffer {
 export function decodeRuns(list: Buffer, what = '$Bitmap'): { lcn: number | null; length: number }[] {
   const runs: { lcn: number | null; length: number }[] = [];
   let lcn = 0;
-  for (let i = 0; i < list.length && list[i] !== 0; ) {
+  for (let i = 0; i < list.length && list[i] !== 0;) {
     const lenSize = list[i] & 0x0f;
     const offSize = list[i] >> 4;
     i++;
