@@ -18,7 +18,7 @@ const LAYERS = [
   ['snapshot', '^imaging/snapshot/'],
   ['ops', '^imaging/ops/'],
   ['helper', '^imaging/helper/'],
-  ['cli', '^imaging/cli[^/]*\\.ts$'],
+  ['cli', '^imaging/(cli/|cli[^/]*\\.ts$)'],
 ];
 
 const upward = LAYERS.slice(0, -1).map(([name, from], i) => ({

@@ -79,6 +79,8 @@ export type DiffResult = DiffOpResult;
 
 /** The operations the extension performs on disks and repositories. */
 export interface Engine {
+  /** Any operation of the engine by name (imaging/protocol/ops.ts), its result checked: what a new command calls. */
+  call: EngineCall;
   listDisks(token?: CancellationLike): Promise<DiskInfo[]>;
   listSnapshots(repo: string, token?: CancellationLike): Promise<SnapshotSummary[]>;
   /** The snapshots and, listed apart, those whose manifest is damaged (the Snapshots view shows both). */

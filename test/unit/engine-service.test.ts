@@ -7,11 +7,12 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
-import { cleanup, makeDisk, makeWorkstationTree, simulateUpgrade, tmpDir } from '../helpers/disks';
+import { cleanup, isRoot, makeDisk, makeWorkstationTree, simulateUpgrade, tmpDir } from '../helpers/disks';
 import { CLI, devsnap } from '../helpers/cli';
 import { EngineClient } from '../../extension/engineClient';
 import { ServedEngine } from '../../extension/servedEngine';
-import { EngineError } from '../../extension/engine';
+import { EngineError, EngineFacade } from '../../extension/engine';
+import { HelperEngine } from '../../extension/helperClient';
 import { check, OPS, ProgressEvent } from '../../imaging/protocol';
 
 after(cleanup);
@@ -149,3 +150,34 @@ describe('engine service (devsnap serve --stdio) against the CLI', () => {
     );
   });
 });
+
+// The two servers of the same registry: the user's engine service and the elevated helper (started
+// here the 'direct' way, as root for root) answer the same requests alike.
+describe('engine servers: the service and the helper answer alike', { skip: !isRoot && 'needs root (the helper runs as root)' }, () => {
+  const helper = new HelperEngine({ cliPath: CLI, nodePath: process.execPath, method: 'direct', idleTimeoutSeconds: 60 });
+  after(() => helper.dispose());
+
+  it('lists, shows, diffs, verifies, checks, plans and dry-runs restores with the same results', async () => {
+    const out = path.join(work, 'files-both');
+    fs.mkdirSync(out, { recursive: true });
+    const asks: [string, (e: EngineFacade) => Promise<unknown>][] = [
+      ['listSnapshots', (e) => e.listRepository(repo)],
+      ['show', (e) => e.showSnapshot(repo, b)],
+      ['diff', (e) => e.diff(repo, a, b)],
+      ['verify', (e) => e.verify({ repo, id: a })],
+      ['planSnapshot', (e) => e.planSnapshot(repo, disk)],
+      ['restore', (e) => e.restore({ repo, id: b, target: path.join(work, 'both-dry.img'), dryRun: true })],
+      ['restoreFiles', (e) => e.restoreFiles({ repo, id: b, paths: ['/etc'], to: out, dryRun: true })],
+    ];
+    for (const [op, ask] of asks) {
+      const [byService, byHelper] = [await ask(engine), await ask(helper)];
+      // The state and time of the last verification move on with each verify: compared apart.
+      assert.deepEqual(strip(byHelper), strip(byService), op);
+    }
+    await assert.rejects(helper.call('inventory', { repo, snapshot: b }), (e: unknown) => e instanceof EngineError && /does not serve "inventory"/.test(e.message));
+  });
+});
+
+function strip(x: unknown): unknown {
+  return JSON.parse(JSON.stringify(x, (k, v) => (k === 'verifiedAt' ? undefined : v)));
+}

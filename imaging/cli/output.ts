@@ -1,8 +1,8 @@
 // How the CLI reports: one JSON object on stdout with --json; progress as a bar on a TTY, plain
 // lines otherwise, or one JSON ProgressEvent per stderr line with --progress json.
 import { SingleBar } from 'cli-progress';
-import type { ListResult, ProgressEvent } from './protocol';
-import { formatBytes, formatDuration, formatRate } from './core/format';
+import type { ProgressEvent } from '../protocol';
+import { formatBytes, formatDuration, formatRate } from '../core/format';
 
 export type ProgressMode = 'bar' | 'plain' | 'json' | 'none';
 
@@ -97,36 +97,4 @@ export function table(rows: string[][]): string {
         .trimEnd(),
     )
     .join('\n');
-}
-
-/** `devsnap list`: the snapshots, then every damaged manifest (never left out: the command exits non-zero). */
-export function listText(r: ListResult): string {
-  if (!r.snapshots.length && !r.damaged.length) return 'No snapshots yet.';
-  const when = (created: string) => created.slice(0, 16).replace('T', ' ');
-  const lines: string[] = [];
-  if (r.snapshots.length) {
-    lines.push(
-      table([
-        ['ID', 'CREATED', 'LABEL', 'SOURCE', 'SIZE', 'ADDED', 'STATE'],
-        ...r.snapshots.map((m) => [
-          m.id,
-          when(m.created),
-          m.label,
-          m.source.path,
-          formatBytes(m.stats.bytesLogical),
-          formatBytes(m.stats.bytesAdded),
-          [m.state, m.pinned ? 'pinned' : '', m.warningCount ? `${m.warningCount} warning${m.warningCount === 1 ? '' : 's'}` : ''].filter(Boolean).join(', '),
-        ]),
-      ]),
-    );
-  }
-  if (r.damaged.length) {
-    lines.push('', `${r.damaged.length} snapshot${r.damaged.length === 1 ? ' has a damaged manifest' : 's have damaged manifests'} and cannot be used:`);
-    for (const d of r.damaged) {
-      lines.push(`  ${d.id}${d.label !== undefined ? ` (was "${oneLine(d.label)}"${d.created ? ` of ${when(d.created)}` : ''})` : ''}: ${d.message}`);
-      if (d.hint) lines.push(`    ${d.hint}`);
-    }
-    lines.push('Restore from another snapshot; `devsnap check` tells more, and `devsnap forget id:ID` removes a damaged one.');
-  }
-  return lines.join('\n');
 }
