@@ -7,7 +7,7 @@
 // vscode.CancellationToken it needs).
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
-import { CancellationTokenSource, createMessageConnection, MessageConnection, ProgressType, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { CancellationTokenSource, createMessageConnection, Message, MessageConnection, ProgressType, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 import {
   check,
   ERROR_CODES,
@@ -51,6 +51,21 @@ interface Service {
 }
 
 const progressType = new ProgressType<ProgressEvent>();
+
+/**
+ * A write to a service that has just died (EPIPE, a destroyed stream) is not an error of its own:
+ * the process's exit rejects every pending call with why it ended (`gone`). vscode-jsonrpc would
+ * also rethrow it from inside a promise executor, where nothing can catch it.
+ */
+class QuietWriter extends StreamMessageWriter {
+  override async write(msg: Message): Promise<void> {
+    try {
+      await super.write(msg);
+    } catch {
+      /* reported by the exit */
+    }
+  }
+}
 let nextToken = 1;
 
 export class EngineClient {
@@ -85,7 +100,7 @@ export class EngineClient {
     });
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (d: string) => stderr.push(d));
-    const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
+    const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new QuietWriter(child.stdin!));
     connection.onNotification(SERVICE_LOG, (m: ServiceLog) => this.log(`  ${m.message}`));
     const gone = new Promise<never>((_, reject) => {
       const end = (why: string) => {

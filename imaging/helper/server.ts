@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import { DevsnapError, toDevsnapError } from '../core/errors';
-import * as ops from '../ops/operations';
+import { EngineContext, runOp } from '../ops/registry';
 import { assertNotInUse, inspectPath } from '../disk/device';
 import { PrivilegePolicy, setPrivilegePolicy } from '../disk/privilege';
 import { ErrorInfo, HelperEvent, HelperOpRequest, HelperRequest, PROTOCOL_VERSION, ProgressEvent } from '../protocol';
@@ -234,7 +234,7 @@ class HelperSession {
       this.send({ v: PROTOCOL_VERSION, type: 'log', id: req.id, message });
     };
     const onProgress = (event: ProgressEvent) => this.send({ v: PROTOCOL_VERSION, type: 'progress', id: req.id, event });
-    if (req.type === 'listDisks') return ops.disksOp();
+    if (req.type === 'listDisks') return runOp('listDisks', {}, { signal, onProgress, log });
 
     const mayCreate = req.type === 'snapshot' || req.type === 'planSnapshot';
     const repo = resolveRepository(req.repo, this.uid, !!req.allowRootRepository, mayCreate);
@@ -243,37 +243,12 @@ class HelperSession {
     /** The one block device this request may open as root, as the checks saw it. */
     let device: { path: string; rdev: number } | null = null;
     const approve = (p: string) => (device = { path: p, rdev: fs.statSync(p).rdev });
-    const ctx: ops.OpContext = { signal, onProgress, log };
-    const base = { repo: repo.path, ...(req.password !== undefined ? { password: req.password } : {}) };
-    let run: () => Promise<unknown>;
+    let ctx: EngineContext = { signal, onProgress, log };
+    // The engine's request: the helper's switches left out, paths as the checks resolved them.
+    const { v: _v, id: _id, type: _type, allowRootRepository: _root, ...fields } = req;
+    const { confirmed, allowSystemDisk, ...rest } = fields as typeof fields & { confirmed?: boolean; allowSystemDisk?: boolean };
+    const params: Record<string, unknown> = { ...rest, repo: repo.path };
     switch (req.type) {
-      case 'listSnapshots':
-        run = () => ops.listOp(base, ctx);
-        break;
-      case 'show':
-        run = () => ops.showOp({ ...base, snapshot: req.snapshot }, ctx);
-        break;
-      case 'verify':
-        run = () => ops.verifyOp({ ...base, ...(req.snapshot ? { snapshot: req.snapshot } : {}) }, ctx);
-        break;
-      case 'check':
-        run = () => ops.checkOp({ ...base, readData: req.readData }, ctx);
-        break;
-      case 'diff':
-        run = () => ops.diffOp({ ...base, a: req.a, b: req.b }, ctx);
-        break;
-      case 'forget':
-        run = () => ops.forgetOp({ ...base, ids: req.ids, policy: req.policy, dryRun: req.dryRun, prune: req.prune }, ctx);
-        break;
-      case 'prune':
-        run = () => ops.pruneOp({ ...base, dryRun: req.dryRun }, ctx);
-        break;
-      case 'label':
-        run = () => ops.labelOp({ ...base, snapshot: req.snapshot, label: req.label }, ctx);
-        break;
-      case 'pin':
-        run = () => ops.pinOp({ ...base, snapshot: req.snapshot, pinned: req.pinned }, ctx);
-        break;
       case 'snapshot': {
         const src = resolveDiskPath(req.source, 'source', this.uid);
         if (src.kind === 'block') approve(src.path);
@@ -286,19 +261,19 @@ class HelperSession {
               'Snapshot without --freeze: the default pauses writes only for the last, short pass.',
             );
         }
-        run = () => ops.snapshotOp({ ...base, source: src.path, label: req.label, compressionLevel: req.compressionLevel, freeze: req.freeze, fuzzy: req.fuzzy, fullRead: req.fullRead }, ctx);
+        params.source = src.path;
         break;
       }
       case 'planSnapshot': {
         const src = resolveDiskPath(req.source, 'source', this.uid);
         if (src.kind === 'block') approve(src.path);
-        run = () => ops.planSnapshotOp({ ...base, source: src.path });
+        params.source = src.path;
         break;
       }
       case 'restoreFiles': {
         // In place as restoreFiles decides it ('/' defaults to in place), so the checks and the restore agree.
         const inPlace = req.inPlace ?? path.resolve(req.target) === '/';
-        const target = resolveFilesTarget(req.target, this.uid, { inPlace, confirmed: !!req.confirmed, dryRun: !!req.dryRun });
+        const target = resolveFilesTarget(req.target, this.uid, { inPlace, confirmed: !!confirmed, dryRun: !!req.dryRun });
         if (target.owner === 'user' && user && !asUser) {
           // Reading root's repository needs root, writing the user's folder must not have it.
           throw new HelperRefusal(
@@ -307,52 +282,43 @@ class HelperSession {
             `Make the repository yours (sudo chown -R ${this.uid} ${repo.path}), or restore the files as root.`,
           );
         }
+        Object.assign(params, { target: target.path, inPlace });
         // Only a confirmed in-place restore puts back the snapshot's owners (root's files in /usr, ...);
         // everything else the helper writes is the requesting user's, as if they had restored it themselves.
         // An in-place dry run plans with the snapshot's owners, as the confirmed run after it will write.
-        const keepOwners = inPlace && (!!req.confirmed || !!req.dryRun);
-        run = () =>
-          ops.restoreFilesOp(
-            {
-              ...base,
-              snapshot: req.snapshot,
-              paths: req.paths,
-              target: target.path,
-              inPlace,
-              dryRun: req.dryRun,
-              ...(req.partition !== undefined ? { partition: req.partition } : {}),
-            },
-            {
-              ...ctx,
-              ...(keepOwners ? {} : { restoreFilesOwner: { uid: this.uid, gid: this.gid } }),
-              checkRestoreFiles: (entries) =>
-                checkFileDestinations(
-                  entries.map((e) => e.dest),
-                  target,
-                ),
-              // Into root's folders: the writing (and the reading of packs it needs) as root, through
-              // folders checkFileDestinations found out of the user's reach.
-              ...(asUser && target.owner === 'root' ? { asRoot: <T>(fn: () => Promise<T>) => withIdentity(ROOT, fn) } : {}),
-            },
-          );
+        const keepOwners = inPlace && (!!confirmed || !!req.dryRun);
+        ctx = {
+          ...ctx,
+          ...(keepOwners ? {} : { restoreFilesOwner: { uid: this.uid, gid: this.gid } }),
+          checkRestoreFiles: (entries) =>
+            checkFileDestinations(
+              entries.map((e) => e.dest),
+              target,
+            ),
+          // Into root's folders: the writing (and the reading of packs it needs) as root, through
+          // folders checkFileDestinations found out of the user's reach.
+          ...(asUser && target.owner === 'root' ? { asRoot: <T>(fn: () => Promise<T>) => withIdentity(ROOT, fn) } : {}),
+        };
         break;
       }
       case 'restore': {
         const dst = resolveDiskPath(req.target, 'target', this.uid);
         if (dst.kind === 'block') {
-          await this.checkRestoreDevice(dst.path, !!req.allowSystemDisk);
+          await this.checkRestoreDevice(dst.path, !!allowSystemDisk);
           approve(dst.path);
         }
-        if (!req.dryRun && !req.confirmed)
+        if (!req.dryRun && !confirmed)
           throw new DevsnapError(
             'USAGE',
             `Refused: restoring onto ${dst.path} overwrites it, and the request does not say the user confirmed it.`,
             'Ask the user, then send the request with confirmed: true.',
           );
-        run = () => ops.restoreOp({ ...base, snapshot: req.snapshot, target: dst.path, partition: req.partition, dryRun: req.dryRun }, ctx);
+        params.target = dst.path;
         break;
       }
     }
+    // The same implementation the CLI and the engine service run; its schema checks the request again.
+    const run = () => runOp(req.type, params, ctx);
     if (!user) return run();
     setPrivilegePolicy(this.policy(user, () => device));
     try {
