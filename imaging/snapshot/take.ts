@@ -12,18 +12,12 @@
 // cost; see bench/ for the chunk size figures.
 import * as fs from 'fs';
 import * as path from 'path';
-import * as os from 'os';
-import * as crypto from 'crypto';
 import { DevsnapError, toDevsnapError } from '../core/errors';
 import { devnoString, inspectPath, writableMounts, type MountUse } from '../disk/device';
 import { openDisk } from '../disk/privilege';
-import { layoutProblems, readPartitionTable, PartitionTable } from '../disk/partitions';
-import { detectFilesystem } from '../filesystems/detect';
-import type { ByteReader, UsedBlocks } from '../filesystems/types';
-import { bootModeFromPartitions, collectInventory, type Inventory } from '../inventory/inventory';
-import { openImageFs } from '../filesystems/image-fs/index';
+import { readPartitionTable } from '../disk/partitions';
 import { fileReader, sliceReader, type SourceRead } from '../disk/source';
-import { Area, Manifest } from '../repo/manifest';
+import { Manifest } from '../repo/manifest';
 import { Logger, Repository } from '../repo/repository';
 import { WorkerPool } from '../repo/worker-pool';
 import { ProgressMeter, ProgressSink } from '../core/progress';
@@ -34,13 +28,15 @@ import { AreaCells, CellStore, type PlannedArea } from '../capture/cells';
 import { readCells } from '../capture/reads';
 import { canFreeze, dropCache, freeze, remountReadOnly, type Thaw } from '../capture/pause';
 import { readExtState, withoutBlocks, type ExtState } from '../capture/ext-tracking';
-import { applyRuns, catchUp, clockOffset, frozenPass, holdIntoNextSecond, sleep, zeroDeadJournal, type Tracked } from '../capture/point-in-time';
+import { applyRuns, clockOffset, holdIntoNextSecond, sleep, zeroDeadJournal, type Tracked } from '../capture/point-in-time';
 import { captureStates } from '../capture/states';
 import { liveZfsPools, zfsProblem } from '../capture/zfs';
 import { changedSinceParent, findParent, followedKind, readParentFs, trackedPass, type ParentFs } from '../capture/parent';
 import { pauseProblem } from '../capture/plan';
 import { lvmDecisions, openLvmSession, type LvmSession, type LvmTarget } from '../capture/lvm-source';
-import type { PartitionInfo, PointInTime } from '../protocol';
+import { detectPartitions, planAreas, takeInventory } from './take-plan';
+import { snapshotManifest } from './take-manifest';
+import { ClockStepped, finishTwoPass } from './take-two-pass';
 
 export interface SnapshotOptions {
   source: string;
@@ -57,91 +53,8 @@ export interface SnapshotOptions {
   fullRead?: boolean;
 }
 
-/**
- * Cuts the disk into areas: raw gaps and one area per partition, clipped to the disk. Areas never
- * overlap (no byte is imaged twice): a partition that starts inside an earlier one gets an area for
- * its remaining bytes only. fsOf holds a used-block map only for partitions it may be trusted on
- * (snapshot leaves out overlapping ones: another partition's filesystem could call their data free).
- */
-function planAreas(table: PartitionTable, diskSize: number, fsOf: Map<number, UsedBlocks | null>): PlannedArea[] {
-  const areas: PlannedArea[] = [];
-  let pos = 0;
-  for (const p of [...table.partitions].sort((a, b) => a.start - b.start)) {
-    if (p.start >= diskSize) continue;
-    if (p.start > pos) areas.push({ kind: 'raw', start: pos, size: p.start - pos, used: null });
-    const start = Math.max(p.start, pos);
-    const end = Math.min(p.start + p.size, diskSize);
-    if (end > start) areas.push({ kind: 'partition', partition: p.index, start, size: end - start, used: start === p.start ? (fsOf.get(p.index) ?? null) : null });
-    pos = Math.max(pos, end);
-  }
-  if (pos < diskSize) areas.push({ kind: 'raw', start: pos, size: diskSize - pos, used: null });
-  return areas;
-}
-
-/**
- * The environment inventory (OS, packages, toolchains, VS Code extensions) stored with the snapshot:
- * of the running system when it is the source, else read from the source's root filesystem.
- */
-async function takeInventory(isSystem: boolean, disk: ByteReader, partitions: PartitionInfo[], warn: (m: string) => void): Promise<Inventory | null> {
-  try {
-    let inv: Inventory | null = null;
-    if (isSystem) inv = await collectInventory('live');
-    else {
-      const root = partitions.filter((p) => p.fs?.startsWith('ext')).sort((a, b) => b.size - a.size)[0];
-      const ifs = root && (await openImageFs(sliceReader(disk, root.start, root.size)));
-      if (ifs) inv = await collectInventory(ifs);
-    }
-    if (inv) inv.bootMode ??= bootModeFromPartitions(partitions);
-    return inv;
-  } catch (err) {
-    warn(`The environment inventory could not be read (${(err as Error).message}); compare shows files and partitions only.`);
-    return null;
-  }
-}
-
-/**
- * Each partition's filesystem and its used-block map: a map only where it may be trusted (a damaged
- * or misplaced partition is imaged in full, mode "full"), with the reasons as warnings.
- */
-async function detectPartitions(table: PartitionTable, disk: ByteReader, sizeOf: (p: { start: number; size: number }) => number, diskSize: number, warn: (m: string) => void, live: Set<number>) {
-  const fsOf = new Map<number, UsedBlocks | null>();
-  const partitions: PartitionInfo[] = [];
-  const misplaced = layoutProblems(table.partitions, diskSize);
-  for (const p of table.partitions) {
-    const name = table.type === 'none' ? 'The whole-device filesystem' : `Partition ${p.index}`;
-    const bad = misplaced.get(p.index);
-    if (bad) warn(`${name} ${bad}: it is imaged in full (every byte of it on the disk), not through its filesystem's free-block map.`);
-    let used: UsedBlocks | null = null;
-    try {
-      used = await detectFilesystem(sliceReader(disk, p.start, sizeOf(p)), { flushed: live.has(p.index) });
-    } catch (err) {
-      warn(`${name}: its filesystem could not be read (${(err as Error).message}); imaging it in full.`);
-    }
-    // A filesystem read live says what is in flight (bitmaps newer in its journal): its frozen pass says what holds.
-    if (!live.has(p.index)) for (const w of used?.warnings ?? []) warn(`${name}: ${w}`);
-    fsOf.set(p.index, used && !used.full && !bad ? used : null);
-    partitions.push({ ...p, ...(used ? { fs: used.fs, label: used.label, fsUuid: used.uuid, ...(used.full ? {} : { usedBytes: used.usedBytes }) } : {}) });
-  }
-  return { fsOf, partitions };
-}
-
 /** How the image reaches one point in time (FORMAT.md): chosen per snapshot from the source's mounts and the options. */
 type Mode = 'offline' | 'frozen-two-pass' | 'frozen' | 'fuzzy';
-
-/** A first pass shorter than this leaves too little written meanwhile for a catch-up round to shorten the pause. */
-const CATCH_UP_AFTER_MS = 5000;
-
-/** The wall clock was set back by `seconds` while a two-pass snapshot ran. */
-class ClockStepped extends DevsnapError {
-  constructor(readonly seconds: number) {
-    super(
-      'BAD_SOURCE',
-      `The system clock was set back by ${seconds.toFixed(1)} s while the snapshot ran, so changes made meanwhile cannot be told apart by their times.`,
-      'Take the snapshot again once the clock is settled.',
-    );
-  }
-}
-
 export async function takeSnapshot(repo: Repository, options: SnapshotOptions): Promise<Manifest> {
   try {
     return await takeOnce(repo, options);
@@ -340,42 +253,10 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     if (opts.signal?.aborted) throw cancelled();
 
     // Two-pass: catch up live, then the final pass with writes paused.
-    let pointInTime: PointInTime | undefined;
-    const live = tracked.filter((t) => t.mountpoint);
-    if (mode === 'frozen-two-pass') {
-      // Catch-up rounds pay off after a long first pass; after a short one the frozen pass reads little anyway.
-      const liveExt = live.filter((t) => t.kind === 'ext');
-      const rounds = liveExt.length && performance.now() - started > CATCH_UP_AFTER_MS ? await catchUp(src, liveExt, store, opts.source, stats, opts.signal) : 0;
-      await store.drain(); // nothing may be written to the repository while frozen
-      let fin = { at: new Date().toISOString(), pauseSeconds: 0, rereadBytes: 0, uncoveredBlocks: 0, used: new Map<Tracked, UsedBlocks | null>() };
-      if (live.length) {
-        opts.log(`Pausing writes to ${live.map((t) => t.mountpoint).join(', ')} for the last pass…`);
-        fin = await frozenPass(src, live, store, opts.source, stats, repo.dir);
-        opts.log(`Writes resumed after ${fin.pauseSeconds.toFixed(2)} s.`);
-        // Should not happen (FORMAT.md): said, so that it is seen where it does.
-        if (fin.uncoveredBlocks) opts.log(`${fin.uncoveredBlocks} blocks in use were in neither the first pass's block map nor the changes: read again while writes were paused.`);
-        if (clockOffset() < clock0 - 20) throw new ClockStepped((clock0 - clockOffset()) / 1000);
-      }
-      for (const [t, used] of fin.used) {
-        for (const w of used?.warnings ?? []) warn(`Partition ${t.cells.area.partition}: ${w}`);
-        if (!used || used.full)
-          throw new DevsnapError(
-            'BAD_SOURCE',
-            `The filesystem at ${t.mountpoint} does not hold while writes are paused${used?.warnings?.length ? ` (${used.warnings.join('; ')})` : ''}.`,
-            `Run ${t.kind === 'ext' ? 'e2fsck' : '`btrfs check --readonly`'} on it from a recovery environment; meanwhile use --freeze for a consistent snapshot.`,
-          );
-        t.cells.area.used = used;
-      }
-      const methods = [
-        ...live.map((t) => ({ mountpoint: t.mountpoint!, partition: t.cells.area.partition, how: t.kind === 'ntfs' ? 'two-pass-ro' : 'two-pass' })),
-        ...(lvm?.methods ?? []),
-        ...rw
-          .filter((m) => !viaLvm(m) && !live.some((t) => t.mountpoint === m.mountpoint))
-          .map((m) => ({ mountpoint: m.mountpoint, ...partitionAt(table, m.offset), how: canFreeze(m.fstype) ? 'frozen' : 'remount-ro' })),
-      ];
-      // Every mount from an LVM snapshot: the image shows the instant the (first) snapshot was made.
-      pointInTime = { at: native && lvm ? lvm.at : fin.at, pauseSeconds: fin.pauseSeconds, rounds, rereadBytes: fin.rereadBytes, methods };
-    }
+    const pointInTime =
+      mode === 'frozen-two-pass'
+        ? await finishTwoPass({ src, source: opts.source, repoDir: repo.dir, store, stats, signal: opts.signal, log: opts.log, warn, tracked, started, clock0, table, rw, viaLvm, lvm, native })
+        : undefined;
     if (frozen) await holdIntoNextSecond(tracked, frozenAt);
     await store.drain(); // what the overlays below read back is appended
     for (const t of tracked) {
@@ -387,14 +268,6 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     await writer.finish().catch((err) => Promise.reject(toDevsnapError(err, repoSubject)));
     meter.finish();
 
-    const resultAreas: Area[] = areas.map((a) => ({
-      kind: a.kind,
-      ...(a.partition !== undefined ? { partition: a.partition } : {}),
-      start: a.start,
-      size: a.size,
-      mode: a.kind === 'raw' ? 'raw' : a.used ? 'used-blocks' : 'full',
-      extents: cellsOf.get(a)!.extents(),
-    }));
     const inventory = await inventoryP;
     if (lvm) {
       lvm.assertValid(); // a snapshot whose COW area filled no longer holds what was read from it
@@ -403,37 +276,26 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       lvm = null;
       await done.close().catch((err: DevsnapError) => warn(`${err.message}${err.hint ? ` ${err.hint}` : ''}`));
     }
-    const created = new Date().toISOString();
-    const manifest: Manifest = {
-      format: 'devsnap-snapshot',
-      version: 2,
-      id: crypto.randomBytes(8).toString('hex'),
-      label: opts.label?.trim() || `snapshot ${created.slice(0, 16).replace('T', ' ')}`,
-      created,
-      host: os.hostname(),
-      source: { path: opts.source, size: info.size, table: table.type, ...(table.diskId ? { diskId: table.diskId } : {}) },
+    const manifest = snapshotManifest({
+      source: opts.source,
+      label: opts.label,
+      size: info.size,
+      table,
       consistency: native ? 'native-snapshot' : mode,
-      ...(pointInTime ? { pointInTime } : {}),
-      readMode: readChanges ? 'changes' : 'all',
-      ...(parent ? { parent: parent.id } : {}),
-      pinned: false,
-      state: 'not-verified',
-      stats: {
-        bytesRead: stats.bytesRead,
-        bytesUsed: [...cellsOf.values()].reduce((n, c) => n + c.dataBytes(), 0),
-        chunksNew: saver.stats.chunksNew,
-        chunksReused: saver.stats.chunksReused + [...cellsOf.values()].reduce((n, c) => n + c.keptFromParent(), 0),
-        bytesLogical: info.size,
-        bytesAdded: writer.bytesWritten,
-        durationSeconds: (performance.now() - started) / 1000,
-      },
+      pointInTime,
+      readChanges,
+      parent,
+      areas,
+      cellsOf,
       partitions,
       chunkSize,
-      table,
-      areas: resultAreas,
       inventory,
       warnings,
-    };
+      bytesRead: stats.bytesRead,
+      saver,
+      bytesAdded: writer.bytesWritten,
+      started,
+    });
     commitId = manifest.id;
     await repo.commitManifest(manifest).catch((err) => Promise.reject(toDevsnapError(err, repoSubject)));
     return manifest;
@@ -451,11 +313,6 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     await fh.close();
   }
 }
-
-const partitionAt = (table: PartitionTable, offset: number | undefined) => {
-  const p = table.partitions.find((x) => x.start === offset);
-  return p ? { partition: p.index } : {};
-};
 
 /** Pauses a read-write filesystem devsnap cannot track for the time its partition is read. */
 function pauseFor(m: MountUse, log: Logger): Thaw {
