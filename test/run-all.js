@@ -32,9 +32,10 @@ const deps = spawnSync('bash', [path.join(root, 'scripts/install-deps.sh')], { s
 if (deps.status !== 0) process.exit(1);
 
 const unitDir = path.join(root, 'out/test/unit');
+// test/unit/ mirrors the code's layers (test/unit/repo/, test/unit/helper/, ...): every *.test.js below it.
 const unitFiles = fs.existsSync(unitDir)
   ? fs
-      .readdirSync(unitDir)
+      .readdirSync(unitDir, { recursive: true })
       .filter((f) => f.endsWith('.test.js'))
       .sort()
       .map((f) => path.join(unitDir, f))

@@ -1,7 +1,7 @@
 // `npm run fuzz [-- --minutes N] [--target NAME ...] [--seed N] [--no-save]`: fuzzes every target (or
 // the named ones) for N minutes in all (default 10, split evenly), in child processes (child.ts). New
 // violations are minimized and saved into test/fuzz/corpus/<target>/ (unless --no-save), where the
-// smoke test (test/unit/fuzz-smoke.test.ts) replays them on every `npm test`.
+// smoke test (test/unit/tools/fuzz-smoke.test.ts) replays them on every `npm test`.
 //
 // The parent catches what a child cannot report itself: an abort (a C++ assertion: exit 134, or any
 // signal) and a synchronous hang (the case's input file not rewritten for a while), and names the
