@@ -8,24 +8,10 @@
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
 import { CancellationTokenSource, createMessageConnection, Message, MessageConnection, ProgressType, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
-import {
-  check,
-  ERROR_CODES,
-  ErrorCode,
-  ErrorInfo,
-  OPS,
-  OpName,
-  OpParams,
-  OpResult,
-  PROTOCOL_VERSION,
-  ProgressEvent,
-  SERVICE_HELLO,
-  SERVICE_LOG,
-  SERVICE_OP_FAILED,
-  ServiceLog,
-} from '../imaging/protocol';
+import { check, ERROR_CODES, ErrorCode, ErrorInfo, OpName, OpParams, OpResult, PROTOCOL_VERSION, ProgressEvent, SERVICE_HELLO, SERVICE_LOG, SERVICE_OP_FAILED, ServiceLog } from '../imaging/protocol';
 import { ENGINE_ENV, ENGINE_NODE_ARGS } from '../imaging/runtime';
 import { CancellationLike, EngineError, LineSplitter, ProgressListener } from './engine';
+import { checkedResult } from './engineError';
 
 export interface EngineClientOptions {
   /** Path of the engine bundle, e.g. <extensionPath>/dist/devsnap.js. */
@@ -180,15 +166,9 @@ export class EngineClient {
     const cancelSub = o.token?.onCancellationRequested(() => cancel.cancel());
     try {
       const raw = await Promise.race([s.connection.sendRequest(op, { params, ...(progressToken ? { progressToken } : {}) }, cancel.token), s.gone]);
-      const r = check(OPS[op].result, raw);
-      if (!r.ok)
-        throw new EngineError(
-          'INTERNAL',
-          `The devsnap engine answered "${op}" with a result that does not fit its schema: ${r.problem}.`,
-          'The extension and its engine may come from different versions: reinstall the extension.',
-        );
+      const result = checkedResult(op, raw, 'engine');
       this.log(`${op}: ${Date.now() - started} ms`);
-      return r.value as OpResult<K>;
+      return result;
     } catch (err) {
       // A write to a service that is dying (EPIPE): report why it ended, not the symptom.
       const answered = (err instanceof ResponseError && err.code === SERVICE_OP_FAILED) || err instanceof EngineError;

@@ -5,9 +5,10 @@
 // No `vscode` import: the unit tests run this under plain node.
 import * as fs from 'fs';
 import * as path from 'path';
-import { check, HELPER_PARAMS, HelperOpName, OPS, OpName, OpParams, OpResult } from '../imaging/protocol';
+import { HELPER_PARAMS, HelperOpName, OpName, OpParams, OpResult } from '../imaging/protocol';
 import type { CallOptions } from './engine';
 import { EngineError, EngineFacade } from './engine';
+import { checkedResult } from './engineError';
 import { HelperClient, HelperClientOptions } from './helperChannel';
 
 export { acceptAuthenticatedPeer, HelperClient } from './helperChannel';
@@ -68,14 +69,7 @@ export class HelperEngine extends EngineFacade {
     if (options.token?.isCancellationRequested) throw new EngineError('CANCELLED', 'Cancelled.', 'Nothing was changed.');
     const c = await this.helper();
     const raw = await c.request(op, helperParams(op, params) as never, options.progress, options.token);
-    const r = check(OPS[op].result, raw);
-    if (!r.ok)
-      throw new EngineError(
-        'INTERNAL',
-        `The devsnap helper answered "${op}" with a result that does not fit its schema: ${r.problem}.`,
-        'The extension and its helper may come from different versions: restart VS Code.',
-      );
-    return r.value as OpResult<K>;
+    return checkedResult(op, raw, 'helper');
   }
 
   /** Stops the helper (at a safe point) if one runs. */

@@ -73,12 +73,16 @@ interface Walk {
   totals: DiffPage['totals'];
 }
 
-/** Walks kept by a long-lived engine process (`devsnap serve`): a few comparisons, by their parameters. */
+/**
+ * Walks kept by a long-lived engine process (`devsnap serve`): the last few comparisons, by their
+ * parameters (snapshots never change, so a kept walk stays true). Bounded: a comparison of more than
+ * `maxChanges` changes (~25 MB of them) is not kept, and its pages each walk again, as the CLI does.
+ */
 export class ChangesCache {
   private readonly walks = new Map<string, Walk>();
   constructor(
-    private readonly keep = 4,
-    readonly maxChanges = 500_000,
+    private readonly keep = 3,
+    readonly maxChanges = 100_000,
   ) {}
   get(key: string): Walk | undefined {
     const w = this.walks.get(key);

@@ -15,6 +15,8 @@ export function serveStdio(input: NodeJS.ReadableStream = process.stdin, output:
   console.log = console.info = (...args: unknown[]) => console.error(...args);
   const connection = createMessageConnection(new StreamMessageReader(input), new StreamMessageWriter(output));
   const changesCache = new ChangesCache();
+  /** Requests running now: stopped at a safe point when the client goes away. */
+  const running = new Set<{ abort: AbortController; done: Promise<unknown> }>();
   connection.onRequest(SERVICE_HELLO, () => ({ protocol: PROTOCOL_VERSION, pid: process.pid }));
   for (const name of OP_NAMES) {
     connection.onRequest(name, async (raw: unknown, token: CancellationToken) => {
@@ -23,26 +25,37 @@ export function serveStdio(input: NodeJS.ReadableStream = process.stdin, output:
       const progressToken = call.value.progressToken;
       const abort = new AbortController();
       const sub = token.onCancellationRequested(() => abort.abort());
-      try {
-        return await runOp(name, call.value.params, {
+      // Refused parameters reject `done` like any failure (runOp checks them synchronously).
+      const done = (async () =>
+        runOp(name, call.value.params, {
           signal: abort.signal,
           changesCache,
           log: (message) => void connection.sendNotification(SERVICE_LOG, { token: progressToken, message } satisfies ServiceLog),
           ...(progressToken ? { onProgress: (ev: ProgressEvent) => void connection.sendProgress(progressType, progressToken, ev) } : {}),
-        });
+        }))();
+      const entry = { abort, done };
+      running.add(entry);
+      try {
+        return await done;
       } catch (err) {
         const info = toDevsnapError(err).toInfo();
         if (info.code === 'INTERNAL') console.error(`${name} failed: ${(err as Error)?.stack ?? err}`);
         throw new ResponseError(SERVICE_OP_FAILED, info.message, info);
       } finally {
         sub.dispose();
+        running.delete(entry);
       }
     });
   }
   return new Promise<void>((resolve) => {
-    // The client is gone (stdin closed): nothing is left to serve.
-    connection.onClose(() => resolve());
-    input.on('end', () => resolve());
+    // The client is gone (stdin closed): what runs stops at a safe point (a snapshot leaves the
+    // repository as it was), then nothing is left to serve.
+    const end = () => {
+      for (const r of running) r.abort.abort();
+      void Promise.allSettled([...running].map((r) => r.done)).then(() => resolve());
+    };
+    connection.onClose(end);
+    input.on('end', end);
     connection.listen();
   });
 }

@@ -5,8 +5,8 @@ import {
   BG_CHECKSUM_OFFSET,
   EXT_SB_OFFSET,
   EXT_SB_SIZE,
-  INCOMPAT_64BIT,
   INCOMPAT_META_BG,
+  INCOMPAT_UNDERSTOOD,
   RO_COMPAT_BIGALLOC,
   RO_COMPAT_GDT_CSUM,
   RO_COMPAT_METADATA_CSUM,
@@ -21,21 +21,6 @@ import type { ByteReader } from '../types';
 /** Something on disk does not hold: readExtState answers null, blocksToReread throws it. */
 export class ExtDamage extends Error {}
 
-/** Incompat features that do not change where blocks or inodes live (not meta_bg, journal_dev, compression). */
-const INCOMPAT_OK =
-  0x2 /* filetype */ |
-  0x4 /* recover */ |
-  0x40 /* extents */ |
-  INCOMPAT_64BIT |
-  0x100 /* mmp */ |
-  0x200 /* flex_bg */ |
-  0x400 /* ea_inode */ |
-  0x1000 /* dirdata */ |
-  0x2000 /* csum_seed */ |
-  0x4000 /* largedir */ |
-  0x8000 /* inline_data */ |
-  0x10000 /* encrypt */ |
-  0x20000; /* casefold */
 /** Known ro_compat features; bigalloc, snapshots, replicas and shared blocks are not followed. */
 const RO_COMPAT_OK =
   0x1 |
@@ -97,7 +82,7 @@ export async function openExtFs(p: ByteReader): Promise<ExtFs | string> {
   if (problems.length) return `implausible superblock: ${problems.join('; ')}`;
   if (s.incompat & INCOMPAT_META_BG) return 'meta_bg (scattered descriptors) is not followed';
   if (s.roCompat & RO_COMPAT_BIGALLOC) return 'bigalloc is not followed';
-  if (s.incompat & ~INCOMPAT_OK) return `unknown incompat features 0x${(s.incompat & ~INCOMPAT_OK).toString(16)}`;
+  if (s.incompat & ~INCOMPAT_UNDERSTOOD) return `unknown incompat features 0x${(s.incompat & ~INCOMPAT_UNDERSTOOD).toString(16)}`;
   if (s.roCompat & ~RO_COMPAT_OK) return `unknown ro_compat features 0x${(s.roCompat & ~RO_COMPAT_OK).toString(16)}`;
   if (s.compat & COMPAT_REFUSED) return `compat features 0x${(s.compat & COMPAT_REFUSED).toString(16)} are not followed`;
   const firstIno = s.revLevel === 0 ? 11 : sb.readUInt32LE(0x54);

@@ -22,6 +22,25 @@ const INCOMPAT_RECOVER = 0x4;
 export const INCOMPAT_META_BG = 0x10;
 export const INCOMPAT_64BIT = 0x80;
 const INCOMPAT_FLEX_BG = 0x200;
+/**
+ * Incompat features that do not change where blocks, inodes and block-allocation metadata live:
+ * what the used-block reader and the inode reader follow. Not meta_bg (descriptors scattered over
+ * the disk), journal_dev or compression.
+ */
+export const INCOMPAT_UNDERSTOOD =
+  0x2 /* filetype */ |
+  0x4 /* recover */ |
+  0x40 /* extents */ |
+  INCOMPAT_64BIT |
+  0x100 /* mmp */ |
+  0x200 /* flex_bg */ |
+  0x400 /* ea_inode */ |
+  0x1000 /* dirdata */ |
+  0x2000 /* csum_seed */ |
+  0x4000 /* largedir */ |
+  0x8000 /* inline_data */ |
+  0x10000 /* encrypt */ |
+  0x20000; /* casefold */
 const INCOMPAT_CSUM_SEED = 0x2000;
 /** Where s_checksum sits: the superblock checksum covers every byte before it. */
 const SB_CHECKSUM_OFFSET = 0x3fc;

@@ -7,9 +7,9 @@
 import { BlockBitmap, countBits } from '../bitmap';
 import { crc32cRaw } from '../checksums';
 import {
+  INCOMPAT_UNDERSTOOD,
   EXT_SB_OFFSET,
   EXT_SB_SIZE,
-  INCOMPAT_64BIT,
   RO_COMPAT_BIGALLOC,
   RO_COMPAT_GDT_CSUM,
   RO_COMPAT_METADATA_CSUM,
@@ -23,24 +23,6 @@ import {
 import { journalledBlocks } from './journal';
 import type { ByteReader, UsedBlocks } from '../types';
 
-/**
- * Incompat features that do not change where block-allocation metadata lives. Not meta_bg
- * (descriptors scattered over the disk: marked all used rather than chased) nor journal_dev.
- */
-const INCOMPAT_HANDLED =
-  0x2 /* filetype */ |
-  0x4 /* recover */ |
-  0x40 /* extents */ |
-  INCOMPAT_64BIT |
-  0x100 /* mmp */ |
-  0x200 /* flex_bg */ |
-  0x400 /* ea_inode */ |
-  0x1000 /* dirdata */ |
-  0x2000 /* csum_seed */ |
-  0x4000 /* largedir */ |
-  0x8000 /* inline_data */ |
-  0x10000 /* encrypt */ |
-  0x20000; /* casefold */
 const INCOMPAT_FLEX_BG = 0x200;
 
 const BG_BLOCK_UNINIT = 0x2;
@@ -67,7 +49,7 @@ export async function readExt(p: ByteReader, opts: { flushed?: boolean } = {}): 
   if (problems.length) return wholePartition(bm, s, `implausible superblock: ${problems.join('; ')}`);
   bm.setRange(s.blocksCount, bm.blocks); // past the filesystem's end: not ours to judge
 
-  const understood = (s.incompat & ~INCOMPAT_HANDLED) === 0 && (s.roCompat & RO_COMPAT_BIGALLOC) === 0;
+  const understood = (s.incompat & ~INCOMPAT_UNDERSTOOD) === 0 && (s.roCompat & RO_COMPAT_BIGALLOC) === 0;
   if (!understood) {
     // meta_bg (descriptors scattered), bigalloc (cluster bitmaps), external journal devices, unknown features.
     bm.setRange(0, bm.blocks);

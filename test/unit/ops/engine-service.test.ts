@@ -136,6 +136,23 @@ describe('engine service (devsnap serve --stdio) against the CLI', () => {
     assert.equal(cli(['check']).ok, true);
   });
 
+  it('a client that goes away mid-snapshot: the service stops it at a safe point and exits; the repository is as it was', async () => {
+    const before = (await engine.listSnapshots(repo)).map((x) => x.id).sort();
+    const other = new EngineClient({ cliPath: CLI });
+    let pid = 0;
+    const run = new ServedEngine(other).snapshot({ repo, source: disk, label: 'abandoned', fullRead: true }, () => {
+      if (pid) return;
+      pid = other.pid!;
+      other.dispose(); // the extension host went away: the service's stdin closes
+    });
+    await assert.rejects(run, EngineError);
+    assert.ok(pid > 0, 'the snapshot had started');
+    for (let i = 0; i < 600 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(alive(pid), false, 'the service exited');
+    assert.deepEqual((await engine.listSnapshots(repo)).map((x) => x.id).sort(), before);
+    assert.equal(cli(['check']).ok, true);
+  });
+
   it('a service that dies fails its calls clearly and is started again by the next call', async () => {
     await engine.listSnapshots(repo);
     const pid = client.pid!;
@@ -177,6 +194,15 @@ describe('engine servers: the service and the helper answer alike', { skip: !isR
     await assert.rejects(helper.call('inventory', { repo, snapshot: b }), (e: unknown) => e instanceof EngineError && /does not serve "inventory"/.test(e.message));
   });
 });
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function strip(x: unknown): unknown {
   return JSON.parse(JSON.stringify(x, (k, v) => (k === 'verifiedAt' ? undefined : v)));
