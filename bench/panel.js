@@ -7,6 +7,8 @@
 // each under 300 ms. It prints a table (median, min–max of --runs) and PASS/MISS, and writes
 // bench/.work/panel.json. Needs `npm run build`.
 //   node bench/panel.js [--runs N] [--demo DIR]
+//   node bench/panel.js --repo DIR [--a ID --b ID]   any repository (default: its first two snapshots),
+//                                                     e.g. bench/run.js --keep's, for a large comparison
 'use strict';
 const { spawn } = require('child_process');
 const fs = require('fs');
@@ -50,14 +52,18 @@ async function time(fn) {
 
 async function main() {
   for (const f of [CLI, path.join(ROOT, 'out', 'extension', 'engineClient.js')]) if (!fs.existsSync(f)) throw new Error(`${path.relative(ROOT, f)} is missing: run npm run build first`);
-  const demo = await prepareDemo(DEMO, { reuse: true });
-  if (!fs.existsSync(path.join(demo.repo, 'snapshots'))) {
-    log('taking the demo snapshots (before and after a simulated upgrade)...');
-    makeUpgradePair(demo);
+  let repo = opt('--repo');
+  if (repo) repo = path.resolve(repo);
+  else {
+    const demo = await prepareDemo(DEMO, { reuse: true });
+    if (!fs.existsSync(path.join(demo.repo, 'snapshots'))) {
+      log('taking the demo snapshots (before and after a simulated upgrade)...');
+      makeUpgradePair(demo);
+    }
+    repo = demo.repo;
   }
-  const repo = demo.repo;
   const snaps = JSON.parse(await cli(['list', '--repo', repo, '--json'])).snapshots;
-  const [a, b] = snaps.slice(-2).map((s) => s.id);
+  const [a, b] = opt('--repo') ? [opt('--a', snaps[0].id), opt('--b', snaps[1].id)] : snaps.slice(-2).map((s) => s.id);
   const changes = JSON.parse(await cli(['changes', a, b, '--repo', repo, '--limit', '100000', '--json']));
   const file = changes.files.changes.find((c) => c.change === 'modified' && c.type === 'file' && (c.sizeAfter ?? 0) < 64 * 1024)?.path;
   if (!file) throw new Error('the demo pair has no modified text file to diff');
