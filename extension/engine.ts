@@ -144,8 +144,8 @@ function restoreFilesChecks(o: OpParams<'restoreFiles'>): [string, PathUse][] {
 }
 
 /** `dir`, or its nearest ancestor that exists (what a restore creating `dir` writes into). */
-function existingFolder(dir: string): string {
-  for (let d = dir; ; d = path.dirname(d)) {
+export function existingFolder(dir: string): string {
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
     if (fs.existsSync(d) || d === path.dirname(d)) return d;
   }
 }

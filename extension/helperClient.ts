@@ -4,10 +4,9 @@
 //
 // No `vscode` import: the unit tests run this under plain node.
 import * as fs from 'fs';
-import * as path from 'path';
 import { HELPER_PARAMS, HelperOpName, OpName, OpParams, OpResult } from '../imaging/protocol';
 import type { CallOptions } from './engine';
-import { EngineError, EngineFacade } from './engine';
+import { EngineError, EngineFacade, existingFolder } from './engine';
 import { checkedResult } from './engineError';
 import { HelperClient, HelperClientOptions } from './helperChannel';
 
@@ -103,12 +102,5 @@ function ownedByRoot(p: string): boolean {
     return fs.statSync(p).uid === 0;
   } catch {
     return false; // a new repository
-  }
-}
-
-/** `p`, or its nearest ancestor that exists. */
-function existingFolder(p: string): string {
-  for (let d = path.resolve(p); ; d = path.dirname(d)) {
-    if (fs.existsSync(d) || d === path.dirname(d)) return d;
   }
 }

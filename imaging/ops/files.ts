@@ -71,6 +71,8 @@ interface Walk {
   inventory: ChangesResult['inventory'];
   all: FileChange[];
   totals: DiffPage['totals'];
+  /** Per-directory totals by depth, computed once for all the walk's pages. */
+  directories: Map<number, DirectorySummary[]>;
 }
 
 /**
@@ -108,7 +110,7 @@ function page(w: Walk, req: ChangesRequest): ChangesResult {
     partition: w.partition,
     inventory: w.inventory,
     files: { changes, offset, limit, total: w.all.length, totals: w.totals },
-    directories: directories(w.all, req.depth ?? 2),
+    directories: directoriesOf(w, req.depth ?? 2),
   };
 }
 
@@ -121,6 +123,12 @@ function addToDirectories(dirs: Map<string, DirectorySummary>, changes: FileChan
   }
 }
 const sortedDirectories = (dirs: Map<string, DirectorySummary>) => [...dirs.values()].sort((x, y) => (x.dir < y.dir ? -1 : 1));
+
+function directoriesOf(w: Walk, depth: number): DirectorySummary[] {
+  let d = w.directories.get(depth);
+  if (!d) w.directories.set(depth, (d = directories(w.all, depth)));
+  return d;
+}
 
 function directories(changes: FileChange[], depth: number): DirectorySummary[] {
   const dirs = new Map<string, DirectorySummary>();
@@ -162,7 +170,7 @@ export async function changesOp(req: ChangesRequest, ctx: OpContext & { changesC
         // Directory totals count every change, not only the page's.
         filter: (c: FileChange) => (keepAll || addToDirectories(dirs, [c], req.depth ?? 2), true),
       });
-      const walk: Walk = { a: ma.id, b: mb.id, partition: fa.partition, inventory: diffInventory(ia, ib), all: files.changes, totals: files.totals };
+      const walk: Walk = { a: ma.id, b: mb.id, partition: fa.partition, inventory: diffInventory(ia, ib), all: files.changes, totals: files.totals, directories: new Map() };
       if (!keepAll) return { a: ma.id, b: mb.id, partition: fa.partition, inventory: walk.inventory, files, directories: sortedDirectories(dirs) };
       if (files.total > files.changes.length) return 'too many';
       cache.set(key, walk);
