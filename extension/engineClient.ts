@@ -7,11 +7,11 @@
 // vscode.CancellationToken it needs).
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
-import { CancellationTokenSource, createMessageConnection, Message, MessageConnection, ProgressType, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
-import { check, ERROR_CODES, ErrorCode, ErrorInfo, OpName, OpParams, OpResult, PROTOCOL_VERSION, ProgressEvent, SERVICE_HELLO, SERVICE_LOG, SERVICE_OP_FAILED, ServiceLog } from '../imaging/protocol';
+import { createMessageConnection, Message, MessageConnection, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
+import { OpName, OpParams, OpResult, PROTOCOL_VERSION, RPC_HELLO, RPC_LOG, RpcLog } from '../imaging/protocol';
 import { ENGINE_ENV, ENGINE_NODE_ARGS } from '../imaging/runtime';
-import { CancellationLike, EngineError, LineSplitter, ProgressListener } from './engine';
-import { checkedResult } from './engineError';
+import { CallOptions, EngineError, LineSplitter } from './engine';
+import { callPeer } from './engineRpc';
 
 export interface EngineClientOptions {
   /** Path of the engine bundle, e.g. <extensionPath>/dist/devsnap.js. */
@@ -23,11 +23,6 @@ export interface EngineClientOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-export interface CallOptions {
-  progress?: ProgressListener;
-  token?: CancellationLike;
-}
-
 interface Service {
   child: ChildProcess;
   connection: MessageConnection;
@@ -35,8 +30,6 @@ interface Service {
   /** Rejects every pending call when the process ends. */
   gone: Promise<never>;
 }
-
-const progressType = new ProgressType<ProgressEvent>();
 
 /**
  * A write to a service that has just died (EPIPE, a destroyed stream) is not an error of its own:
@@ -52,7 +45,6 @@ class QuietWriter extends StreamMessageWriter {
     }
   }
 }
-let nextToken = 1;
 
 export class EngineClient {
   private service: Service | undefined;
@@ -87,7 +79,7 @@ export class EngineClient {
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (d: string) => stderr.push(d));
     const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new QuietWriter(child.stdin!));
-    connection.onNotification(SERVICE_LOG, (m: ServiceLog) => this.log(`  ${m.message}`));
+    connection.onNotification(RPC_LOG, (m: RpcLog) => this.log(`  ${m.message}`));
     const gone = new Promise<never>((_, reject) => {
       const end = (why: string) => {
         if (this.service?.child === child) this.service = undefined;
@@ -108,7 +100,7 @@ export class EngineClient {
     gone.catch(() => undefined);
     connection.listen();
     const ready = (async () => {
-      const hello = (await Promise.race([connection.sendRequest(SERVICE_HELLO), gone])) as { protocol?: unknown };
+      const hello = (await Promise.race([connection.sendRequest(RPC_HELLO), gone])) as { protocol?: unknown };
       if (hello?.protocol !== PROTOCOL_VERSION) {
         child.kill();
         throw new EngineError(
@@ -149,38 +141,8 @@ export class EngineClient {
     }
   }
 
-  private async send<K extends OpName>(s: Service, op: K, params: OpParams<K>, o: CallOptions): Promise<OpResult<K>> {
-    const started = Date.now();
-    this.log(`→ ${describeCall(op, params)}`);
-    const progressToken = o.progress ? `p${nextToken++}` : undefined;
-    const progressSub = progressToken
-      ? s.connection.onProgress(progressType, progressToken, (ev) => {
-          try {
-            o.progress!(ev);
-          } catch (err) {
-            this.log(`  (progress listener failed: ${(err as Error).message})`);
-          }
-        })
-      : undefined;
-    const cancel = new CancellationTokenSource();
-    const cancelSub = o.token?.onCancellationRequested(() => cancel.cancel());
-    try {
-      const raw = await Promise.race([s.connection.sendRequest(op, { params, ...(progressToken ? { progressToken } : {}) }, cancel.token), s.gone]);
-      const result = checkedResult(op, raw, 'engine');
-      this.log(`${op}: ${Date.now() - started} ms`);
-      return result;
-    } catch (err) {
-      // A write to a service that is dying (EPIPE): report why it ended, not the symptom.
-      const answered = (err instanceof ResponseError && err.code === SERVICE_OP_FAILED) || err instanceof EngineError;
-      const cause = answered ? err : await Promise.race([s.gone.catch((x: unknown) => x), delay(1000).then(() => err)]);
-      const e = toEngineError(cause);
-      this.log(`${op}: error ${e.code}: ${e.toUserMessage()}`);
-      throw e;
-    } finally {
-      progressSub?.dispose();
-      cancelSub?.dispose();
-      cancel.dispose();
-    }
+  private send<K extends OpName>(s: Service, op: K, params: OpParams<K>, o: CallOptions): Promise<OpResult<K>> {
+    return callPeer({ connection: s.connection, gone: s.gone, name: 'engine', log: (line) => this.log(line) }, op, params, o);
   }
 
   /** Ends the service (its stdin closes; it stops at a safe point). */
@@ -193,30 +155,4 @@ export class EngineClient {
     s.child.stdin?.end();
     setTimeout(() => s.child.kill(), 5000).unref();
   }
-}
-
-/** A call for the log, as flags (`snapshot --repo /r --source /dev/sdb --full-read`); the password is left out. */
-export function describeCall(op: string, params: object): string {
-  const flags = Object.entries(params).flatMap(([k, v]) => {
-    const flag = '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
-    if (k === 'password' || v === undefined || v === false) return [];
-    if (v === true) return [flag];
-    return [flag, quote(typeof v === 'string' ? v : JSON.stringify(v))];
-  });
-  return [op, ...flags].join(' ');
-}
-
-const quote = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
-
-const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
-
-function toEngineError(err: unknown): EngineError {
-  if (err instanceof EngineError) return err;
-  if (err instanceof ResponseError) {
-    const r = check(ErrorInfo, err.data);
-    if (r.ok) return new EngineError(r.value.code, r.value.message, r.value.hint);
-    const code: ErrorCode = ERROR_CODES.includes(err.data?.code) ? err.data.code : 'INTERNAL';
-    return new EngineError(code, err.message);
-  }
-  return new EngineError('INTERNAL', `The devsnap engine failed: ${(err as Error)?.message ?? err}`);
 }

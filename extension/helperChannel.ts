@@ -1,7 +1,8 @@
 // The extension's side of the elevated helper's channel (imaging/helper/README.md): a private folder
 // with a Unix socket the extension listens on and a one-time secret file, the helper launched through
-// the elevation method (extension/elevation.ts), the mutual HMAC handshake, then typed requests with
-// progress, cancellation by request id, and a clear error with the helper's last words when it dies.
+// the elevation method (extension/elevation.ts), the mutual HMAC handshake, then the engine's
+// protocol (JSON-RPC in frames, imaging/helper/rpcFrames.ts) through the one client of both engine
+// servers (engineRpc.ts), and a clear error with the helper's last words when it dies.
 //
 // No `vscode` import: the unit tests run this under plain node.
 import { ChildProcess, spawn } from 'child_process';
@@ -9,12 +10,14 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { encodeFrame, FrameDecoder } from '../imaging/helper/framing';
+import { createMessageConnection, MessageConnection } from 'vscode-jsonrpc/node';
 import { macEquals, macFor, newNonce, newSecret } from '../imaging/helper/auth';
-import { ErrorCode, HelperEvent, HelperOpName, HelperOps, PROTOCOL_VERSION } from '../imaging/protocol';
+import { FramedSocket, FrameMessageReader, FrameMessageWriter } from '../imaging/helper/rpcFrames';
+import { HelperOpName, HelperOps, PROTOCOL_VERSION, RPC_BYE, RPC_LOG, RPC_SHUTDOWN, RpcLog } from '../imaging/protocol';
 import { askpassScript, buildLaunch, ElevationMethod, LaunchCommand } from './elevation';
-import type { CancellationLike, ProgressListener } from './engine';
+import type { CallOptions } from './engine';
 import { EngineError } from './engine';
+import { callPeer } from './engineRpc';
 
 export interface HelperClientOptions {
   cliPath: string;
@@ -30,13 +33,6 @@ export interface HelperClientOptions {
   uid?: number;
 }
 
-interface Pending {
-  type: string;
-  resolve: (v: unknown) => void;
-  reject: (e: unknown) => void;
-  onProgress?: ProgressListener;
-}
-
 const TAIL = 20;
 
 /**
@@ -45,11 +41,12 @@ const TAIL = 20;
  * process that found the socket, a wrong secret, a malformed frame, silence for 10 s) is dropped
  * without being told anything beyond our challenge.
  */
-export function acceptAuthenticatedPeer(server: net.Server, secret: string, log: (line: string) => void = () => undefined): Promise<{ sock: net.Socket; pid: number | undefined }> {
+export function acceptAuthenticatedPeer(server: net.Server, secret: string, log: (line: string) => void = () => undefined): Promise<{ framed: FramedSocket; pid: number | undefined }> {
   return new Promise((resolve) => {
     let done = false;
     server.on('connection', (sock) => {
       if (done) return void sock.destroy();
+      const framed = new FramedSocket(sock);
       const nonce = newNonce();
       let peerNonce = '';
       let pid: number | undefined;
@@ -59,29 +56,26 @@ export function acceptAuthenticatedPeer(server: net.Server, secret: string, log:
         clearTimeout(timer);
         sock.destroy();
       };
-      const decoder = new FrameDecoder(
-        (m) => {
-          if (done) return drop('a helper is already connected');
-          const o = (m && typeof m === 'object' ? m : {}) as Record<string, unknown>;
-          if (o.v !== PROTOCOL_VERSION) return drop(`protocol version ${JSON.stringify(o.v)}`);
-          if (!peerNonce) {
-            if (o.type !== 'hello' || typeof o.nonce !== 'string' || !/^[0-9a-f]{64}$/.test(o.nonce)) return drop('it did not start with hello');
-            peerNonce = o.nonce;
-            if (typeof o.pid === 'number') pid = o.pid;
-            sock.write(encodeFrame({ v: PROTOCOL_VERSION, type: 'challenge', nonce, mac: macFor('extension', secret, peerNonce, nonce) }));
-            return;
-          }
-          if (o.type !== 'auth' || !macEquals(o.mac, macFor('helper', secret, nonce, peerNonce))) return drop('authentication failed');
-          done = true;
-          clearTimeout(timer);
-          sock.removeAllListeners('data');
-          sock.write(encodeFrame({ v: PROTOCOL_VERSION, type: 'ready' }));
-          server.close();
-          resolve({ sock, pid });
-        },
-        (p) => drop(`${p.kind} frame during the handshake`),
-      );
-      sock.on('data', (d: Buffer) => decoder.push(d));
+      framed.onMessage = (m) => {
+        if (done) return drop('a helper is already connected');
+        const o = (m && typeof m === 'object' ? m : {}) as Record<string, unknown>;
+        if (o.v !== PROTOCOL_VERSION) return drop(`protocol version ${JSON.stringify(o.v)}`);
+        if (!peerNonce) {
+          if (o.type !== 'hello' || typeof o.nonce !== 'string' || !/^[0-9a-f]{64}$/.test(o.nonce)) return drop('it did not start with hello');
+          peerNonce = o.nonce;
+          if (typeof o.pid === 'number') pid = o.pid;
+          framed.send({ v: PROTOCOL_VERSION, type: 'challenge', nonce, mac: macFor('extension', secret, peerNonce, nonce) });
+          return;
+        }
+        if (o.type !== 'auth' || !macEquals(o.mac, macFor('helper', secret, nonce, peerNonce))) return drop('authentication failed');
+        done = true;
+        clearTimeout(timer);
+        framed.onMessage = framed.onProblem = () => undefined; // the helper speaks only when asked, from here on in JSON-RPC
+        framed.send({ v: PROTOCOL_VERSION, type: 'ready' });
+        server.close();
+        resolve({ framed, pid });
+      };
+      framed.onProblem = (p) => drop(`${p.kind} frame during the handshake`);
       sock.on('error', () => undefined);
     });
   });
@@ -105,9 +99,13 @@ export class HelperClient {
   private askpassServer: net.Server | null = null;
   private child: ChildProcess | null = null;
   private conn: net.Socket | null = null;
-  private readonly pending = new Map<string, Pending>();
+  private connection: MessageConnection | null = null;
+  /** Rejects with why the channel ended: every pending call fails with it. */
+  private gone: Promise<never> = new Promise(() => undefined);
+  private endGone: (err: EngineError) => void = () => undefined;
+  /** Calls sent and not yet answered. */
+  private pending = 0;
   private readonly tail: string[] = [];
-  private seq = 0;
   private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | null = null;
   private exited: Promise<void> = Promise.resolve();
   private lost = false;
@@ -181,10 +179,10 @@ export class HelperClient {
     );
     this.log(`Starting the devsnap helper (${cmd.method}${cmd.prompts ? ', asks for a password' : ''}): ${cmd.command} ${cmd.args.join(' ')}`);
 
-    const connected = acceptAuthenticatedPeer(server, secret, (m) => this.log(m)).then(({ sock, pid }) => {
+    const connected = acceptAuthenticatedPeer(server, secret, (m) => this.log(m)).then(({ framed, pid }) => {
       this.helperPid = pid;
       if (process.platform !== 'win32') fs.rmSync(this.socketPath, { force: true }); // nobody else may connect now
-      return sock;
+      return framed;
     });
     const child = spawn(cmd.command, cmd.args, { env: { ...process.env, ...cmd.env }, stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
     this.child = child;
@@ -214,7 +212,7 @@ export class HelperClient {
     const timeoutMs = this.opts.connectTimeoutMs ?? (cmd.prompts ? 180000 : 20000);
     let timer: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([
-      connected.then((sock) => ({ kind: 'ok' as const, sock })),
+      connected.then((framed) => ({ kind: 'ok' as const, framed })),
       this.exited.then(() => ({ kind: 'exit' as const })),
       new Promise<{ kind: 'timeout' }>((resolve) => (timer = setTimeout(() => resolve({ kind: 'timeout' }), timeoutMs))),
     ]);
@@ -224,7 +222,7 @@ export class HelperClient {
       else await new Promise((r) => setTimeout(r, 50));
       throw this.startFailure(cmd, outcome.kind === 'timeout' ? timeoutMs : undefined);
     }
-    this.attach(outcome.sock);
+    this.attach(outcome.framed);
   }
 
   private addTail(line: string): void {
@@ -253,53 +251,23 @@ export class HelperClient {
     return new EngineError('INTERNAL', `The devsnap helper exited before it connected (${code ?? this.exitInfo?.signal ?? 'unknown status'}).`, said ? `It said: ${said}` : undefined);
   }
 
-  private attach(sock: net.Socket): void {
+  private attach(framed: FramedSocket): void {
+    const sock = framed.socket as net.Socket;
     this.conn = sock;
     this.log(`devsnap helper connected and authenticated (pid ${this.helperPid ?? '?'})`);
-    const decoder = new FrameDecoder(
-      (m) => this.onEvent(m as HelperEvent),
-      (p) => this.log(`helper sent a ${p.kind} frame; ignored`),
-    );
-    sock.on('data', (d: Buffer) => decoder.push(d));
+    const reader = new FrameMessageReader(framed, 'client', (r) => this.log(`helper sent a message that was refused: ${r.message}`));
+    const connection = createMessageConnection(reader, new FrameMessageWriter(framed));
+    this.connection = connection;
+    this.gone = new Promise<never>((_, reject) => (this.endGone = reject));
+    this.gone.catch(() => undefined);
+    connection.onNotification(RPC_LOG, (m: RpcLog) => this.log(`  helper: ${m.message}`));
+    connection.onNotification(RPC_BYE, (m: { reason?: unknown }) => {
+      this.byeReason = String(m?.reason ?? 'no reason given');
+      this.log(`devsnap helper is stopping: ${this.byeReason}`);
+    });
+    connection.listen();
     sock.on('error', (err) => this.log(`helper channel error: ${err.message}`));
     sock.on('close', () => void this.onLost());
-  }
-
-  private onEvent(ev: HelperEvent): void {
-    if (!ev || typeof ev !== 'object') return;
-    switch (ev.type) {
-      case 'progress': {
-        const p = this.pending.get(ev.id);
-        try {
-          p?.onProgress?.(ev.event);
-        } catch (err) {
-          this.log(`  (progress listener failed: ${(err as Error).message})`);
-        }
-        return;
-      }
-      case 'log':
-        this.log(`  helper: ${ev.message}`);
-        return;
-      case 'bye':
-        this.byeReason = ev.reason;
-        this.log(`devsnap helper is stopping: ${ev.reason}`);
-        return;
-      case 'result':
-      case 'error': {
-        if (ev.id === null || !this.pending.has(ev.id)) {
-          if (ev.type === 'error') this.log(`helper error: ${ev.error.message}`);
-          return;
-        }
-        const p = this.pending.get(ev.id)!;
-        this.pending.delete(ev.id);
-        if (ev.type === 'result') p.resolve(ev.result);
-        else {
-          const e = ev.error;
-          this.log(`  error ${e.code}: ${e.message}${e.hint ? ' ' + e.hint : ''}`);
-          p.reject(new EngineError(e.code as ErrorCode, e.message, e.hint));
-        }
-      }
-    }
   }
 
   private async onLost(): Promise<void> {
@@ -309,48 +277,29 @@ export class HelperClient {
     await Promise.race([this.exited, new Promise((r) => setTimeout(r, 2000))]);
     const normal = this.disposing || this.byeReason !== null;
     let crash: EngineError | null = null;
-    if (!normal || this.pending.size) {
+    if (!normal || this.pending) {
       const status = this.exitInfo ? (this.exitInfo.signal ? `killed by ${this.exitInfo.signal}` : `exit code ${this.exitInfo.code}`) : 'still running';
       const said = this.tailText();
       crash = new EngineError('INTERNAL', `The devsnap helper stopped unexpectedly (${status}).`, said ? `Its last messages: ${said}` : 'It printed nothing; see the devsnap output channel.');
       this.log(`${crash.message} ${crash.hint ?? ''}`);
     }
-    const failed = this.pending.size;
-    for (const p of this.pending.values()) p.reject(crash ?? new EngineError('INTERNAL', 'The devsnap helper stopped.', this.byeReason ?? undefined));
-    this.pending.clear();
+    const failed = this.pending;
+    this.endGone(crash ?? new EngineError('INTERNAL', 'The devsnap helper stopped.', this.byeReason ?? undefined));
+    this.connection?.dispose();
     this.cleanup();
     this.onClose?.(normal ? null : crash, failed);
   }
 
-  /** Sends one request; resolves with its result, rejects with an EngineError. */
-  request<K extends HelperOpName>(type: K, params: HelperOps[K]['params'], onProgress?: ProgressListener, token?: CancellationLike): Promise<HelperOps[K]['result']> {
-    if (!this.alive) return Promise.reject(new EngineError('INTERNAL', 'The devsnap helper is not running.'));
-    if (token?.isCancellationRequested) return Promise.reject(new EngineError('CANCELLED', 'Cancelled.', 'Nothing was changed.'));
-    const id = `r${++this.seq}`;
-    this.log(`→ helper ${id} ${type}`);
-    return new Promise((resolve, reject) => {
-      const sub = token?.onCancellationRequested(() => {
-        this.log(`  cancel requested: asking the helper to stop ${id} at a safe point`);
-        this.send({ v: PROTOCOL_VERSION, id: `c${++this.seq}`, type: 'cancel', target: id });
-      });
-      this.pending.set(id, {
-        type,
-        onProgress,
-        resolve: (v) => {
-          sub?.dispose();
-          resolve(v as HelperOps[K]['result']);
-        },
-        reject: (e) => {
-          sub?.dispose();
-          reject(e);
-        },
-      });
-      this.send({ v: PROTOCOL_VERSION, id, type, ...params });
-    });
-  }
-
-  private send(msg: unknown): void {
-    this.conn?.write(encodeFrame(msg));
+  /** Runs one operation in the helper; resolves with its checked result, rejects with an EngineError. */
+  async call<K extends HelperOpName>(op: K, params: HelperOps[K]['params'], o: CallOptions = {}): Promise<HelperOps[K]['result']> {
+    if (!this.alive || !this.connection) throw new EngineError('INTERNAL', 'The devsnap helper is not running.');
+    if (o.token?.isCancellationRequested) throw new EngineError('CANCELLED', 'Cancelled.', 'Nothing was changed.');
+    this.pending++;
+    try {
+      return await callPeer({ connection: this.connection, gone: this.gone, name: 'helper', log: (line) => this.log(line) }, op, params, o);
+    } finally {
+      this.pending--;
+    }
   }
 
   /** Asks the helper to stop (it finishes at a safe point), then closes the channel. */
@@ -358,7 +307,7 @@ export class HelperClient {
     if (this.disposing) return;
     this.disposing = true;
     if (this.alive) {
-      this.send({ v: PROTOCOL_VERSION, id: `s${++this.seq}`, type: 'shutdown' });
+      this.connection?.sendRequest(RPC_SHUTDOWN).catch(() => undefined);
       await Promise.race([this.exited, new Promise((r) => setTimeout(r, 3000))]);
       this.conn?.destroy();
     }

@@ -4,10 +4,10 @@
 //
 // No `vscode` import: the unit tests run this under plain node.
 import * as fs from 'fs';
-import { HELPER_PARAMS, HelperOpName, OpName, OpParams, OpResult } from '../imaging/protocol';
+import { isHelperOp } from '../imaging/helper/validate';
+import { HelperOpName, OpName, OpParams, OpResult } from '../imaging/protocol';
 import type { CallOptions } from './engine';
 import { EngineError, EngineFacade, existingFolder } from './engine';
-import { checkedResult } from './engineError';
 import { HelperClient, HelperClientOptions } from './helperChannel';
 
 export { acceptAuthenticatedPeer, HelperClient } from './helperChannel';
@@ -67,8 +67,7 @@ export class HelperEngine extends EngineFacade {
     if (!isHelperOp(op)) throw new EngineError('INTERNAL', `The devsnap helper does not serve "${op}": it needs no administrator rights.`);
     if (options.token?.isCancellationRequested) throw new EngineError('CANCELLED', 'Cancelled.', 'Nothing was changed.');
     const c = await this.helper();
-    const raw = await c.request(op, helperParams(op, params) as never, options.progress, options.token);
-    return checkedResult(op, raw, 'helper');
+    return c.call(op, helperParams(op, params) as never, options) as Promise<OpResult<K>>;
   }
 
   /** Stops the helper (at a safe point) if one runs. */
@@ -78,8 +77,6 @@ export class HelperEngine extends EngineFacade {
     await c?.dispose();
   }
 }
-
-const isHelperOp = (op: string): op is HelperOpName => Object.prototype.hasOwnProperty.call(HELPER_PARAMS, op);
 
 /** The user's request as the helper takes it (imaging/helper/README.md). */
 function helperParams(op: HelperOpName, params: object): object {

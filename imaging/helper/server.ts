@@ -1,20 +1,23 @@
 // The elevated helper: `node dist/devsnap.js helper --socket PATH --secret-file FILE [--uid UID]`,
 // started by the extension (extension/helperClient.ts) through pkexec / sudo / UAC / osascript, or
 // directly when the extension already runs as root. It connects to the extension's socket,
-// authenticates both ways with the one-time secret, then serves typed requests (protocol.ts,
-// HelperOps) until the extension goes away, asks it to stop, or it has been idle too long.
+// authenticates both ways with the one-time secret, then serves the engine's operations over
+// JSON-RPC (protocol/rpc.ts, protocol/helper.ts: the same dispatcher as the engine service,
+// ops/serve.ts) until the extension goes away, asks it to stop, or it has been idle too long.
 // Security model: README.md beside this file.
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
 import { DevsnapError, toDevsnapError } from '../core/errors';
+import { createMessageConnection, MessageConnection } from 'vscode-jsonrpc/node';
 import { EngineContext, runOp } from '../ops/registry';
+import { OpServer, serveOps } from '../ops/serve';
 import { assertNotInUse, inspectPath } from '../disk/device';
 import { PrivilegePolicy, setPrivilegePolicy } from '../disk/privilege';
-import { ErrorInfo, HelperEvent, HelperOpRequest, HelperRequest, PROTOCOL_VERSION, ProgressEvent } from '../protocol';
-import { FrameDecoder, encodeFrame } from './framing';
+import { PROTOCOL_VERSION, RPC_BYE, RPC_SHUTDOWN } from '../protocol';
+import { FramedSocket, FrameMessageReader, FrameMessageWriter } from './rpcFrames';
 import { macEquals, macFor, newNonce } from './auth';
-import { validateRequest } from './validate';
+import { HELPER_OP_NAMES, HelperCall, validateCall } from './validate';
 import { checkFileDestinations, checkSocketPath, HelperRefusal, readSecretFile, resolveDiskPath, resolveFilesTarget, resolveRepository } from './checks';
 import { canSwitch, Identity, ROOT, userIdentity, withIdentity, withIdentitySync } from './identity';
 
@@ -75,16 +78,15 @@ export async function runHelperCommand(o: HelperCommandOptions): Promise<number>
   return new HelperSession(socket, secret, uid, gid, idleMs).run();
 }
 
-interface Running {
-  abort: AbortController;
-  done: Promise<void>;
-}
-
 class HelperSession {
   private authed = false;
   private readonly nonce = newNonce();
   private peerNonce = '';
-  private readonly running = new Map<string, Running>();
+  private readonly framed: FramedSocket;
+  private connection: MessageConnection | null = null;
+  private server: OpServer | null = null;
+  /** Calls accepted and not yet ended (queued or running). */
+  private busy = 0;
   private queue: Promise<void> = Promise.resolve();
   /** The requesting user's identity, taken on for the repository side of requests (null: the user is root, or the helper is not). */
   private readonly user: Identity | null;
@@ -100,26 +102,13 @@ class HelperSession {
     private readonly idleMs: number,
   ) {
     this.user = canSwitch && uid !== 0 ? userIdentity(uid, gid) : null;
+    this.framed = new FramedSocket(socket);
   }
 
   run(): Promise<number> {
     const done = new Promise<number>((resolve) => (this.finish = resolve));
-    const decoder = new FrameDecoder(
-      (m) => this.onMessage(m),
-      (p) => {
-        if (!this.authed) return void this.stop(`unauthenticated peer sent a ${p.kind} frame`, 6, false);
-        this.send({
-          v: PROTOCOL_VERSION,
-          type: 'error',
-          id: null,
-          error:
-            p.kind === 'oversized'
-              ? { code: 'USAGE', message: `Refused a message of ${p.length} bytes: the limit is 1 MiB.` }
-              : { code: 'USAGE', message: `Refused a malformed message (not JSON: ${p.reason}).` },
-        });
-      },
-    );
-    this.socket.on('data', (d: Buffer) => decoder.push(d));
+    this.framed.onMessage = (m) => this.onHandshake(m);
+    this.framed.onProblem = (p) => void this.stop(`unauthenticated peer sent a ${p.kind} frame`, 6, false);
     this.socket.on('error', (err) => say(`socket error: ${err.message}`));
     this.socket.on('close', () => void this.stop('the extension closed the channel', 0, false));
     for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void this.stop(`${sig} received`, 0, true));
@@ -127,41 +116,21 @@ class HelperSession {
       if (!this.authed) void this.stop('no authentication within the time allowed', 6, false);
     }, HANDSHAKE_TIMEOUT_MS);
     handshakeTimer.unref();
-    this.write({ v: PROTOCOL_VERSION, type: 'hello', nonce: this.nonce, pid: process.pid, uid: this.uid });
+    this.framed.send({ v: PROTOCOL_VERSION, type: 'hello', nonce: this.nonce, pid: process.pid, uid: this.uid });
     say(`connected; authenticating (serving uid ${this.uid})`);
     return done;
-  }
-
-  private write(msg: unknown): void {
-    if (this.socket.writable) this.socket.write(encodeFrame(msg));
-  }
-
-  private send(ev: HelperEvent): void {
-    this.write(ev);
   }
 
   private armIdle(): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
-      if (this.running.size) this.armIdle();
+      if (this.busy) this.armIdle();
       else void this.stop(`idle for ${Math.round(this.idleMs / 1000)} s`, 0, true);
     }, this.idleMs);
   }
 
-  private onMessage(msg: unknown): void {
-    if (this.stopping) return;
-    if (!this.authed) return this.onHandshake(msg);
-    this.armIdle();
-    const v = validateRequest(msg);
-    if (!v.ok) {
-      say(`refused a request: ${v.error.message}`);
-      this.send({ v: PROTOCOL_VERSION, type: 'error', id: v.id, error: v.error });
-      return;
-    }
-    this.onRequest(v.request);
-  }
-
   private onHandshake(msg: unknown): void {
+    if (this.stopping) return;
     const o = (msg && typeof msg === 'object' ? msg : {}) as Record<string, unknown>;
     if (o.v !== PROTOCOL_VERSION) return void this.stop(`the extension speaks protocol version ${JSON.stringify(o.v)}, not ${PROTOCOL_VERSION}`, 6, false);
     if (!this.peerNonce) {
@@ -170,54 +139,58 @@ class HelperSession {
         return void this.stop('authentication failed: the peer does not know the secret; refusing to serve it', 6, false);
       }
       this.peerNonce = o.nonce;
-      this.write({ v: PROTOCOL_VERSION, type: 'auth', mac: macFor('helper', this.secret, this.peerNonce, this.nonce) });
+      this.framed.send({ v: PROTOCOL_VERSION, type: 'auth', mac: macFor('helper', this.secret, this.peerNonce, this.nonce) });
       return;
     }
     if (o.type !== 'ready') return void this.stop('the extension did not accept our authentication', 6, false);
     this.authed = true;
     say('authenticated; serving requests');
+    this.serve();
     this.armIdle();
   }
 
-  private onRequest(req: HelperRequest): void {
-    if (req.type === 'cancel') {
-      const r = this.running.get(req.target);
-      r?.abort.abort();
-      this.send({ v: PROTOCOL_VERSION, type: 'result', id: req.id, result: { cancelled: !!r } });
-      return;
+  /** From here on, each frame is one JSON-RPC message: the engine's protocol, served as the engine service serves it. */
+  private serve(): void {
+    const reader = new FrameMessageReader(this.framed, 'server', (r) => {
+      say(`refused a message: ${r.message}`);
+      this.framed.send({ jsonrpc: '2.0', id: r.id, error: { code: r.code, message: r.message, data: { code: 'USAGE', message: r.message } } });
+    });
+    const connection = createMessageConnection(reader, new FrameMessageWriter(this.framed));
+    this.connection = connection;
+    connection.onRequest(RPC_SHUTDOWN, () => {
+      setImmediate(() => void this.stop('asked to shut down', 0, true));
+      return { stopping: true };
+    });
+    this.server = serveOps(connection, { names: HELPER_OP_NAMES, run: (name, params, ctx, token) => this.enqueue(name, params, ctx, token), onCall: () => this.armIdle(), report: say });
+    connection.listen();
+  }
+
+  /**
+   * One call at a time: a call's identity (root or the user, identity.ts) is the whole process's,
+   * so another call's file I/O must never run while it is in effect.
+   */
+  private enqueue(name: string, raw: unknown, ctx: EngineContext, token: string | undefined): Promise<unknown> {
+    if (this.stopping) return Promise.reject(new DevsnapError('CANCELLED', 'The helper is stopping; nothing was changed.'));
+    const v = validateCall(name, raw);
+    if (!v.ok) {
+      say(`refused a request: ${v.message}`);
+      return Promise.reject(new DevsnapError('USAGE', v.message));
     }
-    if (req.type === 'shutdown') {
-      this.send({ v: PROTOCOL_VERSION, type: 'result', id: req.id, result: { stopping: true } });
-      void this.stop('asked to shut down', 0, true);
-      return;
-    }
-    if (this.running.has(req.id)) {
-      this.send({ v: PROTOCOL_VERSION, type: 'error', id: req.id, error: { code: 'USAGE', message: `Refused: a request with id ${req.id} is already running.` } });
-      return;
-    }
-    const abort = new AbortController();
-    // One request at a time: a request's identity (root or the user, identity.ts) is the whole
-    // process's, so another request's file I/O must never run while it is in effect.
-    if (this.running.size) this.send({ v: PROTOCOL_VERSION, type: 'log', id: req.id, message: `Waiting for the helper's ${this.running.size} earlier request(s) to finish.` });
+    const log = (message: string) => {
+      say(`  ${message}`);
+      ctx.log?.(message);
+    };
+    if (this.busy) log(`Waiting for the helper's ${this.busy} earlier request(s) to finish.`);
+    this.busy++;
     const turn = this.queue.then(() => {
-      if (abort.signal.aborted) throw new DevsnapError('CANCELLED', `Request ${req.id} (${req.type}) was cancelled before it started; nothing was changed.`);
-      return this.execute(req, abort.signal);
+      if (ctx.signal?.aborted) throw new DevsnapError('CANCELLED', `The ${name} request was cancelled before it started; nothing was changed.`);
+      return this.execute(v.call, { ...ctx, log }, token ?? '-');
     });
     this.queue = turn.then(
       () => undefined,
       () => undefined,
     );
-    const done = turn
-      .then(
-        (result) => this.send({ v: PROTOCOL_VERSION, type: 'result', id: req.id, result }),
-        (err) => {
-          const info: ErrorInfo = toDevsnapError(err).toInfo();
-          if (info.code === 'INTERNAL') say(`request ${req.id} (${req.type}) failed: ${(err as Error)?.stack ?? err}`);
-          this.send({ v: PROTOCOL_VERSION, type: 'error', id: req.id, error: info });
-        },
-      )
-      .finally(() => this.running.delete(req.id));
-    this.running.set(req.id, { abort, done });
+    return turn.finally(() => this.busy--);
   }
 
   /**
@@ -227,14 +200,9 @@ class HelperSession {
    * block device and fsfreeze (disk/privilege.ts), and the writing of an in-place file restore; in a
    * root-owned repository nobody else can change, as root, except opening the user's image files.
    */
-  private async execute(req: HelperOpRequest, signal: AbortSignal): Promise<unknown> {
-    say(`request ${req.id}: ${req.type}`);
-    const log = (message: string) => {
-      say(`  ${message}`);
-      this.send({ v: PROTOCOL_VERSION, type: 'log', id: req.id, message });
-    };
-    const onProgress = (event: ProgressEvent) => this.send({ v: PROTOCOL_VERSION, type: 'progress', id: req.id, event });
-    if (req.type === 'listDisks') return runOp('listDisks', {}, { signal, onProgress, log });
+  private async execute(req: HelperCall, base: EngineContext, token: string): Promise<unknown> {
+    say(`request ${token}: ${req.type}`);
+    if (req.type === 'listDisks') return runOp('listDisks', {}, base);
 
     const mayCreate = req.type === 'snapshot' || req.type === 'planSnapshot';
     const repo = resolveRepository(req.repo, this.uid, !!req.allowRootRepository, mayCreate);
@@ -243,9 +211,9 @@ class HelperSession {
     /** The one block device this request may open as root, as the checks saw it. */
     let device: { path: string; rdev: number } | null = null;
     const approve = (p: string) => (device = { path: p, rdev: fs.statSync(p).rdev });
-    let ctx: EngineContext = { signal, onProgress, log };
+    let ctx: EngineContext = base;
     // The engine's request: the helper's switches left out, paths as the checks resolved them.
-    const { v: _v, id: _id, type: _type, allowRootRepository: _root, ...fields } = req;
+    const { type: _type, allowRootRepository: _root, ...fields } = req;
     const { confirmed, allowSystemDisk, ...rest } = fields as typeof fields & { confirmed?: boolean; allowSystemDisk?: boolean };
     const params: Record<string, unknown> = { ...rest, repo: repo.path };
     switch (req.type) {
@@ -389,16 +357,16 @@ class HelperSession {
     say(`stopping: ${reason}`);
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.stopping = (async () => {
-      for (const r of this.running.values()) r.abort.abort();
-      if (this.running.size) say(`cancelling ${this.running.size} running request(s) at a safe point`);
-      await Promise.allSettled([...this.running.values()].map((r) => r.done));
-      if (polite) this.send({ v: PROTOCOL_VERSION, type: 'bye', reason });
+      if (this.server?.running) say(`cancelling ${this.server.running} running request(s) at a safe point`);
+      await this.server?.stopAll();
+      if (polite && this.connection) await this.connection.sendNotification(RPC_BYE, { reason }).catch(() => undefined);
       await new Promise<void>((resolve) => {
         if (this.socket.destroyed) return resolve();
         this.socket.end(() => resolve());
         setTimeout(resolve, 1000).unref();
       });
       this.socket.destroy();
+      this.connection?.dispose();
       say('exiting');
       this.finish(code);
     })();

@@ -1,38 +1,26 @@
-// Validation of what arrives over the helper's channel, before anything runs: the version, the
-// request type, and every field against the operation's schema (protocol/helper.ts: the engine's
-// parameters with absolute paths and the helper's switches). Unknown fields are refused too, so a
-// typo (`allowSystemdisk`) cannot silently fall back to the default. Nothing here touches the disk;
-// the checks of paths (devices, files, repositories) are in checks.ts.
-import * as v from 'valibot';
-import { check, ErrorInfo, HELPER_PARAMS, HelperRequest, PROTOCOL_VERSION, snapshotName } from '../protocol';
+// Validation of a call that reached the helper, before anything runs: the operation must be one the
+// helper serves, and its parameters must fit the helper's schema of it (protocol/helper.ts: the
+// engine's parameters with absolute paths and the helper's switches). Unknown fields are refused
+// too, so a typo (`allowSystemdisk`) cannot silently fall back to the default. The JSON-RPC envelope
+// was checked before (rpcFrames.ts, ops/serve.ts); nothing here touches the disk: the checks of
+// paths (devices, files, repositories) are in checks.ts.
+import { check, HELPER_PARAMS, HelperOpName, HelperParams } from '../protocol';
 export { MAX_RESTORE_PATHS } from '../protocol';
 
-/** The requests that control the channel itself. */
-const CONTROL = {
-  cancel: v.strictObject({ target: snapshotName() }),
-  shutdown: v.strictObject({}),
-};
-const SCHEMAS: Record<string, v.GenericSchema> = { ...HELPER_PARAMS, ...CONTROL };
+/** A call as the helper runs it: the operation's name as `type`, and its parameters. */
+export type HelperCall = { [K in HelperOpName]: { type: K } & HelperParams<K> }[HelperOpName];
 
-const isId = (x: unknown): x is string => typeof x === 'string' && /^[A-Za-z0-9_.:-]{1,128}$/.test(x);
+export const HELPER_OP_NAMES = Object.keys(HELPER_PARAMS) as HelperOpName[];
 
-/** A request as sent, or the error to reply with (`id` when the request's id could be read). */
-export type Validated = { ok: true; request: HelperRequest } | { ok: false; id: string | null; error: ErrorInfo };
+export const isHelperOp = (name: string): name is HelperOpName => Object.prototype.hasOwnProperty.call(HELPER_PARAMS, name);
 
-export function validateRequest(msg: unknown): Validated {
-  const fail = (id: string | null, message: string, hint?: string): Validated => ({ ok: false, id, error: { code: 'USAGE', message, ...(hint ? { hint } : {}) } });
-  if (!msg || typeof msg !== 'object' || Array.isArray(msg)) return fail(null, 'Refused a message that is not a JSON object.');
-  const { v: version, id: rawId, type, ...params } = msg as Record<string, unknown>;
-  const id = isId(rawId) ? rawId : null;
-  if (version !== PROTOCOL_VERSION)
-    return fail(
-      id,
-      `Refused a message of protocol version ${JSON.stringify(version)}; this helper speaks version ${PROTOCOL_VERSION}.`,
-      'Restart VS Code so that the extension and its helper come from the same install.',
-    );
-  if (typeof type !== 'string' || !Object.prototype.hasOwnProperty.call(SCHEMAS, type)) return fail(id, `Refused a request of unknown type ${JSON.stringify(type)}.`);
-  if (!id) return fail(null, `Refused a "${type}" request without a valid "id".`);
-  const r = check(SCHEMAS[type], params);
-  if (!r.ok) return fail(id, `Refused the "${type}" request: ${r.problem}.`);
-  return { ok: true, request: { v: version, id, type, ...(r.value as object) } as HelperRequest };
+export type Validated = { ok: true; call: HelperCall } | { ok: false; message: string };
+
+export function validateCall(name: string, params: unknown): Validated {
+  if (!isHelperOp(name)) return { ok: false, message: `Refused a request of unknown type ${JSON.stringify(name)}.` };
+  if (params !== undefined && (typeof params !== 'object' || params === null || Array.isArray(params)))
+    return { ok: false, message: `Refused the "${name}" request: its parameters must be an object.` };
+  const r = check(HELPER_PARAMS[name], params ?? {});
+  if (!r.ok) return { ok: false, message: `Refused the "${name}" request: ${r.problem}.` };
+  return { ok: true, call: { type: name, ...(r.value as object) } as HelperCall };
 }

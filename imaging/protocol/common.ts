@@ -1,7 +1,7 @@
 // What every message shares: the protocol version, errors and progress events.
 import * as v from 'valibot';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Stable error codes; the CLI maps them to exit codes (see EXIT_CODES in core/errors.ts). */
 export const ErrorCode = v.picklist([

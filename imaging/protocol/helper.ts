@@ -1,16 +1,17 @@
-// The elevated helper's channel (imaging/helper/, extension/helperClient.ts; security model in
+// The elevated helper's channel (imaging/helper/, extension/helperChannel.ts; security model in
 // imaging/helper/README.md). Frames: a 4-byte big-endian length, then that many bytes of UTF-8
-// JSON, at most HELPER_MAX_MESSAGE. Every message carries `v: PROTOCOL_VERSION`.
+// JSON, at most HELPER_MAX_MESSAGE.
 //
 // Handshake (the extension listens, the helper connects; `secret` is the one-time secret):
 //   helper    → { v, type: 'hello', nonce: Nh, pid, uid }
 //   extension → { v, type: 'challenge', nonce: Ne, mac: HMAC(secret, 'devsnap-extension\0' Nh '\0' Ne) }
 //   helper    → { v, type: 'auth', mac: HMAC(secret, 'devsnap-helper\0' Ne '\0' Nh) }   (after checking mac)
 //   extension → { v, type: 'ready' }                                                        (after checking mac)
-// Neither side sends the secret. Then the extension sends requests; the helper answers each with
-// 'progress' events, 'log' lines and finally one 'result' or 'error' carrying the request's id.
+// `v` is PROTOCOL_VERSION: either side drops a peer of another version. Neither side sends the secret.
+// Then each frame is one JSON-RPC 2.0 message of the engine's protocol (protocol/rpc.ts), as the
+// engine service speaks it: the operations of HELPER_PARAMS, RPC_SHUTDOWN, and RPC_BYE before exit.
 import * as v from 'valibot';
-import { absolutePath, bool, ErrorInfo, ProgressEvent } from './common';
+import { absolutePath, bool } from './common';
 import { OPS, OpParams, OpResult } from './ops';
 
 export const HELPER_MAX_MESSAGE = 1 << 20;
@@ -63,21 +64,6 @@ export type HelperOpName = keyof typeof HELPER_PARAMS;
 export type HelperParams<K extends HelperOpName> = v.InferOutput<(typeof HELPER_PARAMS)[K]>;
 /** Every request the helper serves: its parameters and its result (the engine's). */
 export type HelperOps = { [K in HelperOpName]: { params: HelperParams<K>; result: OpResult<K> } };
-export type HelperOpRequest = { [K in HelperOpName]: { v: number; id: string; type: K } & HelperParams<K> }[HelperOpName];
-/** Stop the request `target` at a safe point (it then ends with a CANCELLED error). */
-export interface HelperCancel {
-  v: number;
-  id: string;
-  type: 'cancel';
-  target: string;
-}
-/** Stop everything at a safe point and exit. */
-export interface HelperShutdown {
-  v: number;
-  id: string;
-  type: 'shutdown';
-}
-export type HelperRequest = HelperOpRequest | HelperCancel | HelperShutdown;
 export type { OpParams };
 
 export type HelperHandshake =
@@ -85,12 +71,3 @@ export type HelperHandshake =
   | { v: number; type: 'challenge'; nonce: string; mac: string }
   | { v: number; type: 'auth'; mac: string }
   | { v: number; type: 'ready' };
-
-export type HelperEvent =
-  | { v: number; type: 'progress'; id: string; event: ProgressEvent }
-  | { v: number; type: 'log'; id?: string; message: string }
-  | { v: number; type: 'result'; id: string; result: unknown }
-  /** id null: a message that could not be tied to a request (malformed, oversized, ...). */
-  | { v: number; type: 'error'; id: string | null; error: ErrorInfo }
-  /** The helper is about to exit (idle, shutdown, client gone). */
-  | { v: number; type: 'bye'; reason: string };

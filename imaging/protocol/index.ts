@@ -10,5 +10,5 @@ export * from './results';
 export * from './files';
 export * from './ops';
 export * from './helper';
-export * from './service';
+export * from './rpc';
 export * from './format';

@@ -29,8 +29,9 @@ import { exportSnapshot, importSnapshot } from '../../imaging/archive/export';
 import { takeSnapshot } from '../../imaging/snapshot/take';
 import { describeImageFile } from '../../imaging/disk/disks';
 import { encodeFrame, FrameDecoder } from '../../imaging/helper/framing';
-import { validateRequest } from '../../imaging/helper/validate';
-import { PROTOCOL_VERSION } from '../../imaging/protocol';
+import { validateCall } from '../../imaging/helper/validate';
+import { vetMessage } from '../../imaging/helper/rpcFrames';
+import { check, OpCall } from '../../imaging/protocol';
 import { makeDisk, makeFsImage, sh } from '../helpers/disks';
 import { mutate, mutateJson, Rng } from './mutate';
 import { readTar, writeTar } from './tar';
@@ -559,26 +560,47 @@ export const TARGETS: FuzzTarget[] = [
   },
   {
     name: 'helper-frames',
-    what: 'elevated helper channel: length-prefixed frames and requests (imaging/helper/framing.ts FrameDecoder, helper/validate.ts validateRequest)',
+    what: 'elevated helper channel: length-prefixed frames of JSON-RPC requests (imaging/helper/framing.ts FrameDecoder, rpcFrames.ts vetMessage, helper/validate.ts validateCall)',
     timeoutMs: 15000,
     smokeExecs: 800,
-    dictionary: ['{"v":1,', '"type":"restore"', '"id":"r1"', '"target":"/dev/sda"', '"paths":["/etc"]', '\xff\xff\xff\xff', '\x00\x10\x00\x01'],
+    dictionary: [
+      '{"jsonrpc":"2.0",',
+      '"method":"restore"',
+      '"id":"r1"',
+      '"params":{"params":{',
+      '"target":"/dev/sda"',
+      '"paths":["/etc"]',
+      '"$/cancelRequest"',
+      '\xff\xff\xff\xff',
+      '\x00\x10\x00\x01',
+    ],
     async seeds() {
-      const req = (o: object) => encodeFrame({ v: PROTOCOL_VERSION, ...o });
+      const req = (id: string, method: string, params: object) => encodeFrame({ jsonrpc: '2.0', id, method, params: { params, progressToken: id } });
+      const cancel = (id: string) => encodeFrame({ jsonrpc: '2.0', method: '$/cancelRequest', params: { id } });
       return [
-        req({ id: 'a1', type: 'listDisks' }),
-        req({ id: 'a2', type: 'listSnapshots', repo: '/srv/repo' }),
-        Buffer.concat([req({ id: 'b1', type: 'restore', repo: '/srv/repo', snapshot: 'latest', target: '/dev/sdb', partition: 2, confirmed: true }), req({ id: 'b2', type: 'cancel', target: 'b1' })]),
-        req({ id: 'c1', type: 'restoreFiles', repo: '/srv/repo', snapshot: '84', paths: ['/etc/hostname', '/home/dev'], target: '/home/dev/restored', dryRun: true }),
-        req({ id: 'd1', type: 'forget', repo: '/srv/repo', policy: { keepLast: 3 }, prune: true }),
-        Buffer.concat([Buffer.from([0xff, 0xff, 0xff, 0xff]), req({ id: 'e1', type: 'shutdown' })]),
+        req('a1', 'listDisks', {}),
+        req('a2', 'listSnapshots', { repo: '/srv/repo' }),
+        Buffer.concat([req('b1', 'restore', { repo: '/srv/repo', snapshot: 'latest', target: '/dev/sdb', partition: 2, confirmed: true }), cancel('b1')]),
+        req('c1', 'restoreFiles', { repo: '/srv/repo', snapshot: '84', paths: ['/etc/hostname', '/home/dev'], target: '/home/dev/restored', dryRun: true }),
+        req('d1', 'forget', { repo: '/srv/repo', policy: { keepLast: 3 }, prune: true }),
+        Buffer.concat([Buffer.from([0xff, 0xff, 0xff, 0xff]), encodeFrame({ jsonrpc: '2.0', id: 'e1', method: 'devsnap/shutdown' })]),
       ];
     },
     async run(input) {
       let messages = 0;
       const onMessage = (msg: unknown) => {
-        const v = validateRequest(msg);
-        if (typeof v !== 'object' || typeof v.ok !== 'boolean') throw new Violation('validateRequest returned no verdict');
+        // The helper's path for each frame: the envelope (rpcFrames.ts), then the call (ops/serve.ts: OpCall; validate.ts).
+        const vetted = vetMessage(msg, 'server');
+        if (typeof vetted !== 'object' || typeof vetted.ok !== 'boolean') throw new Violation('vetMessage returned no verdict');
+        if (vetted.ok && 'id' in vetted.message) {
+          const m = vetted.message as unknown as { method: string; params?: unknown };
+          const call = check(OpCall, m.params);
+          if (call.ok) {
+            const v = validateCall(m.method, call.value.params);
+            if (typeof v !== 'object' || typeof v.ok !== 'boolean') throw new Violation('validateCall returned no verdict');
+          }
+        }
+        vetMessage(msg, 'client');
         messages++;
       };
       // The same bytes as one write, in pieces of varying size, and through a decoder with a small frame limit.

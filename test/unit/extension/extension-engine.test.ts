@@ -5,7 +5,8 @@ import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import { EngineCall, EngineError, EngineFacade, LineSplitter, retentionEnabled } from '../../../extension/engine';
-import { describeCall, EngineClient } from '../../../extension/engineClient';
+import { EngineClient } from '../../../extension/engineClient';
+import { describeCall } from '../../../extension/engineRpc';
 import { check, OPS, OpName } from '../../../imaging/protocol';
 
 /** An EngineFacade whose operations are recorded, each checked against its parameter schema. */

@@ -9,8 +9,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { PROTOCOL_VERSION } from '../../../imaging/protocol';
-import { validateRequest, MAX_RESTORE_PATHS } from '../../../imaging/helper/validate';
+import { validateCall, MAX_RESTORE_PATHS } from '../../../imaging/helper/validate';
 import { cleanup, isRoot, makeDisk, sh, tmpDir } from '../../helpers/disks';
 import { devsnap } from '../../helpers/cli';
 import { CLI, ensureUser, HelperRun, launchHelper } from './helper-harness';
@@ -27,9 +26,8 @@ const MiB = 1 << 20;
 
 describe('helper restoreFiles validation (unit)', () => {
   it('refuses a relative target, NUL bytes, ".." and too many paths, naming the field', () => {
-    const v = PROTOCOL_VERSION;
-    const ok = { v, id: 'a', type: 'restoreFiles', repo: '/r', snapshot: 'latest', paths: ['/etc/hostname', 'usr/bin'], target: '/tmp' };
-    assert.equal(validateRequest(ok).ok, true);
+    const ok = { repo: '/r', snapshot: 'latest', paths: ['/etc/hostname', 'usr/bin'], target: '/tmp' };
+    assert.equal(validateCall('restoreFiles', ok).ok, true);
     const bad: [Record<string, unknown>, RegExp][] = [
       [{ ...ok, target: 'relative/dir' }, /"target" must be an absolute path/],
       [{ ...ok, paths: ['/etc/host\0name'] }, /"paths\[0\]" is a path with a NUL byte/],
@@ -44,9 +42,9 @@ describe('helper restoreFiles validation (unit)', () => {
       [{ ...ok, target: undefined }, /"target" is missing/],
     ];
     for (const [msg, re] of bad) {
-      const r = validateRequest(msg);
+      const r = validateCall('restoreFiles', msg);
       assert.equal(r.ok, false, JSON.stringify(msg).slice(0, 200));
-      if (!r.ok) assert.match(r.error.message, re);
+      if (!r.ok) assert.match(r.message, re);
     }
   });
 });

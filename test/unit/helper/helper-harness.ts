@@ -1,7 +1,7 @@
 // Test harness for the elevated helper: plays the extension's side by hand (private folder,
 // one-time secret file, listening socket), starts a real helper process (out/imaging/cli.js
-// helper ...) and gives raw access to the channel, so tests can send what a real extension never
-// would. Not a test file itself (no .test.ts).
+// helper ...) and gives raw access to the channel (frames of JSON-RPC messages, protocol/rpc.ts),
+// so tests can send what a real extension never would. Not a test file itself (no .test.ts).
 import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
@@ -16,9 +16,9 @@ import { acceptAuthenticatedPeer } from '../../../extension/helperClient';
 export const CLI = path.join(__dirname, '..', '..', '..', 'imaging', 'cli.js');
 
 /**
- * A message as the helper sent it: decoded JSON, not validated, since the tests check the helper's
- * answers field by field, also to malformed and hostile requests (and frame problems are recorded
- * among them).
+ * A message as the helper sent it (a JSON-RPC response or notification): decoded JSON, not
+ * validated, since the tests check the helper's answers field by field, also to malformed and
+ * hostile requests (and frame problems are recorded among them). `call` returns an Outcome instead.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- unvalidated wire data whose fields each test asserts
 export type WireMessage = any;
@@ -48,9 +48,24 @@ export interface HelperRun {
   sendRaw(buf: Buffer): void;
   /** Resolves with the first message (already received or to come) matching `pred`. */
   next(pred: (m: WireMessage) => boolean, timeoutMs?: number): Promise<WireMessage>;
-  /** Sends a request and resolves with its final result or error message. */
-  call(type: string, params?: Record<string, unknown>, id?: string): Promise<WireMessage>;
+  /** Sends a request of `method` (an operation's name, or RPC_SHUTDOWN) with progress and log lines under the token `id`. */
+  request(method: string, params?: Record<string, unknown>, id?: string): string;
+  /** Resolves with how the request `id` ended. */
+  outcome(id: string): Promise<Outcome>;
+  /** request() and outcome(). */
+  call(method: string, params?: Record<string, unknown>, id?: string): Promise<Outcome>;
+  /** Asks the helper to stop the request `id` at a safe point ($/cancelRequest). */
+  cancel(id: string): void;
   close(): Promise<void>;
+}
+
+/** How a request ended: its result, or the engine's error (ErrorInfo) with the JSON-RPC error's code. */
+export interface Outcome {
+  id: string;
+  type: 'result' | 'error';
+  result?: WireMessage;
+  error?: WireMessage;
+  rpcCode?: number;
 }
 
 let seq = 0;
@@ -69,7 +84,7 @@ export async function launchHelper(o: LaunchOptions = {}): Promise<HelperRun> {
   const handshake = o.handshake ?? 'correct';
   const accepted: Promise<net.Socket> =
     handshake === 'correct'
-      ? acceptAuthenticatedPeer(server, secret).then((r) => r.sock)
+      ? acceptAuthenticatedPeer(server, secret).then((r) => r.framed.socket as net.Socket)
       : new Promise((resolve) =>
           server.once('connection', (sock) => {
             if (handshake === 'wrong-secret') {
@@ -81,7 +96,7 @@ export async function launchHelper(o: LaunchOptions = {}): Promise<HelperRun> {
                     Buffer.concat([
                       encodeFrame({ v: PROTOCOL_VERSION, type: 'challenge', nonce, mac: macFor('extension', newSecret(), m.nonce, nonce) }),
                       // A request right behind it, as if the handshake had worked: must never run.
-                      encodeFrame({ v: PROTOCOL_VERSION, id: 'w1', type: 'snapshot', repo: path.join(dir, 'never'), source: '/dev/zero' }),
+                      encodeFrame({ jsonrpc: '2.0', id: 'w1', method: 'snapshot', params: { params: { repo: path.join(dir, 'never'), source: '/dev/zero' } } }),
                     ]),
                   );
                 },
@@ -153,9 +168,19 @@ export async function launchHelper(o: LaunchOptions = {}): Promise<HelperRun> {
         waiters.push(w);
       });
     },
-    call(type, params = {}, id = `t${++seq}`) {
-      run.send({ v: PROTOCOL_VERSION, id, type, ...params });
-      return run.next((m) => (m.type === 'result' || m.type === 'error') && m.id === id);
+    request(method, params = {}, id = `t${++seq}`) {
+      run.send({ jsonrpc: '2.0', id, method, params: { params, progressToken: id } });
+      return id;
+    },
+    async outcome(id) {
+      const m = await run.next((x) => x.id === id && ('result' in x || 'error' in x));
+      return 'result' in m ? { id, type: 'result', result: m.result } : { id, type: 'error', error: m.error.data ?? m.error, rpcCode: m.error.code };
+    },
+    call(method, params, id) {
+      return run.outcome(run.request(method, params, id));
+    },
+    cancel(id) {
+      run.send({ jsonrpc: '2.0', method: '$/cancelRequest', params: { id } });
     },
     async close() {
       sock?.destroy();

@@ -162,7 +162,7 @@ describe('helper lifecycle', { skip }, () => {
         assert.ok(e instanceof EngineError, String(e));
         assert.equal(e.code, 'INTERNAL');
         assert.match(e.message, /helper stopped unexpectedly \(killed by SIGKILL\)/);
-        assert.match(e.hint ?? '', /Its last messages: .*request r1: snapshot/);
+        assert.match(e.hint ?? '', /Its last messages: .*request p\d+: snapshot/);
         return true;
       });
       assert.ok(killedPid > 0);

@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { withIdentity, userIdentity } from '../../../imaging/helper/identity';
 import { collectInventory } from '../../../imaging/inventory/inventory';
 import { childCommand } from '../../../imaging/disk/privilege';
-import { PROTOCOL_VERSION } from '../../../imaging/protocol';
+import { RPC_LOG } from '../../../imaging/protocol';
 import { attachLoop, cleanup, isRoot, sh, tmpDir, withMount } from '../../helpers/disks';
 import { CLI, ensureUser, HelperRun, launchHelper, removeCreatedUsers } from './helper-harness';
 
@@ -297,23 +297,22 @@ describe("helper: the repository side runs with the user's rights (real helper, 
   it('serves one request at a time: a later one waits (and says so); one cancelled while waiting never runs', async () => {
     const repo = userRepo('repo-serial');
     freshData();
-    const v = PROTOCOL_VERSION;
-    h.send({ v, id: 'serial-snap', type: 'snapshot', repo, source: loop });
-    h.send({ v, id: 'serial-list', type: 'listSnapshots', repo });
-    h.send({ v, id: 'serial-list2', type: 'listSnapshots', repo });
-    h.send({ v, id: 'serial-cancel', type: 'cancel', target: 'serial-list2' });
-    const done = (id: string) => h.next((m) => (m.type === 'result' || m.type === 'error') && m.id === id);
-    const snap = await done('serial-snap');
-    const list = await done('serial-list');
-    const list2 = await done('serial-list2');
+    h.request('snapshot', { repo, source: loop }, 'serial-snap');
+    h.request('listSnapshots', { repo }, 'serial-list');
+    h.request('listSnapshots', { repo }, 'serial-list2');
+    h.cancel('serial-list2');
+    const snap = await h.outcome('serial-snap');
+    const list = await h.outcome('serial-list');
+    const list2 = await h.outcome('serial-list2');
     assert.equal(snap.type, 'result', JSON.stringify(snap));
     // Ran after the snapshot was committed, not beside it.
     assert.deepEqual(
       list.result.snapshots.map((x: { id: string }) => x.id),
       [snap.result.id],
     );
-    assert.ok(h.messages.indexOf(snap) < h.messages.indexOf(list));
-    assert.ok(h.messages.some((m) => m.type === 'log' && m.id === 'serial-list' && /Waiting for the helper's 1 earlier request/.test(m.message)));
+    const answered = (id: string) => h.messages.findIndex((m) => m.id === id && ('result' in m || 'error' in m));
+    assert.ok(answered('serial-snap') < answered('serial-list'));
+    assert.ok(h.messages.some((m) => m.method === RPC_LOG && m.params.token === 'serial-list' && /Waiting for the helper's 1 earlier request/.test(m.params.message)));
     assert.equal(list2.error?.code, 'CANCELLED', JSON.stringify(list2));
     assert.match(list2.error.message, /cancelled before it started; nothing was changed/);
   });

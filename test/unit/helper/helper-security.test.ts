@@ -10,9 +10,10 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { HELPER_MAX_MESSAGE, PROTOCOL_VERSION } from '../../../imaging/protocol';
+import { HELPER_MAX_MESSAGE, PROTOCOL_VERSION, RPC_BYE, RPC_PARSE_ERROR, RPC_SHUTDOWN } from '../../../imaging/protocol';
 import { encodeFrame, FrameDecoder } from '../../../imaging/helper/framing';
-import { validateRequest } from '../../../imaging/helper/validate';
+import { validateCall } from '../../../imaging/helper/validate';
+import { vetMessage } from '../../../imaging/helper/rpcFrames';
 import { cleanup, isRoot, sh, tmpDir, withLoop, withMount } from '../../helpers/disks';
 import { CLI, ensureUser, launchHelper } from './helper-harness';
 
@@ -26,28 +27,49 @@ function initRepo(dir: string): void {
 }
 
 describe('helper validation (unit)', () => {
-  it('refuses wrong versions, unknown types, missing, ill-typed and unknown fields', () => {
-    const v = PROTOCOL_VERSION;
-    assert.equal(validateRequest({ v, id: 'a', type: 'listDisks' }).ok, true);
-    const bad: [unknown, RegExp][] = [
-      [[1, 2], /not a JSON object/],
-      [{ v: 99, id: 'a', type: 'listDisks' }, /protocol version 99/],
-      [{ v, id: 'a', type: 'format' }, /unknown type "format"/],
-      [{ v, type: 'listDisks' }, /without a valid "id"/],
-      [{ v, id: 'a', type: 'snapshot', repo: '/r' }, /"source" is missing/],
-      [{ v, id: 'a', type: 'snapshot', repo: 'relative', source: '/dev/x' }, /"repo" must be an absolute path/],
-      [{ v, id: 'a', type: 'restore', repo: '/r', snapshot: 'x', target: '/t', allowSystemdisk: true }, /unknown field "allowSystemdisk"/],
-      [{ v, id: 'a', type: 'restore', repo: '/r', snapshot: 'x', target: '/t', partition: -1 }, /"partition" must be a whole number/],
-      [{ v, id: 'a', type: 'snapshot', repo: '/r', source: '/s', compressionLevel: 40 }, /1 to 19/],
-      [{ v, id: 'a', type: 'pin', repo: '/r', snapshot: 'x', pinned: 'yes' }, /true or false/],
-      [{ v, id: 'a', type: 'forget', repo: '/r', policy: { keepEverything: 1 } }, /not a retention rule/],
-      [{ v, id: 'a', type: 'show', repo: '/r', snapshot: '../../etc' }, /snapshot id/],
-      [{ v, id: 'a', type: 'snapshot', repo: '/r\0x', source: '/s' }, /NUL/],
+  it('refuses messages that are not JSON-RPC 2.0 requests, and requests without an id', () => {
+    assert.equal(vetMessage({ jsonrpc: '2.0', id: 'a', method: 'listDisks', params: { params: {} } }, 'server').ok, true);
+    assert.equal(vetMessage({ jsonrpc: '2.0', method: '$/cancelRequest', params: { id: 'a' } }, 'server').ok, true);
+    const bad: [unknown, RegExp, string | null][] = [
+      [[1, 2], /not JSON-RPC 2.0/, null],
+      [{ jsonrpc: '1.0', id: 'a', method: 'listDisks' }, /not JSON-RPC 2.0/, 'a'],
+      [{ v: PROTOCOL_VERSION, id: 'a', type: 'listDisks' }, /not JSON-RPC 2.0/, 'a'],
+      [{ jsonrpc: '2.0', method: 'listDisks' }, /"listDisks" request without a valid "id"/, null],
+      [{ jsonrpc: '2.0', id: { x: 1 }, method: 'listDisks' }, /"listDisks" request without a valid "id"/, null],
+      [{ jsonrpc: '2.0', id: 'a', method: 'listDisks', params: 'x' }, /not a well-formed JSON-RPC request/, 'a'],
+      [{ jsonrpc: '2.0', id: 'a', method: 'listDisks', extra: 1 }, /not a well-formed JSON-RPC request/, 'a'],
+      [{ jsonrpc: '2.0', id: 'a', result: {} }, /not a well-formed JSON-RPC request/, 'a'],
     ];
-    for (const [msg, re] of bad) {
-      const r = validateRequest(msg);
+    for (const [msg, re, id] of bad) {
+      const r = vetMessage(msg, 'server');
       assert.equal(r.ok, false, JSON.stringify(msg));
-      if (!r.ok) assert.match(r.error.message, re);
+      if (!r.ok) {
+        assert.match(r.refusal.message, re);
+        assert.equal(r.refusal.id, id, JSON.stringify(msg));
+      }
+    }
+  });
+
+  it('refuses unknown types, missing, ill-typed and unknown fields', () => {
+    assert.equal(validateCall('listDisks', {}).ok, true);
+    const bad: [string, unknown, RegExp][] = [
+      ['format', {}, /unknown type "format"/],
+      ['changes', { repo: '/r', a: 'x', b: 'y' }, /unknown type "changes"/], // looking inside snapshots needs no root
+      ['snapshot', { repo: '/r' }, /"source" is missing/],
+      ['snapshot', { repo: 'relative', source: '/dev/x' }, /"repo" must be an absolute path/],
+      ['restore', { repo: '/r', snapshot: 'x', target: '/t', allowSystemdisk: true }, /unknown field "allowSystemdisk"/],
+      ['restore', { repo: '/r', snapshot: 'x', target: '/t', partition: -1 }, /"partition" must be a whole number/],
+      ['snapshot', { repo: '/r', source: '/s', compressionLevel: 40 }, /1 to 19/],
+      ['pin', { repo: '/r', snapshot: 'x', pinned: 'yes' }, /true or false/],
+      ['forget', { repo: '/r', policy: { keepEverything: 1 } }, /not a retention rule/],
+      ['show', { repo: '/r', snapshot: '../../etc' }, /snapshot id/],
+      ['snapshot', { repo: '/r\0x', source: '/s' }, /NUL/],
+      ['listSnapshots', [1, 2], /parameters must be an object/],
+    ];
+    for (const [name, params, re] of bad) {
+      const r = validateCall(name, params);
+      assert.equal(r.ok, false, `${name} ${JSON.stringify(params)}`);
+      if (!r.ok) assert.match(r.message, re);
     }
   });
 });
@@ -98,15 +120,15 @@ describe('helper security (real helper process)', { skip }, () => {
       assert.equal(check.result.ok, true, JSON.stringify(check));
       const disks = await h.call('listDisks');
       assert.ok(Array.isArray(disks.result.disks), JSON.stringify(disks));
-      const cancel = await h.call('cancel', { target: 'nothing-running' });
-      assert.deepEqual(cancel.result, { cancelled: false });
+      h.cancel('nothing-running'); // cancelling what does not run changes nothing
+      assert.equal((await h.call('listSnapshots', { repo })).type, 'result');
       assert.equal(fs.existsSync(h.secretFile), false, 'the secret file was not deleted');
       // Only the extension listens: no process can connect to the helper.
       const ss = spawnSync('ss', ['-xlpn'], { encoding: 'utf8' }).stdout;
       assert.ok(!ss.includes(`pid=${h.helper.pid},`), `the helper listens on a socket:\n${ss}`);
       // shutdown: answered, then 'bye', then a clean exit.
-      assert.deepEqual((await h.call('shutdown')).result, { stopping: true });
-      assert.match((await h.next((m) => m.type === 'bye')).reason, /shut down/);
+      assert.deepEqual((await h.call(RPC_SHUTDOWN)).result, { stopping: true });
+      assert.match((await h.next((m) => m.method === RPC_BYE)).params.reason, /shut down/);
       assert.equal((await h.exited).code, 0);
     } finally {
       await h.close();
@@ -131,16 +153,17 @@ describe('helper security (real helper process)', { skip }, () => {
       const got = [];
       s.on('data', (d) => got.push(d.toString('latin1')));
       s.on('connect', () => {
-        s.write(frame({ v: 1, type: 'hello', nonce: 'a'.repeat(64), pid: 1, uid: 0 }));
-        setTimeout(() => s.write(frame({ v: 1, type: 'auth', mac: 'b'.repeat(64) })), 100);
-        setTimeout(() => s.write(frame({ v: 1, id: 'x', type: 'restore', repo: '/r', snapshot: 'latest', target: '/dev/vda', confirmed: true })), 200);
+        const v = Number(process.argv[2]);
+        s.write(frame({ v, type: 'hello', nonce: 'a'.repeat(64), pid: 1, uid: 0 }));
+        setTimeout(() => s.write(frame({ v, type: 'auth', mac: 'b'.repeat(64) })), 100);
+        setTimeout(() => s.write(frame({ jsonrpc: '2.0', id: 'x', method: 'restore', params: { params: { repo: '/r', snapshot: 'latest', target: '/dev/vda', confirmed: true } } })), 200);
       });
       s.on('close', () => { console.log(JSON.stringify({ closed: true, got: got.join('') })); process.exit(0); });
       setTimeout(() => { console.log(JSON.stringify({ closed: false })); process.exit(0); }, 5000);
     `;
     // Asynchronously: this process serves the socket meanwhile.
     const r = await new Promise<{ stdout: string }>((resolve) => {
-      const c = spawn(process.execPath, ['-e', rogue, socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const c = spawn(process.execPath, ['-e', rogue, socketPath, String(PROTOCOL_VERSION)], { stdio: ['ignore', 'pipe', 'inherit'] });
       let stdout = '';
       c.stdout.on('data', (d) => (stdout += d));
       c.on('close', () => resolve({ stdout }));
@@ -212,25 +235,29 @@ describe('helper security (real helper process)', { skip }, () => {
     try {
       const never = path.join(work, 'not-created');
       // Malformed JSON in a well-formed frame.
-      const body = Buffer.from('{"v":1,"id":"m1","type":"snapshot",');
+      const body = Buffer.from('{"jsonrpc":"2.0","id":"m1","method":"snapshot",');
       const head = Buffer.alloc(4);
       head.writeUInt32BE(body.length);
       h.sendRaw(Buffer.concat([head, body]));
-      let m = await h.next((x) => x.type === 'error' && /malformed/.test(x.error.message));
+      let m = await h.next((x) => x.error && /malformed/.test(x.error.message));
       assert.equal(m.id, null);
+      assert.equal(m.error.code, RPC_PARSE_ERROR);
       // Oversized: a 2 MiB frame (its content is skipped, never parsed).
       const big = Buffer.alloc(2 << 20, 0x20);
       const bigHead = Buffer.alloc(4);
       bigHead.writeUInt32BE(big.length);
       h.sendRaw(Buffer.concat([bigHead, big]));
-      m = await h.next((x) => x.type === 'error' && /limit is 1 MiB/.test(x.error.message));
-      assert.equal(m.error.code, 'USAGE');
-      // Unknown type, wrong version, missing and ill-typed fields.
+      m = await h.next((x) => x.error && /limit is 1 MiB/.test(x.error.message));
+      assert.equal(m.error.data.code, 'USAGE');
+      // Unknown type, not JSON-RPC 2.0, no id, missing and ill-typed fields.
       m = await h.call('formatDisk', { target: '/dev/vda' });
       assert.match(m.error.message, /unknown type "formatDisk"/);
-      h.send({ v: 2, id: 'v2', type: 'listDisks' });
+      h.send({ jsonrpc: '1.0', id: 'v2', method: 'listDisks' });
       m = await h.next((x) => x.id === 'v2');
-      assert.match(m.error.message, /protocol version 2/);
+      assert.match(m.error.message, /not JSON-RPC 2.0/);
+      h.send({ jsonrpc: '2.0', method: 'snapshot', params: { params: { repo: never, source: path.join(work, 'img') } } });
+      m = await h.next((x) => x.error && /"snapshot" request without a valid "id"/.test(x.error.message));
+      assert.equal(m.id, null);
       m = await h.call('snapshot', { source: path.join(work, 'img') });
       assert.match(m.error.message, /"repo" is missing/);
       m = await h.call('snapshot', { repo: never, source: 42 });
