@@ -30,6 +30,7 @@ import { takeSnapshot } from '../../imaging/snapshot/take';
 import { describeImageFile } from '../../imaging/disk/disks';
 import { encodeFrame, FrameDecoder } from '../../imaging/helper/framing';
 import { validateCall } from '../../imaging/helper/validate';
+import { changedBlocks, digestFrame, digestFrameLength, digestsOf, loadDigests } from '../../imaging/repo/digests';
 import { vetMessage } from '../../imaging/helper/rpcFrames';
 import { check, OpCall } from '../../imaging/protocol';
 import { makeDisk, makeFsImage, sh } from '../helpers/disks';
@@ -37,6 +38,8 @@ import { mutate, mutateJson, Rng } from './mutate';
 import { readTar, writeTar } from './tar';
 
 /** A property violation found inside a target (besides exceptions of the wrong type): always a failure. */
+const DIGEST_ID = 'ab'.repeat(32);
+
 export class Violation extends Error {
   constructor(message: string) {
     super(message);
@@ -433,6 +436,48 @@ export const TARGETS: FuzzTarget[] = [
     async run(_input, ctx) {
       const entries = await readPackTrailer(ctx.file);
       return entries ? entries.length : null;
+    },
+  },
+  {
+    name: 'digests',
+    what: "a stored chunk's block digests, the skippable frame after its zstd frame (imaging/repo/digests.ts digestsOf); input: raw length (u32 LE) + the frame's tail",
+    timeoutMs: 15000,
+    smokeExecs: 1000,
+    dictionary: ['\x5e\x2a\x4d\x18', 'DSDG', '\x00\x10\x00\x00', '\xff\xff\xff\xff'],
+    async seeds() {
+      const hash = await loadDigests();
+      const seed = (raw: Buffer) => {
+        const len = Buffer.alloc(4);
+        len.writeUInt32LE(raw.length);
+        return Buffer.concat([len, Buffer.from('(zstd frame)'), digestFrame(hash, DIGEST_ID, raw)]);
+      };
+      return [seed(Buffer.alloc(4096, 1)), seed(crypto.createHash('sha512').update('x').digest().subarray(0, 37)), seed(Buffer.alloc(3 * 4096 + 100, 7))];
+    },
+    // Mutations get past the check: it is recomputed over the mutated payload (the frame is found where digestsOf looks).
+    fix(input) {
+      if (input.length < 4) return input;
+      const rawLength = input.readUInt32LE(0) % (4 << 20);
+      const len = digestFrameLength(rawLength);
+      if (input.length - 4 < len) return input;
+      const out = Buffer.from(input);
+      const f = out.subarray(out.length - len);
+      crypto
+        .createHash('sha256')
+        .update(Buffer.from(DIGEST_ID, 'hex'))
+        .update(f.subarray(8, len - 8))
+        .digest()
+        .subarray(0, 8)
+        .copy(f, len - 8);
+      return out;
+    },
+    async run(input) {
+      if (input.length < 4) return null;
+      const rawLength = input.readUInt32LE(0) % (4 << 20); // a chunk is at most a few MiB
+      const digests = digestsOf(input.subarray(4), DIGEST_ID, rawLength);
+      if (!Buffer.isBuffer(digests)) return digests;
+      if (digests.length !== 8 * Math.ceil(rawLength / 4096)) throw new Violation(`digestsOf returned ${digests.length} bytes for a chunk of ${rawLength}`);
+      // What an incremental does with them: compare a re-read cell block by block.
+      return changedBlocks(await loadDigests(), digests, Buffer.alloc(rawLength, 1)).size;
     },
   },
   {
