@@ -90,7 +90,7 @@ function helperParams(op: HelperOpName, params: object): object {
   }
   // The commands confirm with the user before a real restore (a modal dialog; the compare panel
   // shows a file restore's dry-run plan first).
-  if ((op === 'restore' || op === 'restoreFiles') && !p.dryRun) p.confirmed = true;
+  if ((op === 'restore' || op === 'restoreFiles' || op === 'undo') && !p.dryRun) p.confirmed = true;
   return p;
 }
 

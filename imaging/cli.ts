@@ -23,6 +23,7 @@ import * as archive from './cli/commands/archive';
 import * as unlock from './cli/commands/unlock';
 import * as serve from './cli/commands/serve';
 import * as helper from './cli/commands/helper';
+import * as undo from './cli/commands/undo';
 import { relaunchTuned, watchLauncher } from './runtime';
 
 const program = new Command();
@@ -71,6 +72,7 @@ archive.register(program, ctx);
 unlock.register(program, ctx);
 // Looking inside snapshots: ls, cat, inventory, changes, restore-files (imaging/cli-files.ts).
 registerFileCommands(program, ctx);
+undo.register(program, ctx);
 serve.register(program);
 helper.register(program);
 

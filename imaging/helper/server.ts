@@ -12,6 +12,7 @@ import { DevsnapError, toDevsnapError } from '../core/errors';
 import { createMessageConnection, MessageConnection } from 'vscode-jsonrpc/node';
 import { EngineContext, runOp } from '../ops/registry';
 import { OpServer, serveOps } from '../ops/serve';
+import type { UndoContext } from '../ops/undo';
 import { assertNotInUse, inspectPath } from '../disk/device';
 import { PrivilegePolicy, setPrivilegePolicy } from '../disk/privilege';
 import { PROTOCOL_VERSION, RPC_BYE, RPC_SHUTDOWN } from '../protocol';
@@ -267,6 +268,35 @@ class HelperSession {
           // folders checkFileDestinations found out of the user's reach.
           ...(asUser && target.owner === 'root' ? { asRoot: <T>(fn: () => Promise<T>) => withIdentity(ROOT, fn) } : {}),
         };
+        break;
+      }
+      case 'undo': {
+        // In place, as an in-place restoreFiles: what is put back and what is removed go through
+        // the same checks of the way to each path before anything is changed.
+        const target = resolveFilesTarget(req.target, this.uid, { inPlace: true, confirmed: !!confirmed, dryRun: !!req.dryRun });
+        if (target.owner === 'user' && user && !asUser) {
+          throw new HelperRefusal(
+            'PERMISSION',
+            `Refused: the helper undoes an upgrade from the root-owned repository ${repo.path} only in a folder of root's, not in ${target.path}: it would have to write there as root.`,
+            `Make the repository yours (sudo chown -R ${this.uid} ${repo.path}), or run the undo as root.`,
+          );
+        }
+        params.target = target.path;
+        const undoCtx: UndoContext = {
+          ...ctx,
+          checkRestoreFiles: (entries) =>
+            checkFileDestinations(
+              entries.map((e) => e.dest),
+              target,
+            ),
+          confirmUndo: async (plan) =>
+            checkFileDestinations(
+              plan.entries.filter((e) => e.action === 'restore' || e.action === 'remove').map((e) => path.join(target.path, e.path)),
+              target,
+            ),
+          ...(asUser && target.owner === 'root' ? { asRoot: <T>(fn: () => Promise<T>) => withIdentity(ROOT, fn) } : {}),
+        };
+        ctx = undoCtx;
         break;
       }
       case 'restore': {

@@ -6,6 +6,7 @@ import { DevsnapError } from '../core/errors';
 import { check, OPS, OpName, OpParams, OpResult } from '../protocol';
 import * as ops from './operations';
 import { ChangesCache, changesOp, inventoryOp, listDirOp, readFileOp } from './files';
+import { undoOp } from './undo';
 
 /** What an operation may use besides its parameters. */
 export interface EngineContext extends ops.OpContext {
@@ -34,6 +35,7 @@ export const IMPLEMENTATIONS: Implementations = {
   listDir: listDirOp,
   readFile: readFileOp,
   changes: changesOp,
+  undo: undoOp,
 };
 
 /** Checks `params` against the operation's schema (USAGE naming the field when they do not fit). */

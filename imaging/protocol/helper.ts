@@ -58,6 +58,16 @@ export const HELPER_PARAMS = {
     /** The user confirmed restoring in place (required for a real in-place restore into a folder the user does not own). */
     confirmed: v.optional(bool()),
   }),
+  /**
+   * Undoes an upgrade in place below `target` (the running system's '/'): as restoreFiles in place,
+   * a real one only with `confirmed`, and without `deep` (the helper never reads root's files for
+   * the user).
+   */
+  undo: withRepo(v.omit(OPS.undo.params, ['deep']), {
+    target: absolutePath(),
+    /** The user confirmed the undo (required unless dryRun). */
+    confirmed: v.optional(bool()),
+  }),
 };
 
 export type HelperOpName = keyof typeof HELPER_PARAMS;

@@ -8,6 +8,7 @@ export * from './snapshots';
 export * from './requests';
 export * from './results';
 export * from './files';
+export * from './undo';
 export * from './ops';
 export * from './helper';
 export * from './rpc';

@@ -27,6 +27,7 @@ import {
 } from './requests';
 import { CheckOpResult, DiffOpResult, ForgetOpResult, PruneOpResult, RestoreFilesResult, RestoreOpResult, VerifyOpResult } from './results';
 import { ListResult, ShowResult, SnapshotOpResult, SnapshotPlan, SnapshotRefResult } from './snapshots';
+import { UndoRequest, UndoResult } from './undo';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Schema = v.GenericSchema<any, any>;
@@ -65,6 +66,8 @@ export const OPS = {
   listDir: op(ListDirRequest, ListDirResult, null),
   readFile: op(ReadFileRequest, ReadFileResult, null),
   changes: op(ChangesRequest, ChangesResult, null),
+  // Writes in place below `target` (the running system's '/' needs root); reads the repository.
+  undo: op(UndoRequest, UndoResult, { target: 'write', ...inRepo }),
 };
 
 export type OpName = keyof typeof OPS;
