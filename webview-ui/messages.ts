@@ -10,6 +10,7 @@
 //   webview → 'planRestoreFiles' → host runs a dry run → 'restorePlan' → webview shows it →
 //             'confirmRestoreFiles' {planId} → 'restoreProgress'… → 'restoreDone' | 'restoreFailed'.
 //   'restoreDisk' / 'recoveryCommand' hand over to the extension's restore command and editors.
+import { MAX_RESTORE_PATHS } from '../imaging/protocol/limits';
 import type { ChangeKind, DiffTotals, DirectorySummary, FileChange, InventoryDiff, RestoreAction, RestoreEntry, SnapshotSummary } from '../imaging/protocol';
 
 export type { ChangeKind, DiffTotals, DirectorySummary, FileChange, InventoryDiff, RestoreAction, RestoreEntry };
@@ -95,7 +96,7 @@ export type WebviewMessage =
   | { type: 'restoreDisk'; snapshot: string; partition?: number }
   | { type: 'recoveryCommand'; snapshot: string; partition?: number };
 
-export const MAX_RESTORE_PATHS = 10000;
+export { MAX_RESTORE_PATHS };
 const CHANGE_KINDS: readonly ChangeKind[] = ['added', 'removed', 'modified', 'metadata'];
 
 const isId = (v: unknown): v is string => typeof v === 'string' && /^[A-Za-z0-9._-]{1,128}$/.test(v);

@@ -18,16 +18,16 @@ export interface GlobalOpts {
 
 /** The part of the context the commands looking inside snapshots use (also what test/unit/file-restore.test.ts gives them). */
 export interface CliContext {
-  withRepo<T>(g: any, exclusive: boolean, purpose: string, fn: (repo: Repository) => Promise<T>): Promise<T>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  withRepo<T>(g: GlobalOpts, exclusive: boolean, purpose: string, fn: (repo: Repository) => Promise<T>): Promise<T>;
   /** The repository part of an operation request (repository folder, password). */
-  repoReq(g: any): RepoRequest; // eslint-disable-line @typescript-eslint/no-explicit-any
-  report(g: any, json: unknown, human: () => string): void; // eslint-disable-line @typescript-eslint/no-explicit-any
-  globals(cmd: Command): any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  progressSink(g: any): (e: ProgressEvent) => void; // eslint-disable-line @typescript-eslint/no-explicit-any
+  repoReq(g: GlobalOpts): RepoRequest;
+  report(g: GlobalOpts, json: unknown, human: () => string): void;
+  globals(cmd: Command): GlobalOpts;
+  progressSink(g: GlobalOpts): (e: ProgressEvent) => void;
   log(msg: string): void;
   signal: AbortSignal;
   /** What an operation gets from the command line: cancellation (SIGINT), progress (--progress), the log. */
-  opContext(g: any, progress?: boolean): OpContext; // eslint-disable-line @typescript-eslint/no-explicit-any
+  opContext(g: GlobalOpts, progress?: boolean): OpContext;
 }
 
 /** The whole context of the devsnap program. */

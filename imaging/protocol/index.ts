@@ -3,6 +3,7 @@
 // a valibot schema (the runtime check) and the TypeScript type inferred from it, under one name.
 // Import nothing but valibot here: this folder is bundled into the webview too.
 export * from './common';
+export * from './limits';
 export * from './disks';
 export * from './snapshots';
 export * from './requests';

@@ -2,9 +2,7 @@
 // field is refused, so a typo (`allowSystemdisk`) cannot silently fall back to the default.
 import * as v from 'valibot';
 import { bool, count, snapshotName, text } from './common';
-
-/** At most this many paths per restoreFiles request, each at most 4096 characters. */
-export const MAX_RESTORE_PATHS = 10000;
+import { MAX_RESTORE_PATHS } from './limits';
 
 /** A path inside a snapshot's filesystem: absolute or relative to its root, never through '..'. */
 export function checkSnapshotPath(p: string): string | null {

@@ -157,7 +157,7 @@ test('CLI: ls, cat, inventory, restore-files --dry-run and changes through regis
   program.option('--repo <dir>').option('--json');
   registerFileCommands(program, {
     withRepo: async (g, _exclusive, _purpose, fn) => {
-      const repo = await Repository.open(g.repo, {}, () => undefined);
+      const repo = await Repository.open(g.repo ?? repoDir, {}, () => undefined);
       await repo.loadIndex();
       try {
         return await fn(repo);
@@ -165,7 +165,7 @@ test('CLI: ls, cat, inventory, restore-files --dry-run and changes through regis
         await repo.close();
       }
     },
-    repoReq: (g) => ({ repo: g.repo }),
+    repoReq: (g) => ({ repo: g.repo ?? repoDir }),
     report: (_g, json, human) => outputs.push({ json, human: human() }),
     globals: (cmd) => cmd.optsWithGlobals(),
     progressSink: () => () => undefined,
