@@ -9,7 +9,8 @@
 //             'changes' chunks (offset, rows, done) and 'partitions' (or 'sectionError' per part).
 //   webview → 'planRestoreFiles' → host runs a dry run → 'restorePlan' → webview shows it →
 //             'confirmRestoreFiles' {planId} → 'restoreProgress'… → 'restoreDone' | 'restoreFailed'.
-//   'restoreDisk' / 'recoveryCommand' hand over to the extension's restore command and editors.
+//   'restoreDisk' / 'recoveryCommand' hand over to the extension's restore command and editors;
+//   'undoUpgrade' to its undo command (the pair: the older snapshot, then the newer).
 import { MAX_RESTORE_PATHS } from '../imaging/protocol/limits';
 import type { ChangeKind, DiffTotals, DirectorySummary, FileChange, InventoryDiff, RestoreAction, RestoreEntry, SnapshotSummary } from '../imaging/protocol';
 
@@ -94,7 +95,8 @@ export type WebviewMessage =
   | { type: 'confirmRestoreFiles'; planId: string }
   | { type: 'discardRestorePlan'; planId: string }
   | { type: 'restoreDisk'; snapshot: string; partition?: number }
-  | { type: 'recoveryCommand'; snapshot: string; partition?: number };
+  | { type: 'recoveryCommand'; snapshot: string; partition?: number }
+  | { type: 'undoUpgrade'; before: string; after: string };
 
 export { MAX_RESTORE_PATHS };
 const CHANGE_KINDS: readonly ChangeKind[] = ['added', 'removed', 'modified', 'metadata'];
@@ -130,6 +132,8 @@ export function parseWebviewMessage(raw: unknown): WebviewMessage | null {
     case 'confirmRestoreFiles':
     case 'discardRestorePlan':
       return isId(m.planId) ? { type: m.type, planId: m.planId } : null;
+    case 'undoUpgrade':
+      return isId(m.before) && isId(m.after) ? { type: 'undoUpgrade', before: m.before, after: m.after } : null;
     case 'restoreDisk':
     case 'recoveryCommand':
       if (!isId(m.snapshot)) return null;

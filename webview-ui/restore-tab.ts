@@ -1,5 +1,7 @@
-// The Restore tab: restoring a whole disk or one partition of either snapshot (the extension asks
-// for the target and confirms), and the recovery route for a snapshot of the running system's disk.
+// The Restore tab: undoing the changes between the two snapshots in place (the extension plans,
+// confirms and takes a safety snapshot first), restoring a whole disk or one partition of either
+// snapshot (the extension asks for the target and confirms), and the recovery route for a snapshot
+// of the running system's disk.
 import { formatBytes } from '../imaging/protocol/format';
 import { icon } from './icons';
 import { $, consistencyHtml, esc, snap } from './render';
@@ -30,8 +32,17 @@ export function renderRestore(): void {
         `</div></div>`,
     );
   }
+  const a = snap(state.a);
+  const b = snap(state.b);
+  // Undo: only for a pair in time order of one disk (the engine checks the filesystem too).
+  const undo =
+    a && b && a.id !== b.id && a.source === b.source && Date.parse(a.created) < Date.parse(b.created)
+      ? `<div class="restore-card"><div class="card-title">${icon('history')} Undo the changes from Before to After</div>` +
+        `<p class="hint">Puts back, in place on the mounted filesystem, every file that changed between the two snapshots: changed and removed files restored, added ones removed. You see what it will do first; a snapshot of the disk is taken before anything changes. Files changed after the After snapshot stop it.</p>` +
+        `<div class="restore-actions"><button class="secondary" data-undo-before="${esc(a.id)}" data-undo-after="${esc(b.id)}">${icon('history')}<span>Undo This Upgrade…</span></button></div></div>`
+      : '';
   el.innerHTML = cards.length
-    ? `<p class="hint">Writes a snapshot back onto a disk, a partition or a disk image file. You choose the target next; a confirmation names it and what will be overwritten.</p>${cards.join('')}`
+    ? `<p class="hint">Writes a snapshot back onto a disk, a partition or a disk image file. You choose the target next; a confirmation names it and what will be overwritten.</p>${undo}${cards.join('')}`
     : `<p class="dim">Pick snapshots above.</p>`;
 }
 
@@ -41,6 +52,11 @@ export function initRestoreTab(): void {
     const rec = t.closest<HTMLElement>('[data-recovery]');
     if (rec) {
       post({ type: 'recoveryCommand', snapshot: rec.dataset.recovery! });
+      return;
+    }
+    const u = t.closest<HTMLElement>('[data-undo-before]');
+    if (u) {
+      post({ type: 'undoUpgrade', before: u.dataset.undoBefore!, after: u.dataset.undoAfter! });
       return;
     }
     const b = t.closest<HTMLElement>('[data-restore]');

@@ -20,6 +20,8 @@
 //   devsnap.compareWithPrevious  item | { id }  (the context-menu entry)     → { a, b, panel }
 //   devsnap.compareWith       item | { id }: asks for the other snapshot     → { a, b, panel }
 //   devsnap.applyRetention    { confirm: true }                              → { removed, kept, ... }
+//   devsnap.undoUpgrade       { before, after, target?, partition?, safetySnapshot?: false, confirm: true, dryRun? }
+//                             puts the files an upgrade changed back in place → UndoResult
 //   devsnap.selectRepository  { path: string, target?: 'global' | 'workspace' } → the path
 //   devsnap.openPanel                                                        → the ComparePanel
 //   devsnap.refresh, devsnap.showOutput                                      (no arguments)
@@ -33,6 +35,7 @@ import { applyRetention, deleteSnapshot, labelSnapshot, pinSnapshot } from './ma
 import { refresh, selectRepository } from './repository';
 import { restoreSnapshot } from './restore';
 import { takeSnapshot } from './takeSnapshot';
+import { undoUpgrade } from './undo';
 import { verifySnapshot } from './verify';
 
 export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
@@ -53,6 +56,7 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     reg('devsnap.compareWithPrevious', (arg?) => compareSnapshots(ctx, docs, arg && typeof arg === 'object' && !('a' in arg) && 'id' in arg ? { b: arg.id } : arg)),
     reg('devsnap.compareWith', (arg?) => compareWith(ctx, docs, arg)),
     reg('devsnap.applyRetention', (arg?) => applyRetention(ctx, arg)),
+    reg('devsnap.undoUpgrade', (arg?) => undoUpgrade(ctx, arg)),
     reg('devsnap.openPanel', () => openPanel(ctx, docs)),
     reg('devsnap.refresh', () => refresh(ctx)),
     reg('devsnap.selectRepository', (args?) => selectRepository(ctx, args && typeof args === 'object' ? args : {})),

@@ -8,7 +8,8 @@
 //   restore files → dry run first (the plan is shown in the panel), then the restore with progress
 //                  (restoreFiles.ts);
 //   restore disk → the devsnap.restoreSnapshot command (target pick, confirmation naming the target);
-//   recovery     → the command line to run from a live system, in a new untitled editor (recovery.ts).
+//   recovery     → the command line to run from a live system, in a new untitled editor (recovery.ts);
+//   undo         → the devsnap.undoUpgrade command (plan, confirmation, safety snapshot, undo).
 // This file holds the panel's lifecycle and the dispatch; snapshotList.ts the lists sent at init.
 import * as path from 'path';
 import * as vscode from 'vscode';
@@ -131,6 +132,9 @@ export class ComparePanel implements vscode.Disposable {
         return;
       case 'recoveryCommand':
         return writeRecoveryCommand(this.pc, m.snapshot, m.partition);
+      case 'undoUpgrade':
+        await vscode.commands.executeCommand('devsnap.undoUpgrade', { before: m.before, after: m.after });
+        return;
     }
   }
 
