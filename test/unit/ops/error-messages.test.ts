@@ -30,6 +30,8 @@ test('bad paths: devsnap messages, documented exit codes', async () => {
     [['import', loop, '--repo', repo], 2, /symbolic link .* or a loop of links/],
     [['list', '--repo', repo, '--password-file', dir], 2, /the password file .* is a folder, not a file/],
     [['import', path.join(dir, 'x'.repeat(300)), '--repo', repo], 2, /is too long/],
+    // Under /proc, Node's recursive mkdir never returns: refused before it is tried.
+    [['snapshot', disk, '--repo', '/proc/devsnap-repo'], 2, /Cannot create a repository in \/proc\/devsnap-repo: \/proc holds kernel interfaces/],
   ];
   for (const [args, status, expected] of cases) {
     const r = devsnap([...args, '--json']);
