@@ -16,6 +16,9 @@ const LAYERS = [
   ['files', '^imaging/files/'],
   ['archive', '^imaging/archive/'],
   ['snapshot', '^imaging/snapshot/'],
+  // Automatic snapshots (config, timer, hooks): below ops/ so that an operation can install them; it runs
+  // the engine's operations through the runOp its caller passes (automation/run.ts).
+  ['automation', '^imaging/automation/'],
   ['ops', '^imaging/ops/'],
   ['helper', '^imaging/helper/'],
   ['cli', '^imaging/(cli/|cli[^/]*\\.ts$)'],

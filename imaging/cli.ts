@@ -24,6 +24,7 @@ import * as unlock from './cli/commands/unlock';
 import * as serve from './cli/commands/serve';
 import * as helper from './cli/commands/helper';
 import * as undo from './cli/commands/undo';
+import * as auto from './cli/commands/auto';
 import { relaunchTuned, watchLauncher } from './runtime';
 
 const program = new Command();
@@ -73,6 +74,7 @@ unlock.register(program, ctx);
 // Looking inside snapshots: ls, cat, inventory, changes, restore-files (imaging/cli-files.ts).
 registerFileCommands(program, ctx);
 undo.register(program, ctx);
+auto.register(program, ctx); // auto install|remove|status|run and hook pre-upgrade
 serve.register(program);
 helper.register(program);
 
