@@ -5,7 +5,7 @@ import type { Manifest } from '../repo/manifest';
 import type { Repository } from '../repo/repository';
 import { WorkerPool } from '../repo/worker-pool';
 import { openImageFs } from '../filesystems/image-fs/detect';
-import { SnapshotDisk } from '../repo/snapshot-disk';
+import { ChunkCache, SnapshotDisk } from '../repo/snapshot-disk';
 import type { ImageFs } from '../filesystems/image-fs/types';
 
 export interface OpenedSnapshotFs {
@@ -20,6 +20,8 @@ export interface OpenSnapshotFsOptions {
   /** Share a pool (and its workers) between several open filesystems; otherwise one is created and closed by close(). */
   pool?: WorkerPool;
   cacheChunks?: number;
+  /** Share decompressed chunks with other open snapshots of the repository (comparing two: most chunks are the same). */
+  cache?: ChunkCache;
 }
 
 const EXT = new Set(['ext2', 'ext3', 'ext4']);
@@ -37,7 +39,7 @@ export async function openSnapshotFs(repo: Repository, m: Manifest, partition?: 
   const pool = opts.pool ?? new WorkerPool(2);
   const own = !opts.pool;
   try {
-    const disk = new SnapshotDisk(new ChunkReader(repo, pool), m, index, { cacheChunks: opts.cacheChunks });
+    const disk = new SnapshotDisk(new ChunkReader(repo, pool), m, index, { cacheChunks: opts.cacheChunks, cache: opts.cache });
     const fs = await openImageFs(disk);
     if (!fs) {
       const p = m.partitions.find((x) => x.index === index);

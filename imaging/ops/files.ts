@@ -5,6 +5,7 @@ import { collectInventory, bootModeFromPartitions, diffInventory } from '../inve
 import { diffPage, FileChange, summarizeByDirectory } from '../files/file-diff';
 import { openSnapshotFs, OpenedSnapshotFs } from '../files/open';
 import { WorkerPool } from '../repo/worker-pool';
+import { ChunkCache } from '../repo/snapshot-disk';
 import type { ImageStat } from '../filesystems/image-fs/types';
 import type { Manifest } from '../repo/manifest';
 import type { Repository } from '../repo/repository';
@@ -150,8 +151,9 @@ export async function changesOp(req: ChangesRequest, ctx: OpContext & { changesC
     if (hit) return page(hit, req);
     const pool = new WorkerPool(2);
     try {
-      const fa = await openSnapshotFs(repo, ma, req.partition, { pool });
-      const fb = await openSnapshotFs(repo, mb, req.partition ?? fa.partition, { pool });
+      const chunks = new ChunkCache(64); // both snapshots' chunks: most are the same
+      const fa = await openSnapshotFs(repo, ma, req.partition, { pool, cache: chunks });
+      const fb = await openSnapshotFs(repo, mb, req.partition ?? fa.partition, { pool, cache: chunks });
       const [ia, ib] = await Promise.all([snapshotInventory(fa, ma), snapshotInventory(fb, mb)]);
       let last = 0;
       const dirs = new Map<string, DirectorySummary>();

@@ -7,6 +7,7 @@ import { DevsnapError } from '../core/errors';
 import { undoChanges, UndoOutcome } from '../files/undo';
 import { openSnapshotFs } from '../files/open';
 import { WorkerPool } from '../repo/worker-pool';
+import { ChunkCache } from '../repo/snapshot-disk';
 import { UNDO_DEFAULT_EXCLUDES, type UndoRequest, type UndoResult } from '../protocol';
 import { OpContext, withRepository } from './operations';
 
@@ -37,8 +38,9 @@ export async function undoOp(req: UndoRequest, ctx: UndoContext): Promise<UndoRe
     const excluded = [...new Set([...(req.everything ? [] : UNDO_DEFAULT_EXCLUDES), ...(req.exclude ?? []), ...(inside ? [inside] : [])])];
     const pool = new WorkerPool(2);
     try {
-      const fb = await openSnapshotFs(repo, mb, req.partition, { pool });
-      const fa = await openSnapshotFs(repo, ma, req.partition ?? fb.partition, { pool });
+      const cache = new ChunkCache(64); // both snapshots' chunks: most are the same
+      const fb = await openSnapshotFs(repo, mb, req.partition, { pool, cache });
+      const fa = await openSnapshotFs(repo, ma, req.partition ?? fb.partition, { pool, cache });
       const full = (o: UndoOutcome): UndoResult => ({ before: mb.id, after: ma.id, partition: fb.partition, excluded, ...o });
       const run = () =>
         undoChanges(fb.fs, fa.fs, {

@@ -12,6 +12,47 @@ export interface ChunkSource {
 export interface SnapshotDiskOptions {
   /** Chunks kept in memory (default 32: 32 MiB with the default 1 MiB chunks). */
   cacheChunks?: number;
+  /**
+   * A cache shared with other snapshots of the same repository (instead of one of its own): two
+   * snapshots of one disk share most of their chunks, so comparing them decompresses each once.
+   */
+  cache?: ChunkCache;
+}
+
+/**
+ * Decompressed chunks by id, least recently used dropped first. Ids name content (a chunk's hash,
+ * a patch's id its whole content), so one cache serves every snapshot of a repository.
+ */
+export class ChunkCache {
+  private readonly entries = new Map<string, Promise<Buffer>>();
+  /** Counters (tests and diagnostics). */
+  reads = 0;
+  hits = 0;
+
+  constructor(private readonly max = 32) {
+    this.max = Math.max(2, max);
+  }
+
+  /** Chunks held now. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get(id: string, load: () => Promise<Buffer>): Promise<Buffer> {
+    const hit = this.entries.get(id);
+    if (hit) {
+      this.hits++;
+      this.entries.delete(id);
+      this.entries.set(id, hit); // most recently used last
+      return hit;
+    }
+    this.reads++;
+    const p = load();
+    this.entries.set(id, p);
+    p.catch(() => this.entries.delete(id));
+    while (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value as string);
+    return p;
+  }
 }
 
 /** A run of the disk: [diskOffset, length, ref, the extent (for data)]. */
@@ -20,11 +61,7 @@ type Run = [number, number, string, Extent];
 export class SnapshotDisk implements ByteReader {
   readonly size: number;
   private readonly runs: Run[];
-  private readonly cache = new Map<string, Promise<Buffer>>();
-  private readonly maxCache: number;
-  /** Counters (tests and diagnostics). */
-  chunkReads = 0;
-  cacheHits = 0;
+  private readonly cache: ChunkCache;
 
   /**
    * The whole disk of `manifest`, or (with `partition`) the byte range of that partition, with
@@ -36,7 +73,7 @@ export class SnapshotDisk implements ByteReader {
     partition?: number,
     opts: SnapshotDiskOptions = {},
   ) {
-    this.maxCache = Math.max(2, opts.cacheChunks ?? 32);
+    this.cache = opts.cache ?? new ChunkCache(opts.cacheChunks ?? 32);
     let start = 0;
     let size = manifest.source.size;
     if (partition !== undefined) {
@@ -77,22 +114,17 @@ export class SnapshotDisk implements ByteReader {
     return ans;
   }
 
+  /** Counters of the cache it uses (tests and diagnostics). */
+  get chunkReads(): number {
+    return this.cache.reads;
+  }
+  get cacheHits(): number {
+    return this.cache.hits;
+  }
+
   /** A data extent's bytes; cached by its first chunk id (a patch id names its whole content). */
   private chunk(e: Extent): Promise<Buffer> {
-    const id = e[2];
-    const hit = this.cache.get(id);
-    if (hit) {
-      this.cacheHits++;
-      this.cache.delete(id);
-      this.cache.set(id, hit); // most recently used last
-      return hit;
-    }
-    this.chunkReads++;
-    const p = this.chunks.readExtent(e);
-    this.cache.set(id, p);
-    p.catch(() => this.cache.delete(id));
-    while (this.cache.size > this.maxCache) this.cache.delete(this.cache.keys().next().value as string);
-    return p;
+    return this.cache.get(e[2], () => this.chunks.readExtent(e));
   }
 
   async read(position: number, length: number): Promise<Buffer> {

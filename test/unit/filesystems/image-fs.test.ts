@@ -227,7 +227,7 @@ test('SnapshotDisk keeps a bounded chunk cache', async () => {
       let n = 0;
       for await (const st of o.fs.walk()) if (st.type === 'file') n += (await o.fs.readFile(st.path)).length;
       assert.ok(n > MiB);
-      assert.ok((o.disk as unknown as { cache: Map<string, unknown> }).cache.size <= 3);
+      assert.ok((o.disk as unknown as { cache: { size: number } }).cache.size <= 3);
     } finally {
       await o.close();
     }
