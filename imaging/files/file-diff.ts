@@ -24,6 +24,8 @@ export interface DiffOptions {
 }
 
 const BLOCK = 1 << 20;
+/** Directory listings read ahead of their turn, per level (Differ.prefetch). */
+const PREFETCH = 8;
 
 function xattrsEqual(a: Record<string, Buffer>, b: Record<string, Buffer>): boolean {
   const ka = Object.keys(a);
@@ -110,23 +112,46 @@ class Differ {
     if (sa.type === 'dir') yield* this.dir(path);
   }
 
+  /**
+   * Listings of directories about to be compared, started ahead of their turn: reading a directory
+   * waits on its chunks (read, checked, decompressed in the workers), so the next ones are read
+   * meanwhile. At most PREFETCH per directory level are ahead, so memory stays bounded.
+   */
+  private readonly ahead = new Map<string, Promise<[ImageStat[], ImageStat[]]>>();
+
+  private listBoth(path: string): Promise<[ImageStat[], ImageStat[]]> {
+    const have = this.ahead.get(path);
+    if (have) {
+      this.ahead.delete(path);
+      return have;
+    }
+    return Promise.all([this.a.list(path), this.b.list(path)]);
+  }
+
+  private prefetch(path: string): void {
+    if (this.ahead.has(path) || this.o.exclude?.(path)) return;
+    const p = Promise.all([this.a.list(path), this.b.list(path)]);
+    p.catch(() => undefined); // reported when (and if) its turn comes
+    this.ahead.set(path, p);
+  }
+
   async *dir(path: string): AsyncGenerator<FileChange> {
-    const [la, lb] = await Promise.all([this.a.list(path), this.b.list(path)]);
+    const [la, lb] = await this.listBoth(path);
+    // The entries in name order: [before, after, path] (one side null when only the other has it).
+    const steps: [ImageStat | null, ImageStat | null, string][] = [];
     let i = 0;
     let j = 0;
     while (i < la.length || j < lb.length) {
       const c = i >= la.length ? 1 : j >= lb.length ? -1 : compareNames(la[i].name, lb[j].name);
-      if (c < 0) {
-        yield* this.pair(la[i], null, la[i].path);
-        i++;
-      } else if (c > 0) {
-        yield* this.pair(null, lb[j], lb[j].path);
-        j++;
-      } else {
-        yield* this.pair(la[i], lb[j], joinPath(path, la[i].name));
-        i++;
-        j++;
-      }
+      if (c < 0) steps.push([la[i], null, la[i++].path]);
+      else if (c > 0) steps.push([null, lb[j], lb[j++].path]);
+      else steps.push([la[i], lb[j++], joinPath(path, la[i++].name)]);
+    }
+    const isDirPair = (k: number) => steps[k][0]?.type === 'dir' && steps[k][1]?.type === 'dir';
+    let next = 0; // the first step not yet prefetched
+    for (let k = 0; k < steps.length; k++) {
+      for (; next < steps.length && next <= k + PREFETCH; next++) if (isDirPair(next)) this.prefetch(steps[next][2]);
+      yield* this.pair(steps[k][0], steps[k][1], steps[k][2]);
     }
   }
 }
