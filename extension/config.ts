@@ -22,6 +22,8 @@ export interface DevsnapConfig {
   elevation: Elevation;
   /** Minutes the elevated helper stays without a request before it exits. */
   helperIdleMinutes: number;
+  /** Offer loop devices, RAM disks and zram in the disk pickers (they are left out by default). */
+  showVirtualDisks: boolean;
 }
 
 export const SECTION = 'devsnap';
@@ -55,6 +57,7 @@ export function readConfig(): DevsnapConfig {
     },
     elevation: (['auto', 'pkexec', 'sudo', 'none'] as const).includes(elevation as Elevation) ? (elevation as Elevation) : 'auto',
     helperIdleMinutes: Math.max(1, nonNegativeInt(c.get('helper.idleMinutes', 10)) || 10),
+    showVirtualDisks: c.get<unknown>('showVirtualDisks', false) === true,
   };
 }
 

@@ -1,11 +1,13 @@
 // What every command shares: the context it runs in, argument resolution (tree items, ids,
 // argument objects), the repository check, progress notifications and error reporting.
 import * as fs from 'fs';
+import * as path from 'path';
 import * as vscode from 'vscode';
-import type { ProgressEvent, SnapshotSummary } from '../../imaging/protocol';
+import type { DiskInfo, ProgressEvent, SnapshotSummary } from '../../imaging/protocol';
 import type { DevsnapConfig } from '../config';
 import { CancellationLike, Engine, EngineError } from '../engine';
 import { formatBytes, formatRelativeDate, formatTimestamp, ProgressTracker } from '../../imaging/core/format';
+import { backupDriveMissing, livePlaces } from '../drives';
 import { compareNewestFirst, sourceLabel } from '../snapshotModel';
 import { SnapshotNode, SnapshotTreeNode, SnapshotTreeProvider } from '../snapshotTree';
 import * as ui from '../ui';
@@ -41,8 +43,9 @@ export function refId(ref: unknown): string | undefined {
 
 /**
  * The repository to work on. When none is configured, says so with a "Choose Repository"
- * action and returns the chosen folder (or undefined). With `mustExist`, a configured folder
- * that does not exist is an error naming it.
+ * action and returns the chosen folder (or undefined). A configured folder on a backup drive that
+ * is not connected is said to be that (with "Try Again"), before any picker, never mistaken for a
+ * new folder. With `mustExist`, a configured folder that does not exist is an error naming it.
  */
 export async function requireRepository(ctx: CommandContext, mustExist: boolean): Promise<string | undefined> {
   const cfg = ctx.config();
@@ -52,11 +55,46 @@ export async function requireRepository(ctx: CommandContext, mustExist: boolean)
     const chosen = await vscode.commands.executeCommand<string | undefined>('devsnap.selectRepository');
     return chosen ?? undefined;
   }
+  for (;;) {
+    const drive = unpluggedDrive(ctx, cfg.repository);
+    if (!drive) break;
+    ctx.log(`The repository ${cfg.repository} is not there: nothing is mounted at ${drive}`);
+    const choice = await ui.error(unpluggedText(cfg.repository, drive), TRY_AGAIN, CHOOSE_ANOTHER);
+    if (choice === CHOOSE_ANOTHER) return (await vscode.commands.executeCommand<string | undefined>('devsnap.selectRepository')) ?? undefined;
+    if (choice !== TRY_AGAIN) return undefined;
+  }
   if (mustExist && !fs.existsSync(cfg.repository)) {
     throw new EngineError('NO_REPO', `The snapshot repository ${cfg.repository} does not exist.`, 'Take a snapshot to create it, or choose another folder in the devsnap.repository setting.');
   }
   return cfg.repository;
 }
+
+export const TRY_AGAIN = 'Try Again';
+export const CHOOSE_ANOTHER = 'Choose Another Repository';
+
+/** The mount point of the repository's backup drive when it is not connected (the view may know it from before). */
+export function unpluggedDrive(ctx: CommandContext, repo: string): string | undefined {
+  if (fs.existsSync(repo)) return undefined;
+  return backupDriveMissing(repo, livePlaces()) ?? ((ctx.tree.state as string) === 'unplugged' ? path.dirname(repo) : undefined);
+}
+
+export const unpluggedText = (repo: string, drive: string): string =>
+  `The backup drive for ${repo} is not connected: nothing is mounted at ${drive}. Connect the drive (open it in the file manager if it does not mount by itself), then try again; or choose another repository.`;
+
+/** /proc/self/mountinfo ('' where there is none). */
+export function readMountinfo(): string {
+  try {
+    return fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The same-disk warning: a repository on the disk a snapshot is taken of. */
+export const sameDiskQuestion = (repo: string, disk: DiskInfo): string => `The repository ${repo} is on ${disk.path}${disk.isSystem ? ', the system drive,' : ''} the disk you snapshot.`;
+export const sameDiskDetail = (disk: DiskInfo): string =>
+  `A snapshot of ${disk.path} would contain the repository itself, so devsnap refuses to take it; and when that drive fails, the snapshots go with it. ` +
+  'Keep the repository on another drive: an external disk, a second internal disk or a network share.';
 
 /** Loads the snapshots if the tree has not yet. */
 export async function currentSnapshots(ctx: CommandContext): Promise<readonly SnapshotSummary[]> {

@@ -51,7 +51,7 @@ export async function deleteSnapshot(ctx: CommandContext, arg?: unknown, selecti
       ]
         .filter(Boolean)
         .join(' ');
-      if (!(await ui.confirm(title, detail, 'Delete'))) return undefined;
+      if ((await ui.confirmDestructive(title, detail, 'Delete')) !== 'Delete') return undefined;
     }
 
     const result = await withEngineProgress<ForgetResult & Partial<PruneResult>>(
@@ -152,15 +152,15 @@ export async function applyRetention(ctx: CommandContext, arg?: { confirm?: bool
       .filter(([, n]) => n > 0)
       .map(([k, n]) => `${k.replace(/^keep/, 'keep ').toLowerCase()} ${n}`)
       .join(', ');
-    if (
-      arg?.confirm !== true &&
-      !(await ui.confirm(
+    if (arg?.confirm !== true) {
+      const choice = await ui.confirmDestructive(
         `Apply the retention policy (${rules}) to ${repo}?`,
-        'Snapshots the policy does not keep are deleted and their space freed. Pinned snapshots are always kept. This cannot be undone.',
+        'Snapshots the policy does not keep are deleted and their space freed. Pinned snapshots are always kept. This cannot be undone. "Dry Run" lists what would be deleted, and deletes nothing.',
         'Apply',
-      ))
-    ) {
-      return undefined;
+        ['Dry Run'],
+      );
+      if (!choice) return undefined;
+      if (choice === 'Dry Run') return await retentionDryRun(ctx, repo);
     }
     const result = await withEngineProgress<ForgetResult & Partial<PruneResult>>('devsnap: Applying retention', ['prune'], false, async (onProgress, token) => {
       const f = await ctx.engine().forget({ repo, policy });
@@ -174,4 +174,21 @@ export async function applyRetention(ctx: CommandContext, arg?: { confirm?: bool
     await reportError(ctx, err, 'Applying retention');
     return undefined;
   }
+}
+
+/** What the retention policy would delete, said without deleting anything; "Apply…" asks again. */
+async function retentionDryRun(ctx: CommandContext, repo: string): Promise<ForgetResult> {
+  const policy = Object.fromEntries(Object.entries(ctx.config().retention).filter(([, n]) => n > 0));
+  const r = await ctx.engine().call('forget', { repo, policy, dryRun: true });
+  const name = (id: string) => {
+    const s = ctx.tree.find(id);
+    return s ? snapshotName(s) : id.slice(0, 8);
+  };
+  const text = r.removed.length
+    ? `Dry run: the retention policy would delete ${r.removed.length} snapshot(s) (${r.removed.map(name).join(', ')}) and keep ${r.kept.length}; nothing was deleted.`
+    : `Dry run: the retention policy keeps all ${r.kept.length} snapshot(s); nothing would be deleted.`;
+  void ui.info(text, ...(r.removed.length ? ['Apply…'] : [])).then((c) => {
+    if (c) void vscode.commands.executeCommand('devsnap.applyRetention');
+  });
+  return r;
 }

@@ -11,6 +11,7 @@ import { formatBytes } from '../../imaging/core/format';
 import { diskDescription, overwriteSummary, snapshotName, sortDisks, sourceLabel } from '../snapshotModel';
 import { SnapshotNode } from '../snapshotTree';
 import * as ui from '../ui';
+import { hiddenVirtualCount, offeredDisks, virtualText } from '../drives';
 import { checkAccessible, CommandContext, reportError, requireRepository, resolveSnapshot, SnapshotRef, withEngineProgress } from './common';
 
 export interface RestoreArgs {
@@ -25,6 +26,11 @@ export interface RestoreArgs {
   /** true: skip the modal confirmation (tests, scripts). */
   confirm?: boolean;
 }
+
+const RESTORE = 'Restore';
+const DRY_RUN = 'Dry Run';
+const SNAPSHOT_FIRST = 'Snapshot Target First';
+const RESTORE_NOW = 'Restore…';
 
 interface TargetItem extends vscode.QuickPickItem {
   target?: string;
@@ -74,19 +80,41 @@ export async function restoreSnapshot(ctx: CommandContext, arg?: SnapshotRef | R
       else if (targetDisk) detail = `This overwrites ${overwriteSummary(targetDisk)} on ${targetText}, and its partition table, with ${source}.`;
       else if (targetPart) detail = `This overwrites ${targetText}${targetPart.fs ? ` (${targetPart.fs}${targetPart.label ? ` “${targetPart.label}”` : ''})` : ''} with ${source}.`;
       else detail = `This overwrites all of ${targetText} with ${source}.`;
-      const ok = await ui.confirm(`Restore snapshot ${snapshotName(snap)} onto ${target}?`, newFile ? detail : `${detail} Anything written there since is lost. This cannot be undone.`, 'Restore');
-      if (!ok) return undefined;
+      const extras: string[] = [DRY_RUN];
+      // A target that holds data can be snapshotted first, to go back to (not a file the restore creates).
+      if (!newFile) extras.push(SNAPSHOT_FIRST);
+      const choice = await ui.confirmDestructive(
+        `Restore snapshot ${snapshotName(snap)} onto ${target}?`,
+        newFile
+          ? detail
+          : `${detail} Anything written there since is lost. This cannot be undone.${extras.includes(SNAPSHOT_FIRST) ? ` "${SNAPSHOT_FIRST}" keeps what is there now in a new snapshot, then restores.` : ''}`,
+        RESTORE,
+        extras,
+      );
+      if (!choice) return undefined;
+      if (choice === DRY_RUN) args.dryRun = true;
+      if (choice === SNAPSHOT_FIRST) {
+        const safety = await vscode.commands.executeCommand<SnapshotSummary | undefined>('devsnap.takeSnapshot', {
+          source: target,
+          label: `before restoring '${snap.label}' onto ${path.basename(target)}`,
+        });
+        if (!safety) {
+          void ui.warn(`Nothing was restored onto ${target}: the snapshot of it was not taken.`);
+          return undefined;
+        }
+      }
     }
 
     const verb = args.dryRun ? 'Checking restore of' : 'Restoring';
     const result = await withEngineProgress(`devsnap: ${verb} '${snap.label}' onto ${path.basename(target)}`, ['restore'], true, (onProgress, token) =>
       ctx.engine().restore({ repo, id: snap.id, target, partition, dryRun: args.dryRun }, onProgress, token),
     );
-    void ui.info(
-      args.dryRun
-        ? `Dry run: restoring ${snapshotName(snap)} onto ${result.target} would write ${formatBytes(result.bytesWritten)}.`
-        : `Restored ${snapshotName(snap)} onto ${result.target} (${formatBytes(result.bytesWritten)} written).`,
-    );
+    if (args.dryRun) {
+      // From the confirmation: the next step is the restore itself, asked again.
+      void ui.info(`Dry run: restoring ${snapshotName(snap)} onto ${result.target} would write ${formatBytes(result.bytesWritten)}; nothing was written.`, RESTORE_NOW).then((c) => {
+        if (c === RESTORE_NOW) void vscode.commands.executeCommand('devsnap.restoreSnapshot', { id: snap.id, target, partition });
+      });
+    } else void ui.info(`Restored ${snapshotName(snap)} onto ${result.target} (${formatBytes(result.bytesWritten)} written).`);
     return result;
   } catch (err) {
     await reportError(ctx, err, 'Restore', 'Restore cancelled. The target may be partly overwritten: restore again before using it.');
@@ -95,18 +123,22 @@ export async function restoreSnapshot(ctx: CommandContext, arg?: SnapshotRef | R
 }
 
 async function pickTarget(ctx: CommandContext, snap: SnapshotSummary, disks: DiskInfo[], partition?: number): Promise<string | undefined> {
-  if (partition !== undefined) return pickPartitionTarget(snap, disks, partition);
+  if (partition !== undefined) return pickPartitionTarget(snap, offeredDisks(disks, ctx.config().showVirtualDisks), partition);
   const cfg = ctx.config();
   const items: TargetItem[] = [];
   const seen = new Set<string>();
-  const usable = sortDisks(disks).filter((d) => !d.isSystem && d.kind !== 'file');
+  const offered = offeredDisks(disks, cfg.showVirtualDisks);
+  const usable = sortDisks(offered).filter((d) => !d.isSystem && d.kind !== 'file');
   if (usable.length) items.push({ label: 'Disks', kind: vscode.QuickPickItemKind.Separator });
   for (const d of usable) {
     seen.add(d.path);
     const mounted = [...d.mountpoints, ...d.partitions.flatMap((p) => p.mountpoints ?? [])];
     items.push({
-      label: `$(server) ${d.path}${d.model ? ` — ${d.model}` : ''}`,
-      description: [d.path === snap.source.path ? 'snapshot source' : '', d.size < snap.source.size ? 'too small' : '', mounted.length ? 'mounted' : ''].filter(Boolean).join(' · ') || undefined,
+      label: `$(${d.virtual ? 'file-binary' : 'server'}) ${d.path}${d.model ? ` — ${d.model}` : ''}`,
+      description:
+        [d.path === snap.source.path ? 'snapshot source' : '', d.virtual ? virtualText(d) : '', d.size < snap.source.size ? 'too small' : '', mounted.length ? 'mounted' : '']
+          .filter(Boolean)
+          .join(' · ') || undefined,
       detail: diskDescription(d) + (mounted.length ? ` · mounted at ${mounted.join(', ')}` : ''),
       target: d.path,
     });
@@ -124,9 +156,10 @@ async function pickTarget(ctx: CommandContext, snap: SnapshotSummary, disks: Dis
   }
   items.push({ label: '', kind: vscode.QuickPickItemKind.Separator }, { label: '$(folder-opened) Restore into a disk image file…', description: 'an existing or a new file', browse: true });
   const hidden = disks.filter((d) => d.isSystem).map((d) => d.path);
+  const virtual = hiddenVirtualCount(disks, offered);
   const picked = await ui.pick(items, {
     title: `devsnap: Restore '${snap.label}' (${sourceLabel(snap.source)}, ${formatBytes(snap.source.size)})`,
-    placeHolder: `Which disk should be overwritten?${hidden.length ? " The running system's drive is not offered." : ''}`,
+    placeHolder: `Which disk should be overwritten?${hidden.length ? " The running system's drive is not offered." : ''}${virtual ? ` Loop and RAM devices are not shown (devsnap.showVirtualDisks).` : ''}`,
   });
   if (!picked) return undefined;
   if (picked.browse) return browseImageFile(snap, `${snap.label}.img`);

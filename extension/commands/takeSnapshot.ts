@@ -14,7 +14,21 @@ import { SECTION } from '../config';
 import { diskDescription, previousSnapshot, snapshotDoneMessage, sortDisks } from '../snapshotModel';
 import { EditorPlace, heldEditorPlaces, needsPauseConfirmation, pauseNotice, pauseQuestion, shouldReadFully, snapshotsOfSource } from '../snapshotPlan';
 import * as ui from '../ui';
-import { checkAccessible, CommandContext, currentSnapshots, OPEN_SETTINGS, reportError, requireRepository, revealSnapshot, SHOW_OUTPUT } from './common';
+import { diskOfPath, hiddenVirtualCount, offeredDisks, parseMountinfo, virtualText } from '../drives';
+import {
+  CHOOSE_ANOTHER,
+  checkAccessible,
+  CommandContext,
+  currentSnapshots,
+  OPEN_SETTINGS,
+  readMountinfo,
+  reportError,
+  requireRepository,
+  revealSnapshot,
+  sameDiskDetail,
+  sameDiskQuestion,
+  SHOW_OUTPUT,
+} from './common';
 
 export interface TakeSnapshotArgs {
   /** Block device or disk image file to snapshot. */
@@ -34,6 +48,8 @@ export function setGlobalStoragePath(p: string | undefined): void {
 interface SourceItem extends vscode.QuickPickItem {
   source?: string;
   fromSetting?: boolean;
+  /** The engine's disks when the picker listed them (to tell whether the repository is on the one picked). */
+  disks?: DiskInfo[];
 }
 
 const COMPARE_PREVIOUS = 'Compare with previous';
@@ -52,6 +68,13 @@ export async function takeSnapshot(ctx: CommandContext, args: TakeSnapshotArgs =
       if (!picked?.source) return undefined;
       source = picked.source;
       fromSetting = !!picked.fromSetting;
+      const disk = picked.disks?.find((d) => d.path === source);
+      if (disk && diskOfPath(repo, picked.disks!, parseMountinfo(readMountinfo())) === disk) {
+        // The engine would refuse it (the image would hold the repository): say so before the label is asked.
+        const choice = await ui.ask(sameDiskQuestion(repo, disk), sameDiskDetail(disk), [CHOOSE_ANOTHER]);
+        if (choice === CHOOSE_ANOTHER) void vscode.commands.executeCommand('devsnap.selectRepository');
+        return undefined;
+      }
     } else {
       fromSetting = cfg.diskImages.includes(source) || cfg.defaultSource === source;
     }
@@ -161,6 +184,7 @@ async function applyRetentionQuietly(ctx: CommandContext, repo: string): Promise
 /** The quick pick of sources: engine disks (system drive first and marked) and image files. */
 async function pickSource(ctx: CommandContext): Promise<SourceItem | undefined> {
   const cfg = ctx.config();
+  let hidden = 0;
   const load = async (): Promise<SourceItem[]> => {
     let disks: DiskInfo[] = [];
     try {
@@ -172,18 +196,23 @@ async function pickSource(ctx: CommandContext): Promise<SourceItem | undefined> 
     }
     const items: SourceItem[] = [];
     const seen = new Set<string>();
-    const diskItems = disks.filter((d) => d.kind !== 'file');
+    const diskItems = offeredDisks(
+      disks.filter((d) => d.kind !== 'file'),
+      cfg.showVirtualDisks,
+      [cfg.defaultSource],
+    );
+    hidden = hiddenVirtualCount(disks, diskItems);
     if (diskItems.length) items.push({ label: 'Disks', kind: vscode.QuickPickItemKind.Separator });
     for (const d of diskItems) {
       seen.add(d.path);
       const isDefault = cfg.defaultSource === d.path;
+      const mounted = [...d.mountpoints, ...d.partitions.flatMap((p) => p.mountpoints ?? [])];
       items.push({
-        label: `$(${d.isSystem ? 'device-desktop' : 'server'}) ${d.path}${d.model ? ` — ${d.model}` : ''}`,
-        description: [d.isSystem ? 'System drive' : '', isDefault ? 'default' : ''].filter(Boolean).join(' · ') || undefined,
-        detail:
-          diskDescription(d) +
-          (d.mountpoints.length || d.partitions.some((p) => p.mountpoints?.length) ? ` · mounted at ${[...d.mountpoints, ...d.partitions.flatMap((p) => p.mountpoints ?? [])].join(', ')}` : ''),
+        label: `$(${d.isSystem ? 'device-desktop' : d.virtual ? 'file-binary' : 'server'}) ${d.path}${d.model ? ` — ${d.model}` : ''}`,
+        description: [d.isSystem ? 'System drive' : '', d.virtual ? virtualText(d) : '', isDefault ? 'default' : ''].filter(Boolean).join(' · ') || undefined,
+        detail: diskDescription(d) + (mounted.length ? ` · mounted at ${[...new Set(mounted)].join(', ')}` : ''),
         source: d.path,
+        disks,
       });
     }
     const images = [
@@ -224,5 +253,6 @@ async function pickSource(ctx: CommandContext): Promise<SourceItem | undefined> 
       });
     return undefined;
   }
-  return ui.pick(items, { title: 'devsnap: Take Snapshot', placeHolder: 'Which disk do you want to snapshot?' });
+  const placeHolder = `Which disk do you want to snapshot?${hidden ? ` (${hidden} loop or RAM device${hidden === 1 ? ' is' : 's are'} not shown: devsnap.showVirtualDisks)` : ''}`;
+  return ui.pick(items, { title: 'devsnap: Take Snapshot', placeHolder });
 }

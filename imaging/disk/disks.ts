@@ -15,7 +15,7 @@ import { describePartitionType, layoutProblems, readPartitionTable } from './par
 import { detectFilesystem } from '../filesystems/detect';
 import type { ByteReader, UsedBlocks } from '../filesystems/types';
 import { fileReader, sliceReader } from './source';
-import type { DiskInfo, PartitionInfo } from '../protocol';
+import type { DiskInfo, PartitionInfo, VirtualKind } from '../protocol';
 
 /** A listed disk; loop devices also name the image file they are attached to. */
 export type ListedDisk = DiskInfo & { backingFile?: string };
@@ -124,7 +124,6 @@ function tableType(pttype: string | null | undefined): DiskInfo['table'] | undef
 
 function fromLsblk(d: LsblkDevice): ListedDisk {
   const devPath = d.path ?? `/dev/${d.name}`;
-  const kname = d.kname ?? d.name;
   const disk: ListedDisk = {
     path: devPath,
     kind: d.type === 'loop' ? 'loop' : 'disk',
@@ -138,9 +137,12 @@ function fromLsblk(d: LsblkDevice): ListedDisk {
   const table = tableType(d.pttype);
   if (table) disk.table = table;
   if (d.ro !== undefined && d.ro !== null) disk.readOnly = bool(d.ro);
-  if (d.type === 'loop') {
-    const backing = str(d['back-file']) ?? readSys(`/sys/block/${kname}/loop/backing_file`);
-    if (backing) disk.backingFile = backing.replace(/ \(deleted\)$/, '');
+  const virtual = virtualKind(d);
+  if (virtual) {
+    disk.virtual = { kind: virtual };
+    const backing = virtual === 'loop' ? loopBacking(d) : undefined;
+    if (backing) disk.backingFile = disk.virtual.backingFile = backing;
+    if (str(d.fstype) && !d.children?.length) disk.virtual.fs = d.fstype!;
   }
   for (const c of d.children ?? []) {
     if (c.type !== 'part') continue;
@@ -163,14 +165,26 @@ function fromLsblk(d: LsblkDevice): ListedDisk {
   return disk;
 }
 
+/** Virtual devices by their kernel names (lsblk gives ram, zram and nbd the type "disk"). */
+function virtualKind(d: LsblkDevice): VirtualKind | undefined {
+  const kname = d.kname ?? d.name;
+  if (d.type === 'loop' || /^loop\d+$/.test(kname)) return 'loop';
+  if (/^zram\d+$/.test(kname)) return 'zram';
+  if (/^ram\d+$/.test(kname)) return 'ram';
+  // nbd: a network disk while a client serves it (its pid file exists); nothing behind it otherwise.
+  if (/^nbd\d+$/.test(kname) && readSys(`/sys/block/${kname}/pid`) === undefined) return 'nbd';
+  return undefined;
+}
+
+function loopBacking(d: LsblkDevice): string | undefined {
+  const backing = str(d['back-file']) ?? readSys(`/sys/block/${d.kname ?? d.name}/loop/backing_file`);
+  return backing?.replace(/ \(deleted\)$/, '');
+}
+
 function isListed(d: LsblkDevice): boolean {
   if (d.type !== 'disk' && d.type !== 'loop') return false;
-  if (/^(z?ram|zram)\d*$/.test(d.name) || d.name.startsWith('ram')) return false;
-  if (!(num(d.size) ?? 0)) return false; // empty loop devices, card readers without a card
-  if (d.type === 'loop') {
-    const kname = d.kname ?? d.name;
-    if (!str(d['back-file']) && !readSys(`/sys/block/${kname}/loop/backing_file`)) return false;
-  }
+  if (!(num(d.size) ?? 0)) return false; // empty loop, zram and nbd devices, card readers without a card
+  if (d.type === 'loop' && !loopBacking(d)) return false;
   return true;
 }
 
@@ -258,8 +272,10 @@ async function probe(disk: ListedDisk): Promise<void> {
 }
 
 /**
- * The machine's whole disks and attached loop devices (not ram/zram, not empty loops), each with
- * its partitions. The disk holding the running system's root filesystem is marked and listed first.
+ * The machine's whole disks and attached loop devices (not empty ones), each with its partitions.
+ * Virtual devices (loop, ram, zram, an unconnected nbd) are listed too, marked with `virtual`, so a
+ * caller can leave them out. The disk holding the running system's root filesystem is marked and
+ * listed first.
  */
 export async function listDisks(opts: ListDisksOptions = {}): Promise<ListedDisk[]> {
   const { blockdevices } = await runLsblk();
@@ -270,7 +286,7 @@ export async function listDisks(opts: ListDisksOptions = {}): Promise<ListedDisk
     if (!isListed(d)) continue;
     const disk = fromLsblk(d);
     disk.isSystem = allMountpoints(d).includes('/') || (d['maj:min'] !== undefined && system.has(d['maj:min'].trim()));
-    if (opts.probe !== false) await probe(disk);
+    if (opts.probe !== false && disk.virtual?.kind !== 'zram') await probe(disk); // zram holds swap or a tmpfs-like cache: nothing to describe
     out.push(disk);
   }
   // Stable: the system disk first, the rest in lsblk's order.

@@ -26,6 +26,22 @@ export type PartitionInfo = v.InferOutput<typeof PartitionInfo>;
 
 export const PartitionTableKind = v.picklist(['gpt', 'mbr', 'none']);
 
+/**
+ * What makes a device virtual: a loop device (over an image file; on Ubuntu every snap package is a
+ * mounted squashfs on one), a RAM disk (brd's ram0…), compressed RAM (zram, mostly swap) or an nbd
+ * device with nothing connected. Not a drive of this machine: pickers leave them out unless asked.
+ */
+export const VirtualKind = v.picklist(['loop', 'ram', 'zram', 'nbd']);
+export type VirtualKind = v.InferOutput<typeof VirtualKind>;
+export const VirtualDevice = v.object({
+  kind: VirtualKind,
+  /** A loop device's image file (absent when the kernel does not say). */
+  backingFile: v.optional(v.string()),
+  /** The filesystem on the device itself, when it has no partitions ('squashfs' for a snap). */
+  fs: v.optional(v.string()),
+});
+export type VirtualDevice = v.InferOutput<typeof VirtualDevice>;
+
 export const DiskInfo = v.object({
   /** /dev/sda, /dev/loop3 or an image file. */
   path: v.string(),
@@ -38,6 +54,8 @@ export const DiskInfo = v.object({
   readOnly: v.optional(v.boolean()),
   mountpoints: v.array(v.string()),
   partitions: v.array(v.object({ ...PartitionInfo.entries, path: v.optional(v.string()), mountpoints: v.optional(v.array(v.string())) })),
+  /** Set on virtual devices (loop, RAM disks, zram, an unconnected nbd); absent on drives (and in results of older engines). */
+  virtual: v.optional(VirtualDevice),
   /** What could not be read or trusted on this disk (a damaged table, a hostile or damaged filesystem): listed, never an abort. */
   notes: v.optional(v.array(v.string())),
 });

@@ -3,20 +3,42 @@ import { formatBytes } from '../../core/format';
 import { table } from '../output';
 import type { DisksResult, RestoreOpResult } from '../../protocol';
 
-export function disksText(disks: DisksResult['disks']): string {
-  return table([
-    ['DISK', 'SIZE', 'TABLE', 'MODEL', 'NOTE'],
-    ...disks.flatMap((d) => [
-      [d.path, formatBytes(d.size), d.table ?? '', d.model ?? '', [d.isSystem ? 'running system' : '', ...(d.notes ?? [])].filter(Boolean).join('; ')],
-      ...d.partitions.map((p) => [
-        `  ${p.path ?? `#${p.index}`}`,
-        formatBytes(p.size),
-        p.fs ?? '',
-        p.label ?? '',
-        [p.usedBytes !== undefined ? `${formatBytes(p.usedBytes)} used` : '', ...(p.mountpoints ?? [])].filter(Boolean).join(' '),
-      ]),
+type ListedDisk = DisksResult['disks'][number];
+
+const diskRows = (disks: ListedDisk[], note: (d: ListedDisk) => string[]): string[][] =>
+  disks.flatMap((d) => [
+    [d.path, formatBytes(d.size), d.table ?? '', d.model ?? '', [...note(d), ...(d.notes ?? [])].filter(Boolean).join('; ')],
+    ...d.partitions.map((p) => [
+      `  ${p.path ?? `#${p.index}`}`,
+      formatBytes(p.size),
+      p.fs ?? '',
+      p.label ?? '',
+      [p.usedBytes !== undefined ? `${formatBytes(p.usedBytes)} used` : '', ...(p.mountpoints ?? [])].filter(Boolean).join(' '),
     ]),
   ]);
+
+/** What a virtual device is, in words: "loop over /srv/disk.img (squashfs)", "compressed RAM (zram)". */
+export function virtualNote(d: ListedDisk): string {
+  const v = d.virtual;
+  if (!v) return '';
+  const what =
+    v.kind === 'loop' ? `loop device${v.backingFile ? ` over ${v.backingFile}` : ''}` : v.kind === 'zram' ? 'compressed RAM (zram)' : v.kind === 'ram' ? 'RAM disk' : 'nbd device, nothing connected';
+  return `${what}${v.fs ? ` (${v.fs})` : ''}${d.mountpoints.length && !d.partitions.length ? `, mounted at ${d.mountpoints.join(' ')}` : ''}`;
+}
+
+/** The drives first; virtual devices (loop, RAM disks) apart below them, each saying what it is. */
+export function disksText(disks: DisksResult['disks']): string {
+  const drives = disks.filter((d) => !d.virtual);
+  const virtual = disks.filter((d) => d.virtual);
+  const out = [table([['DISK', 'SIZE', 'TABLE', 'MODEL', 'NOTE'], ...diskRows(drives, (d) => [d.isSystem ? 'running system' : ''])])];
+  if (virtual.length) {
+    out.push(
+      '',
+      `Virtual devices (not drives of this machine):`,
+      table([['DEVICE', 'SIZE', 'TABLE', 'MODEL', 'WHAT'], ...diskRows(virtual, (d) => [d.isSystem ? 'running system' : '', virtualNote(d)])]),
+    );
+  }
+  return out.join('\n');
 }
 
 export function restoreText(r: RestoreOpResult): string {
