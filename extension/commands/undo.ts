@@ -1,7 +1,7 @@
 // devsnap.undoUpgrade: puts back, in place, every file that changed between two snapshots of a
 // mounted filesystem (the running system's root, usually): the engine's `undo` (imaging/files/undo.ts).
 // A dry run first; a path changed since the second snapshot stops it there (nothing is changed);
-// otherwise a modal names what will be restored and removed (Cancel is the default), a safety
+// otherwise a modal names what will be restored and removed (Cancel is focused), a safety
 // snapshot of the disk is taken, then the undo runs with progress and says what it cannot undo.
 // Arguments `{ before, after, target?, partition?, safetySnapshot?: false, confirm: true, dryRun? }`
 // skip every prompt (tests, scripts).
@@ -75,7 +75,8 @@ export async function undoUpgrade(ctx: CommandContext, arg?: UndoArgs): Promise<
       ]
         .filter(Boolean)
         .join('\n\n');
-      if (!(await ui.confirm(`Undo the changes from ${snapshotName(before)} to ${snapshotName(after)}?`, detail, safety ? 'Snapshot, Then Undo' : 'Undo'))) return undefined;
+      const action = safety ? 'Snapshot, Then Undo' : 'Undo';
+      if ((await ui.confirmDestructive(`Undo the changes from ${snapshotName(before)} to ${snapshotName(after)}?`, detail, action)) !== action) return undefined;
     }
     if (safety) {
       const taken = await vscode.commands.executeCommand<SnapshotSummary | undefined>('devsnap.takeSnapshot', {

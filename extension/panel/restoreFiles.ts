@@ -91,11 +91,12 @@ export class FileRestore {
       return;
     }
     if (plan.original) {
-      const ok = await ui.confirm(
-        `Restore ${plan.opts.paths.length} item(s) from snapshot ${snapshotName(plan.snapshot)} to their original place under ${plan.opts.to}?`,
-        'Files that changed since are replaced by their version in the snapshot (files not in the snapshot are left alone).',
-        'Restore',
-      );
+      const ok =
+        (await ui.confirmDestructive(
+          `Restore ${plan.opts.paths.length} item(s) from snapshot ${snapshotName(plan.snapshot)} to their original place under ${plan.opts.to}?`,
+          'Files that changed since are replaced by their version in the snapshot (files not in the snapshot are left alone).',
+          'Restore',
+        )) === 'Restore';
       if (!ok) {
         this.pc.post({ type: 'restoreCancelled', planId });
         return;
