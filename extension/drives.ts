@@ -8,6 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { DiskInfo } from '../imaging/protocol';
 import { formatBytes } from '../imaging/core/format';
+import { MountEntry, parseMountinfo as parseEngineMountinfo, unescapeOctal } from '../imaging/disk/sysfs';
 
 /** The disks a picker offers: drives, plus virtual devices (loop, ram, zram) when asked, or when it is the one configured. */
 export function offeredDisks(disks: readonly DiskInfo[], showVirtual: boolean, keep: (string | undefined)[] = []): DiskInfo[] {
@@ -28,31 +29,11 @@ export function virtualText(d: DiskInfo): string | undefined {
   return 'nbd device, nothing connected';
 }
 
-export interface MountEntry {
-  mountpoint: string;
-  source: string;
-  fstype: string;
-  readOnly: boolean;
-}
+export type { MountEntry };
 
-const unescapeOctal = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-
-/** /proc/self/mountinfo's lines as mounts. */
+/** /proc/self/mountinfo's lines as mounts (the engine's reading), those with a path as mount point. */
 export function parseMountinfo(text: string): MountEntry[] {
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const f = line.split(' ');
-      const dash = f.indexOf('-', 6);
-      return {
-        mountpoint: unescapeOctal(f[4] ?? ''),
-        readOnly: (f[5] ?? '').split(',').includes('ro'),
-        source: dash > 0 ? unescapeOctal(f[dash + 2] ?? '') : '',
-        fstype: dash > 0 ? (f[dash + 1] ?? '') : '',
-      };
-    })
-    .filter((m) => m.mountpoint.startsWith('/'));
+  return parseEngineMountinfo(text).filter((m) => m.mountpoint.startsWith('/'));
 }
 
 /** Mount points /etc/fstab names (not swap, not the root). */

@@ -47,7 +47,11 @@ export interface MountEntry {
 }
 
 export function readMounts(file = LIVE_SYSTEM.mountinfo): MountEntry[] {
-  const text = readSys(file) ?? '';
+  return parseMountinfo(readSys(file) ?? '');
+}
+
+/** /proc/self/mountinfo's lines as mounts. */
+export function parseMountinfo(text: string): MountEntry[] {
   return text
     .split('\n')
     .filter(Boolean)
@@ -55,9 +59,9 @@ export function readMounts(file = LIVE_SYSTEM.mountinfo): MountEntry[] {
       const f = line.split(' ');
       const dash = f.indexOf('-', 6);
       return {
-        devno: f[2],
-        mountpoint: unescapeOctal(f[4]),
-        readOnly: f[5].split(',').includes('ro'),
+        devno: f[2] ?? '',
+        mountpoint: unescapeOctal(f[4] ?? ''),
+        readOnly: (f[5] ?? '').split(',').includes('ro'),
         source: dash > 0 ? unescapeOctal(f[dash + 2] ?? '') : '',
         fstype: dash > 0 ? (f[dash + 1] ?? '') : '',
       };
