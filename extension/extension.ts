@@ -14,8 +14,12 @@ import { EngineClient } from './engineClient';
 import { ServedEngine } from './servedEngine';
 import { chooseMethod } from './elevation';
 import { HelperEngine } from './helperClient';
-import { SnapshotTreeNode, SnapshotTreeProvider } from './snapshotTree';
+import { RepositoryMemory, SnapshotTreeNode, SnapshotTreeProvider } from './snapshotTree';
 import * as ui from './ui';
+import { ActivityTracker } from './activity';
+import { Glance } from './glance';
+import { StatusBar } from './statusBar';
+import { ViewSummary } from './viewSummary';
 
 export interface DevsnapApi {
   /** The engine the commands use: the CLI as the current user, routed to the elevated helper for disks (see RoutingEngine). */
@@ -36,6 +40,10 @@ export interface DevsnapApi {
   readonly output: vscode.OutputChannel;
   /** Path of the engine CLI bundle. */
   readonly cliPath: string;
+  /** The state at a glance (status bar, view header); `glance.setNextRunProvider` is the scheduling hook. */
+  readonly glance: Glance;
+  readonly statusBar: vscode.StatusBarItem;
+  readonly viewSummary: ViewSummary;
 }
 
 export function activate(context: vscode.ExtensionContext): DevsnapApi {
@@ -74,22 +82,25 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
   let engine: Engine | undefined;
   const getEngine = () => engine ?? defaultEngine;
 
-  const treeProvider = new SnapshotTreeProvider(getEngine, readConfig, log);
+  // Snapshots, restores and verifies through the commands' engine show in the status bar and the view.
+  const activity = new ActivityTracker();
+  const trackedEngine = () => activity.track(getEngine());
+  const treeProvider = new SnapshotTreeProvider(getEngine, readConfig, log, repositoryMemory(context.globalState));
   const treeView = vscode.window.createTreeView('devsnap.snapshots', { treeDataProvider: treeProvider, showCollapseAll: true, canSelectMany: true });
   const updateViewMessage = () => {
-    const err = treeProvider.lastError;
     const damaged = treeProvider.damaged.length;
-    treeView.message =
-      treeProvider.state === 'error' && err
-        ? `Could not read the repository: ${err.message}`
-        : damaged
-          ? `${damaged} snapshot${damaged === 1 ? ' has a damaged manifest' : 's have damaged manifests'} and cannot be used (listed first).`
-          : undefined;
+    // A repository that cannot be read is told by the welcome content (with its buttons): a
+    // TreeView.message would hide them. Its error is in the output channel.
+    treeView.message = damaged ? `${damaged} snapshot${damaged === 1 ? ' has a damaged manifest' : 's have damaged manifests'} and cannot be used (listed first).` : undefined;
   };
   treeProvider.onDidLoad(updateViewMessage);
 
-  const ctx: CommandContext = { engine: getEngine, config: readConfig, tree: treeProvider, treeView, output, log };
+  const ctx: CommandContext = { engine: trackedEngine, config: readConfig, tree: treeProvider, treeView, output, log };
   context.subscriptions.push(output, treeProvider, treeView, ...registerCommands(ctx), { dispose: ui.disposeUi });
+  const glance = new Glance(treeProvider, treeView, activity, () => readConfig().repository, log);
+  const statusBar = new StatusBar(glance);
+  const viewSummary = new ViewSummary(glance, treeProvider, treeView);
+  context.subscriptions.push(viewSummary, statusBar, glance, activity);
 
   context.subscriptions.push(
     vscode.workspace.onDidChangeConfiguration((e) => {
@@ -127,6 +138,22 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
     onDidShowMessage: ui.onDidShowMessage,
     output,
     cliPath,
+    glance,
+    statusBar: statusBar.item,
+    viewSummary,
+  };
+}
+
+/** Repositories that held snapshots on this machine (a missing one then reads as an unplugged drive). */
+function repositoryMemory(state: vscode.Memento): RepositoryMemory {
+  const KEY = 'devsnap.knownRepositories';
+  const list = () => state.get<string[]>(KEY, []);
+  return {
+    known: (repo) => list().includes(repo),
+    remember: (repo) => {
+      const l = list();
+      if (!l.includes(repo)) void state.update(KEY, [...l.slice(-19), repo]);
+    },
   };
 }
 

@@ -2,14 +2,17 @@
 // expanding a snapshot shows its partitions. Snapshots whose manifest is damaged come first, in a
 // group of their own with an error icon and the engine's message (never left out). Reloads from the engine on refresh(), when the
 // repository's snapshots/ folder changes (FileSystemWatcher) and after every command.
-// Sets the context key `devsnap.repositoryState` (none | missing | empty | ok | error) that the
-// view's welcome content (package.json "viewsWelcome") depends on.
+// Sets the context key `devsnap.repositoryState` (none | missing | unplugged | empty | ok | error)
+// that the view's welcome content (package.json "viewsWelcome") depends on: `unplugged` when the
+// drive that held the repository is not connected (repoInfo.ts). Header rows (the summary and a
+// running snapshot's row, viewSummary.ts) come first; refreshAges() re-renders the relative ages.
 import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { DamagedSnapshot, PartitionInfo, SnapshotSummary } from '../imaging/protocol';
 import type { DevsnapConfig } from './config';
 import { Engine, EngineError } from './engine';
+import { repositoryPresence } from './repoInfo';
 import {
   damagedGroupText,
   damagedItemText,
@@ -25,7 +28,19 @@ import {
   snapshotTooltipMarkdown,
 } from './snapshotModel';
 
-export type RepositoryState = 'none' | 'missing' | 'empty' | 'ok' | 'error';
+export type RepositoryState = 'none' | 'missing' | 'unplugged' | 'empty' | 'ok' | 'error';
+
+/** Which repositories held snapshots before (so that a missing one is an unplugged drive, not a new folder). */
+export interface RepositoryMemory {
+  known(repo: string): boolean;
+  remember(repo: string): void;
+}
+
+/** A row above the snapshots (the repository summary, a running snapshot): its item is made by its owner. */
+export class HeaderNode {
+  readonly kind = 'header';
+  constructor(readonly item: vscode.TreeItem) {}
+}
 
 export class DiskGroupNode {
   readonly kind = 'group';
@@ -59,7 +74,7 @@ export class DamagedNode {
     readonly parent: DamagedGroupNode,
   ) {}
 }
-export type SnapshotTreeNode = DiskGroupNode | SnapshotNode | PartitionNode | DamagedGroupNode | DamagedNode;
+export type SnapshotTreeNode = HeaderNode | DiskGroupNode | SnapshotNode | PartitionNode | DamagedGroupNode | DamagedNode;
 
 export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTreeNode>, vscode.Disposable {
   private readonly changeEmitter = new vscode.EventEmitter<SnapshotTreeNode | undefined | void>();
@@ -80,12 +95,28 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
   private debounce: NodeJS.Timeout | undefined;
   private loading: Promise<void> | undefined;
   private again = false;
+  private header: HeaderNode[] = [];
 
   constructor(
     private readonly getEngine: () => Engine,
     private readonly getConfig: () => DevsnapConfig,
     private readonly log: (line: string) => void,
+    private readonly memory?: RepositoryMemory,
   ) {}
+
+  /** The rows above the snapshots (none hides them). */
+  setHeader(items: readonly vscode.TreeItem[]): void {
+    this.header = items.map((i) => new HeaderNode(i));
+    this.changeEmitter.fire();
+  }
+  get headerItems(): readonly vscode.TreeItem[] {
+    return this.header.map((h) => h.item);
+  }
+
+  /** Re-renders the rows (their relative ages are computed when rendered). */
+  refreshAges(): void {
+    this.changeEmitter.fire();
+  }
 
   /** The snapshots last loaded (newest last, as the engine lists them). */
   get snapshots(): readonly SnapshotSummary[] {
@@ -137,14 +168,18 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
     let damaged: DamagedSnapshot[] = [];
     let state: RepositoryState;
     this._lastError = undefined;
+    const presence = repo ? repositoryPresence(repo, this.memory?.known(repo) ?? false) : undefined;
     if (!repo) {
       state = 'none';
-    } else if (!fs.existsSync(repo)) {
+    } else if (presence === 'unplugged') {
+      state = 'unplugged';
+    } else if (presence === 'new') {
       state = 'missing';
     } else {
       try {
         ({ snapshots, damaged } = await this.getEngine().listRepository(repo));
         state = snapshots.length || damaged.length ? 'ok' : 'empty';
+        if (state === 'ok') this.memory?.remember(repo);
         for (const d of damaged) this.log(`Snapshot ${d.id} in ${repo} cannot be used: ${d.message}`);
       } catch (err) {
         if (err instanceof EngineError && err.code === 'NO_REPO' && isEmptyDir(repo)) {
@@ -167,6 +202,9 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
     this.snapshotNodes.clear();
     for (const g of this.groups) for (const s of g.group.snapshots) this.snapshotNodes.set(s.id, new SnapshotNode(s, g));
     void vscode.commands.executeCommand('setContext', 'devsnap.repositoryState', state);
+    // Which welcome text explains an error: a folder that holds something else, or another failure.
+    const notRepository = state === 'error' && this._lastError instanceof EngineError && this._lastError.code === 'NO_REPO';
+    void vscode.commands.executeCommand('setContext', 'devsnap.repositoryError', state === 'error' ? (notRepository ? 'notRepository' : 'other') : undefined);
     void vscode.commands.executeCommand('setContext', 'devsnap.hasSnapshots', snapshots.length > 0);
     this.changeEmitter.fire();
     this.loadedEmitter.fire(snapshots);
@@ -200,7 +238,7 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
   }
 
   getChildren(element?: SnapshotTreeNode): SnapshotTreeNode[] {
-    if (!element) return this.damagedGroup ? [this.damagedGroup, ...this.groups] : this.groups;
+    if (!element) return [...this.header, ...(this.damagedGroup ? [this.damagedGroup] : []), ...this.groups];
     if (element instanceof DamagedGroupNode) return element.damaged.map((d) => new DamagedNode(d, element));
     if (element instanceof DiskGroupNode) return element.group.snapshots.map((s) => this.snapshotNodes.get(s.id)!).filter(Boolean);
     if (element instanceof SnapshotNode) return [...(element.snapshot.partitions ?? [])].sort((a, b) => a.index - b.index).map((p) => new PartitionNode(p, element));
@@ -208,11 +246,12 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
   }
 
   getParent(element: SnapshotTreeNode): SnapshotTreeNode | undefined {
-    if (element instanceof DiskGroupNode || element instanceof DamagedGroupNode) return undefined;
+    if (element instanceof HeaderNode || element instanceof DiskGroupNode || element instanceof DamagedGroupNode) return undefined;
     return element.parent;
   }
 
   getTreeItem(element: SnapshotTreeNode): vscode.TreeItem {
+    if (element instanceof HeaderNode) return element.item;
     if (element instanceof DamagedGroupNode) {
       const t = damagedGroupText(element.damaged.length);
       const item = new vscode.TreeItem(t.label, vscode.TreeItemCollapsibleState.Expanded);

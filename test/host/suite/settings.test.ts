@@ -3,7 +3,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { after, before, describe, hostContext, it } from './context';
-import { runCommand, setSetting } from './util';
+import { api, runCommand, setSetting } from './util';
 
 describe('bad settings', function () {
   this.timeout(60000);
@@ -36,6 +36,19 @@ describe('bad settings', function () {
     const { result, messages } = await runCommand('devsnap.verifySnapshot', { all: true });
     assert.strictEqual(result, undefined);
     shows(messages, 'error', new RegExp(missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+    await setSetting('repository', repoSetting);
+  });
+
+  it('a folder that is not a repository: the view says so in its welcome content, whose buttons no message hides', async () => {
+    const folder = path.join(hostContext().scratch, 'not-a-repository');
+    fs.mkdirSync(folder, { recursive: true });
+    fs.writeFileSync(path.join(folder, 'notes.txt'), 'something else\n');
+    await setSetting('repository', folder);
+    const a = await api();
+    await a.refresh();
+    assert.strictEqual(a.treeProvider.state, 'error');
+    assert.strictEqual(a.treeView.message, undefined, 'a TreeView.message would hide the welcome buttons');
+    assert.deepStrictEqual(a.treeProvider.getChildren(), [], 'nothing in the tree: the welcome content shows');
     await setSetting('repository', repoSetting);
   });
 
