@@ -132,7 +132,8 @@ async function encryptionMarkers(dir: string, c: RepoConfig): Promise<string[]> 
 export async function initConfig(dir: string, opts: InitOptions): Promise<{ config: RepoConfig; cipher: RepoCipher }> {
   // Kernel interfaces hold no files to keep (and Node's recursive mkdir loops forever under /proc).
   const kernel = ['/proc', '/sys', '/dev'].find((t) => dir === t || dir.startsWith(t + '/'));
-  if (kernel) throw new DevsnapError('USAGE', `Cannot create a repository in ${dir}: ${kernel} holds kernel interfaces and device nodes, not files.`, 'Choose a folder on a disk, ideally another drive.');
+  if (kernel)
+    throw new DevsnapError('USAGE', `Cannot create a repository in ${dir}: ${kernel} holds kernel interfaces and device nodes, not files.`, 'Choose a folder on a disk, ideally another drive.');
   if (await exists(path.join(dir, 'config.json'))) throw new DevsnapError('REPO_EXISTS', `${dir} already holds a devsnap repository.`);
   if ((await exists(dir)) && (await fs.promises.readdir(dir)).length > 0) {
     throw new DevsnapError('USAGE', `${dir} is not empty and is not a devsnap repository.`, 'Choose an empty or new folder for the repository.');
