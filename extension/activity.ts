@@ -1,5 +1,5 @@
-// What the engine is doing now, for the status bar and the Snapshots view: a snapshot, restore or
-// verify that runs, its percent, and the "finishing" stretch between 100% and the result (the
+// What the engine is doing now, for the status bar and the Snapshots view: a snapshot, restore,
+// verify or undo that runs, its percent, and the "finishing" stretch between 100% and the result (the
 // engine writes and syncs the index and manifest then). It watches the engine the commands use
 // (`track(engine)`), through the progress callbacks they already pass, so no command changes.
 // When a primary phase reaches 100% it also reports a "finishing" progress event to the caller,
@@ -9,7 +9,7 @@ import type { ProgressEvent } from '../imaging/protocol';
 import { formatDuration, formatRate } from '../imaging/core/format';
 import type { Engine, ProgressListener } from './engineTypes';
 
-export type ActivityKind = 'snapshot' | 'restore' | 'verify';
+export type ActivityKind = 'snapshot' | 'restore' | 'verify' | 'undo';
 
 export interface Activity {
   readonly seq: number;
@@ -28,17 +28,18 @@ export interface Activity {
 }
 
 /** The phases whose percent is the operation's percent (as the commands' notifications count them). */
-const PRIMARY: Record<ActivityKind, string> = { snapshot: 'image', restore: 'restore', verify: 'verify' };
+const PRIMARY: Record<ActivityKind, string> = { snapshot: 'image', restore: 'restore', verify: 'verify', undo: 'restore-files' };
 
 /** What the engine does between 100% and its result, as the progress line says it. */
 export const FINISHING_TEXT: Record<ActivityKind, string> = {
   snapshot: 'finishing: saving the index and the snapshot',
   restore: 'finishing: flushing the target',
   verify: 'finishing: collecting the results',
+  undo: 'finishing: setting folder times back',
 };
 
 /** The engine's operation names that are activities, by the Engine method or `call` op. */
-const OPS: Record<string, ActivityKind> = { snapshot: 'snapshot', restore: 'restore', verify: 'verify' };
+const OPS: Record<string, ActivityKind> = { snapshot: 'snapshot', restore: 'restore', verify: 'verify', undo: 'undo' };
 
 type Listener = () => void;
 
@@ -154,7 +155,7 @@ export class ActivityTracker {
 function subjectOf(kind: ActivityKind, p: Record<string, unknown> | undefined): string {
   const s = (k: string) => (typeof p?.[k] === 'string' ? (p[k] as string) : undefined);
   if (kind === 'snapshot') return s('source') ?? '';
-  if (kind === 'restore') return s('target') ?? '';
+  if (kind === 'restore' || kind === 'undo') return s('target') ?? '';
   return s('id') ?? s('snapshot') ?? 'all snapshots';
 }
 

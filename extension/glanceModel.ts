@@ -96,8 +96,8 @@ export function glanceWarning(g: GlanceInput): GlanceWarning | undefined {
   return undefined;
 }
 
-const NOUN: Record<ActivityKind, string> = { snapshot: 'Snapshot', restore: 'Restore', verify: 'Verify' };
-const DOING: Record<ActivityKind, string> = { snapshot: 'Taking snapshot…', restore: 'Restoring…', verify: 'Verifying…' };
+const NOUN: Record<ActivityKind, string> = { snapshot: 'Snapshot', restore: 'Restore', verify: 'Verify', undo: 'Undo' };
+const DOING: Record<ActivityKind, string> = { snapshot: 'Taking snapshot…', restore: 'Restoring…', verify: 'Verifying…', undo: 'Undoing upgrade…' };
 
 function baseName(p: string): string {
   return p.split(/[\\/]/).filter(Boolean).pop() ?? p;
