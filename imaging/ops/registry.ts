@@ -7,6 +7,7 @@ import { check, OPS, OpName, OpParams, OpResult } from '../protocol';
 import * as ops from './operations';
 import { ChangesCache, changesOp, inventoryOp, listDirOp, readFileOp } from './files';
 import { undoOp } from './undo';
+import { initOp, usageOp } from './usage';
 
 /** What an operation may use besides its parameters. */
 export interface EngineContext extends ops.OpContext {
@@ -36,6 +37,8 @@ export const IMPLEMENTATIONS: Implementations = {
   readFile: readFileOp,
   changes: changesOp,
   undo: undoOp,
+  usage: usageOp,
+  init: initOp,
 };
 
 /** Checks `params` against the operation's schema (USAGE naming the field when they do not fit). */

@@ -10,6 +10,7 @@ export * from './requests';
 export * from './results';
 export * from './files';
 export * from './undo';
+export * from './usage';
 export * from './ops';
 export * from './helper';
 export * from './rpc';

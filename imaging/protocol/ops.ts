@@ -28,6 +28,7 @@ import {
 import { CheckOpResult, DiffOpResult, ForgetOpResult, PruneOpResult, RestoreFilesResult, RestoreOpResult, VerifyOpResult } from './results';
 import { ListResult, ShowResult, SnapshotOpResult, SnapshotPlan, SnapshotRefResult } from './snapshots';
 import { UndoRequest, UndoResult } from './undo';
+import { InitRequest, InitResult, UsageRequest, UsageResult } from './usage';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 type Schema = v.GenericSchema<any, any>;
@@ -68,6 +69,10 @@ export const OPS = {
   changes: op(ChangesRequest, ChangesResult, null),
   // Writes in place below `target` (the running system's '/' needs root); reads the repository.
   undo: op(UndoRequest, UndoResult, { target: 'write', ...inRepo }),
+  // Reads manifests and the index only: never needs root beyond reading the repository.
+  usage: op(UsageRequest, UsageResult, null),
+  // Creates a repository in a folder of the user's (an existing one is opened, its password checked).
+  init: op(InitRequest, InitResult, null),
 };
 
 export type OpName = keyof typeof OPS;
