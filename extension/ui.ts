@@ -8,8 +8,8 @@ import * as vscode from 'vscode';
 
 export type MessageLevel = 'info' | 'warning' | 'error';
 export interface ShownMessage {
-  /** "pick": a quick pick was shown (text: its title and placeholder; items: its rows). */
-  level: MessageLevel | 'pick';
+  /** "pick": a quick pick was shown (text: its title and placeholder; items: its rows); "password": a password box (text: its prompt). */
+  level: MessageLevel | 'pick' | 'password';
   text: string;
   at: number;
   /** A modal question: its buttons in the order given; the first is the one VS Code focuses (Enter). */
@@ -106,6 +106,12 @@ export function pick<T extends vscode.QuickPickItem>(items: readonly T[] | Thena
 
 export function input(options: vscode.InputBoxOptions): Thenable<string | undefined> {
   return vscode.window.showInputBox({ ignoreFocusOut: true, ...options });
+}
+
+/** A password box (the typed text hidden); recorded with its prompt, never with what was typed. */
+export function password(options: Omit<vscode.InputBoxOptions, 'password'>): Thenable<string | undefined> {
+  record('password', [options.title, options.prompt].filter(Boolean).join(': '));
+  return vscode.window.showInputBox({ ignoreFocusOut: true, ...options, password: true });
 }
 
 export function openFolder(title: string, openLabel: string, defaultUri?: vscode.Uri): Thenable<vscode.Uri[] | undefined> {

@@ -6,6 +6,8 @@ import * as vscode from 'vscode';
 import type { DiskInfo, ProgressEvent, SnapshotSummary } from '../../imaging/protocol';
 import type { DevsnapConfig } from '../config';
 import { CancellationLike, Engine, EngineError } from '../engine';
+import type { PasswordEngine } from '../passwords';
+import type { StorageUsage } from '../storageUsage';
 import { formatBytes, formatRelativeDate, formatTimestamp, ProgressTracker } from '../../imaging/core/format';
 import { backupDriveMissing, livePlaces } from '../drives';
 import { compareNewestFirst, sourceLabel } from '../snapshotModel';
@@ -19,11 +21,16 @@ export interface CommandContext {
   treeView: vscode.TreeView<SnapshotTreeNode>;
   output: vscode.OutputChannel;
   log(line: string): void;
+  /** The encrypted repositories' passwords (passwords.ts): the engine() calls pass them already. */
+  passwords: PasswordEngine;
+  /** The space per snapshot (storageUsage.ts). */
+  storage?: StorageUsage;
 }
 
 export const CHOOSE_REPOSITORY = 'Choose Repository';
 export const SHOW_OUTPUT = 'Show Output';
 export const OPEN_SETTINGS = 'Open Settings';
+export const UNLOCK = 'Unlock Repository';
 
 /** A snapshot given to a command: a tree item, an id, or an object with `id`/`snapshot`. */
 export type SnapshotRef = SnapshotNode | string | { id?: string; snapshot?: SnapshotSummary } | undefined;
@@ -192,6 +199,7 @@ export async function reportError(ctx: CommandContext, err: unknown, what: strin
     ctx.log(`${what} failed: [${err.code}] ${err.toUserMessage()}`);
     const actions: string[] = [];
     if (err.code === 'NO_REPO') actions.push(CHOOSE_REPOSITORY);
+    if (err.code === 'BAD_PASSWORD') actions.push(UNLOCK);
     if (err.code === 'NOT_FOUND' || err.code === 'BAD_SOURCE') actions.push(OPEN_SETTINGS);
     actions.push(SHOW_OUTPUT);
     // Not awaited: the command finishes now; the action runs if the user clicks it.
@@ -206,6 +214,7 @@ export async function reportError(ctx: CommandContext, err: unknown, what: strin
 function followErrorAction(ctx: CommandContext, choice: string | undefined): void {
   if (choice === SHOW_OUTPUT) ctx.output.show(true);
   else if (choice === CHOOSE_REPOSITORY) void vscode.commands.executeCommand('devsnap.selectRepository');
+  else if (choice === UNLOCK) void vscode.commands.executeCommand('devsnap.unlockRepository');
   else if (choice === OPEN_SETTINGS) void vscode.commands.executeCommand('workbench.action.openSettings', 'devsnap');
 }
 

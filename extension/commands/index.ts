@@ -22,7 +22,11 @@
 //   devsnap.applyRetention    { confirm: true }                              → { removed, kept, ... }
 //   devsnap.undoUpgrade       { before, after, target?, partition?, safetySnapshot?: false, confirm: true, dryRun? }
 //                             puts the files an upgrade changed back in place → UndoResult
-//   devsnap.selectRepository  { path: string, target?: 'global' | 'workspace' } → the path
+//   devsnap.selectRepository  { path: string, target?: 'global' | 'workspace', encrypt?: boolean, password?: string } → the path
+//                             (a new or empty folder with encrypt: true becomes an encrypted repository now, its password kept)
+//   devsnap.takeSnapshot also takes { encrypt, password } for a repository its first snapshot creates
+//   devsnap.unlockRepository  { password } (tries it; BAD_PASSWORD is reported) | nothing (asks) → true when unlocked
+//   devsnap.forgetRepositoryPassword  { path? } (default: the configured repository) → whether one was kept
 //   devsnap.openPanel                                                        → the ComparePanel
 //   devsnap.refresh, devsnap.showOutput                                      (no arguments)
 //
@@ -33,6 +37,7 @@ import { registerPanel } from '../panel/comparePanel';
 import { compareSnapshots, compareWith, openPanel } from './compare';
 import { applyRetention, deleteSnapshot, labelSnapshot, pinSnapshot } from './manage';
 import { refresh, selectRepository } from './repository';
+import { forgetRepositoryPassword, unlockRepository } from './encryption';
 import { restoreSnapshot } from './restore';
 import { takeSnapshot } from './takeSnapshot';
 import { undoUpgrade } from './undo';
@@ -61,5 +66,7 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     reg('devsnap.refresh', () => refresh(ctx)),
     reg('devsnap.selectRepository', (args?) => selectRepository(ctx, args && typeof args === 'object' ? args : {})),
     reg('devsnap.showOutput', () => ctx.output.show(true)),
+    reg('devsnap.unlockRepository', (args?) => unlockRepository(ctx, args && typeof args === 'object' ? args : {})),
+    reg('devsnap.forgetRepositoryPassword', (args?) => forgetRepositoryPassword(ctx, args && typeof args === 'object' ? args : {})),
   ];
 }

@@ -9,8 +9,9 @@ import { writeRepository } from '../config';
 import { defaultSourceDisk, diskOfPath, driveDescription, parseMountinfo, repositoryDrives } from '../drives';
 import * as ui from '../ui';
 import { CommandContext, readMountinfo, reportError, sameDiskDetail, sameDiskQuestion } from './common';
+import { EncryptionArgs, setUpNewRepository } from './encryption';
 
-export interface SelectRepositoryArgs {
+export interface SelectRepositoryArgs extends EncryptionArgs {
   /** Folder to use; skips the pickers. */
   path?: string;
   /** Where to write the setting (default: user settings, or where it is already set). */
@@ -62,6 +63,8 @@ export async function selectRepository(ctx: CommandContext, args: SelectReposito
       if (choice !== CHOOSE_OTHER) return undefined;
       folder = undefined;
     }
+    // A new or empty folder: encrypt it? (asked when the folder was picked; `encrypt` decides for scripts)
+    if (!(await setUpNewRepository(ctx, folder, args, args.path === undefined))) return undefined;
     const target = args.target === 'workspace' ? vscode.ConfigurationTarget.Workspace : args.target === 'global' ? vscode.ConfigurationTarget.Global : undefined;
     await writeRepository(folder, target);
     ctx.log(`Repository set to ${folder}`);
@@ -108,6 +111,7 @@ async function pickPlace(ctx: CommandContext, disks: DiskInfo[]): Promise<string
 }
 
 export async function refresh(ctx: CommandContext): Promise<void> {
+  ctx.passwords.allowPrompt(); // asked by the user: a password dismissed before is asked for again
   await ctx.tree.refresh();
   const err = ctx.tree.lastError;
   if (err) await reportError(ctx, err, 'Reading the repository');

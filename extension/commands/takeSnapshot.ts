@@ -29,8 +29,9 @@ import {
   sameDiskQuestion,
   SHOW_OUTPUT,
 } from './common';
+import { EncryptionArgs, setUpNewRepository } from './encryption';
 
-export interface TakeSnapshotArgs {
+export interface TakeSnapshotArgs extends EncryptionArgs {
   /** Block device or disk image file to snapshot. */
   source?: string;
   /** Label of the new snapshot. */
@@ -60,6 +61,8 @@ export async function takeSnapshot(ctx: CommandContext, args: TakeSnapshotArgs =
   try {
     const repo = await requireRepository(ctx, false);
     if (!repo) return undefined;
+    // The first snapshot creates the repository: encrypt it? (asked unless a script names the source)
+    if (!(await setUpNewRepository(ctx, repo, args, args.source === undefined))) return undefined;
     const cfg = ctx.config();
     let source = args.source;
     let fromSetting = false;
