@@ -107,8 +107,19 @@ function escapeMd(text: string): string {
   return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, '\\$&');
 }
 
+/** What deleting a snapshot frees (data only it uses) and the repository's stored total, when known. */
+export interface SnapshotSpace {
+  uniqueBytes: number;
+  totalBytes?: number;
+}
+
+/** "frees 1.2 GB" (of the repository's 3.4 GB). */
+export function freesText(u: SnapshotSpace): string {
+  return `frees ${formatBytes(u.uniqueBytes)}${u.totalBytes !== undefined ? ` of the repository's ${formatBytes(u.totalBytes)}` : ''}`;
+}
+
 /** The Markdown of a snapshot item's tooltip. */
-export function snapshotTooltipMarkdown(s: SnapshotSummary, now: Date = new Date()): string {
+export function snapshotTooltipMarkdown(s: SnapshotSummary, now: Date = new Date(), space?: SnapshotSpace): string {
   const st = s.stats;
   const lines = [
     `**${escapeMd(s.label || '(no label)')}**${s.pinned ? ' $(pinned) pinned' : ''}`,
@@ -122,6 +133,7 @@ export function snapshotTooltipMarkdown(s: SnapshotSummary, now: Date = new Date
     `| Data | ${formatBytes(st?.bytesUsed ?? 0)} used |`,
     `| Added to repository | ${formatBytes(st?.bytesAdded ?? 0)} |`,
     `| Chunks | ${st?.chunksNew ?? 0} new, ${st?.chunksReused ?? 0} reused |`,
+    ...(space ? [`| Deleting it | ${freesText(space)} (data no other snapshot uses) |`] : []),
     `| Consistency | ${escapeMd(describeConsistency(s))} |`,
     ...(s.readMode ? [`| Read | ${s.readMode === 'changes' ? 'what changed since the previous snapshot' : 'every used block'} |`] : []),
     `| State | ${escapeMd(stateText(s))} |`,

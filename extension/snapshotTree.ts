@@ -27,6 +27,7 @@ import {
   snapshotIconKind,
   snapshotTooltipMarkdown,
 } from './snapshotModel';
+import type { SnapshotSpace } from './snapshotModel';
 
 export type RepositoryState = 'none' | 'missing' | 'unplugged' | 'empty' | 'ok' | 'error';
 
@@ -96,6 +97,8 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
   private loading: Promise<void> | undefined;
   private again = false;
   private header: HeaderNode[] = [];
+  /** What deleting a snapshot frees, for its tooltip (storageUsage.ts), when known. */
+  spaceOf?: (id: string) => SnapshotSpace | undefined;
 
   constructor(
     private readonly getEngine: () => Engine,
@@ -203,8 +206,9 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
     for (const g of this.groups) for (const s of g.group.snapshots) this.snapshotNodes.set(s.id, new SnapshotNode(s, g));
     void vscode.commands.executeCommand('setContext', 'devsnap.repositoryState', state);
     // Which welcome text explains an error: a folder that holds something else, or another failure.
-    const notRepository = state === 'error' && this._lastError instanceof EngineError && this._lastError.code === 'NO_REPO';
-    void vscode.commands.executeCommand('setContext', 'devsnap.repositoryError', state === 'error' ? (notRepository ? 'notRepository' : 'other') : undefined);
+    const code = state === 'error' && this._lastError instanceof EngineError ? this._lastError.code : undefined;
+    const why = code === 'NO_REPO' ? 'notRepository' : code === 'BAD_PASSWORD' ? 'locked' : 'other';
+    void vscode.commands.executeCommand('setContext', 'devsnap.repositoryError', state === 'error' ? why : undefined);
     void vscode.commands.executeCommand('setContext', 'devsnap.hasSnapshots', snapshots.length > 0);
     this.changeEmitter.fire();
     this.loadedEmitter.fire(snapshots);
@@ -287,7 +291,7 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
       const item = new vscode.TreeItem(s.label || '(no label)', s.partitions?.length ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None);
       item.id = `snapshot:${s.id}`;
       item.description = snapshotDescription(s);
-      const md = new vscode.MarkdownString(snapshotTooltipMarkdown(s), true);
+      const md = new vscode.MarkdownString(snapshotTooltipMarkdown(s, undefined, this.spaceOf?.(s.id)), true);
       item.tooltip = md;
       item.contextValue = snapshotContextValue(s);
       item.iconPath = snapshotIcon(snapshotIconKind(s), isFuzzy(s));

@@ -7,6 +7,7 @@ import { snapshotName } from '../snapshotModel';
 import { SnapshotNode } from '../snapshotTree';
 import * as ui from '../ui';
 import { CommandContext, refId, reportError, requireRepository, resolveSnapshot, withEngineProgress } from './common';
+import { freedText } from '../storageUsage';
 
 export interface DeleteArgs {
   id?: string;
@@ -42,12 +43,18 @@ export async function deleteSnapshot(ctx: CommandContext, arg?: unknown, selecti
     if (!snaps.length) return undefined;
 
     if (args.confirm !== true) {
+      const freed = await ctx.storage?.freedByDeleting(
+        repo,
+        snaps.map((s) => s.id),
+      );
       const pinned = snaps.filter((s) => s.pinned);
       const title = snaps.length === 1 ? `Delete snapshot ${snapshotName(snaps[0])}?` : `Delete ${snaps.length} snapshots?`;
       const detail = [
         snaps.length > 1 ? snaps.map(snapshotName).join(', ') + '.' : '',
         pinned.length ? `${pinned.length === 1 && snaps.length === 1 ? 'It is pinned and will be unpinned' : `${pinned.length} of them are pinned and will be unpinned`} first.` : '',
-        `Data that no other snapshot uses is removed from the repository ${repo} and its space freed. You can no longer restore ${snaps.length === 1 ? 'this snapshot' : 'these snapshots'}. This cannot be undone.`,
+        `Data that no other snapshot uses is removed from the repository ${repo} and its space freed.`,
+        freed !== undefined ? freedText(freed, snaps.length) : '',
+        `You can no longer restore ${snaps.length === 1 ? 'this snapshot' : 'these snapshots'}. This cannot be undone.`,
       ]
         .filter(Boolean)
         .join(' ');
