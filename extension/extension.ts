@@ -20,6 +20,9 @@ import { ActivityTracker } from './activity';
 import { Glance } from './glance';
 import { StatusBar } from './statusBar';
 import { ViewSummary } from './viewSummary';
+import { PasswordEngine, RepoPasswords } from './passwords';
+import { askPassword } from './commands/encryption';
+import { StorageUsage } from './storageUsage';
 
 export interface DevsnapApi {
   /** The engine the commands use: the CLI as the current user, routed to the elevated helper for disks (see RoutingEngine). */
@@ -44,19 +47,33 @@ export interface DevsnapApi {
   readonly glance: Glance;
   readonly statusBar: vscode.StatusBarItem;
   readonly viewSummary: ViewSummary;
+  /** The encrypted repositories' passwords (SecretStorage) and the engine that passes them. */
+  readonly passwords: PasswordEngine;
+  /** The space per snapshot, as the Snapshots view's tooltips show it. */
+  readonly storage: StorageUsage;
+  /** The output channel's last lines (tests check what is logged). */
+  readonly logLines: readonly string[];
 }
 
 export function activate(context: vscode.ExtensionContext): DevsnapApi {
   const output = vscode.window.createOutputChannel('devsnap');
   setGlobalStoragePath(context.globalStorageUri.fsPath); // Take Snapshot says when a pause would hold VS Code's own state
-  const log = (line: string) => output.appendLine(`[${new Date().toLocaleTimeString()}] ${line}`);
+  const logLines: string[] = [];
+  const log = (line: string) => {
+    logLines.push(line);
+    if (logLines.length > 1000) logLines.shift();
+    output.appendLine(`[${new Date().toLocaleTimeString()}] ${line}`);
+  };
   const cliPath = context.asAbsolutePath(path.join('dist', 'devsnap.js'));
   // The engine as the current user: one long-lived service process per window (extension/engineClient.ts).
   const engineClient = new EngineClient({ cliPath, nodePath: process.execPath, log });
   const userEngine = new ServedEngine(engineClient);
   // The elevated helper: one per window, started on first need (see extension/helperClient.ts).
   let helper: HelperEngine | undefined;
-  let defaultEngine: Engine = userEngine;
+  let routedEngine: Engine = userEngine;
+  // Every call on a repository passes its password from SecretStorage (and asks when it is needed).
+  const passwordEngine = new PasswordEngine(() => routedEngine, new RepoPasswords(context.secrets), askPassword, log);
+  const defaultEngine: Engine = passwordEngine;
   const setUpElevation = () => {
     const cfg = readConfig();
     const method = chooseMethod(cfg.elevation, { platform: process.platform, uid: process.getuid?.(), pkexecUsable: pkexecUsable() });
@@ -75,7 +92,7 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
           },
         })
       : undefined;
-    defaultEngine = helper ? new RoutingEngine(userEngine, helper, undefined, log) : userEngine;
+    routedEngine = helper ? new RoutingEngine(userEngine, helper, undefined, log) : userEngine;
     log(method ? `Elevation: ${method} (the helper starts on the first disk operation)` : 'Elevation: none (the engine runs as the current user)');
   };
   setUpElevation();
@@ -95,12 +112,19 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
   };
   treeProvider.onDidLoad(updateViewMessage);
 
-  const ctx: CommandContext = { engine: trackedEngine, config: readConfig, tree: treeProvider, treeView, output, log };
+  const storage = new StorageUsage(getEngine, () => readConfig().repository, log);
+  treeProvider.spaceOf = (id) => {
+    const u = storage.of(id);
+    return u ? { uniqueBytes: u.uniqueBytes, totalBytes: storage.total?.storedBytes } : undefined;
+  };
+  treeProvider.onDidLoad((snapshots) => void storage.update(snapshots));
+  storage.onDidChange(() => treeProvider.refreshAges()); // re-renders the rows: their tooltips now say what deleting frees
+  const ctx: CommandContext = { engine: trackedEngine, config: readConfig, tree: treeProvider, treeView, output, log, passwords: passwordEngine, storage };
   context.subscriptions.push(output, treeProvider, treeView, ...registerCommands(ctx), { dispose: ui.disposeUi });
   const glance = new Glance(treeProvider, treeView, activity, () => readConfig().repository, log);
   const statusBar = new StatusBar(glance);
   const viewSummary = new ViewSummary(glance, treeProvider, treeView);
-  context.subscriptions.push(viewSummary, statusBar, glance, activity);
+  context.subscriptions.push(viewSummary, statusBar, glance, activity, storage);
 
   context.subscriptions.push(
     vscode.workspace.onDidChangeConfiguration((e) => {
@@ -141,6 +165,9 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
     glance,
     statusBar: statusBar.item,
     viewSummary,
+    passwords: passwordEngine,
+    storage,
+    logLines,
   };
 }
 
