@@ -7,14 +7,15 @@ import * as vscode from 'vscode';
 import type { SnapshotSummary } from '../imaging/protocol';
 import { registerCommands } from './commands';
 import { setGlobalStoragePath } from './commands/takeSnapshot';
-import type { CommandContext } from './commands/common';
+import type { CommandContext, LogLevel } from './commands/common';
 import { DevsnapConfig, readConfig, SECTION } from './config';
 import { Engine, RoutingEngine } from './engine';
 import { EngineClient } from './engineClient';
 import { ServedEngine } from './servedEngine';
 import { chooseMethod } from './elevation';
 import { HelperEngine } from './helperClient';
-import { RepositoryMemory, SnapshotTreeNode, SnapshotTreeProvider } from './snapshotTree';
+import { RepositoryMemory, SnapshotNode, SnapshotTreeNode, SnapshotTreeProvider } from './snapshotTree';
+import { setUpAutomatic } from './commands/automatic';
 import * as ui from './ui';
 import { ActivityTracker } from './activity';
 import { Glance } from './glance';
@@ -40,7 +41,8 @@ export interface DevsnapApi {
   /** The last messages shown to the user (newest last), for tests. */
   readonly messages: readonly ui.ShownMessage[];
   readonly onDidShowMessage: vscode.Event<ui.ShownMessage>;
-  readonly output: vscode.OutputChannel;
+  /** The devsnap output channel (a log channel: info, warn and error lines). */
+  readonly output: vscode.LogOutputChannel;
   /** Path of the engine CLI bundle. */
   readonly cliPath: string;
   /** The state at a glance (status bar, view header); `glance.setNextRunProvider` is the scheduling hook. */
@@ -56,13 +58,14 @@ export interface DevsnapApi {
 }
 
 export function activate(context: vscode.ExtensionContext): DevsnapApi {
-  const output = vscode.window.createOutputChannel('devsnap');
+  // A log channel: VS Code adds the time and level to each line, and its level filter (Output view → Set Log Level) applies.
+  const output = vscode.window.createOutputChannel('devsnap', { log: true });
   setGlobalStoragePath(context.globalStorageUri.fsPath); // Take Snapshot says when a pause would hold VS Code's own state
   const logLines: string[] = [];
-  const log = (line: string) => {
+  const log = (line: string, level: LogLevel = 'info') => {
     logLines.push(line);
     if (logLines.length > 1000) logLines.shift();
-    output.appendLine(`[${new Date().toLocaleTimeString()}] ${line}`);
+    output[level](line);
   };
   const cliPath = context.asAbsolutePath(path.join('dist', 'devsnap.js'));
   // The engine as the current user: one long-lived service process per window (extension/engineClient.ts).
@@ -111,6 +114,9 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
     treeView.message = damaged ? `${damaged} snapshot${damaged === 1 ? ' has a damaged manifest' : 's have damaged manifests'} and cannot be used (listed first).` : undefined;
   };
   treeProvider.onDidLoad(updateViewMessage);
+  // How many snapshots are selected: "Compare Selected" is offered for exactly two.
+  const countSelected = () => void vscode.commands.executeCommand('setContext', 'devsnap.selectedSnapshots', treeView.selection.filter((n) => n instanceof SnapshotNode).length);
+  context.subscriptions.push(treeView.onDidChangeSelection(countSelected), treeProvider.onDidLoad(countSelected));
 
   const storage = new StorageUsage(getEngine, () => readConfig().repository, log);
   treeProvider.spaceOf = (id) => {
@@ -120,7 +126,14 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
   treeProvider.onDidLoad((snapshots) => void storage.update(snapshots));
   storage.onDidChange(() => treeProvider.refreshAges()); // re-renders the rows: their tooltips now say what deleting frees
   const ctx: CommandContext = { engine: trackedEngine, config: readConfig, tree: treeProvider, treeView, output, log, passwords: passwordEngine, storage };
-  context.subscriptions.push(output, treeProvider, treeView, ...registerCommands(ctx), { dispose: ui.disposeUi });
+  context.subscriptions.push(
+    output,
+    treeProvider,
+    treeView,
+    ...registerCommands(ctx),
+    vscode.commands.registerCommand('devsnap.setUpAutomatic', () => setUpAutomatic(ctx, cliPath)),
+    { dispose: ui.disposeUi },
+  );
   const glance = new Glance(treeProvider, treeView, activity, () => readConfig().repository, log);
   const statusBar = new StatusBar(glance);
   const viewSummary = new ViewSummary(glance, treeProvider, treeView);

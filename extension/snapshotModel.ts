@@ -3,6 +3,7 @@
 // test/unit/extension-model.test.ts).
 import type { DamagedSnapshot, DiskInfo, PartitionInfo, SnapshotSummary } from '../imaging/protocol';
 import { consistencyName, describeConsistency, formatBytes, formatRelativeDate, formatTimestamp } from '../imaging/core/format';
+import { shortAge } from './ages';
 
 export interface DiskGroup {
   /** Stable key of the source disk: its disk id when known, else its path. */
@@ -72,9 +73,13 @@ export function isFuzzy(s: Pick<SnapshotSummary, 'consistency'>): boolean {
   return !['offline', 'native-snapshot', 'frozen-two-pass', 'frozen'].includes(s.consistency);
 }
 
-/** "2 hours ago · +1.2 GB / 64 GB", plus "· fuzzy read" for the rare image that is not one point in time. */
+/**
+ * The row's description, most useful first and short enough for the default sidebar width:
+ * "2 h ago · +1.2 GB" (the age, then what it added; the disk's size is on its group's row), plus
+ * "· fuzzy read" for the rare image that is not one point in time.
+ */
 export function snapshotDescription(s: SnapshotSummary, now: Date = new Date()): string {
-  const text = `${formatRelativeDate(s.created, now)} · +${formatBytes(s.stats?.bytesAdded ?? 0)} / ${formatBytes(s.stats?.bytesLogical ?? s.source.size)}`;
+  const text = `${shortAge(s.created, now)} · +${formatBytes(s.stats?.bytesAdded ?? 0)}`;
   return isFuzzy(s) ? `${text} · ${consistencyName(s)}` : text;
 }
 
@@ -98,9 +103,51 @@ export function stateText(s: SnapshotSummary): string {
   }
 }
 
-/** contextValue of a snapshot item, used by the `when` clauses of its menus. */
-export function snapshotContextValue(s: SnapshotSummary): 'snapshot' | 'snapshot.pinned' {
-  return s.pinned ? 'snapshot.pinned' : 'snapshot';
+/**
+ * contextValue of a snapshot item, used by the `when` clauses of its menus: "snapshot", plus
+ * ".pinned" when pinned, plus ".oldest" when no earlier snapshot of its disk exists (nothing to
+ * compare it with: no Compare with Previous).
+ */
+export function snapshotContextValue(s: SnapshotSummary, oldest = false): string {
+  return `snapshot${s.pinned ? '.pinned' : ''}${oldest ? '.oldest' : ''}`;
+}
+
+/** contextValue of a disk group: "disk", "disk.pair" with two snapshots or more (Compare Newest Two). */
+export function diskContextValue(g: Pick<DiskGroup, 'snapshots'>): string {
+  return g.snapshots.length >= 2 ? 'disk.pair' : 'disk';
+}
+
+/** Filesystems whose files devsnap reads inside a snapshot (the compare panel's Files tab). */
+export function readsFiles(p: Pick<PartitionInfo, 'fs'>): boolean {
+  return /^(ext[234]|vfat|fat(12|16|32)?)$/.test(p.fs ?? '');
+}
+
+/** contextValue of a partition: "partition", plus ".files" when its changed files can be shown (a readable filesystem and an earlier snapshot). */
+export function partitionContextValue(p: Pick<PartitionInfo, 'fs'>, hasPrevious: boolean): string {
+  return `partition${hasPrevious && readsFiles(p) ? '.files' : ''}`;
+}
+
+/**
+ * The pair Compare Selected compares: exactly two snapshots, older first; undefined otherwise
+ * (the same snapshot twice counts as one).
+ */
+export function selectedPair(selected: readonly SnapshotSummary[]): { a: SnapshotSummary; b: SnapshotSummary } | undefined {
+  const unique = [...new Map(selected.map((s) => [s.id, s])).values()];
+  if (unique.length !== 2) return undefined;
+  const [b, a] = unique.sort(compareNewestFirst);
+  return { a, b };
+}
+
+/** The two newest snapshots of a disk group, older first (Compare Newest Two). */
+export function newestPair(g: Pick<DiskGroup, 'snapshots'>): { a: SnapshotSummary; b: SnapshotSummary } | undefined {
+  const [b, a] = [...g.snapshots].sort(compareNewestFirst);
+  return a && b ? { a, b } : undefined;
+}
+
+/** What "verified" means for a snapshot, in plain words ("not verified yet", never "not-verified"). */
+export function stateWords(s: Pick<SnapshotSummary, 'state' | 'pinned'>): string {
+  const state = s.state === 'verified' ? 'verified' : s.state === 'damaged' ? 'damaged' : 'not verified yet';
+  return s.pinned ? `${state}, pinned` : state;
 }
 
 function escapeMd(text: string): string {
@@ -132,7 +179,7 @@ export function snapshotTooltipMarkdown(s: SnapshotSummary, now: Date = new Date
     `| Disk size | ${formatBytes(s.source.size)} (${s.source.table.toUpperCase()}) |`,
     `| Data | ${formatBytes(st?.bytesUsed ?? 0)} used |`,
     `| Added to repository | ${formatBytes(st?.bytesAdded ?? 0)} |`,
-    `| Chunks | ${st?.chunksNew ?? 0} new, ${st?.chunksReused ?? 0} reused |`,
+    ...(reusedText(s) ? [`| Reused | ${reusedText(s)} |`] : []),
     ...(space ? [`| Deleting it | ${freesText(space)} (data no other snapshot uses) |`] : []),
     `| Consistency | ${escapeMd(describeConsistency(s))} |`,
     ...(s.readMode ? [`| Read | ${s.readMode === 'changes' ? 'what changed since the previous snapshot' : 'every used block'} |`] : []),
@@ -140,6 +187,13 @@ export function snapshotTooltipMarkdown(s: SnapshotSummary, now: Date = new Date
     `| Id | \`${s.id}\` |`,
   ];
   return lines.join('\n');
+}
+
+/** "80% of its data was already in the repository": how much deduplication saved, in plain words. */
+export function reusedText(s: SnapshotSummary): string | undefined {
+  const n = (s.stats?.chunksNew ?? 0) + (s.stats?.chunksReused ?? 0);
+  if (!n) return undefined;
+  return `${Math.round((100 * (s.stats?.chunksReused ?? 0)) / n)}% of its data was already in the repository`;
 }
 
 /** "2 · ext4 “root”" */
@@ -194,9 +248,9 @@ export function overwriteSummary(target: DiskInfo | undefined, partition?: numbe
   return `${parts.length === 1 ? 'partition' : 'partitions'} ${parts.map(one).join(', ')}`;
 }
 
-/** "Snapshot 'before upgrade' added 1.2 GB (64 GB logical). Point in time at …: read live, then …" */
+/** "Snapshot 'before upgrade' added 1.2 GB to the repository (a 64 GB disk). Point in time at …: read live, then …" */
 export function snapshotDoneMessage(s: SnapshotSummary): string {
-  return `Snapshot '${s.label}' added ${formatBytes(s.stats?.bytesAdded ?? 0)} (${formatBytes(s.stats?.bytesLogical ?? s.source.size)} logical). ${describeConsistency(s)}`;
+  return `Snapshot '${s.label}' added ${formatBytes(s.stats?.bytesAdded ?? 0)} to the repository (a ${formatBytes(s.stats?.bytesLogical ?? s.source.size)} disk). ${describeConsistency(s)}`;
 }
 
 /** "'label' (2026-11-25 14:03)" — how a snapshot is named in messages. */
@@ -219,7 +273,7 @@ export function damagedItemText(d: DamagedSnapshot): { label: string; descriptio
       `Snapshot ${d.id}${known ? `, last known as ${known}` : ''}: its manifest is damaged, so it cannot be restored or compared.`,
       d.message,
       ...(d.hint ? [d.hint] : []),
-      `Restore from another snapshot; \`devsnap check\` tells more, and \`devsnap forget id:${d.id}\` removes this one.`,
+      'Restore from another snapshot instead. The devsnap output channel says more.',
     ].join('\n'),
   };
 }

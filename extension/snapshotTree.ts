@@ -17,15 +17,18 @@ import {
   damagedGroupText,
   damagedItemText,
   DiskGroup,
+  diskContextValue,
   groupSnapshots,
   isFuzzy,
   partitionDescription,
+  partitionContextValue,
   partitionLabel,
   partitionTooltip,
   snapshotContextValue,
   snapshotDescription,
   snapshotIconKind,
   snapshotTooltipMarkdown,
+  stateWords,
 } from './snapshotModel';
 import type { SnapshotSpace } from './snapshotModel';
 
@@ -55,6 +58,11 @@ export class SnapshotNode {
   ) {}
   get id(): string {
     return this.snapshot.id;
+  }
+  /** The snapshot of the same disk taken just before this one (its group is newest first). */
+  get previous(): SnapshotSummary | undefined {
+    const list = this.parent.group.snapshots;
+    return list[list.findIndex((s) => s.id === this.snapshot.id) + 1];
   }
 }
 export class PartitionNode {
@@ -103,7 +111,7 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
   constructor(
     private readonly getEngine: () => Engine,
     private readonly getConfig: () => DevsnapConfig,
-    private readonly log: (line: string) => void,
+    private readonly log: (line: string, level?: 'info' | 'warn' | 'error') => void,
     private readonly memory?: RepositoryMemory,
   ) {}
 
@@ -183,14 +191,14 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
         ({ snapshots, damaged } = await this.getEngine().listRepository(repo));
         state = snapshots.length || damaged.length ? 'ok' : 'empty';
         if (state === 'ok') this.memory?.remember(repo);
-        for (const d of damaged) this.log(`Snapshot ${d.id} in ${repo} cannot be used: ${d.message}`);
+        for (const d of damaged) this.log(`Snapshot ${d.id} in ${repo} cannot be used: ${d.message}`, 'warn');
       } catch (err) {
         if (err instanceof EngineError && err.code === 'NO_REPO' && isEmptyDir(repo)) {
           state = 'missing'; // an empty folder: the first snapshot makes it a repository
         } else {
           state = 'error';
           this._lastError = err as Error;
-          this.log(`Could not list the snapshots in ${repo}: ${err instanceof EngineError ? err.toUserMessage() : (err as Error).message}`);
+          this.log(`Could not list the snapshots in ${repo}: ${err instanceof EngineError ? err.toUserMessage() : (err as Error).message}`, 'error');
         }
       }
     }
@@ -229,7 +237,7 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
       const on = () => this.scheduleRefresh();
       this.watcher = vscode.Disposable.from(w, w.onDidCreate(on), w.onDidChange(on), w.onDidDelete(on));
     } catch (err) {
-      this.log(`Could not watch ${repo}: ${(err as Error).message}`);
+      this.log(`Could not watch ${repo}: ${(err as Error).message}`, 'warn');
     }
   }
 
@@ -283,7 +291,7 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
       item.description = g.description;
       item.iconPath = new vscode.ThemeIcon(g.source.path.startsWith('/dev/') ? 'server' : 'file-binary');
       item.tooltip = `${g.source.path}${g.source.model ? `\n${g.source.model}` : ''}\n${g.description}`;
-      item.contextValue = 'disk';
+      item.contextValue = diskContextValue(g);
       return item;
     }
     if (element instanceof SnapshotNode) {
@@ -293,9 +301,13 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
       item.description = snapshotDescription(s);
       const md = new vscode.MarkdownString(snapshotTooltipMarkdown(s, undefined, this.spaceOf?.(s.id)), true);
       item.tooltip = md;
-      item.contextValue = snapshotContextValue(s);
+      const previous = element.previous;
+      item.contextValue = snapshotContextValue(s, !previous);
       item.iconPath = snapshotIcon(snapshotIconKind(s), isFuzzy(s));
-      item.accessibilityInformation = { label: `Snapshot ${s.label}, ${item.description}, ${s.state}${s.pinned ? ', pinned' : ''}` };
+      item.accessibilityInformation = { label: `Snapshot ${s.label}, ${item.description}, ${stateWords(s)}` };
+      // A click compares it with the snapshot before it (as a click on a file in Source Control opens
+      // its changes); the oldest has nothing before it, so a click only selects it.
+      if (previous) item.command = { command: 'devsnap.compareWithPrevious', title: 'Compare with Previous', arguments: [{ id: s.id }] };
       return item;
     }
     const p = element.partition;
@@ -304,7 +316,7 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
     item.description = partitionDescription(p);
     item.tooltip = partitionTooltip(p);
     item.iconPath = new vscode.ThemeIcon('layers');
-    item.contextValue = 'partition';
+    item.contextValue = partitionContextValue(p, !!element.parent.previous);
     return item;
   }
 
@@ -325,9 +337,10 @@ function snapshotIcon(kind: ReturnType<typeof snapshotIconKind>, fuzzy = false):
     case 'pinned':
       return new vscode.ThemeIcon('pinned', warn);
     case 'verified':
-      return new vscode.ThemeIcon('pass', warn ?? new vscode.ThemeColor('testing.iconPassed'));
+      return new vscode.ThemeIcon('verified-filled', warn ?? new vscode.ThemeColor('testing.iconPassed'));
     default:
-      return new vscode.ThemeIcon('circle-large-outline', warn);
+      // A badge without its check (not an empty circle, which reads as a radio button).
+      return new vscode.ThemeIcon('unverified', warn);
   }
 }
 

@@ -8,14 +8,17 @@ import * as vscode from 'vscode';
 
 export type MessageLevel = 'info' | 'warning' | 'error';
 export interface ShownMessage {
-  /** "pick": a quick pick was shown (text: its title and placeholder; items: its rows); "password": a password box (text: its prompt). */
-  level: MessageLevel | 'pick' | 'password';
+  /** "pick": a quick pick was shown (text: its title and placeholder; items: its rows); "input": an input box (text: its title and prompt); "password": a password box (text: its prompt). */
+  level: MessageLevel | 'pick' | 'input' | 'password';
   text: string;
   at: number;
   /** A modal question: its buttons in the order given; the first is the one VS Code focuses (Enter). */
   buttons?: string[];
   /** A quick pick's rows: "label · description · detail" (separators left out). */
   items?: string[];
+  /** A step of a multi-step flow: "2/3" as its title shows it; `back` when it offers the Back button. */
+  step?: string;
+  back?: boolean;
 }
 
 const MAX_LOG = 100;
@@ -23,7 +26,7 @@ export const messageLog: ShownMessage[] = [];
 const onDidShowEmitter = new vscode.EventEmitter<ShownMessage>();
 export const onDidShowMessage = onDidShowEmitter.event;
 
-function record(level: ShownMessage['level'], text: string, more: Partial<ShownMessage> = {}): void {
+export function record(level: ShownMessage['level'], text: string, more: Partial<ShownMessage> = {}): void {
   const m: ShownMessage = { level, text, at: Date.now(), ...more };
   messageLog.push(m);
   if (messageLog.length > MAX_LOG) messageLog.shift();

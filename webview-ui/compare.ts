@@ -35,7 +35,7 @@ export function startCompare(): void {
   store.cmp = { a: state.a, b: state.b, status: 'running', progress: 'Starting…', summary: null, partitions: null, errors: {}, tree: new ChangeTree(), received: 0, done: false };
   store.plan = null;
   store.restoreStatus = null;
-  post({ type: 'compare', a: state.a, b: state.b });
+  post(state.partition !== null ? { type: 'compare', a: state.a, b: state.b, partition: state.partition } : { type: 'compare', a: state.a, b: state.b });
   renderAll();
 }
 
@@ -44,6 +44,7 @@ export function initPickers(): void {
   const pickB = $<HTMLSelectElement>('#pick-b');
   pickA.addEventListener('change', () => {
     state.a = pickA.value;
+    state.partition = null;
     state.selected = [];
     save();
     renderConsistency();
@@ -51,6 +52,7 @@ export function initPickers(): void {
   });
   pickB.addEventListener('change', () => {
     state.b = pickB.value;
+    state.partition = null;
     state.selected = [];
     save();
     renderConsistency();

@@ -25,9 +25,12 @@ export function initHostMessages(): void {
         const valid = (id: string | null) => !!id && store.snapshots.some((s) => s.id === id);
         // The extension's choice wins when it names a pair (a command asked for it); else keep ours.
         if (m.a && m.b) {
-          if (m.a !== state.a || m.b !== state.b) state.selected = [];
+          const partition = m.partition ?? null;
+          if (m.a !== state.a || m.b !== state.b || partition !== state.partition) state.selected = [];
           state.a = m.a;
           state.b = m.b;
+          state.partition = partition;
+          if (partition !== null) state.section = 'files';
         }
         if (!valid(state.a) || !valid(state.b)) {
           const sorted = [...store.snapshots].sort((x, y) => (x.created < y.created ? 1 : -1));

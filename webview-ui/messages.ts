@@ -44,7 +44,16 @@ export type Section = 'files' | 'packages' | 'partitions' | 'restore';
 // extension → webview
 
 export type HostMessage =
-  | { type: 'init'; snapshots: PanelSnapshot[]; a: string | null; b: string | null; repo: string | null; message?: string }
+  | {
+      type: 'init';
+      snapshots: PanelSnapshot[];
+      a: string | null;
+      b: string | null;
+      repo: string | null;
+      message?: string;
+      /** Compare this partition's files (a partition's "Show Changed Files"), and show the Files tab. */
+      partition?: number;
+    }
   | { type: 'compareStarted'; a: string; b: string }
   | { type: 'progress'; a: string; b: string; message: string }
   | {
@@ -88,7 +97,7 @@ export const CHANGES_CHUNK = 2000;
 
 export type WebviewMessage =
   | { type: 'ready' }
-  | { type: 'compare'; a: string; b: string }
+  | { type: 'compare'; a: string; b: string; partition?: number }
   | { type: 'refresh' }
   | { type: 'openDiff'; path: string; change: ChangeKind }
   | { type: 'planRestoreFiles'; snapshot: string; paths: string[]; destination: 'original' | 'folder' }
@@ -120,7 +129,9 @@ export function parseWebviewMessage(raw: unknown): WebviewMessage | null {
     case 'refresh':
       return { type: m.type };
     case 'compare':
-      return isId(m.a) && isId(m.b) ? { type: 'compare', a: m.a, b: m.b } : null;
+      if (!isId(m.a) || !isId(m.b)) return null;
+      if (m.partition !== undefined && !isPartition(m.partition)) return null;
+      return m.partition !== undefined ? { type: 'compare', a: m.a, b: m.b, partition: m.partition } : { type: 'compare', a: m.a, b: m.b };
     case 'openDiff':
       return isSnapshotPath(m.path) && CHANGE_KINDS.includes(m.change as ChangeKind) ? { type: 'openDiff', path: m.path, change: m.change as ChangeKind } : null;
     case 'planRestoreFiles': {
@@ -162,6 +173,8 @@ export function minimalPaths(paths: Iterable<string>): string[] {
 export interface PanelState {
   a: string | null;
   b: string | null;
+  /** The partition whose files are compared (null: the engine's choice, the root filesystem). */
+  partition: number | null;
   section: Section;
   fileFilter: string;
   kinds: ChangeKind[];
@@ -175,7 +188,21 @@ export interface PanelState {
 }
 
 export function defaultState(): PanelState {
-  return { a: null, b: null, section: 'files', fileFilter: '', kinds: [...CHANGE_KINDS], packageFilter: '', expanded: [], collapsed: [], selected: [], restoreFrom: 'a', scrollTop: 0, focused: null };
+  return {
+    a: null,
+    b: null,
+    partition: null,
+    section: 'files',
+    fileFilter: '',
+    kinds: [...CHANGE_KINDS],
+    packageFilter: '',
+    expanded: [],
+    collapsed: [],
+    selected: [],
+    restoreFrom: 'a',
+    scrollTop: 0,
+    focused: null,
+  };
 }
 
 /** A saved state as read back (older versions, partial or damaged): every field checked. */
@@ -188,6 +215,7 @@ export function reviveState(raw: unknown): PanelState {
   return {
     a: isId(s.a) ? s.a : null,
     b: isId(s.b) ? s.b : null,
+    partition: isPartition(s.partition) ? s.partition : null,
     section: sections.includes(s.section as Section) ? (s.section as Section) : d.section,
     fileFilter: typeof s.fileFilter === 'string' ? s.fileFilter.slice(0, 500) : '',
     kinds: Array.isArray(s.kinds) ? CHANGE_KINDS.filter((k) => (s.kinds as unknown[]).includes(k)) : d.kinds,

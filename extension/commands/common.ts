@@ -10,7 +10,7 @@ import type { PasswordEngine } from '../passwords';
 import type { StorageUsage } from '../storageUsage';
 import { formatBytes, formatRelativeDate, formatTimestamp, ProgressTracker } from '../../imaging/core/format';
 import { backupDriveMissing, livePlaces } from '../drives';
-import { compareNewestFirst, sourceLabel } from '../snapshotModel';
+import { compareNewestFirst, sourceLabel, stateWords } from '../snapshotModel';
 import { SnapshotNode, SnapshotTreeNode, SnapshotTreeProvider } from '../snapshotTree';
 import * as ui from '../ui';
 
@@ -19,13 +19,16 @@ export interface CommandContext {
   config(): DevsnapConfig;
   tree: SnapshotTreeProvider;
   treeView: vscode.TreeView<SnapshotTreeNode>;
-  output: vscode.OutputChannel;
-  log(line: string): void;
+  output: vscode.LogOutputChannel;
+  /** A line in the devsnap output channel, at the level given (info by default). */
+  log(line: string, level?: LogLevel): void;
   /** The encrypted repositories' passwords (passwords.ts): the engine() calls pass them already. */
   passwords: PasswordEngine;
   /** The space per snapshot (storageUsage.ts). */
   storage?: StorageUsage;
 }
+
+export type LogLevel = 'info' | 'warn' | 'error';
 
 export const CHOOSE_REPOSITORY = 'Choose Repository';
 export const SHOW_OUTPUT = 'Show Output';
@@ -65,7 +68,7 @@ export async function requireRepository(ctx: CommandContext, mustExist: boolean)
   for (;;) {
     const drive = unpluggedDrive(ctx, cfg.repository);
     if (!drive) break;
-    ctx.log(`The repository ${cfg.repository} is not there: nothing is mounted at ${drive}`);
+    ctx.log(`The repository ${cfg.repository} is not there: nothing is mounted at ${drive}`, 'warn');
     const choice = await ui.error(unpluggedText(cfg.repository, drive), TRY_AGAIN, CHOOSE_ANOTHER);
     if (choice === CHOOSE_ANOTHER) return (await vscode.commands.executeCommand<string | undefined>('devsnap.selectRepository')) ?? undefined;
     if (choice !== TRY_AGAIN) return undefined;
@@ -115,9 +118,9 @@ export interface SnapshotPickItem extends vscode.QuickPickItem {
 
 export function snapshotPickItems(snapshots: readonly SnapshotSummary[], now = new Date()): SnapshotPickItem[] {
   return [...snapshots].sort(compareNewestFirst).map((s) => ({
-    label: `$(${s.state === 'damaged' ? 'error' : s.pinned ? 'pinned' : s.state === 'verified' ? 'pass' : 'circle-large-outline'}) ${s.label || '(no label)'}`,
+    label: `$(${s.state === 'damaged' ? 'error' : s.pinned ? 'pinned' : s.state === 'verified' ? 'verified-filled' : 'unverified'}) ${s.label || '(no label)'}`,
     description: `${formatRelativeDate(s.created, now)} · ${formatTimestamp(new Date(s.created))}`,
-    detail: `${sourceLabel(s.source)} · ${formatBytes(s.stats?.bytesLogical ?? s.source.size)} · +${formatBytes(s.stats?.bytesAdded ?? 0)} · ${s.state}${s.pinned ? ' · pinned' : ''}`,
+    detail: `${sourceLabel(s.source)} · ${formatBytes(s.stats?.bytesLogical ?? s.source.size)} disk · +${formatBytes(s.stats?.bytesAdded ?? 0)} · ${stateWords(s)}`,
     snapshot: s,
   }));
 }
@@ -196,7 +199,7 @@ export async function reportError(ctx: CommandContext, err: unknown, what: strin
       void ui.info(cancelledText ?? `${what} cancelled.`);
       return;
     }
-    ctx.log(`${what} failed: [${err.code}] ${err.toUserMessage()}`);
+    ctx.log(`${what} failed: [${err.code}] ${err.toUserMessage()}`, 'error');
     const actions: string[] = [];
     if (err.code === 'NO_REPO') actions.push(CHOOSE_REPOSITORY);
     if (err.code === 'BAD_PASSWORD') actions.push(UNLOCK);
@@ -207,7 +210,7 @@ export async function reportError(ctx: CommandContext, err: unknown, what: strin
     return;
   }
   const e = err as Error;
-  ctx.log(`${what} failed unexpectedly: ${e?.stack ?? String(err)}`);
+  ctx.log(`${what} failed unexpectedly: ${e?.stack ?? String(err)}`, 'error');
   void ui.error(`${what} failed: ${e?.message ?? String(err)}`, SHOW_OUTPUT).then((choice) => followErrorAction(ctx, choice));
 }
 

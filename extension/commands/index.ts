@@ -19,6 +19,11 @@
 //                             (the newest pair): opens the compare panel     → { a, b, panel }
 //   devsnap.compareWithPrevious  item | { id }  (the context-menu entry)     → { a, b, panel }
 //   devsnap.compareWith       item | { id }: asks for the other snapshot     → { a, b, panel }
+//   devsnap.compareSelected   (item, selected items) | { ids: [x, y] }: the two selected → { a, b, panel }
+//   devsnap.compareNewestTwo  a disk group item: its two newest snapshots    → { a, b, panel }
+//   devsnap.showPartitionFiles  a partition item | { id, partition }: its changed files → { a, b, panel }
+//   devsnap.restorePartition  a partition item | { id, partition }: Restore Snapshot… for that partition
+//   devsnap.snapshotDisk      a disk group item | { source }: Take Snapshot… of that disk
 //   devsnap.applyRetention    { confirm: true }                              → { removed, kept, ... }
 //   devsnap.undoUpgrade       { before, after, target?, partition?, safetySnapshot?: false, confirm: true, dryRun? }
 //                             puts the files an upgrade changed back in place → UndoResult
@@ -34,7 +39,8 @@
 import * as vscode from 'vscode';
 import type { CommandContext } from './common';
 import { registerPanel } from '../panel/comparePanel';
-import { compareSnapshots, compareWith, openPanel } from './compare';
+import { compareNewestTwo, compareSelected, compareSnapshots, compareWith, openPanel, partitionRef, showPartitionFiles } from './compare';
+import { DiskGroupNode, PartitionNode } from '../snapshotTree';
 import { applyRetention, deleteSnapshot, labelSnapshot, pinSnapshot } from './manage';
 import { refresh, selectRepository } from './repository';
 import { forgetRepositoryPassword, unlockRepository } from './encryption';
@@ -60,6 +66,11 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     reg('devsnap.compareSnapshots', (arg?) => compareSnapshots(ctx, docs, arg)),
     reg('devsnap.compareWithPrevious', (arg?) => compareSnapshots(ctx, docs, arg && typeof arg === 'object' && !('a' in arg) && 'id' in arg ? { b: arg.id } : arg)),
     reg('devsnap.compareWith', (arg?) => compareWith(ctx, docs, arg)),
+    reg('devsnap.compareSelected', (arg?, selection?) => compareSelected(ctx, docs, arg, selection)),
+    reg('devsnap.compareNewestTwo', (arg?) => compareNewestTwo(ctx, docs, arg)),
+    reg('devsnap.showPartitionFiles', (arg?) => showPartitionFiles(ctx, docs, arg)),
+    reg('devsnap.restorePartition', (arg?) => restoreSnapshot(ctx, arg instanceof PartitionNode ? partitionRef(arg) : arg)),
+    reg('devsnap.snapshotDisk', (arg?) => takeSnapshot(ctx, arg instanceof DiskGroupNode ? { source: arg.group.source.path } : arg && typeof arg === 'object' ? arg : {})),
     reg('devsnap.applyRetention', (arg?) => applyRetention(ctx, arg)),
     reg('devsnap.undoUpgrade', (arg?) => undoUpgrade(ctx, arg)),
     reg('devsnap.openPanel', () => openPanel(ctx, docs)),

@@ -12,7 +12,9 @@ import { diskDescription, overwriteSummary, snapshotName, sortDisks, sourceLabel
 import { SnapshotNode } from '../snapshotTree';
 import * as ui from '../ui';
 import { hiddenVirtualCount, offeredDisks, virtualText } from '../drives';
-import { checkAccessible, CommandContext, reportError, requireRepository, resolveSnapshot, SnapshotRef, withEngineProgress } from './common';
+import { CANCEL, runSteps, Step } from '../steps';
+import { stepPick, withSteps } from '../stepInput';
+import { checkAccessible, CommandContext, currentSnapshots, refId, reportError, requireRepository, resolveSnapshot, snapshotPickItems, SnapshotRef, withEngineProgress } from './common';
 
 export interface RestoreArgs {
   id?: string;
@@ -42,25 +44,54 @@ export async function restoreSnapshot(ctx: CommandContext, arg?: SnapshotRef | R
   try {
     const repo = await requireRepository(ctx, true);
     if (!repo) return undefined;
-    const snap = await resolveSnapshot(ctx, arg, 'Which snapshot do you want to restore?', repo);
-    if (!snap) return undefined;
-
-    let disks: DiskInfo[] = [];
-    try {
-      disks = await ctx.engine().listDisks();
-    } catch (err) {
-      ctx.log(`Could not list disks: ${(err as Error).message}`);
-    }
-    // Scope first: a partition restore writes the partition at the start of its target, so its
-    // target is a partition (e.g. /dev/sdb2) or an image file of that partition alone.
+    // Up to three steps, each skipped when its argument is given: 1. the snapshot, 2. the whole disk
+    // or one partition (for a snapshot of several), 3. the target.
+    const given = refId(arg) ?? args.id;
+    let picked = given ? await resolveSnapshot(ctx, given, '', repo) : undefined;
+    let disks: DiskInfo[] | undefined;
+    const loadDisks = async (): Promise<DiskInfo[]> => {
+      if (disks) return disks;
+      try {
+        disks = await ctx.engine().listDisks();
+      } catch (err) {
+        ctx.log(`Could not list disks: ${(err as Error).message}`, 'warn');
+        disks = [];
+      }
+      return disks;
+    };
     let partition = args.partition;
-    if (partition === undefined && args.target === undefined && (snap.partitions?.length ?? 0) > 1) {
-      const choice = await pickPartition(snap);
-      if (choice === undefined) return undefined;
+    let chosenTarget = args.target;
+    // A partition restore writes the partition at the start of its target, so its target is a
+    // partition (e.g. /dev/sdb2) or an image file of that partition alone.
+    const asksScope = (s: SnapshotSummary) => args.partition === undefined && args.target === undefined && (s.partitions?.length ?? 0) > 1;
+    const remaining = (s: SnapshotSummary | undefined) => (s ? Number(asksScope(s)) : 1) + Number(args.target === undefined);
+    const askTarget: Step = async (n) => {
+      chosenTarget = await pickTarget(ctx, picked!, await loadDisks(), partition, n, n);
+    };
+    const askScope: Step = async (n) => {
+      const choice = await pickPartition(picked!, n, n + 1);
       partition = choice === 'all' ? undefined : choice;
-    }
-    const target = args.target ?? (await pickTarget(ctx, snap, disks, partition));
-    if (!target) return undefined;
+      return askTarget;
+    };
+    const afterSnapshot = (s: SnapshotSummary): Step | undefined => (asksScope(s) ? askScope : args.target === undefined ? askTarget : undefined);
+    const askSnapshot: Step = async (n) => {
+      const all = await currentSnapshots(ctx);
+      if (!all.length) {
+        void ui.info(`There are no snapshots in ${repo} yet.`);
+        throw CANCEL;
+      }
+      const most = Math.max(...all.map(remaining));
+      picked = (await stepPick(snapshotPickItems(all), { title: 'devsnap: Restore Snapshot', placeholder: 'Which snapshot do you want to restore?', n, total: n + most })).snapshot;
+      partition = args.partition;
+      return afterSnapshot(picked!);
+    };
+    const first = picked ? afterSnapshot(picked) : askSnapshot;
+    if (first && (await withSteps(() => runSteps(first))) === 'cancelled') return undefined;
+    const snap = picked;
+    const target = chosenTarget;
+    if (!snap || !target) return undefined;
+    await loadDisks();
+    const allDisks = disks ?? [];
     // A disk image file that does not exist yet is created by the restore.
     const newFile = !target.startsWith('/dev/') && !fs.existsSync(target);
     if (newFile) {
@@ -70,8 +101,8 @@ export async function restoreSnapshot(ctx: CommandContext, arg?: SnapshotRef | R
     }
 
     if (args.confirm !== true && !args.dryRun) {
-      const targetDisk = disks.find((d) => d.path === target);
-      const targetPart = disks.flatMap((d) => d.partitions).find((p) => p.path === target);
+      const targetDisk = allDisks.find((d) => d.path === target);
+      const targetPart = allDisks.flatMap((d) => d.partitions).find((p) => p.path === target);
       const size = targetDisk?.size ?? targetPart?.size ?? (newFile ? undefined : fs.statSync(target).size);
       const targetText = `${target}${size !== undefined ? ` (${targetDisk?.model ? targetDisk.model + ', ' : ''}${formatBytes(size)})` : ''}`;
       const source = partition !== undefined ? `partition ${partition} of the snapshot` : 'the whole disk of the snapshot';
@@ -122,8 +153,8 @@ export async function restoreSnapshot(ctx: CommandContext, arg?: SnapshotRef | R
   }
 }
 
-async function pickTarget(ctx: CommandContext, snap: SnapshotSummary, disks: DiskInfo[], partition?: number): Promise<string | undefined> {
-  if (partition !== undefined) return pickPartitionTarget(snap, offeredDisks(disks, ctx.config().showVirtualDisks), partition);
+async function pickTarget(ctx: CommandContext, snap: SnapshotSummary, disks: DiskInfo[], partition: number | undefined, n: number, total: number): Promise<string | undefined> {
+  if (partition !== undefined) return pickPartitionTarget(snap, offeredDisks(disks, ctx.config().showVirtualDisks), partition, n, total);
   const cfg = ctx.config();
   const items: TargetItem[] = [];
   const seen = new Set<string>();
@@ -157,11 +188,12 @@ async function pickTarget(ctx: CommandContext, snap: SnapshotSummary, disks: Dis
   items.push({ label: '', kind: vscode.QuickPickItemKind.Separator }, { label: '$(folder-opened) Restore into a disk image file…', description: 'an existing or a new file', browse: true });
   const hidden = disks.filter((d) => d.isSystem).map((d) => d.path);
   const virtual = hiddenVirtualCount(disks, offered);
-  const picked = await ui.pick(items, {
+  const picked = await stepPick(items, {
     title: `devsnap: Restore '${snap.label}' (${sourceLabel(snap.source)}, ${formatBytes(snap.source.size)})`,
-    placeHolder: `Which disk should be overwritten?${hidden.length ? " The running system's drive is not offered." : ''}${virtual ? ` Loop and RAM devices are not shown (devsnap.showVirtualDisks).` : ''}`,
+    placeholder: `Which disk should be overwritten?${hidden.length ? " The running system's drive is not offered." : ''}${virtual ? ` Loop and RAM devices are not shown (devsnap.showVirtualDisks).` : ''}`,
+    n,
+    total,
   });
-  if (!picked) return undefined;
   if (picked.browse) return browseImageFile(snap, `${snap.label}.img`);
   return picked.target;
 }
@@ -172,7 +204,7 @@ function browseImageFile(snap: SnapshotSummary, name: string): Thenable<string |
 }
 
 /** Targets for one partition: partitions of other disks at least as large, or an image file. */
-async function pickPartitionTarget(snap: SnapshotSummary, disks: DiskInfo[], partition: number): Promise<string | undefined> {
+async function pickPartitionTarget(snap: SnapshotSummary, disks: DiskInfo[], partition: number, n: number, total: number): Promise<string | undefined> {
   const part = snap.partitions.find((p) => p.index === partition);
   const needed = part?.size ?? 0;
   const items: TargetItem[] = [];
@@ -193,16 +225,17 @@ async function pickPartitionTarget(snap: SnapshotSummary, disks: DiskInfo[], par
     { label: '', kind: vscode.QuickPickItemKind.Separator },
     { label: '$(folder-opened) Restore into an image file of the partition…', description: 'an existing or a new file', browse: true },
   );
-  const picked = await ui.pick(items, {
+  const picked = await stepPick(items, {
     title: `devsnap: Restore partition ${partition} of '${snap.label}' (${formatBytes(needed)})`,
-    placeHolder: 'Which partition should be overwritten? (partitions of the system drive are not offered)',
+    placeholder: 'Which partition should be overwritten? (partitions of the system drive are not offered)',
+    n,
+    total,
   });
-  if (!picked) return undefined;
   if (picked.browse) return browseImageFile(snap, `${snap.label}-partition${partition}.img`);
   return picked.target;
 }
 
-async function pickPartition(snap: SnapshotSummary): Promise<number | 'all' | undefined> {
+async function pickPartition(snap: SnapshotSummary, n: number, total: number): Promise<number | 'all'> {
   type Item = vscode.QuickPickItem & { value: number | 'all' };
   const items: Item[] = [
     { label: '$(server) Entire disk', description: `all ${snap.partitions.length} partitions and the partition table`, value: 'all' },
@@ -214,6 +247,6 @@ async function pickPartition(snap: SnapshotSummary): Promise<number | 'all' | un
         value: p.index,
       })),
   ];
-  const picked = await ui.pick(items, { title: `devsnap: Restore '${snap.label}'`, placeHolder: 'Restore the whole disk or one partition?' });
-  return picked?.value;
+  const picked = await stepPick(items, { title: `devsnap: Restore '${snap.label}'`, placeholder: 'Restore the whole disk or one partition?', n, total });
+  return picked.value;
 }

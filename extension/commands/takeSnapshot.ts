@@ -7,13 +7,15 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as vscode from 'vscode';
-import type { DiskInfo, SnapshotSummary } from '../../imaging/protocol';
+import type { DiskInfo, SnapshotPlan, SnapshotSummary } from '../../imaging/protocol';
 import { EngineError, retentionEnabled, SnapshotOptions, SnapshotResult } from '../engine';
 import { defaultSnapshotLabel, formatBytes, ProgressTracker } from '../../imaging/core/format';
 import { SECTION } from '../config';
 import { diskDescription, previousSnapshot, snapshotDoneMessage, sortDisks } from '../snapshotModel';
 import { EditorPlace, heldEditorPlaces, needsPauseConfirmation, pauseNotice, pauseQuestion, shouldReadFully, snapshotsOfSource } from '../snapshotPlan';
 import * as ui from '../ui';
+import { CANCEL, runSteps, Step } from '../steps';
+import { endSteps, stepPick, stepText, withSteps } from '../stepInput';
 import { diskOfPath, hiddenVirtualCount, offeredDisks, parseMountinfo, virtualText } from '../drives';
 import {
   CHOOSE_ANOTHER,
@@ -53,7 +55,8 @@ interface SourceItem extends vscode.QuickPickItem {
   disks?: DiskInfo[];
 }
 
-const COMPARE_PREVIOUS = 'Compare with previous';
+const TITLE = 'devsnap: Take Snapshot';
+const COMPARE_PREVIOUS = 'Compare with Previous';
 const SHOW = 'Show';
 
 /** Resolves with the new snapshot, or undefined when dismissed, cancelled or failed (the user was told). */
@@ -64,48 +67,46 @@ export async function takeSnapshot(ctx: CommandContext, args: TakeSnapshotArgs =
     // The first snapshot creates the repository: encrypt it? (asked unless a script names the source)
     if (!(await setUpNewRepository(ctx, repo, args, args.source === undefined))) return undefined;
     const cfg = ctx.config();
+    // Two steps, each skipped when its argument is given: 1. the disk, 2. the label.
+    const total = (args.source ? 0 : 1) + (args.label === undefined ? 1 : 0);
     let source = args.source;
-    let fromSetting = false;
-    if (!source) {
-      const picked = await pickSource(ctx);
-      if (!picked?.source) return undefined;
+    let label = args.label;
+    let prepared: Prepared | undefined;
+    const askLabel: Step = async (n) => {
+      label = await stepText({
+        title: TITLE,
+        n,
+        total,
+        prompt: `Label for the snapshot of ${source}: what you are about to change`,
+        placeholder: 'before upgrade',
+        value: label ?? defaultSnapshotLabel(),
+        validate: (v) => (v.trim() ? undefined : 'Enter a label, e.g. what you are about to change.'),
+      });
+    };
+    const askSource: Step = async (n) => {
+      const picked = await pickSource(ctx, n, total);
+      if (!picked?.source) throw CANCEL;
       source = picked.source;
-      fromSetting = !!picked.fromSetting;
       const disk = picked.disks?.find((d) => d.path === source);
       if (disk && diskOfPath(repo, picked.disks!, parseMountinfo(readMountinfo())) === disk) {
         // The engine would refuse it (the image would hold the repository): say so before the label is asked.
+        endSteps();
         const choice = await ui.ask(sameDiskQuestion(repo, disk), sameDiskDetail(disk), [CHOOSE_ANOTHER]);
         if (choice === CHOOSE_ANOTHER) void vscode.commands.executeCommand('devsnap.selectRepository');
-        return undefined;
+        throw CANCEL;
       }
-    } else {
-      fromSetting = cfg.diskImages.includes(source) || cfg.defaultSource === source;
+      prepared = await prepare(ctx, repo, source, !!picked.fromSetting);
+      if (!prepared) throw CANCEL;
+      return label === undefined ? askLabel : undefined;
+    };
+    if (source) {
+      prepared = await prepare(ctx, repo, source, cfg.diskImages.includes(source) || cfg.defaultSource === source);
+      if (!prepared) return undefined;
     }
-    const isDevice = source.startsWith('/dev/');
-    await checkAccessible(source, isDevice ? 'disk' : 'disk image', false, fromSetting ? 'Check the devsnap.diskImages and devsnap.defaultSource settings.' : undefined, cfg.elevation !== 'none');
-
-    // Through the same engine (helper or CLI) as the snapshot: it reads the same mounts.
-    const plan = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: `devsnap: checking ${path.basename(source)}` }, () => ctx.engine().planSnapshot(repo, source!));
-    ctx.log(`Plan for ${source}: ${plan.consistency}${plan.mounts.map((m) => `, ${m.mountpoint} ${m.how}${m.pauseSeconds !== undefined ? ` ~${m.pauseSeconds.toFixed(2)} s` : ''}`).join('')}`);
-    if (plan.problem) {
-      const text = `No snapshot of ${source} was started: ${plan.problem.message} ${plan.problem.hint}`;
-      ctx.log(text);
-      void ui.error(text, SHOW_OUTPUT).then((choice) => choice === SHOW_OUTPUT && ctx.output.show(true));
-      return undefined;
-    }
-    const notice = pauseNotice(plan, heldEditorPlaces(plan.mounts, editorPlaces()));
-    const fullRead = shouldReadFully(snapshotsOfSource(await currentSnapshots(ctx), source), fullReadEvery());
-
-    let label = args.label;
-    if (label === undefined) {
-      label = await ui.input({
-        title: 'devsnap: Take Snapshot',
-        prompt: `Label for the snapshot of ${source}`,
-        value: defaultSnapshotLabel(),
-        validateInput: (v) => (v.trim() ? undefined : 'Enter a label, e.g. what you are about to change.'),
-      });
-      if (label === undefined) return undefined;
-    }
+    const first = !source ? askSource : label === undefined ? askLabel : undefined;
+    if (first && (await withSteps(() => runSteps(first))) === 'cancelled') return undefined;
+    if (!source || !prepared || label === undefined) return undefined;
+    const { plan, notice, fullRead } = prepared;
     label = label.trim() || defaultSnapshotLabel();
     if (notice && needsPauseConfirmation(plan) && !args.confirm && !(await ui.confirm(pauseQuestion(plan), notice, 'Take Snapshot'))) return undefined;
 
@@ -129,6 +130,37 @@ export async function takeSnapshot(ctx: CommandContext, args: TakeSnapshotArgs =
     await reportError(ctx, err, 'Snapshot', 'Snapshot cancelled; the repository is unchanged.');
     return undefined;
   }
+}
+
+interface Prepared {
+  plan: SnapshotPlan;
+  /** How long writes pause, and where (said before and during the snapshot). */
+  notice: string | undefined;
+  /** This snapshot reads every used block (devsnap.fullReadEvery). */
+  fullRead: boolean;
+}
+
+/**
+ * Checks the source and asks the engine how it would take it; undefined (the user was told) when
+ * the engine would refuse it.
+ */
+async function prepare(ctx: CommandContext, repo: string, source: string, fromSetting: boolean): Promise<Prepared | undefined> {
+  const cfg = ctx.config();
+  const isDevice = source.startsWith('/dev/');
+  await checkAccessible(source, isDevice ? 'disk' : 'disk image', false, fromSetting ? 'Check the Disk Images and Default Source settings of devsnap.' : undefined, cfg.elevation !== 'none');
+  // Through the same engine (helper or CLI) as the snapshot: it reads the same mounts.
+  const plan = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: `devsnap: checking ${path.basename(source)}` }, () => ctx.engine().planSnapshot(repo, source));
+  ctx.log(`Plan for ${source}: ${plan.consistency}${plan.mounts.map((m) => `, ${m.mountpoint} ${m.how}${m.pauseSeconds !== undefined ? ` ~${m.pauseSeconds.toFixed(2)} s` : ''}`).join('')}`);
+  if (plan.problem) {
+    const text = `No snapshot of ${source} was started: ${plan.problem.message} ${plan.problem.hint}`;
+    ctx.log(text, 'warn');
+    endSteps();
+    void ui.error(text, SHOW_OUTPUT).then((choice) => choice === SHOW_OUTPUT && ctx.output.show(true));
+    return undefined;
+  }
+  const notice = pauseNotice(plan, heldEditorPlaces(plan.mounts, editorPlaces()));
+  const fullRead = shouldReadFully(snapshotsOfSource(await currentSnapshots(ctx), source), fullReadEvery());
+  return { plan, notice, fullRead };
 }
 
 /**
@@ -184,8 +216,8 @@ async function applyRetentionQuietly(ctx: CommandContext, repo: string): Promise
   await ctx.tree.refresh();
 }
 
-/** The quick pick of sources: engine disks (system drive first and marked) and image files. */
-async function pickSource(ctx: CommandContext): Promise<SourceItem | undefined> {
+/** The quick pick of sources (step `n` of `total`): engine disks (system drive first and marked) and image files. */
+async function pickSource(ctx: CommandContext, n: number, total: number): Promise<SourceItem | undefined> {
   const cfg = ctx.config();
   let hidden = 0;
   const load = async (): Promise<SourceItem[]> => {
@@ -257,5 +289,5 @@ async function pickSource(ctx: CommandContext): Promise<SourceItem | undefined> 
     return undefined;
   }
   const placeHolder = `Which disk do you want to snapshot?${hidden ? ` (${hidden} loop or RAM device${hidden === 1 ? ' is' : 's are'} not shown: devsnap.showVirtualDisks)` : ''}`;
-  return ui.pick(items, { title: 'devsnap: Take Snapshot', placeHolder });
+  return stepPick(items, { title: TITLE, placeholder: placeHolder, n, total });
 }

@@ -9,9 +9,11 @@ import * as vscode from 'vscode';
 import type { SnapshotSummary, UndoResult } from '../../imaging/protocol';
 import { formatBytes } from '../../imaging/core/format';
 import { EngineError } from '../engine';
-import { snapshotName } from '../snapshotModel';
+import { compareNewestFirst, snapshotName, sourceKey } from '../snapshotModel';
+import { runSteps, Step } from '../steps';
+import { stepPick, withSteps } from '../stepInput';
 import * as ui from '../ui';
-import { CommandContext, reportError, requireRepository, resolveSnapshot, withEngineProgress } from './common';
+import { CommandContext, currentSnapshots, reportError, requireRepository, resolveSnapshot, snapshotPickItems, withEngineProgress } from './common';
 
 export interface UndoArgs {
   /** The snapshot taken before the upgrade (what is put back). */
@@ -29,6 +31,7 @@ export interface UndoArgs {
   dryRun?: boolean;
 }
 
+const TITLE = 'devsnap: Undo Upgrade';
 const SHOW_LIST = 'Show List';
 const SHOW_DETAILS = 'Show Details';
 const EXT_FS = /^ext[234]$/;
@@ -38,10 +41,27 @@ export async function undoUpgrade(ctx: CommandContext, arg?: UndoArgs): Promise<
   try {
     const repo = await requireRepository(ctx, true);
     if (!repo) return undefined;
-    const after = await resolveSnapshot(ctx, args.after, 'Undo an upgrade: which snapshot was taken after it?', repo);
-    if (!after) return undefined;
-    const before = await resolveSnapshot(ctx, args.before, `Which snapshot was taken before the upgrade (older than ${snapshotName(after)})?`, repo);
-    if (!before) return undefined;
+    // Two steps, each skipped when its argument is given: 1. the snapshot taken after the upgrade,
+    // 2. the one taken before it (offered: the older ones of the same disk).
+    let afterSnap = args.after ? await resolveSnapshot(ctx, args.after, '', repo) : undefined;
+    let beforeSnap = args.before ? await resolveSnapshot(ctx, args.before, '', repo) : undefined;
+    const total = Number(!args.after) + Number(!args.before);
+    const all = await currentSnapshots(ctx);
+    const askBefore: Step = async (n) => {
+      const a = afterSnap!;
+      const older = all.filter((s) => s.id !== a.id && sourceKey(s) === sourceKey(a) && compareNewestFirst(s, a) > 0);
+      const items = snapshotPickItems(older.length ? older : all.filter((s) => s.id !== a.id));
+      beforeSnap = (await stepPick(items, { title: TITLE, placeholder: `Which snapshot was taken before the upgrade (older than ${snapshotName(a)})?`, n, total })).snapshot;
+    };
+    const askAfter: Step = async (n) => {
+      afterSnap = (await stepPick(snapshotPickItems(all), { title: TITLE, placeholder: 'Which snapshot was taken after the upgrade?', n, total })).snapshot;
+      return beforeSnap ? undefined : askBefore;
+    };
+    const first = !afterSnap ? askAfter : !beforeSnap ? askBefore : undefined;
+    if (first && (await withSteps(() => runSteps(first))) === 'cancelled') return undefined;
+    const after = afterSnap;
+    const before = beforeSnap;
+    if (!after || !before) return undefined;
     const partition = args.partition ?? rootPartition(after);
     const target = args.target ?? (await mountedAt(ctx, after, partition));
     if (!target) return undefined;
@@ -55,7 +75,7 @@ export async function undoUpgrade(ctx: CommandContext, arg?: UndoArgs): Promise<
     if (t.conflict) {
       void ui
         .warn(
-          `Nothing was undone: ${t.conflict} path${t.conflict > 1 ? 's' : ''} on ${target} changed after snapshot ${snapshotName(after)} was taken, and undoing would overwrite that. Copy away what you want to keep, then undo from a terminal with --exclude or --force (devsnap undo --help).`,
+          `Nothing was undone: ${t.conflict} path${t.conflict > 1 ? 's' : ''} on ${target} changed after snapshot ${snapshotName(after)} was taken, and undoing would overwrite that. Show List names them. Copy away what you want to keep, put those paths back as they were in that snapshot (the compare panel's Files tab restores single files to their original place), then undo again.`,
           SHOW_LIST,
         )
         .then((c) => (c === SHOW_LIST ? showText(undoListing(plan)) : undefined));

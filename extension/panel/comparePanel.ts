@@ -28,11 +28,18 @@ export { recoveryScript } from './recovery';
 
 export const PANEL_VIEW_TYPE = 'devsnap.comparePanel';
 
+/** What the panel is asked to compare: two snapshots (older first) and, optionally, whose partition's files. */
+export interface ComparePair {
+  a: string;
+  b: string;
+  partition?: number;
+}
+
 export class ComparePanel implements vscode.Disposable {
   static current: ComparePanel | undefined;
 
   private readonly disposables: vscode.Disposable[] = [];
-  private pendingPair: { a: string; b: string } | null = null;
+  private pendingPair: ComparePair | null = null;
   private readonly pc: PanelContext;
   private readonly snapshots: PanelSnapshots;
   private readonly runs: CompareRuns;
@@ -41,7 +48,7 @@ export class ComparePanel implements vscode.Disposable {
   readonly posted: HostMessage[] = [];
 
   /** Opens (or reveals) the panel; with a pair, compares it. */
-  static show(ctx: CommandContext, docs: SnapshotDocumentProvider, pair?: { a: string; b: string }): ComparePanel {
+  static show(ctx: CommandContext, docs: SnapshotDocumentProvider, pair?: ComparePair): ComparePanel {
     if (ComparePanel.current) {
       const p = ComparePanel.current;
       p.panel.reveal(undefined, false);
@@ -117,7 +124,7 @@ export class ComparePanel implements vscode.Disposable {
         await this.ctx.tree.refresh();
         return this.sendInit();
       case 'compare':
-        return this.runs.compare(m.a, m.b);
+        return this.runs.compare(m.a, m.b, m.partition);
       case 'openDiff':
         return openDiff(this.pc, this.docs, this.runs.current, m.path, m.change);
       case 'planRestoreFiles':

@@ -12,6 +12,8 @@ const FIRST_PAGE = 5000;
 export interface CompareRun {
   a: string;
   b: string;
+  /** The partition asked for (undefined: the engine's choice). */
+  partition?: number;
   /** Everything sent for this pair, in order (replayed after the webview is rebuilt). */
   sent: HostMessage[];
   done: boolean;
@@ -41,14 +43,15 @@ export class CompareRuns {
     this.current?.cts.cancel();
   }
 
-  async compare(a: string, b: string): Promise<void> {
+  async compare(a: string, b: string, partition?: number): Promise<void> {
     const repo = repoOf(this.pc);
     if (!repo) return;
-    const key = `${a}|${b}`;
-    if (this.current && (this.current.a !== a || this.current.b !== b) && !this.current.done) {
-      // Leave it running to the cache only if it is far along? Simpler: stop it; it restarts on demand.
+    const keyOf = (r: { a: string; b: string; partition?: number }) => `${r.a}|${r.b}|${r.partition ?? ''}`;
+    const key = keyOf({ a, b, partition });
+    if (this.current && keyOf(this.current) !== key && !this.current.done) {
+      // Stop it; it restarts on demand.
       this.current.cts.cancel();
-      this.cache.delete(`${this.current.a}|${this.current.b}`);
+      this.cache.delete(keyOf(this.current));
     }
     const cached = this.cache.get(key);
     if (cached) {
@@ -57,7 +60,8 @@ export class CompareRuns {
       for (const m of cached.sent) this.pc.post(m);
       return;
     }
-    const run: CompareRun = { a, b, sent: [], done: false, cts: new vscode.CancellationTokenSource() };
+    const run: CompareRun = { a, b, ...(partition !== undefined ? { partition } : {}), sent: [], done: false, cts: new vscode.CancellationTokenSource() };
+    const part = partition !== undefined ? { partition } : {};
     this.current = run;
     this.cache.set(key, run);
     while (this.cache.size > 4) {
@@ -91,7 +95,7 @@ export class CompareRuns {
       const progress = (ev: { message?: string; phase: string; bytesDone: number; bytesTotal: number; rate: number; etaSeconds: number | null }) =>
         send({ type: 'progress', a, b, message: ev.message ?? formatProgress({ type: 'progress', ...ev }) }, false);
       try {
-        const first: ChangesResult = await files.changes({ repo, a, b, limit: FIRST_PAGE }, progress, token);
+        const first: ChangesResult = await files.changes({ repo, a, b, ...part, limit: FIRST_PAGE }, progress, token);
         const total = first.files.total;
         send({ type: 'summary', a, b, partition: first.partition, inventory: first.inventory ?? null, totals: first.files.totals, total, directories: first.directories ?? [] });
         let offset = 0;
@@ -107,7 +111,7 @@ export class CompareRuns {
         stream(first.files.changes, !more);
         if (more) {
           send({ type: 'progress', a, b, message: `Loading ${total - offset} more changes…` }, false);
-          const rest = await files.changes({ repo, a, b, offset, limit: total - offset }, progress, token);
+          const rest = await files.changes({ repo, a, b, ...part, offset, limit: total - offset }, progress, token);
           stream(rest.files.changes, true);
         }
         run.done = true;

@@ -58,9 +58,16 @@ export class PanelSnapshots {
   }
 
   /** The 'init' message: every snapshot (none without a repository) and the pair to compare. */
-  async initMessage(repo: string | undefined, pair: { a: string; b: string } | null): Promise<HostMessage> {
+  async initMessage(repo: string | undefined, pair: { a: string; b: string; partition?: number } | null): Promise<HostMessage> {
     if (!repo) return { type: 'init', snapshots: [], a: null, b: null, repo: null };
     const [all, disks] = await Promise.all([currentSnapshots(this.ctx), this.listDisks()]);
-    return { type: 'init', snapshots: all.map((s) => this.toPanelSnapshot(s, disks)), a: pair?.a ?? null, b: pair?.b ?? null, repo };
+    return {
+      type: 'init',
+      snapshots: all.map((s) => this.toPanelSnapshot(s, disks)),
+      a: pair?.a ?? null,
+      b: pair?.b ?? null,
+      repo,
+      ...(pair?.partition !== undefined ? { partition: pair.partition } : {}),
+    };
   }
 }

@@ -85,7 +85,7 @@ describe('status at a glance', function () {
     assert.strictEqual(a.statusBar.text, '$(history) Snapshot 6 min ago');
     assert.strictEqual(a.treeView.description, 'newest 6 min ago');
     assert.ok(
-      (await snapshotRowDescriptions(a)).some((d) => d.startsWith('6 minutes ago')),
+      (await snapshotRowDescriptions(a)).some((d) => d.startsWith('6 min ago')),
       JSON.stringify(await snapshotRowDescriptions(a)),
     );
     assert.strictEqual(bg(a), undefined, 'no warning colours');
@@ -102,7 +102,7 @@ describe('status at a glance', function () {
   });
 
   it('the age changes as time passes (no reload)', async () => {
-    const created = Date.now() - 42_000; // crosses 45 s, where "just now" becomes "1 minute ago", in about 3 s
+    const created = Date.now() - 42_000; // crosses 45 s, where "just now" becomes "1 min ago", in about 3 s
     a.setEngine(agedEngine(real, 0, new Date(created).toISOString()));
     await a.refresh();
     assert.strictEqual(a.statusBar.text, '$(history) Snapshot just now');
@@ -116,7 +116,7 @@ describe('status at a glance', function () {
       await waitFor('the status bar to say "1 min ago"', () => a.statusBar.text === '$(history) Snapshot 1 min ago');
       assert.strictEqual(a.treeView.description, 'newest 1 min ago');
       assert.match(String(a.treeProvider.headerItems[0]?.description), /^newest 1 min ago · /, 'the summary row');
-      assert.ok((await snapshotRowDescriptions(a)).some((d) => d.startsWith('1 minute ago')));
+      assert.ok((await snapshotRowDescriptions(a)).some((d) => d.startsWith('1 min ago')));
       assert.ok(
         treeChanges.some((t) => t >= boundary),
         `the tree was not re-rendered when the age changed (re-rendered at ${treeChanges.map((t) => t - boundary).join(', ')} ms from the change)`,

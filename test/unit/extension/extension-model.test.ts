@@ -77,9 +77,9 @@ describe('extension snapshot model', () => {
     assert.equal(previousSnapshot(all, b1), undefined);
   });
 
-  it('describes snapshots: date, size added / logical, state icon, context value, tooltip', () => {
+  it('describes snapshots: age, size added, state icon, context value, tooltip', () => {
     const now = new Date('2026-11-25T12:00:00Z');
-    assert.equal(snapshotDescription(a2, now), '2 hours ago · +1.2 GB / 64 GB');
+    assert.equal(snapshotDescription(a2, now), '2 h ago · +1.2 GB');
     assert.equal(snapshotIconKind(a2), 'not-verified');
     assert.equal(snapshotIconKind({ ...a2, state: 'verified' }), 'verified');
     assert.equal(snapshotIconKind({ ...a2, state: 'verified', pinned: true }), 'pinned');
@@ -89,7 +89,10 @@ describe('extension snapshot model', () => {
     const md = snapshotTooltipMarkdown({ ...a2, label: 'a *b*' }, now);
     assert.match(md, /\*\*a \\\*b\\\*\*\*/);
     assert.match(md, /Added to repository \| 1\.2 GB/);
-    assert.equal(snapshotDoneMessage(a2), "Snapshot 'label a2' added 1.2 GB (64 GB logical). Offline: no filesystem of the disk was mounted read-write, so the image is the disk as it was.");
+    assert.equal(
+      snapshotDoneMessage(a2),
+      "Snapshot 'label a2' added 1.2 GB to the repository (a 64 GB disk). Offline: no filesystem of the disk was mounted read-write, so the image is the disk as it was.",
+    );
   });
 
   it('says how each snapshot is one point in time: tooltip sentence, fuzzy reads marked in the description', () => {
@@ -97,19 +100,19 @@ describe('extension snapshot model', () => {
     const pit = { at: '2026-11-25T10:00:00Z', pauseSeconds: 0.42, rounds: 2, rereadBytes: 1e6, methods: [{ mountpoint: '/', partition: 2, how: 'two-pass' }] };
     const live = { ...a2, consistency: 'frozen-two-pass' as const, pointInTime: pit, readMode: 'changes' as const };
     // A point in time and an offline image read as usual: nothing added to the description.
-    assert.equal(snapshotDescription(live, now), '2 hours ago · +1.2 GB / 64 GB');
-    assert.equal(snapshotDescription(a2, now), '2 hours ago · +1.2 GB / 64 GB');
+    assert.equal(snapshotDescription(live, now), '2 h ago · +1.2 GB');
+    assert.equal(snapshotDescription(a2, now), '2 h ago · +1.2 GB');
     const md = snapshotTooltipMarkdown(live, now);
     assert.match(md, /\| Consistency \| Point in time at .*writes paused for 0\\\.4 s\\\. \|/);
     assert.match(md, /\| Read \| what changed since the previous snapshot \|/);
     assert.match(snapshotTooltipMarkdown(a2, now), /\| Consistency \| Offline: no filesystem/);
     assert.doesNotMatch(snapshotTooltipMarkdown(a2, now), /\| Read \|/, 'no read mode recorded: no row');
-    assert.match(snapshotDoneMessage(live), /^Snapshot 'label a2' added 1\.2 GB \(64 GB logical\)\. Point in time at .*paused for 0\.4 s\.$/);
+    assert.match(snapshotDoneMessage(live), /^Snapshot 'label a2' added 1\.2 GB to the repository \(a 64 GB disk\)\. Point in time at .*paused for 0\.4 s\.$/);
     // The rare bad case stands out: a fuzzy read (forced, or by an earlier devsnap) says so.
     for (const consistency of ['fuzzy', 'crash-consistent'] as const) {
       const fuzzy = { ...a2, consistency };
       assert.equal(isFuzzy(fuzzy), true);
-      assert.equal(snapshotDescription(fuzzy, now), '2 hours ago · +1.2 GB / 64 GB · fuzzy read');
+      assert.equal(snapshotDescription(fuzzy, now), '2 h ago · +1.2 GB · fuzzy read');
       assert.match(snapshotTooltipMarkdown(fuzzy, now), /\| Consistency \| Fuzzy read/);
     }
     for (const consistency of ['offline', 'native-snapshot', 'frozen-two-pass', 'frozen'] as const) assert.equal(isFuzzy({ consistency }), false, consistency);

@@ -8,6 +8,10 @@ import { contentSecurityPolicy, panelHtml } from '../../../extension/panel/html'
 test('parseWebviewMessage accepts the typed messages and rejects everything else', () => {
   assert.deepEqual(parseWebviewMessage({ type: 'ready' }), { type: 'ready' });
   assert.deepEqual(parseWebviewMessage({ type: 'compare', a: 'abc123', b: 'def456', extra: 1 }), { type: 'compare', a: 'abc123', b: 'def456' });
+  // A partition's "Show Changed Files": that partition's files.
+  assert.deepEqual(parseWebviewMessage({ type: 'compare', a: 'abc123', b: 'def456', partition: 2 }), { type: 'compare', a: 'abc123', b: 'def456', partition: 2 });
+  assert.equal(parseWebviewMessage({ type: 'compare', a: 'abc123', b: 'def456', partition: 0 }), null);
+  assert.equal(parseWebviewMessage({ type: 'compare', a: 'abc123', b: 'def456', partition: '2' }), null);
   assert.deepEqual(parseWebviewMessage({ type: 'openDiff', path: '/etc/hostname', change: 'modified' }), { type: 'openDiff', path: '/etc/hostname', change: 'modified' });
   assert.deepEqual(parseWebviewMessage({ type: 'planRestoreFiles', snapshot: 'abc', paths: ['/etc/a', '/etc/a', '/home/x y'], destination: 'folder' }), {
     type: 'planRestoreFiles',
@@ -74,6 +78,8 @@ test('reviveState checks every field of a saved state', () => {
   assert.equal(s.restoreFrom, 'b');
   assert.equal(s.scrollTop, 0);
   assert.equal(reviveState({ section: 'elsewhere' }).section, 'files');
+  assert.equal(reviveState({ partition: 2 }).partition, 2);
+  assert.equal(reviveState({ partition: -1 }).partition, null);
 });
 
 test('the panel HTML: strict CSP with a nonce, no inline script or style, assets from the webview origin', () => {
