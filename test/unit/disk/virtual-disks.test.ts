@@ -3,7 +3,6 @@
 // virtual ones apart, below the drives, and its --json result fits the protocol's schema.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -11,24 +10,17 @@ import * as v from 'valibot';
 import { listDisks } from '../../../imaging/disk/disks';
 import { DisksResult } from '../../../imaging/protocol';
 import { devsnap } from '../../helpers/cli';
-import { withLoop, withMount } from '../../helpers/disks';
+import { sh, withLoop, withMount } from '../../helpers/disks';
 
 const MiB = 1 << 20;
 const isRoot = process.getuid?.() === 0;
-
-function sh(cmd: string, args: string[], input?: string): string {
-  const r = spawnSync(cmd, args, { input, encoding: 'utf8' });
-  if (r.error) throw r.error;
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return r.stdout;
-}
 
 /** A 16 MiB GPT image with one ext4 partition, and a 8 MiB ext4 filesystem without a table (as a snap's squashfs has none). */
 function makeImages(dir: string): { gpt: string; bare: string } {
   const gpt = path.join(dir, 'disk with space.img');
   fs.writeFileSync(gpt, '');
   fs.truncateSync(gpt, 16 * MiB);
-  sh('sfdisk', ['-q', gpt], 'label: gpt\nstart=2048, size=28672, type=L\n');
+  sh('sfdisk', ['-q', gpt], { input: 'label: gpt\nstart=2048, size=28672, type=L\n' });
   sh('mkfs.ext4', ['-q', '-F', '-E', `offset=${2048 * 512}`, gpt, '14M']);
   const bare = path.join(dir, 'app.img');
   fs.writeFileSync(bare, '');

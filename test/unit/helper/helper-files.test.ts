@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { validateCall, MAX_RESTORE_PATHS } from '../../../imaging/helper/validate';
 import { cleanup, isRoot, makeDisk, sh, tmpDir } from '../../helpers/disks';
 import { devsnap } from '../../helpers/cli';
-import { CLI, ensureUser, HelperRun, launchHelper } from './helper-harness';
+import { CLI, ensureUser, HelperRun, launchHelper, launchHelperFor } from './helper-harness';
 import { HelperEngine } from '../../../extension/helperClient';
 import { RoutingEngine } from '../../../extension/engine';
 import { EngineClient } from '../../../extension/engineClient';
@@ -90,14 +90,7 @@ describe('helper restoreFiles (real helper process)', { skip }, () => {
     sh('cp', ['-a', repo, userRepo]);
     sh('chown', ['-R', `${uid}:${uid}`, userRepo]);
     h = await launchHelper();
-    other = await launchHelper({
-      uid,
-      prepare: (p) => {
-        fs.chownSync(p.dir, uid, uid);
-        fs.chownSync(p.secretFile, uid, uid);
-        fs.chownSync(p.socketPath, uid, uid);
-      },
-    });
+    other = await launchHelperFor(uid);
     assert.ok(h.sock, h.stderr());
     assert.ok(other.sock, other.stderr());
   });

@@ -193,6 +193,19 @@ export async function launchHelper(o: LaunchOptions = {}): Promise<HelperRun> {
   return run;
 }
 
+/** A helper serving `uid` (not root): the private folder, secret and socket are that user's, as the extension run by them makes them. */
+export function launchHelperFor(uid: number, o: Omit<LaunchOptions, 'uid' | 'prepare'> = {}): Promise<HelperRun> {
+  return launchHelper({
+    ...o,
+    uid,
+    prepare: (p) => {
+      fs.chownSync(p.dir, uid, uid);
+      fs.chownSync(p.secretFile, uid, uid);
+      fs.chownSync(p.socketPath, uid, uid);
+    },
+  });
+}
+
 const createdUsers = new Set<string>();
 
 /** Creates the system user `name` unless it exists; returns its uid. */

@@ -15,7 +15,7 @@ import { encodeFrame, FrameDecoder } from '../../../imaging/helper/framing';
 import { validateCall } from '../../../imaging/helper/validate';
 import { vetMessage } from '../../../imaging/helper/rpcFrames';
 import { cleanup, isRoot, sh, tmpDir, withLoop, withMount } from '../../helpers/disks';
-import { CLI, ensureUser, launchHelper } from './helper-harness';
+import { CLI, ensureUser, launchHelper, launchHelperFor } from './helper-harness';
 
 after(cleanup);
 const skip = isRoot ? false : 'needs root (the helper runs as root)';
@@ -294,14 +294,7 @@ describe('helper security (real helper process)', { skip }, () => {
       // As another user: root's image file and root's repository are refused.
       const img = path.join(work, 'root.img');
       fs.writeFileSync(img, Buffer.alloc(1 << 20, 1));
-      const other = await launchHelper({
-        uid,
-        prepare: (p) => {
-          fs.chownSync(p.dir, uid, uid);
-          fs.chownSync(p.secretFile, uid, uid);
-          fs.chownSync(p.socketPath, uid, uid);
-        },
-      });
+      const other = await launchHelperFor(uid);
       try {
         assert.ok(other.sock, other.stderr());
         m = await other.call('listSnapshots', { repo });

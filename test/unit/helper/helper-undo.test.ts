@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { cleanup, isRoot, makeDisk, sh, tmpDir, withLoop, withMount } from '../../helpers/disks';
 import { devsnap } from '../../helpers/cli';
-import { ensureUser, launchHelper } from './helper-harness';
+import { ensureUser, launchHelperFor } from './helper-harness';
 
 after(cleanup);
 const skip = isRoot ? false : 'needs root (the helper runs as root)';
@@ -51,14 +51,7 @@ describe('helper undo (real helper process, second user)', { skip }, () => {
         fs.writeFileSync(path.join(mnt, 'srv/drop/payload'), 'added by the upgrade\n');
         const afterId = snapshot();
         sh('chown', ['-R', `${uid}:${uid}`, repo]);
-        const h = await launchHelper({
-          uid,
-          prepare: (p) => {
-            fs.chownSync(p.dir, uid, uid);
-            fs.chownSync(p.secretFile, uid, uid);
-            fs.chownSync(p.socketPath, uid, uid);
-          },
-        });
+        const h = await launchHelperFor(uid);
         try {
           assert.ok(h.sock, h.stderr());
           const base = { repo, before, after: afterId, target: mnt };
