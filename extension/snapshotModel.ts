@@ -272,8 +272,9 @@ export function damagedItemText(d: DamagedSnapshot): { label: string; descriptio
     tooltip: [
       `Snapshot ${d.id}${known ? `, last known as ${known}` : ''}: its manifest is damaged, so it cannot be restored or compared.`,
       d.message,
-      ...(d.hint ? [d.hint] : []),
-      'Restore from another snapshot instead. The devsnap output channel says more.',
+      d.hint ?? 'Restore from another snapshot.',
+      // The view cannot remove a snapshot it cannot read: a terminal can.
+      `To remove this one, run \`devsnap forget id:${d.id}\` in a terminal; the devsnap output channel says more.`,
     ].join('\n'),
   };
 }

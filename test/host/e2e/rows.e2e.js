@@ -128,14 +128,15 @@ exports.tests = [
     async run(t) {
       const { ui, page } = t;
       const selected = page.locator('.part.sidebar .monaco-list-row.selected');
-      // The oldest: a click only selects it (and focuses the view, which the panel had); Ctrl+click
-      // adds the third. A click that lands while the tree re-renders (the panel's focus going back to
-      // it) selects only one: then again, up to three times.
+      // The newest first: its click compares it with the previous (the panel opens and takes the
+      // focus); once that has settled, Ctrl+click adds the oldest, whose click runs nothing, so
+      // nothing takes the focus (and the selection) away. Up to three times, for a click that lands
+      // while the tree re-renders.
       for (let attempt = 0; attempt < 3 && (await selected.count()) !== 2; attempt++) {
-        await ui.treeRow(BEFORE).click();
-        await page.locator('.part.sidebar .monaco-list-row.selected', { hasText: BEFORE }).waitFor({ timeout: 5000 });
+        await ui.treeRow(THIRD).click();
+        await panelShows(page, pair.after.id, third.id);
         await page.waitForTimeout(500);
-        await ui.treeRow(THIRD).click({ modifiers: ['Control'] });
+        await ui.treeRow(BEFORE).click({ modifiers: ['Control'] });
         const end = Date.now() + 3000;
         while ((await selected.count()) !== 2 && Date.now() < end) await page.waitForTimeout(100);
       }

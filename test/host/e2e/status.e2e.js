@@ -57,6 +57,7 @@ exports.tests = [
     async run(t) {
       const { ui, page } = t;
       await ui.runCommand('devsnap: Take Snapshot');
+      await ui.pick('Do not encrypt'); // the first snapshot creates the repository
       await ui.pick('disk.img');
       await ui.inputBox(LABEL);
       await ui.waitUnlessError(ui.treeRow(LABEL), 90000);

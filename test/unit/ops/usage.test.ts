@@ -55,7 +55,7 @@ test('unique sizes add up, and forget + prune frees what they predicted', async 
 
   // Both together free everything; one alone frees its unique bytes.
   assert.equal(ok(['stats', a, b, '--repo', repo]).forget.freedBytes, u.total.storedBytes);
-  const predicted = ok(['stats', 'A', '--repo', repo]).forget;
+  const predicted = ok(['stats', 'label:A', '--repo', repo]).forget;
   assert.equal(predicted.freedBytes, ua.uniqueBytes);
 
   ok(['forget', a, '--repo', repo]);
