@@ -27,6 +27,7 @@ import * as helper from './cli/commands/helper';
 import * as undo from './cli/commands/undo';
 import * as auto from './cli/commands/auto';
 import { relaunchTuned, watchLauncher } from './runtime';
+import { ENGINE_VERSION } from './core/version';
 
 const program = new Command();
 const abort = new AbortController();
@@ -44,7 +45,7 @@ for (const s of [process.stdout, process.stderr]) {
 program
   .name('devsnap')
   .description('Deduplicated, incremental images of whole disks (partition table, boot areas, used blocks of every filesystem), verified on restore.')
-  .version('0.1.0')
+  .version(ENGINE_VERSION)
   .option('-r, --repo <dir>', 'repository folder (default: $DEVSNAP_REPO)')
   .option('--password-file <file>', 'file holding the repository password (default: $DEVSNAP_PASSWORD)')
   .option('--json', 'print the result as one JSON object on stdout')

@@ -1,69 +1,15 @@
 // The configuration of automatic snapshots (/etc/devsnap/auto.json) and where every file that
 // `devsnap auto install` writes goes. One file, read again on every run, so that the timer and the
 // package-manager hooks always do what it says now (changing it needs no reinstall, except the schedule).
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import * as v from 'valibot';
 import { DevsnapError, toDevsnapError } from '../core/errors';
 import { writeFileAtomic } from '../core/fsutil';
-import { check, count } from '../protocol';
+import { AutoConfig, check, isSafePath, isWindowsPath, type Manager, MANAGERS, SCHEDULE_PRESETS, UNSAFE_PATH_CHARS } from '../protocol';
 
-/** The package managers devsnap hooks into. */
-export const MANAGERS = ['apt', 'pacman', 'dnf'] as const;
-export type Manager = (typeof MANAGERS)[number];
-
-/** Schedules every scheduler understands; systemd also takes any OnCalendar= expression. */
-export const SCHEDULE_PRESETS = ['hourly', 'daily', 'weekly', 'monthly'] as const;
-
-// Paths end up in unit files, apt's configuration, shell command lines and XML: characters that
-// need a different escape in each (quotes, backslash, $, %, `, control characters) are refused,
-// rather than escaped five ways. Windows paths (C:\...) go only into a scheduled task (platforms.ts).
-const PATH_MESSAGE = 'must be an absolute path of at most 4096 characters without quotes, backslashes, $, %, ` or control characters (on Windows: a drive path without quotes or %)';
-export const UNSAFE_PATH_CHARS = /["'\\$%`\p{Cc}]/u;
-export const isSafePath = (s: string) => (s.startsWith('/') && !UNSAFE_PATH_CHARS.test(s)) || isWindowsPath(s);
-export const isWindowsPath = (s: string) => /^[A-Za-z]:\\[^"%\p{Cc}]*$/u.test(s);
-const SafePath = v.pipe(v.string(PATH_MESSAGE), v.maxLength(4096, PATH_MESSAGE), v.check(isSafePath, PATH_MESSAGE));
-
-const SCHEDULE_MESSAGE = `must be ${SCHEDULE_PRESETS.join(', ')} or a systemd calendar expression (letters, digits, space and * / ~ . , : + -)`;
-const Schedule = v.pipe(v.string(SCHEDULE_MESSAGE), v.maxLength(200, SCHEDULE_MESSAGE), v.regex(/^[A-Za-z0-9*/~.,:+ -]*[A-Za-z0-9*]$/, SCHEDULE_MESSAGE));
-
-const HOURS = 'must be a number of hours from 0 to 8760';
-const MINUTES = 'must be a whole number of minutes from 1 to 1440';
-
-/** Retention of automatic snapshots only (labels in AUTO_LABEL, run.ts); pinned ones are always kept. */
-const Retention = v.pipe(
-  v.strictObject(
-    {
-      keepLast: v.optional(count()),
-      keepDaily: v.optional(count()),
-      keepWeekly: v.optional(count()),
-      keepMonthly: v.optional(count()),
-      /** Reclaim the space of what was forgotten right away (default true: forgetting alone frees nothing). */
-      prune: v.optional(v.boolean('must be true or false')),
-    },
-    'must be an object of keepLast, keepDaily, keepWeekly, keepMonthly, prune',
-  ),
-  v.check((r) => !!(r.keepLast || r.keepDaily || r.keepWeekly || r.keepMonthly), 'must keep something: give at least one of keepLast, keepDaily, keepWeekly, keepMonthly above 0'),
-);
-
-export const AutoConfig = v.strictObject({
-  /** The repository folder (created by the first snapshot when it does not exist). */
-  repository: SafePath,
-  /** The disk (or image file) to snapshot. */
-  source: SafePath,
-  /** A file holding the password of an encrypted repository (readable by root only). */
-  passwordFile: v.optional(SafePath),
-  /** When the timer runs; absent: no timer. */
-  schedule: v.optional(Schedule),
-  /** The package managers whose transactions are preceded by a snapshot. */
-  hooks: v.optional(v.pipe(v.array(v.picklist(MANAGERS, `must be one of ${MANAGERS.join(', ')}`)), v.maxLength(MANAGERS.length))),
-  /** A hook takes no snapshot when an automatic one was taken less than this many hours ago (0: every time). */
-  rateLimitHours: v.optional(v.pipe(v.number(HOURS), v.minValue(0, HOURS), v.maxValue(8760, HOURS))),
-  /** A hook's snapshot is stopped (at a safe point) after this long: the package manager waits for it. */
-  hookTimeoutMinutes: v.optional(v.pipe(v.number(MINUTES), v.integer(MINUTES), v.minValue(1, MINUTES), v.maxValue(1440, MINUTES))),
-  retention: v.optional(Retention),
-});
-export type AutoConfig = v.InferOutput<typeof AutoConfig>;
+// The schema itself is the protocol's (imaging/protocol/automation.ts): the extension builds it too.
+export { AutoConfig, isSafePath, isWindowsPath, MANAGERS, type Manager, SCHEDULE_PRESETS, UNSAFE_PATH_CHARS };
 
 export const DEFAULT_RATE_LIMIT_HOURS = 6;
 export const DEFAULT_HOOK_TIMEOUT_MINUTES = 30;
@@ -138,4 +84,23 @@ export async function writePublicFile(file: string, text: string, mode = 0o644):
 
 export async function writeConfig(file: string, cfg: AutoConfig): Promise<void> {
   await writePublicFile(file, JSON.stringify(parseConfig(cfg, file), null, 2) + '\n');
+}
+
+/** The package managers of the system below root. */
+export function detectManagers(root: string): Manager[] {
+  const marks: Record<Manager, string> = { apt: 'etc/apt', pacman: 'etc/pacman.conf', dnf: 'etc/dnf' };
+  return MANAGERS.filter((m) => fs.existsSync(path.join(root, marks[m])));
+}
+
+/** systemd decides what a calendar expression means: ask it, where it is installed. */
+export function checkCalendar(schedule: string): void {
+  if ((SCHEDULE_PRESETS as readonly string[]).includes(schedule)) return;
+  const r = spawnSync('systemd-analyze', ['calendar', schedule], { encoding: 'utf8' });
+  if (r.error) return; // no systemd here: the schema's check of the characters is all there is
+  if (r.status !== 0)
+    throw new DevsnapError(
+      'USAGE',
+      `--schedule "${schedule}" is not a calendar expression systemd understands: ${(r.stderr || r.stdout).trim()}`,
+      'See `man systemd.time` (CALENDAR EVENTS), or use daily, weekly, hourly, monthly.',
+    );
 }

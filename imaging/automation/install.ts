@@ -8,7 +8,9 @@ import { toDevsnapError } from '../core/errors';
 import { type AutoConfig, type AutoPaths, LAUNCHD_LABEL, MANAGERS, readConfig, TIMER_NAME, writeConfig, writePublicFile } from './config';
 import { hookFile } from './hooks';
 import { launchdPlist, schtasksCreate, schtasksDelete } from './platforms';
-import { readState, type AutoState } from './run';
+import { readState } from './run';
+import { installedEngine, removeEngine } from './engine-copy';
+import type { AutoStatus, CommandRun, InstallResult, RemoveResult } from '../protocol';
 import { type DevsnapCommand, systemdService, systemdTimer } from './units';
 
 export interface PlannedFile {
@@ -33,21 +35,7 @@ export function plannedFiles(cfg: AutoConfig, paths: AutoPaths, command: Devsnap
 /** Every file `install` may have written (the config and state aside). */
 export const installedPaths = (p: AutoPaths) => [p.service, p.timer, p.launchd, ...MANAGERS.map((m) => p[m])];
 
-export interface CommandRun {
-  command: string[];
-  ok: boolean;
-  output?: string;
-  /** Its failure means nothing (removing what may not be there). */
-  optional?: boolean;
-}
-
-export interface InstallResult {
-  config: string;
-  written: string[];
-  removed: string[];
-  commands: CommandRun[];
-  notes: string[];
-}
+export type { CommandRun, InstallResult, RemoveResult, AutoStatus } from '../protocol';
 
 function run(command: string[], optional = false): Promise<CommandRun> {
   return new Promise((resolve) =>
@@ -117,11 +105,6 @@ export async function install(cfg: AutoConfig, paths: AutoPaths, command: Devsna
   return result;
 }
 
-export interface RemoveResult {
-  removed: string[];
-  commands: CommandRun[];
-}
-
 /** Stops the timer and removes every file install wrote; `purge` also the config and the state. */
 export async function remove(paths: AutoPaths, purge: boolean, platform: NodeJS.Platform = process.platform): Promise<RemoveResult> {
   const result: RemoveResult = { removed: [], commands: [] };
@@ -130,22 +113,10 @@ export async function remove(paths: AutoPaths, purge: boolean, platform: NodeJS.
   if (sched === 'launchd' && fs.existsSync(paths.launchd)) result.commands.push(await run(['launchctl', 'bootout', `system/${LAUNCHD_LABEL}`]));
   if (sched === 'schtasks') result.commands.push(await run(['schtasks', ...schtasksDelete()], true));
   for (const p of [...installedPaths(paths), ...(purge ? [paths.config, paths.state] : [])]) await removeFile(p, result.removed);
+  // The copy of devsnap they ran (engine-copy.ts): nothing else uses it.
+  result.removed.push(...(await removeEngine(paths.root)));
   if (sched === 'systemd') result.commands.push(await run(['systemctl', 'daemon-reload']));
   return result;
-}
-
-export interface AutoStatus {
-  config: string;
-  /** The config as it is, or why it cannot be used. */
-  settings: AutoConfig | null;
-  problem?: { message: string; hint?: string };
-  /** Each file the config calls for: there, and as this devsnap would write it now. */
-  files: { path: string; what: string; installed: boolean; current: boolean }[];
-  /** Files of automatic snapshots the config no longer calls for. */
-  leftovers: string[];
-  /** systemctl's view of the timer (when systemd runs and root is '/'). */
-  timer?: { active: string; nextRun?: string; lastRun?: string };
-  state: AutoState;
 }
 
 const read = (p: string) => {
@@ -156,8 +127,10 @@ const read = (p: string) => {
   }
 };
 
-export async function status(paths: AutoPaths, command: DevsnapCommand, platform: NodeJS.Platform = process.platform): Promise<AutoStatus> {
-  const st: AutoStatus = { config: paths.config, settings: null, files: [], leftovers: [], state: readState(paths.state) };
+export async function status(paths: AutoPaths, command: DevsnapCommand, platform: NodeJS.Platform = process.platform, bundleDir?: string): Promise<AutoStatus> {
+  const st: AutoStatus = { config: paths.config, settings: null, files: [], leftovers: [], state: readState(paths.state), systemd: scheduler(paths, platform) === 'systemd' };
+  const engine = installedEngine(paths.root, bundleDir);
+  if (engine) st.engine = engine;
   try {
     st.settings = readConfig(paths.config);
     if (st.settings) st.files = plannedFiles(st.settings, paths, command, platform).map((f) => ({ path: f.path, what: f.what, installed: read(f.path) !== null, current: read(f.path) === f.text }));

@@ -4,9 +4,8 @@
 // caller passes (imaging/ops/registry.ts runOp): this layer sits below ops/, so that an operation
 // can use it (install, status) without a cycle.
 import * as fs from 'fs';
-import * as v from 'valibot';
 import { DevsnapError, toDevsnapError } from '../core/errors';
-import { check, type ErrorInfo, type OpName, type OpParams, type OpResult, type ProgressEvent } from '../protocol';
+import { AutoState, check, type ErrorInfo, type OpName, type OpParams, type OpResult, type ProgressEvent } from '../protocol';
 import { applyPolicy } from '../snapshot/retention';
 import { type AutoConfig, DEFAULT_RATE_LIMIT_HOURS, type Manager, writePublicFile } from './config';
 
@@ -28,14 +27,7 @@ export type OpRunner = <K extends OpName>(name: K, params: OpParams<K>, ctx: Run
 
 export type Trigger = 'scheduled' | Manager;
 
-const When = v.object({ at: v.string(), trigger: v.string() });
-export const AutoState = v.object({
-  /** The last automatic snapshot taken: a hook's rate limit counts from it. */
-  lastSnapshot: v.optional(v.object({ ...When.entries, id: v.string(), label: v.string() })),
-  /** The last run, whatever it did. */
-  lastRun: v.optional(v.object({ ...When.entries, outcome: v.picklist(['taken', 'skipped', 'failed']), message: v.optional(v.string()) })),
-});
-export type AutoState = v.InferOutput<typeof AutoState>;
+export { AutoState } from '../protocol';
 
 /** The state beside the config; empty when missing or unreadable (it only rate-limits and informs). */
 export function readState(file: string): AutoState {
@@ -58,6 +50,8 @@ export interface AutoRunResult {
   forgotten?: string[];
   /** Retention failed after the snapshot was taken (the snapshot stands). */
   retentionError?: ErrorInfo;
+  /** The periodic verify (verifyEveryDays) of the snapshot just taken, when it was due. */
+  verified?: { id: string; chunksChecked: number; bytesChecked: number };
 }
 
 export interface RunOptions extends RunContext {
@@ -87,7 +81,7 @@ export async function runAutomatic(cfg: AutoConfig, o: RunOptions): Promise<Auto
   const now = (o.now ?? (() => new Date()))();
   const state = readState(o.stateFile);
   const record = (s: AutoState) =>
-    writePublicFile(o.stateFile, JSON.stringify({ ...state, ...s }, null, 2) + '\n').catch((err) => o.log(`could not record the run in ${o.stateFile}: ${toDevsnapError(err).message}`));
+    writePublicFile(o.stateFile, JSON.stringify(Object.assign(state, s), null, 2) + '\n').catch((err) => o.log(`could not record the run in ${o.stateFile}: ${toDevsnapError(err).message}`));
   const base = { trigger: o.trigger, label: o.label };
 
   const hours = cfg.rateLimitHours ?? DEFAULT_RATE_LIMIT_HOURS;
@@ -131,7 +125,44 @@ export async function runAutomatic(cfg: AutoConfig, o: RunOptions): Promise<Auto
       result.retentionError = toDevsnapError(err).toInfo();
     }
   }
+  // Only the timer's run: a hook's package manager is waiting.
+  if (o.trigger === 'scheduled' && cfg.verifyEveryDays && verifyDue(state, cfg.verifyEveryDays, now)) result.verified = await periodicVerify(repo, snapshot.id, o, ctx, now, record);
   return result;
+}
+
+/** The last verify is older than `days` (or there was none, or its time is in the future: the clock was set back). */
+export function verifyDue(state: AutoState, days: number, now: Date): boolean {
+  const age = now.getTime() - Date.parse(state.lastVerify?.at ?? '');
+  return !(age >= 0 && age < days * 86400_000);
+}
+
+/** Verifies the snapshot just taken and records it; damage (or a verify that cannot run) fails the run. */
+async function periodicVerify(
+  repo: { repo: string; password?: string },
+  id: string,
+  o: RunOptions,
+  ctx: RunContext,
+  now: Date,
+  record: (s: AutoState) => Promise<void>,
+): Promise<AutoRunResult['verified']> {
+  let message: string | undefined;
+  try {
+    const r = await o.runOp('verify', { ...repo, snapshot: id }, ctx);
+    const bad = r.snapshots.find((s) => !s.ok);
+    if (r.ok && !bad) {
+      await record({ lastVerify: { at: now.toISOString(), id, ok: true } });
+      return { id, chunksChecked: r.chunksChecked, bytesChecked: r.bytesChecked };
+    }
+    message = `The periodic verify of ${id} found damage: ${bad?.error ?? `${bad?.damage.length ?? 0} damaged range(s)`}.`;
+  } catch (err) {
+    message = `The periodic verify of ${id} failed: ${toDevsnapError(err).message}`;
+  }
+  await record({ lastVerify: { at: now.toISOString(), id, ok: false, message }, lastRun: { at: now.toISOString(), trigger: o.trigger, outcome: 'failed', message } });
+  throw new DevsnapError(
+    'DAMAGED',
+    message,
+    '`devsnap verify` says which snapshots and ranges; `devsnap check` checks the whole repository. Take a new snapshot into another repository if the drive is failing.',
+  );
 }
 
 /** Forgets the automatic snapshots the policy does not keep (per source disk; pinned ones are kept), pruning unless told not to. */

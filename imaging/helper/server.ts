@@ -20,6 +20,7 @@ import { FramedSocket, FrameMessageReader, FrameMessageWriter } from './rpcFrame
 import { macEquals, macFor, newNonce } from './auth';
 import { HELPER_OP_NAMES, HelperCall, validateCall } from './validate';
 import { checkFileDestinations, checkSocketPath, HelperRefusal, readSecretFile, resolveDiskPath, resolveFilesTarget, resolveRepository } from './checks';
+import { runAutomation } from './auto-checks';
 import { canSwitch, Identity, ROOT, userIdentity, withIdentity, withIdentitySync } from './identity';
 
 export interface HelperCommandOptions {
@@ -204,6 +205,7 @@ class HelperSession {
   private async execute(req: HelperCall, base: EngineContext, token: string): Promise<unknown> {
     say(`request ${token}: ${req.type}`);
     if (req.type === 'listDisks') return runOp('listDisks', {}, base);
+    if (req.type === 'autoInstall' || req.type === 'autoRemove') return runAutomation(req, this.uid, base); // as root, '/' only (auto-checks.ts)
 
     const mayCreate = req.type === 'snapshot' || req.type === 'planSnapshot';
     const repo = resolveRepository(req.repo, this.uid, !!req.allowRootRepository, mayCreate);

@@ -8,9 +8,10 @@ import * as ops from './operations';
 import { ChangesCache, changesOp, inventoryOp, listDirOp, readFileOp } from './files';
 import { undoOp } from './undo';
 import { initOp, usageOp } from './usage';
+import { type AutomationContext, autoInstallOp, autoRemoveOp, autoStatusOp } from './automation';
 
 /** What an operation may use besides its parameters. */
-export interface EngineContext extends ops.OpContext {
+export interface EngineContext extends ops.OpContext, AutomationContext {
   /** Kept by a long-lived process: later pages of a file comparison are slices of one walk. */
   changesCache?: ChangesCache;
 }
@@ -39,6 +40,9 @@ export const IMPLEMENTATIONS: Implementations = {
   undo: undoOp,
   usage: usageOp,
   init: initOp,
+  autoInstall: autoInstallOp,
+  autoRemove: autoRemoveOp,
+  autoStatus: autoStatusOp,
 };
 
 /** Checks `params` against the operation's schema (USAGE naming the field when they do not fit). */

@@ -68,6 +68,14 @@ export const HELPER_PARAMS = {
     /** The user confirmed the undo (required unless dryRun). */
     confirmed: v.optional(bool()),
   }),
+  /**
+   * Automatic snapshots (writing /etc, /usr/local/lib/devsnap and starting the timer, as root): only
+   * on the running system, root '/', for a user other than root (helper/server.ts refuses any other
+   * root: root's files would be written where the user chose). `root` is required: the extension
+   * names it, the helper checks it.
+   */
+  autoInstall: v.strictObject({ ...OPS.autoInstall.params.entries, root: absolutePath() }),
+  autoRemove: v.strictObject({ ...OPS.autoRemove.params.entries, root: absolutePath() }),
 };
 
 export type HelperOpName = keyof typeof HELPER_PARAMS;

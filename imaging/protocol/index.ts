@@ -11,6 +11,7 @@ export * from './results';
 export * from './files';
 export * from './undo';
 export * from './usage';
+export * from './automation';
 export * from './ops';
 export * from './helper';
 export * from './rpc';

@@ -28,6 +28,7 @@ import {
 import { CheckOpResult, DiffOpResult, ForgetOpResult, PruneOpResult, RestoreFilesResult, RestoreOpResult, VerifyOpResult } from './results';
 import { ListResult, ShowResult, SnapshotOpResult, SnapshotPlan, SnapshotRefResult } from './snapshots';
 import { UndoRequest, UndoResult } from './undo';
+import { AutoInstallRequest, AutoRemoveRequest, AutoStatus, AutoStatusRequest, InstallResult, RemoveResult } from './automation';
 import { InitRequest, InitResult, UsageRequest, UsageResult } from './usage';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -73,6 +74,11 @@ export const OPS = {
   usage: op(UsageRequest, UsageResult, null),
   // Creates a repository in a folder of the user's (an existing one is opened, its password checked).
   init: op(InitRequest, InitResult, null),
+  // Automatic snapshots: install and remove write below `root` (the system's '/' needs root; pass it
+  // always, the route is decided from it); the status reads files everyone may read.
+  autoInstall: op(AutoInstallRequest, InstallResult, { root: 'write' }),
+  autoRemove: op(AutoRemoveRequest, RemoveResult, { root: 'write' }),
+  autoStatus: op(AutoStatusRequest, AutoStatus, null),
 };
 
 export type OpName = keyof typeof OPS;

@@ -1,12 +1,12 @@
 // `devsnap auto install|remove|status|run`: snapshots that happen on their own, through the system's
 // scheduler (a systemd timer) and before package managers change packages (their hooks run
 // `devsnap hook pre-upgrade`, commands/hook.ts, registered here too). The work is imaging/automation/.
-import { spawnSync } from 'child_process';
-import * as fs from 'fs';
 import * as path from 'path';
 import { Command, Option } from 'commander';
-import { type AutoConfig, autoPaths, MANAGERS, type Manager, parseConfig, readConfig, SCHEDULE_PRESETS } from '../../automation/config';
-import { install, plannedFiles, remove, status } from '../../automation/install';
+import { type AutoConfig, autoPaths, checkCalendar, detectManagers, MANAGERS, parseConfig, readConfig, SCHEDULE_PRESETS } from '../../automation/config';
+import { WRAPPER } from '../../automation/engine-copy';
+import { installAutomatic } from '../../ops/automation';
+import { plannedFiles, remove, status } from '../../automation/install';
 import { runAutomatic, scheduledLabel } from '../../automation/run';
 import { type DevsnapCommand } from '../../automation/units';
 import { DevsnapError } from '../../core/errors';
@@ -15,8 +15,8 @@ import { intArg, type CommandContext } from '../context';
 import { dryRunText, installText, removeText, runText, statusText } from '../print/auto';
 import * as hook from './hook';
 
-/** This devsnap, as the installed files start it: this node and this script, by absolute path. */
-export const thisDevsnap = (): DevsnapCommand => [process.execPath, fs.realpathSync(process.argv[1])];
+/** This devsnap, as the installed files start it: the copy of it in /usr/local/lib/devsnap (automation/engine-copy.ts). */
+export const thisDevsnap = (): DevsnapCommand => [WRAPPER];
 
 /** --root and --config, shared by the subcommands. */
 const where = (c: Command) =>
@@ -30,25 +30,6 @@ const numberArg = (name: string) => (s: string) => {
   if (!Number.isFinite(n) || n < 0) throw new DevsnapError('USAGE', `${name} must be a number, got "${s}".`);
   return n;
 };
-
-/** The package managers of the system below root. */
-function detectManagers(root: string): Manager[] {
-  const marks: Record<Manager, string> = { apt: 'etc/apt', pacman: 'etc/pacman.conf', dnf: 'etc/dnf' };
-  return MANAGERS.filter((m) => fs.existsSync(path.join(root, marks[m])));
-}
-
-/** systemd decides what a calendar expression means: ask it, where it is installed. */
-function checkCalendar(schedule: string): void {
-  if ((SCHEDULE_PRESETS as readonly string[]).includes(schedule)) return;
-  const r = spawnSync('systemd-analyze', ['calendar', schedule], { encoding: 'utf8' });
-  if (r.error) return; // no systemd here: the schema's check of the characters is all there is
-  if (r.status !== 0)
-    throw new DevsnapError(
-      'USAGE',
-      `--schedule "${schedule}" is not a calendar expression systemd understands: ${(r.stderr || r.stdout).trim()}`,
-      'See `man systemd.time` (CALENDAR EVENTS), or use daily, weekly, hourly, monthly.',
-    );
-}
 
 /** `auto install`'s options, as commander gives them. */
 interface InstallOptions {
@@ -124,7 +105,8 @@ export function register(program: Command, ctx: CommandContext): void {
         ctx.report(g, { config: paths.config, settings: cfg, files }, () => dryRunText(cfg, paths.config, files));
         return;
       }
-      const r = await install(cfg, paths, thisDevsnap());
+      // DEVSNAP_ENGINE_DIR: the bundle to copy when this devsnap runs from elsewhere (tsc's out/, in development).
+      const r = await installAutomatic(cfg, paths, { engineDir: process.env.DEVSNAP_ENGINE_DIR });
       ctx.report(g, { ...r, settings: cfg }, () => installText(r, cfg));
       if (r.commands.some((c) => !c.ok && !c.optional)) process.exitCode = 1;
     });
@@ -143,7 +125,7 @@ export function register(program: Command, ctx: CommandContext): void {
     .description('the configuration, what is installed, the timer and the last automatic snapshot')
     .action(async (o, cmd) => {
       const g = ctx.globals(cmd);
-      const s = await status(pathsOf(o), thisDevsnap());
+      const s = await status(pathsOf(o), thisDevsnap(), process.platform, process.env.DEVSNAP_ENGINE_DIR);
       ctx.report(g, s, () => statusText(s));
     });
 

@@ -19,6 +19,7 @@ export function describeConfig(c: AutoConfig): string[] {
     `  schedule: ${c.schedule ?? 'none'}`,
     `  before package changes: ${c.hooks?.length ? c.hooks.join(', ') : 'none'}${c.hooks?.length ? ` (at most one snapshot every ${c.rateLimitHours ?? DEFAULT_RATE_LIMIT_HOURS} hours, stopped after ${c.hookTimeoutMinutes ?? DEFAULT_HOOK_TIMEOUT_MINUTES} minutes)` : ''}`,
     `  retention of automatic snapshots: ${keep ? `keep ${keep}${c.retention!.prune === false ? ', no prune' : ''}` : 'none (they are kept)'}`,
+    ...(c.verifyEveryDays ? [`  verify the newest snapshot every ${c.verifyEveryDays} days`] : []),
   ];
 }
 
@@ -38,10 +39,16 @@ export function statusText(s: AutoStatus): string {
   if (s.settings) lines.push(...describeConfig(s.settings));
   for (const f of s.files) lines.push(`${f.installed ? (f.current ? 'installed' : 'outdated ') : 'missing  '} ${f.path} (${f.what})`);
   for (const f of s.leftovers) lines.push(`left over ${f}`);
-  if (s.files.some((f) => !f.current) || s.leftovers.length) lines.push('Run `devsnap auto install` to bring them up to date.');
+  if (s.engine)
+    lines.push(
+      `${s.engine.outdated ? 'outdated ' : 'installed'} ${s.engine.command} (devsnap ${s.engine.version}${s.engine.outdated ? `; this is ${s.engine.running}` : ''}, run by ${s.engine.node})`,
+    );
+  if (s.files.some((f) => !f.current) || s.leftovers.length || s.engine?.outdated) lines.push('Run `devsnap auto install` to bring them up to date.');
   if (s.timer) lines.push(`timer: ${s.timer.active}${s.timer.nextRun ? `, next ${s.timer.nextRun}` : ''}${s.timer.lastRun ? `, last ${s.timer.lastRun}` : ''}`);
   const st = s.state;
   if (st.lastSnapshot) lines.push(`last automatic snapshot: ${st.lastSnapshot.id} "${oneLine(st.lastSnapshot.label)}" at ${st.lastSnapshot.at}`);
+  if (st.lastVerify)
+    lines.push(`last periodic verify: ${st.lastVerify.ok ? 'intact' : 'DAMAGED'} ${st.lastVerify.id} at ${st.lastVerify.at}${st.lastVerify.message ? `: ${oneLine(st.lastVerify.message)}` : ''}`);
   if (st.lastRun) lines.push(`last run: ${st.lastRun.outcome} (${st.lastRun.trigger}) at ${st.lastRun.at}${st.lastRun.message ? `: ${oneLine(st.lastRun.message)}` : ''}`);
   return lines.join('\n');
 }
@@ -52,5 +59,6 @@ export function runText(r: AutoRunResult): string {
     `Snapshot ${r.snapshot!.id} "${oneLine(r.snapshot!.label)}" taken.`,
     ...(r.forgotten?.length ? [`Retention removed ${r.forgotten.length} automatic snapshot(s): ${r.forgotten.join(', ')}.`] : []),
     ...(r.retentionError ? [`Retention failed: ${r.retentionError.message}${r.retentionError.hint ? ` ${r.retentionError.hint}` : ''}`] : []),
+    ...(r.verified ? [`Verified ${r.verified.id}: ${r.verified.chunksChecked} chunks intact (verifyEveryDays).`] : []),
   ].join('\n');
 }

@@ -9,7 +9,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { isRoot, sh } from '../../helpers/disks';
-import { autoInstall, snapshots, withAutoFixture } from './fixture';
+import { autoInstall, inInstalledRoot, snapshots, withAutoFixture } from './fixture';
 
 const PKG = 'devsnap-auto-hook-probe';
 const hasApt = spawnSync('apt-get', ['--version']).status === 0 && spawnSync('dpkg-deb', ['--version']).status === 0;
@@ -41,7 +41,9 @@ test(
         assert.deepEqual(fs.readdirSync(parts), ['05devsnap-snapshot']);
         const aptConfig = path.join(f.dir, 'apt.conf');
         fs.writeFileSync(aptConfig, `Dir::Etc::Parts "${parts}";\n`);
-        const apt = (deb: string) => sh('apt-get', ['install', '-y', '--allow-downgrades', deb], { allowFail: true, env: { APT_CONFIG: aptConfig, DEBIAN_FRONTEND: 'noninteractive' } });
+        // apt runs the hook's /usr/local/lib/devsnap/devsnap: the copy below the fixture's root (inInstalledRoot).
+        const apt = (deb: string) =>
+          sh(...inInstalledRoot(f.root, ['apt-get', 'install', '-y', '--allow-downgrades', deb]), { allowFail: true, env: { APT_CONFIG: aptConfig, DEBIAN_FRONTEND: 'noninteractive' } });
 
         // The hook's configuration reaches apt.
         const dump = sh('apt-config', ['dump'], { env: { APT_CONFIG: aptConfig } }).stdout;

@@ -7,11 +7,12 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { aptHook, pacmanHook } from '../../../imaging/automation/hooks';
-import { devsnap, CLI } from '../../helpers/cli';
+import { devsnap } from '../../helpers/cli';
 import { makeFsImage, tmpDir } from '../../helpers/disks';
+import { WRAPPER } from '../../../imaging/automation/engine-copy';
 import { snapshots } from './fixture';
 
-const NODE_CLI = [process.execPath, fs.realpathSync(CLI)];
+const NODE_CLI = [WRAPPER];
 
 async function setup() {
   const dir = tmpDir('devsnap-auto-cli-');
@@ -34,8 +35,9 @@ test('install writes the config and the files as built (mode 0644), detects apt,
   assert.deepEqual(JSON.parse(fs.readFileSync(s.config, 'utf8')), { repository: s.repo, source: s.image, schedule: 'daily', hooks: ['apt'], retention: { keepLast: 2 } });
   const apt = path.join(s.root, 'etc', 'apt', 'apt.conf.d', '05devsnap-snapshot');
   assert.equal(fs.readFileSync(apt, 'utf8'), aptHook(NODE_CLI, s.config));
-  for (const f of r.json.written) assert.equal(fs.statSync(f).mode & 0o777, 0o644, f);
-  assert.equal(r.json.written.length, 4);
+  for (const f of r.json.written) assert.equal(fs.statSync(f).mode & 0o777, path.basename(f) === 'devsnap' ? 0o755 : 0o644, f);
+  // The copy of devsnap (its two files, the wrapper, its record), the config, the two units, the apt hook.
+  assert.equal(r.json.written.length, 8);
 
   // Another package manager, no schedule: the apt hook and the units go, the rest of the config stays.
   const again = devsnap(['auto', 'install', '--root', s.root, '--hooks', 'pacman', '--schedule', 'none', '--json']);
@@ -55,8 +57,8 @@ test('install writes the config and the files as built (mode 0644), detects apt,
   const rm = devsnap(['auto', 'remove', '--root', s.root, '--json']);
   assert.equal(rm.status, 0, rm.stderr);
   assert.deepEqual(
-    rm.json.removed.map((p: string) => path.basename(p)),
-    ['05-devsnap-snapshot.hook'],
+    rm.json.removed.map((p: string) => path.relative(s.root, p)),
+    ['etc/pacman.d/hooks/05-devsnap-snapshot.hook', 'usr/local/lib/devsnap'],
   );
   assert.ok(fs.existsSync(s.config), 'remove keeps the configuration');
   const purge = devsnap(['auto', 'remove', '--root', s.root, '--purge', '--json']);

@@ -6,6 +6,20 @@ import * as path from 'path';
 import { devsnap } from '../../helpers/cli';
 import { makeFsImage, tmpDir, withLoop } from '../../helpers/disks';
 
+/** The engine bundle `auto install` copies into ROOT/usr/local/lib/devsnap (the tests run the CLI from tsc's out/). */
+export const DIST = path.join(__dirname, '..', '..', '..', '..', 'dist');
+process.env.DEVSNAP_ENGINE_DIR = DIST;
+
+/**
+ * A command line run as the installed system would run it: in a mount namespace of its own where
+ * ROOT/usr/local/lib is /usr/local/lib, so the units' and hooks' /usr/local/lib/devsnap/devsnap is
+ * the copy below ROOT (the real /usr/local is neither read nor written). Needs root.
+ */
+export const inInstalledRoot = (root: string, command: string[]): [string, string[]] => [
+  'unshare',
+  ['-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0/usr/local/lib" /usr/local/lib && exec "$@"', root, ...command],
+];
+
 export interface AutoFixture {
   dir: string;
   root: string;
