@@ -15,7 +15,8 @@ import { ServedEngine } from './servedEngine';
 import { chooseMethod } from './elevation';
 import { HelperEngine } from './helperClient';
 import { RepositoryMemory, SnapshotNode, SnapshotTreeNode, SnapshotTreeProvider } from './snapshotTree';
-import { setUpAutomatic } from './commands/automatic';
+import { nextRun, onNextRunChange, refreshNextRun, removeAutomatic, setUpAutomatic, type AutomaticArgs } from './commands/automatic';
+import { StaleReminder } from './reminder';
 import * as ui from './ui';
 import { ActivityTracker } from './activity';
 import { Glance } from './glance';
@@ -131,13 +132,25 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
     treeProvider,
     treeView,
     ...registerCommands(ctx),
-    vscode.commands.registerCommand('devsnap.setUpAutomatic', () => setUpAutomatic(ctx, cliPath)),
+    vscode.commands.registerCommand('devsnap.setUpAutomatic', (args?: AutomaticArgs) => setUpAutomatic(ctx, args && typeof args === 'object' && !('id' in args) ? args : undefined)),
+    vscode.commands.registerCommand('devsnap.removeAutomatic', (args?: { root?: string }) => removeAutomatic(ctx, args && typeof args === 'object' ? args : undefined)),
     { dispose: ui.disposeUi },
   );
   const glance = new Glance(treeProvider, treeView, activity, () => readConfig().repository, log);
   const statusBar = new StatusBar(glance);
   const viewSummary = new ViewSummary(glance, treeProvider, treeView);
   context.subscriptions.push(viewSummary, statusBar, glance, activity, storage);
+  // "Next run" from autoStatus; after an update of the extension, an installed copy of devsnap that is another version is offered an update.
+  glance.setNextRunProvider(nextRun);
+  onNextRunChange(() => glance.setNextRunProvider(nextRun));
+  void refreshNextRun(ctx).then(async (st) => {
+    if (!st?.engine?.outdated || !st.settings) return;
+    const update = 'Update Automatic Snapshots';
+    if ((await ui.info(`Automatic snapshots run devsnap ${st.engine.version}; this is ${st.engine.running}.`, update)) === update)
+      await setUpAutomatic(ctx, { source: st.settings.source, schedule: (st.settings.schedule ?? 'off') as AutomaticArgs['schedule'], hooks: st.settings.hooks });
+  });
+  const reminder = new StaleReminder(context.globalState, () => readConfig().repository);
+  treeProvider.onDidLoad((snapshots) => void reminder.check(snapshots));
 
   context.subscriptions.push(
     vscode.workspace.onDidChangeConfiguration((e) => {

@@ -13,6 +13,7 @@ import type { DamagedSnapshot, PartitionInfo, SnapshotSummary } from '../imaging
 import type { DevsnapConfig } from './config';
 import { Engine, EngineError } from './engine';
 import { repositoryPresence } from './repoInfo';
+import { isAutomaticLabel } from '../imaging/protocol';
 import {
   damagedGroupText,
   damagedItemText,
@@ -298,7 +299,8 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
       const s = element.snapshot;
       const item = new vscode.TreeItem(s.label || '(no label)', s.partitions?.length ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.None);
       item.id = `snapshot:${s.id}`;
-      item.description = snapshotDescription(s);
+      // Automatic snapshots (the timer's, the package managers' hooks') say so: retention removes only them.
+      item.description = `${snapshotDescription(s)}${isAutomaticLabel(s.label) ? ' · automatic' : ''}`;
       const md = new vscode.MarkdownString(snapshotTooltipMarkdown(s, undefined, this.spaceOf?.(s.id)), true);
       item.tooltip = md;
       const previous = element.previous;

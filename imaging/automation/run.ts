@@ -5,13 +5,11 @@
 // can use it (install, status) without a cycle.
 import * as fs from 'fs';
 import { DevsnapError, toDevsnapError } from '../core/errors';
-import { AutoState, check, type ErrorInfo, type OpName, type OpParams, type OpResult, type ProgressEvent } from '../protocol';
+import { AutoState, check, isAutomaticLabel, type ErrorInfo, type OpName, type OpParams, type OpResult, type ProgressEvent } from '../protocol';
 import { applyPolicy } from '../snapshot/retention';
 import { type AutoConfig, DEFAULT_RATE_LIMIT_HOURS, type Manager, writePublicFile } from './config';
 
-/** Labels of automatic snapshots: retention touches these and nothing else. */
-export const AUTO_LABEL = /^(scheduled|before (apt|pacman|dnf)): /;
-export const isAutomaticLabel = (label: string) => AUTO_LABEL.test(label);
+export { AUTO_LABEL, isAutomaticLabel } from '../protocol';
 export const scheduledLabel = (schedule: string | undefined) => `scheduled: ${schedule ?? 'by hand'}`;
 
 export interface RunContext {

@@ -4,6 +4,10 @@
 import * as v from 'valibot';
 import { absolutePath, bool, count } from './common';
 
+/** Labels of automatic snapshots: retention touches these and nothing else; the extension marks their rows. */
+export const AUTO_LABEL = /^(scheduled|before (apt|pacman|dnf)): /;
+export const isAutomaticLabel = (label: string) => AUTO_LABEL.test(label);
+
 /** The package managers devsnap hooks into. */
 export const MANAGERS = ['apt', 'pacman', 'dnf'] as const;
 export type Manager = (typeof MANAGERS)[number];
