@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm start`: devsnap in a browser-hosted VS Code (code-server) against a built-in demo.
-//   1. npm run build                                  (skip with --no-build)
+//   1. npm run build, when a source is newer than dist/ and out/ (skip with --no-build)
 //   2. scripts/host-setup.js: Debian packages, Node 24, code-server (cached in .cache/host/)
 //   3. the demo under .cache/demo/: disk.img (GPT: EFI vfat + ext4 root with a workstation tree),
 //      repo/ with two snapshots (before and after a simulated upgrade of the disk) and workspace/
@@ -17,6 +17,7 @@ const path = require('path');
 
 const ROOT = path.join(__dirname, '..');
 const DEMO_DIR = path.join(ROOT, '.cache', 'demo');
+const BUILD_STAMP = path.join(ROOT, '.cache', 'demo-build.stamp');
 const argv = process.argv.slice(2);
 const has = (f) => argv.includes(f);
 const opt = (f) => (has(f) ? argv[argv.indexOf(f) + 1] : undefined);
@@ -27,11 +28,43 @@ function fail(msg) {
   process.exit(1);
 }
 
+/** Why the build must run (a reason), or '' when dist/ and out/ are newer than every source file. */
+function buildIsStale() {
+  const outputs = ['dist/extension.js', 'dist/devsnap.js', 'dist/webview.js', 'out/test/helpers/disks.js'].map((f) => path.join(ROOT, f));
+  const missing = outputs.find((f) => !fs.existsSync(f));
+  if (missing) return `${path.relative(ROOT, missing)} is missing`;
+  // webpack does not rewrite an unchanged bundle, so the outputs' times say little: the demo's own stamp, written after each build it ran, says when.
+  if (!fs.existsSync(BUILD_STAMP)) return 'no build by npm start yet';
+  const built = fs.statSync(BUILD_STAMP).mtimeMs;
+  const newer = (dir) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory() ? newer(p) : /\.(ts|js|json|css)$/.test(e.name) && fs.statSync(p).mtimeMs > built) return p;
+    }
+    return null;
+  };
+  const sources = ['extension', 'imaging', 'webview-ui', 'test/helpers'].map((d) => path.join(ROOT, d));
+  for (const f of ['package.json', 'webpack.config.js', 'tsconfig.json']) if (fs.statSync(path.join(ROOT, f)).mtimeMs > built) return `${f} changed`;
+  for (const d of sources) {
+    const changed = newer(d);
+    if (changed) return `${path.relative(ROOT, changed)} changed`;
+  }
+  return '';
+}
+
 async function main() {
   if (!has('--no-build')) {
-    say('building (npm run build)...');
-    const r = spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
-    if (r.status !== 0) fail('the build failed (see above)');
+    const stale = buildIsStale();
+    if (stale) {
+      say(`building (npm run build: ${stale})...`);
+      const t0 = Date.now();
+      const r = spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
+      if (r.status !== 0) fail('the build failed (see above)');
+      fs.mkdirSync(path.dirname(BUILD_STAMP), { recursive: true });
+      fs.writeFileSync(BUILD_STAMP, new Date(t0).toISOString() + '\n');
+      fs.utimesSync(BUILD_STAMP, new Date(t0), new Date(t0)); // a source saved during the build makes the next start build again
+      say(`built in ${Math.round((Date.now() - t0) / 1000)} s`);
+    } else say('the build is up to date (dist/ and out/ are newer than every source file)');
   }
   for (const f of ['dist/extension.js', 'dist/devsnap.js']) {
     if (!fs.existsSync(path.join(ROOT, f))) fail(`${f} is missing: the build did not produce it`);

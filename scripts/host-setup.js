@@ -12,7 +12,7 @@
 // Usage: node scripts/host-setup.js            (prints what it does; exit 1 with a reason on failure)
 //        require('./scripts/host-setup').setup() -> the paths below; .paths() without installing.
 'use strict';
-const { spawnSync } = require('child_process');
+const { spawn, spawnSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 
@@ -64,19 +64,56 @@ function npmEnv(extra) {
   };
 }
 
-/** Runs npm install in `dir` (created with a private package.json); output goes to dir/install.log. */
-function npmInstall(dir, specs, env) {
+/**
+ * Runs npm install in `dir` (created with a private package.json); output goes to dir/install.log.
+ * `progress` (what, estimate): while it runs, a line every 15 s says how long it has taken, what it
+ * is building now (from the log: install scripts run in the foreground) and how long it usually takes.
+ */
+function npmInstall(dir, specs, env, progress) {
   fs.mkdirSync(dir, { recursive: true });
   const pkg = path.join(dir, 'package.json');
   if (!fs.existsSync(pkg)) fs.writeFileSync(pkg, JSON.stringify({ name: path.basename(dir), private: true }, null, 2) + '\n');
   const log = path.join(dir, 'install.log');
   const fd = fs.openSync(log, 'w');
-  const r = spawnSync('npm', ['install', '--no-package-lock', '--save-exact', ...specs], { cwd: dir, env: npmEnv(env), stdio: ['ignore', fd, fd] });
+  const ticker = progress ? startTicker(log, progress) : null;
+  const r = spawnSync('npm', ['install', '--no-package-lock', '--save-exact', ...specs], {
+    cwd: dir,
+    // Install scripts in the foreground: their output (node-gyp's compile lines) reaches the log, for the ticker.
+    env: npmEnv({ npm_config_foreground_scripts: 'true', ...env }),
+    stdio: ['ignore', fd, fd],
+  });
+  ticker?.kill();
   fs.closeSync(fd);
   if (r.error || r.status !== 0) {
     const tail = fs.readFileSync(log, 'utf8').trim().split('\n').slice(-15).join('\n');
     throw new SetupError(`npm install ${specs.join(' ')} failed (exit ${r.status ?? r.error}). Last lines of ${log}:\n${tail}`);
   }
+}
+
+/**
+ * A small process that prints progress while a synchronous install runs (setup() stays synchronous
+ * for its callers): elapsed time, the package being built (the last node_modules/… folder the log
+ * names) and the usual duration.
+ */
+function startTicker(log, { what, estimate }) {
+  const code = `
+    const fs = require('fs');
+    const [log, what, estimate] = process.argv.slice(1);
+    const t0 = Date.now();
+    const mmss = (ms) => Math.floor(ms / 60000) + 'm' + String(Math.floor(ms / 1000) % 60).padStart(2, '0') + 's';
+    setInterval(() => {
+      let now = '';
+      try {
+        const tail = fs.readFileSync(log, 'utf8').slice(-20000);
+        const m = [...tail.matchAll(/node_modules\\/((?:@[\\w.-]+\\/)?[\\w.-]+)/g)].pop();
+        if (m) now = ', now ' + (/CC|CXX|gyp|make/.test(tail.slice(-2000)) ? 'compiling ' : 'at ') + m[1];
+      } catch {}
+      process.stderr.write('host-setup: ' + what + ': ' + mmss(Date.now() - t0) + ' so far' + now + ' (' + estimate + ')\\n');
+    }, 15000);
+    process.on('SIGTERM', () => process.exit(0));`;
+  const child = spawn(process.execPath, ['-e', code, log, what, estimate], { stdio: ['ignore', 'ignore', 'inherit'] });
+  child.unref();
+  return child;
 }
 
 function stampOk(name, want, keyFile) {
@@ -162,11 +199,16 @@ function setup({ skipDeps = false } = {}) {
       const v = spawnSync(p.node, ['--version'], { encoding: 'utf8' });
       if (v.stdout.trim() !== `v${VERSIONS.node}`) throw new SetupError(`${p.node} does not run (got ${JSON.stringify(v.stdout || v.error?.message)})`);
     });
-    step('code-server', { node: VERSIONS.node, codeServer: VERSIONS.codeServer }, p.codeServerEntry, `code-server ${VERSIONS.codeServer} (about 2 minutes, ~600 MB)`, () => {
-      npmInstall(path.join(p.dir, 'code-server'), [`code-server@${VERSIONS.codeServer}`], {
-        PATH: `${path.join(p.nodeHome, 'bin')}${path.delimiter}${process.env.PATH}`,
-        npm_config_nodedir: p.nodeHome,
-      });
+    // Most of the time goes to building VS Code's native modules (sqlite3, spdlog, node-pty, kerberos,
+    // ...) with node-gyp; JOBS lets each build use every core.
+    const cores = require('os').cpus().length;
+    step('code-server', { node: VERSIONS.node, codeServer: VERSIONS.codeServer }, p.codeServerEntry, `code-server ${VERSIONS.codeServer} (~600 MB; it builds native modules)`, () => {
+      npmInstall(
+        path.join(p.dir, 'code-server'),
+        [`code-server@${VERSIONS.codeServer}`],
+        { PATH: `${path.join(p.nodeHome, 'bin')}${path.delimiter}${process.env.PATH}`, npm_config_nodedir: p.nodeHome, JOBS: String(cores) },
+        { what: 'code-server', estimate: `it took 5–7 minutes on 2 cores; once, then cached in ${path.relative(ROOT, p.dir) || p.dir}` },
+      );
     });
     step(
       'tools',
