@@ -152,7 +152,9 @@ export async function removeAutomatic(ctx: CommandContext, args?: { root?: strin
 /** The timer's next run (systemctl), else why there is none. */
 export function describeNextRun(st: AutoStatus | undefined): NextRun & { text: string } {
   const s = st?.settings;
-  if (!s || (!s.schedule && !s.hooks?.length)) return { text: 'not scheduled' };
+  // Removed (not purged): the configuration stays, but nothing it calls for is installed.
+  const installed = !!st?.files.some((f) => f.installed);
+  if (!s || (!s.schedule && !s.hooks?.length) || !installed) return { text: 'not scheduled' };
   const before = s.hooks?.length ? `before ${s.hooks.join(', ')} upgrades` : '';
   if (!s.schedule) return { text: before };
   const at = st?.timer?.nextRun ? new Date(st.timer.nextRun) : undefined;
