@@ -18,7 +18,6 @@ import {
   stateWords,
 } from '../../../extension/snapshotModel';
 import { BACK, CANCEL, runSteps, Step, stepCounter } from '../../../extension/steps';
-import { autoInstallCommand, shellWord } from '../../../extension/walkthrough';
 
 function snap(id: string, created: string, o: Partial<SnapshotSummary> = {}): SnapshotSummary {
   return {
@@ -160,16 +159,5 @@ describe('multi-step flows', () => {
     assert.deepEqual(stepCounter(1, 1), {});
     assert.deepEqual(stepCounter(1, 2), { step: 1, totalSteps: 2 });
     assert.deepEqual(stepCounter(3, 2), { step: 3, totalSteps: 3 });
-  });
-});
-
-describe('the walkthrough', () => {
-  it('types the auto install command, quoted for the shell, with placeholders for what is not set', () => {
-    assert.equal(
-      autoInstallCommand({ cliPath: '/opt/devsnap/dist/devsnap.js', repo: '/media/usb/devsnap', source: '/dev/nvme0n1' }),
-      'sudo node /opt/devsnap/dist/devsnap.js auto install --repo /media/usb/devsnap --source /dev/nvme0n1 --schedule daily',
-    );
-    assert.equal(autoInstallCommand({ cliPath: '/x/devsnap.js' }), 'sudo node /x/devsnap.js auto install --repo REPOSITORY --source DISK --schedule daily');
-    assert.equal(shellWord("/media/My Drive/it's"), `'/media/My Drive/it'\\''s'`);
   });
 });
