@@ -180,7 +180,11 @@ test('locks: a second writer is refused while one runs; a stale lock of a dead p
   fs.closeSync(fd);
   const bigDisk = await smallDisk(tmpDir(), { size: 120 * MiB, random: true });
   const first = devsnapChild(['snapshot', bigDisk, '--repo', repo, '--json']);
-  await new Promise((r) => setTimeout(r, 300));
+  // The second starts once the first holds the lock (its lock file is there), not after a guessed delay.
+  for (let i = 0; !fs.readdirSync(path.join(repo, 'locks')).some((f) => f.endsWith('.lock')); i++) {
+    if (i > 1200) throw new Error('the first writer never took the repository lock');
+    await new Promise((r) => setTimeout(r, 25));
+  }
   const second = devsnap(['snapshot', disk, '--repo', repo, '--json', '--lock-wait', '0']);
   const firstDone = await first.exited;
   assert.equal(firstDone.code, 0, firstDone.stderr);
