@@ -176,7 +176,7 @@ export function snapshotTooltipMarkdown(s: SnapshotSummary, now: Date = new Date
     `| | |`,
     `|---|---|`,
     `| Source | ${escapeMd(sourceLabel(s.source))} |`,
-    `| Disk size | ${formatBytes(s.source.size)} (${s.source.table.toUpperCase()}) |`,
+    `| Disk size | ${formatBytes(s.source.size)} (${tableWords(s.source.table)}) |`,
     `| Data | ${formatBytes(st?.bytesUsed ?? 0)} used |`,
     `| Added to repository | ${formatBytes(st?.bytesAdded ?? 0)} |`,
     ...(reusedText(s) ? [`| Reused | ${reusedText(s)} |`] : []),
@@ -228,13 +228,18 @@ export function sortDisks(disks: readonly DiskInfo[]): DiskInfo[] {
   return [...disks].sort((a, b) => Number(b.isSystem) - Number(a.isSystem) || a.path.localeCompare(b.path));
 }
 
+/** "GPT", "MBR", or "no partition table" (a filesystem or raw data from the first byte). */
+export function tableWords(table: DiskInfo['table']): string {
+  return table && table !== 'none' ? table.toUpperCase() : 'no partition table';
+}
+
 /** "512 GB · 120 GB used · GPT, 3 partitions" */
 export function diskDescription(d: DiskInfo): string {
   const parts = [formatBytes(d.size)];
   const used = diskUsedBytes(d);
   if (used !== undefined) parts.push(`${formatBytes(used)} used`);
   const n = d.partitions.length;
-  parts.push(`${d.table && d.table !== 'none' ? d.table.toUpperCase() + ', ' : ''}${n} partition${n === 1 ? '' : 's'}`);
+  parts.push(d.table && d.table !== 'none' ? `${tableWords(d.table)}, ${n} partition${n === 1 ? '' : 's'}` : tableWords(d.table));
   return parts.join(' · ');
 }
 

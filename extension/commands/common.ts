@@ -101,7 +101,7 @@ export function readMountinfo(): string {
 }
 
 /** The same-disk warning: a repository on the disk a snapshot is taken of. */
-export const sameDiskQuestion = (repo: string, disk: DiskInfo): string => `The repository ${repo} is on ${disk.path}${disk.isSystem ? ', the system drive,' : ''} the disk you snapshot.`;
+export const sameDiskQuestion = (repo: string, disk: DiskInfo): string => `The repository ${repo} is on ${disk.path}${disk.isSystem ? ' (the system drive)' : ''}, the disk you are snapshotting.`;
 export const sameDiskDetail = (disk: DiskInfo): string =>
   `A snapshot of ${disk.path} would contain the repository itself, so devsnap refuses to take it; and when that drive fails, the snapshots go with it. ` +
   'Keep the repository on another drive: an external disk, a second internal disk or a network share.';

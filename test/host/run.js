@@ -58,10 +58,11 @@ function slug(s) {
     .slice(0, 80);
 }
 
-async function shot(page, name) {
+/** A screenshot of the page, or of `clip` ({ x, y, width, height }) only. */
+async function shot(page, name, clip) {
   const file = path.join(ARTIFACTS, `${slug(name)}.png`);
   try {
-    await page.screenshot({ path: file });
+    await page.screenshot({ path: file, ...(clip ? { clip } : {}) });
     return file;
   } catch {
     return null;
@@ -167,7 +168,7 @@ async function runE2e({ server, browserApi, scratch, fixture }) {
       demo,
       ui: ui.bind(page),
       log: (m) => log(`  ${m}`),
-      shot: (name) => shot(page, name),
+      shot: (name, clip) => shot(page, name, clip),
       url: own ? workbenchUrl(srv, { folder: demo.workspace }) : workbenchUrl(srv, { folder: demo.workspace, extensionDevelopmentPath: ROOT }),
     };
     log(`e2e ${file}${own ? ` (own code-server ${own.url}, extension installed)` : ''}`);

@@ -46,7 +46,7 @@ exports.tests = [
         const el = document.activeElement;
         return { text: el?.textContent?.trim(), inDialog: !!el?.closest('.monaco-dialog-box'), isButton: !!el?.classList.contains('monaco-button') };
       });
-      await t.shot('look-restore-confirmation');
+      await t.shot('look-restore-confirmation', { x: 0, y: 0, width: 960, height: 590 });
       if (!focused.inDialog || !focused.isButton || focused.text !== 'Cancel')
         throw new Error(`the focused element is not the Cancel button: ${JSON.stringify(focused)} (buttons ${JSON.stringify(buttons)})`);
 
