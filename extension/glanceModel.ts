@@ -90,7 +90,7 @@ export function glanceWarning(g: GlanceInput): GlanceWarning | undefined {
     return {
       kind: 'stale',
       short: `Snapshot ${shortAge(newest.created, g.now)}`,
-      text: `The newest snapshot is ${days} day${days === 1 ? '' : 's'} old (devsnap.staleAfterDays is ${g.staleAfterDays}): take a snapshot.`,
+      text: `The newest snapshot is ${days} day${days === 1 ? '' : 's'} old (the Stale After Days setting is ${g.staleAfterDays}): take a snapshot.`,
     };
   }
   return undefined;

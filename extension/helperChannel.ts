@@ -245,7 +245,7 @@ export class HelperClient {
       return new EngineError(
         'PERMISSION',
         'Administrator rights were not granted: the password prompt was dismissed or the password was refused.',
-        'Try again, or set devsnap.elevation to "none" to work only on disks and image files your user can access.',
+        'Try again, or set the Elevation setting to "none" to work only on disks and image files your user can access.',
       );
     }
     return new EngineError('INTERNAL', `The devsnap helper exited before it connected (${code ?? this.exitInfo?.signal ?? 'unknown status'}).`, said ? `It said: ${said}` : undefined);

@@ -101,7 +101,7 @@ async function choose(ctx: CommandContext, args: AutomaticArgs | undefined, st: 
   }
   const repository = ctx.config().repository;
   if (!repository || !source) {
-    void ui.warn(`Automatic snapshots need ${repository ? 'a disk' : 'a repository'}: ${repository ? 'set devsnap.defaultSource' : 'choose a repository first'}.`);
+    void ui.warn(`Automatic snapshots need ${repository ? 'a disk' : 'a repository'}: ${repository ? 'set the Default Source setting' : 'choose a repository first'}.`);
     return undefined;
   }
   return {

@@ -190,7 +190,7 @@ async function pickTarget(ctx: CommandContext, snap: SnapshotSummary, disks: Dis
   const virtual = hiddenVirtualCount(disks, offered);
   const picked = await stepPick(items, {
     title: `devsnap: Restore '${snap.label}' (${sourceLabel(snap.source)}, ${formatBytes(snap.source.size)})`,
-    placeholder: `Which disk should be overwritten?${hidden.length ? " The running system's drive is not offered." : ''}${virtual ? ` Loop and RAM devices are not shown (devsnap.showVirtualDisks).` : ''}`,
+    placeholder: `Which disk should be overwritten?${hidden.length ? " The running system's drive is not offered." : ''}${virtual ? ` Loop and RAM devices are not shown (the Show Virtual Disks setting offers them).` : ''}`,
     n,
     total,
   });

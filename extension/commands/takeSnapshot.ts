@@ -112,7 +112,7 @@ export async function takeSnapshot(ctx: CommandContext, args: TakeSnapshotArgs =
 
     ctx.log(`Taking a snapshot of ${source} into ${repo} (label "${label}", zstd level ${cfg.compressionLevel}${fullRead ? ', reading the whole disk' : ''})`);
     if (notice) ctx.log(notice);
-    const note = [notice, fullRead ? 'This snapshot reads the whole disk (devsnap.fullReadEvery).' : ''].filter(Boolean).join(' ');
+    const note = [notice, fullRead ? 'This snapshot reads every used block (the Full Read Every setting).' : ''].filter(Boolean).join(' ');
     const result = await snapshotWithProgress(ctx, { repo, source, label, compressionLevel: cfg.compressionLevel, ...(fullRead ? { fullRead } : {}) }, note, notice);
     const snap = result.snapshot;
     await ctx.tree.refresh();
@@ -260,7 +260,7 @@ async function pickSource(ctx: CommandContext, n: number, total: number): Promis
         const st = fs.statSync(p);
         detail = st.isFile() ? `${formatBytes(st.size)} disk image` : 'not a file';
       } catch {
-        detail = '$(warning) does not exist — check the devsnap.diskImages setting';
+        detail = '$(warning) does not exist — check the Disk Images setting';
       }
       items.push({
         label: `$(file-binary) ${path.basename(p)}`,
@@ -282,12 +282,12 @@ async function pickSource(ctx: CommandContext, n: number, total: number): Promis
   const items = await load();
   if (!items.some((i) => i.source)) {
     void ui
-      .error('devsnap found no disk to snapshot. Add disk image files in the devsnap.diskImages setting, or check the output for why the disks could not be listed.', OPEN_SETTINGS)
+      .error('devsnap found no disk to snapshot. Add disk image files in the Disk Images setting, or check the output for why the disks could not be listed.', OPEN_SETTINGS)
       .then((choice) => {
         if (choice === OPEN_SETTINGS) void vscode.commands.executeCommand('workbench.action.openSettings', 'devsnap.diskImages');
       });
     return undefined;
   }
-  const placeHolder = `Which disk do you want to snapshot?${hidden ? ` (${hidden} loop or RAM device${hidden === 1 ? ' is' : 's are'} not shown: devsnap.showVirtualDisks)` : ''}`;
+  const placeHolder = `Which disk do you want to snapshot?${hidden ? ` (${hidden} loop or RAM device${hidden === 1 ? ' is' : 's are'} not shown: see the Show Virtual Disks setting)` : ''}`;
   return stepPick(items, { title: TITLE, placeholder: placeHolder, n, total });
 }
