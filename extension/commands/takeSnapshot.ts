@@ -281,11 +281,9 @@ async function pickSource(ctx: CommandContext, n: number, total: number): Promis
   };
   const items = await load();
   if (!items.some((i) => i.source)) {
-    void ui
-      .error('devsnap found no disk to snapshot. Add disk image files in the Disk Images setting, or check the output for why the disks could not be listed.', OPEN_SETTINGS)
-      .then((choice) => {
-        if (choice === OPEN_SETTINGS) void vscode.commands.executeCommand('workbench.action.openSettings', 'devsnap.diskImages');
-      });
+    void ui.error('devsnap found no disk to snapshot. Add disk image files in the Disk Images setting, or check the output for why the disks could not be listed.', OPEN_SETTINGS).then((choice) => {
+      if (choice === OPEN_SETTINGS) void vscode.commands.executeCommand('workbench.action.openSettings', 'devsnap.diskImages');
+    });
     return undefined;
   }
   const placeHolder = `Which disk do you want to snapshot?${hidden ? ` (${hidden} loop or RAM device${hidden === 1 ? ' is' : 's are'} not shown: see the Show Virtual Disks setting)` : ''}`;

@@ -149,7 +149,10 @@ describe('extension snapshot model', () => {
     assert.equal(diskUsedBytes(disk('/dev/sda', { partitions: [] })), undefined);
     assert.equal(diskDescription(disk('/dev/sda')), '512 GB · 120 GB used · GPT, 2 partitions');
     // A filesystem or raw data from the first byte: no "NONE", no partition count.
-    assert.equal(diskDescription(disk('/dev/sdc', { table: 'none', partitions: [{ index: 1, start: 0, size: 512e9, type: '', fs: 'ext4', usedBytes: 1e9 }] })), '512 GB · 1 GB used · no partition table');
+    assert.equal(
+      diskDescription(disk('/dev/sdc', { table: 'none', partitions: [{ index: 1, start: 0, size: 512e9, type: '', fs: 'ext4', usedBytes: 1e9 }] })),
+      '512 GB · 1 GB used · no partition table',
+    );
     assert.equal(tableWords('mbr'), 'MBR');
   });
 
