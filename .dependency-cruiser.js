@@ -19,6 +19,8 @@ const LAYERS = [
   // Automatic snapshots (config, timer, hooks): below ops/ so that an operation can install them; it runs
   // the engine's operations through the runOp its caller passes (automation/run.ts).
   ['automation', '^imaging/automation/'],
+  // The recovery kit (devsnap with its own Node, for a live USB): written by the CLI and by an operation.
+  ['recovery', '^imaging/recovery/'],
   ['ops', '^imaging/ops/'],
   ['helper', '^imaging/helper/'],
   ['cli', '^imaging/(cli/|cli[^/]*\\.ts$)'],

@@ -26,6 +26,8 @@ import * as serve from './cli/commands/serve';
 import * as helper from './cli/commands/helper';
 import * as undo from './cli/commands/undo';
 import * as auto from './cli/commands/auto';
+import * as kit from './cli/commands/kit';
+import * as recover from './cli/commands/recover';
 import { relaunchTuned, watchLauncher } from './runtime';
 import { ENGINE_VERSION } from './core/version';
 
@@ -78,6 +80,8 @@ unlock.register(program, ctx);
 registerFileCommands(program, ctx);
 undo.register(program, ctx);
 auto.register(program, ctx); // auto install|remove|status|run and hook pre-upgrade
+kit.register(program, ctx); // kit write|status: the recovery kit
+recover.register(program, ctx); // the kit's guided restore
 serve.register(program);
 helper.register(program);
 
