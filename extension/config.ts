@@ -24,6 +24,8 @@ export interface DevsnapConfig {
   helperIdleMinutes: number;
   /** Offer loop devices, RAM disks and zram in the disk pickers (they are left out by default). */
   showVirtualDisks: boolean;
+  /** Keep the recovery kit (devsnap with its own Node) in the repository, written and refreshed in the background. */
+  recoveryKit: boolean;
 }
 
 export const SECTION = 'devsnap';
@@ -58,6 +60,7 @@ export function readConfig(): DevsnapConfig {
     elevation: (['auto', 'pkexec', 'sudo', 'none'] as const).includes(elevation as Elevation) ? (elevation as Elevation) : 'auto',
     helperIdleMinutes: Math.max(1, nonNegativeInt(c.get('helper.idleMinutes', 10)) || 10),
     showVirtualDisks: c.get<unknown>('showVirtualDisks', false) === true,
+    recoveryKit: c.get<unknown>('recoveryKit', true) !== false,
   };
 }
 

@@ -25,6 +25,7 @@ import { ViewSummary } from './viewSummary';
 import { PasswordEngine, RepoPasswords } from './passwords';
 import { askPassword } from './commands/encryption';
 import { StorageUsage } from './storageUsage';
+import { createRecoveryMedia, RecoveryKitKeeper, type RecoveryMediaArgs } from './recoveryKit';
 
 export interface DevsnapApi {
   /** The engine the commands use: the CLI as the current user, routed to the elevated helper for disks (see RoutingEngine). */
@@ -54,6 +55,8 @@ export interface DevsnapApi {
   readonly passwords: PasswordEngine;
   /** The space per snapshot, as the Snapshots view's tooltips show it. */
   readonly storage: StorageUsage;
+  /** Keeps the repository's recovery kit written and up to date. */
+  readonly recoveryKit: RecoveryKitKeeper;
   /** The output channel's last lines (tests check what is logged). */
   readonly logLines: readonly string[];
 }
@@ -126,6 +129,8 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
   };
   treeProvider.onDidLoad((snapshots) => void storage.update(snapshots));
   storage.onDidChange(() => treeProvider.refreshAges()); // re-renders the rows: their tooltips now say what deleting frees
+  const recoveryKit = new RecoveryKitKeeper(getEngine, readConfig, log);
+  treeProvider.onDidLoad((snapshots) => void recoveryKit.update(snapshots));
   const ctx: CommandContext = { engine: trackedEngine, config: readConfig, tree: treeProvider, treeView, output, log, passwords: passwordEngine, storage };
   context.subscriptions.push(
     output,
@@ -133,6 +138,9 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
     treeView,
     ...registerCommands(ctx),
     vscode.commands.registerCommand('devsnap.setUpAutomatic', (args?: AutomaticArgs) => setUpAutomatic(ctx, args && typeof args === 'object' && !('id' in args) ? args : undefined)),
+    vscode.commands.registerCommand('devsnap.createRecoveryMedia', (args?: RecoveryMediaArgs) =>
+      createRecoveryMedia(getEngine, log, args && typeof args === 'object' && !('id' in args) ? args : undefined),
+    ),
     vscode.commands.registerCommand('devsnap.removeAutomatic', (args?: { root?: string }) => removeAutomatic(ctx, args && typeof args === 'object' ? args : undefined)),
     { dispose: ui.disposeUi },
   );
@@ -193,6 +201,7 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
     viewSummary,
     passwords: passwordEngine,
     storage,
+    recoveryKit,
     logLines,
   };
 }

@@ -80,7 +80,7 @@ async function main() {
   const { prepareDemo, makeUpgradePair } = require('../test/host/fixture');
   if (has('--fresh')) fs.rmSync(DEMO_DIR, { recursive: true, force: true });
   const reused = fs.existsSync(path.join(DEMO_DIR, 'disk.img'));
-  const demo = await prepareDemo(DEMO_DIR, { reuse: true });
+  const demo = await prepareDemo(DEMO_DIR, { reuse: true, recoveryKit: true });
   say(`${reused ? 'reusing' : 'made'} the demo disk ${path.relative(ROOT, demo.disk)}; repository ${path.relative(ROOT, demo.repo)}`);
   if (!fs.existsSync(path.join(demo.repo, 'snapshots'))) {
     // Something to compare from the first minute: a snapshot, a simulated OS upgrade of the demo

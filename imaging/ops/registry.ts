@@ -9,6 +9,7 @@ import { ChangesCache, changesOp, inventoryOp, listDirOp, readFileOp } from './f
 import { undoOp } from './undo';
 import { initOp, usageOp } from './usage';
 import { type AutomationContext, autoInstallOp, autoRemoveOp, autoStatusOp } from './automation';
+import { kitStatusOp, kitWriteOp } from './recovery';
 
 /** What an operation may use besides its parameters. */
 export interface EngineContext extends ops.OpContext, AutomationContext {
@@ -43,6 +44,8 @@ export const IMPLEMENTATIONS: Implementations = {
   autoInstall: autoInstallOp,
   autoRemove: autoRemoveOp,
   autoStatus: autoStatusOp,
+  kitWrite: kitWriteOp,
+  kitStatus: (p) => kitStatusOp(p),
 };
 
 /** Checks `params` against the operation's schema (USAGE naming the field when they do not fit). */

@@ -12,6 +12,7 @@ export * from './files';
 export * from './undo';
 export * from './usage';
 export * from './automation';
+export * from './recovery';
 export * from './ops';
 export * from './helper';
 export * from './rpc';

@@ -25,6 +25,7 @@ import {
   SnapshotRequest,
   VerifyRequest,
 } from './requests';
+import { KitStatus, KitStatusRequest, KitWriteRequest } from './recovery';
 import { CheckOpResult, DiffOpResult, ForgetOpResult, PruneOpResult, RestoreFilesResult, RestoreOpResult, VerifyOpResult } from './results';
 import { ListResult, ShowResult, SnapshotOpResult, SnapshotPlan, SnapshotRefResult } from './snapshots';
 import { UndoRequest, UndoResult } from './undo';
@@ -79,6 +80,9 @@ export const OPS = {
   autoInstall: op(AutoInstallRequest, InstallResult, { root: 'write' }),
   autoRemove: op(AutoRemoveRequest, RemoveResult, { root: 'write' }),
   autoStatus: op(AutoStatusRequest, AutoStatus, null),
+  // The recovery kit: written into the user's repository or a folder of theirs, as the user.
+  kitWrite: op(KitWriteRequest, KitStatus, null),
+  kitStatus: op(KitStatusRequest, KitStatus, null),
 };
 
 export type OpName = keyof typeof OPS;

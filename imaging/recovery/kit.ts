@@ -8,6 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { pipeline } from 'stream/promises';
 import { DevsnapError } from '../core/errors';
+import { check, KitRecord, type KitStatus } from '../protocol';
 import { ENGINE_VERSION } from '../core/version';
 import { ENGINE_ENV, ENGINE_NODE_ARGS } from '../runtime';
 import { acquireLock } from '../repo/lock';
@@ -22,25 +23,7 @@ const LAUNCHER = 'devsnap';
 const NODE = 'node';
 const README = 'README.txt';
 
-export interface KitRecord {
-  format: 1;
-  engine: string;
-  node: string;
-  platform: 'linux-x64';
-  written: string;
-  /** file name → SHA-256 (hex) */
-  files: Record<string, string>;
-}
-
-export type KitState = 'ok' | 'missing' | 'outdated' | 'damaged';
-
-export interface KitStatus {
-  dir: string;
-  state: KitState;
-  /** Why it is not ok, in words. */
-  reason?: string;
-  record?: KitRecord;
-}
+export type KitState = KitStatus['state'];
 
 /** The launcher: runs the kit's engine on the kit's Node, from wherever the kit is (read-only media included). */
 export function launcherText(): string {
@@ -70,8 +53,8 @@ async function sha256(file: string): Promise<string> {
 
 async function readRecord(dir: string): Promise<KitRecord | undefined> {
   try {
-    const r = JSON.parse(await fs.promises.readFile(path.join(dir, RECORD), 'utf8')) as KitRecord;
-    return r && r.format === 1 && typeof r.files === 'object' && r.files ? r : undefined;
+    const r = check(KitRecord, JSON.parse(await fs.promises.readFile(path.join(dir, RECORD), 'utf8')));
+    return r.ok ? r.value : undefined;
   } catch {
     return undefined;
   }

@@ -129,7 +129,8 @@ async function prepareDemo(dir, opts = {}) {
   const workspace = path.join(dir, 'workspace');
   fs.mkdirSync(workspace, { recursive: true });
   if (!(opts.reuse && fs.existsSync(disk))) await makeDemoDisk(disk);
-  writeWorkspaceSettings(workspace, { 'devsnap.repository': repo, 'devsnap.diskImages': [disk], 'devsnap.defaultSource': disk });
+  // The recovery kit (130 MB per repository) only where a test or the demo asks for it.
+  writeWorkspaceSettings(workspace, { 'devsnap.repository': repo, 'devsnap.diskImages': [disk], 'devsnap.defaultSource': disk, 'devsnap.recoveryKit': !!opts.recoveryKit });
   return { dir, disk, repo, workspace };
 }
 

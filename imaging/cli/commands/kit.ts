@@ -1,10 +1,9 @@
 // `devsnap kit write|status`: the recovery kit (imaging/recovery/): devsnap with its own Node, to restore
 // from a live USB with nothing installed. In the repository (recovery/) by default, or in any folder.
 import { Command } from 'commander';
-import * as path from 'path';
-import { engineBundleDir } from '../../automation/engine-copy';
-import { KIT_DIR, kitStatus, writeKit, writeRepositoryKit, type KitStatus } from '../../recovery/kit';
-import { fetchKitNode } from '../../recovery/node-runtime';
+import type { KitStatus } from '../../protocol';
+import { KIT_DIR } from '../../recovery/kit';
+import { kitStatusOp, kitWriteOp } from '../../ops/recovery';
 import type { CommandContext } from '../context';
 
 function statusText(s: KitStatus): string {
@@ -19,6 +18,7 @@ function statusText(s: KitStatus): string {
     case 'damaged':
       return `The recovery kit in ${s.dir} is damaged: ${s.reason}. Write it again with: devsnap kit write`;
   }
+  return '';
 }
 
 export function register(program: Command, ctx: CommandContext): void {
@@ -30,9 +30,7 @@ export function register(program: Command, ctx: CommandContext): void {
     .option('--node <file>', 'the Node to put in it (Linux x86-64, 22.15 or later); default: the pinned official Node, fetched once from the npm registry and checked')
     .action(async (o, cmd) => {
       const g = ctx.globals(cmd);
-      const node = o.node ? path.resolve(o.node) : await fetchKitNode(undefined, { say: ctx.log });
-      const bundleDir = engineBundleDir();
-      const s = o.to ? await writeKit(o.to, { node, bundleDir }) : await writeRepositoryKit(ctx.repoDir(g), { node, bundleDir }, ctx.log);
+      const s = await kitWriteOp({ ...(o.to ? { to: o.to } : { repo: ctx.repoDir(g) }), ...(o.node ? { node: o.node } : {}) }, ctx.opContext(g, false));
       ctx.report(g, s, () => `Wrote the recovery kit to ${s.dir} (devsnap ${s.record!.engine}, Node ${s.record!.node}). Its README.txt says how to restore from a live USB.`);
     });
   kit
@@ -42,8 +40,7 @@ export function register(program: Command, ctx: CommandContext): void {
     .option('--deep', 'also check every file against its SHA-256 in kit.json')
     .action(async (o, cmd) => {
       const g = ctx.globals(cmd);
-      const dir = o.dir ? path.resolve(o.dir) : path.join(ctx.repoDir(g), KIT_DIR);
-      const s = await kitStatus(dir, !!o.deep);
+      const s = await kitStatusOp(o.dir ? { dir: o.dir, deep: !!o.deep } : { repo: ctx.repoDir(g), deep: !!o.deep });
       ctx.report(g, s, () => statusText(s));
       if (s.state === 'damaged') process.exitCode = 8;
     });
