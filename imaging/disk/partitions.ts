@@ -291,12 +291,12 @@ function utf16z(b: Buffer): string {
  * partition entries and backup header at the new end, points the primary header at them (alternate
  * LBA, last usable LBA, CRCs) and resizes the protective MBR entry. No-op when already in place.
  */
-export async function relocateGptBackup(dev: SectorDevice, diskSize: number): Promise<void> {
+export async function relocateGptBackup(dev: SectorDevice, diskSize: number, always = false): Promise<void> {
   const lastLba = Math.floor(diskSize / SECTOR) - 1;
   const primary = parseGptHeader(await dev.read(SECTOR, SECTOR), 1);
   if (!primary) throw new DevsnapError('BAD_TARGET', 'The restored disk has no valid primary GPT header to update.', 'Check the image with `devsnap check`; repair the table with gdisk.');
   const { layout } = primary;
-  if (layout.backupLba === lastLba) return;
+  if (layout.backupLba === lastLba && !always) return;
 
   const entryBytes = layout.entryCount * layout.entrySize;
   const entries = await dev.read(layout.entriesLba * SECTOR, entryBytes);
@@ -338,4 +338,50 @@ export async function relocateGptBackup(dev: SectorDevice, diskSize: number): Pr
       break;
     }
   }
+}
+
+/**
+ * After the first sectors of a disk image (its table) were written to a disk of `diskSize` bytes,
+ * moves and resizes partitions in that table: `ranges` maps a partition's index to its new start and
+ * size in bytes (sector multiples). A GPT keeps every entry's type, GUID, name and attributes (only the
+ * first and last LBA change; the entries' and headers' CRCs are recomputed) and gets its backup at the
+ * disk's new end; an MBR's primary entries get the new LBA and sector count.
+ */
+export async function rewritePartitionRanges(dev: SectorDevice, diskSize: number, type: 'gpt' | 'mbr', ranges: Map<number, { start: number; size: number }>): Promise<void> {
+  for (const [i, r] of ranges) if (r.start % SECTOR || r.size % SECTOR || r.size <= 0) throw new DevsnapError('INTERNAL', `Partition ${i}: a new range must be whole sectors (${r.start}+${r.size}).`);
+  if (type === 'mbr') {
+    const mbr = await dev.read(0, SECTOR);
+    for (const [index, r] of ranges) {
+      if (index < 1 || index > 4) throw new DevsnapError('BAD_TARGET', `Partition ${index} is not a primary MBR partition; it cannot be moved.`);
+      const off = 446 + 16 * (index - 1);
+      if (r.start / SECTOR > 0xffffffff || r.size / SECTOR > 0xffffffff) throw new DevsnapError('BAD_TARGET', `Partition ${index} would lie beyond what an MBR can address (2 TiB).`);
+      mbr.writeUInt32LE(r.start / SECTOR, off + 8);
+      mbr.writeUInt32LE(r.size / SECTOR, off + 12);
+      // CHS fields: the "beyond CHS" values every current tool writes and reads past.
+      mbr.fill(0xfe, off + 1, off + 2);
+      mbr.fill(0xff, off + 2, off + 4);
+      mbr.fill(0xfe, off + 5, off + 6);
+      mbr.fill(0xff, off + 6, off + 8);
+    }
+    await dev.write(mbr, 0);
+    return;
+  }
+  const primary = parseGptHeader(await dev.read(SECTOR, SECTOR), 1);
+  if (!primary) throw new DevsnapError('BAD_TARGET', 'The restored disk has no valid primary GPT header to update.', 'Check the image with `devsnap check`; repair the table with gdisk.');
+  const { layout } = primary;
+  const entries = await dev.read(layout.entriesLba * SECTOR, layout.entryCount * layout.entrySize);
+  for (const [index, r] of ranges) {
+    if (index < 1 || index > layout.entryCount) throw new DevsnapError('INTERNAL', `The GPT has no entry ${index}.`);
+    const e = entries.subarray((index - 1) * layout.entrySize, index * layout.entrySize);
+    e.writeBigUInt64LE(BigInt(r.start / SECTOR), 32);
+    e.writeBigUInt64LE(BigInt((r.start + r.size) / SECTOR - 1), 40);
+  }
+  const hdr = Buffer.from(primary.raw);
+  hdr.writeUInt32LE(zlib.crc32(entries), 88);
+  // The backup now lies beyond a smaller disk: the primary names the new end (relocateGptBackup moves it there).
+  hdr.writeBigUInt64LE(BigInt(Math.min(layout.backupLba, Math.floor(diskSize / SECTOR) - 1)), 32);
+  hdr.writeUInt32LE(headerCrc(hdr), 16);
+  await dev.write(entries, layout.entriesLba * SECTOR);
+  await dev.write(hdr, SECTOR);
+  await relocateGptBackup(dev, diskSize, true);
 }

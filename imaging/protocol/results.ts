@@ -22,6 +22,12 @@ export const RestoreOpResult = v.object({
       mode: v.picklist(['raw', 'used-blocks', 'full']),
     }),
   ),
+  /** A whole disk onto a smaller one: each partition's old and new place, and whether its filesystem shrinks. */
+  resized: v.optional(
+    v.array(
+      v.object({ partition: v.number(), fs: v.optional(v.string()), fromStart: v.number(), fromSize: v.number(), start: v.number(), size: v.number(), how: v.picklist(['keep', 'move', 'shrink']) }),
+    ),
+  ),
 });
 export type RestoreOpResult = v.InferOutput<typeof RestoreOpResult>;
 

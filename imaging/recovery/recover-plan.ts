@@ -6,6 +6,7 @@
 // live USB), read-only ones, and ones too small.
 import { formatBytes } from '../core/format';
 import type { DiskInfo, ListedSnapshot } from '../protocol';
+import { planShrink } from '../snapshot/shrink-plan';
 
 export interface RecoverChoice {
   snapshot: ListedSnapshot;
@@ -50,7 +51,15 @@ export function recoverTargets(disks: readonly DiskInfo[], repo: string): Recove
 }
 
 function pairScore(s: ListedSnapshot, d: DiskInfo): { score: number; why: string } | null {
-  if (d.size < s.source.size) return null;
+  if (d.size < s.source.size) {
+    // A smaller disk, when the snapshot's filesystems can shrink onto it (the restore says how).
+    try {
+      planShrink(s.partitions, s.source.table, d.size);
+    } catch {
+      return null;
+    }
+    return { score: 0, why: `smaller than the disk it was taken of (${formatBytes(s.source.size)}): its filesystems will be shrunk to fit` };
+  }
   const sameModel = !!s.source.model && !!d.model && s.source.model.trim() === d.model.trim();
   const sameSize = d.size === s.source.size;
   if (sameModel && sameSize) return { score: 3, why: 'same model and size as the disk it was taken of' };

@@ -15,7 +15,9 @@ import { WorkerPool } from '../repo/worker-pool';
 import { ProgressMeter, ProgressSink } from '../core/progress';
 import { removeDeadTemps, tempName, writeFully } from '../core/fsutil';
 import { JobQueue } from '../core/job-queue';
-import { chunkBuffers } from '../core/memory';
+import { writeArea, type AreaWriter } from './area-writer';
+import { planShrink, type ShrinkPlan } from './shrink-plan';
+import { restoreShrunk } from './restore-shrink';
 
 export interface RestoreOptions {
   id: string;
@@ -35,6 +37,8 @@ export interface RestorePlan {
   bytesNeeded: number; // size of the disk or partition being restored
   bytesToWrite: number; // data + zero ranges (free space is skipped)
   areas: { kind: Area['kind']; partition?: number; offset: number; size: number; mode: Area['mode'] }[];
+  /** A whole disk onto a smaller one: where each partition goes, and which filesystems shrink (shrink-plan.ts). */
+  resized?: { partition: number; fs?: string; fromStart: number; fromSize: number; start: number; size: number; how: 'keep' | 'move' | 'shrink' }[];
 }
 
 export interface RestoreResult extends RestorePlan {
@@ -46,7 +50,7 @@ export interface RestoreResult extends RestorePlan {
 
 const fmtGiB = (n: number) => `${(n / 2 ** 30).toFixed(2)} GiB`;
 
-async function checkTarget(target: string, needed: number, what: string, repoDir?: string): Promise<{ info: DeviceInfo | null }> {
+async function checkTarget(target: string, needed: number, what: string, repoDir?: string, smallerOk = false): Promise<{ info: DeviceInfo | null }> {
   if (repoDir) assertNotInRepository(target, repoDir);
   if (!fs.existsSync(target)) {
     const dir = path.dirname(path.resolve(target));
@@ -62,7 +66,7 @@ async function checkTarget(target: string, needed: number, what: string, repoDir
     );
   }
   assertNotInUse(info, target);
-  if (info.kind === 'block' && info.size < needed) {
+  if (info.kind === 'block' && info.size < needed && !smallerOk) {
     throw new DevsnapError(
       'BAD_TARGET',
       `${target} is too small: it has ${fmtGiB(info.size)} (${info.size} bytes), ${what} needs ${fmtGiB(needed)} (${needed} bytes).`,
@@ -72,7 +76,12 @@ async function checkTarget(target: string, needed: number, what: string, repoDir
   return { info };
 }
 
-export async function planRestore(m: Manifest, target: string, partition?: number, repoDir?: string): Promise<{ plan: RestorePlan; areas: Area[]; base: number; info: DeviceInfo | null }> {
+export async function planRestore(
+  m: Manifest,
+  target: string,
+  partition?: number,
+  repoDir?: string,
+): Promise<{ plan: RestorePlan; areas: Area[]; base: number; info: DeviceInfo | null; shrink?: ShrinkPlan }> {
   const part = partition === undefined ? undefined : partitionOf(m, partition);
   const areas = part ? m.areas.filter((a) => a.kind === 'partition' && a.partition === part.index) : m.areas;
   // A partition restore writes the partition's first byte at the target's start. A partition that starts
@@ -89,7 +98,9 @@ export async function planRestore(m: Manifest, target: string, partition?: numbe
   const base = part ? part.start : 0; // partition restores write at the target's start
   const needed = partition === undefined ? m.source.size : areas[0].size;
   const what = partition === undefined ? `snapshot ${m.id} of ${m.source.path}` : `partition ${partition} of snapshot ${m.id}`;
-  const { info } = await checkTarget(target, needed, what, repoDir);
+  // A whole disk onto a smaller disk: its partitions are moved and its filesystems shrunk when the data fits.
+  const { info } = await checkTarget(target, needed, what, repoDir, partition === undefined);
+  const shrink = partition === undefined && info?.kind === 'block' && info.size < needed ? planShrink(m.partitions, m.table.type, info.size) : undefined;
   const bytesToWrite = areas.reduce((n, a) => n + a.extents.reduce((k, e) => k + (e[2] === FREE ? 0 : e[1]), 0), 0);
   return {
     plan: {
@@ -100,10 +111,14 @@ export async function planRestore(m: Manifest, target: string, partition?: numbe
       bytesNeeded: needed,
       bytesToWrite,
       areas: areas.map((a) => ({ kind: a.kind, ...(a.partition !== undefined ? { partition: a.partition } : {}), offset: a.start - base, size: a.size, mode: a.mode })),
+      ...(shrink
+        ? { resized: shrink.partitions.map((p) => ({ partition: p.index, ...(p.fs ? { fs: p.fs } : {}), fromStart: p.oldStart, fromSize: p.oldSize, start: p.newStart, size: p.newSize, how: p.how })) }
+        : {}),
     },
     areas,
     base,
     info,
+    ...(shrink ? { shrink } : {}),
   };
 }
 
@@ -126,7 +141,7 @@ async function checkFreeSpace(target: string, areas: Area[], fresh: boolean): Pr
 
 export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): Promise<RestoreResult> {
   const m = await repo.readManifest(opts.id);
-  const { plan, areas, base, info } = await planRestore(m, opts.target, opts.partition, repo.dir);
+  const { plan, areas, base, info, shrink } = await planRestore(m, opts.target, opts.partition, repo.dir);
   if (info?.kind !== 'block' && !opts.dryRun) {
     // A restore to a new file killed with -9 leaves its temporary file, as large as the disk.
     for (const f of await removeDeadTemps(opts.target)) opts.log(`Removed ${f}, left by a restore that was killed.`);
@@ -154,29 +169,13 @@ export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): P
   try {
     if (fresh) await fh.truncate(plan.bytesNeeded);
     else if (info?.kind === 'file' && info.size < plan.bytesNeeded) await fh.truncate(plan.bytesNeeded);
-    for (const a of areas) {
-      meter.setMessage(a.kind === 'partition' ? `partition ${a.partition}` : 'partition table and boot areas');
-      for (const e of a.extents) {
-        const [off, len, ref] = e;
-        if (opts.signal?.aborted) throw new DevsnapError('CANCELLED', 'Restore cancelled.');
-        jobs.check();
-        const pos = a.start - base + off;
-        if (ref === FREE) continue;
-        if (ref === ZERO) {
-          if (!fresh) for (let o = 0; o < len; o += zeros.length) await writeFully(fh, zeros.subarray(0, Math.min(zeros.length, len - o)), pos + o);
-          bytesWritten += len;
-          meter.add(len);
-          continue;
-        }
-        await jobs.add(async () => {
-          const raw = await reader.readExtent(e);
-          await writeFully(fh, raw, pos);
-          chunkBuffers.give(raw); // written: reused for a later chunk (core/memory.ts)
-          bytesWritten += len;
-          meter.add(len);
-        });
-      }
+    if (shrink) {
+      bytesWritten = await restoreShrunk(m, shrink, fh, { reader, jobs, signal: opts.signal, onProgress: opts.onProgress, log: opts.log });
+      await fh.close();
+      return { ...plan, ok: true, dryRun: false, bytesWritten, gptRelocated: m.table.type === 'gpt' };
     }
+    const w: AreaWriter = { reader, jobs, fh, fresh, zeros, meter, signal: opts.signal, written: (n) => (bytesWritten += n) };
+    for (const a of areas) await writeArea(w, a, a.start - base);
     await jobs.drain();
     if (opts.partition === undefined && m.table.type === 'gpt' && plan.targetSize > m.source.size) {
       await relocateGptBackup(

@@ -41,11 +41,24 @@ export function disksText(disks: DisksResult['disks']): string {
   return out.join('\n');
 }
 
+/** "partition 2 (ext4): shrinks from 200 MB to 120 MB, moves to 33.6 MB" */
+function resizedLine(p: NonNullable<RestoreOpResult['resized']>[number]): string {
+  const what = `partition ${p.partition} (${p.fs ?? 'unknown contents'})`;
+  if (p.how === 'keep') return `  ${what}: kept as it is`;
+  const moved = p.start !== p.fromStart ? `, starts at ${formatBytes(p.start)} (was ${formatBytes(p.fromStart)})` : '';
+  return p.how === 'shrink' ? `  ${what}: shrinks from ${formatBytes(p.fromSize)} to ${formatBytes(p.size)}${moved}` : `  ${what}: ${formatBytes(p.size)}${moved}`;
+}
+
 export function restoreText(r: RestoreOpResult): string {
+  const resized = r.resized ? [`The target (${formatBytes(r.targetSize)}) is smaller than the snapshot's disk (${formatBytes(r.bytesNeeded)}):`, ...r.resized.map(resizedLine)] : [];
   return r.dryRun
     ? [
         `Would write ${formatBytes(r.bytesToWrite)} of snapshot ${r.snapshot} to ${r.target} (${r.targetKind}):`,
         ...r.areas.map((a) => `  ${a.kind === 'partition' ? `partition ${a.partition}` : 'raw area'} at ${a.offset}, ${formatBytes(a.size)} (${a.mode})`),
+        ...resized,
       ].join('\n')
-    : `Restored snapshot ${r.snapshot} to ${r.target}: ${formatBytes(r.bytesWritten)} written, every chunk verified${r.gptRelocated ? '; GPT backup moved to the end of the larger disk' : ''}.`;
+    : [
+        `Restored snapshot ${r.snapshot} to ${r.target}: ${formatBytes(r.bytesWritten)} written, every chunk verified${r.gptRelocated && !r.resized ? '; GPT backup moved to the end of the larger disk' : ''}.`,
+        ...resized,
+      ].join('\n');
 }

@@ -29,7 +29,10 @@ const snap = (id: string, o: Partial<ListedSnapshot> = {}): ListedSnapshot =>
     pinned: false,
     state: 'not-verified',
     stats: {},
-    partitions: [{ index: 1, start: 1 << 20, size: 1 << 29, type: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B', fs: 'vfat' }],
+    partitions: [
+      { index: 1, start: 1 << 20, size: 1 << 29, type: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B', fs: 'vfat' },
+      { index: 2, start: (1 << 29) + (1 << 20), size: 500 * GB, type: 'x', fs: 'ext4' },
+    ],
     warningCount: 0,
     ...o,
   }) as ListedSnapshot;
@@ -70,7 +73,7 @@ test('the likeliest pair: same model and size, a verified snapshot before a newe
   const same = disk('/dev/nvme0n1');
   const otherModel = disk('/dev/sdb', { model: 'WD Blue' });
   const bigger = disk('/dev/sdc', { size: 1000 * GB, model: 'Crucial' });
-  const small = disk('/dev/sdd', { size: 256 * GB });
+  const small = disk('/dev/sdd', { size: 256 * GB }); // the snapshot's partitions say nothing of their use: they cannot shrink
   const c = recoverChoices([older, newer, broken], [small, bigger, otherModel, same]);
   assert.deepEqual(
     c.map((x) => `${x.snapshot.id}→${x.disk.path}`),
@@ -79,6 +82,17 @@ test('the likeliest pair: same model and size, a verified snapshot before a newe
   assert.equal(c[0].why, 'same model and size as the disk it was taken of');
   assert.equal(c[2].why, 'same size as the disk it was taken of');
   assert.match(c[4].why, /^larger than the disk it was taken of/);
+  // A smaller disk, when the data fits once shrunk: offered last.
+  const roomy = snap('roomy', {
+    source: { path: '/dev/nvme0n1', size: 512 * GB, table: 'gpt' },
+    partitions: [{ index: 1, start: 1 << 20, size: 500 * GB, type: 'x', fs: 'ext4', usedBytes: 50 * GB }],
+  });
+  const c2 = recoverChoices([roomy], [small, bigger]);
+  assert.deepEqual(
+    c2.map((x) => x.disk.path),
+    ['/dev/sdc', '/dev/sdd'],
+  );
+  assert.match(c2[1].why, /^smaller than the disk it was taken of .*shrunk to fit/);
 });
 
 test('the next steps name the EFI partition for efibootmgr when the snapshot has one', () => {

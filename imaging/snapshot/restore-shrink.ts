@@ -1,0 +1,193 @@
+// Restores a whole disk onto a smaller one (shrink-plan.ts says where each partition goes). First,
+// with nothing written to the target: every partition that must shrink is restored into a sparse
+// scratch file (in $TMPDIR), checked (e2fsck -fy) and shrunk by its filesystem's own tool (resize2fs,
+// ntfsresize), once they say its data fits. Only then is the target written: the bytes before the
+// first partition (table, boot code, post-MBR gap) where they were; each kept or moved partition from
+// the repository at its new start; each shrunk one from its scratch file, where its metadata says
+// blocks are in use (as a snapshot reads them); last the table's entries (a GPT keeps its GUIDs,
+// names and attributes, and gets its backup at the new end).
+import { execFile } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { promisify } from 'util';
+import { DevsnapError } from '../core/errors';
+import { writeFully } from '../core/fsutil';
+import { JobQueue } from '../core/job-queue';
+import { ProgressMeter, type ProgressSink } from '../core/progress';
+import { childCommand } from '../disk/privilege';
+import { rewritePartitionRanges } from '../disk/partitions';
+import { fileReader } from '../disk/source';
+import { detectFilesystem } from '../filesystems/detect';
+import { FREE, type Area, type Manifest } from '../repo/manifest';
+import type { ChunkReader } from '../repo/chunk-reader';
+import type { Logger } from '../repo/repository';
+import { SHRINKABLE, type PlacedPartition, type ShrinkPlan } from './shrink-plan';
+import { writeArea, type AreaWriter } from './area-writer';
+
+const run = promisify(execFile);
+
+/** Runs a tool; its output when it exits 0 (or with one of `ok`), else DevsnapError naming it and its last words. */
+async function tool(file: string, args: string[], ok: number[] = [0]): Promise<string> {
+  const c = childCommand(file, args);
+  try {
+    const r = await run(c.file, c.args, { env: c.env, maxBuffer: 16 << 20 });
+    return r.stdout + r.stderr;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { code?: number | string; stdout?: string; stderr?: string };
+    if (e.code === 'ENOENT')
+      throw new DevsnapError(
+        'INTERNAL',
+        `${file} is needed to fit a partition onto a smaller disk, and it is not installed.`,
+        `Install it (${file === 'ntfsresize' ? 'ntfs-3g' : 'e2fsprogs'}), then try again.`,
+      );
+    if (typeof e.code === 'number' && ok.includes(e.code)) return (e.stdout ?? '') + (e.stderr ?? '');
+    const said = `${e.stdout ?? ''}${e.stderr ?? ''}`.trim().split('\n').slice(-3).join(' ');
+    throw new DevsnapError('BAD_SOURCE', `${file} ${args.join(' ')} failed (${e.code}): ${said}`);
+  }
+}
+
+const dataBytes = (a: Area) => a.extents.reduce((n, e) => n + (e[2] === FREE ? 0 : e[1]), 0);
+
+/** Shrinks the filesystem in `img` to `size` bytes, after checking that its data fits there. */
+async function shrinkFs(img: string, fsType: string, size: number, partition: number): Promise<void> {
+  const tooBig = (min: number) =>
+    new DevsnapError(
+      'BAD_TARGET',
+      `Partition ${partition} (${fsType}) cannot shrink to ${(size / 1e6).toFixed(1)} MB: ${SHRINKABLE[fsType]} needs at least ${(min / 1e6).toFixed(1)} MB for its data. Nothing was written to the target.`,
+      'Choose a larger disk.',
+    );
+  if (SHRINKABLE[fsType] === 'resize2fs') {
+    await tool('e2fsck', ['-f', '-y', img], [0, 1]); // resize2fs shrinks only a freshly checked filesystem
+    const blockSize = Number(/Block size:\s+(\d+)/.exec(await tool('dumpe2fs', ['-h', img]))?.[1] ?? 4096);
+    const min = Number(/Estimated minimum size of the filesystem:\s*(\d+)/.exec(await tool('resize2fs', ['-P', img]))?.[1] ?? NaN) * blockSize;
+    if (!(min <= size)) throw tooBig(min);
+    await tool('resize2fs', [img, `${Math.floor(size / 1024)}K`]);
+  } else {
+    const min = Number(/You might resize at (\d+) bytes/.exec(await tool('ntfsresize', ['--info', '--force', '--no-progress-bar', img], [0, 1]))?.[1] ?? NaN);
+    if (!(min <= size)) throw tooBig(min);
+    await tool('ntfsresize', ['--force', '--force', '--no-progress-bar', '--size', String(size), img]);
+  }
+  await fs.promises.truncate(img, size); // NTFS keeps its backup boot sector in the last sector
+}
+
+/**
+ * Copies the shrunk filesystem in `img` onto the target at `start`: the blocks its own metadata says
+ * are in use (the reader a snapshot uses, filesystems/detect.ts; what it does not describe, such as
+ * NTFS's backup boot sector, counts as used), so the target's old contents elsewhere do not matter.
+ * Written through the target's handle: in the elevated helper only that handle has root's rights.
+ */
+async function copyUsedBlocks(img: string, size: number, fh: fs.promises.FileHandle, start: number, signal?: AbortSignal): Promise<void> {
+  const src = await fs.promises.open(img, 'r');
+  try {
+    const used = await detectFilesystem(fileReader(src, size));
+    if (!used) throw new DevsnapError('INTERNAL', `The shrunk filesystem in ${img} is not recognised any more.`);
+    const bs = used.blockSize;
+    const bits = Math.ceil(size / bs);
+    const isSet = (i: number) => used.full || (used.bitmap[i >> 3] & (1 << (i & 7))) !== 0;
+    const buf = Buffer.alloc(Math.max(bs, 1 << 20));
+    for (let i = 0; i < bits;) {
+      if (!isSet(i)) {
+        i++;
+        continue;
+      }
+      let j = i;
+      while (j < bits && isSet(j) && (j - i + 1) * bs <= buf.length) j++;
+      if (signal?.aborted) throw new DevsnapError('CANCELLED', 'Restore cancelled.');
+      const off = i * bs;
+      const len = Math.min((j - i) * bs, size - off);
+      const { bytesRead } = await src.read(buf, 0, len, off);
+      if (bytesRead < len) buf.fill(0, bytesRead, len);
+      await writeFully(fh, buf.subarray(0, len), start + off);
+      i = j;
+    }
+  } finally {
+    await src.close();
+  }
+}
+
+export interface ShrinkRestoreContext {
+  reader: ChunkReader;
+  jobs: JobQueue;
+  signal?: AbortSignal;
+  onProgress?: ProgressSink;
+  log: Logger;
+}
+
+/** Restores `m` onto the block device `target` of `plan.targetSize` bytes; the bytes written. */
+export async function restoreShrunk(m: Manifest, plan: ShrinkPlan, fh: fs.promises.FileHandle, c: ShrinkRestoreContext): Promise<number> {
+  const areaOf = (index: number) => m.areas.find((a) => a.kind === 'partition' && a.partition === index);
+  const shrink = plan.partitions.filter((p) => p.how === 'shrink');
+  const total = m.areas.reduce((n, a) => n + dataBytes(a), 0) + shrink.reduce((n, p) => n + dataBytes(areaOf(p.index)!), 0);
+  const meter = new ProgressMeter('restore', total, c.onProgress);
+  let written = 0;
+  const zeros = Buffer.alloc(m.chunkSize);
+  const scratch = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'devsnap-shrink-'));
+  try {
+    // 1. The shrunk filesystems, in scratch files: everything that can refuse happens before the target is touched.
+    const need = shrink.reduce((n, p) => n + dataBytes(areaOf(p.index)!), 0);
+    const st = await fs.promises.statfs(scratch);
+    if (st.bavail * st.bsize < need)
+      throw new DevsnapError(
+        'NO_SPACE',
+        `Fitting the partitions onto the smaller disk needs ${(need / 1e9).toFixed(2)} GB of scratch space in ${os.tmpdir()}, which has ${((st.bavail * st.bsize) / 1e9).toFixed(2)} GB free. Nothing was written to the target.`,
+        'Set TMPDIR to a folder on a drive with that much free space (the backup drive, for example), then try again.',
+      );
+    const images = new Map<number, string>();
+    for (const p of shrink) {
+      const a = areaOf(p.index)!;
+      const img = path.join(scratch, `partition-${p.index}.img`);
+      const sh = await fs.promises.open(img, 'wx', 0o600);
+      try {
+        await sh.truncate(p.oldSize);
+        const w: AreaWriter = { reader: c.reader, jobs: c.jobs, fh: sh, fresh: true, zeros, meter, signal: c.signal, written: () => undefined };
+        await writeArea(w, a, 0);
+        await c.jobs.drain();
+        await sh.sync();
+      } finally {
+        await sh.close();
+      }
+      meter.setMessage(`partition ${p.index}: shrinking ${p.fs} to ${(p.newSize / 1e6).toFixed(0)} MB`);
+      await shrinkFs(img, p.fs!, p.newSize, p.index);
+      c.log(`Partition ${p.index} (${p.fs}) shrunk from ${p.oldSize} to ${p.newSize} bytes.`);
+      images.set(p.index, img);
+    }
+    // 2. The target: the head, the partitions at their new places, then the table.
+    const w: AreaWriter = { reader: c.reader, jobs: c.jobs, fh, fresh: false, zeros, meter, signal: c.signal, written: (n) => (written += n) };
+    const first = Math.min(...plan.partitions.map((p) => p.oldStart));
+    for (const a of m.areas) if (a.kind === 'raw' && a.start < first) await writeArea(w, { ...a, extents: a.extents.filter((e) => a.start + e[0] < first) }, a.start);
+    for (const p of plan.partitions) {
+      if (p.how === 'shrink') continue;
+      const a = areaOf(p.index);
+      if (a) await writeArea(w, a, p.newStart);
+    }
+    await c.jobs.drain();
+    await fh.sync();
+    for (const p of shrink) {
+      meter.setMessage(`partition ${p.index}: writing the shrunk ${p.fs}`);
+      await copyUsedBlocks(images.get(p.index)!, p.newSize, fh, p.newStart, c.signal);
+      const d = dataBytes(areaOf(p.index)!);
+      written += d;
+      meter.add(d);
+    }
+    const moved = new Map(plan.partitions.filter((p) => p.how !== 'keep').map((p: PlacedPartition) => [p.index, { start: p.newStart, size: p.newSize }]));
+    await rewritePartitionRanges(
+      {
+        read: async (pos, len) => {
+          const b = Buffer.alloc(len);
+          await fh.read(b, 0, len, pos);
+          return b;
+        },
+        write: (b, pos) => writeFully(fh, b, pos),
+      },
+      plan.targetSize,
+      m.table.type as 'gpt' | 'mbr',
+      moved,
+    );
+    await fh.sync();
+    meter.finish();
+    return written;
+  } finally {
+    await fs.promises.rm(scratch, { recursive: true, force: true });
+  }
+}
