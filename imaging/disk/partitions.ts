@@ -385,3 +385,44 @@ export async function rewritePartitionRanges(dev: SectorDevice, diskSize: number
   await dev.write(hdr, SECTOR);
   await relocateGptBackup(dev, diskSize, true);
 }
+
+/** A GUID string (as guidString prints it) in GPT's mixed-endian bytes. */
+function guidBytes(g: string): Buffer {
+  const h = g.replace(/-/g, '');
+  if (!/^[0-9a-f]{32}$/i.test(h)) throw new DevsnapError('INTERNAL', `Not a GUID: ${g}`);
+  const b = Buffer.from(h, 'hex');
+  return Buffer.concat([Buffer.from(b.subarray(0, 4)).reverse(), Buffer.from(b.subarray(4, 6)).reverse(), Buffer.from(b.subarray(6, 8)).reverse(), b.subarray(8)]);
+}
+
+/**
+ * Gives a GPT disk a new disk GUID and its partitions (by index) new unique GUIDs, in the primary
+ * header and entries (CRCs recomputed) and in the backup at the disk's end. Returns what changed.
+ */
+export async function rewriteGptIds(
+  dev: SectorDevice,
+  diskSize: number,
+  diskGuid: string,
+  partGuids: Map<number, string>,
+): Promise<{ disk: { from: string; to: string }; partitions: Map<number, { from: string; to: string }> }> {
+  const primary = parseGptHeader(await dev.read(SECTOR, SECTOR), 1);
+  if (!primary) throw new DevsnapError('BAD_TARGET', 'The restored disk has no valid primary GPT header to update.', 'Check the image with `devsnap check`; repair the table with gdisk.');
+  const { layout } = primary;
+  const entries = await dev.read(layout.entriesLba * SECTOR, layout.entryCount * layout.entrySize);
+  const partitions = new Map<number, { from: string; to: string }>();
+  for (const [index, g] of partGuids) {
+    if (index < 1 || index > layout.entryCount) continue;
+    const e = entries.subarray((index - 1) * layout.entrySize, index * layout.entrySize);
+    if (e.subarray(0, 16).every((b) => b === 0)) continue; // an unused entry
+    partitions.set(index, { from: guidString(e.subarray(16, 32)), to: g.toLowerCase() });
+    guidBytes(g).copy(e, 16);
+  }
+  const hdr = Buffer.from(primary.raw);
+  const from = guidString(hdr.subarray(56, 72));
+  guidBytes(diskGuid).copy(hdr, 56);
+  hdr.writeUInt32LE(zlib.crc32(entries), 88);
+  hdr.writeUInt32LE(headerCrc(hdr), 16);
+  await dev.write(entries, layout.entriesLba * SECTOR);
+  await dev.write(hdr, SECTOR);
+  await relocateGptBackup(dev, diskSize, true); // the backup copies the new primary
+  return { disk: { from, to: diskGuid.toLowerCase() }, partitions };
+}

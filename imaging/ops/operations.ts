@@ -137,7 +137,7 @@ export async function restoreOp(req: RestoreRequest, ctx: OpContext): Promise<Re
       const { plan } = await planRestore(await repo.readManifest(full), req.target, req.partition, repo.dir);
       await ctx.confirmRestore(plan, full);
     }
-    return restoreSnapshot(repo, { id: full, target: req.target, partition: req.partition, dryRun: req.dryRun, signal: ctx.signal, onProgress: ctx.onProgress, log: ctx.log });
+    return restoreSnapshot(repo, { id: full, target: req.target, partition: req.partition, dryRun: req.dryRun, newIds: req.newIds, signal: ctx.signal, onProgress: ctx.onProgress, log: ctx.log });
   });
 }
 

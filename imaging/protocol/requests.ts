@@ -60,6 +60,8 @@ export const RestoreRequest = v.strictObject({
   target: Path,
   partition: Partition,
   dryRun: v.optional(bool()),
+  /** A whole disk only: new disk and partition GUIDs and filesystem UUIDs, and the restored system's boot files updated to them. */
+  newIds: v.optional(bool()),
 });
 export type RestoreRequest = v.InferOutput<typeof RestoreRequest>;
 

@@ -22,6 +22,14 @@ export const RestoreOpResult = v.object({
       mode: v.picklist(['raw', 'used-blocks', 'full']),
     }),
   ),
+  /** With newIds: every id that changed, the restored system's files updated, and what kept its id. */
+  newIds: v.optional(
+    v.object({
+      changed: v.array(v.object({ partition: v.nullable(v.number()), what: v.picklist(['disk', 'partition', 'filesystem']), kind: v.optional(v.string()), from: v.string(), to: v.string() })),
+      filesUpdated: v.array(v.string()),
+      warnings: v.array(v.string()),
+    }),
+  ),
   /** A whole disk onto a smaller one: each partition's old and new place, and whether its filesystem shrinks. */
   resized: v.optional(
     v.array(

@@ -18,12 +18,15 @@ import { JobQueue } from '../core/job-queue';
 import { writeArea, type AreaWriter } from './area-writer';
 import { planShrink, type ShrinkPlan } from './shrink-plan';
 import { restoreShrunk } from './restore-shrink';
+import { giveNewIds, type NewIdsResult } from './new-ids';
 
 export interface RestoreOptions {
   id: string;
   target: string;
   partition?: number;
   dryRun?: boolean;
+  /** New GUIDs and UUIDs for a copy that lives beside the original (new-ids.ts). */
+  newIds?: boolean;
   signal?: AbortSignal;
   onProgress?: ProgressSink;
   log: Logger;
@@ -43,6 +46,7 @@ export interface RestorePlan {
 
 export interface RestoreResult extends RestorePlan {
   ok: true;
+  newIds?: NewIdsResult;
   dryRun: boolean;
   bytesWritten: number;
   gptRelocated: boolean;
@@ -141,6 +145,8 @@ async function checkFreeSpace(target: string, areas: Area[], fresh: boolean): Pr
 
 export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): Promise<RestoreResult> {
   const m = await repo.readManifest(opts.id);
+  if (opts.newIds && opts.partition !== undefined)
+    throw new DevsnapError('USAGE', '--new-ids gives a whole disk new ids; it does not go with --partition.', 'Restore the whole disk with --new-ids, or one partition without it.');
   const { plan, areas, base, info, shrink } = await planRestore(m, opts.target, opts.partition, repo.dir);
   if (info?.kind !== 'block' && !opts.dryRun) {
     // A restore to a new file killed with -9 leaves its temporary file, as large as the disk.
@@ -169,10 +175,19 @@ export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): P
   try {
     if (fresh) await fh.truncate(plan.bytesNeeded);
     else if (info?.kind === 'file' && info.size < plan.bytesNeeded) await fh.truncate(plan.bytesNeeded);
+    // New ids where the partitions are now (moved when shrunk), once everything is written.
+    const renew = async (): Promise<NewIdsResult | undefined> => {
+      if (!opts.newIds) return undefined;
+      const parts = shrink ? shrink.partitions.map((p) => ({ index: p.index, start: p.newStart, size: p.newSize })) : m.partitions.map((p) => ({ index: p.index, start: p.start, size: p.size }));
+      await fh.sync();
+      return giveNewIds(writePath, fh, plan.targetSize, m.table.type, parts, opts.log);
+    };
     if (shrink) {
       bytesWritten = await restoreShrunk(m, shrink, fh, { reader, jobs, signal: opts.signal, onProgress: opts.onProgress, log: opts.log });
+      const newIds = await renew();
+      await fh.sync();
       await fh.close();
-      return { ...plan, ok: true, dryRun: false, bytesWritten, gptRelocated: m.table.type === 'gpt' };
+      return { ...plan, ok: true, dryRun: false, bytesWritten, gptRelocated: m.table.type === 'gpt', ...(newIds ? { newIds } : {}) };
     }
     const w: AreaWriter = { reader, jobs, fh, fresh, zeros, meter, signal: opts.signal, written: (n) => (bytesWritten += n) };
     for (const a of areas) await writeArea(w, a, a.start - base);
@@ -191,11 +206,12 @@ export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): P
       );
       gptRelocated = true;
     }
+    const newIds = await renew();
     await fh.sync();
     await fh.close();
     if (fresh) await fs.promises.rename(writePath, opts.target);
     meter.finish();
-    return { ...plan, ok: true, dryRun: false, bytesWritten, gptRelocated };
+    return { ...plan, ok: true, dryRun: false, bytesWritten, gptRelocated, ...(newIds ? { newIds } : {}) };
   } catch (err) {
     await jobs.settle();
     await fh.close().catch(() => undefined);

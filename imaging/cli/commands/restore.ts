@@ -13,10 +13,11 @@ export function register(program: Command, ctx: CommandContext): void {
     .addOption(new Option('-p, --partition <n>', 'restore only this partition').argParser(intArg('--partition')))
     .option('-n, --dry-run', 'say what would be written, write nothing')
     .option('-y, --yes', 'do not ask before overwriting a device')
+    .option('--new-ids', 'a copy to live beside the original: new disk and partition GUIDs and filesystem UUIDs, and /etc/fstab and the boot loader updated to them (root)')
     .action(async (id: string, target: string, o, cmd) => {
       const g = ctx.globals(cmd);
       const r = await ops.restoreOp(
-        { ...ctx.repoReq(g), snapshot: id, target, partition: o.partition, dryRun: o.dryRun },
+        { ...ctx.repoReq(g), snapshot: id, target, partition: o.partition, dryRun: o.dryRun, ...(o.newIds ? { newIds: true } : {}) },
         {
           ...ctx.opContext(g),
           confirmRestore: o.yes

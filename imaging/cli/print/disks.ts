@@ -60,5 +60,16 @@ export function restoreText(r: RestoreOpResult): string {
     : [
         `Restored snapshot ${r.snapshot} to ${r.target}: ${formatBytes(r.bytesWritten)} written, every chunk verified${r.gptRelocated && !r.resized ? '; GPT backup moved to the end of the larger disk' : ''}.`,
         ...resized,
+        ...(r.newIds
+          ? [
+              'New ids:',
+              ...r.newIds.changed.map(
+                (c) =>
+                  `  ${c.partition === null ? 'disk' : `partition ${c.partition}`} ${c.what === 'filesystem' ? `${c.kind} UUID` : c.what === 'disk' ? 'GUID' : 'GUID (PARTUUID)'}: ${c.from} → ${c.to}`,
+              ),
+              ...(r.newIds.filesUpdated.length ? ['Updated to them:', ...r.newIds.filesUpdated.map((f) => `  ${f}`)] : ['No boot file of the restored system named the old ids.']),
+              ...r.newIds.warnings.map((w) => `Note: ${w}`),
+            ]
+          : []),
       ].join('\n');
 }
