@@ -33,7 +33,8 @@ export const HELPER_PARAMS = {
   show: withRepo(OPS.show.params),
   snapshot: withRepo(OPS.snapshot.params, { source: absolutePath() }),
   planSnapshot: withRepo(OPS.planSnapshot.params, { source: absolutePath() }),
-  restore: withRepo(OPS.restore.params, {
+  // New ids (loop devices, mount, tune2fs as root, in the restored system): not through the helper yet.
+  restore: withRepo(v.omit(OPS.restore.params, ['newIds']), {
     target: absolutePath(),
     /** The user confirmed overwriting the target (required unless dryRun). */
     confirmed: v.optional(bool()),
