@@ -19,6 +19,7 @@ import { childCommand } from '../disk/privilege';
 import { rewritePartitionRanges } from '../disk/partitions';
 import { fileReader } from '../disk/source';
 import { detectFilesystem } from '../filesystems/detect';
+import { parseFatBootSector } from '../filesystems/fat/bootsector';
 import { FREE, type Area, type Manifest } from '../repo/manifest';
 import type { ChunkReader } from '../repo/chunk-reader';
 import type { Logger } from '../repo/repository';
@@ -28,8 +29,12 @@ import { writeArea, type AreaWriter } from './area-writer';
 const run = promisify(execFile);
 
 /** Runs a tool; its output when it exits 0 (or with one of `ok`), else DevsnapError naming it and its last words. */
-async function tool(file: string, args: string[], ok: number[] = [0]): Promise<string> {
-  const c = childCommand(file, args);
+function tool(file: string, args: string[], ok: number[] = [0]): Promise<string> {
+  return toolEnv(file, args, {}, ok);
+}
+
+async function toolEnv(file: string, args: string[], env: Record<string, string>, ok: number[] = [0]): Promise<string> {
+  const c = childCommand(file, args, env);
   try {
     const r = await run(c.file, c.args, { env: c.env, maxBuffer: 16 << 20 });
     return r.stdout + r.stderr;
@@ -39,7 +44,7 @@ async function tool(file: string, args: string[], ok: number[] = [0]): Promise<s
       throw new DevsnapError(
         'INTERNAL',
         `${file} is needed to fit a partition onto a smaller disk, and it is not installed.`,
-        `Install it (${file === 'ntfsresize' ? 'ntfs-3g' : 'e2fsprogs'}), then try again.`,
+        `Install it (${file === 'ntfsresize' ? 'ntfs-3g' : /^m|fat/.test(file) ? 'mtools, dosfstools' : 'e2fsprogs'}), then try again.`,
       );
     if (typeof e.code === 'number' && ok.includes(e.code)) return (e.stdout ?? '') + (e.stderr ?? '');
     const said = `${e.stdout ?? ''}${e.stderr ?? ''}`.trim().split('\n').slice(-3).join(' ');
@@ -50,7 +55,7 @@ async function tool(file: string, args: string[], ok: number[] = [0]): Promise<s
 const dataBytes = (a: Area) => a.extents.reduce((n, e) => n + (e[2] === FREE ? 0 : e[1]), 0);
 
 /** Shrinks the filesystem in `img` to `size` bytes, after checking that its data fits there. */
-async function shrinkFs(img: string, fsType: string, size: number, partition: number): Promise<void> {
+async function shrinkFs(img: string, fsType: string, size: number, partition: number, start: number): Promise<void> {
   const tooBig = (min: number) =>
     new DevsnapError(
       'BAD_TARGET',
@@ -63,12 +68,54 @@ async function shrinkFs(img: string, fsType: string, size: number, partition: nu
     const min = Number(/Estimated minimum size of the filesystem:\s*(\d+)/.exec(await tool('resize2fs', ['-P', img]))?.[1] ?? NaN) * blockSize;
     if (!(min <= size)) throw tooBig(min);
     await tool('resize2fs', [img, `${Math.floor(size / 1024)}K`]);
+  } else if (SHRINKABLE[fsType] === 'mkfs.fat') {
+    await remakeFat(img, size, start, tooBig);
+    return;
   } else {
     const min = Number(/You might resize at (\d+) bytes/.exec(await tool('ntfsresize', ['--info', '--force', '--no-progress-bar', img], [0, 1]))?.[1] ?? NaN);
     if (!(min <= size)) throw tooBig(min);
     await tool('ntfsresize', ['--force', '--force', '--no-progress-bar', '--size', String(size), img]);
   }
   await fs.promises.truncate(img, size); // NTFS keeps its backup boot sector in the last sector
+}
+
+/**
+ * FAT cannot be shrunk in place by a well-kept tool, so it is made anew, smaller, with the same FAT
+ * type where it fits, volume ID, label and cluster size, and its files (folders, times and
+ * attributes) copied over with mtools. The firmware finds an EFI system partition by its partition
+ * GUID and the boot loader by its path: both stay.
+ */
+async function remakeFat(img: string, size: number, start: number, tooBig: (min: number) => DevsnapError): Promise<void> {
+  const fd = await fs.promises.open(img, 'r');
+  const bs = Buffer.alloc(512);
+  await fd.read(bs, 0, 512, 0);
+  await fd.close();
+  const g = parseFatBootSector(bs, (await fs.promises.stat(img)).size);
+  if (!g) throw new DevsnapError('BAD_SOURCE', 'The FAT partition to shrink has no readable boot sector.');
+  const files = path.join(path.dirname(img), `${path.basename(img)}.files`);
+  await fs.promises.mkdir(files);
+  const env = { MTOOLS_SKIP_CHECK: '1' };
+  const listing = await toolEnv('mdir', ['-b', '-i', img, '::/'], env, [0, 1]);
+  if (listing.trim()) await toolEnv('mcopy', ['-s', '-p', '-m', '-n', '-i', img, '::/*', files], env);
+  const smaller = `${img}.new`;
+  await fs.promises.writeFile(smaller, '');
+  await fs.promises.truncate(smaller, size);
+  const volid = (g.uuid ?? '').replace('-', '');
+  const common = ['-S', '512', '-h', String(start / 512), ...(/^[0-9A-F]{8}$/i.test(volid) ? ['-i', volid] : []), ...(g.label && g.label !== 'NO NAME' ? ['-n', g.label] : [])];
+  const spc = String(g.clusterBytes / 512);
+  // The same FAT type and cluster size where the new size allows them, else what mkfs.fat chooses.
+  await toolEnv('mkfs.fat', ['-F', String(g.bits), '-s', spc, ...common, smaller], env).catch(() => toolEnv('mkfs.fat', [...common, smaller], env));
+  if ((await fs.promises.readdir(files)).length) {
+    const entries = (await fs.promises.readdir(files)).map((n) => path.join(files, n));
+    try {
+      await toolEnv('mcopy', ['-s', '-p', '-m', '-n', '-i', smaller, ...entries, '::/'], env);
+    } catch (err) {
+      if (/disk full|no free|not enough/i.test((err as Error).message)) throw tooBig(g.declaredBytes);
+      throw err;
+    }
+  }
+  await fs.promises.rm(files, { recursive: true, force: true });
+  await fs.promises.rename(smaller, img);
 }
 
 /**
@@ -148,7 +195,7 @@ export async function restoreShrunk(m: Manifest, plan: ShrinkPlan, fh: fs.promis
         await sh.close();
       }
       meter.setMessage(`partition ${p.index}: shrinking ${p.fs} to ${(p.newSize / 1e6).toFixed(0)} MB`);
-      await shrinkFs(img, p.fs!, p.newSize, p.index);
+      await shrinkFs(img, p.fs!, p.newSize, p.index, p.newStart);
       c.log(`Partition ${p.index} (${p.fs}) shrunk from ${p.oldSize} to ${p.newSize} bytes.`);
       images.set(p.index, img);
     }

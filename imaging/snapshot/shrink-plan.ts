@@ -1,15 +1,19 @@
 // Where each partition goes when a whole disk is restored onto a smaller one: the partitions keep
 // their order, their table entries (type, GUID, name, attributes) and the bytes before the first one
 // (the table, the boot code and the post-MBR gap); ext2/3/4 and NTFS filesystems shrink (resize2fs,
-// ntfsresize) to fit, every other partition (the EFI system partition, FAT, swap, BIOS boot, unknown
-// contents) keeps its size. The shrinkable ones give up space in proportion to their free space, never
-// below what they use plus a margin. A layout that cannot fit is refused with what it needs.
+// ntfsresize) to fit, FAT ones (the EFI system partition) only when the disk is too small otherwise
+// (they are made anew and their files copied), and every other partition (swap, BIOS boot, Btrfs,
+// unknown contents) keeps its size. The shrinkable ones give up space in proportion to their free
+// space, never below what they use plus a margin. A layout that cannot fit is refused with what it needs.
 import { DevsnapError } from '../core/errors';
 import type { PartitionInfo } from '../protocol';
 
 const MiB = 1 << 20;
 /** Filesystems devsnap can shrink, with the tool that does it. */
-export const SHRINKABLE: Record<string, 'resize2fs' | 'ntfsresize'> = { ext2: 'resize2fs', ext3: 'resize2fs', ext4: 'resize2fs', ntfs: 'ntfsresize' };
+export const SHRINKABLE: Record<string, 'resize2fs' | 'ntfsresize' | 'mkfs.fat'> = { ext2: 'resize2fs', ext3: 'resize2fs', ext4: 'resize2fs', ntfs: 'ntfsresize', vfat: 'mkfs.fat' };
+/** An EFI system partition stays at least this large (Windows asks for 100 MiB). */
+const ESP_MIN = 100 * MiB;
+const ESP_TYPE = 'c12a7328-f81f-11d2-ba4b-00a0c93ec93b';
 /** Room left in a shrunk filesystem beyond its data: its own metadata grows little, but a full filesystem is unusable. */
 export const MARGIN_FRACTION = 0.1;
 export const MARGIN_MIN = 64 * MiB;
@@ -37,10 +41,11 @@ export interface ShrinkPlan {
 const alignUp = (n: number, a = MiB) => Math.ceil(n / a) * a;
 const alignDown = (n: number, a = MiB) => Math.floor(n / a) * a;
 
-/** The smallest size a partition's filesystem can be given: its data plus the margin, or all of it when it cannot shrink. */
-export function minimumPartitionSize(p: PartitionInfo): number {
-  if (!p.fs || !SHRINKABLE[p.fs] || p.usedBytes === undefined) return p.size;
-  return Math.min(p.size, alignUp(p.usedBytes + Math.max(MARGIN_MIN, p.usedBytes * MARGIN_FRACTION)));
+/** The smallest size a partition's filesystem can be given: its data plus the margin, or all of it when it cannot shrink (or `fat` is false for FAT). */
+export function minimumPartitionSize(p: PartitionInfo, fat = true): number {
+  if (!p.fs || !SHRINKABLE[p.fs] || p.usedBytes === undefined || (p.fs === 'vfat' && !fat)) return p.size;
+  const min = alignUp(p.usedBytes + Math.max(MARGIN_MIN, p.usedBytes * MARGIN_FRACTION));
+  return Math.min(p.size, p.type.toLowerCase() === ESP_TYPE ? Math.max(min, ESP_MIN) : min);
 }
 
 /**
@@ -68,9 +73,12 @@ export function planShrink(partitions: readonly PartitionInfo[], table: 'gpt' | 
       'Restore it onto a disk at least as large as the source.',
     );
   const head = parts[0].start;
-  const mins = parts.map(minimumPartitionSize);
   const gaps = parts.length * MiB; // alignment of each start
-  const minimumSize = head + mins.reduce((a, b) => a + b, 0) + gaps + TAIL;
+  const need = (m: number[]) => head + m.reduce((a, b) => a + b, 0) + gaps + TAIL;
+  // FAT filesystems are made anew to shrink: only when the rest shrunk does not make room.
+  let mins = parts.map((p) => minimumPartitionSize(p, false));
+  if (need(mins) > targetSize) mins = parts.map((p) => minimumPartitionSize(p, true));
+  const minimumSize = need(mins);
   if (targetSize < minimumSize) {
     const used = parts.map((p, i) => `partition ${p.index} (${p.fs ?? 'unknown contents'}) ${mins[i] === p.size ? `${fmt(p.size)}, kept whole` : `at least ${fmt(mins[i])}`}`).join('; ');
     throw new DevsnapError(

@@ -107,3 +107,53 @@ test('a GPT disk (EFI + ext4 + NTFS) restores onto a disk 60% of its size: fsck 
   detachLoop(tinyDev);
   assert.equal(sha(tiny), tinyBefore, 'a refused restore wrote to the target');
 });
+
+test('when shrinking ext is not enough, the EFI partition (FAT) is made anew, smaller, with the same files, ID and label', { skip: !isRoot && 'needs root (loop devices)' }, async () => {
+  const dir = tmpDir('devsnap-smaller-fat-');
+  const efiTree = path.join(dir, 'efi');
+  fs.mkdirSync(path.join(efiTree, 'EFI', 'BOOT'), { recursive: true });
+  fs.mkdirSync(path.join(efiTree, 'EFI', 'debian'), { recursive: true });
+  fs.writeFileSync(path.join(efiTree, 'EFI', 'BOOT', 'BOOTX64.EFI'), crypto.randomBytes(900 << 10));
+  fs.writeFileSync(path.join(efiTree, 'EFI', 'debian', 'grubx64.efi'), crypto.randomBytes(2 << 20));
+  fs.writeFileSync(path.join(efiTree, 'EFI', 'debian', 'grub.cfg'), 'search.fs_uuid 1234 root\n');
+  const src = path.join(dir, 'disk.img');
+  await makeDisk(src, {
+    table: 'gpt',
+    size: 400 * MiB,
+    partitions: [
+      { fs: 'vfat', size: 200 * MiB, label: 'ESP', name: 'EFI system partition', fromDir: efiTree, fatBits: 32 },
+      { fs: 'ext4', label: 'root', name: 'root' },
+    ],
+  });
+  const repo = path.join(dir, 'repo');
+  let r = devsnap(['snapshot', src, '--repo', repo, '--json']);
+  assert.equal(r.status, 0, r.stderr);
+  const target = path.join(dir, 'small.img');
+  sh('sh', ['-c', `head -c ${250 * MiB} /dev/urandom > '${target}'`]);
+  const dev = attachLoop(target);
+  r = devsnap(['restore', 'latest', dev, '--repo', repo, '--yes', '--json']);
+  detachLoop(dev);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.deepEqual(
+    (r.json.resized as { how: string }[]).map((p) => p.how),
+    ['shrink', 'shrink'],
+  );
+  const v = sh('sfdisk', ['-V', target], { allowFail: true });
+  assert.equal(v.status, 0, v.stdout + v.stderr);
+  const s = partitionLoops(src);
+  const t = partitionLoops(target);
+  const blk = (d: string) =>
+    sh('blkid', ['-p', '-o', 'export', d])
+      .stdout.split('\n')
+      .filter((l) => /^(UUID|LABEL|TYPE)=/.test(l))
+      .sort()
+      .join(' ');
+  assert.equal(blk(t.get(1)!), blk(s.get(1)!), 'the EFI partition keeps its volume ID and label');
+  const check = fsck('vfat', t.get(1)!);
+  assert.ok(check.ok, check.output);
+  const want = vfatTreeDigest(s.get(1)!);
+  assert.match(want, /EFI\/debian\/grubx64\.efi/);
+  assert.equal(vfatTreeDigest(t.get(1)!), want, 'EFI files');
+  assert.ok(fsck('ext4', t.get(2)!).ok);
+  for (const d of [...s.values(), ...t.values()]) detachLoop(d);
+});

@@ -53,3 +53,18 @@ test('a disk too small even shrunk is refused with what it needs; no table, logi
   assert.throws(() => planShrink(parts, 'none', 40 * GiB), /no partition table/);
   assert.throws(() => planShrink([part(1, MiB, GiB, 'ext4', MiB), part(5, 2 * GiB, GiB, 'ext4', MiB)], 'mbr', GiB), /logical partitions/);
 });
+
+test('FAT (the EFI partition) shrinks only when the rest shrunk does not make room, and an ESP keeps 100 MiB', () => {
+  const esp = (size: number, used: number) => ({ ...part(1, MiB, size, 'vfat', used), type: 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B' });
+  const roomy = planShrink([esp(2 * GiB, 10 * MiB), part(2, MiB + 2 * GiB, 10 * GiB, 'ext4', 5 * GiB)], 'gpt', 11 * GiB);
+  assert.deepEqual(
+    roomy.partitions.map((x) => x.how),
+    ['keep', 'shrink'],
+  );
+  const tight = planShrink([esp(2 * GiB, 10 * MiB), part(2, MiB + 2 * GiB, 10 * GiB, 'ext4', 9 * GiB)], 'gpt', 10.5 * GiB);
+  assert.deepEqual(
+    tight.partitions.map((x) => x.how),
+    ['shrink', 'shrink'],
+  );
+  assert.ok(tight.partitions[0].newSize >= 100 * MiB, 'an EFI system partition keeps at least 100 MiB');
+});
