@@ -106,6 +106,19 @@ export function register(program: Command, ctx: CommandContext): void {
 
       const restored = await ops.restoreOp({ ...req, snapshot: snapshot.id, target: disk.path }, ctx.opContext(g));
       ctx.stopProgress();
+      const steps = nextSteps(snapshot, disk.path);
+      if (restored.resized) {
+        // Moved and shrunk partitions cannot be compared block by block with the snapshot.
+        say(`Restored ${formatBytes(restored.bytesWritten)} onto ${disk.path}, its partitions fitted to the smaller disk.`);
+        ctx.report(g, { ok: true, snapshot: snapshot.id, disk: disk.path, bytesWritten: restored.bytesWritten, verified: false, resized: restored.resized, next: steps }, () =>
+          [
+            `Done: ${disk.path} holds the snapshot "${snapshot.label}", fitted to the smaller disk. Every chunk was checked as it was written and each shrunk filesystem by its own tool; a smaller disk cannot be compared block by block with the snapshot.`,
+            '',
+            ...steps,
+          ].join('\n'),
+        );
+        return;
+      }
       say(`Restored ${formatBytes(restored.bytesWritten)} onto ${disk.path}. Comparing the disk with the snapshot…`);
       const verified = await ops.verifyOp({ ...req, snapshot: snapshot.id, against: disk.path }, ctx.opContext(g));
       ctx.stopProgress();
@@ -123,7 +136,6 @@ export function register(program: Command, ctx: CommandContext): void {
           `${disk.path} does not read back as the snapshot${cmp ? `: ${formatBytes(cmp.differingBytes)} differ` : ''}.`,
           'Run devsnap recover again; if it differs again, the disk may be failing.',
         );
-      const steps = nextSteps(snapshot, disk.path);
       ctx.report(g, { ok: true, snapshot: snapshot.id, disk: disk.path, bytesWritten: restored.bytesWritten, verified: true, bytesCompared: cmp.bytesCompared, next: steps }, () =>
         [`Done: ${disk.path} holds the snapshot "${snapshot.label}", and reads back as it.`, '', ...steps].join('\n'),
       );

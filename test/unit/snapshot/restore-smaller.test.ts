@@ -156,4 +156,15 @@ test('when shrinking ext is not enough, the EFI partition (FAT) is made anew, sm
   assert.equal(vfatTreeDigest(t.get(1)!), want, 'EFI files');
   assert.ok(fsck('ext4', t.get(2)!).ok);
   for (const d of [...s.values(), ...t.values()]) detachLoop(d);
+
+  // The guided restore offers the smaller disk and says it cannot be compared block by block.
+  const again = path.join(dir, 'again.img');
+  sh('sh', ['-c', `head -c ${250 * MiB} /dev/urandom > '${again}'`]);
+  const dev2 = attachLoop(again);
+  r = devsnap(['recover', '--repo', repo, '--disk', dev2, '--confirm', dev2, '--include-virtual', '--json']);
+  detachLoop(dev2);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.equal(r.json.verified, false);
+  assert.match(r.stderr, /smaller than the disk it was taken of .*shrunk to fit/);
+  assert.equal(sh('sfdisk', ['-V', again], { allowFail: true }).status, 0);
 });
