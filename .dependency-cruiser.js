@@ -7,6 +7,8 @@ const LAYERS = [
   ['protocol', '^imaging/protocol/'],
   ['core', '^imaging/(core/|runtime\\.ts$)'],
   ['codec', '^imaging/codec/'],
+  // Where a repository's objects live: a folder or an S3-compatible bucket (storage/storage.ts).
+  ['storage', '^imaging/storage/'],
   ['filesystems', '^imaging/filesystems/'],
   ['disk', '^imaging/disk/'],
   ['repo', '^imaging/repo/'],

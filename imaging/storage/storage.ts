@@ -1,0 +1,62 @@
+// Where a repository's files live: a folder on a local drive, or an S3-compatible bucket (issue 13).
+// A repository is a set of named objects ("config.json", "data/ab/<id>.pack", "index/<id>.idx",
+// "snapshots/<id>.json", "locks/<id>.lock") that are written whole and never changed in place, so
+// both kinds of storage can hold one: what a folder does with a write aside and a rename, an object
+// store does with one PUT. This is the contract every storage passes (test/unit/storage/, one
+// conformance suite, restic's backend tests and kopia's blobtesting as the model).
+//
+// Names are relative, '/'-separated, without '.' or '..' segments, empty segments or a leading '/'.
+
+export interface ObjectInfo {
+  name: string;
+  size: number;
+  /** Last modification, ms since the epoch (for stale-lock rules; object stores report it to the second). */
+  modified: number;
+}
+
+export interface PutOptions {
+  /** Fail with StorageError 'exists' when the name is taken (O_EXCL on a folder, If-None-Match: * on S3). */
+  ifAbsent?: boolean;
+}
+
+export type StorageErrorKind = 'not-found' | 'exists' | 'unavailable' | 'denied' | 'invalid';
+
+/** A storage failure the repository layer can act on; other errors are bugs or I/O errors passed on. */
+export class StorageError extends Error {
+  constructor(
+    readonly kind: StorageErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StorageError';
+  }
+}
+
+export interface Storage {
+  /** "folder /media/usb/devsnap" or "s3 https://host/bucket/prefix", for messages. */
+  readonly location: string;
+  /** The whole object; StorageError 'not-found' when there is none. */
+  get(name: string): Promise<Buffer>;
+  /** `length` bytes at `offset` (fewer only at the object's end); 'not-found' when there is none. */
+  getRange(name: string, offset: number, length: number): Promise<Buffer>;
+  /**
+   * Stores `data` under `name`, whole or not at all: a reader sees the old object, none, or the new
+   * one, never a part (and after a crash at any point, the same). Durable when it resolves.
+   */
+  put(name: string, data: Buffer, opts?: PutOptions): Promise<void>;
+  /** Size and time; null when there is no such object. */
+  stat(name: string): Promise<ObjectInfo | null>;
+  /** Every object whose name starts with `prefix`, in name order, however many there are. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Removes the object; no error when there is none. */
+  delete(name: string): Promise<void>;
+}
+
+const SEGMENT = /^[A-Za-z0-9._-]+$/;
+
+/** Checks a name against the rules above (StorageError 'invalid' otherwise): storages never see anything else. */
+export function checkName(name: string): string {
+  const parts = name.split('/');
+  if (!name || name.length > 512 || parts.some((p) => !SEGMENT.test(p) || p === '.' || p === '..')) throw new StorageError('invalid', `"${name}" is not a valid object name in a repository.`);
+  return name;
+}
