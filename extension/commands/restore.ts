@@ -5,6 +5,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as vscode from 'vscode';
+import { planShrink } from '../../imaging/snapshot/shrink-plan';
 import type { DiskInfo, SnapshotSummary } from '../../imaging/protocol';
 import { EngineError, RestoreResult } from '../engine';
 import { formatBytes } from '../../imaging/core/format';
@@ -153,6 +154,17 @@ export async function restoreSnapshot(ctx: CommandContext, arg?: SnapshotRef | R
   }
 }
 
+/** For a disk smaller than the snapshot's: whether its filesystems can shrink onto it (the engine's plan) or it is too small. */
+function smallerDiskText(snap: SnapshotSummary, d: DiskInfo): string {
+  if (d.size >= snap.source.size) return '';
+  try {
+    planShrink(snap.partitions, snap.source.table, d.size);
+    return 'smaller: its filesystems will be shrunk to fit';
+  } catch {
+    return 'too small';
+  }
+}
+
 async function pickTarget(ctx: CommandContext, snap: SnapshotSummary, disks: DiskInfo[], partition: number | undefined, n: number, total: number): Promise<string | undefined> {
   if (partition !== undefined) return pickPartitionTarget(snap, offeredDisks(disks, ctx.config().showVirtualDisks), partition, n, total);
   const cfg = ctx.config();
@@ -167,9 +179,7 @@ async function pickTarget(ctx: CommandContext, snap: SnapshotSummary, disks: Dis
     items.push({
       label: `$(${d.virtual ? 'file-binary' : 'server'}) ${d.path}${d.model ? ` — ${d.model}` : ''}`,
       description:
-        [d.path === snap.source.path ? 'snapshot source' : '', d.virtual ? virtualText(d) : '', d.size < snap.source.size ? 'too small' : '', mounted.length ? 'mounted' : '']
-          .filter(Boolean)
-          .join(' · ') || undefined,
+        [d.path === snap.source.path ? 'snapshot source' : '', d.virtual ? virtualText(d) : '', smallerDiskText(snap, d), mounted.length ? 'mounted' : ''].filter(Boolean).join(' · ') || undefined,
       detail: diskDescription(d) + (mounted.length ? ` · mounted at ${mounted.join(', ')}` : ''),
       target: d.path,
     });
