@@ -225,7 +225,8 @@ describe('NTFS read from an image equals ntfs-3g', needsRoot, () => {
     const { entries } = await compareWithNtfs3g(img, async (ifs, mnt) => {
       // The fixture has what it is meant to have (seen through ntfs-3g and e2fsprogs' filefrag).
       const extents = (p: string) => Number(/(\d+) extents? found/.exec(sh('filefrag', [path.join(mnt, p)]).stdout)![1]);
-      assert.ok(extents('/fragmented.bin') >= 8, `fragmented.bin has ${extents('/fragmented.bin')} extents`);
+      // How many depends on where ntfs-3g put the filler files (5 to 34 here); backwards.bin is the heavily fragmented one.
+      assert.ok(extents('/fragmented.bin') >= 3, `fragmented.bin has ${extents('/fragmented.bin')} extents`);
       assert.ok(extents('/backwards.bin') >= 50, `backwards.bin has ${extents('/backwards.bin')} extents`);
       const attrList = (p: string) => sh('ntfsinfo', ['-i', String(fs.statSync(path.join(mnt, p)).ino), img]).stdout.includes('$ATTRIBUTE_LIST');
       assert.ok(attrList('/backwards.bin') && attrList('/hardlinks/target'), 'attribute lists');
@@ -247,6 +248,25 @@ describe('NTFS read from an image equals ntfs-3g', needsRoot, () => {
       assert.equal(ifs.uuid, sh('blkid', ['-p', '-o', 'value', '-s', 'UUID', img]).stdout.trim());
     });
     assert.ok(entries > 2100);
+  });
+
+  it('other cluster sizes: 512 bytes (compressed units of 8 KiB) and 64 KiB (index blocks smaller than a cluster)', async () => {
+    for (const blockSize of [512, 65536]) {
+      const other = path.join(work, `cluster-${blockSize}.img`);
+      await makeFsImage(other, { fs: 'ntfs', size: 48 * MiB, blockSize, fromDir: src });
+      if (blockSize <= 4096) {
+        await withLoop(other, {}, (dev) =>
+          withMount(dev, 'ntfs', {}, (mnt) => {
+            fs.mkdirSync(path.join(mnt, 'compressed'));
+            sh('setfattr', ['-n', 'system.ntfs_attrib_be', '-v', '0x00000800', path.join(mnt, 'compressed')]);
+            fs.writeFileSync(path.join(mnt, 'compressed/text.txt'), words(30, 300_000));
+            fs.writeFileSync(path.join(mnt, 'compressed/random.bin'), seededBytes(31, 50_000));
+          }),
+        );
+      }
+      await compareWithNtfs3g(other);
+      fs.rmSync(other);
+    }
   });
 
   it('reads compressed, sparse and fragmented files by ranges as ntfs-3g does', async () => {
