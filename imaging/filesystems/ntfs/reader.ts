@@ -136,7 +136,8 @@ export class NtfsImageFs extends BaseImageFs<NtfsNode> {
     try {
       const mft = await Mft.open({ p, ...geo });
       const fs = new NtfsImageFs(mft, undefined, uuid);
-      const vol = await fs.loadRecord(VOLUME);
+      // The label is only shown: a damaged $Volume record leaves it out rather than the files.
+      const vol = await fs.loadRecord(VOLUME).catch((e) => (e instanceof Implausible || e instanceof RangeError ? null : Promise.reject(e)));
       const name = vol?.find((a) => a.type === ATTR_VOLUME_NAME && !a.nonResident);
       if (name) fs.label = cString(residentValue(name), 'utf16le');
       return fs;
@@ -194,7 +195,7 @@ export class NtfsImageFs extends BaseImageFs<NtfsNode> {
       if (baseOf(raw, rec) !== rec) throw new Implausible(`MFT record ${rec} is named in a directory but extends record ${baseOf(raw, rec)}`);
     });
     if (!base) throw new Implausible(`a directory entry names MFT record ${rec}, which is not in use`);
-    // Extension records that claim another base are not this file's.
+    // An extension record that claims another base: the attribute list (or that record) is damaged.
     const fa = await fileAttrs(this.g, rec, (n) =>
       n === rec
         ? Promise.resolve(base)
