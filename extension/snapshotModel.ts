@@ -119,7 +119,7 @@ export function diskContextValue(g: Pick<DiskGroup, 'snapshots'>): string {
 
 /** Filesystems whose files devsnap reads inside a snapshot (the compare panel's Files tab). */
 export function readsFiles(p: Pick<PartitionInfo, 'fs'>): boolean {
-  return /^(ext[234]|vfat|fat(12|16|32)?)$/.test(p.fs ?? '');
+  return /^(ext[234]|vfat|fat(12|16|32)?|ntfs)$/.test(p.fs ?? '');
 }
 
 /** contextValue of a partition: "partition", plus ".files" when its changed files can be shown (a readable filesystem and an earlier snapshot). */

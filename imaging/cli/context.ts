@@ -122,4 +122,5 @@ export const intArg = (name: string) => (v: string) => {
 };
 
 /** -p/--partition of the commands looking inside a snapshot's filesystem. */
-export const partitionOption = () => new Option('-p, --partition <n>', 'partition number (default: the largest ext partition, the root)').argParser(intArg('--partition'));
+export const partitionOption = () =>
+  new Option('-p, --partition <n>', 'partition number (default: the largest ext partition, the root; without one, the largest NTFS one)').argParser(intArg('--partition'));

@@ -26,10 +26,13 @@ export interface OpenSnapshotFsOptions {
 
 const EXT = new Set(['ext2', 'ext3', 'ext4']);
 
-/** The partition to open when none is given: the largest ext partition (the root), else the largest with a known filesystem. */
+/**
+ * The partition to open when none is given: the largest ext partition (the root); on a disk without one
+ * (Windows alone), the largest NTFS partition rather than the EFI partition; else the largest with a known filesystem.
+ */
 export function defaultPartition(m: Manifest): number {
   const byFs = (pred: (fs: string | undefined) => boolean) => m.partitions.filter((p) => pred(p.fs)).sort((a, b) => b.size - a.size)[0];
-  const p = byFs((f) => !!f && EXT.has(f)) ?? byFs((f) => f === 'vfat') ?? byFs(() => true);
+  const p = byFs((f) => !!f && EXT.has(f)) ?? byFs((f) => f === 'ntfs') ?? byFs((f) => f === 'vfat') ?? byFs(() => true);
   if (!p) throw new DevsnapError('NOT_FOUND', `Snapshot ${m.id} has no partitions.`);
   return p.index;
 }
@@ -46,7 +49,7 @@ export async function openSnapshotFs(repo: Repository, m: Manifest, partition?: 
       throw new DevsnapError(
         'BAD_SOURCE',
         `Partition ${index} of snapshot ${m.id} holds ${p?.fs ? `a ${p.fs} filesystem, which devsnap cannot read files from` : 'no filesystem devsnap can read'}.`,
-        'Files can be read from ext2/3/4 and FAT partitions; choose one with --partition.',
+        'Files can be read from ext2/3/4, FAT and NTFS partitions; choose one with --partition.',
       );
     }
     return { fs, disk, partition: index, close: async () => (own ? pool.close() : undefined) };

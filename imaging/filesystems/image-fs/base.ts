@@ -1,4 +1,4 @@
-// What the ext and FAT readers share: path resolution (following symlinks inside the image),
+// What the ext, FAT and NTFS readers share: path resolution (following symlinks inside the image),
 // directory caching, walking and streaming. A reader supplies nodes, their children, stat and data.
 import { Readable } from 'stream';
 import { DevsnapError } from '../../core/errors';

@@ -4,5 +4,6 @@ export * from './types';
 export { openImageFs } from './detect';
 export { ExtImageFs, extAclToXattr } from '../ext/reader';
 export { FatImageFs } from '../fat/reader';
+export { NtfsImageFs } from '../ntfs/reader';
 export { compareNames, joinPath, normalizePath } from './base';
 export { imageFsDigest, type ImageDigestField } from './digest';

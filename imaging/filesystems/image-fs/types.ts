@@ -1,4 +1,4 @@
-// The read-only view of a filesystem inside a snapshot (or any ByteReader): one API for ext2/3/4 and FAT.
+// The read-only view of a filesystem inside a snapshot (or any ByteReader): one API for ext2/3/4, FAT and NTFS.
 import type { Readable } from 'stream';
 import type { ImageFileType } from '../../protocol';
 export type { ImageFileType };
@@ -47,7 +47,7 @@ export interface ReadStreamOptions {
 }
 
 export interface ImageFs {
-  readonly fs: 'ext2' | 'ext3' | 'ext4' | 'vfat';
+  readonly fs: 'ext2' | 'ext3' | 'ext4' | 'vfat' | 'ntfs';
   readonly label?: string;
   readonly uuid?: string;
   /** Names in a directory (not '.' and '..'), sorted. Follows symlinks in the path. */

@@ -1,14 +1,14 @@
-// The contract every filesystem reader of snapshots (ImageFs: ext2/3/4, FAT) keeps, checked the same
+// The contract every filesystem reader of snapshots (ImageFs: ext2/3/4, FAT, NTFS) keeps, checked the same
 // way on each, against the tree its image was made from by the real tools (mke2fs -d, mkfs.vfat +
-// mcopy): the same paths, types, sizes and bytes (whole, by range, streamed), directories sorted and
+// mcopy, mkntfs + cp through ntfs-3g): the same paths, types, sizes and bytes (whole, by range, streamed), directories sorted and
 // listed alike, and DevsnapErrors (never another exception) for what does not exist or is not a file.
-// A reader added later (NTFS) joins by adding its row to FORMATS.
+// A reader added later joins by adding its row to FORMATS.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { cleanup, fileReader, FsImageOptions, makeFsImage, tmpDir } from '../../helpers/disks';
+import { cleanup, fileReader, FsImageOptions, isRoot, makeFsImage, tmpDir } from '../../helpers/disks';
 import { compareNames, ImageFs, joinPath, openImageFs } from '../../../imaging/filesystems/image-fs/index';
 import { DevsnapError } from '../../../imaging/core/errors';
 
@@ -39,6 +39,8 @@ interface Format {
   name: string;
   image: Omit<FsImageOptions, 'fromDir'>;
   symlinks: boolean;
+  /** Made through a mount (root only). */
+  root?: boolean;
 }
 
 const FORMATS: Format[] = [
@@ -47,6 +49,8 @@ const FORMATS: Format[] = [
   { name: 'ext2 (indirect blocks)', image: { fs: 'ext2', size: 16 * MiB }, symlinks: true },
   { name: 'FAT16', image: { fs: 'vfat', size: 16 * MiB, fatBits: 16 }, symlinks: false },
   { name: 'FAT32, 512-byte clusters', image: { fs: 'vfat', size: 40 * MiB, fatBits: 32, blockSize: 512 }, symlinks: false },
+  { name: 'NTFS, 4 KiB clusters', image: { fs: 'ntfs', size: 16 * MiB }, symlinks: true, root: true },
+  { name: 'NTFS, 512-byte clusters', image: { fs: 'ntfs', size: 16 * MiB, blockSize: 512 }, symlinks: true, root: true },
 ];
 
 /** Every path of a tree (not following links), with its lstat. */
@@ -69,7 +73,7 @@ const streamed = async (r: NodeJS.ReadableStream) => {
 };
 
 for (const f of FORMATS) {
-  describe(`filesystem reader contract: ${f.name}`, () => {
+  describe(`filesystem reader contract: ${f.name}`, { skip: f.root && !isRoot ? 'needs root: mounts through ntfs-3g' : false }, () => {
     const src = path.join(work, f.name.replace(/\W+/g, '-'), 'tree');
     const image = path.join(path.dirname(src), 'fs.img');
     let ifs: ImageFs;
