@@ -60,3 +60,30 @@ export function checkName(name: string): string {
   if (!name || name.length > 512 || parts.some((p) => !SEGMENT.test(p) || p === '.' || p === '..')) throw new StorageError('invalid', `"${name}" is not a valid object name in a repository.`);
   return name;
 }
+
+const PREFIX = /^[A-Za-z0-9._/-]*$/;
+
+/** Checks a list() prefix: the start of a name ('' for all, "snapshots/", "data/a"); StorageError 'invalid' otherwise. */
+export function checkPrefix(prefix: string): string {
+  if (prefix.length > 512 || !PREFIX.test(prefix) || prefix.startsWith('/') || prefix.includes('//') || /(^|\/)\.\.?\//.test(prefix)) {
+    throw new StorageError('invalid', `"${prefix}" is not a valid prefix of object names in a repository.`);
+  }
+  return prefix;
+}
+
+/** getRange's offset and length are non-negative safe integers (StorageError 'invalid' otherwise). */
+export function checkRange(offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+    throw new StorageError('invalid', `A range of ${length} bytes at ${offset} is not valid: both must be whole numbers ≥ 0.`);
+  }
+}
+
+/** checkName as a test: list() skips what no repository writes (temporary files, keys made by other tools). */
+export function isValidName(name: string): boolean {
+  try {
+    checkName(name);
+    return true;
+  } catch {
+    return false;
+  }
+}

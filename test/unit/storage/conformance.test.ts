@@ -1,0 +1,448 @@
+// The Storage contract (imaging/storage/storage.ts), one suite every storage passes (issue 13), on
+// the model of restic's backend tests and kopia's blobtesting: a folder (LocalStorage) always, and an
+// S3 bucket (S3Storage) on a real Ceph radosgw that this file starts with scripts/ceph.sh: 3 OSDs
+// with 3 copies, so the last test can kill one mid-operation. Without Ceph and without root to
+// install it, the S3 part is skipped with the reason.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as net from 'net';
+import * as path from 'path';
+import { cleanup, isRoot, seededBytes, tmpDir } from '../../helpers/disks';
+import { LocalStorage } from '../../../imaging/storage/local';
+import { S3Storage, S3StorageOptions } from '../../../imaging/storage/s3';
+import { Storage, StorageError, StorageErrorKind } from '../../../imaging/storage/storage';
+
+after(cleanup);
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const ROOT = path.join(__dirname, '..', '..', '..', '..');
+const CEPH_SH = path.join(ROOT, 'scripts', 'ceph.sh');
+
+async function collect(it: AsyncIterable<{ name: string }>): Promise<string[]> {
+  const names: string[] = [];
+  for await (const o of it) names.push(o.name);
+  return names;
+}
+
+async function rejectsWith(p: Promise<unknown> | (() => Promise<unknown>), kind: StorageErrorKind, what: string): Promise<StorageError> {
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (err) {
+    assert.ok(err instanceof StorageError, `${what}: expected StorageError '${kind}', got ${err}`);
+    assert.equal(err.kind, kind, `${what}: ${err.message}`);
+    return err;
+  }
+  assert.fail(`${what}: expected StorageError '${kind}', it succeeded`);
+}
+
+const byteOrder = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Runs `fn` over `items`, `n` at a time. */
+async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (next < items.length) await fn(items[next++]);
+    }),
+  );
+}
+
+/** The contract: every storage passes these. `fresh` gives an empty storage for each test. */
+function conformance(fresh: () => Storage): void {
+  test('put and get round trips: empty, 1 byte, small, several MiB, binary', async () => {
+    const s = fresh();
+    const all256 = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    const objects: [string, Buffer][] = [
+      ['empty', Buffer.alloc(0)],
+      ['one', Buffer.from([0])],
+      ['small.json', Buffer.from('{"version":1}\n')],
+      ['bytes/all256', Buffer.concat([all256, all256.reverse()])],
+      ['data/ab/large.pack', seededBytes(1, 12 * MiB + 3)], // above the S3 tests' multipart threshold
+    ];
+    for (const [name, data] of objects) await s.put(name, data);
+    for (const [name, data] of objects) {
+      assert.ok((await s.get(name)).equals(data), name);
+      assert.equal((await s.stat(name))?.size, data.length, name);
+    }
+  });
+
+  test('getRange at the start, the middle, the end and past the end', async () => {
+    const s = fresh();
+    const data = seededBytes(2, MiB + 17);
+    const n = data.length;
+    await s.put('r', data);
+    const cases: [number, number, Buffer][] = [
+      [0, 10, data.subarray(0, 10)],
+      [0, n, data],
+      [n >> 1, 4 * KiB, data.subarray(n >> 1, (n >> 1) + 4 * KiB)],
+      [n - 10, 10, data.subarray(n - 10)],
+      [n - 5, 10, data.subarray(n - 5)], // crosses the end: only what there is
+      [n, 10, Buffer.alloc(0)],
+      [n + 100, 1, Buffer.alloc(0)],
+      [7, 0, Buffer.alloc(0)],
+    ];
+    for (const [offset, length, want] of cases) assert.ok((await s.getRange('r', offset, length)).equals(want), `${length} bytes at ${offset}`);
+    await rejectsWith(s.getRange('missing', 0, 10), 'not-found', 'range of a missing object');
+    await rejectsWith(s.getRange('missing', 5, 0), 'not-found', 'empty range of a missing object');
+    await rejectsWith(() => s.getRange('r', -1, 10), 'invalid', 'negative offset');
+    await rejectsWith(() => s.getRange('r', 0, 1.5), 'invalid', 'fractional length');
+  });
+
+  test('overwrite replaces the whole object', async () => {
+    const s = fresh();
+    await s.put('o', seededBytes(3, 2 * MiB));
+    await s.put('o', Buffer.from('short'));
+    assert.equal((await s.get('o')).toString(), 'short');
+    assert.equal((await s.stat('o'))?.size, 5);
+    assert.deepEqual(await collect(s.list('')), ['o']);
+  });
+
+  test('ifAbsent: a second put is refused as exists, the first one is kept (small and large)', async () => {
+    const s = fresh();
+    await s.put('locks/a.lock', Buffer.from('first'), { ifAbsent: true });
+    await rejectsWith(s.put('locks/a.lock', Buffer.from('second'), { ifAbsent: true }), 'exists', 'second ifAbsent put');
+    assert.equal((await s.get('locks/a.lock')).toString(), 'first');
+    const big = seededBytes(4, 9 * MiB);
+    await s.put('big', big, { ifAbsent: true });
+    await rejectsWith(s.put('big', seededBytes(5, 9 * MiB), { ifAbsent: true }), 'exists', 'second large ifAbsent put');
+    assert.ok((await s.get('big')).equals(big));
+    // Racing writers of one name: exactly one wins, whole.
+    const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => s.put('config.json', Buffer.from(`writer ${i}`), { ifAbsent: true })));
+    const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+    assert.equal(won.length, 1, `winners: ${won.join(', ')}`);
+    for (const r of results) if (r.status === 'rejected') assert.equal((r.reason as StorageError).kind, 'exists', String(r.reason));
+    assert.equal((await s.get('config.json')).toString(), `writer ${won[0]}`);
+  });
+
+  test('stat gives the size and the time of the last write; null when there is no object', async () => {
+    const s = fresh();
+    const t0 = Date.now();
+    await s.put('index/x.idx', Buffer.alloc(1234, 7));
+    const st = await s.stat('index/x.idx');
+    assert.ok(st);
+    assert.equal(st.name, 'index/x.idx');
+    assert.equal(st.size, 1234);
+    // Object stores report whole seconds: allow that, and a little clock drift.
+    assert.ok(st.modified >= t0 - 2000 && st.modified <= Date.now() + 2000, `modified ${new Date(st.modified).toISOString()}`);
+    assert.equal(await s.stat('index/none.idx'), null);
+    assert.equal(await s.stat('index'), null, 'a "folder" is no object');
+  });
+
+  test('list: by prefix, in byte order of names, with sizes', async () => {
+    const s = fresh();
+    const names = ['kk', 'k0', 'k/2/3', 'k/1', 'k.1', 'k-1', 'snapshots/b.json', 'snapshots/a.json', 'snapshotsX', 'data/00/p.pack'];
+    await pool(names, 4, (n) => s.put(n, Buffer.alloc(n.length, 1)));
+    // '-' < '.' < '/' < '0' < 'k': S3's order, which a folder-by-folder walk does not give by itself.
+    assert.deepEqual(await collect(s.list('k')), ['k-1', 'k.1', 'k/1', 'k/2/3', 'k0', 'kk']);
+    assert.deepEqual(await collect(s.list('k/')), ['k/1', 'k/2/3']);
+    assert.deepEqual(await collect(s.list('k/2')), ['k/2/3']);
+    assert.deepEqual(await collect(s.list('snapshots/')), ['snapshots/a.json', 'snapshots/b.json']);
+    assert.deepEqual(await collect(s.list('')), [...names].sort(byteOrder));
+    assert.deepEqual(await collect(s.list('nothing/')), []);
+    for await (const o of s.list('')) assert.equal(o.size, o.name.length, o.name);
+  });
+
+  test('list: more than 1000 objects, every one, in order (pagination)', async () => {
+    const s = fresh();
+    const names = Array.from({ length: 1100 }, (_, i) => `index/${(i * 7919) % 1100}`.padEnd(12, 'x'));
+    await pool(names, 16, (n) => s.put(n, Buffer.from(n)));
+    await s.put('other', Buffer.from('not under index/'));
+    assert.deepEqual(await collect(s.list('index/')), [...names].sort(byteOrder));
+    const ones = names.filter((n) => n.startsWith('index/1')).sort(byteOrder);
+    assert.deepEqual(await collect(s.list('index/1')), ones);
+    assert.equal((await collect(s.list(''))).length, 1101);
+  });
+
+  test('delete removes the object; deleting a missing one is no error', async () => {
+    const s = fresh();
+    await s.put('d/x', Buffer.from('x'));
+    await s.put('d/y', Buffer.from('y'));
+    await s.delete('d/x');
+    assert.equal(await s.stat('d/x'), null);
+    await rejectsWith(s.get('d/x'), 'not-found', 'get after delete');
+    await s.delete('d/x');
+    await s.delete('never/was');
+    assert.deepEqual(await collect(s.list('d/')), ['d/y']);
+  });
+
+  test('not-found: get and getRange of what is not there, including a "folder"', async () => {
+    const s = fresh();
+    await rejectsWith(s.get('config.json'), 'not-found', 'get in an empty storage');
+    await s.put('data/ab/p.pack', Buffer.from('p'));
+    await rejectsWith(s.get('data/ab/q.pack'), 'not-found', 'get of a missing name');
+    await rejectsWith(s.get('data/ab'), 'not-found', 'get of a "folder"');
+    await rejectsWith(s.get('data/ab/p.pack/x'), 'not-found', 'get below an object');
+    await rejectsWith(s.getRange('data/ab/q.pack', 0, 1), 'not-found', 'getRange of a missing name');
+  });
+
+  test('invalid names and prefixes are refused (before any request or file)', async () => {
+    const s = fresh();
+    const bad = ['', '/abs', 'trail/', 'a//b', '../up', 'a/../b', 'a/./b', '.', 'sp ace', 'back\\slash', 'ümlaut', 'x'.repeat(513), 'nul\0'];
+    for (const name of bad) {
+      const what = JSON.stringify(name);
+      await rejectsWith(() => s.get(name), 'invalid', `get ${what}`);
+      await rejectsWith(() => s.getRange(name, 0, 1), 'invalid', `getRange ${what}`);
+      await rejectsWith(() => s.put(name, Buffer.from('x')), 'invalid', `put ${what}`);
+      await rejectsWith(() => s.put(name, Buffer.from('x'), { ifAbsent: true }), 'invalid', `put ifAbsent ${what}`);
+      await rejectsWith(() => s.stat(name), 'invalid', `stat ${what}`);
+      await rejectsWith(() => s.delete(name), 'invalid', `delete ${what}`);
+    }
+    for (const prefix of ['/x', '../', 'a//', 'sp ace', 'a/../']) await rejectsWith(() => collect(s.list(prefix)), 'invalid', `list ${JSON.stringify(prefix)}`);
+    assert.deepEqual(await collect(s.list('')), [], 'nothing was written');
+  });
+
+  test('concurrent puts of different names all land, each whole', async () => {
+    const s = fresh();
+    const objects = Array.from({ length: 32 }, (_, i) => ({ name: `data/${String(i).padStart(2, '0')}/p.pack`, data: seededBytes(100 + i, 64 * KiB + i * 1001) }));
+    await Promise.all(objects.map((o) => s.put(o.name, o.data)));
+    await Promise.all(objects.map(async (o) => assert.ok((await s.get(o.name)).equals(o.data), o.name)));
+    assert.deepEqual(
+      await collect(s.list('data/')),
+      objects.map((o) => o.name),
+    );
+  });
+
+  test('atomicity: while a large put is in flight a reader sees the old object or the new one (or none), never a part', async (t) => {
+    const s = fresh();
+    const v1 = Buffer.alloc(12 * MiB, 0xa1);
+    const v2 = Buffer.alloc(12 * MiB + 5, 0xb2);
+    await s.put('big', v1);
+    let reads = 0;
+    const watch = async (name: string, allowed: (b: Buffer | null) => boolean, done: () => boolean) => {
+      while (!done()) {
+        const got = await s.get(name).catch((err: unknown) => {
+          if (err instanceof StorageError && err.kind === 'not-found') return null;
+          throw err;
+        });
+        assert.ok(allowed(got), `${name}: read ${got?.length} bytes, neither the old object nor the new one`);
+        reads++;
+      }
+    };
+    for (const [name, data, before] of [
+      ['big', v2, v1],
+      ['fresh', v1, null],
+    ] as const) {
+      let finished = false;
+      const put = s.put(name, data).finally(() => (finished = true));
+      await Promise.all([
+        put,
+        watch(
+          name,
+          (b) => (b === null ? before === null : b.equals(data) || (before !== null && b.equals(before))),
+          () => finished,
+        ),
+      ]);
+      assert.ok((await s.get(name)).equals(data));
+    }
+    assert.ok(reads >= 2, `only ${reads} reads happened during the puts`);
+    t.diagnostic(`${reads} whole reads during the two puts`);
+  });
+}
+
+describe('LocalStorage (a folder)', () => {
+  conformance(() => new LocalStorage(path.join(tmpDir(), 'repo')));
+
+  test('files 0600 and folders 0700; temporary files and other entries are not listed', async () => {
+    const dir = path.join(tmpDir(), 'repo');
+    const s = new LocalStorage(dir);
+    await s.put('data/ab/p.pack', Buffer.from('p'));
+    assert.equal(fs.statSync(path.join(dir, 'data/ab/p.pack')).mode & 0o777, 0o600);
+    assert.equal(fs.statSync(path.join(dir, 'data/ab')).mode & 0o777, 0o700);
+    assert.equal(fs.statSync(path.join(dir, 'data')).mode & 0o777, 0o700);
+    fs.writeFileSync(path.join(dir, 'data/ab/p.pack.123.0badf00d~tmp'), 'left by a crash');
+    fs.symlinkSync('/etc/passwd', path.join(dir, 'data/link'));
+    fs.mkdirSync(path.join(dir, 'empty'));
+    assert.deepEqual(await collect(s.list('')), ['data/ab/p.pack']);
+    await rejectsWith(s.get('data/link'), 'not-found', 'a symlink is no object');
+  });
+});
+
+describe('S3 locations and errors, without a server', () => {
+  test('locations are parsed and checked, with errors that say what a valid one looks like', async () => {
+    const { parseS3Location, parseLocation } = await import('../../../imaging/storage/location');
+    assert.deepEqual(parseS3Location('s3:https://s3.example.com/bucket'), { kind: 's3', endpoint: 'https://s3.example.com', bucket: 'bucket', prefix: '' });
+    assert.deepEqual(parseS3Location('s3:http://127.0.0.1:7480/my.bucket-1/team/devsnap/'), { kind: 's3', endpoint: 'http://127.0.0.1:7480', bucket: 'my.bucket-1', prefix: 'team/devsnap' });
+    assert.deepEqual(parseLocation('/media/usb/devsnap'), { kind: 'folder', path: '/media/usb/devsnap' });
+    const bad: [string, RegExp][] = [
+      ['s3:ftp://host/bucket', /scheme is ftp/],
+      ['s3:https://host', /no bucket/],
+      ['s3:https://host/', /no bucket/],
+      ['s3:https://host/Bucket', /not a bucket name/],
+      ['s3:https://host/ab', /not a bucket name/],
+      ['s3:https://key:secret@host/bucket', /credentials.*AWS_ACCESS_KEY_ID/],
+      ['s3:https://host/bucket?x=1', /query/],
+      ['s3:https://host/bucket/a//b', /folder/],
+      ['s3:https://host/bucket/a/../b', /"\.\." segments/],
+      ['s3:https://host/other/../bucket', /"\.\." segments/],
+      ['s3:https://host/bucket/%2e%2e/x', /%-escapes/],
+      ['s3:not a url', /not a URL/],
+    ];
+    for (const [loc, why] of bad) {
+      const err = await rejectsWith(async () => parseS3Location(loc), 'invalid', loc);
+      assert.match(err.message, why, loc);
+      assert.match(err.message, /s3:https:\/\/s3\.example\.com\/my-bucket\/devsnap/, 'the error shows a valid one');
+    }
+  });
+
+  test('invalid names are refused before any request; a server that does not answer is "unavailable" after the retries', async () => {
+    // Port 1 on 127.0.0.1: nothing listens, so a request that were sent would fail as unavailable.
+    const s = new S3Storage('s3:http://127.0.0.1:1/bucket', { maxAttempts: 2, credentials: { accessKeyId: 'k', secretAccessKey: 's' } });
+    try {
+      await rejectsWith(() => s.put('../x', Buffer.from('x')), 'invalid', 'put of an invalid name');
+      await rejectsWith(() => collect(s.list('/x')), 'invalid', 'list of an invalid prefix');
+      const err = await rejectsWith(s.get('config.json'), 'unavailable', 'get from a closed port');
+      assert.match(err.message, /2 attempts.*ECONNREFUSED/);
+      await rejectsWith(s.put('config.json', Buffer.from('x'), { ifAbsent: true }), 'unavailable', 'put to a closed port');
+      await rejectsWith(() => collect(s.list('')), 'unavailable', 'list from a closed port');
+    } finally {
+      s.close();
+    }
+  });
+});
+
+// Ceph: installed, or installable (root with apt-get: scripts/ceph.sh installs it); else the reason to skip.
+const hasCommand = (c: string) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
+const cephSkip =
+  ['ceph-mon', 'ceph-osd', 'radosgw', 'radosgw-admin'].every(hasCommand) || (isRoot && hasCommand('apt-get'))
+    ? false
+    : 'Ceph (radosgw, ceph-mon, ceph-osd) is not installed, and installing it needs root and apt-get: run `sudo scripts/install-deps.sh --only --s3`, or the tests as root';
+
+/** A base port with the next two free too (radosgw, monitor v2, monitor v1). */
+async function freePorts(): Promise<number> {
+  const free = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const srv = net.createServer().once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+  for (;;) {
+    const base = 20000 + Math.floor(Math.random() * 30000);
+    if ((await free(base)) && (await free(base + 1)) && (await free(base + 2))) return base;
+  }
+}
+
+const run = (cmd: string, args: string[], timeout: number) =>
+  new Promise<string>((resolve, reject) =>
+    execFile(cmd, args, { timeout, encoding: 'utf8', maxBuffer: 1 << 24 }, (err, stdout, stderr) => (err ? reject(new Error(`${cmd} ${args.join(' ')}: ${err.message}\n${stderr}`)) : resolve(stdout))),
+  );
+
+describe('S3Storage on Ceph radosgw (3 OSDs, started by scripts/ceph.sh)', { skip: cephSkip }, () => {
+  let dir = '';
+  let endpoint = '';
+  let credentials = { accessKeyId: '', secretAccessKey: '' };
+  let conf = '';
+  let n = 0;
+  const opened: S3Storage[] = [];
+  let stopped = true;
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    spawnSync('bash', [CEPH_SH, 'down', dir], { stdio: 'inherit', timeout: 120_000 });
+  };
+  // If this process ends without `after` (a crash), the daemons are stopped all the same.
+  process.once('exit', stop);
+
+  const storage = (bucket = 'conformance', opts: S3StorageOptions = {}) => {
+    const s = new S3Storage(
+      { kind: 's3', endpoint, bucket, prefix: `t${++n}` },
+      { credentials, multipartThreshold: 8 * MiB, partSize: 5 * MiB, ...opts }, // multipart for the suite's 9 and 12 MiB objects
+    );
+    opened.push(s);
+    return s;
+  };
+
+  before(
+    async () => {
+      dir = tmpDir('devsnap-ceph-');
+      const port = await freePorts();
+      stopped = false;
+      const out = await run('bash', [CEPH_SH, 'up', dir, String(port), '3'], 600_000); // up to ~1 min more when it installs Ceph
+      const env = Object.fromEntries(out.split('\n').flatMap((l) => (/^\w+=/.test(l) ? [[l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]] : [])));
+      endpoint = env.S3_ENDPOINT;
+      conf = env.CEPH_CONF;
+      credentials = { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY };
+      assert.ok(endpoint && conf && credentials.accessKeyId, `scripts/ceph.sh printed no endpoint and keys:\n${out}`);
+      await storage().createBucket();
+    },
+    { timeout: 660_000 },
+  );
+  after(() => {
+    for (const s of opened) s.close();
+    stop();
+  });
+
+  conformance(() => storage());
+
+  test('a bucket that does not exist: put says so (not-found, naming it), createBucket makes it, twice is no error', async () => {
+    const s = storage('new-bucket');
+    assert.equal(await s.bucketExists(), false);
+    const err = await rejectsWith(s.put('config.json', Buffer.from('{}')), 'not-found', 'put into a missing bucket');
+    assert.match(err.message, /bucket "new-bucket" does not exist/);
+    assert.deepEqual(await collect(s.list('')).catch((e: StorageError) => e.kind), 'not-found');
+    await s.createBucket();
+    await s.createBucket();
+    assert.equal(await s.bucketExists(), true);
+    await s.put('config.json', Buffer.from('{}'), { ifAbsent: true });
+    assert.equal((await s.get('config.json')).toString(), '{}');
+  });
+
+  test('a wrong secret is "denied", with what to check', async () => {
+    const s = storage('conformance', { credentials: { accessKeyId: credentials.accessKeyId, secretAccessKey: 'wrong' }, maxAttempts: 2 });
+    const err = await rejectsWith(s.get('config.json'), 'denied', 'get with a wrong secret');
+    assert.match(err.message, /AWS_SECRET_ACCESS_KEY/);
+    await rejectsWith(s.put('config.json', Buffer.from('x')), 'denied', 'put with a wrong secret');
+  });
+
+  test('prefixes keep repositories in one bucket apart', async () => {
+    const a = new S3Storage({ kind: 's3', endpoint, bucket: 'conformance', prefix: 'team/a' }, { credentials });
+    const ab = new S3Storage({ kind: 's3', endpoint, bucket: 'conformance', prefix: 'team/ab' }, { credentials });
+    opened.push(a, ab);
+    await a.put('config.json', Buffer.from('a'));
+    await ab.put('config.json', Buffer.from('ab'));
+    assert.deepEqual(await collect(a.list('')), ['config.json']);
+    assert.equal((await a.get('config.json')).toString(), 'a');
+  });
+
+  // Last: it leaves the cluster with an OSD down.
+  test('one OSD of three killed (kill -9, then marked down) amid puts and gets: each completes or fails with a StorageError; every stored object reads back whole', { timeout: 300_000 }, async (t) => {
+    const s = storage('conformance', { maxAttempts: 10, requestTimeoutMs: 20_000 });
+    const stored = new Map<string, Buffer>();
+    const failures: string[] = [];
+    let ok = 0;
+    /** The operation's result, or `failed` when it threw a StorageError (anything else fails the test). */
+    const failed = Symbol('failed');
+    const attempt = async <T>(fn: () => Promise<T>): Promise<T | typeof failed> => {
+      try {
+        const r = await fn();
+        ok++;
+        return r;
+      } catch (err) {
+        assert.ok(err instanceof StorageError, `an error that is not a StorageError: ${(err as Error)?.stack ?? err}`);
+        failures.push(`${err.kind}: ${err.message}`);
+        return failed;
+      }
+    };
+    const start = Date.now();
+    for (let i = 0; i < 60; i++) {
+      if (i === 20) {
+        const pid = Number(fs.readFileSync(path.join(dir, 'run', 'osd.2.pid'), 'utf8'));
+        process.kill(pid, 'SIGKILL');
+        // Marked down at once, instead of after the ~20 s heartbeat grace.
+        await run('ceph', ['-c', conf, '--connect-timeout', '30', 'osd', 'down', '2'], 60_000);
+        t.diagnostic(`osd.2 (pid ${pid}) killed after ${Date.now() - start} ms`);
+      }
+      const name = `f/${String(i).padStart(2, '0')}`;
+      const data = seededBytes(1000 + i, i === 30 ? 10 * MiB : 16 * KiB + ((i * 7919) % (512 * KiB))); // one multipart upload among them
+      const earlier = [...stored.keys()];
+      const pick = earlier[(i * 31) % Math.max(1, earlier.length)];
+      const [, got] = await Promise.all([attempt(() => s.put(name, data)).then((r) => r !== failed && stored.set(name, data)), pick ? attempt(() => s.get(pick)) : failed]);
+      if (Buffer.isBuffer(got)) assert.ok(got.equals(stored.get(pick)!), `${pick} read back changed during the fault`);
+    }
+    t.diagnostic(`${ok} operations completed, ${failures.length} failed with a StorageError, in ${Date.now() - start} ms${failures.length ? `: ${failures.slice(0, 3).join(' | ')}` : ''}`);
+    assert.ok(stored.size > 0, 'no put succeeded');
+    for (const [name, data] of stored) assert.ok((await s.get(name)).equals(data), `${name} does not read back as stored`);
+    const listed = await collect(s.list('f/'));
+    for (const name of stored.keys()) assert.ok(listed.includes(name), `${name} is not listed`);
+  });
+});
