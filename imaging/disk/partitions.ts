@@ -1,7 +1,9 @@
 // Partition tables: reads MBR and GPT (with header/entry CRC checks and backup-header fallback), and
 // moves a GPT's backup structures to the end of a larger disk after an image was restored onto it.
 
+import type { FileHandle } from 'fs/promises';
 import * as zlib from 'zlib';
+import { writeFully } from '../core/fsutil';
 import { DevsnapError } from '../core/errors';
 import { guidString } from '../filesystems/bitmap';
 import type { ByteReader } from '../filesystems/types';
@@ -35,6 +37,18 @@ export interface PartitionTable {
 export interface SectorDevice {
   read(position: number, length: number): Promise<Buffer>;
   write(buf: Buffer, position: number): Promise<void>;
+}
+
+/** A SectorDevice over an open disk or image file. */
+export function handleDevice(fh: FileHandle): SectorDevice {
+  return {
+    read: async (position, length) => {
+      const b = Buffer.alloc(length);
+      await fh.read(b, 0, length, position);
+      return b;
+    },
+    write: (b, position) => writeFully(fh, b, position),
+  };
 }
 
 const GPT_TYPES: Record<string, string> = {

@@ -5,32 +5,19 @@
 // FAT, in its boot sectors; then every old UUID and PARTUUID named in the restored system's boot
 // files (/etc/fstab, crypttab, GRUB's grub.cfg, kernel command lines, systemd-boot entries, and the
 // EFI partition's grub.cfg) is replaced by the new one. Runs as root (loop devices, mount).
-import { execFile } from 'child_process';
 import { randomBytes, randomUUID } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { promisify } from 'util';
-import { DevsnapError } from '../core/errors';
-import { writeFully } from '../core/fsutil';
-import { childCommand } from '../disk/privilege';
-import { rewriteGptIds } from '../disk/partitions';
+import { handleDevice, rewriteGptIds, type SectorDevice } from '../disk/partitions';
+import { runTool } from '../disk/tools';
 import type { Logger } from '../repo/repository';
 
-const run = promisify(execFile);
 const SECTOR = 512;
+const PKG: Record<string, string> = { tune2fs: 'e2fsprogs', e2fsck: 'e2fsprogs', ntfslabel: 'ntfs-3g', mdir: 'mtools', mcopy: 'mtools' };
 
-async function tool(file: string, args: string[], ok: number[] = [0]): Promise<string> {
-  const c = childCommand(file, args);
-  try {
-    const r = await run(c.file, c.args, { env: c.env, maxBuffer: 16 << 20 });
-    return r.stdout;
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { code?: number | string; stdout?: string; stderr?: string };
-    if (typeof e.code === 'number' && ok.includes(e.code)) return e.stdout ?? '';
-    if (e.code === 'ENOENT') throw new DevsnapError('INTERNAL', `${file} is needed for --new-ids and is not installed.`, 'Install it (e2fsprogs, ntfs-3g, util-linux, mtools), then try again.');
-    throw new DevsnapError('BAD_TARGET', `${file} ${args.join(' ')} failed (${e.code}): ${`${e.stdout ?? ''}${e.stderr ?? ''}`.trim().split('\n').slice(-2).join(' ')}`);
-  }
+async function tool(file: string, args: string[], ok: number[] = [0], env: Record<string, string> = {}): Promise<string> {
+  return (await runTool(file, args, { neededFor: 'for --new-ids', pkg: PKG[file] ?? 'util-linux', ok, env })).stdout;
 }
 
 export interface IdChange {
@@ -52,13 +39,6 @@ interface Part {
   index: number;
   start: number;
   size: number;
-}
-
-/** Reads `len` bytes at `pos` of the target. */
-async function readAt(fh: fs.promises.FileHandle, pos: number, len: number): Promise<Buffer> {
-  const b = Buffer.alloc(len);
-  await fh.read(b, 0, len, pos);
-  return b;
 }
 
 /** The files of a restored Linux root that name filesystems and partitions by id. */
@@ -84,7 +64,7 @@ export async function giveNewIds(target: string, fh: fs.promises.FileHandle, dis
   const changed: IdChange[] = [];
   const warnings: string[] = [];
   const filesUpdated: string[] = [];
-  const dev = { read: (p: number, l: number) => readAt(fh, p, l), write: (b: Buffer, p: number) => writeFully(fh, b, p) };
+  const dev = handleDevice(fh);
 
   // 1. The table.
   if (table === 'gpt') {
@@ -92,12 +72,12 @@ export async function giveNewIds(target: string, fh: fs.promises.FileHandle, dis
     changed.push({ partition: null, what: 'disk', kind: 'gpt', from: r.disk.from, to: r.disk.to });
     for (const [index, c] of r.partitions) changed.push({ partition: index, what: 'partition', from: c.from, to: c.to });
   } else if (table === 'mbr') {
-    const mbr = await readAt(fh, 0, SECTOR);
+    const mbr = await dev.read(0, SECTOR);
     const old = mbr.readUInt32LE(440);
     let sig = old;
     while (sig === old || sig === 0) sig = randomBytes(4).readUInt32LE(0);
     mbr.writeUInt32LE(sig, 440);
-    await writeFully(fh, mbr, 0);
+    await dev.write(mbr, 0);
     const hex = (n: number) => n.toString(16).padStart(8, '0');
     changed.push({ partition: null, what: 'disk', kind: 'mbr', from: hex(old), to: hex(sig) });
     for (const p of parts) changed.push({ partition: p.index, what: 'partition', from: `${hex(old)}-${String(p.index).padStart(2, '0')}`, to: `${hex(sig)}-${String(p.index).padStart(2, '0')}` });
@@ -119,10 +99,11 @@ export async function giveNewIds(target: string, fh: fs.promises.FileHandle, dis
       );
       if (!info.TYPE) continue;
       types.set(p.index, { type: info.TYPE, uuid: info.UUID ?? '' });
-      const fresh = await newFsId(info.TYPE, loop, fh, p);
+      const fresh = await newFsId(info.TYPE, loop, dev, p);
       if (fresh) changed.push({ partition: p.index, what: 'filesystem', kind: info.TYPE, from: info.UUID ?? '', to: fresh });
       else warnings.push(`Partition ${p.index} (${info.TYPE}) keeps its UUID ${info.UUID ?? ''}: devsnap cannot give a ${info.TYPE} filesystem a new one.`);
     }
+    await fh.sync(); // FAT's volume ID went through `fh`: written out before mtools reads that partition
     // 3. The boot files of every Linux root and EFI partition.
     for (const p of parts) {
       const t = types.get(p.index)?.type;
@@ -137,7 +118,7 @@ export async function giveNewIds(target: string, fh: fs.promises.FileHandle, dis
 }
 
 /** A new UUID for the filesystem on `loop`, in the form blkid shows it; null when devsnap cannot change it. */
-async function newFsId(type: string, loop: string, fh: fs.promises.FileHandle, p: Part): Promise<string | null> {
+async function newFsId(type: string, loop: string, dev: SectorDevice, p: Part): Promise<string | null> {
   switch (type) {
     case 'ext2':
     case 'ext3':
@@ -159,23 +140,22 @@ async function newFsId(type: string, loop: string, fh: fs.promises.FileHandle, p
     }
     case 'vfat': {
       // The volume ID: at 0x43 in a FAT32 boot sector (and its backup, sector 6 by default), at 0x27 in FAT12/16.
-      const bs = await readAt(fh, p.start, SECTOR);
+      const bs = await dev.read(p.start, SECTOR);
       const fat32 = bs.readUInt16LE(0x16) === 0;
       const at = fat32 ? 0x43 : 0x27;
       const id = randomBytes(4);
       id.copy(bs, at);
-      await writeFully(fh, bs, p.start);
+      await dev.write(bs, p.start);
       if (fat32) {
         const backup = bs.readUInt16LE(0x32);
         if (backup > 0 && backup < 32) {
-          const b2 = await readAt(fh, p.start + backup * SECTOR, SECTOR);
+          const b2 = await dev.read(p.start + backup * SECTOR, SECTOR);
           if (b2.readUInt16LE(510) === 0xaa55) {
             id.copy(b2, at);
-            await writeFully(fh, b2, p.start + backup * SECTOR);
+            await dev.write(b2, p.start + backup * SECTOR);
           }
         }
       }
-      await fh.sync();
       const hex = id.readUInt32LE(0).toString(16).toUpperCase().padStart(8, '0');
       return `${hex.slice(0, 4)}-${hex.slice(4)}`;
     }
@@ -216,11 +196,7 @@ async function updateRootFiles(loop: string, index: number, ids: readonly IdChan
 
 /** Replaces the ids in the configuration files of an EFI system partition (GRUB's grub.cfg, systemd-boot entries), with mtools. */
 async function updateEspFiles(loop: string, index: number, ids: readonly IdChange[], warnings: string[]): Promise<string[]> {
-  const env = { MTOOLS_SKIP_CHECK: '1' };
-  const mtools = async (file: string, args: string[]) => {
-    const c = childCommand(file, args, env);
-    return (await run(c.file, c.args, { env: c.env, maxBuffer: 16 << 20 })).stdout;
-  };
+  const mtools = (file: string, args: string[]) => tool(file, args, [0], { MTOOLS_SKIP_CHECK: '1' });
   let listing: string;
   try {
     listing = await mtools('mdir', ['-/', '-b', '-i', loop, '::/']);

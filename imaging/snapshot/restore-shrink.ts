@@ -6,17 +6,15 @@
 // the repository at its new start; each shrunk one from its scratch file, where its metadata says
 // blocks are in use (as a snapshot reads them); last the table's entries (a GPT keeps its GUIDs,
 // names and attributes, and gets its backup at the new end).
-import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { promisify } from 'util';
 import { DevsnapError } from '../core/errors';
 import { writeFully } from '../core/fsutil';
 import { JobQueue } from '../core/job-queue';
 import { ProgressMeter, type ProgressSink } from '../core/progress';
-import { childCommand } from '../disk/privilege';
-import { rewritePartitionRanges } from '../disk/partitions';
+import { handleDevice, rewritePartitionRanges } from '../disk/partitions';
+import { runTool } from '../disk/tools';
 import { fileReader } from '../disk/source';
 import { detectFilesystem } from '../filesystems/detect';
 import { parseFatBootSector } from '../filesystems/fat/bootsector';
@@ -26,30 +24,14 @@ import type { Logger } from '../repo/repository';
 import { SHRINKABLE, type PlacedPartition, type ShrinkPlan } from './shrink-plan';
 import { writeArea, type AreaWriter } from './area-writer';
 
-const run = promisify(execFile);
+const SHRINK = { neededFor: 'to fit a partition onto a smaller disk' };
+const PKG: Record<string, string> = { ntfsresize: 'ntfs-3g', 'mkfs.fat': 'dosfstools', mdir: 'mtools', mcopy: 'mtools' };
+const MTOOLS = { MTOOLS_SKIP_CHECK: '1' };
 
-/** Runs a tool; its output when it exits 0 (or with one of `ok`), else DevsnapError naming it and its last words. */
-function tool(file: string, args: string[], ok: number[] = [0]): Promise<string> {
-  return toolEnv(file, args, {}, ok);
-}
-
-async function toolEnv(file: string, args: string[], env: Record<string, string>, ok: number[] = [0]): Promise<string> {
-  const c = childCommand(file, args, env);
-  try {
-    const r = await run(c.file, c.args, { env: c.env, maxBuffer: 16 << 20 });
-    return r.stdout + r.stderr;
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException & { code?: number | string; stdout?: string; stderr?: string };
-    if (e.code === 'ENOENT')
-      throw new DevsnapError(
-        'INTERNAL',
-        `${file} is needed to fit a partition onto a smaller disk, and it is not installed.`,
-        `Install it (${file === 'ntfsresize' ? 'ntfs-3g' : /^m|fat/.test(file) ? 'mtools, dosfstools' : 'e2fsprogs'}), then try again.`,
-      );
-    if (typeof e.code === 'number' && ok.includes(e.code)) return (e.stdout ?? '') + (e.stderr ?? '');
-    const said = `${e.stdout ?? ''}${e.stderr ?? ''}`.trim().split('\n').slice(-3).join(' ');
-    throw new DevsnapError('BAD_SOURCE', `${file} ${args.join(' ')} failed (${e.code}): ${said}`);
-  }
+/** A tool's output (stdout and stderr together: resize2fs and ntfsresize say what matters on either). */
+async function tool(file: string, args: string[], ok: number[] = [0], env: Record<string, string> = {}): Promise<string> {
+  const r = await runTool(file, args, { ...SHRINK, pkg: PKG[file] ?? 'e2fsprogs', ok, env });
+  return r.stdout + r.stderr;
 }
 
 const dataBytes = (a: Area) => a.extents.reduce((n, e) => n + (e[2] === FREE ? 0 : e[1]), 0);
@@ -94,9 +76,8 @@ async function remakeFat(img: string, size: number, start: number, tooBig: (min:
   if (!g) throw new DevsnapError('BAD_SOURCE', 'The FAT partition to shrink has no readable boot sector.');
   const files = path.join(path.dirname(img), `${path.basename(img)}.files`);
   await fs.promises.mkdir(files);
-  const env = { MTOOLS_SKIP_CHECK: '1' };
-  const listing = await toolEnv('mdir', ['-b', '-i', img, '::/'], env, [0, 1]);
-  if (listing.trim()) await toolEnv('mcopy', ['-s', '-p', '-m', '-n', '-i', img, '::/*', files], env);
+  const listing = await tool('mdir', ['-b', '-i', img, '::/'], [0, 1], MTOOLS);
+  if (listing.trim()) await tool('mcopy', ['-s', '-p', '-m', '-n', '-i', img, '::/*', files], [0], MTOOLS);
   const smaller = `${img}.new`;
   await fs.promises.writeFile(smaller, '');
   await fs.promises.truncate(smaller, size);
@@ -104,11 +85,11 @@ async function remakeFat(img: string, size: number, start: number, tooBig: (min:
   const common = ['-S', '512', '-h', String(start / 512), ...(/^[0-9A-F]{8}$/i.test(volid) ? ['-i', volid] : []), ...(g.label && g.label !== 'NO NAME' ? ['-n', g.label] : [])];
   const spc = String(g.clusterBytes / 512);
   // The same FAT type and cluster size where the new size allows them, else what mkfs.fat chooses.
-  await toolEnv('mkfs.fat', ['-F', String(g.bits), '-s', spc, ...common, smaller], env).catch(() => toolEnv('mkfs.fat', [...common, smaller], env));
+  await tool('mkfs.fat', ['-F', String(g.bits), '-s', spc, ...common, smaller]).catch(() => tool('mkfs.fat', [...common, smaller]));
   if ((await fs.promises.readdir(files)).length) {
     const entries = (await fs.promises.readdir(files)).map((n) => path.join(files, n));
     try {
-      await toolEnv('mcopy', ['-s', '-p', '-m', '-n', '-i', smaller, ...entries, '::/'], env);
+      await tool('mcopy', ['-s', '-p', '-m', '-n', '-i', smaller, ...entries, '::/'], [0], MTOOLS);
     } catch (err) {
       if (/disk full|no free|not enough/i.test((err as Error).message)) throw tooBig(g.declaredBytes);
       throw err;
@@ -218,19 +199,7 @@ export async function restoreShrunk(m: Manifest, plan: ShrinkPlan, fh: fs.promis
       meter.add(d);
     }
     const moved = new Map(plan.partitions.filter((p) => p.how !== 'keep').map((p: PlacedPartition) => [p.index, { start: p.newStart, size: p.newSize }]));
-    await rewritePartitionRanges(
-      {
-        read: async (pos, len) => {
-          const b = Buffer.alloc(len);
-          await fh.read(b, 0, len, pos);
-          return b;
-        },
-        write: (b, pos) => writeFully(fh, b, pos),
-      },
-      plan.targetSize,
-      m.table.type as 'gpt' | 'mbr',
-      moved,
-    );
+    await rewritePartitionRanges(handleDevice(fh), plan.targetSize, m.table.type as 'gpt' | 'mbr', moved);
     await fh.sync();
     meter.finish();
     return written;

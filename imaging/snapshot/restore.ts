@@ -7,13 +7,13 @@ import * as path from 'path';
 import { DevsnapError, toDevsnapError } from '../core/errors';
 import { assertNotInRepository, assertNotInUse, inspectPath, DeviceInfo } from '../disk/device';
 import { openDisk } from '../disk/privilege';
-import { relocateGptBackup } from '../disk/partitions';
+import { handleDevice, relocateGptBackup } from '../disk/partitions';
 import { Area, FREE, Manifest, ZERO, partitionOf } from '../repo/manifest';
 import { Logger, Repository } from '../repo/repository';
 import { assertChunksStored, ChunkReader } from '../repo/chunk-reader';
 import { WorkerPool } from '../repo/worker-pool';
 import { ProgressMeter, ProgressSink } from '../core/progress';
-import { removeDeadTemps, tempName, writeFully } from '../core/fsutil';
+import { removeDeadTemps, tempName } from '../core/fsutil';
 import { JobQueue } from '../core/job-queue';
 import { writeArea, type AreaWriter } from './area-writer';
 import { planShrink, type ShrinkPlan } from './shrink-plan';
@@ -193,17 +193,7 @@ export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): P
     for (const a of areas) await writeArea(w, a, a.start - base);
     await jobs.drain();
     if (opts.partition === undefined && m.table.type === 'gpt' && plan.targetSize > m.source.size) {
-      await relocateGptBackup(
-        {
-          read: async (p, l) => {
-            const b = Buffer.alloc(l);
-            await fh.read(b, 0, l, p);
-            return b;
-          },
-          write: (b, p) => writeFully(fh, b, p),
-        },
-        plan.targetSize,
-      );
+      await relocateGptBackup(handleDevice(fh), plan.targetSize);
       gptRelocated = true;
     }
     const newIds = await renew();

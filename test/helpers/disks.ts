@@ -170,6 +170,18 @@ export function writeAt(file: string, pos: number, data: Buffer): void {
   }
 }
 
+/** A ByteReader over a buffer (zero-filled past its end): a damaged image edited in memory. */
+export function memReader(buf: Buffer): ByteReader {
+  return {
+    size: buf.length,
+    async read(pos: number, len: number): Promise<Buffer> {
+      const out = Buffer.alloc(len);
+      if (pos < buf.length) buf.copy(out, 0, pos, Math.min(buf.length, pos + len));
+      return out;
+    },
+  };
+}
+
 /** A ByteReader over [offset, offset+size) of a file or device (zero-filled past its end). */
 export function fileReader(file: string, offset = 0, size?: number): ByteReader & { close(): void } {
   const fd = fs.openSync(file, 'r');

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { cleanup, diffDigests, fileReader, isRoot, makeFsImage, prng, seededBytes, sh, tmpDir, treeDigest, withLoop, withMount } from '../../helpers/disks';
+import { cleanup, diffDigests, fileReader, isRoot, memReader, makeFsImage, prng, seededBytes, sh, tmpDir, treeDigest, withLoop, withMount } from '../../helpers/disks';
 import { imageFsDigest, openImageFs, type ImageFs, type ImageStat } from '../../../imaging/filesystems/image-fs/index';
 import { NtfsImageFs } from '../../../imaging/filesystems/ntfs/reader';
 import { lznt1Decompress } from '../../../imaging/filesystems/ntfs/lznt1';
@@ -331,17 +331,6 @@ describe('NTFS read from an image equals ntfs-3g', needsRoot, () => {
 
 // ---------------------------------------------------------------------------------------------
 // Damaged volumes
-
-function memReader(buf: Buffer): ByteReader {
-  return {
-    size: buf.length,
-    async read(pos: number, len: number): Promise<Buffer> {
-      const out = Buffer.alloc(len);
-      if (pos < buf.length) buf.copy(out, 0, pos, Math.min(buf.length, pos + len));
-      return out;
-    },
-  };
-}
 
 /** Opens, walks every entry and reads every file: what a listing, a diff or a restore does. */
 async function readAll(r: ByteReader): Promise<number> {

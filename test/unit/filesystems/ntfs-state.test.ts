@@ -14,7 +14,7 @@ import { DevsnapError } from '../../../imaging/core/errors';
 import { readNtfs } from '../../../imaging/filesystems/ntfs/used-blocks';
 import { ntfsChangedRecords, ntfsChangesSince, ntfsIncomparable, readNtfsState, type NtfsChanges, type NtfsState } from '../../../imaging/filesystems/ntfs/state';
 import type { ByteReader, UsedBlocks } from '../../../imaging/filesystems/types';
-import { attachLoop, cleanup, detachLoop, fileReader, isRoot, makeFsImage, ntfsTreeDigest, onCleanup, prng, seededBytes, sh, tmpDir, writeAt } from '../../helpers/disks';
+import { attachLoop, cleanup, detachLoop, fileReader, isRoot, memReader, makeFsImage, ntfsTreeDigest, onCleanup, prng, seededBytes, sh, tmpDir, writeAt } from '../../helpers/disks';
 
 const work = tmpDir('devsnap-ntfs-state-');
 after(cleanup);
@@ -414,18 +414,6 @@ test('live: state read while a writer runs, then remounted read-only; the runs b
 });
 
 // ---- hostile volumes (no root needed: mkntfs writes image files)
-
-/** An in-memory reader. */
-function memReader(buf: Buffer): ByteReader {
-  return {
-    size: buf.length,
-    async read(pos: number, len: number): Promise<Buffer> {
-      const out = Buffer.alloc(len);
-      if (pos < buf.length) buf.copy(out, 0, pos, Math.min(buf.length, pos + len));
-      return out;
-    },
-  };
-}
 
 /** Geometry from the boot sector of a sane image. */
 function geometry(buf: Buffer): { cs: number; rs: number; mft: number } {
