@@ -163,16 +163,20 @@ test('devsnap recover asks in a terminal: the snapshot (arrow keys), then the di
   const dev = attachLoop(target);
 
   /** Runs recover in a pseudo-terminal (script(1)), answering each question when it shows. */
-  const inTerminal = (answers: [RegExp, string][]) =>
+  const inTerminal = (answers: [RegExp, string][], repoDir = repo) =>
     new Promise<{ code: number | null; screen: string }>((resolve) => {
-      const cmd = [process.execPath, BUNDLE, 'recover', '--repo', repo, '--disk', dev, '--include-virtual'].map((a) => `'${a}'`).join(' ');
+      const cmd = [process.execPath, BUNDLE, 'recover', '--repo', repoDir, '--disk', dev, '--include-virtual'].map((a) => `'${a}'`).join(' ');
       const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, DEVSNAP_TUNED: '1', TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] });
       let screen = '';
       const pending = [...answers];
       const onData = (d: Buffer) => {
         screen += d.toString();
         const plain = screen.replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[78]/g, ''); // eslint-disable-line no-control-regex
-        while (pending.length && pending[0][0].test(plain)) child.stdin.write(pending.shift()![1]);
+        // Answered as a person does, a moment after the question shows (the prompt turns echo off first).
+        while (pending.length && pending[0][0].test(plain)) {
+          const answer = pending.shift()![1];
+          setTimeout(() => child.stdin.write(answer), 150);
+        }
       };
       child.stdout.on('data', onData);
       child.stderr.on('data', onData);
@@ -202,7 +206,25 @@ test('devsnap recover asks in a terminal: the snapshot (arrow keys), then the di
   assert.equal(r.code, 0, r.screen);
   assert.match(r.screen, /Proposed: snapshot "second"/);
   assert.match(r.screen, /Done: \/dev\/loop\d+ holds the snapshot "first", and reads back as it/);
+
+  // An encrypted repository: its password is asked (hidden), again when wrong.
+  const sealed = path.join(dir, 'sealed');
+  const pw = { DEVSNAP_PASSWORD: 'correct horse battery' };
+  assert.equal(spawnSync(process.execPath, [BUNDLE, 'init', '--encrypt', '--repo', sealed], { env: { ...process.env, ...pw } }).status, 0);
+  assert.equal(spawnSync(process.execPath, [BUNDLE, 'snapshot', src, '--repo', sealed, '--label', 'sealed'], { env: { ...process.env, ...pw, DEVSNAP_TUNED: '1' } }).status, 0);
+  r = await inTerminal(
+    [
+      [/Password of the repository/, 'wrong one\r'],
+      [/That password does not open the repository\.[\s\S]*Password of the repository/, 'correct horse battery\r'],
+      [/Type \/dev\/loop\d+ to overwrite it/, `${dev}\r`],
+    ],
+    sealed,
+  );
+  assert.equal(r.code, 0, r.screen);
+  assert.ok(!r.screen.includes('correct horse battery'), 'the password was shown');
+  assert.match(r.screen, /Done: \/dev\/loop\d+ holds the snapshot "sealed"/);
   detachLoop(dev);
-  const cmp = spawnSync('cmp', [first, target], { encoding: 'utf8' });
-  assert.equal(cmp.status, 0, `the disk is not the first snapshot: ${cmp.stdout}${cmp.stderr}`);
+  const cmp = spawnSync('cmp', [src, target], { encoding: 'utf8' });
+  assert.equal(cmp.status, 0, `the disk is not the sealed snapshot: ${cmp.stdout}${cmp.stderr}`);
+  void first;
 });
