@@ -17,8 +17,9 @@ export interface DiskGroup {
   snapshots: SnapshotSummary[];
 }
 
+/** What makes snapshots "of the same disk": the host that took them and the disk (its GUID, else its path). */
 export function sourceKey(s: SnapshotSummary): string {
-  return s.source.diskId ? `id:${s.source.diskId}` : `path:${s.source.path}`;
+  return `${s.host}\0${s.source.diskId ? `id:${s.source.diskId}` : `path:${s.source.path}`}`;
 }
 
 function time(s: SnapshotSummary): number {
@@ -44,9 +45,11 @@ export function groupSnapshots(snapshots: readonly SnapshotSummary[]): DiskGroup
     g.snapshots.push(s);
   }
   const list = [...groups.values()];
+  // A repository several workstations share: each group says whose disk it is.
+  const hosts = new Set(snapshots.map((s) => s.host));
   for (const g of list) {
     const n = g.snapshots.length;
-    g.description = `${formatBytes(g.source.size)} · ${n} snapshot${n === 1 ? '' : 's'}`;
+    g.description = `${hosts.size > 1 ? `on ${g.snapshots[0].host} · ` : ''}${formatBytes(g.source.size)} · ${n} snapshot${n === 1 ? '' : 's'}`;
   }
   return list; // already ordered: groups were created in newest-first order of their first snapshot
 }

@@ -3,6 +3,7 @@
 // waits), and whether this snapshot reads the whole disk (devsnap.fullReadEvery). No `vscode`
 // import: unit-tested in test/unit/extension-consistency.test.ts.
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import type { SnapshotPlan, SnapshotSummary } from '../imaging/protocol';
 import { compareNewestFirst } from './snapshotModel';
@@ -103,13 +104,15 @@ export function needsPauseConfirmation(plan: SnapshotPlan): boolean {
 }
 
 /**
- * The snapshots taken of `source`, newest first: those of its path, and those of a disk id one of
- * them names (a disk that moved to another path), as the engine picks the parent of an incremental.
+ * The snapshots this host took of `source`, newest first: those of its path, and those of a disk id
+ * one of them names (a disk that moved to another path), as the engine picks the parent of an
+ * incremental (another workstation's snapshots of its own /dev/sda are not this disk's).
  */
-export function snapshotsOfSource(all: readonly SnapshotSummary[], source: string): SnapshotSummary[] {
+export function snapshotsOfSource(all: readonly SnapshotSummary[], source: string, host = os.hostname()): SnapshotSummary[] {
   const p = path.resolve(source);
-  const ids = new Set(all.filter((s) => s.source.path === p && s.source.diskId).map((s) => s.source.diskId));
-  return all.filter((s) => s.source.path === p || (s.source.diskId !== undefined && ids.has(s.source.diskId))).sort(compareNewestFirst);
+  const mine = all.filter((s) => s.host === host);
+  const ids = new Set(mine.filter((s) => s.source.path === p && s.source.diskId).map((s) => s.source.diskId));
+  return mine.filter((s) => s.source.path === p || (s.source.diskId !== undefined && ids.has(s.source.diskId))).sort(compareNewestFirst);
 }
 
 /**

@@ -1,6 +1,7 @@
 // The parent snapshot an incremental starts from, and what of a followed partition (ext, btrfs, NTFS)
 // to read against it: only the blocks of what changed since, when the parent's image of that
 // filesystem is comparable (capture/ext-tracking.ts, filesystems/btrfs/btrfs.ts, filesystems/ntfs/state.ts), else everything.
+import * as os from 'os';
 import { SnapshotDisk } from '../repo/snapshot-disk';
 import { readExt } from '../filesystems/ext/used-blocks';
 import type { ChunkReader } from '../repo/chunk-reader';
@@ -14,9 +15,13 @@ import { btrfsChangedSince, btrfsIncomparable, readBtrfsState, type BtrfsState }
 import { ntfsChangesSince, ntfsIncomparable, readNtfsState, type NtfsState } from '../filesystems/ntfs/state';
 import { blockRuns } from '../filesystems/runs';
 
-/** The latest readable snapshot of the same disk, the parent whose cells an incremental starts from. */
-export async function findParent(repo: Repository, source: string, diskId: string | undefined, warn: (m: string) => void): Promise<Manifest | null> {
-  const same = (await repo.listSnapshots()).snapshots.filter((m) => (diskId && m.source.diskId === diskId) || m.source.path === source);
+/**
+ * The latest readable snapshot of the same disk taken on this host, the parent whose cells an
+ * incremental starts from (another workstation's /dev/sda is another disk, even with the same GUID
+ * when it was cloned from the same image).
+ */
+export async function findParent(repo: Repository, source: string, diskId: string | undefined, warn: (m: string) => void, host = os.hostname()): Promise<Manifest | null> {
+  const same = (await repo.listSnapshots()).snapshots.filter((m) => m.host === host && ((diskId && m.source.diskId === diskId) || m.source.path === source));
   const last = same[same.length - 1];
   if (!last) return null;
   try {

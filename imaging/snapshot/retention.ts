@@ -28,7 +28,10 @@ function weekKey(d: Date): string {
   return `${t.getUTCFullYear()}-W${week}`;
 }
 
-/** Decides per source disk which snapshots a policy keeps (from summaries or manifests). */
+/**
+ * Decides per host and source disk which snapshots a policy keeps (from summaries or manifests): in a
+ * repository several workstations share, each keeps its own N daily, however many the others take.
+ */
 export function applyPolicy<T extends SnapshotSummary>(manifests: T[], policy: RetentionPolicy): { keep: T[]; remove: T[] } {
   if (!policy.keepLast && !policy.keepDaily && !policy.keepWeekly && !policy.keepMonthly) {
     throw new DevsnapError('USAGE', 'No retention policy given: nothing would be kept.', 'Give at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly.');
@@ -36,7 +39,7 @@ export function applyPolicy<T extends SnapshotSummary>(manifests: T[], policy: R
   const keep = new Set<string>();
   const bySource = new Map<string, T[]>();
   for (const m of manifests) {
-    const key = m.source.diskId ?? m.source.path;
+    const key = `${m.host}\0${m.source.diskId ?? m.source.path}`;
     bySource.set(key, [...(bySource.get(key) ?? []), m]);
   }
   for (const group of bySource.values()) {

@@ -91,21 +91,23 @@ describe('Take Snapshot: devsnap.fullReadEvery', () => {
     assert.equal(shouldReadFully([], 1), false);
   });
 
-  it('counts the snapshots of this source: by path, and by the disk id they name when the disk moved', () => {
+  it('counts the snapshots this host took of this source: by path, and by the disk id they name when the disk moved', () => {
     const a1 = snap('/dev/sdb', 'changes', 'disk-a');
     const other = snap('/dev/sdc', 'all', 'disk-b');
     const a2 = snap('/dev/sdc', 'changes', 'disk-a'); // disk A now at /dev/sdc; disk B was there before
-    const mine = snapshotsOfSource([a1, other, a2], '/dev/sdc');
+    const theirs = { ...snap('/dev/sdc', 'changes', 'disk-a'), host: 'colleague' }; // the same GUID: a disk cloned from one image
+    const mine = snapshotsOfSource([a1, other, a2, theirs], '/dev/sdc', 'box');
     assert.deepEqual(
       mine.map((s) => s.id),
       [a2.id, other.id, a1.id],
       'newest first',
     );
     assert.deepEqual(
-      snapshotsOfSource([a1, other], '/dev/sdb').map((s) => s.id),
+      snapshotsOfSource([a1, other], '/dev/sdb', 'box').map((s) => s.id),
       [a1.id],
     );
-    assert.deepEqual(snapshotsOfSource([a1], 'relative.img'), [], 'paths are compared resolved');
+    assert.deepEqual(snapshotsOfSource([a1], 'relative.img', 'box'), [], 'paths are compared resolved');
+    assert.deepEqual(snapshotsOfSource([theirs], '/dev/sdc', 'box'), [], "another host's snapshots are not this disk's");
   });
 });
 

@@ -70,6 +70,16 @@ describe('extension snapshot model', () => {
     assert.equal(groups[0].label, 'Disk A (/dev/sdb)');
   });
 
+  it("groups another host's disk apart, even with the same GUID, and names the host when there are several", () => {
+    const theirs = snap('c1', '2026-11-24T10:00:00Z', { host: 'colleague' });
+    const groups = groupSnapshots([a1, a2, theirs]);
+    assert.deepEqual(
+      groups.map((g) => `${g.label} ${g.description}`),
+      ['/dev/sda on box · 64 GB · 2 snapshots', '/dev/sda on colleague · 64 GB · 1 snapshot'],
+    );
+    assert.equal(previousSnapshot([a1, a2, theirs], a2)?.id, 'a1', "the previous one is this host's");
+  });
+
   it('finds the previous snapshot of the same disk', () => {
     const all = [a0, a1, b1, a2];
     assert.equal(previousSnapshot(all, a2)?.id, 'a1');
