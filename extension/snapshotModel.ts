@@ -32,8 +32,8 @@ export function compareNewestFirst(a: SnapshotSummary, b: SnapshotSummary): numb
   return time(b) - time(a) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 }
 
-/** Groups snapshots by source disk; groups ordered by their newest snapshot, newest first. */
-export function groupSnapshots(snapshots: readonly SnapshotSummary[]): DiskGroup[] {
+/** Groups snapshots by host and source disk; groups ordered by their newest snapshot, newest first. */
+export function groupSnapshots(snapshots: readonly SnapshotSummary[], hostCount = new Set(snapshots.map((s) => s.host)).size): DiskGroup[] {
   const groups = new Map<string, DiskGroup>();
   for (const s of [...snapshots].sort(compareNewestFirst)) {
     const key = sourceKey(s);
@@ -45,11 +45,10 @@ export function groupSnapshots(snapshots: readonly SnapshotSummary[]): DiskGroup
     g.snapshots.push(s);
   }
   const list = [...groups.values()];
-  // A repository several workstations share: each group says whose disk it is.
-  const hosts = new Set(snapshots.map((s) => s.host));
+  // A repository several workstations share (`hostCount`, also when a filter shows one): each group says whose disk it is.
   for (const g of list) {
     const n = g.snapshots.length;
-    g.description = `${hosts.size > 1 ? `on ${g.snapshots[0].host} · ` : ''}${formatBytes(g.source.size)} · ${n} snapshot${n === 1 ? '' : 's'}`;
+    g.description = `${hostCount > 1 ? `on ${g.snapshots[0].host} · ` : ''}${formatBytes(g.source.size)} · ${n} snapshot${n === 1 ? '' : 's'}`;
   }
   return list; // already ordered: groups were created in newest-first order of their first snapshot
 }

@@ -108,6 +108,21 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
   private header: HeaderNode[] = [];
   /** What deleting a snapshot frees, for its tooltip (storageUsage.ts), when known. */
   spaceOf?: (id: string) => SnapshotSpace | undefined;
+  /** Show only this host's snapshots (a repository several workstations share); undefined: every host's. */
+  private _hostFilter: string | undefined;
+
+  get hostFilter(): string | undefined {
+    return this._hostFilter;
+  }
+  /** The hosts whose snapshots the repository holds, sorted. */
+  get hosts(): string[] {
+    return [...new Set(this.list.map((s) => s.host))].sort();
+  }
+  /** Shows one host's snapshots, or every host's (undefined). */
+  setHostFilter(host: string | undefined): void {
+    this._hostFilter = host;
+    this.setData(this.list, this.damagedGroup?.damaged ? [...this.damagedGroup.damaged] : [], this._state);
+  }
 
   constructor(
     private readonly getEngine: () => Engine,
@@ -210,7 +225,9 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
     this.list = snapshots;
     this.damagedGroup = damaged.length ? new DamagedGroupNode(damaged) : undefined;
     this._state = state;
-    this.groups = groupSnapshots(snapshots).map((g) => new DiskGroupNode(g));
+    const hosts = new Set(snapshots.map((s) => s.host));
+    if (this._hostFilter !== undefined && !hosts.has(this._hostFilter)) this._hostFilter = undefined; // that host's snapshots are gone
+    this.groups = groupSnapshots(this._hostFilter === undefined ? snapshots : snapshots.filter((s) => s.host === this._hostFilter), hosts.size).map((g) => new DiskGroupNode(g));
     this.snapshotNodes.clear();
     for (const g of this.groups) for (const s of g.group.snapshots) this.snapshotNodes.set(s.id, new SnapshotNode(s, g));
     void vscode.commands.executeCommand('setContext', 'devsnap.repositoryState', state);
@@ -219,6 +236,7 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
     const why = code === 'NO_REPO' ? 'notRepository' : code === 'BAD_PASSWORD' ? 'locked' : 'other';
     void vscode.commands.executeCommand('setContext', 'devsnap.repositoryError', state === 'error' ? why : undefined);
     void vscode.commands.executeCommand('setContext', 'devsnap.hasSnapshots', snapshots.length > 0);
+    void vscode.commands.executeCommand('setContext', 'devsnap.severalHosts', hosts.size > 1);
     this.changeEmitter.fire();
     this.loadedEmitter.fire(snapshots);
   }

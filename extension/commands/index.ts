@@ -39,6 +39,7 @@
 import * as vscode from 'vscode';
 import type { CommandContext } from './common';
 import { registerPanel } from '../panel/comparePanel';
+import { filterByHost } from './hosts';
 import { compareNewestTwo, compareSelected, compareSnapshots, compareWith, openPanel, partitionRef, showPartitionFiles } from './compare';
 import { DiskGroupNode, PartitionNode } from '../snapshotTree';
 import { applyRetention, deleteSnapshot, labelSnapshot, pinSnapshot } from './manage';
@@ -78,6 +79,7 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     reg('devsnap.selectRepository', (args?) => selectRepository(ctx, args && typeof args === 'object' ? args : {})),
     reg('devsnap.showOutput', () => ctx.output.show(true)),
     reg('devsnap.unlockRepository', (args?) => unlockRepository(ctx, args && typeof args === 'object' ? args : {})),
+    reg('devsnap.filterByHost', (args?) => filterByHost(ctx, args && typeof args === 'object' ? args : {})),
     reg('devsnap.forgetRepositoryPassword', (args?) => forgetRepositoryPassword(ctx, args && typeof args === 'object' ? args : {})),
   ];
 }
