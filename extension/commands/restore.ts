@@ -109,7 +109,12 @@ export async function restoreSnapshot(ctx: CommandContext, arg?: SnapshotRef | R
       const source = partition !== undefined ? `partition ${partition} of the snapshot` : 'the whole disk of the snapshot';
       let detail: string;
       if (newFile) detail = `This creates the image file ${target} from ${source}.`;
-      else if (targetDisk) detail = `This overwrites ${overwriteSummary(targetDisk)} on ${targetText}, and its partition table, with ${source}.`;
+      else if (targetDisk)
+        detail = `This overwrites ${overwriteSummary(targetDisk)} on ${targetText}, and its partition table, with ${source}.${
+          partition === undefined && targetDisk.size < snap.source.size
+            ? ` The disk is smaller than the snapshot's (${formatBytes(snap.source.size)}): its filesystems are shrunk to fit first, and nothing is written unless they fit.`
+            : ''
+        }`;
       else if (targetPart) detail = `This overwrites ${targetText}${targetPart.fs ? ` (${targetPart.fs}${targetPart.label ? ` “${targetPart.label}”` : ''})` : ''} with ${source}.`;
       else detail = `This overwrites all of ${targetText} with ${source}.`;
       const extras: string[] = [DRY_RUN];
