@@ -3,7 +3,7 @@
 // also listens to onDidChangeConfiguration to refresh the tree.
 import * as vscode from 'vscode';
 import type { RetentionPolicy } from './engine';
-import { resolveSettingPath } from './paths';
+import { resolveRepositorySetting, resolveSettingPath } from './paths';
 
 export type Elevation = 'auto' | 'pkexec' | 'sudo' | 'none';
 
@@ -46,7 +46,7 @@ export function readConfig(): DevsnapConfig {
   const images = c.get<unknown>('diskImages', []);
   const elevation = c.get<string>('elevation', 'auto');
   return {
-    repository: resolveSettingPath(raw, ws),
+    repository: resolveRepositorySetting(raw, ws),
     repositoryRaw: typeof raw === 'string' ? raw : '',
     defaultSource: resolveSettingPath(c.get<string>('defaultSource', ''), ws),
     diskImages: Array.isArray(images) ? images.map((p) => resolveSettingPath(p, ws)).filter((p): p is string => !!p) : [],

@@ -17,3 +17,13 @@ export function resolveSettingPath(value: unknown, workspaceFolder?: string, hom
   if (!path.isAbsolute(p)) p = path.resolve(workspaceFolder ?? home, p);
   return path.normalize(p);
 }
+
+/**
+ * The repository setting: a folder, resolved as above, or an S3 location ("s3:https://host/bucket")
+ * kept as written, so that the engine names it (it takes folders only for now) instead of it
+ * becoming a folder called "s3:https:" in the workspace.
+ */
+export function resolveRepositorySetting(value: unknown, workspaceFolder?: string, home: string = os.homedir()): string | undefined {
+  if (typeof value === 'string' && /^\s*s3:/.test(value)) return value.trim();
+  return resolveSettingPath(value, workspaceFolder, home);
+}

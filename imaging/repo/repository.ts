@@ -6,6 +6,7 @@
 //   locks/                 lock files
 import * as fs from 'fs';
 import * as path from 'path';
+import { isS3Location } from '../storage/location';
 import * as crypto from 'crypto';
 import { DevsnapError, toDevsnapError } from '../core/errors';
 import { readRegularFile, exists, fsyncDir, writeFileAtomic } from '../core/fsutil';
@@ -23,6 +24,21 @@ import { PackWriter } from './pack-writer';
 export { DEFAULT_CHUNK_SIZE, type InitOptions, type Logger, type RepoConfig } from './config';
 export { parseIndexFile, type ChunkLocation } from './index-file';
 export { PackWriter } from './pack-writer';
+
+/**
+ * The repository's folder, resolved. An S3 location ("s3:https://host/bucket") is refused by name: the
+ * repository does not work through imaging/storage/ yet, and taken as a path it would quietly become
+ * a local folder called "s3:https:".
+ */
+function folderOnly(dir: string): string {
+  if (isS3Location(dir))
+    throw new DevsnapError(
+      'USAGE',
+      `Repositories on S3 (${dir}) are not supported yet: only a folder can hold a repository for now.`,
+      'Give a folder, for example on a USB drive or a mounted network share.',
+    );
+  return path.resolve(dir);
+}
 
 export class Repository {
   /** Every chunk the repository holds: from index files, plus packs no index lists yet (an interrupted run). */
@@ -50,13 +66,13 @@ export class Repository {
   ) {}
 
   static async init(dir: string, opts: InitOptions, log: Logger): Promise<Repository> {
-    dir = path.resolve(dir);
+    dir = folderOnly(dir);
     const { config, cipher } = await initConfig(dir, opts);
     return new Repository(dir, config, cipher, log);
   }
 
   static async open(dir: string, opts: { password?: string }, log: Logger): Promise<Repository> {
-    dir = path.resolve(dir);
+    dir = folderOnly(dir);
     const { config, cipher, rewrite } = await openConfig(dir, opts, log);
     const repo = new Repository(dir, config, cipher, log);
     repo.configRewrite = rewrite;

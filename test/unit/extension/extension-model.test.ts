@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import type { DiskInfo, SnapshotSummary } from '../../../imaging/protocol';
-import { resolveSettingPath } from '../../../extension/paths';
+import { resolveRepositorySetting, resolveSettingPath } from '../../../extension/paths';
 import {
   diskDescription,
   tableWords,
@@ -185,5 +185,8 @@ describe('extension snapshot model', () => {
     assert.equal(resolveSettingPath('repo', undefined, home), '/home/u/repo');
     assert.equal(resolveSettingPath('/abs/./x/', undefined, home), path.normalize('/abs/x/'));
     assert.equal(resolveSettingPath('~/x')?.startsWith(os.homedir()), true);
+    // The repository: an S3 location is kept as written (the engine names it), never made a folder of the workspace.
+    assert.equal(resolveRepositorySetting(' s3:https://host/bucket/devsnap ', '/ws', home), 's3:https://host/bucket/devsnap');
+    assert.equal(resolveRepositorySetting('repo', '/ws', home), '/ws/repo');
   });
 });

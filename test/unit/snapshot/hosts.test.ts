@@ -49,3 +49,13 @@ test("an incremental's parent is a snapshot this host took of the disk, never an
   assert.equal((await findParent(repo, img, undefined, warn))?.id, r.json.id, "this host's snapshot is the parent");
   assert.equal(await findParent(repo, img, undefined, warn, `not-${os.hostname()}`), null, "another host's is not");
 });
+
+test('an S3 location is refused by name, not made a local folder called "s3:https:"', () => {
+  const dir = tmpDir('devsnap-s3loc-');
+  const img = path.join(dir, 'disk.img');
+  fs.writeFileSync(img, Buffer.alloc(1 << 20));
+  const r = devsnap(['snapshot', img, '--repo', 's3:https://host/bucket', '--json']);
+  assert.equal(r.status, 2, r.stdout + r.stderr);
+  assert.match(r.json.error.message, /Repositories on S3 \(s3:https:\/\/host\/bucket\) are not supported yet/);
+  assert.ok(!fs.existsSync('s3:https:') && !fs.existsSync(path.join(dir, 's3:https:')), 'a folder was made');
+});
