@@ -2,7 +2,7 @@
 // and the texts shown for disks, snapshots and partitions. No `vscode` import (unit-tested in
 // test/unit/extension-model.test.ts).
 import type { DamagedSnapshot, DiskInfo, PartitionInfo, SnapshotSummary } from '../imaging/protocol';
-import { consistencyName, describeConsistency, formatBytes, formatRelativeDate, formatTimestamp } from '../imaging/core/format';
+import { consistencyName, describeConsistency, formatBytes, formatRelativeDate, formatTimestamp, layoutWords, tableWords } from '../imaging/core/format';
 import { shortAge } from './ages';
 
 export interface DiskGroup {
@@ -230,18 +230,12 @@ export function sortDisks(disks: readonly DiskInfo[]): DiskInfo[] {
   return [...disks].sort((a, b) => Number(b.isSystem) - Number(a.isSystem) || a.path.localeCompare(b.path));
 }
 
-/** "GPT", "MBR", or "no partition table" (a filesystem or raw data from the first byte). */
-export function tableWords(table: DiskInfo['table']): string {
-  return table && table !== 'none' ? table.toUpperCase() : 'no partition table';
-}
-
 /** "512 GB · 120 GB used · GPT, 3 partitions" */
 export function diskDescription(d: DiskInfo): string {
   const parts = [formatBytes(d.size)];
   const used = diskUsedBytes(d);
   if (used !== undefined) parts.push(`${formatBytes(used)} used`);
-  const n = d.partitions.length;
-  parts.push(d.table && d.table !== 'none' ? `${tableWords(d.table)}, ${n} partition${n === 1 ? '' : 's'}` : tableWords(d.table));
+  parts.push(layoutWords(d.table, d.partitions.length));
   return parts.join(' · ');
 }
 

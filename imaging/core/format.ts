@@ -5,7 +5,7 @@ import type { ProgressEvent } from '../protocol';
 import { formatBytes, formatTimestamp } from '../protocol/format';
 
 // Moved to imaging/protocol/format.ts (the webview needs them and may import nothing but the protocol).
-export { consistencyName, describeConsistency, formatBytes, formatTimestamp } from '../protocol/format';
+export { consistencyName, describeConsistency, formatBytes, formatTimestamp, layoutWords, tableWords } from '../protocol/format';
 
 /** A transfer rate: "85.2 MB/s". */
 export function formatRate(bytesPerSecond: number): string {

@@ -81,3 +81,13 @@ export function describeConsistency(m: Pick<SnapshotSummary, 'consistency' | 'po
       return 'Fuzzy read (--fuzzy): the disk changed while it was read, so this is not one point in time; the restored filesystems may need repair.';
   }
 }
+
+/** "GPT", "MBR", or "no partition table" (a filesystem or raw data from the first byte). */
+export function tableWords(table: 'gpt' | 'mbr' | 'none' | undefined): string {
+  return table && table !== 'none' ? table.toUpperCase() : 'no partition table';
+}
+
+/** "GPT, 3 partitions", or "no partition table": how a disk's layout is said everywhere (extension, CLI). */
+export function layoutWords(table: 'gpt' | 'mbr' | 'none' | undefined, partitions: number): string {
+  return table && table !== 'none' ? `${tableWords(table)}, ${partitions} partition${partitions === 1 ? '' : 's'}` : tableWords(table);
+}

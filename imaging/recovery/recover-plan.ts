@@ -4,7 +4,7 @@
 // and of the snapshots, a verified one before a newer unverified one. Disks the restore cannot or must
 // not overwrite are never offered: the one holding the repository, the one running this system (the
 // live USB), read-only ones, and ones too small.
-import { formatBytes } from '../core/format';
+import { formatBytes, layoutWords } from '../core/format';
 import type { DiskInfo, ListedSnapshot } from '../protocol';
 import { planShrink } from '../snapshot/shrink-plan';
 
@@ -85,10 +85,7 @@ export function recoverChoices(snapshots: readonly ListedSnapshot[], targets: re
 
 /** "nvme0n1 · Samsung SSD 980 · 512 GB · GPT, 3 partitions" */
 export function diskLine(d: DiskInfo): string {
-  const n = d.partitions.length;
-  return [d.path, d.model, formatBytes(d.size), n ? `${d.table && d.table !== 'none' ? d.table.toUpperCase() + ', ' : ''}${n} partition${n === 1 ? '' : 's'}` : 'no partitions']
-    .filter(Boolean)
-    .join(' · ');
+  return [d.path, d.model, formatBytes(d.size), layoutWords(d.table, d.partitions.length)].filter(Boolean).join(' · ');
 }
 
 /** "before upgrade · 2026-11-27 14:03 · verified · of /dev/nvme0n1 (512 GB)" */

@@ -5,9 +5,9 @@ import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import type { DiskInfo, SnapshotSummary } from '../../../imaging/protocol';
 import { resolveRepositorySetting, resolveSettingPath } from '../../../extension/paths';
+import { tableWords } from '../../../imaging/core/format';
 import {
   diskDescription,
-  tableWords,
   diskUsedBytes,
   groupSnapshots,
   isFuzzy,
