@@ -144,3 +144,10 @@ export async function readRegularFile(p: string, maxBytes: number): Promise<Buff
     await fh.close();
   }
 }
+
+/** The digest of a file's content, read as a stream (a 121 MB binary is never held whole). */
+export async function hashFile(file: string, algorithm: 'sha256' | 'sha512'): Promise<Buffer> {
+  const h = crypto.createHash(algorithm);
+  for await (const chunk of fs.createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest();
+}

@@ -3,11 +3,10 @@
 // lives in every repository as recovery/ (so the backup drive carries its own restore tool) and can
 // be written to any folder (recovery media). Written aside, then renamed into place: a kit is whole
 // or absent, never half-written. kit.json says what it holds, with the SHA-256 of every file.
-import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
-import { pipeline } from 'stream/promises';
 import { DevsnapError } from '../core/errors';
+import { hashFile } from '../core/fsutil';
 import { check, KitRecord, type KitStatus } from '../protocol';
 import { ENGINE_VERSION } from '../core/version';
 import { ENGINE_ENV, ENGINE_NODE_ARGS } from '../runtime';
@@ -45,11 +44,7 @@ export function launcherText(): string {
   ].join('\n');
 }
 
-async function sha256(file: string): Promise<string> {
-  const h = createHash('sha256');
-  await pipeline(fs.createReadStream(file), h);
-  return h.digest('hex');
-}
+const sha256 = async (file: string): Promise<string> => (await hashFile(file, 'sha256')).toString('hex');
 
 async function readRecord(dir: string): Promise<KitRecord | undefined> {
   try {

