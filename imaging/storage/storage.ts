@@ -12,11 +12,51 @@ export interface ObjectInfo {
   size: number;
   /** Last modification, ms since the epoch (for stale-lock rules; object stores report it to the second). */
   modified: number;
+  /**
+   * Changes whenever the object is written again, even with the same size in the same second: a
+   * file's mtime in nanoseconds, an S3 ETag. (Listing trusts a snapshot's summary while its
+   * manifest keeps the size and version the summary recorded.)
+   */
+  version: string;
 }
 
 export interface PutOptions {
   /** Fail with StorageError 'exists' when the name is taken (O_EXCL on a folder, If-None-Match: * on S3). */
   ifAbsent?: boolean;
+  /**
+   * Called once with the new object's size and version, as soon as they are known: before the
+   * object becomes visible where the storage can tell (a folder: after the write aside, before the
+   * rename; then a throw here cancels the put), else right after the write (S3: from the PUT's ETag).
+   */
+  onVersion?: (info: { size: number; version: string }) => Promise<void>;
+}
+
+/**
+ * An object written piece by piece (a pack of up to `packSize` bytes, streamed so that it need not
+ * be held in memory): invisible under its name until commit(), and gone after abort().
+ */
+export interface ObjectWriter {
+  /** Bytes appended so far. */
+  readonly size: number;
+  /** Appends `data`; calls must not overlap. */
+  append(data: Buffer): Promise<void>;
+  /** Appended bytes, read back before the commit (a chunk of a pack that is still open). */
+  read(offset: number, length: number): Promise<Buffer>;
+  /** Makes the whole object visible under its name (replacing one there), durable when it resolves. */
+  commit(): Promise<void>;
+  /** Drops everything appended; the name is untouched. No error when it was committed or aborted already. */
+  abort(): Promise<void>;
+}
+
+/** Something in a storage that is not an object (for `check`): a leftover of an interrupted write, or an entry no repository writes. */
+export interface Stray {
+  /** The path inside the storage, '/'-separated. */
+  name: string;
+  kind: 'leftover' | 'not-an-object';
+  /** "a temporary file of an interrupted write", "a folder", "a symbolic link", "an unfinished multipart upload", ... */
+  what: string;
+  /** ms since the epoch, when known. */
+  modified?: number;
 }
 
 export type StorageErrorKind = 'not-found' | 'exists' | 'unavailable' | 'denied' | 'invalid';
@@ -43,13 +83,24 @@ export interface Storage {
    * Stores `data` under `name`, whole or not at all: a reader sees the old object, none, or the new
    * one, never a part (and after a crash at any point, the same). Durable when it resolves.
    */
-  put(name: string, data: Buffer, opts?: PutOptions): Promise<void>;
+  put(name: string, data: Buffer, opts?: PutOptions): Promise<{ size: number; version: string }>;
+  /** A writer for a large object under `name` (see ObjectWriter); nothing is visible before its commit(). */
+  create(name: string): Promise<ObjectWriter>;
   /** Size and time; null when there is no such object. */
   stat(name: string): Promise<ObjectInfo | null>;
   /** Every object whose name starts with `prefix`, in name order, however many there are. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Removes the object; no error when there is none. */
   delete(name: string): Promise<void>;
+  /**
+   * What is under `prefix` but is no object: temporary files and unfinished uploads of interrupted
+   * writes (kind 'leftover'), and in a folder, entries with object names that are not regular files
+   * (folders, links, devices: kind 'not-an-object'), so that `check` reports them instead of
+   * silently skipping them as list() does.
+   */
+  strays(prefix: string): AsyncIterable<Stray>;
+  /** Removes a stray (a leftover that strays() listed, by its name there); no error when it is gone. */
+  removeStray(stray: Stray): Promise<void>;
 }
 
 const SEGMENT = /^[A-Za-z0-9._-]+$/;
