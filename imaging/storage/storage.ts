@@ -57,6 +57,8 @@ export interface Stray {
   what: string;
   /** ms since the epoch, when known. */
   modified?: number;
+  /** What removeStray needs besides the name (an S3 multipart upload's id). */
+  ref?: string;
 }
 
 export type StorageErrorKind = 'not-found' | 'exists' | 'unavailable' | 'denied' | 'invalid';
