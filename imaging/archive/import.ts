@@ -223,7 +223,7 @@ export async function importSnapshot(repo: Repository, file: string, opts: Impor
       if (name === 'manifest.json') {
         const bytes = await readSmall(entry, name, MANIFEST_LIMIT, damaged);
         const m = parseManifest(bytes, null, `the archive ${file}`);
-        if (await exists(repo.manifestPath(m.id))) {
+        if ((await repo.storage.stat(repo.manifestName(m.id))) !== null) {
           throw new DevsnapError(
             'REPO_EXISTS',
             `The repository ${repo.dir} already holds snapshot ${m.id} (${shown(m.label)}); nothing was imported.`,
@@ -298,7 +298,7 @@ export async function importSnapshot(repo: Repository, file: string, opts: Impor
       if (s.get(name) !== hex) throw damaged(`holds a ${name} whose sha256 does not match SHA256SUMS`);
     }
     await writer.finish();
-    const parentKnown = m.parent !== undefined && (await exists(repo.manifestPath(m.parent)));
+    const parentKnown = m.parent !== undefined && (await repo.storage.stat(repo.manifestName(m.parent))) !== null;
     const { verifiedAt: _v, parent: _p, ...rest } = m;
     const imported: Manifest = {
       ...rest,

@@ -14,8 +14,10 @@ export interface Frozen {
 /** A day: a bound for a frozen filesystem left behind by a killed devsnap, not for a snapshot. */
 const WHOLE_SNAPSHOT_GUARD_SECONDS = 24 * 3600;
 
-export function freezeMounts(mounts: { mountpoint: string; devno: string }[], repoDir: string): Frozen {
-  const repoDev = devnoString(fs.statSync(repoDir).dev);
+/** `repoFolder`: the repository's folder (null for a bucket, which no freeze can block). */
+export function freezeMounts(mounts: { mountpoint: string; devno: string }[], repoFolder: string | null): Frozen {
+  const repoDir = repoFolder ?? '';
+  const repoDev = repoFolder !== null ? devnoString(fs.statSync(repoFolder).dev) : null;
   const clash = mounts.find((m) => m.devno === repoDev);
   if (clash) {
     throw new DevsnapError(

@@ -5,6 +5,7 @@
 // shows this before the user confirms.
 import * as fs from 'fs';
 import * as path from 'path';
+import { isS3Location } from '../storage/location';
 import { DevsnapError } from '../core/errors';
 import { devnoString, inspectPath, writableMounts, type MountUse } from '../disk/device';
 import { openDisk } from '../disk/privilege';
@@ -56,7 +57,8 @@ export async function planSnapshot(repoDir: string, source: string): Promise<Sna
   const plan: SnapshotPlan = { source, consistency: rw.length ? 'frozen-two-pass' : 'offline', mounts: [], pauseSeconds: 0, isSystem: info.isSystem };
   // A repository not created yet will be where its nearest existing folder is.
   let repoDev: string | null = null;
-  for (let d = path.resolve(repoDir); repoDev === null; d = path.dirname(d)) {
+  // A bucket is on no filesystem here.
+  for (let d = path.resolve(repoDir); repoDev === null && !isS3Location(repoDir); d = path.dirname(d)) {
     try {
       repoDev = devnoString(fs.statSync(d).dev);
     } catch {

@@ -28,6 +28,7 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   BAD_TARGET: 7,
   DAMAGED: 8,
   NO_SPACE: 9,
+  UNAVAILABLE: 11,
   CANCELLED: 130,
   INTERNAL: 1,
 };
@@ -38,6 +39,13 @@ const isRoot = () => process.geteuid?.() === 0;
 /** Turns any thrown value into a user-facing error, translating the common system errors. */
 export function toDevsnapError(err: unknown, what?: string): DevsnapError {
   if (err instanceof DevsnapError) return err;
+  // A storage's error (imaging/storage/, a layer above this one: known by its shape) already names
+  // the location and what to check.
+  const se = err as { name?: string; kind?: string; message?: string };
+  if (se?.name === 'StorageError' && typeof se.message === 'string') {
+    const code = ({ denied: 'PERMISSION', 'not-found': 'NOT_FOUND', exists: 'REPO_EXISTS', unavailable: 'UNAVAILABLE', invalid: 'USAGE' } as const)[se.kind as string] ?? 'INTERNAL';
+    return new DevsnapError(code, se.message, code === 'UNAVAILABLE' ? 'Nothing was lost: what was not committed is cleaned up by the next run or by `devsnap prune`. Run it again when the server answers.' : undefined);
+  }
   const e = err as NodeJS.ErrnoException;
   const subject = what ?? e?.path ?? 'file';
   switch (e?.code) {

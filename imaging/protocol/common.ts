@@ -16,6 +16,7 @@ export const ErrorCode = v.picklist([
   'BAD_TARGET', //   too small, mounted, system disk, not a device/file
   'DAMAGED', //      hash mismatch, corrupt pack, truncated manifest
   'NO_SPACE',
+  'UNAVAILABLE', //  the repository's server (S3) did not answer, after retries
   'CANCELLED',
   'INTERNAL',
 ]);

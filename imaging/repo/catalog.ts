@@ -2,37 +2,43 @@
 // sidebar need of each snapshot, so that listing 1,000 snapshots reads 1,000 small files instead of
 // 1,000 manifests of up to ~50 MB each.
 //
-// The manifest stays the single source of truth. A summary records the size and mtime of the
-// manifest file it describes (a rename keeps both, so it is written before the manifest is renamed
-// into place) and the sha256 of the manifest's JSON. Listing trusts a summary only while the
-// manifest file still has that size and mtime; anything else (a crash between the two writes, a
+// The manifest stays the single source of truth. A summary records the size and version of the
+// manifest object it describes (in a folder the file's mtime, which a rename keeps, so it is written
+// before the manifest is renamed into place; in a bucket the ETag, written just after the PUT) and
+// the sha256 of the manifest's JSON. Listing trusts a summary only while the manifest still has that
+// size and version; anything else (a crash between the two writes, a
 // manifest replaced, truncated or copied by hand, a summary missing, damaged or of another id) makes
 // it read the manifest itself, list it or report it damaged, and write a fresh summary when it can.
 // Every full read of a manifest (show, verify, check, restore…) heals a summary whose digest differs.
-import * as fs from 'fs';
-import * as path from 'path';
 import * as crypto from 'crypto';
-import { DevsnapError, toDevsnapError } from '../core/errors';
-import { readRegularFile, writeFileAtomic } from '../core/fsutil';
+import { DevsnapError } from '../core/errors';
 import { JobQueue } from '../core/job-queue';
+import type { Storage } from '../storage/storage';
 import type { DamagedSnapshot, ListedSnapshot, SnapshotSummary } from '../protocol';
 import { Manifest, summarize } from './manifest';
 
 /** What the catalog needs of a repository (repository.ts passes itself; no import back, no cycle). */
 export interface CatalogRepo {
   readonly dir: string;
+  readonly storage: Storage;
   log(message: string): void;
   sealFile(plain: Buffer): Buffer;
   openSealedFile(bytes: Buffer): Buffer;
-  listSnapshotIds(): Promise<string[]>;
-  manifestPath(id: string): string;
+  listManifests(): Promise<Map<string, ObjectStamp | null>>;
   readManifest(id: string): Promise<Manifest>;
 }
 
-/** The manifest file a summary describes: its size and mtime (nanoseconds), and the sha256 of its JSON. */
-export interface ManifestStamp {
+/**
+ * The manifest object a summary describes: its size and version (the field keeps its first name:
+ * a file's mtime in nanoseconds; in a bucket, the object's ETag).
+ */
+export interface ObjectStamp {
   size: number;
   mtimeNs: string;
+}
+
+/** The stamp, and the sha256 of the manifest's JSON. */
+export interface ManifestStamp extends ObjectStamp {
   sha256: string;
 }
 
@@ -53,16 +59,12 @@ export interface Catalog {
   damaged: DamagedSnapshot[];
 }
 
-export function summaryPath(repo: CatalogRepo, id: string): string {
-  return path.join(repo.dir, 'snapshots', `${id}.summary`);
+export function summaryName(id: string): string {
+  return `snapshots/${id}.summary`;
 }
 
-/** The file part of a stamp, from a (bigint) stat; equal stamps mean "the same manifest file" for listing. */
-export function fileStamp(st: fs.BigIntStats): { size: number; mtimeNs: string } {
-  return { size: Number(st.size), mtimeNs: st.mtimeNs.toString() };
-}
-
-const sameFile = (a: { size: number; mtimeNs: string }, b: { size: number; mtimeNs: string }) => a.size === b.size && a.mtimeNs === b.mtimeNs;
+/** Equal stamps mean "the same manifest" for listing. */
+const sameFile = (a: ObjectStamp, b: ObjectStamp) => a.size === b.size && a.mtimeNs === b.mtimeNs;
 
 const sha256 = (data: Buffer | string) => crypto.createHash('sha256').update(data).digest('hex');
 
@@ -71,7 +73,7 @@ function summaryDigest(s: Omit<SummaryFile, 'digest'>): string {
 }
 
 /** Makes the summary of manifest `m` stored as `plain` (its JSON) in a file of `file` size and mtime. */
-function makeSummary(id: string, m: Manifest, plain: Buffer, file: { size: number; mtimeNs: string }): SummaryFile {
+function makeSummary(id: string, m: Manifest, plain: Buffer, file: ObjectStamp): SummaryFile {
   const s: Omit<SummaryFile, 'digest'> = {
     format: 'devsnap-summary',
     version: 1,
@@ -83,15 +85,17 @@ function makeSummary(id: string, m: Manifest, plain: Buffer, file: { size: numbe
   return { ...s, digest: summaryDigest(s) };
 }
 
-export async function writeSummary(repo: CatalogRepo, id: string, m: Manifest, plain: Buffer, file: { size: number; mtimeNs: string }): Promise<void> {
-  await writeFileAtomic(summaryPath(repo, id), repo.sealFile(Buffer.from(JSON.stringify(makeSummary(id, m, plain, file)))));
+export async function writeSummary(repo: CatalogRepo, id: string, m: Manifest, plain: Buffer, file: ObjectStamp): Promise<void> {
+  await repo.storage.put(summaryName(id), repo.sealFile(Buffer.from(JSON.stringify(makeSummary(id, m, plain, file)))));
 }
 
 /** The summary stored for `id`, or null when it is missing, unreadable, damaged or not of `id`. */
 async function readSummary(repo: CatalogRepo, id: string): Promise<SummaryFile | null> {
   let s: SummaryFile;
   try {
-    const plain = repo.openSealedFile(await readRegularFile(summaryPath(repo, id), 1 << 20));
+    const st = await repo.storage.stat(summaryName(id));
+    if (!st || st.size > 1 << 20) return null;
+    const plain = repo.openSealedFile(await repo.storage.get(summaryName(id)));
     s = JSON.parse(plain.toString('utf8'));
   } catch {
     return null; // missing or damaged: the manifest says it all
@@ -112,7 +116,7 @@ const listed = (s: SummaryFile): ListedSnapshot => ({ ...s.snapshot, warningCoun
  * After a full read of a manifest: writes its summary when the stored one is missing, stale or
  * says something else. Best effort: a read-only repository still lists (more slowly).
  */
-export async function healSummary(repo: CatalogRepo, id: string, m: Manifest, plain: Buffer, file: { size: number; mtimeNs: string } | null): Promise<void> {
+export async function healSummary(repo: CatalogRepo, id: string, m: Manifest, plain: Buffer, file: ObjectStamp | null): Promise<void> {
   if (!file) return; // the manifest changed while it was read: the next reader will see it
   const s = await readSummary(repo, id);
   if (s && sameFile(s.manifest, file) && s.manifest.sha256 === sha256(plain)) return;
@@ -127,21 +131,14 @@ export async function healSummary(repo: CatalogRepo, id: string, m: Manifest, pl
  * as damaged entries, never left out.
  */
 export async function listCatalog(repo: CatalogRepo): Promise<Catalog> {
-  const ids = await repo.listSnapshotIds();
+  const manifests = await repo.listManifests();
   const snapshots: ListedSnapshot[] = [];
   const stale: string[] = [];
   const jobs = new JobQueue(16);
-  for (const id of ids) {
+  for (const [id, st] of manifests) {
     await jobs.add(async () => {
-      const [st, s] = await Promise.all([
-        fs.promises.stat(repo.manifestPath(id), { bigint: true }).catch((err: NodeJS.ErrnoException) => {
-          if (err.code === 'ENOENT') return null; // forgotten meanwhile
-          throw toDevsnapError(err, `the manifest of snapshot ${id}`);
-        }),
-        readSummary(repo, id),
-      ]);
-      if (!st) return;
-      if (s && sameFile(s.manifest, fileStamp(st))) snapshots.push(listed(s));
+      const s = st && (await readSummary(repo, id));
+      if (s && st && sameFile(s.manifest, st)) snapshots.push(listed(s));
       else stale.push(id);
     });
   }

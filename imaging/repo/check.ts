@@ -1,11 +1,9 @@
 // check: the repository's structure without reading chunk data (verify does that): config,
 // manifests, index files, packs and their own chunk lists, and what is missing, unreferenced or left
 // over by an interrupted write.
-import * as fs from 'fs';
-import * as path from 'path';
 import { Manifest, extentChunks } from './manifest';
 import { Repository } from './repository';
-import { PackEntry, readPackTrailer } from './pack';
+import { PackEntry } from './pack';
 
 export interface CheckReport {
   ok: boolean; // no errors (warnings allowed)
@@ -38,22 +36,23 @@ export async function inspectRepository(repo: Repository): Promise<Inspection> {
   const damagedTrailers = new Set<string>();
   const manifests: Manifest[] = await repo.readAllManifests((id, err) => blocking.push(`snapshot ${id}: ${err.message}`));
   const { placed, misplaced } = await repo.scanPacks();
-  const packs = new Set(placed);
+  const sizes = new Map(placed.map((p) => [p.id, p.size]));
+  const packs = new Set(sizes.keys());
 
   for (const f of repo.damagedIndexFiles) {
     repairable.push(
-      `index file ${path.relative(repo.dir, f)} is damaged (checksum mismatch, or not a regular file); the packs' own chunk lists are used instead. \`devsnap prune\` writes a new index.`,
+      `index file ${f} is damaged (checksum mismatch, or not a regular file); the packs' own chunk lists are used instead. \`devsnap prune\` writes a new index.`,
     );
   }
   for (const p of repo.missingPacks) {
     warnings.push(`pack ${p} is listed in the index but missing from data/; its chunks are not used (a snapshot that needs them is reported below).`);
   }
   for (const m of misplaced) {
-    const inPlace = path.basename(path.dirname(m)) === path.basename(m).slice(0, 2);
+    const [, folder, file] = m.split('/');
     warnings.push(
-      inPlace
+      folder === file.slice(0, 2)
         ? `${m} is not a regular file (a folder or a link); it is not used. Move it out of the repository.`
-        : `${m} is not in the folder its name belongs in (data/${path.basename(m).slice(0, 2)}/); it is not used. Move it there if it came from this repository.`,
+        : `${m} is not in the folder its name belongs in (data/${file.slice(0, 2)}/); it is not used. Move it there if it came from this repository.`,
     );
   }
 
@@ -65,8 +64,8 @@ export async function inspectRepository(repo: Repository): Promise<Inspection> {
     indexed.set(loc.pack, list);
   }
   for (const p of packs) {
-    const size = (await fs.promises.stat(repo.packPath(p))).size;
-    const trailer = await readPackTrailer(repo.packPath(p)).catch(() => null);
+    const size = sizes.get(p)!;
+    const trailer = await repo.packTrailer(p, size);
     if (!repo.indexedPacks.has(p)) {
       if (trailer) warnings.push(`pack ${p} is not in any index (left by an interrupted snapshot); its chunks will be reused or removed by prune.`);
       else
@@ -92,7 +91,7 @@ export async function inspectRepository(repo: Repository): Promise<Inspection> {
       }
     }
   }
-  for (const t of await repo.listTempFiles()) warnings.push(`leftover temporary file ${path.relative(repo.dir, t)} (interrupted write); prune removes it.`);
+  for (const t of await repo.leftovers()) warnings.push(`leftover of an interrupted write: ${t.name} (${t.what}); prune removes it.`);
 
   const referenced = new Set<string>();
   for (const m of manifests) {

@@ -4,7 +4,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as crypto from 'crypto';
 import { DevsnapError, toDevsnapError } from '../core/errors';
-import { exists, mkdirPrivate, writeFileAtomic } from '../core/fsutil';
+import { exists, mkdirPrivate } from '../core/fsutil';
+import { JobQueue } from '../core/job-queue';
+import { isS3Location } from '../storage/location';
+import { Storage, StorageError } from '../storage/storage';
 import { EncryptionConfig, RepoCipher } from './crypto';
 import { MAX_CHUNK_SIZE } from './manifest';
 
@@ -93,50 +96,42 @@ function settingsChanges(c: RepoConfig, cipher: RepoCipher): string[] {
  * (a downgrade to plaintext by anyone who can write the repository), and writing to it would store
  * the owner's data unencrypted.
  */
-async function encryptionMarkers(dir: string, c: RepoConfig): Promise<string[]> {
+async function encryptionMarkers(storage: Storage, c: RepoConfig): Promise<string[]> {
   const out: string[] = [];
   if (c.version === 2) out.push('its format version 2 is that of encrypted repositories');
   if (c.sealed !== undefined) out.push('it carries sealed settings');
   if (c.chunkHash === 'hmac-sha256') out.push('its chunk ids are keyed (hmac-sha256)');
-  let names: string[] = [];
-  try {
-    names = (await fs.promises.readdir(path.join(dir, 'snapshots'))).filter((n) => /^[0-9a-f]{16}\.json$/.test(n));
-  } catch {
-    /* no snapshots folder: nothing to look at; later steps report it */
-  }
-  // Every open of an unencrypted repository does this: synchronous reads of 7 bytes take ~30 ms
-  // for 1,000 manifests where promise-based ones take ~10 times as long.
-  const head = Buffer.alloc(ENCRYPTED_MAGIC.length);
+  const names: string[] = [];
+  for await (const o of storage.list('snapshots/')) if (/^snapshots\/[0-9a-f]{16}\.json$/.test(o.name)) names.push(o.name);
+  // Every open of an unencrypted repository looks at each manifest's first bytes (a planted plain
+  // manifest must not hide sealed ones), several at a time: a bucket answers each in milliseconds.
+  let sealed: string | null = null;
+  const jobs = new JobQueue(16);
   for (const n of names) {
-    let fd: number;
-    try {
-      fd = fs.openSync(path.join(dir, 'snapshots', n), 'r');
-    } catch {
-      continue; // unreadable: listing reports it
-    }
-    try {
-      if (fs.readSync(fd, head, 0, head.length, 0) === head.length && head.equals(ENCRYPTED_MAGIC)) {
-        out.push(`snapshot ${n.slice(0, -5)} is sealed (encrypted)`);
-        break;
-      }
-    } catch {
-      /* unreadable: listing reports it */
-    } finally {
-      fs.closeSync(fd);
-    }
+    if (sealed) break;
+    await jobs.add(async () => {
+      const head = await storage.getRange(n, 0, ENCRYPTED_MAGIC.length).catch(() => null); // unreadable: listing reports it
+      if (head?.equals(ENCRYPTED_MAGIC)) sealed ??= n;
+    });
   }
+  await jobs.drain();
+  if (sealed) out.push(`snapshot ${(sealed as string).slice(10, -5)} is sealed (encrypted)`);
   return out;
 }
 
-/** Creates the folders and config.json of a new repository in `dir` (absolute): its settings and cipher. */
-export async function initConfig(dir: string, opts: InitOptions): Promise<{ config: RepoConfig; cipher: RepoCipher }> {
+/**
+ * Creates config.json of a new repository in `storage` (named `dir` in messages; `folder` when it
+ * is a folder, which also gets its subfolders and mode 0700): its settings and cipher.
+ */
+export async function initConfig(storage: Storage, dir: string, folder: string | null, opts: InitOptions): Promise<{ config: RepoConfig; cipher: RepoCipher }> {
   // Kernel interfaces hold no files to keep (and Node's recursive mkdir loops forever under /proc).
-  const kernel = ['/proc', '/sys', '/dev'].find((t) => dir === t || dir.startsWith(t + '/'));
+  const kernel = folder !== null && ['/proc', '/sys', '/dev'].find((t) => folder === t || folder.startsWith(t + '/'));
   if (kernel)
     throw new DevsnapError('USAGE', `Cannot create a repository in ${dir}: ${kernel} holds kernel interfaces and device nodes, not files.`, 'Choose a folder on a disk, ideally another drive.');
-  if (await exists(path.join(dir, 'config.json'))) throw new DevsnapError('REPO_EXISTS', `${dir} already holds a devsnap repository.`);
-  if ((await exists(dir)) && (await fs.promises.readdir(dir)).length > 0) {
-    throw new DevsnapError('USAGE', `${dir} is not empty and is not a devsnap repository.`, 'Choose an empty or new folder for the repository.');
+  if (await storage.stat('config.json')) throw new DevsnapError('REPO_EXISTS', `${dir} already holds a devsnap repository.`);
+  const empty = folder !== null ? !(await exists(folder)) || (await fs.promises.readdir(folder)).length === 0 : await isEmpty(storage);
+  if (!empty) {
+    throw new DevsnapError('USAGE', `${dir} is not empty and is not a devsnap repository.`, folder !== null ? 'Choose an empty or new folder for the repository.' : 'Choose an empty bucket, or a new folder inside it (s3:https://host/bucket/FOLDER).');
   }
   const enc = opts.password ? RepoCipher.create(opts.password) : null;
   const config: RepoConfig = {
@@ -154,10 +149,14 @@ export async function initConfig(dir: string, opts: InitOptions): Promise<{ conf
   if (problem) throw new DevsnapError('USAGE', `Cannot create a repository: ${problem}.`);
   if (enc) config.sealed = enc.cipher.sealConfig(Buffer.from(canonical(sealedSettings(config))));
   try {
-    for (const sub of ['', 'data', 'index', 'snapshots', 'locks']) await mkdirPrivate(path.join(dir, sub));
-    await fs.promises.chmod(dir, 0o700);
-    await writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+    if (folder !== null) {
+      for (const sub of ['', 'data', 'index', 'snapshots', 'locks']) await mkdirPrivate(path.join(folder, sub));
+      await fs.promises.chmod(folder, 0o700);
+    }
+    // Of two hosts creating one repository at once, one creates it; the other is told it exists.
+    await storage.put('config.json', Buffer.from(JSON.stringify(config, null, 2) + '\n'), { ifAbsent: true });
   } catch (err) {
+    if (err instanceof StorageError && err.kind === 'exists') throw new DevsnapError('REPO_EXISTS', `${dir} already holds a devsnap repository (created just now by another process).`);
     throw toDevsnapError(err, `the repository folder ${dir}`);
   }
   return { config, cipher: enc?.cipher ?? RepoCipher.plain() };
@@ -168,13 +167,12 @@ export async function initConfig(dir: string, opts: InitOptions): Promise<{ conf
  * whether config.json is to be rewritten under the next exclusive lock (an older format to upgrade, or
  * a damaged key copy to repair).
  */
-export async function openConfig(dir: string, opts: { password?: string }, log: Logger): Promise<{ config: RepoConfig; cipher: RepoCipher; rewrite: 'upgrade' | 'repair' | null }> {
+export async function openConfig(storage: Storage, dir: string, opts: { password?: string }, log: Logger): Promise<{ config: RepoConfig; cipher: RepoCipher; rewrite: 'upgrade' | 'repair' | null }> {
   let text: string;
   try {
-    text = await fs.promises.readFile(path.join(dir, 'config.json'), 'utf8');
+    text = (await storage.get('config.json')).toString('utf8');
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === 'ENOENT') {
+    if (err instanceof StorageError && err.kind === 'not-found') {
       throw new DevsnapError('NO_REPO', `${dir} is not a devsnap repository (no config.json).`, 'Check --repo / DEVSNAP_REPO, or take a first snapshot there to create one.');
     }
     throw toDevsnapError(err, `the repository ${dir}`);
@@ -187,12 +185,12 @@ export async function openConfig(dir: string, opts: { password?: string }, log: 
   }
   if (!config || typeof config !== 'object' || config.format !== 'devsnap-repo') throw new DevsnapError('NO_REPO', `${dir} is not a devsnap repository.`);
   if (config.version !== 1 && config.version !== 2) throw new DevsnapError('NO_REPO', `Repository format version ${config.version} is not supported by this devsnap.`, 'Update devsnap.');
-  const where = path.join(dir, 'config.json');
+  const where = isS3Location(dir) ? `config.json in ${dir}` : path.join(dir, 'config.json');
   const problem = settingsProblem(config);
   if (!config.encryption) {
     // Nothing to authenticate with: refuse what only a downgraded encrypted repository shows, and a
     // password, which says the user expects encryption. Plaintext is never written where it was not.
-    const markers = await encryptionMarkers(dir, config);
+    const markers = await encryptionMarkers(storage, config);
     if (markers.length) {
       throw new DevsnapError(
         'DAMAGED',
@@ -243,16 +241,22 @@ export async function openConfig(dir: string, opts: { password?: string }, log: 
  * Writes config.json anew: fresh key copies with checksums, and the settings sealed (format version 2).
  * Updates `config` in place and returns true when written; false (logged) when it could not be.
  */
-export async function rewriteConfigFile(dir: string, config: RepoConfig, cipher: RepoCipher, why: 'upgrade' | 'repair' | null, log: Logger): Promise<boolean> {
+export async function rewriteConfigFile(storage: Storage, config: RepoConfig, cipher: RepoCipher, why: 'upgrade' | 'repair' | null, log: Logger): Promise<boolean> {
   const next: RepoConfig = { ...config, version: 2, encryption: cipher.wrapKey(), sealed: undefined };
   next.sealed = cipher.sealConfig(Buffer.from(canonical(sealedSettings(next))));
   try {
-    await writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(next, null, 2) + '\n');
+    await storage.put('config.json', Buffer.from(JSON.stringify(next, null, 2) + '\n'));
   } catch (err) {
     log(`Could not rewrite config.json (${toDevsnapError(err, 'config.json').message}); it keeps working as it is and is rewritten next time.`);
     return false;
   }
   Object.assign(config, next);
   log(why === 'repair' ? 'Repaired the damaged copy of the repository key in config.json.' : 'Upgraded config.json: its settings are now authenticated and its key is stored twice.');
+  return true;
+}
+
+/** Whether a bucket (under the repository's prefix) holds nothing at all. */
+async function isEmpty(storage: Storage): Promise<boolean> {
+  for await (const _ of storage.list('')) return false;
   return true;
 }

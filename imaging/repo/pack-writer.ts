@@ -1,8 +1,6 @@
 // PackWriter: how a run stores new chunks, appended to packs that become visible only when complete.
-import * as fs from 'fs';
-import * as path from 'path';
 import * as crypto from 'crypto';
-import { FILE_MODE, fsyncDir, mkdirPrivate, readFully, tempName, writeFully } from '../core/fsutil';
+import type { ObjectWriter, Storage } from '../storage/storage';
 import type { RepoCipher } from './crypto';
 import type { ChunkLocation } from './index-file';
 import { PackEntry, packTrailer } from './pack';
@@ -12,19 +10,21 @@ export interface PackStore {
   readonly index: Map<string, ChunkLocation>;
   readonly indexFiles: string[];
   readonly cipher: RepoCipher;
+  readonly storage: Storage;
   readonly config: { readonly packSize: number };
-  packPath(pack: string): string;
-  manifestPath(id: string): string;
+  packName(pack: string): string;
+  hasManifest(id: string): Promise<boolean>;
   writeIndex(packs: Map<string, PackEntry[]>): Promise<string>;
 }
 
 /**
- * Appends stored chunks to pack files. A pack is written under a temporary name, closed with its
- * trailer, fsync'd and renamed; `finish()` then writes one index file for all packs of the run.
- * Chunks become visible to the repository's index only when their pack is complete.
+ * Appends stored chunks to packs. A pack is streamed to the storage (ObjectWriter: a temporary file
+ * in a folder, a spool and one PUT or a multipart upload in a bucket), closed with its trailer and
+ * committed whole; `finish()` then writes one index file for all packs of the run. Chunks become
+ * visible to the repository's index only when their pack is complete.
  */
 export class PackWriter {
-  private current: { id: string; tmp: string; fh: fs.promises.FileHandle; size: number; entries: PackEntry[] } | null = null;
+  private current: { id: string; out: ObjectWriter; size: number; entries: PackEntry[] } | null = null;
   private pendingIds = new Set<string>();
   readonly written = new Map<string, PackEntry[]>();
   /** The index file finish() wrote: abandon() removes it before the packs it lists. */
@@ -48,7 +48,7 @@ export class PackWriter {
       const c = this.current;
       const e = c?.entries.find((x) => x.id === id);
       if (!c || !e) return null;
-      const stored = await readFully(c.fh, e.offset, e.length);
+      const stored = await c.out.read(e.offset, e.length);
       return { frame: this.repo.cipher.open(stored), loc: { pack: c.id, offset: e.offset, length: e.length, rawLength: e.rawLength } };
     });
     this.queue = run.then(
@@ -78,13 +78,10 @@ export class PackWriter {
     const stored = this.repo.cipher.seal(frame);
     if (!this.current) {
       const packId = crypto.randomBytes(16).toString('hex');
-      const final = this.repo.packPath(packId);
-      await mkdirPrivate(path.dirname(final));
-      const tmp = tempName(final);
-      this.current = { id: packId, tmp, fh: await fs.promises.open(tmp, 'wx+', FILE_MODE), size: 0, entries: [] };
+      this.current = { id: packId, out: await this.repo.storage.create(this.repo.packName(packId)), size: 0, entries: [] };
     }
     const c = this.current;
-    await writeFully(c.fh, stored, c.size);
+    await c.out.append(stored);
     c.entries.push({ id, offset: c.size, length: stored.length, rawLength });
     c.size += stored.length;
     this.bytesWritten += stored.length;
@@ -95,12 +92,13 @@ export class PackWriter {
     const c = this.current;
     if (!c) return;
     this.current = null;
-    await c.fh.write(packTrailer(c.entries), 0, undefined, c.size);
-    await c.fh.sync();
-    await c.fh.close();
-    const final = this.repo.packPath(c.id);
-    await fs.promises.rename(c.tmp, final);
-    await fsyncDir(path.dirname(final));
+    try {
+      await c.out.append(packTrailer(c.entries));
+      await c.out.commit();
+    } catch (err) {
+      await c.out.abort().catch(() => undefined);
+      throw err;
+    }
     this.written.set(c.id, c.entries);
     for (const e of c.entries) this.repo.index.set(e.id, { pack: c.id, offset: e.offset, length: e.length, rawLength: e.rawLength });
   }
@@ -114,18 +112,12 @@ export class PackWriter {
   }
 
   /**
-   * A failed run: abandon() unless the manifest `id` may be on disk (its commit failed after the
-   * rename and could not be taken back, or the disk cannot even tell): then the data it names stays,
-   * and `check`/`prune` deal with it as with any interrupted run.
+   * A failed run: abandon() unless the manifest `id` may be stored (its commit failed after the
+   * write and could not be taken back, or the storage cannot even tell): then the data it names
+   * stays, and `check`/`prune` deal with it as with any interrupted run.
    */
   async abandonUnlessCommitted(id: string | undefined): Promise<void> {
-    if (id !== undefined) {
-      const present = await fs.promises.access(this.repo.manifestPath(id)).then(
-        () => true,
-        (err) => (err as NodeJS.ErrnoException).code !== 'ENOENT',
-      );
-      if (present) return;
-    }
+    if (id !== undefined && (await this.repo.hasManifest(id))) return;
     await this.abandon();
   }
 
@@ -135,20 +127,17 @@ export class PackWriter {
     await this.queue;
     const c = this.current;
     this.current = null;
-    if (c) {
-      await c.fh.close().catch(() => undefined);
-      await fs.promises.rm(c.tmp, { force: true });
-    }
+    if (c) await c.out.abort();
     // The index first: an index naming deleted packs would let the next run dedup against chunks
     // that are gone. (Should this removal fail too, loadIndex ignores entries of missing packs.)
     if (this.indexFile) {
-      await fs.promises.rm(this.indexFile, { force: true });
+      await this.repo.storage.delete(this.indexFile);
       const i = this.repo.indexFiles.indexOf(this.indexFile);
       if (i >= 0) this.repo.indexFiles.splice(i, 1);
       this.indexFile = null;
     }
     for (const [pack, entries] of this.written) {
-      await fs.promises.rm(this.repo.packPath(pack), { force: true });
+      await this.repo.storage.delete(this.repo.packName(pack));
       for (const e of entries) if (this.repo.index.get(e.id)?.pack === pack) this.repo.index.delete(e.id);
     }
     this.written.clear();

@@ -2,8 +2,6 @@
 // repositories), closed by a zstd *skippable* frame that lists the pack's chunks. `zstd -dc PACK`
 // therefore decompresses a whole pack of an unencrypted repository, and a lost index can be
 // rebuilt from the packs themselves. Entry layout is shared with index files.
-import * as fs from 'fs';
-
 export const ENTRY_SIZE = 48; // id (32) | offset u64 | stored length u32 | raw length u32
 const TRAILER_MAGIC = Buffer.from('DSPKIDX1');
 const SKIPPABLE_MAGIC = 0x184d2a5d;
@@ -58,23 +56,19 @@ function entriesFitPack(entries: PackEntry[], dataEnd: number): boolean {
   return next === dataEnd;
 }
 
-/** Reads a pack's own list of chunks from its trailer (null when it has none or it is damaged). */
-export async function readPackTrailer(file: string): Promise<PackEntry[] | null> {
-  const fh = await fs.promises.open(file, 'r');
-  try {
-    const { size } = await fh.stat();
-    if (size < 20) return null;
-    const tail = Buffer.alloc(12);
-    await fh.read(tail, 0, 12, size - 12);
-    if (!tail.subarray(4).equals(TRAILER_MAGIC)) return null;
-    const count = tail.readUInt32LE(0);
-    const bodyLen = count * ENTRY_SIZE + 12;
-    if (bodyLen + 8 > size) return null;
-    const body = Buffer.alloc(count * ENTRY_SIZE);
-    await fh.read(body, 0, body.length, size - bodyLen);
-    const entries = decodeEntries(body);
-    return entriesFitPack(entries, size - bodyLen - 8) ? entries : null;
-  } finally {
-    await fh.close();
-  }
+/**
+ * Reads a pack's own list of chunks from its trailer, given the pack's size and a reader of its
+ * bytes (null when it has none or it is damaged).
+ */
+export async function readPackTrailer(size: number, readAt: (offset: number, length: number) => Promise<Buffer>): Promise<PackEntry[] | null> {
+  if (size < 20) return null;
+  const tail = await readAt(size - 12, 12);
+  if (tail.length !== 12 || !tail.subarray(4).equals(TRAILER_MAGIC)) return null;
+  const count = tail.readUInt32LE(0);
+  const bodyLen = count * ENTRY_SIZE + 12;
+  if (bodyLen + 8 > size) return null;
+  const body = await readAt(size - bodyLen, count * ENTRY_SIZE);
+  if (body.length !== count * ENTRY_SIZE) return null;
+  const entries = decodeEntries(body);
+  return entriesFitPack(entries, size - bodyLen - 8) ? entries : null;
 }

@@ -1,19 +1,20 @@
-// A devsnap repository on disk (see imaging/FORMAT.md):
+// A devsnap repository (see imaging/FORMAT.md), as objects in a Storage (imaging/storage/): a folder
+// or an S3-compatible bucket, with the same names in both:
 //   config.json            format, version, chunk size, compression, encryption
 //   data/XX/<pack>.pack    packs of compressed chunks, each closed by its own chunk list
 //   index/<run>.idx        chunk -> pack, offset, length for the packs a run wrote
-//   snapshots/<id>.json    manifests (committed last, by atomic rename)
-//   locks/                 lock files
-import * as fs from 'fs';
-import * as path from 'path';
-import { isS3Location } from '../storage/location';
+//   snapshots/<id>.json    manifests (committed last, each written whole)
+//   locks/                 lock objects
 import * as crypto from 'crypto';
 import { DevsnapError, toDevsnapError } from '../core/errors';
-import { readRegularFile, exists, fsyncDir, writeFileAtomic } from '../core/fsutil';
+import { JobQueue } from '../core/job-queue';
+import { openStorage } from '../storage/open';
+import { S3Storage } from '../storage/s3';
+import { Storage, StorageError, Stray } from '../storage/storage';
 import type { RepoCipher } from './crypto';
 import { acquireLock, Lock } from './lock';
 import { checkManifest, Manifest, parseManifest, serializeManifest } from './manifest';
-import { Catalog, fileStamp, healSummary, listCatalog, resolveName, summaryPath, writeSummary } from './catalog';
+import { Catalog, healSummary, listCatalog, resolveName, summaryName, writeSummary, type ObjectStamp } from './catalog';
 import { PackEntry, readPackTrailer } from './pack';
 import { ENCRYPTED_MAGIC, initConfig, openConfig, rewriteConfigFile, type InitOptions, type Logger, type RepoConfig } from './config';
 import { encodeIndexFile, MAX_INDEX_BYTES, parseIndexFile, type ChunkLocation } from './index-file';
@@ -25,86 +26,115 @@ export { DEFAULT_CHUNK_SIZE, type InitOptions, type Logger, type RepoConfig } fr
 export { parseIndexFile, type ChunkLocation } from './index-file';
 export { PackWriter } from './pack-writer';
 
-/**
- * The repository's folder, resolved. An S3 location ("s3:https://host/bucket") is refused by name: the
- * repository does not work through imaging/storage/ yet, and taken as a path it would quietly become
- * a local folder called "s3:https:".
- */
-function folderOnly(dir: string): string {
-  if (isS3Location(dir))
-    throw new DevsnapError(
-      'USAGE',
-      `Repositories on S3 (${dir}) are not supported yet: only a folder can hold a repository for now.`,
-      'Give a folder, for example on a USB drive or a mounted network share.',
-    );
-  return path.resolve(dir);
+const PACK = /^data\/([0-9a-f]{2})\/([0-9a-f]{32})\.pack$/;
+const MANIFEST = /^snapshots\/([0-9a-f]{16})\.json$/;
+
+/** Reads stored bytes of packs: through open file handles in a folder (pack-files.ts), by ranged GETs elsewhere. */
+interface PackReader {
+  read(pack: string, offset: number, length: number, into?: Buffer): Promise<Buffer>;
+  close(): Promise<void>;
 }
 
 export class Repository {
   /** Every chunk the repository holds: from index files, plus packs no index lists yet (an interrupted run). */
   readonly index = new Map<string, ChunkLocation>();
-  /** Packs listed by index files, and the index files themselves. */
+  /** Packs listed by index files. */
   readonly indexedPacks = new Set<string>();
+  /** The index files read (object names, "index/<id>.idx"). */
   readonly indexFiles: string[] = [];
-  /** Index files that failed their checksum (their packs were read through their own chunk lists). */
+  /** Index files that failed their checksum or are no regular file (their packs were read through their own chunk lists). */
   readonly damagedIndexFiles: string[] = [];
   /** Packs no index lists but whose own chunk list was read (left by an interrupted run). */
   readonly listedPacks = new Set<string>();
   /** Packs an index lists that are not in data/: their chunks are left out of `index` (see loadIndex). */
   readonly missingPacks = new Set<string>();
-  /** Open pack files (pack-files.ts). */
-  private readonly packFiles = new PackFiles((pack) => this.packPath(pack));
+  private readonly packs: PackReader;
 
   /** config.json to be rewritten under the next exclusive lock: an older format to upgrade, or a damaged key copy to repair. */
   private configRewrite: 'upgrade' | 'repair' | null = null;
 
   private constructor(
+    /** How messages name the repository: its folder, or its S3 location. */
     readonly dir: string,
+    readonly storage: Storage,
+    /** The repository's folder when it is one (its filesystem matters to a snapshot of that filesystem); null for a bucket. */
+    readonly folder: string | null,
     readonly config: RepoConfig,
     readonly cipher: RepoCipher,
     readonly log: Logger,
-  ) {}
-
-  static async init(dir: string, opts: InitOptions, log: Logger): Promise<Repository> {
-    dir = folderOnly(dir);
-    const { config, cipher } = await initConfig(dir, opts);
-    return new Repository(dir, config, cipher, log);
+  ) {
+    const folderPath = folder;
+    this.packs = folderPath !== null ? new PackFiles((pack) => `${folderPath}/${this.packName(pack)}`) : { read: (pack, offset, length) => this.readPackRange(pack, offset, length), close: async () => undefined };
   }
 
-  static async open(dir: string, opts: { password?: string }, log: Logger): Promise<Repository> {
-    dir = folderOnly(dir);
-    const { config, cipher, rewrite } = await openConfig(dir, opts, log);
-    const repo = new Repository(dir, config, cipher, log);
+  private async readPackRange(pack: string, offset: number, length: number): Promise<Buffer> {
+    try {
+      const b = await this.storage.getRange(this.packName(pack), offset, length);
+      if (b.length !== length) throw new Error('short');
+      return b;
+    } catch (err) {
+      if (err instanceof StorageError && err.kind === 'unavailable') throw err;
+      throw new DevsnapError('DAMAGED', `Pack ${pack} is missing or unreadable (${err instanceof StorageError ? err.kind : 'truncated'}).`, 'Run `devsnap check`.');
+    }
+  }
+
+  static async init(location: string, opts: InitOptions, log: Logger): Promise<Repository> {
+    const { storage, folder, display } = openStorage(location);
+    try {
+      if (storage instanceof S3Storage && !(await storage.bucketExists())) {
+        await storage.createBucket();
+        log(`Created the bucket for the repository ${display}.`);
+      }
+      const { config, cipher } = await initConfig(storage, display, folder, opts);
+      return new Repository(display, storage, folder, config, cipher, log);
+    } catch (err) {
+      throw toDevsnapError(err, `the repository ${display}`);
+    }
+  }
+
+  static async open(location: string, opts: { password?: string }, log: Logger): Promise<Repository> {
+    const { storage, folder, display } = openStorage(location);
+    const { config, cipher, rewrite } = await openConfig(storage, display, opts, log);
+    const repo = new Repository(display, storage, folder, config, cipher, log);
     repo.configRewrite = rewrite;
     return repo;
   }
 
   /** Writes config.json anew: fresh key copies with checksums, and the settings sealed (format version 2). */
   private async rewriteConfig(): Promise<void> {
-    if (await rewriteConfigFile(this.dir, this.config, this.cipher, this.configRewrite, this.log)) this.configRewrite = null;
+    if (await rewriteConfigFile(this.storage, this.config, this.cipher, this.configRewrite, this.log)) this.configRewrite = null;
   }
 
-  static async openOrInit(dir: string, opts: InitOptions, log: Logger): Promise<Repository> {
-    if (await exists(path.join(dir, 'config.json'))) return Repository.open(dir, opts, log);
-    const repo = await Repository.init(dir, opts, log);
+  static async openOrInit(location: string, opts: InitOptions, log: Logger): Promise<Repository> {
+    const { storage, display } = openStorage(location);
+    let present: boolean;
+    try {
+      present = (await storage.stat('config.json')) !== null;
+    } catch (err) {
+      // A bucket that does not exist yet holds no repository: the first snapshot creates both.
+      if (!(err instanceof StorageError && err.kind === 'not-found')) throw toDevsnapError(err, `the repository ${display}`);
+      present = false;
+    }
+    if (present) return Repository.open(location, opts, log);
+    const repo = await Repository.init(location, opts, log);
     log(`Created a new repository in ${repo.dir}.`);
     return repo;
   }
 
   async lock(exclusive: boolean, purpose: string, waitMs?: number): Promise<Lock> {
-    const lock = await acquireLock(this.dir, exclusive, purpose, this.log, waitMs);
+    const lock = await acquireLock(this.storage, exclusive, purpose, this.log, waitMs);
     if (exclusive && this.configRewrite) await this.rewriteConfig(); // only a writer may rewrite config.json
     return lock;
   }
 
-  // ---- paths
+  // ---- names
 
-  packPath(pack: string): string {
-    return path.join(this.dir, 'data', pack.slice(0, 2), `${pack}.pack`);
+  packName(pack: string): string {
+    return `data/${pack.slice(0, 2)}/${pack}.pack`;
   }
 
-  manifestPath(id: string): string {
-    return path.join(this.dir, 'snapshots', `${id}.json`);
+  manifestName(id: string): string {
+    return `snapshots/${id}.json`;
   }
 
   // ---- index
@@ -116,17 +146,30 @@ export class Repository {
     this.damagedIndexFiles.length = 0;
     this.missingPacks.clear();
     this.listedPacks.clear();
-    const present = new Set(await this.listPacks());
-    const indexDir = path.join(this.dir, 'index');
-    for (const name of (await fs.promises.readdir(indexDir)).filter((n) => n.endsWith('.idx')).sort()) {
-      const file = path.join(indexDir, name);
-      const packs = await readRegularFile(file, MAX_INDEX_BYTES).then(parseIndexFile, () => null);
+    const present = new Map((await this.scanPacks()).placed.map((p) => [p.id, p.size]));
+    const names: { name: string; size: number }[] = [];
+    for await (const o of this.storage.list('index/')) if (/^index\/[^/]+\.idx$/.test(o.name)) names.push(o);
+    // An index "file" that is a folder or a link is damage, as one that fails its checksum.
+    for await (const s of this.storage.strays('index/')) if (s.kind === 'not-an-object' && s.name.endsWith('.idx')) this.damagedIndexFiles.push(s.name);
+    const read = new JobQueue(8);
+    const parsed = new Map<string, Map<string, PackEntry[]> | null>();
+    for (const { name, size } of names) {
+      await read.add(async () => {
+        parsed.set(name, size > MAX_INDEX_BYTES ? null : await this.storage.get(name).then(parseIndexFile, (err) => {
+          if (err instanceof StorageError && err.kind === 'unavailable') throw err;
+          return null;
+        }));
+      });
+    }
+    await read.drain();
+    for (const { name } of names) {
+      const packs = parsed.get(name);
       if (!packs) {
-        this.log(`Index file index/${name} is damaged; using the packs' own chunk lists instead. Run \`devsnap check\`.`);
-        this.damagedIndexFiles.push(file);
+        this.log(`Index file ${name} is damaged; using the packs' own chunk lists instead. Run \`devsnap check\`.`);
+        this.damagedIndexFiles.push(name);
         continue;
       }
-      this.indexFiles.push(file);
+      this.indexFiles.push(name);
       for (const [pack, entries] of packs) {
         // An index that outlived its packs (a failed commit whose clean-up failed too) must not make
         // a later snapshot dedup against chunks that are gone: such entries are not chunks we hold.
@@ -134,13 +177,21 @@ export class Repository {
         else this.missingPacks.add(pack);
       }
     }
-    for (const pack of present) {
+    for (const [pack, size] of present) {
       if (this.indexedPacks.has(pack)) continue;
-      const entries = await readPackTrailer(this.packPath(pack)).catch(() => null);
+      const entries = await this.packTrailer(pack, size);
       if (!entries) continue;
       this.listedPacks.add(pack);
       for (const e of entries) if (!this.index.has(e.id)) this.index.set(e.id, { pack, ...e });
     }
+  }
+
+  /** A pack's own chunk list (pack.ts), null when it has none or it is damaged. */
+  packTrailer(pack: string, size: number): Promise<PackEntry[] | null> {
+    return readPackTrailer(size, (offset, length) => this.storage.getRange(this.packName(pack), offset, length)).catch((err) => {
+      if (err instanceof StorageError && err.kind === 'unavailable') throw err;
+      return null;
+    });
   }
 
   private addPack(pack: string, entries: PackEntry[]): void {
@@ -148,64 +199,56 @@ export class Repository {
     for (const e of entries) this.index.set(e.id, { pack, offset: e.offset, length: e.length, rawLength: e.rawLength });
   }
 
-  /** Every finished pack file's id (temporary files of an interrupted write are not listed). */
+  /** Every finished pack's id (temporary files and unfinished uploads of an interrupted write are not listed). */
   async listPacks(): Promise<string[]> {
-    return (await this.scanPacks()).placed;
+    return (await this.scanPacks()).placed.map((p) => p.id);
   }
 
   /**
-   * Pack files in data/XX/: `placed` where packPath() finds them, `misplaced` (a valid pack name in
-   * another folder: moved by hand or by a sync tool) as paths relative to the repository.
+   * Packs in data/XX/: `placed` where packName() puts them (with their sizes), `misplaced` (a valid
+   * pack name in another folder, moved by hand or by a sync tool; or not a regular file) by name.
    */
-  async scanPacks(): Promise<{ placed: string[]; misplaced: string[] }> {
-    const placed: string[] = [];
+  async scanPacks(): Promise<{ placed: { id: string; size: number }[]; misplaced: string[] }> {
+    const placed: { id: string; size: number }[] = [];
     const misplaced: string[] = [];
-    const dataDir = path.join(this.dir, 'data');
-    for (const sub of await fs.promises.readdir(dataDir)) {
-      let entries: fs.Dirent[] = [];
-      try {
-        entries = await fs.promises.readdir(path.join(dataDir, sub), { withFileTypes: true });
-      } catch {
-        continue;
-      }
-      for (const e of entries) {
-        const n = e.name;
-        if (!/^[0-9a-f]{32}\.pack$/.test(n)) continue;
-        // Only regular files are packs: a folder or a link (to /dev/zero, say) in their place is not read.
-        if (n.startsWith(sub) && e.isFile()) placed.push(n.slice(0, -5));
-        else misplaced.push(path.join('data', sub, n));
-      }
+    for await (const o of this.storage.list('data/')) {
+      const m = PACK.exec(o.name);
+      if (!m) continue;
+      if (m[2].startsWith(m[1])) placed.push({ id: m[2], size: o.size });
+      else misplaced.push(o.name);
     }
+    // Only regular files are packs: a folder or a link (to /dev/zero, say) in their place is not read.
+    for await (const s of this.storage.strays('data/')) if (s.kind === 'not-an-object' && PACK.test(s.name)) misplaced.push(s.name);
     return { placed, misplaced };
   }
 
   /**
-   * Leftovers of interrupted writes: temporary files anywhere in the repository, and summaries whose
-   * manifest was never committed (a crash between the two renames).
+   * Leftovers of interrupted writes: temporary files and unfinished uploads anywhere in the
+   * repository (but in locks/, which live readers write), and summaries whose manifest was never
+   * committed (a crash between the two writes).
    */
-  async listTempFiles(): Promise<string[]> {
-    const snapshots = path.join(this.dir, 'snapshots');
-    const names = new Set(await fs.promises.readdir(snapshots));
-    const out = [...names].filter((n) => /^[0-9a-f]{16}\.summary$/.test(n) && !names.has(n.replace(/summary$/, 'json'))).map((n) => path.join(snapshots, n));
-    const walk = async (d: string) => {
-      for (const e of await fs.promises.readdir(d, { withFileTypes: true })) {
-        const p = path.join(d, e.name);
-        if (e.isDirectory() && p === path.join(this.dir, 'locks')) continue; // lock files are written by live readers too
-        if (e.isDirectory()) await walk(p);
-        else if (e.name.endsWith('.tmp')) out.push(p);
-      }
-    };
-    await walk(this.dir);
+  async leftovers(): Promise<Stray[]> {
+    const out: Stray[] = [];
+    for await (const s of this.storage.strays('')) if (s.kind === 'leftover' && !s.name.startsWith('locks/')) out.push(s);
+    const names = new Set<string>();
+    for await (const o of this.storage.list('snapshots/')) names.add(o.name);
+    for (const n of names) if (/^snapshots\/[0-9a-f]{16}\.summary$/.test(n) && !names.has(n.replace(/summary$/, 'json'))) out.push({ name: n, kind: 'leftover', what: 'the summary of a snapshot that was never committed' });
     return out;
   }
 
-  /** Writes an index file for packs (atomically); returns its path. */
+  /** Removes a leftover that leftovers() listed. */
+  async removeLeftover(s: Stray): Promise<void> {
+    if (s.name.endsWith('.summary')) await this.storage.delete(s.name);
+    else await this.storage.removeStray(s);
+  }
+
+  /** Writes an index file for packs; returns its name. */
   async writeIndex(packs: Map<string, PackEntry[]>): Promise<string> {
-    const file = path.join(this.dir, 'index', `${crypto.randomBytes(16).toString('hex')}.idx`);
-    await writeFileAtomic(file, encodeIndexFile(packs));
+    const name = `index/${crypto.randomBytes(16).toString('hex')}.idx`;
+    await this.storage.put(name, encodeIndexFile(packs), { ifAbsent: true });
     for (const [pack, entries] of packs) this.addPack(pack, entries);
-    this.indexFiles.push(file);
-    return file;
+    this.indexFiles.push(name);
+    return name;
   }
 
   // ---- chunks
@@ -217,7 +260,7 @@ export class Repository {
   async readStored(id: string, buffer?: (n: number) => Buffer): Promise<{ frame: Buffer; loc: ChunkLocation }> {
     const loc = this.index.get(id);
     if (!loc) throw new DevsnapError('DAMAGED', `Chunk ${id.slice(0, 12)}… is missing from the repository.`, 'Run `devsnap check`; snapshots that use this chunk cannot be fully restored.');
-    const stored = await this.packFiles.read(loc.pack, loc.offset, loc.length, buffer?.(loc.length));
+    const stored = await this.packs.read(loc.pack, loc.offset, loc.length, buffer?.(loc.length));
     try {
       return { frame: this.cipher.open(stored), loc };
     } catch {
@@ -233,18 +276,32 @@ export class Repository {
   async readStoredTail(id: string, n: number): Promise<Buffer | null> {
     const loc = this.index.get(id);
     if (!loc || this.cipher.encrypted || n > loc.length) return null;
-    return this.packFiles.read(loc.pack, loc.offset + loc.length - n, n);
+    return this.packs.read(loc.pack, loc.offset + loc.length - n, n);
   }
 
   async close(): Promise<void> {
-    await this.packFiles.close();
+    await this.packs.close();
   }
 
   // ---- snapshots
 
+  /** Snapshot ids by their manifests' names; a manifest "file" that is a folder or a link is listed too (reading it says what is wrong). */
   async listSnapshotIds(): Promise<string[]> {
-    const names = await fs.promises.readdir(path.join(this.dir, 'snapshots'));
-    return names.filter((n) => /^[0-9a-f]{16}\.json$/.test(n)).map((n) => n.slice(0, -5));
+    return [...(await this.listManifests()).keys()];
+  }
+
+  /** The manifests' size and version by snapshot id (null: no regular file, which reading reports as damage). */
+  async listManifests(): Promise<Map<string, ObjectStamp | null>> {
+    const out = new Map<string, ObjectStamp | null>();
+    for await (const o of this.storage.list('snapshots/')) {
+      const m = MANIFEST.exec(o.name);
+      if (m) out.set(m[1], { size: o.size, mtimeNs: o.version });
+    }
+    for await (const s of this.storage.strays('snapshots/')) {
+      const m = MANIFEST.exec(s.name);
+      if (m && s.kind === 'not-an-object') out.set(m[1], null);
+    }
+    return out;
   }
 
   /** Every snapshot from its summary (manifests are read only where a summary does not match): see catalog.ts. */
@@ -258,31 +315,22 @@ export class Repository {
   }
 
   async readManifest(id: string): Promise<Manifest> {
+    const name = this.manifestName(id);
+    const notRegular = () =>
+      new DevsnapError('DAMAGED', `${name} in ${this.dir} is not a regular file (a folder, a device or a link to one).`, 'Move it out of the repository; the other snapshots are not affected.');
     let bytes: Buffer;
-    let file: { size: number; mtimeNs: string } | null;
+    let file: ObjectStamp | null;
     try {
-      const fh = await fs.promises.open(this.manifestPath(id), fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-      try {
-        const st = await fh.stat({ bigint: true });
-        if (!st.isFile())
-          throw new DevsnapError(
-            'DAMAGED',
-            `snapshots/${id}.json in ${this.dir} is not a regular file (a folder, a device or a link to one).`,
-            'Move it out of the repository; the other snapshots are not affected.',
-          );
-        const before = fileStamp(st);
-        bytes = await fh.readFile();
-        const after = fileStamp(await fh.stat({ bigint: true }));
-        // The summary may describe these bytes only if the file did not change while they were read.
-        file = before.size === after.size && before.mtimeNs === after.mtimeNs && after.size === bytes.length ? after : null;
-      } finally {
-        await fh.close();
+      const before = await this.storage.stat(name);
+      if (!before) {
+        for await (const s of this.storage.strays(name)) if (s.name === name) throw notRegular();
+        throw new DevsnapError('NOT_FOUND', `snapshot ${id} does not exist.`, 'Check the path and try again.');
       }
+      bytes = await this.storage.get(name);
+      const after = await this.storage.stat(name);
+      // The summary may describe these bytes only if the object did not change while they were read.
+      file = after && before.size === after.size && before.version === after.version && after.size === bytes.length ? { size: after.size, mtimeNs: after.version } : null;
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EISDIR' || code === 'ELOOP' || code === 'ENXIO') {
-        throw new DevsnapError('DAMAGED', `snapshots/${id}.json in ${this.dir} is not a regular file (${code}).`, 'Move it out of the repository; the other snapshots are not affected.');
-      }
       throw toDevsnapError(err, `snapshot ${id}`);
     }
     let plain: Buffer;
@@ -294,6 +342,14 @@ export class Repository {
     const m = parseManifest(plain, id); // also refuses a manifest copied under another id
     await healSummary(this, id, m, plain, file);
     return m;
+  }
+
+  /** Whether snapshot `id`'s manifest is there (or may be: a storage that cannot tell says true). */
+  async hasManifest(id: string): Promise<boolean> {
+    return this.storage.stat(this.manifestName(id)).then(
+      (st) => st !== null,
+      () => true,
+    );
   }
 
   /** All readable manifests, oldest first; damaged ones are reported through the logger. */
@@ -310,13 +366,14 @@ export class Repository {
     return out.sort((a, b) => a.created.localeCompare(b.created) || a.id.localeCompare(b.id));
   }
 
-  /** Commits a manifest: the last, atomic step of a snapshot (and of label/pin changes). */
+  /** Commits a manifest: the last step of a snapshot (and of label/pin changes), written whole. */
   async writeManifest(m: Manifest): Promise<void> {
     checkManifest(m);
     const plain = serializeManifest(m);
-    // Its summary first, stamped with the finished temporary file that the rename puts in place:
-    // a crash in between leaves a summary that no longer matches, and listing reads the manifest.
-    await writeFileAtomic(this.manifestPath(m.id), this.sealFile(plain), async (fh) => writeSummary(this, m.id, m, plain, fileStamp(await fh.stat({ bigint: true }))));
+    // Its summary as soon as the manifest's size and version are known: in a folder before the
+    // rename puts it in place (a crash in between leaves a summary that does not match, and listing
+    // reads the manifest), in a bucket right after the PUT (a crash in between leaves no summary).
+    await this.storage.put(this.manifestName(m.id), this.sealFile(plain), { onVersion: async (v) => writeSummary(this, m.id, m, plain, { size: v.size, mtimeNs: v.version }) });
   }
 
   /** How manifests and summaries are stored: sealed with the repository's key, behind a magic, when it is encrypted. */
@@ -335,25 +392,32 @@ export class Repository {
   }
 
   /**
-   * Commits a new snapshot's manifest. A failure after the rename (the directory's fsync) would leave
-   * a manifest the caller is about to abandon the data of: take it back first. Pair with
+   * Commits a new snapshot's manifest. A failure after it was written (the folder's fsync) would
+   * leave a manifest the caller is about to abandon the data of: take it back first. Pair with
    * PackWriter.abandonUnlessCommitted, which keeps the data if even that fails.
    */
   async commitManifest(m: Manifest): Promise<void> {
     try {
       await this.writeManifest(m);
     } catch (err) {
-      await fs.promises.rm(this.manifestPath(m.id), { force: true }).catch(() => undefined);
-      await fs.promises.rm(summaryPath(this, m.id), { force: true }).catch(() => undefined);
+      await this.storage.delete(this.manifestName(m.id)).catch(() => undefined);
+      await this.storage.delete(summaryName(m.id)).catch(() => undefined);
       throw err;
     }
   }
 
-  /** Removes snapshots/<id>.json (by file name: never the id written inside it), then its summary. */
+  /** Removes snapshots/<id>.json (by name: never the id written inside it), then its summary. */
   async deleteManifest(id: string): Promise<void> {
-    await fs.promises.rm(this.manifestPath(id), { recursive: true }); // a damaged "manifest" may be a folder
-    await fs.promises.rm(summaryPath(this, id), { force: true, recursive: true });
-    await fsyncDir(path.dirname(this.manifestPath(id)));
+    const name = this.manifestName(id);
+    try {
+      await this.storage.delete(name);
+      // A damaged "manifest" may be a folder or a link: forgetting it removes that.
+      for await (const s of this.storage.strays(name)) if (s.name === name && s.kind === 'not-an-object') await this.storage.removeStray(s);
+      await this.storage.delete(summaryName(id));
+      for await (const s of this.storage.strays(summaryName(id))) if (s.name === summaryName(id) && s.kind === 'not-an-object') await this.storage.removeStray(s);
+    } catch (err) {
+      throw toDevsnapError(err, `the manifest of snapshot ${id}`);
+    }
   }
 
   newPackWriter(): PackWriter {

@@ -118,8 +118,9 @@ export async function prune(repo: Repository, opts: { dryRun?: boolean; onProgre
       partial.push(p); // rewritten with a sound chunk list
     else keepWhole.push(p);
   }
-  const temps = await repo.listTempFiles();
-  const sizeOf = async (p: string) => (await fs.promises.stat(repo.packPath(p))).size;
+  const temps = await repo.leftovers();
+  const sizes = new Map((await repo.scanPacks()).placed.map((p) => [p.id, p.size]));
+  const sizeOf = async (p: string) => sizes.get(p) ?? (await repo.storage.stat(repo.packName(p)))?.size ?? 0;
   let bytesFreed = 0;
   for (const p of [...unused, ...partial]) bytesFreed += await sizeOf(p);
   if (opts.dryRun) return { packsRemoved: unused.length, packsRewritten: partial.length, bytesFreed, tempFilesRemoved: temps.length, dryRun: true };
@@ -142,13 +143,17 @@ export async function prune(repo: Repository, opts: { dryRun?: boolean; onProgre
   for (const [id, l] of repo.index) surviving.get(l.pack)?.push({ id, offset: l.offset, length: l.length, rawLength: l.rawLength });
   const oldIndexFiles = [...repo.indexFiles, ...repo.damagedIndexFiles];
   const fresh = await repo.writeIndex(surviving);
-  for (const f of oldIndexFiles) if (f !== fresh) await fs.promises.rm(f, { force: true, recursive: true }); // a damaged one may be a folder
+  for (const f of oldIndexFiles) if (f !== fresh) await repo.storage.delete(f);
+  // A damaged one may be a folder or a link in a folder.
+  for await (const s of repo.storage.strays('index/')) if (s.kind === 'not-an-object' && oldIndexFiles.includes(s.name)) await repo.storage.removeStray(s);
   // (3) the packs nothing needs any more, and leftovers of interrupted writes.
   await repo.close();
-  for (const p of [...unused, ...partial]) await fs.promises.rm(repo.packPath(p), { force: true });
-  for (const t of temps) await fs.promises.rm(t, { force: true });
-  for (const dir of await fs.promises.readdir(path.join(repo.dir, 'data'))) {
-    await fs.promises.rmdir(path.join(repo.dir, 'data', dir)).catch(() => undefined); // only empty ones go
+  for (const p of [...unused, ...partial]) await repo.storage.delete(repo.packName(p));
+  for (const t of temps) await repo.removeLeftover(t);
+  if (repo.folder !== null) {
+    for (const dir of await fs.promises.readdir(path.join(repo.folder, 'data'))) {
+      await fs.promises.rmdir(path.join(repo.folder, 'data', dir)).catch(() => undefined); // only empty ones go
+    }
   }
   meter.finish();
   await repo.loadIndex();

@@ -11,6 +11,7 @@
 // blocks) find every unchanged block of an upgraded filesystem without content-defined chunking's
 // cost; see bench/ for the chunk size figures.
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { DevsnapError, toDevsnapError } from '../core/errors';
 import { devnoString, inspectPath, writableMounts, type MountUse } from '../disk/device';
@@ -55,6 +56,13 @@ export interface SnapshotOptions {
 
 /** How the image reaches one point in time (FORMAT.md): chosen per snapshot from the source's mounts and the options. */
 type Mode = 'offline' | 'frozen-two-pass' | 'frozen' | 'fuzzy';
+/**
+ * Where the paused pass may spill what it re-read: the repository's folder (never a frozen
+ * filesystem: pauseProblem refuses that), or for a bucket /dev/shm, a tmpfs no freeze can block
+ * (os.tmpdir() may be on the very filesystem being frozen).
+ */
+const spillFolder = (folder: string | null) => folder ?? (fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir());
+
 export async function takeSnapshot(repo: Repository, options: SnapshotOptions): Promise<Manifest> {
   try {
     return await takeOnce(repo, options);
@@ -105,11 +113,11 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
             info,
           )
         : [];
-    const problem = mode === 'frozen-two-pass' ? pauseProblem(rw, repo.dir, devnoString(fs.statSync(repo.dir).dev), lvmChoices) : null;
+    const problem = mode === 'frozen-two-pass' ? pauseProblem(rw, repo.dir, repo.folder !== null ? devnoString(fs.statSync(repo.folder).dev) : null, lvmChoices) : null;
     if (problem) throw new DevsnapError(problem.code, problem.message, problem.hint);
     const frozenAt = Date.now();
     if (mode === 'frozen') {
-      frozen = freezeMounts(rw, repo.dir);
+      frozen = freezeMounts(rw, repo.folder);
       dropCache(opts.source);
       opts.log(`Froze ${frozen.mountpoints.join(', ')} while imaging.`);
     }
@@ -255,7 +263,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     // Two-pass: catch up live, then the final pass with writes paused.
     const pointInTime =
       mode === 'frozen-two-pass'
-        ? await finishTwoPass({ src, source: opts.source, repoDir: repo.dir, store, stats, signal: opts.signal, log: opts.log, warn, tracked, started, clock0, table, rw, viaLvm, lvm, native })
+        ? await finishTwoPass({ src, source: opts.source, repoDir: spillFolder(repo.folder), store, stats, signal: opts.signal, log: opts.log, warn, tracked, started, clock0, table, rw, viaLvm, lvm, native })
         : undefined;
     if (frozen) await holdIntoNextSecond(tracked, frozenAt);
     await store.drain(); // what the overlays below read back is appended

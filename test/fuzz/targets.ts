@@ -434,7 +434,7 @@ export const TARGETS: FuzzTarget[] = [
       return Buffer.concat([input.subarray(0, input.length - tailLen), tail]);
     },
     async run(_input, ctx) {
-      const entries = await readPackTrailer(ctx.file);
+      const entries = await readPackTrailer(fs.statSync(ctx.file).size, async (o, n) => fs.readFileSync(ctx.file).subarray(o, o + n));
       return entries ? entries.length : null;
     },
   },
@@ -491,7 +491,7 @@ export const TARGETS: FuzzTarget[] = [
       const out: Buffer[] = [];
       for (const file of filesUnder(path.join(repo, 'data'), '.pack')) {
         const pack = fs.readFileSync(file);
-        for (const e of (await readPackTrailer(file)) ?? []) {
+        for (const e of (await readPackTrailer(pack.length, async (o, n) => pack.subarray(o, o + n))) ?? []) {
           const head = Buffer.alloc(4);
           head.writeUInt32LE(e.rawLength);
           if (out.length < 24) out.push(Buffer.concat([head, pack.subarray(e.offset, e.offset + e.length)]));

@@ -175,7 +175,7 @@ test('export, restore by hand with tar + dd, zstd -t, import, restore, truncated
       });
       assert.deepEqual(await repo4.listSnapshotIds(), []);
       assert.deepEqual(await repo4.listPacks(), []);
-      assert.deepEqual(await repo4.listTempFiles(), []);
+      assert.deepEqual(await repo4.leftovers(), []);
       await repo4.close();
     }
     // Cut at a zstd frame boundary: every frame is whole, the tar stream inside is not.

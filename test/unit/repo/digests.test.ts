@@ -106,7 +106,7 @@ async function damagedBase(dir: string, base: Buffer, withDigests: boolean): Pro
   await Repository.init(dir, {}, quiet);
   const id = crypto.createHash('sha256').update(base).digest('hex');
   await withStore(dir, {}, (_s, _r, saver) => saver.save(id, Buffer.from(base), false, withDigests));
-  const loc = await withStore(dir, {}, async (_s, repo) => ({ ...repo.index.get(id)!, file: repo.packPath(repo.index.get(id)!.pack) }));
+  const loc = await withStore(dir, {}, async (_s, repo) => ({ ...repo.index.get(id)!, file: path.join(dir, repo.packName(repo.index.get(id)!.pack)) }));
   const fd = fs.openSync(loc.file, 'r+');
   fs.writeSync(fd, Buffer.alloc(4, 0xee), 0, 4, loc.offset); // its zstd magic
   fs.closeSync(fd);
@@ -216,7 +216,7 @@ test('verify calls digests that do not match their chunk damage (they would misl
   await r.loadIndex();
   const [id, loc] = [...r.index].find(([, l]) => l.rawLength === 64 * 1024)!;
   await r.close();
-  const file = r.packPath(loc.pack);
+  const file = path.join(r.folder!, r.packName(loc.pack));
   const tailAt = loc.offset + loc.length - digestFrameLength(loc.rawLength);
   const original = fs.readFileSync(file);
   // Digests of other bytes, with a valid check: only a comparison with the chunk's bytes finds them.
