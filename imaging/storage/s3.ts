@@ -1,8 +1,10 @@
 // A repository's objects in a bucket of an S3-compatible server (AWS, Ceph radosgw, MinIO, ...):
 // the name "data/ab/x.pack" is the key "<prefix>/data/ab/x.pack". One PUT is atomic on S3 (readers
 // see the old object or the new one), so no write-aside is needed; objects over MULTIPART_THRESHOLD
-// go up in parts, and become visible only when the upload is completed. Tested against Ceph radosgw
-// 16 (test/unit/storage/conformance.test.ts, scripts/ceph.sh).
+// go up in parts, and become visible only when the upload is completed (an interrupted one stays in
+// the bucket until aborted: strays() lists it). create() spools to a local temporary file and uploads
+// on commit(). An object's version is its ETag. Tested against Ceph radosgw 16
+// (test/unit/storage/conformance.test.ts, scripts/ceph.sh).
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -12,13 +14,19 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { FILE_MODE, readFully, writeFully } from '../core/fsutil';
 import { describeS3, parseS3Location, S3Location } from './location';
-import { checkName, checkPrefix, checkRange, isValidName, ObjectInfo, PutOptions, Storage, StorageError } from './storage';
+import { checkName, checkPrefix, checkRange, isValidName, ObjectInfo, ObjectWriter, PutOptions, Storage, StorageError, Stray } from './storage';
 
 const MiB = 1024 * 1024;
 
@@ -160,66 +168,156 @@ export class S3Storage implements Storage {
     }
   }
 
-  async put(name: string, data: Buffer, opts: PutOptions = {}): Promise<void> {
-    const key = this.key(name);
-    if (data.length > this.threshold) return this.putParts(key, name, data, opts);
+  async put(name: string, data: Buffer, opts: PutOptions = {}): Promise<{ size: number; version: string }> {
+    const version = await this.upload(this.key(name), name, data.length, async (start, end) => data.subarray(start, end), opts.ifAbsent);
+    // After the write: an object store has no step between "written" and "visible" to call it in.
+    await opts.onVersion?.({ size: data.length, version });
+    return { size: data.length, version };
+  }
+
+  /** The ETag, the object's version, without its quotes (servers do not all quote it alike in headers and in listings). */
+  private version(etag: string | undefined, what: string): string {
+    if (!etag) throw new Error(`${this.location} answered ${what} without an ETag, which devsnap needs as the object's version; use a server that gives one (every S3-compatible one should).`);
+    return etag.replace(/^"(.*)"$/, '$1');
+  }
+
+  /** `size` bytes that `part` reads, uploaded under `key`: one PUT up to the threshold, else in parts. Returns the version. */
+  private async upload(key: string, name: string, size: number, part: (start: number, end: number) => Promise<Buffer>, ifAbsent = false): Promise<string> {
+    if (size > this.threshold) return this.putParts(key, name, size, part, ifAbsent);
+    const data = await part(0, size);
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: data, ContentLength: data.length, IfNoneMatch: opts.ifAbsent ? '*' : undefined }));
+      const res = await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: data, ContentLength: data.length, IfNoneMatch: ifAbsent ? '*' : undefined }));
+      return this.version(res.ETag, `the PUT of ${name}`);
     } catch (err) {
       // An ifAbsent PUT whose answer was lost and that the SDK sent again meets its own object: 412 then is success.
-      if (opts.ifAbsent && (err as SdkError).$metadata?.httpStatusCode === 412 && ((err as SdkError).$metadata?.attempts ?? 1) > 1 && (await this.sameAs(name, data))) return;
-      return this.fail(err, name, opts.ifAbsent);
+      if (ifAbsent && (err as SdkError).$metadata?.httpStatusCode === 412 && ((err as SdkError).$metadata?.attempts ?? 1) > 1) {
+        const own = await this.sameAs(name, data);
+        if (own) return own.version;
+      }
+      return this.fail(err, name, ifAbsent);
     }
   }
 
-  private async sameAs(name: string, data: Buffer): Promise<boolean> {
+  private async sameAs(name: string, data: Buffer): Promise<ObjectInfo | null> {
     const st = await this.stat(name);
-    return st?.size === data.length && (await this.get(name)).equals(data);
+    return st?.size === data.length && (await this.get(name)).equals(data) ? st : null;
   }
 
   /**
-   * Multipart upload: parts of partSize, 4 at a time, then one Complete (the object appears whole, or
-   * not at all). On any failure the upload is aborted so its parts do not linger (and cost) in the bucket.
-   * ifAbsent: If-None-Match on Complete (AWS honours it; radosgw 16 ignores it, so a HEAD checks first).
+   * Multipart upload: parts of partSize, read by `part` 4 at a time, then one Complete (the object
+   * appears whole, or not at all). On any failure the upload is aborted so its parts do not linger
+   * (and cost) in the bucket. ifAbsent: If-None-Match on Complete (AWS honours it; radosgw 16
+   * ignores it, so a HEAD checks first).
    */
-  private async putParts(key: string, name: string, data: Buffer, opts: PutOptions): Promise<void> {
-    if (opts.ifAbsent && (await this.stat(name))) this.fail({ name: 'PreconditionFailed', $metadata: { httpStatusCode: 412 } }, name, true);
+  private async putParts(key: string, name: string, size: number, part: (start: number, end: number) => Promise<Buffer>, ifAbsent: boolean): Promise<string> {
+    if (ifAbsent && (await this.stat(name))) this.fail({ name: 'PreconditionFailed', $metadata: { httpStatusCode: 412 } }, name, true);
     let uploadId: string | undefined;
     try {
       uploadId = (await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key }))).UploadId;
       if (!uploadId) throw new Error('the server started a multipart upload without an UploadId');
-      const count = Math.ceil(data.length / this.partSize);
+      const count = Math.ceil(size / this.partSize);
       const etags: string[] = new Array(count);
       let next = 0;
       const worker = async () => {
         for (let i = next++; i < count; i = next++) {
-          const body = data.subarray(i * this.partSize, Math.min(data.length, (i + 1) * this.partSize));
+          const body = await part(i * this.partSize, Math.min(size, (i + 1) * this.partSize));
           const res = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber: i + 1, Body: body, ContentLength: body.length }));
           if (!res.ETag) throw new Error(`the server accepted part ${i + 1} without an ETag`);
           etags[i] = res.ETag;
         }
       };
       await Promise.all(Array.from({ length: Math.min(4, count) }, worker));
-      await this.client.send(
+      const res = await this.client.send(
         new CompleteMultipartUploadCommand({
           Bucket: this.bucket,
           Key: key,
           UploadId: uploadId,
           MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) },
-          IfNoneMatch: opts.ifAbsent ? '*' : undefined,
+          IfNoneMatch: ifAbsent ? '*' : undefined,
         }),
       );
+      if (res.ETag) return this.version(res.ETag, `the completion of ${name}`);
+      // radosgw 16 answers Complete with an empty ETag: the object has one, a HEAD gives it.
+      const st = await this.stat(name);
+      return this.version(st?.version, `the completion of ${name}`);
     } catch (err) {
       if (uploadId) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId })).catch(() => undefined);
-      return this.fail(err, name, opts.ifAbsent);
+      return this.fail(err, name, ifAbsent);
     }
+  }
+
+  /**
+   * Spools to a file in the system's temporary folder, so that a pack is not held in memory, and
+   * uploads it on commit() (in parts when it is over the threshold).
+   */
+  async create(name: string): Promise<ObjectWriter> {
+    const key = this.key(name);
+    const spoolDir = os.tmpdir();
+    const spool = path.join(spoolDir, `devsnap-s3-${crypto.randomBytes(8).toString('hex')}.spool`);
+    const spoolFailed = (err: unknown): never => {
+      throw Object.assign(
+        new Error(`${this.location}: cannot spool ${name} in ${spoolDir} before its upload: ${(err as Error)?.message ?? err}. Free space there, or point TMPDIR at a folder with room for a pack.`),
+        { cause: err, code: code(err) },
+      );
+    };
+    let fh: fs.promises.FileHandle | null = null;
+    let leftFile: string | null = spool;
+    try {
+      fh = await fs.promises.open(spool, 'wx+', FILE_MODE);
+      // Where the system allows it (not Windows), the name goes at once: the open handle keeps the data, and a crash leaves no file.
+      if (process.platform !== 'win32') {
+        await fs.promises.unlink(spool);
+        leftFile = null;
+      }
+    } catch (err) {
+      await fh?.close().catch(() => undefined);
+      if (fh) await fs.promises.rm(spool, { force: true }).catch(() => undefined);
+      return spoolFailed(err);
+    }
+    let written = 0;
+    const open = (what: string): fs.promises.FileHandle => {
+      if (!fh) throw new Error(`${this.location}: cannot ${what} ${name}: its writer was committed or aborted already.`);
+      return fh;
+    };
+    const release = async (h: fs.promises.FileHandle) => {
+      await h.close().catch(() => undefined);
+      if (leftFile) await fs.promises.rm(leftFile, { force: true }).catch(() => undefined);
+    };
+    return {
+      get size() {
+        return written;
+      },
+      append: async (data: Buffer) => {
+        await writeFully(open('append to'), data, written).catch(spoolFailed);
+        written += data.length;
+      },
+      read: async (offset: number, length: number) => {
+        checkRange(offset, length);
+        return readFully(open('read'), offset, Math.max(0, Math.min(length, written - offset)));
+      },
+      commit: async () => {
+        const h = open('commit');
+        fh = null;
+        try {
+          await this.upload(key, name, written, (start, end) => readFully(h, start, end - start));
+        } finally {
+          // Also when the upload failed: the writer is done (abort() then has nothing to do), and the spool must not stay.
+          await release(h);
+        }
+      },
+      abort: async () => {
+        const h = fh;
+        fh = null;
+        if (h) await release(h);
+      },
+    };
   }
 
   async stat(name: string): Promise<ObjectInfo | null> {
     const key = this.key(name);
     try {
       const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return { name, size: res.ContentLength ?? 0, modified: res.LastModified?.getTime() ?? 0 };
+      return { name, size: res.ContentLength ?? 0, modified: res.LastModified?.getTime() ?? 0, version: this.version(res.ETag, `the HEAD of ${name}`) };
     } catch (err) {
       if ((err as SdkError).$metadata?.httpStatusCode === 404) return null;
       return this.fail(err, name);
@@ -239,7 +337,7 @@ export class S3Storage implements Storage {
       for (const o of res.Contents ?? []) {
         const name = o.Key?.slice(this.keyPrefix.length);
         // Keys no repository writes (made by other tools: spaces, "//", ...) are not objects of it.
-        if (name && isValidName(name)) yield { name, size: o.Size ?? 0, modified: o.LastModified?.getTime() ?? 0 };
+        if (name && isValidName(name)) yield { name, size: o.Size ?? 0, modified: o.LastModified?.getTime() ?? 0, version: this.version(o.ETag, `the listing of ${name}`) };
       }
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);
@@ -253,6 +351,48 @@ export class S3Storage implements Storage {
       const e = err as SdkError;
       if (e.$metadata?.httpStatusCode === 404) return; // no such object, or no bucket: nothing to delete either way
       return this.fail(err, name);
+    }
+  }
+
+  /**
+   * Unfinished multipart uploads under the prefix (of interrupted puts and commits): they cost storage
+   * until aborted. An upload in progress is listed too: remove strays only while no one writes, or by age.
+   */
+  async *strays(prefix: string): AsyncIterable<Stray> {
+    checkPrefix(prefix);
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      let res;
+      try {
+        res = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: this.keyPrefix + prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+      } catch (err) {
+        return this.fail(err, `the list of unfinished uploads under ${prefix || 'the repository'}`);
+      }
+      for (const u of res.Uploads ?? []) {
+        const name = u.Key?.slice(this.keyPrefix.length);
+        // Uploads of keys no repository writes are other tools' business.
+        if (name && u.UploadId && isValidName(name)) yield { name, kind: 'leftover', what: 'an unfinished multipart upload', modified: u.Initiated?.getTime(), ref: u.UploadId };
+      }
+      keyMarker = res.IsTruncated ? res.NextKeyMarker : undefined;
+      uploadIdMarker = res.IsTruncated ? res.NextUploadIdMarker : undefined;
+    } while (keyMarker);
+  }
+
+  async removeStray(stray: Stray): Promise<void> {
+    if (stray.kind !== 'leftover' || !stray.ref) {
+      throw new StorageError(
+        'invalid',
+        `${this.location}: ${stray.name} is not an unfinished multipart upload with its id (as strays() gives them), so there is nothing to abort; nothing was removed.`,
+      );
+    }
+    const key = this.key(stray.name);
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: stray.ref }));
+    } catch (err) {
+      const e = err as SdkError;
+      if (e.$metadata?.httpStatusCode === 404 || e.name === 'NoSuchUpload') return; // completed or aborted meanwhile
+      return this.fail(err, `the unfinished upload of ${stray.name}`);
     }
   }
 
@@ -285,3 +425,4 @@ export class S3Storage implements Storage {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const code = (err: unknown) => (err as NodeJS.ErrnoException)?.code;
