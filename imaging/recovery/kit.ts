@@ -11,6 +11,7 @@ import { check, KitRecord, type KitStatus } from '../protocol';
 import { ENGINE_VERSION } from '../core/version';
 import { ENGINE_ENV, ENGINE_NODE_ARGS } from '../runtime';
 import { acquireLock } from '../repo/lock';
+import { LocalStorage } from '../storage/local';
 import { ENGINE_FILES } from '../automation/engine-copy';
 import { kitReadme } from './kit-readme';
 import { hasNativeZstd, KIT_NODE, nodeVersionOf } from './node-runtime';
@@ -132,7 +133,7 @@ export async function writeRepositoryKit(repo: string, o: Omit<WriteKitOptions, 
   repo = path.resolve(repo);
   if (!fs.existsSync(path.join(repo, 'config.json')))
     throw new DevsnapError('NO_REPO', `${repo} is not a devsnap repository (it has no config.json).`, 'Take a snapshot into it first, or give the repository with --repo.');
-  const lock = await acquireLock(repo, true, 'recovery kit', warn);
+  const lock = await acquireLock(new LocalStorage(repo), true, 'recovery kit', warn);
   try {
     return await writeKit(path.join(repo, KIT_DIR), { ...o, repository: repo });
   } finally {

@@ -121,8 +121,12 @@ export class Repository {
     return repo;
   }
 
+  /** The lock this process holds on the repository (a writer checks it is still held before it commits). */
+  private held: Lock | null = null;
+
   async lock(exclusive: boolean, purpose: string, waitMs?: number): Promise<Lock> {
     const lock = await acquireLock(this.storage, exclusive, purpose, this.log, waitMs);
+    this.held = lock;
     if (exclusive && this.configRewrite) await this.rewriteConfig(); // only a writer may rewrite config.json
     return lock;
   }
@@ -397,6 +401,9 @@ export class Repository {
    * PackWriter.abandonUnlessCommitted, which keeps the data if even that fails.
    */
   async commitManifest(m: Manifest): Promise<void> {
+    // A lock broken meanwhile (`unlock --all`, or judged stale by another host while this one was
+    // suspended) may have let a prune delete what this snapshot's chunks rely on: commit nothing.
+    await this.held?.stillHeld();
     try {
       await this.writeManifest(m);
     } catch (err) {

@@ -1,6 +1,7 @@
 // `devsnap unlock`: remove stale locks, or with --all every lock.
 import { Command } from 'commander';
 import { breakLocks } from '../../repo/lock';
+import { LocalStorage } from '../../storage/local';
 import type { CommandContext } from '../context';
 import { unlockText } from '../print/repository';
 
@@ -11,7 +12,7 @@ export function register(program: Command, ctx: CommandContext): void {
     .option('--all', 'remove all locks, also of other hosts (make sure no devsnap uses the repository)')
     .action(async (o, cmd) => {
       const g = ctx.globals(cmd);
-      const removed = await breakLocks(ctx.repoDir(g), !!o.all);
+      const removed = await breakLocks(new LocalStorage(ctx.repoDir(g)), !!o.all);
       ctx.report(g, { removed }, () => unlockText(removed));
     });
 }

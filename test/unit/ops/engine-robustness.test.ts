@@ -8,6 +8,7 @@ import * as path from 'path';
 import { cleanup, isRoot, makeDisk, makeWorkstationTree, seededBytes, sh, tmpDir, withLoop, withMount } from '../../helpers/disks';
 import { devsnap, devsnapChild } from '../../helpers/cli';
 import { acquireLock } from '../../../imaging/repo/lock';
+import { LocalStorage } from '../../../imaging/storage/local';
 
 after(cleanup);
 const MiB = 1 << 20;
@@ -159,7 +160,7 @@ test('locks: a second writer is refused while one runs; a stale lock of a dead p
   const repo = path.join(dir, 'repo');
   const disk = await smallDisk(dir);
   assert.equal(devsnap(['snapshot', disk, '--repo', repo]).status, 0);
-  const held = await acquireLock(repo, true, 'snapshot of /dev/test', () => undefined);
+  const held = await acquireLock(new LocalStorage(repo), true, 'snapshot of /dev/test', () => undefined);
   try {
     const r = devsnap(['snapshot', disk, '--repo', repo, '--json', '--lock-wait', '0.5']);
     assert.equal(r.status, 4);
@@ -170,7 +171,7 @@ test('locks: a second writer is refused while one runs; a stale lock of a dead p
     await held.release();
   }
   // By default a command waits for a short-lived lock (a sidebar's list, a verify) instead of failing.
-  const briefly = await acquireLock(repo, true, 'snapshot of /dev/test', () => undefined);
+  const briefly = await acquireLock(new LocalStorage(repo), true, 'snapshot of /dev/test', () => undefined);
   setTimeout(() => void briefly.release(), 1500);
   const waited = await devsnapChild(['list', '--repo', repo, '--json']).exited;
   assert.equal(waited.code, 0, waited.stdout);
