@@ -415,13 +415,13 @@ export class Repository {
 
   /** Removes snapshots/<id>.json (by name: never the id written inside it), then its summary. */
   async deleteManifest(id: string): Promise<void> {
-    const name = this.manifestName(id);
     try {
-      await this.storage.delete(name);
-      // A damaged "manifest" may be a folder or a link: forgetting it removes that.
-      for await (const s of this.storage.strays(name)) if (s.name === name && s.kind === 'not-an-object') await this.storage.removeStray(s);
-      await this.storage.delete(summaryName(id));
-      for await (const s of this.storage.strays(summaryName(id))) if (s.name === summaryName(id) && s.kind === 'not-an-object') await this.storage.removeStray(s);
+      for (const name of [this.manifestName(id), summaryName(id)]) {
+        // A damaged "manifest" may be a folder or a link (in a folder): forgetting it removes that.
+        let stray: Stray | null = null;
+        for await (const s of this.storage.strays(name)) if (s.name === name && s.kind === 'not-an-object') stray = s;
+        await (stray ? this.storage.removeStray(stray) : this.storage.delete(name));
+      }
     } catch (err) {
       throw toDevsnapError(err, `the manifest of snapshot ${id}`);
     }
