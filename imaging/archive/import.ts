@@ -20,7 +20,6 @@ import { Logger, Repository } from '../repo/repository';
 import { WorkerPool } from '../repo/worker-pool';
 import { ChunkSaver } from '../repo/chunk-saver';
 import { ProgressMeter, ProgressSink } from '../core/progress';
-import { exists } from '../core/fsutil';
 import { isZero } from '../core/bytes';
 import { decompressFrames, zstdFrames } from './zstd-frames';
 import { ExportInfo, ExportInfoSchema, pieceName, piecesOf } from './export-format';

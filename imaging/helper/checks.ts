@@ -8,6 +8,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { FORBIDDEN_TREES, POSIX, changeableBy, inTree, lstatOrNull, refuse } from './check-common';
+import { parseS3Location } from '../storage/location';
 
 // The refusal, and the file-restore checks (restore-checks.ts), for the importers of this module.
 export { HelperRefusal } from './check-common';
@@ -204,6 +205,25 @@ function checkRootOnlyRepository(real: string, exists: boolean, uid: number): vo
  * can change it). A new one (snapshot only) is created in a folder the user owns (by the user), or
  * in root's with allowRootRepository (by root).
  */
+/**
+ * A repository in a bucket: only with the request's own keys. Root's (its environment, /root/.aws)
+ * are never used for a user: they could let the user read or fill a bucket that is root's.
+ */
+export function bucketRepository(location: string, credentials: unknown, uid: number): ResolvedRepo {
+  try {
+    parseS3Location(location);
+  } catch (err) {
+    throw refuse('USAGE', `Refused: ${(err as Error).message}`);
+  }
+  if (!credentials)
+    throw refuse(
+      'USAGE',
+      `Refused: the repository ${location} is a bucket, and the request carries no keys for it. The helper never uses root's keys (its environment or /root/.aws) on a user's behalf.`,
+      'Give the keys with the request (the extension sends those of devsnap: Set S3 Credentials…).',
+    );
+  return { path: location, exists: true, uid };
+}
+
 export function resolveRepository(p: string, uid: number, allowRoot: boolean, mayCreate: boolean): ResolvedRepo {
   const okOwner = (o: number) => o === uid || (allowRoot && o === 0);
   const ownerText = `the requesting user (uid ${uid})${allowRoot ? ' or root' : ''}`;

@@ -19,7 +19,8 @@ import { PROTOCOL_VERSION, RPC_BYE, RPC_SHUTDOWN } from '../protocol';
 import { FramedSocket, FrameMessageReader, FrameMessageWriter } from './rpcFrames';
 import { macEquals, macFor, newNonce } from './auth';
 import { HELPER_OP_NAMES, HelperCall, validateCall } from './validate';
-import { checkFileDestinations, checkSocketPath, HelperRefusal, readSecretFile, resolveDiskPath, resolveFilesTarget, resolveRepository } from './checks';
+import { bucketRepository, checkFileDestinations, checkSocketPath, HelperRefusal, readSecretFile, resolveDiskPath, resolveFilesTarget, resolveRepository } from './checks';
+import { isS3Location } from '../storage/location';
 import { runAutomation } from './auto-checks';
 import { canSwitch, Identity, ROOT, userIdentity, withIdentity, withIdentitySync } from './identity';
 
@@ -208,7 +209,7 @@ class HelperSession {
     if (req.type === 'autoInstall' || req.type === 'autoRemove') return runAutomation(req, this.uid, base); // as root, '/' only (auto-checks.ts)
 
     const mayCreate = req.type === 'snapshot' || req.type === 'planSnapshot';
-    const repo = resolveRepository(req.repo, this.uid, !!req.allowRootRepository, mayCreate);
+    const repo = isS3Location(req.repo) ? bucketRepository(req.repo, req.s3Credentials, this.uid) : resolveRepository(req.repo, this.uid, !!req.allowRootRepository, mayCreate);
     const user = this.user;
     const asUser = user !== null && repo.uid !== 0;
     /** The one block device this request may open as root, as the checks saw it. */

@@ -69,10 +69,21 @@ export interface OpContext {
  * Opens the repository, takes its lock, loads the index (unless `index` is false: listing, naming
  * and labelling need none, and a large repository's index is tens of MB), runs `fn`, and always releases.
  */
-export async function withRepository<T>(req: RepoRequest, ctx: OpContext, exclusive: boolean, purpose: string, fn: (repo: Repository) => Promise<T>, create = false, index = true): Promise<T> {
+export async function withRepository<T>(
+  req: RepoRequest,
+  ctx: OpContext,
+  exclusive: boolean | 'adds-only',
+  purpose: string,
+  fn: (repo: Repository) => Promise<T>,
+  create = false,
+  index = true,
+): Promise<T> {
   if (!req.repo) throw new DevsnapError('USAGE', 'No repository given.', 'Pass --repo DIR or set DEVSNAP_REPO.');
-  const repo = create ? await Repository.openOrInit(req.repo, { password: req.password }, ctx.log) : await Repository.open(req.repo, { password: req.password }, ctx.log);
-  const lock = await repo.lock(exclusive, purpose, ctx.lockWaitMs);
+  const access = { password: req.password, s3Credentials: req.s3Credentials };
+  const repo = create ? await Repository.openOrInit(req.repo, access, ctx.log) : await Repository.open(req.repo, access, ctx.log);
+  // A writer that only adds objects under new names (a snapshot) shares the lock in a bucket, so that
+  // a team's workstations snapshot at once (FORMAT.md "Many writers"); in a folder it stays exclusive.
+  const lock = await repo.lock(exclusive === 'adds-only' ? repo.folder !== null : exclusive, purpose, ctx.lockWaitMs);
   try {
     if (index) await repo.loadIndex();
     return await fn(repo);
@@ -96,7 +107,7 @@ export async function snapshotOp(req: SnapshotRequest, ctx: OpContext): Promise<
   const m = await withRepository(
     req,
     ctx,
-    true,
+    'adds-only',
     `snapshot of ${req.source}`,
     (repo) =>
       takeSnapshot(repo, {

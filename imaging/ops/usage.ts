@@ -91,11 +91,11 @@ export async function usageOp(req: UsageRequest, ctx: OpContext): Promise<UsageR
 /** Creates a repository (encrypted with `password`); an existing one is opened instead, with its password checked. */
 export async function initOp(req: InitRequest, ctx: OpContext): Promise<InitResult> {
   try {
-    const repo = await Repository.init(req.repo, { password: req.password || undefined }, ctx.log);
+    const repo = await Repository.init(req.repo, { password: req.password || undefined, s3Credentials: req.s3Credentials }, ctx.log);
     return { repository: repo.dir, encrypted: repo.cipher.encrypted };
   } catch (err) {
     if (!(err instanceof DevsnapError) || err.code !== 'REPO_EXISTS') throw err;
-    const repo = await Repository.open(req.repo, { password: req.password || undefined }, ctx.log);
+    const repo = await Repository.open(req.repo, { password: req.password || undefined, s3Credentials: req.s3Credentials }, ctx.log);
     return { repository: repo.dir, encrypted: repo.cipher.encrypted };
   }
 }

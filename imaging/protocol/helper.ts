@@ -24,8 +24,19 @@ export const HELPER_MAX_MESSAGE = 1 << 20;
 const allowRootRepository = v.optional(bool()); // accept a repository folder owned by root (default: only folders the requesting user owns)
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function withRepo<E extends v.ObjectEntries, X extends v.ObjectEntries = Record<never, never>>(params: v.StrictObjectSchema<E, any>, extra?: X) {
-  return v.strictObject({ ...params.entries, repo: absolutePath(), allowRootRepository, ...(extra ?? ({} as X)) });
+  return v.strictObject({ ...params.entries, repo: repositoryLocation(), allowRootRepository, ...(extra ?? ({} as X)) });
 }
+
+/** A repository folder (absolute), or a bucket as "s3:https://host/bucket/prefix" (checked in full by the helper, storage/location.ts). */
+const repositoryLocation = () => {
+  const m = 'must be an absolute path or an s3: location';
+  return v.pipe(
+    v.string(m),
+    v.check((s) => s.startsWith('/') || s.startsWith('s3:'), m),
+    v.maxLength(4096, 'must be at most 4096 characters'),
+    v.check((s) => !s.includes('\0'), 'must not contain NUL bytes'),
+  );
+};
 
 export const HELPER_PARAMS = {
   listDisks: OPS.listDisks.params,

@@ -25,10 +25,20 @@ const Path = v.pipe(text(), v.minLength(1, 'must be a path'));
 const LEVEL = 'must be a whole number from 1 to 19';
 const Partition = v.optional(count());
 
+/** Keys for a repository in an S3 bucket (`repo` "s3:https://…"); without them the SDK's chain (environment, ~/.aws) is used, except in the elevated helper, which never uses root's. */
+export const S3Credentials = v.strictObject({
+  accessKeyId: v.pipe(text(), v.minLength(1, 'must not be empty')),
+  secretAccessKey: v.pipe(text(), v.minLength(1, 'must not be empty')),
+  sessionToken: v.optional(text()),
+});
+export type S3Credentials = v.InferOutput<typeof S3Credentials>;
+
 export const RepoRequest = v.strictObject({
+  /** A folder, or "s3:http[s]://host[:port]/bucket[/prefix]". */
   repo: Path,
   /** Password of an encrypted repository. */
   password: v.optional(text()),
+  s3Credentials: v.optional(S3Credentials),
 });
 export type RepoRequest = v.InferOutput<typeof RepoRequest>;
 const repo = RepoRequest.entries;

@@ -4,6 +4,7 @@
 // creating a repository says (the `init` operation).
 import * as v from 'valibot';
 import { snapshotName, text } from './common';
+import { S3Credentials } from './requests';
 
 const Path = v.pipe(text(), v.minLength(1, 'must be a path'));
 const IDS = 'must be a list of snapshot names';
@@ -12,6 +13,7 @@ export const UsageRequest = v.strictObject({
   repo: Path,
   /** Password of an encrypted repository. */
   password: v.optional(text()),
+  s3Credentials: v.optional(S3Credentials),
   /** Also say what deleting these snapshots together would free (data no other snapshot references). */
   forget: v.optional(v.pipe(v.array(snapshotName(), IDS), v.maxLength(10000, IDS))),
 });
@@ -57,6 +59,7 @@ export const InitRequest = v.strictObject({
   repo: Path,
   /** Encrypts the new repository with this password (as `devsnap init --encrypt`). */
   password: v.optional(text()),
+  s3Credentials: v.optional(S3Credentials),
 });
 export type InitRequest = v.InferOutput<typeof InitRequest>;
 

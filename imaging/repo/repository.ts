@@ -29,6 +29,14 @@ export { PackWriter } from './pack-writer';
 const PACK = /^data\/([0-9a-f]{2})\/([0-9a-f]{32})\.pack$/;
 const MANIFEST = /^snapshots\/([0-9a-f]{16})\.json$/;
 
+/** What opening a repository takes besides its location. */
+export interface Access {
+  /** An encrypted repository's password. */
+  password?: string;
+  /** Keys for a bucket; without them the AWS SDK's chain (environment, ~/.aws). */
+  s3Credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+}
+
 /** Reads stored bytes of packs: through open file handles in a folder (pack-files.ts), by ranged GETs elsewhere. */
 interface PackReader {
   read(pack: string, offset: number, length: number, into?: Buffer): Promise<Buffer>;
@@ -64,7 +72,10 @@ export class Repository {
     readonly log: Logger,
   ) {
     const folderPath = folder;
-    this.packs = folderPath !== null ? new PackFiles((pack) => `${folderPath}/${this.packName(pack)}`) : { read: (pack, offset, length) => this.readPackRange(pack, offset, length), close: async () => undefined };
+    this.packs =
+      folderPath !== null
+        ? new PackFiles((pack) => `${folderPath}/${this.packName(pack)}`)
+        : { read: (pack, offset, length) => this.readPackRange(pack, offset, length), close: async () => undefined };
   }
 
   private async readPackRange(pack: string, offset: number, length: number): Promise<Buffer> {
@@ -78,8 +89,8 @@ export class Repository {
     }
   }
 
-  static async init(location: string, opts: InitOptions, log: Logger): Promise<Repository> {
-    const { storage, folder, display } = openStorage(location);
+  static async init(location: string, opts: InitOptions & Access, log: Logger): Promise<Repository> {
+    const { storage, folder, display } = openStorage(location, opts.s3Credentials && { credentials: opts.s3Credentials });
     try {
       if (storage instanceof S3Storage && !(await storage.bucketExists())) {
         await storage.createBucket();
@@ -92,8 +103,8 @@ export class Repository {
     }
   }
 
-  static async open(location: string, opts: { password?: string }, log: Logger): Promise<Repository> {
-    const { storage, folder, display } = openStorage(location);
+  static async open(location: string, opts: Access, log: Logger): Promise<Repository> {
+    const { storage, folder, display } = openStorage(location, opts.s3Credentials && { credentials: opts.s3Credentials });
     const { config, cipher, rewrite } = await openConfig(storage, display, opts, log);
     const repo = new Repository(display, storage, folder, config, cipher, log);
     repo.configRewrite = rewrite;
@@ -105,8 +116,8 @@ export class Repository {
     if (await rewriteConfigFile(this.storage, this.config, this.cipher, this.configRewrite, this.log)) this.configRewrite = null;
   }
 
-  static async openOrInit(location: string, opts: InitOptions, log: Logger): Promise<Repository> {
-    const { storage, display } = openStorage(location);
+  static async openOrInit(location: string, opts: InitOptions & Access, log: Logger): Promise<Repository> {
+    const { storage, display } = openStorage(location, opts.s3Credentials && { credentials: opts.s3Credentials });
     let present: boolean;
     try {
       present = (await storage.stat('config.json')) !== null;
@@ -159,10 +170,15 @@ export class Repository {
     const parsed = new Map<string, Map<string, PackEntry[]> | null>();
     for (const { name, size } of names) {
       await read.add(async () => {
-        parsed.set(name, size > MAX_INDEX_BYTES ? null : await this.storage.get(name).then(parseIndexFile, (err) => {
-          if (err instanceof StorageError && err.kind === 'unavailable') throw err;
-          return null;
-        }));
+        parsed.set(
+          name,
+          size > MAX_INDEX_BYTES
+            ? null
+            : await this.storage.get(name).then(parseIndexFile, (err) => {
+                if (err instanceof StorageError && err.kind === 'unavailable') throw err;
+                return null;
+              }),
+        );
       });
     }
     await read.drain();
@@ -236,7 +252,9 @@ export class Repository {
     for await (const s of this.storage.strays('')) if (s.kind === 'leftover' && !s.name.startsWith('locks/')) out.push(s);
     const names = new Set<string>();
     for await (const o of this.storage.list('snapshots/')) names.add(o.name);
-    for (const n of names) if (/^snapshots\/[0-9a-f]{16}\.summary$/.test(n) && !names.has(n.replace(/summary$/, 'json'))) out.push({ name: n, kind: 'leftover', what: 'the summary of a snapshot that was never committed' });
+    for (const n of names)
+      if (/^snapshots\/[0-9a-f]{16}\.summary$/.test(n) && !names.has(n.replace(/summary$/, 'json')))
+        out.push({ name: n, kind: 'leftover', what: 'the summary of a snapshot that was never committed' });
     return out;
   }
 
