@@ -44,7 +44,11 @@ export function toDevsnapError(err: unknown, what?: string): DevsnapError {
   const se = err as { name?: string; kind?: string; message?: string };
   if (se?.name === 'StorageError' && typeof se.message === 'string') {
     const code = ({ denied: 'PERMISSION', 'not-found': 'NOT_FOUND', exists: 'REPO_EXISTS', unavailable: 'UNAVAILABLE', invalid: 'USAGE' } as const)[se.kind as string] ?? 'INTERNAL';
-    return new DevsnapError(code, se.message, code === 'UNAVAILABLE' ? 'Nothing was lost: what was not committed is cleaned up by the next run or by `devsnap prune`. Run it again when the server answers.' : undefined);
+    return new DevsnapError(
+      code,
+      se.message,
+      code === 'UNAVAILABLE' ? 'Nothing was lost: what was not committed is cleaned up by the next run or by `devsnap prune`. Run it again when the server answers.' : undefined,
+    );
   }
   const e = err as NodeJS.ErrnoException;
   const subject = what ?? e?.path ?? 'file';

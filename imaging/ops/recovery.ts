@@ -12,11 +12,7 @@ import type { OpContext } from './operations';
 /** The kit lives in a repository's folder: a repository in a bucket is refused by name (a kit there could not be run from a live USB). */
 function folderRepo(repo: string): string {
   if (isS3Location(repo))
-    throw new DevsnapError(
-      'USAGE',
-      `The recovery kit is kept in a repository's folder, and ${repo} is a bucket.`,
-      'Write one onto a USB drive instead: `devsnap kit write --to FOLDER`.',
-    );
+    throw new DevsnapError('USAGE', `The recovery kit is kept in a repository's folder, and ${repo} is a bucket.`, 'Write one onto a USB drive instead: `devsnap kit write --to FOLDER`.');
   return repo;
 }
 

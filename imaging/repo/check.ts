@@ -40,9 +40,7 @@ export async function inspectRepository(repo: Repository): Promise<Inspection> {
   const packs = new Set(sizes.keys());
 
   for (const f of repo.damagedIndexFiles) {
-    repairable.push(
-      `index file ${f} is damaged (checksum mismatch, or not a regular file); the packs' own chunk lists are used instead. \`devsnap prune\` writes a new index.`,
-    );
+    repairable.push(`index file ${f} is damaged (checksum mismatch, or not a regular file); the packs' own chunk lists are used instead. \`devsnap prune\` writes a new index.`);
   }
   for (const p of repo.missingPacks) {
     warnings.push(`pack ${p} is listed in the index but missing from data/; its chunks are not used (a snapshot that needs them is reported below).`);

@@ -131,7 +131,11 @@ export async function initConfig(storage: Storage, dir: string, folder: string |
   if (await storage.stat('config.json')) throw new DevsnapError('REPO_EXISTS', `${dir} already holds a devsnap repository.`);
   const empty = folder !== null ? !(await exists(folder)) || (await fs.promises.readdir(folder)).length === 0 : await isEmpty(storage);
   if (!empty) {
-    throw new DevsnapError('USAGE', `${dir} is not empty and is not a devsnap repository.`, folder !== null ? 'Choose an empty or new folder for the repository.' : 'Choose an empty bucket, or a new folder inside it (s3:https://host/bucket/FOLDER).');
+    throw new DevsnapError(
+      'USAGE',
+      `${dir} is not empty and is not a devsnap repository.`,
+      folder !== null ? 'Choose an empty or new folder for the repository.' : 'Choose an empty bucket, or a new folder inside it (s3:https://host/bucket/FOLDER).',
+    );
   }
   const enc = opts.password ? RepoCipher.create(opts.password) : null;
   const config: RepoConfig = {

@@ -263,7 +263,24 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     // Two-pass: catch up live, then the final pass with writes paused.
     const pointInTime =
       mode === 'frozen-two-pass'
-        ? await finishTwoPass({ src, source: opts.source, repoDir: spillFolder(repo.folder), store, stats, signal: opts.signal, log: opts.log, warn, tracked, started, clock0, table, rw, viaLvm, lvm, native })
+        ? await finishTwoPass({
+            src,
+            source: opts.source,
+            repoDir: spillFolder(repo.folder),
+            store,
+            stats,
+            signal: opts.signal,
+            log: opts.log,
+            warn,
+            tracked,
+            started,
+            clock0,
+            table,
+            rw,
+            viaLvm,
+            lvm,
+            native,
+          })
         : undefined;
     if (frozen) await holdIntoNextSecond(tracked, frozenAt);
     await store.drain(); // what the overlays below read back is appended
