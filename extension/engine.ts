@@ -12,6 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { OPS } from '../imaging/protocol';
 import { EngineFacade } from './engineFacade';
+import { isS3Repository } from './paths';
 import type { OpName, OpParams, OpResult, PathUse } from '../imaging/protocol';
 import type { CallOptions, EngineCall, RetentionPolicy, SnapshotFilesEngine } from './engineTypes';
 export * from './engineTypes';
@@ -64,6 +65,7 @@ export type ElevationProbe = (p: string, mode: 'read' | 'write' | 'repository') 
  * folder is writable.
  */
 export function needsElevation(p: string, mode: 'read' | 'write' | 'repository'): boolean {
+  if (mode === 'repository' && isS3Repository(p)) return false; // a bucket: reached with keys, not file rights
   let st: fs.Stats;
   try {
     st = fs.statSync(p);

@@ -61,11 +61,11 @@ export async function callPeer<K extends OpName>(peer: RpcPeer, op: K, params: O
   }
 }
 
-/** A call for the log, as flags (`snapshot --repo /r --source /dev/sdb --full-read`); the password is left out. */
+/** A call for the log, as flags (`snapshot --repo /r --source /dev/sdb --full-read`); the secrets (password, S3 keys) are left out. */
 export function describeCall(op: string, params: object): string {
   const flags = Object.entries(params).flatMap(([k, v]) => {
     const flag = '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
-    if (k === 'password' || v === undefined || v === false) return [];
+    if (k === 'password' || k === 's3Credentials' || v === undefined || v === false) return [];
     if (v === true) return [flag];
     return [flag, quote(typeof v === 'string' ? v : JSON.stringify(v))];
   });

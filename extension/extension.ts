@@ -22,8 +22,11 @@ import { ActivityTracker } from './activity';
 import { Glance } from './glance';
 import { StatusBar } from './statusBar';
 import { ViewSummary } from './viewSummary';
-import { PasswordEngine, RepoPasswords } from './passwords';
+import { RepoPasswords } from './passwords';
+import { S3Keys } from './s3Keys';
+import { SecretsEngine } from './secrets';
 import { askPassword } from './commands/encryption';
+import { askS3Keys } from './commands/credentials';
 import { StorageUsage } from './storageUsage';
 import { createRecoveryMedia, RecoveryKitKeeper, type RecoveryMediaArgs } from './recoveryKit';
 
@@ -51,8 +54,12 @@ export interface DevsnapApi {
   readonly glance: Glance;
   readonly statusBar: vscode.StatusBarItem;
   readonly viewSummary: ViewSummary;
-  /** The encrypted repositories' passwords (SecretStorage) and the engine that passes them. */
-  readonly passwords: PasswordEngine;
+  /** The engine that adds the kept secrets (passwords, S3 keys) to every request on a repository. */
+  readonly secrets: SecretsEngine;
+  /** The encrypted repositories' passwords (SecretStorage). */
+  readonly passwords: RepoPasswords;
+  /** The keys of repositories in S3 buckets (SecretStorage, else VS Code's environment). */
+  readonly s3Keys: S3Keys;
   /** The space per snapshot, as the Snapshots view's tooltips show it. */
   readonly storage: StorageUsage;
   /** Keeps the repository's recovery kit written and up to date. */
@@ -78,9 +85,11 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
   // The elevated helper: one per window, started on first need (see extension/helperClient.ts).
   let helper: HelperEngine | undefined;
   let routedEngine: Engine = userEngine;
-  // Every call on a repository passes its password from SecretStorage (and asks when it is needed).
-  const passwordEngine = new PasswordEngine(() => routedEngine, new RepoPasswords(context.secrets), askPassword, log);
-  const defaultEngine: Engine = passwordEngine;
+  // Every call on a repository passes its bucket's keys and its password from SecretStorage (and asks when they are needed).
+  const passwords = new RepoPasswords(context.secrets, askPassword);
+  const s3Keys = new S3Keys(context.secrets, askS3Keys);
+  const secretsEngine = new SecretsEngine(() => routedEngine, [s3Keys, passwords], log);
+  const defaultEngine: Engine = secretsEngine;
   const setUpElevation = () => {
     const cfg = readConfig();
     const method = chooseMethod(cfg.elevation, { platform: process.platform, uid: process.getuid?.(), pkexecUsable: pkexecUsable() });
@@ -131,7 +140,7 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
   storage.onDidChange(() => treeProvider.refreshAges()); // re-renders the rows: their tooltips now say what deleting frees
   const recoveryKit = new RecoveryKitKeeper(getEngine, readConfig, log);
   treeProvider.onDidLoad((snapshots) => void recoveryKit.update(snapshots));
-  const ctx: CommandContext = { engine: trackedEngine, config: readConfig, tree: treeProvider, treeView, output, log, passwords: passwordEngine, storage };
+  const ctx: CommandContext = { engine: trackedEngine, config: readConfig, tree: treeProvider, treeView, output, log, secrets: secretsEngine, passwords, s3Keys, storage };
   context.subscriptions.push(
     output,
     treeProvider,
@@ -199,7 +208,9 @@ export function activate(context: vscode.ExtensionContext): DevsnapApi {
     glance,
     statusBar: statusBar.item,
     viewSummary,
-    passwords: passwordEngine,
+    secrets: secretsEngine,
+    passwords,
+    s3Keys,
     storage,
     recoveryKit,
     logLines,

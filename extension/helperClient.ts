@@ -9,6 +9,7 @@ import { HelperOpName, OpName, OpParams, OpResult } from '../imaging/protocol';
 import type { CallOptions } from './engine';
 import { EngineError, EngineFacade, existingFolder } from './engine';
 import { HelperClient, HelperClientOptions } from './helperChannel';
+import { isS3Repository } from './paths';
 
 export { acceptAuthenticatedPeer, HelperClient } from './helperChannel';
 export type { HelperClientOptions } from './helperChannel';
@@ -84,7 +85,7 @@ function helperParams(op: HelperOpName, params: object): object {
   if (typeof p.repo === 'string') {
     // The helper accepts a repository that does not exist yet only for 'snapshot': plan with the
     // folder the snapshot will create it in (whether that is on the imaged disk is what matters).
-    if (op === 'planSnapshot') p.repo = existingFolder(p.repo);
+    if (op === 'planSnapshot' && !isS3Repository(p.repo)) p.repo = existingFolder(p.repo);
     // A repository owned by root is used only when it is the one the user configured (named explicitly).
     if (ownedByRoot(p.repo as string)) p.allowRootRepository = true;
   }

@@ -8,6 +8,7 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import type { KitStatus, SnapshotSummary } from '../imaging/protocol';
 import type { Engine } from './engine';
+import { isS3Repository } from './paths';
 import * as ui from './ui';
 
 export class RecoveryKitKeeper {
@@ -24,7 +25,8 @@ export class RecoveryKitKeeper {
   /** Called when the view loaded `snapshots`: checks the kit when their number changed, writes it when needed. */
   update(snapshots: readonly SnapshotSummary[]): Promise<KitStatus | undefined> {
     const { repository: repo, recoveryKit } = this.settings();
-    if (!repo || !recoveryKit || !snapshots.length) return Promise.resolve(undefined);
+    // A kit in a bucket could not be run from a live USB: the engine keeps one only in a repository's folder.
+    if (!repo || isS3Repository(repo) || !recoveryKit || !snapshots.length) return Promise.resolve(undefined);
     if (this.lastCount.get(repo) === snapshots.length && this.running) return this.running;
     this.lastCount.set(repo, snapshots.length);
     const prev = this.running ?? Promise.resolve(undefined);

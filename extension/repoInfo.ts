@@ -6,6 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { backupDriveMissing, livePlaces, PlaceView } from './drives';
+import { isS3Repository } from './paths';
 
 /** present: the folder is there; new: not yet (the first snapshot creates it); unplugged: the drive that held it is gone. */
 export type RepositoryPresence = 'present' | 'new' | 'unplugged';
@@ -34,6 +35,7 @@ function isEmptyDir(p: string): boolean {
  * other missing folder is new.
  */
 export function repositoryPresence(repo: string, knownBefore: boolean, places: PlaceView = livePlaces()): RepositoryPresence {
+  if (isS3Repository(repo)) return 'present'; // a bucket: the engine says whether it is there
   if (isDir(repo)) {
     if (knownBefore && isEmptyDir(repo)) return 'unplugged'; // an empty mount point left behind
     return 'present';

@@ -12,7 +12,9 @@ import * as vscode from 'vscode';
 import type { DamagedSnapshot, PartitionInfo, SnapshotSummary } from '../imaging/protocol';
 import type { DevsnapConfig } from './config';
 import { Engine, EngineError } from './engine';
+import { isS3Repository } from './paths';
 import { repositoryPresence } from './repoInfo';
+import { isKeysRefusal } from './s3Keys';
 import { isAutomaticLabel } from '../imaging/protocol';
 import {
   damagedGroupText,
@@ -190,7 +192,7 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
 
   private async load(): Promise<void> {
     const repo = this.getConfig().repository;
-    this.updateWatcher(repo);
+    this.updateWatcher(repo && !isS3Repository(repo) ? repo : undefined); // a bucket is not watched
     let snapshots: SnapshotSummary[] = [];
     let damaged: DamagedSnapshot[] = [];
     let state: RepositoryState;
@@ -209,8 +211,8 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
         if (state === 'ok') this.memory?.remember(repo);
         for (const d of damaged) this.log(`Snapshot ${d.id} in ${repo} cannot be used: ${d.message}`, 'warn');
       } catch (err) {
-        if (err instanceof EngineError && err.code === 'NO_REPO' && isEmptyDir(repo)) {
-          state = 'missing'; // an empty folder: the first snapshot makes it a repository
+        if (err instanceof EngineError && err.code === 'NO_REPO' && (isS3Repository(repo) || isEmptyDir(repo))) {
+          state = 'missing'; // an empty folder or bucket: the first snapshot makes it a repository
         } else {
           state = 'error';
           this._lastError = err as Error;
@@ -233,7 +235,8 @@ export class SnapshotTreeProvider implements vscode.TreeDataProvider<SnapshotTre
     void vscode.commands.executeCommand('setContext', 'devsnap.repositoryState', state);
     // Which welcome text explains an error: a folder that holds something else, or another failure.
     const code = state === 'error' && this._lastError instanceof EngineError ? this._lastError.code : undefined;
-    const why = code === 'NO_REPO' ? 'notRepository' : code === 'BAD_PASSWORD' ? 'locked' : 'other';
+    const keys = state === 'error' && this._lastError instanceof EngineError && isKeysRefusal(this._lastError);
+    const why = keys ? 'keys' : code === 'NO_REPO' ? 'notRepository' : code === 'BAD_PASSWORD' ? 'locked' : 'other';
     void vscode.commands.executeCommand('setContext', 'devsnap.repositoryError', state === 'error' ? why : undefined);
     void vscode.commands.executeCommand('setContext', 'devsnap.hasSnapshots', snapshots.length > 0);
     void vscode.commands.executeCommand('setContext', 'devsnap.severalHosts', hosts.size > 1);

@@ -6,10 +6,13 @@ import * as vscode from 'vscode';
 import type { DiskInfo, ProgressEvent, SnapshotSummary } from '../../imaging/protocol';
 import type { DevsnapConfig } from '../config';
 import { CancellationLike, Engine, EngineError } from '../engine';
-import type { PasswordEngine } from '../passwords';
+import type { RepoPasswords } from '../passwords';
+import { isKeysRefusal, type S3Keys } from '../s3Keys';
+import type { SecretsEngine } from '../secrets';
 import type { StorageUsage } from '../storageUsage';
 import { formatBytes, formatRelativeDate, formatTimestamp, ProgressTracker } from '../../imaging/core/format';
 import { backupDriveMissing, livePlaces } from '../drives';
+import { isS3Repository } from '../paths';
 import { compareNewestFirst, sourceLabel, stateWords } from '../snapshotModel';
 import { SnapshotNode, SnapshotTreeNode, SnapshotTreeProvider } from '../snapshotTree';
 import * as ui from '../ui';
@@ -22,8 +25,12 @@ export interface CommandContext {
   output: vscode.LogOutputChannel;
   /** A line in the devsnap output channel, at the level given (info by default). */
   log(line: string, level?: LogLevel): void;
-  /** The encrypted repositories' passwords (passwords.ts): the engine() calls pass them already. */
-  passwords: PasswordEngine;
+  /** Where the secrets join the engine's requests (secrets.ts): the engine() calls pass them already. */
+  secrets: SecretsEngine;
+  /** The encrypted repositories' passwords (passwords.ts). */
+  passwords: RepoPasswords;
+  /** The keys of repositories in S3 buckets (s3Keys.ts). */
+  s3Keys: S3Keys;
   /** The space per snapshot (storageUsage.ts). */
   storage?: StorageUsage;
 }
@@ -34,6 +41,7 @@ export const CHOOSE_REPOSITORY = 'Choose Repository';
 export const SHOW_OUTPUT = 'Show Output';
 export const OPEN_SETTINGS = 'Open Settings';
 export const UNLOCK = 'Unlock Repository';
+export const SET_KEYS = 'Set S3 Credentials';
 
 /** A snapshot given to a command: a tree item, an id, or an object with `id`/`snapshot`. */
 export type SnapshotRef = SnapshotNode | string | { id?: string; snapshot?: SnapshotSummary } | undefined;
@@ -59,6 +67,7 @@ export function refId(ref: unknown): string | undefined {
  */
 export async function requireRepository(ctx: CommandContext, mustExist: boolean): Promise<string | undefined> {
   const cfg = ctx.config();
+  if (cfg.repository && isS3Repository(cfg.repository)) return cfg.repository; // a bucket: the engine says whether it is there
   if (!cfg.repository) {
     const choice = await ui.warn('No snapshot repository is configured. Choose a folder (ideally on another drive) to keep snapshots in.', CHOOSE_REPOSITORY);
     if (choice !== CHOOSE_REPOSITORY) return undefined;
@@ -84,7 +93,7 @@ export const CHOOSE_ANOTHER = 'Choose Another Repository';
 
 /** The mount point of the repository's backup drive when it is not connected (the view may know it from before). */
 export function unpluggedDrive(ctx: CommandContext, repo: string): string | undefined {
-  if (fs.existsSync(repo)) return undefined;
+  if (isS3Repository(repo) || fs.existsSync(repo)) return undefined;
   return backupDriveMissing(repo, livePlaces()) ?? ((ctx.tree.state as string) === 'unplugged' ? path.dirname(repo) : undefined);
 }
 
@@ -203,6 +212,7 @@ export async function reportError(ctx: CommandContext, err: unknown, what: strin
     const actions: string[] = [];
     if (err.code === 'NO_REPO') actions.push(CHOOSE_REPOSITORY);
     if (err.code === 'BAD_PASSWORD') actions.push(UNLOCK);
+    if (isKeysRefusal(err)) actions.push(SET_KEYS);
     if (err.code === 'NOT_FOUND' || err.code === 'BAD_SOURCE') actions.push(OPEN_SETTINGS);
     actions.push(SHOW_OUTPUT);
     // Not awaited: the command finishes now; the action runs if the user clicks it.
@@ -218,6 +228,7 @@ function followErrorAction(ctx: CommandContext, choice: string | undefined): voi
   if (choice === SHOW_OUTPUT) ctx.output.show(true);
   else if (choice === CHOOSE_REPOSITORY) void vscode.commands.executeCommand('devsnap.selectRepository');
   else if (choice === UNLOCK) void vscode.commands.executeCommand('devsnap.unlockRepository');
+  else if (choice === SET_KEYS) void vscode.commands.executeCommand('devsnap.setS3Credentials');
   else if (choice === OPEN_SETTINGS) void vscode.commands.executeCommand('workbench.action.openSettings', 'devsnap');
 }
 

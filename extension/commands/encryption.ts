@@ -6,9 +6,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import { EngineError } from '../engine';
-import { UNLOCK_HINT } from '../passwords';
+import { repositoryKey } from '../paths';
 import * as ui from '../ui';
 import { CommandContext, reportError, requireRepository } from './common';
+import { enterSecret, forgetSecret } from './credentials';
 
 /** Command arguments that decide encryption without asking (tests, scripts). */
 export interface EncryptionArgs {
@@ -101,11 +102,11 @@ export async function setUpNewRepository(ctx: CommandContext, repo: string, args
   if (password === undefined) return false;
   if (password === null) {
     chosePlain.add(path.resolve(repo)); // asked once: the first snapshot does not ask again
-    if (await ctx.passwords.passwords.forget(repo)) ctx.log(`Forgot the password kept for ${repo}: it is a new, unencrypted repository.`);
+    if (await ctx.passwords.forget(repo)) ctx.log(`Forgot the password kept for ${repo}: it is a new, unencrypted repository.`);
     return true;
   }
   await ctx.engine().call('init', { repo, password });
-  await ctx.passwords.passwords.set(repo, password);
+  await ctx.passwords.set(repo, password);
   ctx.log(`Created the encrypted repository ${repo}; its password is kept in VS Code's secret storage.`);
   return true;
 }
@@ -119,36 +120,14 @@ export async function unlockRepository(ctx: CommandContext, args: EncryptionArgs
   try {
     const repo = await requireRepository(ctx, true);
     if (!repo) return undefined;
-    ctx.passwords.allowPrompt(repo);
-    let password = args.password;
-    let reason: 'needed' | 'wrong' = 'needed';
-    for (;;) {
-      if (password === undefined) {
-        if (args.password !== undefined) return false;
-        password = await askPassword(repo, reason);
-        if (password === undefined) return undefined;
-      }
-      try {
-        await ctx.engine().call('listSnapshots', { repo, password });
-      } catch (err) {
-        if (!(err instanceof EngineError) || err.code !== 'BAD_PASSWORD') throw err;
-        if (args.password !== undefined) throw new EngineError('BAD_PASSWORD', `The password for the repository ${repo} is wrong.`, UNLOCK_HINT, err.exitCode);
-        password = undefined;
-        reason = 'wrong';
-        continue;
-      }
-      await ctx.passwords.passwords.set(repo, password);
-      ctx.log(`Unlocked ${repo}: its password is kept in VS Code's secret storage.`);
-      await ctx.tree.refresh();
-      return true;
-    }
+    return await enterSecret(ctx, repo, ctx.passwords, (reason) => askPassword(repo, reason), { given: args.password });
   } catch (err) {
     await reportError(ctx, err, 'Unlocking the repository');
     return false;
   }
 }
 
-/** The password box of an encrypted repository (PasswordEngine's prompt, and Unlock Repository's). */
+/** The password box of an encrypted repository (SecretsEngine's prompt for a password, and Unlock Repository's). */
 export function askPassword(repo: string, reason: 'needed' | 'wrong'): Promise<string | undefined> {
   return Promise.resolve(
     ui.password({
@@ -162,15 +141,11 @@ export function askPassword(repo: string, reason: 'needed' | 'wrong'): Promise<s
 }
 
 /** devsnap.forgetRepositoryPassword `{ path? }`: removes the kept password (of the configured repository by default). */
-export async function forgetRepositoryPassword(ctx: CommandContext, args: { path?: string } = {}): Promise<boolean> {
-  const repo = typeof args.path === 'string' && args.path ? path.resolve(args.path) : ctx.config().repository;
-  if (!repo) {
-    void ui.info('No snapshot repository is configured.');
-    return false;
-  }
-  const had = await ctx.passwords.passwords.forget(repo);
-  ctx.passwords.allowPrompt(repo);
-  ctx.log(had ? `Forgot the password of ${repo}.` : `No password was kept for ${repo}.`);
-  void ui.info(had ? `devsnap no longer keeps the password of ${repo}: it asks for it the next time it opens the repository.` : `devsnap keeps no password for ${repo}.`);
-  return had;
+export function forgetRepositoryPassword(ctx: CommandContext, args: { path?: string } = {}): Promise<boolean> {
+  const repo = typeof args.path === 'string' && args.path ? repositoryKey(args.path) : undefined;
+  return forgetSecret(ctx, repo, ctx.passwords, (r, had) =>
+    had
+      ? [`Forgot the password of ${r}.`, `devsnap no longer keeps the password of ${r}: it asks for it the next time it opens the repository.`]
+      : [`No password was kept for ${r}.`, `devsnap keeps no password for ${r}.`],
+  );
 }

@@ -32,6 +32,8 @@
 //   devsnap.takeSnapshot also takes { encrypt, password } for a repository its first snapshot creates
 //   devsnap.unlockRepository  { password } (tries it; BAD_PASSWORD is reported) | nothing (asks) → true when unlocked
 //   devsnap.forgetRepositoryPassword  { path? } (default: the configured repository) → whether one was kept
+//   devsnap.setS3Credentials  (asks; the configured repository's bucket)      → true when kept
+//   devsnap.forgetS3Credentials  (the configured repository's bucket)         → whether keys were kept
 //   devsnap.openPanel                                                        → the ComparePanel
 //   devsnap.refresh, devsnap.showOutput                                      (no arguments)
 //
@@ -45,6 +47,7 @@ import { DiskGroupNode, PartitionNode } from '../snapshotTree';
 import { applyRetention, deleteSnapshot, labelSnapshot, pinSnapshot } from './manage';
 import { refresh, selectRepository } from './repository';
 import { forgetRepositoryPassword, unlockRepository } from './encryption';
+import { forgetS3Credentials, setS3Credentials } from './credentials';
 import { restoreSnapshot } from './restore';
 import { takeSnapshot } from './takeSnapshot';
 import { undoUpgrade } from './undo';
@@ -81,5 +84,7 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     reg('devsnap.unlockRepository', (args?) => unlockRepository(ctx, args && typeof args === 'object' ? args : {})),
     reg('devsnap.filterByHost', (args?) => filterByHost(ctx, args && typeof args === 'object' ? args : {})),
     reg('devsnap.forgetRepositoryPassword', (args?) => forgetRepositoryPassword(ctx, args && typeof args === 'object' ? args : {})),
+    reg('devsnap.setS3Credentials', () => setS3Credentials(ctx)),
+    reg('devsnap.forgetS3Credentials', () => forgetS3Credentials(ctx)),
   ];
 }

@@ -111,7 +111,7 @@ async function pickPlace(ctx: CommandContext, disks: DiskInfo[]): Promise<string
 }
 
 export async function refresh(ctx: CommandContext): Promise<void> {
-  ctx.passwords.allowPrompt(); // asked by the user: a password dismissed before is asked for again
+  ctx.secrets.allowPrompt(); // asked by the user: a password or keys dismissed before are asked for again
   await ctx.tree.refresh();
   const err = ctx.tree.lastError;
   if (err) await reportError(ctx, err, 'Reading the repository');

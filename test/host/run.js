@@ -69,6 +69,25 @@ async function shot(page, name, clip) {
   }
 }
 
+/**
+ * An in-host test's request to type into the input box on screen (test/host/suite/util.ts typeInInputBox):
+ * the extension host cannot type, the browser can. The request names a file holding the text (so a
+ * secret typed into a password box is in no log line); it is removed, and FILE.done (or FILE.failed,
+ * with the error) says when Enter was pressed in the box.
+ */
+const TYPE_REQUEST = '[devsnap-host] type-into-input-box ';
+async function typeForSuite(page, file) {
+  try {
+    const value = fs.readFileSync(file, 'utf8');
+    fs.rmSync(file);
+    // The box is empty, and another may follow at once: the suite waits for the extension to move on.
+    await require('./e2e/ui').inputBox(page, value, 20000, { empty: true, next: true });
+    fs.writeFileSync(`${file}.done`, '');
+  } catch (e) {
+    fs.writeFileSync(`${file}.failed`, String(e?.stack || e));
+  }
+}
+
 /** Phase 4: Mocha inside the extension host. */
 async function runInHost({ server, browserApi, demo, scratch }) {
   const { launchBrowser, workbenchUrl, runInHostTests } = browserApi;
@@ -82,8 +101,9 @@ async function runInHost({ server, browserApi, demo, scratch }) {
     const url = workbenchUrl(server, { folder: demo.workspace, extensionDevelopmentPath: ROOT, extensionTestsPath: SUITE });
     log('in-host Mocha suite: starting the extension host');
     const r = await runInHostTests(browser.page, url, {
-      timeoutMs: 240000,
+      timeoutMs: 480000,
       onLog: (line) => {
+        if (line.startsWith(TYPE_REQUEST)) return void typeForSuite(browser.page, line.slice(TYPE_REQUEST.length).trim());
         if (!NOISE.some((re) => re.test(line)))
           console.log(
             line

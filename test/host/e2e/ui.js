@@ -33,28 +33,30 @@ async function pick(page, text, timeout = 30000) {
 /**
  * Waits for an input box (the quick input widget without its list: after a quick pick the same
  * widget is reused, so waiting for the input alone would type into the closing pick), replaces its
- * value and presses Enter.
+ * value and presses Enter. `o.empty`: the box has no default value (do not wait for one to appear);
+ * `o.next`: another box follows at once in the same widget (do not wait for it to close).
  */
-async function inputBox(page, value, timeout = 20000) {
+async function inputBox(page, value, timeout = 20000, o = {}) {
   const input = page.locator(`${QUICK_INPUT} input`);
   await input.waitFor({ state: 'visible', timeout });
   await page.locator(`${QUICK_INPUT} .quick-input-list`).waitFor({ state: 'hidden', timeout });
-  await page
-    .waitForFunction(
-      (sel) => {
-        const el = document.querySelector(sel);
-        return !!el && el.value !== '';
-      },
-      `${QUICK_INPUT} input`,
-      { timeout },
-    )
-    .catch(() => {
-      /* no default value */
-    });
+  if (!o.empty)
+    await page
+      .waitForFunction(
+        (sel) => {
+          const el = document.querySelector(sel);
+          return !!el && el.value !== '';
+        },
+        `${QUICK_INPUT} input`,
+        { timeout },
+      )
+      .catch(() => {
+        /* no default value */
+      });
   await input.fill(value);
   await page.keyboard.press('Enter');
   // Accepted only once the widget closes; opening another quick input before would cancel it.
-  await page.locator(QUICK_INPUT).waitFor({ state: 'hidden', timeout });
+  if (!o.next) await page.locator(QUICK_INPUT).waitFor({ state: 'hidden', timeout });
 }
 
 /** Clicks the activity-bar entry whose label starts with `label` (opens its view container). */

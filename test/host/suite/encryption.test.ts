@@ -66,7 +66,7 @@ describe('encrypted repositories and space per snapshot', function () {
   });
 
   after(async () => {
-    await a.passwords.passwords.forget(repo);
+    await a.passwords.forget(repo);
     await setSetting('repository', hostContext().repo);
     await a.refresh();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -77,7 +77,7 @@ describe('encrypted repositories and space per snapshot', function () {
     assert.strictEqual(result, repo, JSON.stringify(messages));
     const config = JSON.parse(fs.readFileSync(path.join(repo, 'config.json'), 'utf8'));
     assert.ok(config.encryption, 'config.json has no encryption');
-    assert.strictEqual(await a.passwords.passwords.get(repo), PASSWORD);
+    assert.strictEqual(await a.passwords.get(repo), PASSWORD);
     const settings = path.join(hostContext().workspace, '.vscode', 'settings.json');
     assert.ok(!fs.readFileSync(settings, 'utf8').includes(PASSWORD), 'the password is in the workspace settings');
     const locked = cli(['list', '--repo', repo]);
@@ -127,7 +127,7 @@ describe('encrypted repositories and space per snapshot', function () {
   });
 
   it('a wrong kept password asks again; Unlock with a wrong password reports BAD_PASSWORD, with the right one lists again', async () => {
-    await a.passwords.passwords.set(repo, 'not the password');
+    await a.passwords.set(repo, 'not the password');
     const r = await withPasswordBoxesClosed(a, 'devsnap.refresh');
     assert.ok(
       r.prompts.some((p) => p.includes(`Wrong password for ${repo}`)),
@@ -143,7 +143,7 @@ describe('encrypted repositories and space per snapshot', function () {
     );
     const right = await runCommand<boolean>('devsnap.unlockRepository', { password: PASSWORD });
     assert.strictEqual(right.result, true, JSON.stringify(right.messages));
-    assert.strictEqual(await a.passwords.passwords.get(repo), PASSWORD);
+    assert.strictEqual(await a.passwords.get(repo), PASSWORD);
     assert.strictEqual(a.treeProvider.state, 'ok');
     assert.strictEqual(a.treeProvider.snapshots.length, 2);
   });
@@ -151,7 +151,7 @@ describe('encrypted repositories and space per snapshot', function () {
   it('Forget Repository Password: the next refresh asks for it', async () => {
     const f = await runCommand<boolean>('devsnap.forgetRepositoryPassword');
     assert.strictEqual(f.result, true);
-    assert.strictEqual(await a.passwords.passwords.get(repo), undefined);
+    assert.strictEqual(await a.passwords.get(repo), undefined);
     const r = await withPasswordBoxesClosed(a, 'devsnap.refresh');
     assert.ok(
       r.prompts.some((p) => p.includes(`The repository ${repo} is encrypted: enter its password`)),

@@ -8,10 +8,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
 import type { SnapshotSummary } from '../../../imaging/protocol';
-import type { ShownMessage } from '../../../extension/ui';
 import type { SnapshotTreeNode } from '../../../extension/snapshotTree';
 import { before, describe, hostContext, it } from './context';
-import { api, cli, runCommand, sleep } from './util';
+import { api, cli, nextInput, runCommand, sleep } from './util';
 
 interface Manifest {
   contributes: {
@@ -34,19 +33,6 @@ function offered(command: string, contextValue: string, group?: string): boolean
 }
 
 /** Runs `command` until it shows the `n`th quick input (pick or input box) matching `want`; resolves with it (the command keeps running). */
-function nextInput(a: Awaited<ReturnType<typeof api>>, want: (m: ShownMessage) => boolean, what: string): Promise<ShownMessage> {
-  let sub: vscode.Disposable | undefined;
-  return Promise.race([
-    new Promise<ShownMessage>((resolve) => {
-      sub = a.onDidShowMessage((m) => {
-        if (want(m)) resolve(m);
-        else if (m.level !== 'pick' && m.level !== 'input') setTimeout(() => void vscode.commands.executeCommand('notifications.clearAll'), 50);
-      });
-    }),
-    sleep(60000).then(() => Promise.reject(new Error(`timed out waiting for ${what}`))),
-  ]).finally(() => sub?.dispose());
-}
-
 describe('rows and wording', function () {
   this.timeout(120000);
   let older: SnapshotSummary;

@@ -60,6 +60,23 @@ export async function runCommand<T>(id: string, ...args: unknown[]): Promise<Com
   }
 }
 
+/**
+ * The next quick input (pick, input box or password box) the extension shows that matches `want`;
+ * notifications shown meanwhile are closed. Rejects after a minute.
+ */
+export function nextInput(a: DevsnapApi, want: (m: ShownMessage) => boolean, what: string): Promise<ShownMessage> {
+  let sub: vscode.Disposable | undefined;
+  return Promise.race([
+    new Promise<ShownMessage>((resolve) => {
+      sub = a.onDidShowMessage((m) => {
+        if (want(m)) resolve(m);
+        else if (m.level !== 'pick' && m.level !== 'input' && m.level !== 'password') setTimeout(() => void vscode.commands.executeCommand('notifications.clearAll'), 50);
+      });
+    }),
+    sleep(60000).then(() => Promise.reject(new Error(`timed out waiting for ${what}`))),
+  ]).finally(() => sub?.dispose());
+}
+
 /** Every file under dir (relative paths, sorted), for "nothing was left behind" checks. */
 export function listFiles(dir: string): string[] {
   const out: string[] = [];
@@ -76,4 +93,26 @@ export function listFiles(dir: string): string[] {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+let typed = 0;
+/**
+ * Types `value` into the input box on screen and presses Enter, as a user does: the extension host
+ * cannot type, so the runner's browser does it (test/host/run.js, TYPE_REQUEST). The text goes
+ * through a private file, never a log line (it may be a secret). Resolves once Enter was pressed:
+ * wait for what the extension does next (its next box, the command's result).
+ */
+export async function typeInInputBox(value: string, timeoutMs = 60000): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(hostContext().scratch, 'type-'));
+  const file = path.join(dir, `request-${++typed}`);
+  fs.writeFileSync(file, value, { mode: 0o600 });
+  console.log(`[devsnap-host] type-into-input-box ${file}`);
+  try {
+    for (const t0 = Date.now(); !fs.existsSync(`${file}.done`); await sleep(100)) {
+      if (fs.existsSync(`${file}.failed`)) throw new Error(`typing into the input box failed: ${fs.readFileSync(`${file}.failed`, 'utf8')}`);
+      if (Date.now() - t0 > timeoutMs) throw new Error('the runner did not type into the input box (run the suite through test/host/run.js)');
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
