@@ -176,6 +176,14 @@ export async function openConfig(storage: Storage, dir: string, opts: { password
   try {
     text = (await storage.get('config.json')).toString('utf8');
   } catch (err) {
+    // A folder path that runs through a file ("disk.img/repo") is a wrong path, not an empty folder.
+    if (!isS3Location(dir)) {
+      try {
+        fs.statSync(dir);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') throw toDevsnapError(e, `the repository ${dir}`);
+      }
+    }
     if (err instanceof StorageError && err.kind === 'not-found') {
       throw new DevsnapError('NO_REPO', `${dir} is not a devsnap repository (no config.json).`, 'Check --repo / DEVSNAP_REPO, or take a first snapshot there to create one.');
     }

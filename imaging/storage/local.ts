@@ -59,7 +59,7 @@ export class LocalStorage implements Storage {
   fail(err: unknown, what: string, name: string): never {
     const c = code(err);
     if (c === 'ENOENT' || c === 'ENOTDIR' || c === 'ELOOP') throw new StorageError('not-found', `${this.location}: there is no object ${name} to ${what}.`);
-    if (c === 'EACCES' || c === 'EPERM') throw new StorageError('denied', `${this.location}: no permission to ${what} ${name} (${c}); check the folder's owner and mode.`);
+    if (c === 'EACCES' || c === 'EPERM') throw new StorageError('denied', `No permission to ${what} ${name} in the ${this.location} (${c}): check the folder's owner and mode.`);
     throw err;
   }
 

@@ -30,6 +30,10 @@ import { checkName, checkPrefix, checkRange, isValidName, ObjectInfo, ObjectWrit
 
 const MiB = 1024 * 1024;
 
+// The SDK warns on every run under Node 20 that its releases from January 2027 will need Node 22:
+// devsnap pins its version (package.json), so the warning is ours to act on, not the user's.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 export interface S3StorageOptions {
   /** Default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1 (what radosgw and MinIO accept by default). */
   region?: string;

@@ -81,7 +81,7 @@ test('a refused repository folder is named as such, not as the source', { skip: 
   fs.chmodSync(path.join(repo, 'snapshots'), 0); // the owner (nobody) may no longer read it
   const r = asNobody(['snapshot', disk, '--repo', repo]);
   assert.equal(r.status, 6, r.stderr);
-  assert.equal(JSON.parse(r.stdout).error.message, `No permission to access ${path.join(repo, 'snapshots')}.`);
+  assert.equal(JSON.parse(r.stdout).error.message, `No permission to list snapshots in the folder ${repo} (EACCES): check the folder's owner and mode.`);
 });
 
 test('a reader that stops early (devsnap --help | head -1) ends devsnap quietly, without a stack trace', async () => {

@@ -133,11 +133,12 @@ describe('a repository in a bucket on Ceph radosgw', { skip: cephSkip }, () => {
     writeAt(big, 64 << 20, crypto.randomBytes(256 << 20));
     const after = sha256(big);
 
+    const cephCmd = (...args: string[]) => sh('ceph', ['-c', ceph.conf, '--connect-timeout', '30', ...args]).stdout;
     const killOsd = (id: number) => {
       const pid = Number(fs.readFileSync(path.join(ceph.dir, 'run', `osd.${id}.pid`), 'utf8'));
       process.kill(pid, 'SIGKILL');
       // Down and out at once, instead of after the heartbeat grace: its copies are made again elsewhere.
-      for (const what of ['down', 'out']) sh('ceph', ['-c', ceph.conf, '--connect-timeout', '30', 'osd', what, String(id)]);
+      for (const what of ['down', 'out']) cephCmd('osd', what, String(id));
       t.diagnostic(`osd.${id} (pid ${pid}) killed`);
     };
     /** An interrupted operation ends with success or a clean, named failure (no crash, no stack trace). */
@@ -166,10 +167,9 @@ describe('a repository in a bucket on Ceph radosgw', { skip: cephSkip }, () => {
     // killed again 2 s into a restore: the copies on the others are those the snapshot phase used.
     // (This cluster has no manager daemon to report placement-group health, so the test waits for
     // nothing but the OSD map.)
-    const ceph_ = (...args: string[]) => sh('ceph', ['-c', ceph.conf, '--connect-timeout', '30', ...args]).stdout;
     sh('ceph-osd', ['-c', ceph.conf, '-i', '3']);
-    ceph_('osd', 'in', '3');
-    for (let i = 0; i < 120 && !JSON.parse(ceph_('osd', 'dump', '--format', 'json')).osds.some((o: { osd: number; up: number }) => o.osd === 3 && o.up === 1); i++) {
+    cephCmd('osd', 'in', '3');
+    for (let i = 0; i < 120 && !JSON.parse(cephCmd('osd', 'dump', '--format', 'json')).osds.some((o: { osd: number; up: number }) => o.osd === 3 && o.up === 1); i++) {
       await new Promise((r) => setTimeout(r, 1000));
     }
     const target = path.join(dir, 'fault-restored.img');
