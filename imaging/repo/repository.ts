@@ -8,7 +8,7 @@
 import * as crypto from 'crypto';
 import { DevsnapError, toDevsnapError } from '../core/errors';
 import { JobQueue } from '../core/job-queue';
-import { openStorage } from '../storage/open';
+import { openStorage, type OpenedStorage } from '../storage/open';
 import { S3Storage } from '../storage/s3';
 import { Storage, StorageError, Stray } from '../storage/storage';
 import type { RepoCipher } from './crypto';
@@ -35,6 +35,11 @@ export interface Access {
   password?: string;
   /** Keys for a bucket; without them the AWS SDK's chain (environment, ~/.aws). */
   s3Credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+}
+
+/** The storage a location names, or one given as it is (a test's fault-injecting wrapper). */
+function storageOf(location: string | OpenedStorage, opts: Access): OpenedStorage {
+  return typeof location === 'string' ? openStorage(location, opts.s3Credentials && { credentials: opts.s3Credentials }) : location;
 }
 
 /** Reads stored bytes of packs: through open file handles in a folder (pack-files.ts), by ranged GETs elsewhere. */
@@ -89,8 +94,8 @@ export class Repository {
     }
   }
 
-  static async init(location: string, opts: InitOptions & Access, log: Logger): Promise<Repository> {
-    const { storage, folder, display } = openStorage(location, opts.s3Credentials && { credentials: opts.s3Credentials });
+  static async init(location: string | OpenedStorage, opts: InitOptions & Access, log: Logger): Promise<Repository> {
+    const { storage, folder, display } = storageOf(location, opts);
     try {
       if (storage instanceof S3Storage && !(await storage.bucketExists())) {
         await storage.createBucket();
@@ -103,8 +108,8 @@ export class Repository {
     }
   }
 
-  static async open(location: string, opts: Access, log: Logger): Promise<Repository> {
-    const { storage, folder, display } = openStorage(location, opts.s3Credentials && { credentials: opts.s3Credentials });
+  static async open(location: string | OpenedStorage, opts: Access, log: Logger): Promise<Repository> {
+    const { storage, folder, display } = storageOf(location, opts);
     const { config, cipher, rewrite } = await openConfig(storage, display, opts, log);
     const repo = new Repository(display, storage, folder, config, cipher, log);
     repo.configRewrite = rewrite;
@@ -116,8 +121,8 @@ export class Repository {
     if (await rewriteConfigFile(this.storage, this.config, this.cipher, this.configRewrite, this.log)) this.configRewrite = null;
   }
 
-  static async openOrInit(location: string, opts: InitOptions & Access, log: Logger): Promise<Repository> {
-    const { storage, display } = openStorage(location, opts.s3Credentials && { credentials: opts.s3Credentials });
+  static async openOrInit(location: string | OpenedStorage, opts: InitOptions & Access, log: Logger): Promise<Repository> {
+    const { storage, display } = storageOf(location, opts);
     let present: boolean;
     try {
       present = (await storage.stat('config.json')) !== null;
