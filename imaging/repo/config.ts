@@ -131,6 +131,8 @@ export async function initConfig(storage: Storage, dir: string, folder: string |
   if (await storage.stat('config.json')) throw new DevsnapError('REPO_EXISTS', `${dir} already holds a devsnap repository.`);
   const empty = folder !== null ? !(await exists(folder)) || (await fs.promises.readdir(folder)).length === 0 : await isEmpty(storage);
   if (!empty) {
+    // Not empty because another process created the repository this very moment: open it instead.
+    if (await storage.stat('config.json')) throw new DevsnapError('REPO_EXISTS', `${dir} already holds a devsnap repository (created just now by another process).`);
     throw new DevsnapError(
       'USAGE',
       `${dir} is not empty and is not a devsnap repository.`,

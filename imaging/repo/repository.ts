@@ -132,9 +132,15 @@ export class Repository {
       present = false;
     }
     if (present) return Repository.open(location, opts, log);
-    const repo = await Repository.init(location, opts, log);
-    log(`Created a new repository in ${repo.dir}.`);
-    return repo;
+    try {
+      const repo = await Repository.init(location, opts, log);
+      log(`Created a new repository in ${repo.dir}.`);
+      return repo;
+    } catch (err) {
+      // Two workstations' first snapshots into one new bucket: one creates the repository, the other opens it.
+      if (err instanceof DevsnapError && err.code === 'REPO_EXISTS') return Repository.open(location, opts, log);
+      throw err;
+    }
   }
 
   /** The lock this process holds on the repository (a writer checks it is still held before it commits). */

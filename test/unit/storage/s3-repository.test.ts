@@ -4,11 +4,12 @@
 // verifies and checks; an incremental, forget and prune work there as in a folder.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'child_process';
 import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { cleanup, sh, tmpDir, writeAt } from '../../helpers/disks';
-import { devsnap, devsnapChild } from '../../helpers/cli';
+import { CLI_ARGS, CLI_ENV, devsnap, devsnapChild } from '../../helpers/cli';
 import { Ceph, cephSkip, startCeph } from '../../helpers/ceph';
 import { S3Storage } from '../../../imaging/storage/s3';
 
@@ -27,6 +28,19 @@ function randomDisk(file: string, mib: number): void {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** The CLI as it runs on workstation `host` (a UTS namespace with that host name); resolves with its exit and output. */
+function onHost(host: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string; stdout: string }> {
+  const child = spawn('unshare', ['--uts', 'sh', '-c', `hostname ${host} && exec "$0" "$@"`, process.execPath, ...CLI_ARGS, ...args], {
+    env: { ...process.env, ...CLI_ENV, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 
 /** Waits until the child has been running `ms`, or ended. */
@@ -183,5 +197,52 @@ describe('a repository in a bucket on Ceph radosgw', { skip: cephSkip }, () => {
     if (r1.code !== 0) assert.equal(cli(['restore', 'latest', target, '--repo', repo, '--yes']).status, 0, 'the restore run again completes');
     assert.equal(sha256(target), expected, 'the restored disk equals the snapshot');
     assert.equal(cli(['verify', '--repo', repo]).status, 0);
+  });
+
+  test('two workstations snapshot into one bucket at once, a prune waits for them; check passes, each restores its own disk', { timeout: 900_000 }, async () => {
+    const repo = `s3:${ceph.endpoint}/team-snapshots/two-hosts`;
+    // Two disks that share half their bytes at the same places (an OS installed from one image).
+    const [a, b] = [path.join(dir, 'ws-a.img'), path.join(dir, 'ws-b.img')];
+    randomDisk(a, 192);
+    fs.copyFileSync(a, b);
+    writeAt(b, 96 << 20, crypto.randomBytes(96 << 20));
+    const times = (r: { stdout: string }) => {
+      const m = JSON.parse(r.stdout).snapshot;
+      const start = Date.parse(m.created);
+      return { start, end: start + m.stats.durationSeconds * 1000 };
+    };
+    const [ra, rb] = await Promise.all([onHost('ws-a', ['snapshot', a, '--repo', repo, '--json'], ceph.env), onHost('ws-b', ['snapshot', b, '--repo', repo, '--json'], ceph.env)]);
+    assert.equal(ra.code, 0, ra.stderr);
+    assert.equal(rb.code, 0, rb.stderr);
+    const [ta, tb] = [times(ra), times(rb)];
+    assert.ok(ta.start < tb.end && tb.start < ta.end, `the two snapshots ran at the same time (shared lock): ${JSON.stringify({ ta, tb })}`);
+
+    // A second snapshot on ws-a while ws-b forgets all but its newest and prunes (exclusive: it waits).
+    writeAt(a, 0, crypto.randomBytes(8 << 20));
+    const second = onHost('ws-a', ['snapshot', a, '--repo', repo, '--json'], ceph.env);
+    await new Promise((r) => setTimeout(r, 1000));
+    const prune = onHost('ws-b', ['forget', '--keep-last', '1', '--prune', '--repo', repo, '--lock-wait', '600'], ceph.env);
+    const [r2, rp] = await Promise.all([second, prune]);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal(rp.code, 0, rp.stderr);
+    const c = cli(['check', '--repo', repo, '--json']);
+    assert.equal(c.status, 0, JSON.stringify(c.json));
+    assert.equal(cli(['verify', '--repo', repo]).status, 0);
+    const listed = cli(['list', '--repo', repo, '--json'])
+      .json.snapshots.map((x: { host: string }) => x.host)
+      .sort();
+    assert.deepEqual(listed, ['ws-a', 'ws-b'], 'retention per host: each keeps its newest');
+    for (const [host, disk] of [
+      ['ws-a', a],
+      ['ws-b', b],
+    ]) {
+      const list = cli(['list', '--repo', repo, '--json']).json.snapshots;
+      const id = list.find((x: { host: string }) => x.host === host).id;
+      const target = path.join(dir, `${host}-restored.img`);
+      fs.writeFileSync(target, '');
+      fs.truncateSync(target, fs.statSync(disk).size);
+      assert.equal(cli(['restore', id, target, '--repo', repo, '--yes']).status, 0);
+      assert.equal(sha256(target), sha256(disk), `${host}'s disk restores byte-identically`);
+    }
   });
 });
