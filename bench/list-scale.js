@@ -12,6 +12,8 @@
 // Each measurement runs in a fresh node process; it prints wall time and peak RSS.
 // Run after `npx tsc -p .`:   node bench/list-scale.js [--snapshots N] [--chunks K] [--many M] [--old O] [--keep]
 // (--old: how many manifests the "read every manifest" comparison reads, default 20)
+//   --s3 s3:http://host:port/bucket   set B only, in a repository in that bucket (keys from AWS_ACCESS_KEY_ID /
+//                                     AWS_SECRET_ACCESS_KEY; `scripts/ceph.sh up DIR` starts a server)
 'use strict';
 
 const { spawnSync } = require('child_process');
@@ -32,6 +34,7 @@ const K = arg('--chunks', 100000);
 const M = arg('--many', 1000);
 const OLD = Math.min(N, arg('--old', 20));
 const keep = process.argv.includes('--keep');
+const s3 = process.argv.includes('--s3') ? process.argv[process.argv.indexOf('--s3') + 1] : null;
 
 async function build(dir, count, chunks) {
   const { Repository } = require(path.join(OUT, 'imaging/repo/repository.js'));
@@ -79,6 +82,7 @@ const du = (dir) => spawnSync('du', ['-sh', path.join(dir, 'snapshots')], { enco
   try {
     const a = path.join(work, 'a');
     let t = Date.now();
+    if (s3) return await setB(`${s3}/list-scale-${Date.now()}`, results);
     await build(a, N, K);
     console.log(`set A: ${N} snapshots of a 2 TB disk, ${K} used chunks each: snapshots/ holds ${du(a)} (built in ${((Date.now() - t) / 1000).toFixed(0)} s)`);
     const manifestMiB = fs.statSync(path.join(a, 'snapshots', `${'1'.padStart(16, '0')}.json`)).size / 2 ** 20;
@@ -103,8 +107,19 @@ const du = (dir) => spawnSync('du', ['-sh', path.join(dir, 'snapshots')], { enco
     console.log(`  every summary deleted: first list rebuilds them ${fmt(results.A.rebuild)}; the next ${fmt(results.A.afterRebuild)}`);
     fs.rmSync(a, { recursive: true, force: true });
 
-    const b = path.join(work, 'b');
-    t = Date.now();
+    await setB(path.join(work, 'b'), results);
+  } finally {
+    if (!keep) fs.rmSync(work, { recursive: true, force: true });
+    else console.log(`kept ${work}`);
+  }
+})().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
+
+async function setB(b, results) {
+  {
+    const t = Date.now();
     await build(b, M, 100);
     console.log(`set B: ${M} snapshots of a 2 TB disk (small manifests), built in ${((Date.now() - t) / 1000).toFixed(0)} s`);
     results.B = {
@@ -118,11 +133,5 @@ const du = (dir) => spawnSync('du', ['-sh', path.join(dir, 'snapshots')], { enco
     console.log(`  naming one by label:            ${fmt(results.B.resolveLabel)}`);
     fs.mkdirSync(path.join(__dirname, '.work'), { recursive: true });
     fs.writeFileSync(path.join(__dirname, '.work', 'list-scale.json'), JSON.stringify(results, null, 2) + '\n');
-  } finally {
-    if (!keep) fs.rmSync(work, { recursive: true, force: true });
-    else console.log(`kept ${work}`);
   }
-})().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+}

@@ -93,9 +93,11 @@ export async function writeSummary(repo: CatalogRepo, id: string, m: Manifest, p
 async function readSummary(repo: CatalogRepo, id: string): Promise<SummaryFile | null> {
   let s: SummaryFile;
   try {
-    const st = await repo.storage.stat(summaryName(id));
-    if (!st || st.size > 1 << 20) return null;
-    const plain = repo.openSealedFile(await repo.storage.get(summaryName(id)));
+    // One request (a bucket answers each in milliseconds, and listing makes one per snapshot);
+    // a summary of over 1 MiB is none devsnap wrote.
+    const bytes = await repo.storage.getRange(summaryName(id), 0, (1 << 20) + 1);
+    if (bytes.length > 1 << 20) return null;
+    const plain = repo.openSealedFile(bytes);
     s = JSON.parse(plain.toString('utf8'));
   } catch {
     return null; // missing or damaged: the manifest says it all
@@ -134,7 +136,7 @@ export async function listCatalog(repo: CatalogRepo): Promise<Catalog> {
   const manifests = await repo.listManifests();
   const snapshots: ListedSnapshot[] = [];
   const stale: string[] = [];
-  const jobs = new JobQueue(16);
+  const jobs = new JobQueue(64);
   for (const [id, st] of manifests) {
     await jobs.add(async () => {
       const s = st && (await readSummary(repo, id));

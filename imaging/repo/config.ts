@@ -106,7 +106,7 @@ async function encryptionMarkers(storage: Storage, c: RepoConfig): Promise<strin
   // Every open of an unencrypted repository looks at each manifest's first bytes (a planted plain
   // manifest must not hide sealed ones), several at a time: a bucket answers each in milliseconds.
   let sealed: string | null = null;
-  const jobs = new JobQueue(16);
+  const jobs = new JobQueue(64);
   for (const n of names) {
     if (sealed) break;
     await jobs.add(async () => {
