@@ -3,6 +3,7 @@
 'use strict';
 
 const { spawnSync } = require('child_process');
+const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 
@@ -131,6 +132,125 @@ class Devices {
   }
 }
 
+/** The root partition mounted read-write (`noatime`) at `mnt`, and a read-only loop device of the whole disk for devsnap, which finds the mount through the shared backing file. */
+function mountRoot(devices, disk, rootP, mnt) {
+  // noatime: the image's atimes are older than 24 h, so with relatime the peers' reads of every file
+  // would rewrite every inode between devsnap's runs, which a real root did long ago.
+  const rw = devices.attach(disk, { offset: rootP.start, size: rootP.size });
+  devices.mount(rw, mnt, 'noatime');
+  const whole = devices.attach(disk, { ro: true }); // devsnap images the whole disk; it finds the mount itself
+  return { rw, whole };
+}
+
+/** An ext4 device's state: `needs_recovery` (dumpe2fs -h) and `e2fsck -fn`'s exit (with its last lines when not 0). */
+function ext4Health(dev) {
+  const features = /^Filesystem features:\s*(.*)$/m.exec(sh('dumpe2fs', ['-h', dev], { allowFail: true }).stdout)?.[1] ?? '';
+  const needsRecovery = /\bneeds_recovery\b/.test(features);
+  const fsck = sh('e2fsck', ['-fn', dev], { allowFail: true });
+  return { needsRecovery, e2fsckExit: fsck.status, e2fsckTail: fsck.status === 0 ? '' : (fsck.stdout + fsck.stderr).trim().split('\n').slice(-6).join('\n') };
+}
+
+/**
+ * Every entry below `dir` as one line (path, type, mode, owner, and for files size, mtime in ns and
+ * sha256, for symlinks the target), sorted: two trees are equal when their lists are. Directory
+ * times and link counts are left out (restoring tools set them differently).
+ */
+function treeListing(dir) {
+  const lines = [];
+  const buf = Buffer.allocUnsafe(MiB);
+  const walk = (rel) => {
+    for (const name of fs.readdirSync(path.join(dir, rel)).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      const p = path.join(dir, r);
+      const st = fs.lstatSync(p, { bigint: true });
+      const head = `${r}\t${(Number(st.mode) & 0o177777).toString(8)}\t${st.uid}:${st.gid}`;
+      if (st.isDirectory()) {
+        lines.push(`${head}\tdir`);
+        walk(r);
+      } else if (st.isSymbolicLink()) lines.push(`${head}\tlink\t${fs.readlinkSync(p)}`);
+      else if (st.isFile()) {
+        const h = crypto.createHash('sha256');
+        const fd = fs.openSync(p, 'r');
+        try {
+          for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) h.update(buf.subarray(0, n));
+        } finally {
+          fs.closeSync(fd);
+        }
+        lines.push(`${head}\tfile\t${st.size}\t${st.mtimeNs}\t${h.digest('hex')}`);
+      } else lines.push(`${head}\tother\t${st.rdev}`);
+    }
+  };
+  walk('');
+  return lines;
+}
+
+/** Compares two tree listings: `{ equal, entries, bytes, differences: first few lines only in one of them }`. */
+function compareListings(want, got, max = 5) {
+  const a = new Set(want);
+  const b = new Set(got);
+  const differences = [...want.filter((l) => !b.has(l)).map((l) => `missing or different: ${l}`), ...got.filter((l) => !a.has(l)).map((l) => `restored as: ${l}`)];
+  const bytes = want.reduce((n, l) => n + (l.split('\t')[3] === 'file' ? Number(l.split('\t')[4]) : 0), 0);
+  return { equal: differences.length === 0, entries: want.length, restoredEntries: got.length, bytes, differences: differences.slice(0, max), differing: differences.length };
+}
+
+/** Installs GNU time (for peak RSS) when it is missing. */
+function ensureGnuTime() {
+  if (fs.existsSync('/usr/bin/time')) return;
+  log('installing GNU time (for peak RSS)');
+  sh('bash', ['-c', 'DEBIAN_FRONTEND=noninteractive apt-get install -y -q time >/dev/null || (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q time >/dev/null)']);
+}
+
+/** --scale and --part: the defaults (--quick: 0.3 GB; else 3 GB; the root partition 8/3 × the data, at least 1 GiB) and their checks. */
+function diskScale(o) {
+  if (o.scale === null) o.scale = o.quick ? 0.3 : 3;
+  if (!(o.scale > 0)) throw new Error('--scale needs a positive number of GB');
+  if (o.part === null) o.part = Math.max(1, Math.ceil((o.scale * 8) / 3));
+  if (o.part * GiB < o.scale * 1e9 * 1.25) throw new Error(`--part ${o.part} GiB is too small for ${o.scale} GB of data`);
+  return o;
+}
+
+/** Prints a bench script's header comment (the lines starting with //) as its --help, and exits. */
+function printHelp(file) {
+  console.log(
+    fs
+      .readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('//'))
+      .map((l) => l.slice(3))
+      .join('\n'),
+  );
+  process.exit(0);
+}
+
+/**
+ * The argv of a devsnap run as the extension and the helper start it: `node` with the engine's runtime
+ * settings (imaging/runtime.ts), not relaunching itself to get them as a bare `node cli.js` does.
+ * Returns `(extra) => argv` for `{ args, prof }`.
+ */
+function devsnapCommand(cli) {
+  const runtimeJs = path.join(path.dirname(cli), 'runtime.js');
+  const rt = fs.existsSync(runtimeJs) ? require(runtimeJs) : { ENGINE_NODE_ARGS: [], ENGINE_ENV: {} };
+  return (extra) => [
+    'env',
+    ...Object.entries(rt.ENGINE_ENV).map(([k, v]) => `${k}=${v}`),
+    'node',
+    ...rt.ENGINE_NODE_ARGS,
+    ...(extra.prof ? ['--cpu-prof', '--cpu-prof-dir', extra.prof] : []),
+    cli,
+    ...extra.args,
+  ];
+}
+
+/** Runs `cleanup` when the process exits and on SIGINT, SIGTERM and SIGHUP (then exits 130). */
+function cleanupOnExit(cleanup) {
+  process.on('exit', cleanup);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'])
+    process.on(sig, () => {
+      cleanup();
+      process.exit(130);
+    });
+}
+
 function fmtBytes(b) {
   if (b == null) return '-';
   if (b >= 1e9) return `${(b / 1e9).toFixed(2)} GB`;
@@ -145,4 +265,30 @@ function table(rows, header, left = 2) {
   return [line(header), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
 }
 
-module.exports = { ROOT, WORK, MiB, GiB, sh, q, log, dropCaches, canDropCaches: () => canDropCaches, timed, duBytes, fileBytes, ext4Used, Devices, fmtBytes, table };
+module.exports = {
+  ROOT,
+  WORK,
+  MiB,
+  GiB,
+  sh,
+  q,
+  log,
+  dropCaches,
+  canDropCaches: () => canDropCaches,
+  timed,
+  duBytes,
+  fileBytes,
+  ext4Used,
+  Devices,
+  mountRoot,
+  ext4Health,
+  treeListing,
+  compareListings,
+  ensureGnuTime,
+  diskScale,
+  printHelp,
+  devsnapCommand,
+  cleanupOnExit,
+  fmtBytes,
+  table,
+};

@@ -22,6 +22,14 @@ function baseOf(results, r) {
   return results.find((x) => x.op === op && x.tool === 'devsnap' && x.source !== 'unmounted' && x !== r) ?? null;
 }
 
+/** The `devsnap/peer` cell of a peer's row: devsnap's time over the peer's, and its bytes over the peer's. */
+function ratioCell(results, r) {
+  const d = r.tool === 'devsnap' ? null : baseOf(results, r);
+  if (!d) return '';
+  // no size ratio against (almost) nothing: an unchanged backup adds a few kB
+  return `${(d.seconds / r.seconds).toFixed(2)}x t` + (r.bytes > 1e6 && d.bytes > 1e6 ? `, ${(d.bytes / r.bytes).toFixed(2)}x B` : '');
+}
+
 function targetsIssue8({ o, rows, mounted, restored, results }) {
   const { fullDevsnap: full, incDevsnap: inc, sameDevsnap: same, incFiles } = rows;
   const runs = Object.entries(mounted);
@@ -108,12 +116,6 @@ const mark = (p) => (p === null ? 'n/a ' : p ? 'PASS' : 'MISS');
 
 function report(ctx) {
   const { o, engine, versions, started, info, rootP, rootUsed, efiUsed, up, results, profile, mounted, restored } = ctx;
-  const ratio = (r) => {
-    const d = r.tool === 'devsnap' ? null : baseOf(results, r);
-    if (!d) return '';
-    // no size ratio against (almost) nothing: an unchanged backup adds a few kB
-    return `${(d.seconds / r.seconds).toFixed(2)}x t` + (r.bytes > 1e6 && d.bytes > 1e6 ? `, ${(d.bytes / r.bytes).toFixed(2)}x B` : '');
-  };
   const rows = ordered(results).map((r) => [
     r.op,
     r.tool,
@@ -122,7 +124,7 @@ function report(ctx) {
     r.mbps ? r.mbps.toFixed(0) : '-',
     fmtBytes(r.bytes),
     r.rss ? `${(r.rss / MiB).toFixed(0)} MiB` : '-',
-    ratio(r),
+    ratioCell(results, r),
   ]);
   const t8 = targetsIssue8(ctx);
   const t2 = targetsIssue2(ctx);
@@ -213,4 +215,4 @@ function report(ctx) {
   fs.writeFileSync(path.join(WORK, `results-s${o.scale}.json`), json); // the latest run of each scale, kept side by side
 }
 
-module.exports = { report };
+module.exports = { report, ratioCell, mark, RSS_LIMIT };

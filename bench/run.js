@@ -28,7 +28,7 @@
 
 const fs = require('fs');
 const path = require('path');
-const { ROOT, WORK, GiB, sh, q, log, dropCaches, timed, duBytes, fileBytes, ext4Used, Devices, fmtBytes } = require('./lib');
+const { ROOT, WORK, sh, q, log, dropCaches, timed, duBytes, fileBytes, ext4Used, Devices, mountRoot, ensureGnuTime, diskScale, printHelp, devsnapCommand, cleanupOnExit, fmtBytes } = require('./lib');
 const { buildBaseDisk } = require('./disk');
 const { buildHead, summarizeProfiles } = require('./engine');
 const { startWriters, checkRestoredRoot, killWriters } = require('./writers');
@@ -49,36 +49,17 @@ function parseArgs(argv) {
     else if (a === '--no-drop-caches') o.dropCaches = false;
     else if (a === '--cpu-prof') o.cpuProf = true;
     else if (a === '--engine') o.engine = argv[++i];
-    else if (a === '-h' || a === '--help') {
-      console.log(
-        fs
-          .readFileSync(__filename, 'utf8')
-          .split('\n')
-          .filter((l) => l.startsWith('//'))
-          .map((l) => l.slice(3))
-          .join('\n'),
-      );
-      process.exit(0);
-    } else throw new Error(`unknown option ${a} (see --help)`);
+    else if (a === '-h' || a === '--help') printHelp(__filename);
+    else throw new Error(`unknown option ${a} (see --help)`);
   }
   if (!['out', 'head'].includes(o.engine)) throw new Error('--engine is out or head');
-  if (o.scale === null) o.scale = o.quick ? 0.3 : 3;
-  if (!(o.scale > 0)) throw new Error('--scale needs a positive number of GB');
-  if (o.part === null) o.part = Math.max(1, Math.ceil((o.scale * 8) / 3));
-  if (o.part * GiB < o.scale * 1e9 * 1.25) throw new Error(`--part ${o.part} GiB is too small for ${o.scale} GB of data`);
-  return o;
+  return diskScale(o);
 }
 
 function installPeers() {
   log('checking peer tools (scripts/install-deps.sh --bench)');
   sh('bash', [path.join(ROOT, 'scripts/install-deps.sh'), '--bench'], { stdio: 'inherit' });
-  if (!fs.existsSync('/usr/bin/time')) {
-    log('installing GNU time (for peak RSS)');
-    sh('bash', [
-      '-c',
-      'DEBIAN_FRONTEND=noninteractive apt-get install -y -q time >/dev/null || (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q time >/dev/null)',
-    ]);
-  }
+  ensureGnuTime();
   return {
     node: process.version,
     partclone:
@@ -122,12 +103,7 @@ async function main() {
     killWriters();
     D.cleanupAll();
   };
-  process.on('exit', cleanupAll);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'])
-    process.on(sig, () => {
-      cleanupAll();
-      process.exit(130);
-    });
+  cleanupOnExit(cleanupAll);
 
   const started = Date.now();
   const repos = path.join(WORK, 'repos');
@@ -158,19 +134,8 @@ async function main() {
     for (const k of ['devsnap', 'devsnapOffline', 'restic', 'borg', 'resticFiles', 'borgFiles']) R[k] = path.join(repos, k);
     for (const k of ['restic', 'resticFiles']) sh('restic', ['init', '--repo', R[k]], { env: { ...process.env, ...env } });
     for (const k of ['borg', 'borgFiles']) sh('borg', ['init', '-e', 'none', R[k]], { env: { ...process.env, ...env } });
-    // devsnap as the extension and the helper start it: with the engine's runtime settings
-    // (imaging/runtime.ts), not relaunching itself to get them as a bare `node cli.js` does.
-    const runtimeJs = path.join(path.dirname(CLI), 'runtime.js');
-    const rt = fs.existsSync(runtimeJs) ? require(runtimeJs) : { ENGINE_NODE_ARGS: [], ENGINE_ENV: {} };
-    const devsnapArgs = (extra) => [
-      'env',
-      ...Object.entries(rt.ENGINE_ENV).map(([k, v]) => `${k}=${v}`),
-      'node',
-      ...rt.ENGINE_NODE_ARGS,
-      ...(extra.prof ? ['--cpu-prof', '--cpu-prof-dir', extra.prof] : []),
-      CLI,
-      ...extra.args,
-    ];
+    // devsnap as the extension and the helper start it (imaging/runtime.ts's settings)
+    const devsnapArgs = devsnapCommand(CLI);
     const devLink = path.join(WORK, 'dev');
     fs.mkdirSync(devLink, { recursive: true });
     const rootLink = path.join(devLink, 'root'); // stable path for borg, whatever loop device backs it
@@ -256,13 +221,9 @@ async function main() {
     blockPeer('first backup', 'installed');
     for (const k of Object.keys(L)) D.detach(L[k]);
 
-    // ---- phase M: the root mounted read-write, as users live ----
-    // noatime: the image's atimes are older than 24 h, so with relatime the peers' reads of every file
-    // would rewrite every inode between devsnap's runs, which a real root did long ago.
+    // ---- phase M: the root mounted read-write (noatime), as users live ----
     const mnt = path.join(WORK, 'mnt');
-    const rw = D.attach(disk, { offset: rootP.start, size: rootP.size });
-    D.mount(rw, mnt, 'noatime');
-    const whole = D.attach(disk, { ro: true }); // devsnap images the whole disk; it finds the mount itself
+    const { rw, whole } = mountRoot(D, disk, rootP, mnt);
     const writerLogs = path.join(outs, 'writers');
     const mounted = {};
     const devsnapMounted = async (op, label) => {

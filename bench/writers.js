@@ -7,7 +7,7 @@ const { spawn } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
-const { sh, log } = require('./lib');
+const { log, ext4Health } = require('./lib');
 
 const WRITER = path.join(__dirname, 'writer.js');
 const live = new Set(); // writer processes still running, for killWriters() on the bench's exit paths
@@ -147,10 +147,7 @@ function intactPrefix(file, lines) {
  * hide a problem), the writers' fsync'd data intact.
  */
 function checkRestoredRoot(devices, dev, mnt, writers, cutoffMs) {
-  const features = /^Filesystem features:\s*(.*)$/m.exec(sh('dumpe2fs', ['-h', dev], { allowFail: true }).stdout)?.[1] ?? '';
-  const needsRecovery = /\bneeds_recovery\b/.test(features);
-  const fsck = sh('e2fsck', ['-fn', dev], { allowFail: true });
-  const result = { needsRecovery, e2fsckExit: fsck.status, e2fsckTail: fsck.status === 0 ? '' : (fsck.stdout + fsck.stderr).trim().split('\n').slice(-6).join('\n') };
+  const result = ext4Health(dev);
   devices.mount(dev, mnt, 'ro,noload');
   try {
     const c = checkWriterOutput(mnt, writers.logs, cutoffMs);

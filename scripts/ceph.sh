@@ -6,7 +6,8 @@
 #   scripts/ceph.sh down DIR               stop DIR's daemons by their pid files (gateway, OSDs, monitor)
 # With OSDS >= 2 every pool keeps min(OSDS, 3) copies, so one OSD can be killed (fault tests).
 # Environment: MON_PORT (default PORT+1; msgr v1 on MON_PORT+1), STORE (memstore: in RAM, fast, the
-# default; bluestore: a 20 GiB sparse file per OSD, kept across down/up), READY_TIMEOUT (120 s).
+# default; bluestore: a 20 GiB sparse file per OSD, kept across down/up), MEMSTORE_BYTES (each
+# memstore OSD's capacity, default 4 GiB: writes stop once it is full), READY_TIMEOUT (120 s).
 # Installs radosgw, ceph-mon and ceph-osd (scripts/install-deps.sh --only --s3; ~1 min, ~340 MB) when
 # they are missing and it runs as root.
 set -euo pipefail
@@ -94,7 +95,7 @@ mon data = $D/mon/\$cluster-\$id
 [osd]
 osd data = $D/osd/\$cluster-\$id
 osd objectstore = $STORE
-memstore device bytes = 4294967296
+memstore device bytes = ${MEMSTORE_BYTES:-4294967296}
 bluestore block create = true
 bluestore block size = 21474836480
 osd memory target = 1073741824
