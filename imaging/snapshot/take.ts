@@ -98,7 +98,9 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
   let commitId: string | undefined; // set once the manifest's commit starts
   const saver = new ChunkSaver(writer, pool, options.level ?? repo.config.compression.level, repo.dir);
   const chunks = new ChunkReader(repo, pool, writer);
-  const store = new CellStore(repo, saver, chunks, pool.size * 2, { compareBytes: !!options.fullRead });
+  // Cells in flight: in a bucket each changed cell's comparison waits on a request (its parent's
+  // block digests), so more of them overlap the round trips; in a folder the CPU bounds them.
+  const store = new CellStore(repo, saver, chunks, repo.folder !== null ? pool.size * 2 : 16, { compareBytes: !!options.fullRead });
   let frozen: Frozen | null = null;
   const resumes: Thaw[] = [];
   let lvm: LvmSession | null = null;
