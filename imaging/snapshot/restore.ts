@@ -169,7 +169,7 @@ export async function restoreSnapshot(repo: Repository, opts: RestoreOptions): P
   const reader = new ChunkReader(repo, pool);
   const meter = new ProgressMeter('restore', plan.bytesToWrite, opts.onProgress);
   const zeros = Buffer.alloc(m.chunkSize);
-  const jobs = new JobQueue(pool.size * 3);
+  const jobs = new JobQueue(repo.folder !== null ? pool.size * 3 : 16); // in a bucket, more reads overlap their round trips
   let bytesWritten = 0;
   let gptRelocated = false;
   try {
