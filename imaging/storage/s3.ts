@@ -47,6 +47,8 @@ export interface S3StorageOptions {
   partSize?: number;
   /** A request that has not answered in this long is abandoned and retried (default 120 s). */
   requestTimeoutMs?: number;
+  /** Where packs are spooled before their upload (default /dev/shm, else TMPDIR: see create()). */
+  spoolDir?: string;
 }
 
 // Node's network failures that mean "the server did not answer", after the SDK's retries.
@@ -69,6 +71,7 @@ export class S3Storage implements Storage {
   private readonly attempts: number;
   private readonly threshold: number;
   private readonly partSize: number;
+  private readonly spoolDir: string;
 
   /** `location`: "s3:https://host[:port]/bucket[/prefix]" or one parsed by parseS3Location. */
   constructor(location: string | S3Location, opts: S3StorageOptions = {}) {
@@ -79,6 +82,7 @@ export class S3Storage implements Storage {
     this.attempts = opts.maxAttempts ?? 6;
     this.threshold = opts.multipartThreshold ?? 64 * MiB;
     this.partSize = Math.max(opts.partSize ?? 16 * MiB, 5 * MiB);
+    this.spoolDir = opts.spoolDir ?? (process.env.TMPDIR === undefined && fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir());
     this.client = new S3Client({
       endpoint: loc.endpoint,
       region: opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
@@ -251,12 +255,15 @@ export class S3Storage implements Storage {
   }
 
   /**
-   * Spools to a file in the system's temporary folder, so that a pack is not held in memory, and
-   * uploads it on commit() (in parts when it is over the threshold).
+   * Spools to a file, so that a pack is not held in memory while it is written, and uploads it on
+   * commit() (in parts when it is over the threshold). The spool is in /dev/shm where there is one
+   * (unless TMPDIR says otherwise): a snapshot of the running system writes packs while its
+   * filesystems are frozen, and the temporary folder may be on one of them (a write there would wait
+   * for the thaw, which waits for the write).
    */
   async create(name: string): Promise<ObjectWriter> {
     const key = this.key(name);
-    const spoolDir = os.tmpdir();
+    const spoolDir = this.spoolDir;
     const spool = path.join(spoolDir, `devsnap-s3-${crypto.randomBytes(8).toString('hex')}.spool`);
     const spoolFailed = (err: unknown): never => {
       throw Object.assign(
