@@ -9,6 +9,7 @@ import * as path from 'path';
 import type { DiskInfo } from '../imaging/protocol';
 import { formatBytes } from '../imaging/core/format';
 import { MountEntry, parseMountinfo as parseEngineMountinfo, unescapeOctal } from '../imaging/disk/sysfs';
+import { isS3Repository } from './paths';
 
 /** The disks a picker offers: drives, plus virtual devices (loop, ram, zram) when asked, or when it is the one configured. */
 export function offeredDisks(disks: readonly DiskInfo[], showVirtual: boolean, keep: (string | undefined)[] = []): DiskInfo[] {
@@ -69,8 +70,13 @@ export function realPathSoFar(p: string): string {
   }
 }
 
-/** The disk (drive or virtual device) whose filesystem holds folder `p`, from the engine's disks and the mounts. */
+/**
+ * The disk (drive or virtual device) whose filesystem holds folder `p`, from the engine's disks and
+ * the mounts. A bucket (an s3: repository) is on none: taken as a path, "s3:https://…" would resolve
+ * under the current folder, on the system drive.
+ */
 export function diskOfPath(p: string, disks: readonly DiskInfo[], mounts: readonly MountEntry[]): DiskInfo | undefined {
+  if (isS3Repository(p)) return undefined;
   const m = mountOf(realPathSoFar(p), mounts);
   if (!m) return undefined;
   return disks.find((d) => d.path === m.source || d.partitions.some((x) => x.path === m.source)) ?? disks.find((d) => d.mountpoints.includes(m.mountpoint));

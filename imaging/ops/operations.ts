@@ -81,15 +81,19 @@ export async function withRepository<T>(
   if (!req.repo) throw new DevsnapError('USAGE', 'No repository given.', 'Pass --repo DIR or set DEVSNAP_REPO.');
   const access = { password: req.password, s3Credentials: req.s3Credentials };
   const repo = create ? await Repository.openOrInit(req.repo, access, ctx.log) : await Repository.open(req.repo, access, ctx.log);
-  // A writer that only adds objects under new names (a snapshot) shares the lock in a bucket, so that
-  // a team's workstations snapshot at once (FORMAT.md "Many writers"); in a folder it stays exclusive.
-  const lock = await repo.lock(exclusive === 'adds-only' ? repo.folder !== null : exclusive, purpose, ctx.lockWaitMs);
   try {
-    if (index) await repo.loadIndex();
-    return await fn(repo);
+    // A writer that only adds objects under new names (a snapshot) shares the lock in a bucket, so that
+    // a team's workstations snapshot at once (FORMAT.md "Many writers"); in a folder it stays exclusive.
+    const lock = await repo.lock(exclusive === 'adds-only' ? repo.folder !== null : exclusive, purpose, ctx.lockWaitMs);
+    try {
+      if (index) await repo.loadIndex();
+      return await fn(repo);
+    } finally {
+      await repo.close();
+      await lock.release();
+    }
   } finally {
-    await repo.close();
-    await lock.release();
+    await repo.dispose(); // the storage's connections too (the long-lived engine service opens a repository per request)
   }
 }
 

@@ -312,8 +312,15 @@ export class Repository {
     return this.packs.read(loc.pack, loc.offset + loc.length - n, n);
   }
 
+  /** Closes the open pack files (the repository can still be used: prune does this before it deletes packs). */
   async close(): Promise<void> {
     await this.packs.close();
+  }
+
+  /** Closes everything, the storage's connections too: the repository is not used afterwards. */
+  async dispose(): Promise<void> {
+    await this.close();
+    this.storage.close?.();
   }
 
   // ---- snapshots

@@ -103,6 +103,8 @@ export interface Storage {
   strays(prefix: string): AsyncIterable<Stray>;
   /** Removes a stray (a leftover that strays() listed, by its name there); no error when it is gone. */
   removeStray(stray: Stray): Promise<void>;
+  /** Releases what the storage holds open (an S3 client's connections); it is not used afterwards. */
+  close?(): void;
 }
 
 const SEGMENT = /^[A-Za-z0-9._-]+$/;

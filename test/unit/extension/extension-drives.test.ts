@@ -103,6 +103,8 @@ describe('drives for a repository', () => {
     assert.equal(diskOfPath('/media/me/backup/devsnap/not/yet', all, mounts)?.path, '/dev/sdb');
     assert.equal(diskOfPath('/home/me/snapshots', all, mounts)?.path, '/dev/nvme0n1');
     assert.equal(diskOfPath('/mnt/nas/devsnap', all, mounts), undefined);
+    // A bucket is on no disk (as a path it would resolve under the current folder, on the system drive).
+    assert.equal(diskOfPath('s3:https://s3.example.com/team/workstations', all, mounts), undefined);
     assert.equal(defaultSourceDisk(all, undefined)?.path, '/dev/nvme0n1');
     assert.equal(defaultSourceDisk(all, '/dev/sdb1')?.path, '/dev/sdb');
     assert.equal(defaultSourceDisk(all, '/home/me/disk.img'), undefined);
