@@ -5,6 +5,7 @@
 const { spawnSync } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
+const os = require('os');
 const path = require('path');
 
 const ROOT = path.resolve(__dirname, '..');
@@ -265,6 +266,17 @@ function table(rows, header, left = 2) {
   return [line(header), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
 }
 
+/** The machine, for a report's header: cores, CPU, memory, kernel. */
+function machineText() {
+  return `${os.cpus().length} cores (${os.cpus()[0]?.model?.trim()}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}`;
+}
+
+/** Whether the page cache was dropped before each run, for a report's header. */
+function cachesText(dropCachesWanted) {
+  if (!dropCachesWanted) return 'not dropped (--no-drop-caches)';
+  return canDropCaches ? 'dropped before every run (sync; echo 3 > /proc/sys/vm/drop_caches)' : 'could NOT be dropped (no permission): reads may come from the page cache';
+}
+
 module.exports = {
   ROOT,
   WORK,
@@ -275,6 +287,8 @@ module.exports = {
   log,
   dropCaches,
   canDropCaches: () => canDropCaches,
+  machineText,
+  cachesText,
   timed,
   duBytes,
   fileBytes,

@@ -3,9 +3,8 @@
 'use strict';
 
 const fs = require('fs');
-const os = require('os');
 const path = require('path');
-const { ROOT, WORK, MiB, GiB, fmtBytes, table, canDropCaches } = require('./lib');
+const { ROOT, WORK, MiB, fmtBytes, table, machineText, cachesText } = require('./lib');
 
 const RSS_LIMIT = 150e6;
 const PAUSE_LIMIT_MS = 2000;
@@ -128,12 +127,8 @@ function report(ctx) {
   ]);
   const t8 = targetsIssue8(ctx);
   const t2 = targetsIssue2(ctx);
-  const machine = `${os.cpus().length} cores (${os.cpus()[0]?.model?.trim()}), ${(os.totalmem() / GiB).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}`;
-  const caches = !o.dropCaches
-    ? 'not dropped (--no-drop-caches)'
-    : canDropCaches()
-      ? 'dropped before every run (sync; echo 3 > /proc/sys/vm/drop_caches)'
-      : 'could NOT be dropped (no permission): reads may come from the page cache';
+  const machine = machineText();
+  const caches = cachesText(o.dropCaches);
   const out = [''];
   out.push(`devsnap benchmark — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — ${machine}`);
   out.push(`engine: ${engine}`);

@@ -42,7 +42,8 @@ const {
   sh,
   log,
   dropCaches,
-  canDropCaches,
+  machineText,
+  cachesText,
   timed,
   ext4Used,
   Devices,
@@ -503,12 +504,8 @@ function report(ctx) {
     },
   ];
   const load = (l) => l.map((x) => x.toFixed(1)).join(' ');
-  const machine = `${os.cpus().length} cores (${os.cpus()[0]?.model?.trim()}), ${(os.totalmem() / GiB).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}; load average ${load(loadAtStart)} at the start, ${load(os.loadavg())} at the end`;
-  const caches = !o.dropCaches
-    ? 'not dropped (--no-drop-caches)'
-    : canDropCaches()
-      ? 'dropped before every run (sync; echo 3 > /proc/sys/vm/drop_caches)'
-      : 'could NOT be dropped (no permission): reads may come from the page cache';
+  const machine = `${machineText()}; load average ${load(loadAtStart)} at the start, ${load(os.loadavg())} at the end`;
+  const caches = cachesText(o.dropCaches);
   const out = [''];
   out.push(`devsnap S3 benchmark (issue 13) — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — ${machine}`);
   out.push(`engine: working tree (out/), Node ${process.version}; ${versions.restic}; ${versions.ceph}`);

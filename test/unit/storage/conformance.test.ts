@@ -5,13 +5,13 @@
 // install it, the S3 part is skipped with the reason.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'child_process';
+import { execFile } from 'child_process';
 import * as fs from 'fs';
-import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { CreateMultipartUploadCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
-import { cleanup, isRoot, seededBytes, sh, tmpDir } from '../../helpers/disks';
+import { cleanup, seededBytes, sh, tmpDir } from '../../helpers/disks';
+import { Ceph, cephSkip, startCeph } from '../../helpers/ceph';
 import { LocalStorage } from '../../../imaging/storage/local';
 import { S3Storage, S3StorageOptions } from '../../../imaging/storage/s3';
 import { isValidName, Storage, StorageError, StorageErrorKind, Stray } from '../../../imaging/storage/storage';
@@ -19,8 +19,6 @@ import { isValidName, Storage, StorageError, StorageErrorKind, Stray } from '../
 after(cleanup);
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const ROOT = path.join(__dirname, '..', '..', '..', '..');
-const CEPH_SH = path.join(ROOT, 'scripts', 'ceph.sh');
 
 async function collect(it: AsyncIterable<{ name: string }>): Promise<string[]> {
   const names: string[] = [];
@@ -587,46 +585,19 @@ describe('S3 locations and errors, without a server', () => {
   });
 });
 
-// Ceph: installed, or installable (root with apt-get: scripts/ceph.sh installs it); else the reason to skip.
-const hasCommand = (c: string) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
-const cephSkip =
-  ['ceph-mon', 'ceph-osd', 'radosgw', 'radosgw-admin'].every(hasCommand) || (isRoot && hasCommand('apt-get'))
-    ? false
-    : 'Ceph (radosgw, ceph-mon, ceph-osd) is not installed, and installing it needs root and apt-get: run `sudo scripts/install-deps.sh --only --s3`, or the tests as root';
-
-/** A base port with the next two free too (radosgw, monitor v2, monitor v1). */
-async function freePorts(): Promise<number> {
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const srv = net.createServer().once('error', () => resolve(false));
-      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-  for (;;) {
-    const base = 20000 + Math.floor(Math.random() * 30000);
-    if ((await free(base)) && (await free(base + 1)) && (await free(base + 2))) return base;
-  }
-}
-
 const run = (cmd: string, args: string[], timeout: number) =>
   new Promise<string>((resolve, reject) =>
     execFile(cmd, args, { timeout, encoding: 'utf8', maxBuffer: 1 << 24 }, (err, stdout, stderr) => (err ? reject(new Error(`${cmd} ${args.join(' ')}: ${err.message}\n${stderr}`)) : resolve(stdout))),
   );
 
 describe('S3Storage on Ceph radosgw (3 OSDs, started by scripts/ceph.sh)', { skip: cephSkip }, () => {
+  let ceph: Ceph | undefined;
   let dir = '';
   let endpoint = '';
   let credentials = { accessKeyId: '', secretAccessKey: '' };
   let conf = '';
   let n = 0;
   const opened: S3Storage[] = [];
-  let stopped = true;
-  const stop = () => {
-    if (stopped) return;
-    stopped = true;
-    spawnSync('bash', [CEPH_SH, 'down', dir], { stdio: 'inherit', timeout: 120_000 });
-  };
-  // If this process ends without `after` (a crash), the daemons are stopped all the same.
-  process.once('exit', stop);
 
   const prefixes = new Map<Storage, string>();
   const storage = (bucket = 'conformance', opts: S3StorageOptions = {}) => {
@@ -644,15 +615,8 @@ describe('S3Storage on Ceph radosgw (3 OSDs, started by scripts/ceph.sh)', { ski
 
   before(
     async () => {
-      dir = tmpDir('devsnap-ceph-');
-      const port = await freePorts();
-      stopped = false;
-      const out = await run('bash', [CEPH_SH, 'up', dir, String(port), '3'], 600_000); // up to ~1 min more when it installs Ceph
-      const env = Object.fromEntries(out.split('\n').flatMap((l) => (/^\w+=/.test(l) ? [[l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]] : [])));
-      endpoint = env.S3_ENDPOINT;
-      conf = env.CEPH_CONF;
-      credentials = { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY };
-      assert.ok(endpoint && conf && credentials.accessKeyId, `scripts/ceph.sh printed no endpoint and keys:\n${out}`);
+      ceph = await startCeph(3); // 3 copies, so that the last test can kill one OSD; up to ~1 min more when it installs Ceph
+      ({ dir, endpoint, credentials, conf } = ceph);
       await storage().createBucket();
     },
     { timeout: 660_000 },
@@ -660,7 +624,7 @@ describe('S3Storage on Ceph radosgw (3 OSDs, started by scripts/ceph.sh)', { ski
   after(() => {
     for (const s of opened) s.close();
     raw?.destroy();
-    stop();
+    ceph?.stop();
   });
 
   conformance(() => storage(), {
