@@ -132,13 +132,27 @@ exports.tests = [
       // focus); once that has settled, Ctrl+click adds the oldest, whose click runs nothing, so
       // nothing takes the focus (and the selection) away. Up to three times, for a click that lands
       // while the tree re-renders.
-      for (let attempt = 0; attempt < 3 && (await selected.count()) !== 2; attempt++) {
+      // A selection counts once it has held for a second (a refresh of the view, when the panel's
+      // first comparison settles, can redraw the rows and drop it); a context menu left open
+      // meanwhile is closed first.
+      const menu = page.locator('.context-view .monaco-menu, .monaco-menu-container .monaco-menu').first();
+      const twoHeld = async () => {
+        const end = Date.now() + 3000;
+        while ((await selected.count()) !== 2 && Date.now() < end) await page.waitForTimeout(100);
+        if ((await selected.count()) !== 2) return false;
+        await page.waitForTimeout(1000);
+        return (await selected.count()) === 2;
+      };
+      for (let attempt = 0; attempt < 3; attempt++) {
+        if (await menu.isVisible().catch(() => false)) {
+          await page.keyboard.press('Escape');
+          await menu.waitFor({ state: 'hidden', timeout: 5000 });
+        }
         await ui.treeRow(THIRD).click();
         await panelShows(page, pair.after.id, third.id);
         await page.waitForTimeout(500);
         await ui.treeRow(BEFORE).click({ modifiers: ['Control'] });
-        const end = Date.now() + 3000;
-        while ((await selected.count()) !== 2 && Date.now() < end) await page.waitForTimeout(100);
+        if (await twoHeld()) break;
       }
       if ((await selected.count()) !== 2) throw new Error(`selected rows: ${JSON.stringify(await selected.allInnerTexts())}`);
       await ui.contextMenu(ui.treeRow(THIRD), 'Compare Selected');
