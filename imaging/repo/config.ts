@@ -41,6 +41,11 @@ export const DEFAULT_CHUNK_SIZE = 1 << 20;
 const CONFIG_HINT =
   'Put back config.json from another copy of this repository (a second backup drive, a sync); if you did not change it, someone or something with write access to the repository did. Do not write to the repository until then.';
 
+/** The folders init makes before it writes config.json. */
+const REPO_FOLDERS = ['data', 'index', 'snapshots', 'locks'];
+/** A temporary file of a config.json write that never finished (storage/local.ts tempOf, or fsutil.ts tempName). */
+const CONFIG_TEMP = /^config\.json\.\d+\.[0-9a-f]{8}[~.]tmp$/;
+
 /** Why a config's plain settings are implausible (named by field), or null. Checked on init and on every open. */
 function settingsProblem(c: RepoConfig): string | null {
   const int = (v: unknown, lo: number, hi: number) => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi;
@@ -129,7 +134,7 @@ export async function initConfig(storage: Storage, dir: string, folder: string |
   if (kernel)
     throw new DevsnapError('USAGE', `Cannot create a repository in ${dir}: ${kernel} holds kernel interfaces and device nodes, not files.`, 'Choose a folder on a disk, ideally another drive.');
   if (await storage.stat('config.json')) throw new DevsnapError('REPO_EXISTS', `${dir} already holds a devsnap repository.`);
-  const empty = folder !== null ? !(await exists(folder)) || (await fs.promises.readdir(folder)).length === 0 : await isEmpty(storage);
+  const empty = folder !== null ? await isEmptyFolder(folder) : await isEmpty(storage);
   if (!empty) {
     // Not empty because another process created the repository this very moment: open it instead.
     if (await storage.stat('config.json')) throw new DevsnapError('REPO_EXISTS', `${dir} already holds a devsnap repository (created just now by another process).`);
@@ -156,7 +161,7 @@ export async function initConfig(storage: Storage, dir: string, folder: string |
   if (enc) config.sealed = enc.cipher.sealConfig(Buffer.from(canonical(sealedSettings(config))));
   try {
     if (folder !== null) {
-      for (const sub of ['', 'data', 'index', 'snapshots', 'locks']) await mkdirPrivate(path.join(folder, sub));
+      for (const sub of ['', ...REPO_FOLDERS]) await mkdirPrivate(path.join(folder, sub));
       await fs.promises.chmod(folder, 0o700);
     }
     // Of two hosts creating one repository at once, one creates it; the other is told it exists.
@@ -266,6 +271,21 @@ export async function rewriteConfigFile(storage: Storage, config: RepoConfig, ci
   }
   Object.assign(config, next);
   log(why === 'repair' ? 'Repaired the damaged copy of the repository key in config.json.' : 'Upgraded config.json: its settings are now authenticated and its key is stored twice.');
+  return true;
+}
+
+/**
+ * Whether a folder holds nothing, or nothing but what an init that failed at config.json left (its
+ * empty subfolders, a temporary file of config.json): the disk filled, failed or the process was
+ * killed there, and the next init or first snapshot must not refuse the folder as someone else's.
+ */
+async function isEmptyFolder(folder: string): Promise<boolean> {
+  if (!(await exists(folder))) return true;
+  for (const e of await fs.promises.readdir(folder, { withFileTypes: true })) {
+    if (e.isFile() && CONFIG_TEMP.test(e.name)) continue;
+    if (!e.isDirectory() || !REPO_FOLDERS.includes(e.name)) return false;
+    if ((await fs.promises.readdir(path.join(folder, e.name))).length) return false;
+  }
   return true;
 }
 
