@@ -87,7 +87,7 @@ function lockError(err: unknown, storage: Storage): DevsnapError {
     if (err.kind === 'denied' && storage instanceof LocalStorage) return toDevsnapError({ code: errCode(err) === 'EPERM' ? 'EPERM' : 'EACCES' }, subject);
     if (err.kind === 'denied') return new DevsnapError('PERMISSION', `No permission to use ${subject}: ${err.message}`, "Check the access key's permissions on the bucket.");
     if (err.kind === 'not-found') return new DevsnapError('NOT_FOUND', `${subject} cannot be reached: ${err.message}`, 'Check the path and try again.');
-    if (err.kind === 'unavailable') return new DevsnapError('NOT_FOUND', `The repository's storage did not answer: ${err.message}`, 'Check the connection and try again.');
+    if (err.kind === 'unavailable') return toDevsnapError(err); // UNAVAILABLE (exit 11), as every other request the server did not answer
     return new DevsnapError('INTERNAL', `Unexpected error with ${subject}: ${err.message}`, 'Please report this with the output of the command.');
   }
   return toDevsnapError(err, subject);
