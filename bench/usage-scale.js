@@ -4,7 +4,9 @@
 // (test/helpers/manifests.ts): --snapshots N (default 100) snapshots of a 1 TB disk with --chunks K
 // (default 400,000) used 1 MiB chunks each (400 GB of data), each snapshot changing --change P
 // percent (default 1) of them; an index that lists every chunk (their packs are empty files:
-// usage reads no pack). Measures `devsnap stats --json` as a process: wall time and peak RSS.
+// usage reads no pack). Measures `devsnap stats --json` as a process: wall time and peak RSS; and the
+// same for `devsnap check --json` and `devsnap prune --dry-run --json`, which also go through every
+// manifest (the packs hold a byte per chunk and a true chunk list, so that check finds them sound).
 // Run after `npx tsc -p .`:   node bench/usage-scale.js [--snapshots N] [--chunks K] [--change P] [--keep]
 'use strict';
 
@@ -42,18 +44,16 @@ async function build(dir) {
     const created = new Date(Date.UTC(2026, 0, 1) + s * 86400e3).toISOString();
     await repo.writeManifest({ ...base, areas, id: hexId(s + 1), label: `nightly ${s + 1}`, created });
   }
-  // An index of every chunk, ~30 per pack (~600 KB stored each); the packs are empty files.
+  // An index of every chunk, 30 per pack; a pack holds one stored byte per chunk and its chunk list.
+  const { packTrailer } = require(path.join(OUT, 'imaging/repo/pack.js'));
   const packs = new Map();
-  let pack;
-  let n = 0;
-  for (const id of all) {
-    if (n++ % 30 === 0) {
-      pack = crypto.randomBytes(16).toString('hex');
-      packs.set(pack, []);
-      fs.mkdirSync(path.join(dir, 'data', pack.slice(0, 2)), { recursive: true });
-      fs.writeFileSync(path.join(dir, 'data', pack.slice(0, 2), `${pack}.pack`), '');
-    }
-    packs.get(pack).push({ id, offset: (n % 30) * 600000, length: 600000, rawLength: 1 << 20 });
+  const ids = [...all];
+  for (let i = 0; i < ids.length; i += 30) {
+    const pack = crypto.randomBytes(16).toString('hex');
+    const entries = ids.slice(i, i + 30).map((id, k) => ({ id, offset: k, length: 1, rawLength: 1 << 20 }));
+    packs.set(pack, entries);
+    fs.mkdirSync(path.join(dir, 'data', pack.slice(0, 2)), { recursive: true });
+    fs.writeFileSync(path.join(dir, repo.packName(pack)), Buffer.concat([Buffer.alloc(entries.length), packTrailer(entries)]));
   }
   await repo.writeIndex(packs);
   return all.size;
@@ -69,15 +69,27 @@ async function build(dir) {
     console.log(
       `${N} snapshots of a 1 TB disk, ${K} used chunks each (${P}% new per snapshot): ${chunks} distinct chunks, snapshots/ holds ${du} (built in ${((Date.now() - t) / 1000).toFixed(0)} s)`,
     );
-    const t0 = process.hrtime.bigint();
-    const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, CLI, 'stats', '--repo', dir, '--json'], { encoding: 'utf8', maxBuffer: 1 << 28 });
-    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (r.status !== 0) throw new Error(`devsnap stats exited ${r.status}: ${r.stderr}`);
-    const rss = Number(r.stderr.trim().split('\n').pop()) / 1024;
-    const u = JSON.parse(r.stdout);
-    console.log(`devsnap stats: ${(ms / 1000).toFixed(1)} s, peak RSS ${rss.toFixed(0)} MiB; ${u.snapshots.length} snapshots, unique chunks of the second: ${u.snapshots[1]?.uniqueChunks}`);
+    const run = (args) => {
+      const t0 = process.hrtime.bigint();
+      const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, CLI, ...args, '--repo', dir, '--json'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (r.status !== 0) throw new Error(`devsnap ${args.join(' ')} exited ${r.status}: ${r.stdout.slice(0, 2000)} ${r.stderr.slice(-2000)}`);
+      return { seconds: ms / 1000, rssMiB: Number(r.stderr.trim().split('\n').pop()) / 1024, out: JSON.parse(r.stdout) };
+    };
+    const fmt = (f) => `${f.seconds.toFixed(1)} s, peak RSS ${f.rssMiB.toFixed(0)} MiB`;
+    const stats = run(['stats']);
+    console.log(`devsnap stats: ${fmt(stats)}; ${stats.out.snapshots.length} snapshots, unique chunks of the second: ${stats.out.snapshots[1]?.uniqueChunks}`);
+    const check = run(['check']);
+    if (!check.out.ok || check.out.snapshots !== N) throw new Error(`check: ${JSON.stringify(check.out).slice(0, 2000)}`);
+    console.log(`devsnap check: ${fmt(check)}; ${check.out.snapshots} snapshots, ${check.out.chunks} chunks, no errors`);
+    const prune = run(['prune', '--dry-run']);
+    console.log(`devsnap prune --dry-run: ${fmt(prune)}; would remove ${prune.out.packsRemoved} packs`);
+    const figures = (f) => ({ seconds: f.seconds, rssMiB: f.rssMiB });
     fs.mkdirSync(path.join(__dirname, '.work'), { recursive: true });
-    fs.writeFileSync(path.join(__dirname, '.work', 'usage-scale.json'), JSON.stringify({ snapshots: N, chunks: K, change: P, distinct: chunks, seconds: ms / 1000, rssMiB: rss }, null, 2) + '\n');
+    fs.writeFileSync(
+      path.join(__dirname, '.work', 'usage-scale.json'),
+      JSON.stringify({ snapshots: N, chunks: K, change: P, distinct: chunks, stats: figures(stats), check: figures(check), prune: figures(prune) }, null, 2) + '\n',
+    );
   } finally {
     if (!keep) fs.rmSync(work, { recursive: true, force: true });
   }

@@ -9,7 +9,7 @@ import { lastKnown, resolveName } from '../repo/catalog';
 import { takeSnapshot } from '../snapshot/take';
 import { planSnapshot } from '../capture/plan';
 import { planRestore, restoreSnapshot, RestorePlan } from '../snapshot/restore';
-import { describeDamage, recordVerification, verifySnapshots } from '../snapshot/verify';
+import { describeDamage, manifestsOf, verificationRecorder, verifySnapshots } from '../snapshot/verify';
 import { compareWithDisk } from '../snapshot/verify-disk';
 import { inspectRepository } from '../repo/check';
 import { applyPolicy, prune } from '../snapshot/retention';
@@ -186,11 +186,18 @@ export async function restoreFilesOp(req: RestoreFilesRequest, ctx: OpContext): 
 export async function verifyOp(req: VerifyRequest, ctx: OpContext): Promise<VerifyOpResult> {
   return withRepository(req, ctx, false, 'verify', async (repo) => {
     const broken: { id: string; error: string }[] = [];
-    const ms = req.snapshot ? await resolveMany(repo, [req.snapshot]) : await repo.readAllManifests((id, err) => broken.push({ id, error: err.message }));
-    if (req.against && ms.length !== 1) throw new DevsnapError('USAGE', 'Comparing with a disk needs one snapshot.', 'Name it: devsnap verify ID --against DISK.');
-    const result: VerifyOpResult = await verifySnapshots(repo, ms, { onProgress: ctx.onProgress, signal: ctx.signal });
-    await recordVerification(repo, ms, result);
-    if (req.against) result.disk = await compareWithDisk(repo, ms[0], path.resolve(req.against), { onProgress: ctx.onProgress, signal: ctx.signal });
+    const named = req.snapshot ? await resolveMany(repo, [req.snapshot]) : null;
+    if (req.against && named?.length !== 1) throw new DevsnapError('USAGE', 'Comparing with a disk needs one snapshot.', 'Name it: devsnap verify ID --against DISK.');
+    // Every snapshot: read one at a time in each of verify's passes; damaged manifests noted once.
+    let pass = 0;
+    const source = named
+      ? manifestsOf(named)
+      : () => {
+          const first = pass++ === 0;
+          return repo.eachManifest((id, err) => first && broken.push({ id, error: err.message }));
+        };
+    const result: VerifyOpResult = await verifySnapshots(repo, source, { onProgress: ctx.onProgress, signal: ctx.signal, onSnapshot: verificationRecorder(repo) });
+    if (req.against) result.disk = await compareWithDisk(repo, named![0], path.resolve(req.against), { onProgress: ctx.onProgress, signal: ctx.signal });
     if (!broken.length) return result;
     // A manifest that cannot be read is damage too: named, and verify fails.
     const unreadable = await Promise.all(broken.map(async (b) => ({ id: b.id, label: (await lastKnown(repo, b.id)).label ?? '', ok: false, damage: [], error: b.error })));
@@ -200,9 +207,10 @@ export async function verifyOp(req: VerifyRequest, ctx: OpContext): Promise<Veri
 
 export async function checkOp(req: CheckRequest, ctx: OpContext): Promise<CheckOpResult> {
   return withRepository(req, ctx, false, 'check', async (repo) => {
-    const { report, manifests } = await inspectRepository(repo);
+    const { report } = await inspectRepository(repo);
     if (req.readData) {
-      const v = await verifySnapshots(repo, manifests, { onProgress: ctx.onProgress, signal: ctx.signal });
+      // The manifests again, one at a time (check reported the damaged ones already).
+      const v = await verifySnapshots(repo, () => repo.eachManifest(() => undefined), { onProgress: ctx.onProgress, signal: ctx.signal });
       for (const s of v.snapshots) for (const d of s.damage) report.errors.push(`snapshot ${s.id}: ${describeDamage(d)}`);
       report.ok = report.errors.length === 0;
     }

@@ -8,7 +8,6 @@ import { DevsnapError } from '../core/errors';
 import { chunkRefs, Manifest } from '../repo/manifest';
 import { resolveName } from '../repo/catalog';
 import { Repository } from '../repo/repository';
-import type { ChunkLocation } from '../repo/repository';
 import type { InitRequest, InitResult, SnapshotUsage, UsageRequest, UsageResult } from '../protocol';
 import { OpContext, withRepository } from './operations';
 
@@ -22,7 +21,8 @@ export async function usageOp(req: UsageRequest, ctx: OpContext): Promise<UsageR
     const forget = new Set(req.forget ? req.forget.map((n) => resolveName(cat, n, repo.dir)) : []);
     const ids = cat.snapshots.map((s) => s.id);
     const damaged = cat.damaged.map((d) => ({ id: d.id, message: d.message }));
-    const state = new Map<ChunkLocation, number>();
+    // By the index's entry number: one number per chunk the repository holds, 0 while no snapshot referenced it.
+    const state = new Uint32Array(repo.index.entryCount);
     const rows: SnapshotUsage[] = [];
     let missingChunks = 0;
     for (const id of ids) {
@@ -41,17 +41,17 @@ export async function usageOp(req: UsageRequest, ctx: OpContext): Promise<UsageR
       const outside = forget.has(id) ? 0 : OUTSIDE;
       const mark = (i + 1) * SHIFT;
       for (const ref of chunkRefs(m)) {
-        const loc = repo.index.get(ref);
-        if (!loc) {
+        const n = repo.index.find(ref);
+        if (n < 0) {
           missingChunks++;
           continue;
         }
-        const s = state.get(loc);
-        if (s === undefined) state.set(loc, mark | outside);
+        const s = state[n];
+        if (s === 0) state[n] = mark | outside;
         else if (Math.floor(s / SHIFT) === i + 1)
           continue; // this snapshot again
-        else state.set(loc, mark | SHARED | (s & OUTSIDE) | outside);
-        row.referencedBytes += loc.length;
+        else state[n] = mark | SHARED | (s & OUTSIDE) | outside;
+        row.referencedBytes += repo.index.location(n)!.length;
         row.referencedChunks++;
       }
     }
@@ -60,11 +60,14 @@ export async function usageOp(req: UsageRequest, ctx: OpContext): Promise<UsageR
     let sharedBytes = 0;
     let freedBytes = 0;
     let freedChunks = 0;
-    const chunks = new Set<ChunkLocation>(repo.index.values()); // an id is listed once; a location could be named twice
-    for (const loc of chunks) {
+    let chunks = 0;
+    for (let n = 0; n < state.length; n++) {
+      const loc = repo.index.location(n);
+      if (!loc) continue; // a deleted entry
+      chunks++;
       storedBytes += loc.length;
-      const s = state.get(loc);
-      if (s === undefined) continue;
+      const s = state[n];
+      if (s === 0) continue;
       referencedBytes += loc.length;
       if (s & SHARED) sharedBytes += loc.length;
       else {
@@ -80,7 +83,7 @@ export async function usageOp(req: UsageRequest, ctx: OpContext): Promise<UsageR
     rows.sort((a, b) => a.created.localeCompare(b.created) || a.id.localeCompare(b.id));
     return {
       snapshots: rows,
-      total: { storedBytes, chunks: chunks.size, referencedBytes, unreferencedBytes: storedBytes - referencedBytes, sharedBytes },
+      total: { storedBytes, chunks, referencedBytes, unreferencedBytes: storedBytes - referencedBytes, sharedBytes },
       ...(req.forget ? { forget: { ids: [...forget], freedBytes, chunks: freedChunks } } : {}),
       missingChunks,
       damaged,

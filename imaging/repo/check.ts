@@ -19,8 +19,8 @@ export interface CheckReport {
 /** What check found (`report`, as the user sees it), and what prune needs of it (it rewrites the index and packs). */
 export interface Inspection {
   report: CheckReport;
-  /** The readable manifests check read, oldest first. */
-  manifests: Manifest[];
+  /** By the index's entry number (ChunkIndex.find): 1 where a readable snapshot uses the chunk. */
+  used: Uint8Array;
   /** Errors that prune does not repair: while there are any, prune refuses to delete anything. */
   blocking: string[];
   /** Packs whose own chunk list is damaged but whose chunks the index still locates: prune rewrites them. */
@@ -29,12 +29,41 @@ export interface Inspection {
 
 const sameEntry = (a: PackEntry, b: PackEntry | undefined) => !!b && a.offset === b.offset && a.length === b.length && a.rawLength === b.rawLength;
 
-export async function inspectRepository(repo: Repository): Promise<Inspection> {
+/**
+ * Checks the repository's structure. The manifests are read one at a time (Repository.eachManifest);
+ * `onManifest` sees each while it is in memory (check --read-data collects the chunks to read).
+ */
+export async function inspectRepository(repo: Repository, onManifest?: (m: Manifest) => void): Promise<Inspection> {
   const blocking: string[] = [];
   const repairable: string[] = [];
   const warnings: string[] = [];
   const damagedTrailers = new Set<string>();
-  const manifests: Manifest[] = await repo.readAllManifests((id, err) => blocking.push(`snapshot ${id}: ${err.message}`));
+  // What the snapshots reference, by entry number: one byte a chunk, however many snapshots.
+  const used = new Uint8Array(repo.index.entryCount);
+  const unindexed: string[] = [];
+  let snapshots = 0;
+  for await (const m of repo.eachManifest((id, err) => blocking.push(`snapshot ${id}: ${err.message}`))) {
+    snapshots++;
+    onManifest?.(m);
+    let missing = 0;
+    let wrongLength = 0;
+    for (const a of m.areas) {
+      for (const e of a.extents) {
+        const ids = extentChunks(e);
+        let found = true;
+        for (const id of ids) {
+          const n = repo.index.find(id);
+          if (n >= 0) used[n] = 1;
+          else found = false;
+        }
+        if (!found) missing++;
+        // The chunk that holds the cell (the base of a patch) has the extent's length.
+        else if (ids.length && repo.index.get(ids[ids.length - 1])!.rawLength !== e[1]) wrongLength++;
+      }
+    }
+    if (missing) unindexed.push(`snapshot ${m.id} (${m.label}): ${missing} chunk(s) are missing from the repository.`);
+    if (wrongLength) unindexed.push(`snapshot ${m.id} (${m.label}): ${wrongLength} extent(s) do not have the length of the chunk they name (damaged manifest).`);
+  }
   const { placed, misplaced } = await repo.scanPacks();
   const sizes = new Map(placed.map((p) => [p.id, p.size]));
   const packs = new Set(sizes.keys());
@@ -55,10 +84,13 @@ export async function inspectRepository(repo: Repository): Promise<Inspection> {
   }
 
   // Each pack's own chunk list: the redundancy that rebuilds a lost index. It must agree with the index.
-  const indexed = new Map<string, PackEntry[]>();
-  for (const [id, loc] of repo.index) {
+  // (By entry number: objects for every chunk of a large repository would not fit.)
+  const indexed = new Map<string, number[]>();
+  for (let n = 0; n < repo.index.entryCount; n++) {
+    const loc = repo.index.location(n);
+    if (!loc) continue;
     const list = indexed.get(loc.pack) ?? [];
-    list.push({ id, offset: loc.offset, length: loc.length, rawLength: loc.rawLength });
+    list.push(n);
     indexed.set(loc.pack, list);
   }
   for (const p of packs) {
@@ -72,7 +104,7 @@ export async function inspectRepository(repo: Repository): Promise<Inspection> {
         );
       continue;
     }
-    const fromIndex = (indexed.get(p) ?? []).sort((a, b) => a.offset - b.offset);
+    const fromIndex: PackEntry[] = (indexed.get(p) ?? []).map((n) => ({ id: repo.index.idOf(n), ...repo.index.location(n)! })).sort((a, b) => a.offset - b.offset);
     for (const e of fromIndex) {
       if (e.offset + e.length > size) blocking.push(`chunk ${e.id.slice(0, 12)}…: the index points past the end of pack ${p} (truncated pack).`);
     }
@@ -91,32 +123,18 @@ export async function inspectRepository(repo: Repository): Promise<Inspection> {
   }
   for (const t of await repo.leftovers()) warnings.push(`leftover of an interrupted write: ${t.name} (${t.what}); prune removes it.`);
 
-  const referenced = new Set<string>();
-  for (const m of manifests) {
-    let missing = 0;
-    let wrongLength = 0;
-    for (const a of m.areas) {
-      for (const e of a.extents) {
-        const ids = extentChunks(e);
-        for (const id of ids) referenced.add(id);
-        if (ids.some((id) => !repo.index.has(id))) missing++;
-        // The chunk that holds the cell (the base of a patch) has the extent's length.
-        else if (ids.length && repo.index.get(ids[ids.length - 1])!.rawLength !== e[1]) wrongLength++;
-      }
-    }
-    if (missing) blocking.push(`snapshot ${m.id} (${m.label}): ${missing} chunk(s) are missing from the repository.`);
-    if (wrongLength) blocking.push(`snapshot ${m.id} (${m.label}): ${wrongLength} extent(s) do not have the length of the chunk they name (damaged manifest).`);
-  }
+  blocking.push(...unindexed);
   let unreferencedChunks = 0;
   let unreferencedBytes = 0;
-  for (const [id, loc] of repo.index) {
-    if (!referenced.has(id)) {
+  for (let n = 0; n < used.length; n++) {
+    const loc = used[n] ? undefined : repo.index.location(n);
+    if (loc) {
       unreferencedChunks++;
       unreferencedBytes += loc.length;
     }
   }
   if (unreferencedChunks) warnings.push(`${unreferencedChunks} chunk(s) (${unreferencedBytes} bytes) are not used by any snapshot; \`devsnap prune\` reclaims them.`);
   const errors = [...blocking, ...repairable];
-  const report = { ok: errors.length === 0, snapshots: manifests.length, packs: packs.size, chunks: repo.index.size, errors, warnings, unreferencedChunks, unreferencedBytes };
-  return { report, manifests, blocking, damagedTrailers };
+  const report = { ok: errors.length === 0, snapshots, packs: packs.size, chunks: repo.index.size, errors, warnings, unreferencedChunks, unreferencedBytes };
+  return { report, used, blocking, damagedTrailers };
 }

@@ -2,19 +2,20 @@
 import * as crypto from 'crypto';
 import type { ObjectWriter, Storage } from '../storage/storage';
 import type { RepoCipher } from './crypto';
+import type { ChunkIndex } from './chunk-index';
 import type { ChunkLocation } from './index-file';
-import { PackEntry, packTrailer } from './pack';
+import { ENTRY_SIZE, PackEntry, encodeEntries, packTrailer } from './pack';
 
 /** What a pack writer needs of a repository (repository.ts passes itself; no import back, no cycle). */
 export interface PackStore {
-  readonly index: Map<string, ChunkLocation>;
+  readonly index: ChunkIndex;
   readonly indexFiles: string[];
   readonly cipher: RepoCipher;
   readonly storage: Storage;
   readonly config: { readonly packSize: number };
   packName(pack: string): string;
   hasManifest(id: string): Promise<boolean>;
-  writeIndex(packs: Map<string, PackEntry[]>): Promise<string>;
+  writeIndex(packs: Map<string, PackEntry[] | Buffer>): Promise<string>;
 }
 
 /**
@@ -26,7 +27,8 @@ export interface PackStore {
 export class PackWriter {
   private current: { id: string; out: ObjectWriter; size: number; entries: PackEntry[] } | null = null;
   private pendingIds = new Set<string>();
-  readonly written = new Map<string, PackEntry[]>();
+  /** The packs this run completed, with their entries as encoded (48 bytes each: a full snapshot of a large disk writes millions). */
+  readonly written = new Map<string, Buffer>();
   /** The index file finish() wrote: abandon() removes it before the packs it lists. */
   private indexFile: string | null = null;
   bytesWritten = 0;
@@ -99,8 +101,9 @@ export class PackWriter {
       await c.out.abort().catch(() => undefined);
       throw err;
     }
-    this.written.set(c.id, c.entries);
-    for (const e of c.entries) this.repo.index.set(e.id, { pack: c.id, offset: e.offset, length: e.length, rawLength: e.rawLength });
+    const encoded = encodeEntries(c.entries);
+    this.written.set(c.id, encoded);
+    this.repo.index.addEncoded(c.id, encoded);
   }
 
   /** Completes the last pack and writes the run's index. Call before committing a manifest. */
@@ -138,7 +141,10 @@ export class PackWriter {
     }
     for (const [pack, entries] of this.written) {
       await this.repo.storage.delete(this.repo.packName(pack));
-      for (const e of entries) if (this.repo.index.get(e.id)?.pack === pack) this.repo.index.delete(e.id);
+      for (let o = 0; o < entries.length; o += ENTRY_SIZE) {
+        const id = entries.toString('hex', o, o + 32);
+        if (this.repo.index.get(id)?.pack === pack) this.repo.index.delete(id);
+      }
     }
     this.written.clear();
   }

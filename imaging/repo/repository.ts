@@ -7,7 +7,6 @@
 //   locks/                 lock objects
 import * as crypto from 'crypto';
 import { DevsnapError, toDevsnapError } from '../core/errors';
-import { JobQueue } from '../core/job-queue';
 import { openStorage, type OpenedStorage } from '../storage/open';
 import { S3Storage } from '../storage/s3';
 import { Storage, StorageError, Stray } from '../storage/storage';
@@ -17,7 +16,8 @@ import { checkManifest, Manifest, parseManifest, serializeManifest } from './man
 import { Catalog, healSummary, listCatalog, resolveName, summaryName, writeSummary, type ObjectStamp } from './catalog';
 import { PackEntry, readPackTrailer } from './pack';
 import { ENCRYPTED_MAGIC, initConfig, openConfig, rewriteConfigFile, type InitOptions, type Logger, type RepoConfig } from './config';
-import { encodeIndexFile, MAX_INDEX_BYTES, parseIndexFile, type ChunkLocation } from './index-file';
+import { encodeIndexFile, MAX_INDEX_BYTES, parseIndexFileEncoded, type ChunkLocation } from './index-file';
+import { ChunkIndex } from './chunk-index';
 import { PackFiles } from './pack-files';
 import { PackWriter } from './pack-writer';
 
@@ -50,7 +50,7 @@ interface PackReader {
 
 export class Repository {
   /** Every chunk the repository holds: from index files, plus packs no index lists yet (an interrupted run). */
-  readonly index = new Map<string, ChunkLocation>();
+  readonly index = new ChunkIndex();
   /** Packs listed by index files. */
   readonly indexedPacks = new Set<string>();
   /** The index files read (object names, "index/<id>.idx"). */
@@ -177,31 +177,36 @@ export class Repository {
     for await (const o of this.storage.list('index/')) if (/^index\/[^/]+\.idx$/.test(o.name)) names.push(o);
     // An index "file" that is a folder or a link is damage, as one that fails its checksum.
     for await (const s of this.storage.strays('index/')) if (s.kind === 'not-an-object' && s.name.endsWith('.idx')) this.damagedIndexFiles.push(s.name);
-    const read = new JobQueue(8);
-    const parsed = new Map<string, Map<string, PackEntry[]> | null>();
-    for (const { name, size } of names) {
-      await read.add(async () => {
-        parsed.set(
-          name,
-          size > MAX_INDEX_BYTES
-            ? null
-            : await this.storage.get(name).then(parseIndexFile, (err) => {
-                if (err instanceof StorageError && err.kind === 'unavailable') throw err;
-                return null;
-              }),
-        );
-      });
-    }
-    await read.drain();
+    // Read 8 at a time but used in name order, so that only a few index files are in memory at once.
+    type Read = { packs: { pack: string; entries: Buffer }[] | null } | { failed: unknown };
+    const readOne = (name: string, size: number): Promise<Read> =>
+      size > MAX_INDEX_BYTES
+        ? Promise.resolve({ packs: null })
+        : this.storage
+            .get(name)
+            .then(
+              (buf) => ({ packs: parseIndexFileEncoded(buf) }),
+              (err) => (err instanceof StorageError && err.kind === 'unavailable' ? { failed: err } : { packs: null }),
+            )
+            // Never a rejection while it waits in the window (it would be unhandled): thrown when used.
+            .catch((err: unknown) => ({ failed: err }));
+    const window: Promise<Read>[] = [];
+    let next = 0;
+    const more = () => {
+      for (; next < names.length && window.length < 8; next++) window.push(readOne(names[next].name, names[next].size));
+    };
+    more();
     for (const { name } of names) {
-      const packs = parsed.get(name);
-      if (!packs) {
+      const r = await window.shift()!;
+      more();
+      if ('failed' in r) throw r.failed;
+      if (!r.packs) {
         this.log(`Index file ${name} is damaged; using the packs' own chunk lists instead. Run \`devsnap check\`.`);
         this.damagedIndexFiles.push(name);
         continue;
       }
       this.indexFiles.push(name);
-      for (const [pack, entries] of packs) {
+      for (const { pack, entries } of r.packs) {
         // An index that outlived its packs (a failed commit whose clean-up failed too) must not make
         // a later snapshot dedup against chunks that are gone: such entries are not chunks we hold.
         if (present.has(pack)) this.addPack(pack, entries);
@@ -225,9 +230,10 @@ export class Repository {
     });
   }
 
-  private addPack(pack: string, entries: PackEntry[]): void {
+  private addPack(pack: string, entries: PackEntry[] | Buffer): void {
     this.indexedPacks.add(pack);
-    for (const e of entries) this.index.set(e.id, { pack, offset: e.offset, length: e.length, rawLength: e.rawLength });
+    if (Buffer.isBuffer(entries)) this.index.addEncoded(pack, entries);
+    else for (const e of entries) this.index.set(e.id, { pack, offset: e.offset, length: e.length, rawLength: e.rawLength });
   }
 
   /** Every finished pack's id (temporary files and unfinished uploads of an interrupted write are not listed). */
@@ -276,7 +282,7 @@ export class Repository {
   }
 
   /** Writes an index file for packs; returns its name. */
-  async writeIndex(packs: Map<string, PackEntry[]>): Promise<string> {
+  async writeIndex(packs: Map<string, PackEntry[] | Buffer>): Promise<string> {
     const name = `index/${crypto.randomBytes(16).toString('hex')}.idx`;
     await this.storage.put(name, encodeIndexFile(packs), { ifAbsent: true });
     for (const [pack, entries] of packs) this.addPack(pack, entries);
@@ -392,18 +398,26 @@ export class Repository {
     );
   }
 
-  /** All readable manifests, oldest first; damaged ones are reported through the logger. */
-  async readAllManifests(onDamaged?: (id: string, err: DevsnapError) => void): Promise<Manifest[]> {
-    const out: Manifest[] = [];
-    for (const id of await this.listSnapshotIds()) {
+  /**
+   * Every readable manifest, oldest first, read one at a time: a manifest of a large disk is tens of
+   * MB as JSON and several times that once parsed, so a pass over all snapshots (check, prune,
+   * verify) never holds more than one. Damaged ones go to `onDamaged` instead.
+   */
+  async *eachManifest(onDamaged?: (id: string, err: DevsnapError) => void): AsyncGenerator<Manifest> {
+    const damaged = onDamaged ?? ((i, e) => this.log(`Snapshot ${i}: ${e.message}`));
+    const cat = await this.listSnapshots();
+    for (const d of cat.damaged) damaged(d.id, new DevsnapError('DAMAGED', d.message, d.hint));
+    for (const s of cat.snapshots) {
+      let m: Manifest;
       try {
-        out.push(await this.readManifest(id));
+        m = await this.readManifest(s.id);
       } catch (err) {
         if (!(err instanceof DevsnapError) || err.code !== 'DAMAGED') throw err;
-        (onDamaged ?? ((i, e) => this.log(`Snapshot ${i}: ${e.message}`)))(id, err);
+        damaged(s.id, err);
+        continue;
       }
+      yield m;
     }
-    return out.sort((a, b) => a.created.localeCompare(b.created) || a.id.localeCompare(b.id));
   }
 
   /** Commits a manifest: the last step of a snapshot (and of label/pin changes), written whole. */

@@ -3,7 +3,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { DevsnapError } from '../core/errors';
-import { chunkRefs, Manifest } from '../repo/manifest';
 import type { SnapshotSummary } from '../protocol';
 import { Repository } from '../repo/repository';
 import { PackEntry } from '../repo/pack';
@@ -93,15 +92,18 @@ export async function prune(repo: Repository, opts: { dryRun?: boolean; onProgre
       'Run `devsnap check` for the whole list. Restore what you need from undamaged snapshots, remove damaged ones with `devsnap forget ID`, then prune.',
     );
   }
-  const manifests = found.manifests;
-  const used = new Set<string>();
-  for (const m of manifests) for (const id of chunkRefs(m as Manifest)) used.add(id);
+  // By the index's entry number: 1 = a snapshot uses it. A referenced chunk the index lacks stopped
+  // prune above (inspectRepository's blocking list).
+  const index = repo.index;
+  const used = found.used;
 
   const packs = await repo.listPacks();
-  const packEntries = new Map<string, PackEntry[]>();
-  for (const [id, loc] of repo.index) {
+  const packEntries = new Map<string, number[]>();
+  for (let n = 0; n < index.entryCount; n++) {
+    const loc = index.location(n);
+    if (!loc) continue;
     const list = packEntries.get(loc.pack) ?? [];
-    list.push({ id, offset: loc.offset, length: loc.length, rawLength: loc.rawLength });
+    list.push(n);
     packEntries.set(loc.pack, list);
   }
   const unused: string[] = [];
@@ -112,7 +114,7 @@ export async function prune(repo: Repository, opts: { dryRun?: boolean; onProgre
     // A finished pack whose contents nothing can list (no index entry, no readable chunk list) is
     // never deleted: it may hold the only copy of chunks a lost index would have named.
     if (!repo.indexedPacks.has(p) && !repo.listedPacks.has(p)) continue;
-    const live = entries.filter((e) => used.has(e.id) && repo.index.get(e.id)?.pack === p);
+    const live = entries.filter((n) => used[n]);
     if (!live.length) unused.push(p);
     else if (live.length < entries.length || found.damagedTrailers.has(p))
       partial.push(p); // rewritten with a sound chunk list
@@ -129,18 +131,20 @@ export async function prune(repo: Repository, opts: { dryRun?: boolean; onProgre
   const writer = repo.newPackWriter();
   const meter = new ProgressMeter('prune', partial.length, opts.onProgress);
   for (const p of partial) {
-    for (const e of packEntries.get(p)!) {
-      if (!used.has(e.id) || repo.index.get(e.id)?.pack !== p) continue;
-      const { frame } = await repo.readStored(e.id);
-      await writer.add(e.id, frame, e.rawLength);
+    for (const n of packEntries.get(p)!) {
+      if (!used[n]) continue;
+      const id = index.idOf(n);
+      const { frame, loc } = await repo.readStored(id);
+      await writer.add(id, frame, loc.rawLength);
     }
     meter.add(1);
   }
   await writer.finish();
   for (const p of writer.written.keys()) bytesFreed -= await sizeOf(p);
-  // A fresh index of every surviving pack, then the old index files go.
+  // A fresh index of every surviving pack, then the old index files go. (The writer's chunks now
+  // point at its new packs: the rewritten packs' entries are in no surviving list.)
   const surviving = new Map<string, PackEntry[]>([...keepWhole, ...writer.written.keys()].map((p) => [p, []]));
-  for (const [id, l] of repo.index) surviving.get(l.pack)?.push({ id, offset: l.offset, length: l.length, rawLength: l.rawLength });
+  for (const [id, l] of index) surviving.get(l.pack)?.push({ id, offset: l.offset, length: l.length, rawLength: l.rawLength });
   const oldIndexFiles = [...repo.indexFiles, ...repo.damagedIndexFiles];
   const fresh = await repo.writeIndex(surviving);
   for (const f of oldIndexFiles) if (f !== fresh) await repo.storage.delete(f);

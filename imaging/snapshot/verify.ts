@@ -32,11 +32,31 @@ export interface VerifyResult {
   snapshots: { id: string; label: string; ok: boolean; damage: Damage[] }[];
 }
 
-export async function verifySnapshots(repo: Repository, manifests: Manifest[], opts: { onProgress?: ProgressSink; signal?: AbortSignal }): Promise<VerifyResult> {
+/** The snapshots to verify, read anew for each pass (verify goes over them twice, holding one manifest at a time). */
+export type ManifestSource = () => AsyncIterable<Manifest>;
+
+/** Manifests already in memory (one named snapshot) as a source. */
+export function manifestsOf(ms: Manifest[]): ManifestSource {
+  return async function* () {
+    yield* ms;
+  };
+}
+
+export type SnapshotVerdict = VerifyResult['snapshots'][number];
+
+/**
+ * Reads every chunk the snapshots use once and reports damage by snapshot; `onSnapshot` is called
+ * with each manifest and its verdict while the manifest is in memory (verify records the outcome).
+ */
+export async function verifySnapshots(
+  repo: Repository,
+  source: ManifestSource,
+  opts: { onProgress?: ProgressSink; signal?: AbortSignal; onSnapshot?: (m: Manifest, verdict: SnapshotVerdict) => Promise<void> },
+): Promise<VerifyResult> {
   // Chunk id → bytes it stands for; a patch also records its base and cell length, checked once it is read.
   const unique = new Map<string, number>();
   const patches = new Map<string, { base: string; length: number }>();
-  for (const m of manifests)
+  for await (const m of source())
     for (const a of m.areas)
       for (const e of a.extents) {
         if (e.length === 4) {
@@ -83,7 +103,8 @@ export async function verifySnapshots(repo: Repository, manifests: Manifest[], o
     await pool.close();
   }
   meter.finish();
-  const snapshots = manifests.map((m) => {
+  const snapshots: SnapshotVerdict[] = [];
+  for await (const m of source()) {
     const damage: Damage[] = [];
     for (const a of m.areas)
       for (const e of a.extents) {
@@ -95,24 +116,29 @@ export async function verifySnapshots(repo: Repository, manifests: Manifest[], o
           (e.length === 4 ? bad.get(e[2]) : undefined) ?? bad.get(ref) ?? (raw !== undefined && raw !== len ? `the extent is ${len} bytes but its chunk holds ${raw} (damaged manifest)` : undefined);
         if (msg) damage.push({ partition: a.partition ?? null, offset: a.start + off, length: len, chunk: ref, message: msg });
       }
-    return { id: m.id, label: m.label, ok: damage.length === 0, damage };
-  });
+    const verdict = { id: m.id, label: m.label, ok: damage.length === 0, damage };
+    snapshots.push(verdict);
+    await opts.onSnapshot?.(m, verdict);
+  }
   return { ok: snapshots.every((s) => s.ok), chunksChecked: unique.size, bytesChecked, snapshots };
 }
 
-/** Records the outcome in each manifest (state + verifiedAt), so the sidebar can show it. */
-export async function recordVerification(repo: Repository, manifests: Manifest[], result: VerifyResult): Promise<void> {
+/**
+ * Records each outcome in its manifest (state + verifiedAt), so the sidebar can show it: a function
+ * for verifySnapshots' onSnapshot.
+ */
+export function verificationRecorder(repo: Repository): (m: Manifest, verdict: SnapshotVerdict) => Promise<void> {
   const now = new Date().toISOString();
-  for (const m of manifests) {
-    const r = result.snapshots.find((s) => s.id === m.id);
-    if (!r) continue;
+  let readOnly = false;
+  return async (m, verdict) => {
+    if (readOnly) return;
     try {
-      await repo.writeManifest({ ...m, state: r.ok ? 'verified' : 'damaged', verifiedAt: now });
+      await repo.writeManifest({ ...m, state: verdict.ok ? 'verified' : 'damaged', verifiedAt: now });
     } catch (err) {
       // Verifying a repository on read-only media is a read: its outcome stands, it is just not kept.
       if (!isReadOnlyError(err)) throw err;
       repo.log(`The repository is read-only (${(err as NodeJS.ErrnoException).code}): the outcome was not recorded in the snapshots.`);
-      return;
+      readOnly = true;
     }
-  }
+  };
 }

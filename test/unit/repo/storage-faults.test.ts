@@ -147,9 +147,11 @@ async function readBack(repo: Repository, m: Manifest, image: Buffer | undefined
 /** What `check` says of the repository (with the plain storage), its snapshots by id and label, and what of them does not read back. */
 async function inspect(loc: Loc, images: Map<string, Buffer>): Promise<{ errors: string[]; warnings: string[]; damage: string[]; snapshots: Map<string, string> }> {
   return withRepo(over(loc), false, 'check', async (repo) => {
-    const { report, manifests } = await inspectRepository(repo);
+    const { report } = await inspectRepository(repo);
     const damage: string[] = [];
-    for (const m of manifests) {
+    const manifests: Manifest[] = [];
+    for await (const m of repo.eachManifest(() => undefined)) {
+      manifests.push(m);
       const wrong = await readBack(repo, m, images.get(m.label));
       if (wrong) damage.push(`snapshot ${m.id} (${m.label}): ${wrong}`);
     }

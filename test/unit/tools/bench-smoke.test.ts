@@ -1,5 +1,6 @@
 // Smoke runs of the benches: the compare panel's latency bench (bench/panel.js, one run on a demo
-// repository of its own) and the S3 bench (bench/s3.js --quick) run to their end and print every row.
+// repository of its own), the S3 bench (bench/s3.js --quick) and the index bench (bench/index-scale.js
+// on 100,000 chunks) run to their end and print every row.
 // Their figures are the benches' business, not a test's; a restore that differs from its source fails.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,6 +24,16 @@ test(
     assert.match(r.stdout, /\| text diff[^\n]*\| \d+ \(\d+–\d+\) \| \d+ \(/, 'the per-process figure beside it');
   },
 );
+
+// bench/index-scale.js: a repository of 100,000 synthetic chunks; the bench itself fails when the loaded
+// index holds another number of chunks or the snapshot into that repository fails.
+test('bench/index-scale.js --chunks 100000 loads the index and snapshots into that repository', () => {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'index-scale.js'), '--chunks', '100000'], { encoding: 'utf8', timeout: 5 * 60_000 });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /a repository of 100,000 chunks in 1,563 packs/);
+  assert.match(r.stdout, /load the index: +\d+\.\d+ s, peak RSS \d+ MiB \(empty repository \d+ MiB\): -?\d+ bytes per chunk/);
+  assert.match(r.stdout, /devsnap snapshot: +\d+\.\d+ s, peak RSS \d+ MiB \(into an empty repository \d+\.\d+ s, \d+ MiB\)/);
+});
 
 // bench/s3.js (issue 13): a fresh radosgw, devsnap and restic into buckets on it; the bench says PASS or
 // MISS for each restored copy against its source, and MISS fails here.
