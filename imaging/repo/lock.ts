@@ -217,7 +217,12 @@ async function tryLock(storage: Storage, exclusive: boolean, purpose: string, wa
         'Remount the drive read-write (or remove its write protection) and try again. Commands that only read (list, show, verify, check, restore, export) work as it is.',
       );
     }
-    if (exclusive || !isReadOnly(err)) throw lockError(err, storage);
+    if (exclusive || !isReadOnly(err)) {
+      // The put may have landed though its answer was lost (a timeout, a dropped connection): take
+      // it back, or it keeps others waiting until it is stale (30 minutes for another host).
+      await storage.delete(name).catch(() => undefined);
+      throw lockError(err, storage);
+    }
     // A reader on read-only media (a write-protected backup disk, the backup drive mounted read-only
     // in a recovery system) cannot leave a lock, and nothing here can write either: read without one.
     warn(`The repository ${where(storage)} is read-only here (${errCode(err)}); reading it without a lock.`);

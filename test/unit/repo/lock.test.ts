@@ -9,7 +9,7 @@ import * as path from 'path';
 import { cleanup, tmpDir } from '../../helpers/disks';
 import { acquireLock, breakLocks, type Lock } from '../../../imaging/repo/lock';
 import { LocalStorage } from '../../../imaging/storage/local';
-import type { ObjectInfo, PutOptions, Storage, Stray } from '../../../imaging/storage/storage';
+import { StorageError, type ObjectInfo, type PutOptions, type Storage, type Stray } from '../../../imaging/storage/storage';
 import { DevsnapError } from '../../../imaging/core/errors';
 
 after(cleanup);
@@ -170,6 +170,21 @@ test("another host's lock is judged by the storage's clock, never this host's", 
   fs.utimesSync(path.join(r.locks, '4242-00000001.lock'), t, t);
   assert.equal(await breakLocks(storage, false), 1);
   assert.deepEqual(fs.readdirSync(r.locks), []);
+});
+
+test('a lock whose put landed but whose answer was lost is taken back: it does not block others until it is stale', async () => {
+  const r = repo();
+  // The server stored the lock, then the connection dropped before its answer.
+  const lost = Object.assign(Object.create(r.storage) as LocalStorage, {
+    put: async (name: string, data: Buffer, opts?: PutOptions) => {
+      await r.storage.put(name, data, opts);
+      throw new StorageError('unavailable', `${name}: no answer (injected)`);
+    },
+  });
+  await assert.rejects(acquireLock(lost, true, 'prune', r.warn, 0), (err: unknown) => err instanceof DevsnapError && err.code === 'UNAVAILABLE');
+  assert.deepEqual(lockFiles(r.locks), []);
+  const next = await acquireLock(r.storage, true, 'prune', r.warn, 0);
+  await next.release();
 });
 
 test('entries named like a lock that are no objects (strays) are removed; leftovers of writes are left alone', async () => {
