@@ -249,10 +249,34 @@ function digestOf(m: Manifest): string {
   return crypto.createHash('sha256').update(JSON.stringify(rest)).digest('hex');
 }
 
+/** `,"digest":"<hex>"}`: how a manifest devsnap writes ends (the digest is its last field). */
+const digestTail = (digest: string) => `,"digest":"${digest}"}`;
+
 export function serializeManifest(m: Manifest): Buffer {
-  const withDigest = { ...m, digest: undefined } as Manifest;
-  withDigest.digest = digestOf(withDigest);
-  return Buffer.from(JSON.stringify(withDigest));
+  const { digest: _omit, ...rest } = m;
+  // The digest is of this JSON; the file is the same JSON with the digest added last, so a reader
+  // checks it over the bytes as they are (digestHolds) without serializing the manifest again.
+  const json = JSON.stringify(rest);
+  const digest = crypto.createHash('sha256').update(json).digest('hex');
+  return Buffer.from(json === '{}' ? '{"digest":"' + digest + '"}' : json.slice(0, -1) + digestTail(digest));
+}
+
+/**
+ * Whether the manifest's digest is that of its JSON without it. Checked over the file's own bytes
+ * when the digest is its last field (as devsnap writes it: tens of MB are not serialized again);
+ * otherwise over the parsed manifest serialized again (a file written with another field order).
+ */
+function digestHolds(bytes: Buffer, m: Manifest): boolean {
+  if (typeof m.digest !== 'string') return false;
+  const tail = digestTail(m.digest);
+  if (bytes.length > tail.length + 1 && bytes.toString('latin1', bytes.length - tail.length) === tail) {
+    const h = crypto
+      .createHash('sha256')
+      .update(bytes.subarray(0, bytes.length - tail.length))
+      .update('}');
+    if (h.digest('hex') === m.digest) return true;
+  }
+  return m.digest === digestOf(m);
 }
 
 /**
@@ -274,7 +298,7 @@ export function parseManifest(bytes: Buffer, fileId: string | null, subject = `s
   if (m === null || typeof m !== 'object' || m.format !== 'devsnap-snapshot') throw new DevsnapError('DAMAGED', `The manifest of ${subject} is not a devsnap snapshot manifest.`, hint);
   if (m.version !== 1 && m.version !== 2)
     throw new DevsnapError('DAMAGED', `Snapshot ${fileId ?? shown(m.id)} has manifest version ${shown(m.version)}, which this devsnap does not know.`, 'Update devsnap.');
-  if (m.digest !== digestOf(m)) throw new DevsnapError('DAMAGED', `The manifest of ${subject} is corrupt (its checksum does not match).`, hint);
+  if (!digestHolds(bytes, m)) throw new DevsnapError('DAMAGED', `The manifest of ${subject} is corrupt (its checksum does not match).`, hint);
   const why = invalidity(m, fileId);
   if (why) throw new DevsnapError('DAMAGED', `The manifest of ${subject} is invalid: ${why}.`, hint);
   return m;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Repository } from '../../../imaging/repo/repository';
-import { Manifest, serializeManifest } from '../../../imaging/repo/manifest';
+import { Manifest, parseManifest, serializeManifest } from '../../../imaging/repo/manifest';
 import { takeSnapshot } from '../../../imaging/snapshot/take';
 import { DevsnapError } from '../../../imaging/core/errors';
 import { cleanup, makeDisk, tmpDir } from '../../helpers/disks';
@@ -198,4 +198,24 @@ test('a manifest that readers would refuse is never committed', async () => {
   } finally {
     await repo.close();
   }
+});
+
+test("the manifest's digest is checked over its bytes as written, or over its JSON in any other layout; a changed byte is damage", async () => {
+  const { snap } = await fixture();
+  const written = serializeManifest(snap);
+  assert.match(written.toString('latin1', written.length - 80), /,"digest":"[0-9a-f]{64}"\}$/, 'the digest is the last field');
+  assert.deepEqual(parseManifest(written, snap.id), JSON.parse(written.toString()));
+  // The same manifest with the digest first, or indented: read through its parsed JSON.
+  const m = JSON.parse(written.toString()) as Manifest;
+  const { digest, ...rest } = m;
+  for (const layout of [JSON.stringify({ digest, ...rest }), JSON.stringify(m, null, 2)]) assert.equal(parseManifest(Buffer.from(layout), snap.id).digest, digest);
+  // A label changed to another of the same length, the digest left as it was.
+  const label = written.indexOf(`"label":"${snap.label}"`);
+  assert.ok(label > 0);
+  const changed = Buffer.from(written);
+  changed[label + 9] ^= 1;
+  assert.throws(
+    () => parseManifest(changed, snap.id),
+    (err: unknown) => err instanceof DevsnapError && err.code === 'DAMAGED' && /checksum does not match/.test(err.message),
+  );
 });
