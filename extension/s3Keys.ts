@@ -94,6 +94,15 @@ export class S3Keys implements RequestSecret<S3Credentials> {
   refusal(err: EngineError, repo: string, reason: SecretReason): EngineError | undefined {
     if (!isKeysRefusal(err)) return undefined;
     const bucket = s3Bucket(repo)!;
+    if (err.code === 'USAGE' && reason !== 'needed') {
+      // Keys were sent, yet the helper saw none: neither the bucket's doing nor the keys' fault, so
+      // asking for keys again would not help. Thrown, not returned: SecretsEngine prompts for what it is returned.
+      throw new EngineError(
+        'INTERNAL',
+        `The repository ${repo} is in a bucket, and the elevated helper received no keys with the request although devsnap sent the keys kept for ${bucket}.`,
+        'The helper may be of another devsnap version: reload the window (the helper starts again). If it persists, please report it with the devsnap output log.',
+      );
+    }
     const message =
       err.code === 'USAGE'
         ? `The repository ${repo} is in a bucket, and the elevated helper needs its keys with the request (it never uses root's): none are kept for ${bucket}, nor set in VS Code's environment.`

@@ -224,6 +224,20 @@ describe('S3 keys and passwords in requests', () => {
     await assert.rejects(dismissed.secrets.listSnapshots(REPO), (e: EngineError) => e.code === 'PERMISSION' && isKeysRefusal(e) && /elevated helper needs its keys/.test(e.message));
   });
 
+  it('a helper that says the request carries no keys although keys were sent: a clear error, no prompt for keys', async () => {
+    // A helper that loses the keys on the way (another devsnap version, say), then refuses the request.
+    const helper = bucketEngine({ noKeys: helperRefusal });
+    const call = (async (op: string, params: Record<string, unknown>) => helper.inner.call(op as never, { ...params, s3Credentials: undefined } as never)) as unknown as EngineCall;
+    const { secrets, prompts, s3Keys } = setUp({ engine: { ...helper, inner: { call } } });
+    await s3Keys.set(REPO, GOOD);
+    await assert.rejects(
+      secrets.listSnapshots(REPO),
+      (e: EngineError) => e.code === 'INTERNAL' && /received no keys with the request although devsnap sent/.test(e.message) && /reload the window/.test(e.hint ?? ''),
+    );
+    assert.deepEqual(prompts, [], 'no prompt: other keys would not help');
+    assert.deepEqual(await s3Keys.get(REPO), GOOD, 'the kept keys stay');
+  });
+
   it('an encrypted repository in a bucket: the keys first, kept once the bucket opened, then its password', async () => {
     const { secrets, prompts, s3Keys, passwords, engine } = setUp({ keys: [GOOD], passwords: [undefined], engine: bucketEngine({ password: PASSWORD }) });
     await assert.rejects(secrets.listSnapshots(REPO), (e: EngineError) => e.code === 'BAD_PASSWORD' && e.message === `The repository ${REPO} is encrypted and needs its password.`);
