@@ -17,16 +17,13 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 
-const { ensureGnuTime } = require('./lib');
+const { ensureGnuTime, numberArg, peakMiB } = require('./lib');
 
 const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'out');
 const CLI = path.join(OUT, 'imaging/cli.js');
 
-function arg(name, def) {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
+const arg = numberArg;
 const N = arg('--chunks', 2000000);
 const P = arg('--packs', Math.max(1, Math.ceil(N / 64)));
 const keep = process.argv.includes('--keep');
@@ -76,7 +73,7 @@ function loadIndex(dir) {
   );
   const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, script], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(r.stderr);
-  return { ...JSON.parse(r.stdout), rssMiB: Number(r.stderr.trim().split('\n').pop()) / 1024 };
+  return { ...JSON.parse(r.stdout), rssMiB: peakMiB(r.stderr) };
 }
 
 function snapshot(dir, image) {
@@ -84,7 +81,7 @@ function snapshot(dir, image) {
   const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, CLI, 'snapshot', image, '--repo', dir, '--json'], { encoding: 'utf8' });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`devsnap snapshot exited ${r.status}: ${r.stderr}`);
-  return { ms, rssMiB: Number(r.stderr.trim().split('\n').pop()) / 1024 };
+  return { ms, rssMiB: peakMiB(r.stderr) };
 }
 
 (async () => {

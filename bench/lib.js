@@ -272,12 +272,25 @@ function machineText() {
 }
 
 /** Whether the page cache was dropped before each run, for a report's header. */
+/** The number after `name` on the command line, or `def` when it is not there. */
+function numberArg(name, def) {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? Number(process.argv[i + 1]) : def;
+}
+
+/** Peak RSS in MiB from GNU time's `-f %M` line, the last of stderr. */
+function peakMiB(stderr) {
+  return Number(stderr.trim().split('\n').pop()) / 1024;
+}
+
 function cachesText(dropCachesWanted) {
   if (!dropCachesWanted) return 'not dropped (--no-drop-caches)';
   return canDropCaches ? 'dropped before every run (sync; echo 3 > /proc/sys/vm/drop_caches)' : 'could NOT be dropped (no permission): reads may come from the page cache';
 }
 
 module.exports = {
+  numberArg,
+  peakMiB,
   ROOT,
   WORK,
   MiB,

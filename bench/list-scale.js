@@ -16,6 +16,8 @@
 //                                     AWS_SECRET_ACCESS_KEY; `scripts/ceph.sh up DIR` starts a server)
 'use strict';
 
+const { numberArg, peakMiB } = require('./lib');
+
 const { spawnSync } = require('child_process');
 const fs = require('fs');
 const os = require('os');
@@ -25,10 +27,7 @@ const ROOT = path.resolve(__dirname, '..');
 const OUT = path.join(ROOT, 'out');
 const CLI = path.join(OUT, 'imaging/cli.js');
 
-function arg(name, def) {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
+const arg = numberArg;
 const N = arg('--snapshots', 200);
 const K = arg('--chunks', 100000);
 const M = arg('--many', 1000);
@@ -68,7 +67,7 @@ function cliList(dir) {
   const t0 = process.hrtime.bigint();
   const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, CLI, 'list', '--repo', dir, '--json'], { encoding: 'utf8', maxBuffer: 1 << 28 });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  const rss = Number(r.stderr.trim().split('\n').pop()) / 1024;
+  const rss = peakMiB(r.stderr);
   if (r.status !== 0) throw new Error(`devsnap list exited ${r.status}: ${r.stderr}`);
   return { ms, rssMiB: rss, status: r.status, snapshots: JSON.parse(r.stdout).snapshots.length };
 }

@@ -10,6 +10,8 @@
 // Run after `npx tsc -p .`:   node bench/usage-scale.js [--snapshots N] [--chunks K] [--change P] [--keep]
 'use strict';
 
+const { numberArg, peakMiB } = require('./lib');
+
 const { spawnSync } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
@@ -18,10 +20,7 @@ const path = require('path');
 
 const OUT = path.join(path.resolve(__dirname, '..'), 'out');
 const CLI = path.join(OUT, 'imaging/cli.js');
-const arg = (name, def) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-};
+const arg = numberArg;
 const N = arg('--snapshots', 100);
 const K = arg('--chunks', 400000);
 const P = arg('--change', 1);
@@ -74,7 +73,7 @@ async function build(dir) {
       const r = spawnSync('/usr/bin/time', ['-f', '%M', process.execPath, CLI, ...args, '--repo', dir, '--json'], { encoding: 'utf8', maxBuffer: 1 << 28 });
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       if (r.status !== 0) throw new Error(`devsnap ${args.join(' ')} exited ${r.status}: ${r.stdout.slice(0, 2000)} ${r.stderr.slice(-2000)}`);
-      return { seconds: ms / 1000, rssMiB: Number(r.stderr.trim().split('\n').pop()) / 1024, out: JSON.parse(r.stdout) };
+      return { seconds: ms / 1000, rssMiB: peakMiB(r.stderr), out: JSON.parse(r.stdout) };
     };
     const fmt = (f) => `${f.seconds.toFixed(1)} s, peak RSS ${f.rssMiB.toFixed(0)} MiB`;
     const stats = run(['stats']);
