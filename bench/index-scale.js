@@ -17,11 +17,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 
-const { ensureGnuTime, numberArg, peakMiB } = require('./lib');
-
-const ROOT = path.resolve(__dirname, '..');
-const OUT = path.join(ROOT, 'out');
-const CLI = path.join(OUT, 'imaging/cli.js');
+const { ensureGnuTime, numberArg, peakMiB, OUT, CLI } = require('./lib');
 
 const arg = numberArg;
 const N = arg('--chunks', 2000000);

@@ -10,6 +10,9 @@ const path = require('path');
 
 const ROOT = path.resolve(__dirname, '..');
 const WORK = path.join(__dirname, '.work');
+/** tsc's output, and the CLI in it (the scale benches run them; bench/run.js can run a built engine instead). */
+const OUT = path.join(ROOT, 'out');
+const CLI = path.join(OUT, 'imaging/cli.js');
 const MiB = 1 << 20;
 const GiB = 1 << 30;
 
@@ -290,6 +293,8 @@ function cachesText(dropCachesWanted) {
 
 module.exports = {
   numberArg,
+  OUT,
+  CLI,
   peakMiB,
   ROOT,
   WORK,

@@ -16,16 +16,12 @@
 //                                     AWS_SECRET_ACCESS_KEY; `scripts/ceph.sh up DIR` starts a server)
 'use strict';
 
-const { numberArg, peakMiB } = require('./lib');
+const { numberArg, peakMiB, OUT, CLI } = require('./lib');
 
 const { spawnSync } = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-
-const ROOT = path.resolve(__dirname, '..');
-const OUT = path.join(ROOT, 'out');
-const CLI = path.join(OUT, 'imaging/cli.js');
 
 const arg = numberArg;
 const N = arg('--snapshots', 200);

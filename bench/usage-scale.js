@@ -10,7 +10,7 @@
 // Run after `npx tsc -p .`:   node bench/usage-scale.js [--snapshots N] [--chunks K] [--change P] [--keep]
 'use strict';
 
-const { numberArg, peakMiB } = require('./lib');
+const { numberArg, peakMiB, OUT, CLI } = require('./lib');
 
 const { spawnSync } = require('child_process');
 const crypto = require('crypto');
@@ -18,8 +18,6 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 
-const OUT = path.join(path.resolve(__dirname, '..'), 'out');
-const CLI = path.join(OUT, 'imaging/cli.js');
 const arg = numberArg;
 const N = arg('--snapshots', 100);
 const K = arg('--chunks', 400000);
