@@ -110,4 +110,4 @@ async function buildBaseDisk(o, H) {
   return { base, info };
 }
 
-module.exports = { buildBaseDisk };
+module.exports = { buildBaseDisk, copyRealFiles };
