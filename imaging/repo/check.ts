@@ -1,7 +1,7 @@
 // check: the repository's structure without reading chunk data (verify does that): config,
 // manifests, index files, packs and their own chunk lists, and what is missing, unreferenced or left
 // over by an interrupted write.
-import { Manifest, extentChunks } from './manifest';
+import { extentChunks } from './manifest';
 import { Repository } from './repository';
 import { PackEntry } from './pack';
 
@@ -29,11 +29,8 @@ export interface Inspection {
 
 const sameEntry = (a: PackEntry, b: PackEntry | undefined) => !!b && a.offset === b.offset && a.length === b.length && a.rawLength === b.rawLength;
 
-/**
- * Checks the repository's structure. The manifests are read one at a time (Repository.eachManifest);
- * `onManifest` sees each while it is in memory (check --read-data collects the chunks to read).
- */
-export async function inspectRepository(repo: Repository, onManifest?: (m: Manifest) => void): Promise<Inspection> {
+/** Checks the repository's structure, reading the manifests one at a time (Repository.eachManifest). */
+export async function inspectRepository(repo: Repository): Promise<Inspection> {
   const blocking: string[] = [];
   const repairable: string[] = [];
   const warnings: string[] = [];
@@ -44,7 +41,6 @@ export async function inspectRepository(repo: Repository, onManifest?: (m: Manif
   let snapshots = 0;
   for await (const m of repo.eachManifest((id, err) => blocking.push(`snapshot ${id}: ${err.message}`))) {
     snapshots++;
-    onManifest?.(m);
     let missing = 0;
     let wrongLength = 0;
     for (const a of m.areas) {

@@ -14,6 +14,7 @@ const ID = 32;
 /** Pack number of a deleted entry (its slot is gone; the entry stays as a hole). */
 const DEAD = 0xffffffff;
 const MIN_SLOTS = 1 << 10;
+const CHUNK_ID = /^[0-9a-f]{64}$/;
 
 export class ChunkIndex {
   private ids: Buffer[] = [];
@@ -55,7 +56,9 @@ export class ChunkIndex {
 
   /** The entry number of a chunk, -1 when the index does not hold it. */
   find(id: string): number {
-    if (id.length !== 2 * ID || this.key.write(id, 0, ID, 'hex') !== ID) return -1;
+    // Ids are lowercase hex, as a Map's string keys were: "ABC…" is not "abc…" (Buffer.write would take both).
+    if (!CHUNK_ID.test(id)) return -1;
+    this.key.write(id, 0, ID, 'hex');
     return this.lookup(this.key, 0);
   }
 
@@ -75,7 +78,7 @@ export class ChunkIndex {
   }
 
   set(id: string, loc: ChunkLocation): this {
-    if (!/^[0-9a-f]{64}$/.test(id)) throw new Error(`not a chunk id: ${id}`);
+    if (!CHUNK_ID.test(id)) throw new Error(`not a chunk id: ${id}`);
     this.key.write(id, 0, ID, 'hex');
     this.put(this.key, 0, this.packNumber(loc.pack), loc.offset, loc.length, loc.rawLength);
     return this;
@@ -91,7 +94,8 @@ export class ChunkIndex {
   }
 
   delete(id: string): boolean {
-    if (id.length !== 2 * ID || this.key.write(id, 0, ID, 'hex') !== ID) return false;
+    if (!CHUNK_ID.test(id)) return false;
+    this.key.write(id, 0, ID, 'hex');
     const mask = this.slots.length - 1;
     let i = this.home(this.key, 0);
     for (; this.slots[i] !== 0; i = (i + 1) & mask) if (this.sameId(this.slots[i] - 1, this.key, 0)) break;

@@ -95,7 +95,7 @@ test('ids that are not chunk ids are not found, and are refused when added', () 
   const index = new ChunkIndex();
   const id = crypto.randomBytes(32).toString('hex');
   index.set(id, { pack: PACKS[0], offset: 0, length: 1, rawLength: 1 });
-  for (const bad of ['', 'z'.repeat(64), id.slice(0, 62), id + '00', id.slice(0, 60) + 'zzzz', 'ZZ' + id.slice(2)]) {
+  for (const bad of ['', 'z'.repeat(64), id.slice(0, 62), id + '00', id.slice(0, 60) + 'zzzz', 'ZZ' + id.slice(2), id.toUpperCase()]) {
     assert.equal(index.has(bad), false, bad);
     assert.equal(index.get(bad), undefined, bad);
     assert.equal(index.delete(bad), false, bad);
