@@ -8,7 +8,6 @@
 import * as crypto from 'crypto';
 import { DevsnapError, toDevsnapError } from '../core/errors';
 import { openStorage, type OpenedStorage } from '../storage/open';
-import { S3Storage } from '../storage/s3';
 import { Storage, StorageError, Stray } from '../storage/storage';
 import type { RepoCipher } from './crypto';
 import { acquireLock, Lock } from './lock';
@@ -97,10 +96,7 @@ export class Repository {
   static async init(location: string | OpenedStorage, opts: InitOptions & Access, log: Logger): Promise<Repository> {
     const { storage, folder, display } = storageOf(location, opts);
     try {
-      if (storage instanceof S3Storage && !(await storage.bucketExists())) {
-        await storage.createBucket();
-        log(`Created the bucket for the repository ${display}.`);
-      }
+      if (await storage.ensureContainer?.()) log(`Created the bucket for the repository ${display}.`);
       const { config, cipher } = await initConfig(storage, display, folder, opts);
       return new Repository(display, storage, folder, config, cipher, log);
     } catch (err) {

@@ -407,6 +407,12 @@ export class S3Storage implements Storage {
     }
   }
 
+  async ensureContainer(): Promise<boolean> {
+    if (await this.bucketExists()) return false;
+    await this.createBucket();
+    return true;
+  }
+
   /** True when the bucket exists and these credentials may use it; false when there is none. */
   async bucketExists(): Promise<boolean> {
     try {

@@ -105,6 +105,8 @@ export interface Storage {
   removeStray(stray: Stray): Promise<void>;
   /** Releases what the storage holds open (an S3 client's connections); it is not used afterwards. */
   close?(): void;
+  /** Creates what holds the objects when it is missing (a bucket, at a repository's init); true when it did. A folder needs no such step. */
+  ensureContainer?(): Promise<boolean>;
 }
 
 const SEGMENT = /^[A-Za-z0-9._-]+$/;
