@@ -134,11 +134,16 @@ export class FaultyStorage implements Storage {
     return this.run('read', 'stat', name, () => this.inner.stat(name));
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
-    await this.run('read', 'list', prefix, async () => undefined);
-    for await (const o of this.inner.list(prefix)) {
-      this.alive('list', prefix);
-      yield o;
+  list(prefix: string): AsyncIterable<ObjectInfo> {
+    return this.listing('list', prefix, () => this.inner.list(prefix));
+  }
+
+  /** A listing counted as one read when it starts; a crash meanwhile stops it at the next item. */
+  private async *listing<T>(op: string, prefix: string, items: () => AsyncIterable<T>): AsyncIterable<T> {
+    await this.run('read', op, prefix, async () => undefined);
+    for await (const item of items()) {
+      this.alive(op, prefix);
+      yield item;
     }
   }
 
@@ -146,12 +151,8 @@ export class FaultyStorage implements Storage {
     return this.run('write', 'delete', name, () => this.inner.delete(name));
   }
 
-  async *strays(prefix: string): AsyncIterable<Stray> {
-    await this.run('read', 'strays', prefix, async () => undefined);
-    for await (const s of this.inner.strays(prefix)) {
-      this.alive('strays', prefix);
-      yield s;
-    }
+  strays(prefix: string): AsyncIterable<Stray> {
+    return this.listing('strays', prefix, () => this.inner.strays(prefix));
   }
 
   removeStray(stray: Stray): Promise<void> {
