@@ -51,7 +51,7 @@ export async function usageOp(req: UsageRequest, ctx: OpContext): Promise<UsageR
         else if (Math.floor(s / SHIFT) === i + 1)
           continue; // this snapshot again
         else state[n] = mark | SHARED | (s & OUTSIDE) | outside;
-        row.referencedBytes += repo.index.location(n)!.length;
+        row.referencedBytes += repo.index.storedLength(n);
         row.referencedChunks++;
       }
     }
