@@ -10,7 +10,10 @@ import { cleanup, diffDigests, ext4TreeDigest, fileReader, isRoot, makeDisk, mak
 import { devsnap } from '../../helpers/cli';
 import { openImageFs, imageFsDigest, ImageFs } from '../../../imaging/filesystems/image-fs/index';
 import { openSnapshotFs } from '../../../imaging/files/open';
-import { SnapshotDisk } from '../../../imaging/repo/snapshot-disk';
+import { ChunkCache, SnapshotDisk } from '../../../imaging/repo/snapshot-disk';
+import { ChunkReader } from '../../../imaging/repo/chunk-reader';
+import { WorkerPool } from '../../../imaging/repo/worker-pool';
+import { chunkBuffers } from '../../../imaging/core/memory';
 import { Repository } from '../../../imaging/repo/repository';
 import type { Manifest } from '../../../imaging/repo/manifest';
 import { DevsnapError } from '../../../imaging/core/errors';
@@ -233,5 +236,92 @@ test('SnapshotDisk keeps a bounded chunk cache', async () => {
     }
   } finally {
     await s.close();
+  }
+});
+
+test('SnapshotDisk: concurrent reads through a cache of two chunks, into pool buffers, return the image bytes', { timeout: 60_000 }, async () => {
+  // A raw image (no table, no filesystem): every byte is stored, so every read has its answer in the file.
+  const dir = tmpDir();
+  const img = path.join(dir, 'raw.img');
+  const bytes = crypto.randomBytes(12 * MiB);
+  fs.writeFileSync(img, bytes);
+  const s = await snapshotOf(img, path.join(dir, 'repo'));
+  const pool = new WorkerPool(2);
+  const give = chunkBuffers.give.bind(chunkBuffers);
+  let recycled = 0;
+  chunkBuffers.give = (b) => {
+    if (b instanceof Uint8Array && b.length === MiB) recycled++;
+    give(b);
+  };
+  try {
+    const disk = new SnapshotDisk(new ChunkReader(s.repo, pool), s.m, undefined, { cacheChunks: 2 });
+    // Many reads at once over 12 chunks through a cache of 2: entries are dropped while other reads
+    // still wait to copy from them, and pool buffers come back into play (as `into`) meanwhile.
+    let seed = 7;
+    const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    const reads = Array.from({ length: 300 }, () => {
+      const len = 1 + rnd(2 * MiB);
+      return { pos: rnd(bytes.length - len), len };
+    });
+    // Others take pool buffers and write over them meanwhile, as a snapshot's reads do: a chunk given
+    // back while a read still had to copy from it would show their bytes.
+    let running = true;
+    const churn = async () => {
+      while (running) {
+        const b = chunkBuffers.take(MiB).fill(0xaa);
+        await new Promise((r) => setImmediate(r));
+        chunkBuffers.give(b);
+      }
+    };
+    const churners = [churn(), churn(), churn()];
+    const bad = await Promise.all(
+      reads.map(async ({ pos, len }) => {
+        const into = len <= MiB ? chunkBuffers.take(len) : undefined;
+        const out = await disk.read(pos, len, into);
+        const ok = out.equals(bytes.subarray(pos, pos + len));
+        chunkBuffers.give(into);
+        return ok ? 0 : 1;
+      }),
+    );
+    running = false;
+    await Promise.all(churners);
+    assert.equal(
+      bad.reduce((a: number, b) => a + b, 0),
+      0,
+      'every read returns the image bytes',
+    );
+    assert.ok(recycled > 0, 'dropped chunks went back to the pool');
+  } finally {
+    chunkBuffers.give = give;
+    await pool.close();
+    await s.close();
+  }
+});
+
+test('ChunkCache: a dropped chunk still pinned by a read stays out of the pool until it is released', async () => {
+  const cache = new ChunkCache(2);
+  const given: ArrayBufferLike[] = [];
+  const give = chunkBuffers.give.bind(chunkBuffers);
+  chunkBuffers.give = (b) => {
+    if (b) given.push(b instanceof Uint8Array ? b.buffer : b);
+    give(b);
+  };
+  try {
+    const chunk = (c: string) => async () => chunkBuffers.take(MiB).fill(c);
+    const a = cache.use('a', chunk('a'));
+    const aBytes = await a.data;
+    cache.use('b', chunk('b')).release();
+    cache.use('c', chunk('c')).release(); // drops 'a', still pinned
+    await new Promise((r) => setImmediate(r));
+    assert.ok(!given.includes(aBytes.buffer), 'a pinned chunk is not given back when dropped');
+    assert.equal(aBytes[0], 'a'.charCodeAt(0));
+    a.release();
+    await new Promise((r) => setImmediate(r));
+    assert.ok(given.includes(aBytes.buffer), 'given back once released');
+    cache.use('d', chunk('d')).release(); // drops 'b', not pinned: given back at once
+    await new Promise((r) => setImmediate(r));
+    assert.equal(given.length, 2);
+  } finally {
+    chunkBuffers.give = give;
   }
 });
