@@ -73,6 +73,9 @@ export class WorkerPool {
   private pending = new Map<number, { worker: Worker; resolve: (r: WorkerReply) => void; reject: (e: Error) => void }>();
   private nextId = 1;
   private failure: Error | null = null;
+  /** Workers allowed from now on (limit()); `size` stays what queues are sized by. */
+  private max: number;
+  private readonly retired = new WeakSet<Worker>();
 
   private readonly script = workerScript();
   /** Since when requests have been waiting with no worker idle (0: not now). */
@@ -87,14 +90,31 @@ export class WorkerPool {
    * compared in the main thread) does not need twice.
    */
   constructor(readonly size = Math.max(1, Math.min(4, os.availableParallelism?.() ?? os.cpus().length))) {
+    this.max = size;
     this.spawn();
+  }
+
+  /**
+   * At most `n` workers from now on: idle ones beyond that stop now, busy ones once they reply. Once
+   * the bulk of a snapshot is compressed, what is left (catching up, the last pass, patches) keeps
+   * one busy at most, and each other one would hold its ~30 MiB to the end.
+   */
+  limit(n: number): void {
+    this.max = Math.max(1, Math.min(this.size, n));
+    while (this.workers.length > this.max && this.idle.length) this.retire(this.idle.pop()!);
+  }
+
+  private retire(w: Worker): void {
+    this.retired.add(w);
+    this.workers = this.workers.filter((x) => x !== w);
+    void w.terminate();
   }
 
   private spawn(): void {
     const w = new Worker(this.script, { resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_MB } });
     w.on('message', (reply: WorkerReply) => this.onReply(w, reply));
     w.on('error', (err) => this.fail(err));
-    w.on('exit', (code) => code !== 0 && this.fail(new Error(`compression worker exited with code ${code}`)));
+    w.on('exit', (code) => code !== 0 && !this.retired.has(w) && this.fail(new Error(`compression worker exited with code ${code}`)));
     this.workers.push(w);
     this.idle.push(w);
   }
@@ -185,7 +205,7 @@ export class WorkerPool {
     // (An incremental's small patches, even queued, do not start one.)
     if (!this.queue.length) this.backlogSince = 0;
     else if (!this.backlogSince) this.backlogSince = performance.now();
-    else if (performance.now() - this.backlogSince >= GROW_AFTER_MS && this.queuedBytes >= GROW_BYTES && this.workers.length < this.size && this.workers.length) {
+    else if (performance.now() - this.backlogSince >= GROW_AFTER_MS && this.queuedBytes >= GROW_BYTES && this.workers.length < this.max && this.workers.length) {
       this.backlogSince = 0;
       this.spawn();
       this.dispatch();
@@ -195,7 +215,8 @@ export class WorkerPool {
   private onReply(w: Worker, reply: WorkerReply): void {
     const p = this.pending.get(reply.id);
     this.pending.delete(reply.id);
-    this.idle.push(w);
+    if (this.workers.length > this.max) this.retire(w);
+    else this.idle.push(w);
     for (const ab of reply.spare ?? []) chunkBuffers.give(ab);
     if (p) {
       if (reply.error) p.reject(new Error(reply.error));

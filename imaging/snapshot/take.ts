@@ -24,6 +24,7 @@ import { WorkerPool } from '../repo/worker-pool';
 import { ProgressMeter, ProgressSink } from '../core/progress';
 import { freezeMounts, Frozen } from '../capture/freeze';
 import { ChunkSaver } from '../repo/chunk-saver';
+import { memMark } from '../core/memory';
 import { ChunkReader } from '../repo/chunk-reader';
 import { AreaCells, CellStore, type PlannedArea } from '../capture/cells';
 import { readCells } from '../capture/reads';
@@ -76,6 +77,7 @@ export async function takeSnapshot(repo: Repository, options: SnapshotOptions): 
 }
 
 async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Manifest> {
+  memMark('take');
   const started = performance.now(); // monotonic: a clock set back meanwhile must not make the duration negative
   const opts = { ...options, source: path.resolve(options.source) }; // manifests name sources absolutely
   const info = await inspectPath(opts.source, 'source');
@@ -186,6 +188,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     }
 
     // Pass 1, area by area in disk order.
+    memMark('pass 1');
     const toRead = areas.reduce((n, a) => n + (a.used ? a.used.usedBytes : a.size), 0);
     const meter = new ProgressMeter('image', toRead, opts.onProgress);
     const stats = { bytesRead: 0 };
@@ -261,8 +264,10 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     }
     await store.drain();
     if (opts.signal?.aborted) throw cancelled();
+    pool.limit(1); // the bulk is compressed: what is left keeps one worker busy at most
 
     // Two-pass: catch up live, then the final pass with writes paused.
+    memMark('two-pass end');
     const pointInTime =
       mode === 'frozen-two-pass'
         ? await finishTwoPass({
@@ -292,6 +297,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
     }
     await store.drain();
     if (opts.signal?.aborted) throw cancelled();
+    memMark('finish');
     await writer.finish().catch((err) => Promise.reject(toDevsnapError(err, repoSubject)));
     meter.finish();
 
@@ -323,6 +329,7 @@ async function takeOnce(repo: Repository, options: SnapshotOptions): Promise<Man
       bytesAdded: writer.bytesWritten,
       started,
     });
+    memMark('commit');
     commitId = manifest.id;
     await repo.commitManifest(manifest).catch((err) => Promise.reject(toDevsnapError(err, repoSubject)));
     return manifest;

@@ -25,3 +25,29 @@ test('one worker while jobs come one at a time; a second once jobs wait for a bu
     await pool.close();
   }
 });
+
+test('limit() stops the workers beyond it (idle ones at once, busy ones when done); the rest go on', async () => {
+  const pool = new WorkerPool(2);
+  try {
+    const chunk = seededBytes(3, 1 << 20);
+    // Four chunks in flight at a time for a second: a backlog that starts the second worker.
+    const backlog = async () => {
+      const until = performance.now() + 1000;
+      const lane = async () => {
+        while (performance.now() < until) await pool.compress(chunk, 3);
+      };
+      await Promise.all([lane(), lane(), lane(), lane()]);
+    };
+    await backlog();
+    assert.equal(pool.started, 2);
+    // A job in flight while the limit drops: its worker may be the one to go once it replies.
+    const inFlight = [pool.compress(chunk, 3), pool.compress(chunk, 3)];
+    pool.limit(1);
+    for (const f of inFlight) assert.ok((await f).length > 0);
+    assert.equal(pool.started, 1, 'one worker left');
+    await backlog();
+    assert.equal(pool.started, 1, 'a backlog no longer starts a second one; the stopped worker was no failure');
+  } finally {
+    await pool.close();
+  }
+});
