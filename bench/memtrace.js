@@ -11,14 +11,19 @@ const lines = fs
   .trim()
   .split('\n')
   .map((l) => JSON.parse(l));
+const marks = lines.filter((l) => l.thread === 'mark'); // memMark(): the phase that starts at t
 const threads = new Map();
 for (const l of lines) {
+  if (l.thread === 'mark') continue;
   if (!threads.has(l.thread)) threads.set(l.thread, []);
   threads.get(l.thread).push(l);
 }
 const main = threads.get('main') ?? [];
 const peak = main.reduce((a, b) => (b.rss > a.rss ? b : a), main[0]);
-console.log(`peak RSS ${MB(peak.rss)} MiB at ${peak.t} ms (VmHWM ${MB(peak.VmHWM)}; anon ${MB(peak.RssAnon)}, file ${MB(peak.RssFile)})`);
+const phase = marks.filter((m) => m.t <= peak.t).pop()?.phase ?? 'start';
+console.log(`peak RSS ${MB(peak.rss)} MiB at ${peak.t} ms, in phase "${phase}" (VmHWM ${MB(peak.VmHWM)}; anon ${MB(peak.RssAnon)}, file ${MB(peak.RssFile)})`);
+if (peak.created != null) console.log(`pool buffers: ${peak.created} made so far, ${peak.free} free, ${peak.dropped} dropped; ${MB(peak.unpooled)} MiB asked outside the pool`);
+if (marks.length) console.log(`phases: ${marks.map((m) => `${m.phase} ${m.t} ms`).join(', ')}`);
 console.log('thread   heapTotal heapUsed external arrayBuffers   (MiB, nearest sample to the peak)');
 let sum = 0;
 for (const [name, ss] of threads) {

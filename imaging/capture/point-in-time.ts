@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FILE_MODE, readFully, tempName, writeFully } from '../core/fsutil';
 import { DevsnapError } from '../core/errors';
-import { chunkBuffers } from '../core/memory';
+import { chunkBuffers, memMark } from '../core/memory';
 import { detectFilesystem } from '../filesystems/detect';
 import type { ByteReader, UsedBlocks } from '../filesystems/types';
 import type { AreaCells, CellStore } from './cells';
@@ -339,6 +339,7 @@ async function frozenPassHeld(
   let uncoveredBlocks = 0;
   const at = new Date(atMs).toISOString();
   const t0 = performance.now();
+  memMark('frozen');
   const thaw = await pauseAll(mounted);
   let pauseSeconds: number;
   try {
@@ -366,6 +367,7 @@ async function frozenPassHeld(
       'Take the snapshot again when less is being written, or use --freeze.',
     );
   }
+  memMark('thawed');
   let rereadBytes = 0;
   const usedMaps = new Map<Tracked, UsedBlocks | null>();
   for (const { t, parts, dead, used } of collected) {

@@ -26,8 +26,15 @@ export class BufferPool {
   constructor(private readonly keep = 16) {}
 
   /** `n` bytes (contents undefined) in a pooled buffer when `n` fits the class, else a buffer of their own. */
+  /** Counters for DEVSNAP_MEMTRACE: buffers made (none was free), dropped (the pool was full), bytes asked outside the class. */
+  readonly stats = { created: 0, dropped: 0, unpooled: 0 };
+
   take(n: number): Buffer {
-    if (n < BufferPool.MIN_POOLED || n > BufferPool.CAPACITY) return Buffer.allocUnsafeSlow(n);
+    if (n < BufferPool.MIN_POOLED || n > BufferPool.CAPACITY) {
+      this.stats.unpooled += n;
+      return Buffer.allocUnsafeSlow(n);
+    }
+    if (!this.free.length) this.stats.created++;
     return Buffer.from(this.free.pop() ?? new ArrayBuffer(BufferPool.CAPACITY), 0, n);
   }
 
@@ -43,6 +50,7 @@ export class BufferPool {
   /** Hands a pooled buffer back once nothing uses its bytes any more; any other buffer is ignored (the GC's). */
   give(b: ArrayBufferLike | Uint8Array | null | undefined): void {
     const ab = b instanceof Uint8Array ? b.buffer : b;
+    if (ab && this.owns(ab) && this.free.length >= this.keep) this.stats.dropped++;
     if (ab && this.owns(ab) && this.free.length < this.keep && !this.free.includes(ab as ArrayBuffer)) this.free.push(ab as ArrayBuffer);
   }
 
@@ -59,12 +67,19 @@ export const chunkBuffers = new BufferPool();
 // /proc/self/status), for bench/memtrace.js to say where the peak RSS goes. Off: nothing runs.
 
 let tracing = false;
+let t0 = Date.now();
+
+/** With DEVSNAP_MEMTRACE: a line naming the phase that starts now, for bench/memtrace.js to place the peak. */
+export function memMark(phase: string): void {
+  const file = process.env.DEVSNAP_MEMTRACE;
+  if (file && tracing) fs.appendFileSync(file, JSON.stringify({ t: Date.now() - t0, thread: 'mark', phase }) + '\n');
+}
 
 export function startMemTrace(): void {
   const file = process.env.DEVSNAP_MEMTRACE;
   if (!file || tracing) return;
   tracing = true;
-  const t0 = Date.now();
+  t0 = Date.now();
   const sample = () => {
     const m = process.memoryUsage();
     const line: Record<string, number | string> = {
@@ -77,6 +92,7 @@ export function startMemTrace(): void {
       arrayBuffers: m.arrayBuffers,
     };
     if (isMainThread) {
+      Object.assign(line, { ...chunkBuffers.stats, free: chunkBuffers.pooled });
       const status = fs.readFileSync('/proc/self/status', 'utf8');
       for (const k of ['RssAnon', 'RssFile', 'VmHWM']) {
         const v = new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status);
