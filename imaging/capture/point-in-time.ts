@@ -195,7 +195,7 @@ class Held {
     yield* this.inMemory.splice(0);
     for (const s of this.spilled) {
       const n = s.lens.reduce((m, l) => m + l, 0);
-      const all = await readFully(this.fh!, s.at, n, chunkBuffers.take(n)); // given back by CellStore.overlay
+      const all = await readFully(this.fh!, s.at, n, chunkBuffers.scratch(n)); // given back by CellStore.overlay
       let pos = 0;
       yield { index: s.index, bytesRead: s.bytesRead, blocks: s.offs.map((o, k) => [o, all.subarray(pos, (pos += s.lens[k]))] as [number, Buffer]) };
     }

@@ -79,10 +79,11 @@ export function decodePatch(raw: Buffer, id: string): Patch {
 }
 
 /** The cell: `base` (the verified raw bytes of chunk p.base) with the patch's blocks written over it. */
-export function applyPatch(base: Buffer, p: Patch, patchId: string, baseId: string): Buffer {
+export function applyPatch(base: Buffer, p: Patch, patchId: string, baseId: string, opts: { inPlace?: boolean } = {}): Buffer {
   if (p.base !== baseId) throw damaged(patchId, `it patches chunk ${p.base.slice(0, 12)}…, but the manifest names ${baseId.slice(0, 12)}… as its base`);
   if (base.length !== p.cellLength) throw damaged(patchId, `its cell is ${p.cellLength} bytes, its base ${base.length}`);
-  const out = Buffer.from(base); // a copy: the base may be cached and shared
+  // A copy unless the caller owns the base (it may be cached and shared).
+  const out = opts.inPlace ? base : Buffer.from(base);
   for (const [i, b] of p.blocks) b.copy(out, i * p.blockSize);
   return out;
 }

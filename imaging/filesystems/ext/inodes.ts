@@ -16,7 +16,7 @@ export { fileAcl, fingerprint, inodeChecksumOk, words } from './inode-bytes';
 // ---- batched reads
 
 /** Bytes per read: sequential enough, and little memory (8 MiB reads cost an incremental ~20 MB of peak memory for no speed). */
-const MAX_READ_BLOCKS_BYTES = 1 << 20;
+export const MAX_READ_BLOCKS_BYTES = 1 << 20;
 /** Unneeded blocks read through between two runs rather than a second request. */
 const MAX_GAP_BYTES = 64 << 10;
 
@@ -41,7 +41,7 @@ export async function readRuns(p: ByteReader, blockSize: number, starts: ArrayLi
   // ~1 MiB per 4,000 inodes, which allocated per read left tens of MB for the collector to find.
   const start = (i: number) => {
     const n = (reads[i].to - reads[i].from) * blockSize;
-    const into = chunkBuffers.take(n);
+    const into = chunkBuffers.scratch(n);
     const pr = p.read(reads[i].from * blockSize, n, into);
     pr.catch(() => undefined); // awaited below; this only keeps a failing fn from leaving it unhandled
     return { pr, into };

@@ -6,7 +6,7 @@
 // Anything that does not hold makes readExtState answer null and blocksToReread throw: the caller then
 // reads everything, which is always safe.
 
-import { BG_INODE_UNINIT, ExtDamage, fileAcl, fingerprint, openExtFs, readRawInode, readRuns, walkInode, words, type ExtFs } from './inodes';
+import { BG_INODE_UNINIT, MAX_READ_BLOCKS_BYTES, ExtDamage, fileAcl, fingerprint, openExtFs, readRawInode, readRuns, walkInode, words, type ExtFs } from './inodes';
 import { crc32cRaw } from '../checksums';
 import { countBits } from '../bitmap';
 import { endianness } from 'os';
@@ -21,8 +21,12 @@ export { blocksToReread } from './reread';
 
 const JBD2_MAGIC = 0xc03b3998;
 const EXT4_ERROR_FS = 0x2;
-/** Table blocks per run when scanning: runs are merged into reads of up to 8 MiB anyway. */
-const MAX_TABLE_RUN = 2048;
+/**
+ * Table bytes per run when scanning: a run is read whole, so one that fits a read (and a pool buffer,
+ * core/memory.ts) costs no memory of its own. 8 MiB runs were 26 MB of buffers per scan for the
+ * collector to find, on the bench's 8 GiB root.
+ */
+const MAX_TABLE_RUN_BYTES = MAX_READ_BLOCKS_BYTES;
 const LITTLE_ENDIAN = endianness() === 'LE';
 
 /** Reads the state; null when `p` is not an ext filesystem this module can follow. Throws only p's I/O errors. */
@@ -61,6 +65,7 @@ async function scan(p: ByteReader, live: boolean): Promise<ExtState | null> {
   const runStart: number[] = [];
   const runCount: number[] = [];
   const runGroup: number[] = [];
+  const maxRun = Math.max(1, Math.floor(MAX_TABLE_RUN_BYTES / s.blockSize));
   for (let g = 0; g < s.groupCount; g++) {
     const bm = bitmaps[g];
     if (!bm) continue;
@@ -68,7 +73,7 @@ async function scan(p: ByteReader, live: boolean): Promise<ExtState | null> {
       if (!anyBit(bm, k * fs.inodesPerBlock, Math.min(ipg, (k + 1) * fs.inodesPerBlock))) continue;
       const blk = fs.groups[g].inodeTable + k;
       const r = runStart.length - 1;
-      if (r >= 0 && runGroup[r] === g && runStart[r] + runCount[r] === blk && runCount[r] < MAX_TABLE_RUN) runCount[r]++;
+      if (r >= 0 && runGroup[r] === g && runStart[r] + runCount[r] === blk && runCount[r] < maxRun) runCount[r]++;
       else {
         runStart.push(blk);
         runCount.push(1);
