@@ -2,6 +2,7 @@
 // own: `node dist/devsnap.js`), and the webview UI (web). tsc (`out/`) is only for tests.
 'use strict';
 const path = require('path');
+const webpack = require('webpack');
 
 const tsRule = { test: /\.ts$/, exclude: /node_modules/, use: [{ loader: 'ts-loader', options: { transpileOnly: true } }] };
 const common = (mode) => ({
@@ -22,6 +23,7 @@ module.exports = (_env, argv) => [
     entry: { extension: './extension/extension.ts' },
     output: { ...common(argv.mode).output, libraryTarget: 'commonjs2' },
     externals: { vscode: 'commonjs vscode' },
+    plugins: [new webpack.optimize.LimitChunkCountPlugin({ maxChunks: 1 })], // one file, as the engine's
   },
   {
     ...common(argv.mode),
@@ -32,7 +34,12 @@ module.exports = (_env, argv) => [
     output: { ...common(argv.mode).output, libraryTarget: 'commonjs2' },
     node: { __dirname: false }, // the worker pool finds compress-worker.js beside the bundle
     optimization: { minimize: false }, // zstd-codec's inlined WASM makes minifying slow and saves little
-    plugins: [new (require('webpack').BannerPlugin)({ banner: '#!/usr/bin/env node', raw: true, include: /^devsnap\.js$/ })],
+    plugins: [
+      new webpack.BannerPlugin({ banner: '#!/usr/bin/env node', raw: true, include: /^devsnap\.js$/ }),
+      // Modules some commands load on demand (import()) stay inside the bundle: the engine is copied
+      // file by file (automation/engine-copy.ts, the recovery kit) and must not grow chunk files.
+      new webpack.optimize.LimitChunkCountPlugin({ maxChunks: 1 }),
+    ],
   },
   {
     ...common(argv.mode),

@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { pipeline } from 'stream/promises';
 import * as zlib from 'zlib';
-import * as tar from 'tar-stream';
+import type * as TarStream from 'tar-stream';
 import { DevsnapError } from '../core/errors';
 import { hashFile } from '../core/fsutil';
 
@@ -77,6 +77,7 @@ function download(url: string, file: string, redirects = 5): Promise<void> {
 
 /** Extracts `member` of the gzipped tar `tgz` into `out` (mode 0755); false when it is not there. */
 async function extractMember(tgz: string, member: string, out: string): Promise<boolean> {
+  const tar: typeof TarStream = await import('tar-stream'); // only here: no other devsnap start loads it
   const extract = tar.extract();
   let found = false;
   extract.on('entry', (header, stream, next) => {

@@ -1,6 +1,7 @@
 // `devsnap export` and `devsnap import`: a snapshot as a .tar.zst that plain tar and dd can restore, and back.
 import { Command } from 'commander';
-import { exportSnapshot, importSnapshot } from '../../archive/export';
+/** The archive modules (tar), loaded only by these commands. */
+const archive = () => import('../../archive/export');
 import type { CommandContext } from '../context';
 import { exportText, importText } from '../print/repository';
 
@@ -10,7 +11,9 @@ export function register(program: Command, ctx: CommandContext): void {
     .description('write a snapshot as a .tar.zst that plain tar and dd can restore')
     .action(async (id: string, file: string, _o, cmd) => {
       const g = ctx.globals(cmd);
-      const r = await ctx.withRepo(g, false, 'export', async (repo) => exportSnapshot(repo, await repo.resolveId(id), file, { onProgress: ctx.progressSink(g), signal: ctx.signal, log: ctx.log }));
+      const r = await ctx.withRepo(g, false, 'export', async (repo) =>
+        (await archive()).exportSnapshot(repo, await repo.resolveId(id), file, { onProgress: ctx.progressSink(g), signal: ctx.signal, log: ctx.log }),
+      );
       ctx.report(g, r, () => exportText(id, file));
     });
 
@@ -19,7 +22,7 @@ export function register(program: Command, ctx: CommandContext): void {
     .description('read a snapshot exported with `devsnap export` into the repository')
     .action(async (file: string, _o, cmd) => {
       const g = ctx.globals(cmd);
-      const r = await ctx.withRepo(g, true, 'import', (repo) => importSnapshot(repo, file, { onProgress: ctx.progressSink(g), signal: ctx.signal, log: ctx.log }), true);
+      const r = await ctx.withRepo(g, true, 'import', async (repo) => (await archive()).importSnapshot(repo, file, { onProgress: ctx.progressSink(g), signal: ctx.signal, log: ctx.log }), true);
       ctx.report(g, r, () => importText(file));
     });
 }

@@ -1,6 +1,5 @@
 // `devsnap helper` (hidden): the elevated helper (imaging/helper/README.md), started by the extension, as root, never by hand.
 import { Command } from 'commander';
-import { runHelperCommand } from '../../helper/server';
 
 export function register(program: Command): void {
   program
@@ -11,6 +10,7 @@ export function register(program: Command): void {
     .option('--uid <uid>', 'uid of the user the helper works for (default: $PKEXEC_UID, $SUDO_UID or our own)')
     .option('--idle-timeout <seconds>', 'exit after this long without a request', '600')
     .action(async (o) => {
+      const { runHelperCommand } = await import('../../helper/server'); // no part of any other command's start
       process.exitCode = await runHelperCommand({ socket: o.socket, secretFile: o.secretFile, uid: o.uid, idleTimeout: o.idleTimeout });
     });
 }

@@ -4,7 +4,6 @@
 // overwritten, writes nothing until the disk's name is typed, restores with progress, compares the
 // disk with the snapshot, and says what to do next. The questions are @inquirer/prompts (on stderr,
 // so --json keeps stdout clean); every answer can also be given as an option, for scripts.
-import { input, password as askPassword, select } from '@inquirer/prompts';
 import { Command } from 'commander';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -16,6 +15,8 @@ import { nextSteps, overwriteLines, recoverChoices, recoverTargets, snapshotLine
 import type { CommandContext, GlobalOpts } from '../context';
 
 const PROMPT = { output: process.stderr };
+/** The prompts library (~60 ms to load), loaded only by this command: every other devsnap starts without it. */
+const prompts = () => import('@inquirer/prompts');
 
 /** The repository: --repo, $DEVSNAP_REPO, or the folder that holds the kit this devsnap runs from. */
 function findRepository(ctx: CommandContext, g: GlobalOpts): string {
@@ -36,7 +37,7 @@ async function listWithPassword(ctx: CommandContext, g: GlobalOpts, repo: string
     } catch (err) {
       if (!(err instanceof DevsnapError) || err.code !== 'BAD_PASSWORD' || !interactive || tries >= 3) throw err;
       if (tries) process.stderr.write('That password does not open the repository.\n');
-      pw = await askPassword({ message: `Password of the repository ${repo}:`, mask: '*' }, PROMPT);
+      pw = await (await prompts()).password({ message: `Password of the repository ${repo}:`, mask: '*' }, PROMPT);
     }
   }
 }
@@ -84,12 +85,14 @@ export function register(program: Command, ctx: CommandContext): void {
       let disk: DiskInfo = best.disk;
       if (interactive && !o.snapshot && named.length > 1) {
         const bySnap = [...new Map(choices.map((c) => [c.snapshot.id, c.snapshot])).values()];
-        snapshot = await select({ message: 'Which snapshot?', default: best.snapshot, choices: bySnap.map((s) => ({ name: snapshotLine(s), value: s })) }, PROMPT);
+        snapshot = await (await prompts()).select({ message: 'Which snapshot?', default: best.snapshot, choices: bySnap.map((s) => ({ name: snapshotLine(s), value: s })) }, PROMPT);
       }
       const fit = choices.filter((c) => c.snapshot.id === snapshot.id);
       disk = fit[0].disk;
       if (interactive && !o.disk && fit.length > 1) {
-        disk = await select(
+        disk = await (
+          await prompts()
+        ).select(
           { message: 'Restore it onto which disk? (everything on it is replaced)', default: disk, choices: fit.map((c) => ({ name: `${diskLine(c.disk)}  (${c.why})`, value: c.disk })) },
           PROMPT,
         );
@@ -100,7 +103,7 @@ export function register(program: Command, ctx: CommandContext): void {
       for (const l of overwriteLines(disk)) say(l);
       say(`with the snapshot ${snapshotLine(snapshot)}.`);
       say('');
-      const typed = o.confirm ?? (interactive ? await input({ message: `Type ${disk.path} to overwrite it (anything else stops here):` }, PROMPT) : undefined);
+      const typed = o.confirm ?? (interactive ? await (await prompts()).input({ message: `Type ${disk.path} to overwrite it (anything else stops here):` }, PROMPT) : undefined);
       if (typed === undefined) throw new DevsnapError('USAGE', `Restoring overwrites ${disk.path}.`, `Pass --confirm ${disk.path} to confirm without a terminal.`);
       if (typed.trim() !== disk.path) throw new DevsnapError('CANCELLED', `"${typed.trim()}" is not ${disk.path}: nothing was written.`);
 
