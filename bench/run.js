@@ -289,6 +289,21 @@ async function main() {
 
     log('(b) mounted read-write: devsnap full with writers, restic and borg at file level');
     const fullDevsnap = await devsnapMounted('full', 'installed');
+    // The baseline engine on the same mounted root with writers, as that engine read it (live, no point in time).
+    let fullBaselineMounted = null;
+    if (baselineCli) {
+      drop();
+      const dir = path.join(repos, 'baseline-mounted');
+      const writers = await startWriters(mnt, 'baseline', writerLogs);
+      let tb;
+      try {
+        tb = timed([devsnapCommand(baselineCli)({ args: ['snapshot', whole, '--repo', dir, '--json', '--progress', 'none', '--label', 'installed'] })]);
+      } finally {
+        await writers.stop();
+      }
+      fullBaselineMounted = record({ op: 'full', tool: fullBaseline.tool, source: 'mounted rw + writers', seconds: tb.seconds, mbps: mbps(tb.seconds), bytes: duBytes(dir), rss: tb.rss });
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
     const firstFiles = filePeers('first backup', 'installed');
 
     log('upgrade: simulateUpgrade(…, 0.05) on the mounted root');
@@ -417,7 +432,7 @@ async function main() {
       profile,
       mounted,
       restored,
-      rows: { fullDevsnap, fullOffline, fullBaseline, fullPartclone, incDevsnap, sameDevsnap, resDevsnap, resPartclone, firstFiles, incFiles, sameFiles, incBlock },
+      rows: { fullDevsnap, fullOffline, fullBaseline, fullBaselineMounted, fullPartclone, incDevsnap, sameDevsnap, resDevsnap, resPartclone, firstFiles, incFiles, sameFiles, incBlock },
     });
   } finally {
     cleanupAll();
