@@ -64,8 +64,9 @@ export class BufferPool {
   /** Hands a pooled buffer back once nothing uses its bytes any more; any other buffer is ignored (the GC's). */
   give(b: ArrayBufferLike | Uint8Array | null | undefined): void {
     const ab = b instanceof Uint8Array ? b.buffer : b;
-    if (ab && this.owns(ab) && this.free.length >= this.keep) this.stats.dropped++;
-    if (ab && this.owns(ab) && this.free.length < this.keep && !this.free.includes(ab as ArrayBuffer)) this.free.push(ab as ArrayBuffer);
+    if (!ab || !this.owns(ab)) return;
+    if (this.free.length >= this.keep) this.stats.dropped++;
+    else if (!this.free.includes(ab as ArrayBuffer)) this.free.push(ab as ArrayBuffer);
   }
 
   get pooled(): number {

@@ -1,9 +1,10 @@
 // `devsnap export` and `devsnap import`: a snapshot as a .tar.zst that plain tar and dd can restore, and back.
 import { Command } from 'commander';
-/** The archive modules (tar), loaded only by these commands. */
-const archive = () => import('../../archive/export');
 import type { CommandContext } from '../context';
 import { exportText, importText } from '../print/repository';
+
+/** The archive modules (tar), loaded only by these commands. */
+const archive = () => import('../../archive/export');
 
 export function register(program: Command, ctx: CommandContext): void {
   program
