@@ -48,19 +48,15 @@ export class ChunkCache {
    * what it needs out of it in between and keeps no view of it afterwards.
    */
   use(id: string, load: () => Promise<Buffer>): { data: Promise<Buffer>; release: () => void } {
-    let e = this.entries.get(id);
-    if (e) {
-      this.hits++;
-      this.entries.delete(id);
-      this.entries.set(id, e); // most recently used last
-    } else {
+    const held = this.entries.get(id);
+    const entry: Entry = held ?? { data: load(), pins: 0, dropped: false };
+    if (held) this.hits++;
+    else {
       this.reads++;
-      const entry: Entry = { data: load(), pins: 0, dropped: false };
-      e = entry;
-      this.entries.set(id, entry);
       entry.data.catch(() => this.entries.get(id) === entry && this.entries.delete(id));
     }
-    const entry = e;
+    this.entries.delete(id);
+    this.entries.set(id, entry); // most recently used last
     entry.pins++;
     while (this.entries.size > this.max) {
       const oldest = this.entries.keys().next().value as string;
