@@ -9,9 +9,9 @@ const { ROOT, WORK, MiB, fmtBytes, table, machineText, cachesText } = require('.
 const RSS_LIMIT = 150e6;
 const PAUSE_LIMIT_MS = 2000;
 // "Full snapshot time and size no worse than today": against the engine issue 8 was filed against
-// (32b9ed7074a1), run offline on the same disk in the same run (bench/run.js --baseline). Without that
-// run (--baseline none): the figures it measured then at the default scale, 15.6 s and 1.46 GB, which
-// only mean something for the same data on the same machine.
+// (32b9ed7074a1), run on the same disk in the same run, offline and mounted (bench/run.js --baseline).
+// Without those runs (--baseline none): the figures it measured then at the default scale, 15.6 s and
+// 1.46 GB, which only mean something for the same data on the same machine.
 const PREVIOUS_FULL = { scale: 3, part: 8, seconds: 15.6, bytes: 1.46e9 };
 
 const s1 = (x) => `${x.toFixed(1)} s`;

@@ -24,9 +24,10 @@
 //   --cpu-prof       also run devsnap with node --cpu-prof and print the hottest functions
 //   --engine head    benchmark the last commit (built into bench/.work/engine-SHA) instead of out/:
 //                    results stay stable while others edit and rebuild the working tree
-//   --baseline SHA   the engine the "full no worse" target compares with, run offline on the same disk
-//                    (default 32b9ed7074a1, the engine issue 8 was filed against; none: the figures
-//                    it measured then, which only hold for the same data on the same machine)
+//   --baseline SHA   the engine the "full no worse" target compares with, run on the same disk offline
+//                    and mounted with writers (default 32b9ed7074a1, the engine issue 8 was filed
+//                    against; none: the figures it measured then, which only hold for the same data on
+//                    the same machine)
 'use strict';
 
 const fs = require('fs');
@@ -38,9 +39,9 @@ const { startWriters, checkRestoredRoot, killWriters } = require('./writers');
 const { report } = require('./report');
 
 let CLI = path.join(ROOT, 'out/imaging/cli.js');
+let HELPERS = path.join(ROOT, 'out/test/helpers/disks.js');
 /** The engine issue 8 was filed against: "full snapshot time and size no worse than today" means than it. */
 const BASELINE = '32b9ed7074a1';
-let HELPERS = path.join(ROOT, 'out/test/helpers/disks.js');
 
 function parseArgs(argv) {
   const o = { engine: 'out', baseline: BASELINE, quick: false, scale: null, part: null, rebuild: false, keep: false, dropCaches: true, cpuProf: false };
@@ -152,6 +153,23 @@ async function main() {
     fs.mkdirSync(devLink, { recursive: true });
     const rootLink = path.join(devLink, 'root'); // stable path for borg, whatever loop device backs it
     const drop = () => dropCaches(o.dropCaches);
+    // The baseline engine's full of `dev` (its own repository, removed once measured); with writers
+    // on the mounted root when `mounted` (that engine reads it live, without a point in time).
+    const baselineFull = async (dev, mounted) => {
+      drop();
+      const dir = path.join(repos, 'baseline');
+      const writers = mounted ? await startWriters(mounted, 'baseline', path.join(outs, 'writers')) : null;
+      let tb;
+      try {
+        tb = timed([devsnapCommand(baselineCli)({ args: ['snapshot', dev, '--repo', dir, '--json', '--progress', 'none', '--label', 'installed'] })]);
+      } finally {
+        await writers?.stop();
+      }
+      const tool = `devsnap ${o.baseline.slice(0, 7)} (baseline)`;
+      const r = record({ op: 'full', tool, source: mounted ? 'mounted rw + writers' : 'unmounted', seconds: tb.seconds, mbps: mbps(tb.seconds), bytes: duBytes(dir), rss: tb.rss });
+      fs.rmSync(dir, { recursive: true, force: true });
+      return r;
+    };
     const grew = (repo, fn) => {
       const before = duBytes(repo);
       const t = fn();
@@ -203,14 +221,7 @@ async function main() {
       detail: { id: offline.id, consistency: offline.snapshot?.consistency, stats: offline.snapshot?.stats },
     });
     fs.rmSync(R.devsnapOffline, { recursive: true, force: true }); // its bytes are recorded; save the space
-    let fullBaseline = null;
-    if (baselineCli) {
-      drop();
-      const dir = path.join(repos, 'baseline');
-      t = timed([devsnapCommand(baselineCli)({ args: ['snapshot', L.disk, '--repo', dir, '--json', '--progress', 'none', '--label', 'installed'] })]);
-      fullBaseline = record({ op: 'full', tool: `devsnap ${o.baseline.slice(0, 7)} (baseline)`, source: 'unmounted', seconds: t.seconds, mbps: mbps(t.seconds), bytes: duBytes(dir), rss: t.rss });
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const fullBaseline = baselineCli ? await baselineFull(L.disk, null) : null;
     drop();
     const pcEfi = path.join(outs, 'efi.pcl.zst');
     const pcRoot = path.join(outs, 'root.pcl.zst');
@@ -289,21 +300,7 @@ async function main() {
 
     log('(b) mounted read-write: devsnap full with writers, restic and borg at file level');
     const fullDevsnap = await devsnapMounted('full', 'installed');
-    // The baseline engine on the same mounted root with writers, as that engine read it (live, no point in time).
-    let fullBaselineMounted = null;
-    if (baselineCli) {
-      drop();
-      const dir = path.join(repos, 'baseline-mounted');
-      const writers = await startWriters(mnt, 'baseline', writerLogs);
-      let tb;
-      try {
-        tb = timed([devsnapCommand(baselineCli)({ args: ['snapshot', whole, '--repo', dir, '--json', '--progress', 'none', '--label', 'installed'] })]);
-      } finally {
-        await writers.stop();
-      }
-      fullBaselineMounted = record({ op: 'full', tool: fullBaseline.tool, source: 'mounted rw + writers', seconds: tb.seconds, mbps: mbps(tb.seconds), bytes: duBytes(dir), rss: tb.rss });
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const fullBaselineMounted = baselineCli ? await baselineFull(whole, mnt) : null;
     const firstFiles = filePeers('first backup', 'installed');
 
     log('upgrade: simulateUpgrade(…, 0.05) on the mounted root');
