@@ -10,7 +10,7 @@ import * as crypto from 'crypto';
 import { once } from 'events';
 import * as tar from 'tar-stream';
 import { DevsnapError, toDevsnapError } from '../core/errors';
-import { Area, FREE, Manifest, ZERO, serializeManifest } from '../repo/manifest';
+import { Area, Kind, Manifest, serializeManifest } from '../repo/manifest';
 import { Logger, Repository } from '../repo/repository';
 import { assertChunksStored, ChunkReader } from '../repo/chunk-reader';
 import { WorkerPool } from '../repo/worker-pool';
@@ -163,9 +163,9 @@ async function* areaBytes(a: Area, reader: ChunkReader, ahead: number, signal?: 
   let next = 0;
   const fillWindow = (from: number) => {
     while (prefetch.size < ahead && next < extents.length) {
-      const e = extents[next];
-      if (next >= from && e[2] !== ZERO && e[2] !== FREE) {
-        const p = reader.readExtent(e);
+      const k = extents.kind(next);
+      if (next >= from && k !== Kind.Zero && k !== Kind.Free) {
+        const p = reader.readExtent(extents.at(next));
         p.catch(() => undefined);
         prefetch.set(next, p);
       }
@@ -176,13 +176,13 @@ async function* areaBytes(a: Area, reader: ChunkReader, ahead: number, signal?: 
   for (let i = 0; i < extents.length; i++) {
     if (signal?.aborted) throw cancelled('Export');
     fillWindow(i);
-    const [off, len, ref] = extents[i];
+    const [off, len, kind] = [extents.offset(i), extents.size(i), extents.kind(i)];
     if (off !== pos)
       throw new DevsnapError(
         'DAMAGED',
         `The manifest's extent map of ${a.kind === 'partition' ? `partition ${a.partition}` : `the raw area at byte ${a.start}`} has a gap or overlap at byte ${a.start + off}.`,
       );
-    if (ref === ZERO || ref === FREE) {
+    if (kind === Kind.Zero || kind === Kind.Free) {
       for (let o = 0; o < len; o += ZEROS.length) yield ZEROS.subarray(0, Math.min(ZEROS.length, len - o));
     } else {
       const raw = await prefetch.get(i)!;

@@ -15,7 +15,8 @@ import { once } from 'events';
 import * as tar from 'tar-stream';
 import * as v from 'valibot';
 import { DevsnapError, toDevsnapError } from '../core/errors';
-import { Area, FREE, Manifest, ZERO, parseManifest, shown } from '../repo/manifest';
+import { Area, FREE, Kind, Manifest, ZERO, parseManifest, shown } from '../repo/manifest';
+import { ExtentsBuilder } from '../repo/extents';
 import { Logger, Repository } from '../repo/repository';
 import { WorkerPool } from '../repo/worker-pool';
 import { ChunkSaver } from '../repo/chunk-saver';
@@ -179,7 +180,7 @@ export async function importSnapshot(repo: Repository, file: string, opts: Impor
     if (entry.header.size !== a.size) throw damaged(`holds ${name} with ${entry.header.size} bytes, but the manifest says ${a.size}`);
     const hash = crypto.createHash('sha256');
     const taker = new Taker(entry as AsyncIterable<Buffer>, hash, () => damaged(`ends in the middle of ${name}`));
-    const extents: Area['extents'] = [];
+    const extents = new ExtentsBuilder();
     const verifyIds = info!.chunkHash === 'sha256';
     for (const e of a.extents) {
       const [off, len, ref] = e;
@@ -187,26 +188,26 @@ export async function importSnapshot(repo: Repository, file: string, opts: Impor
       saver.check();
       if (ref === FREE) {
         await taker.each(len, () => undefined);
-        extents.push([off, len, ref]);
+        extents.push(off, len, Kind.Free);
       } else if (ref === ZERO) {
         let zero = true;
         await taker.each(len, (b) => (zero &&= isZero(b)));
         if (!zero) throw damaged(`holds non-zero bytes in ${name} at byte ${a.start + off}, where the snapshot has zeros`);
-        extents.push([off, len, ref]);
+        extents.push(off, len, Kind.Zero);
       } else {
         const raw = await taker.take(len);
         const sha = crypto.createHash('sha256').update(raw).digest('hex');
         // A patched cell's bytes have no id of their own in the manifest (the whole piece's hash covers them).
         if (verifyIds && e.length === 3 && sha !== ref) throw damaged(`holds bytes in ${name} at ${a.start + off}-${a.start + off + len} that do not match the snapshot (chunk ${ref.slice(0, 12)}…)`);
         const id = repo.cipher.encrypted ? repo.cipher.chunkId(raw) : sha;
-        extents.push([off, len, id]);
+        extents.push(off, len, Kind.Chunk, id);
         if (stopped) throw cancelled('Import');
         await saver.save(id, raw);
       }
     }
     await taker.drain();
     seen.set(name, hash.digest('hex'));
-    newAreas[manifest!.areas.indexOf(a)] = { ...a, extents };
+    newAreas[manifest!.areas.indexOf(a)] = { ...a, extents: extents.finish() };
   };
 
   const members = new Set<string>();

@@ -8,7 +8,7 @@ import type { ChunkReader } from '../repo/chunk-reader';
 import { isZero } from '../core/bytes';
 import { JobQueue } from '../core/job-queue';
 import { chunkBuffers } from '../core/memory';
-import { Extent, FREE, ZERO } from '../repo/manifest';
+import { Extents, ExtentsBuilder, Kind } from '../repo/extents';
 import { decodePatch, diffBlocks, encodePatch } from '../repo/patch';
 import { DIGEST_BLOCK, changedBlocks, loadDigests } from '../repo/digests';
 import { overlayByDigests } from '../repo/overlay';
@@ -37,7 +37,7 @@ export class AreaCells {
   constructor(
     readonly area: PlannedArea,
     readonly chunkSize: number,
-    parent?: Extent[],
+    parent?: Extents,
   ) {
     const n = Math.ceil(area.size / chunkSize);
     const cells = parent && fromExtents(parent, chunkSize, area.size);
@@ -73,20 +73,18 @@ export class AreaCells {
   }
 
   /** The manifest's extents: one per data cell, zero and free runs merged. */
-  extents(): Extent[] {
-    const out: Extent[] = [];
+  extents(): Extents {
+    const out = new ExtentsBuilder();
     for (let i = 0; i < this.cells.length; i++) {
       const c = this.cells[i];
       const off = i * this.chunkSize;
       const len = this.cellLength(i);
-      const last = out[out.length - 1];
-      const mark = c.t === 'f' ? FREE : c.t === 'z' ? ZERO : null;
-      if (mark && last && last.length === 3 && last[2] === mark && last[0] + last[1] === off) last[1] += len;
-      else if (mark) out.push([off, len, mark]);
-      else if (c.t === 'c') out.push([off, len, c.id]);
-      else if (c.t === 'p') out.push([off, len, c.id, c.base]);
+      if (c.t === 'f') out.pushMerged(off, len, Kind.Free);
+      else if (c.t === 'z') out.pushMerged(off, len, Kind.Zero);
+      else if (c.t === 'c') out.push(off, len, Kind.Chunk, c.id);
+      else out.push(off, len, Kind.Patch, c.id, c.base);
     }
-    return out;
+    return out.finish();
   }
 }
 
@@ -103,18 +101,18 @@ function overParentFree(a: AreaCells, i: number, blocks: [number, Buffer][], blo
 }
 
 /** Cells from a parent's extents, or undefined when they are not cell-aligned (another chunk size). */
-function fromExtents(extents: Extent[], chunkSize: number, size: number): Cell[] | undefined {
+function fromExtents(extents: Extents, chunkSize: number, size: number): Cell[] | undefined {
   const cells: Cell[] = [];
   let pos = 0;
-  for (const e of extents) {
-    const [off, len] = e;
+  for (let i = 0; i < extents.length; i++) {
+    const [off, len, kind] = [extents.offset(i), extents.size(i), extents.kind(i)];
     if (off !== pos) return undefined;
-    if (e.length === 4 || (e[2] !== FREE && e[2] !== ZERO)) {
+    if (kind === Kind.Chunk || kind === Kind.Patch) {
       if (off % chunkSize !== 0 || len !== Math.min(chunkSize, size - off)) return undefined;
-      cells.push(e.length === 4 ? { t: 'p', id: e[2], base: e[3] } : { t: 'c', id: e[2] });
+      cells.push(kind === Kind.Patch ? { t: 'p', id: extents.id(i), base: extents.base(i) } : { t: 'c', id: extents.id(i) });
     } else {
       if (off % chunkSize !== 0 || (len % chunkSize !== 0 && off + len !== size)) return undefined;
-      for (let o = 0; o < len; o += chunkSize) cells.push(e[2] === FREE ? FREE_CELL : ZERO_CELL);
+      for (let o = 0; o < len; o += chunkSize) cells.push(kind === Kind.Free ? FREE_CELL : ZERO_CELL);
     }
     pos += len;
   }

@@ -10,6 +10,10 @@ import * as v from 'valibot';
 import type { PartitionInfo, SnapshotSummary } from '../protocol';
 import type { PartitionTable } from '../disk/partitions';
 import { DevsnapError } from '../core/errors';
+import { Extents, ExtentsBuilder, Kind } from './extents';
+import { parseManifestJson, stringifyPieces } from './manifest-json';
+
+export { Extents, Kind } from './extents';
 
 /** A chunk id (hex), 'z' for an all-zero range (stored as a marker), 'f' for free space (not imaged). */
 export type ExtentRef = string;
@@ -39,7 +43,7 @@ export interface Area {
   start: number; // byte offset in the disk
   size: number;
   mode: 'raw' | 'used-blocks' | 'full'; // used-blocks: the filesystem told us which blocks matter
-  extents: Extent[];
+  extents: Extents; // held compactly (repo/extents.ts); read as Extent tuples
 }
 
 export interface Manifest extends SnapshotSummary {
@@ -133,8 +137,8 @@ const AreaSchema = v.looseObject({
   start: count,
   size: count,
   mode: v.picklist(['raw', 'used-blocks', 'full'], 'is not "raw", "used-blocks" or "full"'),
-  // Checked by hand in checkGeometry: millions of extents, and each depends on the one before.
-  extents: v.custom<Extent[]>(Array.isArray, 'is not a list'),
+  // Checked by hand (toExtents, checkGeometry): millions of extents, and each depends on the one before.
+  extents: v.custom<Extents>((x) => x instanceof Extents, 'is not a list'),
 });
 
 export const ManifestSchema = v.looseObject({
@@ -224,18 +228,11 @@ function checkGeometry(m: Manifest, fileId: string | null): string | null {
     const ex = a.extents;
     let pos = 0;
     for (let j = 0; j < ex.length; j++) {
-      const e = ex[j];
-      if (!Array.isArray(e) || (e.length !== 3 && (e.length !== 4 || m.version < 2)))
-        return `${name}.extents[${j}] is not [offset, length, chunk]${m.version < 2 ? '' : ' or [offset, length, patch, base]'}: ${shown(e)}`;
-      const [off, len, ref] = e;
-      if (e.length === 4 && !(typeof e[3] === 'string' && CHUNK_ID.test(e[3]) && typeof ref === 'string' && CHUNK_ID.test(ref)))
-        return `${name}.extents[${j}] is a patch whose patch or base ${shown([ref, e[3]])} is not a chunk id (64 hex digits)`;
+      const [off, len, kind] = [ex.offset(j), ex.size(j), ex.kind(j)];
+      if (kind === Kind.Patch && m.version < 2) return `${name}.extents[${j}] is not [offset, length, chunk]: ${shown(ex.at(j))}`;
       if (off !== pos) return `${name}.extents[${j}] starts at ${shown(off)}, not at ${pos} where the extent before it ends (a gap, an overlap or out of order)`;
       if (!Number.isSafeInteger(len) || len <= 0) return `${name}.extents[${j}] has the length ${shown(len)}, not a positive whole number`;
-      if (ref !== ZERO && ref !== FREE) {
-        if (typeof ref !== 'string' || !CHUNK_ID.test(ref)) return `${name}.extents[${j}] refers to ${shown(ref)}, which is not a chunk id (64 hex digits), "z" or "f"`;
-        if (len > chunk) return `${name}.extents[${j}] is a chunk of ${len} bytes, longer than the chunk size (${chunk})`;
-      }
+      if ((kind === Kind.Chunk || kind === Kind.Patch) && len > chunk) return `${name}.extents[${j}] is a chunk of ${len} bytes, longer than the chunk size (${chunk})`;
       pos += len;
       if (pos > a.size) return `${name}.extents[${j}] ends at byte ${pos} of the area, past its size (${a.size})`;
     }
@@ -256,9 +253,15 @@ export function serializeManifest(m: Manifest): Buffer {
   const { digest: _omit, ...rest } = m;
   // The digest is of this JSON; the file is the same JSON with the digest added last, so a reader
   // checks it over the bytes as they are (digestHolds) without serializing the manifest again.
-  const json = JSON.stringify(rest);
-  const digest = crypto.createHash('sha256').update(json).digest('hex');
-  return Buffer.from(json === '{}' ? '{"digest":"' + digest + '"}' : json.slice(0, -1) + digestTail(digest));
+  // The JSON comes in pieces (each extent map one, written from Extents without making tuples).
+  const pieces = stringifyPieces(rest);
+  const hash = crypto.createHash('sha256');
+  for (const p of pieces) hash.update(p);
+  const digest = hash.digest('hex');
+  const last = pieces.length - 1;
+  if (last === 0 && pieces[0].toString() === '{}') return Buffer.from('{"digest":"' + digest + '"}');
+  pieces[last] = Buffer.concat([pieces[last].subarray(0, -1), Buffer.from(digestTail(digest))]);
+  return Buffer.concat(pieces);
 }
 
 /**
@@ -291,7 +294,7 @@ export function parseManifest(bytes: Buffer, fileId: string | null, subject = `s
       : 'This snapshot cannot be used: restore from another snapshot, and run `devsnap check`.';
   let m: Manifest;
   try {
-    m = JSON.parse(bytes.toString('utf8'));
+    m = parseManifestJson(bytes) as Manifest;
   } catch {
     throw new DevsnapError('DAMAGED', `The manifest of ${subject} is truncated or corrupt.`, hint);
   }
@@ -299,9 +302,40 @@ export function parseManifest(bytes: Buffer, fileId: string | null, subject = `s
   if (m.version !== 1 && m.version !== 2)
     throw new DevsnapError('DAMAGED', `Snapshot ${fileId ?? shown(m.id)} has manifest version ${shown(m.version)}, which this devsnap does not know.`, 'Update devsnap.');
   if (!digestHolds(bytes, m)) throw new DevsnapError('DAMAGED', `The manifest of ${subject} is corrupt (its checksum does not match).`, hint);
-  const why = invalidity(m, fileId);
+  const why = toExtents(m) ?? invalidity(m, fileId);
   if (why) throw new DevsnapError('DAMAGED', `The manifest of ${subject} is invalid: ${why}.`, hint);
   return m;
+}
+
+/**
+ * Extent maps still plain JSON arrays (not laid out as devsnap writes them) made Extents: what is
+ * wrong with the first extent that is not a well-formed tuple, or null.
+ */
+function toExtents(m: Manifest): string | null {
+  if (!Array.isArray(m.areas)) return null; // the schema says so
+  for (const [i, a] of (m.areas as unknown[]).entries()) {
+    const list = (a as { extents?: unknown } | null)?.extents;
+    if (!Array.isArray(list)) continue;
+    const out = new ExtentsBuilder(list.length);
+    for (const [j, e] of list.entries()) {
+      const why = shapeProblem(e, m.version >= 2);
+      if (why) return `areas[${i}].extents[${j}] ${why}`;
+      out.pushTuple(e as Extent);
+    }
+    (a as Area).extents = out.finish();
+  }
+  return null;
+}
+
+/** What is wrong with the shape of one extent as JSON, or null. */
+function shapeProblem(e: unknown, patches: boolean): string | null {
+  if (!Array.isArray(e) || (e.length !== 3 && (e.length !== 4 || !patches)) || typeof e[0] !== 'number' || typeof e[1] !== 'number')
+    return `is not [offset, length, chunk]${patches ? ' or [offset, length, patch, base]' : ''}: ${shown(e)}`;
+  const [, , ref] = e;
+  if (e.length === 4 && !(typeof e[3] === 'string' && CHUNK_ID.test(e[3]) && typeof ref === 'string' && CHUNK_ID.test(ref)))
+    return `is a patch whose patch or base ${shown([ref, e[3]])} is not a chunk id (64 hex digits)`;
+  if (e.length === 3 && ref !== ZERO && ref !== FREE && !(typeof ref === 'string' && CHUNK_ID.test(ref))) return `refers to ${shown(ref)}, which is not a chunk id (64 hex digits), "z" or "f"`;
+  return null;
 }
 
 /** What is wrong with a manifest (the first thing found), or null. */
@@ -333,5 +367,12 @@ export function partitionOf(m: Manifest, index: number): PartitionInfo {
 
 /** Every data chunk id the manifest references (patches and their bases). */
 export function* chunkRefs(m: Manifest): Generator<string> {
-  for (const a of m.areas) for (const e of a.extents) yield* extentChunks(e);
+  for (const a of m.areas) {
+    const ex = a.extents;
+    for (let i = 0; i < ex.length; i++) {
+      const k = ex.kind(i);
+      if (k === Kind.Chunk || k === Kind.Patch) yield ex.id(i);
+      if (k === Kind.Patch) yield ex.base(i);
+    }
+  }
 }

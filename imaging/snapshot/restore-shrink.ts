@@ -18,7 +18,7 @@ import { runTool } from '../disk/tools';
 import { fileReader } from '../disk/source';
 import { detectFilesystem } from '../filesystems/detect';
 import { parseFatBootSector } from '../filesystems/fat/bootsector';
-import { FREE, type Area, type Manifest } from '../repo/manifest';
+import { Kind, type Area, type Manifest } from '../repo/manifest';
 import type { ChunkReader } from '../repo/chunk-reader';
 import type { Logger } from '../repo/repository';
 import { SHRINKABLE, type PlacedPartition, type ShrinkPlan } from './shrink-plan';
@@ -34,7 +34,7 @@ async function tool(file: string, args: string[], ok: number[] = [0], env: Recor
   return r.stdout + r.stderr;
 }
 
-const dataBytes = (a: Area) => a.extents.reduce((n, e) => n + (e[2] === FREE ? 0 : e[1]), 0);
+const dataBytes = (a: Area) => a.extents.bytesExcept(Kind.Free);
 
 /** Shrinks the filesystem in `img` to `size` bytes, after checking that its data fits there. */
 async function shrinkFs(img: string, fsType: string, size: number, partition: number, start: number): Promise<void> {

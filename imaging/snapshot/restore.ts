@@ -8,7 +8,7 @@ import { DevsnapError, toDevsnapError } from '../core/errors';
 import { assertNotInRepository, assertNotInUse, inspectPath, DeviceInfo } from '../disk/device';
 import { openDisk } from '../disk/privilege';
 import { handleDevice, relocateGptBackup } from '../disk/partitions';
-import { Area, FREE, Manifest, ZERO, partitionOf } from '../repo/manifest';
+import { Area, Kind, Manifest, partitionOf } from '../repo/manifest';
 import { Logger, Repository } from '../repo/repository';
 import { assertChunksStored, ChunkReader } from '../repo/chunk-reader';
 import { WorkerPool } from '../repo/worker-pool';
@@ -105,7 +105,7 @@ export async function planRestore(
   // A whole disk onto a smaller disk: its partitions are moved and its filesystems shrunk when the data fits.
   const { info } = await checkTarget(target, needed, what, repoDir, partition === undefined);
   const shrink = partition === undefined && info?.kind === 'block' && info.size < needed ? planShrink(m.partitions, m.table.type, info.size) : undefined;
-  const bytesToWrite = areas.reduce((n, a) => n + a.extents.reduce((k, e) => k + (e[2] === FREE ? 0 : e[1]), 0), 0);
+  const bytesToWrite = areas.reduce((n, a) => n + a.extents.bytesExcept(Kind.Free), 0);
   return {
     plan: {
       snapshot: m.id,
@@ -128,7 +128,7 @@ export async function planRestore(
 
 /** An image file target must fit on its filesystem: refuse before writing rather than fail half-way. */
 async function checkFreeSpace(target: string, areas: Area[], fresh: boolean): Promise<void> {
-  const writes = areas.reduce((n, a) => n + a.extents.reduce((k, e) => k + (e[2] === FREE || (fresh && e[2] === ZERO) ? 0 : e[1]), 0), 0);
+  const writes = areas.reduce((n, a) => n + (fresh ? a.extents.bytesExcept(Kind.Free, Kind.Zero) : a.extents.bytesExcept(Kind.Free)), 0);
   const allocated = fresh ? 0 : (await fs.promises.stat(target)).blocks * 512; // overwritten in place
   const needed = Math.max(0, writes - allocated);
   const dir = path.dirname(path.resolve(target));

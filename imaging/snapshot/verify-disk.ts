@@ -12,7 +12,7 @@ import type { UsedBlocks } from '../filesystems/types';
 import { fileReader, sliceReader } from '../disk/source';
 import { journalRuns, readExtState, withoutBlocks } from '../capture/ext-tracking';
 import { ChunkReader } from '../repo/chunk-reader';
-import { FREE, Manifest, ZERO } from '../repo/manifest';
+import { FREE, Kind, Manifest, ZERO } from '../repo/manifest';
 import type { Repository } from '../repo/repository';
 import { WorkerPool } from '../repo/worker-pool';
 import { ProgressMeter, type ProgressSink } from '../core/progress';
@@ -41,7 +41,7 @@ export async function compareWithDisk(repo: Repository, m: Manifest, source: str
   const disk = fileReader(fh, info.size);
   const meter = new ProgressMeter(
     'compare',
-    m.areas.reduce((n, a) => n + a.extents.reduce((k, e) => k + (e[2] === FREE ? 0 : e[1]), 0), 0),
+    m.areas.reduce((n, a) => n + a.extents.bytesExcept(Kind.Free), 0),
     opts.onProgress,
   );
   const out: DiskComparison = { source, equal: true, bytesCompared: 0, differingBytes: 0, differences: [], warnings };

@@ -4,6 +4,7 @@
 // ext4 partition in between with `chunks` used 1 MiB chunks, each followed by a free MiB.
 import * as crypto from 'crypto';
 import type { Area, Extent, Manifest } from '../../imaging/repo/manifest';
+import { Extents } from '../../imaging/repo/extents';
 
 const MiB = 1 << 20;
 export const TB = 1e12;
@@ -34,9 +35,9 @@ export function syntheticManifest(o: SyntheticOptions): Manifest {
   for (let i = 0; i < chunks; i++) extents.push([2 * i * MiB, MiB, chunkRef(seed, i)], [(2 * i + 1) * MiB, MiB, 'f']);
   if (2 * chunks * MiB < partSize) extents.push([2 * chunks * MiB, partSize - 2 * chunks * MiB, 'f']);
   const areas: Area[] = [
-    { kind: 'raw', start: 0, size: MiB, mode: 'raw', extents: [[0, MiB, chunkRef(seed, -1)]] },
-    { kind: 'partition', partition: 1, start: partStart, size: partSize, mode: 'used-blocks', extents },
-    { kind: 'raw', start: size - MiB, size: MiB, mode: 'raw', extents: [[0, MiB, chunkRef(seed, -2)]] },
+    { kind: 'raw', start: 0, size: MiB, mode: 'raw', extents: Extents.from([[0, MiB, chunkRef(seed, -1)]]) },
+    { kind: 'partition', partition: 1, start: partStart, size: partSize, mode: 'used-blocks', extents: Extents.from(extents) },
+    { kind: 'raw', start: size - MiB, size: MiB, mode: 'raw', extents: Extents.from([[0, MiB, chunkRef(seed, -2)]]) },
   ];
   const partitions = [{ index: 1, start: partStart, size: partSize, type: '0FC63DAF-8483-4772-8E79-3D69D8477DE4', typeName: 'Linux filesystem', fs: 'ext4', label: 'root', usedBytes: chunks * MiB }];
   const created = o.created ?? new Date(Date.UTC(2026, 0, 1)).toISOString();

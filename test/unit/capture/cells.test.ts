@@ -15,6 +15,7 @@ import { AreaCells, CellStore, type PlannedArea } from '../../../imaging/capture
 import { applyPatch, decodePatch } from '../../../imaging/repo/patch';
 import type { UsedBlocks } from '../../../imaging/filesystems/types';
 import type { Extent } from '../../../imaging/repo/manifest';
+import { Extents } from '../../../imaging/repo/extents';
 import { cleanup, tmpDir } from '../../helpers/disks';
 
 after(cleanup);
@@ -53,7 +54,7 @@ function removePacks(dir: string): void {
 }
 
 /** A parent snapshot of one cell holding `base`, its first 64 blocks in use (the rest free, stored as the bytes read): its extents. */
-function storeParent(dir: string, parentArea: PlannedArea, base: Buffer): Promise<Extent[]> {
+function storeParent(dir: string, parentArea: PlannedArea, base: Buffer): Promise<Extents> {
   return run(dir, async (store) => {
     const cells = new AreaCells(parentArea, MiB);
     await store.putFull(cells, 0, Buffer.from(base), BS); // the store takes the buffer (moved to a worker)
@@ -63,13 +64,13 @@ function storeParent(dir: string, parentArea: PlannedArea, base: Buffer): Promis
 }
 
 /** An incremental that writes `blocks` over the parent's cell: the cell's extent as stored. */
-function overlayOnParent(dir: string, parentArea: PlannedArea, parent: Extent[], blocks: [number, Buffer][]): Promise<Extent> {
+function overlayOnParent(dir: string, parentArea: PlannedArea, parent: Extents, blocks: [number, Buffer][]): Promise<Extent> {
   return run(dir, async (store) => {
     const cells = new AreaCells(parentArea, MiB, parent);
     cells.parentUsed = parentArea.used!;
     await store.overlay(cells, 0, blocks, BS);
     await store.drain();
-    return cells.extents()[0];
+    return cells.extents().at(0);
   });
 }
 
@@ -79,7 +80,7 @@ test('new blocks over space the parent had free become a patch without reading t
   const base = crypto.randomBytes(MiB);
   const parentArea = area(64);
   const extents = await storeParent(dir, parentArea, base);
-  const baseId = extents[0][2] as string;
+  const baseId = extents.at(0)[2];
   removePacks(dir);
 
   // Blocks 100-102: free in the parent (a file written since).
@@ -104,7 +105,7 @@ test('the patch made without the base holds exactly the new blocks, over an earl
   assert.equal(second.length, 4, 'a patch');
   // The next one writes blocks 200-201, free in its parent: merged with the earlier patch, no base read.
   const fresh = crypto.randomBytes(2 * BS);
-  const third = await overlayOnParent(dir, parentArea, [second], [[200 * BS, fresh]]);
+  const third = await overlayOnParent(dir, parentArea, Extents.from([second]), [[200 * BS, fresh]]);
   assert.equal(third.length, 4, 'a patch');
   const [patchId, baseId] = [third[2] as string, third[3] as string];
   await run(dir, async (_store, repo) => {

@@ -16,6 +16,7 @@ import { overlayByDigests, overlayCell } from '../../../imaging/repo/overlay';
 import { blockDigests, digestFrame, digestFrameLength, digestsOf, loadDigests, DIGEST_BLOCK } from '../../../imaging/repo/digests';
 import { decodePatch } from '../../../imaging/repo/patch';
 import type { Extent } from '../../../imaging/repo/manifest';
+import { Extents } from '../../../imaging/repo/extents';
 import type { UsedBlocks } from '../../../imaging/filesystems/types';
 import { cleanup, prng, seededBytes, sh, tmpDir } from '../../helpers/disks';
 import { devsnap } from '../../helpers/cli';
@@ -159,10 +160,10 @@ test('a cell read whole is compared with its base by digests, without reading th
     const dir = path.join(tmpDir('devsnap-digests-'), 'repo');
     const baseId = await damagedBase(dir, base, true);
     const put = withStore(dir, { compareBytes }, async (store) => {
-      const cells = new AreaCells(a, MiB, [[0, MiB, baseId]]);
+      const cells = new AreaCells(a, MiB, Extents.from([[0, MiB, baseId]]));
       await store.putFull(cells, 0, Buffer.from(cell), BS);
       await store.drain();
-      return cells.extents()[0];
+      return cells.extents().at(0);
     });
     if (compareBytes) {
       await assert.rejects(put, /damaged|corrupt/, 'compared by bytes, the base is read');
@@ -186,13 +187,13 @@ test('compared by digests, blocks in use in the parent are compared without read
       [10 * BS, Buffer.from(base.subarray(10 * BS, 11 * BS))],
       [11 * BS, fresh],
     ];
-    const parent: Extent[] = [[0, MiB, baseId]];
+    const parent = Extents.from([[0, MiB, baseId]]);
     const overlay = withStore(dir, {}, async (store) => {
       const cells = new AreaCells(a, MiB, parent);
       cells.parentUsed = used;
       await store.overlay(cells, 0, blocks, BS);
       await store.drain();
-      return cells.extents()[0];
+      return cells.extents().at(0);
     });
     if (!withDigests) {
       await assert.rejects(overlay, /damaged|corrupt/, 'control: without digests the base is read, and its damage found');

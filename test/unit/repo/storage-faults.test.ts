@@ -125,7 +125,7 @@ async function readBack(repo: Repository, m: Manifest, image: Buffer | undefined
   if (!image) return `no image is known for its label "${m.label}"`;
   if (m.source.size !== image.length) return `its source is ${m.source.size} bytes, not ${image.length}`;
   const reader = new ChunkReader(repo, pool);
-  const extents = m.areas.flatMap((a) => a.extents.map((e) => ({ at: a.start + e[0], e })));
+  const extents = m.areas.flatMap((a) => [...a.extents].map((e) => ({ at: a.start + e[0], e })));
   const covered = extents.reduce((n, x) => n + x.e[1], 0);
   if (covered !== image.length) return `its extents cover ${covered} bytes of ${image.length}`;
   try {

@@ -9,6 +9,7 @@ import * as path from 'path';
 import * as crypto from 'crypto';
 import { diffSnapshots } from '../../../imaging/snapshot/diff';
 import type { Area, Extent, Manifest } from '../../../imaging/repo/manifest';
+import { Extents } from '../../../imaging/repo/extents';
 import { Repository } from '../../../imaging/repo/repository';
 import { takeSnapshot } from '../../../imaging/snapshot/take';
 
@@ -40,8 +41,8 @@ function manifest(id: string, size: number, areas: Area[], fs: Record<number, st
   };
 }
 
-const raw = (start: number, size: number, extents: Extent[]): Area => ({ kind: 'raw', start, size, mode: 'raw', extents });
-const part = (n: number, start: number, size: number, extents: Extent[]): Area => ({ kind: 'partition', partition: n, start, size, mode: 'used-blocks', extents });
+const raw = (start: number, size: number, extents: Extent[]): Area => ({ kind: 'raw', start, size, mode: 'raw', extents: Extents.from(extents) });
+const part = (n: number, start: number, size: number, extents: Extent[]): Area => ({ kind: 'partition', partition: n, start, size, mode: 'used-blocks', extents: Extents.from(extents) });
 const id = (s: string) => crypto.createHash('sha256').update(s).digest('hex');
 
 test('identical manifests: nothing changed, every partition listed', () => {

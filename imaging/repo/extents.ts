@@ -1,0 +1,288 @@
+// An area's extent map held compactly. A 1 TB disk's manifest lists ~1 million extents; as JSON
+// arrays of numbers and hex strings they took ~130 bytes each in the JS heap (a 44 MB manifest
+// parsed into ~100 MB of objects), here 21 bytes and the 32 bytes of each chunk id, outside the heap.
+// Extents are read as the tuples of FORMAT.md (`[offset, length, ref]`, `[offset, length, patch,
+// base]`), made when asked for; JSON.stringify writes them as those tuples.
+import type { Extent } from './manifest';
+
+/** What an extent holds: free space (not imaged), zeros, one chunk, or a patch over a base chunk. */
+export const Kind = { Free: 0, Zero: 1, Chunk: 2, Patch: 3 } as const;
+export type Kind = (typeof Kind)[keyof typeof Kind];
+
+const ID_BYTES = 32;
+
+export class Extents implements Iterable<Extent> {
+  /** Use ExtentsBuilder or Extents.from. */
+  constructor(
+    private readonly offs: Float64Array,
+    private readonly lens: Float64Array,
+    private readonly kinds: Uint8Array,
+    /** Per extent, the index of its first id in `ids` (a patch has two: the patch, then its base). */
+    private readonly refs: Uint32Array,
+    private readonly ids: Buffer,
+    readonly length: number,
+  ) {}
+
+  /** From well-formed tuples (the manifest checks tuples read as plain JSON first); throws on one that is not. */
+  static from(list: Iterable<Extent>): Extents {
+    const b = new ExtentsBuilder();
+    for (const e of list) if (!b.pushTuple(e)) throw new Error(`not an extent: ${JSON.stringify(e)}`);
+    return b.finish();
+  }
+
+  offset(i: number): number {
+    return this.offs[i];
+  }
+
+  size(i: number): number {
+    return this.lens[i];
+  }
+
+  kind(i: number): Kind {
+    return this.kinds[i] as Kind;
+  }
+
+  /** The chunk id of a chunk extent, or the patch's of a patch. */
+  id(i: number): string {
+    return this.hex(this.refs[i]);
+  }
+
+  /** The base chunk id of a patch. */
+  base(i: number): string {
+    return this.hex(this.refs[i] + 1);
+  }
+
+  at(i: number): Extent {
+    const k = this.kinds[i];
+    const off = this.offs[i];
+    const len = this.lens[i];
+    if (k === Kind.Free) return [off, len, 'f'];
+    if (k === Kind.Zero) return [off, len, 'z'];
+    if (k === Kind.Chunk) return [off, len, this.id(i)];
+    return [off, len, this.id(i), this.base(i)];
+  }
+
+  *[Symbol.iterator](): Iterator<Extent> {
+    for (let i = 0; i < this.length; i++) yield this.at(i);
+  }
+
+  /** Bytes of the extents not of the given kinds (e.g. all but free space). */
+  bytesExcept(...kinds: Kind[]): number {
+    let n = 0;
+    for (let i = 0; i < this.length; i++) if (!kinds.includes(this.kinds[i] as Kind)) n += this.lens[i];
+    return n;
+  }
+
+  filter(keep: (e: Extent) => boolean): Extents {
+    const b = new ExtentsBuilder();
+    for (const e of this) if (keep(e)) b.pushTuple(e);
+    return b.finish();
+  }
+
+  /** As JSON.stringify writes extents: the tuples. */
+  toJSON(): Extent[] {
+    return [...this];
+  }
+
+  /** Exactly the bytes of JSON.stringify(this.toJSON()), written without making the tuples. */
+  jsonBytes(): Buffer {
+    let size = 2 + Math.max(0, this.length - 1); // [ ] and the commas between extents
+    for (let i = 0; i < this.length; i++) {
+      const k = this.kinds[i];
+      size += 4 + digits(this.offs[i]) + digits(this.lens[i]); // [ , , ] and the numbers
+      size += k === Kind.Free || k === Kind.Zero ? 3 : k === Kind.Chunk ? 66 : 133;
+    }
+    const out = Buffer.allocUnsafe(size);
+    let p = 0;
+    out[p++] = 0x5b;
+    for (let i = 0; i < this.length; i++) {
+      if (i) out[p++] = 0x2c;
+      out[p++] = 0x5b;
+      p = writeNumber(out, p, this.offs[i]);
+      out[p++] = 0x2c;
+      p = writeNumber(out, p, this.lens[i]);
+      out[p++] = 0x2c;
+      const k = this.kinds[i];
+      if (k === Kind.Free || k === Kind.Zero) {
+        out[p++] = 0x22;
+        out[p++] = k === Kind.Free ? 0x66 : 0x7a;
+        out[p++] = 0x22;
+      } else {
+        p = this.writeHex(out, p, this.refs[i]);
+        if (k === Kind.Patch) {
+          out[p++] = 0x2c;
+          p = this.writeHex(out, p, this.refs[i] + 1);
+        }
+      }
+      out[p++] = 0x5d;
+    }
+    out[p++] = 0x5d;
+    if (p !== size) throw new Error(`extents JSON: wrote ${p} bytes of ${size}`);
+    return out;
+  }
+
+  private hex(ref: number): string {
+    return this.ids.toString('hex', ref * ID_BYTES, (ref + 1) * ID_BYTES);
+  }
+
+  private writeHex(out: Buffer, p: number, ref: number): number {
+    out[p++] = 0x22;
+    for (let k = ref * ID_BYTES, end = k + ID_BYTES; k < end; k++) {
+      out[p++] = HEX_DIGITS[this.ids[k] >> 4];
+      out[p++] = HEX_DIGITS[this.ids[k] & 15];
+    }
+    out[p++] = 0x22;
+    return p;
+  }
+}
+
+const HEX_DIGITS = Buffer.from('0123456789abcdef');
+
+/**
+ * Numbers as JSON.stringify writes them. Extents hold whole numbers (safe integers print in full,
+ * digit by digit here); anything else (NaN, a fraction: never in a valid manifest) goes through String.
+ */
+function digits(n: number): number {
+  if (!Number.isSafeInteger(n)) return String(n).length;
+  let d = n < 0 ? 2 : 1;
+  for (let a = Math.abs(n); a >= 10; a = Math.floor(a / 10)) d++;
+  return d;
+}
+
+function writeNumber(out: Buffer, p: number, n: number): number {
+  if (!Number.isSafeInteger(n)) return p + out.write(String(n), p, 'latin1');
+  if (n < 0) {
+    out[p++] = 0x2d;
+    n = -n;
+  }
+  const end = p + digits(n);
+  for (let q = end - 1; q >= p; q--) {
+    out[q] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  }
+  return end;
+}
+
+const CHUNK_ID = /^[0-9a-f]{64}$/;
+const isId = (x: unknown): x is string => typeof x === 'string' && CHUNK_ID.test(x);
+
+/** Builds Extents one extent at a time (its arrays grow as needed). */
+export class ExtentsBuilder {
+  private offs: Float64Array;
+  private lens: Float64Array;
+  private kinds: Uint8Array;
+  private refs: Uint32Array;
+  private ids: Buffer;
+  private n = 0;
+  private nIds = 0;
+
+  constructor(capacity = 64) {
+    const c = Math.max(4, capacity);
+    this.offs = new Float64Array(c);
+    this.lens = new Float64Array(c);
+    this.kinds = new Uint8Array(c);
+    this.refs = new Uint32Array(c);
+    this.ids = Buffer.allocUnsafe(c * ID_BYTES);
+  }
+
+  get length(): number {
+    return this.n;
+  }
+
+  /** Adds an extent; a free or zero run right after one of its kind is merged into it. */
+  pushMerged(off: number, len: number, kind: typeof Kind.Free | typeof Kind.Zero): void {
+    const last = this.n - 1;
+    if (last >= 0 && this.kinds[last] === kind && this.offs[last] + this.lens[last] === off) this.lens[last] += len;
+    else this.push(off, len, kind);
+  }
+
+  /** Adds a free or zero run, or a chunk (`id`) or patch (`id` over `base`) given as hex ids. */
+  push(off: number, len: number, kind: Kind, id?: string, base?: string): void {
+    const i = this.slot(off, len, kind);
+    if (kind === Kind.Chunk || kind === Kind.Patch) {
+      this.refs[i] = this.nIds;
+      this.addId(id!);
+      if (kind === Kind.Patch) this.addId(base!);
+    }
+  }
+
+  /** Adds a tuple; false when its ref is not "f", "z" or a chunk id. */
+  pushTuple(e: Extent): boolean {
+    if (e.length === 4) this.push(e[0], e[1], Kind.Patch, e[2], e[3]);
+    else if (e[2] === 'f') this.push(e[0], e[1], Kind.Free);
+    else if (e[2] === 'z') this.push(e[0], e[1], Kind.Zero);
+    else if (isId(e[2])) this.push(e[0], e[1], Kind.Chunk, e[2]);
+    else return false;
+    return true;
+  }
+
+  /**
+   * Adds an extent whose ids are the hex digits at `src[at...]` (64 each; a patch's base follows at
+   * `baseAt`), as a parser finds them. False when one is not 64 lowercase hex digits.
+   */
+  pushHexFrom(off: number, len: number, kind: Kind, src: Uint8Array, at: number, baseAt = -1): boolean {
+    const i = this.slot(off, len, kind);
+    if (kind !== Kind.Chunk && kind !== Kind.Patch) return true;
+    this.refs[i] = this.nIds;
+    return this.decodeHex(src, at) && (kind === Kind.Chunk || this.decodeHex(src, baseAt));
+  }
+
+  finish(): Extents {
+    // Trimmed copies: a builder sized for growth would keep up to twice the memory for the snapshot's life.
+    const n = this.n;
+    return new Extents(this.offs.slice(0, n), this.lens.slice(0, n), this.kinds.slice(0, n), this.refs.slice(0, n), Buffer.from(this.ids.subarray(0, this.nIds * ID_BYTES)), n);
+  }
+
+  private slot(off: number, len: number, kind: Kind): number {
+    if (this.n === this.offs.length) this.grow();
+    const i = this.n++;
+    this.offs[i] = off;
+    this.lens[i] = len;
+    this.kinds[i] = kind;
+    return i;
+  }
+
+  private grow(): void {
+    const c = this.offs.length * 2;
+    const offs = new Float64Array(c);
+    offs.set(this.offs);
+    const lens = new Float64Array(c);
+    lens.set(this.lens);
+    const kinds = new Uint8Array(c);
+    kinds.set(this.kinds);
+    const refs = new Uint32Array(c);
+    refs.set(this.refs);
+    [this.offs, this.lens, this.kinds, this.refs] = [offs, lens, kinds, refs];
+  }
+
+  private idSlot(): number {
+    if ((this.nIds + 1) * ID_BYTES > this.ids.length) {
+      const ids = Buffer.allocUnsafe(this.ids.length * 2);
+      this.ids.copy(ids);
+      this.ids = ids;
+    }
+    return this.nIds++ * ID_BYTES;
+  }
+
+  private addId(hex: string): void {
+    if (!isId(hex)) throw new Error(`not a chunk id: ${hex}`);
+    const at = this.idSlot(); // first: it may replace this.ids
+    this.ids.write(hex, at, ID_BYTES, 'hex');
+  }
+
+  private decodeHex(src: Uint8Array, at: number): boolean {
+    const to = this.idSlot();
+    for (let k = 0; k < ID_BYTES; k++) {
+      const hi = HEX[src[at + 2 * k]];
+      const lo = HEX[src[at + 2 * k + 1]];
+      if (hi > 15 || lo > 15) return false;
+      this.ids[to + k] = (hi << 4) | lo;
+    }
+    return true;
+  }
+}
+
+/** Lowercase hex digit values by character code; 255 for anything else. */
+const HEX = new Uint8Array(256).fill(255);
+for (let c = 0; c < 10; c++) HEX[0x30 + c] = c;
+for (let c = 0; c < 6; c++) HEX[0x61 + c] = 10 + c;
