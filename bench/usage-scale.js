@@ -27,6 +27,7 @@ const keep = process.argv.includes('--keep');
 async function build(dir) {
   const { Repository } = require(path.join(OUT, 'imaging/repo/repository.js'));
   const { syntheticManifest, chunkRef, hexId } = require(path.join(OUT, 'test/helpers/manifests.js'));
+  const { Extents } = require(path.join(OUT, 'imaging/repo/extents.js'));
   const repo = await Repository.init(dir, {}, () => undefined);
   const base = syntheticManifest({ id: hexId(0), chunks: K, diskSize: 1e12, seed: 'disk' });
   const all = new Set();
@@ -35,7 +36,7 @@ async function build(dir) {
     // Snapshot s: the base, with chunks i ≡ s (mod every) written anew.
     const areas = base.areas.map((a) => ({
       ...a,
-      extents: a.extents.map((e, j) => (a.kind === 'partition' && e[2] !== 'f' && (j / 2) % every === s % every ? [e[0], e[1], chunkRef(`s${s}`, j)] : e)),
+      extents: Extents.from([...a.extents].map((e, j) => (a.kind === 'partition' && e[2] !== 'f' && (j / 2) % every === s % every ? [e[0], e[1], chunkRef(`s${s}`, j)] : e))),
     }));
     for (const a of areas) for (const e of a.extents) if (e[2] !== 'f' && e[2] !== 'z') all.add(e[2]);
     const created = new Date(Date.UTC(2026, 0, 1) + s * 86400e3).toISOString();

@@ -5,7 +5,7 @@
 // is that snapshot's unique data: deleting it (forget + prune) frees its stored bytes. And `init`:
 // a new repository, encrypted when a password is given.
 import { DevsnapError } from '../core/errors';
-import { chunkRefs, Manifest } from '../repo/manifest';
+import { chunkIdBytes, Manifest } from '../repo/manifest';
 import { resolveName } from '../repo/catalog';
 import { Repository } from '../repo/repository';
 import type { InitRequest, InitResult, SnapshotUsage, UsageRequest, UsageResult } from '../protocol';
@@ -40,8 +40,8 @@ export async function usageOp(req: UsageRequest, ctx: OpContext): Promise<UsageR
       rows.push(row);
       const outside = forget.has(id) ? 0 : OUTSIDE;
       const mark = (i + 1) * SHIFT;
-      for (const ref of chunkRefs(m)) {
-        const n = repo.index.find(ref);
+      for (const [ids, at] of chunkIdBytes(m)) {
+        const n = repo.index.findBytes(ids, at);
         if (n < 0) {
           missingChunks++;
           continue;

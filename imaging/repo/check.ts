@@ -1,7 +1,7 @@
 // check: the repository's structure without reading chunk data (verify does that): config,
 // manifests, index files, packs and their own chunk lists, and what is missing, unreferenced or left
 // over by an interrupted write.
-import { extentChunks } from './manifest';
+import { Kind } from './manifest';
 import { Repository } from './repository';
 import { PackEntry } from './pack';
 
@@ -44,17 +44,18 @@ export async function inspectRepository(repo: Repository): Promise<Inspection> {
     let missing = 0;
     let wrongLength = 0;
     for (const a of m.areas) {
-      for (const e of a.extents) {
-        const ids = extentChunks(e);
-        let found = true;
-        for (const id of ids) {
-          const n = repo.index.find(id);
-          if (n >= 0) used[n] = 1;
-          else found = false;
-        }
-        if (!found) missing++;
+      const ex = a.extents;
+      const ids = ex.idBytes;
+      for (let i = 0; i < ex.length; i++) {
+        const kind = ex.kind(i);
+        if (kind !== Kind.Chunk && kind !== Kind.Patch) continue;
+        const n = repo.index.findBytes(ids, ex.idAt(i));
+        if (n >= 0) used[n] = 1;
+        const base = kind === Kind.Patch ? repo.index.findBytes(ids, ex.baseAt(i)) : n;
+        if (base >= 0) used[base] = 1;
+        if (n < 0 || base < 0) missing++;
         // The chunk that holds the cell (the base of a patch) has the extent's length.
-        else if (ids.length && repo.index.get(ids[ids.length - 1])!.rawLength !== e[1]) wrongLength++;
+        else if (repo.index.location(base)!.rawLength !== ex.size(i)) wrongLength++;
       }
     }
     if (missing) unindexed.push(`snapshot ${m.id} (${m.label}): ${missing} chunk(s) are missing from the repository.`);

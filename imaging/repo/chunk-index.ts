@@ -62,6 +62,11 @@ export class ChunkIndex {
     return this.lookup(this.key, 0);
   }
 
+  /** The entry number of the chunk whose id is the 32 bytes at id[o…], -1 when the index does not hold it. */
+  findBytes(id: Buffer, o: number): number {
+    return this.lookup(id, o);
+  }
+
   /** Where entry n is stored; undefined for a deleted entry. */
   location(n: number): ChunkLocation | undefined {
     const p = n >>> PAGE_BITS;

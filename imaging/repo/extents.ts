@@ -52,6 +52,22 @@ export class Extents implements Iterable<Extent> {
     return this.hex(this.refs[i] + 1);
   }
 
+  /**
+   * The ids as bytes, 32 each: a chunk extent's (or a patch's) at idAt(i), a patch's base at
+   * baseAt(i). For lookups by the million (check, stats) without making hex strings.
+   */
+  get idBytes(): Buffer {
+    return this.ids;
+  }
+
+  idAt(i: number): number {
+    return this.refs[i] * ID_BYTES;
+  }
+
+  baseAt(i: number): number {
+    return (this.refs[i] + 1) * ID_BYTES;
+  }
+
   at(i: number): Extent {
     const k = this.kinds[i];
     const off = this.offs[i];

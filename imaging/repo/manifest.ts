@@ -365,14 +365,19 @@ export function partitionOf(m: Manifest, index: number): PartitionInfo {
   return p;
 }
 
-/** Every data chunk id the manifest references (patches and their bases). */
-export function* chunkRefs(m: Manifest): Generator<string> {
+/** Every data chunk id the manifest references (patches and their bases), as [ids, offset of the 32 bytes]. */
+export function* chunkIdBytes(m: Manifest): Generator<[Buffer, number]> {
   for (const a of m.areas) {
     const ex = a.extents;
     for (let i = 0; i < ex.length; i++) {
       const k = ex.kind(i);
-      if (k === Kind.Chunk || k === Kind.Patch) yield ex.id(i);
-      if (k === Kind.Patch) yield ex.base(i);
+      if (k === Kind.Chunk || k === Kind.Patch) yield [ex.idBytes, ex.idAt(i)];
+      if (k === Kind.Patch) yield [ex.idBytes, ex.baseAt(i)];
     }
   }
+}
+
+/** Every data chunk id the manifest references (patches and their bases). */
+export function* chunkRefs(m: Manifest): Generator<string> {
+  for (const [ids, at] of chunkIdBytes(m)) yield ids.toString('hex', at, at + 32);
 }
