@@ -6,7 +6,8 @@
 // percent (default 1) of them; an index that lists every chunk (their packs are empty files:
 // usage reads no pack). Measures `devsnap stats --json` as a process: wall time and peak RSS; and the
 // same for `devsnap check --json` and `devsnap prune --dry-run --json`, which also go through every
-// manifest (the packs hold a byte per chunk and a true chunk list, so that check finds them sound).
+// manifest (the packs hold a byte per chunk and a true chunk list, so that check finds them sound);
+// then `show` and `label` of one snapshot: one manifest read, and read and written again.
 // Run after `npx tsc -p .`:   node bench/usage-scale.js [--snapshots N] [--chunks K] [--change P] [--keep]
 'use strict';
 
@@ -82,11 +83,19 @@ async function build(dir) {
     console.log(`devsnap check: ${fmt(check)}; ${check.out.snapshots} snapshots, ${check.out.chunks} chunks, no errors`);
     const prune = run(['prune', '--dry-run']);
     console.log(`devsnap prune --dry-run: ${fmt(prune)}; would remove ${prune.out.packsRemoved} packs`);
+    // One manifest read (show), and read and written again (label): what restore, show and an
+    // incremental's parent cost on top of the rest.
+    const first = stats.out.snapshots[0].id;
+    const bytes = fs.statSync(path.join(dir, 'snapshots', `${first}.json`)).size;
+    const show = run(['show', first]);
+    console.log(`devsnap show (one manifest of ${(bytes / 1e6).toFixed(1)} MB): ${fmt(show)}`);
+    const label = run(['label', first, 'renamed']);
+    console.log(`devsnap label (that manifest read and written again): ${fmt(label)}`);
     const figures = (f) => ({ seconds: f.seconds, rssMiB: f.rssMiB });
     fs.mkdirSync(path.join(__dirname, '.work'), { recursive: true });
     fs.writeFileSync(
       path.join(__dirname, '.work', 'usage-scale.json'),
-      JSON.stringify({ snapshots: N, chunks: K, change: P, distinct: chunks, stats: figures(stats), check: figures(check), prune: figures(prune) }, null, 2) + '\n',
+      JSON.stringify({ snapshots: N, chunks: K, change: P, distinct: chunks, stats: figures(stats), check: figures(check), prune: figures(prune), show: figures(show), label: figures(label), manifestBytes: bytes }, null, 2) + '\n',
     );
   } finally {
     if (!keep) fs.rmSync(work, { recursive: true, force: true });

@@ -16,6 +16,7 @@ import type { Repository } from '../repo/repository';
 import type { UsedBlocks } from '../filesystems/types';
 
 export type Cell = { t: 'f' } | { t: 'z' } | { t: 'c'; id: string } | { t: 'p'; id: string; base: string };
+const ID = 32;
 const FREE_CELL: Cell = { t: 'f' };
 /** Bytes read only to diff against: what is stored still names chunks every restore and verify checks. */
 const UNVERIFIED = { verify: false };
@@ -29,10 +30,25 @@ export interface PlannedArea {
   used: UsedBlocks | null;
 }
 
+/**
+ * The cells of one area. A 1 TB disk has about a million, so they are kept as a kind and an id
+ * reference per cell (5 bytes), ids 32 bytes each: the parent's in its Extents (not copied), new
+ * ones appended here. `get` makes a Cell object when one is needed.
+ */
 export class AreaCells {
-  readonly cells: Cell[];
+  readonly length: number;
   /** Whether cells come from a parent snapshot (false: every cell must be read). */
   readonly inherited: boolean;
+  private readonly kinds: Uint8Array;
+  /** Per data cell, its id's number (a patch's base is the next): below `parentIds`, in the parent's Extents. */
+  private readonly refs: Uint32Array;
+  /** The parent's cells as they came (keptFromParent). */
+  private readonly parentKinds: Uint8Array;
+  private readonly parentRefs: Uint32Array;
+  private readonly parentIds: Buffer;
+  private readonly parentIdCount: number;
+  private newIds = Buffer.alloc(0);
+  private newIdCount = 0;
 
   constructor(
     readonly area: PlannedArea,
@@ -40,13 +56,19 @@ export class AreaCells {
     parent?: Extents,
   ) {
     const n = Math.ceil(area.size / chunkSize);
-    const cells = parent && fromExtents(parent, chunkSize, area.size);
-    this.inherited = !!cells;
-    this.cells = cells ?? new Array<Cell>(n).fill(FREE_CELL);
-    this.parentCells = cells ? [...cells] : [];
+    this.length = n;
+    this.kinds = new Uint8Array(n); // Kind.Free
+    this.refs = new Uint32Array(n);
+    this.parentIds = parent?.idBytes ?? Buffer.alloc(0);
+    this.parentIdCount = this.parentIds.length / ID;
+    this.inherited = !!parent && fromExtents(parent, this);
+    if (!this.inherited) {
+      this.kinds.fill(Kind.Free);
+      this.parentIdCount = 0;
+    }
+    this.parentKinds = this.inherited ? this.kinds.slice() : new Uint8Array(0);
+    this.parentRefs = this.inherited ? this.refs.slice() : new Uint32Array(0);
   }
-
-  private readonly parentCells: Cell[];
 
   /**
    * The parent image's used blocks of this area, when known: a block free there held nothing that
@@ -54,17 +76,48 @@ export class AreaCells {
    */
   parentUsed?: UsedBlocks;
 
+  kind(i: number): Kind {
+    return this.kinds[i] as Kind;
+  }
+
+  get(i: number): Cell {
+    const k = this.kinds[i];
+    if (k === Kind.Free) return FREE_CELL;
+    if (k === Kind.Zero) return ZERO_CELL;
+    const id = this.hex(this.refs[i]);
+    return k === Kind.Chunk ? { t: 'c', id } : { t: 'p', id, base: this.hex(this.refs[i] + 1) };
+  }
+
+  set(i: number, c: Cell): void {
+    if (c.t === 'f' || c.t === 'z') {
+      this.kinds[i] = c.t === 'f' ? Kind.Free : Kind.Zero;
+      return;
+    }
+    this.kinds[i] = c.t === 'c' ? Kind.Chunk : Kind.Patch;
+    this.refs[i] = this.addId(c.id);
+    if (c.t === 'p') this.addId(c.base);
+  }
+
+  /** Sets cell i from the parent's extent j (fromExtents): its ids stay where they are. */
+  inherit(i: number, kind: Kind, parentRef: number): void {
+    this.kinds[i] = kind;
+    this.refs[i] = parentRef;
+  }
+
   /** Bytes of the cells that hold data (not free, not zero). */
   dataBytes(): number {
     let n = 0;
-    for (let i = 0; i < this.cells.length; i++) if (this.cells[i].t === 'c' || this.cells[i].t === 'p') n += this.cellLength(i);
+    for (let i = 0; i < this.length; i++) if (this.kinds[i] === Kind.Chunk || this.kinds[i] === Kind.Patch) n += this.cellLength(i);
     return n;
   }
 
   /** Data cells still as the parent stored them (an incremental's reused chunks). */
   keptFromParent(): number {
     let n = 0;
-    for (let i = 0; i < this.parentCells.length; i++) if (this.cells[i] === this.parentCells[i] && (this.cells[i].t === 'c' || this.cells[i].t === 'p')) n++;
+    for (let i = 0; i < this.parentKinds.length; i++) {
+      const k = this.kinds[i];
+      if ((k === Kind.Chunk || k === Kind.Patch) && k === this.parentKinds[i] && this.refs[i] === this.parentRefs[i]) n++;
+    }
     return n;
   }
 
@@ -75,16 +128,38 @@ export class AreaCells {
   /** The manifest's extents: one per data cell, zero and free runs merged. */
   extents(): Extents {
     const out = new ExtentsBuilder();
-    for (let i = 0; i < this.cells.length; i++) {
-      const c = this.cells[i];
+    for (let i = 0; i < this.length; i++) {
+      const k = this.kinds[i] as Kind;
       const off = i * this.chunkSize;
       const len = this.cellLength(i);
-      if (c.t === 'f') out.pushMerged(off, len, Kind.Free);
-      else if (c.t === 'z') out.pushMerged(off, len, Kind.Zero);
-      else if (c.t === 'c') out.push(off, len, Kind.Chunk, c.id);
-      else out.push(off, len, Kind.Patch, c.id, c.base);
+      if (k === Kind.Free || k === Kind.Zero) out.pushMerged(off, len, k);
+      else {
+        const [src, at] = this.idBytes(this.refs[i]);
+        const [baseSrc, baseAt] = k === Kind.Patch ? this.idBytes(this.refs[i] + 1) : [src, -1];
+        out.pushIds(off, len, k, src, at, baseSrc, baseAt);
+      }
     }
     return out.finish();
+  }
+
+  private addId(hex: string): number {
+    if ((this.newIdCount + 1) * ID > this.newIds.length) {
+      const grown = Buffer.alloc(Math.max(64 * ID, this.newIds.length * 2));
+      this.newIds.copy(grown);
+      this.newIds = grown;
+    }
+    this.newIds.write(hex, this.newIdCount * ID, ID, 'hex');
+    return this.parentIdCount + this.newIdCount++;
+  }
+
+  /** Where id number `ref` is: [buffer, offset]. */
+  private idBytes(ref: number): [Buffer, number] {
+    return ref < this.parentIdCount ? [this.parentIds, ref * ID] : [this.newIds, (ref - this.parentIdCount) * ID];
+  }
+
+  private hex(ref: number): string {
+    const [b, at] = this.idBytes(ref);
+    return b.toString('hex', at, at + ID);
   }
 }
 
@@ -100,23 +175,25 @@ function overParentFree(a: AreaCells, i: number, blocks: [number, Buffer][], blo
   return true;
 }
 
-/** Cells from a parent's extents, or undefined when they are not cell-aligned (another chunk size). */
-function fromExtents(extents: Extents, chunkSize: number, size: number): Cell[] | undefined {
-  const cells: Cell[] = [];
+/** Fills `cells` from a parent's extents; false when they are not cell-aligned (another chunk size). */
+function fromExtents(extents: Extents, cells: AreaCells): boolean {
+  const { chunkSize } = cells;
+  const size = cells.area.size;
   let pos = 0;
+  let c = 0;
   for (let i = 0; i < extents.length; i++) {
     const [off, len, kind] = [extents.offset(i), extents.size(i), extents.kind(i)];
-    if (off !== pos) return undefined;
+    if (off !== pos || off % chunkSize !== 0) return false;
     if (kind === Kind.Chunk || kind === Kind.Patch) {
-      if (off % chunkSize !== 0 || len !== Math.min(chunkSize, size - off)) return undefined;
-      cells.push(kind === Kind.Patch ? { t: 'p', id: extents.id(i), base: extents.base(i) } : { t: 'c', id: extents.id(i) });
+      if (len !== Math.min(chunkSize, size - off)) return false;
+      cells.inherit(c++, kind, extents.idAt(i) / ID);
     } else {
-      if (off % chunkSize !== 0 || (len % chunkSize !== 0 && off + len !== size)) return undefined;
-      for (let o = 0; o < len; o += chunkSize) cells.push(kind === Kind.Free ? FREE_CELL : ZERO_CELL);
+      if (len % chunkSize !== 0 && off + len !== size) return false;
+      for (let o = 0; o < len; o += chunkSize) cells.inherit(c++, kind, 0);
     }
     pos += len;
   }
-  return pos === size ? cells : undefined;
+  return pos === size;
 }
 
 /** Stores cells: full chunks, or patches against the chunk a cell held before. */
@@ -141,28 +218,28 @@ export class CellStore {
   async putFull(a: AreaCells, i: number, buf: Buffer | null, blockSize: number): Promise<void> {
     this.jobs.check();
     if (!buf) {
-      a.cells[i] = FREE_CELL;
+      a.set(i, FREE_CELL);
       return;
     }
     // A buffer not handed on goes back to the pool (core/memory.ts) rather than to the collector.
     if (isZero(buf)) {
-      a.cells[i] = ZERO_CELL;
+      a.set(i, ZERO_CELL);
       chunkBuffers.give(buf);
       return;
     }
     const id = this.repo.cipher.chunkId(buf);
-    const before = a.cells[i];
+    const before = a.get(i);
     if (before.t === 'c' && before.id === id) {
       chunkBuffers.give(buf); // unchanged since the parent
       return;
     }
     if (before.t !== 'c' && before.t !== 'p') {
-      a.cells[i] = { t: 'c', id };
+      a.set(i, { t: 'c', id });
       await this.saver.save(id, buf, true, true);
       return;
     }
     await this.jobs.add(async () => {
-      a.cells[i] = await this.store(buf, id, before.t === 'p' ? before.base : before.id, blockSize);
+      a.set(i, await this.store(buf, id, before.t === 'p' ? before.base : before.id, blockSize));
     });
   }
 
@@ -173,7 +250,7 @@ export class CellStore {
    */
   async overlay(a: AreaCells, i: number, blocks: [number, Buffer][], blockSize: number): Promise<void> {
     this.jobs.check();
-    const before = a.cells[i];
+    const before = a.get(i);
     const len = a.cellLength(i);
     await this.jobs.add(async () => {
       try {
@@ -196,7 +273,7 @@ export class CellStore {
         let bytes = 0;
         for (const b of merged.values()) bytes += b.length;
         if (bytes * 4 <= len) {
-          a.cells[i] = await this.savePatch(encodePatch({ base: baseId, cellLength: len, blockSize, blocks: merged }), baseId);
+          a.set(i, await this.savePatch(encodePatch({ base: baseId, cellLength: len, blockSize, blocks: merged }), baseId));
           return;
         }
       }
@@ -207,9 +284,9 @@ export class CellStore {
       const cell = chunkBuffers.take(len).fill(0);
       for (const [off, b] of blocks) b.copy(cell, off);
       if (isZero(cell)) {
-        a.cells[i] = ZERO_CELL;
+        a.set(i, ZERO_CELL);
         chunkBuffers.give(cell);
-      } else a.cells[i] = await this.storeChunk(cell, this.repo.cipher.chunkId(cell));
+      } else a.set(i, await this.storeChunk(cell, this.repo.cipher.chunkId(cell)));
       return;
     }
     const baseId = before.t === 'c' ? before.id : before.base;
@@ -219,7 +296,7 @@ export class CellStore {
       // Patched at another granularity (the partition holds another filesystem now): a whole new cell.
       const cell = await this.reader.readExtent([0, len, before.id, baseId]);
       for (const [off, b] of blocks) b.copy(cell, off);
-      a.cells[i] = await this.storeChunk(cell, this.repo.cipher.chunkId(cell));
+      a.set(i, await this.storeChunk(cell, this.repo.cipher.chunkId(cell)));
       return;
     }
     const patch = earlier?.blocks ?? new Map<number, Buffer>();
@@ -228,9 +305,9 @@ export class CellStore {
     const byDigests = digests && overlayByDigests({ digests, hash: await loadDigests(), patch: new Map(patch), blocks, cellLength: len, blockSize, baseId });
     const r = byDigests || (await this.reader.overlay(baseId, patch, blocks, blockSize));
     if (r.kind === 'same') return;
-    if (r.kind === 'base') a.cells[i] = { t: 'c', id: baseId };
-    else if (r.kind === 'patch') a.cells[i] = await this.savePatch(r.data!, baseId);
-    else a.cells[i] = isZero(r.data!) ? ZERO_CELL : await this.storeChunk(r.data!, this.repo.cipher.chunkId(r.data!));
+    if (r.kind === 'base') a.set(i, { t: 'c', id: baseId });
+    else if (r.kind === 'patch') a.set(i, await this.savePatch(r.data!, baseId));
+    else a.set(i, isZero(r.data!) ? ZERO_CELL : await this.storeChunk(r.data!, this.repo.cipher.chunkId(r.data!)));
   }
 
   /**
@@ -280,12 +357,12 @@ export class CellStore {
   freeUnused(a: AreaCells): void {
     const used = a.area.used;
     if (!used) return;
-    for (let i = 0; i < a.cells.length; i++) {
+    for (let i = 0; i < a.length; i++) {
       const from = Math.floor((i * a.chunkSize) / used.blockSize);
       const to = Math.ceil((i * a.chunkSize + a.cellLength(i)) / used.blockSize);
       let any = false;
       for (let b = from; b < to && !any; b++) any = (used.bitmap[b >> 3] & (1 << (b & 7))) !== 0;
-      if (!any) a.cells[i] = FREE_CELL;
+      if (!any) a.set(i, FREE_CELL);
     }
   }
 

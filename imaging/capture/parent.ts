@@ -6,6 +6,7 @@ import { SnapshotDisk } from '../repo/snapshot-disk';
 import { readExt } from '../filesystems/ext/used-blocks';
 import type { ChunkReader } from '../repo/chunk-reader';
 import type { Manifest } from '../repo/manifest';
+import { Kind } from '../repo/extents';
 import type { Logger, Repository } from '../repo/repository';
 import type { UsedBlocks } from '../filesystems/types';
 import { changesSince, incomparable, journalRuns, mergeRuns, readExtState, type BlockRuns, type ExtState } from './ext-tracking';
@@ -70,8 +71,8 @@ export async function readParentFs(parent: Manifest, partition: number, kind: Pa
 function freshBlocks(t: Tracked): BlockRuns {
   const extra: BlockRuns = [];
   const used = t.cells.area.used!;
-  for (let i = 0; i < t.cells.cells.length; i++) {
-    if (t.cells.cells[i].t !== 'f') continue;
+  for (let i = 0; i < t.cells.length; i++) {
+    if (t.cells.kind(i) !== Kind.Free) continue;
     const from = Math.floor((i * t.cells.chunkSize) / t.blockSize);
     const to = Math.ceil((i * t.cells.chunkSize + t.cells.cellLength(i)) / t.blockSize);
     for (let b = from; b < to; b++) if (used.bitmap[b >> 3] & (1 << (b & 7))) extra.push([b, 1]);

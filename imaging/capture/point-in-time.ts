@@ -17,6 +17,7 @@ import { dropCache, flushDevice, freeze, remountReadOnlySoon, syncFilesystem, ty
 import { ntfsChangesSince, ntfsIncomparable, readNtfsState, type NtfsState } from '../filesystems/ntfs/state';
 import { readParts, runsByCell, type PartCell } from './reads';
 import type { SourceRead } from '../disk/source';
+import { Kind } from '../repo/extents';
 
 /** A partition whose image is kept up to date through its filesystem's records. */
 export type Tracked = ExtTracked | BtrfsTracked | NtfsTracked;
@@ -84,8 +85,8 @@ export async function zeroDeadJournal(t: ExtTracked, store: CellStore): Promise<
   const cells = runsByCell(t.deadJournal, t.blockSize, t.cells.chunkSize, t.cells.area.size);
   for (const [i, runs] of cells) {
     const len = t.cells.cellLength(i);
-    if (runs.length === 1 && runs[0][0] === i * t.cells.chunkSize && runs[0][1] - runs[0][0] === len) t.cells.cells[i] = { t: 'z' };
-    else if (t.cells.cells[i].t !== 'f' && t.cells.cells[i].t !== 'z')
+    if (runs.length === 1 && runs[0][0] === i * t.cells.chunkSize && runs[0][1] - runs[0][0] === len) t.cells.set(i, { t: 'z' });
+    else if (t.cells.kind(i) !== Kind.Free && t.cells.kind(i) !== Kind.Zero)
       await store.overlay(
         t.cells,
         i,

@@ -100,16 +100,25 @@ export class Extents implements Iterable<Extent> {
     return [...this];
   }
 
-  /** Exactly the bytes of JSON.stringify(this.toJSON()), written without making the tuples. */
-  jsonBytes(): Buffer {
+  /** The length of jsonBytes(). */
+  jsonLength(): number {
     let size = 2 + Math.max(0, this.length - 1); // [ ] and the commas between extents
     for (let i = 0; i < this.length; i++) {
       const k = this.kinds[i];
       size += 4 + digits(this.offs[i]) + digits(this.lens[i]); // [ , , ] and the numbers
       size += k === Kind.Free || k === Kind.Zero ? 3 : k === Kind.Chunk ? 66 : 133;
     }
-    const out = Buffer.allocUnsafe(size);
-    let p = 0;
+    return size;
+  }
+
+  /**
+   * Exactly the bytes of JSON.stringify(this.toJSON()), written without making the tuples: into
+   * `out` at `at` (room for jsonLength() bytes), or into a new buffer.
+   */
+  jsonBytes(out?: Buffer, at = 0): Buffer {
+    const size = this.jsonLength();
+    if (!out) out = Buffer.allocUnsafe(size);
+    let p = at;
     out[p++] = 0x5b;
     for (let i = 0; i < this.length; i++) {
       if (i) out[p++] = 0x2c;
@@ -133,7 +142,7 @@ export class Extents implements Iterable<Extent> {
       out[p++] = 0x5d;
     }
     out[p++] = 0x5d;
-    if (p !== size) throw new Error(`extents JSON: wrote ${p} bytes of ${size}`);
+    if (p - at !== size) throw new Error(`extents JSON: wrote ${p - at} bytes of ${size}`);
     return out;
   }
 
@@ -241,6 +250,18 @@ export class ExtentsBuilder {
     if (kind !== Kind.Chunk && kind !== Kind.Patch) return true;
     this.refs[i] = this.nIds;
     return this.decodeHex(src, at) && (kind === Kind.Chunk || this.decodeHex(src, baseAt));
+  }
+
+  /** Adds a chunk or patch whose ids are the 32 bytes at src[at…] (and a patch's base at baseSrc[baseAt…]). */
+  pushIds(off: number, len: number, kind: Kind, src: Buffer, at: number, baseSrc: Buffer, baseAt: number): void {
+    const i = this.slot(off, len, kind);
+    if (kind !== Kind.Chunk && kind !== Kind.Patch) return;
+    this.refs[i] = this.nIds;
+    let to = this.idSlot(); // first: it may replace this.ids
+    src.copy(this.ids, to, at, at + ID_BYTES);
+    if (kind !== Kind.Patch) return;
+    to = this.idSlot();
+    baseSrc.copy(this.ids, to, baseAt, baseAt + ID_BYTES);
   }
 
   finish(): Extents {

@@ -11,7 +11,7 @@ import type { PartitionInfo, SnapshotSummary } from '../protocol';
 import type { PartitionTable } from '../disk/partitions';
 import { DevsnapError } from '../core/errors';
 import { Extents, ExtentsBuilder, Kind } from './extents';
-import { parseManifestJson, stringifyPieces } from './manifest-json';
+import { parseManifestJson, stringifyBytes } from './manifest-json';
 
 export { Extents, Kind } from './extents';
 
@@ -253,15 +253,14 @@ export function serializeManifest(m: Manifest): Buffer {
   const { digest: _omit, ...rest } = m;
   // The digest is of this JSON; the file is the same JSON with the digest added last, so a reader
   // checks it over the bytes as they are (digestHolds) without serializing the manifest again.
-  // The JSON comes in pieces (each extent map one, written from Extents without making tuples).
-  const pieces = stringifyPieces(rest);
-  const hash = crypto.createHash('sha256');
-  for (const p of pieces) hash.update(p);
-  const digest = hash.digest('hex');
-  const last = pieces.length - 1;
-  if (last === 0 && pieces[0].toString() === '{}') return Buffer.from('{"digest":"' + digest + '"}');
-  pieces[last] = Buffer.concat([pieces[last].subarray(0, -1), Buffer.from(digestTail(digest))]);
-  return Buffer.concat(pieces);
+  // Written into one buffer with room for the digest (extent maps straight from Extents).
+  const room = digestTail('0'.repeat(64)).length - 1; // the tail replaces the closing brace
+  const out = stringifyBytes(rest, room);
+  const json = out.subarray(0, out.length - room);
+  const digest = crypto.createHash('sha256').update(json).digest('hex');
+  if (json.length === 2) return Buffer.from('{"digest":"' + digest + '"}'); // {}
+  out.write(digestTail(digest), json.length - 1, 'latin1');
+  return out;
 }
 
 /**
