@@ -8,7 +8,7 @@ import type { ChunkReader } from '../repo/chunk-reader';
 import { isZero } from '../core/bytes';
 import { JobQueue } from '../core/job-queue';
 import { chunkBuffers } from '../core/memory';
-import { Extents, ExtentsBuilder, Kind } from '../repo/extents';
+import { Extents, ExtentsBuilder, IdStore, Kind } from '../repo/extents';
 import { decodePatch, diffBlocks, encodePatch } from '../repo/patch';
 import { DIGEST_BLOCK, changedBlocks, loadDigests } from '../repo/digests';
 import { overlayByDigests } from '../repo/overlay';
@@ -47,8 +47,7 @@ export class AreaCells {
   private readonly parentRefs: Uint32Array;
   private readonly parentIds: Buffer;
   private readonly parentIdCount: number;
-  private newIds = Buffer.alloc(0);
-  private newIdCount = 0;
+  private readonly newIds = new IdStore();
 
   constructor(
     readonly area: PlannedArea,
@@ -143,18 +142,12 @@ export class AreaCells {
   }
 
   private addId(hex: string): number {
-    if ((this.newIdCount + 1) * ID > this.newIds.length) {
-      const grown = Buffer.alloc(Math.max(64 * ID, this.newIds.length * 2));
-      this.newIds.copy(grown);
-      this.newIds = grown;
-    }
-    this.newIds.write(hex, this.newIdCount * ID, ID, 'hex');
-    return this.parentIdCount + this.newIdCount++;
+    return this.parentIdCount + this.newIds.add(hex);
   }
 
   /** Where id number `ref` is: [buffer, offset]. */
   private idBytes(ref: number): [Buffer, number] {
-    return ref < this.parentIdCount ? [this.parentIds, ref * ID] : [this.newIds, (ref - this.parentIdCount) * ID];
+    return ref < this.parentIdCount ? [this.parentIds, ref * ID] : [this.newIds.bytes, (ref - this.parentIdCount) * ID];
   }
 
   private hex(ref: number): string {

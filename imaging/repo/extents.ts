@@ -191,15 +191,77 @@ function writeNumber(out: Buffer, p: number, n: number): number {
 const CHUNK_ID = /^[0-9a-f]{64}$/;
 const isId = (x: unknown): x is string => typeof x === 'string' && CHUNK_ID.test(x);
 
+/**
+ * Chunk ids, 32 bytes each, appended to a buffer that grows as needed and numbered in order: the
+ * ids of an ExtentsBuilder, and the new ids of an incremental's cells.
+ */
+export class IdStore {
+  private buf: Buffer;
+  private n = 0;
+
+  constructor(capacity = 64) {
+    this.buf = Buffer.allocUnsafe(Math.max(4, capacity) * ID_BYTES);
+  }
+
+  get count(): number {
+    return this.n;
+  }
+
+  /** The buffer the ids are in (id k at k * 32); replaced as the store grows. */
+  get bytes(): Buffer {
+    return this.buf;
+  }
+
+  /** Adds a lowercase hex id; its number. */
+  add(hex: string): number {
+    if (!isId(hex)) throw new Error(`not a chunk id: ${hex}`);
+    const k = this.slot();
+    this.buf.write(hex, k * ID_BYTES, ID_BYTES, 'hex');
+    return k;
+  }
+
+  /** Adds the id that is the 32 bytes at src[at…]; its number. */
+  addBytes(src: Buffer, at: number): number {
+    const k = this.slot();
+    src.copy(this.buf, k * ID_BYTES, at, at + ID_BYTES);
+    return k;
+  }
+
+  /** Adds the id whose 64 lowercase hex digits are at src[at…]; false (nothing added) when they are not. */
+  addHexDigits(src: Uint8Array, at: number): boolean {
+    for (let c = 0; c < 2 * ID_BYTES; c++) if (HEX[src[at + c]] > 15) return false;
+    const to = this.slot() * ID_BYTES;
+    for (let k = 0; k < ID_BYTES; k++) this.buf[to + k] = (HEX[src[at + 2 * k]] << 4) | HEX[src[at + 2 * k + 1]];
+    return true;
+  }
+
+  hex(k: number): string {
+    return this.buf.toString('hex', k * ID_BYTES, (k + 1) * ID_BYTES);
+  }
+
+  /** A copy of just the ids (for a finished map that keeps them). */
+  trimmed(): Buffer {
+    return Buffer.from(this.buf.subarray(0, this.n * ID_BYTES));
+  }
+
+  private slot(): number {
+    if ((this.n + 1) * ID_BYTES > this.buf.length) {
+      const grown = Buffer.allocUnsafe(this.buf.length * 2);
+      this.buf.copy(grown);
+      this.buf = grown;
+    }
+    return this.n++;
+  }
+}
+
 /** Builds Extents one extent at a time (its arrays grow as needed). */
 export class ExtentsBuilder {
   private offs: Float64Array;
   private lens: Float64Array;
   private kinds: Uint8Array;
   private refs: Uint32Array;
-  private ids: Buffer;
+  private readonly ids: IdStore;
   private n = 0;
-  private nIds = 0;
 
   constructor(capacity = 64) {
     const c = Math.max(4, capacity);
@@ -207,7 +269,7 @@ export class ExtentsBuilder {
     this.lens = new Float64Array(c);
     this.kinds = new Uint8Array(c);
     this.refs = new Uint32Array(c);
-    this.ids = Buffer.allocUnsafe(c * ID_BYTES);
+    this.ids = new IdStore(c);
   }
 
   get length(): number {
@@ -225,9 +287,8 @@ export class ExtentsBuilder {
   push(off: number, len: number, kind: Kind, id?: string, base?: string): void {
     const i = this.slot(off, len, kind);
     if (kind === Kind.Chunk || kind === Kind.Patch) {
-      this.refs[i] = this.nIds;
-      this.addId(id!);
-      if (kind === Kind.Patch) this.addId(base!);
+      this.refs[i] = this.ids.add(id!);
+      if (kind === Kind.Patch) this.ids.add(base!);
     }
   }
 
@@ -248,26 +309,22 @@ export class ExtentsBuilder {
   pushHexFrom(off: number, len: number, kind: Kind, src: Uint8Array, at: number, baseAt = -1): boolean {
     const i = this.slot(off, len, kind);
     if (kind !== Kind.Chunk && kind !== Kind.Patch) return true;
-    this.refs[i] = this.nIds;
-    return this.decodeHex(src, at) && (kind === Kind.Chunk || this.decodeHex(src, baseAt));
+    this.refs[i] = this.ids.count;
+    return this.ids.addHexDigits(src, at) && (kind === Kind.Chunk || this.ids.addHexDigits(src, baseAt));
   }
 
   /** Adds a chunk or patch whose ids are the 32 bytes at src[at…] (and a patch's base at baseSrc[baseAt…]). */
   pushIds(off: number, len: number, kind: Kind, src: Buffer, at: number, baseSrc: Buffer, baseAt: number): void {
     const i = this.slot(off, len, kind);
     if (kind !== Kind.Chunk && kind !== Kind.Patch) return;
-    this.refs[i] = this.nIds;
-    let to = this.idSlot(); // first: it may replace this.ids
-    src.copy(this.ids, to, at, at + ID_BYTES);
-    if (kind !== Kind.Patch) return;
-    to = this.idSlot();
-    baseSrc.copy(this.ids, to, baseAt, baseAt + ID_BYTES);
+    this.refs[i] = this.ids.addBytes(src, at);
+    if (kind === Kind.Patch) this.ids.addBytes(baseSrc, baseAt);
   }
 
   finish(): Extents {
     // Trimmed copies: a builder sized for growth would keep up to twice the memory for the snapshot's life.
     const n = this.n;
-    return new Extents(this.offs.slice(0, n), this.lens.slice(0, n), this.kinds.slice(0, n), this.refs.slice(0, n), Buffer.from(this.ids.subarray(0, this.nIds * ID_BYTES)), n);
+    return new Extents(this.offs.slice(0, n), this.lens.slice(0, n), this.kinds.slice(0, n), this.refs.slice(0, n), this.ids.trimmed(), n);
   }
 
   private slot(off: number, len: number, kind: Kind): number {
@@ -290,32 +347,6 @@ export class ExtentsBuilder {
     const refs = new Uint32Array(c);
     refs.set(this.refs);
     [this.offs, this.lens, this.kinds, this.refs] = [offs, lens, kinds, refs];
-  }
-
-  private idSlot(): number {
-    if ((this.nIds + 1) * ID_BYTES > this.ids.length) {
-      const ids = Buffer.allocUnsafe(this.ids.length * 2);
-      this.ids.copy(ids);
-      this.ids = ids;
-    }
-    return this.nIds++ * ID_BYTES;
-  }
-
-  private addId(hex: string): void {
-    if (!isId(hex)) throw new Error(`not a chunk id: ${hex}`);
-    const at = this.idSlot(); // first: it may replace this.ids
-    this.ids.write(hex, at, ID_BYTES, 'hex');
-  }
-
-  private decodeHex(src: Uint8Array, at: number): boolean {
-    const to = this.idSlot();
-    for (let k = 0; k < ID_BYTES; k++) {
-      const hi = HEX[src[at + 2 * k]];
-      const lo = HEX[src[at + 2 * k + 1]];
-      if (hi > 15 || lo > 15) return false;
-      this.ids[to + k] = (hi << 4) | lo;
-    }
-    return true;
   }
 }
 
