@@ -95,7 +95,11 @@ async function build(dir) {
     fs.mkdirSync(path.join(__dirname, '.work'), { recursive: true });
     fs.writeFileSync(
       path.join(__dirname, '.work', 'usage-scale.json'),
-      JSON.stringify({ snapshots: N, chunks: K, change: P, distinct: chunks, stats: figures(stats), check: figures(check), prune: figures(prune), show: figures(show), label: figures(label), manifestBytes: bytes }, null, 2) + '\n',
+      JSON.stringify(
+        { snapshots: N, chunks: K, change: P, distinct: chunks, stats: figures(stats), check: figures(check), prune: figures(prune), show: figures(show), label: figures(label), manifestBytes: bytes },
+        null,
+        2,
+      ) + '\n',
     );
   } finally {
     if (!keep) fs.rmSync(work, { recursive: true, force: true });

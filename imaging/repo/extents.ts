@@ -3,7 +3,19 @@
 // parsed into ~100 MB of objects), here 21 bytes and the 32 bytes of each chunk id, outside the heap.
 // Extents are read as the tuples of FORMAT.md (`[offset, length, ref]`, `[offset, length, patch,
 // base]`), made when asked for; JSON.stringify writes them as those tuples.
-import type { Extent } from './manifest';
+
+/** A chunk id (hex), 'z' for an all-zero range (stored as a marker), 'f' for free space (not imaged). */
+export type ExtentRef = string;
+export const ZERO = 'z';
+export const FREE = 'f';
+
+/**
+ * [offset relative to the area's start, length, ref], or [offset, length, patch, base]: the bytes of
+ * chunk `base` with the filesystem blocks that changed since it was stored replaced by those in chunk
+ * `patch` (repo/patch.ts). A patch always names a stored base (never another patch): one level only.
+ * Zero and free runs are merged.
+ */
+export type Extent = [number, number, ExtentRef] | [number, number, string, string];
 
 /** What an extent holds: free space (not imaged), zeros, one chunk, or a patch over a base chunk. */
 export const Kind = { Free: 0, Zero: 1, Chunk: 2, Patch: 3 } as const;

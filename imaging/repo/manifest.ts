@@ -10,23 +10,12 @@ import * as v from 'valibot';
 import type { PartitionInfo, SnapshotSummary } from '../protocol';
 import type { PartitionTable } from '../disk/partitions';
 import { DevsnapError } from '../core/errors';
-import { Extents, ExtentsBuilder, Kind } from './extents';
+import { Extents, ExtentsBuilder, FREE, Kind, ZERO, type Extent } from './extents';
 import { parseManifestJson, stringifyBytes } from './manifest-json';
 
 export { Extents, Kind } from './extents';
 
-/** A chunk id (hex), 'z' for an all-zero range (stored as a marker), 'f' for free space (not imaged). */
-export type ExtentRef = string;
-export const ZERO = 'z';
-export const FREE = 'f';
-
-/**
- * [offset relative to the area's start, length, ref], or [offset, length, patch, base]: the bytes of
- * chunk `base` with the filesystem blocks that changed since it was stored replaced by those in chunk
- * `patch` (repo/patch.ts). A patch always names a stored base (never another patch): one level only.
- * Zero and free runs are merged.
- */
-export type Extent = [number, number, ExtentRef] | [number, number, string, string];
+export { type Extent, type ExtentRef, ZERO, FREE } from './extents';
 
 /** The stored chunk ids an extent needs: none for zero and free runs, one chunk, or a patch and its base. */
 export function extentChunks(e: Extent): string[] {

@@ -53,7 +53,12 @@ test('Extents read back the tuples they were made of, and write the bytes JSON.s
       tuples.reduce((s, e) => s + (e[2] === 'f' ? 0 : e[1]), 0),
     );
   }
-  const odd: Extent[] = [[-5, 0, 'f'], [9, 10, 'z'], [2 ** 53 - 1, 2 ** 53 + 2, 'f'], [0.5, 1e21, 'z']]; // as a damaged manifest may say
+  const odd: Extent[] = [
+    [-5, 0, 'f'],
+    [9, 10, 'z'],
+    [2 ** 53 - 1, 2 ** 53 + 2, 'f'],
+    [0.5, 1e21, 'z'],
+  ]; // as a damaged manifest may say
   assert.equal(Extents.from(odd).jsonBytes().toString(), JSON.stringify(odd));
   assert.throws(() => Extents.from([[0, 1, 'ABC']]), /not an extent/);
   assert.throws(() => Extents.from([[0, 1, 'F'.repeat(64)]]), /not an extent/, 'upper-case hex is not an id the manifest names');
