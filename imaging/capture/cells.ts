@@ -8,7 +8,7 @@ import type { ChunkReader } from '../repo/chunk-reader';
 import { isZero } from '../core/bytes';
 import { JobQueue } from '../core/job-queue';
 import { chunkBuffers } from '../core/memory';
-import { Extents, ExtentsBuilder, IdStore, Kind } from '../repo/extents';
+import { Extents, ExtentsBuilder, ID_BYTES as ID, IdStore, Kind } from '../repo/extents';
 import { decodePatch, diffBlocks, encodePatch } from '../repo/patch';
 import { DIGEST_BLOCK, changedBlocks, loadDigests } from '../repo/digests';
 import { overlayByDigests } from '../repo/overlay';
@@ -16,7 +16,6 @@ import type { Repository } from '../repo/repository';
 import type { UsedBlocks } from '../filesystems/types';
 
 export type Cell = { t: 'f' } | { t: 'z' } | { t: 'c'; id: string } | { t: 'p'; id: string; base: string };
-const ID = 32;
 const FREE_CELL: Cell = { t: 'f' };
 /** Bytes read only to diff against: what is stored still names chunks every restore and verify checks. */
 const UNVERIFIED = { verify: false };

@@ -21,7 +21,8 @@ export type Extent = [number, number, ExtentRef] | [number, number, string, stri
 export const Kind = { Free: 0, Zero: 1, Chunk: 2, Patch: 3 } as const;
 export type Kind = (typeof Kind)[keyof typeof Kind];
 
-const ID_BYTES = 32;
+/** Bytes of a chunk id. */
+export const ID_BYTES = 32;
 
 export class Extents implements Iterable<Extent> {
   /** Use ExtentsBuilder or Extents.from. */
@@ -201,7 +202,8 @@ function writeNumber(out: Buffer, p: number, n: number): number {
 }
 
 const CHUNK_ID = /^[0-9a-f]{64}$/;
-const isId = (x: unknown): x is string => typeof x === 'string' && CHUNK_ID.test(x);
+/** A chunk id as manifests name it: 64 lowercase hex digits. */
+export const isChunkId = (x: unknown): x is string => typeof x === 'string' && CHUNK_ID.test(x);
 
 /**
  * Chunk ids, 32 bytes each, appended to a buffer that grows as needed and numbered in order: the
@@ -226,7 +228,7 @@ export class IdStore {
 
   /** Adds a lowercase hex id; its number. */
   add(hex: string): number {
-    if (!isId(hex)) throw new Error(`not a chunk id: ${hex}`);
+    if (!isChunkId(hex)) throw new Error(`not a chunk id: ${hex}`);
     const k = this.slot();
     this.buf.write(hex, k * ID_BYTES, ID_BYTES, 'hex');
     return k;
@@ -309,7 +311,7 @@ export class ExtentsBuilder {
     if (e.length === 4) this.push(e[0], e[1], Kind.Patch, e[2], e[3]);
     else if (e[2] === 'f') this.push(e[0], e[1], Kind.Free);
     else if (e[2] === 'z') this.push(e[0], e[1], Kind.Zero);
-    else if (isId(e[2])) this.push(e[0], e[1], Kind.Chunk, e[2]);
+    else if (isChunkId(e[2])) this.push(e[0], e[1], Kind.Chunk, e[2]);
     else return false;
     return true;
   }

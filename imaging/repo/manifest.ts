@@ -10,12 +10,10 @@ import * as v from 'valibot';
 import type { PartitionInfo, SnapshotSummary } from '../protocol';
 import type { PartitionTable } from '../disk/partitions';
 import { DevsnapError } from '../core/errors';
-import { Extents, ExtentsBuilder, FREE, Kind, ZERO, type Extent } from './extents';
+import { Extents, ExtentsBuilder, FREE, Kind, ZERO, isChunkId, type Extent } from './extents';
 import { parseManifestJson, stringifyBytes } from './manifest-json';
 
-export { Extents, Kind } from './extents';
-
-export { type Extent, type ExtentRef, ZERO, FREE } from './extents';
+export { Extents, Kind, ZERO, FREE, type Extent, type ExtentRef } from './extents';
 
 /** The stored chunk ids an extent needs: none for zero and free runs, one chunk, or a patch and its base. */
 export function extentChunks(e: Extent): string[] {
@@ -320,9 +318,8 @@ function shapeProblem(e: unknown, patches: boolean): string | null {
   if (!Array.isArray(e) || (e.length !== 3 && (e.length !== 4 || !patches)) || typeof e[0] !== 'number' || typeof e[1] !== 'number')
     return `is not [offset, length, chunk]${patches ? ' or [offset, length, patch, base]' : ''}: ${shown(e)}`;
   const [, , ref] = e;
-  if (e.length === 4 && !(typeof e[3] === 'string' && CHUNK_ID.test(e[3]) && typeof ref === 'string' && CHUNK_ID.test(ref)))
-    return `is a patch whose patch or base ${shown([ref, e[3]])} is not a chunk id (64 hex digits)`;
-  if (e.length === 3 && ref !== ZERO && ref !== FREE && !(typeof ref === 'string' && CHUNK_ID.test(ref))) return `refers to ${shown(ref)}, which is not a chunk id (64 hex digits), "z" or "f"`;
+  if (e.length === 4 && !(isChunkId(e[3]) && isChunkId(ref))) return `is a patch whose patch or base ${shown([ref, e[3]])} is not a chunk id (64 hex digits)`;
+  if (e.length === 3 && ref !== ZERO && ref !== FREE && !isChunkId(ref)) return `refers to ${shown(ref)}, which is not a chunk id (64 hex digits), "z" or "f"`;
   return null;
 }
 
