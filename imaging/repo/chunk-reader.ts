@@ -2,7 +2,7 @@
 // check the content address. Every byte devsnap restores, exports or verifies passes through here.
 import { DevsnapError } from '../core/errors';
 import { PackWriter, Repository } from './repository';
-import { Area, Extent, Manifest, extentChunks } from './manifest';
+import { Area, Extent, Manifest } from './manifest';
 import { applyPatch, decodePatch } from './patch';
 import { WorkerPool } from './worker-pool';
 import { chunkBuffers } from '../core/memory';
@@ -19,17 +19,20 @@ export class ChunkDamage extends DevsnapError {
 
 /** Fails before a byte is written when a chunk the areas need is missing from the repository altogether. */
 export function assertChunksStored(repo: Repository, m: Manifest, areas: Area[], action: 'restore' | 'export'): void {
-  for (const a of areas)
-    for (const e of a.extents)
-      for (const id of extentChunks(e)) {
-        if (!repo.index.has(id)) {
+  for (const a of areas) {
+    const ex = a.extents;
+    for (let i = 0; i < ex.length; i++)
+      for (const at of ex.idsAt(i)) {
+        if (repo.index.findBytes(ex.idBytes, at) < 0) {
+          const [off, len] = [a.start + ex.offset(i), ex.size(i)];
           throw new DevsnapError(
             'DAMAGED',
-            `Snapshot ${m.id} needs chunk ${id.slice(0, 12)}… (${a.kind === 'partition' ? `partition ${a.partition}` : 'raw area'}, bytes ${a.start + e[0]}-${a.start + e[0] + e[1]}), which is missing from the repository. Nothing was written.`,
+            `Snapshot ${m.id} needs chunk ${ex.idBytes.toString('hex', at, at + 6)}… (${a.kind === 'partition' ? `partition ${a.partition}` : 'raw area'}, bytes ${off}-${off + len}), which is missing from the repository. Nothing was written.`,
             `Run \`devsnap check\`; ${action} another snapshot.`,
           );
         }
       }
+  }
 }
 
 export class ChunkReader {

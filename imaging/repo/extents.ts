@@ -81,6 +81,13 @@ export class Extents implements Iterable<Extent> {
     return (this.refs[i] + 1) * ID_BYTES;
   }
 
+  /** Where extent i's ids are in idBytes: none (free, zero), its chunk's, or a patch's and its base's. */
+  idsAt(i: number): number[] {
+    const k = this.kinds[i];
+    if (k === Kind.Chunk) return [this.idAt(i)];
+    return k === Kind.Patch ? [this.idAt(i), this.baseAt(i)] : [];
+  }
+
   at(i: number): Extent {
     const k = this.kinds[i];
     const off = this.offs[i];

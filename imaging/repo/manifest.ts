@@ -352,14 +352,7 @@ export function partitionOf(m: Manifest, index: number): PartitionInfo {
 
 /** Every data chunk id the manifest references (patches and their bases), as [ids, offset of the 32 bytes]. */
 export function* chunkIdBytes(m: Manifest): Generator<[Buffer, number]> {
-  for (const a of m.areas) {
-    const ex = a.extents;
-    for (let i = 0; i < ex.length; i++) {
-      const k = ex.kind(i);
-      if (k === Kind.Chunk || k === Kind.Patch) yield [ex.idBytes, ex.idAt(i)];
-      if (k === Kind.Patch) yield [ex.idBytes, ex.baseAt(i)];
-    }
-  }
+  for (const a of m.areas) for (let i = 0; i < a.extents.length; i++) for (const at of a.extents.idsAt(i)) yield [a.extents.idBytes, at];
 }
 
 /** Every data chunk id the manifest references (patches and their bases). */

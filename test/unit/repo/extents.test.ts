@@ -2,13 +2,22 @@
 // manifest's bytes (imaging/repo/manifest-json.ts), checked against what JSON.parse and
 // JSON.stringify make of the same documents: the compact form must never read or write a manifest
 // differently, whatever its layout, and a damaged one must fail the same way.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as crypto from 'crypto';
 import { Extents } from '../../../imaging/repo/extents';
 import { parseManifestJson, stringifyBytes } from '../../../imaging/repo/manifest-json';
 import { parseManifest, serializeManifest, type Extent, type Manifest } from '../../../imaging/repo/manifest';
 import { syntheticManifest, hexId } from '../../helpers/manifests';
+import * as fs from 'fs';
+import * as path from 'path';
+import { tmpDir, cleanup } from '../../helpers/disks';
+import { Repository } from '../../../imaging/repo/repository';
+import { assertChunksStored } from '../../../imaging/repo/chunk-reader';
+import { takeSnapshot } from '../../../imaging/snapshot/take';
+import { DevsnapError } from '../../../imaging/core/errors';
+
+after(cleanup);
 
 /** A deterministic generator (mulberry32). */
 function prng(seed: number): () => number {
@@ -146,4 +155,30 @@ test('a manifest read back as plain JSON is checked and converted with the same 
   const bad = Buffer.from(json.slice(0, -1).trimEnd() + `,"digest":"${digest}"}`);
   assert.throws(() => parseManifest(bad, m.id), /areas\[1\]\.extents\[0\] refers to "XYZ", which is not a chunk id/);
   assert.ok(text.length > 0);
+});
+
+test('restore and export refuse a snapshot a chunk of which the index lacks, naming the chunk and its bytes', async () => {
+  const dir = tmpDir('devsnap-extents-');
+  const image = path.join(dir, 'disk.img');
+  fs.writeFileSync(image, crypto.randomBytes(3 << 20));
+  const repo = await Repository.init(path.join(dir, 'repo'), {}, () => undefined);
+  try {
+    await repo.loadIndex();
+    const m = await takeSnapshot(repo, { source: image, label: 'x', log: () => undefined });
+    assert.doesNotThrow(() => assertChunksStored(repo, m, m.areas, 'restore'));
+    const a = m.areas[m.areas.length - 1];
+    const [off, len, id] = [...a.extents].filter((e) => e[2].length === 64)[1];
+    const where = a.kind === 'partition' ? `partition ${a.partition}` : 'raw area';
+    repo.index.delete(id);
+    assert.throws(
+      () => assertChunksStored(repo, m, m.areas, 'export'),
+      (err: unknown) =>
+        err instanceof DevsnapError &&
+        err.code === 'DAMAGED' &&
+        err.message.includes(`chunk ${id.slice(0, 12)}… (${where}, bytes ${a.start + off}-${a.start + off + len})`) &&
+        /export another/.test(err.hint ?? ''),
+    );
+  } finally {
+    await repo.close();
+  }
 });
