@@ -256,10 +256,6 @@ export class IdStore {
     return true;
   }
 
-  hex(k: number): string {
-    return this.buf.toString('hex', k * ID_BYTES, (k + 1) * ID_BYTES);
-  }
-
   /** A copy of just the ids (for a finished map that keeps them). */
   trimmed(): Buffer {
     return Buffer.from(this.buf.subarray(0, this.n * ID_BYTES));
@@ -291,10 +287,6 @@ export class ExtentsBuilder {
     this.kinds = new Uint8Array(c);
     this.refs = new Uint32Array(c);
     this.ids = new IdStore(c);
-  }
-
-  get length(): number {
-    return this.n;
   }
 
   /** Adds an extent; a free or zero run right after one of its kind is merged into it. */
